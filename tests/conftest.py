@@ -1,0 +1,54 @@
+"""Shared test fixtures: the array backends every generic function must run on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import array_api_strict
+import torch
+
+from hypothesis import settings
+
+settings.register_profile("tropix", deadline=None, max_examples=60, derandomize=True)
+settings.load_profile("tropix")
+
+
+def _np(a, dtype=None):
+    return np.asarray(a, dtype=dtype or np.float64)
+
+
+def _torch(a, dtype=None):
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def _strict(a, dtype=None):
+    return array_api_strict.asarray(np.asarray(a, dtype=np.float64))
+
+
+BACKENDS = {"numpy": _np, "torch": _torch, "array_api_strict": _strict}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request):
+    """A function turning a nested list / NumPy array into a float64 array of one backend."""
+    return BACKENDS[request.param]
+
+
+def to_np(x):
+    """Any backend's array (or scalar) as a NumPy array, for comparisons."""
+    from tropix._array import to_numpy
+
+    if isinstance(x, (int, float)):
+        return np.asarray(x)
+    return np.asarray(to_numpy(x))
+
+
+try:  # CuPy only where a GPU exists; those tests skip elsewhere.
+    import cupy  # noqa: F401
+
+    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
+except Exception:  # pragma: no cover - no CuPy / no GPU here
+    HAVE_GPU = False
+
+gpu = pytest.mark.skipif(not HAVE_GPU, reason="needs CuPy and a CUDA GPU")

@@ -1,0 +1,261 @@
+"""Array plumbing shared by every layer: namespaces, exactness, validation, NumPy round trips.
+
+tropix follows the array API standard: a numeric function takes its array namespace from its inputs
+(``xp = namespace(a, b)``) and computes with ``xp``, so it runs unchanged on NumPy, CuPy, torch and
+array-api-strict.  Exact arithmetic is the NumPy *object* dtype holding Python ``int`` and
+:class:`fractions.Fraction` (sympy rationals are converted to Fractions on the way in), with
+``float('inf')`` / ``float('-inf')`` for the tropical zeros.
+
+Conventions (documented here once, relied on everywhere):
+
+* Python scalars and nested lists are converted with :func:`asarray`: all-integer/rational data becomes
+  an exact object array, anything with a finite float becomes ``float64``.
+* NumPy integer arrays are exact too; routines whose result may contain a tropical zero or a fraction
+  return object arrays for them.
+* Arrays of other libraries are used as they are; :func:`to_numpy` and :func:`from_numpy` cross over for
+  the few algorithms (assignment, LP, convex hulls) that only exist on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from .errors import BackendMismatchError, EmptyInputError, NaNError
+
+__all__ = [
+    "namespace",
+    "is_array",
+    "is_exact",
+    "asarray",
+    "to_numpy",
+    "from_numpy",
+    "to_exact_scalar",
+    "check_no_nan",
+    "check_nonempty",
+]
+
+_INF = float("inf")
+
+
+def is_array(x: Any) -> bool:
+    """True if ``x`` is an array of a supported array library (not a list or a scalar)."""
+    return array_api_compat.is_array_api_obj(x) and not isinstance(x, (numbers.Number,))
+
+
+def namespace(*arrays: Any):
+    """The array-API namespace of the arrays among ``arrays`` (NumPy for lists and scalars).
+
+    Raises
+    ------
+    BackendMismatchError
+        If the arrays come from two different array libraries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> namespace(np.ones(2), 3.0).__name__
+    'array_api_compat.numpy'
+    """
+    arrs = [a for a in arrays if is_array(a)]
+    if not arrs:
+        return array_api_compat.array_namespace(np.empty(0))
+    try:
+        return array_api_compat.array_namespace(*arrs)
+    except TypeError as err:
+        kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in arrs})
+        raise BackendMismatchError(
+            f"arrays from different libraries were mixed: {', '.join(kinds)}; convert them to one library"
+        ) from err
+
+
+def _scalar_kind(v: Any) -> str:
+    """'exact', 'inf', 'float' or 'nan' for one Python/NumPy/sympy scalar."""
+    if isinstance(v, bool):
+        return "exact"
+    if isinstance(v, (int, np.integer, Fraction)):
+        return "exact"
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf"
+        return "float"
+    if isinstance(v, numbers.Rational):
+        return "exact"
+    mod = type(v).__module__
+    if mod.startswith("sympy"):
+        if getattr(v, "is_Rational", False):
+            return "exact"
+        if v in _sympy_infinities():
+            return "inf"
+        if getattr(v, "is_nan", False) or str(v) == "nan":
+            return "nan"
+        return "float"
+    if isinstance(v, numbers.Real):
+        return "float"
+    raise TypeError(f"{v!r} of type {type(v).__name__} is not a real number")
+
+
+def _sympy_infinities():
+    import sympy
+
+    return (sympy.oo, -sympy.oo)
+
+
+def to_exact_scalar(v: Any):
+    """Convert an exact scalar to ``int``/``Fraction`` (infinities to ``float``), leave floats alone.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> to_exact_scalar(sympy.Rational(3, 4))
+    Fraction(3, 4)
+    >>> to_exact_scalar(Fraction(4, 2))
+    2
+    """
+    kind = _scalar_kind(v)
+    if kind == "exact":
+        if isinstance(v, (bool, np.bool_)):
+            return int(v)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, Fraction):
+            return int(v) if v.denominator == 1 else v
+        if type(v).__module__.startswith("sympy"):
+            f = Fraction(int(v.p), int(v.q))
+        else:
+            f = Fraction(v.numerator, v.denominator)
+        return int(f) if f.denominator == 1 else f
+    if kind == "inf":
+        return _INF if float(v) > 0 else -_INF
+    return float(v) if kind == "float" else float("nan")
+
+
+def is_exact(x: Any) -> bool:
+    """True if ``x`` holds exact numbers: integer or object dtype, or Python ints/Fractions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_exact(np.array([1, 2])), is_exact(np.array([1.0])), is_exact(Fraction(1, 3))
+    (True, False, True)
+    """
+    if is_array(x):
+        if isinstance(x, np.ndarray):
+            return x.dtype == object or np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_
+        xp = array_api_compat.array_namespace(x)
+        return xp.isdtype(x.dtype, "integral")
+    try:
+        return _scalar_kind(x) in ("exact", "inf")
+    except TypeError:
+        return False
+
+
+def asarray(x: Any, *, name: str = "input"):
+    """Turn ``x`` into an array, keeping arrays of any library as they are.
+
+    Lists and scalars of ints, Fractions, sympy rationals and infinities become exact NumPy object
+    arrays; lists with finite floats become ``float64`` arrays; NumPy object arrays are normalised
+    (sympy numbers to Fractions, or to ``float64`` if any entry is a finite float).
+
+    Examples
+    --------
+    >>> asarray([[0, Fraction(1, 2)], [float('-inf'), 3]])
+    array([[0, Fraction(1, 2)],
+           [-inf, 3]], dtype=object)
+    >>> asarray([1.5, 2]).dtype
+    dtype('float64')
+    """
+    if is_array(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
+        return x
+    arr = np.asarray(x, dtype=object) if not isinstance(x, np.ndarray) else x
+    if arr.dtype != object:
+        return arr
+    flat = arr.ravel()
+    kinds = set()
+    for v in flat:
+        kinds.add(_scalar_kind(v))
+    if "float" in kinds or "nan" in kinds:
+        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+    if kinds <= {"inf"} and kinds and not flat.size == 0:
+        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+    out = np.empty(arr.shape, dtype=object)
+    out.ravel()[:] = [to_exact_scalar(v) for v in flat] if flat.size else []
+    if flat.size == 0:
+        return np.empty(arr.shape, dtype=np.float64)
+    return out
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy view or copy of ``x`` (torch tensors are detached and moved to the CPU)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if is_array(x):
+        return np.from_dlpack(x)
+    return asarray(x)
+
+
+def from_numpy(a: np.ndarray, like: Any):
+    """Put the NumPy array ``a`` into the library (and device) of ``like``.
+
+    Object arrays (exact results) stay NumPy: only NumPy can hold Python fractions.
+    """
+    if not is_array(like) or isinstance(like, np.ndarray) or a.dtype == object:
+        return a
+    xp = array_api_compat.array_namespace(like)
+    dev = array_api_compat.device(like)
+    if array_api_compat.is_torch_array(like):
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(a), device=like.device)
+    try:
+        return xp.asarray(a, device=dev)
+    except TypeError:
+        return xp.asarray(a)
+
+
+def check_no_nan(x: Any, name: str = "input") -> None:
+    """Raise :class:`~tropix.errors.NaNError` if ``x`` contains NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_no_nan(np.array([1.0, -np.inf]))
+    >>> check_no_nan(np.array([1.0, np.nan]), "A")
+    Traceback (most recent call last):
+    ...
+    tropix.errors.NaNError: A contains NaN at index (1,); NaN is not an element of any tropical semiring
+    """
+    if is_array(x):
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            bad = [i for i, v in np.ndenumerate(x) if isinstance(v, float) and math.isnan(v)]
+            if bad:
+                raise NaNError(f"{name} contains NaN at index {bad[0]}; NaN is not an element of any tropical semiring")
+            return
+        xp = array_api_compat.array_namespace(x)
+        if not xp.isdtype(x.dtype, ("real floating", "complex floating")):
+            return
+        mask = xp.isnan(x)
+        if bool(xp.any(mask)):
+            idx = tuple(int(i) for i in np.argwhere(to_numpy(mask))[0])
+            raise NaNError(f"{name} contains NaN at index {idx}; NaN is not an element of any tropical semiring")
+        return
+    if isinstance(x, (float, np.floating)) and math.isnan(x):
+        raise NaNError(f"{name} is NaN; NaN is not an element of any tropical semiring")
+
+
+def check_nonempty(x: Any, name: str = "input") -> None:
+    """Raise :class:`~tropix.errors.EmptyInputError` if the array ``x`` has no entries."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and any(int(s) == 0 for s in shape):
+        raise EmptyInputError(f"{name} is empty (shape {tuple(int(s) for s in shape)})")

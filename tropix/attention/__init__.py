@@ -1,0 +1,1 @@
+"""Attention: dense reference, tropical limit, region-sparse, hierarchical and tensor-compressed attention."""

@@ -1,0 +1,89 @@
+"""Exceptions raised by tropix.
+
+Every error a user can trigger with bad input is a subclass of :class:`TropixError`, and also of the
+built-in exception a Python programmer would expect (``ValueError`` or ``TypeError``), so both
+``except tropix.TropixError`` and ``except ValueError`` work.
+
+Examples
+--------
+>>> import tropix
+>>> try:
+...     tropix.MaxPlus.add(float("nan"), 1.0)
+... except tropix.NaNError as err:
+...     print(err)
+NaN in the first operand of MaxPlus.add: NaN is not an element of any tropical semiring
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TropixError",
+    "NaNError",
+    "ShapeError",
+    "EmptyInputError",
+    "SemiringMismatchError",
+    "ConventionError",
+    "BackendMismatchError",
+    "DivergenceError",
+    "UndecidedError",
+    "SizeLimitError",
+    "ParseError",
+    "ToleranceError",
+    "BoundViolationError",
+]
+
+
+class TropixError(Exception):
+    """Base class of every error raised by tropix on bad input or impossible requests."""
+
+
+class NaNError(TropixError, ValueError):
+    """NaN appeared where it has no meaning (NaN is never a tropical number)."""
+
+
+class ShapeError(TropixError, ValueError):
+    """Operands have shapes that do not fit together (or a matrix is not square where it must be)."""
+
+
+class EmptyInputError(TropixError, ValueError):
+    """An input that must contain something is empty."""
+
+
+class SemiringMismatchError(TropixError, TypeError):
+    """Operands carry different semirings (for instance a max-plus and a min-plus object)."""
+
+
+class ConventionError(TropixError, ValueError):
+    """A value belongs to the opposite convention, e.g. ``+inf`` given to a max-plus routine.
+
+    ``-inf`` is the tropical zero of max-plus and ``+inf`` that of min-plus.  The opposite infinity is
+    not an element of the semiring; seeing one almost always means max and min were mixed up.
+    """
+
+
+class BackendMismatchError(TropixError, TypeError):
+    """Arrays from two different array libraries (e.g. NumPy and torch) were mixed in one call."""
+
+
+class DivergenceError(TropixError, ArithmeticError):
+    """A series does not converge (e.g. the Kleene star of a matrix with a positive-weight cycle)."""
+
+
+class UndecidedError(TropixError, ArithmeticError):
+    """The question is not settled by the known theorems plus the exact search tropix can afford."""
+
+
+class SizeLimitError(TropixError, ValueError):
+    """The input is larger than an exact algorithm with exponential cost accepts."""
+
+
+class ParseError(TropixError, ValueError):
+    """A string is not a well-formed tropical polynomial (or other parsed object)."""
+
+
+class ToleranceError(TropixError, ValueError):
+    """A tolerance, rank cap or similar numeric option is outside its allowed range."""
+
+
+class BoundViolationError(TropixError, AssertionError):
+    """``check=True`` found an error larger than the certified bound (a bug: please report it)."""

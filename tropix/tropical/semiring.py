@@ -1,0 +1,602 @@
+"""Semirings: the one abstraction that linear algebra, polynomials and contraction are written against.
+
+A semiring object bundles the two operations (``add`` = ⊕, ``mul`` = ⊗), their neutral elements (``zero``,
+``one``) and the reductions and products built from them.  Every routine in tropix that could be
+"tropical" takes ``semiring=`` and only ever calls these methods, so max- and min-plus are both first
+class and are never mixed up silently: the opposite infinity (``+inf`` in max-plus, ``-inf`` in
+min-plus) is rejected with :class:`~tropix.errors.ConventionError` by :meth:`Semiring.validate`.
+
+=====================  ================  =========  =======  =====================================
+semiring               a ⊕ b             a ⊗ b      zero     one
+=====================  ================  =========  =======  =====================================
+``MaxPlus``            max(a, b)         a + b      -inf     0
+``MinPlus``            min(a, b)         a + b      +inf     0
+``LogSemiring(T)``     T·log(e^{a/T}+e^{b/T})  a + b   -inf (T>0) / +inf (T<0)   0
+``Real``               a + b             a · b      0        1
+=====================  ================  =========  =======  =====================================
+
+``LogSemiring(T)`` tends to ``MaxPlus`` as T → 0⁺ (and to ``MinPlus`` as T → 0⁻): for n terms,
+``max ≤ a ⊕_T b ⊕_T … ≤ max + T·log n``.  This is the bridge from softmax attention (T = 1 after the
+1/√d scaling) to its tropical limit.
+
+Operations accept Python scalars (int, :class:`~fractions.Fraction`, float, sympy rationals, ±inf) and
+arrays of any array-API library; the array namespace is taken from the inputs.
+
+Examples
+--------
+>>> from fractions import Fraction
+>>> from tropix import MaxPlus, MinPlus, LogSemiring
+>>> MaxPlus.add(3, Fraction(7, 2)), MaxPlus.mul(3, Fraction(7, 2))
+(Fraction(7, 2), Fraction(13, 2))
+>>> MinPlus.add(3, Fraction(7, 2)), MaxPlus.zero, MinPlus.zero
+(3, -inf, inf)
+>>> MaxPlus.dual is MinPlus
+True
+>>> round(LogSemiring(0.01).add(1.0, 2.0), 6)  # close to max(1, 2)
+2.0
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar
+from ..errors import ConventionError, NaNError, SemiringMismatchError, ToleranceError
+
+__all__ = [
+    "Semiring",
+    "TropicalSemiring",
+    "LogSemiring",
+    "RealSemiring",
+    "MaxPlus",
+    "MinPlus",
+    "Real",
+    "get_semiring",
+    "check_same_semiring",
+]
+
+_INF = float("inf")
+
+
+def _is_scalar(x: Any) -> bool:
+    return not is_array(x) and not isinstance(x, (list, tuple))
+
+
+def _scalar_nan(x: Any) -> bool:
+    return isinstance(x, (float, np.floating)) and math.isnan(x)
+
+
+def _prep_pair(a: Any, b: Any):
+    """Return (xp, a, b) with lists converted, scalars left for broadcasting against arrays."""
+    if isinstance(a, (list, tuple)):
+        a = asarray(a)
+    if isinstance(b, (list, tuple)):
+        b = asarray(b)
+    if _is_scalar(a) and _is_scalar(b):
+        return None, a, b
+    xp = namespace(a, b)
+    if _is_scalar(a):
+        a = _scalar_like(a, b, xp)
+    if _is_scalar(b):
+        b = _scalar_like(b, a, xp)
+    return xp, a, b
+
+
+def _scalar_like(s: Any, like: Any, xp):
+    if isinstance(like, np.ndarray):
+        if like.dtype == object:
+            return to_exact_scalar(s) if not isinstance(s, float) else s
+        return s
+    s = float(s) if not isinstance(s, (int, np.integer)) or xp.isdtype(like.dtype, "real floating") else int(s)
+    try:
+        return xp.asarray(s, dtype=like.dtype, device=getattr(like, "device", None))
+    except TypeError:
+        return xp.asarray(s, dtype=like.dtype)
+
+
+class Semiring:
+    """Base class of all semirings.  Subclasses define the operations; instances are immutable.
+
+    Attributes
+    ----------
+    name : str
+        Human-readable name, e.g. ``"MaxPlus"``.
+    zero, one
+        Neutral elements of ⊕ and ⊗ as Python scalars.
+    sense : int or None
+        ``+1`` for semirings whose ⊕ selects (or softly selects) the maximum, ``-1`` for the minimum,
+        ``None`` for the ordinary real numbers.
+    idempotent : bool
+        Whether ``a ⊕ a = a``.
+    """
+
+    name: str = "Semiring"
+    zero: Any = None
+    one: Any = None
+    sense: int | None = None
+    idempotent: bool = False
+
+    # -- elementwise ---------------------------------------------------------------------------
+    def add(self, a: Any, b: Any):
+        """a ⊕ b, elementwise with broadcasting."""
+        raise NotImplementedError
+
+    def mul(self, a: Any, b: Any):
+        """a ⊗ b, elementwise with broadcasting."""
+        raise NotImplementedError
+
+    # -- reductions ----------------------------------------------------------------------------
+    def sum(self, x: Any, axis: int | None = None):
+        """⊕-reduction of ``x`` along ``axis`` (all axes if None); the empty sum is :attr:`zero`."""
+        raise NotImplementedError
+
+    def prod(self, x: Any, axis: int | None = None):
+        """⊗-reduction of ``x`` along ``axis``; the empty product is :attr:`one`."""
+        raise NotImplementedError
+
+    def power(self, a: Any, k: Any):
+        """a^{⊗k}."""
+        raise NotImplementedError
+
+    def matmul(self, A: Any, B: Any):
+        """Semiring matrix product ``(A ⊗ B)_ij = ⊕_k A_ik ⊗ B_kj``; see :func:`tropix.tropical.matmul`."""
+        from .matmul import matmul
+
+        return matmul(A, B, semiring=self)
+
+    @property
+    def dual(self) -> "Semiring":
+        """The semiring with the opposite order (max ↔ min)."""
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------------------------
+    def validate(self, x: Any, name: str = "input"):
+        """Return ``x`` as an array (or scalar) after checking it holds only elements of this semiring.
+
+        Raises
+        ------
+        NaNError
+            If ``x`` contains NaN.
+        ConventionError
+            If ``x`` contains the infinity of the opposite convention.
+        """
+        if isinstance(x, (list, tuple)):
+            x = asarray(x, name=name)
+        check_no_nan(x, name)
+        return x
+
+    def is_zero(self, x: Any):
+        """Elementwise test ``x == zero``."""
+        if _is_scalar(x):
+            return x == self.zero
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            return np.vectorize(lambda v: v == self.zero, otypes=[bool])(x)
+        return x == self.zero
+
+    def zeros(self, shape, like: Any = None):
+        """An array of tropical zeros, in the library, dtype and device of ``like`` (NumPy float64 by default)."""
+        return self._full(shape, self.zero, like)
+
+    def ones(self, shape, like: Any = None):
+        """An array of tropical ones."""
+        return self._full(shape, self.one, like)
+
+    def identity(self, n: int, like: Any = None):
+        """The n×n identity matrix of this semiring (``one`` on the diagonal, ``zero`` elsewhere)."""
+        out = self.zeros((n, n), like)
+        if isinstance(out, np.ndarray):
+            np.fill_diagonal(out, self.one)
+            return out
+        xp = namespace(out)
+        idx = xp.arange(n)
+        eye = xp.reshape(idx, (n, 1)) == xp.reshape(idx, (1, n))
+        one = xp.full((n, n), self.one, dtype=out.dtype, device=getattr(out, "device", None))
+        return xp.where(eye, one, out)
+
+    def _full(self, shape, value, like):
+        if like is None or (isinstance(like, np.ndarray) and like.dtype != object):
+            dtype = like.dtype if isinstance(like, np.ndarray) and np.issubdtype(like.dtype, np.floating) else np.float64
+            return np.full(shape, value, dtype=dtype)
+        if isinstance(like, np.ndarray):
+            out = np.empty(shape, dtype=object)
+            out.fill(value)
+            return out
+        xp = namespace(like)
+        dtype = like.dtype if xp.isdtype(like.dtype, "real floating") else xp.float64
+        try:
+            return xp.full(shape, value, dtype=dtype, device=getattr(like, "device", None))
+        except TypeError:
+            return xp.full(shape, value, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __reduce__(self):
+        return (get_semiring, (self.name,))
+
+
+class TropicalSemiring(Semiring):
+    """Max-plus (``sense=+1``) or min-plus (``sense=-1``).  Use the instances :data:`MaxPlus` and :data:`MinPlus`."""
+
+    idempotent = True
+
+    def __init__(self, sense: int):
+        if sense not in (1, -1):
+            raise ValueError("sense must be +1 (max-plus) or -1 (min-plus)")
+        self.sense = sense
+        self.name = "MaxPlus" if sense == 1 else "MinPlus"
+        self.zero = -_INF if sense == 1 else _INF
+        self.one = 0
+
+    # elementwise
+    def add(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        if xp is None:
+            self._check_scalar(a, "first operand", "add")
+            self._check_scalar(b, "second operand", "add")
+            return (max if self.sense == 1 else min)(a, b)
+        return xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
+
+    def mul(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        if xp is None:
+            self._check_scalar(a, "first operand", "mul")
+            self._check_scalar(b, "second operand", "mul")
+            return a + b
+        return a + b
+
+    def _check_scalar(self, v, what, op):
+        if _scalar_nan(v):
+            raise NaNError(f"NaN in the {what} of {self.name}.{op}: NaN is not an element of any tropical semiring")
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"{v!r} is not a real number") from None
+        if math.isinf(fv) and fv != self.zero:
+            raise ConventionError(
+                f"{v} is not an element of {self.name} (its tropical zero is {self.zero}); "
+                f"did you mean {self.dual.name}?"
+            )
+
+    def sum(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return x
+        xp = namespace(x)
+        if _reduced_size(x, axis) == 0:
+            return self._empty_reduction(x, axis, self.zero)
+        return xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
+
+    def prod(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return x
+        xp = namespace(x)
+        if _reduced_size(x, axis) == 0:
+            return self._empty_reduction(x, axis, self.one)
+        return xp.sum(x, axis=axis)
+
+    def _empty_reduction(self, x, axis, value):
+        shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
+        if shape == ():
+            return value
+        return self._full(shape, value, x)
+
+    def power(self, a, k):
+        """a^{⊗k} = k·a.  ``k`` may be any integer (the tropical semifield has inverses) or a rational.
+
+        Examples
+        --------
+        >>> MaxPlus.power(3, 4), MaxPlus.power(float('-inf'), 0), MaxPlus.power(Fraction(1, 2), -2)
+        (12, 0, -1)
+        """
+        if isinstance(a, (list, tuple)):
+            a = asarray(a)
+        if isinstance(k, float) and math.isnan(k):
+            raise NaNError("the exponent of power is NaN")
+        if _is_scalar(a):
+            self._check_scalar(a, "base", "power")
+            if k == 0:
+                return self.one
+            if a == self.zero:
+                if k < 0:
+                    raise ZeroDivisionError(f"the tropical zero of {self.name} has no inverse")
+                return self.zero
+            r = k * a
+            return to_exact_scalar(r) if not isinstance(r, float) else r
+        xp = namespace(a)
+        if k == 0:
+            return self.ones(a.shape, a)
+        if k < 0 and bool(xp.any(self.is_zero(a))):
+            raise ZeroDivisionError(f"the tropical zero of {self.name} has no inverse")
+        return a * k
+
+    @property
+    def dual(self):
+        return MinPlus if self.sense == 1 else MaxPlus
+
+    def validate(self, x, name="input"):
+        x = super().validate(x, name)
+        bad = -self.zero
+        if _is_scalar(x):
+            if x == bad:
+                raise ConventionError(self._wrong_inf_msg(name))
+            return x
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            if any(v == bad for v in x.ravel()):
+                raise ConventionError(self._wrong_inf_msg(name))
+            return x
+        xp = namespace(x)
+        if xp.isdtype(x.dtype, "real floating") and bool(xp.any(x == bad)):
+            raise ConventionError(self._wrong_inf_msg(name))
+        return x
+
+    def _wrong_inf_msg(self, name):
+        return (
+            f"{name} contains {-self.zero}, which is not an element of {self.name} "
+            f"(its tropical zero is {self.zero}); max- and min-plus conventions may have been mixed up - "
+            f"use {self.dual.name} or replace the entry"
+        )
+
+    def better(self, a, b):
+        """Elementwise ``a`` strictly better than ``b`` in this order (``a > b`` for max-plus)."""
+        return a > b if self.sense == 1 else a < b
+
+    def argbest(self, x, axis=None):
+        """Index of the ⊕-winner (argmax for max-plus, argmin for min-plus)."""
+        xp = namespace(x)
+        return xp.argmax(x, axis=axis) if self.sense == 1 else xp.argmin(x, axis=axis)
+
+
+def _reduced_size(x, axis):
+    shape = tuple(int(s) for s in x.shape)
+    if axis is None:
+        return int(np.prod(shape)) if shape else 1
+    return shape[axis]
+
+
+class LogSemiring(Semiring):
+    """The log-semiring at temperature ``T``: ``a ⊕ b = T·log(e^{a/T} + e^{b/T})``, ``a ⊗ b = a + b``.
+
+    For ``T > 0`` its zero is ``-inf`` and as ``T → 0⁺`` it becomes :data:`MaxPlus`; for ``T < 0`` its zero is
+    ``+inf`` and it tends to :data:`MinPlus`.  ``T = 1`` is the semiring of log-probabilities: softmax attention
+    is a log-semiring contraction.  Results are floats (the operation is transcendental).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S = LogSemiring(1.0)
+    >>> float(S.sum(np.log(np.array([1.0, 2.0, 3.0]))))  # log(1 + 2 + 3)
+    1.791759469228055
+    >>> S.limit
+    MaxPlus
+    """
+
+    idempotent = False
+
+    def __init__(self, T: float = 1.0):
+        if isinstance(T, float) and math.isnan(T):
+            raise ToleranceError("temperature T is NaN")
+        if T == 0 or not math.isfinite(float(T)):
+            raise ToleranceError(
+                f"temperature T must be finite and non-zero (got {T}); T -> 0 is MaxPlus/MinPlus themselves"
+            )
+        self.T = float(T)
+        self.sense = 1 if self.T > 0 else -1
+        self.zero = -_INF if self.T > 0 else _INF
+        self.one = 0.0
+        self.name = f"LogSemiring(T={self.T:g})"
+
+    @property
+    def limit(self) -> TropicalSemiring:
+        """The tropical semiring reached as T → 0 with the sign of T."""
+        return MaxPlus if self.sense == 1 else MinPlus
+
+    def add(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        T = self.T
+        if xp is None:
+            for v, w in ((a, "first operand"), (b, "second operand")):
+                if _scalar_nan(v):
+                    raise NaNError(f"NaN in the {w} of {self.name}.add")
+            a, b = float(a), float(b)
+            if a == self.zero:
+                return b
+            if b == self.zero:
+                return a
+            return T * float(np.logaddexp(a / T, b / T))
+        a = _as_float(a, xp)
+        b = _as_float(b, xp)
+        return T * xp.logaddexp(a / T, b / T)
+
+    def mul(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        if xp is None:
+            return float(a) + float(b)
+        return _as_float(a, xp) + _as_float(b, xp)
+
+    def sum(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return float(x)
+        xp = namespace(x)
+        x = _as_float(x, xp)
+        if _reduced_size(x, axis) == 0:
+            shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
+            return self.zero if shape == () else self._full(shape, self.zero, x)
+        y = x / self.T
+        m = xp.max(y, axis=axis, keepdims=True)
+        m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
+        s = xp.sum(xp.exp(y - m_safe), axis=axis, keepdims=True)
+        out = self.T * (xp.log(s) + m_safe)
+        if axis is None:
+            return out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
+        return xp.squeeze(out, axis=axis)
+
+    def prod(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return float(x)
+        xp = namespace(x)
+        x = _as_float(x, xp)
+        if _reduced_size(x, axis) == 0:
+            return MaxPlus._empty_reduction(x, axis, self.one)
+        return xp.sum(x, axis=axis)
+
+    def power(self, a, k):
+        """a^{⊗k} = k·a (floats)."""
+        if _is_scalar(a):
+            return self.one if k == 0 else float(k) * float(a)
+        xp = namespace(a)
+        return _as_float(a, xp) * float(k)
+
+    def matmul(self, A, B):
+        """``(A ⊗ B)_ij = T·log Σ_k exp((A_ik + B_kj)/T)``, computed stably (a scaled BLAS product)."""
+        from .matmul import matmul
+
+        return matmul(A, B, semiring=self)
+
+    @property
+    def dual(self):
+        return LogSemiring(-self.T)
+
+    def validate(self, x, name="input"):
+        x = super().validate(x, name)
+        return self.limit.__class__.validate(self.limit, x, name)
+
+    def __eq__(self, other):
+        return isinstance(other, LogSemiring) and other.T == self.T
+
+    def __hash__(self):
+        return hash(("LogSemiring", self.T))
+
+    def __reduce__(self):
+        return (LogSemiring, (self.T,))
+
+
+def _as_float(x, xp):
+    if isinstance(x, np.ndarray):
+        if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
+            return x.astype(np.float64)
+        return x
+    if xp.isdtype(x.dtype, "real floating"):
+        return x
+    return xp.astype(x, xp.float64)
+
+
+class RealSemiring(Semiring):
+    """The ordinary real numbers (+, ×); used by tensor-network contraction when no semiring is given."""
+
+    name = "Real"
+    zero = 0
+    one = 1
+    sense = None
+    idempotent = False
+
+    def add(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        return a + b
+
+    def mul(self, a, b):
+        xp, a, b = _prep_pair(a, b)
+        return a * b
+
+    def sum(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return x
+        return namespace(x).sum(x, axis=axis)
+
+    def prod(self, x, axis=None):
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):
+            return x
+        return namespace(x).prod(x, axis=axis)
+
+    def power(self, a, k):
+        return a**k
+
+    def matmul(self, A, B):
+        return A @ B
+
+    @property
+    def dual(self):
+        return self
+
+
+MaxPlus = TropicalSemiring(+1)
+"""The max-plus semiring (ℝ ∪ {−∞}, max, +)."""
+
+MinPlus = TropicalSemiring(-1)
+"""The min-plus semiring (ℝ ∪ {+∞}, min, +)."""
+
+Real = RealSemiring()
+"""The ordinary semiring (ℝ, +, ×)."""
+
+_ALIASES = {
+    "max": MaxPlus,
+    "maxplus": MaxPlus,
+    "max-plus": MaxPlus,
+    "max_plus": MaxPlus,
+    "min": MinPlus,
+    "minplus": MinPlus,
+    "min-plus": MinPlus,
+    "min_plus": MinPlus,
+    "real": Real,
+    "standard": Real,
+}
+
+
+def get_semiring(s: Any) -> Semiring:
+    """Return the semiring named by ``s`` (a :class:`Semiring`, ``"max"``, ``"min"``, ``"real"``, or ``None`` → MaxPlus).
+
+    Examples
+    --------
+    >>> get_semiring("min-plus")
+    MinPlus
+    >>> get_semiring("LogSemiring(T=0.5)")
+    LogSemiring(T=0.5)
+    """
+    if s is None:
+        return MaxPlus
+    if isinstance(s, Semiring):
+        return s
+    if isinstance(s, str):
+        key = s.strip().lower()
+        if key in _ALIASES:
+            return _ALIASES[key]
+        if key.startswith("logsemiring(t=") and key.endswith(")"):
+            return LogSemiring(float(key[len("logsemiring(t=") : -1]))
+        raise ValueError(f"unknown semiring {s!r}; use MaxPlus, MinPlus, LogSemiring(T) or Real")
+    raise TypeError(f"semiring must be a tropix Semiring or its name, not {type(s).__name__}")
+
+
+def check_same_semiring(*semirings: Semiring) -> Semiring:
+    """Raise :class:`~tropix.errors.SemiringMismatchError` unless all semirings are equal; return it.
+
+    Examples
+    --------
+    >>> check_same_semiring(MaxPlus, MinPlus)
+    Traceback (most recent call last):
+    ...
+    tropix.errors.SemiringMismatchError: operands use different semirings: MaxPlus and MinPlus; convert one of them explicitly (e.g. with .dual and negation)
+    """
+    first = semirings[0]
+    for s in semirings[1:]:
+        if s != first:
+            raise SemiringMismatchError(
+                f"operands use different semirings: {first} and {s}; "
+                "convert one of them explicitly (e.g. with .dual and negation)"
+            )
+    return first
