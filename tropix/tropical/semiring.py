@@ -6,14 +6,10 @@ A semiring object bundles the two operations (``add`` = ⊕, ``mul`` = ⊗), the
 class and are never mixed up silently: the opposite infinity (``+inf`` in max-plus, ``-inf`` in
 min-plus) is rejected with :class:`~tropix.errors.ConventionError` by :meth:`Semiring.validate`.
 
-=====================  ================  =========  =======  =====================================
-semiring               a ⊕ b             a ⊗ b      zero     one
-=====================  ================  =========  =======  =====================================
-``MaxPlus``            max(a, b)         a + b      -inf     0
-``MinPlus``            min(a, b)         a + b      +inf     0
-``LogSemiring(T)``     T·log(e^{a/T}+e^{b/T})  a + b   -inf (T>0) / +inf (T<0)   0
-``Real``               a + b             a · b      0        1
-=====================  ================  =========  =======  =====================================
+* ``MaxPlus``: a ⊕ b = max(a, b), a ⊗ b = a + b, zero = -inf, one = 0.
+* ``MinPlus``: a ⊕ b = min(a, b), a ⊗ b = a + b, zero = +inf, one = 0.
+* ``LogSemiring(T)``: a ⊕ b = T·log(e^{a/T} + e^{b/T}), a ⊗ b = a + b, zero = -inf (T > 0) or +inf (T < 0), one = 0.
+* ``Real``: ordinary + and ×, zero = 0, one = 1.
 
 ``LogSemiring(T)`` tends to ``MaxPlus`` as T → 0⁺ (and to ``MinPlus`` as T → 0⁻): for n terms,
 ``max ≤ a ⊕_T b ⊕_T … ≤ max + T·log n``.  This is the bridge from softmax attention (T = 1 after the
