@@ -432,7 +432,7 @@ class LogSemiring(Semiring):
         m = xp.max(y, axis=axis, keepdims=True)
         m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
         s = xp.sum(xp.exp(y - m_safe), axis=axis, keepdims=True)
-        out = self.T * (xp.log(s) + m_safe)
+        out = self.T * (_log0(s, xp) + m_safe)
         if axis is None:
             return out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
         return xp.squeeze(out, axis=axis)
@@ -477,6 +477,12 @@ class LogSemiring(Semiring):
 
     def __reduce__(self):
         return (LogSemiring, (self.T,))
+
+
+def _log0(s, xp):
+    """log of a non-negative array with log(0) = -inf and no floating-point warning."""
+    pos = s > 0
+    return xp.where(pos, xp.log(xp.where(pos, s, xp.ones_like(s))), xp.full_like(s, -_INF))
 
 
 def _as_float(x, xp):
