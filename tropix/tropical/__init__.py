@@ -15,6 +15,15 @@ from .semiring import (
     get_semiring,
 )
 from .matmul import matmul
+from .convexity import (
+    TropicalCell,
+    TropicalPolytope,
+    convex_hull,
+    covector,
+    hilbert_distance,
+    tropical_projection,
+    tropical_segment,
+)
 
 __all__ = [
     "Semiring",
@@ -27,4 +36,11 @@ __all__ = [
     "get_semiring",
     "check_same_semiring",
     "matmul",
+    "convex_hull",
+    "TropicalPolytope",
+    "TropicalCell",
+    "covector",
+    "tropical_projection",
+    "tropical_segment",
+    "hilbert_distance",
 ]
