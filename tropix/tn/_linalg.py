@@ -1,0 +1,104 @@
+"""Backend-generic dense linear algebra for the tensor-network modules (SVD, QR, norms, truncation rules).
+
+Everything here takes its array namespace from the input, so NumPy, torch (with autograd) and
+array-api-strict work alike.  Tensor decompositions are floating-point algorithms: exact (integer or
+object) input is converted to ``float64`` first by :func:`as_float`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._array import asarray, check_no_nan, check_nonempty, namespace, to_numpy
+from ..errors import ToleranceError
+
+__all__ = ["as_float", "svd", "qr", "fro_norm", "truncation_rank", "check_eps", "check_max_rank"]
+
+
+def as_float(x: Any, name: str = "tensor"):
+    """``x`` as a floating-point array of its own library (lists and exact arrays become ``float64``)."""
+    if isinstance(x, (list, tuple)) or not hasattr(x, "shape"):
+        x = asarray(x, name=name)
+    if isinstance(x, np.ndarray):
+        if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float64)
+    else:
+        xp = namespace(x)
+        if not xp.isdtype(x.dtype, "real floating"):
+            x = xp.astype(x, xp.float64)
+    check_no_nan(x, name)
+    check_nonempty(x, name)
+    return x
+
+
+def svd(x):
+    """Thin SVD ``x = U @ diag(S) @ Vh`` of a matrix, in the library of ``x``."""
+    xp = namespace(x)
+    U, S, Vh = xp.linalg.svd(x, full_matrices=False)
+    return U, S, Vh
+
+
+def qr(x):
+    """Reduced QR decomposition of a matrix."""
+    xp = namespace(x)
+    Q, R = xp.linalg.qr(x)
+    return Q, R
+
+
+def fro_norm(x) -> Any:
+    """Frobenius norm of an array of any shape (a 0-d array of the input's library)."""
+    xp = namespace(x)
+    return xp.sqrt(xp.sum(x * x))
+
+
+def truncation_rank(S, budget_sq: float, max_rank: int | None) -> tuple[int, float]:
+    """Smallest rank ``r ≥ 1`` whose discarded tail ``Σ_{i≥r} S_i²`` is at most ``budget_sq``, capped at ``max_rank``.
+
+    Returns ``(r, discarded_sq)`` where ``discarded_sq`` is the tail actually discarded (larger than the
+    budget only when the cap binds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truncation_rank(np.array([3.0, 2.0, 1.0]), 1.0, None)
+    (2, 1.0)
+    >>> truncation_rank(np.array([3.0, 2.0, 1.0]), 1.0, 1)
+    (1, 5.0)
+    """
+    s = np.asarray(to_numpy(S), dtype=np.float64)
+    n = s.shape[0]
+    if n == 0:
+        return 1, 0.0
+    sq = s * s
+    tail = np.concatenate([np.cumsum(sq[::-1])[::-1], [0.0]])  # tail[r] = sum_{i >= r} s_i^2
+    ok = np.nonzero(tail[1:] <= budget_sq)[0]
+    r = int(ok[0]) + 1 if ok.size else n
+    if max_rank is not None:
+        r = min(r, int(max_rank))
+    r = max(1, min(r, n))
+    return r, float(tail[r])
+
+
+def check_eps(eps: Any, name: str = "eps") -> float:
+    """Validate a relative tolerance: a real number in the open interval (0, 1)."""
+    try:
+        e = float(eps)
+    except (TypeError, ValueError):
+        raise ToleranceError(f"{name} must be a real number in (0, 1), got {eps!r}") from None
+    if math.isnan(e) or not 0.0 < e < 1.0:
+        raise ToleranceError(f"{name} must lie in the open interval (0, 1), got {eps!r}")
+    return e
+
+
+def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
+    """Validate a rank cap: ``None`` (no cap) or an integer ≥ 1."""
+    if max_rank is None:
+        return None
+    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)):
+        raise ToleranceError(f"{name} must be None or an integer >= 1, got {max_rank!r}")
+    if max_rank < 1:
+        raise ToleranceError(f"{name} must be at least 1, got {max_rank}")
+    return int(max_rank)

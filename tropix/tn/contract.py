@@ -1,0 +1,469 @@
+"""Einsum-style tensor-network contraction over any semiring, with counting and optimal assignments.
+
+``contract("ij,jk->ik", A, B)`` contracts in the order chosen by :mod:`opt_einsum` (``optimize=`` selects
+its path optimiser, or pass an explicit path, or ``"sequential"`` to contract the operands left to
+right).  Each pairwise step is reduced to a batched matrix product:
+
+* ordinary semiring (``semiring=None`` or ``Real``): ``matmul`` of the array library (BLAS);
+* max-plus / min-plus: :func:`tropix.tropical.matmul` (with its compiled fast path) for unbatched steps,
+  and a chunked broadcast ``⊕_k (A ⊗ B)`` for batched ones;
+* any other semiring (e.g. ``LogSemiring``): the chunked broadcast with the semiring's ``mul``/``sum``.
+
+In a tropical semiring the contraction value is an optimum over all index assignments, so tropical
+tensor networks solve optimisation problems.  ``count=True`` contracts counting-tropical numbers
+``(value, multiplicity)`` and also returns how many assignments attain the optimum; ``assignment=True``
+returns one optimal assignment (a dict index → value) by backtracking through the contraction tree.
+
+Examples
+--------
+>>> import numpy as np
+>>> from tropix import MaxPlus, MinPlus
+>>> from tropix.tn import contract
+>>> A = np.array([[0., 2.], [1., 1.]])
+>>> float(contract("ij,jk->", A, A, semiring=MaxPlus))       # max_{i,j,k} A_ij + A_jk
+3.0
+>>> contract("ij,jk->ik", A, A)                              # ordinary matrix product
+array([[2., 2.],
+       [1., 3.]])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import opt_einsum
+
+from .._array import asarray, is_array, namespace, to_numpy
+from ..errors import ParseError, SemiringMismatchError, ShapeError
+from ..tropical.matmul import matmul as semiring_matmul
+from ..tropical.semiring import RealSemiring, Semiring, TropicalSemiring, get_semiring
+
+__all__ = ["contract", "contraction_path"]
+
+_CHUNK = 1 << 21  # entries of the broadcast temporary per chunk
+
+
+def _parse(subscripts: str, n_ops: int):
+    if not isinstance(subscripts, str):
+        raise ParseError(f"subscripts must be a string like 'ij,jk->ik', got {type(subscripts).__name__}")
+    s = subscripts.replace(" ", "")
+    if "." in s:
+        raise ParseError("ellipses ('...') are not supported in tropix.tn.contract subscripts")
+    if s.count("->") > 1:
+        raise ParseError(f"subscripts {subscripts!r} contain more than one '->'")
+    if "->" in s:
+        lhs, out = s.split("->")
+    else:
+        lhs = s
+        counts: dict[str, int] = {}
+        for ch in lhs.replace(",", ""):
+            counts[ch] = counts.get(ch, 0) + 1
+        out = "".join(sorted(ch for ch, c in counts.items() if c == 1))
+    terms = lhs.split(",")
+    if len(terms) != n_ops:
+        raise ParseError(f"subscripts {subscripts!r} name {len(terms)} operands, but {n_ops} were given")
+    for t in terms + [out]:
+        for ch in t:
+            if not (ch.isalpha() or ord(ch) > 127):
+                raise ParseError(f"invalid index character {ch!r} in subscripts {subscripts!r}")
+    for t in terms:
+        if len(set(t)) != len(t):
+            raise ParseError(f"repeated index within one operand ({t!r}) is not supported; take the diagonal first")
+    if len(set(out)) != len(out):
+        raise ParseError(f"repeated index in the output {out!r}")
+    all_idx = set("".join(terms))
+    for ch in out:
+        if ch not in all_idx:
+            raise ParseError(f"output index {ch!r} does not appear in any operand")
+    return terms, out
+
+
+def _prepare(subscripts, operands, S):
+    ops = []
+    for k, op in enumerate(operands):
+        if not is_array(op) or (isinstance(op, np.ndarray) and op.dtype == object):
+            op = asarray(op, name=f"operand {k}")
+        op = S.validate(op, f"operand {k}")
+        ops.append(op)
+    xp = namespace(*ops)
+    terms, out = _parse(subscripts, len(ops))
+    sizes: dict[str, int] = {}
+    for k, (t, op) in enumerate(zip(terms, ops)):
+        if op.ndim != len(t):
+            raise ShapeError(f"operand {k} has {op.ndim} dimensions but its subscripts {t!r} name {len(t)}")
+        for ch, n in zip(t, op.shape):
+            n = int(n)
+            if sizes.setdefault(ch, n) != n:
+                raise ShapeError(f"index {ch!r} has size {sizes[ch]} in one operand and {n} in operand {k}")
+    return xp, ops, terms, out, sizes
+
+
+def contraction_path(subscripts: str, *shapes: Sequence[int], optimize: Any = "auto"):
+    """The pairwise contraction path (opt_einsum's list of position tuples) for operands of the given shapes.
+
+    ``optimize`` is an opt_einsum optimiser name (``"auto"``, ``"greedy"``, ``"optimal"``, ``"dp"``,
+    ``"random-greedy"``, ``"branch-2"``, …), an explicit path, or ``"sequential"`` (left to right).
+
+    Examples
+    --------
+    >>> contraction_path("ij,jk,kl->il", (2, 3), (3, 4), (4, 5), optimize="sequential")
+    [(0, 1), (0, 1)]
+    """
+    n = len(shapes)
+    if isinstance(optimize, str) and optimize == "sequential":
+        return [(0, 1)] + [(0, k) for k in range(n - 2, 0, -1)] if n > 1 else [(0,)]
+    if isinstance(optimize, (list, tuple)):
+        return [tuple(int(i) for i in step) for step in optimize]
+    path, _ = opt_einsum.contract_path(subscripts, *[tuple(int(s) for s in sh) for sh in shapes], shapes=True, optimize=optimize)
+    return [tuple(step) for step in path]
+
+
+@dataclass(frozen=True)
+class _Node:
+    term: str
+    kind: str  # "leaf", "reduce", "pair"
+    children: tuple = ()
+    summed: str = ""  # indices eliminated at this node
+    value: Any = None  # the node's tensor (kept only when backtracking)
+
+
+def contract(
+    subscripts: str,
+    *operands: Any,
+    semiring: Semiring | str | None = None,
+    optimize: Any = "auto",
+    count: bool = False,
+    assignment: bool = False,
+):
+    """Contract a tensor network given in einsum notation, over any semiring.
+
+    Parameters
+    ----------
+    subscripts : str
+        Einsum subscripts, e.g. ``"ij,jk,k->i"`` (an index may appear in any number of operands;
+        without ``->`` the output is the indices appearing once, sorted).
+    *operands : arrays
+        One array library for all operands (NumPy, torch, array-api-strict, …); exact (int/object)
+        NumPy input gives exact output.
+    semiring : Semiring or str, optional
+        ``None`` (default) is the ordinary semiring ``Real``; ``MaxPlus``/``MinPlus`` make it an
+        optimisation over index assignments.
+    optimize : str or path
+        opt_einsum path optimiser name, an explicit path, or ``"sequential"``.
+    count : bool
+        Tropical semirings only: also return, for each output entry, the number of index assignments
+        attaining the optimum (a float array; exact up to 2**53).
+    assignment : bool
+        Tropical semirings only: also return one optimal assignment ``{index: value}`` (for a non-scalar
+        output, of the best output entry, whose indices are included).
+
+    Returns
+    -------
+    array, or tuple
+        The contraction; with ``count`` and/or ``assignment``: ``(value, count)``, ``(value, assignment)``
+        or ``(value, count, assignment)``.
+
+    Raises
+    ------
+    ParseError
+        For malformed subscripts.
+    ShapeError
+        If operand dimensions disagree with the subscripts or with each other.
+    BackendMismatchError
+        If operands come from different array libraries.
+    SemiringMismatchError
+        If ``count``/``assignment`` is requested for a non-tropical semiring.
+
+    Examples
+    --------
+    Maximum-weight walk ``i → j → k`` (two walks attain it) and one optimal assignment:
+
+    >>> import numpy as np
+    >>> from tropix import MaxPlus
+    >>> W = np.array([[1, 3], [3, 0]])
+    >>> contract("ij,jk->", W, W, semiring=MaxPlus, count=True)
+    (6, 2)
+    >>> contract("ij,jk->", W, W, semiring=MaxPlus, assignment=True)
+    (6, {'i': 1, 'j': 0, 'k': 1})
+    """
+    S = get_semiring("real" if semiring is None else semiring)
+    if (count or assignment) and not isinstance(S, TropicalSemiring):
+        raise SemiringMismatchError(f"count= and assignment= need MaxPlus or MinPlus, not {S}")
+    xp, ops, terms, out, sizes = _prepare(subscripts, operands, S)
+    path = contraction_path(subscripts if "->" in subscripts else ",".join(terms) + "->" + out,
+                            *[op.shape for op in ops], optimize=optimize)
+    keep_tree = bool(assignment)
+    exact = any(isinstance(o, np.ndarray) and (o.dtype == object or not np.issubdtype(o.dtype, np.floating)) for o in ops)
+
+    # the working list: (term, value, count, node)
+    items = []
+    for t, op in zip(terms, ops):
+        cnt = None
+        if count:
+            cnt = _ones_count(op, S, xp)
+        items.append((t, op, cnt, _Node(t, "leaf", value=op if keep_tree else None)))
+
+    def kept_after(exclude_ids, extra_terms=()):
+        rest = "".join(items[i][0] for i in range(len(items)) if i not in exclude_ids)
+        return set(out) | set(rest) | set("".join(extra_terms))
+
+    for step in path:
+        if not step:
+            continue
+        ids = sorted(set(step), reverse=True)
+        for i in ids:
+            if i >= len(items):
+                raise ParseError(f"contraction path step {step} refers to operand {i}, but only {len(items)} remain")
+        group = [items[i] for i in sorted(ids)]
+        for i in ids:
+            items.pop(i)
+        rest_idx = set(out) | set("".join(it[0] for it in items))
+        cur = group[0]
+        cur = _reduce_single(cur, rest_idx | set("".join(g[0] for g in group[1:])), S, xp, count, keep_tree)
+        for j, nxt in enumerate(group[1:], start=1):
+            later = set("".join(g[0] for g in group[j + 1 :]))
+            keep = rest_idx | later
+            nxt = _reduce_single(nxt, keep | set(cur[0]), S, xp, count, keep_tree)
+            cur = _pair(cur, nxt, keep, S, xp, count, keep_tree, exact)
+        if len(group) == 1:
+            cur = _reduce_single(cur, rest_idx, S, xp, count, keep_tree)
+        items.append(cur)
+    if len(items) != 1:
+        # combine what is left (e.g. no path steps for a single operand)
+        cur = items[0]
+        for nxt in items[1:]:
+            cur = _pair(cur, nxt, set(out), S, xp, count, keep_tree, exact)
+        items = [cur]
+    cur = _reduce_single(items[0], set(out), S, xp, count, keep_tree)
+    term, val, cnt, node = cur
+    perm = tuple(term.index(ch) for ch in out)
+    if perm != tuple(range(len(out))):
+        val = xp.permute_dims(val, perm) if not _is_obj(val) else np.transpose(val, perm)
+        if cnt is not None:
+            cnt = xp.permute_dims(cnt, perm) if not _is_obj(cnt) else np.transpose(cnt, perm)
+    val = _finish(val)
+    res: list = [val]
+    if count:
+        res.append(_finish(cnt, as_int=True))
+    if assignment:
+        res.append(_backtrack(node, out, val, term, perm, S))
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+def _is_obj(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == object
+
+
+def _finish(v, as_int: bool = False):
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+        if as_int and isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 2**53:
+            return int(v)
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.floating):
+            return float(v) if not as_int else v
+    return v
+
+
+def _ones_count(op, S, xp):
+    if isinstance(op, np.ndarray):
+        z = S.is_zero(op)
+        return np.where(z, 0.0, 1.0)
+    one = xp.ones(op.shape, dtype=xp.float64)
+    return xp.where(op == S.zero, xp.zeros_like(one), one)
+
+
+def _reduce_single(item, keep, S, xp, count, keep_tree):
+    """⊕-sum out the indices of one operand that nobody else needs."""
+    term, val, cnt, node = item
+    drop = [ch for ch in term if ch not in keep]
+    if not drop:
+        return item
+    axes = tuple(term.index(ch) for ch in drop)
+    newterm = "".join(ch for ch in term if ch in keep)
+    nd = len(drop)
+    # move dropped axes last and merge them
+    perm = tuple(i for i in range(len(term)) if i not in axes) + axes
+    shape_keep = tuple(int(val.shape[i]) for i in perm[: len(term) - nd])
+    v = _permute(val, perm, xp)
+    v = _reshape(v, shape_keep + (-1,), xp)
+    if count:
+        c = _reshape(_permute(cnt, perm, xp), shape_keep + (-1,), xp)
+        best = S.sum(v, axis=-1)
+        mask = v == _expand(best, -1, xp)
+        newc = _sum(_where(mask, c, 0, xp), -1, xp)
+        newval, newcnt = best, newc
+    else:
+        newval, newcnt = S.sum(v, axis=-1), None
+    newnode = _Node(newterm, "reduce", (node,), "".join(drop), value=newval if keep_tree else None)
+    return (newterm, newval, newcnt, newnode)
+
+
+def _permute(x, perm, xp):
+    if perm == tuple(range(len(perm))):
+        return x
+    return np.transpose(x, perm) if _is_obj(x) else xp.permute_dims(x, perm)
+
+
+def _reshape(x, shape, xp):
+    return np.reshape(x, shape) if _is_obj(x) else xp.reshape(x, shape)
+
+
+def _expand(x, axis, xp):
+    return np.expand_dims(x, axis) if _is_obj(x) else xp.expand_dims(x, axis=axis)
+
+
+def _where(mask, a, b, xp):
+    if isinstance(a, np.ndarray):
+        return np.where(mask, a, b)
+    return xp.where(mask, a, xp.zeros_like(a) + b)
+
+
+def _sum(x, axis, xp):
+    return np.sum(x, axis=axis) if isinstance(x, np.ndarray) else xp.sum(x, axis=axis)
+
+
+def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
+    ta, A, CA, na = a_item
+    tb, B, CB, nb = b_item
+    sa, sb = set(ta), set(tb)
+    batch = [ch for ch in ta if ch in sb and ch in keep]
+    con = [ch for ch in ta if ch in sb and ch not in keep]
+    left = [ch for ch in ta if ch not in sb]
+    right = [ch for ch in tb if ch not in sa]
+    dims = {ch: int(n) for ch, n in zip(ta, A.shape)}
+    dims.update({ch: int(n) for ch, n in zip(tb, B.shape)})
+    pa = tuple(ta.index(ch) for ch in batch + left + con)
+    pb = tuple(tb.index(ch) for ch in batch + con + right)
+    nbt = math.prod(dims[c] for c in batch)
+    nl = math.prod(dims[c] for c in left)
+    nc = math.prod(dims[c] for c in con)
+    nr = math.prod(dims[c] for c in right)
+    A3 = _reshape(_permute(A, pa, xp), (nbt, nl, nc), xp)
+    B3 = _reshape(_permute(B, pb, xp), (nbt, nc, nr), xp)
+    if count:
+        CA3 = _reshape(_permute(CA, pa, xp), (nbt, nl, nc), xp)
+        CB3 = _reshape(_permute(CB, pb, xp), (nbt, nc, nr), xp)
+        V, C = _count_kernel(A3, B3, CA3, CB3, S, xp)
+    else:
+        V, C = _kernel(A3, B3, S, xp), None
+    outterm = "".join(batch + left + right)
+    shape = tuple(dims[c] for c in outterm)
+    V = _reshape(V, shape, xp)
+    if C is not None:
+        C = _reshape(C, shape, xp)
+    node = _Node(outterm, "pair", (na, nb), "".join(con), value=V if keep_tree else None)
+    return (outterm, V, C, node)
+
+
+def _kernel(A3, B3, S, xp):
+    """Batched semiring product of (b, l, c) and (b, c, r) arrays."""
+    nb, nl, nc = (int(s) for s in A3.shape)
+    nr = int(B3.shape[2])
+    if isinstance(S, RealSemiring):
+        if _is_obj(A3) or _is_obj(B3):
+            return np.matmul(A3, B3)
+        return xp.matmul(A3, B3)
+    if nc == 1:
+        return S.mul(A3, B3)  # (b, l, 1) ⊗ (b, 1, r) broadcasts to (b, l, r)
+    if isinstance(S, TropicalSemiring) and nb * 4 <= max(1, nl * nr // 64) and not (_is_obj(A3) or _is_obj(B3)):
+        outs = [semiring_matmul(A3[i, ...], B3[i, ...], semiring=S) for i in range(nb)]
+        return xp.stack(outs, axis=0)
+    if isinstance(S, TropicalSemiring) and nb == 1:
+        out = semiring_matmul(A3[0, ...], B3[0, ...], semiring=S)
+        return _expand(out, 0, xp)
+    return _broadcast(A3, B3, S, xp)
+
+
+def _broadcast(A3, B3, S, xp):
+    nb, nl, nc = (int(s) for s in A3.shape)
+    nr = int(B3.shape[2])
+    per = max(1, nl * nc * nr)
+    step = max(1, _CHUNK // per)
+    blocks = []
+    if step >= nb:
+        return S.sum(S.mul(_expand(A3, 3, xp), _expand(B3, 1, xp)), axis=2)
+    if nb > 1 and step < 1:  # pragma: no cover
+        step = 1
+    for b0 in range(0, nb, step):
+        b1 = min(nb, b0 + step)
+        blocks.append(S.sum(S.mul(_expand(A3[b0:b1, ...], 3, xp), _expand(B3[b0:b1, ...], 1, xp)), axis=2))
+    if _is_obj(blocks[0]):
+        return np.concatenate(blocks, axis=0)
+    return xp.concat(blocks, axis=0)
+
+
+def _count_kernel(A3, B3, CA3, CB3, S, xp):
+    nb, nl, nc = (int(s) for s in A3.shape)
+    nr = int(B3.shape[2])
+    step = max(1, _CHUNK // max(1, nl * nc * nr))
+    Vs, Cs = [], []
+    for b0 in range(0, nb, step):
+        b1 = min(nb, b0 + step)
+        T = S.mul(_expand(A3[b0:b1, ...], 3, xp), _expand(B3[b0:b1, ...], 1, xp))  # (b, l, c, r)
+        V = S.sum(T, axis=2)
+        mask = T == _expand(V, 2, xp)
+        P = _expand(CA3[b0:b1, ...], 3, xp) * _expand(CB3[b0:b1, ...], 1, xp)
+        C = _sum(_where(mask, P, 0, xp), 2, xp)
+        Vs.append(V)
+        Cs.append(C)
+    if len(Vs) == 1:
+        return Vs[0], Cs[0]
+    cat = (lambda xs: np.concatenate(xs, axis=0)) if isinstance(Vs[0], np.ndarray) else (lambda xs: xp.concat(xs, axis=0))
+    return cat(Vs), cat(Cs)
+
+
+def _backtrack(root: _Node, out: str, val, term: str, perm, S) -> dict:
+    """One optimal assignment, by walking the contraction tree from the root to the leaves."""
+    assign: dict[str, int] = {}
+    v = np.asarray(to_numpy(val)) if not _is_obj(val) else val
+    if v.ndim:
+        flat = [float(x) for x in v.ravel()]
+        best = max(range(len(flat)), key=lambda i: flat[i] * S.sense)
+        idx = np.unravel_index(best, v.shape)
+        for ch, i in zip(out, idx):
+            assign[ch] = int(i)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.kind == "leaf":
+            continue
+        if node.summed:
+            assign.update(_best_summed(node, assign, S))
+        stack.extend(node.children)
+    return dict(sorted(assign.items()))
+
+
+def _np_value(node: _Node):
+    v = node.value
+    return v if isinstance(v, np.ndarray) else np.asarray(to_numpy(v))
+
+
+def _slice(node: _Node, assign: dict, free: str):
+    """``node.value`` with every index fixed by ``assign`` except those in ``free`` (kept in that order)."""
+    v = _np_value(node)
+    idx = tuple(assign[ch] if ch not in free else slice(None) for ch in node.term)
+    v = v[idx]
+    remaining = [ch for ch in node.term if ch in free]
+    if remaining:
+        v = np.transpose(v, [remaining.index(ch) for ch in free if ch in remaining])
+    return v, [ch for ch in free if ch in remaining]
+
+
+def _best_summed(node: _Node, assign: dict, S) -> dict:
+    free = node.summed
+    if node.kind == "reduce":
+        v, order = _slice(node.children[0], assign, free)
+        tot = v
+    else:
+        a, oa = _slice(node.children[0], assign, free)
+        b, ob = _slice(node.children[1], assign, free)
+        tot = a + b
+    flat = np.asarray(tot, dtype=object).ravel() if _is_obj(tot) else np.asarray(tot).ravel()
+    best = max(range(flat.size), key=lambda i: float(flat[i]) * S.sense)
+    idx = np.unravel_index(best, tot.shape)
+    return {ch: int(i) for ch, i in zip(free, idx)}

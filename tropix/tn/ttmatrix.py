@@ -1,0 +1,357 @@
+"""TT-matrices (matrix product operators): compressed linear maps applied without densifying.
+
+A matrix ``W`` of shape ``(M, N)`` with ``M = m_1⋯m_d`` and ``N = n_1⋯n_d`` is viewed as the tensor
+``W[(i_1…i_d), (j_1…j_d)]``; interleaving the modes as ``(i_1 j_1), (i_2 j_2), …`` and running
+:func:`~tropix.tn.tt.tt_svd` gives cores ``G_k`` of shape ``(r_{k-1}, m_k, n_k, r_k)``, with the same
+certified bound ``‖W − W_TT‖_F ≤ eps·‖W‖_F`` (unless ``max_rank`` binds; then the achieved bound is
+reported).  Row indices are row-major in ``(i_1, …, i_d)`` (``i_1`` slowest), as in ``numpy.reshape``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from tropix.tn import TTMatrix
+>>> W = np.kron(np.kron(np.eye(2), np.ones((3, 3))), np.eye(4))   # 24 x 24, exact TT rank 1
+>>> T = TTMatrix.from_dense(W, (2, 3, 4), (2, 3, 4), eps=1e-10)
+>>> T.ranks, T.n_params
+((1, 1, 1, 1), 29)
+>>> X = np.random.default_rng(0).standard_normal((24, 5))
+>>> bool(np.allclose(T.matmat(X), W @ X))
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._array import namespace, to_numpy
+from ..errors import ShapeError
+from ._linalg import as_float, check_eps, check_max_rank, fro_norm
+from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, tt_svd
+
+__all__ = ["TTMatrix", "factorize"]
+
+
+def _prime_factors(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def factorize(n: int, d: int) -> tuple[int, ...]:
+    """Split ``n`` into ``d`` integer factors as equal as possible (largest first; 1s pad short splits).
+
+    Examples
+    --------
+    >>> factorize(384, 4), factorize(1536, 3), factorize(7, 2)
+    ((6, 4, 4, 4), (16, 12, 8), (7, 1))
+    """
+    if n < 1 or d < 1:
+        raise ShapeError(f"cannot factor {n} into {d} parts")
+    groups = [1] * d
+    for p in sorted(_prime_factors(n), reverse=True):
+        i = min(range(d), key=lambda j: groups[j])
+        groups[i] *= p
+    return tuple(sorted(groups, reverse=True))
+
+
+@dataclass(frozen=True, eq=False)
+class TTMatrix:
+    """An immutable TT-matrix (MPO) with cores of shape ``(r_{k-1}, m_k, n_k, r_k)``.
+
+    Attributes
+    ----------
+    cores : tuple of arrays
+    error_bound : float
+        Certified bound on ``‖W − self‖_F`` for the matrix it was built from (0 if exact).
+    eps : float or None
+        Requested relative tolerance.
+    """
+
+    cores: tuple
+    error_bound: float = 0.0
+    eps: float | None = None
+
+    def __post_init__(self):
+        cores = tuple(self.cores)
+        if not cores:
+            raise ShapeError("a TT-matrix needs at least one core")
+        namespace(*cores)
+        for k, c in enumerate(cores):
+            if c.ndim != 4:
+                raise ShapeError(f"TT-matrix core {k} must be 4-dimensional (r, m, n, r'), got {tuple(c.shape)}")
+            if k and int(c.shape[0]) != int(cores[k - 1].shape[3]):
+                raise ShapeError(f"ranks of TT-matrix cores {k - 1} and {k} do not match")
+        if int(cores[0].shape[0]) != 1 or int(cores[-1].shape[3]) != 1:
+            raise ShapeError("the boundary ranks of a TT-matrix must be 1")
+        object.__setattr__(self, "cores", cores)
+
+    @property
+    def xp(self):
+        return namespace(*self.cores)
+
+    @property
+    def row_dims(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[1]) for c in self.cores)
+
+    @property
+    def col_dims(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[2]) for c in self.cores)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(M, N)`` of the dense matrix."""
+        return int(np.prod(self.row_dims)), int(np.prod(self.col_dims))
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        return (1,) + tuple(int(c.shape[3]) for c in self.cores)
+
+    @property
+    def n_params(self) -> int:
+        """Number of stored numbers (sum of the core sizes); compare with ``M·N`` for the dense matrix."""
+        return sum(int(np.prod([int(s) for s in c.shape])) for c in self.cores)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_dense(
+        cls,
+        W: Any,
+        row_dims: Sequence[int] | None = None,
+        col_dims: Sequence[int] | None = None,
+        *,
+        eps: float = _DEFAULT_EPS,
+        max_rank: int | None = None,
+        check: bool = False,
+    ) -> "TTMatrix":
+        """Compress a dense matrix ``W`` (M×N) with ``‖W − W_TT‖_F ≤ eps·‖W‖_F`` (unless ``max_rank`` binds).
+
+        Parameters
+        ----------
+        W : array_like, shape (M, N)
+        row_dims, col_dims : sequences of int, optional
+            Factorisations ``M = ∏ row_dims``, ``N = ∏ col_dims``; the shorter one is padded with 1s.  When
+            both are omitted every balanced factorisation with 2…6 factors is tried and the one with the
+            fewest parameters is returned.
+        eps : float in (0, 1)
+        max_rank : int ≥ 1, optional
+        check : bool
+            Recompute the error densely and raise BoundViolationError if it exceeds the certified bound.
+
+        Raises
+        ------
+        ShapeError
+            If ``W`` is not a matrix or the factorisations do not multiply out to its shape.
+        ToleranceError
+            If ``eps`` is not in (0, 1) or ``max_rank < 1``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = np.random.default_rng(1).standard_normal((384, 384))
+        >>> T = TTMatrix.from_dense(W, (4, 4, 4, 6), (4, 4, 4, 6), eps=0.5)
+        >>> bool(np.linalg.norm(T.to_dense() - W) <= 0.5 * np.linalg.norm(W))
+        True
+        >>> TTMatrix.from_dense(W, (4, 4, 4, 4), (384,))
+        Traceback (most recent call last):
+        ...
+        tropix.errors.ShapeError: row_dims (4, 4, 4, 4) multiply to 256, but W has 384 rows
+        """
+        eps = check_eps(eps)
+        max_rank = check_max_rank(max_rank)
+        A = as_float(W, "W")
+        if A.ndim != 2:
+            raise ShapeError(f"W must be a matrix, got shape {tuple(A.shape)}")
+        M, N = (int(s) for s in A.shape)
+        if row_dims is None and col_dims is None:
+            best = None
+            for d in range(2, 7):
+                rd, cd = factorize(M, d), factorize(N, d)
+                if d > 2 and (rd.count(1) + cd.count(1) > 0):
+                    continue
+                cand = cls.from_dense(A, rd, cd, eps=eps, max_rank=max_rank)
+                if best is None or cand.n_params < best.n_params:
+                    best = cand
+            if check:
+                _check_bound(_f(fro_norm(A - best.to_dense())), best.error_bound, _f(fro_norm(A)), "TTMatrix.from_dense")
+            return best
+        if row_dims is None:
+            row_dims = factorize(M, len(col_dims))
+        if col_dims is None:
+            col_dims = factorize(N, len(row_dims))
+        row_dims = tuple(int(m) for m in row_dims)
+        col_dims = tuple(int(n) for n in col_dims)
+        if any(m < 1 for m in row_dims + col_dims):
+            raise ShapeError(f"factors must be positive, got row_dims {row_dims} and col_dims {col_dims}")
+        if int(np.prod(row_dims)) != M:
+            raise ShapeError(f"row_dims {row_dims} multiply to {int(np.prod(row_dims))}, but W has {M} rows")
+        if int(np.prod(col_dims)) != N:
+            raise ShapeError(f"col_dims {col_dims} multiply to {int(np.prod(col_dims))}, but W has {N} columns")
+        d = max(len(row_dims), len(col_dims))
+        row_dims = row_dims + (1,) * (d - len(row_dims))
+        col_dims = col_dims + (1,) * (d - len(col_dims))
+        xp = namespace(A)
+        T = xp.reshape(A, row_dims + col_dims)
+        perm = tuple(x for k in range(d) for x in (k, d + k))
+        T = xp.reshape(xp.permute_dims(T, perm), tuple(m * n for m, n in zip(row_dims, col_dims)))
+        tt = tt_svd(T, eps=eps, max_rank=max_rank)
+        cores = tuple(
+            xp.reshape(c, (int(c.shape[0]), m, n, int(c.shape[2]))) for c, m, n in zip(tt.cores, row_dims, col_dims)
+        )
+        out = cls(cores, tt.error_bound, eps)
+        if check:
+            _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, _f(fro_norm(A)), "TTMatrix.from_dense")
+        return out
+
+    @classmethod
+    def from_tt(cls, tt: TensorTrain, row_dims: Sequence[int], col_dims: Sequence[int]) -> "TTMatrix":
+        """Reinterpret a tensor train over merged indices ``(m_k n_k)`` as a TT-matrix."""
+        xp = tt.xp
+        if tuple(m * n for m, n in zip(row_dims, col_dims)) != tt.shape or len(row_dims) != tt.ndim:
+            raise ShapeError(f"row_dims {tuple(row_dims)} × col_dims {tuple(col_dims)} do not match TT shape {tt.shape}")
+        cores = tuple(
+            xp.reshape(c, (int(c.shape[0]), int(m), int(n), int(c.shape[2])))
+            for c, m, n in zip(tt.cores, row_dims, col_dims)
+        )
+        return cls(cores, tt.error_bound, tt.eps)
+
+    def to_tt(self) -> TensorTrain:
+        """The same operator as a tensor train over the merged indices ``(m_k n_k)`` (for rounding, spectra)."""
+        xp = self.xp
+        cores = tuple(
+            xp.reshape(c, (int(c.shape[0]), int(c.shape[1]) * int(c.shape[2]), int(c.shape[3]))) for c in self.cores
+        )
+        return TensorTrain(cores, self.error_bound, self.eps)
+
+    def round(self, eps: float = _DEFAULT_EPS, max_rank: int | None = None) -> "TTMatrix":
+        """Recompress with ``‖self − result‖_F ≤ eps·‖self‖_F`` (see :meth:`TensorTrain.round`)."""
+        return TTMatrix.from_tt(self.to_tt().round(eps, max_rank), self.row_dims, self.col_dims)
+
+    def schmidt_spectrum(self, bond: int):
+        """Operator Schmidt values across bond ``bond``: singular values of ``W`` regrouped as
+        ``[(i_1 j_1 … i_{k+1} j_{k+1}), (rest)]``."""
+        return self.to_tt().schmidt_spectrum(bond)
+
+    def norm(self) -> float:
+        """Frobenius norm of the operator."""
+        return self.to_tt().norm()
+
+    # -- application ----------------------------------------------------------------------------
+    def to_dense(self):
+        """The dense ``M×N`` matrix."""
+        xp = self.xp
+        d = len(self.cores)
+        out = self.cores[0]
+        for c in self.cores[1:]:
+            out = xp.tensordot(out, c, axes=1)
+        out = xp.reshape(out, tuple(x for m, n in zip(self.row_dims, self.col_dims) for x in (m, n)))
+        perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
+        return xp.reshape(xp.permute_dims(out, perm), self.shape)
+
+    def transpose(self) -> "TTMatrix":
+        """The TT-matrix of ``Wᵀ`` (swaps row and column modes of every core)."""
+        xp = self.xp
+        return TTMatrix(tuple(xp.permute_dims(c, (0, 2, 1, 3)) for c in self.cores), self.error_bound, self.eps)
+
+    @property
+    def T(self) -> "TTMatrix":
+        return self.transpose()
+
+    def matmat(self, X: Any):
+        """``W @ X`` for a dense batch ``X`` of shape ``(N, B)`` (or ``(N,)``), core by core, without forming ``W``.
+
+        Cost ``O(Σ_k M_{<k}·N_{>k}·B·r_{k-1} m_k n_k r_k)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = np.random.default_rng(2).standard_normal((12, 6))
+        >>> T = TTMatrix.from_dense(W, (3, 4), (3, 2))
+        >>> x = np.arange(6.0)
+        >>> bool(np.allclose(T.matvec(x), W @ x)), T.matmat(np.ones((6, 7))).shape
+        (True, (12, 7))
+        """
+        X = as_float(X, "X")
+        xp = namespace(*self.cores, X)
+        M, N = self.shape
+        vec = X.ndim == 1
+        if X.ndim not in (1, 2) or int(X.shape[0]) != N:
+            raise ShapeError(f"X must have shape ({N},) or ({N}, B) for a {M}×{N} TT-matrix, got {tuple(X.shape)}")
+        B = 1 if vec else int(X.shape[1])
+        T = xp.reshape(X, (1, 1, N, B))
+        Md, Nrest = 1, N
+        for c in self.cores:
+            r, m, n, r2 = (int(s) for s in c.shape)
+            Nrest //= n
+            T = xp.reshape(T, (Md, r, n, Nrest, B))
+            T = xp.tensordot(T, c, axes=([1, 2], [0, 2]))  # (Md, Nrest, B, m, r2)
+            T = xp.permute_dims(T, (0, 3, 4, 1, 2))
+            Md *= m
+            T = xp.reshape(T, (Md, r2, Nrest, B))
+        Y = xp.reshape(T, (M, B))
+        return Y[:, 0] if vec else Y
+
+    def matvec(self, x: Any):
+        """``W @ x`` for a vector ``x`` of length ``N``."""
+        return self.matmat(x)
+
+    def rmatmat(self, X: Any):
+        """``X @ W`` for a dense batch ``X`` of shape ``(B, M)`` (rows are vectors, as in attention layers)."""
+        X = as_float(X, "X")
+        xp = namespace(*self.cores, X)
+        if X.ndim == 1:
+            return self.transpose().matmat(X)
+        return xp.matrix_transpose(self.transpose().matmat(xp.matrix_transpose(X)))
+
+    def __matmul__(self, other: Any):
+        if isinstance(other, TensorTrain):
+            return self.apply(other)
+        return self.matmat(other)
+
+    def apply(self, mps: TensorTrain, eps: float | None = None, max_rank: int | None = None) -> TensorTrain:
+        """MPO × MPS: the tensor train of ``W x`` for ``x`` given as a tensor train over ``(n_1, …, n_d)``.
+
+        Ranks multiply; pass ``eps`` (and/or ``max_rank``) to round the result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = np.random.default_rng(3).standard_normal((8, 8))
+        >>> T = TTMatrix.from_dense(W, (2, 2, 2), (2, 2, 2))
+        >>> x = TensorTrain.random((2, 2, 2), rank=2, seed=0)
+        >>> y = T.apply(x)
+        >>> bool(np.allclose(y.to_dense().reshape(-1), W @ x.to_dense().reshape(-1)))
+        True
+        """
+        if not isinstance(mps, TensorTrain):
+            raise TypeError(f"apply expects a TensorTrain, got {type(mps).__name__}")
+        xp = namespace(*self.cores, *mps.cores)
+        if mps.shape != self.col_dims:
+            raise ShapeError(f"the MPS has mode sizes {mps.shape}, but the operator's column dims are {self.col_dims}")
+        cores = []
+        for g, a in zip(self.cores, mps.cores):
+            r, m, n, r2 = (int(s) for s in g.shape)
+            ra, _, ra2 = (int(s) for s in a.shape)
+            c = xp.tensordot(g, a, axes=([2], [1]))  # (r, m, r2, ra, ra2)
+            c = xp.permute_dims(c, (0, 3, 1, 2, 4))
+            cores.append(xp.reshape(c, (r * ra, m, r2 * ra2)))
+        eb = 0.0
+        if self.error_bound or mps.error_bound:
+            eb = self.error_bound * (mps.norm() + mps.error_bound) + self.norm() * mps.error_bound
+        out = TensorTrain(tuple(cores), eb)
+        if eps is not None or max_rank is not None:
+            out = out.round(eps if eps is not None else _DEFAULT_EPS, max_rank)
+        return out
+
+
+def _f(x) -> float:
+    return float(to_numpy(x))
+
