@@ -1,0 +1,455 @@
+"""The tropical determinant: an optimal assignment, its optimal permutations, and tropical singularity.
+
+For a square matrix ``A`` over a tropical semiring the tropical determinant (tropical permanent) is
+
+.. math:: \\operatorname{tdet} A = \\bigoplus_{\\sigma \\in S_n} \\bigotimes_i A_{i\\sigma(i)},
+
+the best total weight of a permutation: the maximum of ``Σ_i A[i, σ(i)]`` in max-plus, the minimum in
+min-plus.  It is an assignment problem and is solved in polynomial time:
+
+* **float input** uses :func:`scipy.optimize.linear_sum_assignment` (O(n³)) and returns a float;
+* **exact input** (integers, :class:`~fractions.Fraction`, sympy rationals) is scaled to integers by the
+  common denominator and solved by a shortest-augmenting-path Hungarian algorithm in exact integer
+  arithmetic (``int64`` while every intermediate value provably fits, Python integers otherwise), so the
+  optimum is exact.  The algorithm also returns optimal dual variables, which certify optimality.
+
+Tropical-zero entries (``-inf`` in max-plus, ``+inf`` in min-plus) are forbidden assignments; a matrix without
+any permutation of finite weight has ``tdet`` equal to the tropical zero.
+
+A matrix is **tropically singular** when the optimum is attained by at least two permutations, or when it
+is the tropical zero (no permutation of finite weight: the analogue of a zero determinant, so that e.g. a
+1×1 matrix ``[zero]`` is singular and an all-zero matrix has tropical rank 0).  All optimal permutations
+are the perfect matchings of the *tight* bipartite graph of an optimal dual solution (complementary
+slackness), so they are enumerated by a search that only visits extendable partial matchings.
+
+Floats are compared at their exact binary values (every float is a dyadic rational): ``tol=0`` means
+exact ties.  Pass ``tol > 0`` to count permutations whose weight is within ``tol`` of the optimum as
+optimal (useful when the data carry rounding errors: ``0.1 + 0.3`` and ``0.2 + 0.2`` differ by one ulp).
+
+Examples
+--------
+>>> from tropix.tropical.determinant import tdet, optimal_permutations, is_singular
+>>> A = [[0, 1], [1, 2]]
+>>> tdet(A), optimal_permutations(A), is_singular(A)
+(2, [(0, 1), (1, 0)], True)
+>>> tdet(A, semiring="min"), is_singular([[0, 1], [2, 0]], semiring="min")
+(2, False)
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .._array import check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
+from ..errors import SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
+from .semiring import Semiring, TropicalSemiring, get_semiring
+
+__all__ = ["tdet", "optimal_permutation", "optimal_permutations", "is_singular"]
+
+_INT64_SAFE = 1 << 60  # bound on |intermediate values| below which int64 arithmetic cannot overflow
+
+
+# ----------------------------------------------------------------------------------------------
+# input handling
+# ----------------------------------------------------------------------------------------------
+def _tropical(semiring: Any) -> TropicalSemiring:
+    S = get_semiring(semiring)
+    if not isinstance(S, TropicalSemiring):
+        raise SemiringMismatchError(
+            f"the tropical determinant and ranks are defined over MaxPlus or MinPlus, not {S}"
+        )
+    return S
+
+
+def _matrix(A: Any, S: Semiring, name: str = "A", square: bool = False) -> np.ndarray:
+    """Validate ``A`` (NaN, convention, 2-d, non-empty, optionally square) and return it as NumPy."""
+    A = S.validate(A, name)
+    if not is_array(A) and not isinstance(A, np.ndarray):
+        A = np.asarray(A)
+    ndim = len(A.shape)
+    if ndim != 2:
+        raise ShapeError(f"{name} must be a matrix (2-d), got shape {tuple(int(s) for s in A.shape)}")
+    check_nonempty(A, name)
+    if square and int(A.shape[0]) != int(A.shape[1]):
+        raise ShapeError(f"{name} must be square, got shape {tuple(int(s) for s in A.shape)}")
+    exact = is_exact(A)
+    An = to_numpy(A)
+    if exact and An.dtype != object:
+        An = An.astype(object)
+        An.ravel()[:] = [int(v) for v in An.ravel()]
+    elif not exact:
+        An = np.asarray(An, dtype=np.float64)
+    return An
+
+
+def _is_zero_entry(v: Any, S: TropicalSemiring) -> bool:
+    return isinstance(v, float) and v == S.zero
+
+
+def _integer_weights(An: np.ndarray, S: TropicalSemiring):
+    """Exact integer weights in *max orientation*: ``W = sense · A · L`` with common denominator ``L``.
+
+    Returns ``(W, allowed, L)`` where ``W`` is an object array of Python ints (0 where forbidden) and
+    ``allowed`` marks the entries that are not the tropical zero.  Floats are taken at their exact
+    binary values.
+    """
+    flat = An.ravel()
+    allowed = np.ones(An.shape, dtype=bool)
+    fr = []
+    for k, v in enumerate(flat):
+        if isinstance(v, (float, np.floating)):
+            v = float(v)
+            if math.isinf(v):
+                allowed.ravel()[k] = False
+                fr.append(Fraction(0))
+                continue
+            fr.append(Fraction(v))
+        else:
+            v = to_exact_scalar(v)
+            fr.append(Fraction(v))
+    L = 1
+    for f in fr:
+        if f.denominator != 1:
+            L = L * f.denominator // math.gcd(L, f.denominator)
+    W = np.empty(An.shape, dtype=object)
+    sense = S.sense
+    W.ravel()[:] = [sense * (f.numerator * (L // f.denominator)) for f in fr]
+    return W, allowed, L
+
+
+# ----------------------------------------------------------------------------------------------
+# exact Hungarian algorithm (shortest augmenting paths, O(n^3)), maximisation on integer weights
+# ----------------------------------------------------------------------------------------------
+def _assignment(W: np.ndarray, allowed: np.ndarray):
+    """Maximum-weight perfect matching of the integer matrix ``W`` restricted to ``allowed`` entries.
+
+    Returns ``(perm, u, v, feasible)``: ``perm[i]`` is the column of row ``i``; ``u``, ``v`` are integer
+    dual variables with ``u_i + v_j ≥ W_ij`` on every allowed entry and equality on ``perm``
+    (so ``Σu + Σv`` is the optimum); ``feasible`` is False when no perfect matching of allowed entries
+    exists (then ``perm`` uses a forbidden entry and the duals certify nothing).
+    """
+    n = W.shape[0]
+    fin = [int(w) for w in W[allowed]] if allowed.any() else [0]
+    hi, lo = max(fin), min(fin)
+    # minimisation costs C = hi - W >= 0; forbidden entries cost BIG, more than any finite matching
+    span = hi - lo
+    big = n * span + 1
+    bound = 4 * (n + 2) * (big + span + 1)
+    dtype = np.int64 if bound < _INT64_SAFE else object
+    C = np.empty((n, n), dtype=object)
+    C[...] = hi - W
+    C[~allowed] = big
+    C = C.astype(dtype)
+    inf = (1 << 62) if dtype is np.int64 else float("inf")
+    u = np.zeros(n + 1, dtype=dtype)
+    v = np.zeros(n + 1, dtype=dtype)
+    p = np.zeros(n + 1, dtype=np.int64)  # p[j] = row (1-based) matched to column j (1-based), 0 = free
+    way = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        p[0] = i
+        j0 = 0
+        minv = np.full(n + 1, inf, dtype=dtype)
+        used = np.zeros(n + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = p[j0]
+            free = ~used[1:]
+            cur = C[i0 - 1] - u[i0] - v[1:]
+            mv = minv[1:]
+            upd = free & (cur < mv)
+            mv[upd] = cur[upd]
+            way[1:][upd] = j0
+            idx = np.flatnonzero(free)
+            k = idx[int(np.argmin(mv[idx]))]
+            delta = mv[k]
+            j1 = int(k) + 1
+            rows = p[used]
+            u[rows] += delta
+            v[used] -= delta
+            minv[~used] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    perm = np.empty(n, dtype=np.int64)
+    for j in range(1, n + 1):
+        perm[p[j] - 1] = j - 1
+    feasible = bool(allowed[np.arange(n), perm].all())
+    # reduced cost C - u - v >= 0; translate to max-orientation duals of W: W_ij = hi - C_ij
+    # u'_i + v'_j >= W_ij with u'_i = -u_i, v'_j = hi - v_j
+    uu = [-int(x) for x in u[1:]]
+    vv = [hi - int(x) for x in v[1:]]
+    return perm, uu, vv, feasible
+
+
+def _slack(W: np.ndarray, allowed: np.ndarray, u, v) -> np.ndarray:
+    """Object array of the dual slacks ``u_i + v_j - W_ij`` (>= 0); ``None`` where forbidden."""
+    n, m = W.shape
+    S = np.empty((n, m), dtype=object)
+    for i in range(n):
+        for j in range(m):
+            S[i, j] = u[i] + v[j] - W[i, j] if allowed[i, j] else None
+    return S
+
+
+def _has_perfect_matching(adj: list[list[int]], rows: list[int], cols_free: set[int]) -> bool:
+    """Kuhn's augmenting paths: can every row in ``rows`` be matched to a distinct column of ``cols_free``?"""
+    match: dict[int, int] = {}
+
+    def augment(r, seen):
+        for c in adj[r]:
+            if c in cols_free and c not in seen:
+                seen.add(c)
+                if c not in match or augment(match[c], seen):
+                    match[c] = r
+                    return True
+        return False
+
+    for r in rows:
+        if not augment(r, set()):
+            return False
+    return True
+
+
+def _enumerate(slack: np.ndarray, budget: int, limit: int):
+    """All permutations with total slack <= ``budget`` (slacks are >= 0), at most ``limit + 1`` of them.
+
+    Depth-first over rows; a branch is kept only if the remaining rows can still be matched with edges
+    of slack <= remaining budget (for ``budget = 0`` this makes every kept branch lead to a solution).
+    """
+    n = slack.shape[0]
+    out: list[tuple[int, ...]] = []
+    cand = [
+        sorted((j for j in range(n) if slack[i, j] is not None and slack[i, j] <= budget), key=lambda j: slack[i, j])
+        for i in range(n)
+    ]
+    chosen: list[int] = []
+    used: set[int] = set()
+
+    def rec(i, spent):
+        if len(out) > limit:
+            return
+        if i == n:
+            out.append(tuple(chosen))
+            return
+        rest = budget - spent
+        for j in cand[i]:
+            s = slack[i, j]
+            if s > rest or j in used:
+                continue
+            used.add(j)
+            chosen.append(j)
+            left = rest - s
+            adj = [[c for c in cand[r] if slack[r, c] <= left] for r in range(n)]
+            if _has_perfect_matching(adj, list(range(i + 1, n)), set(range(n)) - used):
+                rec(i + 1, spent + s)
+            chosen.pop()
+            used.discard(j)
+            if len(out) > limit:
+                return
+
+    rec(0, 0)
+    return out
+
+
+def _scaled_tol(tol: Any, L: int) -> int:
+    if tol is None:
+        return 0
+    if isinstance(tol, float) and (math.isnan(tol) or tol < 0):
+        raise ToleranceError(f"tol must be a non-negative number, got {tol}")
+    if tol < 0:
+        raise ToleranceError(f"tol must be a non-negative number, got {tol}")
+    t = Fraction(tol) * L
+    return math.floor(t)
+
+
+def _solve_exact(An: np.ndarray, S: TropicalSemiring):
+    W, allowed, L = _integer_weights(An, S)
+    perm, u, v, feasible = _assignment(W, allowed)
+    return W, allowed, L, perm, u, v, feasible
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------
+def tdet(A: Any, *, semiring: Semiring | str | None = None):
+    """The tropical determinant ``⊕_σ ⊗_i A[i, σ(i)]`` of a square matrix (an optimal assignment).
+
+    Parameters
+    ----------
+    A : array_like
+        Square matrix (list, NumPy, torch or any array-API array).  Tropical-zero entries are forbidden
+        assignments.
+    semiring : Semiring or str, optional
+        ``MaxPlus`` (default) or ``MinPlus``.
+
+    Returns
+    -------
+    int, Fraction or float
+        Exact (``int``/``Fraction``) for exact input, ``float`` for float input; the tropical zero
+        (``-inf`` / ``+inf``) if no permutation has finite weight.
+
+    Raises
+    ------
+    ShapeError
+        If ``A`` is not a square matrix.
+    EmptyInputError
+        If ``A`` is 0×0.
+    NaNError, ConventionError
+        If ``A`` contains NaN, or the infinity of the other convention.
+
+    Notes
+    -----
+    O(n³).  Float input: :func:`scipy.optimize.linear_sum_assignment`.  Exact input: exact Hungarian
+    algorithm on the integers ``A·L`` (``L`` the common denominator).
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> tdet([[1, 2], [3, Fraction(1, 2)]])
+    5
+    >>> tdet([[1, 2], [3, Fraction(1, 2)]], semiring="min")
+    Fraction(3, 2)
+    >>> tdet([[0.0, float("-inf")], [float("-inf"), float("-inf")]])
+    -inf
+    """
+    S = _tropical(semiring)
+    An = _matrix(A, S, "A", square=True)
+    if An.dtype != object:
+        return _tdet_float(An, S)
+    W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
+    if not feasible:
+        return S.zero
+    return to_exact_scalar(sum(Fraction(to_exact_scalar(An[i, perm[i]])) for i in range(An.shape[0])))
+
+
+def _tdet_float(An: np.ndarray, S: TropicalSemiring) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    try:
+        r, c = linear_sum_assignment(An, maximize=S.sense == 1)
+    except ValueError:  # "cost matrix is infeasible": every permutation meets a tropical zero
+        return S.zero
+    return float(np.sum(An[r, c]))
+
+
+def optimal_permutation(A: Any, *, semiring: Semiring | str | None = None) -> tuple[int, ...] | None:
+    """One optimal permutation ``σ`` (as the tuple ``(σ(0), …, σ(n-1))``), or ``None`` if ``tdet`` is the zero.
+
+    Examples
+    --------
+    >>> optimal_permutation([[5, 0, 0], [0, 0, 5], [0, 5, 0]])
+    (0, 2, 1)
+    >>> optimal_permutation([[float("inf"), 1.0], [float("inf"), 2.0]], semiring="min") is None
+    True
+    """
+    S = _tropical(semiring)
+    An = _matrix(A, S, "A", square=True)
+    if An.dtype != object:
+        from scipy.optimize import linear_sum_assignment
+
+        try:
+            r, c = linear_sum_assignment(An, maximize=S.sense == 1)
+        except ValueError:
+            return None
+        return tuple(int(x) for x in c)
+    *_, perm, u, v, feasible = _solve_exact(An, S)
+    return tuple(int(x) for x in perm) if feasible else None
+
+
+def optimal_permutations(
+    A: Any, *, semiring: Semiring | str | None = None, tol: Any = 0, limit: int = 10_000
+) -> list[tuple[int, ...]]:
+    """All optimal permutations of a square matrix, each as the tuple ``(σ(0), …, σ(n-1))``, sorted.
+
+    Parameters
+    ----------
+    A : array_like
+        Square matrix.
+    semiring : Semiring or str, optional
+        ``MaxPlus`` (default) or ``MinPlus``.
+    tol : number, optional
+        Permutations whose weight is within ``tol`` of the optimum count as optimal (default 0: exact
+        ties; floats are compared at their exact binary values).
+    limit : int, optional
+        Maximal number of permutations returned.
+
+    Returns
+    -------
+    list of tuple of int
+        Empty if no permutation has finite weight.
+
+    Raises
+    ------
+    SizeLimitError
+        If more than ``limit`` permutations are optimal.
+
+    Notes
+    -----
+    One exact Hungarian solve (O(n³)) gives dual variables ``u, v``; a permutation is optimal iff it only
+    uses *tight* entries (``u_i + v_j = A_ij``), and within ``tol`` iff its total slack is at most ``tol``.
+    The search keeps a partial permutation only if the remaining rows can still be matched, so the
+    cost is polynomial per permutation found (O(n⁴) each, with a small constant).
+
+    Examples
+    --------
+    >>> optimal_permutations([[0, 0], [0, 0]])
+    [(0, 1), (1, 0)]
+    >>> optimal_permutations([[0.1, 0.2], [0.2, 0.3]])  # 0.1 + 0.3 < 0.2 + 0.2 in binary
+    [(1, 0)]
+    >>> optimal_permutations([[0.1, 0.2], [0.2, 0.3]], tol=1e-12)
+    [(0, 1), (1, 0)]
+    """
+    S = _tropical(semiring)
+    An = _matrix(A, S, "A", square=True)
+    if not isinstance(limit, int) or limit < 1:
+        raise ToleranceError(f"limit must be a positive integer, got {limit!r}")
+    W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
+    if not feasible:
+        return []
+    budget = _scaled_tol(tol, L)
+    perms = _enumerate(_slack(W, allowed, u, v), budget, limit)
+    if len(perms) > limit:
+        raise SizeLimitError(f"more than limit={limit} optimal permutations; pass a larger limit")
+    return sorted(perms)
+
+
+def is_singular(A: Any, *, semiring: Semiring | str | None = None, tol: Any = 0) -> bool:
+    """True if the square matrix is tropically singular: the optimum is attained at least twice, or is zero.
+
+    Parameters
+    ----------
+    A : array_like
+        Square matrix.
+    semiring : Semiring or str, optional
+        ``MaxPlus`` (default) or ``MinPlus``.
+    tol : number, optional
+        Permutations within ``tol`` of the optimum count as attaining it (default 0: exact).
+
+    Examples
+    --------
+    >>> is_singular([[0, 0], [0, 1]]), is_singular([[0, 0], [0, 1]], semiring="min")
+    (False, False)
+    >>> is_singular([[1, 2], [2, 3]])
+    True
+    >>> is_singular([[float("-inf")]])
+    True
+    """
+    S = _tropical(semiring)
+    An = _matrix(A, S, "A", square=True)
+    return _singular_np(An, S, tol)
+
+
+def _singular_np(An: np.ndarray, S: TropicalSemiring, tol: Any = 0) -> bool:
+    W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
+    if not feasible:
+        return True
+    budget = _scaled_tol(tol, L)
+    return len(_enumerate(_slack(W, allowed, u, v), budget, 1)) > 1
