@@ -1,0 +1,294 @@
+"""Tests of tropix.tropical.rank: tropical, Barvinok and Kapranov ranks and their bounds."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tropix import ConventionError, EmptyInputError, MaxPlus, MinPlus, NaNError, ShapeError
+from tropix.errors import SizeLimitError, ToleranceError, UndecidedError
+from tropix.tropical import matmul
+from tropix.tropical.determinant import is_singular
+from tropix.tropical.rank import (
+    barvinok_decomposition,
+    barvinok_rank,
+    kapranov_rank,
+    nonsingular_minor,
+    rank_bounds,
+    tropical_rank,
+)
+
+INF = float("inf")
+
+
+@st.composite
+def matrices(draw, max_m=4, max_n=4, lo=0, hi=3, zeros=True):
+    S = draw(st.sampled_from([MaxPlus, MinPlus]))
+    m = draw(st.integers(1, max_m))
+    n = draw(st.integers(1, max_n))
+    A = np.empty((m, n), dtype=object)
+    for i in range(m):
+        for j in range(n):
+            A[i, j] = S.zero if zeros and draw(st.integers(0, 5)) == 0 else draw(st.integers(lo, hi))
+    return A, S
+
+
+def brute_tropical_rank(A, S):
+    m, n = A.shape
+    r = 0
+    for k in range(1, min(m, n) + 1):
+        for R in itertools.combinations(range(m), k):
+            for C in itertools.combinations(range(n), k):
+                M = A[np.ix_(R, C)]
+                sums = [
+                    sum(M[i, p[i]] for i in range(k))
+                    for p in itertools.permutations(range(k))
+                    if all(M[i, p[i]] != S.zero for i in range(k))
+                ]
+                if sums:
+                    best = max(sums) if S is MaxPlus else min(sums)
+                    if sums.count(best) == 1:
+                        r = k
+    return r
+
+
+def brute_barvinok(A, S):
+    """Barvinok rank by exhaustive search over rank-one terms with integer u on a proven-sufficient grid.
+
+    Works in max orientation W = sense·A (integers).  Every maximal term is a vertex of the tropical
+    complex of an all-finite block; normalised to 0 at its first row its coordinates are sums of at most
+    (m-1) differences of entries, so |u_i| <= (m-1)·(max-min).  All terms u ⊗ v with u on that grid
+    (or the tropical zero) and v_j = min_i (W_ij - u_i) are listed; then the fewest covering terms.
+    """
+    W = np.array([[S.sense * x if x != S.zero else -INF for x in r] for r in A], dtype=object)
+    m, n = W.shape
+    fin = [x for x in W.ravel() if x != -INF]
+    if not fin:
+        return 0
+    R = (m - 1) * (max(fin) - min(fin))
+    grid = [-INF] + list(range(-R, R + 1))
+    target = {(i, j) for i in range(m) for j in range(n) if W[i, j] != -INF}
+    types = set()
+    for u in itertools.product(grid, repeat=m):
+        fu = [x for x in u if x != -INF]
+        if not fu or fu[0] != 0:
+            continue
+        v = []
+        for j in range(n):
+            vals = [W[i, j] - u[i] if W[i, j] != -INF else -INF for i in range(m) if u[i] != -INF]
+            v.append(min(vals))
+        T = frozenset(
+            (i, j) for i in range(m) for j in range(n) if u[i] != -INF and v[j] != -INF and u[i] + v[j] == W[i, j]
+        )
+        if T:
+            types.add(T)
+    types = list(types)
+    for r in range(1, min(m, n) + 1):
+        for combo in itertools.combinations(types, r):
+            if set().union(*combo) == target:
+                return r
+    raise AssertionError("Barvinok rank exceeds min(m, n)")
+
+
+@given(matrices())
+def test_tropical_rank_matches_all_minors(AS):
+    A, S = AS
+    r = tropical_rank(A, semiring=S)
+    assert r == brute_tropical_rank(A, S)
+    rows, cols = nonsingular_minor(A, semiring=S)
+    assert len(rows) == len(cols) == r
+    if r:
+        assert not is_singular(A[np.ix_(rows, cols)], semiring=S)
+
+
+@given(matrices(max_m=3, max_n=4, hi=2))
+def test_barvinok_rank_matches_exhaustive_search(AS):
+    A, S = AS
+    assert barvinok_rank(A, semiring=S) == brute_barvinok(A, S)
+
+
+@given(matrices(max_m=4, max_n=5, lo=-3, hi=9))
+def test_barvinok_decomposition_reproduces_A(AS):
+    A, S = AS
+    U, V = barvinok_decomposition(A, semiring=S)
+    r = U.shape[1]
+    assert r == barvinok_rank(A, semiring=S)
+    if r == 0:
+        assert all(x == S.zero for x in A.ravel())
+    else:
+        assert (matmul(U, V, semiring=S) == A).all()
+    t = tropical_rank(A, semiring=S)
+    assert t <= r <= min(A.shape)
+
+
+@given(matrices(max_m=5, max_n=5, lo=-4, hi=4))
+def test_rank_bounds_are_valid(AS):
+    A, S = AS
+    b = rank_bounds(A, semiring=S)
+    t = tropical_rank(A, semiring=S)
+    assert b.tropical[0] <= t <= b.tropical[1]
+    assert b.barvinok[0] <= barvinok_rank(A, semiring=S) <= b.barvinok[1]
+    rows, cols = b.minor
+    assert len(rows) == b.tropical[0]
+    if rows:
+        assert not is_singular(A[np.ix_(rows, cols)], semiring=S)
+
+
+@given(matrices(max_m=4, max_n=4, lo=-3, hi=3), st.integers(0, 10**6))
+def test_kapranov_answers_lie_between_tropical_and_barvinok(AS, seed):
+    A, S = AS
+    t, b = tropical_rank(A, semiring=S), barvinok_rank(A, semiring=S)
+    try:
+        k = kapranov_rank(A, semiring=S)
+    except UndecidedError as err:
+        assert t < b
+        assert f"{t} ≤ Kapranov rank ≤ {b}" in str(err)
+    else:
+        assert t <= k <= b
+
+
+@given(matrices(max_m=4, max_n=4, lo=-3, hi=3), st.randoms(use_true_random=False))
+def test_ranks_are_invariant(AS, rnd):
+    """Row/column permutation, transposition, tropical scaling and positive rescaling keep all ranks."""
+    A, S = AS
+    m, n = A.shape
+    rp, cp = list(range(m)), list(range(n))
+    rnd.shuffle(rp)
+    rnd.shuffle(cp)
+    a = [rnd.randint(-5, 5) for _ in range(m)]
+    c = [rnd.randint(-5, 5) for _ in range(n)]
+    B = np.empty_like(A)
+    for i in range(m):
+        for j in range(n):
+            x = A[rp[i], cp[j]]
+            B[i, j] = x if x == S.zero else Fraction(3, 2) * x + a[i] + c[j]
+    for f in (tropical_rank, barvinok_rank):
+        assert f(A, semiring=S) == f(B, semiring=S) == f(B.T, semiring=S)
+
+
+def test_identity_complement_dss():
+    """n×n, 0 on the diagonal and 1 elsewhere, max-plus (= DSS min-plus matrix −A): tropical rank 2 for n ≥ 2,
+    so Kapranov rank 2 (3×3 minors are a tropical basis), while the Barvinok rank grows: it equals the
+    smallest k with n ≤ C(k, ⌊k/2⌋) (the Boolean rank of the complement of the identity)."""
+    from math import comb
+
+    for n in range(2, 7):
+        A = np.ones((n, n), dtype=int) - np.eye(n, dtype=int)
+        assert tropical_rank(A) == 2
+        assert kapranov_rank(A) == 2
+        sperner = min(k for k in range(1, n + 1) if comb(k, k // 2) >= n)
+        assert barvinok_rank(A) == max(sperner, 2)
+        # same matrix in the min-plus convention: the diagonal is the unique optimum, full rank
+        assert tropical_rank(A, semiring="min") == kapranov_rank(A, semiring="min") == n
+    assert barvinok_rank(np.ones((4, 4), dtype=int) - np.eye(4, dtype=int)) == 4 > 2
+
+
+def fano(on_line, off_line):
+    lines = [{i % 7, (i + 1) % 7, (i + 3) % 7} for i in range(7)]
+    return np.array([[on_line if p in L else off_line for p in range(7)] for L in lines], dtype=object)
+
+
+def test_fano_cocircuit_matrix_dss():
+    """DSS §7: min-plus, 0 on the cocircuits (off the lines), 1 on the lines: tropical rank 3,
+    Kapranov rank 4 unless the characteristic is 2 (the Fano matroid is realisable only there)."""
+    F = fano(1, 0)
+    assert tropical_rank(F, semiring="min") == 3
+    assert kapranov_rank(F, semiring="min") == 4
+    assert kapranov_rank(F, semiring="min", characteristic=3) == 4
+    assert kapranov_rank(F, semiring="min", characteristic=2) == 3
+    # the same matrix in max-plus convention: -F, and with permuted rows/cols, scaled values, transposed
+    G = -fano(Fraction(5, 2), 0)[np.ix_([3, 1, 4, 0, 6, 5, 2], [6, 0, 5, 1, 4, 2, 3])].T + 7
+    assert tropical_rank(G) == 3 and kapranov_rank(G) == 4 and kapranov_rank(G, characteristic=2) == 3
+    # the complementary pattern is a different matrix: tropical rank 4, nothing known to tropix
+    assert tropical_rank(F) == 4
+    with pytest.raises(UndecidedError, match="4 ≤ Kapranov rank ≤ 7"):
+        kapranov_rank(F)
+
+
+def test_non_column_terms_are_needed():
+    """Maximal rank-one terms are vertices of the tropical complex, not only columns/rows of A."""
+    A = np.array([[0, 9, 0, 3], [5, 7, 0, 5], [8, 0, 9, 2], [9, 1, 8, 9]], dtype=object)
+    assert barvinok_rank(A) == 3
+    U, V = barvinok_decomposition(A)
+    assert (matmul(U, V) == A).all()
+    # covering by terms through columns or rows of A alone needs 4
+    W = A
+    sets = []
+    for j in range(4):
+        v = [min(W[i, k] - W[i, j] for i in range(4)) for k in range(4)]
+        sets.append({(i, k) for i in range(4) for k in range(4) if W[i, j] + v[k] == W[i, k]})
+    for i in range(4):
+        u = [min(W[a, k] - W[i, k] for k in range(4)) for a in range(4)]
+        sets.append({(a, k) for a in range(4) for k in range(4) if u[a] + W[i, k] == W[a, k]})
+    full = {(i, k) for i in range(4) for k in range(4)}
+    assert not any(set().union(*c) == full for c in itertools.combinations(sets, 3))
+
+
+def test_kapranov_theorem_cases():
+    rng = np.random.default_rng(7)
+    A = rng.integers(0, 100, (3, 6))
+    assert kapranov_rank(A) == tropical_rank(A) == 3  # full tropical rank
+    R1 = np.add.outer([0, 4, 1, 7], [2, 0, 3])  # tropical rank one
+    assert tropical_rank(R1) == barvinok_rank(R1) == kapranov_rank(R1, characteristic=5) == 1
+    # identity complement with a tropical zero: tropix applies no minor theorem with zeros
+    Z = np.array([[0, 1, 1], [1, 0, 1], [1, 1, -INF]], dtype=object)
+    assert (tropical_rank(Z), barvinok_rank(Z)) == (2, 3)
+    with pytest.raises(UndecidedError, match="2 ≤ Kapranov rank ≤ 3"):
+        kapranov_rank(Z)
+    # characteristic p: the 3×3 minor theorem is only used in characteristic 0
+    I3 = np.ones((3, 3), dtype=int) - np.eye(3, dtype=int)
+    with pytest.raises(UndecidedError, match="characteristic 2"):
+        kapranov_rank(I3, characteristic=2)
+    with pytest.raises(ToleranceError):
+        kapranov_rank(I3, characteristic=4)
+    # 7×7 (Barvinok search out of reach) of tropical rank one: decided by the 2×2 minor theorem
+    M = np.add.outer([3, 1, 4, 1, 5, 9, 2], [6, 5, 3, 5, 8, 9, 7])
+    assert tropical_rank(M) == 1 and kapranov_rank(M) == 1
+    # tropical rank 3 < Barvinok rank 4: decided by "maximal minors are a tropical basis" (4×5) and by
+    # "4×4 minors are a tropical basis when min(m, n) <= 6" (5×5), in characteristic 0 only
+    T45 = [[0, 0, 0, 2, 2], [2, 2, 0, 0, 1], [1, 0, 0, 2, 2], [0, 2, 0, 0, 2]]
+    T55 = [[0, 0, 0, 1, 0], [1, 0, 2, 2, 0], [1, 0, 2, 1, 1], [0, 1, 1, 1, 0], [0, 2, 2, 2, 1]]
+    for T in (T45, T55):
+        assert (tropical_rank(T), barvinok_rank(T)) == (3, 4)
+        assert kapranov_rank(T) == 3
+        with pytest.raises(UndecidedError, match="3 ≤ Kapranov rank ≤ 4"):
+            kapranov_rank(T, characteristic=3)
+
+
+def test_zero_and_float_inputs():
+    Z = np.full((3, 2), -INF)
+    assert tropical_rank(Z) == barvinok_rank(Z) == kapranov_rank(Z) == 0
+    assert rank_bounds(Z).tropical == (0, 0)
+    assert tropical_rank([[0.1, 0.2], [0.2, 0.3]]) == 2  # exact binary values: not a tie
+
+
+def test_backends(backend):
+    A = np.array([[0.0, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1]])
+    x = backend(A)
+    assert tropical_rank(x) == 2
+    assert barvinok_rank(x) == 3
+    assert kapranov_rank(x) == 2
+    assert rank_bounds(x).tropical[0] >= 1
+
+
+def test_size_limits_and_errors():
+    with pytest.raises(SizeLimitError, match="max_entries=42"):
+        barvinok_rank(np.zeros((7, 7), dtype=int))
+    A = np.ones((6, 6), dtype=int) - np.eye(6, dtype=int)
+    with pytest.raises(SizeLimitError, match="max_checks=5"):
+        tropical_rank(A, max_checks=5)
+    with pytest.raises(ToleranceError):
+        tropical_rank(A, max_checks=0)
+    with pytest.raises(ShapeError):
+        tropical_rank([1, 2, 3])
+    with pytest.raises(EmptyInputError):
+        barvinok_rank(np.zeros((0, 3)))
+    with pytest.raises(NaNError):
+        rank_bounds([[float("nan")]])
+    with pytest.raises(ConventionError):
+        tropical_rank([[INF, 0.0]])
