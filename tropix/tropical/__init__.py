@@ -15,6 +15,16 @@ from .semiring import (
     get_semiring,
 )
 from .matmul import matmul
+from .determinant import is_singular, optimal_permutation, optimal_permutations, tdet
+from .rank import (
+    RankBounds,
+    barvinok_decomposition,
+    barvinok_rank,
+    kapranov_rank,
+    nonsingular_minor,
+    rank_bounds,
+    tropical_rank,
+)
 from .convexity import (
     TropicalCell,
     TropicalPolytope,
@@ -36,6 +46,17 @@ __all__ = [
     "get_semiring",
     "check_same_semiring",
     "matmul",
+    "tdet",
+    "optimal_permutation",
+    "optimal_permutations",
+    "is_singular",
+    "tropical_rank",
+    "barvinok_rank",
+    "barvinok_decomposition",
+    "kapranov_rank",
+    "rank_bounds",
+    "RankBounds",
+    "nonsingular_minor",
     "convex_hull",
     "TropicalPolytope",
     "TropicalCell",
