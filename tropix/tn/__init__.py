@@ -3,6 +3,7 @@
 from .tt import TensorTrain, entanglement_entropy, schmidt_spectrum, tt_round, tt_svd
 from .ttmatrix import TTMatrix, factorize
 from .contract import contract, contraction_path
+from .peps import PEPS, BoundaryContraction
 from .tucker import TuckerDecomposition, mode_product, tucker
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "mode_product",
     "contract",
     "contraction_path",
+    "PEPS",
+    "BoundaryContraction",
 ]
