@@ -1,0 +1,558 @@
+"""Exact integer convex-hull kernels behind Newton polytopes and regular subdivisions (internal).
+
+Everything here works on *integer* point coordinates (callers scale rationals and floats, which are
+dyadic rationals, to integers first), so every predicate is decided exactly.  Floating point (qhull via
+SciPy) is only ever used to *propose* candidate facets; each candidate is verified exactly and the
+facet set is completed by exact gift-wrapping, so the result does not depend on floating point.
+
+The one primitive is the rotation :func:`_rotate` of a supporting affine function about a face:
+given integer values ``L <= 0`` of a supporting function (zero on the current face) and values ``M`` of
+an affine function vanishing on a lower-dimensional face, ``L + t*M`` with
+``t* = max_{M(p) < 0} L(p) / (-M(p))`` is again supporting and touches the points attaining ``t*``.
+It gives the initial facet, the neighbouring facet across a ridge (gift wrapping) and the neighbouring
+cell of a regular subdivision, in any dimension.
+
+Affine functions are integer coefficient vectors ``f`` over the columns of a feature matrix
+``X = [coordinates | 1]``; values are ``X @ f``.  Products are formed in ``int64`` when a bound proves
+they cannot overflow, in Python integers (object arrays) otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "int_matrix",
+    "values",
+    "nullspace",
+    "affine_independent_subset",
+    "hull_facets",
+    "polytope_faces",
+    "upper_hull_cells",
+]
+
+_I64_SAFE = 1 << 62
+
+
+def int_matrix(rows) -> np.ndarray:
+    """An integer matrix as int64 if every entry fits comfortably, else an object array of Python ints."""
+    a = np.asarray(rows, dtype=object)
+    if a.size == 0:
+        return a.astype(np.int64)
+    m = max(abs(int(v)) for v in a.ravel())
+    if m < (1 << 31):
+        return a.astype(np.int64)
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [int(v) for v in a.ravel()]
+    return out
+
+
+def _maxabs(a: np.ndarray) -> int:
+    if a.size == 0:
+        return 0
+    if a.dtype == object:
+        return max(abs(int(v)) for v in a.ravel())
+    return int(np.max(np.abs(a)))
+
+
+def values(X: np.ndarray, F) -> np.ndarray:
+    """Exact ``X @ F`` for integer matrices (``F`` a vector or a matrix of column functions)."""
+    F = np.asarray(F, dtype=object) if not isinstance(F, np.ndarray) else F
+    bound = _maxabs(X) * _maxabs(F) * (X.shape[1] if X.ndim == 2 else 1)
+    if bound < _I64_SAFE:
+        return X.astype(np.int64) @ F.astype(np.int64)
+    return X.astype(object) @ F.astype(object)
+
+
+def _gcd_reduce(f: Sequence[int]) -> tuple:
+    g = 0
+    for v in f:
+        g = math.gcd(g, int(v))
+    if g <= 1:
+        return tuple(int(v) for v in f)
+    return tuple(int(v) // g for v in f)
+
+
+def nullspace(rows: Sequence[Sequence]) -> list[tuple]:
+    """Integer basis (primitive vectors) of the right null space of a rational matrix (exact)."""
+    rows = [list(map(Fraction, r)) for r in rows]
+    ncols = len(rows[0]) if rows else 0
+    pivots: list[int] = []
+    r = 0
+    for c in range(ncols):
+        piv = next((i for i in range(r, len(rows)) if rows[i][c] != 0), None)
+        if piv is None:
+            continue
+        rows[r], rows[piv] = rows[piv], rows[r]
+        pv = rows[r][c]
+        rows[r] = [v / pv for v in rows[r]]
+        for i in range(len(rows)):
+            if i != r and rows[i][c] != 0:
+                fac = rows[i][c]
+                rows[i] = [a - fac * b for a, b in zip(rows[i], rows[r])]
+        pivots.append(c)
+        r += 1
+        if r == len(rows):
+            break
+    free = [c for c in range(ncols) if c not in pivots]
+    basis = []
+    for fc in free:
+        v = [Fraction(0)] * ncols
+        v[fc] = Fraction(1)
+        for i, pc in enumerate(pivots):
+            v[pc] = -rows[i][fc]
+        den = 1
+        for x in v:
+            den = den * x.denominator // math.gcd(den, x.denominator)
+        basis.append(_gcd_reduce([int(x * den) for x in v]))
+    return basis
+
+
+def _null1(rows: Sequence[Sequence[int]]) -> tuple | None:
+    """The primitive integer vector spanning a one-dimensional null space (None if it is larger)."""
+    k = len(rows)
+    if k == 2 and len(rows[0]) == 3:  # cross product, the hot path for plane curves
+        (a0, a1, a2), (b0, b1, b2) = rows
+        v = (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
+        if v == (0, 0, 0):
+            return None
+        return _gcd_reduce(v)
+    if k == 1 and len(rows[0]) == 2:
+        a0, a1 = rows[0]
+        if a0 == 0 and a1 == 0:
+            return None
+        return _gcd_reduce((-a1, a0))
+    if k + 1 == len(rows[0]):  # cofactor vector: zero exactly when the rank is below k
+        v = []
+        for i in range(k + 1):
+            minor = [[r[j] for j in range(k + 1) if j != i] for r in rows]
+            v.append((-1) ** i * det_int(minor))
+        if not any(v):
+            return None
+        return _gcd_reduce(v)
+    ns = nullspace(rows)
+    return ns[0] if len(ns) == 1 else None
+
+
+def det_int(M) -> int:
+    """Determinant of a square integer matrix (Bareiss fraction-free elimination, exact)."""
+    M = [[int(v) for v in r] for r in M]
+    n = len(M)
+    if n == 0:
+        return 1
+    if n == 1:
+        return M[0][0]
+    if n == 2:
+        return M[0][0] * M[1][1] - M[0][1] * M[1][0]
+    if n == 3:
+        (a, b, c), (d, e, f), (g, h, i) = M
+        return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    sign = 1
+    prev = 1
+    for k in range(n - 1):
+        if M[k][k] == 0:
+            sw = next((r for r in range(k + 1, n) if M[r][k] != 0), None)
+            if sw is None:
+                return 0
+            M[k], M[sw] = M[sw], M[k]
+            sign = -sign
+        for i in range(k + 1, n):
+            for j in range(k + 1, n):
+                M[i][j] = (M[i][j] * M[k][k] - M[i][k] * M[k][j]) // prev
+        prev = M[k][k]
+    return sign * M[n - 1][n - 1]
+
+
+def seed_functions(X: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """Primitive-up-to-sign functions through each simplex of lifted points (rows of X), vectorised.
+
+    Only for ``X`` with 4 columns (plane case): cofactors of the 3x4 matrices.  Rows of zeros mark
+    degenerate simplices.
+    """
+    T = X[simplices]  # (m, 3, 4)
+    big = _maxabs(X) ** 3 * 6 >= _I64_SAFE
+    T = T.astype(object) if big else T.astype(np.int64)
+
+    def det3(c0, c1, c2):
+        a, b, c = T[:, 0, c0], T[:, 0, c1], T[:, 0, c2]
+        d, e, f = T[:, 1, c0], T[:, 1, c1], T[:, 1, c2]
+        g, h, i = T[:, 2, c0], T[:, 2, c1], T[:, 2, c2]
+        return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+    return np.stack([det3(1, 2, 3), -det3(0, 2, 3), det3(0, 1, 3), -det3(0, 1, 2)], axis=1)
+
+
+def affine_independent_subset(P: Sequence[Sequence]) -> list[int]:
+    """Indices of a maximal affinely independent subset of the points ``P`` (exact, greedy)."""
+    if len(P) == 0:
+        return []
+    chosen = [0]
+    basis: list[list[Fraction]] = []  # echelon rows of differences
+    pivcols: list[int] = []
+    p0 = [Fraction(v) for v in P[0]]
+    dim = len(p0)
+    for i in range(1, len(P)):
+        if len(basis) == dim:
+            break
+        v = [Fraction(x) - y for x, y in zip(P[i], p0)]
+        for row, pc in zip(basis, pivcols):
+            if v[pc] != 0:
+                fac = v[pc] / row[pc]
+                v = [a - fac * b for a, b in zip(v, row)]
+        nz = next((c for c in range(dim) if v[c] != 0), None)
+        if nz is not None:
+            basis.append(v)
+            pivcols.append(nz)
+            chosen.append(i)
+    return chosen
+
+
+def _rotate(L: np.ndarray, M: np.ndarray):
+    """Exact rotation step.  Returns (q, tie_mask) with t* = L[q] / (-M[q]), or None if no M < 0.
+
+    ``L <= 0`` everywhere; over the points with ``M < 0`` it maximises ``L / (-M)`` exactly.
+    """
+    neg = np.nonzero(M < 0)[0]
+    if neg.size == 0:
+        return None
+    Ln = L[neg]
+    Mn = M[neg]
+    # float guess of the maximiser, then exact confirmation (and correction if the guess was off)
+    with np.errstate(all="ignore"):
+        ratio = np.array([float(Fraction(int(a), -int(b))) for a, b in zip(Ln, Mn)]) if Ln.dtype == object else (
+            Ln.astype(np.float64) / (-Mn.astype(np.float64))
+        )
+    q = int(np.argmax(ratio))
+    while True:
+        lq, mq = int(Ln[q]), -int(Mn[q])
+        lhs = _mul(Ln, mq)  # L_p * (-M_q)
+        rhs = _mul(-Mn, lq)  # L_q * (-M_p)
+        better = np.nonzero(lhs > rhs)[0]
+        if better.size == 0:
+            break
+        q = int(better[0])
+    tie = np.zeros(L.shape[0], dtype=bool)
+    tie[neg[lhs == rhs]] = True
+    return int(neg[q]), tie
+
+
+def _mul(a: np.ndarray, k: int) -> np.ndarray:
+    if a.dtype != object and _maxabs(a) * abs(k) < _I64_SAFE:
+        return a * k
+    return a.astype(object) * k
+
+
+def _combine(f: Sequence[int], g: Sequence[int], lq: int, mq: int) -> tuple:
+    """Coefficients of ``(-M_q) * f + L_q * g`` (= (-M_q)(f + t* g)), reduced by their gcd."""
+    return _gcd_reduce([mq * int(a) + lq * int(b) for a, b in zip(f, g)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# convex hulls in any dimension
+
+
+def hull_facets(P: Sequence[Sequence[int]]) -> list[tuple[frozenset, tuple]]:
+    """Facets of the convex hull of full-dimensional integer points ``P`` in R^d (exact).
+
+    Returns a list of ``(indices of all points on the facet, f)`` where ``f = (w, w0)`` are primitive
+    integer coefficients with ``w·p + w0 <= 0`` for every point and ``= 0`` exactly on the facet.
+    """
+    P = [tuple(int(v) for v in p) for p in P]
+    d = len(P[0])
+    X = int_matrix([list(p) + [1] for p in P])
+    if d == 1:
+        xs = [p[0] for p in P]
+        lo, hi = min(xs), max(xs)
+        return [
+            (frozenset(i for i, x in enumerate(xs) if x == lo), (-1, lo)),
+            (frozenset(i for i, x in enumerate(xs) if x == hi), (1, -hi)),
+        ]
+    if d == 2:
+        return _hull2(P, X)
+    # initial facet by rotation, then gift wrapping across ridges (found recursively)
+    f = _initial_support(X, d)
+    facets: dict[frozenset, tuple] = {}
+    queue = [f]
+    while queue:
+        f = queue.pop()
+        vals = values(X, np.array(f, dtype=object))
+        on = frozenset(np.nonzero(vals == 0)[0].tolist())
+        if on in facets:
+            continue
+        facets[on] = f
+        for ridge_pts, g in _facet_ridges(P, sorted(on), f):
+            # g: affine function on R^d vanishing on the ridge, <= 0 on the facet
+            # neighbour = g + s* f with s* = max over points off the facet of g(p) / (-f(p))
+            G = values(X, np.array(g, dtype=object))
+            q, _ = _rotate(G, vals)
+            nf = _combine(g, f, int(G[q]), -int(vals[q]))
+            key = frozenset(np.nonzero(values(X, np.array(nf, dtype=object)) == 0)[0].tolist())
+            if key not in facets:
+                queue.append(nf)
+    return [(k, v) for k, v in facets.items()]
+
+
+def _hull2(P, X):
+    """Polygon edges by the monotone chain, with every point lying on an edge included in its set."""
+    idx = sorted(range(len(P)), key=lambda i: P[i])
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[int] = []
+    for i in idx:
+        while len(lower) >= 2 and cross(P[lower[-2]], P[lower[-1]], P[i]) <= 0:
+            lower.pop()
+        lower.append(i)
+    upper: list[int] = []
+    for i in reversed(idx):
+        while len(upper) >= 2 and cross(P[upper[-2]], P[upper[-1]], P[i]) <= 0:
+            upper.pop()
+        upper.append(i)
+    ring = lower[:-1] + upper[:-1]  # counter-clockwise
+    out = []
+    for k in range(len(ring)):
+        a, b = P[ring[k]], P[ring[(k + 1) % len(ring)]]
+        # outward normal of a ccw edge a->b is (dy, -dx)
+        w = (b[1] - a[1], -(b[0] - a[0]))
+        f = _gcd_reduce((w[0], w[1], -(w[0] * a[0] + w[1] * a[1])))
+        vals = values(X, np.array(f, dtype=object))
+        out.append((frozenset(np.nonzero(vals == 0)[0].tolist()), f))
+    return out
+
+
+def _initial_support(X: np.ndarray, d: int) -> tuple:
+    """A facet-defining function of the hull of the rows of X = [P | 1], by repeated rotation."""
+    f = tuple([1] + [0] * (d - 1) + [-max(int(v) for v in X[:, 0])])
+    while True:
+        vals = values(X, np.array(f, dtype=object))
+        T = np.nonzero(vals == 0)[0]
+        rows = [[int(v) for v in X[i]] for i in T]
+        ns = nullspace(rows)  # affine functions vanishing on T
+        # dimension of aff(T) = d - (len(ns) - 1) ... len(ns) == 1 means T spans a hyperplane
+        if len(ns) <= 1:
+            return _gcd_reduce(f)
+        g = next(v for v in ns if not _proportional(v, f))
+        M = values(X, np.array(g, dtype=object))
+        if not np.any(M < 0):
+            M = -M
+            g = tuple(-x for x in g)
+        if not np.any(M < 0):  # g vanishes on every point: cannot happen for full-dimensional P
+            raise ValueError("points are not full-dimensional")
+        q, _ = _rotate(vals, M)
+        f = _combine(f, g, int(vals[q]), -int(M[q]))
+
+
+def _proportional(u, v) -> bool:
+    u = list(u)
+    v = list(v)
+    for i in range(len(u)):
+        for j in range(i + 1, len(u)):
+            if u[i] * v[j] != u[j] * v[i]:
+                return False
+    return True
+
+
+def _drop_coordinate(f_w: Sequence[int]) -> int:
+    return next(i for i, w in enumerate(f_w) if w != 0)
+
+
+def _facet_ridges(P, on: list[int], f: tuple):
+    """Ridges of the facet {f = 0} of a d-dimensional hull, as (global indices, g on R^d)."""
+    d = len(P[0])
+    drop = _drop_coordinate(f[:d])
+    Q = [tuple(v for k, v in enumerate(P[i]) if k != drop) for i in on]
+    out = []
+    for loc, h in hull_facets(Q):
+        # h on R^{d-1}: lift by inserting 0 at the dropped coordinate
+        g = list(h[: d - 1])
+        g.insert(drop, 0)
+        g.append(h[d - 1])
+        out.append((frozenset(on[i] for i in loc), tuple(g)))
+    return out
+
+
+def polytope_faces(P: Sequence[Sequence[int]], idx: Sequence[int] | None = None) -> dict[int, set]:
+    """All faces of conv(P) for points P affinely spanning R^d, by dimension (sets of frozensets of indices).
+
+    Faces are identified with the set of *all* points of ``P`` lying on them.  Simplices are handled
+    combinatorially; other polytopes by exact facet enumeration, recursively.
+    """
+    P = [tuple(int(v) for v in p) for p in P]
+    idx = list(range(len(P))) if idx is None else list(idx)
+    d = len(P[0]) if P else 0
+    out: dict[int, set] = {k: set() for k in range(d + 1)}
+    out[d].add(frozenset(idx))
+    if d == 0:
+        return out
+    if len(P) == d + 1:  # a simplex: every subset is a face
+        from itertools import combinations
+
+        for k in range(d):
+            for c in combinations(idx, k + 1):
+                out[k].add(frozenset(c))
+        return out
+    if d == 1:
+        xs = [p[0] for p in P]
+        out[0].add(frozenset([idx[xs.index(min(xs))]]))
+        out[0].add(frozenset([idx[xs.index(max(xs))]]))
+        return out
+    for loc, f in hull_facets(P):
+        loc = sorted(loc)
+        drop = _drop_coordinate(f[:d])
+        Q = [tuple(v for k, v in enumerate(P[i]) if k != drop) for i in loc]
+        sub = polytope_faces(Q, [idx[i] for i in loc])
+        for k, faces in sub.items():
+            out[k] |= faces
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# regular subdivisions
+
+
+def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterable[Sequence[int]] = ()):
+    """Maximal cells of the regular subdivision of full-dimensional integer points ``A`` lifted by ``c``.
+
+    The cells are the projections of the upper facets of conv{(a, c_a)}.  ``seeds`` are candidate cells
+    (index tuples of n+1 points, e.g. from qhull); each is verified exactly, the rest is found by exact
+    gift wrapping, so the output is exact whatever the seeds.
+
+    Returns
+    -------
+    cells : dict frozenset -> tuple
+        All points on each cell, mapped to its primitive function ``f`` over ``[A | c | 1]``
+        (``f_c > 0``, ``f <= 0`` on every lifted point, ``= 0`` exactly on the cell).
+    ridges : dict frozenset -> list
+        For each ridge (all points on it): the cells containing it (one for a boundary ridge), and
+        for boundary ridges the outward function ``g`` over ``[A | 1]`` under key ``('g', ridge)``.
+    """
+    A = [tuple(int(v) for v in a) for a in A]
+    n = len(A[0])
+    X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
+    XA = int_matrix([list(a) + [1] for a in A])
+    cells: dict[frozenset, tuple] = {}
+    # seeds: exact function through n+1 lifted points, kept if upper and supporting
+    cand = []
+    seeds = list(seeds)
+    if n == 2 and seeds and all(len(s) == 3 for s in seeds):
+        Fv = seed_functions(X, np.array(seeds, dtype=np.int64))
+        Fv = Fv * np.where(Fv[:, n] < 0, -1, 1)[:, None]
+        for row in Fv[Fv[:, n] > 0].tolist():
+            cand.append(_gcd_reduce(row))
+        seeds = []
+    for s in seeds:
+        f = _null1([[int(v) for v in X[i]] for i in s])
+        if f is None:
+            continue
+        if f[n] < 0:
+            f = tuple(-v for v in f)
+        if f[n] == 0:
+            continue
+        cand.append(f)
+    if cand:
+        F = np.array(sorted(set(cand)), dtype=object).T
+        for j0 in range(0, F.shape[1], 2048):
+            V = values(X, F[:, j0 : j0 + 2048])
+            ok = np.all(V <= 0, axis=0)
+            for j in np.nonzero(ok)[0]:
+                key = frozenset(np.nonzero(V[:, j] == 0)[0].tolist())
+                cells.setdefault(key, tuple(int(v) for v in F[:, j0 + j]))
+    if not cells:
+        f = _initial_upper(X, n)
+        key = frozenset(np.nonzero(values(X, np.array(f, dtype=object)) == 0)[0].tolist())
+        cells[key] = f
+    queue = list(cells.keys())
+    ridge_cells: dict[frozenset, list] = {}
+    ridge_g: dict[frozenset, tuple] = {}
+    for key in queue:
+        for rkey, g in _cell_ridges(A, sorted(key)):
+            ridge_cells.setdefault(rkey, []).append(key)
+            ridge_g.setdefault(rkey, g)
+    # close under adjacency: every ridge seen once is on the boundary or leads to a missing cell
+    on_boundary: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for rkey in list(ridge_cells):
+            lst = ridge_cells[rkey]
+            if len(lst) != 1 or rkey in on_boundary:
+                continue
+            key = lst[0]
+            f = cells[key]
+            g = _orient(ridge_g[rkey], A, key, rkey)
+            M = -values(XA, np.array(g, dtype=object))
+            if not np.any(M < 0):
+                on_boundary.add(rkey)
+                continue
+            vals = values(X, np.array(f, dtype=object))
+            q, _ = _rotate(vals, M)
+            gl = list(g[:n]) + [0, g[n]]
+            nf = _combine(f, [-x for x in gl], int(vals[q]), -int(M[q]))
+            nkey = frozenset(np.nonzero(values(X, np.array(nf, dtype=object)) == 0)[0].tolist())
+            if nkey in cells:  # pragma: no cover - would mean an inconsistent seed set
+                raise AssertionError(("regular subdivision: inconsistent cell adjacency", A, list(c), rkey, key, nkey))
+            cells[nkey] = nf
+            for r2, g2 in _cell_ridges(A, sorted(nkey)):
+                ridge_cells.setdefault(r2, []).append(nkey)
+                ridge_g.setdefault(r2, g2)
+            changed = True
+    boundary = {}
+    for rkey, lst in ridge_cells.items():
+        if len(lst) == 1:
+            boundary[rkey] = _orient(ridge_g[rkey], A, lst[0], rkey)
+        elif len(lst) != 2:  # pragma: no cover - a ridge lies in exactly two cells
+            raise AssertionError("regular subdivision: a ridge in more than two cells")
+    return cells, ridge_cells, boundary
+
+
+def _orient(g, A, cell, ridge):
+    """Sign ``g`` so that it is <= 0 on the cell (positive beyond the ridge)."""
+    n = len(A[0])
+    for i in cell:
+        if i not in ridge:
+            v = sum(int(g[k]) * A[i][k] for k in range(n)) + int(g[n])
+            return tuple(g) if v < 0 else tuple(-x for x in g)
+    return tuple(g)
+
+
+def _cell_ridges(A, cell: list[int]):
+    """Facets of conv(A[cell]) as (frozenset of global indices, g over [A | 1])."""
+    n = len(A[0])
+    if len(cell) == n + 1:
+        out = []
+        for k in range(n + 1):
+            rest = cell[:k] + cell[k + 1 :]
+            g = _null1([list(A[i]) + [1] for i in rest])
+            if n == 1:
+                g = (1, -A[rest[0]][0])
+            v = sum(g[j] * A[cell[k]][j] for j in range(n)) + g[n]
+            if v > 0:
+                g = tuple(-x for x in g)
+            out.append((frozenset(rest), tuple(g)))
+        return out
+    return [(frozenset(cell[i] for i in loc), f) for loc, f in hull_facets([A[i] for i in cell])]
+
+
+def _initial_upper(X: np.ndarray, n: int) -> tuple:
+    """An upper cell function by rotating the horizontal plane through the highest lifted point."""
+    f = tuple([0] * n + [1, -max(int(v) for v in X[:, n])])
+    while True:
+        vals = values(X, np.array(f, dtype=object))
+        T = np.nonzero(vals == 0)[0]
+        rows = [[int(X[i, k]) for k in range(n)] + [1] for i in T]
+        ns = nullspace(rows)  # affine functions on R^n vanishing on the projected tie set
+        if not ns:
+            return _gcd_reduce(f)
+        g = ns[0]
+        gl = list(g[:n]) + [0, g[n]]
+        M = values(X, np.array(gl, dtype=object))
+        if not np.any(M < 0):
+            M = -M
+            gl = [-x for x in gl]
+        q, _ = _rotate(vals, M)
+        f = _combine(f, gl, int(vals[q]), -int(M[q]))

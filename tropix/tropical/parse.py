@@ -1,0 +1,493 @@
+"""A small safe parser for tropical polynomials, and conversions from sympy (no ``eval``, no ``sympify``).
+
+Two notations are accepted.
+
+**Max/min of linear forms** (the function itself): ``max(0, x + 1, 2*y - 1/2)`` or ``min(...)``.  Inside,
+each argument is a linear form ``c + a1*x1 + ...``: the constant is the coefficient and the coefficients
+of the variables are the exponents (integers, fractions ``p/q`` or decimals).  Nested ``max`` inside
+``max`` is flattened.  The semiring is the one named (``max`` → MaxPlus, ``min`` → MinPlus).
+
+**Tropical notation**: ``⊕`` or ``+`` is the tropical sum, ``⊗``, ``*`` or juxtaposition the tropical
+product, ``^`` the power, numbers are coefficients: ``3*x^2 + x*y + -1`` or ``(x ⊕ 0)^2 ⊗ (y ⊕ 1)``.
+Exponents are integers, ``(p/q)`` or ``-k``.  The semiring is the ``semiring=`` argument (default MaxPlus).
+
+Integers and fractions are exact; a decimal literal (``0.5``, ``1e-3``) is a float and makes the whole
+polynomial floating point.  A string that does not follow the grammar raises
+:class:`~tropix.errors.ParseError` saying where.
+
+Examples
+--------
+>>> from tropix.tropical.parse import parse_polynomial
+>>> parse_polynomial("max(0, x + 1, 2*y - 1/2)")
+TropicalPolynomial('max(0, -1/2 + 2*y, 1 + x)')
+>>> parse_polynomial("3*x^2 ⊕ x*y ⊕ -1", semiring="min")
+TropicalPolynomial('min(-1, x + y, 3 + 2*x)')
+>>> parse_polynomial("max(0, x +* 1)")
+Traceback (most recent call last):
+...
+tropix.errors.ParseError: unexpected '*' at position 10 in 'max(0, x +* 1)' (expected a number or a variable)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from typing import Any, Mapping
+
+from ..errors import ConventionError, ParseError
+from .semiring import MaxPlus, MinPlus, get_semiring
+
+__all__ = ["parse_polynomial", "from_sympy", "tropicalize", "p_adic_valuation"]
+
+MAX_LENGTH = 100_000
+MAX_POWER = 1000
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),⊕⊗]))"
+)
+
+
+def _tokenize(text: str):
+    toks = []
+    pos = 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ParseError(f"unexpected character {text[pos]!r} at position {pos} in {text!r}")
+        kind = m.lastgroup
+        start = m.start(kind)
+        toks.append((kind, m.group(kind), start))
+        pos = m.end()
+    toks.append(("end", "", len(text)))
+    return toks
+
+
+def _number(s: str):
+    if re.fullmatch(r"\d+", s):
+        return int(s)
+    v = float(s)
+    if not math.isfinite(v):
+        raise ParseError(f"number {s!r} is not finite")
+    return v
+
+
+class _Parser:
+    def __init__(self, text: str):
+        if not isinstance(text, str):
+            raise TypeError(f"expected a string, got {type(text).__name__}")
+        if len(text) > MAX_LENGTH:
+            raise ParseError(f"string of {len(text)} characters is longer than the limit {MAX_LENGTH}")
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.names: set[str] = set()
+
+    # helpers
+    def peek(self):
+        return self.toks[self.i]
+
+    def take(self):
+        t = self.toks[self.i]
+        self.i += 1
+        return t
+
+    def error(self, tok=None, expected: str | None = None):
+        kind, val, pos = tok or self.peek()
+        what = "end of input" if kind == "end" else repr(val)
+        extra = f" (expected {expected})" if expected else ""
+        raise ParseError(f"unexpected {what} at position {pos} in {self.text!r}{extra}")
+
+    def expect(self, val: str):
+        t = self.take()
+        if t[1] != val:
+            self.error(t, repr(val))
+        return t
+
+    def is_op(self, *vals):
+        k, v, _ = self.peek()
+        return k == "op" and v in vals
+
+    def name(self, tok):
+        _, v, pos = tok
+        if v in ("max", "min"):
+            raise ParseError(f"{v!r} at position {pos} cannot be used here in {self.text!r}")
+        self.names.add(v)
+        return v
+
+    # ------------------------------------------------------------------ max/min of linear forms
+    def maxmin(self, op: str | None):
+        k, v, pos = self.take()
+        if v not in ("max", "min"):
+            self.error((k, v, pos), "'max' or 'min'")
+        if op is not None and v != op:
+            raise ParseError(f"{v!r} at position {pos} inside {op!r} in {self.text!r}: mixed max and min")
+        self.expect("(")
+        items = []
+        while True:
+            if self.peek()[0] == "name" and self.peek()[1] in ("max", "min"):
+                items.extend(self.maxmin(v)[1])
+            else:
+                items.append(self.linear())
+            if self.is_op(","):
+                self.take()
+                continue
+            self.expect(")")
+            break
+        return v, items
+
+    def linear(self):
+        """A linear form: returns (constant, {name: coefficient})."""
+        const = 0
+        lin: dict = {}
+        sign = 1
+        first = True
+        while True:
+            if self.is_op("+", "-"):
+                sign = -1 if self.take()[1] == "-" else 1
+            elif not first:
+                break
+            c, var = self.lterm()
+            if var is None:
+                const = const + sign * c
+            else:
+                lin[var] = lin.get(var, 0) + sign * c
+            first = False
+            sign = 1
+            if not self.is_op("+", "-"):
+                break
+        return const, lin
+
+    def coef(self):
+        """number, number/number, (number/number) or (-number/number)."""
+        if self.is_op("("):
+            self.take()
+            neg = False
+            if self.is_op("-"):
+                self.take()
+                neg = True
+            c = self.coef()
+            self.expect(")")
+            return -c if neg else c
+        k, v, pos = self.take()
+        if k != "num":
+            self.error((k, v, pos), "a number")
+        c = _number(v)
+        if self.is_op("/") and self.toks[self.i + 1][0] == "num":
+            self.take()
+            k2, v2, p2 = self.take()
+            d = _number(v2)
+            if d == 0:
+                raise ParseError(f"division by zero at position {p2} in {self.text!r}")
+            c = Fraction(c, d) if isinstance(c, int) and isinstance(d, int) else c / d
+            c = int(c) if isinstance(c, Fraction) and c.denominator == 1 else c
+        return c
+
+    def lterm(self):
+        k, v, pos = self.peek()
+        if k == "name":
+            self.take()
+            return 1, self.name((k, v, pos))
+        if k == "num" or self.is_op("("):
+            c = self.coef()
+            if self.is_op("*"):
+                self.take()
+                t = self.take()
+                if t[0] != "name":
+                    self.error(t, "a variable")
+                return c, self.name(t)
+            if self.peek()[0] == "name":
+                return c, self.name(self.take())
+            return c, None
+        self.error(expected="a number or a variable")
+
+    # ------------------------------------------------------------------ tropical notation
+    def tsum(self):
+        """Returns a list of terms {exponent dict, coefficient} as (dict name->exp, coef) pairs (a polynomial)."""
+        terms = self.tproduct()
+        while self.is_op("+", "⊕"):
+            self.take()
+            terms = terms + self.tproduct()
+        return terms
+
+    def tproduct(self):
+        acc = [({}, 0)]
+        first = True
+        while True:
+            if not first:
+                if self.is_op("*", "⊗"):
+                    self.take()
+                elif not (self.peek()[0] in ("num", "name") or self.is_op("(", "-")):
+                    break
+            f = self.tfactor()
+            acc = [(_addexp(e1, e2), c1 + c2) for e1, c1 in acc for e2, c2 in f]
+            if len(acc) > 1_000_000:
+                raise ParseError(f"expanding products in {self.text[:60]!r}... gives more than a million terms")
+            first = False
+        return acc
+
+    def tfactor(self):
+        k, v, pos = self.peek()
+        if k == "num" or self.is_op("-"):
+            neg = False
+            if self.is_op("-"):
+                self.take()
+                neg = True
+                if self.peek()[0] != "num":
+                    self.error(expected="a number after '-'")
+            c = self.coef()
+            return [({}, -c if neg else c)]
+        if k == "name":
+            self.take()
+            name = self.name((k, v, pos))
+            e = 1
+            if self.is_op("^"):
+                self.take()
+                e = self.exponent()
+            return [({name: e}, 0)]
+        if self.is_op("("):
+            self.take()
+            inner = self.tsum()
+            self.expect(")")
+            if self.is_op("^"):
+                self.take()
+                _, _, p = self.peek()
+                e = self.exponent()
+                if not isinstance(e, int) or e < 0 or e > MAX_POWER:
+                    raise ParseError(
+                        f"a parenthesised sum can only be raised to an integer power 0..{MAX_POWER} (position {p})"
+                    )
+                out = [({}, 0)]
+                for _ in range(e):
+                    out = [(_addexp(e1, e2), c1 + c2) for e1, c1 in out for e2, c2 in inner]
+                    out = _merge_max_keep(out)
+                return out
+            return inner
+        self.error(expected="a number, a variable or '('")
+
+    def exponent(self):
+        neg = False
+        if self.is_op("-"):
+            self.take()
+            neg = True
+        c = self.coef()
+        return -c if neg else c
+
+
+def _addexp(e1: dict, e2: dict) -> dict:
+    out = dict(e1)
+    for k, v in e2.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def _merge_max_keep(terms):
+    """Keep duplicates (merging happens in the polynomial with the right semiring); bound the size."""
+    if len(terms) > 1_000_000:
+        raise ParseError("expanding a power gives more than a million terms")
+    return terms
+
+
+def parse_polynomial(text: str, *, semiring=None, variables=None):
+    """Parse a tropical polynomial from a string (see the module docstring for the grammar).
+
+    Parameters
+    ----------
+    text : str
+    semiring : MaxPlus or MinPlus, optional
+        For the tropical notation (default MaxPlus).  For ``max(...)``/``min(...)`` the string decides; a
+        conflicting ``semiring=`` raises :class:`~tropix.errors.ConventionError`.
+    variables : sequence of str, optional
+        Variable order; default: the names in the string, sorted.  Names not listed raise ParseError.
+
+    Examples
+    --------
+    >>> parse_polynomial("(x + 0)^2", semiring="max")
+    TropicalPolynomial('max(0, x, 2*x)')
+    >>> parse_polynomial("min(x, 1 + y)", variables=["y", "x"]).exponents.tolist()
+    [[0, 1], [1, 0]]
+    """
+    from .polynomial import TropicalPolynomial
+
+    P = _Parser(text)
+    k, v, _ = P.peek()
+    if k == "end":
+        raise ParseError(f"empty string: a tropical polynomial needs at least one term (got {text!r})")
+    if k == "name" and v in ("max", "min") and P.toks[P.i + 1][1] == "(":
+        op, items = P.maxmin(None)
+        if P.peek()[0] != "end":
+            P.error(expected="end of input")
+        S = MaxPlus if op == "max" else MinPlus
+        if semiring is not None and get_semiring(semiring) != S:
+            raise ConventionError(f"the string uses {op}() but semiring={get_semiring(semiring)} was requested")
+        terms = [(lin, const) for const, lin in items]
+    else:
+        S = get_semiring(semiring if semiring is not None else MaxPlus)
+        terms = P.tsum()
+        if P.peek()[0] != "end":
+            P.error(expected="an operator or end of input")
+    names = _order(P.names, variables)
+    exps = [tuple(lin.get(nm, 0) for nm in names) for lin, _ in terms]
+    obj = TropicalPolynomial.__new__(TropicalPolynomial)
+    obj._init(exps, [c for _, c in terms], S, names or None)
+    return obj
+
+
+def _order(found: set, variables) -> tuple:
+    if variables is None:
+        return tuple(sorted(found))
+    variables = tuple(str(v) for v in variables)
+    unknown = sorted(set(found) - set(variables))
+    if unknown:
+        raise ParseError(f"variables {unknown} are not among the given variables {list(variables)}")
+    return variables
+
+
+# ---------------------------------------------------------------------------------------------------
+# sympy
+
+
+def _sympy_number(v):
+    import sympy
+
+    if v.is_Rational:
+        return Fraction(int(v.p), int(v.q)) if v.q != 1 else int(v.p)
+    if v.is_Float:
+        return float(v)
+    if v in (sympy.oo, -sympy.oo):
+        return float(v)
+    raise ParseError(f"{v} is not a rational or floating-point number")
+
+
+def _gens(expr, variables):
+    import sympy
+
+    if variables is None:
+        return tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+    return tuple(sympy.Symbol(v) if isinstance(v, str) else v for v in variables)
+
+
+def from_sympy(expr: Any, *, variables=None):
+    """A :class:`TropicalPolynomial` from a sympy ``Max``/``Min`` of linear forms.
+
+    Only sympy expression objects are accepted (strings are not sympified: use :func:`parse_polynomial`).
+
+    Examples
+    --------
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> from_sympy(sympy.Min(x, y, 2 + x + y))
+    TropicalPolynomial('min(y, x, 2 + x + y)')
+    """
+    import sympy
+
+    from .polynomial import TropicalPolynomial
+
+    if not isinstance(expr, sympy.Basic):
+        raise TypeError("from_sympy takes a sympy expression; parse strings with parse_polynomial")
+    if isinstance(expr, sympy.Max):
+        S, cls = MaxPlus, sympy.Max
+    elif isinstance(expr, sympy.Min):
+        S, cls = MinPlus, sympy.Min
+    else:
+        S, cls = MaxPlus, None
+    gens = _gens(expr, variables)
+    stack = [expr]
+    forms = []
+    while stack:
+        e = stack.pop()
+        if cls is not None and isinstance(e, cls):
+            stack.extend(e.args)
+            continue
+        if isinstance(e, (sympy.Max, sympy.Min)):
+            raise ParseError(f"mixed Max and Min in {expr}")
+        forms.append(e)
+    exps, coefs = [], []
+    for f in forms:
+        try:
+            poly = sympy.Poly(f, *gens) if gens else None
+        except sympy.PolynomialError as err:
+            raise ParseError(f"{f} is not a linear form in {gens}") from err
+        if poly is None:
+            exps.append(())
+            coefs.append(_sympy_number(f))
+            continue
+        if poly.total_degree() > 1:
+            raise ParseError(f"{f} is not a linear form (degree {poly.total_degree()})")
+        d = dict(poly.terms())
+        zero = (0,) * len(gens)
+        coefs.append(_sympy_number(d.get(zero, sympy.Integer(0))))
+        exps.append(
+            tuple(_sympy_number(d.get(tuple(int(i == j) for j in range(len(gens))), sympy.Integer(0))) for i in range(len(gens)))
+        )
+    names = tuple(g.name for g in gens)
+    obj = TropicalPolynomial.__new__(TropicalPolynomial)
+    obj._init(exps, coefs, S, names or None)
+    return obj
+
+
+def p_adic_valuation(q: Any, p: int) -> int:
+    """The ``p``-adic valuation of a non-zero rational ``q``.
+
+    Examples
+    --------
+    >>> p_adic_valuation(Fraction(12, 5), 2), p_adic_valuation(Fraction(12, 5), 5)
+    (2, -1)
+    """
+    q = Fraction(q)
+    if q == 0:
+        raise ValueError("the valuation of 0 is +inf; zero coefficients are not terms")
+    v = 0
+    num, den = abs(q.numerator), q.denominator
+    while num % p == 0:
+        num //= p
+        v += 1
+    while den % p == 0:
+        den //= p
+        v -= 1
+    return v
+
+
+def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=None):
+    """Tropicalise a polynomial with rational coefficients under the ``p``-adic valuation.
+
+    Min-plus: coefficient ``val_p(c_a)``; max-plus: ``-val_p(c_a)``.  See
+    :meth:`TropicalPolynomial.tropicalize <tropix.tropical.polynomial.TropicalPolynomial.tropicalize>`.
+
+    Examples
+    --------
+    >>> tropicalize({(0,): 4, (1,): 1, (2,): Fraction(1, 2)}, 2)
+    TropicalPolynomial('min(2, x, -1 + 2*x)')
+    """
+    import sympy
+
+    from .polynomial import TropicalPolynomial
+
+    if not isinstance(p, int) or p < 2 or not sympy.isprime(p):
+        raise ValueError(f"p = {p!r} is not a prime")
+    S = get_semiring(semiring)
+    if isinstance(poly, Mapping):
+        items = [((e,) if not isinstance(e, tuple) else e, Fraction(c)) for e, c in poly.items()]
+        names = variables
+    else:
+        if isinstance(poly, str) or not isinstance(poly, (sympy.Basic, sympy.Poly)):
+            raise TypeError("tropicalize takes a sympy expression/Poly or a mapping exponent -> rational")
+        if isinstance(poly, sympy.Poly):
+            P = poly
+        else:
+            g = tuple(gens) if gens is not None else tuple(sorted(poly.free_symbols, key=lambda s: s.name))
+            P = sympy.Poly(poly, *g)
+        items = []
+        for e, c in P.terms():
+            if not c.is_Rational:
+                raise ValueError(f"coefficient {c} is not rational")
+            items.append((tuple(int(v) for v in e), Fraction(int(c.p), int(c.q))))
+        names = variables if variables is not None else tuple(str(g) for g in P.gens)
+    items = [(e, c) for e, c in items if c != 0]
+    coefs = [S.sense * -p_adic_valuation(c, p) for _, c in items]
+    obj = TropicalPolynomial.__new__(TropicalPolynomial)
+    obj._init([e for e, _ in items], coefs, S, names)
+    return obj

@@ -1,0 +1,592 @@
+"""Tropical polynomials in any number of variables, with integer, rational or real exponents.
+
+``p(x) = ⊕_a c_a ⊗ x^{⊗a}``: in max-plus ``p(x) = max_a (c_a + a·x)``, in min-plus ``min_a (c_a + a·x)``.
+Exponents may be real vectors: the attention score ``max_j (b_j + q·k_j)`` is a tropical polynomial in
+the query ``q`` whose exponents are the keys ``k_j``.
+
+A :class:`TropicalPolynomial` is immutable.  Terms with equal exponents are merged with ⊕, terms whose
+coefficient is the tropical zero are dropped, and the terms are kept sorted by exponent.  Exact
+coefficients (int, Fraction, sympy rationals) stay exact; any float makes the coefficients float64.
+
+Examples
+--------
+>>> from tropix.tropical import TropicalPolynomial
+>>> p = TropicalPolynomial({(0, 0): 0, (1, 0): 0, (0, 1): 0})   # the tropical line max(0, x, y)
+>>> p([[1, 2], [-1, -3]])
+array([2, 0], dtype=object)
+>>> q = TropicalPolynomial.parse("max(0, x + 1, 2*x - 1)")
+>>> q.roots()
+((-1, 1), (2, 1))
+>>> print(q.factor())
+-1 ⊗ (x ⊕ -1) ⊗ (x ⊕ 2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
+from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError
+from .semiring import MaxPlus, MinPlus, Semiring, TropicalSemiring, check_same_semiring, get_semiring
+
+__all__ = ["TropicalPolynomial", "UnivariateFactorization"]
+
+
+def _exact_or_float(vals: list, what: str):
+    """Normalise a list of scalars to exact (int/Fraction) or float; reject NaN."""
+    out = []
+    has_float = False
+    for v in vals:
+        if isinstance(v, (bool, np.bool_)):
+            v = int(v)
+        if is_array(v) and getattr(v, "ndim", 1) == 0:
+            v = v.item() if hasattr(v, "item") else float(v)
+        try:
+            s = to_exact_scalar(v)
+        except TypeError:
+            raise TypeError(f"{what} {v!r} is not a real number") from None
+        if isinstance(s, float):
+            if math.isnan(s):
+                raise NaNError(f"{what} is NaN; NaN is not an element of any tropical semiring")
+            if not math.isinf(s):
+                has_float = True
+        out.append(s)
+    return out, has_float
+
+
+def _fmt_num(v) -> str:
+    if isinstance(v, Fraction):
+        return f"{v.numerator}/{v.denominator}"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        return repr(v)
+    return str(v)
+
+
+class TropicalPolynomial:
+    """An immutable tropical polynomial ``⊕_a c_a ⊗ x^{⊗a}`` over MaxPlus or MinPlus.
+
+    Parameters
+    ----------
+    terms : mapping
+        Exponent -> coefficient.  An exponent is a tuple (or an int for one variable); all exponents
+        must have the same length.  Coefficients equal to the tropical zero are dropped.
+    semiring : MaxPlus (default), MinPlus or their names
+    variables : sequence of str, optional
+        Names used when printing (default ``x, y, z`` for up to three variables, else ``x0, x1, ...``).
+
+    Raises
+    ------
+    EmptyInputError
+        If no term is left (every polynomial needs a term with a non-zero coefficient).
+    ShapeError
+        If the exponents do not all have the same length.
+    NaNError, ConventionError
+        For NaN coefficients or exponents, or the infinity of the opposite convention.
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> p = TropicalPolynomial({2: 0, 1: Fraction(1, 2), 0: 3}, semiring="min")
+    >>> p
+    TropicalPolynomial('min(3, 1/2 + x, 2*x)')
+    >>> p.n_vars, p.n_terms, p.degree
+    (1, 3, 2)
+    """
+
+    __slots__ = ("_exponents", "_coefficients", "_semiring", "_variables", "_exact_exp", "_exact_coef")
+
+    def __init__(self, terms: Mapping, *, semiring: Semiring | str | None = None, variables: Sequence[str] | None = None):
+        if not isinstance(terms, Mapping):
+            raise TypeError("terms must be a mapping exponent -> coefficient; use from_arrays for arrays")
+        exps = []
+        for e in terms.keys():
+            exps.append((e,) if not isinstance(e, (tuple, list, np.ndarray)) else tuple(e))
+        self._init(exps, list(terms.values()), semiring, variables)
+
+    # -- construction -----------------------------------------------------------------------------
+    def _init(self, exps: list, coefs: list, semiring, variables):
+        S = get_semiring(semiring if semiring is not None else MaxPlus)
+        if not isinstance(S, TropicalSemiring):
+            raise ConventionError(f"tropical polynomials live over MaxPlus or MinPlus, not {S}")
+        if len(exps) == 0:
+            raise EmptyInputError("a tropical polynomial needs at least one term (got none)")
+        nv = {len(e) for e in exps}
+        if len(nv) != 1:
+            raise ShapeError(f"exponents have different lengths {sorted(nv)}; every term needs one exponent per variable")
+        n = nv.pop()
+        coefs, cfloat = _exact_or_float(coefs, "a coefficient")
+        for v in coefs:
+            if isinstance(v, float) and math.isinf(v) and v != S.zero:
+                raise ConventionError(
+                    f"coefficient {v} is not an element of {S.name} (its tropical zero is {S.zero}); "
+                    f"max- and min-plus conventions may have been mixed up"
+                )
+        flat, efloat = _exact_or_float([v for e in exps for v in e], "an exponent")
+        if any(isinstance(v, float) and math.isinf(v) for v in flat):
+            raise ShapeError("exponents must be finite")
+        rows = [tuple(flat[i * n : (i + 1) * n]) for i in range(len(exps))]
+        if efloat:
+            rows = [tuple(float(v) for v in r) for r in rows]
+        merged: dict = {}
+        for r, cf in zip(rows, coefs):
+            if cf == S.zero:
+                continue
+            merged[r] = cf if r not in merged else S.add(merged[r], cf)
+        if not merged:
+            raise EmptyInputError(
+                "every coefficient is the tropical zero, so the polynomial has no terms "
+                f"(the zero of {S.name} is {S.zero})"
+            )
+        keys = sorted(merged)
+        if efloat:
+            E = np.array(keys, dtype=np.float64).reshape(len(keys), n)
+        elif all(isinstance(v, int) for r in keys for v in r):
+            E = np.array(keys, dtype=np.int64).reshape(len(keys), n) if keys and n else np.zeros((len(keys), n), np.int64)
+        else:
+            E = np.empty((len(keys), n), dtype=object)
+            for i, r in enumerate(keys):
+                E[i, :] = list(r)
+        if cfloat:
+            C = np.array([float(merged[k]) for k in keys], dtype=np.float64)
+        else:
+            C = np.empty(len(keys), dtype=object)
+            C[:] = [merged[k] for k in keys]
+        E.setflags(write=False)
+        C.setflags(write=False)
+        if variables is None:
+            variables = ("x", "y", "z")[:n] if n <= 3 else tuple(f"x{i}" for i in range(n))
+        variables = tuple(str(v) for v in variables)
+        if len(variables) != n:
+            raise ShapeError(f"{len(variables)} variable names for {n} variables")
+        self._exponents, self._coefficients, self._semiring, self._variables = E, C, S, variables
+        self._exact_exp = not efloat
+        self._exact_coef = not cfloat
+
+    @classmethod
+    def from_arrays(cls, exponents: Any, coefficients: Any, *, semiring=None, variables=None) -> "TropicalPolynomial":
+        """Build from an exponent matrix (terms x variables) and a coefficient vector.
+
+        Arrays of any library are accepted (they are copied to NumPy).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> keys = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])     # attention keys as exponents
+        >>> p = TropicalPolynomial.from_arrays(keys, np.zeros(3))
+        >>> float(p([2.0, 1.0]))                                         # max_j q·k_j
+        2.0
+        """
+        E = to_numpy(exponents) if is_array(exponents) else asarray(exponents, name="exponents")
+        Cf = to_numpy(coefficients) if is_array(coefficients) else asarray(coefficients, name="coefficients")
+        if E.ndim == 1:
+            E = E.reshape(-1, 1)
+        if E.ndim != 2:
+            raise ShapeError(f"exponents must be a matrix (terms x variables), got shape {E.shape}")
+        if Cf.ndim != 1 or Cf.shape[0] != E.shape[0]:
+            raise ShapeError(f"{E.shape[0]} exponent rows but coefficients of shape {Cf.shape}")
+        check_no_nan(E, "exponents")
+        check_no_nan(Cf, "coefficients")
+        obj = cls.__new__(cls)
+        obj._init([tuple(r) for r in E.tolist()], list(Cf.tolist()), semiring, variables)
+        return obj
+
+    @classmethod
+    def parse(cls, text: str, *, semiring=None, variables=None) -> "TropicalPolynomial":
+        """Parse a string; see :func:`tropix.tropical.parse.parse_polynomial` for the grammar."""
+        from .parse import parse_polynomial
+
+        return parse_polynomial(text, semiring=semiring, variables=variables)
+
+    @classmethod
+    def from_sympy(cls, expr: Any, *, variables=None) -> "TropicalPolynomial":
+        """Build from a sympy ``Max``/``Min`` of linear forms (the semiring follows Max/Min).
+
+        Examples
+        --------
+        >>> import sympy
+        >>> x, y = sympy.symbols("x y")
+        >>> TropicalPolynomial.from_sympy(sympy.Max(x + 1, 2*y, sympy.Rational(-1, 2)))
+        TropicalPolynomial('max(-1/2, 2*y, 1 + x)')
+        """
+        from .parse import from_sympy
+
+        return from_sympy(expr, variables=variables)
+
+    @classmethod
+    def tropicalize(cls, poly: Any, p: int, *, gens=None, semiring=None, variables=None) -> "TropicalPolynomial":
+        """Tropicalise a classical polynomial with rational coefficients under the ``p``-adic valuation.
+
+        ``trop(f)(w) = min_a (val_p(c_a) + a·w)`` in min-plus (the default here, the valuation's own
+        convention); in max-plus the coefficients are ``-val_p(c_a)`` (``max_a (-val_p(c_a) + a·w)``), which
+        describes the same hypersurface up to ``w -> -w``.
+
+        Parameters
+        ----------
+        poly : sympy expression or Poly, or mapping exponent -> rational coefficient
+        p : int
+            A prime.
+        gens : sequence of sympy symbols, optional
+            Variable order for sympy input (default: sorted free symbols).
+
+        Examples
+        --------
+        >>> import sympy
+        >>> x, y = sympy.symbols("x y")
+        >>> f = 2*x**2 + x*y + 4*y**2 + 3*x - 6 + sympy.Rational(1, 2)*y
+        >>> TropicalPolynomial.tropicalize(f, 2)
+        TropicalPolynomial('min(1, -1 + y, 2 + 2*y, x, x + y, 1 + 2*x)')
+        """
+        from .parse import tropicalize
+
+        return tropicalize(poly, p, gens=gens, semiring=semiring if semiring is not None else MinPlus, variables=variables)
+
+    # -- data --------------------------------------------------------------------------------------
+    @property
+    def exponents(self) -> np.ndarray:
+        """Read-only ``(n_terms, n_vars)`` exponent matrix (int64, object for rationals, or float64)."""
+        return self._exponents
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """Read-only coefficient vector (object array of int/Fraction, or float64)."""
+        return self._coefficients
+
+    @property
+    def semiring(self) -> TropicalSemiring:
+        return self._semiring
+
+    @property
+    def variables(self) -> tuple:
+        return self._variables
+
+    @property
+    def n_vars(self) -> int:
+        return self._exponents.shape[1]
+
+    @property
+    def n_terms(self) -> int:
+        return self._exponents.shape[0]
+
+    @property
+    def is_exact(self) -> bool:
+        """Exponents and coefficients are exact (int/Fraction)."""
+        return self._exact_exp and self._exact_coef
+
+    @property
+    def has_integer_exponents(self) -> bool:
+        return self._exact_exp and all(isinstance(v, (int, np.integer)) for v in self._exponents.ravel())
+
+    @property
+    def degree(self):
+        """Largest total degree of a term (sum of the exponent entries)."""
+        return max(to_exact_scalar(sum(r)) if self._exact_exp else float(sum(r)) for r in self._exponents.tolist())
+
+    def terms(self) -> dict:
+        """The terms as a dict exponent tuple -> coefficient."""
+        return {tuple(e): c for e, c in zip(self._exponents.tolist(), self._coefficients.tolist())}
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def _term_values(self, x):
+        """(..., n_terms) values c_a + a·x and the array namespace; x as documented in __call__."""
+        n = self.n_vars
+        if isinstance(x, (list, tuple)) or not is_array(x):
+            x = asarray(x, name="x")
+        check_no_nan(x, "x")
+        if n == 1:
+            x = x[..., None] if not (isinstance(x, np.ndarray)) else np.expand_dims(x, -1)
+        if x.ndim == 0 or x.shape[-1] != n:
+            raise ShapeError(f"points must have {n} coordinates in the last axis, got shape {tuple(x.shape)}")
+        xp = namespace(x)
+        exact_x = isinstance(x, np.ndarray) and (x.dtype == object or np.issubdtype(x.dtype, np.integer))
+        if exact_x and self.is_exact:
+            E = self._exponents.astype(object)
+            vals = x.astype(object) @ E.T + self._coefficients.astype(object)
+            return vals, np
+        E = np.asarray(self._exponents, dtype=np.float64)
+        C = np.asarray(self._coefficients, dtype=np.float64)
+        if isinstance(x, np.ndarray):
+            return x.astype(np.float64) @ E.T + C, np
+        Ex = from_numpy(E, x)
+        Cx = from_numpy(C, x)
+        xf = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, Ex.dtype)
+        return xf @ xp.permute_dims(Ex, (1, 0)) + Cx, xp
+
+    def __call__(self, x: Any):
+        """Evaluate at points ``x``.
+
+        ``x`` has shape ``(..., n_vars)`` (for one variable: any shape, every entry is a point).  Any array
+        library works (torch keeps autograd); exact points with an exact polynomial give exact values.
+
+        Examples
+        --------
+        >>> p = TropicalPolynomial({(1, 0): 0, (0, 1): 0, (0, 0): 0})
+        >>> p([0, 5])
+        5
+        """
+        vals, xp = self._term_values(x)
+        out = self._semiring.sum(vals, axis=-1) if vals.shape[-1] else None
+        if isinstance(out, np.ndarray) and out.ndim == 0:
+            return out[()]
+        return out
+
+    evaluate = __call__
+
+    def dominant_terms(self, x: Any, *, atol: float = 0.0):
+        """Boolean mask ``(..., n_terms)`` of the terms attaining ``p(x)`` (exactly, or within ``atol`` for floats).
+
+        Examples
+        --------
+        >>> p = TropicalPolynomial({(1, 0): 0, (0, 1): 0, (0, 0): 0})   # exponents sorted: (0,0), (0,1), (1,0)
+        >>> p.dominant_terms([[0, 0], [2, 1]])
+        array([[ True,  True,  True],
+               [False, False,  True]])
+        """
+        vals, xp = self._term_values(x)
+        best = self._semiring.sum(vals, axis=-1)
+        if isinstance(vals, np.ndarray) and vals.dtype == object:
+            return vals == np.asarray(best, dtype=object)[..., None] if atol == 0 else (
+                np.abs((vals - np.asarray(best, dtype=object)[..., None]).astype(np.float64)) <= atol
+            )
+        best = xp.expand_dims(best, axis=-1) if hasattr(xp, "expand_dims") else best[..., None]
+        if atol == 0:
+            return vals == best
+        return xp.abs(vals - best) <= atol
+
+    # -- algebra -----------------------------------------------------------------------------------
+    def _check_compatible(self, other: "TropicalPolynomial"):
+        check_same_semiring(self._semiring, other._semiring)
+        if self.n_vars != other.n_vars:
+            raise ShapeError(f"polynomials in {self.n_vars} and {other.n_vars} variables cannot be combined")
+
+    def _coerce(self, other):
+        if isinstance(other, TropicalPolynomial):
+            self._check_compatible(other)
+            return other
+        if isinstance(other, (int, float, Fraction)) or type(other).__module__.startswith("sympy"):
+            return TropicalPolynomial({(0,) * self.n_vars: other}, semiring=self._semiring, variables=self._variables)
+        return NotImplemented
+
+    def __add__(self, other):
+        """Tropical sum (⊕): union of the terms, coefficients of equal exponents combined with ⊕."""
+        o = self._coerce(other)
+        if o is NotImplemented:
+            return o
+        exps = [tuple(r) for r in self._exponents.tolist()] + [tuple(r) for r in o._exponents.tolist()]
+        coefs = self._coefficients.tolist() + o._coefficients.tolist()
+        return self._new(exps, coefs)
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        """Tropical product (⊗): exponents add, coefficients add, equal exponents combined with ⊕.
+
+        Examples
+        --------
+        >>> p = TropicalPolynomial.parse("max(0, x)")
+        >>> p * p
+        TropicalPolynomial('max(0, x, 2*x)')
+        """
+        o = self._coerce(other)
+        if o is NotImplemented:
+            return o
+        E1, E2 = self._exponents.tolist(), o._exponents.tolist()
+        C1, C2 = self._coefficients.tolist(), o._coefficients.tolist()
+        exps, coefs = [], []
+        for e1, c1 in zip(E1, C1):
+            for e2, c2 in zip(E2, C2):
+                exps.append(tuple(a + b for a, b in zip(e1, e2)))
+                coefs.append(c1 + c2)
+        return self._new(exps, coefs)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, k: int):
+        """``p^{⊗k}`` for an integer ``k >= 0``."""
+        if not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError("tropical polynomials can be raised to integer powers k >= 0 only")
+        out = TropicalPolynomial({(0,) * self.n_vars: 0}, semiring=self._semiring, variables=self._variables)
+        base = self
+        k = int(k)
+        while k:
+            if k & 1:
+                out = out * base
+            k >>= 1
+            if k:
+                base = base * base
+        return out
+
+    def _new(self, exps, coefs):
+        obj = TropicalPolynomial.__new__(TropicalPolynomial)
+        obj._init(exps, coefs, self._semiring, self._variables)
+        return obj
+
+    def __eq__(self, other) -> bool:
+        """Equal as formal polynomials (same semiring, exponents and coefficients)."""
+        if not isinstance(other, TropicalPolynomial):
+            return NotImplemented
+        return (
+            self._semiring == other._semiring
+            and self._exponents.shape == other._exponents.shape
+            and self._exponents.tolist() == other._exponents.tolist()
+            and self._coefficients.tolist() == other._coefficients.tolist()
+        )
+
+    def __hash__(self):
+        return hash((self._semiring.name, tuple(map(tuple, self._exponents.tolist())), tuple(self._coefficients.tolist())))
+
+    def __str__(self) -> str:
+        op = "max" if self._semiring.sense == 1 else "min"
+        parts = []
+        for e, c in zip(self._exponents.tolist(), self._coefficients.tolist()):
+            lin = []
+            for v, name in zip(e, self._variables):
+                if v == 0:
+                    continue
+                if v == 1:
+                    lin.append(name)
+                elif v == -1:
+                    lin.append(f"-{name}")
+                else:
+                    s = _fmt_num(v)
+                    lin.append(f"({s})*{name}" if isinstance(v, Fraction) or (isinstance(v, float) and v < 0) or "/" in s else f"{s}*{name}")
+            if not lin:
+                parts.append(_fmt_num(c))
+            else:
+                body = " + ".join(lin).replace("+ -", "- ")
+                parts.append(body if c == 0 else f"{_fmt_num(c)} + {body}")
+        return f"{op}({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return f"TropicalPolynomial({str(self)!r})"
+
+    # -- univariate --------------------------------------------------------------------------------
+    def roots(self) -> tuple:
+        """Tropical roots of a univariate polynomial with their multiplicities, sorted increasingly.
+
+        A root is a point where the ⊕ is attained at least twice; its multiplicity is the length of the
+        corresponding edge of the Newton subdivision (a difference of exponents).
+
+        Examples
+        --------
+        >>> TropicalPolynomial.parse("max(0, 2*x, 3*x + 1)").roots()   # the term 2*x never dominates
+        ((Fraction(-1, 3), 3),)
+        >>> TropicalPolynomial.parse("min(0, 2*x, 3*x + 1)").roots()
+        ((-1, 1), (0, 2))
+        """
+        self._require_univariate("roots")
+        return self._univariate()[2]
+
+    def factor(self) -> "UnivariateFactorization":
+        """Factor a univariate polynomial as ``c ⊗ x^{⊗a_min} ⊗ ⊗_r (x ⊕ r)^{⊗m_r}`` (equal as functions).
+
+        Examples
+        --------
+        >>> f = TropicalPolynomial.parse("min(0, 2*x, 3*x + 1)").factor()
+        >>> print(f)
+        1 ⊗ (x ⊕ -1) ⊗ (x ⊕ 0)^2
+        """
+        self._require_univariate("factor")
+        c_top, a_min, roots = self._univariate()
+        return UnivariateFactorization(self._semiring, c_top, a_min, roots, self._variables[0])
+
+    def _require_univariate(self, what: str):
+        if self.n_vars != 1:
+            raise ShapeError(f"{what} needs a polynomial in one variable, this one has {self.n_vars}")
+
+    def _univariate(self):
+        sub = self.subdivision()
+        a = [to_exact_scalar(v) if self._exact_exp else float(v) for v in self._exponents[:, 0].tolist()]
+        c = self._coefficients.tolist()
+        verts = sorted(sub.vertices, key=lambda i: a[i])
+        roots = []
+        for i, j in zip(verts, verts[1:]):
+            if isinstance(c[i], float) or isinstance(a[i], float):
+                r = (float(c[i]) - float(c[j])) / (float(a[j]) - float(a[i]))
+            else:
+                r = Fraction(c[i] - c[j]) / (a[j] - a[i])
+            if isinstance(r, Fraction):
+                r = to_exact_scalar(r)
+            m = a[j] - a[i]
+            roots.append((r, m))
+        roots.sort(key=lambda t: t[0])
+        top = verts[-1]
+        return c[top], a[verts[0]], tuple(roots)
+
+    # -- geometry ----------------------------------------------------------------------------------
+    def newton_polytope(self):
+        """The Newton polytope of the exponents (:class:`~tropix.tropical.subdivision.NewtonPolytope`)."""
+        from .subdivision import newton_polytope
+
+        return newton_polytope(self._exponents)
+
+    def subdivision(self):
+        """The regular subdivision of the Newton polytope induced by the coefficients (exact).
+
+        Max-plus lifts to the upper hull, min-plus to the lower hull.  Cells index the terms in the order
+        of :attr:`exponents`.
+        """
+        from .subdivision import regular_subdivision
+
+        return regular_subdivision(self._exponents, self._coefficients, semiring=self._semiring)
+
+    def hypersurface(self):
+        """The tropical hypersurface (:class:`~tropix.tropical.hypersurface.TropicalHypersurface`)."""
+        from .hypersurface import TropicalHypersurface
+
+        return TropicalHypersurface.of(self)
+
+
+@dataclass(frozen=True)
+class UnivariateFactorization:
+    """``constant ⊗ x^{⊗shift} ⊗ ⊗_r (x ⊕ r)^{⊗m_r}``: equal, as a function, to the factored polynomial.
+
+    Attributes
+    ----------
+    semiring : MaxPlus or MinPlus
+    constant
+        The coefficient of the highest-degree term.
+    shift
+        The lowest exponent.
+    roots : tuple of (root, multiplicity)
+    """
+
+    semiring: TropicalSemiring
+    constant: Any
+    shift: Any
+    roots: tuple
+    variable: str = "x"
+
+    def __call__(self, x):
+        """Evaluate the product (as a function of a scalar or a NumPy array)."""
+        op = np.maximum if self.semiring.sense == 1 else np.minimum
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        out = self.constant + self.shift * x
+        for r, m in self.roots:
+            out = out + m * (op(x, r) if isinstance(x, np.ndarray) else (max(x, r) if self.semiring.sense == 1 else min(x, r)))
+        return out
+
+    def expand(self) -> TropicalPolynomial:
+        """Multiply the factors out (the result may differ from the original in terms that never dominate)."""
+        v = self.variable
+        out = TropicalPolynomial({self.shift: self.constant}, semiring=self.semiring, variables=(v,))
+        for r, m in self.roots:
+            if not isinstance(m, (int, np.integer)):
+                raise ValueError("expand needs integer multiplicities")
+            out = out * TropicalPolynomial({1: 0, 0: r}, semiring=self.semiring, variables=(v,)) ** int(m)
+        return out
+
+    def __str__(self) -> str:
+        x = self.variable
+        parts = [_fmt_num(self.constant)]
+        if self.shift != 0:
+            parts.append(f"{x}^{_fmt_num(self.shift)}")
+        for r, m in self.roots:
+            f = f"({x} ⊕ {_fmt_num(r)})"
+            parts.append(f if m == 1 else f"{f}^{_fmt_num(m)}")
+        return " ⊗ ".join(parts)

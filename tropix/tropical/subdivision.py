@@ -1,0 +1,411 @@
+"""Newton polytopes and regular subdivisions induced by tropical coefficients, exactly.
+
+For a tropical polynomial ``p(x) = ⊕_a c_a ⊗ x^a`` the exponents ``a`` span the *Newton polytope*
+``Newt(p) = conv{a}``.  Lifting every exponent to height ``c_a`` and projecting the **upper** faces of
+``conv{(a, c_a)}`` (max-plus) or the **lower** faces (min-plus) back down gives the *regular subdivision*
+of ``Newt(p)``; its cells are in inclusion-reversing bijection with the cells of the tropical
+hypersurface (see :mod:`tropix.tropical.hypersurface`).
+
+The computation is exact for every input.  Integers and rationals are exact already; floats are
+dyadic rationals and are treated as the exact numbers they are (so ties that are exact in floating
+point are honoured, and ties that are not exact are not invented).  Everything is scaled to integers,
+qhull (``scipy.spatial.ConvexHull``) proposes candidate cells in floating point, each candidate is
+verified exactly, and missing cells are found by exact gift wrapping across unmatched ridges.  Cells
+may be non-simplicial (non-generic lifts, e.g. equal coefficients) and contain non-vertex points.
+
+A cell is recorded as the sorted tuple of the indices of *all* points lying on it (vertices and the
+points in its interior or on its faces whose lift lies on the same facet), as polymake's
+``MAXIMAL_COVERING_CELLS``/gfan do when they keep non-vertex points.
+
+Examples
+--------
+>>> from tropix.tropical.subdivision import regular_subdivision
+>>> S = regular_subdivision([[0, 0], [1, 0], [0, 1], [1, 1]], [0, 0, 0, 1])  # max-plus: upper hull
+>>> S.cells
+((0, 1, 3), (0, 2, 3))
+>>> regular_subdivision([[0, 0], [1, 0], [0, 1], [1, 1]], [0, 0, 0, 0]).cells  # one square cell
+((0, 1, 2, 3),)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from .._array import asarray, check_no_nan
+from ..errors import ConventionError, EmptyInputError, ShapeError
+from . import _hull
+from .semiring import MaxPlus, Semiring, TropicalSemiring, get_semiring
+
+__all__ = ["NewtonPolytope", "RegularSubdivision", "newton_polytope", "regular_subdivision"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# exact integer form of the input
+
+
+def _to_fraction(v) -> Fraction:
+    if isinstance(v, Fraction):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return Fraction(int(v))
+    if isinstance(v, (float, np.floating)):
+        return Fraction(float(v))  # exact: every finite float is a dyadic rational
+    return Fraction(v)
+
+
+def _lcm(vals) -> int:
+    out = 1
+    for v in vals:
+        out = out * v // math.gcd(out, v)
+    return out
+
+
+@dataclass(frozen=True)
+class _IntegerForm:
+    """Exponents and heights scaled to integers and projected onto the affine span of the exponents."""
+
+    A: tuple  # projected integer points (N tuples of length k)
+    c: tuple  # integer heights, already multiplied by the semiring's sense (upper hull convention)
+    scale: Fraction  # lambda_a / lambda_c, to map dual points back
+    pivots: tuple  # coordinates of R^n kept by the projection
+    lineality: tuple  # integer basis of the lineality space of the hypersurface
+    dim: int  # dimension of the Newton polytope
+
+
+def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _IntegerForm:
+    N, n = points.shape
+    P = [[_to_fraction(v) for v in row] for row in points]
+    C = [_to_fraction(v) for v in heights]
+    la = _lcm([v.denominator for row in P for v in row] or [1])
+    lc = _lcm([v.denominator for v in C] or [1])
+    Ai = [[int(v * la) for v in row] for row in P]
+    ci = [sense * int(v * lc) for v in C]
+    base = _hull.affine_independent_subset(Ai)
+    k = len(base) - 1
+    diffs = [[Ai[i][j] - Ai[base[0]][j] for j in range(n)] for i in base[1:]]
+    pivots = _pivot_columns(diffs, n)
+    lineality = tuple(_hull.nullspace(diffs)) if k else tuple(
+        tuple(int(i == j) for j in range(n)) for i in range(n)
+    )
+    if k == n:
+        lineality = ()
+    A = tuple(tuple(row[j] for j in pivots) for row in Ai)
+    return _IntegerForm(A, tuple(ci), Fraction(la, lc), tuple(pivots), lineality, k)
+
+
+def _pivot_columns(rows, n) -> list[int]:
+    rows = [[Fraction(v) for v in r] for r in rows]
+    piv = []
+    r = 0
+    for c in range(n):
+        p = next((i for i in range(r, len(rows)) if rows[i][c] != 0), None)
+        if p is None:
+            continue
+        rows[r], rows[p] = rows[p], rows[r]
+        for i in range(len(rows)):
+            if i != r and rows[i][c] != 0:
+                fac = rows[i][c] / rows[r][c]
+                rows[i] = [a - fac * b for a, b in zip(rows[i], rows[r])]
+        piv.append(c)
+        r += 1
+        if r == len(rows):
+            break
+    return piv
+
+
+def _qhull_seeds(A: tuple, c: tuple) -> list:
+    """Candidate upper cells (simplices) from qhull in floating point; [] if qhull declines."""
+    k = len(A[0])
+    if len(A) <= k + 1:
+        return [tuple(range(len(A)))] if len(A) == k + 1 else []
+    try:
+        from scipy.spatial import ConvexHull, QhullError
+    except ImportError:  # pragma: no cover
+        return []
+    pts = np.array(A, dtype=np.float64)
+    h = np.array(c, dtype=np.float64)
+    span = float(np.max(np.abs(h))) or 1.0
+    scale = (float(np.max(np.abs(pts))) or 1.0) / span
+    lifted = np.column_stack([pts, h * scale])
+    try:
+        hull = ConvexHull(lifted, qhull_options="Qt Q12")
+    except (QhullError, ValueError):
+        return []
+    up = hull.equations[:, k] > 1e-12
+    return [tuple(int(i) for i in s) for s in hull.simplices[up]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# public results
+
+
+@dataclass(frozen=True)
+class NewtonPolytope:
+    """The Newton polytope ``conv{a}`` of a set of exponent vectors.
+
+    Attributes
+    ----------
+    points : numpy.ndarray
+        The exponents (``m x n``), as given.
+    dim : int
+        Dimension of the polytope (``n`` when full-dimensional).
+    vertices : tuple of int
+        Indices of the points that are vertices, sorted.
+    facets : tuple of tuple of int
+        For each facet (of the polytope inside its affine span), the indices of all points on it.
+    volume : Fraction
+        Normalised volume ``dim! · vol`` inside the affine span, measured in the coordinates
+        kept by the projection (equal to the usual normalised volume when full-dimensional).
+    f_vector : tuple of int
+        Numbers of faces of dimension 0, ..., dim - 1.
+    """
+
+    points: np.ndarray = field(repr=False)
+    dim: int
+    vertices: tuple
+    facets: tuple
+    volume: Any
+
+    f_vector: tuple = ()
+
+    def __post_init__(self):
+        if not self.f_vector:
+            object.__setattr__(self, "f_vector", (1,) if self.dim == 0 else ())
+
+
+def newton_polytope(points: Any) -> NewtonPolytope:
+    """The Newton polytope of exponent vectors ``points`` (``m x n``), exactly.
+
+    Examples
+    --------
+    >>> P = newton_polytope([[0, 0], [1, 0], [0, 1], [1, 1], [2, 2]])
+    >>> P.dim, P.vertices, P.volume
+    (2, (0, 1, 2, 4), Fraction(4, 1))
+    >>> newton_polytope([[0, 0], [1, 1], [2, 2]]).vertices  # a segment
+    (0, 2)
+    """
+    pts = _check_points(points)
+    form = _integer_form(pts, np.zeros(pts.shape[0], dtype=object), 1)
+    A, k = form.A, form.dim
+    if k == 0:
+        return NewtonPolytope(pts, 0, (0,), (), Fraction(1))
+    faces = _hull.polytope_faces(A)
+    verts = sorted(i for f in faces[0] for i in f)
+    vol = _normalised_volume(A, verts) / Fraction(form.scale) ** k
+    fv = tuple(len(faces[d]) for d in range(k))
+    facets = tuple(sorted(tuple(sorted(f)) for f in faces[k - 1]))
+    return NewtonPolytope(pts, k, tuple(verts), facets, vol, fv)
+
+
+def _normalised_volume(A, idx) -> Fraction:
+    """dim! · volume of conv(A[idx]) (full-dimensional), via a triangulation of the upper hull of a lift."""
+    k = len(A[0])
+    if k == 1:
+        xs = [A[i][0] for i in idx]
+        return Fraction(max(xs) - min(xs))
+    # lift by |a|^2 (strictly convex): every cell is a simplex, volumes add up
+    sub = [A[i] for i in idx]
+    c = [-sum(v * v for v in a) for a in sub]
+    cells, _, _ = _hull.upper_hull_cells(sub, c, _qhull_seeds(tuple(sub), tuple(c)))
+    tot = 0
+    for cell in cells:
+        s = sorted(cell)
+        M = [[sub[s[j]][t] - sub[s[0]][t] for t in range(k)] for j in range(1, k + 1)]
+        tot += abs(_det(M))
+    return Fraction(tot)
+
+
+def _det(M) -> int:
+    M = [[Fraction(v) for v in r] for r in M]
+    n = len(M)
+    det = Fraction(1)
+    for c in range(n):
+        p = next((i for i in range(c, n) if M[i][c] != 0), None)
+        if p is None:
+            return 0
+        if p != c:
+            M[c], M[p] = M[p], M[c]
+            det = -det
+        det *= M[c][c]
+        for i in range(c + 1, n):
+            fac = M[i][c] / M[c][c]
+            M[i] = [a - fac * b for a, b in zip(M[i], M[c])]
+    return int(det)
+
+
+def _check_points(points) -> np.ndarray:
+    pts = asarray(points, name="exponents") if not isinstance(points, np.ndarray) else points
+    if pts.ndim != 2:
+        raise ShapeError(f"exponents must be a 2-d array (terms x variables), got shape {tuple(pts.shape)}")
+    if pts.shape[0] == 0:
+        raise EmptyInputError("no exponents given: a polynomial needs at least one term")
+    check_no_nan(pts, "exponents")
+    if pts.dtype == object or np.issubdtype(pts.dtype, np.floating):
+        for v in pts.ravel():
+            if isinstance(v, float) and math.isinf(v):
+                raise ShapeError("exponents must be finite")
+    return pts
+
+
+@dataclass(frozen=True)
+class RegularSubdivision:
+    """The regular subdivision of the points ``points`` induced by the heights ``heights``.
+
+    Attributes
+    ----------
+    points, heights : numpy.ndarray
+        The lifted point configuration, as given (heights in the semiring's convention).
+    semiring : Semiring
+        ``MaxPlus`` (upper hull) or ``MinPlus`` (lower hull).
+    dim : int
+        Dimension of the Newton polytope.
+    cells : tuple of tuple of int
+        Maximal cells: indices of all points on each, sorted; cells sorted.
+    """
+
+    points: np.ndarray = field(repr=False)
+    heights: np.ndarray = field(repr=False)
+    semiring: Semiring
+    dim: int
+    cells: tuple
+    _form: _IntegerForm = field(repr=False, compare=False)
+    _functions: tuple = field(repr=False, compare=False)  # per cell, f over [A | c | 1]
+    _boundary: tuple = field(repr=False, compare=False)  # (ridge index tuple, g over [A | 1])
+    _faces: dict = field(repr=False, compare=False)  # dim -> tuple of faces (sorted index tuples)
+    _face_cells: dict = field(repr=False, compare=False)  # face -> indices of the maximal cells containing it
+
+    @property
+    def vertices(self) -> tuple:
+        """Indices of the points that are vertices of some cell (the points whose terms can dominate alone)."""
+        return tuple(sorted(f[0] for f in self._faces.get(0, ())))
+
+    def faces(self, k: int) -> tuple:
+        """All ``k``-dimensional faces of the subdivision (each as the sorted indices of all its points)."""
+        return self._faces.get(k, ())
+
+    @property
+    def f_vector(self) -> tuple:
+        """Numbers of faces of dimension 0, 1, ..., dim."""
+        return tuple(len(self.faces(k)) for k in range(self.dim + 1))
+
+    @property
+    def is_triangulation(self) -> bool:
+        """Every maximal cell is a simplex (``dim + 1`` points, hence no non-vertex points either)."""
+        return all(len(c) == self.dim + 1 for c in self.cells)
+
+    def cell_volumes(self) -> tuple:
+        """Normalised volume (``dim!·vol``, exact) of each maximal cell, in the projected lattice coordinates."""
+        A = self._form.A
+        out = []
+        for c in self.cells:
+            if self.dim == 0:
+                out.append(Fraction(1))
+            elif len(c) == self.dim + 1:
+                M = [[A[c[j]][t] - A[c[0]][t] for t in range(self.dim)] for j in range(1, self.dim + 1)]
+                out.append(Fraction(abs(_det(M))))
+            else:
+                out.append(_normalised_volume(A, list(c)))
+        la = self._lattice_scale()
+        return tuple(v / la for v in out)
+
+    def _lattice_scale(self) -> Fraction:
+        # volumes were measured after scaling exponents by lambda_a; undo it
+        P = [[_to_fraction(v) for v in row] for row in self.points]
+        la = _lcm([v.denominator for row in P for v in row] or [1])
+        return Fraction(la) ** self.dim
+
+    @property
+    def is_unimodular(self) -> bool:
+        """A triangulation all of whose simplices have normalised volume 1 (needs integer exponents)."""
+        return self.is_triangulation and all(v == 1 for v in self.cell_volumes())
+
+
+def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str | None = None) -> RegularSubdivision:
+    """The regular subdivision of ``points`` induced by ``heights`` under the semiring's convention.
+
+    Parameters
+    ----------
+    points : array_like, shape (m, n)
+        Distinct exponent vectors (integer, rational or real).
+    heights : array_like, shape (m,)
+        Coefficients; max-plus lifts to the upper hull, min-plus to the lower hull.  The tropical zero
+        is not allowed here (drop that point instead).
+    semiring : MaxPlus (default) or MinPlus
+
+    Returns
+    -------
+    RegularSubdivision
+
+    Raises
+    ------
+    EmptyInputError, ShapeError, NaNError, ConventionError
+
+    Examples
+    --------
+    >>> from tropix import MinPlus
+    >>> regular_subdivision([[0], [1], [2]], [0, 1, 0]).cells  # max-plus: the middle point is lifted up
+    ((0, 1), (1, 2))
+    >>> regular_subdivision([[0], [1], [2]], [0, 1, 0], semiring=MinPlus).cells  # min-plus: lower hull
+    ((0, 2),)
+    """
+    S = get_semiring(semiring if semiring is not None else MaxPlus)
+    if not isinstance(S, TropicalSemiring):
+        raise ConventionError(f"regular subdivisions need MaxPlus or MinPlus, not {S}")
+    pts = _check_points(points)
+    h = asarray(heights, name="heights") if not isinstance(heights, np.ndarray) else heights
+    h = S.validate(h, "heights")
+    if h.ndim != 1 or h.shape[0] != pts.shape[0]:
+        raise ShapeError(f"need one height per point: {pts.shape[0]} points, heights of shape {tuple(h.shape)}")
+    for v in np.asarray(h, dtype=object).ravel():
+        if isinstance(v, float) and math.isinf(v):
+            raise ConventionError("a height is the tropical zero; remove that point instead")
+    _check_distinct(pts)
+    form = _integer_form(pts, h, S.sense)
+    return _build(pts, h, S, form)
+
+
+def _check_distinct(pts):
+    rows = [tuple(_to_fraction(v) for v in r) for r in pts]
+    if len(set(rows)) != len(rows):
+        seen = {}
+        for i, r in enumerate(rows):
+            if r in seen:
+                raise ShapeError(f"points {seen[r]} and {i} are equal; merge their terms first")
+            seen[r] = i
+
+
+def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
+    k = form.dim
+    N = len(form.A)
+    if k == 0:
+        return RegularSubdivision(pts, h, S, 0, ((0,),), form, ((1, 0),), (), {0: ((0,),)}, {(0,): [0]})
+    seeds = _qhull_seeds(form.A, form.c) if k >= 2 else []
+    cells, ridge_cells, boundary = _hull.upper_hull_cells(form.A, form.c, seeds)
+    order = sorted(cells, key=lambda s: sorted(s))
+    cell_t = tuple(tuple(sorted(s)) for s in order)
+    funcs = tuple(cells[s] for s in order)
+    bnd = tuple(sorted((tuple(sorted(r)), g) for r, g in boundary.items()))
+    faces: dict[int, set] = {d: set() for d in range(k + 1)}
+    face_cells: dict[tuple, list] = {}
+    for ci, s in enumerate(cell_t):
+        if len(s) == k + 1:
+            for d in range(k + 1):
+                for comb in combinations(s, d + 1):
+                    faces[d].add(comb)
+                    face_cells.setdefault(comb, []).append(ci)
+        else:
+            sub = _hull.polytope_faces([form.A[i] for i in s], s)
+            for d, fs in sub.items():
+                for f in fs:
+                    t = tuple(sorted(f))
+                    faces[d].add(t)
+                    face_cells.setdefault(t, []).append(ci)
+    faces_t = {d: tuple(sorted(fs)) for d, fs in faces.items()}
+    del N
+    return RegularSubdivision(pts, h, S, k, cell_t, form, funcs, bnd, faces_t, face_cells)
