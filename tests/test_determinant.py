@@ -201,3 +201,20 @@ def test_errors():
         tdet([[1.0]], semiring=LogSemiring(1.0))
     with pytest.raises(ToleranceError):
         optimal_permutations([[1]], limit=0)
+
+
+def test_exact_certificate_rejects_float_rounding():
+    """Entries differing beyond float64 precision: scipy's proposal may be wrong, the answer must not be."""
+    from tropix.tropical.determinant import _certify
+
+    b = 2**60
+    for A in ([[b + 1, b], [b, b]], [[b, b + 1], [b, b]], [[b, b], [b + 1, b]], [[b, b], [b, b + 1]]):
+        A = np.array(A, dtype=object)
+        assert tdet(A) == 2 * b + 1
+        assert not is_singular(A)
+        assert len(optimal_permutations(A)) == 1
+        W, allowed, _ = _integer_weights(A, MaxPlus)
+        best = optimal_permutation(A)
+        other = tuple(1 - x for x in best)
+        assert _certify(W, allowed, np.array(best)) is not None
+        assert _certify(W, allowed, np.array(other)) is None

@@ -9,9 +9,10 @@ min-plus.  It is an assignment problem and is solved in polynomial time:
 
 * **float input** uses :func:`scipy.optimize.linear_sum_assignment` (O(n³)) and returns a float;
 * **exact input** (integers, :class:`~fractions.Fraction`, sympy rationals) is scaled to integers by the
-  common denominator and solved by a shortest-augmenting-path Hungarian algorithm in exact integer
-  arithmetic (``int64`` while every intermediate value provably fits, Python integers otherwise), so the
-  optimum is exact.  The algorithm also returns optimal dual variables, which certify optimality.
+  common denominator; scipy proposes a matching on a float copy and exact dual variables are computed
+  for it by Bellman–Ford potentials in integer arithmetic (``int64`` while every intermediate value
+  provably fits, Python integers otherwise).  The duals *certify* optimality; if certification fails
+  (float rounding misled scipy) an exact shortest-augmenting-path Hungarian algorithm solves the problem.
 
 Tropical-zero entries (``-inf`` in max-plus, ``+inf`` in min-plus) are forbidden assignments; a matrix without
 any permutation of finite weight has ``tdet`` equal to the tropical zero.
@@ -79,8 +80,7 @@ def _matrix(A: Any, S: Semiring, name: str = "A", square: bool = False) -> np.nd
     exact = is_exact(A)
     An = to_numpy(A)
     if exact and An.dtype != object:
-        An = An.astype(object)
-        An.ravel()[:] = [int(v) for v in An.ravel()]
+        An = An.astype(np.int64)  # integer (or bool) dtypes: exact machine integers
     elif not exact:
         An = np.asarray(An, dtype=np.float64)
     return An
@@ -93,31 +93,68 @@ def _is_zero_entry(v: Any, S: TropicalSemiring) -> bool:
 def _integer_weights(An: np.ndarray, S: TropicalSemiring):
     """Exact integer weights in *max orientation*: ``W = sense · A · L`` with common denominator ``L``.
 
-    Returns ``(W, allowed, L)`` where ``W`` is an object array of Python ints (0 where forbidden) and
-    ``allowed`` marks the entries that are not the tropical zero.  Floats are taken at their exact
-    binary values.
+    Returns ``(W, allowed, L)`` where ``W`` is an integer array (``int64`` when every entry fits with a
+    wide margin, else object of Python ints; 0 where forbidden) and ``allowed`` marks the entries that
+    are not the tropical zero.  Floats are taken at their exact binary values ``m·2^e``.
     """
+    sense = S.sense
+    if np.issubdtype(An.dtype, np.integer):
+        allowed = np.ones(An.shape, dtype=bool)
+        if An.size and int(np.abs(An).max()) < (1 << 58):
+            return sense * An.astype(np.int64), allowed, 1
+        W = np.empty(An.shape, dtype=object)
+        W.ravel()[:] = [sense * int(v) for v in An.ravel()]
+        return W, allowed, 1
+    if An.dtype != object:  # float64: exact dyadic decomposition, vectorised
+        allowed = np.isfinite(An)
+        x = np.where(allowed, An, 0.0)
+        mant, ex = np.frexp(x)
+        m = (mant * 2.0**53).astype(np.int64)  # exact: |mant| < 1 has 53 significant bits
+        e = ex.astype(np.int64) - 53
+        nz = m != 0
+        if not nz.any():
+            return np.zeros(An.shape, dtype=np.int64), allowed, 1
+        emin = int(e[nz].min())
+        shift = np.where(nz, e - emin, 0)
+        if int(shift.max()) + 54 < 60:
+            W = sense * (m << shift)
+        else:
+            W = np.empty(An.shape, dtype=object)
+            W.ravel()[:] = [sense * (int(a) << int(b)) for a, b in zip(m.ravel(), shift.ravel())]
+        L = 1 << -emin if emin < 0 else 1
+        if emin > 0:
+            W = W * (1 << emin) if W.dtype == object else W.astype(object) * (1 << emin)
+        return W, allowed, L
     flat = An.ravel()
     allowed = np.ones(An.shape, dtype=bool)
-    fr = []
+    fl = allowed.ravel()
+    vals = []
+    L = 1
     for k, v in enumerate(flat):
+        if type(v) is int:
+            vals.append(v)
+            continue
         if isinstance(v, (float, np.floating)):
             v = float(v)
             if math.isinf(v):
-                allowed.ravel()[k] = False
-                fr.append(Fraction(0))
+                fl[k] = False
+                vals.append(0)
                 continue
-            fr.append(Fraction(v))
+            v = Fraction(v)
         else:
             v = to_exact_scalar(v)
-            fr.append(Fraction(v))
-    L = 1
-    for f in fr:
-        if f.denominator != 1:
-            L = L * f.denominator // math.gcd(L, f.denominator)
+        if isinstance(v, Fraction) and v.denominator != 1:
+            L = L * v.denominator // math.gcd(L, v.denominator)
+        vals.append(v)
+    if L == 1:
+        ints = [sense * int(v) for v in vals]
+    else:
+        ints = [sense * (int(v) * L if type(v) is int else v.numerator * (L // v.denominator)) for v in vals]
     W = np.empty(An.shape, dtype=object)
-    sense = S.sense
-    W.ravel()[:] = [sense * (f.numerator * (L // f.denominator)) for f in fr]
+    W.ravel()[:] = ints
+    big = max(abs(min(ints)), abs(max(ints)))
+    if big < (1 << 58):
+        W = W.astype(np.int64)
     return W, allowed, L
 
 
@@ -133,8 +170,8 @@ def _assignment(W: np.ndarray, allowed: np.ndarray):
     exists (then ``perm`` uses a forbidden entry and the duals certify nothing).
     """
     n = W.shape[0]
-    fin = [int(w) for w in W[allowed]] if allowed.any() else [0]
-    hi, lo = max(fin), min(fin)
+    fin = W[allowed]
+    hi, lo = (int(fin.max()), int(fin.min())) if fin.size else (0, 0)
     # minimisation costs C = hi - W >= 0; forbidden entries cost BIG, more than any finite matching
     span = hi - lo
     big = n * span + 1
@@ -187,6 +224,96 @@ def _assignment(W: np.ndarray, allowed: np.ndarray):
     uu = [-int(x) for x in u[1:]]
     vv = [hi - int(x) for x in v[1:]]
     return perm, uu, vv, feasible
+
+
+def _certify(W: np.ndarray, allowed: np.ndarray, perm: np.ndarray):
+    """Exact dual certificate for the perfect matching ``perm`` of allowed entries, or ``None``.
+
+    ``perm`` is optimal iff the exchange graph on columns (edge ``perm[i] → j`` of weight
+    ``W_ij − W_i,perm[i]``) has no positive cycle.  Bellman–Ford longest-path potentials ``d`` then give
+    duals ``v = d``, ``u_i = W_i,perm[i] − d_perm[i]`` with ``u_i + v_j ≥ W_ij`` and equality on ``perm``;
+    if the potentials do not settle within ``n`` rounds there is a positive cycle and ``None`` is returned.
+    Vectorised: O(n²) per round, exact (``int64`` when safe, Python integers otherwise).
+    """
+    n = W.shape[0]
+    fin = W[allowed]
+    hi, lo = int(fin.max()), int(fin.min())
+    safe = (n + 2) * (hi - lo + 1) * 4 < _INT64_SAFE and max(abs(hi), abs(lo)) < _INT64_SAFE // 4
+    rows = np.arange(n)
+    if safe:
+        Wi = W.astype(np.int64)
+        base = Wi[rows, perm]
+        w = Wi - base[:, None]
+        w[~allowed] = -(1 << 61)
+        d = np.zeros(n, dtype=np.int64)
+    else:
+        base = W[rows, perm]
+        w = np.empty((n, n), dtype=object)
+        w[...] = W - base[:, None]
+        w[~allowed] = -(n + 1) * (hi - lo + 1) - 1  # below any potential difference: never chosen
+        d = np.zeros(n, dtype=object)
+    for _ in range(n + 1):
+        cand = (w + d[perm][:, None]).max(axis=0)
+        new = np.maximum(d, cand) if safe else np.array([a if a >= b else b for a, b in zip(d, cand)], dtype=object)
+        if (new == d).all():
+            v = [int(x) for x in d]
+            u = [int(base[i]) - v[perm[i]] for i in range(n)]
+            return u, v
+        d = new
+    return None
+
+
+def _solve(W: np.ndarray, allowed: np.ndarray):
+    """Optimal assignment with exact duals: scipy's solver proposes, an exact certificate disposes.
+
+    The candidate matching comes from :func:`scipy.optimize.linear_sum_assignment` on a float copy;
+    :func:`_certify` proves it optimal in exact arithmetic (or the exact Hungarian :func:`_assignment`
+    takes over, e.g. when float rounding made scipy pick a suboptimal matching).  Same return value as
+    :func:`_assignment`.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n = W.shape[0]
+    Wf = np.full((n, n), -np.inf)
+    fin = W[allowed]
+    if W.dtype == object:  # shift huge integers into float range (only a proposal; certified below)
+        k = max(0, max(int(fin.max()).bit_length(), int(fin.min()).bit_length()) - 1000)
+        Wf[allowed] = [float(int(x) >> k) for x in fin]
+    else:
+        Wf[allowed] = fin
+    try:
+        _, perm = linear_sum_assignment(Wf, maximize=True)
+    except ValueError:  # no perfect matching of allowed entries at all
+        return np.arange(n), [0] * n, [0] * n, False
+    perm = np.asarray(perm, dtype=np.int64)
+    if allowed[np.arange(n), perm].all():
+        cert = _certify(W, allowed, perm)
+        if cert is not None:
+            return perm, cert[0], cert[1], True
+    return _assignment(W, allowed)
+
+
+def _unique_tight_matching(W: np.ndarray, allowed: np.ndarray, perm: np.ndarray, u, v) -> bool:
+    """True iff ``perm`` is the only perfect matching of the tight graph (no alternating cycle).
+
+    Exchange digraph on columns: ``perm[i] → j`` for tight ``(i, j)``, ``j ≠ perm[i]``; another perfect
+    matching exists iff it has a directed cycle.  Found by repeatedly deleting sink nodes, O(n²) each round.
+    """
+    n = W.shape[0]
+    uu = np.array(u, dtype=object)
+    vv = np.array(v, dtype=object)
+    tight = (uu[:, None] + vv[None, :] == W) & allowed
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n)
+    adj = tight[inv, :].copy()  # adj[a, b]: column a (via its row) can move to column b
+    np.fill_diagonal(adj, False)
+    alive = np.ones(n, dtype=bool)
+    while alive.any():
+        sinks = alive & ~(adj[:, alive].any(axis=1))
+        if not sinks.any():
+            return False
+        alive &= ~sinks
+    return True
 
 
 def _slack(W: np.ndarray, allowed: np.ndarray, u, v) -> np.ndarray:
@@ -272,7 +399,7 @@ def _scaled_tol(tol: Any, L: int) -> int:
 
 def _solve_exact(An: np.ndarray, S: TropicalSemiring):
     W, allowed, L = _integer_weights(An, S)
-    perm, u, v, feasible = _assignment(W, allowed)
+    perm, u, v, feasible = _solve(W, allowed)
     return W, allowed, L, perm, u, v, feasible
 
 
@@ -307,8 +434,9 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
 
     Notes
     -----
-    O(n³).  Float input: :func:`scipy.optimize.linear_sum_assignment`.  Exact input: exact Hungarian
-    algorithm on the integers ``A·L`` (``L`` the common denominator).
+    O(n³).  Float input: :func:`scipy.optimize.linear_sum_assignment`.  Exact input: scipy's matching on
+    the integers ``A·L`` (``L`` the common denominator), certified optimal by exact dual variables (or
+    the exact Hungarian algorithm when the certificate fails).
 
     Examples
     --------
@@ -322,12 +450,13 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
     """
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
-    if An.dtype != object:
+    if An.dtype == np.float64:
         return _tdet_float(An, S)
     W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
     if not feasible:
         return S.zero
-    return to_exact_scalar(sum(Fraction(to_exact_scalar(An[i, perm[i]])) for i in range(An.shape[0])))
+    total = sum(int(W[i, perm[i]]) for i in range(An.shape[0])) * S.sense  # = tdet · L, exactly
+    return to_exact_scalar(Fraction(total, L))
 
 
 def _tdet_float(An: np.ndarray, S: TropicalSemiring) -> float:
@@ -352,7 +481,7 @@ def optimal_permutation(A: Any, *, semiring: Semiring | str | None = None) -> tu
     """
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
-    if An.dtype != object:
+    if An.dtype == np.float64:
         from scipy.optimize import linear_sum_assignment
 
         try:
@@ -452,4 +581,6 @@ def _singular_np(An: np.ndarray, S: TropicalSemiring, tol: Any = 0) -> bool:
     if not feasible:
         return True
     budget = _scaled_tol(tol, L)
+    if budget == 0:
+        return not _unique_tight_matching(W, allowed, perm, u, v)
     return len(_enumerate(_slack(W, allowed, u, v), budget, 1)) > 1

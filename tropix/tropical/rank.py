@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SizeLimitError, ToleranceError, UndecidedError
-from .determinant import _assignment, _enumerate, _integer_weights, _matrix, _slack, _tropical
+from .determinant import _integer_weights, _matrix, _solve, _tropical, _unique_tight_matching
 from .semiring import Semiring
 
 __all__ = [
@@ -114,10 +114,8 @@ class _Exact:
             return int((w == best).sum()) == 1
         sub = self.Wobj[np.ix_(r, c)]
         ok = self.allowed[np.ix_(r, c)]
-        perm, u, v, feasible = _assignment(sub, ok)
-        if not feasible:
-            return False
-        return len(_enumerate(_slack(sub, ok, u, v), 0, 1)) == 1
+        perm, u, v, feasible = _solve(sub, ok)
+        return feasible and _unique_tight_matching(sub, ok, perm, u, v)
 
 
 # ----------------------------------------------------------------------------------------------
