@@ -1,1 +1,20 @@
 """Attention: dense reference, tropical limit, region-sparse, hierarchical and tensor-compressed attention."""
+
+from .result import AttentionResult
+from .dense import dense
+from .tropical import tropical
+from .keytree import KeyTree, build_key_tree
+from .region_sparse import region_sparse
+from .hierarchical import hierarchical
+from .auto import auto
+
+__all__ = [
+    "AttentionResult",
+    "dense",
+    "tropical",
+    "KeyTree",
+    "build_key_tree",
+    "region_sparse",
+    "hierarchical",
+    "auto",
+]

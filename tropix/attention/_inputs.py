@@ -1,0 +1,222 @@
+"""Validation of attention inputs and the additive "extra" term (mask, bias, causal) shared by every method.
+
+Conventions (the same for every method in :mod:`tropix.attention`):
+
+* ``q`` has shape ``(..., n_q, d)``, ``k`` ``(..., n_k, d)``, ``v`` ``(..., n_k, d_v)``; leading (batch /
+  head) dimensions must be equal.
+* ``mask`` is boolean, ``True`` = the key takes part (as in ``torch``'s boolean ``attn_mask``); its shape
+  must broadcast to ``(..., n_q, n_k)`` (so a key-padding mask of shape ``(n_k,)`` works).
+* ``bias`` is an additive float term of a shape broadcasting to ``(..., n_q, n_k)``; ``-inf`` masks a key.
+* ``causal=True`` lets query ``i`` see keys ``j <= i`` (top-left aligned, as ``torch``'s ``is_causal``).
+* The score is ``s_ij = scale * q_i . k_j + bias_ij`` with ``scale = 1/sqrt(d)`` by default.
+* A query that sees no key (a fully masked row) has output zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
+from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+
+__all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Validated attention inputs (arrays of one library, floating point)."""
+
+    xp: Any
+    q: Any
+    k: Any
+    v: Any
+    mask: Any
+    bias: Any
+    scale: float
+    causal: bool
+    batch_shape: tuple
+    n_q: int
+    n_k: int
+    d: int
+    d_v: int
+
+
+def _to_float(x, xp, name):
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        x = asarray(x, name=name)
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            x = np.array([float(t) for t in x.ravel()], dtype=np.float64).reshape(x.shape)
+    if not is_array(x):
+        raise TypeError(f"{name} must be an array or a nested list, not {type(x).__name__}")
+    if not xp.isdtype(x.dtype, "real floating"):
+        x = xp.astype(x, xp.float64)
+    return x
+
+
+def _shape(x):
+    return tuple(int(s) for s in x.shape)
+
+
+def _broadcasts_to(shape, full):
+    if len(shape) > len(full):
+        return False
+    for a, b in zip(reversed(shape), reversed(full)):
+        if a != 1 and a != b:
+            return False
+    return True
+
+
+def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention") -> Prepared:
+    """Check and convert the inputs of an attention call; raise a specific tropix error on bad input."""
+    raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
+    xp = namespace(*raw)
+    q = _to_float(q, xp, "q")
+    k = _to_float(k, xp, "k")
+    v = _to_float(v, xp, "v")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if x.ndim < 2:
+            raise ShapeError(f"{fname}: {name} must have shape (..., n, d), got {_shape(x)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(
+            f"{fname}: head dims differ: q has d = {int(q.shape[-1])} but k has d = {int(k.shape[-1])}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"{fname}: k has {int(k.shape[-2])} keys but v has {int(v.shape[-2])} values")
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ShapeError(
+            f"{fname}: leading (batch/head) dims differ: q {_shape(q)[:-2]}, k {_shape(k)[:-2]}, v {_shape(v)[:-2]}"
+        )
+    n_q, n_k, d, d_v = int(q.shape[-2]), int(k.shape[-2]), int(q.shape[-1]), int(v.shape[-1])
+    if n_k == 0:
+        raise EmptyInputError(f"{fname}: there are no keys (k has shape {_shape(k)})")
+    if d == 0:
+        raise EmptyInputError(f"{fname}: head dimension is 0")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_no_nan(x, name)
+        if x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))):
+            raise NaNError(f"{fname}: {name} contains inf; the attention scores would be NaN")
+    batch = _shape(q)[:-2]
+    full = batch + (n_q, n_k)
+    if mask is not None:
+        mask = asarray(mask, name="mask") if not is_array(mask) else mask
+        if isinstance(mask, np.ndarray) and mask.dtype == object:
+            mask = mask.astype(bool)
+        if not xp.isdtype(mask.dtype, "bool"):
+            raise TypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
+        if not _broadcasts_to(_shape(mask), full):
+            raise ShapeError(f"{fname}: mask of shape {_shape(mask)} does not broadcast to the scores {full}")
+    if bias is not None:
+        bias = _to_float(bias, xp, "bias")
+        check_no_nan(bias, "bias")
+        if not _broadcasts_to(_shape(bias), full):
+            raise ShapeError(f"{fname}: bias of shape {_shape(bias)} does not broadcast to the scores {full}")
+        if bool(xp.any(bias == float("inf"))):
+            raise ConventionError(
+                f"{fname}: bias contains +inf; additive attention biases live in max-plus, where -inf masks a key"
+            )
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    else:
+        scale = float(scale)
+        if math.isnan(scale):
+            raise NaNError(f"{fname}: scale is NaN")
+        if not math.isfinite(scale):
+            raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
+    return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v)
+
+
+def check_eps(eps, fname):
+    """Validate a tolerance: a finite number ``>= 0``."""
+    try:
+        e = float(eps)
+    except (TypeError, ValueError) as err:
+        raise ToleranceError(f"{fname}: eps must be a number, got {eps!r}") from err
+    if math.isnan(e):
+        raise NaNError(f"{fname}: eps is NaN")
+    if e < 0 or not math.isfinite(e):
+        raise ToleranceError(f"{fname}: eps must be finite and >= 0 (0 = exact), got {eps!r}")
+    return e
+
+
+def _pad(x, xp, ndim):
+    if x.ndim < ndim:
+        x = xp.reshape(x, (1,) * (ndim - x.ndim) + tuple(x.shape))
+    return x
+
+
+def _slice_last2(x, qs: slice, ks: slice):
+    a = qs if x.shape[-2] != 1 else slice(None)
+    b = ks if x.shape[-1] != 1 else slice(None)
+    return x[..., a, b]
+
+
+def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
+    """The additive term (bias, and ``-inf`` for masked pairs) of the block ``[qs, ks]``, or None.
+
+    The result broadcasts to ``batch + (len(qs), len(ks))``.
+    """
+    xp = P.xp
+    nd = len(P.batch_shape) + 2
+    E = None
+    if P.bias is not None:
+        E = _slice_last2(_pad(P.bias, xp, nd), qs, ks)
+        E = xp.astype(E, dtype) if E.dtype != dtype else E
+    keep = None
+    if P.mask is not None:
+        keep = _slice_last2(_pad(P.mask, xp, nd), qs, ks)
+    if P.causal:
+        i = xp.arange(qs.start, qs.stop)
+        j = xp.arange(ks.start, ks.stop)
+        c = xp.reshape(j, (1, -1)) <= xp.reshape(i, (-1, 1))
+        keep = c if keep is None else xp.logical_and(keep, c)
+    if keep is not None:
+        ninf = xp.asarray(-math.inf, dtype=dtype)
+        zero = xp.asarray(0.0, dtype=dtype)
+        E = xp.where(keep, zero if E is None else E, ninf)
+    return E
+
+
+def extra_numpy(P: Prepared, b_index: tuple):
+    """NumPy view of the extra term of one head: a function ``f(rows, cols) -> array or None``.
+
+    ``rows`` and ``cols`` are integer index arrays; the result has shape ``(len(rows), len(cols))``.
+    Also returns ``key_only``: the extra term as a ``(n_k,)`` vector when it depends only on the key
+    (or None).
+    """
+    nd = len(P.batch_shape) + 2
+    bias = mask = None
+    if P.bias is not None:
+        b = np.asarray(to_numpy(P.bias), dtype=np.float64)
+        b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+        bias = b[tuple(0 if b.shape[t] == 1 else b_index[t] for t in range(len(b_index)))]
+    if P.mask is not None:
+        m = np.asarray(to_numpy(P.mask), dtype=bool)
+        m = m.reshape((1,) * (nd - m.ndim) + m.shape)
+        mask = m[tuple(0 if m.shape[t] == 1 else b_index[t] for t in range(len(b_index)))]
+    causal = P.causal
+    if bias is None and mask is None and not causal:
+        return None, None
+
+    def f(rows, cols):
+        E = np.zeros((len(rows), len(cols)))
+        if bias is not None:
+            E += bias[rows if bias.shape[0] != 1 else np.zeros_like(rows)][:, cols if bias.shape[1] != 1 else np.zeros_like(cols)]
+        if mask is not None:
+            mm = mask[rows if mask.shape[0] != 1 else np.zeros_like(rows)][:, cols if mask.shape[1] != 1 else np.zeros_like(cols)]
+            E[~np.broadcast_to(mm, E.shape)] = -np.inf
+        if causal:
+            E[cols[None, :] > rows[:, None]] = -np.inf
+        return E
+
+    key_only = None
+    if not causal and (bias is None or bias.shape[0] == 1) and (mask is None or mask.shape[0] == 1):
+        key_only = np.zeros(P.n_k)
+        if bias is not None:
+            key_only = key_only + np.broadcast_to(bias[0], (P.n_k,))
+        if mask is not None:
+            key_only = np.where(np.broadcast_to(mask[0], (P.n_k,)), key_only, -np.inf)
+    return f, key_only

@@ -1,0 +1,149 @@
+"""Automatic choice between dense and certified sparse attention, from cheap statistics of the scores.
+
+``auto`` never gives up the bound: whichever path it takes, the result carries the certified per-row bound
+``<= eps * max|v|``.  It takes the sparse path only when pruning is likely to pay:
+
+1. few keys (``n_k < min_keys``): dense;
+2. a sample of ``sample`` keys estimates, per query, the fraction of keys within the margin
+   ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since the sampled
+   maximum is at most the true one); if the mean exceeds ``max_support``: dense;
+3. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
+   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise dense;
+4. the region-sparse plan (block bounds, no exact scores yet) gives the planned number of exact score
+   evaluations; if it exceeds ``max_work`` times dense: dense; else the plan is executed.
+
+The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
+within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._array import to_numpy
+from ..errors import ShapeError
+from .bounds import pruning_budget
+from .dense import _dense, dense_rounding_bound
+from ._inputs import Prepared, block_extra, check_eps, extra_numpy, prepare
+from .region_sparse import _execute, _fallback_rows, _groups, _Head, _plan, _run_per_head
+from .result import AttentionResult
+
+__all__ = ["auto"]
+
+
+def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None, check: bool = False,
+         min_keys: int = 4096, sample: int = 256, max_support: float = 0.05, min_queries_for_tree: int = 2048,
+         max_work: float = 0.3, leaf: int = 64) -> AttentionResult:
+    """Certified attention that picks dense or region-sparse evaluation from cheap statistics.
+
+    Parameters
+    ----------
+    q, k, v, mask, bias, scale, causal
+        As in :func:`tropix.attention.dense`.
+    eps : float
+        ``|o_i - o_i^dense|_2 <= eps * max_j |v_j|_2`` for every row, guaranteed (0 = exact: dense).
+    tree : KeyTree, optional
+        Prebuilt key hierarchy (2-D keys), e.g. of a key bank queried many times.
+    check : bool
+        Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
+    min_keys, sample, max_support, min_queries_for_tree, max_work, leaf
+        Decision thresholds (see the module docstring).
+
+    Returns
+    -------
+    AttentionResult
+        ``method`` is ``"dense"`` or ``"region_sparse"``; ``counters["decision"]`` codes the reason
+        (0 dense: few keys or eps = 0, 1 dense: large estimated support, 2 dense: no tree and few queries,
+        3 dense: planned work too large, 4 sparse).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = rng.normal(size=(8, 16)), rng.normal(size=(100, 16)), rng.normal(size=(100, 16))
+    >>> r = auto(q, k, v, eps=1e-3, check=True)
+    >>> r.method, int(r.counters["decision"])
+    ('dense', 0)
+    """
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto")
+    eps = check_eps(eps, "auto")
+    if tree is not None and len(P.batch_shape):
+        raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
+    if eps == 0 or P.n_k < min_keys or P.n_q == 0:
+        return _dense_result(P, eps, check, 0)
+    # 2. sampled support estimate, every head
+    qn = np.asarray(to_numpy(P.q), dtype=np.float64)
+    kn = np.asarray(to_numpy(P.k), dtype=np.float64)
+    rng = np.random.default_rng(12345)
+    idx = np.sort(rng.choice(P.n_k, size=min(sample, P.n_k), replace=False))
+    est = []
+    for h in np.ndindex(*P.batch_shape) if P.batch_shape else [()]:
+        S = (qn[h] * P.scale) @ kn[h][idx].T
+        f, _ = extra_numpy(P, h)
+        if f is not None:
+            S = S + f(np.arange(P.n_q), idx)
+        m = S.max(axis=1)
+        fin = np.isfinite(m)
+        tau = np.log(P.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
+        frac = np.where(fin[:, None], S >= (m - tau)[:, None], False).mean(axis=1)
+        est.append(float(frac[fin].mean()) if fin.any() else 0.0)
+    if max(est) > max_support:
+        return _dense_result(P, eps, check, 1)
+    if tree is None and P.n_q < min_queries_for_tree:
+        return _dense_result(P, eps, check, 2)
+    decision = {"code": 4}
+
+    def fn(arrays, hidx, tr):
+        H = _Head(P, arrays, hidx, tr, leaf)
+        keep, U, m_lo, best, beta = _plan(H, eps)
+        groups = _groups(best, keep, 256, H.tree.count[-1])
+        cnt = H.tree.count[-1]
+        planned = sum(len(r) * (H.n_k if heavy else cnt[np.any(keep[r], axis=0)].sum()) for r, heavy in groups)
+        if planned > max_work * H.n_q * H.n_k:
+            decision["code"] = 3
+            raise _Fallback
+        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, True)
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        nb = len(H.tree.rep[-1])
+        counters = {"score_evals": evals + nfb * H.n_k + H.n_q * nb, "bound_evals": H.n_q * nb,
+                    "dense_fallback_rows": nfb, "decision": 4}
+        return out, bound, support, kept, counters, H.vmax, "region_sparse"
+
+    try:
+        return _run_per_head(P, eps, "auto", check, tree, fn)
+    except _Fallback:
+        return _dense_result(P, eps, check, decision["code"])
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _visible_counts(P: Prepared) -> np.ndarray:
+    if P.mask is None and P.bias is None and not P.causal:
+        return np.full(P.batch_shape + (P.n_q,), P.n_k, dtype=np.int64)
+    out = np.zeros(P.batch_shape + (P.n_q,), dtype=np.int64)
+    step = max(1, 2**22 // max(P.n_k, 1))
+    for s in range(0, P.n_q, step):
+        qs = slice(s, min(P.n_q, s + step))
+        E = block_extra(P, qs, slice(0, P.n_k), P.q.dtype)
+        E = np.asarray(to_numpy(E), dtype=np.float64)
+        E = np.broadcast_to(E, P.batch_shape + (qs.stop - qs.start, P.n_k))
+        out[..., qs] = np.isfinite(E).sum(axis=-1)
+    return out
+
+
+def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
+    out = _dense(P)
+    rb = dense_rounding_bound(P)
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    vmax = np.max(np.linalg.norm(v, axis=-1), axis=-1)
+    sup = _visible_counts(P)
+    rb = np.where(sup > 0, rb, 0.0)
+    nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1
+    counters = {"score_evals": nh * P.n_q * P.n_k, "bound_evals": 0, "dense_fallback_rows": 0, "decision": code}
+    res = AttentionResult(out, rb, eps, vmax, sup, "dense", counters, (), rb)
+    if check:
+        res.verify(out)
+    return res
+

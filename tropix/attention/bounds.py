@@ -1,0 +1,107 @@
+"""Certified error bounds for softmax attention: truncation, far-field aggregation and floating-point rounding.
+
+Notation for one query: weights ``w_j = exp(s_j - m)`` (``m`` a shift), ``Z = sum_j w_j``, output
+``o = sum_j w_j v_j / Z``.  An approximate method computes some keys exactly (mass ``Z_S``), replaces the
+weights of aggregated keys by estimates (total absolute weight error ``B``, weighted by ``|v|``: ``A``) and
+drops the rest (true mass ``Z_D``, known only through an upper bound ``D``).  With ``õ`` its output,
+
+.. math::
+
+    o - õ = \\frac{N - Ñ}{Z} + õ\\,\\frac{Z̃ - Z}{Z}
+    \\quad\\Rightarrow\\quad
+    \\|o - õ\\| \\le \\frac{Z_D (V_D + \\|õ\\|) + A + \\|õ\\| B}{Z_{lo} + Z_D},
+
+where ``V_D`` bounds ``|v_j|`` over the dropped keys and ``Z_lo`` is a lower bound on the mass of the
+kept and aggregated keys.  The right side is a Möbius function of ``Z_D``, hence monotone on
+``[0, D]``: the bound is the larger of its values at ``0`` and ``D`` (:func:`truncation_bound`).  With no
+aggregation and ``V_D, |õ| <= max|v|`` this is the classical ``2 δ max|v|`` with dropped mass
+``δ = D/(Z_S + D)``.
+
+:func:`rounding_bound` bounds the floating-point error of computing softmax attention itself, so that
+certified bounds hold for the computed numbers, not only in exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["truncation_bound", "rounding_bound", "unit_roundoff", "pruning_budget"]
+
+
+def unit_roundoff(dtype) -> float:
+    """Unit roundoff ``u`` of a floating dtype (``2**-53`` for float64).
+
+    Examples
+    --------
+    >>> unit_roundoff(np.float64) == 2.0 ** -53
+    True
+    """
+    try:
+        return float(np.finfo(np.dtype(dtype)).eps) / 2
+    except TypeError:
+        s = str(dtype)
+        if "16" in s:
+            return 2.0**-8 if "bfloat" in s else 2.0**-11
+        return 2.0**-24 if "32" in s else 2.0**-53
+
+
+def truncation_bound(D, V_D, onorm, Z_lo, A=0.0, B=0.0):
+    """Bound on ``|o - õ|`` from dropped mass ``<= D`` and aggregation errors ``A``, ``B`` (see module doc).
+
+    All arguments broadcast (one entry per query).  Rows with ``Z_lo = 0`` and nothing dropped give 0.
+
+    Examples
+    --------
+    >>> float(truncation_bound(D=0.01, V_D=1.0, onorm=1.0, Z_lo=1.0))  # 2*delta with delta = 0.01/1.01
+    0.019801980198019802
+    >>> float(truncation_bound(D=0.0, V_D=1.0, onorm=1.0, Z_lo=1.0))
+    0.0
+    """
+    D, V_D, onorm, Z_lo, A, B = (np.asarray(x, dtype=np.float64) for x in (D, V_D, onorm, Z_lo, A, B))
+    num0 = A + onorm * B
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f0 = np.where(num0 > 0, num0 / Z_lo, 0.0)
+        fD = np.where(D > 0, (D * (V_D + onorm) + num0) / (Z_lo + D), f0)
+    out = np.maximum(f0, fD)
+    out = np.where(np.isnan(out), np.inf, out)
+    return out
+
+
+def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64):
+    """Bound on the floating-point error of evaluating softmax attention of one query over ``n`` keys.
+
+    ``qnorm`` = ``|q_i|``, ``kmax`` = largest ``|k_j|``, ``extra_abs`` = largest finite ``|bias_ij|``,
+    ``vmax`` = largest ``|v_j|``.  Score errors are at most ``γ_{d+2} (|scale| |q| |k| + |b|)``
+    (any summation order, with or without FMA); each perturbs a softmax probability by a factor within
+    ``exp(±σ)``, so ``|p - p'|_1 <= expm1(2σ)``; the sums over keys and the final division add
+    ``γ_{2n}``-type terms.  A safety factor 2 is applied.
+
+    Examples
+    --------
+    >>> b = rounding_bound(qnorm=1.0, kmax=1.0, extra_abs=0.0, n=1000, d=64, vmax=1.0, scale=0.125)
+    >>> 0 < float(b) < 1e-11
+    True
+    """
+    u = unit_roundoff(dtype)
+    S = abs(scale) * np.asarray(qnorm, dtype=np.float64) * kmax + np.asarray(extra_abs, dtype=np.float64)
+    sigma = 4.0 * (d + 4) * u * S + 4.0 * u + 2.0 * u * S  # score error + exp + shift subtraction
+    m = 2 * n + d + 8
+    gam = m * u / max(1.0 - m * u, 1e-300)
+    return 2.0 * np.asarray(vmax, dtype=np.float64) * (np.expm1(2.0 * sigma) + 3.0 * gam)
+
+
+def pruning_budget(eps: float, rho_rel):
+    """Dropped relative mass ``β`` allowed so that ``2β/(1+β) + ρ <= eps`` (``ρ`` = rounding, relative).
+
+    Returns 0 (prune nothing) when ``eps`` does not exceed the rounding floor.
+
+    Examples
+    --------
+    >>> round(float(pruning_budget(0.02, 0.0)), 6)
+    0.010101
+    >>> float(pruning_budget(0.0, 1e-14))
+    0.0
+    """
+    e = np.maximum(np.asarray(eps, dtype=np.float64) - np.asarray(rho_rel, dtype=np.float64), 0.0)
+    e = e * (1 - 1e-9)  # margin for the rounding of this very computation
+    return np.where(e > 0, e / np.maximum(2.0 - e, 1e-300), 0.0)

@@ -1,0 +1,139 @@
+"""Dense softmax attention: the reference every approximate method is certified against.
+
+``dense`` streams over blocks of keys (and of queries) with the online-softmax recurrence, so memory is
+``O(n_q_block * k_block)`` beyond the inputs and output: 65 536 keys run on a laptop.  It is written with
+the array API only, so NumPy, CuPy, torch (with autograd) and array-api-strict inputs all work.
+
+Input conventions (mask, bias, causal, scale, fully masked rows) are those of
+:mod:`tropix.attention._inputs`: ``mask`` is boolean with ``True`` = attend, ``causal`` is top-left aligned
+(query ``i`` sees keys ``j <= i``), the default scale is ``1/sqrt(d)``, and a query that sees no key gets
+the zero vector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._array import to_numpy
+from .bounds import rounding_bound
+from ._inputs import Prepared, block_extra, prepare
+
+__all__ = ["dense", "dense_rounding_bound"]
+
+
+def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int | None = None):
+    """Softmax attention ``softmax(scale * q k^T + bias) v``, computed blockwise and stably.
+
+    Parameters
+    ----------
+    q, k, v : arrays
+        Shapes ``(..., n_q, d)``, ``(..., n_k, d)``, ``(..., n_k, d_v)`` with equal leading dims; any
+        array-API library (NumPy, torch, CuPy, array-api-strict), or nested lists.
+    mask : boolean array, optional
+        ``True`` where query ``i`` may attend key ``j``; broadcasts to ``(..., n_q, n_k)``.
+    bias : float array, optional
+        Additive score bias broadcasting to ``(..., n_q, n_k)``; ``-inf`` masks a pair.
+    scale : float, optional
+        Score scale, default ``1/sqrt(d)``.
+    causal : bool
+        If True, query ``i`` only sees keys ``j <= i``.
+    block : int, optional
+        Number of keys per streaming block (default: whole input when small, else 2048).
+
+    Returns
+    -------
+    array
+        Shape ``(..., n_q, d_v)``, same library and floating dtype as the inputs.  Rows that see no key
+        are zero.
+
+    Raises
+    ------
+    ShapeError, NaNError, EmptyInputError, BackendMismatchError, ConventionError
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = np.array([[1.0, 0.0]]); k = np.array([[1.0, 0.0], [0.0, 1.0]]); v = np.array([[1.0], [0.0]])
+    >>> o = dense(q, k, v, scale=1.0)
+    >>> round(float(o[0, 0]), 6) == round(np.e / (np.e + 1), 6)
+    True
+    >>> dense(q, k, v, mask=np.array([False, False]))  # no visible key: zero row
+    array([[0.]])
+    """
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="dense")
+    return _dense(P, block)
+
+
+def _dense(P: Prepared, block: int | None = None):
+    xp = P.xp
+    q, k, v = P.q, P.k, P.v
+    dtype = q.dtype
+    n_q, n_k = P.n_q, P.n_k
+    if block is None:
+        block = n_k if n_k * max(n_q, 1) <= 2**22 else 2048
+    block = max(1, int(block))
+    qblock = max(1, min(n_q, (2**22) // block)) if n_q else 1
+    if n_q == 0:
+        return xp.zeros(P.batch_shape + (0, P.d_v), dtype=dtype)
+    kT = xp.matrix_transpose(k)
+    outs = []
+    for qs0 in range(0, n_q, qblock):
+        qs = slice(qs0, min(n_q, qs0 + qblock))
+        qb = q[..., qs, :] * P.scale
+        m = None
+        for ks0 in range(0, n_k, block):
+            ks = slice(ks0, min(n_k, ks0 + block))
+            s = xp.matmul(qb, kT[..., :, ks])
+            E = block_extra(P, qs, ks, dtype)
+            if E is not None:
+                s = s + E
+            bmax = xp.max(s, axis=-1)
+            if m is None:
+                m_new = bmax
+            else:
+                m_new = xp.maximum(m, bmax)
+            finite = xp.isfinite(m_new)
+            m_safe = xp.where(finite, m_new, xp.zeros_like(m_new))
+            p = xp.exp(s - m_safe[..., None])
+            if m is None:
+                l = xp.sum(p, axis=-1)
+                acc = xp.matmul(p, v[..., ks, :])
+            else:
+                alpha = xp.exp(m - m_safe)
+                l = l * alpha + xp.sum(p, axis=-1)
+                acc = acc * alpha[..., None] + xp.matmul(p, v[..., ks, :])
+            m = m_new
+        l_safe = xp.where(l > 0, l, xp.ones_like(l))
+        outs.append(acc / l_safe[..., None])
+    if len(outs) == 1:
+        return outs[0]
+    return xp.concat(outs, axis=-2)
+
+
+def dense_rounding_bound(P: Prepared) -> np.ndarray:
+    """Per-row rounding bound (shape ``batch + (n_q,)``) of evaluating dense attention on ``P`` in floating point."""
+    q = np.asarray(to_numpy(P.q), dtype=np.float64)
+    k = np.asarray(to_numpy(P.k), dtype=np.float64)
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    qn = np.linalg.norm(q, axis=-1)
+    kmax = np.max(np.linalg.norm(k, axis=-1), axis=-1)[..., None]
+    vmax = np.max(np.linalg.norm(v, axis=-1), axis=-1)[..., None]
+    if P.bias is not None:
+        b = np.asarray(to_numpy(P.bias), dtype=np.float64)
+        b = np.where(np.isfinite(b), np.abs(b), 0.0)
+        nd = len(P.batch_shape) + 2
+        b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+        extra = np.broadcast_to(np.max(b, axis=-1), P.batch_shape + (P.n_q,))
+    else:
+        extra = 0.0
+    dt = P.q.dtype
+    try:
+        npdt = np.dtype(str(dt).replace("torch.", ""))
+    except TypeError:
+        npdt = np.float64
+    return rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt)
+
+
+def _vmax(P: Prepared) -> np.ndarray:
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    return np.max(np.linalg.norm(v, axis=-1), axis=-1)

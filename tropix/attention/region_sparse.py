@@ -1,0 +1,395 @@
+"""Region-sparse attention: each query keeps only the keys whose score is within a margin of its maximum.
+
+Geometry.  The key ``j`` is the argmax of ``q . k_j + b_j`` exactly on the normal cone of ``conv(K)`` at
+``k_j`` (with per-key biases ``b_j``: the cells of the regular subdivision induced by the lifted points
+``(k_j, b_j)``).  Softmax at finite temperature blurs the cells: the keys that matter for ``q`` are those in
+the *τ-active set* ``S_τ(q) = { j : s_j >= max_l s_l - τ }``, i.e. the cells within distance ``τ`` of ``q``
+in score.  A key outside ``S_τ`` carries weight at most ``exp(-τ)`` times the largest.
+
+Algorithm (no dense score matrix is formed).
+
+1. Blocks of keys from :func:`~tropix.attention.keytree.build_key_tree` give, per (query, block), an upper
+   bound ``U`` on every score of the block (ball/box bounds) and an exact score of a representative key
+   (a lower bound ``m_lo`` on the maximum).
+2. For each query, blocks are dropped in increasing order of their bounded mass ``n_b exp(U - m_lo)`` while
+   the total stays below the budget ``β = e/(2 - e)`` (``e`` = ``eps`` minus the rounding floor).
+3. Queries are grouped by their best representative block; each group computes the exact scores of the
+   union of its kept blocks as one dense GEMM.
+4. Within the computed keys, each query keeps its τ-active set with the largest margin τ the remaining
+   budget allows; the output is the softmax over that set.
+5. The bound :func:`~tropix.attention.bounds.truncation_bound` (dropped mass: exact for computed keys,
+   bounded for pruned blocks) plus the rounding bound is reported per row; a row whose bound would exceed
+   ``eps * max|v|`` (it cannot happen with exact arithmetic, but is checked) is recomputed densely.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._array import from_numpy, to_numpy
+from ..errors import ShapeError
+from .bounds import pruning_budget, rounding_bound, truncation_bound
+from .dense import _dense, dense_rounding_bound
+from ._inputs import Prepared, check_eps, extra_numpy, prepare
+from .keytree import KeyTree, build_key_tree, score_bounds
+from .result import AttentionResult
+
+__all__ = ["region_sparse"]
+
+
+def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None,
+                  leaf: int = 64, group: int = 256, threshold: bool = True, check: bool = False) -> AttentionResult:
+    """Attention restricted, per query, to the keys within a certified score margin of the maximum.
+
+    Parameters
+    ----------
+    q, k, v, mask, bias, scale, causal
+        As in :func:`tropix.attention.dense` (leading batch/head dims are looped over).
+    eps : float
+        Tolerance: ``|o_i - o_i^dense|_2 <= eps * max_j |v_j|_2`` for every row, guaranteed; 0 = exact.
+    tree : KeyTree, optional
+        A prebuilt key hierarchy (only for 2-D ``k``); built on the fly otherwise.
+    leaf, group : int
+        Keys per block, queries per exact GEMM group.
+    threshold : bool
+        Apply step 4 (key-level τ-active sets).  If False every computed key is used.
+    check : bool
+        Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
+
+    Returns
+    -------
+    AttentionResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> k = rng.normal(size=(2000, 8)); v = rng.normal(size=(2000, 4)); q = 4 * k[:5]
+    >>> r = region_sparse(q, k, v, eps=1e-3, check=True)
+    >>> bool(np.all(r.relative_bound <= 1e-3)), bool(np.all(r.support < 2000))
+    (True, True)
+    """
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="region_sparse")
+    eps = check_eps(eps, "region_sparse")
+    return _run_per_head(P, eps, "region_sparse", check, tree,
+                         _region_head_fn(P, eps, leaf, group, threshold))
+
+
+def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
+    """Loop ``head_fn`` over the leading dims, assemble an AttentionResult in the input's library."""
+    if tree is not None and len(P.batch_shape):
+        raise ShapeError(f"{name}: a prebuilt tree needs 2-D keys (one head)")
+    q = np.asarray(to_numpy(P.q), dtype=np.float64)
+    k = np.asarray(to_numpy(P.k), dtype=np.float64)
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    batch = P.batch_shape
+    out = np.zeros(batch + (P.n_q, P.d_v))
+    bound = np.zeros(batch + (P.n_q,))
+    support = np.zeros(batch + (P.n_q,), dtype=np.int64)
+    vmax = np.zeros(batch)
+    kept = []
+    counters = {}
+    methods = set()
+    for hidx in np.ndindex(*batch) if batch else [()]:
+        o, b, s, kp, cnt, vm, meth = head_fn((q[hidx], k[hidx], v[hidx]), hidx, tree)
+        out[hidx], bound[hidx], support[hidx], vmax[hidx] = o, b, s, vm
+        kept.append(kp)
+        methods.add(meth)
+        for key, val in cnt.items():
+            counters[key] = counters.get(key, 0) + int(val)
+    output = from_numpy(out.astype(np.float64), P.q)
+    if not isinstance(output, np.ndarray):
+        output = P.xp.astype(output, P.q.dtype) if output.dtype != P.q.dtype else output
+    elif output.dtype != np.dtype(str(P.q.dtype)):
+        output = output.astype(np.dtype(str(P.q.dtype)))
+    slack = dense_rounding_bound(P)
+    method = methods.pop() if len(methods) == 1 else name
+    res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
+    if check:
+        res.verify(_dense(P))
+    return res
+
+
+class _Head:
+    """NumPy data of one head: scaled queries, keys, values, extra term, norms."""
+
+    def __init__(self, P: Prepared, arrays, hidx, tree, leaf):
+        q, k, v = arrays
+        self.qs = q * P.scale
+        self.k, self.v = k, v
+        self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
+        self.extra, self.key_only = extra_numpy(P, hidx)
+        self.causal = P.causal
+        self.vn = np.linalg.norm(v, axis=1)
+        self.vmax = float(self.vn.max()) if self.n_k else 0.0
+        self.qn = np.linalg.norm(self.qs, axis=1)
+        self.tree = tree if tree is not None else build_key_tree(k, leaf)
+        if self.tree.n != self.n_k:
+            raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
+        if P.bias is not None:
+            b = np.asarray(to_numpy(P.bias), dtype=np.float64)
+            b = np.where(np.isfinite(b), np.abs(b), 0.0)
+            self.bmax = float(b.max()) if b.size else 0.0
+        else:
+            self.bmax = 0.0
+        self.rho = rounding_bound(np.linalg.norm(q, axis=1), self.tree.kmax, self.bmax, self.n_k, self.d,
+                                  self.vmax, P.scale)
+        self.full_extra = None
+
+    def extra_rows(self, rows, cols):
+        if self.extra is None:
+            return None
+        return self.extra(rows, cols)
+
+    def level_extra_ub(self, level, rows, nodes=None):
+        """Upper bound of the extra term over the keys of each node (``(len(rows), nodes)``), or None."""
+        if self.extra is None:
+            return None
+        t = self.tree
+        st, ct = t.starts[level], t.count[level]
+        if nodes is not None:
+            st, ct = st[nodes], ct[nodes]
+        if self.key_only is not None:
+            ko = self.key_only[t.perm]
+            ub = np.array([ko[s:s + c].max() for s, c in zip(st, ct)]) if len(st) < 64 else \
+                _seg_max(ko, st, ct)
+            return np.broadcast_to(ub[None, :], (len(rows), len(st)))
+        if self.full_extra is None:
+            self.full_extra = self.extra(np.arange(self.n_q), t.perm)
+        E = self.full_extra[rows]
+        return _seg_max_2d(E, st, ct)
+
+    def level_extra_lb(self, level, rows, nodes):
+        """Lower bound of the extra term over each node (-inf when some key is masked)."""
+        if self.extra is None:
+            return None
+        t = self.tree
+        st, ct = t.starts[level][nodes], t.count[level][nodes]
+        if self.key_only is not None:
+            ko = self.key_only[t.perm]
+            lb = -_seg_max(-ko, st, ct)
+            return np.broadcast_to(lb[None, :], (len(rows), len(st)))
+        if self.full_extra is None:
+            self.full_extra = self.extra(np.arange(self.n_q), t.perm)
+        return -_seg_max_2d(-self.full_extra[rows], st, ct)
+
+
+def _seg_max(x, st, ct):
+    out = np.full(len(st), -np.inf)
+    nz = ct > 0
+    if np.all(nz) and len(st) and np.all(np.diff(st) > 0):
+        return np.maximum.reduceat(x, st)
+    for i in np.flatnonzero(nz):
+        out[i] = x[st[i]:st[i] + ct[i]].max()
+    return out
+
+
+def _seg_max_2d(E, st, ct):
+    if len(st) and np.all(ct > 0) and np.all(np.diff(st) > 0) and st[0] >= 0:
+        # reduceat needs increasing starts; segments are contiguous but may not tile: gather then reduce
+        idx = np.concatenate([np.arange(s, s + c) for s, c in zip(st, ct)])
+        newst = np.concatenate([[0], np.cumsum(ct)[:-1]])
+        return np.maximum.reduceat(E[:, idx], newst, axis=1)
+    return np.stack([E[:, s:s + c].max(axis=1) for s, c in zip(st, ct)], axis=1)
+
+
+def _max_lower_bound(H: _Head, U, top: int = 2):
+    """Exact maxima over the ``top`` leaves of largest upper bound: a lower bound on each query's maximum.
+
+    Returns ``(m_lo, best_leaf)`` (``-inf`` where every candidate key is masked).
+    """
+    t = H.tree
+    L = t.depth - 1
+    st, ct = t.starts[L], t.count[L]
+    nb = len(st)
+    top = min(top, nb)
+    cand = np.argpartition(-U, top - 1, axis=1)[:, :top] if nb > top else np.tile(np.arange(nb), (H.n_q, 1))
+    width = int(ct.max())
+    off = np.arange(width)
+    pos = st[cand][:, :, None] + off[None, None, :]  # (n_q, top, width) positions in tree order
+    valid = off[None, None, :] < ct[cand][:, :, None]
+    pos = np.where(valid, pos, st[cand][:, :, None])
+    keys = t.perm[pos.reshape(H.n_q, -1)]
+    S = np.einsum("id,ijd->ij", H.qs, H.k[keys])
+    if H.extra is not None:
+        rows = np.arange(H.n_q)
+        E = np.stack([H.extra(rows[i:i + 1], keys[i])[0] for i in range(H.n_q)]) if H.n_q else S
+        S = S + E
+    S = np.where(valid.reshape(H.n_q, -1), S, -np.inf)
+    j = np.argmax(S, axis=1) if S.shape[1] else np.zeros(H.n_q, dtype=np.int64)
+    m_lo = S[np.arange(H.n_q), j] if S.shape[1] else np.full(H.n_q, -np.inf)
+    best = cand[np.arange(H.n_q), j // width] if S.shape[1] else np.zeros(H.n_q, dtype=np.int64)
+    return m_lo, best
+
+
+def _plan(H: _Head, eps):
+    """Per (query, leaf) keep decisions from the bounds; returns (keep, U, m_lo, best_block, beta)."""
+    t = H.tree
+    L = t.depth - 1
+    rows = np.arange(H.n_q)
+    U = score_bounds(t, L, H.qs)
+    EU = H.level_extra_ub(L, rows)
+    if EU is not None:
+        U = U + EU
+    m_lo, best_block = _max_lower_bound(H, U)
+    rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(H.n_q)
+    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(H.n_q)
+    cnt = t.count[L].astype(np.float64)
+    fin = np.isfinite(m_lo)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = cnt[None, :] * np.exp(np.minimum(U - np.where(fin, m_lo, 0.0)[:, None], 700.0))
+    w = np.where(fin[:, None], w, np.where(np.isfinite(U), 1e300, 0.0))
+    order = np.argsort(w, axis=1)
+    with np.errstate(over="ignore"):
+        cs = np.cumsum(np.take_along_axis(w, order, axis=1), axis=1)
+    drop_sorted = cs <= beta[:, None]
+    keep = np.ones_like(w, dtype=bool)
+    np.put_along_axis(keep, order, ~drop_sorted, axis=1)
+    keep &= w > 0  # blocks whose every key is masked (U = -inf) carry no mass
+    keep[rows[fin], best_block[fin]] = True  # the block of the best representative is always computed
+    return keep, U, m_lo, best_block, beta
+
+
+def _groups(best_block, keep, group, cnt_per_block, heavy_frac=0.35, heavy_group=256, overhead=3000):
+    """Query groups for the exact GEMMs.
+
+    Queries that keep more than ``heavy_frac`` of the blocks go into plain dense groups (all blocks);
+    the others are grouped by their best representative block, in chunks of at most ``group``.
+    """
+    frac = keep.mean(axis=1) if keep.shape[1] else np.zeros(len(best_block))
+    heavy = np.flatnonzero(frac > heavy_frac)
+    light = np.flatnonzero(frac <= heavy_frac)
+    out = []
+    for s in range(0, len(heavy), heavy_group):
+        out.append((heavy[s:s + heavy_group], True))
+    order = light[np.lexsort((light, best_block[light]))]
+    bb = best_block[order]
+    cuts = np.flatnonzero(np.diff(bb)) + 1
+    # greedy merge of consecutive (tree-ordered, hence nearby) groups while it lowers the modelled cost
+    # |rows| * |union keys| + overhead per group
+    sizes = None
+    cur_rows, cur_union = None, None
+    for chunk in np.split(order, cuts):
+        if len(chunk) == 0:
+            continue
+        u = np.any(keep[chunk], axis=0)
+        if cur_rows is None:
+            cur_rows, cur_union = [chunk], u
+            continue
+        if sizes is None:
+            sizes = cnt_per_block
+        nr = sum(len(c) for c in cur_rows)
+        merged = cur_union | u
+        cost_sep = nr * sizes[cur_union].sum() + len(chunk) * sizes[u].sum() + overhead
+        cost_mrg = (nr + len(chunk)) * sizes[merged].sum()
+        if cost_mrg <= cost_sep and nr + len(chunk) <= group:
+            cur_rows.append(chunk)
+            cur_union = merged
+        else:
+            out.append((np.concatenate(cur_rows), False))
+            cur_rows, cur_union = [chunk], u
+    if cur_rows is not None:
+        out.append((np.concatenate(cur_rows), False))
+    final = []
+    for rows, heavy in out:
+        for s in range(0, len(rows), group if not heavy else heavy_group):
+            final.append((rows[s:s + (group if not heavy else heavy_group)], heavy))
+    return final
+
+
+def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold):
+    """Exact GEMMs over the union of kept leaves per query group, then bounds."""
+    t = H.tree
+    L = t.depth - 1
+    st, ct = t.starts[L], t.count[L]
+    out = np.zeros((H.n_q, H.v.shape[1]))
+    bound = np.zeros(H.n_q)
+    support = np.zeros(H.n_q, dtype=np.int64)
+    kept = []
+    evals = 0
+    vmax_leaf = np.maximum.reduceat(H.vn[t.perm], st)
+    for rows, heavy in group_rows:
+        if len(rows) == 0:
+            continue
+        union = np.ones(len(st), dtype=bool) if heavy else np.any(keep[rows], axis=0)
+        if not union.any():
+            bound[rows] = H.rho[rows]
+            kept.append((rows, np.zeros(0, dtype=np.int64)))
+            continue
+        pos = np.repeat(union, ct)
+        idx = t.perm[pos]
+        kept.append((rows, idx))
+        S = H.qs[rows] @ H.k[idx].T
+        evals += S.size
+        if H.extra is not None:
+            S = S + H.extra_rows(rows, idx)
+        m = S.max(axis=1)
+        fin = np.isfinite(m)
+        ms = np.where(fin, m, 0.0)
+        W = np.exp(S - ms[:, None])
+        Z = W.sum(axis=1)
+        # pruned blocks: bounded mass (relative to exp(m)) and their largest value norm
+        Ud = U[np.ix_(rows, np.flatnonzero(~union))]
+        with np.errstate(over="ignore"):
+            D = (ct[~union][None, :] * np.exp(Ud - ms[:, None])).sum(axis=1)
+        VD = np.where(np.isfinite(Ud), vmax_leaf[~union][None, :], 0.0).max(axis=1, initial=0.0)
+        D = np.where(fin, D, 0.0)
+        if threshold:
+            b = beta[rows]
+            theta = np.maximum(b * Z - D, 0.0) / ((1 + b) * max(len(idx), 1))
+            # keys with W <= theta are dropped: their exact mass X satisfies D + X <= b (Z - X)
+            act = W > theta[:, None]
+            X = np.where(act, 0.0, W).sum(axis=1)
+            vd_keys = np.where(act, 0.0, H.vn[idx][None, :]).max(axis=1, initial=0.0)
+            W = np.where(act, W, 0.0)
+            Z = Z - X
+            D = D + X
+            VD = np.maximum(VD, vd_keys)
+            support[rows] = act.sum(axis=1)
+        else:
+            support[rows] = np.where(np.isfinite(S), 1, 0).sum(axis=1)
+        Zs = np.where(Z > 0, Z, 1.0)
+        o = (W @ H.v[idx]) / Zs[:, None]
+        o[~fin] = 0.0
+        onorm = np.linalg.norm(o, axis=1)
+        tb = truncation_bound(D, VD, onorm, np.where(fin, Z, 1.0)) * (1 + 1e-9)
+        out[rows] = o
+        bound[rows] = tb + H.rho[rows]
+    return out, bound, support, tuple(kept), evals
+
+
+def _fallback_rows(H: _Head, eps, out, bound, support, kept):
+    """Recompute densely every row whose bound exceeds the request (never expected; keeps the guarantee)."""
+    target = eps * H.vmax
+    bad = np.flatnonzero((bound > target) & (bound > H.rho))
+    if len(bad) == 0:
+        return 0, kept
+    idx = np.arange(H.n_k)
+    S = H.qs[bad] @ H.k.T
+    if H.extra is not None:
+        S = S + H.extra_rows(bad, idx)
+    m = S.max(axis=1)
+    fin = np.isfinite(m)
+    W = np.exp(S - np.where(fin, m, 0.0)[:, None])
+    Z = W.sum(axis=1)
+    o = (W @ H.v) / np.where(Z > 0, Z, 1.0)[:, None]
+    o[~fin] = 0.0
+    out[bad] = o
+    bound[bad] = H.rho[bad]
+    support[bad] = np.isfinite(S).sum(axis=1)
+    return len(bad), kept + ((bad, idx),)
+
+
+def _region_head_fn(P, eps, leaf, group, threshold):
+    def fn(arrays, hidx, tree):
+        H = _Head(P, arrays, hidx, tree, leaf)
+        keep, U, m_lo, best, beta = _plan(H, eps)
+        groups = _groups(best, keep, group, H.tree.count[-1])
+        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, threshold)
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        L = H.tree.depth - 1
+        counters = {"score_evals": evals + nfb * H.n_k + 2 * H.n_q * int(H.tree.count[L].max()),
+                    "bound_evals": H.n_q * len(H.tree.rep[L]), "dense_fallback_rows": nfb}
+        return out, bound, support, kept, counters, H.vmax, "region_sparse"
+
+    return fn

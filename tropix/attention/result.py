@@ -1,0 +1,105 @@
+"""The immutable result of an approximate attention call (shared by every certified method)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import BoundViolationError
+
+__all__ = ["AttentionResult"]
+
+
+def _frozen(a):
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class AttentionResult:
+    """Output of a certified attention method, with what it kept and a rigorous per-row bound.
+
+    Attributes
+    ----------
+    output
+        Attention output, shape ``(..., n_q, d_v)``, in the array library of the input.
+    bound : numpy.ndarray
+        Shape ``(..., n_q)``: certified bound on ``|output_i - o_i|_2`` where ``o_i`` is the exact
+        (real-arithmetic) softmax attention of the given inputs.  It includes floating-point rounding.
+        It is ``<= eps * vmax`` except when ``eps`` is below the rounding floor (then nothing is pruned and
+        the bound is the rounding floor).
+    eps : float
+        The requested tolerance (relative to the largest value vector).
+    vmax : numpy.ndarray
+        Shape ``(...)``: largest ``|v_j|_2`` of each head (the unit of ``eps``).
+    support : numpy.ndarray
+        Shape ``(..., n_q)``: number of keys whose exact score entered row ``i`` of the output.
+    method : str
+        Name of the method that produced the output (``"dense"`` when ``auto`` fell back).
+    counters : Mapping[str, int]
+        Work counters, e.g. ``score_evals`` (exact ``q.k`` products), ``bound_evals`` (block bounds).
+    kept : tuple
+        Per head (in C order of the leading dims): a tuple of ``(query_indices, key_indices)`` groups;
+        every query in a group used exactly the listed keys (before any key-level thresholding, which
+        ``support`` reflects).
+    """
+
+    output: Any
+    bound: np.ndarray
+    eps: float
+    vmax: np.ndarray
+    support: np.ndarray
+    method: str
+    counters: Mapping[str, int] = field(default_factory=dict)
+    kept: tuple = ()
+    reference_slack: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "bound", _frozen(self.bound))
+        object.__setattr__(self, "vmax", _frozen(self.vmax))
+        object.__setattr__(self, "support", _frozen(self.support))
+        object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
+        slack = np.zeros_like(self.bound) if self.reference_slack is None else self.reference_slack
+        object.__setattr__(self, "reference_slack", _frozen(np.broadcast_to(slack, self.bound.shape)))
+
+    @property
+    def relative_bound(self) -> np.ndarray:
+        """``bound / vmax`` per row (compare with ``eps``)."""
+        vm = np.asarray(self.vmax)[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(vm > 0, self.bound / np.where(vm > 0, vm, 1), 0.0)
+
+    def kept_keys(self, i: int, head: tuple = ()) -> np.ndarray:
+        """Indices of the keys evaluated exactly for query ``i`` of head ``head`` (a tuple of batch indices)."""
+        if not self.kept:
+            raise ValueError("this result does not record kept keys (dense evaluates every key)")
+        shape = self.bound.shape[:-1]
+        h = int(np.ravel_multi_index(tuple(head), shape)) if shape else 0
+        for qi, kj in self.kept[h]:
+            if np.any(qi == i):
+                return kj
+        return np.zeros(0, dtype=np.int64)
+
+    def verify(self, reference) -> np.ndarray:
+        """Errors ``|output_i - reference_i|``; raise BoundViolationError if one exceeds its bound.
+
+        ``reference`` is a float dense attention output; its own rounding error is allowed for by comparing
+        with ``bound + reference_slack`` (``reference_slack`` is the rounding bound of dense evaluation).
+        """
+        from .._array import to_numpy
+
+        out = np.asarray(to_numpy(self.output), dtype=np.float64)
+        ref = np.asarray(to_numpy(reference), dtype=np.float64)
+        err = np.linalg.norm(out - ref, axis=-1)
+        bad = err > self.bound + self.reference_slack
+        if np.any(bad):
+            idx = tuple(int(t) for t in np.argwhere(bad)[0])
+            raise BoundViolationError(
+                f"{self.method}: row {idx} has error {err[idx]:.3e} > certified bound {self.bound[idx]:.3e}"
+                " (please report this bug)"
+            )
+        return err

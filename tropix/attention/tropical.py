@@ -1,0 +1,174 @@
+"""Tropical attention: the zero-temperature limit of softmax attention, computed exactly.
+
+As ``T -> 0``, ``softmax(s / T)`` tends to the uniform distribution on the set of keys attaining the best
+score (the tropical sum ``⊕_j s_j`` of the scores).  So tropical attention is
+
+    ``o_i = mean { v_j : s_ij = ⊕_j s_ij }``        (tie rule: uniform average over all tied keys),
+
+with ``⊕ = max`` for :data:`~tropix.MaxPlus` (the limit of ordinary attention) and ``⊕ = min`` for
+:data:`~tropix.MinPlus` (the limit at negative temperature).  Masked pairs get the semiring's zero as
+score (``-inf`` in max-plus, ``+inf`` in min-plus); a query that sees no key gets the zero vector.
+
+Exact input (integers, Fractions, sympy rationals) gives exact output (a NumPy object array of Fractions),
+including exact tie detection, even with the default irrational scale ``1/sqrt(d)``.  Float input ties only
+on exactly equal computed scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .._array import asarray, is_array, is_exact, to_exact_scalar
+from ..errors import ConventionError, ShapeError
+from ..tropical.semiring import MaxPlus, get_semiring
+from ._inputs import block_extra, prepare
+
+__all__ = ["tropical"]
+
+
+def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semiring=MaxPlus):
+    """Tropical (zero-temperature) attention: average of the values of the best-scoring keys.
+
+    Parameters
+    ----------
+    q, k, v, mask, bias, scale, causal
+        As in :func:`tropix.attention.dense`.  ``bias`` uses the semiring's convention: its zero
+        (``-inf`` in max-plus, ``+inf`` in min-plus) masks a pair.
+    semiring : Semiring or str
+        ``MaxPlus`` (best = largest score, the ``T -> 0+`` limit) or ``MinPlus`` (best = smallest).
+
+    Returns
+    -------
+    array
+        ``(..., n_q, d_v)``; exact object array for exact input, else the input's library and dtype.
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> q = [[1, 0]]; k = [[1, 0], [1, 0], [0, 1]]; v = [[1, 0], [0, 1], [5, 5]]
+    >>> tropical(q, k, v)  # keys 0 and 1 tie for the maximum: uniform average
+    array([[Fraction(1, 2), Fraction(1, 2)]], dtype=object)
+    >>> tropical(q, k, v, semiring="min")
+    array([[5, 5]], dtype=object)
+    """
+    sr = get_semiring(semiring)
+    if sr.sense not in (1, -1) or not sr.idempotent:
+        raise ConventionError(f"tropical attention needs MaxPlus or MinPlus, got {sr.name}")
+    exact = all(
+        (not is_array(x) and is_exact(asarray(x))) or (is_array(x) and is_exact(x))
+        for x in (q, k, v)
+    ) and (bias is None or is_exact(asarray(bias) if not is_array(bias) else bias) or _only_infs(bias))
+    if exact:
+        return _tropical_exact(q, k, v, mask, bias, scale, causal, sr)
+    if bias is not None:
+        bias = sr.validate(bias, "bias")
+        if sr.sense == -1:  # min-plus bias: +inf masks; map to the max-plus convention of prepare
+            bias = -bias
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="tropical")
+    xp = P.xp
+    dt = P.q.dtype
+    s = xp.matmul(P.q, xp.matrix_transpose(P.k)) * P.scale
+    E = block_extra(P, slice(0, P.n_q), slice(0, P.n_k), dt)
+    if sr.sense == -1:
+        if E is not None:  # E holds -bias (and -inf for masked pairs): back to min-plus scores
+            s = s - E
+    elif E is not None:
+        s = s + E
+    best = sr.sum(s, axis=-1)
+    tie = xp.logical_and(s == best[..., None], xp.isfinite(s))
+    w = xp.astype(tie, dt)
+    cnt = xp.sum(w, axis=-1)
+    out = xp.matmul(w, P.v) / xp.where(cnt > 0, cnt, xp.ones_like(cnt))[..., None]
+    return out
+
+
+def _only_infs(b):
+    a = np.asarray(asarray(b) if not is_array(b) else b, dtype=object).ravel()
+    return all(isinstance(t, float) and math.isinf(t) for t in a)
+
+
+def _exact_array(x, name):
+    a = asarray(x, name=name) if not (isinstance(x, np.ndarray) and x.dtype != object) else x
+    a = np.asarray(a)
+    if a.dtype != object:
+        a = a.astype(object)
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [to_exact_scalar(t) for t in a.ravel()]
+    return out
+
+
+def _tropical_exact(q, k, v, mask, bias, scale, causal, sr):
+    # shapes and NaN checks through the float path's validator (on float copies)
+    qa, ka, va = (_exact_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+    fb = None
+    if bias is not None:
+        ba = sr.validate(asarray(bias) if not is_array(bias) else bias, "bias")
+        ba = _exact_array(ba, "bias")
+        fb = np.array([float(t) for t in ba.ravel()]).reshape(ba.shape)
+        fb = -fb if sr.sense == -1 else fb
+    P = prepare(qa.astype(float), ka.astype(float), va.astype(float), mask, fb,
+                1.0 if scale is None else scale, causal, fname="tropical")
+    d = P.d
+    if scale is None:
+        r = math.isqrt(d)
+        sc = Fraction(1, r) if r * r == d else None  # None: exactly 1/sqrt(d), irrational
+    else:
+        sc = to_exact_scalar(scale)
+        if isinstance(sc, float):
+            raise ShapeError("tropical: exact input needs an exact (rational) scale")
+    batch = P.batch_shape
+    nd = len(batch) + 2
+    keep = np.ones(batch + (P.n_q, P.n_k), dtype=bool)
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        keep &= np.broadcast_to(m.reshape((1,) * (nd - m.ndim) + m.shape), keep.shape)
+    if causal:
+        keep &= np.tril(np.ones((P.n_q, P.n_k), dtype=bool))
+    B = None
+    if bias is not None:
+        B = np.broadcast_to(ba.reshape((1,) * (nd - ba.ndim) + ba.shape), keep.shape)
+        keep &= np.vectorize(lambda t: not (isinstance(t, float) and math.isinf(t)), otypes=[bool])(B)
+    out = np.empty(batch + (P.n_q, P.d_v), dtype=object)
+    for idx in np.ndindex(*batch, P.n_q):
+        h, i = idx[:-1], idx[-1]
+        js = [j for j in range(P.n_k) if keep[h + (i, j)]]
+        if not js:
+            out[idx] = np.array([0] * P.d_v, dtype=object)
+            continue
+        dots = {j: sum((qa[h + (i, t)] * ka[h + (j, t)] for t in range(d)), 0) for j in js}
+        bj = {j: (B[h + (i, j)] if B is not None else 0) for j in js}
+        if sc is not None:
+            key = {j: dots[j] * sc + bj[j] for j in js}
+            cmp = lambda a, b: (key[a] > key[b]) - (key[a] < key[b])  # noqa: E731
+        else:
+            cmp = functools.partial(_cmp_irrational, dots, bj, d)
+        best = js[0]
+        for j in js[1:]:
+            if sr.sense * cmp(j, best) > 0:
+                best = j
+        ties = [j for j in js if cmp(j, best) == 0]
+        tot = [sum((va[h + (j, c)] for j in ties), 0) for c in range(P.d_v)]
+        out[idx] = np.array([_norm(Fraction(t) / len(ties)) for t in tot], dtype=object)
+    return out
+
+
+def _norm(f: Fraction):
+    return int(f) if f.denominator == 1 else f
+
+
+def _cmp_irrational(dots, bj, d, a, b):
+    """Sign of ``(x_a - x_b)/sqrt(d) + (b_a - b_b)``, exactly (x, b rational)."""
+    A = Fraction(dots[a] - dots[b])
+    Bv = Fraction(bj[b] - bj[a])  # compare A/sqrt(d) with Bv  <=>  A vs Bv*sqrt(d)
+    sa = (A > 0) - (A < 0)
+    sb = (Bv > 0) - (Bv < 0)
+    if sa != sb or sa == 0:
+        return (sa > sb) - (sa < sb) if sa != sb else 0
+    diff = A * A - Bv * Bv * d
+    s = (diff > 0) - (diff < 0)
+    return s if sa > 0 else -s
+
