@@ -6,7 +6,7 @@
 1. few keys (``n_k < min_keys``): dense;
 2. a sample of ``sample`` keys estimates, per query, the fraction of keys within the margin
    ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since the sampled
-   maximum is at most the true one); if the mean exceeds ``max_support``: dense;
+   maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
 3. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
    queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise dense;
 4. the region-sparse plan (block bounds, no exact scores yet) gives the planned number of exact score
@@ -86,7 +86,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         fin = np.isfinite(m)
         tau = np.log(P.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
         frac = np.where(fin[:, None], S >= (m - tau)[:, None], False).mean(axis=1)
-        est.append(float(frac[fin].mean()) if fin.any() else 0.0)
+        est.append(float(np.median(frac[fin])) if fin.any() else 0.0)
     if max(est) > max_support:
         return _dense_result(P, eps, check, 1)
     if tree is None and P.n_q < min_queries_for_tree:

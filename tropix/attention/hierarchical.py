@@ -23,7 +23,7 @@ import numpy as np
 from .bounds import truncation_bound, pruning_budget
 from ._inputs import check_eps, prepare
 from .keytree import score_bounds
-from .region_sparse import _fallback_rows, _Head, _max_lower_bound, _run_per_head
+from .region_sparse import _fallback_rows, _groups, _Head, _plan, _run_per_head
 from .result import AttentionResult
 
 __all__ = ["hierarchical"]
@@ -92,11 +92,9 @@ def _hier_head(H: _Head, eps, group, aggregate):
     Lf = t.depth - 1
     rows_all = np.arange(H.n_q)
     # lower bound on each query's maximum: exact scores of the leaf representatives
-    U_leaf = score_bounds(t, Lf, H.qs)
-    EU = H.level_extra_ub(Lf, rows_all)
-    if EU is not None:
-        U_leaf = U_leaf + EU
-    m_lo, best = _max_lower_bound(H, U_leaf)
+    keep, U_leaf, m_lo, best, _ = _plan(H, eps)
+    # query groups: queries that keep similar leaves in the flat plan traverse the tree together
+    qgroups = [rows for rows, _heavy in _groups(best, keep, group, t.count[Lf], heavy_group=group)]
     rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(H.n_q)
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(H.n_q)
     beta_p = beta / 2 if aggregate else beta
@@ -126,10 +124,10 @@ def _hier_head(H: _Head, eps, group, aggregate):
     kept = []
     ctr = {"score_evals": 2 * H.n_q * int(t.count[Lf].max()), "bound_evals": int(U_leaf.size), "nodes_pruned": 0, "nodes_aggregated": 0,
            "keys_aggregated": 0}
-    order = rows_all[np.lexsort((rows_all, best))]
     u = 2.0**-53
-    for g0 in range(0, H.n_q, group):
-        rows = order[g0:g0 + group]
+    for rows in qgroups:
+        if len(rows) == 0:
+            continue
         ml = m_lo[rows]
         fin_m = np.isfinite(ml)
         mls = np.where(fin_m, ml, 0.0)
