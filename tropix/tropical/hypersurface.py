@@ -359,6 +359,12 @@ class TropicalHypersurface:
 
         return regions(self, box=box)
 
+    def stable_intersection(self, other):
+        """Stable intersection with another plane curve; see :func:`tropix.tropical.curves.stable_intersection`."""
+        from .curves import stable_intersection
+
+        return stable_intersection(self, other)
+
     def plot(self, ax=None, **kwargs):
         """Draw a plane curve with matplotlib; see :func:`tropix.tropical.curves.plot_curve`."""
         from .curves import plot_curve

@@ -315,7 +315,7 @@ def parse_polynomial(text: str, *, semiring=None, variables=None):
     P = _Parser(text)
     k, v, _ = P.peek()
     if k == "end":
-        raise ParseError(f"empty string: a tropical polynomial needs at least one term (got {text!r})")
+        raise ParseError(f"empty string (position 0): a tropical polynomial needs at least one term (got {text!r})")
     if k == "name" and v in ("max", "min") and P.toks[P.i + 1][1] == "(":
         op, items = P.maxmin(None)
         if P.peek()[0] != "end":

@@ -297,7 +297,7 @@ class TropicalPolynomial:
         if isinstance(x, (list, tuple)) or not is_array(x):
             x = asarray(x, name="x")
         check_no_nan(x, "x")
-        if n == 1:
+        if n == 1 and not (x.ndim >= 2 and x.shape[-1] == 1):
             x = x[..., None] if not (isinstance(x, np.ndarray)) else np.expand_dims(x, -1)
         if x.ndim == 0 or x.shape[-1] != n:
             raise ShapeError(f"points must have {n} coordinates in the last axis, got shape {tuple(x.shape)}")
@@ -307,8 +307,8 @@ class TropicalPolynomial:
             E = self._exponents.astype(object)
             vals = x.astype(object) @ E.T + self._coefficients.astype(object)
             return vals, np
-        E = np.asarray(self._exponents, dtype=np.float64)
-        C = np.asarray(self._coefficients, dtype=np.float64)
+        E = np.array(self._exponents, dtype=np.float64)
+        C = np.array(self._coefficients, dtype=np.float64)
         if isinstance(x, np.ndarray):
             return x.astype(np.float64) @ E.T + C, np
         Ex = from_numpy(E, x)
@@ -319,7 +319,8 @@ class TropicalPolynomial:
     def __call__(self, x: Any):
         """Evaluate at points ``x``.
 
-        ``x`` has shape ``(..., n_vars)`` (for one variable: any shape, every entry is a point).  Any array
+        ``x`` has shape ``(..., n_vars)``; for one variable, an array without a trailing axis of length 1
+        (e.g. a scalar or a vector) is an array of points.  Any array
         library works (torch keeps autograd); exact points with an exact polynomial give exact values.
 
         Examples
