@@ -15,6 +15,10 @@ from .semiring import (
     get_semiring,
 )
 from .matmul import matmul
+from .power import matrix_power
+from .kleene import kleene_plus, kleene_star
+from .eigen import critical_graph, eigenvalue, eigenvector
+from .solve import SolveResult, solve
 from .determinant import is_singular, optimal_permutation, optimal_permutations, tdet
 from .rank import (
     RankBounds,
@@ -46,6 +50,14 @@ __all__ = [
     "get_semiring",
     "check_same_semiring",
     "matmul",
+    "matrix_power",
+    "kleene_star",
+    "kleene_plus",
+    "eigenvalue",
+    "eigenvector",
+    "critical_graph",
+    "solve",
+    "SolveResult",
     "tdet",
     "optimal_permutation",
     "optimal_permutations",

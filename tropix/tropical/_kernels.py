@@ -1,8 +1,91 @@
-"""Compiled CPU kernels behind the generic array code (placeholder: returns None = use the generic path)."""
+"""Compiled CPU kernels behind the generic array code.
+
+:func:`maxplus_matmul_fast` is the hook :func:`tropix.tropical.matmul.matmul` calls first; it returns
+``None`` whenever no compiled kernel applies (another array library, object/exact dtypes other than
+``int64``, tiny sizes, numba missing), and the generic array-API path then runs.  Its results agree
+exactly with the generic path, ``±inf`` tropical zeros included (tested in ``tests/test_matmul.py``).
+
+numba is imported, and the kernel compiled (or loaded from numba's on-disk cache), only on the first call
+that needs it, so ``import tropix`` stays fast.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
+__all__ = ["maxplus_matmul_fast", "MIN_WORK"]
+
+MIN_WORK = 32 * 32 * 32
+"""Products with fewer than this many multiply-adds ``m*k*n`` use the generic path."""
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
+_kernel = None
+_unavailable = False
+
+
+def _load():
+    global _kernel, _unavailable
+    if _kernel is None and not _unavailable:
+        try:
+            from . import _kernels_numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _unavailable = True
+            return None
+        _kernel = _kernels_numba.maxplus_matmul
+    return _kernel
+
 
 def maxplus_matmul_fast(A, B, sense):
-    """Return the tropical product from a compiled kernel, or None when no fast path applies."""
-    return None
+    """Tropical product ``A ⊗ B`` of two 2-D NumPy arrays by the compiled kernel, or ``None``.
+
+    Parameters
+    ----------
+    A, B : numpy.ndarray
+        2-D arrays with ``A.shape[1] == B.shape[0]``, already validated (no NaN, no infinity of the
+        opposite convention).  Their common dtype must be float32, float64 or int64.
+    sense : {+1, -1}
+        ``+1`` for max-plus, ``-1`` for min-plus (computed exactly as ``-maxplus(-A, -B)``).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The product in the common dtype, or ``None`` if the fast path does not apply.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.arange(64.0 * 64).reshape(64, 64) % 7
+    >>> C = maxplus_matmul_fast(A, A.T.copy(), +1)
+    >>> C.shape, float(C[0, 0])
+    ((64, 64), 12.0)
+    >>> maxplus_matmul_fast(A[:2, :2], A[:2, :2], +1) is None  # tiny: generic path
+    True
+    """
+    if not (isinstance(A, np.ndarray) and isinstance(B, np.ndarray)) or A.ndim != 2 or B.ndim != 2:
+        return None
+    if sense not in (1, -1) or A.shape[1] != B.shape[0]:
+        return None
+    m, k = A.shape
+    n = B.shape[1]
+    if m * k * n < MIN_WORK or k == 0:
+        return None
+    if A.dtype == object or B.dtype == object:
+        return None
+    dtype = np.result_type(A.dtype, B.dtype)
+    if dtype not in _DTYPES:
+        return None
+    kernel = _load()
+    if kernel is None:  # pragma: no cover
+        return None
+    if sense == 1:
+        a = np.ascontiguousarray(A, dtype=dtype)
+        b = np.ascontiguousarray(B, dtype=dtype)
+    else:
+        a = np.negative(A, dtype=dtype, order="C")
+        b = np.negative(B, dtype=dtype, order="C")
+    C = np.empty((m, n), dtype=dtype)
+    zero = np.iinfo(dtype).min if dtype.kind == "i" else -np.inf
+    kernel(a, b, C, dtype.type(zero))
+    if sense == -1:
+        np.negative(C, out=C)
+    return C

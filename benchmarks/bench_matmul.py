@@ -1,0 +1,98 @@
+"""Benchmark: max-plus matrix product (tropix numba kernel) against named baselines measured in the same run.
+
+Baselines, all on the same arrays in the same process:
+
+* ``numpy.matmul`` (BLAS, ordinary + and *): the hardware reference; a tropical product cannot use FMA,
+  so about 2x the BLAS time is the practical limit;
+* NumPy broadcasting ``max(A[i0:i1, :, None] + B[None], axis=1)`` over row blocks: at n >= 1024 only one
+  row block is timed and the full time is extrapolated (marked ``*`` in the table);
+* the ``tropical-gemm`` package (Rust SIMD kernel), if it imports.
+
+Each entry is the best of ``--repeat`` runs (default 3).  The machine may be shared: compare the ratios,
+which are measured back to back, rather than absolute times across runs.
+
+Usage: ``python benchmarks/bench_matmul.py [--sizes 256,1024,2048] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tropix import MaxPlus
+from tropix.tropical import matmul
+
+try:
+    import tropical_gemm
+
+    _TG = {np.float32: tropical_gemm.maxplus_matmul_2d, np.float64: tropical_gemm.maxplus_matmul_2d_f64}
+    _TG_WHY = ""
+except Exception as err:  # noqa: BLE001 - report any failure to import
+    _TG = None
+    _TG_WHY = f"tropical-gemm not available: {type(err).__name__}: {err}"
+
+
+def best(f, repeat):
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def broadcast_time(A, B, repeat):
+    """Time of the chunked broadcasting product; returns (seconds, extrapolated?)."""
+    n = A.shape[0]
+    rows = max(1, (1 << 22) // (A.shape[1] * B.shape[1]))
+    if n <= 256:
+        def full():
+            for i0 in range(0, n, rows):
+                np.max(A[i0 : i0 + rows, :, None] + B[None], axis=1)
+
+        return best(full, repeat), False
+    t = best(lambda: np.max(A[:rows, :, None] + B[None], axis=1), repeat)
+    return t * n / rows, True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="256,1024,2048")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if _TG is None:
+        print(_TG_WHY)
+    rng = np.random.default_rng(0)
+    head = f"{'dtype':8s} {'n':>5s} {'tropix s':>9s} {'BLAS s':>8s} {'/BLAS':>6s} {'bcast s':>9s} {'/bcast':>7s}"
+    head += f" {'tgemm s':>8s} {'/tgemm':>7s}  agree"
+    print(head)
+    print("-" * len(head))
+    for dt in (np.float32, np.float64):
+        for n in sizes:
+            A = rng.standard_normal((n, n)).astype(dt)
+            B = rng.standard_normal((n, n)).astype(dt)
+            A[rng.random((n, n)) < 0.05] = -np.inf  # tropical zeros, as in real sparse data
+            matmul(A[:64, :64], B[:64, :64], semiring=MaxPlus)  # compile / load the kernel outside the timing
+            t_ours = best(lambda: matmul(A, B, semiring=MaxPlus), args.repeat)
+            t_blas = best(lambda: np.matmul(A, B), args.repeat)
+            t_bc, extrap = broadcast_time(A, B, args.repeat)
+            C = matmul(A, B, semiring=MaxPlus)
+            row = f"{np.dtype(dt).name:8s} {n:5d} {t_ours:9.4f} {t_blas:8.4f} {t_ours / t_blas:6.2f}"
+            row += f" {t_bc:8.3f}{'*' if extrap else ' '} {t_ours / t_bc:7.3f}"
+            agree = bool(np.array_equal(C[:8], np.max(A[:8, :, None] + B[None], axis=1)))
+            if _TG is not None:
+                f = _TG[dt]
+                t_tg = best(lambda: f(A, B), args.repeat)
+                agree = agree and bool(np.array_equal(C, np.asarray(f(A, B)).reshape(n, n)))
+                row += f" {t_tg:8.4f} {t_ours / t_tg:7.2f}"
+            else:
+                row += f" {'-':>8s} {'-':>7s}"
+            print(row + f"  {'yes' if agree else 'NO'}", flush=True)
+    print("ratios are tropix time / baseline time (below 1 = tropix faster); * = one row block timed, extrapolated")
+
+
+if __name__ == "__main__":
+    main()
