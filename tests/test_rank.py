@@ -292,3 +292,18 @@ def test_size_limits_and_errors():
         rank_bounds([[float("nan")]])
     with pytest.raises(ConventionError):
         tropical_rank([[INF, 0.0]])
+
+
+def test_rank_bounds_budget_and_large_input():
+    rng = np.random.default_rng(2)
+    A = rng.integers(0, 2, (40, 30))
+    b1 = rank_bounds(A, max_checks=1)
+    b2 = rank_bounds(A)
+    assert 1 <= b1.tropical[0] <= b2.tropical[0] <= b2.tropical[1] <= 30
+    rows, cols = b2.minor
+    assert not is_singular(A[np.ix_(rows, cols)])
+    # a generic 60×60 float matrix is non-singular: the greedy minor reaches full size
+    G = rng.random((60, 60))
+    assert rank_bounds(G).tropical == (60, 60)
+    with pytest.raises(ToleranceError):
+        rank_bounds(A, max_checks=0)

@@ -300,8 +300,9 @@ def _unique_tight_matching(W: np.ndarray, allowed: np.ndarray, perm: np.ndarray,
     matching exists iff it has a directed cycle.  Found by repeatedly deleting sink nodes, O(n²) each round.
     """
     n = W.shape[0]
-    uu = np.array(u, dtype=object)
-    vv = np.array(v, dtype=object)
+    small = W.dtype != object and max(max(map(abs, u)), max(map(abs, v))) < _INT64_SAFE
+    uu = np.array(u, dtype=np.int64 if small else object)
+    vv = np.array(v, dtype=np.int64 if small else object)
     tight = (uu[:, None] + vv[None, :] == W) & allowed
     inv = np.empty(n, dtype=np.int64)
     inv[perm] = np.arange(n)

@@ -96,6 +96,35 @@ class _Exact:
         self.W = W.astype(np.int64) if fits else W
         self.Wobj = W
 
+    def nonsingular_many(self, keys, k: int) -> list[bool]:
+        """:meth:`nonsingular` for many k×k minors given as (row bitmask, column bitmask), batched."""
+        idx = [
+            ([x for x in range(self.m) if R >> x & 1], [x for x in range(self.n) if C >> x & 1]) for R, C in keys
+        ]
+        if k > _SMALL or not idx:
+            return [self.nonsingular(r, c) for r, c in idx]
+        P = _perms(k)
+        ar = np.arange(k)
+        out: list[bool] = []
+        chunk = max(1, 2_000_000 // (len(P) * k))
+        for s in range(0, len(idx), chunk):
+            part = idx[s : s + chunk]
+            rows = np.array([r for r, _ in part], dtype=np.int64)  # (N, k)
+            cols = np.array([c for _, c in part], dtype=np.int64)
+            sub = self.W[rows[:, :, None], cols[:, None, :]]  # (N, k, k)
+            fin = self.allowed[rows[:, :, None], cols[:, None, :]]
+            good = fin[:, ar, P].all(axis=2)  # (N, p)
+            w = sub[:, ar, P].sum(axis=2)
+            if w.dtype == object:
+                lowest = min(int(w.min()), 0) - 1
+            else:
+                lowest = np.iinfo(np.int64).min
+            w = np.where(good, w, lowest)
+            best = w.max(axis=1)
+            count = (w == best[:, None]).sum(axis=1)
+            out.extend(bool(x) for x in (good.any(axis=1) & (count == 1)))
+        return out
+
     def nonsingular(self, rows, cols) -> bool:
         """Is the minor ``A[rows, cols]`` tropically non-singular (unique optimum of finite weight)?"""
         k = len(rows)
@@ -112,7 +141,7 @@ class _Exact:
             w = sub[ar, P].sum(axis=1)[good]
             best = w.max()
             return int((w == best).sum()) == 1
-        sub = self.Wobj[np.ix_(r, c)]
+        sub = self.W[np.ix_(r, c)]
         ok = self.allowed[np.ix_(r, c)]
         perm, u, v, feasible = _solve(sub, ok)
         return feasible and _unique_tight_matching(sub, ok, perm, u, v)
@@ -121,14 +150,19 @@ class _Exact:
 # ----------------------------------------------------------------------------------------------
 # tropical rank
 # ----------------------------------------------------------------------------------------------
-def _greedy_minor(E: _Exact):
-    """A non-singular minor found greedily (rows, cols), or ((), ()) if ``A`` is the zero matrix."""
+def _greedy_minor(E: _Exact, budget: int | None = None):
+    """A non-singular minor found greedily (rows, cols), or ((), ()) if ``A`` is the zero matrix.
+
+    Starts from the first finite entry and adds one row and one column at a time while the minor stays
+    non-singular; at most ``budget`` singularity tests (unlimited if None).
+    """
     fin = np.argwhere(E.allowed)
     if len(fin) == 0:
         return (), ()
     i, j = (int(x) for x in fin[0])
     rows, cols = [i], [j]
     grown = True
+    used = 0
     while grown and len(rows) < min(E.m, E.n):
         grown = False
         for a in range(E.m):
@@ -137,6 +171,9 @@ def _greedy_minor(E: _Exact):
             for b in range(E.n):
                 if b in cols or not E.allowed[a, b]:
                     continue
+                used += 1
+                if budget is not None and used > budget:
+                    break
                 if E.nonsingular(rows + [a], cols + [b]):
                     rows.append(a)
                     cols.append(b)
@@ -157,30 +194,24 @@ def _tropical_rank(E: _Exact, max_checks: int):
     level = {(1 << i, 1 << j) for i, j in map(tuple, np.argwhere(E.allowed))}
     k, checks, witness = 1, 0, (g_rows[:1], g_cols[:1])
     while level and k < full:
-        nxt = set()
         seen = set()
         for R, C in level:
             for a in range(E.m):
                 if R >> a & 1:
                     continue
                 for b in range(E.n):
-                    if C >> b & 1 or not E.allowed[a, b]:
-                        continue
-                    key = (R | 1 << a, C | 1 << b)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    checks += 1
-                    if checks > max_checks:
-                        raise SizeLimitError(
-                            f"tropical_rank needs more than max_checks={max_checks} singularity tests for this "
-                            f"{E.m}×{E.n} matrix; known so far: {max(k, len(g_rows))} ≤ rank ≤ {full} "
-                            "(see rank_bounds for cheap bounds, or raise max_checks)"
-                        )
-                    rows = [x for x in range(E.m) if key[0] >> x & 1]
-                    cols = [x for x in range(E.n) if key[1] >> x & 1]
-                    if E.nonsingular(rows, cols):
-                        nxt.add(key)
+                    if not (C >> b & 1) and E.allowed[a, b]:
+                        seen.add((R | 1 << a, C | 1 << b))
+        checks += len(seen)
+        if checks > max_checks:
+            raise SizeLimitError(
+                f"tropical_rank needs more than max_checks={max_checks} singularity tests for this "
+                f"{E.m}×{E.n} matrix; known so far: {max(k, len(g_rows))} ≤ rank ≤ {full} "
+                "(see rank_bounds for cheap bounds, or raise max_checks)"
+            )
+        keys = sorted(seen)
+        ok = E.nonsingular_many(keys, k + 1)
+        nxt = {key for key, good in zip(keys, ok) if good}
         if not nxt:
             break
         k += 1
@@ -577,22 +608,24 @@ def _distinct_up_to_scaling(W: np.ndarray, allowed: np.ndarray, axis: int) -> in
     return len(keys)
 
 
-def rank_bounds(A: Any, *, semiring: Semiring | str | None = None) -> RankBounds:
+def rank_bounds(A: Any, *, semiring: Semiring | str | None = None, max_checks: int = 5_000) -> RankBounds:
     """Cheap proven bounds for the tropical, Kapranov and Barvinok ranks (polynomial time).
 
     * lower: a non-singular minor grown greedily (its size bounds all three ranks from below);
     * upper: the number of distinct non-zero columns up to adding a constant (each is attained by
       the rank-one term through one of them), likewise rows, and ``min(m, n)``; it bounds all three.
 
-    Cost: O(m·n) singularity tests of minors of size at most ``min(m, n)``, each O(k³) or O(k!·k) for k ≤ 6.
+    Cost: at most ``max_checks`` singularity tests of minors of size k ≤ ``min(m, n)``, each O(k³) (O(k!·k)
+    for k ≤ 6), plus O(m·n) for the upper bound.  A larger ``max_checks`` can only raise the lower bound.
 
     Examples
     --------
     >>> rank_bounds([[0, 1, 1], [0, 1, 1], [5, 6, 6]])
     RankBounds(tropical=(1, 1), kapranov=(1, 1), barvinok=(1, 1), minor=((0,), (0,)))
     """
+    _check_limit(max_checks, "max_checks")
     E = _Exact(A, semiring)
-    rows, cols = _greedy_minor(E)
+    rows, cols = _greedy_minor(E, max_checks)
     lo = len(rows)
     hi = min(E.m, E.n, _distinct_up_to_scaling(E.Wobj, E.allowed, 1), _distinct_up_to_scaling(E.Wobj, E.allowed, 0))
     return RankBounds((lo, hi), (lo, hi), (lo, hi), (rows, cols))
