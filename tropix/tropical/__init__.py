@@ -19,6 +19,9 @@ from .power import matrix_power
 from .kleene import kleene_plus, kleene_star
 from .eigen import critical_graph, eigenvalue, eigenvector
 from .solve import SolveResult, solve
+from .polynomial import TropicalPolynomial, UnivariateFactorization
+from .subdivision import NewtonPolytope, RegularSubdivision, newton_polytope, regular_subdivision
+from .hypersurface import HypersurfaceCell, TropicalHypersurface
 from .determinant import is_singular, optimal_permutation, optimal_permutations, tdet
 from .rank import (
     RankBounds,
@@ -38,6 +41,8 @@ from .convexity import (
     tropical_projection,
     tropical_segment,
 )
+from .fan import NormalCone, NormalFan, normal_cone, normal_fan
+from .argmax_lp import Adjacency, ArgmaxVertices, are_adjacent, argmax_cell, argmax_vertices, argmax_witness
 
 __all__ = [
     "Semiring",
@@ -76,4 +81,22 @@ __all__ = [
     "tropical_projection",
     "tropical_segment",
     "hilbert_distance",
+    "TropicalPolynomial",
+    "UnivariateFactorization",
+    "NewtonPolytope",
+    "RegularSubdivision",
+    "newton_polytope",
+    "regular_subdivision",
+    "TropicalHypersurface",
+    "HypersurfaceCell",
+    "normal_fan",
+    "normal_cone",
+    "NormalFan",
+    "NormalCone",
+    "argmax_vertices",
+    "argmax_witness",
+    "argmax_cell",
+    "are_adjacent",
+    "ArgmaxVertices",
+    "Adjacency",
 ]

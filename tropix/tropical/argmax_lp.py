@@ -1,0 +1,570 @@
+"""Argmax regions in high dimension by linear programming: which keys can win, witnesses, adjacency.
+
+For keys ``k_1, …, k_n ∈ R^d`` and biases ``b_j`` (0 if not given), key ``j`` *can win* if some query ``q``
+makes ``b_j + q·k_j`` the unique ⊕-best score (max in max-plus, min in min-plus): exactly when
+``(k_j, b_j)`` is a vertex of the upper hull of the lifted points (lower hull for min-plus).  In
+dimension 32…128 with thousands of keys the full normal fan (:mod:`tropix.tropical.fan`) is far too
+large, so this module answers the questions one key at a time:
+
+* :func:`argmax_vertices`: which keys can win, each winner with a *witness* query;
+* :func:`argmax_witness`: one key;
+* :func:`argmax_cell`: which keys win (tie) at a given query;
+* :func:`are_adjacent`: do the regions of keys ``i`` and ``j`` share a wall.
+
+Fast filtering first.  The data are centred and scaled (an affine change that preserves every answer);
+then each key ``j`` is tried as its own query direction, ``q = α·k_j`` for a few scales ``α`` (in high
+dimension a key is almost always the winner of its own direction), plus a few random directions; every key
+that wins such a query with a *certified* margin is a vertex without any LP.  Only the remaining keys need
+an LP ``max t s.t. b_j + q·k_j ≥ b_i + q·k_i + t`` (HiGHS via :func:`scipy.optimize.linprog`), solved by
+constraint generation: start with the strongest competitors, add violated constraints, re-solve.  A
+relaxed LP already proves "cannot win" when its optimum is negative.
+
+Certification.  A key is reported as a vertex only with a witness ``q`` verified after the LP: exactly (in
+rational arithmetic) for exact input, and for floats with the rigorous rounding bound
+``|fl(b + q·k) − (b + q·k)| ≤ γ_{d+1} (|b| + ‖q‖₂‖k‖₂)``, ``γ_m = m·u/(1 − m·u)``.  "Cannot win" rests on
+the LP optimum being below ``-tol`` (in the normalised units); keys whose optimum lies within ``±tol``
+(on a face of the hull, e.g. ties) are reported as ``"boundary"``.  Exact copies of a key (same key and
+bias) tie with it; the copies are reported like their first occurrence (``duplicate_of``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from tropix.tropical import argmax_vertices
+>>> K = np.array([[0., 0.], [1., 0.], [0., 1.], [0.25, 0.25]])
+>>> R = argmax_vertices(K)
+>>> R.is_vertex.tolist(), R.status.tolist()
+([True, True, True, False], ['vertex', 'vertex', 'vertex', 'interior'])
+>>> q = R.witness(1); int(np.argmax(K @ q))
+1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, to_numpy
+from ..errors import ConventionError, ShapeError, ToleranceError
+from .semiring import Semiring, TropicalSemiring, get_semiring
+
+__all__ = ["ArgmaxVertices", "Adjacency", "argmax_vertices", "argmax_witness", "argmax_cell", "are_adjacent"]
+
+_U = 2.0**-53
+
+
+def _gamma(m: int) -> float:
+    return m * _U / (1 - m * _U)
+
+
+# ------------------------------------------------------------------------------------------- input
+@dataclass(frozen=True)
+class _Data:
+    K: np.ndarray  # float64, signed (max-plus form), normalised
+    b: np.ndarray
+    Kraw: np.ndarray  # signed, original units (float64)
+    braw: np.ndarray
+    exact_rows: list | None  # signed exact rows (k..., b) as Fractions for exact input
+    M_out: np.ndarray  # q_original = q_normalised @ M_out
+    first: np.ndarray  # index of first occurrence of each row
+    sense: int
+    like: Any
+    homogeneous: bool  # no biases: LPs normalise q·(k_j - centroid) = 1
+
+
+def _prepare(keys, biases, semiring) -> _Data:
+    S = get_semiring(semiring)
+    if not isinstance(S, TropicalSemiring):
+        raise TypeError(f"argmax regions need MaxPlus or MinPlus, not {S.name}")
+    like = keys if is_array(keys) else None
+    K0 = keys if is_array(keys) else asarray(keys, name="keys")
+    K0 = S.validate(K0, "keys")
+    Kn = to_numpy(K0)
+    if Kn.ndim != 2:
+        raise ShapeError(f"keys must be an n×d matrix, got shape {Kn.shape}")
+    check_nonempty(Kn, "keys")
+    n, d = Kn.shape
+    if biases is None:
+        bn = np.zeros(n, dtype=Kn.dtype if Kn.dtype != object else object)
+        if Kn.dtype == object:
+            bn[:] = 0
+    else:
+        b0 = biases if is_array(biases) else asarray(biases, name="biases")
+        b0 = S.validate(b0, "biases")
+        bn = to_numpy(b0)
+        if bn.ndim != 1 or bn.shape[0] != n:
+            raise ShapeError(f"biases must be a vector of length {n} (one per key), got shape {bn.shape}")
+    exact = is_exact(Kn) and is_exact(bn)
+    Kf = np.asarray(Kn, dtype=np.float64)
+    bf = np.asarray(bn, dtype=np.float64)
+    if not np.isfinite(Kf).all():
+        raise ConventionError("keys must be finite (a tropical-zero coordinate of a key has no meaning here)")
+    if not np.isfinite(bf).all():
+        raise ConventionError(
+            "biases must be finite: a term with the tropical-zero coefficient never wins; drop it before the call"
+        )
+    s = S.sense
+    Kf, bf = s * Kf, s * bf
+    exact_rows = None
+    if exact:
+        exact_rows = [[s * Fraction(v) for v in list(r) + [bb]] for r, bb in zip(Kn, bn)]
+        keys_for_dup = [tuple(r) for r in exact_rows]
+    else:
+        keys_for_dup = None
+    # duplicates
+    if keys_for_dup is not None:
+        seen: dict = {}
+        first = np.array([seen.setdefault(r, i) for i, r in enumerate(keys_for_dup)])
+    else:
+        M = np.concatenate([Kf, bf[:, None]], axis=1)
+        _, inv_first = np.unique(M, axis=0, return_index=True)
+        _, inverse = np.unique(M, axis=0, return_inverse=True)
+        first = inv_first[np.asarray(inverse).ravel()]
+    c = Kf.mean(axis=0)
+    Kc = Kf - c
+    # whitening: an affine change of the keys (preserves every answer) that makes the self-direction filter
+    # effective on anisotropic keys and drops directions without variance (lower-dimensional key sets)
+    sk = float(np.abs(Kc).max()) or 1.0
+    C = (Kc / sk).T @ (Kc / sk) / n
+    lam, V = np.linalg.eigh(C)
+    keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
+    M = V[:, keep] / np.sqrt(lam[keep])[None, :] / sk  # d×r
+    Z = Kc @ M
+    zs = float(np.abs(Z).max()) if Z.size else 1.0
+    zs = zs or 1.0
+    Z, M = Z / zs, M / zs
+    bc = bf - bf.mean()
+    sb = float(np.abs(bc).max()) or 1.0
+    # b + q·k = sb * (b' + q'·z) + const  when  q = sb * M q'
+    return _Data(Z, bc / sb, Kf, bf, exact_rows, sb * M.T, first, s, like, biases is None)
+
+
+# ------------------------------------------------------------------------------------------- certification
+def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
+    """Rigorous check that q makes j the unique winner among keys distinct from j."""
+    others = D.first != D.first[j]
+    if not others.any():
+        return True
+    if D.exact_rows is not None:
+        qf = [Fraction(float(v)) for v in q_orig]
+        rows = D.exact_rows
+        sj = sum(a * b for a, b in zip(qf, rows[j][:-1])) + rows[j][-1]
+        for i in np.flatnonzero(others):
+            si = sum(a * b for a, b in zip(qf, rows[i][:-1])) + rows[i][-1]
+            if si >= sj:
+                return False
+        return True
+    sc = D.braw + D.Kraw @ q_orig
+    g = _gamma(D.Kraw.shape[1] + 2)
+    err = g * (np.abs(D.braw) + np.linalg.norm(q_orig) * np.linalg.norm(D.Kraw, axis=1))
+    lo = sc[j] - err[j]
+    return bool(np.all(sc[others] + err[others] < lo))
+
+
+def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Vectorised float certification of rows of Q (original units) for keys J; exact input re-checked singly."""
+    sc = D.braw[None, :] + Q @ D.Kraw.T  # (B, n)
+    g = _gamma(D.Kraw.shape[1] + 2)
+    err = g * (np.abs(D.braw)[None, :] + np.linalg.norm(Q, axis=1)[:, None] * np.linalg.norm(D.Kraw, axis=1)[None, :])
+    hi = sc + err
+    rows = np.arange(len(J))
+    lo = sc[rows, J] - err[rows, J]
+    same = D.first[None, :] == D.first[J][:, None]
+    hi = np.where(same, -np.inf, hi)
+    ok = hi.max(axis=1) < lo
+    if D.exact_rows is not None:
+        ok = np.array([bool(o) and _certify(D, int(j), Q[r]) for r, (j, o) in enumerate(zip(J, ok))], dtype=bool)
+    return ok
+
+
+# ------------------------------------------------------------------------------------------- LP
+def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds: int = 60):
+    """max t s.t. b_j + q·k_j >= b_i + q·k_i + t (all i distinct from j [and eq]), [b_j + q·k_j = b_eq + q·k_eq].
+
+    Constraint generation on the normalised data.  Returns (t, q_normalised, n_solves).
+    """
+    from scipy.optimize import linprog
+
+    K, b = D.K, D.b
+    n, d = K.shape
+    excl = (D.first == D.first[j]) | ((D.first == D.first[eq]) if eq is not None else False)
+    cand = np.flatnonzero(~excl)
+    if cand.size == 0:
+        return 1.0, np.zeros(d), 0
+    if active is None:
+        m = min(cand.size, 2 * (d + 1))
+        s0 = b[cand] + K[cand] @ K[j]
+        active = cand[np.argsort(-s0)[:m]]
+    active = np.unique(np.asarray(active))
+    cobj = np.zeros(d + 1)
+    cobj[-1] = -1.0
+    bounds = [(None, None)] * d + [(None, 1.0)]
+    A_eq, b_eq = _equalities(D, j, eq)
+    solves = 0
+    t, q = -np.inf, np.zeros(d)
+    for _ in range(max_rounds):
+        A = np.concatenate([K[active] - K[j], np.ones((active.size, 1))], axis=1)
+        rhs = b[j] - b[active]
+        res = linprog(cobj, A_ub=A, b_ub=rhs, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        solves += 1
+        if res.status == 2:  # infeasible (only possible with the equality): never tied on a wall
+            return -np.inf, q, solves
+        if res.status != 0:
+            break
+        q, t = res.x[:d], res.x[-1]
+        if t < -1e-7:  # a relaxation already proves it cannot win
+            return t, q, solves
+        viol = b[cand] + K[cand] @ q + t - (b[j] + K[j] @ q)
+        bad = viol > 1e-9
+        if not bad.any():
+            return t, q, solves
+        worst = cand[bad][np.argsort(-viol[bad])[: max(2 * (d + 1), 16)]]
+        active = np.union1d(active, worst)
+    # fall back to the full LP
+    A = np.concatenate([K[cand] - K[j], np.ones((cand.size, 1))], axis=1)
+    res = linprog(cobj, A_ub=A, b_ub=b[j] - b[cand], A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    solves += 1
+    if res.status == 2:
+        return -np.inf, q, solves
+    return float(res.x[-1]), res.x[:d], solves
+
+
+def _equalities(D: _Data, j: int, eq: int | None):
+    """Tie row for adjacency; without biases also q·(k_j - centroid) = 1 (the data are centred), which
+    excludes the trivial query q = 0 so that interior keys get a negative margin."""
+    K, b = D.K, D.b
+    rows, rhs = [], []
+    if eq is not None:
+        rows.append(np.concatenate([K[eq] - K[j], [0.0]]))
+        rhs.append(b[j] - b[eq])
+    if D.homogeneous:
+        rows.append(np.concatenate([K[j], [0.0]]))
+        rhs.append(1.0)
+    if not rows:
+        return None, None
+    return np.array(rows), np.array(rhs)
+
+
+# ------------------------------------------------------------------------------------------- results
+VERTEX, INTERIOR, BOUNDARY, UNDECIDED = "vertex", "interior", "boundary", "undecided"
+
+
+@dataclass(frozen=True)
+class ArgmaxVertices:
+    """Which keys can be the unique ⊕-winner of ``b_j + q·k_j``; see :func:`argmax_vertices`.
+
+    Attributes
+    ----------
+    is_vertex : numpy.ndarray of bool
+        True for keys with a certified witness query (copies of such a key included).
+    status : numpy.ndarray of str
+        ``"vertex"`` (certified witness), ``"interior"`` (LP margin < -tol: never the maximum alone),
+        ``"boundary"`` (LP margin within ±tol: on a face of the hull, ties at best), ``"undecided"``
+        (a positive LP margin whose witness failed certification; not seen in practice).
+    margin : numpy.ndarray of float
+        LP optimum ``t`` in normalised units (``nan`` for keys certified by the filter, which needed no LP).
+    duplicate_of : numpy.ndarray of int
+        Index of the first key with the same key and bias (itself if none).
+    n_filtered : int
+        Keys certified as vertices by the fast filter, without an LP.
+    n_lp : int
+        Keys that needed an LP (the undecided remainder of the filter, or all keys for ``method="naive"``).
+    n_lp_solves : int
+        LP solves in total (constraint generation re-solves included).
+    method : str
+    """
+
+    is_vertex: np.ndarray
+    status: np.ndarray
+    margin: np.ndarray
+    duplicate_of: np.ndarray
+    n_filtered: int
+    n_lp: int
+    n_lp_solves: int
+    method: str
+    _witness: np.ndarray = field(repr=False)
+    _like: Any = field(repr=False, default=None)
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """Indices of the keys that can win."""
+        return np.flatnonzero(self.is_vertex)
+
+    def witness(self, j: int):
+        """A query ``q`` (original units and convention) at which key ``j`` is the unique winner among distinct keys."""
+        if not self.is_vertex[j]:
+            raise ValueError(f"key {j} has status {self.status[j]!r}: it has no witness query")
+        return from_numpy(self._witness[self.duplicate_of[j]].copy(), self._like)
+
+
+def argmax_vertices(
+    keys: Any,
+    biases: Any = None,
+    *,
+    semiring: Semiring | str | None = None,
+    method: str = "filter",
+    tol: float = 1e-7,
+    scales: tuple = (0.5, 2.0, 8.0, 32.0),
+    n_random: int = 64,
+    seed: int = 0,
+    batch: int = 1024,
+) -> ArgmaxVertices:
+    """For every key: can it be the unique ⊕-winner of ``b_j + q·k_j`` for some query ``q``?
+
+    Parameters
+    ----------
+    keys : array_like, shape (n, d)
+        Any array library (converted to NumPy; LPs run on the CPU).  Exact input is certified exactly.
+    biases : array_like, shape (n,), optional
+        Per-key biases (0 if omitted).  Then the question is whether ``(k_j, b_j)`` is a vertex of the upper
+        hull of the lifted points (lower hull for min-plus).
+    semiring : MaxPlus (default) or MinPlus
+    method : ``"filter"`` (default) or ``"naive"``
+        ``"naive"`` solves one full LP per key (the baseline of the benchmark).
+    tol : float
+        LP margins in ``[-tol, tol]`` (normalised units: keys and biases scaled to max-norm 1) are "boundary".
+    scales, n_random, seed, batch
+        Filter parameters: scales ``α`` of the self-directions ``q = α·k_j``, number of random directions,
+        their seed, and the block size of the batched score computation.
+
+    Returns
+    -------
+    ArgmaxVertices
+
+    Raises
+    ------
+    EmptyInputError, ShapeError, NaNError, ConventionError, ToleranceError
+
+    Examples
+    --------
+    >>> R = argmax_vertices([[0], [1], [2]], biases=[0, 2, 0])   # max(0, 2 + q, 2q): the middle wins on (-2, 2)
+    >>> R.status.tolist(), R.witness(1).tolist()
+    (['vertex', 'vertex', 'vertex'], [0.0])
+    >>> argmax_vertices([[0], [1], [2]], biases=[0, 0, 0]).status.tolist()
+    ['vertex', 'boundary', 'vertex']
+    >>> argmax_vertices([[0], [1], [2]], biases=[0, 1, 0], semiring="min").status.tolist()
+    ['vertex', 'interior', 'vertex']
+    """
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ToleranceError(f"tol must be in (0, 1), got {tol!r}")
+    if method not in ("filter", "naive"):
+        raise ValueError(f"method must be 'filter' or 'naive', not {method!r}")
+    D = _prepare(keys, biases, semiring)
+    n, d = D.K.shape
+    reps = np.unique(D.first)
+    status = np.full(n, UNDECIDED, dtype=object)
+    margin = np.full(n, np.nan)
+    W = np.zeros((n, D.Kraw.shape[1]))
+    done = np.zeros(n, dtype=bool)
+    done[np.setdiff1d(np.arange(n), reps)] = True  # copies follow their first occurrence
+    n_filtered = 0
+    if len(reps) == 1:
+        status[reps] = VERTEX
+        done[reps] = True
+        n_filtered = 1
+    if method == "filter" and not done.all():
+        n_filtered += _filter(D, reps, status, W, done, scales, n_random, seed, batch)
+    todo = [int(j) for j in reps if not done[j]]
+    solves = 0
+    for j in todo:
+        if method == "naive":
+            t, q, s = _naive_lp(D, j)
+        else:
+            t, q, s = _margin_lp(D, j)
+        solves += s
+        margin[j] = t
+        if t > tol:
+            qo = q @ D.M_out
+            if _certify(D, j, qo):
+                status[j], W[j] = VERTEX, qo
+            else:
+                # scale the LP point into the region's interior along the margin and retry once
+                status[j] = UNDECIDED
+        elif t < -tol:
+            status[j] = INTERIOR
+        else:
+            status[j] = BOUNDARY
+    for i in range(n):
+        if D.first[i] != i:
+            status[i], margin[i] = status[D.first[i]], margin[D.first[i]]
+    st = np.array([str(s) for s in status])
+    return ArgmaxVertices(
+        st == VERTEX, st, margin, D.first.copy(), n_filtered, len(todo), solves, method, W, D.like
+    )
+
+
+def _naive_lp(D: _Data, j: int):
+    from scipy.optimize import linprog
+
+    K, b = D.K, D.b
+    n, d = K.shape
+    cand = np.flatnonzero(D.first != D.first[j])
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    A = np.concatenate([K[cand] - K[j], np.ones((cand.size, 1))], axis=1)
+    A_eq, b_eq = _equalities(D, j, None)
+    res = linprog(c, A_ub=A, b_ub=b[j] - b[cand], A_eq=A_eq, b_eq=b_eq,
+                  bounds=[(None, None)] * d + [(None, 1.0)], method="highs")
+    if res.status == 2:
+        return -np.inf, np.zeros(d), 1
+    return float(res.x[-1]), res.x[:d], 1
+
+
+def _filter(D: _Data, reps, status, W, done, scales, n_random, seed, batch) -> int:
+    K = D.K
+    n, d = K.shape
+    count = 0
+    # random directions: each certifies its winner
+    if n_random:
+        rng = np.random.default_rng(seed)
+        for alpha in scales:
+            Q = rng.standard_normal((n_random, d)) * alpha / math.sqrt(d)
+            sc = D.b[None, :] + Q @ K.T
+            J = np.argmax(sc, axis=1)
+            Qo = Q @ D.M_out
+            ok = _certify_batch(D, J, Qo)
+            for r in np.flatnonzero(ok):
+                j = int(J[r])
+                if not done[j]:
+                    done[j], status[j], W[j] = True, VERTEX, Qo[r]
+                    count += 1
+    # self-directions q = alpha * k_j
+    for alpha in scales:
+        left = np.array([j for j in reps if not done[j]], dtype=int)
+        for s in range(0, left.size, batch):
+            J = left[s : s + batch]
+            Qo = (alpha * K[J]) @ D.M_out
+            ok = _certify_batch(D, J, Qo)
+            for r in np.flatnonzero(ok):
+                j = int(J[r])
+                done[j], status[j], W[j] = True, VERTEX, Qo[r]
+                count += 1
+    return count
+
+
+def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring | str | None = None, tol: float = 1e-7):
+    """A certified query at which key ``j`` is the unique ⊕-winner, or ``None`` if it cannot win.
+
+    Examples
+    --------
+    >>> argmax_witness([[0, 0], [1, 0], [0, 1], [1, 1]], 3).tolist()
+    [1.0, 1.0]
+    >>> argmax_witness([[0, 0], [2, 0], [0, 2], [1, 1]], 3) is None
+    True
+    """
+    D = _prepare(keys, biases, semiring)
+    n = D.K.shape[0]
+    if not 0 <= int(j) < n:
+        raise ShapeError(f"key index {j} out of range 0..{n - 1}")
+    j = int(D.first[int(j)])
+    t, q, _ = _margin_lp(D, j)
+    if t > tol:
+        qo = q @ D.M_out
+        if _certify(D, j, qo):
+            return from_numpy(qo, D.like)
+    return None
+
+
+def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | str | None = None) -> frozenset:
+    """The keys that win (tie for the ⊕-best score) at query ``q``: the face of the hull whose cone contains ``q``.
+
+    Exact for exact keys and biases (``q`` converted exactly).  For float data every key whose score is within
+    the rigorous rounding bound of the best is included, so the set contains the true winners.
+
+    Examples
+    --------
+    >>> sorted(argmax_cell([[0, 0], [1, 0], [0, 1], [1, 1]], [1, 0]))
+    [1, 3]
+    >>> sorted(argmax_cell([[0, 0], [1, 0], [0, 1], [1, 1]], [1, 0], semiring="min"))
+    [0, 2]
+    """
+    D = _prepare(keys, biases, semiring)
+    qn = np.asarray(to_numpy(q if is_array(q) else asarray(q, name="q")), dtype=np.float64).ravel()
+    if qn.shape[0] != D.Kraw.shape[1]:
+        raise ShapeError(f"q has {qn.shape[0]} coordinates, the keys have {D.Kraw.shape[1]}")
+    if D.exact_rows is not None:
+        qf = [Fraction(v) for v in (q.tolist() if hasattr(q, "tolist") else q)]
+        sc = [sum(a * b for a, b in zip(qf, r[:-1])) + r[-1] for r in D.exact_rows]
+        best = max(sc)
+        return frozenset(i for i, v in enumerate(sc) if v == best)
+    sc = D.braw + D.Kraw @ qn
+    err = _gamma(D.Kraw.shape[1] + 2) * (np.abs(D.braw) + np.linalg.norm(qn) * np.linalg.norm(D.Kraw, axis=1))
+    top = np.max(sc - err)
+    return frozenset(int(i) for i in np.flatnonzero(sc + err >= top))
+
+
+@dataclass(frozen=True)
+class Adjacency:
+    """Whether the regions of two keys share a wall; see :func:`are_adjacent`.
+
+    Attributes
+    ----------
+    adjacent : bool
+    witness : array or None
+        A query near which keys ``i`` and ``j`` (and their copies) tie for the ⊕-best score: the exact tie point
+        (a rational point, verified in rational arithmetic) rounded to floats.
+    margin : float
+        LP optimum (normalised units): how far all other keys stay below the tie.
+    """
+
+    adjacent: bool
+    witness: Any
+    margin: float
+
+
+def are_adjacent(
+    keys: Any, i: int, j: int, biases: Any = None, *, semiring: Semiring | str | None = None, tol: float = 1e-7
+) -> Adjacency:
+    """Do the winning regions of keys ``i`` and ``j`` share a wall (an edge of the upper hull joins them)?
+
+    Solved as the LP ``max t`` with ``b_i + q·k_i = b_j + q·k_j ≥ b_l + q·k_l + t`` for all other keys.  The
+    witness of a positive answer is checked like :func:`argmax_vertices` checks its witnesses (exactly for
+    exact input).
+
+    Examples
+    --------
+    >>> sq = [[0, 0], [1, 0], [0, 1], [1, 1]]
+    >>> are_adjacent(sq, 0, 1).adjacent, are_adjacent(sq, 0, 3).adjacent
+    (True, False)
+    """
+    D = _prepare(keys, biases, semiring)
+    n = D.K.shape[0]
+    for a in (i, j):
+        if not 0 <= int(a) < n:
+            raise ShapeError(f"key index {a} out of range 0..{n - 1}")
+    i, j = int(D.first[int(i)]), int(D.first[int(j)])
+    if i == j:
+        raise ValueError("are_adjacent needs two distinct keys (these are equal, with equal biases)")
+    t, q, _ = _margin_lp(D, i, eq=j)
+    if not t > tol:
+        return Adjacency(False, None, float(t))
+    qs = _certify_tie(D, i, j, q @ D.M_out)
+    if qs is None:
+        return Adjacency(False, None, float(t))
+    return Adjacency(True, from_numpy(qs, D.like), float(t))
+
+
+def _certify_tie(D: _Data, i: int, j: int, q: np.ndarray):
+    """Move q exactly onto the tie hyperplane of i and j; return it if every other key is strictly below there.
+
+    Rational arithmetic on the exact values of the (float or exact) data, so a True answer is a proof.
+    """
+    others = (D.first != D.first[i]) & (D.first != D.first[j])
+    if D.exact_rows is not None:
+        rows = D.exact_rows
+    else:
+        rows = [[Fraction(float(v)) for v in r] + [Fraction(float(bb))] for r, bb in zip(D.Kraw, D.braw)]
+    qf = [Fraction(float(v)) for v in q]
+    a = [x - y for x, y in zip(rows[i][:-1], rows[j][:-1])]
+    nn = sum(x * x for x in a)
+    if nn == 0:
+        return None
+    gap = sum(x * y for x, y in zip(a, qf)) + rows[i][-1] - rows[j][-1]
+    qs = [x - gap / nn * y for x, y in zip(qf, a)]
+    sc = [sum(x * y for x, y in zip(qs, r[:-1])) + r[-1] for r in rows]
+    if sc[i] != sc[j] or not all(sc[l] < sc[i] for l in np.flatnonzero(others)):
+        return None
+    return np.array([float(v) for v in qs])
