@@ -18,3 +18,17 @@ __all__ = [
     "hierarchical",
     "auto",
 ]
+
+from .tt_compressed import TTProjections, compress_projections, tt_compressed
+from .analysis import attention_entanglement, key_geometry, plot_slice, score_slice, tropicality
+
+__all__ += [
+    "TTProjections",
+    "compress_projections",
+    "tt_compressed",
+    "tropicality",
+    "key_geometry",
+    "score_slice",
+    "plot_slice",
+    "attention_entanglement",
+]
