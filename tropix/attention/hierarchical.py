@@ -58,7 +58,7 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
-    >>> k = rng.normal(size=(3000, 4)); v = rng.normal(size=(3000, 2)); q = 3 * rng.normal(size=(20, 4))
+    >>> k = rng.normal(size=(3000, 4)); v = rng.normal(size=(3000, 2)); q = 6 + rng.normal(size=(20, 4))
     >>> r = hierarchical(q, k, v, eps=1e-2, check=True)
     >>> bool(np.all(r.relative_bound <= 1e-2)), r.counters["score_evals"] < 20 * 3000
     (True, True)
