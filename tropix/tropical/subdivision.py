@@ -204,21 +204,34 @@ def newton_polytope(points: Any) -> NewtonPolytope:
 
 
 def _normalised_volume(A, idx) -> Fraction:
-    """dim! · volume of conv(A[idx]) (full-dimensional), via a triangulation of the upper hull of a lift."""
+    """dim! · volume of conv(A[idx]) (full-dimensional), from an exact pulling triangulation."""
     k = len(A[0])
-    if k == 1:
-        xs = [A[i][0] for i in idx]
-        return Fraction(max(xs) - min(xs))
-    # lift by |a|^2 (strictly convex): every cell is a simplex, volumes add up
-    sub = [A[i] for i in idx]
-    c = [-sum(v * v for v in a) for a in sub]
-    cells, _, _ = _hull.upper_hull_cells(sub, c, _qhull_seeds(tuple(sub), tuple(c)))
     tot = 0
-    for cell in cells:
-        s = sorted(cell)
-        M = [[sub[s[j]][t] - sub[s[0]][t] for t in range(k)] for j in range(1, k + 1)]
+    for simplex in _pulling_triangulation([A[i] for i in idx], list(range(len(idx)))):
+        s = list(simplex)
+        M = [[A[idx[s[j]]][t] - A[idx[s[0]]][t] for t in range(k)] for j in range(1, k + 1)]
         tot += abs(_det(M))
     return Fraction(tot)
+
+
+def _pulling_triangulation(P, idx) -> list:
+    """Simplices (index tuples) of a pulling triangulation of full-dimensional integer points ``P``."""
+    d = len(P[0])
+    if len(P) == d + 1:
+        return [tuple(idx)]
+    if d == 1:
+        xs = [p[0] for p in P]
+        return [(idx[xs.index(min(xs))], idx[xs.index(max(xs))])]
+    out = []
+    for loc, f in _hull.hull_facets(P):
+        if 0 in loc:
+            continue
+        loc = sorted(loc)
+        drop = next(i for i, w in enumerate(f[:d]) if w != 0)
+        Q = [tuple(v for j, v in enumerate(P[i]) if j != drop) for i in loc]
+        for sub in _pulling_triangulation(Q, [idx[i] for i in loc]):
+            out.append((idx[0],) + tuple(sub))
+    return out
 
 
 def _det(M) -> int:
