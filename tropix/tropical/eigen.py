@@ -84,7 +84,8 @@ def eigenvalue(A: Any, *, semiring: Semiring | str | None = None):
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
         ``A[i, j]`` is the weight of the edge ``i → j``; the tropical zero means no edge.
     semiring : MaxPlus or MinPlus, default MaxPlus
         Max-plus gives the maximum cycle mean, min-plus the minimum cycle mean.
@@ -165,7 +166,8 @@ def eigenvector(A: Any, *, semiring: Semiring | str | None = None, tol: float | 
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
     semiring : MaxPlus or MinPlus, default MaxPlus
     tol : float, optional
         Float input only: how close to 0 a normalised cycle weight must be to count as critical
@@ -173,7 +175,8 @@ def eigenvector(A: Any, *, semiring: Semiring | str | None = None, tol: float | 
 
     Returns
     -------
-    array, shape (n,)
+    array
+        Shape (n,).
         Exact (object array) for exact input, else the library and dtype of ``A``.
 
     Examples
@@ -218,7 +221,8 @@ def critical_graph(A: Any, *, semiring: Semiring | str | None = None, tol: float
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
     semiring : MaxPlus or MinPlus, default MaxPlus
     tol : float, optional
         Float input only: tolerance of the test "this edge lies on a cycle of mean λ" (see

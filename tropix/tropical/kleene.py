@@ -63,13 +63,15 @@ def kleene_plus(A: Any, *, semiring: Semiring | str | None = None):
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
         Square matrix; ``A[i, j]`` is the weight of the edge ``i → j``.
     semiring : MaxPlus or MinPlus, default MaxPlus
 
     Returns
     -------
-    array, shape (n, n)
+    array
+        Shape (n, n).
         Same library as ``A``; exact (object array) for integer/rational input.  The diagonal holds the
         best cycle weight through each node (the tropical zero if a node is on no cycle).
 
@@ -101,13 +103,15 @@ def kleene_star(A: Any, *, semiring: Semiring | str | None = None):
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
         Square matrix; ``A[i, j]`` is the weight of the edge ``i → j``, the tropical zero means no edge.
     semiring : MaxPlus or MinPlus, default MaxPlus
 
     Returns
     -------
-    array, shape (n, n)
+    array
+        Shape (n, n).
         Same library as ``A``; exact (object array of ``int``/``Fraction``/``±inf``) for exact input.
 
     Raises

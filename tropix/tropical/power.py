@@ -27,7 +27,8 @@ def matrix_power(A: Any, k: int, *, semiring: Semiring | str | None = None):
 
     Parameters
     ----------
-    A : array_like, shape (n, n)
+    A : array_like
+        Shape (n, n).
     k : int
         A non-negative integer.  ``k = 0`` gives the tropical identity (``one`` on the diagonal, ``zero``
         elsewhere).
@@ -35,7 +36,8 @@ def matrix_power(A: Any, k: int, *, semiring: Semiring | str | None = None):
 
     Returns
     -------
-    array, shape (n, n)
+    array
+        Shape (n, n).
         Same library as ``A``; exact input gives exact output (an object array).
 
     Raises

@@ -59,8 +59,10 @@ def solve(A: Any, b: Any, *, semiring: Semiring | str | None = None, tol: float 
 
     Parameters
     ----------
-    A : array_like, shape (m, n)
-    b : array_like, shape (m,) or (m, p)
+    A : array_like
+        Shape (m, n).
+    b : array_like
+        Shape (m,) or (m, p).
         Right-hand side (a matrix solves ``p`` systems at once, column by column).
     semiring : MaxPlus or MinPlus, default MaxPlus
     tol : float, optional
