@@ -512,3 +512,18 @@ def test_solve_bad_input():
         solve([[1.0]], [INF], semiring=MaxPlus)
     with pytest.raises(BackendMismatchError):
         solve(np.ones((2, 2)), torch.ones(2, dtype=torch.float64))
+
+
+def test_kleene_tolerance_for_float_rounding():
+    e = -INF
+    A = np.array([[e, 0.1, e], [e, e, 0.2], [-0.3, e, e]])  # exact cycle weight 0, in floats 5.6e-17
+    with pytest.raises(DivergenceError):
+        kleene_star(A)
+    S = kleene_star(A, tol=1e-12)
+    assert abs(S[0, 2] - 0.3) < 1e-15 and abs(S[2, 1] + 0.2) < 1e-15
+    exact = kleene_star([[e, Fraction(1, 10), e], [e, e, Fraction(1, 5)], [Fraction(-3, 10), e, e]])
+    assert exact[0, 2] == Fraction(3, 10) and exact[0, 0] == 0
+    with pytest.raises(ToleranceError):
+        kleene_star(A, tol=-1.0)
+    with pytest.raises(ToleranceError):
+        kleene_star(A, tol=float("nan"))

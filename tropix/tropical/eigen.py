@@ -151,6 +151,8 @@ def _normalised(A, S: TropicalSemiring, xp, n: int, tol):
     P = plus_closure(Al, S, xp, n, check=False)
     diag = xp.stack([P[i, i] for i in range(n)])
     crit = xp.abs(xp.where(S.is_zero(diag), xp.full_like(diag, 2 * t + 1), diag)) <= t
+    if not bool(xp.any(crit)):  # tol too small for the rounding: keep the nodes closest to mean λ
+        crit = diag == S.sum(diag)
     star = S.add(S.identity(n, like=P), P)
     return lam, Al, star, crit, t
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DivergenceError
+import math
+
+from ..errors import DivergenceError, ToleranceError
 from ._square import is_exact_array, prepare_square, to_python_scalar, tropical_semiring
 from .semiring import Semiring, TropicalSemiring
 
@@ -27,14 +29,16 @@ def _diag(D, n: int, xp):
     return xp.stack([D[i, i] for i in range(n)]) if not is_exact_array(D) else D.diagonal().copy()
 
 
-def _closure(A, S: TropicalSemiring, xp, n: int, check: bool):
-    """Floyd–Warshall: best walks of length ≥ 1.  With ``check`` raise as soon as a cycle beats ``one``."""
+def _closure(A, S: TropicalSemiring, xp, n: int, check: bool, tol: float = 0.0):
+    """Floyd–Warshall: best walks of length ≥ 1.  With ``check`` raise as soon as a cycle beats ``one``
+    by more than ``tol``."""
     D = A
+    limit = S.one if not tol else S.sense * float(tol)
     for k in range(n):
         D = S.add(D, S.mul(D[:, k : k + 1], D[k : k + 1, :]))
         if check:
             diag = _diag(D, n, xp)
-            bad = S.better(diag, S.one)
+            bad = S.better(diag, limit)
             if bool(xp.any(bad)):
                 i = int(_first_true(bad, xp))
                 w = diag[i]
@@ -48,6 +52,13 @@ def _closure(A, S: TropicalSemiring, xp, n: int, check: bool):
     return D
 
 
+def _check_tol(tol) -> float:
+    t = float(tol)
+    if not (t >= 0 and math.isfinite(t)):
+        raise ToleranceError(f"tol must be a finite non-negative number, got {tol!r}")
+    return t
+
+
 def _first_true(mask, xp):
     idx = xp.nonzero(mask)[0] if not is_exact_array(mask) else mask.nonzero()[0]
     return idx[0]
@@ -58,7 +69,7 @@ def plus_closure(A, S: TropicalSemiring, xp, n: int, *, check: bool = True):
     return _closure(A, S, xp, n, check)
 
 
-def kleene_plus(A: Any, *, semiring: Semiring | str | None = None):
+def kleene_plus(A: Any, *, semiring: Semiring | str | None = None, tol: float = 0.0):
     """Kleene plus ``A+ = A ⊕ A^2 ⊕ A^3 ⊕ …``: best weights of walks with at least one edge.
 
     Parameters
@@ -67,6 +78,10 @@ def kleene_plus(A: Any, *, semiring: Semiring | str | None = None):
         Shape (n, n).
         Square matrix; ``A[i, j]`` is the weight of the edge ``i → j``.
     semiring : MaxPlus or MinPlus, default MaxPlus
+    tol : float, default 0
+        For float input: closed walks better than the empty walk by at most ``tol`` (rounding noise, e.g.
+        after subtracting a float eigenvalue) do not raise; the result is then the Floyd–Warshall value,
+        off by at most about ``n·tol``.  The default decides exactly.
 
     Returns
     -------
@@ -91,10 +106,10 @@ def kleene_plus(A: Any, *, semiring: Semiring | str | None = None):
     """
     S = tropical_semiring(semiring, "kleene_plus")
     A, xp, n = prepare_square(A, S)
-    return _closure(A, S, xp, n, True)
+    return _closure(A, S, xp, n, True, _check_tol(tol))
 
 
-def kleene_star(A: Any, *, semiring: Semiring | str | None = None):
+def kleene_star(A: Any, *, semiring: Semiring | str | None = None, tol: float = 0.0):
     """Kleene star ``A* = I ⊕ A ⊕ A^2 ⊕ …``: best weights of walks of any length (including none).
 
     When it exists, ``A* = I ⊕ A ⊕ … ⊕ A^(n-1)``, ``A* ⊗ A* = A*`` and ``x = A* ⊗ b`` is the least
@@ -107,6 +122,10 @@ def kleene_star(A: Any, *, semiring: Semiring | str | None = None):
         Shape (n, n).
         Square matrix; ``A[i, j]`` is the weight of the edge ``i → j``, the tropical zero means no edge.
     semiring : MaxPlus or MinPlus, default MaxPlus
+    tol : float, default 0
+        For float input: closed walks better than the empty walk by at most ``tol`` (rounding noise, e.g.
+        after subtracting a float eigenvalue) do not raise; the result is then the Floyd–Warshall value,
+        off by at most about ``n·tol``.  The default decides exactly.
 
     Returns
     -------
@@ -142,5 +161,5 @@ def kleene_star(A: Any, *, semiring: Semiring | str | None = None):
     """
     S = tropical_semiring(semiring, "kleene_star")
     A, xp, n = prepare_square(A, S)
-    P = _closure(A, S, xp, n, True)
+    P = _closure(A, S, xp, n, True, _check_tol(tol))
     return S.add(S.identity(n, like=P), P)
