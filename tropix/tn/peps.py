@@ -70,6 +70,8 @@ class BoundaryContraction:
 class PEPS:
     """An immutable PEPS: ``tensors[i][j]`` of shape ``(p, up, right, down, left)``.
 
+    ``.shape`` is the grid ``(nrows, ncols)``; ``.phys_dims`` the physical dimensions (row-major).
+
     Examples
     --------
     >>> import numpy as np
@@ -105,7 +107,6 @@ class PEPS:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(nrows, ncols)``."""
         return len(self.tensors), len(self.tensors[0])
 
     @property

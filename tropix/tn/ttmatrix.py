@@ -67,6 +67,9 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
 class TTMatrix:
     """An immutable TT-matrix (MPO) with cores of shape ``(r_{k-1}, m_k, n_k, r_k)``.
 
+    ``.shape`` is ``(M, N)`` of the dense matrix, ``.row_dims``/``.col_dims`` its factorisations,
+    ``.ranks`` the TT ranks and ``.n_params`` the number of stored numbers.
+
     Attributes
     ----------
     cores : tuple of arrays
@@ -108,7 +111,6 @@ class TTMatrix:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(M, N)`` of the dense matrix."""
         return int(np.prod(self.row_dims)), int(np.prod(self.col_dims))
 
     @property
