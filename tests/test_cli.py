@@ -1,0 +1,76 @@
+"""The ``tropix`` command end to end on the real embedded model, and its error paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tropix.cli import main
+
+SHORT = (
+    "Tropical geometry replaces addition by maximum and multiplication by addition.\n\n"
+    "The attention of a transformer is a softmax over scores, and its zero temperature limit is a maximum.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "short.txt").write_text(SHORT)
+    code = main(["analyze", "--text", str(d / "short.txt"), "--out", str(d / "out"), "--quiet"])
+    return code, d / "out"
+
+
+def test_analyze_end_to_end(analyzed, capsys):
+    code, out = analyzed
+    assert code == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["extraction_check_max_error"] <= 1e-5
+    assert len(data["heads"]) == 72 and len(data["layers"]) == 6
+    for row in data["heads"]:
+        assert 0 < row["mean_max_weight"] <= 1
+        assert 0 < row["support_fraction"] <= 1
+        assert row["can_win_fraction"] > 0  # some key always wins
+        assert row["sparse_error_max"] <= row["sparse_bound_max"] + 1e-12  # the dropped-mass bound holds
+        if "rs_bound_max" in row:
+            assert row["rs_error_max"] <= row["rs_bound_max"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(data["figures"]) >= 8
+    for name in data["figures"]:
+        assert (out / name).stat().st_size > 1000
+
+
+def test_python_dash_m_and_version():
+    proc = subprocess.run([sys.executable, "-m", "tropix", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "tropix 0.1.0"
+
+
+@pytest.mark.parametrize("case", ["missing-model", "unsupported", "empty-text", "missing-text", "bad-eps"])
+def test_user_errors_are_one_line(tmp_path, case):
+    args = ["analyze", "--out", str(tmp_path / "o"), "--quiet"]
+    if case == "missing-model":
+        args += ["--model", str(tmp_path / "none")]
+        expect = "no model at"
+    elif case == "unsupported":
+        (tmp_path / "config.json").write_text('{"model_type": "t5"}')
+        (tmp_path / "model.safetensors").write_bytes(b"")
+        args += ["--model", str(tmp_path)]
+        expect = "'t5'"
+    elif case == "empty-text":
+        (tmp_path / "e.txt").write_text("\n\n  \n")
+        args += ["--text", str(tmp_path / "e.txt")]
+        expect = "is empty"
+    elif case == "missing-text":
+        args += ["--text", str(tmp_path / "nope.txt")]
+        expect = "does not exist"
+    else:
+        args += ["--eps", "2", "--text", str(tmp_path / "t.txt")]
+        (tmp_path / "t.txt").write_text("A short text about tropical attention heads.")
+        expect = "eps must be in (0, 1)"
+    proc = subprocess.run([sys.executable, "-m", "tropix", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("tropix: error: ") and expect in proc.stderr
