@@ -277,8 +277,10 @@ def test_backends(backend):
 
 
 def test_size_limits_and_errors():
-    with pytest.raises(SizeLimitError, match="max_entries=42"):
-        barvinok_rank(np.zeros((7, 7), dtype=int))
+    with pytest.raises(SizeLimitError, match="max_entries=49"):
+        barvinok_rank(np.zeros((7, 8), dtype=int))
+    with pytest.raises(SizeLimitError, match="partial states"):
+        barvinok_rank(np.arange(49).reshape(7, 7) ** 2 % 11, max_states=50)
     A = np.ones((6, 6), dtype=int) - np.eye(6, dtype=int)
     with pytest.raises(SizeLimitError, match="max_checks=5"):
         tropical_rank(A, max_checks=5)
@@ -307,3 +309,13 @@ def test_rank_bounds_budget_and_large_input():
     assert rank_bounds(G).tropical == (60, 60)
     with pytest.raises(ToleranceError):
         rank_bounds(A, max_checks=0)
+
+
+def test_long_thin_and_zero_matrices():
+    col = np.arange(42).reshape(42, 1)
+    assert barvinok_rank(col) == tropical_rank(col) == 1
+    assert barvinok_rank(col.T, semiring="min") == 1
+    Z = np.full((12, 12), -INF)
+    Z[3, 4] = 0.0
+    assert tropical_rank(Z) == kapranov_rank(Z) == 1  # Barvinok search out of reach, upper bound suffices
+    assert kapranov_rank(np.full((12, 12), INF), semiring="min") == 0

@@ -28,8 +28,9 @@ Algorithms and costs
     maximal ones are supported on a closed all-finite rectangle ``I × J`` and their sets of attained
     entries are the *types of the vertices* of the tropical complex of ``A[I, J]`` (the dual cells of the
     regular subdivision of Δ × Δ lifted by ``A``; Develin–Sturmfels 2004).  Vertices are enumerated
-    exactly by growing connected tight graphs, then an exact minimum set cover gives the rank.
-    Exponential; inputs up to ``max_entries`` (default 42) entries.  The maximal terms are *not* only
+    exactly, one row of the shorter side at a time (polynomial in the longer side), then an exact
+    minimum set cover gives the rank.  Exponential; inputs up to ``max_entries`` (default 49, i.e. 7×7)
+    entries, a few seconds at worst at 7×7.  The maximal terms are *not* only
     the ones through a column (``u = A[:, j]``) or a row of ``A``: the max-plus matrix
     ``[[0, 9, 0, 3], [5, 7, 0, 5], [8, 0, 9, 2], [9, 1, 8, 9]]`` has Barvinok rank 3, but covering it with
     column and row terms takes 4 (see the tests).
@@ -274,8 +275,12 @@ def nonsingular_minor(A: Any, *, semiring: Semiring | str | None = None, max_che
 # Barvinok rank
 # ----------------------------------------------------------------------------------------------
 def _closed_rectangles(allowed: np.ndarray):
-    """All closed all-finite rectangles (I, J) (both non-empty), as tuples of indices."""
+    """All closed all-finite rectangles (I, J) (both non-empty), as tuples of indices.
+
+    Enumerates subsets of the shorter side (at most 2^min(m, n) of them)."""
     m, n = allowed.shape
+    if m > n:
+        return sorted((I, J) for J, I in _closed_rectangles(allowed.T))
     out = set()
     for mask in range(1, 1 << m):
         I = [i for i in range(m) if mask >> i & 1]
@@ -287,46 +292,72 @@ def _closed_rectangles(allowed: np.ndarray):
     return sorted(out)
 
 
+def _row_graph_connected(B, rows, u) -> bool:
+    """Is the row graph of ``u`` on ``rows`` connected (rows linked when they tie at a column's maximum
+    of ``u_i − B_ij``)?  ``u`` is a dict row -> value."""
+    parent = {i: i for i in rows}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for j in range(len(B[0])):
+        best = max(u[i] - B[i][j] for i in rows)
+        top = [i for i in rows if u[i] - B[i][j] == best]
+        r0 = find(top[0])
+        for i in top[1:]:
+            parent[find(i)] = r0
+    return len({find(i) for i in rows}) == 1
+
+
 def _vertices(B: list[list[int]], max_states: int):
     """All vertices ``(u, v)`` (with ``u_0 = 0``) of ``{u_i + v_j ≤ B_ij}`` modulo ``(u + c, v − c)``.
 
-    A feasible point is a vertex iff its tight graph (rows + columns, edges where ``u_i + v_j = B_ij``)
-    is connected.  Every vertex is reached by adding nodes one at a time in a breadth-first order of its
-    tight graph, each new node taking the largest value allowed by the nodes already placed (which is
-    forced); all such growth sequences are explored, with memoisation of the partial states.
+    A feasible point is a vertex iff its tight graph is connected, i.e. iff ``u`` has a connected *row
+    graph* (rows tied at the maximum of ``u_i − B_ij`` in some column are linked); then ``v_j = −max_i
+    (u_i − B_ij)``.  Growing a vertex along a breadth-first order of its row graph, every prefix is a
+    vertex of the sub-matrix of its rows, and each new row ``i`` ties at the top of some column ``j``:
+    ``u_i = max_{k placed}(u_k − B_kj) + B_ij`` — one of ``q`` candidates.  So the vertices are found by
+    extending vertices of row subsets one row at a time (memoised), keeping connected extensions.
+    States: at most Σ_R #vertices(B[R, :]) over row subsets R — polynomial in ``q`` for few rows (the
+    callers put the shorter side first).
     """
     p, q = len(B), len(B[0])
-    N = p + q
-    start = (0,) + (None,) * (N - 1)
-    stack, seen, out = [start], {start}, set()
+    start = (0,) + (None,) * (p - 1)
+    stack, seen, out = [start], {start}, []
     while stack:
         st = stack.pop()
-        known_rows = [i for i in range(p) if st[i] is not None]
-        known_cols = [j for j in range(q) if st[p + j] is not None]
-        if len(known_rows) == p and len(known_cols) == q:
-            out.add(st)
+        rows = [i for i in range(p) if st[i] is not None]
+        if len(rows) == p:
+            out.append(st)
             continue
-        for j in range(q):
-            if st[p + j] is None:
-                val = min(B[i][j] - st[i] for i in known_rows)
-                new = st[: p + j] + (val,) + st[p + j + 1 :]
-                if new not in seen:
-                    seen.add(new)
+        u = {i: st[i] for i in rows}
+        tops = [max(u[k] - B[k][j] for k in rows) for j in range(q)]
+        for i in range(p):
+            if st[i] is not None:
+                continue
+            for j in range(q):
+                val = tops[j] + B[i][j]
+                new = st[:i] + (val,) + st[i + 1 :]
+                if new in seen:
+                    continue
+                seen.add(new)
+                u[i] = val
+                if _row_graph_connected(B, rows + [i], u):
                     stack.append(new)
-        if known_cols:
-            for i in range(p):
-                if st[i] is None:
-                    val = min(B[i][j] - st[p + j] for j in known_cols)
-                    new = st[:i] + (val,) + st[i + 1 :]
-                    if new not in seen:
-                        seen.add(new)
-                        stack.append(new)
+                del u[i]
         if len(seen) > max_states:
             raise SizeLimitError(
                 f"the tropical complex of this {p}×{q} block has too many partial states (> {max_states}); "
                 "the exact Barvinok search is limited to small matrices"
             )
-    return [(st[:p], st[p:]) for st in sorted(out)]
+    res = []
+    for st in sorted(out):
+        v = tuple(-max(st[i] - B[i][j] for i in range(p)) for j in range(q))
+        res.append((st, v))
+    return res
 
 
 def _maximal_terms(E: _Exact, max_states: int):
@@ -334,7 +365,11 @@ def _maximal_terms(E: _Exact, max_states: int):
     terms = {}
     for I, J in _closed_rectangles(E.allowed):
         B = [[int(E.Wobj[i, j]) for j in J] for i in I]
-        for u, v in _vertices(B, max_states):
+        if len(I) <= len(J):
+            verts = _vertices(B, max_states)
+        else:  # put the shorter side first: the search is polynomial in the longer one
+            verts = [(u, v) for v, u in _vertices([list(r) for r in zip(*B)], max_states)]
+        for u, v in verts:
             mask = 0
             for a, i in enumerate(I):
                 for b, j in enumerate(J):
@@ -411,7 +446,7 @@ def _barvinok(E: _Exact, max_entries: int, max_states: int):
 
 
 def barvinok_rank(
-    A: Any, *, semiring: Semiring | str | None = None, max_entries: int = 42, max_states: int = 300_000
+    A: Any, *, semiring: Semiring | str | None = None, max_entries: int = 49, max_states: int = 300_000
 ) -> int:
     """The Barvinok rank: the fewest tropical rank-one matrices ``u ⊗ vᵀ`` whose tropical sum is ``A``.
 
@@ -442,7 +477,7 @@ def barvinok_rank(
 
 
 def barvinok_decomposition(
-    A: Any, *, semiring: Semiring | str | None = None, max_entries: int = 42, max_states: int = 300_000
+    A: Any, *, semiring: Semiring | str | None = None, max_entries: int = 49, max_states: int = 300_000
 ):
     """A shortest decomposition ``A = ⊕_k u_k ⊗ v_kᵀ``: the pair ``(U, V)`` with ``A = U ⊗ V`` exactly.
 
@@ -506,7 +541,7 @@ def kapranov_rank(
     semiring: Semiring | str | None = None,
     characteristic: int = 0,
     max_checks: int = 200_000,
-    max_entries: int = 42,
+    max_entries: int = 49,
 ) -> int:
     """The Kapranov rank where a theorem settles it; :class:`~tropix.errors.UndecidedError` elsewhere.
 
@@ -516,7 +551,8 @@ def kapranov_rank(
     rank (when the exact search is within ``max_entries``) and ``k = min(m, n)``.  Always ``t ≤ Kapranov ≤
     b ≤ k`` (DSS Theorem 1.4).  The rank is decided in these cases, and only these:
 
-    1. ``t = b`` or ``t = k`` (the bounds meet; any characteristic);
+    1. ``t = b``, ``t = k`` or ``t`` equal to the number of distinct non-zero columns (or rows) up to adding
+       a constant (the bounds meet; any characteristic);
     2. ``A`` takes exactly two values and its larger values (max orientation) form the point-line
        incidence of the Fano plane up to permutations/transposition, with ``t = 3``: the cocircuit matrix of
        the Fano matroid, Kapranov rank 3 in characteristic 2 and 4 otherwise (DSS §7: the Fano matroid
@@ -556,6 +592,8 @@ def kapranov_rank(
         if r <= 3 or r == k or (r == 4 and k <= 6):
             return t
     upper = min(k, _distinct_up_to_scaling(E.Wobj, E.allowed, 1), _distinct_up_to_scaling(E.Wobj, E.allowed, 0))
+    if upper == t:
+        return t
     b = None
     if E.m * E.n <= max_entries:
         try:
