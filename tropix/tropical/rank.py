@@ -10,7 +10,7 @@ For an m×n matrix ``A`` over ``MaxPlus`` or ``MinPlus`` (tropical zeros allowed
 * **Kapranov rank** — the smallest rank of a matrix over the field of Puiseux series (residue field
   algebraically closed of the given characteristic) whose entrywise valuation is ``A``.
 
-Always ``tropical ≤ Kapranov ≤ Barvinok ≤ min(m, n)`` (DSS Theorem 1.4; the last inequality because
+Always ``tropical ≤ Kapranov ≤ Barvinok ≤ min(m, n)`` (DSS; the last inequality because
 column ``j`` of ``A`` is the rank-one matrix ``A[:, j] ⊗ vᵀ`` with ``v_k = min_i (A_ik − A_ij)`` below
 ``A`` that attains column ``j``).  All three ranks are invariant under permuting rows and columns,
 transposing, tropically scaling rows and columns, and multiplying all entries by a positive rational;
@@ -549,16 +549,16 @@ def kapranov_rank(
     ``K{{t}}`` (``K`` algebraically closed of characteristic ``characteristic``) whose entrywise valuation
     is ``A`` (lift of a tropical zero: the series 0).  Let ``t`` be the tropical rank, ``b`` the Barvinok
     rank (when the exact search is within ``max_entries``) and ``k = min(m, n)``.  Always ``t ≤ Kapranov ≤
-    b ≤ k`` (DSS Theorem 1.4).  The rank is decided in these cases, and only these:
+    b ≤ k`` (DSS).  The rank is decided in these cases, and only these:
 
     1. ``t = b``, ``t = k`` or ``t`` equal to the number of distinct non-zero columns (or rows) up to adding
        a constant (the bounds meet; any characteristic);
     2. ``A`` takes exactly two values and its larger values (max orientation) form the point-line
        incidence of the Fano plane up to permutations/transposition, with ``t = 3``: the cocircuit matrix of
-       the Fano matroid, Kapranov rank 3 in characteristic 2 and 4 otherwise (DSS §7: the Fano matroid
+       the Fano matroid, Kapranov rank 3 in characteristic 2 and 4 otherwise (DSS: the Fano matroid
        is representable only in characteristic 2);
     3. characteristic 0, all entries finite, and the r×r minors form a tropical basis for ``r = t + 1``,
-       which holds for ``r ≤ 3`` (DSS Theorem 6.5 for r = 3), for ``r = min(m, n)`` and for ``r = 4`` when
+       which holds for ``r ≤ 3`` (DSS for r = 3), for ``r = min(m, n)`` and for ``r = 4`` when
        ``min(m, n) ≤ 6`` (Shitov, J. Combin. Theory A 120 (2013), "When do the r-by-r minors of a matrix
        form a tropical basis?"): then ``Kapranov = t``.
 
