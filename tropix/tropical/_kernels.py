@@ -13,26 +13,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["maxplus_matmul_fast", "MIN_WORK"]
+__all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS"]
 
 MIN_WORK = 32 * 32 * 32
 """Products with fewer than this many multiply-adds ``m*k*n`` use the generic path."""
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
-_kernel = None
+PARALLEL_MIN_ROWS = 64
+"""Products with fewer rows than this (e.g. vector-matrix products) run the single-threaded kernel."""
+
+_kernels: tuple | None = None
 _unavailable = False
 
 
 def _load():
-    global _kernel, _unavailable
-    if _kernel is None and not _unavailable:
+    global _kernels, _unavailable
+    if _kernels is None and not _unavailable:
         try:
             from . import _kernels_numba
         except ImportError:  # pragma: no cover - numba is a dependency
             _unavailable = True
             return None
-        _kernel = _kernels_numba.maxplus_matmul
-    return _kernel
+        _kernels = (_kernels_numba.maxplus_matmul, _kernels_numba.maxplus_matmul_serial)
+    return _kernels
 
 
 def maxplus_matmul_fast(A, B, sense):
@@ -74,9 +77,10 @@ def maxplus_matmul_fast(A, B, sense):
     dtype = np.result_type(A.dtype, B.dtype)
     if dtype not in _DTYPES:
         return None
-    kernel = _load()
-    if kernel is None:  # pragma: no cover
+    kernels = _load()
+    if kernels is None:  # pragma: no cover
         return None
+    kernel = kernels[0] if m >= PARALLEL_MIN_ROWS else kernels[1]
     if sense == 1:
         a = np.ascontiguousarray(A, dtype=dtype)
         b = np.ascontiguousarray(B, dtype=dtype)

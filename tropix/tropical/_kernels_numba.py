@@ -78,9 +78,42 @@ def _row4x2(ci, di, b0, b1, b2, b3, a0, a1, a2, a3, e0, e1, e2, e3):  # pragma: 
         di[j] = d
 
 
+@njit(cache=True, boundscheck=False)
+def _rows(A, Bb, C, i0, i1, j0, j1, k0):  # pragma: no cover - compiled
+    """Rows ``i0:i1`` of C, columns ``j0:j1``, against the packed block ``Bb = B[k0:k0+kb, j0:j1]``."""
+    kb = Bb.shape[0]
+    i = i0
+    while i + 2 <= i1:
+        ci = C[i, j0:j1]
+        di = C[i + 1, j0:j1]
+        k = 0
+        while k + 4 <= kb:
+            _row4x2(
+                ci, di, Bb[k], Bb[k + 1], Bb[k + 2], Bb[k + 3],
+                A[i, k0 + k], A[i, k0 + k + 1], A[i, k0 + k + 2], A[i, k0 + k + 3],
+                A[i + 1, k0 + k], A[i + 1, k0 + k + 1], A[i + 1, k0 + k + 2], A[i + 1, k0 + k + 3],
+            )  # fmt: skip
+            k += 4
+        while k < kb:
+            _row1(ci, Bb[k], A[i, k0 + k])
+            _row1(di, Bb[k], A[i + 1, k0 + k])
+            k += 1
+        i += 2
+    if i < i1:
+        ci = C[i, j0:j1]
+        k = 0
+        while k + 4 <= kb:
+            _row4(ci, Bb[k], Bb[k + 1], Bb[k + 2], Bb[k + 3],
+                  A[i, k0 + k], A[i, k0 + k + 1], A[i, k0 + k + 2], A[i, k0 + k + 3])  # fmt: skip
+            k += 4
+        while k < kb:
+            _row1(ci, Bb[k], A[i, k0 + k])
+            k += 1
+
+
 @njit(parallel=True, cache=True, boundscheck=False)
 def maxplus_matmul(A, B, C, zero):  # pragma: no cover - compiled
-    """Write ``C[i, j] = max_k (A[i, k] + B[k, j])`` (C starts undefined; ``zero`` fills it first)."""
+    """Write ``C[i, j] = max_k (A[i, k] + B[k, j])``, threads over blocks of MR rows."""
     m, K = A.shape
     n = B.shape[1]
     nib = (m + MR - 1) // MR
@@ -88,37 +121,21 @@ def maxplus_matmul(A, B, C, zero):  # pragma: no cover - compiled
     for j0 in range(0, n, NC):
         j1 = min(n, j0 + NC)
         for k0 in range(0, K, KC):
-            k1 = min(K, k0 + KC)
-            Bb = np.ascontiguousarray(B[k0:k1, j0:j1])  # packed once, shared by all threads
-            kb = k1 - k0
+            Bb = np.ascontiguousarray(B[k0 : min(K, k0 + KC), j0:j1])  # packed once, shared by the threads
             for ib in prange(nib):
-                i0 = ib * MR
-                i1 = min(m, i0 + MR)
-                i = i0
-                while i + 2 <= i1:
-                    ci = C[i, j0:j1]
-                    di = C[i + 1, j0:j1]
-                    k = 0
-                    while k + 4 <= kb:
-                        _row4x2(
-                            ci, di, Bb[k], Bb[k + 1], Bb[k + 2], Bb[k + 3],
-                            A[i, k0 + k], A[i, k0 + k + 1], A[i, k0 + k + 2], A[i, k0 + k + 3],
-                            A[i + 1, k0 + k], A[i + 1, k0 + k + 1], A[i + 1, k0 + k + 2], A[i + 1, k0 + k + 3],
-                        )  # fmt: skip
-                        k += 4
-                    while k < kb:
-                        _row1(ci, Bb[k], A[i, k0 + k])
-                        _row1(di, Bb[k], A[i + 1, k0 + k])
-                        k += 1
-                    i += 2
-                if i < i1:
-                    ci = C[i, j0:j1]
-                    k = 0
-                    while k + 4 <= kb:
-                        _row4(ci, Bb[k], Bb[k + 1], Bb[k + 2], Bb[k + 3],
-                              A[i, k0 + k], A[i, k0 + k + 1], A[i, k0 + k + 2], A[i, k0 + k + 3])  # fmt: skip
-                        k += 4
-                    while k < kb:
-                        _row1(ci, Bb[k], A[i, k0 + k])
-                        k += 1
+                _rows(A, Bb, C, ib * MR, min(m, ib * MR + MR), j0, j1, k0)
+    return C
+
+
+@njit(cache=True, boundscheck=False)
+def maxplus_matmul_serial(A, B, C, zero):  # pragma: no cover - compiled
+    """The same product on one thread (few rows: waking threads would cost more than it saves)."""
+    m, K = A.shape
+    n = B.shape[1]
+    C[:, :] = zero
+    for j0 in range(0, n, NC):
+        j1 = min(n, j0 + NC)
+        for k0 in range(0, K, KC):
+            Bb = np.ascontiguousarray(B[k0 : min(K, k0 + KC), j0:j1])
+            _rows(A, Bb, C, 0, m, j0, j1, k0)
     return C
