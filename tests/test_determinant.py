@@ -218,3 +218,14 @@ def test_exact_certificate_rejects_float_rounding():
         other = tuple(1 - x for x in best)
         assert _certify(W, allowed, np.array(best)) is not None
         assert _certify(W, allowed, np.array(other)) is None
+
+
+def test_sympy_rationals_and_integer_tensors():
+    import sympy
+    import torch
+
+    A = [[sympy.Rational(1, 3), 0], [0, sympy.Rational(1, 6)]]
+    assert tdet(A) == Fraction(1, 2)
+    assert tdet(A, semiring="min") == 0
+    T = torch.tensor([[0, 1], [1, 2]])
+    assert is_singular(T) and tdet(T) == 2 and optimal_permutations(T) == [(0, 1), (1, 0)]
