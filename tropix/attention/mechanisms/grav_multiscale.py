@@ -1,0 +1,98 @@
+"""Gravitational multi-timescale attention: gravitational weights discounted by distance, at T timescales.
+
+Source: ``sanjivshah16/gravitational`` (``gravitational_multi_timescale_attention.py``).  The projections
+``q, k, v`` are **shared** by the timescales; the masses are per timescale and head,
+``m_{t} = softplus(x W_m + b)`` (a ``Linear(D → H·T)``); per timescale
+
+.. math::
+
+   g^t_{ij} = \\frac{G\\,m^q_{t,i}\\,m^k_{t,j}}{\\lVert q_i - k_j\\rVert^2 + \\varepsilon}\\,\\gamma_t^{|i-j|},\\qquad
+   A^t_{ij} = \\frac{g^t_{ij}}{\\sum_l g^t_{il}}
+   = \\operatorname{softmax}_j\\bigl(\\log m^k_{t,j} + |i-j|\\ln\\gamma_t - \\log(\\lVert q_i-k_j\\rVert^2+\\varepsilon)\\bigr).
+
+Here the discount multiplies the *weight* (not the logit as in plain multi-timescale attention), which
+is the principled discounting.  ``G`` and ``m^q`` cancel again.  The T outputs ``O_t = A^t V`` are combined
+by the same decoders as :mod:`~tropix.attention.mechanisms.multiscale` (learned MLP or fixed
+:func:`~tropix.attention.mechanisms.multiscale.laplace_decoder`).  Cost ``O(n² d + T n²)`` per head: one
+distance GEMM shared by all timescales.
+
+**Geometric picture.**  Each timescale sees a weighted Voronoi diagram of the keys in which a key's
+mass is additionally discounted by its distance in the sequence: short timescales are local, long
+timescales are gravitational.
+
+Where the source is vague: the discounts are unconstrained parameters there; they are kept in
+``(0, 1]`` here (``γ = σ(θ)`` in the torch wrapper).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ...errors import ShapeError
+from ._common import check_qkv, masked_softmax, prepare
+from .gravitational import gravitational_logits
+from .multiscale import _log_gammas, discounted_logits
+
+__all__ = ["grav_multiscale_attention", "grav_multiscale_attention_reference"]
+
+
+def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas: Any = None,
+                              log_gammas: Any = None, eps: float = 1e-8, mask: Any = None,
+                              return_weights: bool = False):
+    """``O_t = softmax_j(log m^k_{t,j} + |i−j| ln γ_t − log(‖q_i − k_j‖² + ε)) V`` for each timescale t.
+
+    Parameters
+    ----------
+    q, k, v : arrays ``(..., n_q, d)``, ``(..., n_k, d)``, ``(..., n_k, d_v)``
+        Shared per-head projections.
+    log_mass_k : array ``(T, ..., n_k)``
+        Log key masses per timescale.
+    gammas, log_gammas : length-T array or sequence
+        Discounts in ``(0, 1]`` or their logarithms (give one).
+    eps : float
+    mask : bool array broadcastable to ``(T, ..., n_q, n_k)``, optional
+
+    Returns
+    -------
+    out : array ``(T, ..., n_q, d_v)`` (and the weights ``(T, ..., n_q, n_k)`` if asked)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(2)
+    >>> q, k, v = rng.normal(size=(3, 6, 2))
+    >>> out, A = grav_multiscale_attention(q, k, v, log_mass_k=np.zeros((2, 6)), gammas=[0.5, 0.99],
+    ...                                    return_weights=True)
+    >>> out.shape, np.allclose(A.sum(-1), 1.0)
+    ((2, 6, 2), True)
+    """
+    xp = prepare(("q", q), ("k", k), ("v", v), ("log_mass_k", log_mass_k))
+    check_qkv(q, k, v)
+    T = log_mass_k.shape[0]
+    if log_mass_k.ndim < 2 or log_mass_k.shape[-1] != k.shape[-2]:
+        raise ShapeError(f"log_mass_k must have shape (T, ..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
+    lg = _log_gammas(xp, gammas, log_gammas, q, T)
+    base = gravitational_logits(q, k, xp.zeros(k.shape[:-1], dtype=k.dtype), eps=eps)  # −log(d² + ε)
+    logits = base[None, ...] + log_mass_k[..., None, :]
+    lg = xp.reshape(lg, (T,) + (1,) * (logits.ndim - 3))
+    A = masked_softmax(xp, discounted_logits(logits, lg, discount="bias"), mask)
+    out = A @ v
+    return (out, A) if return_weights else out
+
+
+def grav_multiscale_attention_reference(q, k, v, mass_k, gammas, *, eps=1e-8):
+    """The source's linear normalisation with loops; ``mass_k`` has shape ``(T, n_k)`` (tests only)."""
+    q, k, v = (np.asarray(a, dtype=float) for a in (q, k, v))
+    T, n, m = len(gammas), q.shape[0], k.shape[0]
+    out = np.zeros((T, n, v.shape[1]))
+    for t in range(T):
+        for i in range(n):
+            g = np.array([
+                mass_k[t][j] / (float((q[i] - k[j]) @ (q[i] - k[j])) + eps) * gammas[t] ** abs(i - j)
+                for j in range(m)
+            ])
+            out[t, i] = (g / (g.sum() + 1e-8)) @ v
+    return out

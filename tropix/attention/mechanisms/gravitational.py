@@ -1,0 +1,121 @@
+"""Gravitational attention: keys attract queries with their mass over the squared distance.
+
+Source: ``sanjivshah16/gravitational`` (``gravitational_attention.py``).  Per head, with masses
+``m^q_i = softplus(x_i W_mq + b)``, ``m^k_j = softplus(x_j W_mk + b)`` and a constant ``G``:
+
+.. math::
+
+   g_{ij} = \\frac{G\\, m^q_i\\, m^k_j}{\\lVert q_i - k_j\\rVert^2 + \\varepsilon},\\qquad
+   A_{ij} = \\frac{g_{ij}}{\\sum_l g_{il} + 10^{-8}},\\qquad \\text{out} = A V.
+
+The normalisation is linear, not a softmax, and ``G`` and ``m^q_i`` cancel in it (up to the ``1e-8``).
+Equivalently — and this is how it is computed here, stably in the log domain —
+
+.. math::  A_{ij} = \\operatorname{softmax}_j\\bigl(\\log m^k_j - \\log(\\lVert q_i - k_j\\rVert^2 + \\varepsilon)\\bigr).
+
+The two agree to relative ``1e-8/Σ_l g_il`` (tested).  Distances come from one GEMM (the source
+materialises an ``n×n×d`` tensor), so the cost is ``O(n² d)`` time and ``O(n²)`` memory per head.
+
+**Stability.**  As ``q_i → k_j`` the weight ``g_ij`` grows to ``m^k_j/ε`` (``1e8·m``), which would overflow in
+float16 and lose the other keys in float32; the log form never forms it.  Masses enter as
+``log m = log softplus(z)``, accurate for very negative ``z``.
+
+**Geometric picture.**  The argmax key of a query is the cell of a multiplicatively weighted
+(Apollonius-type) Voronoi diagram of the keys: key ``j`` wins where ``‖q − k_j‖²/m_j`` is smallest.
+
+Where the source is vague: the distance exponent is a parameter ``p`` (``p = 2`` used); ``G`` and the
+query masses are kept by the source as learnable parameters although they are inert — the torch wrapper
+keeps them for parity, the functional core does not need them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ...errors import ShapeError, ToleranceError
+from ._common import check_qkv, masked_softmax, prepare, sq_distances
+
+__all__ = ["gravitational_attention", "gravitational_logits", "gravitational_attention_reference"]
+
+
+def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
+    """``log m^k_j − log(‖q_i − k_j‖² + ε)`` of shape ``(..., n_q, n_k)``.
+
+    ``log_mass_k`` has shape ``(..., n_k)`` (broadcasting with the leading axes of ``k``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gravitational_logits(np.zeros((1, 1)), np.array([[1.0], [2.0]]), np.log(np.array([1.0, 8.0])), eps=0.0)
+    array([[0.        , 0.69314718]])
+    """
+    xp = prepare(("q", q), ("k", k), ("log_mass_k", log_mass_k))
+    check_qkv(q, k)
+    if not (eps >= 0) or math.isinf(eps):
+        raise ToleranceError(f"eps must be >= 0 and finite, got {eps}")
+    if log_mass_k.shape[-1] != k.shape[-2]:
+        raise ShapeError(f"log_mass_k must have shape (..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
+    d2 = sq_distances(xp, q, k)
+    if eps == 0:
+        # exact coincidences get +inf (infinite attraction); the softmax then splits among them
+        ld = xp.where(d2 > 0, xp.log(xp.where(d2 > 0, d2, xp.ones_like(d2))), xp.full_like(d2, -math.inf))
+    else:
+        ld = xp.log(d2 + eps)
+    return log_mass_k[..., None, :] - ld
+
+
+def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_mass_k: Any = None,
+                            eps: float = 1e-8, mask: Any = None, return_weights: bool = False):
+    """Gravitational attention ``A = softmax_j(log m^k_j − log(‖q_i − k_j‖² + ε))``, ``out = A V``.
+
+    Parameters
+    ----------
+    q, k, v : arrays ``(..., n_q, d)``, ``(..., n_k, d)``, ``(..., n_k, d_v)``
+        Per-head projections.
+    mass_k, log_mass_k : array ``(..., n_k)``
+        Key masses (positive), or their logarithms (give one of the two; default all masses 1).
+    eps : float, default 1e-8
+        Softening of the distance (the source's value).
+    mask : bool array broadcastable to ``(..., n_q, n_k)``, optional
+    return_weights : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = np.array([[0.0]]); k = np.array([[1.0], [2.0]]); v = np.array([[1.0], [0.0]])
+    >>> out, A = gravitational_attention(q, k, v, mass_k=np.array([1.0, 4.0]), return_weights=True)
+    >>> np.round(A, 6)   # 1/1 against 4/4: equal pull
+    array([[0.5, 0.5]])
+    """
+    xp = prepare(("q", q), ("k", k), ("v", v), ("mass_k", mass_k), ("log_mass_k", log_mass_k))
+    check_qkv(q, k, v)
+    if mass_k is not None and log_mass_k is not None:
+        raise TypeError("give mass_k or log_mass_k, not both")
+    if mass_k is not None:
+        if bool(xp.any(mass_k <= 0)):
+            raise ToleranceError("masses must be positive (use log_mass_k for the tropical zero -inf)")
+        log_mass_k = xp.log(mass_k)
+    if log_mass_k is None:
+        log_mass_k = xp.zeros(k.shape[:-1], dtype=k.dtype)
+    A = masked_softmax(xp, gravitational_logits(q, k, log_mass_k, eps=eps), mask)
+    out = A @ v
+    return (out, A) if return_weights else out
+
+
+def gravitational_attention_reference(q, k, v, mass_q, mass_k, *, G=1.0, eps=1e-8, mask=None):
+    """The source's linear normalisation, with loops (2-D NumPy inputs; tests only)."""
+    q, k, v = (np.asarray(a, dtype=float) for a in (q, k, v))
+    n, m = q.shape[0], k.shape[0]
+    A = np.zeros((n, m))
+    for i in range(n):
+        g = []
+        for j in range(m):
+            ok = True if mask is None else bool(np.broadcast_to(mask, (n, m))[i, j])
+            d2 = sum((q[i, t] - k[j, t]) ** 2 for t in range(q.shape[1]))
+            g.append(G * mass_q[i] * mass_k[j] / (d2 + eps) if ok else 0.0)
+        z = sum(g) + 1e-8
+        A[i] = np.array(g) / z
+    return A @ v, A

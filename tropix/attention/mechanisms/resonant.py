@@ -1,0 +1,311 @@
+"""Resonant attention: tokens as sparse sets of primes carrying a phase and a unit quaternion.
+
+Source: S. Schepis, ``sschepis/tinyaleph`` (``docs/theory/12-resonant-attention.md``).  A token state is a
+set ``P_i`` of at most ``k`` primes; each prime ``p ∈ P_i`` carries a complex amplitude ``α_{i,p}`` (phase
+``φ_{i,p} = arg α_{i,p}``) and a unit quaternion ``q_{i,p}``.  The resonance of two states is
+
+.. math::
+
+   \\operatorname{Res}(i, j) = a\\,\\frac{|P_i\\cap P_j|}{|P_i\\cup P_j|}
+     + b\\,\\operatorname*{mean}_{p\\in P_i\\cap P_j}|\\langle q_{i,p}, q_{j,p}\\rangle|
+     + c\\,\\tfrac12\\Bigl(\\operatorname*{mean}_{p\\in P_i\\cap P_j}\\cos(\\varphi_{i,p}-\\varphi_{j,p}) + 1\\Bigr)
+
+with ``(a, b, c) = (0.33, 0.33, 0.34)``, and ``Res = 0`` when ``P_i ∩ P_j = ∅``.  Attention weights are
+``softmax_j(Res(i, j)/τ)``.
+
+Two paths, tested against each other:
+
+* **sparse** (:class:`SparsePrimeState`, :func:`resonance`, :func:`resonant_attend`): ``O(k)`` per pair
+  with hash maps, ``O(n k)`` per query, ``O(n² k)`` for self-attention; the attended output is the
+  source's sparse state ``Σ_j w_j (α_j, q_j)`` accumulated per prime, then normalised.
+* **tensorised** (:func:`resonant_scores`, :func:`resonant_attention`): states as slot arrays (primes
+  ``(..., n, k)`` with 0 for an empty slot, phases ``(..., n, k)``, quaternions ``(..., n, k, 4)``); the
+  shared primes are found by comparing slot pairs, ``O(n² k²)`` time (slot pairs that share no prime
+  anywhere are skipped, which for hashed prime sets leaves about ``k``), ``O(n²)`` memory,
+  differentiable in phases and quaternions (the Jaccard term is piecewise constant).  This is the path
+  the torch wrapper uses, aggregating ordinary value vectors with the resonance weights.
+
+**Geometric picture.**  Each prime is an independent "resonator"; two tokens resonate when they share
+resonators whose phases agree (points close on the circle) and whose orientations agree (quaternions
+close on ``S³``, up to the sign ``q ≡ −q``).
+
+Where the source is vague or wrong: the normalisation of the attended state is unspecified (ℓ2 over
+the amplitudes here; quaternions are renormalised per prime).  Its complexity claim "O(n log n)" is per
+query with ``k = O(log n)``, and its Theorem 5.1 "O(nk²)" contradicts its own proof.  Its Theorem 6.1
+(the resonance Gram matrix is positive semi-definite) is **false** — tested with a counterexample.
+"""
+
+from __future__ import annotations
+
+import cmath
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...errors import EmptyInputError, ShapeError, ToleranceError
+from ._common import masked_softmax, prepare
+
+__all__ = [
+    "SparsePrimeState",
+    "first_primes",
+    "resonance",
+    "resonant_attend",
+    "resonant_scores",
+    "resonant_attention",
+    "states_to_arrays",
+    "DEFAULT_WEIGHTS",
+]
+
+DEFAULT_WEIGHTS = (0.33, 0.33, 0.34)
+
+
+def first_primes(n: int) -> list[int]:
+    """The first ``n`` primes.
+
+    Examples
+    --------
+    >>> first_primes(6)
+    [2, 3, 5, 7, 11, 13]
+    """
+    if n <= 0:
+        return []
+    limit = max(15, int(n * (math.log(n) + math.log(math.log(n + 2)) + 2)))
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0:2] = b"\x00\x00"
+    for p in range(2, int(limit**0.5) + 1):
+        if sieve[p]:
+            sieve[p * p :: p] = bytearray(len(range(p * p, limit + 1, p)))
+    return [i for i in range(limit + 1) if sieve[i]][:n]
+
+
+def _unit_quat(qt: Sequence[float]) -> tuple[float, float, float, float]:
+    nrm = math.sqrt(sum(x * x for x in qt))
+    if nrm == 0:
+        return (1.0, 0.0, 0.0, 0.0)
+    return tuple(float(x) / nrm for x in qt)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SparsePrimeState:
+    """A sparse token state: distinct primes, one complex amplitude and one unit quaternion each."""
+
+    primes: tuple[int, ...]
+    amplitudes: tuple[complex, ...]
+    quaternions: tuple[tuple[float, float, float, float], ...]
+
+    def __post_init__(self):
+        if not (len(self.primes) == len(self.amplitudes) == len(self.quaternions)):
+            raise ShapeError("primes, amplitudes and quaternions must have the same length")
+        if len(set(self.primes)) != len(self.primes):
+            raise ValueError(f"primes of a state must be distinct, got {self.primes}")
+        if any(int(p) < 2 for p in self.primes):
+            raise ValueError("primes must be >= 2")
+        object.__setattr__(self, "quaternions", tuple(_unit_quat(q) for q in self.quaternions))
+
+    @classmethod
+    def from_hash(cls, text: str, k: int = 8, n_primes: int = 4096) -> "SparsePrimeState":
+        """A deterministic state from the SHA-256 of ``text`` (``k`` distinct primes of the first ``n_primes``).
+
+        Examples
+        --------
+        >>> s = SparsePrimeState.from_hash("MAX", k=3, n_primes=50)
+        >>> len(s.primes), s == SparsePrimeState.from_hash("MAX", k=3, n_primes=50)
+        (3, True)
+        """
+        if k < 1 or k > n_primes:
+            raise ToleranceError(f"need 1 <= k <= n_primes, got k={k}, n_primes={n_primes}")
+        primes = first_primes(n_primes)
+        chosen: list[int] = []
+        amps: list[complex] = []
+        quats: list[tuple[float, ...]] = []
+        counter = 0
+        while len(chosen) < k:
+            h = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+            counter += 1
+            p = primes[int.from_bytes(h[0:4], "big") % n_primes]
+            if p in chosen:
+                continue
+            phase = 2 * math.pi * int.from_bytes(h[4:8], "big") / 2**32
+            mag = 0.5 + int.from_bytes(h[8:10], "big") / 2**16
+            q = [int.from_bytes(h[10 + 2 * t : 12 + 2 * t], "big") / 2**15 - 1.0 for t in range(4)]
+            chosen.append(p)
+            amps.append(cmath.rect(mag, phase))
+            quats.append(tuple(q))
+        return cls(tuple(chosen), tuple(amps), tuple(quats))  # type: ignore[arg-type]
+
+
+def resonance(s: SparsePrimeState, t: SparsePrimeState, weights: Sequence[float] = DEFAULT_WEIGHTS) -> float:
+    """``Res(s, t)`` in ``O(k)`` with a hash map (see the module docstring).
+
+    Examples
+    --------
+    >>> s = SparsePrimeState((2, 3), (1, 1j), ((1, 0, 0, 0), (0, 1, 0, 0)))
+    >>> t = SparsePrimeState((3, 5), (1j, 1), ((0, -1, 0, 0), (1, 0, 0, 0)))
+    >>> round(resonance(s, t), 6)       # J = 1/3, quaternions aligned up to sign, equal phases
+    0.78
+    """
+    a, b, c = weights
+    tmap = {p: i for i, p in enumerate(t.primes)}
+    shared = [(i, tmap[p]) for i, p in enumerate(s.primes) if p in tmap]
+    if not shared:
+        return 0.0
+    union = len(s.primes) + len(t.primes) - len(shared)
+    jac = len(shared) / union
+    qa = sum(abs(sum(x * y for x, y in zip(s.quaternions[i], t.quaternions[j]))) for i, j in shared) / len(shared)
+    ph = sum(math.cos(cmath.phase(s.amplitudes[i]) - cmath.phase(t.amplitudes[j])) for i, j in shared) / len(shared)
+    return a * jac + b * qa + c * 0.5 * (ph + 1.0)
+
+
+def resonant_attend(query: SparsePrimeState, states: Sequence[SparsePrimeState], *, tau: float = 1.0,
+                    weights: Sequence[float] = DEFAULT_WEIGHTS):
+    """Sparse resonant attention of one query over ``states``: ``(w, combined state)``.
+
+    ``w_j = softmax_j(Res(query, s_j)/τ)``; the combined state accumulates ``w_j α_{j,p}`` and ``w_j q_{j,p}``
+    per prime, then normalises the amplitudes to unit ℓ2 norm and each quaternion to unit length.
+
+    Examples
+    --------
+    >>> s1 = SparsePrimeState.from_hash("a", k=2, n_primes=5); s2 = SparsePrimeState.from_hash("b", k=2, n_primes=5)
+    >>> w, out = resonant_attend(s1, [s1, s2], tau=0.1)
+    >>> round(sum(w), 12), bool(w[0] > w[1])
+    (1.0, True)
+    """
+    if not states:
+        raise EmptyInputError("resonant_attend needs at least one state")
+    if not (tau > 0) or math.isinf(tau):
+        raise ToleranceError(f"tau must be positive and finite, got {tau}")
+    r = [resonance(query, s, weights) / tau for s in states]
+    top = max(r)
+    e = [math.exp(x - top) for x in r]
+    z = sum(e)
+    w = [x / z for x in e]
+    amp: dict[int, complex] = {}
+    quat: dict[int, list[float]] = {}
+    for wj, s in zip(w, states):
+        for p, al, qq in zip(s.primes, s.amplitudes, s.quaternions):
+            amp[p] = amp.get(p, 0j) + wj * al
+            acc = quat.setdefault(p, [0.0, 0.0, 0.0, 0.0])
+            for t in range(4):
+                acc[t] += wj * qq[t]
+    primes = tuple(sorted(amp))
+    norm = math.sqrt(sum(abs(amp[p]) ** 2 for p in primes)) or 1.0
+    return w, SparsePrimeState(primes, tuple(amp[p] / norm for p in primes), tuple(tuple(quat[p]) for p in primes))
+
+
+def states_to_arrays(states: Sequence[SparsePrimeState], k: int | None = None):
+    """Slot arrays ``(primes (n, k) int, phases (n, k), quaternions (n, k, 4))`` of sparse states (0 = empty slot).
+
+    Examples
+    --------
+    >>> p, ph, q = states_to_arrays([SparsePrimeState((7,), (1j,), ((0, 0, 0, 2),))], k=2)
+    >>> p.tolist(), ph.round(4).tolist(), q[0, 0].tolist()
+    ([[7, 0]], [[1.5708, 0.0]], [0.0, 0.0, 0.0, 1.0])
+    """
+    k = max((len(s.primes) for s in states), default=0) if k is None else k
+    n = len(states)
+    P = np.zeros((n, k), dtype=np.int64)
+    PH = np.zeros((n, k))
+    Q = np.zeros((n, k, 4))
+    Q[..., 0] = 1.0
+    for i, s in enumerate(states):
+        if len(s.primes) > k:
+            raise ShapeError(f"state {i} has {len(s.primes)} primes, more than k = {k} slots")
+        for t, (p, al, qq) in enumerate(zip(s.primes, s.amplitudes, s.quaternions)):
+            P[i, t] = p
+            PH[i, t] = cmath.phase(al)
+            Q[i, t] = qq
+    return P, PH, Q
+
+
+def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, phase_k: Any, quat_k: Any, *,
+                    weights: Sequence[float] = DEFAULT_WEIGHTS):
+    """The resonance matrix ``Res(i, j)`` of shape ``(..., n_q, n_k)`` from slot arrays (tensorised path).
+
+    Parameters
+    ----------
+    primes_q, primes_k : integer arrays ``(..., n, k)``
+        Distinct primes per token; 0 marks an empty slot.
+    phase_q, phase_k : float arrays ``(..., n, k)``
+        Phases ``φ = arg α``.
+    quat_q, quat_k : float arrays ``(..., n, k, 4)``
+        Quaternions (normalised here; a zero quaternion counts as aligned with nothing).
+    weights : (a, b, c)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = np.array([[2, 3], [3, 5]]); ph = np.array([[0.0, np.pi / 2], [np.pi / 2, 0.0]])
+    >>> Q = np.array([[[1, 0, 0, 0], [0, 1, 0, 0]], [[0, -1, 0, 0], [1, 0, 0, 0]]], dtype=float)
+    >>> np.round(resonant_scores(P, ph, Q, P, ph, Q), 6)
+    array([[1.  , 0.78],
+           [0.78, 1.  ]])
+    """
+    xp = prepare(("phase_q", phase_q), ("quat_q", quat_q), ("phase_k", phase_k), ("quat_k", quat_k))
+    for name, P, PH, Q in (("q", primes_q, phase_q, quat_q), ("k", primes_k, phase_k, quat_k)):
+        if P.ndim < 2 or tuple(PH.shape) != tuple(P.shape) or tuple(Q.shape) != tuple(P.shape) + (4,):
+            raise ShapeError(
+                f"states of {name}: primes and phases must be (..., n, k) and quaternions (..., n, k, 4); got "
+                f"{tuple(P.shape)}, {tuple(PH.shape)}, {tuple(Q.shape)}")
+    a, b, c = (float(w) for w in weights)
+
+    def unit(Q):
+        nrm = xp.sqrt(xp.sum(Q * Q, axis=-1, keepdims=True))
+        return Q / xp.where(nrm > 0, nrm, xp.ones_like(nrm))
+
+    Qq, Qk = unit(quat_q), unit(quat_k)
+    cq, sq = xp.cos(phase_q), xp.sin(phase_q)
+    ck, sk = xp.cos(phase_k), xp.sin(phase_k)
+    kq, kk = primes_q.shape[-1], primes_k.shape[-1]
+    dtype = phase_q.dtype
+    size_q = xp.sum(xp.astype(primes_q > 0, dtype), axis=-1)[..., :, None]
+    size_k = xp.sum(xp.astype(primes_k > 0, dtype), axis=-1)[..., None, :]
+    inter = qa = ph = None
+    for s in range(kq):
+        ps = primes_q[..., :, s]
+        for t in range(kk):
+            pt = primes_k[..., :, t]
+            Mb = (ps[..., :, None] == pt[..., None, :]) & (ps[..., :, None] > 0)
+            if not bool(xp.any(Mb)):
+                continue  # typical: hashed prime sets share primes in few slot pairs
+            M = xp.astype(Mb, dtype)
+            dot = Qq[..., :, s, :] @ xp.matrix_transpose(Qk[..., :, t, :])
+            cosd = cq[..., :, s, None] * ck[..., None, :, t] + sq[..., :, s, None] * sk[..., None, :, t]
+            if inter is None:
+                inter, qa, ph = M, M * xp.abs(dot), M * cosd
+            else:
+                inter, qa, ph = inter + M, qa + M * xp.abs(dot), ph + M * cosd
+    if inter is None:  # no prime shared anywhere
+        shape = tuple(np.broadcast_shapes(tuple(primes_q.shape[:-2]), tuple(primes_k.shape[:-2])))
+        return xp.zeros(shape + (primes_q.shape[-2], primes_k.shape[-2]), dtype=dtype)
+    has = inter > 0
+    safe = xp.where(has, inter, xp.ones_like(inter))
+    jac = inter / xp.where(has, size_q + size_k - inter, xp.ones_like(inter))
+    res = a * jac + b * qa / safe + c * 0.5 * (ph / safe + 1.0)
+    return xp.where(has, res, xp.zeros_like(res))
+
+
+def resonant_attention(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, phase_k: Any, quat_k: Any,
+                       v: Any, *, tau: float = 1.0, weights: Sequence[float] = DEFAULT_WEIGHTS, mask: Any = None,
+                       return_weights: bool = False):
+    """``softmax_j(Res(i, j)/τ) V`` with the tensorised resonance (see :func:`resonant_scores`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = np.array([[2, 3], [3, 5]]); ph = np.zeros((2, 2)); Q = np.tile([1.0, 0, 0, 0], (2, 2, 1))
+    >>> out, A = resonant_attention(P, ph, Q, P, ph, Q, np.eye(2), tau=0.5, return_weights=True)
+    >>> np.allclose(A.sum(-1), 1), bool(A[0, 0] > A[0, 1])
+    (True, True)
+    """
+    if not (tau > 0) or math.isinf(tau):
+        raise ToleranceError(f"tau must be positive and finite, got {tau}")
+    xp = prepare(("v", v))
+    s = resonant_scores(primes_q, phase_q, quat_q, primes_k, phase_k, quat_k, weights=weights)
+    if v.shape[-2] != s.shape[-1]:
+        raise ShapeError(f"v must have shape (..., n_k={s.shape[-1]}, d_v); got {tuple(v.shape)}")
+    A = masked_softmax(xp, s / tau, mask)
+    out = A @ v
+    return (out, A) if return_weights else out
