@@ -177,11 +177,10 @@ def _assignment(W: np.ndarray, allowed: np.ndarray):
     big = n * span + 1
     bound = 4 * (n + 2) * (big + span + 1)
     dtype = np.int64 if bound < _INT64_SAFE else object
-    C = np.empty((n, n), dtype=object)
-    C[...] = hi - W
+    C = hi - W.astype(object)  # Python integers
     C[~allowed] = big
     C = C.astype(dtype)
-    inf = (1 << 62) if dtype is np.int64 else float("inf")
+    inf = (1 << 62) if dtype is np.int64 else 2 * bound  # exceeds every reduced cost
     u = np.zeros(n + 1, dtype=dtype)
     v = np.zeros(n + 1, dtype=dtype)
     p = np.zeros(n + 1, dtype=np.int64)  # p[j] = row (1-based) matched to column j (1-based), 0 = free
@@ -247,9 +246,9 @@ def _certify(W: np.ndarray, allowed: np.ndarray, perm: np.ndarray):
         w[~allowed] = -(1 << 61)
         d = np.zeros(n, dtype=np.int64)
     else:
-        base = W[rows, perm]
-        w = np.empty((n, n), dtype=object)
-        w[...] = W - base[:, None]
+        Wo = W.astype(object)  # Python integers: no overflow whatever the magnitudes
+        base = Wo[rows, perm]
+        w = Wo - base[:, None]
         w[~allowed] = -(n + 1) * (hi - lo + 1) - 1  # below any potential difference: never chosen
         d = np.zeros(n, dtype=object)
     for _ in range(n + 1):
@@ -323,7 +322,7 @@ def _slack(W: np.ndarray, allowed: np.ndarray, u, v) -> np.ndarray:
     S = np.empty((n, m), dtype=object)
     for i in range(n):
         for j in range(m):
-            S[i, j] = u[i] + v[j] - W[i, j] if allowed[i, j] else None
+            S[i, j] = u[i] + v[j] - int(W[i, j]) if allowed[i, j] else None
     return S
 
 
