@@ -126,6 +126,8 @@ class _Head:
         self.tree = tree if tree is not None else build_key_tree(k, leaf)
         if self.tree.n != self.n_k:
             raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
+        self.kp = k[self.tree.perm]  # keys in tree order: every node is a contiguous slice
+        self.vp = v[self.tree.perm]
         if P.bias is not None:
             b = np.asarray(to_numpy(P.bias), dtype=np.float64)
             b = np.where(np.isfinite(b), np.abs(b), 0.0)
@@ -193,32 +195,32 @@ def _seg_max_2d(E, st, ct):
     return np.stack([E[:, s:s + c].max(axis=1) for s, c in zip(st, ct)], axis=1)
 
 
-def _max_lower_bound(H: _Head, U, top: int = 2):
-    """Exact maxima over the ``top`` leaves of largest upper bound: a lower bound on each query's maximum.
+def _max_lower_bound(H: _Head, U):
+    """Exact maximum over the leaf of largest upper bound: a lower bound on each query's maximum score.
 
-    Returns ``(m_lo, best_leaf)`` (``-inf`` where every candidate key is masked).
+    Queries are grouped by that leaf, so each group is one small GEMM against contiguous keys.
+    Returns ``(m_lo, best_leaf)`` (``-inf`` where every key of the leaf is masked for the query).
     """
     t = H.tree
     L = t.depth - 1
     st, ct = t.starts[L], t.count[L]
-    nb = len(st)
-    top = min(top, nb)
-    cand = np.argpartition(-U, top - 1, axis=1)[:, :top] if nb > top else np.tile(np.arange(nb), (H.n_q, 1))
-    width = int(ct.max())
-    off = np.arange(width)
-    pos = st[cand][:, :, None] + off[None, None, :]  # (n_q, top, width) positions in tree order
-    valid = off[None, None, :] < ct[cand][:, :, None]
-    pos = np.where(valid, pos, st[cand][:, :, None])
-    keys = t.perm[pos.reshape(H.n_q, -1)]
-    S = np.einsum("id,ijd->ij", H.qs, H.k[keys])
-    if H.extra is not None:
-        rows = np.arange(H.n_q)
-        E = np.stack([H.extra(rows[i:i + 1], keys[i])[0] for i in range(H.n_q)]) if H.n_q else S
-        S = S + E
-    S = np.where(valid.reshape(H.n_q, -1), S, -np.inf)
-    j = np.argmax(S, axis=1) if S.shape[1] else np.zeros(H.n_q, dtype=np.int64)
-    m_lo = S[np.arange(H.n_q), j] if S.shape[1] else np.full(H.n_q, -np.inf)
-    best = cand[np.arange(H.n_q), j // width] if S.shape[1] else np.zeros(H.n_q, dtype=np.int64)
+    if U.shape[1] == 0:
+        return np.full(H.n_q, -np.inf), np.zeros(H.n_q, dtype=np.int64)
+    best = np.argmax(U, axis=1)
+    m_lo = np.full(H.n_q, -np.inf)
+    order = np.argsort(best, kind="stable")
+    bs = best[order]
+    cuts = np.flatnonzero(np.diff(bs)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(order)]])
+    kp = H.kp
+    for a, e in zip(starts, ends):
+        rows = order[a:e]
+        b = bs[a]
+        S = H.qs[rows] @ kp[st[b]:st[b] + ct[b]].T
+        if H.extra is not None:
+            S = S + H.extra(rows, t.perm[st[b]:st[b] + ct[b]])
+        m_lo[rows] = S.max(axis=1)
     return m_lo, best
 
 
@@ -267,27 +269,28 @@ def _groups(best_block, keep, group, cnt_per_block, heavy_frac=0.35, heavy_group
     cuts = np.flatnonzero(np.diff(bb)) + 1
     # greedy merge of consecutive (tree-ordered, hence nearby) groups while it lowers the modelled cost
     # |rows| * |union keys| + overhead per group
-    sizes = None
-    cur_rows, cur_union = None, None
-    for chunk in np.split(order, cuts):
-        if len(chunk) == 0:
-            continue
-        u = np.any(keep[chunk], axis=0)
-        if cur_rows is None:
-            cur_rows, cur_union = [chunk], u
-            continue
-        if sizes is None:
-            sizes = cnt_per_block
-        nr = sum(len(c) for c in cur_rows)
-        merged = cur_union | u
-        cost_sep = nr * sizes[cur_union].sum() + len(chunk) * sizes[u].sum() + overhead
-        cost_mrg = (nr + len(chunk)) * sizes[merged].sum()
-        if cost_mrg <= cost_sep and nr + len(chunk) <= group:
-            cur_rows.append(chunk)
-            cur_union = merged
-        else:
+    sizes = np.asarray(cnt_per_block, dtype=np.float64)
+    cur_rows, cur_union, cur_size = None, None, 0.0
+    if len(order):
+        starts = np.concatenate([[0], cuts])
+        unions = np.logical_or.reduceat(keep[order], starts, axis=0)
+        usize = unions @ sizes
+        ends = np.concatenate([cuts, [len(order)]])
+        for c, (a, e) in enumerate(zip(starts, ends)):
+            chunk = order[a:e]
+            u, us = unions[c], usize[c]
+            if cur_rows is None:
+                cur_rows, cur_union, cur_size, nr = [chunk], u, us, len(chunk)
+                continue
+            if nr + len(chunk) <= group:
+                merged = cur_union | u
+                msize = merged @ sizes
+                if (nr + len(chunk)) * msize <= nr * cur_size + len(chunk) * us + overhead:
+                    cur_rows.append(chunk)
+                    cur_union, cur_size, nr = merged, msize, nr + len(chunk)
+                    continue
             out.append((np.concatenate(cur_rows), False))
-            cur_rows, cur_union = [chunk], u
+            cur_rows, cur_union, cur_size, nr = [chunk], u, us, len(chunk)
     if cur_rows is not None:
         out.append((np.concatenate(cur_rows), False))
     final = []
@@ -316,10 +319,18 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold):
             bound[rows] = H.rho[rows]
             kept.append((rows, np.zeros(0, dtype=np.int64)))
             continue
-        pos = np.repeat(union, ct)
-        idx = t.perm[pos]
+        lv = np.flatnonzero(union)
+        if len(lv) == 1:
+            sl = slice(st[lv[0]], st[lv[0]] + ct[lv[0]])
+            idx = t.perm[sl]
+            kk, vv = H.kp[sl], H.vp[sl]
+        else:
+            pos = np.concatenate([np.arange(st[b], st[b] + ct[b]) for b in lv]) if len(lv) < 64 else \
+                np.flatnonzero(np.repeat(union, ct))
+            idx = t.perm[pos]
+            kk, vv = H.kp[pos], H.vp[pos]
         kept.append((rows, idx))
-        S = H.qs[rows] @ H.k[idx].T
+        S = H.qs[rows] @ kk.T
         evals += S.size
         if H.extra is not None:
             S = S + H.extra_rows(rows, idx)
@@ -349,7 +360,7 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold):
         else:
             support[rows] = np.where(np.isfinite(S), 1, 0).sum(axis=1)
         Zs = np.where(Z > 0, Z, 1.0)
-        o = (W @ H.v[idx]) / Zs[:, None]
+        o = (W @ vv) / Zs[:, None]
         o[~fin] = 0.0
         onorm = np.linalg.norm(o, axis=1)
         tb = truncation_bound(D, VD, onorm, np.where(fin, Z, 1.0)) * (1 + 1e-9)
@@ -388,7 +399,7 @@ def _region_head_fn(P, eps, leaf, group, threshold):
         out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, threshold)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         L = H.tree.depth - 1
-        counters = {"score_evals": evals + nfb * H.n_k + 2 * H.n_q * int(H.tree.count[L].max()),
+        counters = {"score_evals": evals + nfb * H.n_k + int(H.tree.count[L][best].sum()),
                     "bound_evals": H.n_q * len(H.tree.rep[L]), "dense_fallback_rows": nfb}
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 

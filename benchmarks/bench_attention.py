@@ -1,0 +1,161 @@
+"""Benchmark of tropix.attention: certified sparse attention against dense baselines, same inputs, same run.
+
+For every case (head dim, number of keys, regime) it prints the wall-clock time of
+
+* ``dense``: tropix's blockwise dense NumPy attention (the baseline: every ratio is time / dense time),
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` on CPU (float64, same inputs),
+* ``auto``: :func:`tropix.attention.auto` as a user calls it, without a prebuilt key tree (it decides
+  from cheap statistics and falls back to dense when pruning would not pay),
+* ``auto+T``, ``region``, ``hier``: ``auto``, ``region_sparse`` and ``hierarchical`` with a prebuilt key tree
+  (a key bank queried repeatedly); ``tree`` is the one-off build time of that tree,
+
+with the certified support (median keys per query, as a fraction of n), the largest certified bound
+(relative to ``max|v|``; eps = 1e-3 is requested) and the median of bound / true error over rows with a
+true error above 1e-12.
+
+Regimes: ``clus T=…``: keys in n/64 tight clusters, queries near cluster centres, scores divided by the
+temperature T (1, 0.25, 0.1); ``gauss T=0.1``: i.i.d. Gaussian keys and queries (peaked scores but no
+geometry a block bound can exploit: the case where auto must fall back); ``MiniLM L/H``: real queries and
+keys of all-MiniLM-L6-v2 (layer L, head H, d = 32) pooled over many passages into one key bank.
+
+Goals (issue #5): auto never above 1.15x dense; >= 5x faster than dense at n = 16384 wherever the
+certified support is <= 1% of the keys.  The "goal" column checks both (``auto<=1.15``; ``5x`` judged on
+the best certified sparse path with a prebuilt tree).
+
+Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--threads N]``.
+``--quick``: n <= 4096, one repeat.  Default: n in 1024..65536 for d = 64 and up to 16384 for d = 32.
+``--real N``: pool N passages for the MiniLM key bank (default 24; extraction is cached in /tmp).
+BLAS and torch are single-threaded by default: on a shared 2-core machine multi-threaded BLAS spins and
+small GEMMs become erratic, for every method alike.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+_THREADS = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = _THREADS
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from tropix.attention import auto, build_key_tree, dense, hierarchical, region_sparse  # noqa: E402
+
+torch.set_num_threads(int(_THREADS))
+EPS = 1e-3
+NQ = 256
+
+
+def timeit(fn, reps):
+    best = np.inf
+    out = None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def clustered(n, d, T, rng):
+    nc = max(n // 64, 4)
+    C = rng.normal(size=(nc, d))
+    k = C[rng.integers(0, nc, n)] + 0.05 * rng.normal(size=(n, d))
+    q = C[rng.integers(0, nc, NQ)] + 0.05 * rng.normal(size=(NQ, d))
+    return q / T, k, rng.normal(size=(n, d))
+
+
+def gauss(n, d, T, rng):
+    return rng.normal(size=(NQ, d)) / T, rng.normal(size=(n, d)), rng.normal(size=(n, d))
+
+
+def minilm_bank(n_passages, layer, head, rng):
+    cache = Path(f"/tmp/tropix_minilm_bank_{n_passages}_{layer}_{head}.npz")
+    if cache.exists():
+        z = np.load(cache)
+        return z["q"], z["k"], z["v"], float(z["scale"])
+    from tropix.models import extract, load_model
+    from tropix.models.corpus import default_corpus
+
+    ex = extract(load_model(), default_corpus(n_passages))
+    q = np.concatenate([s.q[layer, head] for s in ex.sequences]).astype(np.float64)
+    k = np.concatenate([s.k[layer, head] for s in ex.sequences]).astype(np.float64)
+    v = np.concatenate([s.v[layer, head] for s in ex.sequences]).astype(np.float64)
+    np.savez(cache, q=q, k=k, v=v, scale=ex.scale)
+    return q, k, v, ex.scale
+
+
+def run_case(label, q, k, v, scale, reps):
+    n = k.shape[0]
+    t_dense, o_ref = timeit(lambda: dense(q, k, v, scale=scale), reps)
+    tq, tk, tv = (torch.tensor(x) for x in (q, k, v))
+    t_sdpa, _ = timeit(lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=scale), reps)
+    t_auto, r_auto = timeit(lambda: auto(q, k, v, eps=EPS, scale=scale), reps)
+    t_tree, tree = timeit(lambda: build_key_tree(k), 1)
+    t_autoT, r_autoT = timeit(lambda: auto(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
+    t_reg, r_reg = timeit(lambda: region_sparse(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
+    t_hier, r_hier = timeit(lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
+    rows = []
+    for name, r in (("auto", r_auto), ("auto+T", r_autoT), ("region", r_reg), ("hier", r_hier)):
+        err = np.linalg.norm(np.asarray(r.output) - o_ref, axis=1)
+        big = err > 1e-12
+        tight = float(np.median(r.bound[big] / err[big])) if big.any() else float("nan")
+        assert np.all(err <= r.bound + r.reference_slack), f"{label} {name}: bound violated"
+        rows.append((name, r, tight))
+    sup = float(np.median(r_reg.support)) / n
+    best_sparse = min(t_autoT, t_reg, t_hier)
+    goal = []
+    goal.append("auto<=1.15" + ("" if t_auto <= 1.15 * t_dense else " FAIL"))
+    if n == 16384 and sup <= 0.01:
+        goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL"))
+    line = (f"{label:<14s} {n:>6d} {t_dense * 1e3:8.1f} {t_sdpa / t_dense:6.2f} {t_auto / t_dense:6.2f} "
+            f"{t_tree / t_dense:6.2f} {t_autoT / t_dense:6.2f} {t_reg / t_dense:6.2f} {t_hier / t_dense:6.2f} "
+            f"{r_autoT.method[:6]:>7s} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
+            f"  {' '.join(goal)}")
+    print(line, flush=True)
+    return t_auto <= 1.15 * t_dense
+
+
+def main(argv):
+    quick = "--quick" in argv
+    full = "--full" in argv
+    reps = 1 if quick else 3
+    n_real = int(argv[argv.index("--real") + 1]) if "--real" in argv else 24
+    rng = np.random.default_rng(0)
+    print(f"tropix.attention benchmark: {NQ} queries, eps = {EPS}, BLAS/torch threads = {_THREADS}, "
+          f"best of {reps}; times relative to dense (lower is faster)")
+    hdr = (f"{'regime':<14s} {'n':>6s} {'dense ms':>8s} {'sdpa':>6s} {'auto':>6s} {'tree':>6s} {'auto+T':>6s} "
+           f"{'region':>6s} {'hier':>6s} {'auto+T':>7s} {'support':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
+           f"{'b/e hier':>8s}  goals")
+    ok = True
+    for d in (64, 32):
+        print(f"\nhead dim d = {d}")
+        print(hdr)
+        sizes = [1024, 4096] if quick else ([1024, 4096, 16384, 65536] if (d == 64 or full) else [1024, 4096, 16384])
+        for n in sizes:
+            for T in (1.0, 0.25, 0.1):
+                q, k, v = clustered(n, d, T, rng)
+                ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), reps)
+            q, k, v = gauss(n, d, 0.1, rng)
+            ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), reps)
+    if not quick:
+        print(f"\nreal Q/K of all-MiniLM-L6-v2 pooled over {n_real} passages (d = 32)")
+        print(hdr)
+        for layer, head in ((0, 0), (3, 5), (5, 11)):
+            q, k, v, scale = minilm_bank(n_real, layer, head, rng)
+            sel = np.random.default_rng(1).choice(q.shape[0], size=min(NQ, q.shape[0]), replace=False)
+            ok &= run_case(f"MiniLM {layer}/{head}", q[sel], k, v, scale, reps)
+    print("\ncolumns: sdpa/auto/tree/auto+T/region/hier = time / dense time; auto+T method = what auto chose with "
+          "a tree; support = median certified keys per query / n (region_sparse); max bnd = largest certified "
+          "bound / max|v|; b/e = median certified bound / true error")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
