@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 
 # Scripts that finish in under a minute on the 2-core reference machine.
 FAST = [
+    "attention_validation.py",
     "develin_sturmfels.py",
     "tn_validation.py",
     "tropical_linear_algebra.py",
