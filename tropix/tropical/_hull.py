@@ -40,12 +40,13 @@ _I64_SAFE = 1 << 62
 
 def int_matrix(rows) -> np.ndarray:
     """An integer matrix as int64 if every entry fits comfortably, else an object array of Python ints."""
+    try:
+        b = np.array(rows, dtype=np.int64)
+        if b.size == 0 or int(np.max(np.abs(b))) < (1 << 31):
+            return b
+    except OverflowError:
+        pass
     a = np.asarray(rows, dtype=object)
-    if a.size == 0:
-        return a.astype(np.int64)
-    m = max(abs(int(v)) for v in a.ravel())
-    if m < (1 << 31):
-        return a.astype(np.int64)
     out = np.empty(a.shape, dtype=object)
     out.ravel()[:] = [int(v) for v in a.ravel()]
     return out
@@ -174,7 +175,8 @@ def seed_functions(X: np.ndarray, simplices: np.ndarray) -> np.ndarray:
     degenerate simplices.
     """
     T = X[simplices]  # (m, 3, 4)
-    big = _maxabs(X) ** 3 * 6 >= _I64_SAFE
+    colmax = sorted((_maxabs(X[:, j]) for j in range(X.shape[1])), reverse=True)
+    big = 6 * colmax[0] * colmax[1] * colmax[2] >= _I64_SAFE
     T = T.astype(object) if big else T.astype(np.int64)
 
     def det3(c0, c1, c2):
@@ -435,10 +437,14 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
     n = len(A[0])
     X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
     XA = int_matrix([list(a) + [1] for a in A])
+    seeds = list(seeds)
+    if n == 2 and len(seeds) > 1 and X.dtype != object:
+        fast = _plane_triangulation(X, XA, np.array(seeds, dtype=np.int64))
+        if fast is not None:
+            return fast
     cells: dict[frozenset, tuple] = {}
     # seeds: exact function through n+1 lifted points, kept if upper and supporting
     cand = []
-    seeds = list(seeds)
     if n == 2 and seeds and all(len(s) == 3 for s in seeds):
         Fv = seed_functions(X, np.array(seeds, dtype=np.int64))
         Fv = Fv * np.where(Fv[:, n] < 0, -1, 1)[:, None]
@@ -556,3 +562,67 @@ def _initial_upper(X: np.ndarray, n: int) -> tuple:
             gl = [-x for x in gl]
         q, _ = _rotate(vals, M)
         f = _combine(f, gl, int(vals[q]), -int(M[q]))
+
+
+def _plane_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray):
+    """Vectorised exact path for plane point sets whose regular subdivision is a triangulation.
+
+    Verifies every seed triangle exactly (int64 with an overflow bound), checks that each verified cell
+    has exactly three points and that every edge lies in one or two cells, and that every edge in one
+    cell is on the boundary.  Returns None whenever one of these fails, so that the general exact path
+    (gift wrapping, non-simplicial cells) takes over; the result is then never different, only slower.
+    """
+    F = seed_functions(X, seeds)
+    if F.dtype == object:
+        return None
+    F = F * np.where(F[:, 2] < 0, -1, 1)[:, None]
+    F = F[F[:, 2] > 0]
+    if F.shape[0] == 0:
+        return None
+    g = np.gcd.reduce(np.abs(F), axis=1)
+    F = np.unique(F // g[:, None], axis=0)
+    if _maxabs(X) * _maxabs(F) * 4 >= _I64_SAFE:
+        return None
+    N = X.shape[0]
+    tris, funcs = [], []
+    step = max(1, (1 << 22) // max(N, 1))
+    for j0 in range(0, F.shape[0], step):
+        Fj = F[j0 : j0 + step]
+        V = X @ Fj.T
+        ok = np.all(V <= 0, axis=0)
+        Z = V[:, ok] == 0
+        nz = Z.sum(axis=0)
+        if np.any(nz != 3):
+            return None
+        cols, rows = np.nonzero(Z.T)
+        tris.append(rows.reshape(-1, 3))
+        funcs.append(Fj[ok])
+    T = np.concatenate(tris)
+    Fk = np.concatenate(funcs)
+    T, first = np.unique(T, axis=0, return_index=True)
+    Fk = Fk[first]
+    m = T.shape[0]
+    pairs = np.concatenate([T[:, [0, 1]], T[:, [0, 2]], T[:, [1, 2]]])
+    opposite = np.concatenate([T[:, 2], T[:, 1], T[:, 0]])
+    owner = np.tile(np.arange(m), 3)
+    code = pairs[:, 0] * N + pairs[:, 1]
+    uniq, inv, counts = np.unique(code, return_inverse=True, return_counts=True)
+    if np.any(counts > 2):
+        return None
+    cells = {frozenset(t): tuple(int(v) for v in f) for t, f in zip(T.tolist(), Fk.tolist())}
+    keys = [frozenset(t) for t in T.tolist()]
+    ridge_cells: dict = {}
+    boundary: dict = {}
+    single = counts[inv] == 1
+    for e, o, k, s1 in zip(pairs.tolist(), opposite.tolist(), owner.tolist(), single.tolist()):
+        r = frozenset(e)
+        ridge_cells.setdefault(r, []).append(keys[k])
+        if s1:
+            a, b = XA[e[0]], XA[e[1]]
+            gv = (int(a[1] - b[1]), int(b[0] - a[0]), int(a[0] * b[1] - a[1] * b[0]))
+            if gv[0] * int(XA[o][0]) + gv[1] * int(XA[o][1]) + gv[2] > 0:
+                gv = (-gv[0], -gv[1], -gv[2])
+            if np.any(XA @ np.array(gv, dtype=np.int64) > 0):
+                return None  # a cell beyond this edge is missing: let the general path find it
+            boundary[r] = _gcd_reduce(gv)
+    return cells, ridge_cells, boundary

@@ -144,12 +144,14 @@ class TropicalHypersurface:
         k = sub.dim
         piv = form.pivots
         xv = []
+        sn, sd = S.sense * form.scale.numerator, form.scale.denominator
         for f in sub._functions if k > 0 else ():
-            fa, fc = f[:k], f[k]
-            x = [Fraction(0)] * n
+            fc = f[k] * sd
+            x = [0] * n
             for j, col in enumerate(piv):
-                x[col] = S.sense * form.scale * Fraction(fa[j], fc)
-            xv.append(tuple(_exact(v) for v in x))
+                num = sn * f[j]
+                x[col] = num // fc if num % fc == 0 else Fraction(num, fc)
+            xv.append(tuple(x))
         ray_index: dict = {}
         ridge_ray: dict = {}
         for ridge, g in sub._boundary:

@@ -279,6 +279,8 @@ class TropicalPolynomial:
 
     @property
     def has_integer_exponents(self) -> bool:
+        if np.issubdtype(self._exponents.dtype, np.integer):
+            return True
         return self._exact_exp and all(isinstance(v, (int, np.integer)) for v in self._exponents.ravel())
 
     @property

@@ -80,12 +80,18 @@ class _IntegerForm:
 
 def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _IntegerForm:
     N, n = points.shape
-    P = [[_to_fraction(v) for v in row] for row in points]
-    C = [_to_fraction(v) for v in heights]
-    la = _lcm([v.denominator for row in P for v in row] or [1])
-    lc = _lcm([v.denominator for v in C] or [1])
-    Ai = [[int(v * la) for v in row] for row in P]
-    ci = [sense * int(v * lc) for v in C]
+    hl = heights.tolist()
+    if np.issubdtype(points.dtype, np.integer) and all(type(v) is int for v in hl):
+        la = lc = 1  # the common case: integer exponents and coefficients, no conversion needed
+        Ai = points.tolist()
+        ci = [sense * v for v in hl]
+    else:
+        P = [[_to_fraction(v) for v in row] for row in points.tolist()]
+        C = [_to_fraction(v) for v in hl]
+        la = _lcm([v.denominator for row in P for v in row] or [1])
+        lc = _lcm([v.denominator for v in C] or [1])
+        Ai = [[int(v * la) for v in row] for row in P]
+        ci = [sense * int(v * lc) for v in C]
     base = _hull.affine_independent_subset(Ai)
     k = len(base) - 1
     diffs = [[Ai[i][j] - Ai[base[0]][j] for j in range(n)] for i in base[1:]]
@@ -384,6 +390,9 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
 
 
 def _check_distinct(pts):
+    if np.issubdtype(pts.dtype, np.integer) or pts.dtype == np.float64:
+        if np.unique(pts, axis=0).shape[0] == pts.shape[0]:
+            return
     rows = [tuple(_to_fraction(v) for v in r) for r in pts]
     if len(set(rows)) != len(rows):
         seen = {}
