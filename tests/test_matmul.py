@@ -188,3 +188,24 @@ def test_errors():
         matmul(np.full((64, 64), -INF), np.ones((64, 64)), semiring=MinPlus)  # before the kernel
     with pytest.raises(BackendMismatchError):
         matmul(np.ones((2, 2)), torch.ones(2, 2, dtype=torch.float64))
+
+
+def test_kernel_from_several_threads():
+    import threading
+
+    rng = np.random.default_rng(11)
+    mats = [rng.standard_normal((96, 80)) for _ in range(4)]
+    B = rng.standard_normal((80, 72))
+    want = [np.max(A[:, :, None] + B[None], axis=1) for A in mats]
+    got = [None] * 4
+
+    def work(t):
+        for _ in range(5):
+            got[t] = matmul(mats[t], B)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))

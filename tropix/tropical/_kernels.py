@@ -11,6 +11,8 @@ that needs it, so ``import tropix`` stays fast.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 __all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS"]
@@ -24,6 +26,9 @@ PARALLEL_MIN_ROWS = 64
 
 _kernels: tuple | None = None
 _unavailable = False
+# numba's fallback "workqueue" threading layer must not be entered by two threads at once: a thread that
+# finds the parallel kernel busy runs the single-threaded one instead of waiting.
+_parallel_lock = threading.Lock()
 
 
 def _load():
@@ -80,7 +85,6 @@ def maxplus_matmul_fast(A, B, sense):
     kernels = _load()
     if kernels is None:  # pragma: no cover
         return None
-    kernel = kernels[0] if m >= PARALLEL_MIN_ROWS else kernels[1]
     if sense == 1:
         a = np.ascontiguousarray(A, dtype=dtype)
         b = np.ascontiguousarray(B, dtype=dtype)
@@ -89,7 +93,13 @@ def maxplus_matmul_fast(A, B, sense):
         b = np.negative(B, dtype=dtype, order="C")
     C = np.empty((m, n), dtype=dtype)
     zero = np.iinfo(dtype).min if dtype.kind == "i" else -np.inf
-    kernel(a, b, C, dtype.type(zero))
+    if m >= PARALLEL_MIN_ROWS and _parallel_lock.acquire(blocking=False):
+        try:
+            kernels[0](a, b, C, dtype.type(zero))
+        finally:
+            _parallel_lock.release()
+    else:
+        kernels[1](a, b, C, dtype.type(zero))
     if sense == -1:
         np.negative(C, out=C)
     return C
