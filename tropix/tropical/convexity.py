@@ -623,7 +623,7 @@ class TropicalPolytope:
     def ascii(self, width: int = 41, height: int = 21, margin: float = 1.0) -> str:
         """An ASCII picture of a polytope in ``TP^2`` (d = 3) in the chart ``(x_2 − x_1, x_3 − x_1)``.
 
-        ``#`` marks points of the polytope, ``o`` the grid points nearest to the generators, ``.`` the rest;
+        ``#`` marks points of the polytope, ``o`` the grid points nearest to the generators, ``-`` the rest;
         the vertical axis points up.  Only for d = 3 and finite generators.
         """
         if self.d != 3:
@@ -640,7 +640,7 @@ class TropicalPolytope:
         proj = to_numpy(tropical_projection(P, grid, semiring=self.semiring))
         tol = 1e-9 * (1 + np.abs(grid).max())
         inside = np.all(np.abs((proj - proj[:, :1]) - (grid - grid[:, :1])) <= tol, axis=1).reshape(height, width)
-        chars = np.where(inside, "#", ".").astype(object)
+        chars = np.where(inside, "#", "-").astype(object)
         for a, b in zip(xs, ys):
             c = int(round((a - x0) / (x1 - x0) * (width - 1)))
             r = int(round((y1 - b) / (y1 - y0) * (height - 1)))
