@@ -149,6 +149,22 @@ def test_check_true_detects_a_broken_bound(monkeypatch):
         region_sparse(q, k, v, eps=0.3, check=True, leaf=8)
 
 
+def test_tree_of_other_keys_is_rejected():
+    k = RNG.normal(size=(300, 4))
+    tree = build_key_tree(k)
+    q, v = RNG.normal(size=(3, 4)), RNG.normal(size=(300, 2))
+    region_sparse(q, k, v, eps=1e-3, tree=tree)
+    k2 = k.copy()
+    k2[17, 2] += 1e-9
+    from tropix.errors import ShapeError
+
+    for fn in (region_sparse, hierarchical):
+        with pytest.raises(ShapeError, match="other keys"):
+            fn(q, k2, v, eps=1e-3, tree=tree)
+        with pytest.raises(ShapeError):
+            fn(q, k[:200], v[:200], eps=1e-3, tree=tree)
+
+
 def test_auto_falls_back_to_dense_on_flat_scores():
     q, k, v = RNG.normal(size=(16, 8)) * 0.1, RNG.normal(size=(5000, 8)), RNG.normal(size=(5000, 2))
     r = auto(q, k, v, eps=1e-3, check=True)

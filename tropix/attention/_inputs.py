@@ -96,8 +96,8 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     if d == 0:
         raise EmptyInputError(f"{fname}: head dimension is 0")
     for name, x in (("q", q), ("k", k), ("v", v)):
-        check_no_nan(x, name)
-        if x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))):
+        if x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))):  # one pass when all is well
+            check_no_nan(x, name)
             raise NaNError(f"{fname}: {name} contains inf; the attention scores would be NaN")
     batch = _shape(q)[:-2]
     full = batch + (n_q, n_k)

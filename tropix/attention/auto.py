@@ -106,7 +106,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k + H.n_q * nb, "bound_evals": H.n_q * nb,
-                    "dense_fallback_rows": nfb, "decision": 4}
+                    "dense_fallback_rows": nfb, "decision": 4, "_rho": H.rho}
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 
     try:

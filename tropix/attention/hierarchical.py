@@ -72,6 +72,7 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters["dense_fallback_rows"] = nfb
         counters["score_evals"] += nfb * H.n_k
+        counters["_rho"] = H.rho
         return out, bound, support, kept, counters, H.vmax, "hierarchical"
 
     return _run_per_head(P, eps, "hierarchical", check, tree, fn)

@@ -57,6 +57,13 @@ class KeyTree:
     kmax: float
     n: int
     leaf: int
+    fingerprint: np.ndarray = None
+
+    def matches(self, kp: np.ndarray) -> bool:
+        """Whether ``kp`` (keys in tree order) are the keys this tree was built from (a cheap fingerprint)."""
+        if kp.shape != (self.n, self.center[0].shape[1]):
+            return False
+        return bool(np.array_equal(kp @ _probe(kp.shape[1]), self.fingerprint))
 
     @property
     def depth(self) -> int:
@@ -168,8 +175,13 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         dd = np.linalg.norm(k[crep] - c[par], axis=1)
         oo = np.lexsort((dd, par))
         reps[lvl] = crep[oo[np.searchsorted(par[oo], np.arange(npar))]]
+    fp = np.ascontiguousarray(kpT.T) @ _probe(d)
     return KeyTree(perm, starts_levels, counts_levels, parents, centers, radii, los, his, reps,
-                   float(knorm.max()), n, leaf)
+                   float(knorm.max()), n, leaf, fp)
+
+
+def _probe(d: int) -> np.ndarray:
+    return np.random.default_rng(20231124).normal(size=d)
 
 
 def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: bool = False):

@@ -29,7 +29,7 @@ import numpy as np
 from .._array import from_numpy, to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense, dense_rounding_bound
+from .dense import _dense
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
 from .keytree import KeyTree, build_key_tree, score_bounds
 from .result import AttentionResult
@@ -90,8 +90,10 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     kept = []
     counters = {}
     methods = set()
+    rhos = []
     for hidx in np.ndindex(*batch) if batch else [()]:
         o, b, s, kp, cnt, vm, meth = head_fn((q[hidx], k[hidx], v[hidx]), hidx, tree)
+        rhos.append(cnt.pop("_rho"))
         out[hidx], bound[hidx], support[hidx], vmax[hidx] = o, b, s, vm
         kept.append(kp)
         methods.add(meth)
@@ -102,7 +104,9 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
         output = P.xp.astype(output, P.q.dtype) if output.dtype != P.q.dtype else output
     elif output.dtype != np.dtype(str(P.q.dtype)):
         output = output.astype(np.dtype(str(P.q.dtype)))
-    slack = dense_rounding_bound(P)
+    slack = np.zeros(batch + (P.n_q,))
+    for hidx, rho in zip(np.ndindex(*batch) if batch else [()], rhos):
+        slack[hidx] = rho  # the rounding bound of dense evaluation of this head
     method = methods.pop() if len(methods) == 1 else name
     res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
     if check:
@@ -128,6 +132,8 @@ class _Head:
             raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
         self.kp = k[self.tree.perm]  # keys in tree order: every node is a contiguous slice
         self.vp = v[self.tree.perm]
+        if tree is not None and not tree.matches(self.kp):
+            raise ShapeError("the prebuilt key tree was built from other keys (its fingerprint does not match k)")
         if P.bias is not None:
             b = np.asarray(to_numpy(P.bias), dtype=np.float64)
             b = np.where(np.isfinite(b), np.abs(b), 0.0)
@@ -401,6 +407,7 @@ def _region_head_fn(P, eps, leaf, group, threshold):
         L = H.tree.depth - 1
         counters = {"score_evals": evals + nfb * H.n_k + int(H.tree.count[L][best].sum()),
                     "bound_evals": H.n_q * len(H.tree.rep[L]), "dense_fallback_rows": nfb}
+        counters["_rho"] = H.rho
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 
     return fn
