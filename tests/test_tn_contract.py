@@ -31,6 +31,16 @@ NETWORKS = [
     ("ij,j->ij", [(3, 4), (4,)]),
     ("ijk->ki", [(2, 3, 4)]),
     ("ij,kl->ijkl", [(2, 2), (3, 1)]),
+    # one tiny operand against a big one: the slicing path (with and without a summed index)
+    ("abcd,bc->ad", [(3, 4, 5, 6), (4, 5)]),
+    ("abcd,e->eabcd", [(4, 4, 4, 4), (3,)]),
+    ("abcd,db->abcd", [(4, 4, 4, 4), (4, 4)]),
+    # a mid-sized operand: the broadcast path
+    ("abc,bc->a", [(2, 10, 10), (10, 10)]),
+    ("abc,bcd->ad", [(2, 10, 10), (10, 10, 2)]),
+    # a genuine matrix product (unbatched and batched): the matmul path
+    ("ij,jk->ik", [(20, 30), (30, 25)]),
+    ("bij,bjk->bik", [(3, 10, 12), (3, 12, 10)]),
 ]
 
 
@@ -85,6 +95,51 @@ def test_exact_inputs_stay_exact():
     r = contract("ij,jk->ik", A, A)
     assert r[0, 0] == Fraction(1, 9)
     assert contract("ij,jk->", np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]]), semiring=MinPlus) == 2
+
+
+def _brute_count(sub, ops, sense):
+    lhs, out = sub.split("->")
+    terms = lhs.split(",")
+    idx = sorted(set("".join(terms)))
+    size = {}
+    for t, op in zip(terms, ops):
+        size.update(dict(zip(t, op.shape)))
+    best, cnt = {}, {}
+    for vals in itertools.product(*[range(size[c]) for c in idx]):
+        a = dict(zip(idx, vals))
+        v = sum(op[tuple(a[c] for c in t)] for t, op in zip(terms, ops))
+        key = tuple(a[c] for c in out)
+        if key not in best or (v - best[key]) * sense > 0:
+            best[key], cnt[key] = v, 1
+        elif v == best[key]:
+            cnt[key] += 1
+    shape = tuple(size[c] for c in out)
+    V, C = np.empty(shape), np.empty(shape)
+    for k in best:
+        V[k], C[k] = best[k], cnt[k]
+    return V, C
+
+
+@pytest.mark.parametrize("sub,shapes", NETWORKS)
+@pytest.mark.parametrize("semiring", [MaxPlus, MinPlus])
+def test_counts_match_brute_force(backend, sub, shapes, semiring):
+    rng = np.random.default_rng(len(sub) + 1)
+    ops = [rng.integers(0, 3, size=s).astype(np.float64) for s in shapes]  # many ties
+    v, c = contract(sub, *[backend(o) for o in ops], semiring=semiring, count=True)
+    V, C = _brute_count(sub, ops, semiring.sense)
+    assert np.array_equal(to_np(v), V) and np.array_equal(to_np(c), C)
+
+
+@pytest.mark.parametrize("sub,shapes", NETWORKS)
+def test_assignment_is_optimal(sub, shapes):
+    rng = np.random.default_rng(len(sub) + 2)
+    ops = [rng.standard_normal(s) for s in shapes]
+    v, a = contract(sub, *ops, semiring=MaxPlus, assignment=True)
+    lhs, out = sub.split("->")
+    total = sum(op[tuple(a[c] for c in t)] for t, op in zip(lhs.split(","), ops))
+    best = np.max(np.asarray(v))
+    assert np.isclose(total, best)
+    assert set(a) == set(lhs.replace(",", ""))
 
 
 def test_tropical_zero_is_legitimate():

@@ -29,6 +29,7 @@ array([[2., 2.],
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -39,11 +40,23 @@ import opt_einsum
 from .._array import asarray, is_array, namespace, to_numpy
 from ..errors import ParseError, SemiringMismatchError, ShapeError
 from ..tropical.matmul import matmul as semiring_matmul
+
+try:  # the validated public matmul re-checks every intermediate for NaN/convention; skip that for them
+    from ..tropical.matmul import _tropical_matmul as _trusted_tropical_matmul
+except ImportError:  # pragma: no cover - fall back to the public function
+    _trusted_tropical_matmul = None
+
+
+def _tropical_mm(A, B, S, xp):
+    if _trusted_tropical_matmul is not None:
+        return _trusted_tropical_matmul(A, B, S, xp)
+    return semiring_matmul(A, B, semiring=S)
 from ..tropical.semiring import RealSemiring, Semiring, TropicalSemiring, get_semiring
 
 __all__ = ["contract", "contraction_path"]
 
 _CHUNK = 1 << 21  # entries of the broadcast temporary per chunk
+_SMALL = 64  # operands with at most this many entries are looped over (bond tensors, vectors)
 
 
 def _parse(subscripts: str, n_ops: int):
@@ -198,17 +211,17 @@ def contract(
     keep_tree = bool(assignment)
     exact = any(isinstance(o, np.ndarray) and (o.dtype == object or not np.issubdtype(o.dtype, np.floating)) for o in ops)
 
-    # the working list: (term, value, count, node)
+    # the working list: (term, value, count, node); `uses` counts the remaining operands holding each index
     items = []
+    uses: dict[str, int] = {}
     for t, op in zip(terms, ops):
         cnt = None
         if count:
             cnt = _ones_count(op, S, xp)
         items.append((t, op, cnt, _Node(t, "leaf", value=op if keep_tree else None)))
-
-    def kept_after(exclude_ids, extra_terms=()):
-        rest = "".join(items[i][0] for i in range(len(items)) if i not in exclude_ids)
-        return set(out) | set(rest) | set("".join(extra_terms))
+        for ch in t:
+            uses[ch] = uses.get(ch, 0) + 1
+    out_set = set(out)
 
     for step in path:
         if not step:
@@ -220,7 +233,11 @@ def contract(
         group = [items[i] for i in sorted(ids)]
         for i in ids:
             items.pop(i)
-        rest_idx = set(out) | set("".join(it[0] for it in items))
+        for g in group:
+            for ch in g[0]:
+                uses[ch] -= 1
+        group_idx = set("".join(g[0] for g in group))
+        rest_idx = out_set | {ch for ch in group_idx if uses[ch] > 0}
         cur = group[0]
         cur = _reduce_single(cur, rest_idx | set("".join(g[0] for g in group[1:])), S, xp, count, keep_tree)
         for j, nxt in enumerate(group[1:], start=1):
@@ -231,6 +248,8 @@ def contract(
         if len(group) == 1:
             cur = _reduce_single(cur, rest_idx, S, xp, count, keep_tree)
         items.append(cur)
+        for ch in cur[0]:
+            uses[ch] = uses.get(ch, 0) + 1
     if len(items) != 1:
         # combine what is left (e.g. no path steps for a single operand)
         cur = items[0]
@@ -260,12 +279,13 @@ def _is_obj(x) -> bool:
 def _finish(v, as_int: bool = False):
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v[()]
-        if as_int and isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 2**53:
-            return int(v)
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, np.floating):
-            return float(v) if not as_int else v
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (np.floating, float)) and not isinstance(v, bool):
+        f = float(v)
+        if as_int and f.is_integer() and abs(f) < 2**53:
+            return int(f)
+        return f
     return v
 
 
@@ -337,6 +357,19 @@ def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
     right = [ch for ch in tb if ch not in sa]
     dims = {ch: int(n) for ch, n in zip(ta, A.shape)}
     dims.update({ch: int(n) for ch, n in zip(tb, B.shape)})
+    size_a = math.prod(int(n) for n in A.shape)
+    size_b = math.prod(int(n) for n in B.shape)
+    union = math.prod(dims.values())
+    if min(size_a, size_b) <= _SMALL and max(size_a, size_b) >= 4 * _SMALL:
+        # a tiny operand (a bond tensor) against a big one: loop over its entries, slicing the big one
+        if size_b > size_a:
+            return _pair_small(a_item, b_item, keep, S, xp, count, keep_tree, dims, small_first=True)
+        return _pair_small(b_item, a_item, keep, S, xp, count, keep_tree, dims, small_first=False)
+    if union <= 4 * max(size_a, size_b):
+        # one operand is small: broadcast it onto the big one in the big one's own layout (no transposes)
+        if size_b > size_a:
+            return _pair_broadcast(b_item, a_item, keep, S, xp, count, keep_tree, dims, swap=True)
+        return _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims)
     pa = tuple(ta.index(ch) for ch in batch + left + con)
     pb = tuple(tb.index(ch) for ch in batch + con + right)
     nbt = math.prod(dims[c] for c in batch)
@@ -360,6 +393,161 @@ def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
     return (outterm, V, C, node)
 
 
+def _pair_small(small_item, big_item, keep, S, xp, count, keep_tree, dims, small_first):
+    """Pair step where one operand has at most ``_SMALL`` entries.
+
+    For each value of the small operand's own indices and of the summed indices, one slice of the big
+    operand is combined with a slice of the small one (a scalar, or a vector along kept shared
+    indices) and ⊕-accumulated.  The big operand is never transposed; the new indices go in front.
+    """
+    ts, Sm, CS, ns = small_item
+    tb, Bg, CB, nbig = big_item
+    ss, sbig = set(ts), set(tb)
+    con = [ch for ch in ts if ch in sbig and ch not in keep]
+    sonly = [ch for ch in ts if ch not in sbig]
+    batch = [ch for ch in tb if ch in ss and ch not in con]  # in the big operand's order
+    rest = [ch for ch in tb if ch not in con]
+    outterm = "".join(sonly) + "".join(rest)
+    rest_shape = tuple(dims[ch] for ch in rest)
+    # the small operand ordered (sonly, con, batch) with batch axes broadcast onto `rest`
+    order = sonly + con + batch
+    Sp = _permute(Sm, tuple(ts.index(ch) for ch in order), xp)
+    CSp = _permute(CS, tuple(ts.index(ch) for ch in order), xp) if count else None
+    bshape = tuple(dims[ch] if ch in batch else 1 for ch in rest)
+    shape = tuple(dims[ch] for ch in outterm)
+    children = (ns, nbig) if small_first else (nbig, ns)
+    if not con:
+        # nothing is summed: one broadcast writes the result with the new indices in front
+        so_shape = tuple(dims[ch] for ch in sonly)
+        pad = (1,) * len(sonly)
+        T = S.mul(_reshape(Sp, so_shape + bshape, xp), _reshape(Bg, pad + rest_shape, xp))
+        if tuple(int(n) for n in T.shape) != shape:
+            T = T + _zeros_shape(shape, T, xp)
+        C = None
+        if count:
+            C = _reshape(CSp, so_shape + bshape, xp) * _reshape(CB, pad + rest_shape, xp)
+            if tuple(int(n) for n in C.shape) != shape:
+                C = C * _ones_like_shape(T, xp)
+        node = _Node(outterm, "pair", children, "", value=T if keep_tree else None)
+        return (outterm, T, C, node)
+    results, counts = [], []
+    so_ranges = [range(dims[ch]) for ch in sonly]
+    con_ranges = [range(dims[ch]) for ch in con]
+    con_pos = [tb.index(ch) for ch in con]
+    for vs in itertools.product(*so_ranges):
+        acc = cacc = None
+        for vc in itertools.product(*con_ranges):
+            idx = [slice(None)] * len(tb)
+            for p, v in zip(con_pos, vc):
+                idx[p] = v
+            big = Bg[tuple(idx)]
+            sm = Sp[tuple(vs) + tuple(vc)]
+            sm = _reshape(sm, bshape, xp) if batch else sm
+            term = S.mul(big, sm)
+            if count:
+                cbig = CB[tuple(idx)]
+                csm = CSp[tuple(vs) + tuple(vc)]
+                csm = _reshape(csm, bshape, xp) if batch else csm
+                cterm = cbig * csm
+                if acc is None:
+                    acc, cacc = term, cterm
+                else:
+                    new = S.add(acc, term)
+                    cacc = _where(acc == new, cacc, 0, xp) + _where(term == new, cterm, 0, xp)
+                    acc = new
+            else:
+                acc = term if acc is None else S.add(acc, term)
+        if tuple(int(n) for n in acc.shape) != rest_shape:
+            acc = acc + _zeros_shape(rest_shape, acc, xp)
+        results.append(acc)
+        if count:
+            if tuple(int(n) for n in cacc.shape) != rest_shape:
+                cacc = cacc * _ones_like_shape(acc, xp)
+            counts.append(cacc)
+    T = results[0] if len(results) == 1 and not sonly else _stack(results, xp)
+    T = _reshape(T, shape, xp)
+    C = None
+    if count:
+        C = counts[0] if len(counts) == 1 and not sonly else _stack(counts, xp)
+        C = _reshape(C, shape, xp)
+    node = _Node(outterm, "pair", children, "".join(con), value=T if keep_tree else None)
+    return (outterm, T, C, node)
+
+
+def _stack(xs, xp):
+    if isinstance(xs[0], np.ndarray):
+        return np.stack(xs, axis=0)
+    return xp.stack(xs, axis=0)
+
+
+def _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims, swap=False):
+    """``⊕_{con} A ⊗ B`` by broadcasting ``B`` onto ``A``'s axes (``A`` keeps its layout).
+
+    Runs of adjacent axes with the same role (in A? in B? summed?) are merged first, so NumPy's inner
+    loops run over long axes instead of many axes of length 2.
+    """
+    ta, A, CA, na = a_item
+    tb, B, CB, nb = b_item
+    bonly = [ch for ch in tb if ch not in ta]
+    uterm = ta + "".join(bonly)
+    sa, sb = set(ta), set(tb)
+    con_set = {ch for ch in ta if ch in sb and ch not in keep}
+    groups: list[list[str]] = []
+    key_prev = None
+    for ch in uterm:
+        key = (ch in sa, ch in sb, ch in con_set)
+        if key != key_prev:
+            groups.append([])
+            key_prev = key
+        groups[-1].append(ch)
+    gshape_a = tuple(math.prod(dims[c] for c in g) if g[0] in sa else 1 for g in groups)
+    gshape_b = tuple(math.prod(dims[c] for c in g) if g[0] in sb else 1 for g in groups)
+    border = [ch for ch in uterm if ch in sb]
+    pb = tuple(tb.index(ch) for ch in border)
+    Ae = _reshape(A, gshape_a, xp)
+    Be = _reshape(_permute(B, pb, xp), gshape_b, xp)
+    T = S.mul(Ae, Be)
+    con_axes = [i for i, g in enumerate(groups) if g[0] in con_set]
+    if count:
+        P = _reshape(CA, gshape_a, xp) * _reshape(_permute(CB, pb, xp), gshape_b, xp)
+        for ax in reversed(con_axes):
+            V = S.sum(T, axis=ax)
+            mask = T == _expand(V, ax, xp)
+            P = _sum(_where(mask, P, 0, xp), ax, xp)
+            T = V
+        C = P
+    else:
+        for ax in reversed(con_axes):
+            T = S.sum(T, axis=ax)
+        C = None
+    outterm = "".join(ch for ch in uterm if ch not in con_set)
+    shape = tuple(dims[ch] for ch in outterm)
+    full = tuple(math.prod(dims[c] for c in g) for g in groups if g[0] not in con_set)
+    if tuple(int(n) for n in T.shape) != full:  # no reduction happened and broadcasting left a 1
+        T = T + _zeros_shape(full, T, xp)
+    T = _reshape(T, shape, xp)
+    if C is not None:
+        if tuple(int(n) for n in C.shape) != full:
+            C = C * _ones_like_shape(_reshape(T, full, xp), xp)
+        C = _reshape(C, shape, xp)
+    con = "".join(ch for ch in uterm if ch in con_set)
+    children = (nb, na) if swap else (na, nb)
+    node = _Node(outterm, "pair", children, con, value=T if keep_tree else None)
+    return (outterm, T, C, node)
+
+
+def _zeros_shape(shape, like, xp):
+    if isinstance(like, np.ndarray):
+        return np.zeros(shape, dtype=like.dtype if like.dtype != object else np.int64)
+    return xp.zeros(shape, dtype=like.dtype)
+
+
+def _ones_like_shape(T, xp):
+    if isinstance(T, np.ndarray):
+        return np.ones(T.shape)
+    return xp.ones(T.shape, dtype=xp.float64)
+
+
 def _kernel(A3, B3, S, xp):
     """Batched semiring product of (b, l, c) and (b, c, r) arrays."""
     nb, nl, nc = (int(s) for s in A3.shape)
@@ -371,10 +559,10 @@ def _kernel(A3, B3, S, xp):
     if nc == 1:
         return S.mul(A3, B3)  # (b, l, 1) ⊗ (b, 1, r) broadcasts to (b, l, r)
     if isinstance(S, TropicalSemiring) and nb * 4 <= max(1, nl * nr // 64) and not (_is_obj(A3) or _is_obj(B3)):
-        outs = [semiring_matmul(A3[i, ...], B3[i, ...], semiring=S) for i in range(nb)]
+        outs = [_tropical_mm(A3[i, ...], B3[i, ...], S, xp) for i in range(nb)]
         return xp.stack(outs, axis=0)
     if isinstance(S, TropicalSemiring) and nb == 1:
-        out = semiring_matmul(A3[0, ...], B3[0, ...], semiring=S)
+        out = _tropical_mm(A3[0, ...], B3[0, ...], S, xp)
         return _expand(out, 0, xp)
     return _broadcast(A3, B3, S, xp)
 
