@@ -278,7 +278,8 @@ def test_backends(backend):
 
 def test_size_limits_and_errors():
     with pytest.raises(SizeLimitError, match="max_entries=49"):
-        barvinok_rank(np.zeros((7, 8), dtype=int))
+        barvinok_rank(np.arange(56).reshape(7, 8) ** 2 % 13)
+    assert barvinok_rank(np.zeros((20, 30), dtype=int)) == 1  # all rows equal: reduces to 1×1
     with pytest.raises(SizeLimitError, match="partial states"):
         barvinok_rank(np.arange(49).reshape(7, 7) ** 2 % 11, max_states=50)
     A = np.ones((6, 6), dtype=int) - np.eye(6, dtype=int)
@@ -319,3 +320,30 @@ def test_long_thin_and_zero_matrices():
     Z[3, 4] = 0.0
     assert tropical_rank(Z) == kapranov_rank(Z) == 1  # Barvinok search out of reach, upper bound suffices
     assert kapranov_rank(np.full((12, 12), INF), semiring="min") == 0
+
+
+@given(matrices(max_m=3, max_n=3, hi=2), st.integers(-2, 2), st.data())
+def test_duplicated_and_zero_lines(AS, c, data):
+    """Adding a row that differs from another by a constant, and a zero column, changes no rank
+    (checked against brute force on the enlarged matrix)."""
+    A, S = AS
+    m, n = A.shape
+    k = data.draw(st.integers(0, m - 1))
+    extra = np.array([[x if x == S.zero else x + c for x in A[k]]], dtype=object)
+    B = np.vstack([A, extra])
+    B = np.hstack([B, np.full((m + 1, 1), S.zero, dtype=object)])
+    assert tropical_rank(B, semiring=S) == brute_tropical_rank(B, S) == brute_tropical_rank(A, S)
+    assert barvinok_rank(B, semiring=S) == brute_barvinok(B, S)
+    U, V = barvinok_decomposition(B, semiring=S)
+    if U.shape[1]:
+        assert (matmul(U, V, semiring=S) == B).all()
+
+
+def test_large_low_rank_matrix_is_reduced():
+    rng = np.random.default_rng(0)
+    X = np.add.outer(rng.integers(0, 9, 12), rng.integers(0, 9, 60))
+    X[:, :3] = rng.integers(0, 9, (12, 3))
+    # only 4 classes of columns: every rank is at most 4; the search runs on a 12×4 matrix
+    t = tropical_rank(X)
+    assert t == tropical_rank(X[:, :4]) == brute_tropical_rank(X[:, :4].astype(object), MaxPlus)
+    assert rank_bounds(X).tropical[1] == 4

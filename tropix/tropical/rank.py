@@ -18,6 +18,10 @@ they are computed on the exact integer matrix ``sense · A · L``.
 
 Algorithms and costs
 --------------------
+All exact searches first merge rows (and columns) that differ by an additive constant and drop rows
+and columns of tropical zeros; no rank changes (two such rows are never both in a non-singular minor,
+and decompositions and lifts extend along them), and large structured matrices often shrink a lot.
+
 ``tropical_rank``
     Level by level: every non-singular (k+1)-minor contains a non-singular k-minor (delete a row and
     its column in the unique optimal permutation), so the non-singular (k+1)-minors are searched only
@@ -96,6 +100,53 @@ class _Exact:
         fits = big * (min(self.m, self.n) + 1) < (1 << 60)
         self.W = W.astype(np.int64) if fits else W
         self.Wobj = W
+
+    def restrict(self, rows, cols) -> "_Exact":
+        """The sub-matrix on ``rows`` × ``cols`` (same semiring and scale)."""
+        E = object.__new__(_Exact)
+        E.S, E.L = self.S, self.L
+        ix = np.ix_(list(rows), list(cols))
+        E.allowed, E.W, E.Wobj = self.allowed[ix], self.W[ix], self.Wobj[ix]
+        E.m, E.n = len(rows), len(cols)
+        return E
+
+    def classes(self, axis: int):
+        """Rows (``axis=0``) or columns (``axis=1``) up to adding a constant, zero lines dropped.
+
+        Returns ``(reps, assign)``: ``reps`` lists the first index of each class; ``assign[k]`` is
+        ``(position in reps, c)`` with line ``k`` = line ``reps[pos]`` + ``c`` (integer units), or ``None``
+        for a line of tropical zeros.
+        """
+        M, F = (self.Wobj, self.allowed) if axis == 0 else (self.Wobj.T, self.allowed.T)
+        reps, assign, index = [], [], {}
+        for k in range(M.shape[0]):
+            fin = F[k]
+            if not fin.any():
+                assign.append(None)
+                continue
+            first = int(M[k][np.argmax(fin)])
+            key = tuple((int(x) - first) if f else None for x, f in zip(M[k], fin))
+            if key not in index:
+                index[key] = (len(reps), first)
+                reps.append(k)
+            pos, base = index[key]
+            assign.append((pos, first - base))
+        return reps, assign
+
+    def reduced(self):
+        """``(E', rows, cols)``: one representative per class of rows and of columns (or None if A is zero).
+
+        All three ranks are unchanged: two rows differing by a constant can never both be in a
+        non-singular minor (swapping their columns keeps the weight), a zero row is in none, and
+        lifts / rank-one decompositions restrict and extend along such rows.
+        """
+        rows, _ = self.classes(0)
+        cols, _ = self.classes(1)
+        if not rows:
+            return None, [], []
+        if len(rows) == self.m and len(cols) == self.n:
+            return self, rows, cols
+        return self.restrict(rows, cols), rows, cols
 
     def nonsingular_many(self, keys, k: int) -> list[bool]:
         """:meth:`nonsingular` for many k×k minors given as (row bitmask, column bitmask), batched."""
@@ -187,7 +238,18 @@ def _greedy_minor(E: _Exact, budget: int | None = None):
 
 
 def _tropical_rank(E: _Exact, max_checks: int):
-    """(rank, witness rows, witness cols) by the level-wise search."""
+    """(rank, witness rows, witness cols): reduce to distinct rows/columns, then the level-wise search."""
+    R, rows, cols = E.reduced()
+    if R is None:
+        return 0, (), ()
+    if R is not E:
+        r, wr, wc = _tropical_rank_search(R, max_checks)
+        order = np.argsort([rows[i] for i in wr])
+        return r, tuple(rows[wr[k]] for k in order), tuple(cols[wc[k]] for k in order)
+    return _tropical_rank_search(E, max_checks)
+
+
+def _tropical_rank_search(E: _Exact, max_checks: int):
     full = min(E.m, E.n)
     g_rows, g_cols = _greedy_minor(E)
     if len(g_rows) == full or len(g_rows) == 0:
@@ -430,19 +492,35 @@ def _min_cover(universe: int, sets: list[int], upper: int):
 
 
 def _barvinok(E: _Exact, max_entries: int, max_states: int):
-    if E.m * E.n > max_entries:
+    """Terms of a shortest decomposition, in full-matrix coordinates: list of (u dict, v dict) (integers).
+
+    The search runs on the matrix reduced to one row and one column per class up to adding a constant
+    (zero lines dropped); ``max_entries`` applies to the reduced matrix.  Terms are extended back along
+    the classes: if row ``k`` = row ``i`` + ``c`` then ``u_k = u_i + c``.
+    """
+    R, rows, cols = E.reduced()
+    if R is None:
+        return []
+    if R.m * R.n > max_entries:
         raise SizeLimitError(
             f"exact Barvinok rank is limited to matrices with at most max_entries={max_entries} entries "
-            f"(got {E.m}×{E.n}); use rank_bounds for cheap bounds"
+            f"after merging rows and columns that differ by a constant (got {R.m}×{R.n}); use rank_bounds "
+            "for cheap bounds"
         )
     universe = 0
-    for i, j in map(tuple, np.argwhere(E.allowed)):
-        universe |= 1 << (int(i) * E.n + int(j))
-    if universe == 0:
-        return []
-    terms = _maximal_terms(E, max_states)
-    cover = _min_cover(universe, [t[0] for t in terms], min(E.m, E.n))
-    return [terms[k] for k in cover]
+    for i, j in map(tuple, np.argwhere(R.allowed)):
+        universe |= 1 << (int(i) * R.n + int(j))
+    terms = _maximal_terms(R, max_states)
+    cover = _min_cover(universe, [t[0] for t in terms], min(R.m, R.n))
+    _, row_of = E.classes(0)
+    _, col_of = E.classes(1)
+    out = []
+    for k in cover:
+        _, u, v = terms[k]  # keyed by positions in the reduced matrix
+        uu = {i: u[a[0]] + a[1] for i, a in enumerate(row_of) if a is not None and a[0] in u}
+        vv = {j: v[a[0]] + a[1] for j, a in enumerate(col_of) if a is not None and a[0] in v}
+        out.append((uu, vv))
+    return out
 
 
 def barvinok_rank(
@@ -453,7 +531,8 @@ def barvinok_rank(
     Parameters
     ----------
     A : array_like
-        m×n matrix with ``m·n ≤ max_entries``.
+        m×n matrix; after merging rows (and columns) that differ by a constant and dropping zero lines,
+        at most ``max_entries`` entries may remain.
     semiring : Semiring or str, optional
         ``MaxPlus`` (default) or ``MinPlus``.
     max_entries, max_states : int, optional
@@ -502,7 +581,7 @@ def barvinok_decomposition(
     V = np.empty((r, E.n), dtype=object)
     U.fill(E.S.zero)
     V.fill(E.S.zero)
-    for k, (_, u, v) in enumerate(terms):
+    for k, (u, v) in enumerate(terms):
         for i, x in u.items():
             U[i, k] = _unscale(x, E)
         for j, x in v.items():
@@ -591,15 +670,13 @@ def kapranov_rank(
         r = t + 1
         if r <= 3 or r == k or (r == 4 and k <= 6):
             return t
-    upper = min(k, _distinct_up_to_scaling(E.Wobj, E.allowed, 1), _distinct_up_to_scaling(E.Wobj, E.allowed, 0))
+    upper = min(k, len(E.classes(0)[0]), len(E.classes(1)[0]))
     if upper == t:
         return t
-    b = None
-    if E.m * E.n <= max_entries:
-        try:
-            b = len(_barvinok(E, max_entries, 300_000))
-        except SizeLimitError:
-            b = None
+    try:
+        b = len(_barvinok(E, max_entries, 300_000))
+    except SizeLimitError:
+        b = None
     if b is not None:
         if b == t:
             return t
@@ -634,18 +711,6 @@ class RankBounds:
     minor: tuple[tuple[int, ...], tuple[int, ...]]
 
 
-def _distinct_up_to_scaling(W: np.ndarray, allowed: np.ndarray, axis: int) -> int:
-    keys = set()
-    M, F = (W, allowed) if axis == 1 else (W.T, allowed.T)
-    for j in range(M.shape[1]):
-        col, fin = M[:, j], F[:, j]
-        if not fin.any():
-            continue  # a zero column needs no term
-        first = int(col[np.argmax(fin)])
-        keys.add(tuple((int(x) - first) if f else None for x, f in zip(col, fin)))
-    return len(keys)
-
-
 def rank_bounds(A: Any, *, semiring: Semiring | str | None = None, max_checks: int = 5_000) -> RankBounds:
     """Cheap proven bounds for the tropical, Kapranov and Barvinok ranks (polynomial time).
 
@@ -665,5 +730,5 @@ def rank_bounds(A: Any, *, semiring: Semiring | str | None = None, max_checks: i
     E = _Exact(A, semiring)
     rows, cols = _greedy_minor(E, max_checks)
     lo = len(rows)
-    hi = min(E.m, E.n, _distinct_up_to_scaling(E.Wobj, E.allowed, 1), _distinct_up_to_scaling(E.Wobj, E.allowed, 0))
+    hi = min(E.m, E.n, len(E.classes(0)[0]), len(E.classes(1)[0]))
     return RankBounds((lo, hi), (lo, hi), (lo, hi), (rows, cols))
