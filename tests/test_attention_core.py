@@ -231,3 +231,19 @@ def test_result_is_immutable():
         r.bound[0] = 0.0
     with pytest.raises(TypeError):
         r.counters["score_evals"] = 0
+
+
+from conftest import gpu  # noqa: E402
+
+
+@gpu
+def test_cupy_inputs_dense_and_certified():  # pragma: no cover - needs a CUDA device
+    import cupy
+
+    q, k, v = RNG.normal(size=(4, 8)), RNG.normal(size=(300, 8)), RNG.normal(size=(300, 3))
+    cq, ck, cv = (cupy.asarray(x) for x in (q, k, v))
+    out = dense(cq, ck, cv, causal=True)
+    assert isinstance(out, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(out), naive(q, k, v, causal=True), atol=1e-12)
+    r = region_sparse(cq, ck, cv, eps=1e-3, check=True)
+    assert isinstance(r.output, cupy.ndarray)
