@@ -250,7 +250,7 @@ def critical_graph(A: Any, *, semiring: Semiring | str | None = None, tol: float
     lam, Al, star, crit, t = _normalised(A, S, xp, n, tol)
     exact = is_exact_array(A)
     G = nx.DiGraph()
-    G.graph["eigenvalue"] = lam if exact else float(lam)
+    G.graph["eigenvalue"] = lam if exact else float(lam.detach() if hasattr(lam, "detach") else lam)
     if Al is None:
         return G
     if exact:
