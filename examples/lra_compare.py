@@ -342,6 +342,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mechanisms", default=",".join(ALL_MECHANISMS))
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train", type=int, default=None, help="number of training examples")
+    ap.add_argument("--val", type=int, default=None, help="number of validation examples")
+    ap.add_argument("--test", type=int, default=None, help="number of test examples")
     ap.add_argument("--text-data", default=None, help="local IMDb copy (aclImdb dir, .tsv or .jsonl)")
     ap.add_argument("--out", default="lra-results")
     ap.add_argument("--threads", type=int, default=2)
@@ -351,8 +353,9 @@ def main(argv=None) -> int:
     cfg = Config(**{**asdict(cfg), "seed": args.seed})
     if args.epochs:
         cfg.epochs = args.epochs
-    if args.train:
-        cfg.train = args.train
+    for name in ("train", "val", "test"):
+        if getattr(args, name):
+            setattr(cfg, name, getattr(args, name))
     mechs = [m.strip() for m in args.mechanisms.split(",") if m.strip()]
     bad = [m for m in mechs if m not in ALL_MECHANISMS]
     if bad:
