@@ -11,8 +11,9 @@ For an m×n matrix ``A`` over ``MaxPlus`` or ``MinPlus`` (tropical zeros allowed
   algebraically closed of the given characteristic) whose entrywise valuation is ``A``.
 
 Always ``tropical ≤ Kapranov ≤ Barvinok ≤ min(m, n)`` (DSS; the last inequality because
-column ``j`` of ``A`` is the rank-one matrix ``A[:, j] ⊗ vᵀ`` with ``v_k = min_i (A_ik − A_ij)`` below
-``A`` that attains column ``j``).  All three ranks are invariant under permuting rows and columns,
+column ``j`` of ``A`` is attained by the rank-one matrix ``A[:, j] ⊗ vᵀ`` below ``A``, where
+``v_k = min_i (A_ik − A_ij)`` in max-plus, ``max_i`` in min-plus; the ``n`` of them sum to ``A``, and
+likewise for rows).  All three ranks are invariant under permuting rows and columns,
 transposing, tropically scaling rows and columns, and multiplying all entries by a positive rational;
 they are computed on the exact integer matrix ``sense · A · L``.
 
