@@ -144,6 +144,17 @@ def test_cells_are_consistent(V):
         assert P.type_of(x) in types
 
 
+@settings(max_examples=20)
+@given(int_points(max_n=3, max_d=3, zeros=True))
+def test_cells_with_boundary_generators(V):
+    # generators with -inf coordinates: the torus part of the polytope may be unbounded
+    P = convex_hull(V)
+    for c in P.cells:
+        x = list(c.interior_point)
+        assert P.type_of(x) == c.type
+        assert c.in_polytope == P.contains(x)
+
+
 def test_min_and_max_conventions_have_identical_combinatorics():
     V = [[0, 1, 3, 7], [0, 4, 2, 1], [0, -2, 5, 0], [0, 3, 3, -4]]
     Pmin = convex_hull(V, semiring="min")

@@ -381,8 +381,7 @@ def argmax_vertices(
             if _certify(D, j, qo):
                 status[j], W[j] = VERTEX, qo
             else:
-                # scale the LP point into the region's interior along the margin and retry once
-                status[j] = UNDECIDED
+                status[j] = UNDECIDED  # positive LP margin, but the witness did not survive certification
         elif t < -tol:
             status[j] = INTERIOR
         else:

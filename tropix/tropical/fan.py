@@ -132,9 +132,28 @@ def _nullspace(rows: list[list[Fraction]], ncols: int) -> list[tuple]:
 
 
 def _rank(rows: list) -> int:
+    """Exact rank; fraction-free (Bareiss) elimination for integer rows."""
     if not rows:
         return 0
-    return len(_rref([[Fraction(x) for x in r] for r in rows])[1])
+    if not all(isinstance(x, (int, np.integer)) for r in rows for x in r):
+        return len(_rref([[Fraction(x) for x in r] for r in rows])[1])
+    M = [[int(x) for x in r] for r in rows]
+    m, ncols = len(M), len(M[0])
+    r, prev = 0, 1
+    for c in range(ncols):
+        p = next((i for i in range(r, m) if M[i][c] != 0), None)
+        if p is None:
+            continue
+        M[r], M[p] = M[p], M[r]
+        pr, pc = M[r], M[r][c]
+        for i in range(r + 1, m):
+            Mi, mic = M[i], M[i][c]
+            M[i] = [(pc * a - mic * b) // prev for a, b in zip(Mi, pr)]
+        prev = pc
+        r += 1
+        if r == m:
+            break
+    return r
 
 
 def _dot(a, b):
@@ -291,7 +310,7 @@ class NormalCone:
 
     @property
     def dim(self) -> int:
-        """Dimension of the cone (``D`` minus the face dimension... of the affine hull; full-dimensional for vertices)."""
+        """Dimension of the cone: ``D`` minus the dimension of the face (``D`` for a vertex cone)."""
         return _rank(list(self.rays) + list(self.lineality))
 
     def contains(self, u: Any) -> bool:
@@ -393,7 +412,7 @@ class NormalFan:
         out = {}
         for F in seen | {all_pts}:
             norms = [w for (f, _), w in zip(H.facets, H.proj_normals) if F <= f]
-            out[F] = H.k - _rank(norms) if F != all_pts or not norms else H.k - _rank(norms)
+            out[F] = H.k - _rank(norms)
         return out
 
     @cached_property
