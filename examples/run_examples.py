@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 FAST = [
     "attention_validation.py",
     "develin_sturmfels.py",
+    "maclagan_sturmfels.py",
     "tn_validation.py",
     "tropical_linear_algebra.py",
     "tropical_tour.py",
