@@ -86,10 +86,6 @@ def _matrix(A: Any, S: Semiring, name: str = "A", square: bool = False) -> np.nd
     return An
 
 
-def _is_zero_entry(v: Any, S: TropicalSemiring) -> bool:
-    return isinstance(v, float) and v == S.zero
-
-
 def _integer_weights(An: np.ndarray, S: TropicalSemiring):
     """Exact integer weights in *max orientation*: ``W = sense · A · L`` with common denominator ``L``.
 
@@ -100,7 +96,7 @@ def _integer_weights(An: np.ndarray, S: TropicalSemiring):
     sense = S.sense
     if np.issubdtype(An.dtype, np.integer):
         allowed = np.ones(An.shape, dtype=bool)
-        if An.size and int(np.abs(An).max()) < (1 << 58):
+        if -(1 << 58) < int(An.min()) and int(An.max()) < (1 << 58):
             return sense * An.astype(np.int64), allowed, 1
         W = np.empty(An.shape, dtype=object)
         W.ravel()[:] = [sense * int(v) for v in An.ravel()]
