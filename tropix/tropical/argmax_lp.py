@@ -75,7 +75,7 @@ class _Data:
     homogeneous: bool  # no biases: LPs normalise q·(k_j - centroid) = 1
 
 
-def _prepare(keys, biases, semiring) -> _Data:
+def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     S = get_semiring(semiring)
     if not isinstance(S, TropicalSemiring):
         raise TypeError(f"argmax regions need MaxPlus or MinPlus, not {S.name}")
@@ -128,10 +128,13 @@ def _prepare(keys, biases, semiring) -> _Data:
     # whitening: an affine change of the keys (preserves every answer) that makes the self-direction filter
     # effective on anisotropic keys and drops directions without variance (lower-dimensional key sets)
     sk = float(np.abs(Kc).max()) or 1.0
-    C = (Kc / sk).T @ (Kc / sk) / n
-    lam, V = np.linalg.eigh(C)
-    keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
-    M = V[:, keep] / np.sqrt(lam[keep])[None, :] / sk  # d×r
+    if whiten:
+        C = (Kc / sk).T @ (Kc / sk) / n
+        lam, V = np.linalg.eigh(C)
+        keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
+        M = V[:, keep] / np.sqrt(lam[keep])[None, :] / sk  # d×r
+    else:
+        M = np.eye(d) / sk
     Z = Kc @ M
     zs = float(np.abs(Z).max()) if Z.size else 1.0
     zs = zs or 1.0
@@ -467,11 +470,12 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
     return None
 
 
-def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | str | None = None) -> frozenset:
+def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | str | None = None):
     """The keys that win (tie for the ⊕-best score) at query ``q``: the face of the hull whose cone contains ``q``.
 
     Exact for exact keys and biases (``q`` converted exactly).  For float data every key whose score is within
-    the rigorous rounding bound of the best is included, so the set contains the true winners.
+    the rigorous rounding bound of the best is included, so the set contains the true winners.  A batch of
+    queries (m×d) gives a tuple of sets.
 
     Examples
     --------
@@ -479,20 +483,33 @@ def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | s
     [1, 3]
     >>> sorted(argmax_cell([[0, 0], [1, 0], [0, 1], [1, 1]], [1, 0], semiring="min"))
     [0, 2]
+    >>> [sorted(c) for c in argmax_cell([[0, 0], [1, 0], [0, 1], [1, 1]], [[1, 1], [-1, 0]])]
+    [[3], [0, 2]]
     """
-    D = _prepare(keys, biases, semiring)
-    qn = np.asarray(to_numpy(q if is_array(q) else asarray(q, name="q")), dtype=np.float64).ravel()
-    if qn.shape[0] != D.Kraw.shape[1]:
-        raise ShapeError(f"q has {qn.shape[0]} coordinates, the keys have {D.Kraw.shape[1]}")
+    D = _prepare(keys, biases, semiring, whiten=False)
+    d = D.Kraw.shape[1]
+    qa = q if is_array(q) else asarray(q, name="q")
+    qn = to_numpy(qa)
+    if qn.ndim not in (1, 2) or qn.shape[-1] != d:
+        raise ShapeError(f"q must have {d} coordinates like the keys (or be an m×{d} batch), got shape {qn.shape}")
+    single = qn.ndim == 1
+    Qn = qn.reshape(1, d) if single else qn
+    out = []
     if D.exact_rows is not None:
-        qf = [Fraction(v) for v in (q.tolist() if hasattr(q, "tolist") else q)]
-        sc = [sum(a * b for a, b in zip(qf, r[:-1])) + r[-1] for r in D.exact_rows]
-        best = max(sc)
-        return frozenset(i for i, v in enumerate(sc) if v == best)
-    sc = D.braw + D.Kraw @ qn
-    err = _gamma(D.Kraw.shape[1] + 2) * (np.abs(D.braw) + np.linalg.norm(qn) * np.linalg.norm(D.Kraw, axis=1))
-    top = np.max(sc - err)
-    return frozenset(int(i) for i in np.flatnonzero(sc + err >= top))
+        for row in Qn:
+            qf = [Fraction(v) if not isinstance(v, float) else Fraction(float(v)) for v in row.tolist()]
+            sc = [sum(a * b for a, b in zip(qf, r[:-1])) + r[-1] for r in D.exact_rows]
+            best = max(sc)
+            out.append(frozenset(i for i, v in enumerate(sc) if v == best))
+    else:
+        Qf = np.asarray(Qn, dtype=np.float64)
+        SC = D.braw[None, :] + Qf @ D.Kraw.T
+        ERR = _gamma(d + 2) * (np.abs(D.braw)[None, :] + np.linalg.norm(Qf, axis=1)[:, None]
+                               * np.linalg.norm(D.Kraw, axis=1)[None, :])
+        top = np.max(SC - ERR, axis=1, keepdims=True)
+        for r in range(SC.shape[0]):
+            out.append(frozenset(int(i) for i in np.flatnonzero(SC[r] + ERR[r] >= top[r])))
+    return out[0] if single else tuple(out)
 
 
 @dataclass(frozen=True)
