@@ -86,6 +86,11 @@ class HypersurfaceCell:
 
 def _primitive(v) -> tuple:
     """Primitive integer vector in the direction of a rational vector."""
+    if all(type(x) is int for x in v):
+        g = 0
+        for x in v:
+            g = math.gcd(g, x)
+        return tuple(x // g for x in v) if g else tuple(v)
     fr = [Fraction(x) for x in v]
     den = 1
     for x in fr:
@@ -172,7 +177,7 @@ class TropicalHypersurface:
             for ridge in ridge_ray:
                 rs = set(ridge)
                 ci = sub._face_cells[ridge][0]
-                for j in range(k):
+                for j in range(1, k):  # vertices of the subdivision (j = 0) are not dual to cells
                     for face in _faces_of_cell(sub, ci, j):
                         if rs.issuperset(face):
                             face_rays.setdefault(face, set()).add(ridge_ray[ridge])

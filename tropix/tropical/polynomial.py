@@ -98,7 +98,7 @@ class TropicalPolynomial:
     (1, 3, 2)
     """
 
-    __slots__ = ("_exponents", "_coefficients", "_semiring", "_variables", "_exact_exp", "_exact_coef")
+    __slots__ = ("_exponents", "_coefficients", "_semiring", "_variables", "_exact_exp", "_exact_coef", "_cache")
 
     def __init__(self, terms: Mapping, *, semiring: Semiring | str | None = None, variables: Sequence[str] | None = None):
         if not isinstance(terms, Mapping):
@@ -166,6 +166,7 @@ class TropicalPolynomial:
         self._exponents, self._coefficients, self._semiring, self._variables = E, C, S, variables
         self._exact_exp = not efloat
         self._exact_coef = not cfloat
+        self._cache = {}  # derived immutable objects (subdivision, hypersurface); the polynomial never changes
 
     @classmethod
     def from_arrays(cls, exponents: Any, coefficients: Any, *, semiring=None, variables=None) -> "TropicalPolynomial":
@@ -533,15 +534,19 @@ class TropicalPolynomial:
         Max-plus lifts to the upper hull, min-plus to the lower hull.  Cells index the terms in the order
         of :attr:`exponents`.
         """
-        from .subdivision import regular_subdivision
+        if "subdivision" not in self._cache:
+            from .subdivision import regular_subdivision
 
-        return regular_subdivision(self._exponents, self._coefficients, semiring=self._semiring)
+            self._cache["subdivision"] = regular_subdivision(self._exponents, self._coefficients, semiring=self._semiring)
+        return self._cache["subdivision"]
 
     def hypersurface(self):
         """The tropical hypersurface (:class:`~tropix.tropical.hypersurface.TropicalHypersurface`)."""
-        from .hypersurface import TropicalHypersurface
+        if "hypersurface" not in self._cache:
+            from .hypersurface import TropicalHypersurface
 
-        return TropicalHypersurface.of(self)
+            self._cache["hypersurface"] = TropicalHypersurface.of(self)
+        return self._cache["hypersurface"]
 
 
 @dataclass(frozen=True)
