@@ -72,6 +72,18 @@ def test_exact_when_ranks_suffice(d, rank, seed):
     assert np.linalg.norm(tt.to_dense() - A) <= 1e-12 * np.linalg.norm(A) + 1e-300
 
 
+@settings(max_examples=40)
+@given(st.integers(0, 10**6), st.sampled_from([0.3, 0.05, 1e-3, 1e-6]), st.sampled_from([2, 3, 4]))
+def test_gram_route_for_wide_unfoldings_meets_bound(seed, eps, n):
+    # first unfoldings n x n^5 are wide: the Gram-matrix route is taken when the budget allows it
+    A = _low_rank_tensor(np.random.default_rng(seed), (n,) * 6, 3, 0.2)
+    tt = tt_svd(A, eps=eps, check=True)
+    err = np.linalg.norm(tt.to_dense() - A)
+    assert err <= eps * np.linalg.norm(A) * (1 + 1e-9)
+    assert err <= tt.error_bound * (1 + 1e-8) + 1e-13 * np.linalg.norm(A)
+    assert tt.error_bound <= eps * np.linalg.norm(A) * (1 + 1e-9)
+
+
 def test_tt_svd_reference_ranks_not_sqrt_s_trap():
     # the sqrt(S)-splitting trap: asking for 1e-2 must give at most 1e-2 relative error
     rng = np.random.default_rng(7)
@@ -215,10 +227,12 @@ def test_bad_input():
 
 
 def test_check_catches_a_wrong_bound(monkeypatch):
-    import tropix.tn.tt as ttmod
+    import sys
 
-    A = _low_rank_tensor(np.random.default_rng(2), (3, 3, 3), 2, 0.5)
-    real = ttmod.truncation_rank
-    monkeypatch.setattr(ttmod, "truncation_rank", lambda S, b, m: (real(S, b, m)[0], 0.0))
-    with pytest.raises(BoundViolationError):
-        tt_svd(A, eps=0.3, check=True)
+    linalg = sys.modules["tropix.tn._linalg"]
+    real = linalg.truncation_rank
+    monkeypatch.setattr(linalg, "truncation_rank", lambda S, b, m: (real(S, b, m)[0], 0.0))
+    for shape in [(3, 3, 3), (2, 40, 40)]:  # the SVD route and the Gram route
+        A = _low_rank_tensor(np.random.default_rng(2), shape, 2, 0.5)
+        with pytest.raises(BoundViolationError):
+            tt_svd(A, eps=0.3, check=True)

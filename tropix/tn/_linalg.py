@@ -15,7 +15,18 @@ import numpy as np
 from .._array import asarray, check_no_nan, check_nonempty, namespace, to_numpy
 from ..errors import ToleranceError
 
-__all__ = ["as_float", "svd", "qr", "fro_norm", "truncation_rank", "check_eps", "check_max_rank"]
+__all__ = [
+    "as_float",
+    "svd",
+    "qr",
+    "fro_norm",
+    "truncation_rank",
+    "truncated_split",
+    "check_eps",
+    "check_max_rank",
+]
+
+_EPS_MACH = float(np.finfo(np.float64).eps)
 
 
 def as_float(x: Any, name: str = "tensor"):
@@ -101,6 +112,38 @@ def truncation_rank(S, budget_sq: float, max_rank: int | None) -> tuple[int, flo
         r = min(r, int(max_rank))
     r = max(1, min(r, n))
     return r, float(tail[r])
+
+
+def truncated_split(C, budget_sq: float, max_rank: int | None):
+    """Split a matrix ``C ≈ U @ R`` with orthonormal columns ``U`` (``R = Uᵀ C = S Vᵀ``) and a certified loss.
+
+    Returns ``(U, R, discarded_sq)`` where ``‖C − U R‖²_F ≤ discarded_sq`` (up to the rounding of the
+    SVD itself) and ``discarded_sq ≤ budget_sq`` unless ``max_rank`` binds.
+
+    For wide matrices (``n ≥ 8m``) whose budget is far above rounding level, the left factor comes from
+    the eigen-decomposition of the Gram matrix ``C Cᵀ`` (one BLAS pass over ``C`` instead of a QR or SVD).
+    Eigenvalues of the computed Gram matrix may be off by ``‖ΔG‖₂ ≤ (n + 2m)·u·‖C‖²_F`` (Weyl's
+    inequality with the worst-case rounding bound of the product), so that amount per discarded
+    eigenvalue is added to ``discarded_sq``; otherwise the thin SVD is used.
+    """
+    xp = namespace(C)
+    m, n = (int(s) for s in C.shape)
+    if n >= 8 * m and m > 1:
+        nrm_sq = float(to_numpy(xp.sum(C * C)))
+        per = (n + 2 * m) * _EPS_MACH * nrm_sq
+        if budget_sq >= 1e4 * m * per:
+            G = C @ xp.matrix_transpose(C)
+            w, V = xp.linalg.eigh(G)
+            w = xp.flip(w, axis=0)
+            V = xp.flip(V, axis=1)
+            lam = np.clip(np.asarray(to_numpy(w), dtype=np.float64), 0.0, None)
+            s = np.sqrt(lam)
+            r, disc = truncation_rank(s, budget_sq - m * per, max_rank)
+            U = V[:, :r]
+            return U, xp.matrix_transpose(U) @ C, disc + (m - r) * per
+    U, S, Vh = svd(C)
+    r, disc = truncation_rank(S, budget_sq, max_rank)
+    return U[:, :r], xp.reshape(S[:r], (r, 1)) * Vh[:r, :], disc
 
 
 def check_eps(eps: Any, name: str = "eps") -> float:

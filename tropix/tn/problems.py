@@ -7,9 +7,10 @@ degeneracy and ``assignment=True`` an optimal configuration.
 * Spin glass on an ``L×M`` square lattice with open boundaries: spins ``σ ∈ {−1, +1}`` (index value
   0 ↦ −1, 1 ↦ +1), energy ``E(σ) = −Σ_{⟨ij⟩} J_ij σ_i σ_j − Σ_i h_i σ_i``.  Every spin is one index
   (shared by up to four bond tensors: a hyperedge) and every bond one 2×2 tensor ``−J σ_i σ_j``.
-  The returned path contracts the bonds in row-major order, which is the row-by-row boundary
-  contraction: the intermediate never has more than ``L + 1`` open spins, so the cost per bond is
-  ``O(2^{L+1})`` and the contraction is exact.
+  The returned path visits the spins in row-major order: the (at most three) small tensors of a new
+  spin (left bond, upper bond, field) are merged first and then absorbed into the boundary tensor, which
+  never has more than ``M + 1`` open spins.  This is the row-by-row boundary contraction: exact, at cost
+  ``O(2^{M+1})`` per spin.
 * Independent sets of a graph: one index per vertex (0 = out, 1 = in), a vector ``(0, 1)`` per vertex
   and a 2×2 tensor forbidding ``(1, 1)`` (the tropical zero) per edge.
 
@@ -92,27 +93,65 @@ def spin_glass_network(J_h: Any, J_v: Any, h: Any = None):
     Jh, Jv, h, L, M = _lattice(J_h, J_v, h)
     sig = np.array([-1, 1])
     terms, ops = [], []
+    ssa: list[tuple[int, int]] = []
+    boundary = None
 
     def sym(r, c):
         return get_symbol(r * M + c)
 
+    def add(term, op):
+        terms.append(term)
+        ops.append(op)
+        return len(terms) - 1
+
+    n_in = 0
+    local_steps = []
     for r in range(L):
         for c in range(M):
-            if c + 1 < M:
-                terms.append(sym(r, c) + sym(r, c + 1))
-                ops.append(-Jh[r, c] * np.outer(sig, sig))
-            if r + 1 < L:
-                terms.append(sym(r, c) + sym(r + 1, c))
-                ops.append(-Jv[r, c] * np.outer(sig, sig))
+            ids = []
+            if c > 0:
+                ids.append(add(sym(r, c - 1) + sym(r, c), -Jh[r, c - 1] * np.outer(sig, sig)))
+            if r > 0:
+                ids.append(add(sym(r - 1, c) + sym(r, c), -Jv[r - 1, c] * np.outer(sig, sig)))
             if h is not None:
-                terms.append(sym(r, c))
-                ops.append(-h[r, c] * sig)
+                ids.append(add(sym(r, c), -h[r, c] * sig))
+            local_steps.append(ids)
+    n_in = len(terms)
     if not terms:  # a single spin without field
-        terms.append(sym(0, 0))
-        ops.append(np.zeros(2, dtype=Jh.dtype))
-    n = len(terms)
-    path = [(0, 1)] + [(0, k) for k in range(n - 2, 0, -1)] if n > 1 else [(0,)]
-    return ",".join(terms) + "->", ops, path
+        add(sym(0, 0), np.zeros(2, dtype=Jh.dtype))
+        return terms[0] + "->", ops, [(0,)]
+    # SSA path: merge the (at most three) small tensors of each new spin, then absorb them into the boundary
+    nxt = n_in
+    for ids in local_steps:
+        if not ids:
+            continue
+        local = ids[0]
+        for j in ids[1:]:
+            ssa.append((local, j))
+            local, nxt = nxt, nxt + 1
+        if boundary is None:
+            boundary = local
+        else:
+            ssa.append((boundary, local))
+            boundary, nxt = nxt, nxt + 1
+    return ",".join(terms) + "->", ops, _ssa_to_linear(ssa, n_in)
+
+
+def _ssa_to_linear(ssa: list[tuple[int, int]], n: int) -> list[tuple[int, ...]]:
+    """Convert a path of SSA ids (inputs 0…n-1, results n, n+1, …) to opt_einsum's positional form."""
+    cur = list(range(n))
+    nxt = n
+    out = []
+    for i, j in ssa:
+        pi, pj = cur.index(i), cur.index(j)
+        out.append(tuple(sorted((pi, pj))))
+        for p in sorted((pi, pj), reverse=True):
+            cur.pop(p)
+        cur.append(nxt)
+        nxt += 1
+    if len(cur) > 1:  # pragma: no cover - every builder ends with a single tensor
+        out.append(tuple(range(len(cur))))
+    return out
 
 
 def spin_glass_energy(spins: Any, J_h: Any, J_v: Any, h: Any = None):

@@ -11,7 +11,10 @@ budget ``(eps·‖A‖_F)²`` the result satisfies ``‖A − A_TT‖_F ≤ eps�
 whenever ``max_rank`` does not bind.  When it binds, the bound actually achieved is returned in
 :attr:`TensorTrain.error_bound`.  (Splitting ``√S`` onto both sides, as some libraries do, destroys the
 orthonormality this argument needs.)  The budget is spent adaptively: each bond may use the part of the
-budget the previous bonds left unused, divided evenly over the remaining bonds.
+budget the previous bonds left unused, divided evenly over the remaining bonds.  Wide unfoldings
+whose budget is far above rounding level are split through the Gram matrix (one BLAS pass), with
+the worst-case eigenvalue perturbation added to the certified bound; see
+:func:`~tropix.tn._linalg.truncated_split`.
 
 Examples
 --------
@@ -36,7 +39,7 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import BoundViolationError, ShapeError
-from ._linalg import as_float, check_eps, check_max_rank, fro_norm, qr, svd, truncation_rank
+from ._linalg import as_float, check_eps, check_max_rank, fro_norm, qr, svd, truncated_split, truncation_rank
 
 __all__ = ["TensorTrain", "tt_svd", "tt_round", "schmidt_spectrum", "entanglement_entropy"]
 
@@ -425,12 +428,11 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     r = 1
     for k in range(d - 1):
         C = xp.reshape(C, (r * shape[k], -1))
-        U, S, Vh = svd(C)
         allowed = max(0.0, budget - used) / (d - 1 - k)
-        rk, disc = truncation_rank(S, allowed, max_rank)
+        U, C, disc = truncated_split(C, allowed, max_rank)
+        rk = int(U.shape[1])
         used += disc
-        cores.append(xp.reshape(U[:, :rk], (r, shape[k], rk)))
-        C = xp.reshape(S[:rk], (rk, 1)) * Vh[:rk, :]
+        cores.append(xp.reshape(U, (r, shape[k], rk)))
         r = rk
     cores.append(xp.reshape(C, (r, shape[-1], 1)))
     err = math.sqrt(used)
