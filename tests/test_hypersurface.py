@@ -102,13 +102,27 @@ def test_equal_coefficients_give_one_cell_with_every_point():
     assert len(sub3.cells) == 1 and sub3.f_vector == (4, 6, 4, 1)
 
 
+def test_repeated_points_are_valid_input():
+    # (1, 1) is the midpoint of an edge of 2Δ; the lower copy is never on the upper hull,
+    # equal copies sit on the same cells
+    A = [[0, 0], [2, 0], [0, 2], [1, 1], [1, 1]]
+    sub = regular_subdivision(A, [0, 0, 0, 5, 1])
+    assert sub.cells == ((0, 1, 3), (0, 2, 3))
+    tie = regular_subdivision(A, [0, 0, 0, 5, 5])
+    assert tie.cells == ((0, 1, 3, 4), (0, 2, 3, 4))
+    assert sum(tie.cell_volumes()) == newton_polytope(A).volume == 4
+    low = regular_subdivision(A, [0, 0, 0, -5, -5])
+    assert low.cells == ((0, 1, 2),)
+    # a polynomial merges repeated exponents with ⊕ before subdividing
+    p = TropicalPolynomial.from_arrays(A, [0, 0, 0, 5, 1])
+    assert p.terms()[(1, 1)] == 5 and len(p.subdivision().cells) == 2
+
+
 def test_subdivision_errors():
     with pytest.raises(EmptyInputError):
         regular_subdivision(np.zeros((0, 2)), [])
     with pytest.raises(ShapeError):
         regular_subdivision([[0, 0], [1, 0]], [0])
-    with pytest.raises(ShapeError):
-        regular_subdivision([[0, 0], [0, 0]], [0, 1])
     with pytest.raises(NaNError):
         regular_subdivision([[0, 0], [1, 0]], [0, float("nan")])
     with pytest.raises(ConventionError):

@@ -169,7 +169,7 @@ class NewtonPolytope:
         Normalised volume ``dim! · vol`` inside the affine span, measured in the coordinates
         kept by the projection (equal to the usual normalised volume when full-dimensional).
     f_vector : tuple of int
-        Numbers of faces of dimension 0, ..., dim - 1.
+        Numbers of faces of dimension 0, ..., dim - 1 (empty for a single point).
     """
 
     points: np.ndarray = field(repr=False)
@@ -179,10 +179,6 @@ class NewtonPolytope:
     volume: Any
 
     f_vector: tuple = ()
-
-    def __post_init__(self):
-        if not self.f_vector:
-            object.__setattr__(self, "f_vector", (1,) if self.dim == 0 else ())
 
 
 def newton_polytope(points: Any) -> NewtonPolytope:
@@ -323,6 +319,10 @@ class RegularSubdivision:
         A = self._form.A
         out = []
         for c in self.cells:
+            first: dict = {}
+            for i in c:
+                first.setdefault(A[i], i)
+            c = tuple(sorted(first.values()))
             if self.dim == 0:
                 out.append(Fraction(1))
             elif len(c) == self.dim + 1:
@@ -384,22 +384,51 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
     for v in np.asarray(h, dtype=object).ravel():
         if isinstance(v, float) and math.isinf(v):
             raise ConventionError("a height is the tropical zero; remove that point instead")
-    _check_distinct(pts)
-    form = _integer_form(pts, h, S.sense)
-    return _build(pts, h, S, form)
+    groups = _duplicates(pts)
+    if groups is None:
+        return _build(pts, h, S, _integer_form(pts, h, S.sense))
+    return _with_repeated_points(pts, h, S, groups)
 
 
-def _check_distinct(pts):
+def _duplicates(pts):
+    """None if the points are distinct, else the list of index groups of equal points (in first-seen order)."""
     if np.issubdtype(pts.dtype, np.integer) or pts.dtype == np.float64:
         if np.unique(pts, axis=0).shape[0] == pts.shape[0]:
-            return
-    rows = [tuple(_to_fraction(v) for v in r) for r in pts]
-    if len(set(rows)) != len(rows):
-        seen = {}
-        for i, r in enumerate(rows):
-            if r in seen:
-                raise ShapeError(f"points {seen[r]} and {i} are equal; merge their terms first")
-            seen[r] = i
+            return None
+    seen: dict = {}
+    for i, r in enumerate(pts.tolist()):
+        seen.setdefault(tuple(_to_fraction(v) for v in r), []).append(i)
+    if len(seen) == pts.shape[0]:
+        return None
+    return list(seen.values())
+
+
+def _with_repeated_points(pts, h, S, groups) -> RegularSubdivision:
+    """Repeated points: a copy lifted lower than another never lies on the hull, copies at the best
+    height lie on exactly the same cells.  Compute on one copy per point, then put the ties back."""
+    hv = [_to_fraction(v) for v in np.asarray(h, dtype=object).tolist()]
+    best = []
+    members = []
+    for g in groups:
+        top = max(g, key=lambda i: S.sense * hv[i])
+        best.append(top)
+        members.append(sorted(i for i in g if hv[i] == hv[top]))
+    keep = np.array(best)
+    sub = _build(pts[keep], h[keep], S, _integer_form(pts[keep], h[keep], S.sense))
+
+    def expand(face):
+        return tuple(sorted(i for u in face for i in members[u]))
+
+    cells = tuple(expand(c) for c in sub.cells)
+    order = sorted(range(len(cells)), key=lambda i: cells[i])
+    faces = {d: tuple(sorted(expand(f) for f in fs)) for d, fs in sub._faces.items()}
+    face_cells = {expand(f): [order.index(ci) for ci in cs] for f, cs in sub._face_cells.items()}
+    boundary = tuple(sorted((expand(r), g) for r, g in sub._boundary))
+    form = _integer_form(pts, h, S.sense)
+    return RegularSubdivision(
+        pts, h, S, sub.dim, tuple(cells[i] for i in order), form,
+        tuple(sub._functions[i] for i in order), boundary, faces, face_cells,
+    )
 
 
 def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
