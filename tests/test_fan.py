@@ -274,3 +274,27 @@ def test_lp_errors():
         are_adjacent([[0.0, 1.0], [0.0, 1.0]], 0, 1)
     with pytest.raises(ValueError):
         argmax_vertices([[0, 1], [1, 0], [0.5, 0.5]]).witness(2)
+
+
+@settings(max_examples=25)
+@given(configs(max_n=8, dims=(1, 2, 3)))
+def test_one_api_two_regimes(cfg):
+    K, b = cfg
+    for S in (MaxPlus, MinPlus):
+        Fe = normal_fan(K, b, semiring=S)
+        Fl = normal_fan(K, b, semiring=S, regime="lp")
+        assert (Fe.regime, Fl.regime) == ("exact", "lp")
+        assert Fe.vertices == Fl.vertices and Fe.point_vertex == Fl.point_vertex
+        for j in Fl.vertices:
+            assert unique_winner(K, b, Fl.witness(j).tolist(), j, S.sense)
+            A, rhs = Fl.region(j)
+            q = Fe.witness(j)
+            assert all(float(sum(Fraction(x) * y for x, y in zip(a, q))) <= r for a, r in zip(A.tolist(), rhs))
+        q = [1] * len(K[0])
+        assert Fe.winners(q) == Fl.winners(q)
+        for i, j in itertools.combinations(Fe.vertices, 2):
+            assert Fe.are_adjacent(i, j) == Fl.are_adjacent(i, j)
+    assert normal_fan(K, b, regime="auto").regime == "exact"
+    assert normal_fan(np.random.default_rng(0).standard_normal((50, 8)), regime="auto").regime == "lp"
+    with pytest.raises(ValueError):
+        normal_fan(K, b, regime="fast")

@@ -42,7 +42,15 @@ from .convexity import (
     tropical_segment,
 )
 from .fan import NormalCone, NormalFan, normal_cone, normal_fan
-from .argmax_lp import Adjacency, ArgmaxVertices, are_adjacent, argmax_cell, argmax_vertices, argmax_witness
+from .argmax_lp import (
+    Adjacency,
+    ArgmaxVertices,
+    LPNormalFan,
+    are_adjacent,
+    argmax_cell,
+    argmax_vertices,
+    argmax_witness,
+)
 
 __all__ = [
     "Semiring",
@@ -99,4 +107,5 @@ __all__ = [
     "are_adjacent",
     "ArgmaxVertices",
     "Adjacency",
+    "LPNormalFan",
 ]

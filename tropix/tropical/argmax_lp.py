@@ -51,7 +51,15 @@ from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, to
 from ..errors import ConventionError, ShapeError, ToleranceError
 from .semiring import Semiring, TropicalSemiring, get_semiring
 
-__all__ = ["ArgmaxVertices", "Adjacency", "argmax_vertices", "argmax_witness", "argmax_cell", "are_adjacent"]
+__all__ = [
+    "ArgmaxVertices",
+    "Adjacency",
+    "LPNormalFan",
+    "argmax_vertices",
+    "argmax_witness",
+    "argmax_cell",
+    "are_adjacent",
+]
 
 _U = 2.0**-53
 
@@ -184,7 +192,7 @@ def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- LP
-def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds: int = 60):
+def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds: int = 60, skip=None):
     """max t s.t. b_j + q·k_j >= b_i + q·k_i + t (all i distinct from j [and eq]), [b_j + q·k_j = b_eq + q·k_eq].
 
     Constraint generation on the normalised data.  Returns (t, q_normalised, n_solves).
@@ -194,6 +202,8 @@ def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds:
     K, b = D.K, D.b
     n, d = K.shape
     excl = (D.first == D.first[j]) | ((D.first == D.first[eq]) if eq is not None else False)
+    if skip is not None:
+        excl = excl | skip
     cand = np.flatnonzero(~excl)
     if cand.size == 0:
         return 1.0, np.zeros(d), 0
@@ -536,7 +546,9 @@ def are_adjacent(
 ) -> Adjacency:
     """Do the winning regions of keys ``i`` and ``j`` share a wall (an edge of the upper hull joins them)?
 
-    Solved as the LP ``max t`` with ``b_i + q·k_i = b_j + q·k_j ≥ b_l + q·k_l + t`` for all other keys.  The
+    Solved as the LP ``max t`` with ``b_i + q·k_i = b_j + q·k_j ≥ b_l + q·k_l + t`` for all other keys, except
+    keys whose lifted points lie on the segment between those of ``i`` and ``j`` (decided exactly): they tie
+    along the whole wall.  The
     witness of a positive answer is checked like :func:`argmax_vertices` checks its witnesses (exactly for
     exact input).
 
@@ -554,25 +566,58 @@ def are_adjacent(
     i, j = int(D.first[int(i)]), int(D.first[int(j)])
     if i == j:
         raise ValueError("are_adjacent needs two distinct keys (these are equal, with equal biases)")
-    t, q, _ = _margin_lp(D, i, eq=j)
+    on_edge = _on_segment(D, i, j)
+    t, q, _ = _margin_lp(D, i, eq=j, skip=on_edge)
     if not t > tol:
         return Adjacency(False, None, float(t))
-    qs = _certify_tie(D, i, j, q @ D.M_out)
+    qs = _certify_tie(D, i, j, q @ D.M_out, on_edge)
     if qs is None:
         return Adjacency(False, None, float(t))
     return Adjacency(True, from_numpy(qs, D.like), float(t))
 
 
-def _certify_tie(D: _Data, i: int, j: int, q: np.ndarray):
+def _exact_rows(D: _Data) -> list:
+    if D.exact_rows is not None:
+        return D.exact_rows
+    return [[Fraction(float(v)) for v in r] + [Fraction(float(bb))] for r, bb in zip(D.Kraw, D.braw)]
+
+
+def _on_segment(D: _Data, i: int, j: int) -> np.ndarray:
+    """Keys whose lifted point lies on the segment between those of i and j (exact; they tie along the wall)."""
+    X = np.concatenate([D.Kraw, D.braw[:, None]], axis=1)
+    u = X[i] - X[j]
+    nu = float(u @ u)
+    out = np.zeros(X.shape[0], dtype=bool)
+    if nu == 0:
+        return out
+    lam = (X - X[j]) @ u / nu
+    res = np.linalg.norm(X - X[j] - lam[:, None] * u[None, :], axis=1)
+    scale = np.abs(X).max() + 1.0
+    cand = np.flatnonzero((res <= 1e-8 * scale) & (lam >= -1e-8) & (lam <= 1 + 1e-8))
+    if cand.size == 0:
+        return out
+    rows = D.exact_rows
+    xi = rows[i] if rows is not None else [Fraction(float(v)) for v in X[i]]
+    xj = rows[j] if rows is not None else [Fraction(float(v)) for v in X[j]]
+    du = [a - b for a, b in zip(xi, xj)]
+    k0 = next(k for k, v in enumerate(du) if v != 0)
+    for l in cand:
+        xl = rows[l] if rows is not None else [Fraction(float(v)) for v in X[l]]
+        lm = (xl[k0] - xj[k0]) / du[k0]
+        if 0 <= lm <= 1 and all(a - b == lm * c for a, b, c in zip(xl, xj, du)):
+            out[l] = True
+    return out
+
+
+def _certify_tie(D: _Data, i: int, j: int, q: np.ndarray, skip=None):
     """Move q exactly onto the tie hyperplane of i and j; return it if every other key is strictly below there.
 
     Rational arithmetic on the exact values of the (float or exact) data, so a True answer is a proof.
     """
     others = (D.first != D.first[i]) & (D.first != D.first[j])
-    if D.exact_rows is not None:
-        rows = D.exact_rows
-    else:
-        rows = [[Fraction(float(v)) for v in r] + [Fraction(float(bb))] for r, bb in zip(D.Kraw, D.braw)]
+    if skip is not None:
+        others &= ~skip
+    rows = _exact_rows(D)
     qf = [Fraction(float(v)) for v in q]
     a = [x - y for x, y in zip(rows[i][:-1], rows[j][:-1])]
     nn = sum(x * x for x in a)
@@ -584,3 +629,59 @@ def _certify_tie(D: _Data, i: int, j: int, q: np.ndarray):
     if sc[i] != sc[j] or not all(sc[l] < sc[i] for l in np.flatnonzero(others)):
         return None
     return np.array([float(v) for v in qs])
+
+
+class LPNormalFan:
+    """The LP regime of :func:`tropix.tropical.normal_fan` (``regime="lp"``): the same questions, no full fan.
+
+    Offers the query interface shared with :class:`~tropix.tropical.fan.NormalFan`: :attr:`vertices`,
+    :attr:`point_vertex`, :meth:`witness`, :meth:`winners`, :meth:`are_adjacent`, and :meth:`region` (an
+    H-representation of a winning region, with one inequality per other key, redundant ones included).
+    Vertex detection runs once, at construction (:func:`argmax_vertices`).
+
+    Examples
+    --------
+    >>> from tropix.tropical import normal_fan
+    >>> F = normal_fan([[0, 0], [1, 0], [0, 1], [1, 1]], regime="lp")
+    >>> F.regime, F.vertices, sorted(F.winners([1, 0])), F.are_adjacent(0, 3)
+    ('lp', (0, 1, 2, 3), [1, 3], False)
+    """
+
+    regime = "lp"
+
+    def __init__(self, points: Any, biases: Any = None, *, semiring: Semiring | str | None = None, **options):
+        self.points, self.biases, self.semiring = points, biases, get_semiring(semiring)
+        self.result = argmax_vertices(points, biases, semiring=self.semiring, **options)
+
+    @property
+    def vertices(self) -> tuple:
+        """Keys that can be the unique winner (first occurrence of repeated keys)."""
+        R = self.result
+        return tuple(int(j) for j in R.vertices if R.duplicate_of[j] == j)
+
+    @property
+    def point_vertex(self) -> tuple:
+        """For each key, the representative vertex it coincides with, or -1."""
+        R = self.result
+        return tuple(int(R.duplicate_of[i]) if R.is_vertex[i] else -1 for i in range(len(R.is_vertex)))
+
+    def witness(self, j: int):
+        """A certified query at which key ``j`` is the unique winner (float)."""
+        return self.result.witness(int(j))
+
+    def winners(self, q: Any) -> frozenset:
+        """The keys tying for the best score at ``q``; see :func:`argmax_cell`."""
+        return argmax_cell(self.points, q, self.biases, semiring=self.semiring)
+
+    def are_adjacent(self, i: int, j: int) -> bool:
+        """Whether the regions of keys ``i`` and ``j`` share a wall; see :func:`are_adjacent`."""
+        return are_adjacent(self.points, i, j, self.biases, semiring=self.semiring).adjacent
+
+    def region(self, j: int):
+        """``(A, b)`` with region of key ``j`` = ``{q : A q <= b}`` (one row per other distinct key), as floats.
+
+        For max-plus ``A = k_i − k_j`` and ``b = b_j − b_i``; for min-plus the signs are reversed.
+        """
+        D = _prepare(self.points, self.biases, self.semiring, whiten=False)
+        others = np.flatnonzero(D.first != D.first[int(j)])
+        return D.Kraw[others] - D.Kraw[int(j)], D.braw[int(j)] - D.braw[others]

@@ -387,8 +387,8 @@ class NormalFan:
 
     @property
     def point_vertex(self) -> tuple:
-        """For each point, the representative index of the vertex it coincides with, or -1."""
-        hv = set(self.hull_vertices)
+        """For each point, the representative index of the vertex in :attr:`vertices` it coincides with, or -1."""
+        hv = set(self.vertices)
         return tuple(self._rep[i] if self._rep[i] in hv else -1 for i in range(len(self._X)))
 
     @cached_property
@@ -488,6 +488,12 @@ class NormalFan:
         F = frozenset(i for i, v in enumerate(vals) if v == best)
         return self._cone_for(F)
 
+    regime = "exact"
+
+    def winners(self, q: Any) -> frozenset:
+        """The points tying for the ⊕-best score at ``q`` (exact): ``cone_of(q).face``."""
+        return self.cone_of(q).face
+
     def witness(self, j: int):
         """An exact ``q`` at which point ``j`` (a vertex) is the unique ⊕-winner among distinct points.
 
@@ -552,9 +558,9 @@ def _basis(rows: list) -> tuple:
 
 # --------------------------------------------------------------------------------------- entry points
 def normal_fan(
-    points: Any, biases: Any = None, *, semiring: Semiring | str | None = None
-) -> NormalFan:
-    """The normal fan of ``points`` (optionally lifted by ``biases``): exact, complete, for low dimension.
+    points: Any, biases: Any = None, *, semiring: Semiring | str | None = None, regime: str = "exact", **lp_options
+):
+    """The normal fan of ``points`` (optionally lifted by ``biases``): exact and complete, or by LPs in high dimension.
 
     Parameters
     ----------
@@ -565,12 +571,20 @@ def normal_fan(
         rejected here (drop those terms).
     semiring : MaxPlus (default) or MinPlus
         Whose ``⊕`` decides the winner of ``b_j + q·k_j`` (outer or inner normal cones).
+    regime : ``"exact"`` (default), ``"lp"`` or ``"auto"``
+        ``"exact"``: the complete fan (this module).  ``"lp"``: an
+        :class:`~tropix.tropical.argmax_lp.LPNormalFan` answering the same per-key questions by linear
+        programming (for d = 32…128 and thousands of keys).  ``"auto"``: exact when the lifted dimension is
+        at most 3, or at most 5 with at most 200 points; LP otherwise.
+    **lp_options
+        Passed to :func:`~tropix.tropical.argmax_lp.argmax_vertices` in the LP regime.
 
     Returns
     -------
-    NormalFan
-        ``vertices``, ``cones`` (H- and V-representation), ``faces``, ``graph`` (networkx), ``cone_of(q)``,
-        ``witness(j)``, ``normal_cone(face)``.
+    NormalFan or LPNormalFan
+        Both offer ``regime``, ``vertices``, ``point_vertex``, ``witness(j)``, ``winners(q)`` and
+        ``are_adjacent(i, j)``; the exact fan also has ``cones`` (H- and V-representation), ``faces``,
+        ``graph`` (networkx), ``cone_of(q)`` and ``normal_cone(face)``.
 
     Raises
     ------
@@ -592,6 +606,19 @@ def normal_fan(
     S = get_semiring(semiring)
     if not isinstance(S, TropicalSemiring):
         raise TypeError(f"normal fans need MaxPlus or MinPlus, not {S.name}")
+    if regime not in ("exact", "lp", "auto"):
+        raise ValueError(f"regime must be 'exact', 'lp' or 'auto', not {regime!r}")
+    if regime == "auto":
+        shape = getattr(points, "shape", None) or np.shape(np.asarray(points, dtype=object))
+        n_pts, dim = (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
+        D = dim + (biases is not None)
+        regime = "exact" if D <= 3 or (D <= 5 and n_pts <= 200) else "lp"
+    if regime == "lp":
+        from .argmax_lp import LPNormalFan
+
+        return LPNormalFan(points, biases, semiring=S, **lp_options)
+    if lp_options:
+        raise TypeError(f"options {sorted(lp_options)} only apply to regime='lp'")
     K = points if is_array(points) else asarray(points, name="points")
     K = to_numpy(S.validate(K, "points"))
     if K.ndim != 2:
