@@ -8,7 +8,7 @@ Baselines, all on the same arrays in the same process:
   row block is timed and the full time is extrapolated (marked ``*`` in the table);
 * the ``tropical-gemm`` package (Rust SIMD kernel), if it imports.
 
-Each entry is the best of ``--repeat`` runs (default 3).  The machine may be shared: compare the ratios,
+Each entry is the best of ``--repeat`` runs (default 3), and of more for short runs (about 0.5 s per entry).  The machine may be shared: compare the ratios,
 which are measured back to back, rather than absolute times across runs.
 
 Usage: ``python benchmarks/bench_matmul.py [--sizes 256,1024,2048] [--repeat 3]``
@@ -34,9 +34,10 @@ except Exception as err:  # noqa: BLE001 - report any failure to import
     _TG_WHY = f"tropical-gemm not available: {type(err).__name__}: {err}"
 
 
-def best(f, repeat):
+def best(f, repeat, budget=0.5):
+    """Best of ``repeat`` runs, or of more when a run is short (up to ``budget`` seconds in all)."""
     ts = []
-    for _ in range(repeat):
+    while len(ts) < repeat or (sum(ts) < budget and len(ts) < 200):
         t0 = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t0)

@@ -96,7 +96,10 @@ def _random(rng, shape, dtype, S, p_zero):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 @pytest.mark.parametrize("S", SEMIRINGS, ids=str)
 @pytest.mark.parametrize("shape", [(33, 40, 35), (70, 129, 66), (130, 257, 3), (1, 2500, 17)])
-def test_kernel_agrees_exactly_with_generic_path(dtype, S, shape):
+@pytest.mark.parametrize("threads", ["parallel", "serial"])
+def test_kernel_agrees_exactly_with_generic_path(dtype, S, shape, threads, monkeypatch):
+    # force the parallel kernel (normally only above PARALLEL_MIN_WORK) or the single-threaded one
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
     rng = np.random.default_rng([np.dtype(dtype).num, S.sense + 1, *shape])
     m, k, n = shape
     A = _random(rng, (m, k), dtype, S, 0.3)
@@ -190,8 +193,10 @@ def test_errors():
         matmul(np.ones((2, 2)), torch.ones(2, 2, dtype=torch.float64))
 
 
-def test_kernel_from_several_threads():
+def test_kernel_from_several_threads(monkeypatch):
     import threading
+
+    monkeypatch.setattr(_kernels, "PARALLEL_MIN_WORK", 0)  # let the threads compete for the parallel kernel
 
     rng = np.random.default_rng(11)
     mats = [rng.standard_normal((96, 80)) for _ in range(4)]

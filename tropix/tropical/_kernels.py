@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS"]
+__all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS", "PARALLEL_MIN_WORK"]
 
 MIN_WORK = 32 * 32 * 32
 """Products with fewer than this many multiply-adds ``m*k*n`` use the generic path."""
@@ -23,6 +23,10 @@ MIN_WORK = 32 * 32 * 32
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
 PARALLEL_MIN_ROWS = 64
 """Products with fewer rows than this (e.g. vector-matrix products) run the single-threaded kernel."""
+
+PARALLEL_MIN_WORK = 1 << 25
+"""Products with less work ``m*k*n`` (about 320^3) run single-threaded: starting the threads costs more
+than it saves there, and on a busy machine waiting for a descheduled thread costs milliseconds."""
 
 _kernels: tuple | None = None
 _unavailable = False
@@ -93,7 +97,7 @@ def maxplus_matmul_fast(A, B, sense):
         b = np.negative(B, dtype=dtype, order="C")
     C = np.empty((m, n), dtype=dtype)
     zero = np.iinfo(dtype).min if dtype.kind == "i" else -np.inf
-    if m >= PARALLEL_MIN_ROWS and _parallel_lock.acquire(blocking=False):
+    if m >= PARALLEL_MIN_ROWS and m * k * n >= PARALLEL_MIN_WORK and _parallel_lock.acquire(blocking=False):
         try:
             kernels[0](a, b, C, dtype.type(zero))
         finally:
