@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import to_np
+from conftest import gpu, to_np
 from tropix.errors import (
     BackendMismatchError,
     BoundViolationError,
@@ -236,3 +236,24 @@ def test_check_catches_a_wrong_bound(monkeypatch):
         A = _low_rank_tensor(np.random.default_rng(2), shape, 2, 0.5)
         with pytest.raises(BoundViolationError):
             tt_svd(A, eps=0.3, check=True)
+
+
+@gpu
+def test_cupy_tt_svd_and_contraction():
+    import cupy
+
+    from tropix import MinPlus
+    from tropix.tn import TTMatrix, contract
+    from tropix.tn.problems import random_couplings, spin_glass_network
+
+    A = _low_rank_tensor(np.random.default_rng(5), (3, 4, 5, 3), 2, 0.1)
+    tt = tt_svd(cupy.asarray(A), eps=0.05)
+    assert isinstance(tt.cores[0], cupy.ndarray)
+    assert np.linalg.norm(to_np(tt.to_dense()) - A) <= 0.05 * np.linalg.norm(A)
+    W = np.random.default_rng(6).standard_normal((24, 12))
+    T = TTMatrix.from_dense(cupy.asarray(W), (2, 3, 4), (3, 2, 2), eps=1e-10)
+    assert np.allclose(to_np(T.matmat(cupy.ones((12, 2)))), W @ np.ones((12, 2)))
+    Jh, Jv = random_couplings(3, seed=1)
+    sub, ops, path = spin_glass_network(Jh, Jv)
+    ref = contract(sub, *ops, semiring=MinPlus, optimize=path)
+    assert float(to_np(contract(sub, *[cupy.asarray(o) for o in ops], semiring=MinPlus, optimize=path))) == ref

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -396,82 +397,106 @@ def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
 def _pair_small(small_item, big_item, keep, S, xp, count, keep_tree, dims, small_first):
     """Pair step where one operand has at most ``_SMALL`` entries.
 
-    For each value of the small operand's own indices and of the summed indices, one slice of the big
-    operand is combined with a slice of the small one (a scalar, or a vector along kept shared
-    indices) and ⊕-accumulated.  The big operand is never transposed; the new indices go in front.
+    The big operand keeps its layout; runs of its adjacent axes with the same role (shared with the small
+    operand or not, summed or not) are merged so that every array operation runs over long axes.  For
+    each value of the small operand's own indices and of the summed indices, one slice of the big
+    operand is combined with the matching slice of the small one and ⊕-accumulated; the small
+    operand's own indices go in front of the result.
     """
     ts, Sm, CS, ns = small_item
     tb, Bg, CB, nbig = big_item
     ss, sbig = set(ts), set(tb)
-    con = [ch for ch in ts if ch in sbig and ch not in keep]
+    con_set = {ch for ch in ts if ch in sbig and ch not in keep}
     sonly = [ch for ch in ts if ch not in sbig]
-    batch = [ch for ch in tb if ch in ss and ch not in con]  # in the big operand's order
-    rest = [ch for ch in tb if ch not in con]
+    groups: list[list[str]] = []
+    key_prev = None
+    for ch in tb:
+        key = (ch in ss, ch in con_set)
+        if key != key_prev:
+            groups.append([])
+            key_prev = key
+        groups[-1].append(ch)
+    gdims = [math.prod(dims[c] for c in g) for g in groups]
+    con_g = [i for i, g in enumerate(groups) if g[0] in con_set]
+    rest_g = [i for i, g in enumerate(groups) if g[0] not in con_set]
+    rest_gshape = tuple(gdims[i] for i in rest_g)
+    bshape = tuple(gdims[i] if groups[i][0] in ss else 1 for i in rest_g)
+    so_shape = tuple(dims[ch] for ch in sonly)
+    con_chars = [c for i in con_g for c in groups[i]]
+    batch_chars = [c for i in rest_g if groups[i][0] in ss for c in groups[i]]
+    perm = tuple(ts.index(ch) for ch in sonly + con_chars + batch_chars)
+    sshape = so_shape + tuple(gdims[i] for i in con_g) + bshape
+    Sp = _reshape(_permute(Sm, perm, xp), sshape, xp)
+    CSp = _reshape(_permute(CS, perm, xp), sshape, xp) if count else None
+    Bgg = _reshape(Bg, tuple(gdims), xp)
+    CBg = _reshape(CB, tuple(gdims), xp) if count else None
+    rest = [c for i in rest_g for c in groups[i]]
     outterm = "".join(sonly) + "".join(rest)
-    rest_shape = tuple(dims[ch] for ch in rest)
-    # the small operand ordered (sonly, con, batch) with batch axes broadcast onto `rest`
-    order = sonly + con + batch
-    Sp = _permute(Sm, tuple(ts.index(ch) for ch in order), xp)
-    CSp = _permute(CS, tuple(ts.index(ch) for ch in order), xp) if count else None
-    bshape = tuple(dims[ch] if ch in batch else 1 for ch in rest)
     shape = tuple(dims[ch] for ch in outterm)
     children = (ns, nbig) if small_first else (nbig, ns)
-    if not con:
+    mul, add = _fast_ops(S, xp)
+    if not con_g:
         # nothing is summed: one broadcast writes the result with the new indices in front
-        so_shape = tuple(dims[ch] for ch in sonly)
         pad = (1,) * len(sonly)
-        T = S.mul(_reshape(Sp, so_shape + bshape, xp), _reshape(Bg, pad + rest_shape, xp))
-        if tuple(int(n) for n in T.shape) != shape:
-            T = T + _zeros_shape(shape, T, xp)
+        T = mul(Sp, _reshape(Bgg, pad + rest_gshape, xp))
+        full = so_shape + rest_gshape
+        if tuple(int(n) for n in T.shape) != full:
+            T = T + _zeros_shape(full, T, xp)
         C = None
         if count:
-            C = _reshape(CSp, so_shape + bshape, xp) * _reshape(CB, pad + rest_shape, xp)
-            if tuple(int(n) for n in C.shape) != shape:
+            C = CSp * _reshape(CBg, pad + rest_gshape, xp)
+            if tuple(int(n) for n in C.shape) != full:
                 C = C * _ones_like_shape(T, xp)
-        node = _Node(outterm, "pair", children, "", value=T if keep_tree else None)
-        return (outterm, T, C, node)
+            C = _reshape(C, shape, xp)
+        node = _Node(outterm, "pair", children, "", value=_reshape(T, shape, xp) if keep_tree else None)
+        return (outterm, _reshape(T, shape, xp), C, node)
     results, counts = [], []
-    so_ranges = [range(dims[ch]) for ch in sonly]
-    con_ranges = [range(dims[ch]) for ch in con]
-    con_pos = [tb.index(ch) for ch in con]
+    so_ranges = [range(n) for n in so_shape]
+    con_ranges = [range(gdims[i]) for i in con_g]
     for vs in itertools.product(*so_ranges):
         acc = cacc = None
         for vc in itertools.product(*con_ranges):
-            idx = [slice(None)] * len(tb)
-            for p, v in zip(con_pos, vc):
-                idx[p] = v
-            big = Bg[tuple(idx)]
-            sm = Sp[tuple(vs) + tuple(vc)]
-            sm = _reshape(sm, bshape, xp) if batch else sm
-            term = S.mul(big, sm)
+            idx: list = [slice(None)] * len(groups)
+            for gi, v in zip(con_g, vc):
+                idx[gi] = v
+            big = Bgg[tuple(idx)]
+            sm = Sp[tuple(vs) + tuple(vc) + (...,)]
+            term = mul(big, sm)
             if count:
-                cbig = CB[tuple(idx)]
-                csm = CSp[tuple(vs) + tuple(vc)]
-                csm = _reshape(csm, bshape, xp) if batch else csm
-                cterm = cbig * csm
+                cterm = CBg[tuple(idx)] * CSp[tuple(vs) + tuple(vc) + (...,)]
                 if acc is None:
                     acc, cacc = term, cterm
                 else:
-                    new = S.add(acc, term)
+                    new = add(acc, term)
                     cacc = _where(acc == new, cacc, 0, xp) + _where(term == new, cterm, 0, xp)
                     acc = new
             else:
-                acc = term if acc is None else S.add(acc, term)
-        if tuple(int(n) for n in acc.shape) != rest_shape:
-            acc = acc + _zeros_shape(rest_shape, acc, xp)
+                acc = term if acc is None else add(acc, term)
+        if tuple(int(n) for n in acc.shape) != rest_gshape:
+            acc = acc + _zeros_shape(rest_gshape, acc, xp)
         results.append(acc)
         if count:
-            if tuple(int(n) for n in cacc.shape) != rest_shape:
+            if tuple(int(n) for n in cacc.shape) != rest_gshape:
                 cacc = cacc * _ones_like_shape(acc, xp)
             counts.append(cacc)
-    T = results[0] if len(results) == 1 and not sonly else _stack(results, xp)
+    T = results[0] if not sonly else _stack(results, xp)
     T = _reshape(T, shape, xp)
     C = None
     if count:
-        C = counts[0] if len(counts) == 1 and not sonly else _stack(counts, xp)
+        C = counts[0] if not sonly else _stack(counts, xp)
         C = _reshape(C, shape, xp)
-    node = _Node(outterm, "pair", children, "".join(con), value=T if keep_tree else None)
+    node = _Node(outterm, "pair", children, "".join(con_chars), value=T if keep_tree else None)
     return (outterm, T, C, node)
+
+
+def _fast_ops(S, xp):
+    """Elementwise ⊗ and ⊕ of ``S`` for arrays of one library, without the per-call dispatch of
+    :meth:`Semiring.mul`/:meth:`Semiring.add` (operands here are already validated arrays)."""
+    if isinstance(S, TropicalSemiring):
+        return operator.add, (xp.maximum if S.sense == 1 else xp.minimum)
+    if isinstance(S, RealSemiring):
+        return operator.mul, operator.add
+    return S.mul, S.add
 
 
 def _stack(xs, xp):
@@ -506,7 +531,7 @@ def _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims, swap=Fa
     pb = tuple(tb.index(ch) for ch in border)
     Ae = _reshape(A, gshape_a, xp)
     Be = _reshape(_permute(B, pb, xp), gshape_b, xp)
-    T = S.mul(Ae, Be)
+    T = _fast_ops(S, xp)[0](Ae, Be)
     con_axes = [i for i, g in enumerate(groups) if g[0] in con_set]
     if count:
         P = _reshape(CA, gshape_a, xp) * _reshape(_permute(CB, pb, xp), gshape_b, xp)
