@@ -168,7 +168,11 @@ def test_tree_of_other_keys_is_rejected():
 def test_auto_falls_back_to_dense_on_flat_scores():
     q, k, v = RNG.normal(size=(16, 8)) * 0.1, RNG.normal(size=(5000, 8)), RNG.normal(size=(5000, 2))
     r = auto(q, k, v, eps=1e-3, check=True)
-    assert r.method == "dense" and r.counters["decision"] == 1
+    assert r.method == "dense" and r.counters["decision"] == 2  # no tree, too few queries to build one
+    r = auto(q, k, v, eps=1e-3, check=True, min_queries_for_tree=0)
+    assert r.method == "dense" and r.counters["decision"] == 1  # the sampled support is large
+    r = auto(q, k, v, eps=1e-3, check=True, tree=build_key_tree(k))
+    assert r.method == "dense" and r.counters["decision"] == 3  # the planned work is large
     r = auto(q, k, v, eps=0.0, check=True)
     assert r.method == "dense" and r.counters["decision"] == 0
 

@@ -4,11 +4,11 @@
 ``<= eps * max|v|``.  It takes the sparse path only when pruning is likely to pay:
 
 1. few keys (``n_k < min_keys``): dense;
-2. a sample of ``sample`` keys estimates, per query, the fraction of keys within the margin
-   ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since the sampled
-   maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
-3. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
+2. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
    queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise dense;
+3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
+   the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
+   the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
 4. the region-sparse plan (block bounds, no exact scores yet) gives the planned number of exact score
    evaluations; if it exceeds ``max_work`` times dense: dense; else the plan is executed.
 
@@ -53,7 +53,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     -------
     AttentionResult
         ``method`` is ``"dense"`` or ``"region_sparse"``; ``counters["decision"]`` codes the reason
-        (0 dense: few keys or eps = 0, 1 dense: large estimated support, 2 dense: no tree and few queries,
+        (0 dense: few keys or eps = 0, 1 dense: large sampled support, 2 dense: no tree and few queries,
         3 dense: planned work too large, 4 sparse).
 
     Examples
@@ -71,6 +71,17 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
     if eps == 0 or P.n_k < min_keys or P.n_q == 0:
         return _dense_result(P, eps, check, 0)
+    if tree is None:
+        if P.n_q < min_queries_for_tree:
+            return _dense_result(P, eps, check, 2)
+        code = _sampled_support_check(P, eps, sample, max_support)
+        if code:
+            return _dense_result(P, eps, check, code)
+    return _planned(P, eps, check, tree, leaf, max_work)
+
+
+def _sampled_support_check(P, eps, sample, max_support) -> int:
+    """1 if a key sample shows a large τ-active fraction (dense will do), else 0."""
     # 2. sampled support estimate, every head
     qn = np.asarray(to_numpy(P.q), dtype=np.float64)
     kn = np.asarray(to_numpy(P.k), dtype=np.float64)
@@ -87,10 +98,11 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         tau = np.log(P.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
         frac = np.where(fin[:, None], S >= (m - tau)[:, None], False).mean(axis=1)
         est.append(float(np.median(frac[fin])) if fin.any() else 0.0)
-    if max(est) > max_support:
-        return _dense_result(P, eps, check, 1)
-    if tree is None and P.n_q < min_queries_for_tree:
-        return _dense_result(P, eps, check, 2)
+    return 1 if max(est) > max_support else 0
+
+
+def _planned(P, eps, check, tree, leaf, max_work):
+    """Plan region-sparse evaluation from block bounds; execute it, or fall back to dense if it would not pay."""
     decision = {"code": 4}
 
     def fn(arrays, hidx, tr):
@@ -102,7 +114,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         if planned > max_work * H.n_q * H.n_k:
             decision["code"] = 3
             raise _Fallback
-        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, True)
+        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, True, m_lo)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k + H.n_q * nb, "bound_evals": H.n_q * nb,

@@ -43,6 +43,8 @@ class KeyTree:
         Per level, the original index of the key closest to each node center.
     kmax : float
         Largest key norm.
+    fingerprint, keys : ndarray
+        ``k @ probe`` (to recognise the keys) and the keys in tree order (read-only).
     """
 
     perm: np.ndarray
@@ -58,12 +60,13 @@ class KeyTree:
     n: int
     leaf: int
     fingerprint: np.ndarray = None
+    keys: np.ndarray = None
 
-    def matches(self, kp: np.ndarray) -> bool:
-        """Whether ``kp`` (keys in tree order) are the keys this tree was built from (a cheap fingerprint)."""
-        if kp.shape != (self.n, self.center[0].shape[1]):
+    def matches(self, k: np.ndarray) -> bool:
+        """Whether ``k`` (original order) are the keys this tree was built from (a cheap exact fingerprint)."""
+        if k.shape != (self.n, self.center[0].shape[1]):
             return False
-        return bool(np.array_equal(kp @ _probe(kp.shape[1]), self.fingerprint))
+        return bool(np.array_equal(k @ _probe(k.shape[1]), self.fingerprint))
 
     @property
     def depth(self) -> int:
@@ -99,27 +102,35 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     starts_levels = [np.array([0])]
     counts_levels = [np.array([n])]
     cols = np.arange(n)
-    while counts_levels[-1].max() > leaf:
+    min_leaf = max(2, leaf // 16)
+    fat = np.inf  # nodes of at most `leaf` keys are still split while their spread exceeds `fat`
+    while True:
         st, ct = starts_levels[-1], counts_levels[-1]
         seg = np.repeat(np.arange(len(st)), ct)
         s1 = np.add.reduceat(yT, st, axis=1)
         s2 = np.add.reduceat(yT * yT, st, axis=1)
         var = s2 / ct[None, :] - (s1 / ct[None, :]) ** 2
+        vmx = var.max(axis=0)
+        small = ct <= leaf
+        if np.isinf(fat) and small.sum() >= max(4, len(ct) // 2):
+            fat = 16.0 * float(np.median(vmx[small]))  # 4x the typical spread of a leaf
+        split = (ct > leaf) | ((ct > min_leaf) & (vmx > fat))
+        if not split.any():
+            break
         axis = np.argmax(var, axis=0)
         val = yT[axis[seg], cols]
         span = float(np.ptp(val)) + 1.0
         order = np.argsort(seg * (2.0 * span) + (val - val.min()), kind="stable")
         perm = perm[order]
         yT = np.take(yT, order, axis=1)
-        split = ct > leaf
-        # split point: the largest gap of the sorted coordinate within the middle half of the node
-        # (clusters stay whole), which keeps the two sides balanced within a factor 3
+        # split point: the largest gap of the sorted coordinate within the middle 3/4 of the node
+        # (clusters stay whole), which keeps the two sides balanced within a factor 7
         sval = val[order]
         gap = np.empty(n)
         gap[:-1] = np.diff(sval)
         gap[-1] = -1.0
         posn = cols - st[seg]  # position inside the node (segments are unchanged by the sort)
-        ok = (posn >= ct[seg] // 4) & (posn < (3 * ct[seg]) // 4) & (posn < ct[seg] - 1)
+        ok = (posn >= ct[seg] // 8) & (posn < (7 * ct[seg]) // 8) & (posn < ct[seg] - 1)
         gap = np.where(ok, gap, -1.0)
         best = np.maximum.reduceat(gap, st)
         hit = np.flatnonzero((gap == best[seg]) & ok)
@@ -175,16 +186,18 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         dd = np.linalg.norm(k[crep] - c[par], axis=1)
         oo = np.lexsort((dd, par))
         reps[lvl] = crep[oo[np.searchsorted(par[oo], np.arange(npar))]]
-    fp = np.ascontiguousarray(kpT.T) @ _probe(d)
+    fp = k @ _probe(d)
+    kp = np.ascontiguousarray(kpT.T)
+    kp.setflags(write=False)
     return KeyTree(perm, starts_levels, counts_levels, parents, centers, radii, los, his, reps,
-                   float(knorm.max()), n, leaf, fp)
+                   float(knorm.max()), n, leaf, fp, kp)
 
 
 def _probe(d: int) -> np.ndarray:
     return np.random.default_rng(20231124).normal(size=d)
 
 
-def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: bool = False):
+def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: bool = False, centers: bool = False):
     """Upper (and optionally lower) bounds of ``qs . k`` over the keys of each node of ``level``.
 
     ``qs`` are already-scaled queries ``(g, d)``; returns ``(g, len(nodes))`` arrays (bounds hold for the
@@ -205,6 +218,8 @@ def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: b
     qm = qs @ mid.T
     aq = np.abs(qs) @ half.T
     up = np.minimum(qc + qn[:, None] * r[None, :], qm + aq) + slack
+    if centers:
+        return up, qc
     if not lower:
         return up
     low = np.maximum(qc - qn[:, None] * r[None, :], qm - aq) - slack

@@ -130,10 +130,9 @@ class _Head:
         self.tree = tree if tree is not None else build_key_tree(k, leaf)
         if self.tree.n != self.n_k:
             raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
-        self.kp = k[self.tree.perm]  # keys in tree order: every node is a contiguous slice
-        self.vp = v[self.tree.perm]
-        if tree is not None and not tree.matches(self.kp):
+        if tree is not None and not tree.matches(k):
             raise ShapeError("the prebuilt key tree was built from other keys (its fingerprint does not match k)")
+        self.kp = self.tree.keys  # keys in tree order: every node is a contiguous slice
         if P.bias is not None:
             b = np.asarray(to_numpy(P.bias), dtype=np.float64)
             b = np.where(np.isfinite(b), np.abs(b), 0.0)
@@ -201,7 +200,7 @@ def _seg_max_2d(E, st, ct):
     return np.stack([E[:, s:s + c].max(axis=1) for s, c in zip(st, ct)], axis=1)
 
 
-def _max_lower_bound(H: _Head, U):
+def _max_lower_bound(H: _Head, U, qc=None):
     """Exact maximum over the leaf of largest upper bound: a lower bound on each query's maximum score.
 
     Queries are grouped by that leaf, so each group is one small GEMM against contiguous keys.
@@ -212,21 +211,33 @@ def _max_lower_bound(H: _Head, U):
     st, ct = t.starts[L], t.count[L]
     if U.shape[1] == 0:
         return np.full(H.n_q, -np.inf), np.zeros(H.n_q, dtype=np.int64)
-    best = np.argmax(U, axis=1)
     m_lo = np.full(H.n_q, -np.inf)
-    order = np.argsort(best, kind="stable")
-    bs = best[order]
-    cuts = np.flatnonzero(np.diff(bs)) + 1
-    starts = np.concatenate([[0], cuts])
-    ends = np.concatenate([cuts, [len(order)]])
+    best = np.argmax(U, axis=1)
+    # candidates: the leaf of largest upper bound and the leaf whose center scores best
+    cands = [best, np.argmax(H.qs @ t.center[L].T if qc is None else qc, axis=1)]
     kp = H.kp
-    for a, e in zip(starts, ends):
-        rows = order[a:e]
-        b = bs[a]
-        S = H.qs[rows] @ kp[st[b]:st[b] + ct[b]].T
+    width = int(ct.max())
+    off = np.arange(width)
+    rows_all = np.arange(H.n_q)
+    for c_i, cand in enumerate(cands):
+        if c_i:  # only queries whose second candidate differs need it
+            sel = np.flatnonzero(cand != best)
+        else:
+            sel = rows_all
+        if len(sel) == 0:
+            continue
+        cb = cand[sel]
+        pos = st[cb][:, None] + off[None, :]
+        valid = off[None, :] < ct[cb][:, None]
+        pos = np.where(valid, pos, st[cb][:, None])
+        S = np.matmul(kp[pos], H.qs[sel][:, :, None])[:, :, 0]  # (len(sel), width) exact scores
         if H.extra is not None:
-            S = S + H.extra(rows, t.perm[st[b]:st[b] + ct[b]])
-        m_lo[rows] = S.max(axis=1)
+            S = S + np.stack([H.extra(sel[i:i + 1], t.perm[pos[i]])[0] for i in range(len(sel))])
+        S = np.where(valid, S, -np.inf)
+        mb = S.max(axis=1)
+        better = mb > m_lo[sel]
+        m_lo[sel] = np.where(better, mb, m_lo[sel])
+        best[sel] = np.where(better, cb, best[sel])
     return m_lo, best
 
 
@@ -235,11 +246,11 @@ def _plan(H: _Head, eps):
     t = H.tree
     L = t.depth - 1
     rows = np.arange(H.n_q)
-    U = score_bounds(t, L, H.qs)
+    U, qc = score_bounds(t, L, H.qs, centers=True)
     EU = H.level_extra_ub(L, rows)
     if EU is not None:
         U = U + EU
-    m_lo, best_block = _max_lower_bound(H, U)
+    m_lo, best_block = _max_lower_bound(H, U, qc)
     rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(H.n_q)
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(H.n_q)
     cnt = t.count[L].astype(np.float64)
@@ -258,7 +269,7 @@ def _plan(H: _Head, eps):
     return keep, U, m_lo, best_block, beta
 
 
-def _groups(best_block, keep, group, cnt_per_block, heavy_frac=0.35, heavy_group=256, overhead=3000):
+def _groups(best_block, keep, group, cnt_per_block, heavy_frac=0.35, heavy_group=256, overhead=1000):
     """Query groups for the exact GEMMs.
 
     Queries that keep more than ``heavy_frac`` of the blocks go into plain dense groups (all blocks);
@@ -306,35 +317,50 @@ def _groups(best_block, keep, group, cnt_per_block, heavy_frac=0.35, heavy_group
     return final
 
 
-def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold):
-    """Exact GEMMs over the union of kept leaves per query group, then bounds."""
+def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold, m_lo):
+    """Exact GEMMs over the union of kept leaves per query group, then bounds (vectorised over rows)."""
     t = H.tree
     L = t.depth - 1
     st, ct = t.starts[L], t.count[L]
+    nb = len(st)
     out = np.zeros((H.n_q, H.v.shape[1]))
-    bound = np.zeros(H.n_q)
     support = np.zeros(H.n_q, dtype=np.int64)
     kept = []
     evals = 0
-    vmax_leaf = np.maximum.reduceat(H.vn[t.perm], st)
+    vnp = H.vn[t.perm]
+    vmax_leaf = np.maximum.reduceat(vnp, st) if nb else np.zeros(0)
+    # 1. unions of kept leaves per group, and the bounded mass of the pruned leaves (relative to exp(m_lo))
+    unions = []
+    UM = np.zeros((H.n_q, nb), dtype=bool)
     for rows, heavy in group_rows:
+        u = np.ones(nb, dtype=bool) if heavy else np.any(keep[rows], axis=0)
+        unions.append(u)
+        UM[rows] = u
+    fin_lo = np.isfinite(m_lo)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Wd = np.where(UM, 0.0, ct[None, :] * np.exp(U - np.where(fin_lo, m_lo, 0.0)[:, None]))  # inf: no bound
+    D_lo = Wd.sum(axis=1)
+    VD = np.where(~UM & np.isfinite(U), vmax_leaf[None, :], 0.0).max(axis=1, initial=0.0)
+    Z = np.ones(H.n_q)
+    D = np.zeros(H.n_q)
+    # 2. exact scores of the kept keys, group by group
+    for (rows, heavy), union in zip(group_rows, unions):
         if len(rows) == 0:
             continue
-        union = np.ones(len(st), dtype=bool) if heavy else np.any(keep[rows], axis=0)
-        if not union.any():
-            bound[rows] = H.rho[rows]
+        lv = np.flatnonzero(union)
+        if len(lv) == 0:
             kept.append((rows, np.zeros(0, dtype=np.int64)))
             continue
-        lv = np.flatnonzero(union)
         if len(lv) == 1:
             sl = slice(st[lv[0]], st[lv[0]] + ct[lv[0]])
-            idx = t.perm[sl]
-            kk, vv = H.kp[sl], H.vp[sl]
+            pos = sl
+        elif len(lv) == nb:
+            pos = slice(0, H.n_k)
         else:
             pos = np.concatenate([np.arange(st[b], st[b] + ct[b]) for b in lv]) if len(lv) < 64 else \
                 np.flatnonzero(np.repeat(union, ct))
-            idx = t.perm[pos]
-            kk, vv = H.kp[pos], H.vp[pos]
+        idx = t.perm[pos]
+        kk, vv = H.kp[pos], H.v[idx]
         kept.append((rows, idx))
         S = H.qs[rows] @ kk.T
         evals += S.size
@@ -344,34 +370,30 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold):
         fin = np.isfinite(m)
         ms = np.where(fin, m, 0.0)
         W = np.exp(S - ms[:, None])
-        Z = W.sum(axis=1)
-        # pruned blocks: bounded mass (relative to exp(m)) and their largest value norm
-        Ud = U[np.ix_(rows, np.flatnonzero(~union))]
-        with np.errstate(over="ignore"):
-            D = (ct[~union][None, :] * np.exp(Ud - ms[:, None])).sum(axis=1)
-        VD = np.where(np.isfinite(Ud), vmax_leaf[~union][None, :], 0.0).max(axis=1, initial=0.0)
-        D = np.where(fin, D, 0.0)
+        Zg = W.sum(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            Dg = np.where(fin, D_lo[rows] * np.exp(np.where(fin_lo[rows], m_lo[rows], 0.0) - ms), 0.0)
         if threshold:
-            b = beta[rows]
-            theta = np.maximum(b * Z - D, 0.0) / ((1 + b) * max(len(idx), 1))
+            bta = beta[rows]
+            theta = np.maximum(bta * Zg - Dg, 0.0) / ((1 + bta) * max(len(idx), 1))
             # keys with W <= theta are dropped: their exact mass X satisfies D + X <= b (Z - X)
             act = W > theta[:, None]
-            X = np.where(act, 0.0, W).sum(axis=1)
-            vd_keys = np.where(act, 0.0, H.vn[idx][None, :]).max(axis=1, initial=0.0)
             W = np.where(act, W, 0.0)
-            Z = Z - X
-            D = D + X
-            VD = np.maximum(VD, vd_keys)
+            X = Zg - W.sum(axis=1)
+            if np.any(X > 0):
+                VD[rows] = np.maximum(VD[rows], np.where(act, 0.0, vnp[pos][None, :]).max(axis=1))
+            Zg = Zg - X
+            Dg = Dg + X
             support[rows] = act.sum(axis=1)
         else:
-            support[rows] = np.where(np.isfinite(S), 1, 0).sum(axis=1)
-        Zs = np.where(Z > 0, Z, 1.0)
-        o = (W @ vv) / Zs[:, None]
+            support[rows] = np.isfinite(S).sum(axis=1)
+        o = (W @ vv) / np.where(Zg > 0, Zg, 1.0)[:, None]
         o[~fin] = 0.0
-        onorm = np.linalg.norm(o, axis=1)
-        tb = truncation_bound(D, VD, onorm, np.where(fin, Z, 1.0)) * (1 + 1e-9)
         out[rows] = o
-        bound[rows] = tb + H.rho[rows]
+        Z[rows] = np.where(fin, Zg, 1.0)
+        D[rows] = Dg
+    onorm = np.linalg.norm(out, axis=1)
+    bound = truncation_bound(D, VD, onorm, Z) * (1 + 1e-9) + H.rho
     return out, bound, support, tuple(kept), evals
 
 
@@ -402,7 +424,7 @@ def _region_head_fn(P, eps, leaf, group, threshold):
         H = _Head(P, arrays, hidx, tree, leaf)
         keep, U, m_lo, best, beta = _plan(H, eps)
         groups = _groups(best, keep, group, H.tree.count[-1])
-        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, threshold)
+        out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, threshold, m_lo)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         L = H.tree.depth - 1
         counters = {"score_evals": evals + nfb * H.n_k + int(H.tree.count[L][best].sum()),
