@@ -32,7 +32,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -77,7 +77,6 @@ class TensorTrain:
     cores: tuple
     error_bound: float = 0.0
     eps: float | None = None
-    _meta: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         cores = tuple(self.cores)
@@ -281,9 +280,7 @@ class TensorTrain:
             q = int(Q.shape[1])
             cores[k] = xp.reshape(xp.matrix_transpose(Q), (q, n, r2))
             cores[k - 1] = xp.tensordot(cores[k - 1], xp.matrix_transpose(R), axes=1)
-        out = TensorTrain(tuple(cores), self.error_bound, self.eps)
-        out._meta["center"] = center
-        return out
+        return TensorTrain(tuple(cores), self.error_bound, self.eps)
 
     def schmidt_spectra(self) -> list:
         """Schmidt (singular) values across every bond ``k | k+1``, ``k = 0…d-2`` (arrays, descending).
@@ -437,7 +434,6 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     cores.append(xp.reshape(C, (r, shape[-1], 1)))
     err = math.sqrt(used)
     tt = TensorTrain(tuple(cores), err * (1 + 1e-12), eps)
-    tt._meta["norm"] = nrm
     if check:
         true = _f(fro_norm(A - tt.to_dense()))
         _check_bound(true, err, nrm, "tt_svd")
