@@ -168,24 +168,39 @@ def det_int(M) -> int:
     return sign * M[n - 1][n - 1]
 
 
+def _vdet(T: np.ndarray) -> np.ndarray:
+    """Determinants of a stack of small square integer matrices (m, k, k), exactly, by Laplace expansion."""
+    k = T.shape[1]
+    if k == 1:
+        return T[:, 0, 0]
+    if k == 2:
+        return T[:, 0, 0] * T[:, 1, 1] - T[:, 0, 1] * T[:, 1, 0]
+    out = 0
+    for j in range(k):
+        minor = np.delete(np.delete(T, 0, axis=1), j, axis=2)
+        term = T[:, 0, j] * _vdet(minor)
+        out = out + term if j % 2 == 0 else out - term
+    return out
+
+
 def seed_functions(X: np.ndarray, simplices: np.ndarray) -> np.ndarray:
-    """Primitive-up-to-sign functions through each simplex of lifted points (rows of X), vectorised.
+    """Functions through each simplex of lifted points (rows of X, ``k+2`` columns), vectorised and exact.
 
-    Only for ``X`` with 4 columns (plane case): cofactors of the 3x4 matrices.  Rows of zeros mark
-    degenerate simplices.
+    Row ``i`` holds the cofactors of the ``(k+1) x (k+2)`` matrix ``X[simplices[i]]``: zero exactly when the
+    simplex is degenerate.  int64 when a Hadamard-type bound proves there is no overflow, else Python ints.
     """
-    T = X[simplices]  # (m, 3, 4)
+    T = X[simplices]  # (m, k+1, k+2)
+    r = T.shape[1]
     colmax = sorted((_maxabs(X[:, j]) for j in range(X.shape[1])), reverse=True)
-    big = 6 * colmax[0] * colmax[1] * colmax[2] >= _I64_SAFE
-    T = T.astype(object) if big else T.astype(np.int64)
-
-    def det3(c0, c1, c2):
-        a, b, c = T[:, 0, c0], T[:, 0, c1], T[:, 0, c2]
-        d, e, f = T[:, 1, c0], T[:, 1, c1], T[:, 1, c2]
-        g, h, i = T[:, 2, c0], T[:, 2, c1], T[:, 2, c2]
-        return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-
-    return np.stack([det3(1, 2, 3), -det3(0, 2, 3), det3(0, 1, 3), -det3(0, 1, 2)], axis=1)
+    bound = math.factorial(r)
+    for v in colmax[:r]:
+        bound *= max(v, 1)
+    T = T.astype(object) if bound >= _I64_SAFE else T.astype(np.int64)
+    cols = []
+    for i in range(r + 1):
+        d = _vdet(np.delete(T, i, axis=2))
+        cols.append(d if i % 2 == 0 else -d)
+    return np.stack(cols, axis=1)
 
 
 def affine_independent_subset(P: Sequence[Sequence]) -> list[int]:
@@ -438,14 +453,14 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
     X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
     XA = int_matrix([list(a) + [1] for a in A])
     seeds = list(seeds)
-    if n == 2 and len(seeds) > 1 and X.dtype != object:
-        fast = _plane_triangulation(X, XA, np.array(seeds, dtype=np.int64))
+    if n >= 2 and len(seeds) > 1 and X.dtype != object and len(A) ** n < (1 << 62):
+        fast = _fast_triangulation(X, XA, np.array(seeds, dtype=np.int64), n)
         if fast is not None:
             return fast
     cells: dict[frozenset, tuple] = {}
     # seeds: exact function through n+1 lifted points, kept if upper and supporting
     cand = []
-    if n == 2 and seeds and all(len(s) == 3 for s in seeds):
+    if seeds and all(len(s) == n + 1 for s in seeds):
         Fv = seed_functions(X, np.array(seeds, dtype=np.int64))
         Fv = Fv * np.where(Fv[:, n] < 0, -1, 1)[:, None]
         for row in Fv[Fv[:, n] > 0].tolist():
@@ -564,24 +579,24 @@ def _initial_upper(X: np.ndarray, n: int) -> tuple:
         f = _combine(f, gl, int(vals[q]), -int(M[q]))
 
 
-def _plane_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray):
-    """Vectorised exact path for plane point sets whose regular subdivision is a triangulation.
+def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int):
+    """Vectorised exact path for point sets whose regular subdivision is a triangulation.
 
-    Verifies every seed triangle exactly (int64 with an overflow bound), checks that each verified cell
-    has exactly three points and that every edge lies in one or two cells, and that every edge in one
+    Verifies every seed simplex exactly (int64 under an overflow bound), checks that each verified cell
+    has exactly ``n + 1`` points, that every ridge lies in one or two cells and that every ridge in one
     cell is on the boundary.  Returns None whenever one of these fails, so that the general exact path
-    (gift wrapping, non-simplicial cells) takes over; the result is then never different, only slower.
+    (gift wrapping, non-simplicial cells) takes over: the result is then the same, only slower.
     """
     F = seed_functions(X, seeds)
     if F.dtype == object:
         return None
-    F = F * np.where(F[:, 2] < 0, -1, 1)[:, None]
-    F = F[F[:, 2] > 0]
+    F = F * np.where(F[:, n] < 0, -1, 1)[:, None]
+    F = F[F[:, n] > 0]
     if F.shape[0] == 0:
         return None
     g = np.gcd.reduce(np.abs(F), axis=1)
     F = np.unique(F // g[:, None], axis=0)
-    if _maxabs(X) * _maxabs(F) * 4 >= _I64_SAFE:
+    if _maxabs(X) * _maxabs(F) * X.shape[1] >= _I64_SAFE:
         return None
     N = X.shape[0]
     tris, funcs = [], []
@@ -591,38 +606,42 @@ def _plane_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray):
         V = X @ Fj.T
         ok = np.all(V <= 0, axis=0)
         Z = V[:, ok] == 0
-        nz = Z.sum(axis=0)
-        if np.any(nz != 3):
+        if np.any(Z.sum(axis=0) != n + 1):
             return None
-        cols, rows = np.nonzero(Z.T)
-        tris.append(rows.reshape(-1, 3))
+        _, rows = np.nonzero(Z.T)
+        tris.append(rows.reshape(-1, n + 1))
         funcs.append(Fj[ok])
     T = np.concatenate(tris)
     Fk = np.concatenate(funcs)
     T, first = np.unique(T, axis=0, return_index=True)
     Fk = Fk[first]
     m = T.shape[0]
-    pairs = np.concatenate([T[:, [0, 1]], T[:, [0, 2]], T[:, [1, 2]]])
-    opposite = np.concatenate([T[:, 2], T[:, 1], T[:, 0]])
-    owner = np.tile(np.arange(m), 3)
-    code = pairs[:, 0] * N + pairs[:, 1]
-    uniq, inv, counts = np.unique(code, return_inverse=True, return_counts=True)
+    drop = list(range(n + 1))
+    pairs = np.concatenate([np.delete(T, i, axis=1) for i in drop])
+    opposite = np.concatenate([T[:, i] for i in drop])
+    owner = np.tile(np.arange(m), n + 1)
+    code = np.zeros(pairs.shape[0], dtype=np.int64)
+    for j in range(n):
+        code = code * N + pairs[:, j]
+    _, inv, counts = np.unique(code, return_inverse=True, return_counts=True)
     if np.any(counts > 2):
         return None
     cells = {frozenset(t): tuple(int(v) for v in f) for t, f in zip(T.tolist(), Fk.tolist())}
     keys = [frozenset(t) for t in T.tolist()]
     ridge_cells: dict = {}
     boundary: dict = {}
-    single = counts[inv] == 1
-    for e, o, k, s1 in zip(pairs.tolist(), opposite.tolist(), owner.tolist(), single.tolist()):
+    single = (counts[inv] == 1).tolist()
+    XAl = XA.tolist()
+    for e, o, k, s1 in zip(pairs.tolist(), opposite.tolist(), owner.tolist(), single):
         r = frozenset(e)
         ridge_cells.setdefault(r, []).append(keys[k])
         if s1:
-            a, b = XA[e[0]], XA[e[1]]
-            gv = (int(a[1] - b[1]), int(b[0] - a[0]), int(a[0] * b[1] - a[1] * b[0]))
-            if gv[0] * int(XA[o][0]) + gv[1] * int(XA[o][1]) + gv[2] > 0:
-                gv = (-gv[0], -gv[1], -gv[2])
+            gv = _null1([XAl[i] for i in e])
+            if gv is None:  # pragma: no cover - a ridge of a full-dimensional simplex spans a hyperplane
+                return None
+            if sum(a * b for a, b in zip(gv, XAl[o])) > 0:
+                gv = tuple(-v for v in gv)
             if np.any(XA @ np.array(gv, dtype=np.int64) > 0):
-                return None  # a cell beyond this edge is missing: let the general path find it
-            boundary[r] = _gcd_reduce(gv)
+                return None  # a cell beyond this ridge is missing: let the general path find it
+            boundary[r] = gv
     return cells, ridge_cells, boundary

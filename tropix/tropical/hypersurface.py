@@ -184,7 +184,7 @@ class TropicalHypersurface:
         integer = p.has_integer_exponents
         E = p.exponents.tolist()
         cells = []
-        for j in range(1, k + 1):
+        for j in range(k, 0, -1):  # by increasing cell dimension, faces already sorted: no sort needed
             for face in sub.faces(j):
                 w = None
                 if j == 1 and integer:
@@ -201,7 +201,6 @@ class TropicalHypersurface:
                         weight=w,
                     )
                 )
-        cells.sort(key=lambda c: (c.dim, c.dual))
         lin = tuple(_primitive(v) for v in form.lineality)
         if p.is_exact:
             verts = tuple(xv)
