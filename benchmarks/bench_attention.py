@@ -93,14 +93,27 @@ def minilm_bank(n_passages, layer, head, rng):
 
 def run_case(label, q, k, v, scale, reps):
     n = k.shape[0]
-    t_dense, o_ref = timeit(lambda: dense(q, k, v, scale=scale), reps)
-    tq, tk, tv = (torch.tensor(x) for x in (q, k, v))
-    t_sdpa, _ = timeit(lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=scale), reps)
-    t_auto, r_auto = timeit(lambda: auto(q, k, v, eps=EPS, scale=scale), reps)
     t_tree, tree = timeit(lambda: build_key_tree(k), 1)
-    t_autoT, r_autoT = timeit(lambda: auto(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
-    t_reg, r_reg = timeit(lambda: region_sparse(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
-    t_hier, r_hier = timeit(lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree), reps)
+    tq, tk, tv = (torch.tensor(x) for x in (q, k, v))
+    fns = {
+        "dense": lambda: dense(q, k, v, scale=scale),
+        "sdpa": lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=scale),
+        "auto": lambda: auto(q, k, v, eps=EPS, scale=scale),
+        "autoT": lambda: auto(q, k, v, eps=EPS, scale=scale, tree=tree),
+        "region": lambda: region_sparse(q, k, v, eps=EPS, scale=scale, tree=tree),
+        "hier": lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree),
+    }
+    # interleaved repetitions, best of each: robust to a shared, busy machine
+    best = {name: np.inf for name in fns}
+    res = {}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            res[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    t_dense, o_ref = best["dense"], res["dense"]
+    t_sdpa, t_auto, t_autoT, t_reg, t_hier = (best[x] for x in ("sdpa", "auto", "autoT", "region", "hier"))
+    r_auto, r_autoT, r_reg, r_hier = (res[x] for x in ("auto", "autoT", "region", "hier"))
     rows = []
     for name, r in (("auto", r_auto), ("auto+T", r_autoT), ("region", r_reg), ("hier", r_hier)):
         err = np.linalg.norm(np.asarray(r.output) - o_ref, axis=1)
@@ -112,6 +125,7 @@ def run_case(label, q, k, v, scale, reps):
     best_sparse = min(t_autoT, t_reg, t_hier)
     goal = []
     goal.append("auto<=1.15" + ("" if t_auto <= 1.15 * t_dense else " FAIL"))
+    goal.append("auto+T<=1.15" + ("" if t_autoT <= 1.15 * t_dense else " FAIL"))
     if n == 16384 and sup <= 0.01:
         goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL"))
     line = (f"{label:<14s} {n:>6d} {t_dense * 1e3:8.1f} {t_sdpa / t_dense:6.2f} {t_auto / t_dense:6.2f} "
@@ -125,7 +139,7 @@ def run_case(label, q, k, v, scale, reps):
 def main(argv):
     quick = "--quick" in argv
     full = "--full" in argv
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     n_real = int(argv[argv.index("--real") + 1]) if "--real" in argv else 24
     rng = np.random.default_rng(0)
     print(f"tropix.attention benchmark: {NQ} queries, eps = {EPS}, BLAS/torch threads = {_THREADS}, "
@@ -141,9 +155,9 @@ def main(argv):
         for n in sizes:
             for T in (1.0, 0.25, 0.1):
                 q, k, v = clustered(n, d, T, rng)
-                ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), reps)
+                ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
             q, k, v = gauss(n, d, 0.1, rng)
-            ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), reps)
+            ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
     if not quick:
         print(f"\nreal Q/K of all-MiniLM-L6-v2 pooled over {n_real} passages (d = 32)")
         print(hdr)

@@ -255,3 +255,21 @@ def test_strict_and_torch_outputs_roundtrip():
     assert isinstance(r.output, torch.Tensor) and r.output.dtype == torch.float64
     r2 = hierarchical(array_api_strict.asarray(q), array_api_strict.asarray(k), array_api_strict.asarray(v), eps=1e-2)
     assert "array_api_strict" in type(r2.output).__module__
+
+
+def test_kept_keys_contain_each_querys_argmax():
+    rng = np.random.default_rng(8)
+    k = clustered(3000, 8, 40, 0.05, rng)
+    q = k[rng.integers(0, 3000, 30)] * 6
+    v = rng.normal(size=(3000, 2))
+    for fn in (region_sparse, hierarchical):
+        r = fn(q, k, v, eps=1e-3)
+        S = q @ k.T
+        for i in range(30):
+            kk = r.kept_keys(i)
+            assert int(np.argmax(S[i])) in set(kk.tolist())
+            assert r.support[i] <= len(kk)
+    r = auto(q, k, v, eps=1e-3)
+    if r.method == "dense":
+        with pytest.raises(ValueError):
+            r.kept_keys(0)
