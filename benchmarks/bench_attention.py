@@ -25,8 +25,9 @@ the best certified sparse path with a prebuilt tree).
 Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--threads N]``.
 ``--quick``: n <= 4096, one repeat.  Default: n in 1024..65536 for d = 64 and up to 16384 for d = 32.
 ``--real N``: pool N passages for the MiniLM key bank (default 24; extraction is cached in /tmp).
-BLAS and torch are single-threaded by default: on a shared 2-core machine multi-threaded BLAS spins and
-small GEMMs become erratic, for every method alike.
+BLAS and torch are single-threaded by default and times are the CPU time of this process (best of the
+interleaved repetitions): on a shared 2-core machine wall-clock times of every method are erratic, while the
+CPU time of a single-threaded call measures its work.  With ``--threads N`` (N > 1) wall-clock time is used.
 """
 
 from __future__ import annotations
@@ -53,13 +54,19 @@ EPS = 1e-3
 NQ = 256
 
 
+def clock() -> float:
+    """CPU time of this process: with single-threaded BLAS/torch it measures the work of a call and is
+    hardly disturbed by other processes on a shared machine (wall-clock time is, badly)."""
+    return time.process_time() if _THREADS == "1" else time.perf_counter()
+
+
 def timeit(fn, reps):
     best = np.inf
     out = None
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best, out
 
 
@@ -108,9 +115,9 @@ def run_case(label, q, k, v, scale, reps):
     res = {}
     for _ in range(reps):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             res[name] = fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            best[name] = min(best[name], clock() - t0)
     t_dense, o_ref = best["dense"], res["dense"]
     t_sdpa, t_auto, t_autoT, t_reg, t_hier = (best[x] for x in ("sdpa", "auto", "autoT", "region", "hier"))
     r_auto, r_autoT, r_reg, r_hier = (res[x] for x in ("auto", "autoT", "region", "hier"))
@@ -143,7 +150,8 @@ def main(argv):
     n_real = int(argv[argv.index("--real") + 1]) if "--real" in argv else 24
     rng = np.random.default_rng(0)
     print(f"tropix.attention benchmark: {NQ} queries, eps = {EPS}, BLAS/torch threads = {_THREADS}, "
-          f"best of {reps}; times relative to dense (lower is faster)")
+          f"best of {reps} ({'CPU' if _THREADS == '1' else 'wall-clock'} time); times relative to dense "
+          f"(lower is faster)")
     hdr = (f"{'regime':<14s} {'n':>6s} {'dense ms':>8s} {'sdpa':>6s} {'auto':>6s} {'tree':>6s} {'auto+T':>6s} "
            f"{'region':>6s} {'hier':>6s} {'auto+T':>7s} {'support':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
            f"{'b/e hier':>8s}  goals")
