@@ -442,6 +442,9 @@ def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
     cell_t = tuple(tuple(sorted(s)) for s in order)
     funcs = tuple(cells[s] for s in order)
     bnd = tuple(sorted((tuple(sorted(r)), g) for r, g in boundary.items()))
+    if all(len(s) == k + 1 for s in cell_t) and len(cell_t) > 1:
+        faces_t, face_cells = _simplicial_faces(cell_t, k)
+        return RegularSubdivision(pts, h, S, k, cell_t, form, funcs, bnd, faces_t, face_cells)
     faces: dict[int, set] = {d: set() for d in range(k + 1)}
     face_cells: dict[tuple, list] = {}
     for ci, s in enumerate(cell_t):
@@ -460,3 +463,23 @@ def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
     faces_t = {d: tuple(sorted(fs)) for d, fs in faces.items()}
     del N
     return RegularSubdivision(pts, h, S, k, cell_t, form, funcs, bnd, faces_t, face_cells)
+
+
+def _simplicial_faces(cell_t, k):
+    """Faces of a triangulation by dimension (sorted) and the cells containing each, vectorised."""
+    T = np.array(cell_t, dtype=np.int64)
+    m = T.shape[0]
+    faces_t: dict = {}
+    face_cells: dict = {}
+    for d in range(k + 1):
+        combs = list(combinations(range(k + 1), d + 1))
+        F = np.concatenate([T[:, list(c)] for c in combs])
+        owner = np.tile(np.arange(m), len(combs))
+        uniq, inv = np.unique(F, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        order = np.argsort(inv, kind="stable")
+        groups = np.split(owner[order], np.flatnonzero(np.diff(inv[order])) + 1)
+        keys = [tuple(r) for r in uniq.tolist()]
+        faces_t[d] = tuple(keys)
+        face_cells.update(zip(keys, (sorted(g.tolist()) for g in groups)))
+    return faces_t, face_cells
