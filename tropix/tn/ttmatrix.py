@@ -158,14 +158,14 @@ class TTMatrix:
         Examples
         --------
         >>> import numpy as np
-        >>> W = np.random.default_rng(1).standard_normal((384, 384))
-        >>> T = TTMatrix.from_dense(W, (4, 4, 4, 6), (4, 4, 4, 6), eps=0.5)
+        >>> W = np.random.default_rng(1).standard_normal((96, 96))
+        >>> T = TTMatrix.from_dense(W, (4, 4, 6), (4, 4, 6), eps=0.5)
         >>> bool(np.linalg.norm(T.to_dense() - W) <= 0.5 * np.linalg.norm(W))
         True
-        >>> TTMatrix.from_dense(W, (4, 4, 4, 4), (384,))
+        >>> TTMatrix.from_dense(W, (4, 4, 4), (96,))
         Traceback (most recent call last):
         ...
-        tropix.errors.ShapeError: row_dims (4, 4, 4, 4) multiply to 256, but W has 384 rows
+        tropix.errors.ShapeError: row_dims (4, 4, 4) multiply to 64, but W has 96 rows
         """
         eps = check_eps(eps)
         max_rank = check_max_rank(max_rank)
