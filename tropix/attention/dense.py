@@ -75,6 +75,8 @@ def _dense(P: Prepared, block: int | None = None):
     qblock = max(1, min(n_q, (2**22) // block)) if n_q else 1
     if n_q == 0:
         return xp.zeros(P.batch_shape + (0, P.d_v), dtype=dtype)
+    if isinstance(q, np.ndarray):
+        return _dense_numpy(P, block, qblock)
     kT = xp.matrix_transpose(k)
     outs = []
     for qs0 in range(0, n_q, qblock):
@@ -108,6 +110,40 @@ def _dense(P: Prepared, block: int | None = None):
     if len(outs) == 1:
         return outs[0]
     return xp.concat(outs, axis=-2)
+
+
+def _dense_numpy(P: Prepared, block: int, qblock: int):
+    """The same recurrence for NumPy inputs, with in-place updates (no autograd to preserve)."""
+    q, k, v = P.q, P.k, P.v
+    n_q, n_k = P.n_q, P.n_k
+    kT = np.swapaxes(k, -1, -2)
+    out = np.empty(P.batch_shape + (n_q, P.d_v), dtype=np.result_type(q, k, v))
+    for qs0 in range(0, n_q, qblock):
+        qs = slice(qs0, min(n_q, qs0 + qblock))
+        qb = q[..., qs, :] * P.scale
+        m = l = acc = None
+        for ks0 in range(0, n_k, block):
+            ks = slice(ks0, min(n_k, ks0 + block))
+            s = np.matmul(qb, kT[..., :, ks])
+            E = block_extra(P, qs, ks, s.dtype)
+            if E is not None:
+                s += E
+            bmax = s.max(axis=-1)
+            m_new = bmax if m is None else np.maximum(m, bmax)
+            m_safe = np.where(np.isfinite(m_new), m_new, 0.0)
+            s -= m_safe[..., None]
+            np.exp(s, out=s)
+            if m is None:
+                l = s.sum(axis=-1)
+                acc = np.matmul(s, v[..., ks, :])
+            else:
+                alpha = np.exp(m - m_safe)
+                l = l * alpha + s.sum(axis=-1)
+                acc *= alpha[..., None]
+                acc += np.matmul(s, v[..., ks, :])
+            m = m_new
+        out[..., qs, :] = acc / np.where(l > 0, l, 1.0)[..., None]
+    return out
 
 
 def dense_rounding_bound(P: Prepared) -> np.ndarray:
