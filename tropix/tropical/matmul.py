@@ -131,5 +131,7 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     mb = xp.max(b, axis=0, keepdims=True)
     ma = xp.where(xp.isinf(ma), xp.zeros_like(ma), ma)
     mb = xp.where(xp.isinf(mb), xp.zeros_like(mb), mb)
+    from .semiring import _log0
+
     prod = xp.exp(a - ma) @ xp.exp(b - mb)
-    return T * (xp.log(prod) + ma + mb)
+    return T * (_log0(prod, xp) + ma + mb)
