@@ -8,9 +8,15 @@ import pytest
 import array_api_strict
 import torch
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-settings.register_profile("tropix", deadline=None, max_examples=60, derandomize=True)
+settings.register_profile(
+    "tropix",
+    deadline=None,
+    max_examples=60,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.load_profile("tropix")
 
 
