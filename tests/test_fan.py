@@ -298,3 +298,39 @@ def test_one_api_two_regimes(cfg):
     assert normal_fan(np.random.default_rng(0).standard_normal((50, 8)), regime="auto").regime == "lp"
     with pytest.raises(ValueError):
         normal_fan(K, b, regime="fast")
+
+
+def test_exact_repair_when_floating_point_fails(monkeypatch):
+    # exactly non-collinear, but collinear to double precision: qhull cannot see the triangle
+    big = 10**20
+    K = [[0, 0], [big, 1], [2 * big, 3], [big, 2]]
+    F = normal_fan(K)
+    # exact orientation tests: no point lies in the triangle of the other three, a convex quadrilateral
+    assert not any(_in_triangle(K, j) for j in range(4))
+    assert F.dim == 2 and F.vertices == (0, 1, 2, 3) and F.f_vector == (4, 4, 1)
+    for j in F.vertices:
+        assert unique_winner(K, None, F.witness(j), j)
+    # forcing the exact fallback gives the same fan as the qhull path
+    import tropix.tropical.fan as fan_mod
+
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        pts = rng.integers(-5, 5, (9, 3)).tolist()
+        ref = normal_fan(pts)
+        monkeypatch.setattr(fan_mod, "_facets_qhull", lambda Z, k: None)
+        alt = normal_fan(pts)
+        monkeypatch.undo()
+        assert alt.vertices == ref.vertices and alt.f_vector == ref.f_vector
+        assert {j: c.rays for j, c in alt.cones.items()} == {j: c.rays for j, c in ref.cones.items()}
+
+
+def _in_triangle(K, j):
+    """Exact: is K[j] in the convex hull of the other three points (2-D)?"""
+    a, b, c = [K[i] for i in range(4) if i != j]
+    p = K[j]
+
+    def orient(u, v, w):
+        return (v[0] - u[0]) * (w[1] - u[1]) - (v[1] - u[1]) * (w[0] - u[0])
+
+    s = [orient(a, b, p), orient(b, c, p), orient(c, a, p)]
+    return all(x >= 0 for x in s) or all(x <= 0 for x in s)
