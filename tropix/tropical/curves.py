@@ -359,25 +359,51 @@ def stable_intersection(C1, C2, *, direction: tuple | None = None) -> StableInte
         if any(u[0] * v[1] - u[1] * v[0] == 0 for u in dirs):
             raise ShapeError(f"direction {direction} is parallel to an edge; pick a generic one")
     acc: dict = {}
-    for p1, u1, lo1, hi1, w1 in e1:
-        for p2, u2, lo2, hi2, w2 in e2:
-            det = u1[0] * u2[1] - u1[1] * u2[0]
-            if det == 0:
-                continue
-            D = -det  # det(u1, -u2)
-            w = (p2[0] - p1[0], p2[1] - p1[1])
-            # s = det(w, -u2)/D, t = det(u1, w)/D
-            s0 = Fraction(-w[0] * u2[1] + w[1] * u2[0]) / D
-            t0 = Fraction(u1[0] * w[1] - u1[1] * w[0]) / D
-            if not (lo1 - 1 <= s0 <= hi1 + 1 and lo2 - 1 <= t0 <= hi2 + 1):
-                continue
-            s1 = Fraction(-v[0] * u2[1] + v[1] * u2[0]) / D
-            t1 = Fraction(u1[0] * v[1] - u1[1] * v[0]) / D
-            if _inside(s0, s1, lo1, hi1) and _inside(t0, t1, lo2, hi2):
-                pt = tuple(_norm(p1[i] + s0 * u1[i]) for i in range(2))
-                acc[pt] = acc.get(pt, 0) + w1 * w2 * abs(det)
+    for ia, ib in _candidate_pairs(e1, e2):
+        p1, u1, lo1, hi1, w1 = e1[ia]
+        p2, u2, lo2, hi2, w2 = e2[ib]
+        det = u1[0] * u2[1] - u1[1] * u2[0]
+        if det == 0:
+            continue
+        D = -det  # det(u1, -u2)
+        w = (p2[0] - p1[0], p2[1] - p1[1])
+        # s = det(w, -u2)/D, t = det(u1, w)/D
+        s0 = Fraction(-w[0] * u2[1] + w[1] * u2[0]) / D
+        t0 = Fraction(u1[0] * w[1] - u1[1] * w[0]) / D
+        if not (lo1 - 1 <= s0 <= hi1 + 1 and lo2 - 1 <= t0 <= hi2 + 1):
+            continue
+        s1 = Fraction(-v[0] * u2[1] + v[1] * u2[0]) / D
+        t1 = Fraction(u1[0] * v[1] - u1[1] * v[0]) / D
+        if _inside(s0, s1, lo1, hi1) and _inside(t0, t1, lo2, hi2):
+            pt = tuple(_norm(p1[i] + s0 * u1[i]) for i in range(2))
+            acc[pt] = acc.get(pt, 0) + w1 * w2 * abs(det)
     pts = tuple(sorted(acc.items()))
     return StableIntersection(pts, tuple(_norm(x) for x in v))
+
+
+def _candidate_pairs(e1, e2):
+    """Index pairs of edges that may meet: a floating-point filter with a generous margin (never drops a
+    pair whose exact intersection parameters are inside both edges); the exact test follows."""
+    def arr(es):
+        P = np.array([[float(v) for v in e[0]] for e in es]).reshape(-1, 2)
+        U = np.array([e[1] for e in es], dtype=np.float64).reshape(-1, 2)
+        lo = np.array([float(e[2]) for e in es])
+        hi = np.array([float(e[3]) for e in es])
+        return P, U, lo, hi
+
+    P1, U1, lo1, hi1 = arr(e1)
+    P2, U2, lo2, hi2 = arr(e2)
+    scale = 1.0 + max(float(np.max(np.abs(P1))) if P1.size else 0.0, float(np.max(np.abs(P2))) if P2.size else 0.0)
+    tol = 1e-6 * scale
+    det = U1[:, None, 0] * U2[None, :, 1] - U1[:, None, 1] * U2[None, :, 0]
+    W0 = P2[None, :, 0] - P1[:, None, 0]
+    W1 = P2[None, :, 1] - P1[:, None, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s0 = (W0 * U2[None, :, 1] - W1 * U2[None, :, 0]) / det
+        t0 = -(U1[:, None, 0] * W1 - U1[:, None, 1] * W0) / det
+    ok = (det != 0) & (s0 >= lo1[:, None] - tol) & (s0 <= hi1[:, None] + tol)
+    ok &= (t0 >= lo2[None, :] - tol) & (t0 <= hi2[None, :] + tol)
+    return zip(*np.nonzero(ok))
 
 
 def _norm(x):
