@@ -17,15 +17,16 @@ of the minimal cells (with zero coordinates off the pivot coordinates), as polym
 
 Conventions compared with polymake and gfan
 -------------------------------------------
-polymake's ``Hypersurface<Min>``/``Hypersurface<Max>`` live in the tropical projective torus
-``R^{n+1}/R·1``: the polynomial is homogenised and the points are ``(0, x)``.  Its hypersurface of a
-``Max``-polynomial is the *negative* of the usual one (``x ↦ -x``), because polymake's ``Max`` exponents
-pair with ``-x``; tropix follows Maclagan–Sturmfels: ``max_a (c_a + a·x)``, so ``V(p)`` in tropix equals
-``-V`` of polymake's ``Max`` hypersurface with the same coefficients, and ``V`` of polymake's ``Min``
-hypersurface of the min-plus polynomial.  The combinatorics (f-vector, dual cells, weights) is the same.
-polymake's ``F_VECTOR`` counts the cells of the projective completion (rays appear as far vertices);
-:attr:`TropicalHypersurface.f_vector` counts cells of the complex in ``R^n`` (rays are not vertices).
-gfan (``gfan _tropicalhypersurface``) works with homogeneous polynomials and trivial valuation (a fan).
+tropix follows Maclagan–Sturmfels: ``V(p)`` of ``max_a (c_a + a·x)`` or ``min_a (c_a + a·x)``; for both,
+``V_max(c) = -V_min(-c)``.  polymake (4.6, application ``tropical``) works in the tropical projective
+torus ``R^{n+1}/R·1``: given the homogenised polynomial (exponents ``(D - |a|, a)``), its
+``Hypersurface<Max>`` and ``Hypersurface<Min>`` have exactly tropix's vertices (as ``(1, 0, x)``), rays (far
+vertices ``(0, 0, r)``, not always primitive), maximal cells and weights — ``benchmarks/bench_hypersurface.py``
+checks this on random instances.  polymake's ``F_VECTOR`` counts far vertices as vertices, so its ``f_0``
+is ``len(vertices) + len(rays)``; :attr:`TropicalHypersurface.f_vector` counts cells of the complex in
+``R^n`` (rays are not vertices).  gfan (``gfan _tropicalhypersurface``) only knows the trivial valuation:
+for ``Σ t^{c_a - min c} x^a`` the cones meeting ``w_t > 0``, cut at ``w_t = 1``, are the cells of the
+max-plus ``V(p)``.
 
 Examples
 --------
