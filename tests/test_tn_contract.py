@@ -95,6 +95,17 @@ def test_exact_inputs_stay_exact():
     r = contract("ij,jk->ik", A, A)
     assert r[0, 0] == Fraction(1, 9)
     assert contract("ij,jk->", np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]]), semiring=MinPlus) == 2
+    # exact operands on the broadcast and tiny-operand paths, reduced down to a scalar
+    rng = np.random.default_rng(0)
+    big = np.array([Fraction(int(x), 3) for x in rng.integers(-5, 5, size=400)], dtype=object).reshape(4, 10, 10)
+    vec = np.array([Fraction(int(x), 5) for x in rng.integers(-5, 5, size=20)], dtype=object).reshape(10, 2)
+    for ops in ((big, vec), (big[:2, :2, :2].reshape(2, 2, 2).repeat(32, axis=0)[:64], vec[:2])):
+        sub = "abc,cd->"
+        a, b = ops
+        vals = [a[i, j, k] + b[k, m] for i, j, k, m in np.ndindex(a.shape + b.shape[1:])]
+        v, c = contract(sub, *ops, semiring=MaxPlus, count=True)
+        assert v == max(vals) and isinstance(v, Fraction | int) and c == vals.count(max(vals))
+        assert contract(sub, *ops) == np.einsum(sub, *[o.astype(object) for o in ops])
 
 
 def _brute_count(sub, ops, sense):

@@ -314,12 +314,12 @@ def _reduce_single(item, keep, S, xp, count, keep_tree):
     v = _reshape(v, shape_keep + (-1,), xp)
     if count:
         c = _reshape(_permute(cnt, perm, xp), shape_keep + (-1,), xp)
-        best = S.sum(v, axis=-1)
+        best = _arr(S.sum(v, axis=-1))
         mask = v == _expand(best, -1, xp)
-        newc = _sum(_where(mask, c, 0, xp), -1, xp)
+        newc = _arr(_sum(_where(mask, c, 0, xp), -1, xp))
         newval, newcnt = best, newc
     else:
-        newval, newcnt = S.sum(v, axis=-1), None
+        newval, newcnt = _arr(S.sum(v, axis=-1)), None
     newnode = _Node(newterm, "reduce", (node,), "".join(drop), value=newval if keep_tree else None)
     return (newterm, newval, newcnt, newnode)
 
@@ -489,6 +489,15 @@ def _pair_small(small_item, big_item, keep, S, xp, count, keep_tree, dims, small
     return (outterm, T, C, node)
 
 
+def _arr(x):
+    """Reductions of NumPy object arrays down to zero dimensions return Python scalars; wrap them again."""
+    if hasattr(x, "shape"):
+        return x
+    out = np.empty((), dtype=object)
+    out[()] = x
+    return out
+
+
 def _fast_ops(S, xp):
     """Elementwise ⊗ and ⊕ of ``S`` for arrays of one library, without the per-call dispatch of
     :meth:`Semiring.mul`/:meth:`Semiring.add` (operands here are already validated arrays)."""
@@ -536,14 +545,14 @@ def _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims, swap=Fa
     if count:
         P = _reshape(CA, gshape_a, xp) * _reshape(_permute(CB, pb, xp), gshape_b, xp)
         for ax in reversed(con_axes):
-            V = S.sum(T, axis=ax)
+            V = _arr(S.sum(T, axis=ax))
             mask = T == _expand(V, ax, xp)
-            P = _sum(_where(mask, P, 0, xp), ax, xp)
+            P = _arr(_sum(_where(mask, P, 0, xp), ax, xp))
             T = V
         C = P
     else:
         for ax in reversed(con_axes):
-            T = S.sum(T, axis=ax)
+            T = _arr(S.sum(T, axis=ax))
         C = None
     outterm = "".join(ch for ch in uterm if ch not in con_set)
     shape = tuple(dims[ch] for ch in outterm)
