@@ -334,3 +334,11 @@ def _in_triangle(K, j):
 
     s = [orient(a, b, p), orient(b, c, p), orient(c, a, p)]
     return all(x >= 0 for x in s) or all(x <= 0 for x in s)
+
+
+def test_lp_threads_give_identical_answers():
+    rng = np.random.default_rng(8)
+    K = np.concatenate([rng.standard_normal((40, 6)), 0.1 * rng.standard_normal((20, 6))])
+    b = rng.standard_normal(60)
+    R1, R2 = argmax_vertices(K, b), argmax_vertices(K, b, n_jobs=2)
+    assert R1.status.tolist() == R2.status.tolist() and R1.n_lp == R2.n_lp

@@ -324,6 +324,7 @@ def argmax_vertices(
     n_random: int = 64,
     seed: int = 0,
     batch: int = 1024,
+    n_jobs: int = 1,
 ) -> ArgmaxVertices:
     """For every key: can it be the unique ⊕-winner of ``b_j + q·k_j`` for some query ``q``?
 
@@ -342,6 +343,8 @@ def argmax_vertices(
     scales, n_random, seed, batch
         Filter parameters: scales ``α`` of the self-directions ``q = α·k_j``, number of random directions,
         their seed, and the block size of the batched score computation.
+    n_jobs : int
+        Threads for the LP stage (HiGHS runs outside the GIL for most of a solve); results do not depend on it.
 
     Returns
     -------
@@ -382,11 +385,15 @@ def argmax_vertices(
         n_filtered += _filter(D, reps, status, W, done, scales, n_random, seed, batch)
     todo = [int(j) for j in reps if not done[j]]
     solves = 0
-    for j in todo:
-        if method == "naive":
-            t, q, s = _naive_lp(D, j)
-        else:
-            t, q, s = _margin_lp(D, j)
+    solve = (lambda j: _naive_lp(D, j)) if method == "naive" else (lambda j: _margin_lp(D, j))
+    if n_jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(int(n_jobs)) as ex:
+            answers = list(ex.map(solve, todo))
+    else:
+        answers = map(solve, todo)
+    for j, (t, q, s) in zip(todo, answers):
         solves += s
         margin[j] = t
         if t > tol:
