@@ -223,6 +223,16 @@ def test_parse_errors_report_the_position(text, pos):
     assert f"position {pos}" in str(info.value)
 
 
+def test_parse_rejects_pathological_input_cleanly():
+    with pytest.raises(ParseError):
+        parse_polynomial("(" * 5000 + "x" + ")" * 5000)
+    with pytest.raises(ParseError):
+        parse_polynomial("max(" * 5000 + "x" + ")" * 5000)
+    with pytest.raises(ParseError):
+        parse_polynomial("(x + y + z + 0)^5000")
+    assert parse_polynomial("((x))") == parse_polynomial("x")
+
+
 def test_parse_semiring_rules_and_variables():
     assert parse_polynomial("min(x, y)").semiring is MinPlus
     with pytest.raises(ConventionError):

@@ -42,6 +42,7 @@ __all__ = ["parse_polynomial", "from_sympy", "tropicalize", "p_adic_valuation"]
 
 MAX_LENGTH = 100_000
 MAX_POWER = 1000
+MAX_DEPTH = 100
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),⊕⊗]))"
@@ -84,7 +85,13 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
         self.names: set[str] = set()
+
+    def enter(self, pos: int):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ParseError(f"parentheses nested deeper than {MAX_DEPTH} at position {pos} in {self.text[:60]!r}...")
 
     # helpers
     def peek(self):
@@ -125,7 +132,7 @@ class _Parser:
             self.error((k, v, pos), "'max' or 'min'")
         if op is not None and v != op:
             raise ParseError(f"{v!r} at position {pos} inside {op!r} in {self.text!r}: mixed max and min")
-        self.expect("(")
+        self.enter(self.expect("(")[2])
         items = []
         while True:
             if self.peek()[0] == "name" and self.peek()[1] in ("max", "min"):
@@ -137,6 +144,7 @@ class _Parser:
                 continue
             self.expect(")")
             break
+        self.depth -= 1
         return v, items
 
     def linear(self):
@@ -164,7 +172,8 @@ class _Parser:
     def coef(self):
         """number, number/number, (number/number) or (-number/number)."""
         if self.is_op("("):
-            self.take()
+            self.enter(self.take()[2])
+            self.depth -= 1
             neg = False
             if self.is_op("-"):
                 self.take()
@@ -249,9 +258,10 @@ class _Parser:
                 e = self.exponent()
             return [({name: e}, 0)]
         if self.is_op("("):
-            self.take()
+            self.enter(self.take()[2])
             inner = self.tsum()
             self.expect(")")
+            self.depth -= 1
             if self.is_op("^"):
                 self.take()
                 _, _, p = self.peek()
