@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -69,7 +68,7 @@ class Config:
     seed: int = 0
 
 
-SMALL = Config("small", train=1000, val=250, test=250, min_length=30, max_length=120, d_model=32, n_heads=2,
+SMALL = Config("small", train=1000, val=400, test=800, min_length=30, max_length=120, d_model=32, n_heads=2,
                n_layers=2, d_ff=64, batch=32, epochs=5, lr=2e-3, warmup_steps=20, text_length=1000)
 FULL = Config("full", train=96000, val=2000, test=2000, min_length=500, max_length=2000, d_model=512, n_heads=8,
               n_layers=4, d_ff=1024, batch=32, epochs=2, lr=0.05 / math.sqrt(512), warmup_steps=1000,

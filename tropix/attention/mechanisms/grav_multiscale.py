@@ -26,7 +26,6 @@ Where the source is vague: the discounts are unconstrained parameters there; the
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np

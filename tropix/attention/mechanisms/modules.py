@@ -15,17 +15,16 @@ from __future__ import annotations
 import math
 
 import torch
+import array_api_compat.torch as torch_xp
 import torch.nn.functional as F
 from torch import nn
 
+from ._common import masked_softmax
 from .force import force_attention
 from .grav_multiscale import grav_multiscale_attention
 from .gravitational import gravitational_attention
 from .multiscale import laplace_decoder, multiscale_attention
 from .powerlaw import powerlaw_attention
-import array_api_compat.torch as torch_xp
-
-from ._common import masked_softmax
 from .resonant import SparsePrimeState, resonant_scores
 from .softmax import softmax_attention
 from .tropical_hilbert import dequantize, tropical_attention, tropical_linear, tropicalize

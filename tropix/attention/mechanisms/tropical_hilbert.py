@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from ..._array import check_no_nan
 from ...errors import ConventionError, ShapeError
 from ...tropical.semiring import MaxPlus, Semiring, get_semiring
 from ._common import _bool_mask, check_qkv, prepare
