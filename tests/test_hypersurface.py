@@ -344,3 +344,22 @@ def test_plot_draws_every_maximal_cell():
     ax = C.plot(show_regions=True)
     assert len(ax.lines) == len(C.maximal_cells)
     assert len(ax.texts) == len(C.regions())
+
+
+def test_float_input_gives_float_output_equal_to_the_exact_answer():
+    exact = TropicalPolynomial({(0, 0): Fraction(1, 2), (1, 0): Fraction(-3, 4), (0, 1): 0, (1, 1): Fraction(5, 8)})
+    flt = TropicalPolynomial({(0, 0): 0.5, (1, 0): -0.75, (0, 1): 0.0, (1, 1): 0.625})
+    He, Hf = exact.hypersurface(), flt.hypersurface()
+    assert He.subdivision.cells == Hf.subdivision.cells and He.rays == Hf.rays
+    assert all(isinstance(v, float) for x in Hf.vertices for v in x)
+    assert [tuple(float(v) for v in x) for x in He.vertices] == list(Hf.vertices)
+
+
+def test_collinear_exponents_plot_and_regions():
+    p = TropicalPolynomial.parse("max(0, x + y, 2*x + 2*y - 1)")
+    H = p.hypersurface()
+    ax = H.plot(box=(-3, -3, 3, 3), show_regions=True)
+    assert len(ax.lines) == 2  # two parallel lines x + y = 0 and x + y = 1
+    R = H.regions(box=(-3, -3, 3, 3))
+    assert [r.label for r in R] == [(0, 0), (1, 1), (2, 2)]
+    assert abs(sum(r.polygon.area for r in R) - 36) < 1e-9
