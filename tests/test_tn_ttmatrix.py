@@ -158,3 +158,10 @@ def test_tucker_bad_input():
         tucker(A, eps=0.1, shared_across=5)
     with pytest.raises(ShapeError):
         tucker([np.ones((2, 2)), np.ones((3, 2))], eps=0.1)
+
+
+def test_automatic_factorisation_finds_two_core_kronecker():
+    rng = np.random.default_rng(8)
+    W = np.kron(rng.standard_normal((24, 24)), rng.standard_normal((16, 16)))
+    T = TTMatrix.from_dense(W, eps=1e-8, check=True)
+    assert T.ranks == (1, 1, 1) and T.n_params == 24 * 24 + 16 * 16

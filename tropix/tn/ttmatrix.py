@@ -28,7 +28,7 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import ShapeError
-from ._linalg import as_float, check_eps, check_max_rank, fro_norm
+from ._linalg import as_float, check_eps, check_max_rank, fro_norm, truncation_rank
 from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, tt_svd
 
 __all__ = ["TTMatrix", "factorize"]
@@ -141,8 +141,9 @@ class TTMatrix:
         W : array_like, shape (M, N)
         row_dims, col_dims : sequences of int, optional
             Factorisations ``M = ∏ row_dims``, ``N = ∏ col_dims``; the shorter one is padded with 1s.  When
-            both are omitted every balanced factorisation with 2…6 factors is tried and the one with the
-            fewest parameters is returned.
+            both are omitted every balanced factorisation with 2…6 factors is considered and the one
+            with the fewest parameters is returned (candidates that need more parameters even with all
+            ranks 1 than the best one found are not computed).
         eps : float in (0, 1)
         max_rank : int ≥ 1, optional
         check : bool
@@ -174,11 +175,20 @@ class TTMatrix:
             raise ShapeError(f"W must be a matrix, got shape {tuple(A.shape)}")
         M, N = (int(s) for s in A.shape)
         if row_dims is None and col_dims is None:
-            best = None
+            # candidates in order of the parameter count they need at least (all ranks 1: Σ m_k n_k);
+            # a candidate whose lower bound already exceeds the best found so far is skipped
+            cands = []
             for d in range(2, 7):
                 rd, cd = factorize(M, d), factorize(N, d)
                 if d > 2 and (rd.count(1) + cd.count(1) > 0):
                     continue
+                cands.append((sum(m * n for m, n in zip(rd, cd)), d, rd, cd))
+            best = None
+            for lower, d, rd, cd in sorted(cands):
+                if best is not None and lower >= best.n_params:
+                    continue
+                if d == 2 and best is not None and _two_core_params(A, rd, cd, eps, max_rank) >= best.n_params:
+                    continue  # decided from the singular values alone (no factor matrices computed)
                 cand = cls.from_dense(A, rd, cd, eps=eps, max_rank=max_rank)
                 if best is None or cand.n_params < best.n_params:
                     best = cand
@@ -356,4 +366,17 @@ class TTMatrix:
 
 def _f(x) -> float:
     return float(to_numpy(x))
+
+
+def _two_core_params(A, rd, cd, eps, max_rank) -> int:
+    """Parameter count of the two-core TT-matrix, from the eigenvalues of the smaller Gram matrix only."""
+    xp = namespace(A)
+    (m1, m2), (n1, n2) = rd, cd
+    T = xp.reshape(xp.permute_dims(xp.reshape(A, (m1, m2, n1, n2)), (0, 2, 1, 3)), (m1 * n1, m2 * n2))
+    G = xp.matrix_transpose(T) @ T if m1 * n1 >= m2 * n2 else T @ xp.matrix_transpose(T)
+    lam = np.clip(np.sort(np.asarray(to_numpy(xp.linalg.eigvalsh(G)), dtype=np.float64))[::-1], 0.0, None)
+    # Gram eigenvalues carry absolute errors ~ n·u·λ_max: never ask for less than that (selection only)
+    budget = max(eps**2, 64 * int(G.shape[0]) * float(np.finfo(np.float64).eps)) * float(lam.sum())
+    r, _ = truncation_rank(np.sqrt(lam), budget, max_rank)
+    return r * (m1 * n1 + m2 * n2)
 
