@@ -378,7 +378,7 @@ def _closure(d: int, cons: dict) -> list | None:
     """
     D = [[None] * d for _ in range(d)]
     for j in range(d):
-        D[j][j] = (Fraction(0), 0)
+        D[j][j] = (0, 0)
     for (j, k), w in cons.items():
         if D[j][k] is None or w > D[j][k]:
             D[j][k] = w
@@ -422,7 +422,7 @@ def _interior_point(d: int, D) -> list[Fraction]:
     # longest path from a virtual source joined to every node with weight (0, 0)
     pot = []
     for k in range(d):
-        best = (Fraction(0), 0)
+        best = (0, 0)
         for j in range(d):
             if D[j][k] is not None and D[j][k] > best:
                 best = D[j][k]
@@ -434,7 +434,7 @@ def _interior_point(d: int, D) -> list[Fraction]:
                 g = pot[k][0] - pot[j][0] - D[j][k][0]
                 if g > 0:
                     gaps.append(g)
-    eps = min(gaps) / (4 * d + 4) if gaps else Fraction(1)
+    eps = Fraction(min(gaps), 4 * d + 4) if gaps else Fraction(1)
     return [c + e * eps for c, e in pot]
 
 
@@ -510,6 +510,17 @@ class TropicalPolytope:
     def _W(self):
         return _frac_matrix(to_numpy(self.points), self.semiring.sense)
 
+    @cached_property
+    def _Wint(self):
+        """(integer matrix, scale): the sign-adjusted generators times the lcm of their denominators."""
+        W = self._W
+        den = 1
+        for row in W:
+            for v in row:
+                if v is not None:
+                    den = den * v.denominator // math.gcd(den, v.denominator)
+        return [[None if v is None else int(v * den) for v in row] for row in W], den
+
     # -- point queries -------------------------------------------------------------------------------
     def project(self, x: Any):
         """Tropical projection of ``x`` (or of each row of a batch) onto the polytope; see :func:`tropical_projection`.
@@ -564,12 +575,13 @@ class TropicalPolytope:
         """
         n, d, s = self.n, self.d, self.semiring.sense
         out = []
-        for Ts, D in _enumerate_cells(self._W, d):
+        Wi, den = self._Wint  # integer arithmetic is several times faster than Fractions
+        for Ts, D in _enumerate_cells(Wi, d):
             dim = _components(n, d, Ts) - 1
             typ = tuple(frozenset(i for i, T in enumerate(Ts) if j in T) for j in range(d))
             bounded = all(D[j][k] is not None for j in range(d) for k in range(d))
             y = _interior_point(d, D)
-            pt = tuple(_out_scalar(s * (v - y[0]), self.exact) for v in y)
+            pt = tuple(_out_scalar(s * Fraction(v - y[0]) / den, self.exact) for v in y)
             out.append(TropicalCell(typ, dim, all(typ), bounded, pt))
         out.sort(key=lambda c: (c.dim, [sorted(t) for t in c.type]))
         return tuple(out)
