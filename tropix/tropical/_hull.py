@@ -175,6 +175,11 @@ def _vdet(T: np.ndarray) -> np.ndarray:
         return T[:, 0, 0]
     if k == 2:
         return T[:, 0, 0] * T[:, 1, 1] - T[:, 0, 1] * T[:, 1, 0]
+    if k == 3:
+        a, b, c = T[:, 0, 0], T[:, 0, 1], T[:, 0, 2]
+        d, e, f = T[:, 1, 0], T[:, 1, 1], T[:, 1, 2]
+        g, h, i = T[:, 2, 0], T[:, 2, 1], T[:, 2, 2]
+        return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
     out = 0
     for j in range(k):
         minor = np.delete(np.delete(T, 0, axis=1), j, axis=2)
@@ -453,7 +458,7 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
     X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
     XA = int_matrix([list(a) + [1] for a in A])
     seeds = list(seeds)
-    if n >= 2 and len(seeds) > 1 and X.dtype != object and len(A) ** n < (1 << 62):
+    if n >= 2 and len(seeds) > 1 and X.dtype != object and len(A) ** (n + 1) < (1 << 62):
         fast = _fast_triangulation(X, XA, np.array(seeds, dtype=np.int64), n)
         if fast is not None:
             return fast
@@ -613,8 +618,11 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
         funcs.append(Fj[ok])
     T = np.concatenate(tris)
     Fk = np.concatenate(funcs)
-    T, first = np.unique(T, axis=0, return_index=True)
-    Fk = Fk[first]
+    key = np.zeros(T.shape[0], dtype=np.int64)
+    for j in range(n + 1):
+        key = key * N + T[:, j]
+    _, first = np.unique(key, return_index=True)  # rows sorted lexicographically, like np.unique(axis=0)
+    T, Fk = T[first], Fk[first]
     m = T.shape[0]
     drop = list(range(n + 1))
     pairs = np.concatenate([np.delete(T, i, axis=1) for i in drop])

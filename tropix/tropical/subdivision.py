@@ -393,7 +393,7 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
 def _duplicates(pts):
     """None if the points are distinct, else the list of index groups of equal points (in first-seen order)."""
     if np.issubdtype(pts.dtype, np.integer) or pts.dtype == np.float64:
-        if np.unique(pts, axis=0).shape[0] == pts.shape[0]:
+        if len(set(map(tuple, pts.tolist()))) == pts.shape[0]:
             return None
     seen: dict = {}
     for i, r in enumerate(pts.tolist()):
@@ -475,7 +475,15 @@ def _simplicial_faces(cell_t, k):
         combs = list(combinations(range(k + 1), d + 1))
         F = np.concatenate([T[:, list(c)] for c in combs])
         owner = np.tile(np.arange(m), len(combs))
-        uniq, inv = np.unique(F, axis=0, return_inverse=True)
+        N = int(T.max()) + 1
+        if N ** (d + 1) < (1 << 62):  # rows as integer keys: same lexicographic order, faster than axis=0
+            key = np.zeros(F.shape[0], dtype=np.int64)
+            for j in range(d + 1):
+                key = key * N + F[:, j]
+            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+            uniq = F[first]
+        else:
+            uniq, inv = np.unique(F, axis=0, return_inverse=True)
         inv = inv.ravel()
         order = np.argsort(inv, kind="stable")
         groups = np.split(owner[order], np.flatnonzero(np.diff(inv[order])) + 1)
