@@ -347,3 +347,234 @@ def test_large_low_rank_matrix_is_reduced():
     t = tropical_rank(X)
     assert t == tropical_rank(X[:, :4]) == brute_tropical_rank(X[:, :4].astype(object), MaxPlus)
     assert rank_bounds(X).tropical[1] == 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Independent verification (review of issue #2): methods that share no code or algorithm with rank.py
+# ----------------------------------------------------------------------------------------------
+# * tropical rank: every square minor, every permutation, vectorised (numpy), stopping at the first
+#   size without a non-singular minor (a non-singular (k+1)-minor contains a non-singular k-minor);
+# * Barvinok rank, two ways:
+#   (a) list every *closed* rank-one term on an integer grid and solve the set cover as an integer
+#       program (scipy.optimize.milp).  A cover by r terms can be replaced by one by r vertices of the
+#       polyhedron {u_i + v_j <= W_ij} of an all-finite block (every face of a pointed polyhedron holds a
+#       vertex, whose tight set contains the face's); a vertex has a spanning tight tree, hence integer
+#       coordinates for integer W, and normalised to max(u) = 0 it has u in [lo - hi, 0], v in [lo, hi];
+#   (b) a direct big-M feasibility MILP "W is the max of r rank-one terms" (no enumeration at all),
+#       with the same w.l.o.g. bounds, infeasible for r - 1 and feasible for r.
+# * Kapranov rank of the Fano matrix: explicit lifts X(t)·Y(t) of rank 4 (characteristic 0) and rank 3
+#   (characteristic 2) whose valuations are checked entry by entry; the matching lower bound 4 off
+#   characteristic 2 is the DSS theorem (the Fano matroid is realisable only in characteristic 2).
+
+
+def _max_orientation(A, S):
+    """Integer matrix in max orientation (tropical zero -> None); A must have integer entries."""
+    return [[None if x == S.zero else S.sense * int(x) for x in row] for row in np.asarray(A, dtype=object)]
+
+
+def indep_tropical_rank(A, S):
+    W = _max_orientation(A, S)
+    m, n = len(W), len(W[0])
+    big = -(10**9)
+    Wf = np.array([[big if x is None else x for x in row] for row in W], dtype=np.int64)
+    rank = 0
+    for k in range(1, min(m, n) + 1):
+        P = np.array(list(itertools.permutations(range(k))), dtype=np.int64)
+        found = False
+        for R in itertools.combinations(range(m), k):
+            sub_r = Wf[list(R)]
+            for C in itertools.combinations(range(n), k):
+                sub = sub_r[:, list(C)]
+                vals = sub[np.arange(k), P]  # (k!, k)
+                ok = (vals > big // 2).all(axis=1)
+                if not ok.any():
+                    continue
+                w = vals.sum(axis=1)[ok]
+                if (w == w.max()).sum() == 1:
+                    found = True
+                    break
+            if found:
+                break
+        if not found:
+            break
+        rank = k
+    return rank
+
+
+def _closed_terms_on_grid(W):
+    """Attained sets (frozensets of (i, j)) of all closed integer rank-one terms, normalised max(u) = 0."""
+    m, n = len(W), len(W[0])
+    out = set()
+    for size in range(1, m + 1):
+        for I in itertools.combinations(range(m), size):
+            J = [j for j in range(n) if all(W[i][j] is not None for i in I)]
+            if not J:
+                continue
+            vals = [W[i][j] for i in I for j in J]
+            lo, hi = min(vals), max(vals)
+            for u in itertools.product(range(lo - hi, 1), repeat=size):
+                if max(u) != 0:
+                    continue
+                v = [min(W[i][j] - u[a] for a, i in enumerate(I)) for j in J]
+                out.add(
+                    frozenset(
+                        (i, j) for a, i in enumerate(I) for b, j in enumerate(J) if u[a] + v[b] == W[i][j]
+                    )
+                )
+    return [s for s in out if s]
+
+
+def indep_barvinok_setcover(A, S):
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    W = _max_orientation(A, S)
+    cells = [(i, j) for i in range(len(W)) for j in range(len(W[0])) if W[i][j] is not None]
+    if not cells:
+        return 0
+    terms = _closed_terms_on_grid(W)
+    M = np.array([[1.0 if c in t else 0.0 for t in terms] for c in cells])
+    res = milp(
+        np.ones(len(terms)),
+        constraints=LinearConstraint(M, lb=np.ones(len(cells)), ub=np.inf),
+        integrality=np.ones(len(terms)),
+        bounds=Bounds(0, 1),
+    )
+    assert res.success
+    return int(round(res.fun))
+
+
+def max_of_r_rank_one_is_feasible(W, r):
+    """Direct big-M MILP: is the all-finite integer matrix W (max orientation) a max of r terms u⊗vᵀ?"""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    W = np.asarray(W, dtype=float)
+    m, n = W.shape
+    lo, hi = float(W.min()), float(W.max())
+    big = 2 * (hi - lo) + 1
+    nu, nv = r * m, r * n
+    N = nu + nv + r * m * n
+    rows, lb, ub = [], [], []
+    for k in range(r):
+        for i in range(m):
+            for j in range(n):
+                a = np.zeros(N)
+                a[k * m + i] = a[nu + k * n + j] = 1
+                rows.append(a)  # u + v <= W
+                lb.append(-np.inf)
+                ub.append(W[i, j])
+                a = a.copy()
+                a[nu + nv + (k * m + i) * n + j] = -big  # z = 1  =>  u + v >= W
+                rows.append(a)
+                lb.append(W[i, j] - big)
+                ub.append(np.inf)
+    for i in range(m):
+        for j in range(n):
+            a = np.zeros(N)
+            for k in range(r):
+                a[nu + nv + (k * m + i) * n + j] = 1
+            rows.append(a)  # every entry attained by some term
+            lb.append(1)
+            ub.append(np.inf)
+    bounds = Bounds(
+        np.r_[np.full(nu, lo - hi), np.full(nv, lo), np.zeros(r * m * n)],
+        np.r_[np.zeros(nu), np.full(nv, hi), np.ones(r * m * n)],
+    )
+    res = milp(
+        np.zeros(N),
+        constraints=LinearConstraint(np.array(rows), lb, ub),
+        integrality=np.r_[np.zeros(nu + nv), np.ones(r * m * n)],
+        bounds=bounds,
+    )
+    assert res.status in (0, 2), res.message  # solved: feasible or proven infeasible
+    return res.status == 0
+
+
+@given(matrices(max_m=4, max_n=4, hi=3))
+def test_ranks_agree_with_independent_methods(AS):
+    A, S = AS
+    assert tropical_rank(A, semiring=S) == indep_tropical_rank(A, S)
+    assert barvinok_rank(A, semiring=S) == indep_barvinok_setcover(A, S)
+
+
+def test_identity_complement_independent():
+    """Max-plus, 0 on the diagonal, 1 elsewhere: Barvinok rank 3, 4, 4, 4 for n = 3..6 by the direct MILP
+    (r - 1 terms infeasible, r feasible) and by the grid set cover; tropical rank 2 by all minors."""
+    for n, r in zip(range(3, 7), (3, 4, 4, 4)):
+        A = np.ones((n, n), dtype=int) - np.eye(n, dtype=int)
+        assert not max_of_r_rank_one_is_feasible(A, r - 1)
+        assert max_of_r_rank_one_is_feasible(A, r)
+        assert barvinok_rank(A) == r
+        if n <= 5:
+            assert indep_barvinok_setcover(A, MaxPlus) == r
+        assert indep_tropical_rank(A, MaxPlus) == tropical_rank(A) == 2
+
+
+def _fano_lines():
+    return [{i % 7, (i + 1) % 7, (i + 3) % 7} for i in range(7)]
+
+
+def _lift_valuations(X0, X1, Y0, Y1, p=None):
+    """Min-plus valuations of the entries of (X0 + t X1)(Y0 + t Y1) (over Z, or GF(p) if p is given)."""
+    c = [X0 @ Y0, X0 @ Y1 + X1 @ Y0, X1 @ Y1]
+    if p is not None:
+        c = [x % p for x in c]
+    val = np.full(c[0].shape, INF, dtype=object)
+    for d in (2, 1, 0):
+        val[c[d] != 0] = d
+    return val
+
+
+def test_fano_ranks_independent():
+    """The DSS Fano example: min-plus 7×7, rows = lines, columns = points, 1 where the point is on the line,
+    0 elsewhere.  Tropical rank 3 (all minors), Barvinok rank 7 (set-cover MILP; the direct MILP proving
+    6 infeasible takes a few seconds and lives in examples/tropical_linear_algebra.py), Kapranov rank
+    4 in characteristic 0 (explicit rank-4 lift; ≥ 4 is DSS) and 3 in characteristic 2 (explicit lift)."""
+    lines = _fano_lines()
+    F = np.array([[1 if p in L else 0 for p in range(7)] for L in lines], dtype=object)
+    assert indep_tropical_rank(F, MinPlus) == tropical_rank(F, semiring="min") == 3
+    assert indep_barvinok_setcover(F, MinPlus) == barvinok_rank(F, semiring="min") == 7
+    # characteristic 0: points x_p in Z^4, line covectors y_L orthogonal to exactly the line's points
+    rng = np.random.default_rng(11)
+    import sympy
+
+    while True:
+        X0 = rng.integers(-3, 4, (7, 4))
+        Y0 = np.zeros((4, 7), dtype=np.int64)
+        for k, L in enumerate(lines):
+            ns = sympy.Matrix(X0[sorted(L)].tolist()).nullspace()
+            if len(ns) != 1:
+                break
+            y = ns[0] * sympy.ilcm(*[q.q for q in ns[0]])
+            Y0[:, k] = [int(q) for q in y]
+        else:
+            X1, Y1 = rng.integers(-3, 4, (7, 4)), rng.integers(-3, 4, (4, 7))
+            val = _lift_valuations(Y0.T, Y1.T, X0.T, X1.T)  # rows = lines, columns = points
+            if (val == F).all():
+                break
+    assert kapranov_rank(F, semiring="min") == 4  # lift of rank ≤ 4 above; DSS: > 3 off characteristic 2
+    # characteristic 2: points p = nonzero vectors of GF(2)^3, line q = the points orthogonal to q.  The lift
+    # (P + t·A)·Pᵀ has rank ≤ 3; entry (p, q) is p·q + t·(a_p·q).  Over GF(2) no A works (checked by
+    # elimination while reviewing), over GF(4) ⊂ the algebraically closed residue field it does: a_p·q ≠ 0
+    # for the three q ⟂ p.  GF(4) = {0, 1, w, w+1} as 0..3, addition = xor.
+    mul = [[0, 0, 0, 0], [0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]]
+
+    def dot4(a, q):
+        s = 0
+        for x, y in zip(a, q):
+            s ^= mul[x][int(y)]
+        return s
+
+    pts = [np.array([(x >> 2) & 1, (x >> 1) & 1, x & 1]) for x in range(1, 8)]
+    L2 = [{p for p in range(7) if pts[p] @ pts[q] % 2 == 0} for q in range(7)]
+    F2 = np.array([[1 if p in L else 0 for p in range(7)] for L in L2], dtype=object)
+    val = np.empty((7, 7), dtype=object)
+    for p in range(7):
+        perp = [q for q in range(7) if pts[p] @ pts[q] % 2 == 0]
+        a = next(a for a in itertools.product(range(4), repeat=3) if all(dot4(a, pts[q]) for q in perp))
+        for q in range(7):
+            const = int(pts[p] @ pts[q]) % 2
+            val[q, p] = 0 if const else (1 if dot4(a, pts[q]) else INF)  # rows = lines, like F2
+    assert (val == F2).all()
+    assert tropical_rank(F2, semiring="min") == 3  # F2 is a relabelling of F
+    assert kapranov_rank(F2, semiring="min", characteristic=2) == 3
+    assert kapranov_rank(F2, semiring="min", characteristic=3) == 4
