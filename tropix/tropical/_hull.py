@@ -453,10 +453,16 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
         For each ridge (all points on it): the cells containing it (one for a boundary ridge), and
         for boundary ridges the outward function ``g`` over ``[A | 1]`` under key ``('g', ridge)``.
     """
-    A = [tuple(int(v) for v in a) for a in A]
+    A = [a if type(a) is tuple and all(type(v) is int for v in a) else tuple(int(v) for v in a) for a in A]
     n = len(A[0])
-    X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
     XA = int_matrix([list(a) + [1] for a in A])
+    if XA.dtype != object and all(type(ci) is int for ci in c) and max(map(abs, c)) < (1 << 31):
+        X = np.empty((XA.shape[0], n + 2), dtype=np.int64)
+        X[:, :n] = XA[:, :n]
+        X[:, n] = np.array(c, dtype=np.int64)
+        X[:, n + 1] = 1
+    else:
+        X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
     seeds = list(seeds)
     if n >= 2 and len(seeds) > 1 and X.dtype != object and len(A) ** (n + 1) < (1 << 62):
         fast = _fast_triangulation(X, XA, np.array(seeds, dtype=np.int64), n)

@@ -535,9 +535,9 @@ class TropicalPolynomial:
         of :attr:`exponents`.
         """
         if "subdivision" not in self._cache:
-            from .subdivision import regular_subdivision
+            from .subdivision import _subdivide
 
-            self._cache["subdivision"] = regular_subdivision(self._exponents, self._coefficients, semiring=self._semiring)
+            self._cache["subdivision"] = _subdivide(self._exponents, self._coefficients, self._semiring)
         return self._cache["subdivision"]
 
     def hypersurface(self):

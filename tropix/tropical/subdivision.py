@@ -101,7 +101,10 @@ def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _Integ
     )
     if k == n:
         lineality = ()
-    A = tuple(tuple(row[j] for j in pivots) for row in Ai)
+    if list(pivots) == list(range(n)):
+        A = tuple(map(tuple, Ai))
+    else:
+        A = tuple(tuple(row[j] for j in pivots) for row in Ai)
     return _IntegerForm(A, tuple(ci), Fraction(la, lc), tuple(pivots), lineality, k)
 
 
@@ -384,6 +387,12 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
     for v in np.asarray(h, dtype=object).ravel():
         if isinstance(v, float) and math.isinf(v):
             raise ConventionError("a height is the tropical zero; remove that point instead")
+    return _subdivide(pts, h, S)
+
+
+def _subdivide(pts: np.ndarray, h: np.ndarray, S: TropicalSemiring) -> RegularSubdivision:
+    """The computation behind :func:`regular_subdivision`, on validated input (used directly by
+    :class:`~tropix.tropical.polynomial.TropicalPolynomial`, whose terms are validated and distinct)."""
     groups = _duplicates(pts)
     if groups is None:
         return _build(pts, h, S, _integer_form(pts, h, S.sense))
