@@ -147,9 +147,7 @@ def _visible_counts(P: Prepared) -> np.ndarray:
 
 def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
     out = _dense(P)
-    rb = dense_rounding_bound(P)
-    v = np.asarray(to_numpy(P.v), dtype=np.float64)
-    vmax = np.max(np.linalg.norm(v, axis=-1), axis=-1)
+    rb, vmax = dense_rounding_bound(P, with_vmax=True)
     sup = _visible_counts(P)
     rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1

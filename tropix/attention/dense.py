@@ -146,14 +146,22 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
     return out
 
 
-def dense_rounding_bound(P: Prepared) -> np.ndarray:
-    """Per-row rounding bound (shape ``batch + (n_q,)``) of evaluating dense attention on ``P`` in floating point."""
+def _rownorm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the last axis, without the temporary of ``np.linalg.norm``."""
+    return np.sqrt(np.einsum("...i,...i->...", x, x))
+
+
+def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
+    """Per-row rounding bound (shape ``batch + (n_q,)``) of evaluating dense attention on ``P`` in floating point.
+
+    With ``with_vmax`` also returns the largest value norm per head.
+    """
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
     k = np.asarray(to_numpy(P.k), dtype=np.float64)
     v = np.asarray(to_numpy(P.v), dtype=np.float64)
-    qn = np.linalg.norm(q, axis=-1)
-    kmax = np.max(np.linalg.norm(k, axis=-1), axis=-1)[..., None]
-    vmax = np.max(np.linalg.norm(v, axis=-1), axis=-1)[..., None]
+    qn = _rownorm(q)
+    kmax = np.max(_rownorm(k), axis=-1)[..., None]
+    vmax = np.max(_rownorm(v), axis=-1)[..., None]
     if P.bias is not None:
         b = np.asarray(to_numpy(P.bias), dtype=np.float64)
         b = np.where(np.isfinite(b), np.abs(b), 0.0)
@@ -167,9 +175,10 @@ def dense_rounding_bound(P: Prepared) -> np.ndarray:
         npdt = np.dtype(str(dt).replace("torch.", ""))
     except TypeError:
         npdt = np.float64
-    return rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt)
+    rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt)
+    return (rb, vmax[..., 0]) if with_vmax else rb
 
 
 def _vmax(P: Prepared) -> np.ndarray:
     v = np.asarray(to_numpy(P.v), dtype=np.float64)
-    return np.max(np.linalg.norm(v, axis=-1), axis=-1)
+    return np.max(_rownorm(v), axis=-1)

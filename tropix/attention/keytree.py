@@ -210,7 +210,7 @@ def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: b
     hi = tree.hi[level][sel]
     mid = (lo + hi) * 0.5
     half = (hi - lo) * 0.5
-    qn = np.linalg.norm(qs, axis=1)
+    qn = np.sqrt(np.einsum("ij,ij->i", qs, qs))
     d = qs.shape[1]
     u = 2.0**-53
     slack = (16.0 * (d + 4) * u * (tree.kmax + 1e-300) + 1e-300) * qn[:, None] * 4.0

@@ -29,7 +29,7 @@ import numpy as np
 from .._array import from_numpy, to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense
+from .dense import _dense, _rownorm
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
 from .keytree import KeyTree, build_key_tree, score_bounds
 from .result import AttentionResult
@@ -124,9 +124,9 @@ class _Head:
         self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
         self.extra, self.key_only = extra_numpy(P, hidx)
         self.causal = P.causal
-        self.vn = np.linalg.norm(v, axis=1)
+        self.vn = _rownorm(v)
         self.vmax = float(self.vn.max()) if self.n_k else 0.0
-        self.qn = np.linalg.norm(self.qs, axis=1)
+        self.qn = _rownorm(self.qs)
         self.tree = tree if tree is not None else build_key_tree(k, leaf)
         if self.tree.n != self.n_k:
             raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
@@ -139,7 +139,7 @@ class _Head:
             self.bmax = float(b.max()) if b.size else 0.0
         else:
             self.bmax = 0.0
-        self.rho = rounding_bound(np.linalg.norm(q, axis=1), self.tree.kmax, self.bmax, self.n_k, self.d,
+        self.rho = rounding_bound(_rownorm(q), self.tree.kmax, self.bmax, self.n_k, self.d,
                                   self.vmax, P.scale)
         self.full_extra = None
 
