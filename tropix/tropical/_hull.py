@@ -453,7 +453,8 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
         For each ridge (all points on it): the cells containing it (one for a boundary ridge), and
         for boundary ridges the outward function ``g`` over ``[A | 1]`` under key ``('g', ridge)``.
     """
-    A = [a if type(a) is tuple and all(type(v) is int for v in a) else tuple(int(v) for v in a) for a in A]
+    if not isinstance(A, tuple):  # tuples of tuples of Python ints come from _integer_form as they are
+        A = [tuple(int(v) for v in a) for a in A]
     n = len(A[0])
     XA = int_matrix([list(a) + [1] for a in A])
     if XA.dtype != object and all(type(ci) is int for ci in c) and max(map(abs, c)) < (1 << 31):

@@ -196,7 +196,7 @@ class TropicalHypersurface:
                 cells.append(
                     HypersurfaceCell(
                         dim=n - j,
-                        vertices=tuple(sorted(sub._face_cells[face])),
+                        vertices=tuple(sub._face_cells[face]),  # sorted by construction
                         rays=tuple(sorted(face_rays.get(face, ()))),
                         dual=face,
                         weight=w,

@@ -431,7 +431,7 @@ def _with_repeated_points(pts, h, S, groups) -> RegularSubdivision:
     cells = tuple(expand(c) for c in sub.cells)
     order = sorted(range(len(cells)), key=lambda i: cells[i])
     faces = {d: tuple(sorted(expand(f) for f in fs)) for d, fs in sub._faces.items()}
-    face_cells = {expand(f): [order.index(ci) for ci in cs] for f, cs in sub._face_cells.items()}
+    face_cells = {expand(f): sorted(order.index(ci) for ci in cs) for f, cs in sub._face_cells.items()}
     boundary = tuple(sorted((expand(r), g) for r, g in sub._boundary))
     form = _integer_form(pts, h, S.sense)
     return RegularSubdivision(
@@ -494,9 +494,10 @@ def _simplicial_faces(cell_t, k):
         else:
             uniq, inv = np.unique(F, axis=0, return_inverse=True)
         inv = inv.ravel()
-        order = np.argsort(inv, kind="stable")
-        groups = np.split(owner[order], np.flatnonzero(np.diff(inv[order])) + 1)
+        order = np.argsort(inv, kind="stable")  # stable: owners stay increasing within a group
+        ow = owner[order].tolist()
+        cuts = [0] + (np.flatnonzero(np.diff(inv[order])) + 1).tolist() + [len(ow)]
         keys = [tuple(r) for r in uniq.tolist()]
         faces_t[d] = tuple(keys)
-        face_cells.update(zip(keys, (sorted(g.tolist()) for g in groups)))
+        face_cells.update(zip(keys, (ow[a:b] for a, b in zip(cuts, cuts[1:]))))
     return faces_t, face_cells
