@@ -446,12 +446,14 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
 
     Returns
     -------
-    cells : dict frozenset -> tuple
-        All points on each cell, mapped to its primitive function ``f`` over ``[A | c | 1]``
+    cells : dict
+        All points on each cell (a frozenset, or a sorted tuple when the vectorised triangulation path
+        answered, then in lexicographic order), mapped to its function ``f`` over ``[A | c | 1]``
         (``f_c > 0``, ``f <= 0`` on every lifted point, ``= 0`` exactly on the cell).
-    ridges : dict frozenset -> list
-        For each ridge (all points on it): the cells containing it (one for a boundary ridge), and
-        for boundary ridges the outward function ``g`` over ``[A | 1]`` under key ``('g', ridge)``.
+    ridges : dict or None
+        For each ridge (all points on it) the cells containing it; None from the vectorised path.
+    boundary : dict
+        Boundary ridges mapped to their outward function ``g`` over ``[A | 1]`` (``g <= 0`` on the cell).
     """
     if not isinstance(A, tuple):  # tuples of tuples of Python ints come from _integer_form as they are
         A = [tuple(int(v) for v in a) for a in A]
@@ -464,29 +466,19 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
         X[:, n + 1] = 1
     else:
         X = int_matrix([list(a) + [int(ci), 1] for a, ci in zip(A, c)])
-    seeds = list(seeds)
+    seeds = np.asarray(seeds if isinstance(seeds, np.ndarray) else list(seeds), dtype=np.int64).reshape(-1, n + 1)
     if n >= 2 and len(seeds) > 1 and X.dtype != object and len(A) ** (n + 1) < (1 << 62):
-        fast = _fast_triangulation(X, XA, np.array(seeds, dtype=np.int64), n)
+        fast = _fast_triangulation(X, XA, seeds, n)
         if fast is not None:
             return fast
     cells: dict[frozenset, tuple] = {}
     # seeds: exact function through n+1 lifted points, kept if upper and supporting
     cand = []
-    if seeds and all(len(s) == n + 1 for s in seeds):
-        Fv = seed_functions(X, np.array(seeds, dtype=np.int64))
+    if len(seeds):
+        Fv = seed_functions(X, seeds)
         Fv = Fv * np.where(Fv[:, n] < 0, -1, 1)[:, None]
         for row in Fv[Fv[:, n] > 0].tolist():
             cand.append(_gcd_reduce(row))
-        seeds = []
-    for s in seeds:
-        f = _null1([[int(v) for v in X[i]] for i in s])
-        if f is None:
-            continue
-        if f[n] < 0:
-            f = tuple(-v for v in f)
-        if f[n] == 0:
-            continue
-        cand.append(f)
     if cand:
         F = np.array(sorted(set(cand)), dtype=object).T
         for j0 in range(0, F.shape[1], 2048):
@@ -641,22 +633,19 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
     _, inv, counts = np.unique(code, return_inverse=True, return_counts=True)
     if np.any(counts > 2):
         return None
-    cells = {frozenset(t): tuple(int(v) for v in f) for t, f in zip(T.tolist(), Fk.tolist())}
-    keys = [frozenset(t) for t in T.tolist()]
-    ridge_cells: dict = {}
+    # keys are sorted tuples here (rows of T are sorted, T is in lexicographic order)
+    cells = dict(zip(map(tuple, T.tolist()), map(tuple, Fk.tolist())))
     boundary: dict = {}
-    single = (counts[inv] == 1).tolist()
+    single = np.nonzero(counts[inv] == 1)[0]
     XAl = XA.tolist()
-    for e, o, k, s1 in zip(pairs.tolist(), opposite.tolist(), owner.tolist(), single):
-        r = frozenset(e)
-        ridge_cells.setdefault(r, []).append(keys[k])
-        if s1:
-            gv = _null1([XAl[i] for i in e])
-            if gv is None:  # pragma: no cover - a ridge of a full-dimensional simplex spans a hyperplane
-                return None
-            if sum(a * b for a, b in zip(gv, XAl[o])) > 0:
-                gv = tuple(-v for v in gv)
-            if np.any(XA @ np.array(gv, dtype=np.int64) > 0):
-                return None  # a cell beyond this ridge is missing: let the general path find it
-            boundary[r] = gv
-    return cells, ridge_cells, boundary
+    for e, o in zip(pairs[single].tolist(), opposite[single].tolist()):
+        r = tuple(e)
+        gv = _null1([XAl[i] for i in e])
+        if gv is None:  # pragma: no cover - a ridge of a full-dimensional simplex spans a hyperplane
+            return None
+        if sum(a * b for a, b in zip(gv, XAl[o])) > 0:
+            gv = tuple(-v for v in gv)
+        if np.any(XA @ np.array(gv, dtype=np.int64) > 0):
+            return None  # a cell beyond this ridge is missing: let the general path find it
+        boundary[r] = gv
+    return cells, None, boundary

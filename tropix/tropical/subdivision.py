@@ -147,7 +147,7 @@ def _qhull_seeds(A: tuple, c: tuple) -> list:
     except (QhullError, ValueError):
         return []
     up = hull.equations[:, k] > 1e-12
-    return [tuple(int(i) for i in s) for s in hull.simplices[up]]
+    return hull.simplices[up]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -447,10 +447,15 @@ def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
         return RegularSubdivision(pts, h, S, 0, ((0,),), form, ((1, 0),), (), {0: ((0,),)}, {(0,): [0]})
     seeds = _qhull_seeds(form.A, form.c) if k >= 2 else []
     cells, ridge_cells, boundary = _hull.upper_hull_cells(form.A, form.c, seeds)
-    order = sorted(cells, key=lambda s: sorted(s))
-    cell_t = tuple(tuple(sorted(s)) for s in order)
-    funcs = tuple(cells[s] for s in order)
-    bnd = tuple(sorted((tuple(sorted(r)), g) for r, g in boundary.items()))
+    if ridge_cells is None:  # vectorised path: sorted tuples in lexicographic order already
+        cell_t = tuple(cells)
+        funcs = tuple(cells.values())
+        bnd = tuple(sorted(boundary.items()))
+    else:
+        order = sorted(cells, key=lambda s: sorted(s))
+        cell_t = tuple(tuple(sorted(s)) for s in order)
+        funcs = tuple(cells[s] for s in order)
+        bnd = tuple(sorted((tuple(sorted(r)), g) for r, g in boundary.items()))
     if all(len(s) == k + 1 for s in cell_t) and len(cell_t) > 1:
         faces_t, face_cells = _simplicial_faces(cell_t, k)
         return RegularSubdivision(pts, h, S, k, cell_t, form, funcs, bnd, faces_t, face_cells)
