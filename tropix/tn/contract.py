@@ -100,7 +100,9 @@ def _prepare(subscripts, operands, S):
     for k, op in enumerate(operands):
         if not is_array(op) or (isinstance(op, np.ndarray) and op.dtype == object):
             op = asarray(op, name=f"operand {k}")
-        op = S.validate(op, f"operand {k}")
+        if not (isinstance(op, np.ndarray) and op.dtype.kind == "f" and np.isfinite(op).all()):
+            # finite real floats are elements of every semiring; anything else gets the full check
+            op = S.validate(op, f"operand {k}")
         ops.append(op)
     xp = namespace(*ops)
     terms, out = _parse(subscripts, len(ops))
@@ -327,11 +329,11 @@ def _reduce_single(item, keep, S, xp, count, keep_tree):
 def _permute(x, perm, xp):
     if perm == tuple(range(len(perm))):
         return x
-    return np.transpose(x, perm) if _is_obj(x) else xp.permute_dims(x, perm)
+    return x.transpose(perm) if isinstance(x, np.ndarray) else xp.permute_dims(x, perm)
 
 
 def _reshape(x, shape, xp):
-    return np.reshape(x, shape) if _is_obj(x) else xp.reshape(x, shape)
+    return x.reshape(shape) if isinstance(x, np.ndarray) else xp.reshape(x, shape)
 
 
 def _expand(x, axis, xp):
