@@ -180,7 +180,7 @@ def test_fan_errors():
 
 
 # ----------------------------------------------------------------------------------- LP regime
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(configs(max_n=10, dims=(1, 2, 3, 4)))
 def test_lp_regime_agrees_with_exact_fan(cfg):
     K, b = cfg
