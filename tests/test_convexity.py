@@ -298,3 +298,24 @@ def test_errors():
         tropical_segment([0, 1], [0, 1, 2])
     with pytest.raises(TypeError):
         convex_hull([[0, 1]], semiring="real")
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 4), st.integers(2, 4), st.integers(0, 10**6))
+def test_float_membership_exact_and_with_tolerance(n, d, seed):
+    rng = np.random.default_rng(seed)
+    for semiring in (MaxPlus, MinPlus):
+        V = rng.integers(-40, 40, (n, d)) / 8.0  # dyadic: sums below are exact in binary
+        lam = rng.integers(-40, 40, n) / 8.0
+        x = semiring.sum(V + lam[:, None], axis=0)
+        P = convex_hull(V, semiring=semiring)
+        assert P.contains(x)
+        # generic floats: the float combination is within rounding of P
+        W = rng.standard_normal((n, d))
+        mu = rng.standard_normal(n)
+        y = semiring.sum(W + mu[:, None], axis=0)
+        assert convex_hull(W, semiring=semiring).contains(y, tol=1e-12)
+        # a point moved off the polytope in one coordinate is rejected
+        z = x.copy()
+        z[0] = z[0] + 100.0 * semiring.sense
+        assert not P.contains(z)

@@ -104,6 +104,13 @@ def _finite_mask(a: np.ndarray) -> np.ndarray:
     return np.isfinite(a)
 
 
+def _exact_object(a: np.ndarray) -> np.ndarray:
+    """Object array of the exact values (floats as Fractions; infinities kept as floats)."""
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [v if _to_frac(v) is None else _to_frac(v) for v in a.ravel()]
+    return out
+
+
 def _to_frac(v) -> Fraction | None:
     """Exact rational value of a finite scalar; None for ±inf."""
     if isinstance(v, (float, np.floating)):
@@ -536,24 +543,38 @@ class TropicalPolytope:
     def contains(self, x: Any, *, tol: float = 0.0) -> bool:
         """Whether the point ``x`` of ``TP^{d-1}`` lies in the polytope: ``x == project(x)``.
 
-        Exact for exact input; for floats ``tol`` is the allowed absolute difference (default 0: the projection
-        formula only adds and subtracts the input numbers, so a point of the polytope given by a tropical
-        combination with representable coefficients is recognised exactly).
+        With ``tol=0`` (default) the test is exact for every input: floats are taken as the exact rationals
+        they represent and the projection is computed in rational arithmetic.  A point computed in floating
+        point as a tropical combination is generally off by rounding; pass ``tol`` (absolute, per coordinate,
+        after the projection is computed in float64) to accept such points.
 
         Examples
         --------
         >>> P = convex_hull([[0, 0, 0], [0, 2, 5]])
         >>> P.contains([1, 1, 4]), P.contains([0, 1, 1])
         (True, False)
+        >>> import numpy as np
+        >>> V = np.array([[0.0, 0.1, 0.7], [0.0, 0.2, 0.3]])
+        >>> x = np.maximum(V[0] + 0.1, V[1])         # 0.7 + 0.1 rounds to 0.7999999999999999
+        >>> Q = convex_hull(V)
+        >>> Q.contains(x), Q.contains(x, tol=1e-12), Q.contains(V[0] + 1.0)
+        (False, True, True)
         """
         x = asarray(x, name="x") if not is_array(x) else x
-        p = to_numpy(self.project(x))
         xn = to_numpy(x)
+        if tol == 0:
+            V = _exact_object(to_numpy(self.points))
+            xe = _exact_object(xn)
+            p = tropical_projection(V, xe, semiring=self.semiring)
+        else:
+            p = to_numpy(tropical_projection(np.asarray(to_numpy(self.points), dtype=np.float64),
+                                             np.asarray(xn, dtype=np.float64), semiring=self.semiring))
         fin = _finite_mask(xn)
         if (fin != _finite_mask(p)).any():
             return False
         if tol == 0:
-            return bool(all(a == b for a, b in zip(p[fin], xn[fin])))
+            base = next(i for i in range(len(fin)) if fin[i])
+            return bool(all(p[j] - p[base] == xe[j] - xe[base] for j in np.flatnonzero(fin)))
         return bool(np.all(np.abs(np.asarray(p[fin], dtype=float) - np.asarray(xn[fin], dtype=float)) <= tol))
 
     def type_of(self, x: Any) -> tuple[frozenset, ...]:
