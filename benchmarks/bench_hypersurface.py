@@ -8,7 +8,8 @@ Inputs (fixed seeds, integer coefficients, max-plus):
   near-unimodular triangulation: about d² cells, the hard case);
 * ``surface 8``: a generic dense polynomial of degree 8 in three variables.
 
-tropix time = ``p.hypersurface()`` from a fresh polynomial (subdivision + complex), median of runs.
+tropix time = ``p.hypersurface()`` from a fresh polynomial (subdivision + complex), median of 3-5 runs after
+an untimed warm-up call (imports).
 When installed (never a dependency), the same input goes through
 
 * polymake (``Hypersurface<Max>`` of the homogenised polynomial; time measured inside polymake around
@@ -187,6 +188,8 @@ def main(argv) -> int:
     if quick:
         cases = [c for c in cases if c[2] <= 30]
     print(f"polymake: {'found' if have_pm else 'not installed'}; gfan: {'found' if have_gfan else 'not installed'}")
+    make("generic", 2, 4, 0).hypersurface()  # warm-up: imports (scipy.spatial, ...) are not timed, like perl start-up
+    make("generic", 3, 2, 0).hypersurface()
     head = (f"{'input':<14}{'terms':>6}{'cells':>7}{'tropix s':>10}{'polymake s':>12}{'pm wall s':>10}{'ratio pm':>9}"
             f"{'same':>6}{'gfan s':>9}{'ratio gfan':>11}{'same':>6}")
     print(head)
@@ -194,7 +197,7 @@ def main(argv) -> int:
     bad = 0
     for kind, n, d in cases:
         p = make(kind, n, d, seed=1000 * n + d)
-        t, H = time_tropix(p, repeat=3 if d <= 30 else 1)
+        t, H = time_tropix(p, repeat=5 if d <= 30 else 3)
         row = f"{kind + ' ' + str(d) + (' (3 var)' if n == 3 else ''):<14}{p.n_terms:>6}{len(H.vertices):>7}{t:>10.3f}"
         if have_pm:
             r = polymake_run(p, timeout=900)
