@@ -28,6 +28,7 @@ Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--t
 BLAS and torch are single-threaded by default and times are the CPU time of this process (best of the
 interleaved repetitions): on a shared 2-core machine wall-clock times of every method are erratic, while the
 CPU time of a single-threaded call measures its work.  With ``--threads N`` (N > 1) wall-clock time is used.
+Each method gets one warm-up call, then the best of the repetitions is kept.
 """
 
 from __future__ import annotations
@@ -110,11 +111,12 @@ def run_case(label, q, k, v, scale, reps):
         "region": lambda: region_sparse(q, k, v, eps=EPS, scale=scale, tree=tree),
         "hier": lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree),
     }
-    # interleaved repetitions, best of each: robust to a shared, busy machine
+    # each method: one warm-up call, then the best of `reps` consecutive calls
     best = {name: np.inf for name in fns}
     res = {}
-    for _ in range(reps):
-        for name, fn in fns.items():
+    for name, fn in fns.items():
+        res[name] = fn()
+        for _ in range(reps):
             t0 = clock()
             res[name] = fn()
             best[name] = min(best[name], clock() - t0)

@@ -168,13 +168,24 @@ def test_tree_of_other_keys_is_rejected():
 def test_auto_falls_back_to_dense_on_flat_scores():
     q, k, v = RNG.normal(size=(16, 8)) * 0.1, RNG.normal(size=(5000, 8)), RNG.normal(size=(5000, 2))
     r = auto(q, k, v, eps=1e-3, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 0  # few keys
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000)
     assert r.method == "dense" and r.counters["decision"] == 2  # no tree, too few queries to build one
-    r = auto(q, k, v, eps=1e-3, check=True, min_queries_for_tree=0)
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, min_queries_for_tree=0)
     assert r.method == "dense" and r.counters["decision"] == 1  # the sampled support is large
-    r = auto(q, k, v, eps=1e-3, check=True, tree=build_key_tree(k))
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, tree=build_key_tree(k))
     assert r.method == "dense" and r.counters["decision"] == 3  # the planned work is large
     r = auto(q, k, v, eps=0.0, check=True)
     assert r.method == "dense" and r.counters["decision"] == 0
+
+
+def test_auto_sampled_plan_falls_back_on_loose_bounds():
+    rng = np.random.default_rng(9)
+    k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
+    q = rng.normal(size=(100, 16)) * 10  # peaked, but i.i.d. keys in 16-D defeat block bounds
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    assert r.method == "dense" and r.counters["decision"] == 3
+    _check(r, q, k, v, 1e-3)
 
 
 def test_auto_sparse_with_prebuilt_tree():
@@ -182,7 +193,7 @@ def test_auto_sparse_with_prebuilt_tree():
     k = clustered(8192, 16, 128, 0.03, rng)
     v = rng.normal(size=(8192, 4))
     q = k[rng.integers(0, 8192, 32)] * 10
-    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True, max_work=0.3)
     assert r.method == "region_sparse" and r.counters["decision"] == 4
     _check(r, q, k, v, 1e-3)
 

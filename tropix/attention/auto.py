@@ -9,8 +9,9 @@
 3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
    the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
    the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
-4. the region-sparse plan (block bounds, no exact scores yet) gives the planned number of exact score
-   evaluations; if it exceeds ``max_work`` times dense: dense; else the plan is executed.
+4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 32 queries, then of all
+   queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
+   (planning and grouping cost about as much again): dense; else the plan is executed.
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it).
@@ -32,8 +33,8 @@ __all__ = ["auto"]
 
 
 def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None, check: bool = False,
-         min_keys: int = 4096, sample: int = 256, max_support: float = 0.05, min_queries_for_tree: int = 2048,
-         max_work: float = 0.3, leaf: int = 64) -> AttentionResult:
+         min_keys: int = 8192, sample: int = 256, max_support: float = 0.05, min_queries_for_tree: int = 2048,
+         max_work: float = 0.1, leaf: int = 64) -> AttentionResult:
     """Certified attention that picks dense or region-sparse evaluation from cheap statistics.
 
     Parameters
@@ -101,15 +102,21 @@ def _sampled_support_check(P, eps, sample, max_support) -> int:
     return 1 if max(est) > max_support else 0
 
 
-def _planned(P, eps, check, tree, leaf, max_work):
+def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
     """Plan region-sparse evaluation from block bounds; execute it, or fall back to dense if it would not pay."""
     decision = {"code": 4}
 
     def fn(arrays, hidx, tr):
         H = _Head(P, arrays, hidx, tr, leaf)
-        keep, U, m_lo, best, beta = _plan(H, eps)
-        groups = _groups(best, keep, 256, H.tree.count[-1])
         cnt = H.tree.count[-1]
+        if H.n_q > 2 * sample_queries:  # plan a sample of queries first: a cheap estimate of the work
+            rows = np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False)
+            keep_s = _plan(H, eps, rows)[0]
+            if float((keep_s @ cnt).mean()) > max_work * H.n_k:
+                decision["code"] = 3
+                raise _Fallback
+        keep, U, m_lo, best, beta = _plan(H, eps)
+        groups = _groups(best, keep, 256, cnt)
         planned = sum(len(r) * (H.n_k if heavy else cnt[np.any(keep[r], axis=0)].sum()) for r, heavy in groups)
         if planned > max_work * H.n_q * H.n_k:
             decision["code"] = 3

@@ -200,39 +200,38 @@ def _seg_max_2d(E, st, ct):
     return np.stack([E[:, s:s + c].max(axis=1) for s, c in zip(st, ct)], axis=1)
 
 
-def _max_lower_bound(H: _Head, U, qc=None):
-    """Exact maximum over the leaf of largest upper bound: a lower bound on each query's maximum score.
+def _max_lower_bound(H: _Head, U, qc=None, rows=None):
+    """Exact maximum over two candidate leaves: a lower bound on each query's maximum score.
 
-    Queries are grouped by that leaf, so each group is one small GEMM against contiguous keys.
-    Returns ``(m_lo, best_leaf)`` (``-inf`` where every key of the leaf is masked for the query).
+    The candidates are the leaf of largest upper bound ``U`` and the leaf whose center scores best
+    (``qc``); ``U`` and ``qc`` hold the rows ``rows`` (default: all queries).  Returns ``(m_lo, best_leaf)``
+    for those rows (``-inf`` where every candidate key is masked).
     """
     t = H.tree
     L = t.depth - 1
     st, ct = t.starts[L], t.count[L]
+    rows = np.arange(H.n_q) if rows is None else rows
+    nr = len(rows)
     if U.shape[1] == 0:
-        return np.full(H.n_q, -np.inf), np.zeros(H.n_q, dtype=np.int64)
-    m_lo = np.full(H.n_q, -np.inf)
+        return np.full(nr, -np.inf), np.zeros(nr, dtype=np.int64)
+    qs = H.qs[rows]
+    m_lo = np.full(nr, -np.inf)
     best = np.argmax(U, axis=1)
-    # candidates: the leaf of largest upper bound and the leaf whose center scores best
-    cands = [best, np.argmax(H.qs @ t.center[L].T if qc is None else qc, axis=1)]
+    cands = [best, np.argmax(qs @ t.center[L].T if qc is None else qc, axis=1)]
     kp = H.kp
     width = int(ct.max())
     off = np.arange(width)
-    rows_all = np.arange(H.n_q)
     for c_i, cand in enumerate(cands):
-        if c_i:  # only queries whose second candidate differs need it
-            sel = np.flatnonzero(cand != best)
-        else:
-            sel = rows_all
+        sel = np.flatnonzero(cand != best) if c_i else np.arange(nr)  # second candidate only where it differs
         if len(sel) == 0:
             continue
         cb = cand[sel]
         pos = st[cb][:, None] + off[None, :]
         valid = off[None, :] < ct[cb][:, None]
         pos = np.where(valid, pos, st[cb][:, None])
-        S = np.matmul(kp[pos], H.qs[sel][:, :, None])[:, :, 0]  # (len(sel), width) exact scores
+        S = np.matmul(kp[pos], qs[sel][:, :, None])[:, :, 0]  # (len(sel), width) exact scores
         if H.extra is not None:
-            S = S + np.stack([H.extra(sel[i:i + 1], t.perm[pos[i]])[0] for i in range(len(sel))])
+            S = S + np.stack([H.extra(rows[sel[i]:sel[i] + 1], t.perm[pos[i]])[0] for i in range(len(sel))])
         S = np.where(valid, S, -np.inf)
         mb = S.max(axis=1)
         better = mb > m_lo[sel]
@@ -241,18 +240,21 @@ def _max_lower_bound(H: _Head, U, qc=None):
     return m_lo, best
 
 
-def _plan(H: _Head, eps):
-    """Per (query, leaf) keep decisions from the bounds; returns (keep, U, m_lo, best_block, beta)."""
+def _plan(H: _Head, eps, rows=None):
+    """Per (query, leaf) keep decisions from the bounds; returns (keep, U, m_lo, best_block, beta).
+
+    ``rows`` restricts the plan to some queries (``auto`` plans a sample first).
+    """
     t = H.tree
     L = t.depth - 1
-    rows = np.arange(H.n_q)
-    U, qc = score_bounds(t, L, H.qs, centers=True)
+    rows = np.arange(H.n_q) if rows is None else rows
+    U, qc = score_bounds(t, L, H.qs[rows], centers=True)
     EU = H.level_extra_ub(L, rows)
     if EU is not None:
         U = U + EU
-    m_lo, best_block = _max_lower_bound(H, U, qc)
-    rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(H.n_q)
-    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(H.n_q)
+    m_lo, best_block = _max_lower_bound(H, U, qc, rows)
+    rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
+    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     cnt = t.count[L].astype(np.float64)
     fin = np.isfinite(m_lo)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -265,7 +267,8 @@ def _plan(H: _Head, eps):
     keep = np.ones_like(w, dtype=bool)
     np.put_along_axis(keep, order, ~drop_sorted, axis=1)
     keep &= w > 0  # blocks whose every key is masked (U = -inf) carry no mass
-    keep[rows[fin], best_block[fin]] = True  # the block of the best representative is always computed
+    local = np.arange(len(rows))
+    keep[local[fin], best_block[fin]] = True  # the block of the best representative is always computed
     return keep, U, m_lo, best_block, beta
 
 
