@@ -342,3 +342,17 @@ def test_lp_threads_give_identical_answers():
     b = rng.standard_normal(60)
     R1, R2 = argmax_vertices(K, b), argmax_vertices(K, b, n_jobs=2)
     assert R1.status.tolist() == R2.status.tolist() and R1.n_lp == R2.n_lp
+
+
+@settings(max_examples=20)
+@given(configs(max_n=8, dims=(2, 3)))
+def test_lp_regime_with_non_representable_fractions(cfg):
+    # thirds are not floats: witnesses are certified in exact integer arithmetic
+    K, b = cfg
+    K3 = [[Fraction(v, 3) for v in r] for r in K]
+    b3 = None if b is None else [Fraction(v, 3) for v in b]
+    F = normal_fan(K3, b3)
+    R = argmax_vertices(K3, b3)
+    assert R.is_vertex.tolist() == [F.point_vertex[i] in F.vertices for i in range(len(K))]
+    for j in R.vertices:
+        assert unique_winner(K3, b3, R.witness(j).tolist(), j)

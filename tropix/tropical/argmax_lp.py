@@ -81,6 +81,8 @@ class _Data:
     sense: int
     like: Any
     homogeneous: bool  # no biases: LPs normalise q·(k_j - centroid) = 1
+    float_exact: bool = True  # the float64 data equal the exact data (then float certification is rigorous)
+    int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
@@ -117,8 +119,11 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     s = S.sense
     Kf, bf = s * Kf, s * bf
     exact_rows = None
+    float_exact = True
     if exact:
         exact_rows = [[s * Fraction(v) for v in list(r) + [bb]] for r, bb in zip(Kn, bn)]
+        Mf = np.concatenate([Kf, bf[:, None]], axis=1)
+        float_exact = all(Fraction(float(f)) == e for fr, er in zip(Mf, exact_rows) for f, e in zip(fr, er))
         keys_for_dup = [tuple(r) for r in exact_rows]
     else:
         keys_for_dup = None
@@ -150,7 +155,8 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     bc = bf - bf.mean()
     sb = float(np.abs(bc).max()) or 1.0
     # b + q·k = sb * (b' + q'·z) + const  when  q = sb * M q'
-    return _Data(Z, bc / sb, Kf, bf, exact_rows, sb * M.T, first, s, like, biases is None)
+    int_rows = _int_rows(exact_rows) if exact and not float_exact else None
+    return _Data(Z, bc / sb, Kf, bf, exact_rows, sb * M.T, first, s, like, biases is None, float_exact, int_rows)
 
 
 # ------------------------------------------------------------------------------------------- certification
@@ -159,20 +165,39 @@ def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
     others = D.first != D.first[j]
     if not others.any():
         return True
-    if D.exact_rows is not None:
-        qf = [Fraction(float(v)) for v in q_orig]
-        rows = D.exact_rows
-        sj = sum(a * b for a, b in zip(qf, rows[j][:-1])) + rows[j][-1]
-        for i in np.flatnonzero(others):
-            si = sum(a * b for a, b in zip(qf, rows[i][:-1])) + rows[i][-1]
-            if si >= sj:
-                return False
-        return True
+    if D.exact_rows is not None and not D.float_exact:
+        sc = _exact_scores(D, q_orig)
+        return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
     sc = D.braw + D.Kraw @ q_orig
     g = _gamma(D.Kraw.shape[1] + 2)
     err = g * (np.abs(D.braw) + np.linalg.norm(q_orig) * np.linalg.norm(D.Kraw, axis=1))
     lo = sc[j] - err[j]
     return bool(np.all(sc[others] + err[others] < lo))
+
+
+def _exact_scores(D: _Data, q: np.ndarray) -> list:
+    """Exact scores (scaled by a positive common factor) of every key at the float query q: integer arithmetic."""
+    Kint = D.int_rows
+    qf = [Fraction(float(v)) for v in q]
+    qd = 1
+    for v in qf:
+        qd = qd * v.denominator // math.gcd(qd, v.denominator)
+    qi = np.empty(len(qf) + 1, dtype=object)
+    qi[:-1] = [int(v * qd) for v in qf]
+    qi[-1] = qd
+    return list(Kint.dot(qi))
+
+
+def _int_rows(exact_rows: list) -> np.ndarray:
+    """The exact rows times the lcm of their denominators, as an object array of Python ints."""
+    den = 1
+    for r in exact_rows:
+        for v in r:
+            den = den * v.denominator // math.gcd(den, v.denominator)
+    K = np.empty((len(exact_rows), len(exact_rows[0])), dtype=object)
+    for i, r in enumerate(exact_rows):
+        K[i, :] = [int(v * den) for v in r]
+    return K
 
 
 def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -186,7 +211,7 @@ def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
     same = D.first[None, :] == D.first[J][:, None]
     hi = np.where(same, -np.inf, hi)
     ok = hi.max(axis=1) < lo
-    if D.exact_rows is not None:
+    if D.exact_rows is not None and not D.float_exact:
         ok = np.array([bool(o) and _certify(D, int(j), Q[r]) for r, (j, o) in enumerate(zip(J, ok))], dtype=bool)
     return ok
 
@@ -443,6 +468,11 @@ def _filter(D: _Data, reps, status, W, done, scales, n_random, seed, batch) -> i
             Q = rng.standard_normal((n_random, d)) * alpha / math.sqrt(d)
             sc = D.b[None, :] + Q @ K.T
             J = np.argmax(sc, axis=1)
+            _, first_rows = np.unique(J, return_index=True)
+            keep = np.array([r for r in first_rows if not done[J[r]]], dtype=int)
+            if keep.size == 0:
+                continue
+            Q, J = Q[keep], J[keep]
             Qo = Q @ D.M_out
             ok = _certify_batch(D, J, Qo)
             for r in np.flatnonzero(ok):
