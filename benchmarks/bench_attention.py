@@ -28,7 +28,8 @@ Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--t
 BLAS and torch are single-threaded by default and times are the CPU time of this process (best of the
 interleaved repetitions): on a shared 2-core machine wall-clock times of every method are erratic, while the
 CPU time of a single-threaded call measures its work.  With ``--threads N`` (N > 1) wall-clock time is used.
-Each method gets one warm-up call, then the best of the repetitions is kept.
+Each method gets one warm-up call, then the best of the repetitions is kept (more repetitions for fast
+calls: at least ~0.3 s of calls per method, at most 60).
 """
 
 from __future__ import annotations
@@ -115,8 +116,11 @@ def run_case(label, q, k, v, scale, reps):
     best = {name: np.inf for name in fns}
     res = {}
     for name, fn in fns.items():
+        t0 = clock()
         res[name] = fn()
-        for _ in range(reps):
+        first = clock() - t0
+        # small cases get more repetitions (at least ~0.3 s per method), so that the best is meaningful
+        for _ in range(max(reps, min(60, int(0.3 / max(first, 1e-4))))):
             t0 = clock()
             res[name] = fn()
             best[name] = min(best[name], clock() - t0)
