@@ -9,8 +9,8 @@ in score.  A key outside ``S_τ`` carries weight at most ``exp(-τ)`` times the 
 Algorithm (no dense score matrix is formed).
 
 1. Blocks of keys from :func:`~tropix.attention.keytree.build_key_tree` give, per (query, block), an upper
-   bound ``U`` on every score of the block (ball/box bounds) and an exact score of a representative key
-   (a lower bound ``m_lo`` on the maximum).
+   bound ``U`` on every score of the block (ball/box bounds); the exact maximum over two candidate blocks
+   (largest ``U``, best-scoring center) is a lower bound ``m_lo`` on the query's maximum.
 2. For each query, blocks are dropped in increasing order of their bounded mass ``n_b exp(U - m_lo)`` while
    the total stays below the budget ``β = e/(2 - e)`` (``e`` = ``eps`` minus the rounding floor).
 3. Queries are grouped by their best representative block; each group computes the exact scores of the
