@@ -637,15 +637,18 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
     cells = dict(zip(map(tuple, T.tolist()), map(tuple, Fk.tolist())))
     boundary: dict = {}
     single = np.nonzero(counts[inv] == 1)[0]
-    XAl = XA.tolist()
-    for e, o in zip(pairs[single].tolist(), opposite[single].tolist()):
-        r = tuple(e)
-        gv = _null1([XAl[i] for i in e])
-        if gv is None:  # pragma: no cover - a ridge of a full-dimensional simplex spans a hyperplane
+    if single.size:
+        R = pairs[single]  # (b, n) ridge point indices, each row sorted
+        G = seed_functions(XA, R)  # (b, n+1): affine functions through the ridges (cofactors)
+        if G.dtype == object or not np.all(np.any(G[:, :n] != 0, axis=1)):
             return None
-        if sum(a * b for a, b in zip(gv, XAl[o])) > 0:
-            gv = tuple(-v for v in gv)
-        if np.any(XA @ np.array(gv, dtype=np.int64) > 0):
-            return None  # a cell beyond this ridge is missing: let the general path find it
-        boundary[r] = gv
+        opp = np.einsum("ij,ij->i", XA[opposite[single]], G)
+        G = G * np.where(opp > 0, -1, 1)[:, None]  # <= 0 on the cell, > 0 beyond the ridge
+        if _maxabs(XA) * _maxabs(G) * XA.shape[1] >= _I64_SAFE:
+            return None
+        if np.any(XA @ G.T > 0):
+            return None  # a cell beyond some ridge is missing: let the general path find it
+        g = np.gcd.reduce(np.abs(G), axis=1)
+        G = G // g[:, None]
+        boundary = dict(zip(map(tuple, R.tolist()), map(tuple, G.tolist())))
     return cells, None, boundary
