@@ -1,0 +1,128 @@
+"""Compression of attention weights: error guarantees, exactness at full rank, save/load round trip, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tropix import ShapeError, ToleranceError
+from tropix.cli import main
+from tropix.models import ModelNotFoundError, UnsupportedModelError, default_model_path, load_model
+from tropix.models.compress import METHODS, compress, load_compressed, save_compressed, svd_at_params
+
+TEXTS = ["Tropical geometry replaces addition by maximum.", "A second, somewhat longer sentence about attention heads."]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A small random BERT with the real tokenizer, saved as safetensors (fast for every method)."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    hf = BertModel(BertConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+                              vocab_size=30522, max_position_embeddings=64))
+    d = tmp_path_factory.mktemp("tinybert")
+    hf.save_pretrained(d, safe_serialization=True)
+    shutil.copy(default_model_path() / "tokenizer.json", d / "tokenizer.json")
+    return d
+
+
+def test_bilinear_is_exact_at_full_rank(minilm):
+    """Only W_Q W_K^T (with biases) and W_V W_O matter: refactoring them at full rank changes nothing."""
+    c = compress(minilm, "bilinear", eps=1e-7)
+    assert c.param_ratio <= 1.0 + 1e-12
+    batch = minilm.encode(TEXTS)
+    ref = minilm.forward(batch, record=True)
+    out = c.model().forward(batch, record=True)
+    real = batch.attention_mask.bool()
+    assert (out.hidden[real] - ref.hidden[real]).abs().max() < 1e-3
+    for r0, r1 in zip(ref.layers, out.layers):
+        assert (r0.probs - r1.probs).abs().max() < 1e-4
+
+
+def test_svd_meets_eps_and_counts_parameters(minilm):
+    c = compress(minilm, "svd", eps=0.3)
+    assert c.max_rel_error <= 0.3 + 1e-6
+    W = minilm.attention[0]["W_Q"].double().numpy()
+    s = np.linalg.svd(W, compute_uv=False)
+    r = int(np.sqrt(np.cumsum(s[::-1] ** 2)[::-1]).__le__(0.3 * np.linalg.norm(s)).argmax())  # brute-force rank
+    assert c.rel_errors["layer.0.W_Q"] == pytest.approx(np.sqrt((s[r:] ** 2).sum()) / np.linalg.norm(s), rel=1e-5)
+    assert c.tensors["layer.0.W_Q.A"].shape == (384, r)
+
+
+def test_svd_at_equal_params(minilm):
+    budget = 1_000_000
+    c = svd_at_params(minilm, budget)
+    assert c.n_params <= budget
+    assert svd_at_params(minilm, c.n_params + 24 * 768).n_params > budget  # one more rank would not fit
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_round_trip_every_method(tiny_dir, tmp_path, method):
+    m = load_model(tiny_dir)
+    c = compress(m, method, eps=0.3)
+    for name, err in c.rel_errors.items():
+        assert 0 <= err <= 0.3 + 1e-5, name
+    for name, bound in c.bounds.items():  # certified bounds (tt, tucker, tt-heads) are never below the truth
+        if method == "tt":
+            assert c.rel_errors[name] <= bound + 1e-6
+        assert bound <= 0.3 + 1e-9
+    d = save_compressed(c, tmp_path / method, base_model=str(tiny_dir))
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["method"] == method and manifest["n_params"] == c.n_params
+    again = load_compressed(d)  # base model reloaded from the manifest
+    batch = m.encode(TEXTS)
+    assert torch.equal(again.forward(batch).hidden, c.model().forward(batch).hidden)
+
+
+def test_ratio_mode(tiny_dir):
+    m = load_model(tiny_dir)
+    for method in ("svd", "bilinear"):
+        c = compress(m, method, ratio=0.4)
+        assert c.param_ratio <= 0.4
+
+
+def test_bad_requests(tiny_dir, tmp_path):
+    m = load_model(tiny_dir)
+    with pytest.raises(ShapeError, match="unknown compression method"):
+        compress(m, "magic", eps=0.1)
+    with pytest.raises(ToleranceError):
+        compress(m, "svd", eps=1.5)
+    with pytest.raises(ToleranceError):
+        compress(m, "svd", eps=0.1, ratio=0.5)
+    with pytest.raises(ToleranceError):
+        compress(m, "svd", ratio=0.0)
+    with pytest.raises(ModelNotFoundError):
+        load_compressed(tmp_path / "none")
+    (tmp_path / "manifest.json").write_text('{"format": "other"}')
+    (tmp_path / "attention.safetensors").write_bytes(b"")
+    with pytest.raises(UnsupportedModelError, match="format"):
+        load_compressed(tmp_path, base=m)
+
+
+def test_cli_compress_end_to_end(tiny_dir, tmp_path):
+    (tmp_path / "t.txt").write_text(TEXTS[0] + "\n\n" + TEXTS[1] + "\n")
+    out = tmp_path / "out"
+    code = main(["compress", "--model", str(tiny_dir), "--text", str(tmp_path / "t.txt"), "--out", str(out),
+                 "--method", "svd", "--method", "bilinear", "--method", "tucker", "--quiet"])
+    assert code == 0
+    data = json.loads((out / "report.json").read_text())
+    assert {r["method"] for r in data["rows"]} == {"svd", "bilinear", "tucker"}
+    assert len(data["rows"]) == 3 * 4  # the default eps sweep
+    for r in data["rows"]:
+        assert -1.0 <= r["cosine_min"] <= r["cosine_mean"] <= 1.0 + 1e-6
+        assert r["n_params"] <= 4 * 2 * 48 * 48 or r["method"] == "tucker"
+    saved = [r for r in data["rows"] if "saved" in r]
+    assert len(saved) == 3 and all(r["reload_max_diff"] == 0.0 for r in saved)
+    for m in ("svd", "bilinear", "tucker"):
+        assert (out / m / "attention.safetensors").is_file()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
