@@ -99,14 +99,25 @@ def make_listops(cfg: Config):
 
 
 def make_text(cfg: Config, path: str):
-    pairs = lra_data.load_text_dataset(path, "train")
-    test = lra_data.load_text_dataset(path, "test") if Path(path).is_dir() else pairs[-cfg.test :]
+    """Byte-level text splits from a local copy; train/validation/test are disjoint and shuffled (seeded)."""
+    p = Path(path)
     rng = np.random.default_rng(cfg.seed)
-    rng.shuffle(pairs)
-    if cfg.name == "small":
-        pairs, test = pairs[: cfg.train + cfg.val], test[: cfg.test]
-    tr, va = pairs[: len(pairs) - cfg.val], pairs[len(pairs) - cfg.val :]
-    splits = [lra_data.encode_text_dataset(p, cfg.text_length) for p in (tr, va, test)]
+
+    def shuffled(pairs):
+        return [pairs[i] for i in rng.permutation(len(pairs))]
+
+    if p.is_dir():  # aclImdb: its own test split (files are sorted pos then neg, hence the shuffles)
+        train_pairs = shuffled(lra_data.load_text_dataset(p, "train"))
+        test_pairs = shuffled(lra_data.load_text_dataset(p, "test"))[: cfg.test]
+    else:  # one file: hold out a test part first
+        pairs = shuffled(lra_data.load_text_dataset(p))
+        n_test = min(cfg.test, len(pairs) // 5)
+        test_pairs, train_pairs = pairs[:n_test], pairs[n_test:]
+    n_val = min(cfg.val, len(train_pairs) // 5)
+    va, tr = train_pairs[:n_val], train_pairs[n_val : n_val + cfg.train]
+    if not (tr and va and test_pairs):
+        raise SystemExit(f"{path}: too few labelled texts for train/validation/test splits")
+    splits = [lra_data.encode_text_dataset(q, cfg.text_length) for q in (tr, va, test_pairs)]
     return splits, 257, 2
 
 
