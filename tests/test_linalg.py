@@ -535,3 +535,30 @@ def test_kleene_tolerance_for_float_rounding():
         kleene_star(A, tol=-1.0)
     with pytest.raises(ToleranceError):
         kleene_star(A, tol=float("nan"))
+
+
+@pytest.mark.parametrize("f", FUNCS + [lambda A, S: solve(A, [0, 0], semiring=S)])
+def test_non_real_ragged_and_bool_input(f):
+    """Review of issue #2: strings, complex and ragged input raise tropix errors; bools are read as 0/1."""
+    with pytest.raises(ShapeError, match="ragged"):
+        f([[1, 2], [3]], MaxPlus)
+    with pytest.raises(SemiringMismatchError, match="not a real number"):
+        f([["a", "b"], ["c", "d"]], MaxPlus)
+    with pytest.raises(SemiringMismatchError, match="complex"):
+        f(np.array([[1j, 0], [0, 1]]), MinPlus)
+    B = np.array([[True, False], [False, False]])
+    for S in (MaxPlus, MinPlus):
+        try:
+            got = f(B, S)
+        except DivergenceError:
+            got = None
+        try:
+            want = f(B.astype(np.int64), S)
+        except DivergenceError:
+            want = None
+        if hasattr(want, "x"):  # SolveResult
+            assert (got.x == want.x).all() and got.exact == want.exact
+        elif isinstance(want, np.ndarray):
+            assert (got == want).all()
+        elif want is not None and not hasattr(want, "nodes"):
+            assert got == want

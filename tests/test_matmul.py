@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import to_np
 from tropix import LogSemiring, MaxPlus, MinPlus, Real
-from tropix.errors import BackendMismatchError, ConventionError, NaNError, ShapeError
+from tropix.errors import BackendMismatchError, ConventionError, NaNError, SemiringMismatchError, ShapeError
 from tropix.tropical import _kernels, matmul
 from tropix.tropical.matmul import _generic_tropical_matmul
 import array_api_compat.numpy as npx
@@ -214,3 +214,51 @@ def test_kernel_from_several_threads(monkeypatch):
     for th in threads:
         th.join()
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+# ---------------------------------------------------------------- review of issue #2: regressions
+@pytest.mark.parametrize("S", SEMIRINGS + [Real])
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.int16, np.int32, np.bool_, torch.int8, torch.int16, torch.uint8, torch.bool]
+)
+def test_small_integer_dtypes_do_not_wrap(S, dtype):
+    """int8 100 + 100 used to give -56 (and uint8 250 + 250 gave 244): small integer dtypes must be widened."""
+    rng = np.random.default_rng(3)
+    hi = 2 if dtype in (np.bool_, torch.bool) else 100
+    A = rng.integers(0, hi, (3, 4))
+    B = rng.integers(0, hi, (4, 2))
+    if isinstance(dtype, torch.dtype):
+        a, b = torch.tensor(A, dtype=dtype), torch.tensor(B, dtype=dtype)
+    else:
+        a, b = A.astype(dtype), B.astype(dtype)
+    C = np.asarray(to_np(matmul(a, b, semiring=S)), dtype=object)
+    if S is Real:
+        want = np.array([[sum(int(A[i, t]) * int(B[t, j]) for t in range(4)) for j in range(2)] for i in range(3)])
+    else:
+        want = np.array(triple_loop(A.tolist(), B.tolist(), S))
+    assert (C == want).all()
+
+
+def test_int64_sums_beyond_int64_become_exact():
+    big = np.array([[2**62, 0], [0, 2**62]], dtype=np.int64)
+    C = matmul(big, big)
+    assert C.dtype == object and C[0, 0] == 2**63 and C[0, 1] == 2**62
+    assert matmul(big, big, semiring=Real)[0, 0] == 2**124
+
+
+@pytest.mark.parametrize(
+    "bad, err, match",
+    [
+        ([[1, 2], [3]], ShapeError, "ragged"),
+        ([["a", "b"], ["c", "d"]], SemiringMismatchError, "not a real number"),
+        ([[None, 1], [1, 1]], SemiringMismatchError, "not a real number"),
+        (np.array([[1j, 0], [0, 1]]), SemiringMismatchError, "complex128"),
+        (torch.ones((2, 2), dtype=torch.complex64), SemiringMismatchError, "complex"),
+        (np.array([["a", "b"], ["c", "d"]]), SemiringMismatchError, "dtype"),
+        (np.array([[1, "x"], [2, 3]], dtype=object), SemiringMismatchError, "not a real number"),
+    ],
+)
+def test_non_real_and_ragged_input(bad, err, match):
+    for S in (MaxPlus, MinPlus, LogSemiring(1.0), Real):
+        with pytest.raises(err, match=match):
+            matmul(bad, [[0, 0], [0, 0]], semiring=S)

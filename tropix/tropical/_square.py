@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_nonempty, is_array, namespace, to_exact_scalar, to_numpy
+from .._array import check_nonempty, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import ShapeError
-from .semiring import Semiring, TropicalSemiring, get_semiring
+from .semiring import Semiring, TropicalSemiring, get_semiring, real_array
 from ..errors import SemiringMismatchError
 
 __all__ = ["prepare", "prepare_square", "tropical_semiring", "is_exact_array", "to_python_scalar"]
@@ -36,6 +36,8 @@ def is_exact_array(x: Any) -> bool:
 
 
 def _to_exact_object(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.bool_:
+        x = x.astype(np.int64)  # bools are read as 0/1 (np.bool_ is not a Python bool)
     out = np.empty(x.shape, dtype=object)
     out.ravel()[:] = [to_exact_scalar(v) for v in x.ravel()] if x.size else []
     return out
@@ -47,9 +49,9 @@ def prepare(x: Any, S: Semiring, name: str, ndims: tuple[int, ...]):
     Integer arrays (any library) become exact NumPy object arrays; float arrays are returned as they are.
     """
     if not is_array(x) and not isinstance(x, np.ndarray):
-        x = asarray(x, name=name)
+        x = real_array(x, name)
     if isinstance(x, np.ndarray) and x.dtype == object:
-        x = asarray(x, name=name)  # normalises sympy numbers, floats -> float64
+        x = real_array(x, name)  # normalises sympy numbers, floats -> float64
     if x.ndim not in ndims:
         want = " or ".join(f"{d}-dimensional" for d in ndims)
         raise ShapeError(f"{name} must be {want}, got shape {tuple(int(s) for s in x.shape)}")

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_nonempty, namespace
+from .._array import check_nonempty, namespace, to_numpy
 from ..errors import ShapeError
-from .semiring import LogSemiring, RealSemiring, Semiring, TropicalSemiring, get_semiring
+from .semiring import LogSemiring, RealSemiring, Semiring, TropicalSemiring, get_semiring, real_array
 
 __all__ = ["matmul"]
 
@@ -33,7 +33,9 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     Returns
     -------
     array
-        Same library as the inputs; exact (int/object) input gives exact output.
+        Same library as the inputs; exact (int/object) input gives exact output.  Integer and bool
+        operands never wrap around: they are widened to ``int64`` when every result provably fits,
+        and otherwise computed with Python integers (a NumPy object array).
 
     Raises
     ------
@@ -41,6 +43,8 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
         If the inner dimensions differ or an operand is not 1- or 2-dimensional.
     NaNError, ConventionError
         If an operand holds NaN, or the infinity of the opposite convention.
+    SemiringMismatchError
+        If an operand holds something other than real numbers (complex, strings, ``None``).
 
     Examples
     --------
@@ -55,9 +59,10 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
            [3]], dtype=object)
     """
     S = get_semiring(semiring)
-    A = S.validate(asarray(A) if not hasattr(A, "shape") else A, "A")
-    B = S.validate(asarray(B) if not hasattr(B, "shape") else B, "B")
+    A = S.validate(real_array(A, "A") if not hasattr(A, "shape") else A, "A")
+    B = S.validate(real_array(B, "B") if not hasattr(B, "shape") else B, "B")
     xp = namespace(A, B)
+    A, B = _no_overflow(A, B, xp)
     if A.ndim not in (1, 2) or B.ndim not in (1, 2):
         raise ShapeError(f"matmul takes vectors or matrices, got shapes {tuple(A.shape)} and {tuple(B.shape)}")
     va, vb = A.ndim == 1, B.ndim == 1
@@ -81,6 +86,57 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     if vb:
         return C[:, 0]
     return C
+
+
+_INT64_HALF = 1 << 62
+
+
+def _is_int(x, xp) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.dtype != object and (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_)
+    return xp.isdtype(x.dtype, ("integral", "bool"))
+
+
+def _bound(x, xp) -> int:
+    """max |x| as a Python integer (0 for an empty array)."""
+    if int(np.prod(x.shape)) == 0:
+        return 0
+    return max(abs(int(xp.max(x))), abs(int(xp.min(x))))
+
+
+def _no_overflow(A, B, xp):
+    """Integer and bool operands computed without wrap-around.
+
+    Small integer dtypes (and bools, read as 0/1) would wrap in ``A[i, k] + B[k, j]`` (int8: 100 + 100 = -56)
+    or, for ordinary products, in the sums of products.  Integer operands whose results provably fit go to
+    ``int64``; otherwise NumPy object arrays of Python integers (exact, any size).  Float operands are left
+    to the library's own type promotion.
+    """
+    ia, ib = _is_int(A, xp), _is_int(B, xp)
+    if not (ia or ib):
+        return A, B
+    if not ((ia or _is_object(A)) and (ib or _is_object(B))):
+        return A, B  # integers with floats: promoted to float by the library
+    if _is_object(A) or _is_object(B):
+        return _to_object(A), _to_object(B)
+    ba, bb = _bound(A, xp), _bound(B, xp)
+    k = int(A.shape[-1]) if len(A.shape) else 1
+    if max(ba + bb, ba * bb * max(k, 1)) < _INT64_HALF:
+        return xp.astype(A, xp.int64), xp.astype(B, xp.int64)
+    return _to_object(A), _to_object(B)
+
+
+def _is_object(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == object
+
+
+def _to_object(x):
+    if _is_object(x):
+        return x
+    a = to_numpy(x)
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [int(v) for v in a.ravel()] if a.size else []
+    return out
 
 
 def _tropical_matmul(A, B, S: TropicalSemiring, xp):

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar
-from ..errors import ConventionError, NaNError, SemiringMismatchError, ToleranceError
+from ..errors import ConventionError, NaNError, SemiringMismatchError, ShapeError, ToleranceError
 
 __all__ = [
     "Semiring",
@@ -81,6 +81,43 @@ def _prep_pair(a: Any, b: Any):
     if _is_scalar(b):
         b = _scalar_like(b, a, xp)
     return xp, a, b
+
+
+def check_real_dtype(x: Any, name: str = "input") -> None:
+    """Raise :class:`~tropix.errors.SemiringMismatchError` unless the array ``x`` has a real (or bool) dtype."""
+    xp = namespace(x)
+    try:
+        ok = xp.isdtype(x.dtype, ("bool", "integral", "real floating"))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise SemiringMismatchError(
+            f"{name} has dtype {x.dtype}; semirings hold real numbers (and ±inf), not {x.dtype} values"
+        )
+
+
+def real_array(x: Any, name: str = "input"):
+    """:func:`~tropix._array.asarray` with tropix errors for bad nesting and non-real entries.
+
+    Ragged nested lists raise :class:`~tropix.errors.ShapeError`; strings, ``None``, complex numbers and
+    other non-real entries raise :class:`~tropix.errors.SemiringMismatchError`.
+    """
+    if isinstance(x, (list, tuple)):
+        try:
+            probe = np.asarray(x, dtype=object)
+        except ValueError as err:
+            raise ShapeError(f"{name} is ragged (nested lists of different lengths): {err}") from None
+        if any(isinstance(v, (list, tuple, np.ndarray)) for v in probe.ravel()):
+            raise ShapeError(f"{name} is ragged: its nested lists have different lengths")
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        check_real_dtype(x, name)
+        return x
+    try:
+        return asarray(x, name=name)
+    except TypeError as err:
+        raise SemiringMismatchError(
+            f"{name} holds a value that is not a real number ({err}); semirings hold real numbers and ±inf"
+        ) from None
 
 
 def _scalar_like(s: Any, like: Any, xp):
@@ -162,7 +199,11 @@ class Semiring:
             If ``x`` contains the infinity of the opposite convention.
         """
         if isinstance(x, (list, tuple)):
-            x = asarray(x, name=name)
+            x = real_array(x, name)
+        elif isinstance(x, np.ndarray) and x.dtype == object:
+            real_array(x, name)  # only checks that every entry is a real number (x is returned as it is)
+        elif is_array(x):
+            check_real_dtype(x, name)
         check_no_nan(x, name)
         return x
 
