@@ -10,6 +10,10 @@ Every printed claim is checked; exits non-zero on any mismatch.  Runs in well un
 3. Published values: the Floyd–Warshall example of Cormen et al. (Fig. 25.4) and the eigenpair of the
    Scilab Max-Plus toolbox help (Subiono; eigenvalue 8, eigenvector (15, 15, 17, 10, 16, 13)).
 4. The numba kernel agrees with the generic array path at n = 512 (float32, float64, int64, both senses).
+5. The Develin–Santos–Sturmfels rank examples against a direct integer program that shares nothing with
+   ``tropix.tropical.rank``: "A is the tropical sum of r rank-one matrices" as a big-M MILP (SciPy/HiGHS),
+   infeasible for r - 1 and feasible for r (the Fano cocircuit matrix: Barvinok rank 7; identity
+   complements: 3, 4, 4, 4 for n = 3..6), and the tropical rank by listing every minor.
 """
 
 from __future__ import annotations
@@ -111,6 +115,88 @@ for dtype in (np.float32, np.float64, np.int64):
             Q[rng.random(Q.shape) < 0.2] = S.zero
         same += bool(np.array_equal(maxplus_matmul_fast(P, Q, S.sense), _generic_tropical_matmul(P, Q, S, npx)))
 claim(f"{same}/6 dtype x convention combinations bit-identical", same == 6)
+
+print("5. DSS rank examples vs a direct MILP (r - 1 terms infeasible, r feasible) and all minors")
+
+
+def sum_of_r_rank_one(W, r):
+    """Is the all-finite max-plus integer matrix W a max of r terms u_i + v_j?  Big-M MILP feasibility.
+
+    W.l.o.g. each term is closed (v = min_i(W - u), u = min_j(W - v)) and shifted to max(u) = 0, which
+    puts u in [lo - hi, 0] and v in [lo, hi]; binary z[k, i, j] = 1 forces term k to attain W[i, j].
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    W = np.asarray(W, dtype=float)
+    m, n = W.shape
+    lo, hi = W.min(), W.max()
+    M, nu, nv = 2 * (hi - lo) + 1, r * m, r * n
+    N = nu + nv + r * m * n
+    rows, lb, ub = [], [], []
+    for k in range(r):
+        for i in range(m):
+            for j in range(n):
+                a = np.zeros(N)
+                a[k * m + i] = a[nu + k * n + j] = 1
+                rows += [a, a.copy()]
+                rows[-1][nu + nv + (k * m + i) * n + j] = -M
+                lb += [-np.inf, W[i, j] - M]
+                ub += [W[i, j], np.inf]
+    for i in range(m):
+        for j in range(n):
+            a = np.zeros(N)
+            a[[nu + nv + (k * m + i) * n + j for k in range(r)]] = 1
+            rows.append(a)
+            lb.append(1)
+            ub.append(np.inf)
+    res = milp(
+        np.zeros(N),
+        constraints=LinearConstraint(np.array(rows), lb, ub),
+        integrality=np.r_[np.zeros(nu + nv), np.ones(r * m * n)],
+        bounds=Bounds(np.r_[np.full(nu, lo - hi), np.full(nv, lo), np.zeros(r * m * n)],
+                      np.r_[np.zeros(nu), np.full(nv, hi), np.ones(r * m * n)]),
+    )
+    if res.status not in (0, 2):
+        raise RuntimeError(res.message)
+    return res.status == 0
+
+
+def minors_rank(W):
+    """Tropical rank (max-plus) by listing every square minor and every permutation."""
+    import itertools
+
+    m, n = W.shape
+    r = 0
+    for k in range(1, min(m, n) + 1):
+        P = np.array(list(itertools.permutations(range(k))))
+        if not any(
+            (lambda w: (w == w.max()).sum() == 1)(W[np.ix_(R, C)][np.arange(k), P].sum(axis=1))
+            for R in itertools.combinations(range(m), k)
+            for C in itertools.combinations(range(n), k)
+        ):
+            break
+        r = k
+    return r
+
+
+from tropix.tropical import barvinok_rank, kapranov_rank, tropical_rank  # noqa: E402
+
+lines = [{i % 7, (i + 1) % 7, (i + 3) % 7} for i in range(7)]
+F = np.array([[1 if p in L else 0 for p in range(7)] for L in lines])  # min-plus: 1 on the lines
+claim("Fano (min-plus): tropical rank 3 by all minors = tropix", minors_rank(-F) == tropical_rank(F, semiring="min") == 3)
+claim(
+    "Fano (min-plus): Barvinok rank 7 by the MILP (6 infeasible, 7 feasible) = tropix",
+    not sum_of_r_rank_one(-F, 6) and sum_of_r_rank_one(-F, 7) and barvinok_rank(F, semiring="min") == 7,
+)
+claim("Fano: tropix Kapranov rank 4 (characteristic 0), 3 (characteristic 2)",
+      (kapranov_rank(F, semiring="min"), kapranov_rank(F, semiring="min", characteristic=2)) == (4, 3))
+for n, r in zip(range(3, 7), (3, 4, 4, 4)):
+    A = np.ones((n, n), dtype=int) - np.eye(n, dtype=int)  # max-plus: 0 on the diagonal, 1 elsewhere
+    claim(
+        f"identity complement n={n}: Barvinok rank {r} by the MILP = tropix; tropical rank 2",
+        not sum_of_r_rank_one(A, r - 1) and sum_of_r_rank_one(A, r) and barvinok_rank(A) == r
+        and minors_rank(A) == tropical_rank(A) == 2,
+    )
 
 if failures:
     print(f"\n{len(failures)} mismatch(es):")

@@ -281,7 +281,12 @@ def test_size_limits_and_errors():
         barvinok_rank(np.arange(56).reshape(7, 8) ** 2 % 13)
     assert barvinok_rank(np.zeros((20, 30), dtype=int)) == 1  # all rows equal: reduces to 1×1
     with pytest.raises(SizeLimitError, match="partial states"):
-        barvinok_rank(np.arange(49).reshape(7, 7) ** 2 % 11, max_states=50)
+        barvinok_rank(fano(1, 0), semiring="min", max_states=50)  # tropical rank 3: the search runs
+    # full tropical rank needs no search (tropical = Barvinok = min(m, n)): instant even for wide entries
+    G = np.random.default_rng(5).integers(-(10**6), 10**6, (7, 7))
+    assert tropical_rank(G) == barvinok_rank(G, max_states=1) == 7
+    U, V = barvinok_decomposition(G.T, semiring="min", max_states=1)
+    assert U.shape == (7, 7) and (matmul(U, V, semiring="min") == G.T).all()
     A = np.ones((6, 6), dtype=int) - np.eye(6, dtype=int)
     with pytest.raises(SizeLimitError, match="max_checks=5"):
         tropical_rank(A, max_checks=5)

@@ -35,7 +35,9 @@ and decompositions and lifts extend along them), and large structured matrices o
     regular subdivision of Δ × Δ lifted by ``A``; Develin–Sturmfels 2004).  Vertices are enumerated
     exactly, one row of the shorter side at a time (polynomial in the longer side), then an exact
     minimum set cover gives the rank.  Exponential; inputs up to ``max_entries`` (default 49, i.e. 7×7)
-    entries, a few seconds at worst at 7×7.  The maximal terms are *not* only
+    entries, a few seconds at 7×7 on an idle core.  A matrix of full tropical rank
+    (found by the greedy minor, as for generic matrices) skips the search: then tropical = Barvinok =
+    min(m, n), with the terms through the columns (or rows) as decomposition.  The maximal terms are *not* only
     the ones through a column (``u = A[:, j]``) or a row of ``A``: the max-plus matrix
     ``[[0, 9, 0, 3], [5, 7, 0, 5], [8, 0, 9, 2], [9, 1, 8, 9]]`` has Barvinok rank 3, but covering it with
     column and row terms takes 4 (see the tests).
@@ -109,6 +111,14 @@ class _Exact:
         ix = np.ix_(list(rows), list(cols))
         E.allowed, E.W, E.Wobj = self.allowed[ix], self.W[ix], self.Wobj[ix]
         E.m, E.n = len(rows), len(cols)
+        return E
+
+    def restrict_t(self) -> "_Exact":
+        """The transposed matrix (same semiring and scale)."""
+        E = object.__new__(_Exact)
+        E.S, E.L = self.S, self.L
+        E.allowed, E.W, E.Wobj = self.allowed.T, self.W.T, self.Wobj.T
+        E.m, E.n = self.n, self.m
         return E
 
     def classes(self, axis: int):
@@ -448,6 +458,25 @@ def _maximal_terms(E: _Exact, max_states: int):
     return [(s, *terms[s]) for s in keep]
 
 
+def _line_terms(E: _Exact):
+    """The rank-one terms through the columns of ``W``: ``u = W[:, j]``, ``v_k = min_i (W_ik − W_ij)``.
+
+    Each lies below ``W`` (``v_k`` is the tropical zero where some row with ``W_ij`` finite has ``W_ik``
+    the tropical zero) and attains column ``j``; together they sum to ``W``.  Returned as ``(u, v)``
+    dicts of finite integer coordinates, like the terms of :func:`_maximal_terms`.
+    """
+    out = []
+    for j in range(E.n):
+        rows = [i for i in range(E.m) if E.allowed[i, j]]
+        u = {i: int(E.Wobj[i, j]) for i in rows}
+        v = {}
+        for k in range(E.n):
+            if all(E.allowed[i, k] for i in rows):
+                v[k] = min(int(E.Wobj[i, k]) - u[i] for i in rows)
+        out.append((u, v))
+    return out
+
+
 def _min_cover(universe: int, sets: list[int], upper: int):
     """A minimum-size list of sets covering ``universe`` (exact, iterative deepening), size <= upper."""
     if universe == 0:
@@ -508,16 +537,21 @@ def _barvinok(E: _Exact, max_entries: int, max_states: int):
             f"after merging rows and columns that differ by a constant (got {R.m}×{R.n}); use rank_bounds "
             "for cheap bounds"
         )
-    universe = 0
-    for i, j in map(tuple, np.argwhere(R.allowed)):
-        universe |= 1 << (int(i) * R.n + int(j))
-    terms = _maximal_terms(R, max_states)
-    cover = _min_cover(universe, [t[0] for t in terms], min(R.m, R.n))
+    if len(_greedy_minor(R)[0]) == min(R.m, R.n):
+        # full tropical rank: tropical ≤ Barvinok ≤ min(m, n) meet, and the terms through the lines of
+        # the shorter side (a column j: u = W[:, j], v_k = min_i (W_ik - W_ij)) are a decomposition
+        chosen = _line_terms(R) if R.n <= R.m else [(v, u) for u, v in _line_terms(R.restrict_t())]
+    else:
+        universe = 0
+        for i, j in map(tuple, np.argwhere(R.allowed)):
+            universe |= 1 << (int(i) * R.n + int(j))
+        terms = _maximal_terms(R, max_states)
+        cover = _min_cover(universe, [t[0] for t in terms], min(R.m, R.n))
+        chosen = [terms[k][1:] for k in cover]
     _, row_of = E.classes(0)
     _, col_of = E.classes(1)
     out = []
-    for k in cover:
-        _, u, v = terms[k]  # keyed by positions in the reduced matrix
+    for u, v in chosen:  # keyed by positions in the reduced matrix
         uu = {i: u[a[0]] + a[1] for i, a in enumerate(row_of) if a is not None and a[0] in u}
         vv = {j: v[a[0]] + a[1] for j, a in enumerate(col_of) if a is not None and a[0] in v}
         out.append((uu, vv))
