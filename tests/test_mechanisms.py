@@ -493,3 +493,26 @@ def test_errors():
         M.force_field(q, q, eps=0.0)
     with pytest.raises(TypeError):
         M.softmax_attention(q, q, q, mask=np.ones((3, 3)))
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 6), st.integers(1, 7), st.integers(1, 4), st.integers(0, 2**31), st.floats(0.01, 30.0))
+def test_cores_match_references_on_random_shapes(n_q, n_k, d, seed, scale):
+    r = rng(seed)
+    q, k, v = r.normal(size=(n_q, d)) * scale, r.normal(size=(n_k, d)) * scale, r.normal(size=(n_k, 2))
+    np.testing.assert_allclose(M.softmax_attention(q, k, v), softmax_attention_reference(q, k, v)[0],
+                               rtol=1e-8, atol=1e-12)
+    mk = r.uniform(0.1, 5.0, n_k)
+    # the source's +1e-8 in the denominator: agreement to relative 1e-8/Σ_l g_il (as documented)
+    g_rows = (mk[None] / (((q[:, None] - k[None]) ** 2).sum(-1) + 1e-8)).sum(1)
+    tol = 2e-8 / g_rows.min() + 1e-9
+    got = M.gravitational_attention(q, k, v, mass_k=mk)
+    ref = gravitational_attention_reference(q, k, v, np.ones(n_q), mk)[0]
+    assert np.all(np.abs(got - ref) <= tol * np.abs(v).sum() + 1e-12)
+    mu = r.normal(size=(2, d))
+    np.testing.assert_allclose(M.force_attention(q, k, np.stack([v, v]), mu),
+                               force_attention_reference(q, k, np.stack([v, v]), mu)[0], rtol=1e-7, atol=1e-10)
+    np.testing.assert_array_equal(M.tropical_attention(q, k, v), tropical_attention_reference(q, k, v))
+    if n_q == n_k:
+        np.testing.assert_allclose(M.powerlaw_attention(q, k, v, alpha=1.3, beta=0.6),
+                                   powerlaw_attention_reference(q, k, v, 1.3, 0.6), rtol=1e-8, atol=1e-12)
