@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from fractions import Fraction
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import to_np
 from tropix import LogSemiring, MaxPlus, MinPlus
-from tropix.errors import BackendMismatchError, ConventionError, ParseError, SemiringMismatchError, ShapeError
+from tropix.errors import BackendMismatchError, ConventionError, NaNError, ParseError, SemiringMismatchError, ShapeError
 from tropix.tn import contract, contraction_path
 from tropix.tn.problems import (
     independent_set_network,
@@ -275,3 +276,97 @@ def test_bad_input():
         contract("ij->", A, count=True)
     with pytest.raises(ConventionError):
         contract("ij->", np.array([[np.inf]]), semiring=MaxPlus)
+
+
+# -- the compiled fast path (NumPy float64, tropical) against the generic path ----------------------------
+_contract_mod = importlib.import_module("tropix.tn.contract")
+
+
+def _generic(*args, **kw):
+    _contract_mod.FAST_PATH = False
+    try:
+        return contract(*args, **kw)
+    finally:
+        _contract_mod.FAST_PATH = True
+
+
+@st.composite
+def _networks(draw):
+    n_idx = draw(st.integers(1, 6))
+    letters = "abcdef"[:n_idx]
+    sizes = {}
+    total = 1
+    for ch in letters:
+        d = draw(st.sampled_from([1, 2, 3, 4, 8, 16]))
+        while total * d > 4096:
+            d = max(1, d // 2)
+        sizes[ch] = d
+        total *= d
+    n_ops = draw(st.integers(1, 4))
+    terms = [draw(st.permutations(letters).map(lambda p, k=draw(st.integers(0, n_idx)): "".join(p[:k])))
+             for _ in range(n_ops)]
+    used = "".join(sorted(set("".join(terms))))
+    out = "".join(draw(st.permutations(used).map(lambda p, k=draw(st.integers(0, len(used))): "".join(p[:k]))))
+    seed = draw(st.integers(0, 2**32 - 1))
+    semiring = draw(st.sampled_from([MaxPlus, MinPlus]))
+    optimize = draw(st.sampled_from(["greedy", "sequential", "optimal"]))
+    rng = np.random.default_rng(seed)
+    ops = []
+    for t in terms:
+        x = rng.integers(-2, 3, size=tuple(sizes[c] for c in t)).astype(np.float64)
+        x[rng.random(x.shape) < 0.15] = semiring.zero  # tropical zeros are legitimate entries
+        ops.append(np.asarray(x))
+    return ",".join(terms) + "->" + out, ops, semiring, optimize
+
+
+@settings(max_examples=150, deadline=None)
+@given(_networks())
+def test_fast_path_equals_generic_path(net):
+    sub, ops, semiring, optimize = net
+    v, c, a = contract(sub, *ops, semiring=semiring, optimize=optimize, count=True, assignment=True)
+    gv, gc = _generic(sub, *ops, semiring=semiring, optimize=optimize, count=True)
+    assert np.array_equal(np.asarray(v), np.asarray(gv)) and np.array_equal(np.asarray(c), np.asarray(gc))
+    assert np.array_equal(np.asarray(contract(sub, *ops, semiring=semiring, optimize=optimize)), np.asarray(gv))
+    lhs, out = sub.split("->")
+    best = np.max(np.asarray(v) * semiring.sense) * semiring.sense
+    if np.isfinite(best):  # the assignment attains the optimum
+        assert sum(op[tuple(a[ch] for ch in t)] for t, op in zip(lhs.split(","), ops)) == best
+
+
+@pytest.mark.parametrize("semiring", [MaxPlus, MinPlus])
+@pytest.mark.parametrize("sub,shapes", [
+    ("abc,cd->abd", [(3, 16, 4), (4, 16)]),     # long contiguous runs, several summed values
+    ("abc,ac->b", [(2, 32, 2), (2, 2)]),        # two summed values, small operand as scalars
+    ("abc,cb->a", [(16, 16, 2), (2, 16)]),      # strided runs
+    ("xab,a->xb", [(3, 2, 32), (2,)]),          # exactly two summed values, contiguous and strided
+    ("xba,a->xb", [(3, 32, 2), (2,)]),
+    ("xab,ab->xb", [(3, 4, 16), (4, 16)]),      # runs over both operands, contiguous and strided
+    ("xab,ba->xb", [(3, 4, 16), (16, 4)]),
+    ("ij,jk->ik", [(12, 40), (40, 24)]),        # a genuine matrix product
+    ("ab,bc,cd,da->", [(8, 8), (8, 8), (8, 8), (8, 8)]),
+])
+def test_fast_path_kernel_branches(sub, shapes, semiring):
+    rng = np.random.default_rng(len(sub))
+    ops = [rng.integers(-3, 4, size=s).astype(np.float64) for s in shapes]
+    for optimize in ("greedy", "sequential"):
+        v, c = contract(sub, *ops, semiring=semiring, optimize=optimize, count=True)
+        gv, gc = _generic(sub, *ops, semiring=semiring, optimize=optimize, count=True)
+        V, C = _brute_count(sub, ops, semiring.sense)
+        assert np.array_equal(v, V) and np.array_equal(c, C) and np.array_equal(gv, V) and np.array_equal(gc, C)
+        assert np.array_equal(contract(sub, *ops, semiring=semiring, optimize=optimize), V)
+
+
+def test_fast_path_bad_operands_and_plan_reuse():
+    A = np.ones((2, 2))
+    with pytest.raises(ConventionError):
+        contract("ij,jk->", A, np.array([[0.0, np.inf], [0.0, 0.0]]), semiring=MaxPlus)
+    with pytest.raises(NaNError):
+        contract("ij,jk->", A, np.array([[0.0, np.nan], [0.0, 0.0]]), semiring=MinPlus)
+    with pytest.raises(ParseError):
+        contract("ij,jk->", A, A, semiring=MaxPlus, optimize=[(0, 5)])
+    # the same network with new values reuses the cached plan and gives the new answer
+    for k in range(3):
+        B = A * k
+        assert contract("ij,jk->ik", B, B, semiring=MaxPlus)[0, 0] == 2 * k
+    # an empty index range falls back to the generic path
+    assert contract("ij,jk->ik", np.ones((2, 0)), np.ones((0, 3)), semiring=MaxPlus).shape == (2, 3)

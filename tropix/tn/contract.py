@@ -106,15 +106,20 @@ def _prepare(subscripts, operands, S):
         ops.append(op)
     xp = namespace(*ops)
     terms, out = _parse(subscripts, len(ops))
+    sizes = _sizes(terms, [op.shape for op in ops])
+    return xp, ops, terms, out, sizes
+
+
+def _sizes(terms, shapes) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for k, (t, op) in enumerate(zip(terms, ops)):
-        if op.ndim != len(t):
-            raise ShapeError(f"operand {k} has {op.ndim} dimensions but its subscripts {t!r} name {len(t)}")
-        for ch, n in zip(t, op.shape):
+    for k, (t, shape) in enumerate(zip(terms, shapes)):
+        if len(shape) != len(t):
+            raise ShapeError(f"operand {k} has {len(shape)} dimensions but its subscripts {t!r} name {len(t)}")
+        for ch, n in zip(t, shape):
             n = int(n)
             if sizes.setdefault(ch, n) != n:
                 raise ShapeError(f"index {ch!r} has size {sizes[ch]} in one operand and {n} in operand {k}")
-    return xp, ops, terms, out, sizes
+    return sizes
 
 
 def contraction_path(subscripts: str, *shapes: Sequence[int], optimize: Any = "auto"):
@@ -208,6 +213,14 @@ def contract(
     S = get_semiring("real" if semiring is None else semiring)
     if (count or assignment) and not isinstance(S, TropicalSemiring):
         raise SemiringMismatchError(f"count= and assignment= need MaxPlus or MinPlus, not {S}")
+    if (
+        FAST_PATH
+        and isinstance(S, TropicalSemiring)
+        and all(isinstance(op, np.ndarray) and op.dtype == np.float64 for op in operands)
+    ):
+        res = _contract_fast(subscripts, operands, S, optimize, count, assignment)
+        if res is not None:
+            return res
     xp, ops, terms, out, sizes = _prepare(subscripts, operands, S)
     path = contraction_path(subscripts if "->" in subscripts else ",".join(terms) + "->" + out,
                             *[op.shape for op in ops], optimize=optimize)
@@ -691,3 +704,300 @@ def _best_summed(node: _Node, assign: dict, S) -> dict:
     best = max(range(flat.size), key=lambda i: float(flat[i]) * S.sense)
     idx = np.unravel_index(best, tot.shape)
     return {ch: int(i) for ch, i in zip(free, idx)}
+
+
+# -- compiled fast path: NumPy float64 operands in MaxPlus/MinPlus ---------------------------------------
+#
+# The pairwise steps of the generic path above are replayed symbolically once per (subscripts, shapes,
+# path) into a plan of index arithmetic (see :mod:`tropix.tn._kernels`), which one compiled call then
+# executes: no Python work and no temporaries per step.  The generic path stays the reference; the tests
+# compare the two on random networks (values, counts, assignments).
+
+FAST_PATH = True
+"""Use the compiled executor for NumPy float64 operands in MaxPlus/MinPlus (switched off in tests to
+compare against the generic path)."""
+
+_PLANS: dict = {}
+_MAX_PLANS = 64
+
+
+@dataclass(frozen=True)
+class _Plan:
+    steps: np.ndarray  # (n_steps, 11) int64, see tropix.tn._kernels
+    axes: np.ndarray  # (*, 3) int64
+    cons: np.ndarray  # (*, 2) int64
+    max_outer: int
+    input_end: int  # operands occupy arena[1:input_end]
+    arena_size: int
+    slots: tuple  # per slot: (term, offset, kind, children, summed)
+    result: int  # slot of the result
+    perm: tuple  # result term -> output order
+    sizes: dict
+
+
+class _Arena:
+    """First-fit allocation of intermediates in the flat arena (nothing is reused with ``keep``)."""
+
+    def __init__(self, start: int, keep: bool):
+        self.end = self.peak = start
+        self.keep = keep
+        self.free: list[list[int]] = []
+
+    def take(self, n: int) -> int:
+        for i, (o, s) in enumerate(self.free):
+            if s >= n:
+                if s == n:
+                    self.free.pop(i)
+                else:
+                    self.free[i] = [o + n, s - n]
+                return o
+        o = self.end
+        self.end += n
+        self.peak = max(self.peak, self.end)
+        return o
+
+    def give(self, o: int, n: int) -> None:
+        if self.keep:
+            return
+        blocks = sorted(self.free + [[o, n]])
+        merged: list[list[int]] = []
+        for b in blocks:
+            if merged and merged[-1][0] + merged[-1][1] == b[0]:
+                merged[-1][1] += b[1]
+            else:
+                merged.append(list(b))
+        if merged and merged[-1][0] + merged[-1][1] == self.end:
+            self.end = merged.pop()[0]
+        self.free = merged
+
+
+def _merged_axes(term, sa, sb, sizes):
+    """Output axes ``(dim, stride_a, stride_b)`` in ``term`` order, adjacent ones merged when possible."""
+    ax: list[list[int]] = []
+    for ch in term:
+        d, a, b = sizes[ch], sa.get(ch, 0), sb.get(ch, 0)
+        if d == 1:
+            continue
+        if ax and ax[-1][1] == a * d and ax[-1][2] == b * d:
+            ax[-1] = [ax[-1][0] * d, a, b]
+        else:
+            ax.append([d, a, b])
+    return ax or [[1, 0, 0]]
+
+
+def _strides(term, sizes):
+    st, acc = {}, 1
+    for ch in reversed(term):
+        st[ch] = acc
+        acc *= sizes[ch]
+    return st
+
+
+def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
+    n = len(terms)
+    size = lambda t: math.prod(sizes[c] for c in t)  # noqa: E731
+    slots: list[list] = []
+    off = 1
+    for t in terms:
+        slots.append([t, off, "leaf", (), ""])
+        off += size(t)
+    input_end = off
+    arena = _Arena(input_end, keep)
+    steps: list[list[int]] = []
+    axes: list[list[int]] = []
+    cons: list[np.ndarray] = []
+    n_cons = 0
+    max_outer = 0
+
+    def emit(a, b, o, con):
+        nonlocal n_cons, max_outer
+        ta, oa = slots[a][0], slots[a][1]
+        sa = _strides(ta, sizes)
+        if b is None:
+            tb, ob, sb = "", 0, {}
+        else:
+            tb, ob = slots[b][0], slots[b][1]
+            sb = _strides(tb, sizes)
+        ax = _merged_axes(slots[o][0], sa, sb, sizes)
+        ca, cb = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        for ch in con:
+            r = np.arange(sizes[ch], dtype=np.int64)
+            ca = (ca[:, None] + r * sa.get(ch, 0)).ravel()
+            cb = (cb[:, None] + r * sb.get(ch, 0)).ravel()
+        if ax[-1][1] == 0 and ax[-1][2] != 0:  # the kernel wants the innermost axis to run over A
+            ax = [[d, y, x] for d, x, y in ax]
+            ca, cb, oa, ob = cb, ca, ob, oa
+        nin, ia, ib = ax[-1]
+        x0 = len(axes)
+        axes.extend(ax[:-1])
+        max_outer = max(max_outer, len(ax) - 1)
+        inner_first = int(ca.size <= 4 or nin < 4)
+        steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + ca.size, inner_first])
+        cons.append(np.stack([ca, cb], axis=1))
+        n_cons += ca.size
+
+    def new_slot(term, kind, children, summed):
+        slots.append([term, arena.take(size(term)), kind, children, summed])
+        return len(slots) - 1
+
+    def release(s):
+        if s >= n:
+            arena.give(slots[s][1], size(slots[s][0]))
+
+    def reduce(s, keep_idx):
+        t = slots[s][0]
+        drop = "".join(ch for ch in t if ch not in keep_idx)
+        if not drop:
+            return s
+        o = new_slot("".join(ch for ch in t if ch in keep_idx), "reduce", (s,), drop)
+        emit(s, None, o, drop)
+        release(s)
+        return o
+
+    def pair(a, b, keep_idx):
+        ta, tb = slots[a][0], slots[b][0]
+        con = "".join(ch for ch in ta if ch in tb and ch not in keep_idx)
+        big, small = (ta, tb) if size(ta) >= size(tb) else (tb, ta)
+        rest = "".join(ch for ch in big if ch not in con)
+        own = "".join(ch for ch in small if ch not in con and ch not in big)
+        sa, sb = _strides(ta, sizes), _strides(tb, sizes)
+        front, back = own + rest, rest + own
+        term = front
+        if own and _merged_axes(back, sa, sb, sizes)[-1][0] > _merged_axes(front, sa, sb, sizes)[-1][0]:
+            term = back
+        o = new_slot(term, "pair", (a, b), con)
+        emit(a, b, o, con)
+        release(a)
+        release(b)
+        return o
+
+    # the same bookkeeping as the generic loop in `contract`
+    items = list(range(n))
+    uses: dict[str, int] = {}
+    for t in terms:
+        for ch in t:
+            uses[ch] = uses.get(ch, 0) + 1
+    out_set = set(out)
+    for step in path:
+        if not step:
+            continue
+        ids = sorted(set(step), reverse=True)
+        for i in ids:
+            if i >= len(items):
+                raise ParseError(f"contraction path step {step} refers to operand {i}, but only {len(items)} remain")
+        group = [items[i] for i in sorted(ids)]
+        for i in ids:
+            items.pop(i)
+        gterms = [slots[g][0] for g in group]
+        for t in gterms:
+            for ch in t:
+                uses[ch] -= 1
+        rest_idx = out_set | {ch for ch in set("".join(gterms)) if uses[ch] > 0}
+        cur = reduce(group[0], rest_idx | set("".join(gterms[1:])))
+        for j, nxt in enumerate(group[1:], start=1):
+            keep_idx = rest_idx | set("".join(gterms[j + 1 :]))
+            nxt = reduce(nxt, keep_idx | set(slots[cur][0]))
+            cur = pair(cur, nxt, keep_idx)
+        if len(group) == 1:
+            cur = reduce(cur, rest_idx)
+        items.append(cur)
+        for ch in slots[cur][0]:
+            uses[ch] = uses.get(ch, 0) + 1
+    cur = items[0]
+    for nxt in items[1:]:
+        cur = pair(cur, nxt, out_set)
+    cur = reduce(cur, out_set)
+    if cur < n:  # the result is an operand itself: copy it to an intermediate slot
+        o = new_slot(slots[cur][0], "reduce", (cur,), "")
+        emit(cur, None, o, "")
+        cur = o
+    term = slots[cur][0]
+    return _Plan(
+        steps=np.array(steps, dtype=np.uint64).reshape(-1, 11),
+        axes=np.array(axes, dtype=np.uint64).reshape(-1, 3),
+        cons=np.concatenate(cons).astype(np.uint64) if cons else np.zeros((0, 2), np.uint64),
+        max_outer=max_outer,
+        input_end=input_end,
+        arena_size=arena.peak,
+        slots=tuple(tuple(s) for s in slots),
+        result=cur,
+        perm=tuple(term.index(ch) for ch in out),
+        sizes=dict(sizes),
+    )
+
+
+def _get_plan(subscripts, ops, optimize, keep):
+    shapes = tuple(op.shape for op in ops)
+    if isinstance(optimize, str):
+        okey = optimize
+    elif isinstance(optimize, (list, tuple)):
+        okey = tuple(tuple(int(i) for i in step) for step in optimize)
+    else:  # a path optimiser object: no caching
+        okey = None
+    key = (subscripts, shapes, okey, keep)
+    plan = _PLANS.get(key) if okey is not None else None
+    if plan is None:
+        terms, out = _parse(subscripts, len(ops))
+        sizes = _sizes(terms, shapes)
+        if any(v == 0 for v in sizes.values()):
+            return None  # empty index ranges: the generic path
+        path = contraction_path(subscripts if "->" in subscripts else ",".join(terms) + "->" + out,
+                                *shapes, optimize=optimize)
+        plan = _build_plan(terms, out, sizes, path, keep)
+        if okey is not None:
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.pop(next(iter(_PLANS)))
+            _PLANS[key] = plan
+    return plan
+
+
+def _contract_fast(subscripts, operands, S, optimize, count, assignment):
+    """The compiled path, or ``None`` when it does not apply (the caller then runs the generic one)."""
+    from . import _kernels
+
+    run = _kernels.load()
+    if run is None or not isinstance(subscripts, str):  # pragma: no cover - numba is a dependency
+        return None
+    plan = _get_plan(subscripts, operands, optimize, bool(assignment))
+    if plan is None:
+        return None
+    V = np.empty(plan.arena_size)
+    V[0] = 0.0
+    inp = V[1 : plan.input_end]
+    if operands:
+        np.concatenate([op.ravel() for op in operands], out=inp)
+    if not np.isfinite(inp).all():
+        for k, op in enumerate(operands):  # NaN or the wrong infinity: the specific error
+            S.validate(op, f"operand {k}")
+    if S.sense == -1:
+        np.negative(inp, out=inp)
+    if count:
+        C = np.empty(plan.arena_size)
+        C[0] = 1.0
+        np.not_equal(inp, -np.inf, out=C[1 : plan.input_end])
+    else:
+        C = V[:1]
+    run(V, C, plan.steps, plan.axes, plan.cons, bool(count), plan.max_outer)
+    term, off = plan.slots[plan.result][:2]
+    shape = tuple(plan.sizes[ch] for ch in term)
+    nres = math.prod(shape)
+
+    def result(arr, neg):
+        r = arr[off : off + nres].reshape(shape).transpose(plan.perm)
+        return np.negative(r) if neg else r.copy()
+
+    val = _finish(result(V, S.sense == -1))
+    res: list = [val]
+    if count:
+        res.append(_finish(result(C, False), as_int=True))
+    if assignment:
+        Vs = np.negative(V) if S.sense == -1 else V
+        nodes: list[_Node] = []
+        for k, (t, o, kind, children, summed) in enumerate(plan.slots):
+            if kind == "leaf":
+                nodes.append(_Node(t, "leaf", value=operands[k]))
+            else:
+                v = Vs[o : o + math.prod(plan.sizes[ch] for ch in t)].reshape(tuple(plan.sizes[ch] for ch in t))
+                nodes.append(_Node(t, kind, tuple(nodes[c] for c in children), summed, value=v))
+        res.append(_backtrack(nodes[plan.result], "".join(term[i] for i in plan.perm), val, term, plan.perm, S))
+    return res[0] if len(res) == 1 else tuple(res)
