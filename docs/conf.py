@@ -27,3 +27,8 @@ exclude_patterns = ["_build"]
 html_theme = "alabaster"
 suppress_warnings = ["myst.header"]
 nitpicky = False
+
+# Pictures are drawn from the code at build time (never committed), so they always match it.
+import subprocess  # noqa: E402
+
+subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "make_figures.py")], check=True)
