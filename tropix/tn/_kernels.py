@@ -13,10 +13,12 @@ so only max-plus is compiled.  With ``count`` the parallel arena ``C`` carries t
 ``C[o] = Σ_{c attaining the max} C[..] * C[..]``.
 
 ``steps`` has one row per step: ``a, b, out, ax_begin, ax_end, n_inner, stride_a, stride_b, con_begin,
-con_end, inner_first``: the outer axes are ``axes[ax_begin:ax_end]`` (``dim, stride_a, stride_b``), the
-innermost output axis is given inline, and ``cons[con_begin:con_end]`` are the (A, B) offsets of the
-summed values.  ``inner_first`` chooses the loop order: summed values innermost (few of them; one pass
-over the output) or outermost (many of them; unit-stride sweeps, as in a matrix product).
+con_end`` (all unsigned): the outer axes are ``axes[ax_begin:ax_end]`` (``dim, stride_a, stride_b``), the
+innermost output axis is given inline (the plan makes its A stride nonzero whenever its B stride is), and
+``cons[con_begin:con_end]`` are the (A, B) offsets of the summed values.  Short inner runs and counting
+use one scalar loop (summed values innermost); otherwise each summed value is one sweep over the
+output run, by small compiled loops over contiguous or strided views, with the B side a scalar when its
+stride is zero (a tiny operand against a big one) and a single fused sweep for exactly two summed values.
 
 numba is imported only by :func:`load` (on the first fast-path contraction), and compiled code is kept
 in numba's on-disk cache.
@@ -81,6 +83,36 @@ def _compile():
                 O[k] = x if x > c else c
 
     @njit(cache=True, boundscheck=False)
+    def acc_scalar_count(O, OC, A, CA, s, cs, first):  # pragma: no cover - compiled
+        for k in range(O.shape[0]):
+            x = A[k] + s
+            if first:
+                O[k] = x
+                OC[k] = CA[k] * cs
+            else:
+                c = O[k]
+                if x > c:
+                    O[k] = x
+                    OC[k] = CA[k] * cs
+                elif x == c:
+                    OC[k] += CA[k] * cs
+
+    @njit(cache=True, boundscheck=False)
+    def acc_vector_count(O, OC, A, CA, B, CB, first):  # pragma: no cover - compiled
+        for k in range(O.shape[0]):
+            x = A[k] + B[k]
+            if first:
+                O[k] = x
+                OC[k] = CA[k] * CB[k]
+            else:
+                c = O[k]
+                if x > c:
+                    O[k] = x
+                    OC[k] = CA[k] * CB[k]
+                elif x == c:
+                    OC[k] += CA[k] * CB[k]
+
+    @njit(cache=True, boundscheck=False)
     def run_plan(V, C, steps, axes, cons, count, max_outer):  # pragma: no cover - compiled
         idx = np.zeros(max(1, max_outer), np.uint64)
         for s in range(steps.shape[0]):
@@ -104,7 +136,7 @@ def _compile():
             po = o0
             ea = (nin - ONE) * ia + ONE
             eb = (nin - ONE) * ib + ONE
-            simple = count or nin < 8
+            simple = nin < 8
             for _t in range(nouter):
                 if simple:
                     for k in range(nin):
@@ -128,7 +160,17 @@ def _compile():
                         V[po + k] = best
                 else:
                     O = V[po : po + nin]
-                    if ib == ZERO and ncon == TWO:
+                    if count:
+                        OC = C[po : po + nin]
+                        for j in range(c0, c1):
+                            qa = pa + cons[j, 0]
+                            qb = pb + cons[j, 1]
+                            if ib == ZERO:
+                                acc_scalar_count(O, OC, V[qa : qa + ea : ia], C[qa : qa + ea : ia], V[qb], C[qb], j == c0)
+                            else:
+                                acc_vector_count(O, OC, V[qa : qa + ea : ia], C[qa : qa + ea : ia],
+                                                 V[qb : qb + eb : ib], C[qb : qb + eb : ib], j == c0)
+                    elif ib == ZERO and ncon == TWO:
                         qa0 = pa + cons[c0, 0]
                         qa1 = pa + cons[c0 + ONE, 0]
                         s0 = V[pb + cons[c0, 1]]

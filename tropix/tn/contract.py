@@ -723,9 +723,9 @@ _MAX_PLANS = 64
 
 @dataclass(frozen=True)
 class _Plan:
-    steps: np.ndarray  # (n_steps, 11) int64, see tropix.tn._kernels
-    axes: np.ndarray  # (*, 3) int64
-    cons: np.ndarray  # (*, 2) int64
+    steps: np.ndarray  # (n_steps, 10) uint64, see tropix.tn._kernels
+    axes: np.ndarray  # (*, 3) uint64
+    cons: np.ndarray  # (*, 2) uint64
     max_outer: int
     input_end: int  # operands occupy arena[1:input_end]
     arena_size: int
@@ -831,8 +831,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
         x0 = len(axes)
         axes.extend(ax[:-1])
         max_outer = max(max_outer, len(ax) - 1)
-        inner_first = int(ca.size <= 4 or nin < 4)
-        steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + ca.size, inner_first])
+        steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + ca.size])
         cons.append(np.stack([ca, cb], axis=1))
         n_cons += ca.size
 
@@ -913,7 +912,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
         cur = o
     term = slots[cur][0]
     return _Plan(
-        steps=np.array(steps, dtype=np.uint64).reshape(-1, 11),
+        steps=np.array(steps, dtype=np.uint64).reshape(-1, 10),
         axes=np.array(axes, dtype=np.uint64).reshape(-1, 3),
         cons=np.concatenate(cons).astype(np.uint64) if cons else np.zeros((0, 2), np.uint64),
         max_outer=max_outer,
