@@ -795,7 +795,14 @@ def _strides(term, sizes):
 
 def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
     n = len(terms)
-    size = lambda t: math.prod(sizes[c] for c in t)  # noqa: E731
+    size_cache: dict[str, int] = {}
+
+    def size(t):
+        v = size_cache.get(t)
+        if v is None:
+            v = size_cache[t] = math.prod(sizes[c] for c in t)
+        return v
+
     slots: list[list] = []
     off = 1
     for t in terms:
@@ -805,35 +812,33 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
     arena = _Arena(input_end, keep)
     steps: list[list[int]] = []
     axes: list[list[int]] = []
-    cons: list[np.ndarray] = []
+    cons: list[tuple[int, int]] = []
     n_cons = 0
     max_outer = 0
 
-    def emit(a, b, o, con):
+    def emit(a, b, o, con, sa=None, sb=None, ax=None):
         nonlocal n_cons, max_outer
-        ta, oa = slots[a][0], slots[a][1]
-        sa = _strides(ta, sizes)
-        if b is None:
-            tb, ob, sb = "", 0, {}
-        else:
-            tb, ob = slots[b][0], slots[b][1]
-            sb = _strides(tb, sizes)
-        ax = _merged_axes(slots[o][0], sa, sb, sizes)
-        ca, cb = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        oa = slots[a][1]
+        ob = 0 if b is None else slots[b][1]
+        if ax is None:
+            sa = _strides(slots[a][0], sizes)
+            sb = {} if b is None else _strides(slots[b][0], sizes)
+            ax = _merged_axes(slots[o][0], sa, sb, sizes)
+        pairs = [(0, 0)]  # (A, B) offsets of every value of the summed indices
         for ch in con:
-            r = np.arange(sizes[ch], dtype=np.int64)
-            ca = (ca[:, None] + r * sa.get(ch, 0)).ravel()
-            cb = (cb[:, None] + r * sb.get(ch, 0)).ravel()
+            xa, xb = sa.get(ch, 0), sb.get(ch, 0)
+            pairs = [(pa + r * xa, pb + r * xb) for pa, pb in pairs for r in range(sizes[ch])]
         if ax[-1][1] == 0 and ax[-1][2] != 0:  # the kernel wants the innermost axis to run over A
             ax = [[d, y, x] for d, x, y in ax]
-            ca, cb, oa, ob = cb, ca, ob, oa
+            pairs = [(y, x) for x, y in pairs]
+            oa, ob = ob, oa
         nin, ia, ib = ax[-1]
         x0 = len(axes)
         axes.extend(ax[:-1])
         max_outer = max(max_outer, len(ax) - 1)
-        steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + ca.size])
-        cons.append(np.stack([ca, cb], axis=1))
-        n_cons += ca.size
+        steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + len(pairs)])
+        cons.extend(pairs)
+        n_cons += len(pairs)
 
     def new_slot(term, kind, children, summed):
         slots.append([term, arena.take(size(term)), kind, children, summed])
@@ -860,12 +865,15 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
         rest = "".join(ch for ch in big if ch not in con)
         own = "".join(ch for ch in small if ch not in con and ch not in big)
         sa, sb = _strides(ta, sizes), _strides(tb, sizes)
-        front, back = own + rest, rest + own
-        term = front
-        if own and _merged_axes(back, sa, sb, sizes)[-1][0] > _merged_axes(front, sa, sb, sizes)[-1][0]:
-            term = back
+        term = own + rest  # the big operand's layout, new indices in front
+        ax = _merged_axes(term, sa, sb, sizes)
+        if own:
+            back = rest + own
+            ax_back = _merged_axes(back, sa, sb, sizes)
+            if ax_back[-1][0] > ax[-1][0]:
+                term, ax = back, ax_back
         o = new_slot(term, "pair", (a, b), con)
-        emit(a, b, o, con)
+        emit(a, b, o, con, sa, sb, ax)
         release(a)
         release(b)
         return o
@@ -914,7 +922,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
     return _Plan(
         steps=np.array(steps, dtype=np.uint64).reshape(-1, 10),
         axes=np.array(axes, dtype=np.uint64).reshape(-1, 3),
-        cons=np.concatenate(cons).astype(np.uint64) if cons else np.zeros((0, 2), np.uint64),
+        cons=np.array(cons, dtype=np.uint64).reshape(-1, 2),
         max_outer=max_outer,
         input_end=input_end,
         arena_size=arena.peak,
