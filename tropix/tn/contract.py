@@ -9,6 +9,10 @@ right).  Each pairwise step is reduced to a batched matrix product:
   and a chunked broadcast ``⊕_k (A ⊗ B)`` for batched ones;
 * any other semiring (e.g. ``LogSemiring``): the chunked broadcast with the semiring's ``mul``/``sum``.
 
+NumPy float64 operands in max-plus/min-plus take a compiled fast path instead: the same pairwise steps
+are planned once per (subscripts, shapes, path) (the plan is cached) and run in a single numba call
+(:mod:`tropix.tn._kernels`); values, counts and assignments agree exactly with the path above.
+
 In a tropical semiring the contraction value is an optimum over all index assignments, so tropical
 tensor networks solve optimisation problems.  ``count=True`` contracts counting-tropical numbers
 ``(value, multiplicity)`` and also returns how many assignments attain the optimum; ``assignment=True``
