@@ -237,3 +237,21 @@ def test_sympy_rationals_and_integer_tensors():
     assert tdet(A, semiring="min") == 0
     T = torch.tensor([[0, 1], [1, 2]])
     assert is_singular(T) and tdet(T) == 2 and optimal_permutations(T) == [(0, 1), (1, 0)]
+
+
+def test_published_maclagan_sturmfels_example_5_1_6():
+    """Maclagan–Sturmfels, *Introduction to Tropical Geometry*, Example 5.1.6 (min-plus): the tropical
+    characteristic polynomial of A = [[1, 0, 1], [0, 1, 2], [1, 2, 1]] is t³ ⊕ 1⊙t² ⊕ 0⊙t ⊕ 1, i.e. the
+    coefficient of t^k is the smallest tropical determinant of a principal (3−k)-minor.  (Values as
+    transcribed in a public test suite of that example; recomputed here by listing permutations.)"""
+    from itertools import combinations
+
+    A = [[1, 0, 1], [0, 1, 2], [1, 2, 1]]
+    coeff = {
+        k: min(tdet([[A[i][j] for j in I] for i in I], semiring="min") for I in combinations(range(3), 3 - k))
+        for k in (0, 1, 2)
+    }
+    assert coeff == {0: 1, 1: 0, 2: 1}
+    assert optimal_permutations(A, semiring="min") == [(1, 0, 2)]  # 0 + 0 + 1, unique
+    assert not is_singular(A, semiring="min")
+    assert brute(np.array(A, dtype=object), MinPlus) == (1, [(1, 0, 2)])

@@ -562,3 +562,14 @@ def test_non_real_ragged_and_bool_input(f):
             assert (got == want).all()
         elif want is not None and not hasattr(want, "nodes"):
             assert got == want
+
+
+def test_published_maclagan_sturmfels_example_5_1_6_kleene_plus():
+    """Maclagan–Sturmfels Example 5.1.6 (min-plus): A ⊕ A² ⊕ A³ = [[0, 0, 1], [0, 0, 1], [1, 1, 1]] for
+    A = [[1, 0, 1], [0, 1, 2], [1, 2, 1]]; its smallest cycle mean is 0 (the cycle 0 → 1 → 0)."""
+    A = [[1, 0, 1], [0, 1, 2], [1, 2, 1]]
+    want = [[0, 0, 1], [0, 0, 1], [1, 1, 1]]
+    assert kleene_plus(A, semiring="min").tolist() == want
+    assert eigenvalue(A, semiring="min") == 0
+    P = [matrix_power(A, k, semiring="min") for k in (1, 2, 3)]
+    assert np.minimum(np.minimum(P[0], P[1]), P[2]).tolist() == want

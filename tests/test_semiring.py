@@ -216,3 +216,27 @@ def test_log_semiring_arrays(backend):
 def test_real_semiring():
     assert Real.add(2, 3) == 5 and Real.mul(2, 3) == 6 and Real.dual is Real
     assert Real.sum(np.array([1, 2, 3])) == 6
+
+
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_non_real_operands_raise_tropix_errors(S):
+    """Review of issue #2: complex/str/None used to pass silently (arrays) or raise a bare TypeError."""
+    import torch
+
+    from tropix.errors import ShapeError
+
+    for bad in ("a", None, 1j, np.complex128(1j)):
+        with pytest.raises(SemiringMismatchError, match="not a real number|complex"):
+            S.add(bad, 1)
+        with pytest.raises(SemiringMismatchError):
+            S.mul(1, bad)
+    for arr in (np.array([1j, 0]), torch.zeros(2, dtype=torch.complex64), np.array(["a", "b"])):
+        with pytest.raises(SemiringMismatchError, match="dtype"):
+            S.add(arr, 1)
+        with pytest.raises(SemiringMismatchError, match="dtype"):
+            S.sum(arr)
+        with pytest.raises(SemiringMismatchError, match="dtype"):
+            S.prod(arr)
+    with pytest.raises(ShapeError, match="ragged"):
+        S.sum([[1, 2], [3]])
+    assert S.sum([[1, 2], [3, 4]], axis=1).tolist() == ([2, 4] if S is MaxPlus else [1, 3])

@@ -70,12 +70,15 @@ def _scalar_nan(x: Any) -> bool:
 def _prep_pair(a: Any, b: Any):
     """Return (xp, a, b) with lists converted, scalars left for broadcasting against arrays."""
     if isinstance(a, (list, tuple)):
-        a = asarray(a)
+        a = real_array(a, "the first operand")
     if isinstance(b, (list, tuple)):
-        b = asarray(b)
+        b = real_array(b, "the second operand")
     if _is_scalar(a) and _is_scalar(b):
         return None, a, b
     xp = namespace(a, b)
+    for x, name in ((a, "the first operand"), (b, "the second operand")):
+        if not _is_scalar(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
+            check_real_dtype(x, name)
     if _is_scalar(a):
         a = _scalar_like(a, b, xp)
     if _is_scalar(b):
@@ -290,10 +293,14 @@ class TropicalSemiring(Semiring):
     def _check_scalar(self, v, what, op):
         if _scalar_nan(v):
             raise NaNError(f"NaN in the {what} of {self.name}.{op}: NaN is not an element of any tropical semiring")
+        if isinstance(v, (complex, np.complexfloating)):
+            raise SemiringMismatchError(f"the {what} of {self.name}.{op}, {v!r}, is complex, not a real number")
         try:
             fv = float(v)
         except (TypeError, ValueError):
-            raise TypeError(f"{v!r} is not a real number") from None
+            raise SemiringMismatchError(
+                f"the {what} of {self.name}.{op}, {v!r}, is not a real number (semirings hold reals and ±inf)"
+            ) from None
         if math.isinf(fv) and fv != self.zero:
             raise ConventionError(
                 f"{v} is not an element of {self.name} (its tropical zero is {self.zero}); "
@@ -302,20 +309,24 @@ class TropicalSemiring(Semiring):
 
     def sum(self, x, axis=None):
         if isinstance(x, (list, tuple)):
-            x = asarray(x)
+            x = real_array(x)
         if _is_scalar(x):
             return x
         xp = namespace(x)
+        if not (isinstance(x, np.ndarray) and x.dtype == object):
+            check_real_dtype(x)
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.zero)
         return xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
 
     def prod(self, x, axis=None):
         if isinstance(x, (list, tuple)):
-            x = asarray(x)
+            x = real_array(x)
         if _is_scalar(x):
             return x
         xp = namespace(x)
+        if not (isinstance(x, np.ndarray) and x.dtype == object):
+            check_real_dtype(x)
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.one)
         return xp.sum(x, axis=axis)
