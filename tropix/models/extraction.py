@@ -88,7 +88,7 @@ def recompute_probs(q, k, allowed, scale: float) -> np.ndarray:
 
 
 def check_probs(q, k, probs, allowed, scale: float, tol: float = 1e-5, where: str = "") -> float:
-    """Largest |recomputed − given| probability over all heads; raises if above ``tol``.
+    """Largest ``|recomputed - given|`` probability over all heads; raises if above ``tol``.
 
     ``q, k``: ``(layers, heads, n, d)``; ``probs``: ``(layers, heads, n, n)``; ``allowed``: ``(n, n)``.
 
