@@ -370,3 +370,17 @@ def test_fast_path_bad_operands_and_plan_reuse():
         assert contract("ij,jk->ik", B, B, semiring=MaxPlus)[0, 0] == 2 * k
     # an empty index range falls back to the generic path
     assert contract("ij,jk->ik", np.ones((2, 0)), np.ones((0, 3)), semiring=MaxPlus).shape == (2, 3)
+
+
+@pytest.mark.parametrize("semiring", [MaxPlus, MinPlus])
+def test_matrix_product_sized_networks(semiring):
+    # steps like a genuine matrix product go to the generic path (blocked tropical matmul); same answers
+    rng = np.random.default_rng(3)
+    A, B, c = rng.integers(-9, 9, size=(70, 80)) * 1.0, rng.integers(-9, 9, size=(80, 60)) * 1.0, rng.integers(-9, 9, size=60) * 1.0
+    red = np.max if semiring is MaxPlus else np.min
+    ref = red(A[:, :, None] + B[None, :, :], axis=1)
+    assert np.array_equal(contract("ij,jk->ik", A, B, semiring=semiring), ref)
+    v, cnt = contract("ij,jk,k->i", A, B, c, semiring=semiring, count=True)
+    full = ref + c
+    assert np.array_equal(v, red(full, axis=1))
+    assert np.array_equal(cnt, _generic("ij,jk,k->i", A, B, c, semiring=semiring, count=True)[1])

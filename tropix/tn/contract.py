@@ -723,6 +723,10 @@ compare against the generic path)."""
 
 _PLANS: dict = {}
 _MAX_PLANS = 64
+# a step summing over at least this many values with at least this much work is a matrix product in
+# disguise: the generic path (packed, unrolled tropical matmul kernel) is several times faster there
+_HEAVY_SUMMED = 32
+_HEAVY_WORK = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -737,6 +741,7 @@ class _Plan:
     result: int  # slot of the result
     perm: tuple  # result term -> output order
     sizes: dict
+    heavy: bool  # a matrix-product-like step: the generic path's blocked tropical matmul is faster
 
 
 class _Arena:
@@ -819,6 +824,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
     cons: list[tuple[int, int]] = []
     n_cons = 0
     max_outer = 0
+    heavy = False
 
     def emit(a, b, o, con, sa=None, sb=None, ax=None):
         nonlocal n_cons, max_outer
@@ -840,6 +846,9 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
         x0 = len(axes)
         axes.extend(ax[:-1])
         max_outer = max(max_outer, len(ax) - 1)
+        nonlocal heavy
+        work = math.prod(d for d, _, _ in ax) * len(pairs)
+        heavy = heavy or (len(pairs) >= _HEAVY_SUMMED and work >= _HEAVY_WORK)
         steps.append([oa, ob, slots[o][1], x0, len(axes), nin, ia, ib, n_cons, n_cons + len(pairs)])
         cons.extend(pairs)
         n_cons += len(pairs)
@@ -934,6 +943,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
         result=cur,
         perm=tuple(term.index(ch) for ch in out),
         sizes=dict(sizes),
+        heavy=heavy,
     )
 
 
@@ -970,7 +980,7 @@ def _contract_fast(subscripts, operands, S, optimize, count, assignment):
     if run is None or not isinstance(subscripts, str):  # pragma: no cover - numba is a dependency
         return None
     plan = _get_plan(subscripts, operands, optimize, bool(assignment))
-    if plan is None:
+    if plan is None or plan.heavy:
         return None
     V = np.empty(plan.arena_size)
     V[0] = 0.0
@@ -1002,13 +1012,13 @@ def _contract_fast(subscripts, operands, S, optimize, count, assignment):
     if count:
         res.append(_finish(result(C, False), as_int=True))
     if assignment:
-        Vs = np.negative(V) if S.sense == -1 else V
+        # backtrack in the arena itself, where min-plus was run as max-plus of the negated network
         nodes: list[_Node] = []
-        for k, (t, o, kind, children, summed) in enumerate(plan.slots):
-            if kind == "leaf":
-                nodes.append(_Node(t, "leaf", value=operands[k]))
-            else:
-                v = Vs[o : o + math.prod(plan.sizes[ch] for ch in t)].reshape(tuple(plan.sizes[ch] for ch in t))
-                nodes.append(_Node(t, kind, tuple(nodes[c] for c in children), summed, value=v))
-        res.append(_backtrack(nodes[plan.result], "".join(term[i] for i in plan.perm), val, term, plan.perm, S))
+        for t, o, kind, children, summed in plan.slots:
+            shp = tuple(plan.sizes[ch] for ch in t)
+            v = V[o : o + math.prod(shp)].reshape(shp)
+            nodes.append(_Node(t, kind, tuple(nodes[c] for c in children), summed, value=v))
+        root_val = result(V, False)
+        res.append(_backtrack(nodes[plan.result], "".join(term[i] for i in plan.perm), root_val, term, plan.perm,
+                              get_semiring("maxplus")))
     return res[0] if len(res) == 1 else tuple(res)
