@@ -61,6 +61,13 @@ def _compile():
             O[k] = x if x > y else y
 
     @njit(cache=True, boundscheck=False)
+    def two_interleaved(O, A, s0, s1):  # pragma: no cover - compiled
+        for k in range(O.shape[0]):
+            x = A[2 * k] + s0
+            y = A[2 * k + 1] + s1
+            O[k] = x if x > y else y
+
+    @njit(cache=True, boundscheck=False)
     def acc_scalar(O, A, s, first):  # pragma: no cover - compiled
         if first:
             for k in range(O.shape[0]):
@@ -177,6 +184,8 @@ def _compile():
                         s1 = V[pb + cons[c0 + ONE, 1]]
                         if ia == ONE:
                             two(O, V[qa0 : qa0 + nin], V[qa1 : qa1 + nin], s0, s1)
+                        elif ia == TWO and qa1 == qa0 + ONE:  # the summed index is the innermost one of A
+                            two_interleaved(O, V[qa0 : qa0 + TWO * nin], s0, s1)
                         else:
                             two(O, V[qa0 : qa0 + ea : ia], V[qa1 : qa1 + ea : ia], s0, s1)
                     elif ib == ZERO:
