@@ -240,3 +240,14 @@ def test_non_real_operands_raise_tropix_errors(S):
     with pytest.raises(ShapeError, match="ragged"):
         S.sum([[1, 2], [3]])
     assert S.sum([[1, 2], [3, 4]], axis=1).tolist() == ([2, 4] if S is MaxPlus else [1, 3])
+
+
+def test_bad_semiring_arguments_raise_tropix_errors():
+    from tropix.errors import ParseError
+
+    with pytest.raises(ParseError, match="unknown semiring 'maxi'"):
+        get_semiring("maxi")
+    with pytest.raises(ValueError):  # ParseError is a ValueError
+        get_semiring("")
+    with pytest.raises(SemiringMismatchError, match="not int"):
+        get_semiring(3)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar
-from ..errors import ConventionError, NaNError, SemiringMismatchError, ShapeError, ToleranceError
+from ..errors import ConventionError, NaNError, ParseError, SemiringMismatchError, ShapeError, ToleranceError
 
 __all__ = [
     "Semiring",
@@ -632,8 +632,8 @@ def get_semiring(s: Any) -> Semiring:
             return _ALIASES[key]
         if key.startswith("logsemiring(t=") and key.endswith(")"):
             return LogSemiring(float(key[len("logsemiring(t=") : -1]))
-        raise ValueError(f"unknown semiring {s!r}; use MaxPlus, MinPlus, LogSemiring(T) or Real")
-    raise TypeError(f"semiring must be a tropix Semiring or its name, not {type(s).__name__}")
+        raise ParseError(f"unknown semiring {s!r}; use MaxPlus, MinPlus, LogSemiring(T) or Real")
+    raise SemiringMismatchError(f"semiring must be a tropix Semiring or its name, not {type(s).__name__}")
 
 
 def check_same_semiring(*semirings: Semiring) -> Semiring:
