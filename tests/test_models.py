@@ -282,3 +282,18 @@ def test_query_plane_contains_queries_in_2d():
     Q = rng.normal(size=(30, 2)) @ np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]) + 5.0
     c, u, w, xy = query_plane(Q)
     assert np.allclose(c + xy[:, :1] * u + xy[:, 1:] * w, Q)  # rank-2 queries lie in the plane exactly
+
+
+def test_winners_agree_with_argmax_lp(minilm):
+    """Two independent LP formulations (this package's and tropix.tropical.argmax_lp) on real keys."""
+    from tropix.tropical.argmax_lp import argmax_vertices
+
+    ex = extract(minilm, [TEXTS[1]])
+    K = ex.sequences[0].k[2, 5].astype(np.float64)
+    ours = keys_that_can_win(K)
+    theirs = np.zeros(len(K), bool)
+    theirs[argmax_vertices(K).vertices] = True
+    assert np.array_equal(ours, theirs)
+    # an interior point (the mean key) can never win; both agree
+    K2 = np.vstack([K, K.mean(0)])
+    assert not keys_that_can_win(K2)[-1] and len(K2) - 1 not in set(argmax_vertices(K2).vertices.tolist())

@@ -2,8 +2,8 @@
 
 For every layer and head, on the given texts: tropicality (mean top weight, entropy), score margins,
 effective support at mass ``1 − ε``, the temperature at which the head becomes ε-tropical, cell
-occupancy (distinct argmax keys, attention-sink share), the keys that can ever win (LP over the keys
-of the first text), certified region-sparse support with its bound next to the true error against
+occupancy (distinct argmax keys, attention-sink share), the keys that can ever win (certified LPs of
+:mod:`tropix.tropical.argmax_lp` over the keys of the longest text), certified region-sparse support with its bound next to the true error against
 dense attention, and an exact 2-D slice of the head's tropical hypersurface through its real queries.
 
 Examples
@@ -68,6 +68,16 @@ def _certified_sparse(seq, layer, head, scale, eps, causal):
     }
 
 
+def _can_win_fraction(keys, queries) -> float:
+    """Fraction of keys that are the strict argmax for some query: certified LPs of
+    :func:`tropix.tropical.argmax_lp.argmax_vertices` (this package's own LP when that module is absent)."""
+    try:
+        from ..tropical.argmax_lp import argmax_vertices
+    except ImportError:  # pragma: no cover - older tropix.tropical
+        return float(keys_that_can_win(keys, queries).mean())
+    return len(argmax_vertices(np.asarray(keys, dtype=np.float64)).vertices) / len(keys)
+
+
 def layer_table(rows) -> list[dict]:
     """Per-layer medians over heads of the headline numbers (the terminal table)."""
     out = []
@@ -127,8 +137,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
     for i, (layer, head) in enumerate(all_heads):
         row = head_stats(ex, layer, head, eps).as_dict()
         q1 = first.q[layer, head][first.allowed.any(1)]
-        win = keys_that_can_win(first.k[layer, head], q1)
-        row["can_win_fraction"] = float(win.mean())
+        row["can_win_fraction"] = _can_win_fraction(first.k[layer, head], q1)
         rs = _certified_sparse(first, layer, head, ex.scale, eps, causal)
         if rs:
             row.update(rs)
