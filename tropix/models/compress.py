@@ -444,8 +444,6 @@ def save_compressed(c: CompressedAttention, out_dir, base_model: str | None = No
     """
     from safetensors.numpy import save_file
 
-    from ..report.document import json_safe
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: _f32(v) for k, v in c.tensors.items()}, str(out / "attention.safetensors"))
@@ -455,8 +453,24 @@ def save_compressed(c: CompressedAttention, out_dir, base_model: str | None = No
         "param_ratio": c.param_ratio, "rel_errors": c.rel_errors, "certified_rel_bounds": c.bounds,
         **(extra or {}),
     }
-    (out / "manifest.json").write_text(json.dumps(json_safe(manifest), indent=1, allow_nan=False) + "\n")
+    (out / "manifest.json").write_text(json.dumps(_plain(manifest), indent=1, allow_nan=False) + "\n")
     return out
+
+
+def _plain(x):
+    """JSON-ready copy: NumPy scalars to Python, non-finite floats to strings, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        return f if math.isfinite(f) else ("nan" if f != f else ("inf" if f > 0 else "-inf"))
+    if isinstance(x, Path):
+        return str(x)
+    return x
 
 
 def load_compressed(path, base=None):
