@@ -974,10 +974,11 @@ def _get_plan(subscripts, ops, optimize, keep):
 
 def _contract_fast(subscripts, operands, S, optimize, count, assignment):
     """The compiled path, or ``None`` when it does not apply (the caller then runs the generic one)."""
-    from . import _kernels
-
-    run = _kernels.load()
-    if run is None or not isinstance(subscripts, str):  # pragma: no cover - numba is a dependency
+    if not isinstance(subscripts, str):
+        return None
+    try:  # numba is imported (and the kernels loaded from its cache) on the first fast-path call only
+        from ._kernels import run_plan as run
+    except ImportError:  # pragma: no cover - numba is a dependency
         return None
     plan = _get_plan(subscripts, operands, optimize, bool(assignment))
     if plan is None or plan.heavy:
