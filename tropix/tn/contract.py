@@ -967,7 +967,7 @@ def _get_plan(subscripts, ops, optimize, keep):
         plan = _build_plan(terms, out, sizes, path, keep)
         if okey is not None:
             if len(_PLANS) >= _MAX_PLANS:
-                _PLANS.pop(next(iter(_PLANS)))
+                _PLANS.clear()  # (no eviction order to maintain; safe when threads share the cache)
             _PLANS[key] = plan
     return plan
 
