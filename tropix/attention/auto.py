@@ -26,7 +26,8 @@ from ..errors import ShapeError
 from .bounds import pruning_budget
 from .dense import _dense, dense_rounding_bound
 from ._inputs import Prepared, block_extra, check_eps, extra_numpy, prepare
-from .region_sparse import _execute, _fallback_rows, _groups, _Head, _plan, _run_per_head
+from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
+                            _run_per_head)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -109,6 +110,8 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
     def fn(arrays, hidx, tr):
         H = _Head(P, arrays, hidx, tr, leaf)
         cnt = H.tree.count[-1]
+        if _fast_applicable(H):
+            return _fast(H)
         if H.n_q > 2 * sample_queries:  # plan a sample of queries first: a cheap estimate of the work
             rows = np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False)
             keep_s = _plan(H, eps, rows)[0]
@@ -125,6 +128,22 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k + H.n_q * nb, "bound_evals": H.n_q * nb,
+                    "dense_fallback_rows": nfb, "decision": 4, "_rho": H.rho}
+        return out, bound, support, kept, counters, H.vmax, "region_sparse"
+
+    def _fast(H):
+        # compiled path: the bound-only plan of a sample of queries first (cheap); if it keeps too many
+        # keys, dense will do.  Rows that still compute more than half the keys stop and are done densely.
+        rows = np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False) \
+            if H.n_q > 2 * sample_queries else None
+        keep_s = _plan(H, eps, rows)[0]
+        if float((keep_s @ H.tree.count[-1]).mean()) > max_work * H.n_k:
+            decision["code"] = 3
+            raise _Fallback
+        out, bound, support, kept, evals = _fast_rows(H, eps, True, np.arange(H.n_q), cap=H.n_k // 2)
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        nb = len(H.tree.rep[-1])
+        counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * nb,
                     "dense_fallback_rows": nfb, "decision": 4, "_rho": H.rho}
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 

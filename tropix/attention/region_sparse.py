@@ -32,6 +32,7 @@ from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _rownorm
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
 from .keytree import KeyTree, build_key_tree, score_bounds
+from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
 
 __all__ = ["region_sparse"]
@@ -419,12 +420,77 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     out[bad] = o
     bound[bad] = H.rho[bad]
     support[bad] = np.isfinite(S).sum(axis=1)
-    return len(bad), kept + ((bad, idx),)
+    return len(bad), ((bad, idx),) + tuple(kept)  # first, so that kept_keys finds the dense rows
+
+
+def _fast_applicable(H: _Head) -> bool:
+    """The compiled kernel covers float scores without mask/bias/causal extras."""
+    return H.extra is None and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+
+
+def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
+    """Compiled region-sparse evaluation of the queries ``rows``: (out, bound, support, kept, evals).
+
+    Same certificate as the generic path: block bounds from :func:`score_bounds`, the dropped mass bounded
+    per block and exact per computed key, bound = ``truncation_bound(D, V_D, |o|, Z) * (1 + 1e-9) + ρ``;
+    rows whose scores are not finite, or that would compute more than ``cap`` keys, get an infinite bound
+    (they are recomputed by :func:`_fallback_rows`).
+    """
+    t = H.tree
+    L = t.depth - 1
+    qs = H.qs[rows]
+    U, qc = score_bounds(t, L, qs, centers=True)
+    first2 = np.stack([np.argmax(U, axis=1), np.argmax(qc, axis=1)], axis=1)
+    rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
+    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
+    res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
+                             np.broadcast_to(beta, (len(rows),)), threshold, H.n_k if cap is None else cap)
+    out, Z = res["out"], res["Z"]
+    bad = Z < 0
+    onorm = _rownorm(out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = truncation_bound(res["D"], res["VD"], onorm, np.where(bad, 1.0, Z)) * (1 + 1e-9) + H.rho[rows]
+    bound[bad] = np.inf
+    kb, kn = res["kept_blocks"], res["kept_n"]
+    st, ct = t.starts[L], t.count[L]
+    fb = kb[np.arange(kb.shape[1])[None, :] < kn[:, None]]  # computed blocks, row after row
+    lens = ct[fb]
+    ends = np.cumsum(lens)
+    pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(st[fb] - (ends - lens), lens)
+    per_row = np.zeros(len(rows), dtype=np.int64)
+    np.add.at(per_row, np.repeat(np.arange(len(rows)), kn), lens)
+    kept = _RowKept(np.asarray(rows), t.perm[pos], np.concatenate([[0], np.cumsum(per_row)]))
+    return out, bound, res["support"], kept, int(res["nkeys"].sum())
+
+
+class _RowKept:
+    """The keys computed exactly for each query, as a lazy sequence of ``(query index array, key indices)``."""
+
+    def __init__(self, rows, keys, offsets):
+        self.rows, self.keys, self.offsets = rows, keys, offsets
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, r):
+        if not 0 <= r < len(self.rows):
+            raise IndexError(r)
+        return self.rows[r:r + 1], self.keys[self.offsets[r]:self.offsets[r + 1]]
+
+    def __iter__(self):
+        return (self[r] for r in range(len(self.rows)))
 
 
 def _region_head_fn(P, eps, leaf, group, threshold):
     def fn(arrays, hidx, tree):
         H = _Head(P, arrays, hidx, tree, leaf)
+        if _fast_applicable(H):
+            rows = np.arange(H.n_q)
+            out, bound, support, kept, evals = _fast_rows(H, eps, threshold, rows)
+            nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+            counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * len(H.tree.rep[-1]),
+                        "dense_fallback_rows": nfb, "_rho": H.rho}
+            return out, bound, support, kept, counters, H.vmax, "region_sparse"
         keep, U, m_lo, best, beta = _plan(H, eps)
         groups = _groups(best, keep, group, H.tree.count[-1])
         out, bound, support, kept, evals = _execute(H, eps, keep, U, beta, groups, threshold, m_lo)

@@ -1,0 +1,123 @@
+"""The compiled region-sparse kernel against the generic NumPy path and dense attention."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tropix.attention import auto, build_key_tree, dense, region_sparse
+from tropix.attention._kernels import kernel_available, region_sparse_fast
+from tropix.attention.keytree import score_bounds
+
+rs_mod = importlib.import_module("tropix.attention.region_sparse")
+
+
+def _clustered(n, d, nc, spread, rng):
+    C = rng.normal(size=(nc, d))
+    return C[rng.integers(0, nc, n)] + spread * rng.normal(size=(n, d))
+
+
+def _errors(r, q, k, v, **kw):
+    ref = dense(q, k, v, **kw)
+    err = np.linalg.norm(np.asarray(r.output) - ref, axis=-1)
+    assert np.all(err <= r.bound + r.reference_slack), (err - r.bound).max()
+    return err
+
+
+def _generic(monkeypatch):
+    monkeypatch.setattr(rs_mod, "_fast_applicable", lambda H: False)
+
+
+def test_kernel_is_available_and_used():
+    assert kernel_available()
+    rng = np.random.default_rng(0)
+    k = _clustered(3000, 8, 40, 0.05, rng)
+    q, v = 8 * k[:20], rng.normal(size=(3000, 3))
+    calls = []
+    orig = rs_mod.region_sparse_fast
+    try:
+        rs_mod.region_sparse_fast = lambda *a, **kw: calls.append(1) or orig(*a, **kw)
+        region_sparse(q, k, v, eps=1e-3)
+    finally:
+        rs_mod.region_sparse_fast = orig
+    assert calls
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 700), d=st.integers(1, 9), nq=st.integers(1, 12),
+       temp=st.sampled_from([0.05, 0.3, 1.0, 5.0]), eps=st.sampled_from([0.0, 1e-6, 1e-3, 0.1, 0.9]),
+       leaf=st.sampled_from([1, 4, 16, 64]), dv=st.integers(1, 4))
+def test_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, dv):
+    rng = np.random.default_rng(seed)
+    k = _clustered(n, d, max(1, n // 20), 0.1, rng)
+    q = k[rng.integers(0, n, nq)] / temp + 0.05 * rng.normal(size=(nq, d))
+    v = rng.normal(size=(n, dv)) * rng.choice([1e-3, 1.0, 1e3])
+    r_fast = region_sparse(q, k, v, eps=eps, leaf=leaf)
+    mp = pytest.MonkeyPatch()
+    _generic(mp)
+    try:
+        r_gen = region_sparse(q, k, v, eps=eps, leaf=leaf)
+    finally:
+        mp.undo()
+    vmax = np.linalg.norm(v, axis=1).max()
+    for r in (r_fast, r_gen):
+        _errors(r, q, k, v)
+        assert np.all((r.bound <= eps * vmax * (1 + 1e-12)) | (r.bound <= 4 * r.reference_slack + 1e-300))
+        assert np.all((r.support >= 1) & (r.support <= n))
+    # the two paths agree within the sum of their bounds
+    diff = np.linalg.norm(np.asarray(r_fast.output) - np.asarray(r_gen.output), axis=1)
+    assert np.all(diff <= r_fast.bound + r_gen.bound + 2 * r_fast.reference_slack)
+    if eps == 0:
+        np.testing.assert_allclose(r_fast.output, dense(q, k, v), rtol=0, atol=float(r_fast.bound.max()) + 1e-300)
+
+
+def test_kept_keys_hold_the_argmax_and_the_support():
+    rng = np.random.default_rng(8)
+    k = _clustered(5000, 8, 60, 0.05, rng)
+    q = k[rng.integers(0, 5000, 40)] * 6
+    v = rng.normal(size=(5000, 2))
+    r = region_sparse(q, k, v, eps=1e-3)
+    S = q @ k.T / np.sqrt(8)
+    for i in range(40):
+        kk = r.kept_keys(i)
+        assert len(set(kk.tolist())) == len(kk)  # no key twice
+        assert int(np.argmax(S[i])) in set(kk.tolist())
+        assert r.support[i] <= len(kk)
+    assert r.counters["score_evals"] < 0.5 * 40 * 5000  # pruning happened
+
+
+def test_kernel_cap_and_flags():
+    """A row that would compute more than ``cap`` keys is flagged; region_sparse / auto recompute it densely."""
+    rng = np.random.default_rng(2)
+    k, v = rng.normal(size=(800, 4)), rng.normal(size=(800, 2))
+    q = 0.01 * rng.normal(size=(5, 4))  # flat scores: every block is needed
+    tree = build_key_tree(k, 16)
+    U, qc = score_bounds(tree, tree.depth - 1, q, centers=True)
+    first2 = np.stack([U.argmax(1), qc.argmax(1)], axis=1)
+    res = region_sparse_fast(np.arange(5), q, tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
+                             tree.starts[-1], tree.count[-1], U, first2, np.full(5, 1e-4), True, cap=40)
+    assert np.all(res["Z"] == -1.0) and np.all(res["nkeys"] <= 40 + 16)
+    full = region_sparse_fast(np.arange(5), q, tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
+                              tree.starts[-1], tree.count[-1], U, first2, np.zeros(5), True)
+    np.testing.assert_allclose(full["out"], dense(q, k, v, scale=1.0), atol=1e-12)
+    assert np.all(full["D"] == 0) and np.all(full["support"] == 800)
+    # auto with a prebuilt tree and permissive thresholds: capped rows are done densely, bound still holds
+    r = auto(q, k, v, eps=1e-3, scale=1.0, tree=tree, max_work=10.0)
+    _errors(r, q, k, v, scale=1.0)
+
+
+def test_kernel_flags_overflowing_scores():
+    rng = np.random.default_rng(4)
+    k = _clustered(600, 3, 10, 0.05, rng)
+    v = rng.normal(size=(600, 2))
+    tree = build_key_tree(k, 16)
+    q = np.vstack([1e155 * k[:2], k[2:3]])
+    U, qc = score_bounds(tree, tree.depth - 1, q, centers=True)
+    first2 = np.stack([U.argmax(1), qc.argmax(1)], axis=1)
+    res = region_sparse_fast(np.arange(3), q, 1e155 * tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
+                             tree.starts[-1], tree.count[-1], U, first2, np.full(3, 1e-3), True)
+    assert res["Z"][0] == -1.0 and res["Z"][1] == -1.0

@@ -1,0 +1,90 @@
+"""Compiled fast path of region-sparse attention (NumPy float64, no mask/bias/causal), behind the generic path.
+
+:func:`region_sparse_fast` does, per query and in one compiled pass, what the generic
+:mod:`tropix.attention.region_sparse` path does with vectorised NumPy over groups of queries: it walks the
+key blocks in decreasing order of their bounded mass ``n_b exp(U_b - m0)`` (``U_b`` the certified upper
+bound of the block's scores from :func:`~tropix.attention.keytree.score_bounds`, ``m0`` the exact maximum of
+the first two blocks), computes the exact scores of each block until the remaining bounded mass is at most
+half the budget ``β`` times the computed mass, then drops the computed keys of weight below the threshold
+the rest of the budget allows.  Returned are the output and the quantities of the certified bound (kept mass,
+bound on the dropped mass, largest dropped ``|v|``); the caller forms the bound with
+:func:`~tropix.attention.bounds.truncation_bound` exactly as the generic path does.
+
+numba is imported (and the kernel compiled or loaded from its cache) on the first call only.
+``region_sparse_fast`` returns ``None`` when numba is unavailable; the generic path then runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["region_sparse_fast", "kernel_available"]
+
+_kernel = None
+_unavailable = False
+
+
+def _load():
+    global _kernel, _unavailable
+    if _kernel is None and not _unavailable:
+        try:
+            from . import _kernels_numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _unavailable = True
+            return None
+        _kernel = _kernels_numba.region_rows
+    return _kernel
+
+
+def kernel_available() -> bool:
+    """Whether the compiled kernel can run (numba importable)."""
+    return _load() is not None
+
+
+def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None):
+    """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
+
+    Parameters
+    ----------
+    rows : int array
+        Query indices (into ``qs``).
+    qs, kp, v : float64 arrays
+        Scaled queries ``(n_q, d)``, keys in tree order ``(n, d)``, values in original order ``(n, d_v)``.
+    perm, vn : arrays
+        Tree order of the keys and the value norms (original order).
+    starts, counts : int arrays
+        Leaf blocks: contiguous slices of the keys in tree order.
+    U : float64 array ``(len(rows), n_blocks)``
+        Certified upper bounds of every block's scores (``-inf``: block carries no mass).
+    first2 : int array ``(len(rows), 2)``
+        The two blocks computed first (their exact maximum is the reference ``m0``).
+    beta : float64 array ``(len(rows),)``
+        Dropped-mass budget relative to the kept mass.
+    threshold : bool
+        Drop computed keys of negligible weight (key-level support).
+    cap : int, optional
+        A row stops (flagged ``Z = -1``) once it has computed more than ``cap`` keys (default: no limit).
+
+    Returns
+    -------
+    dict or None
+        ``out, Z, D, VD, support, nkeys, kept_blocks, kept_n`` per row (``Z = -1``: non-finite scores or
+        stopped at ``cap``: to be recomputed).
+    """
+    kern = _load()
+    if kern is None:
+        return None
+    nr, nb = len(rows), len(starts)
+    res = {
+        "out": np.zeros((nr, v.shape[1])), "Z": np.zeros(nr), "D": np.zeros(nr), "VD": np.zeros(nr),
+        "support": np.zeros(nr, dtype=np.int64), "nkeys": np.zeros(nr, dtype=np.int64),
+        "kept_blocks": np.zeros((nr, nb), dtype=np.int64), "kept_n": np.zeros(nr, dtype=np.int64),
+    }
+    kern(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(qs, dtype=np.float64),
+         np.ascontiguousarray(kp, dtype=np.float64), np.ascontiguousarray(v, dtype=np.float64),
+         np.ascontiguousarray(perm, dtype=np.int64), np.ascontiguousarray(vn, dtype=np.float64),
+         np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
+         np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(first2, dtype=np.int64),
+         np.ascontiguousarray(beta, dtype=np.float64), bool(threshold), int(len(kp) if cap is None else cap),
+         res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"])
+    return res

@@ -1,0 +1,188 @@
+"""numba kernel of region-sparse attention (imported lazily by :mod:`tropix.attention._kernels`).
+
+One pass per query over the key blocks in decreasing order of their bounded mass: exact scores of the
+blocks it cannot certify away, the softmax over them, and the certified dropped mass.  See
+:func:`tropix.attention._kernels.region_sparse_fast` for the contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _dot(a, b, d):
+    # four partial sums (any summation order is covered by the rounding bound's gamma_{d+2})
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    t = 0
+    while t + 4 <= d:
+        s0 += a[t] * b[t]
+        s1 += a[t + 1] * b[t + 1]
+        s2 += a[t + 2] * b[t + 2]
+        s3 += a[t + 3] * b[t + 3]
+        t += 4
+    while t < d:
+        s0 += a[t] * b[t]
+        t += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, nogil=True)
+def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap,
+                out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
+    """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
+
+    Writes ``out[r]``, ``Z[r]`` (kept mass), ``D[r]`` (bound on the dropped mass), ``VD[r]`` (max |v| of
+    dropped keys), ``support[r]``, ``nkeys[r]`` (computed keys) and the computed blocks
+    ``kept_blocks[r, :kept_n[r]]`` (shape ``(len(rows), len(st))``); all relative to ``exp(m)``, ``m`` the
+    largest computed score.  ``Z[r] = -1`` flags a row whose scores are not finite, or that stopped after
+    computing more than ``cap`` keys (to be recomputed).
+    """
+    nb = st.shape[0]
+    d = qs.shape[1]
+    dv = v.shape[1]
+    n = kp.shape[0]
+    sbuf = np.empty(n)
+    pbuf = np.empty(n, dtype=np.int64)
+    mark = np.zeros(nb, dtype=np.int64)
+    vleaf = np.zeros(nb)
+    for b in range(nb):
+        mx = 0.0
+        for j in range(st[b], st[b] + ct[b]):
+            x = vn[perm[j]]
+            if x > mx:
+                mx = x
+        vleaf[b] = mx
+    wc = np.empty(nb)
+    cand = np.empty(nb, dtype=np.int64)
+    acc = np.empty(dv)
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        stamp = r + 1
+        q = qs[i]
+        ns = 0
+        nkb = 0
+        m = -np.inf
+        # 1. the two first blocks (largest upper bound, best-scoring centre): their maximum is m0
+        for c in range(2):
+            b = first2[r, c]
+            if mark[b] == stamp:
+                continue
+            mark[b] = stamp
+            kept_blocks[r, nkb] = b
+            nkb += 1
+            for j in range(st[b], st[b] + ct[b]):
+                s = _dot(q, kp[j], d)
+                sbuf[ns] = s
+                pbuf[ns] = j
+                ns += 1
+                if s > m:
+                    m = s
+        if not np.isfinite(m):
+            Z[r] = -1.0
+            nkeys[r] = ns
+            kept_n[r] = nkb
+            continue
+        m0 = m
+        bt = beta[r]
+        # 2. bounded masses exp(U - m0) * count; the tiny ones are dropped at once (sum <= beta / 4)
+        cut = bt / (4.0 * nb)
+        dsmall = 0.0
+        vd = 0.0
+        nc = 0
+        for b in range(nb):
+            if mark[b] == stamp:
+                continue
+            u = U[r, b]
+            if u == -np.inf:
+                continue
+            w = ct[b] * np.exp(u - m0)
+            if w <= cut:
+                dsmall += w
+                if vleaf[b] > vd:
+                    vd = vleaf[b]
+            else:
+                cand[nc] = b
+                wc[nc] = -w
+                nc += 1
+        order = np.argsort(wc[:nc])
+        # suffix sums of the candidates' masses in decreasing order
+        tail = np.empty(nc + 1)
+        tail[nc] = 0.0
+        for c in range(nc - 1, -1, -1):
+            tail[c] = tail[c + 1] - wc[order[c]]
+        z = 0.0
+        for t in range(ns):
+            z += np.exp(sbuf[t] - m)
+        # 3. exact blocks in decreasing bounded mass until the rest is certified small: D <= beta Z / 2
+        c = 0
+        while c < nc:
+            if (dsmall + tail[c]) * np.exp(m0 - m) <= 0.5 * bt * z:
+                break
+            if ns > cap:
+                m = np.inf  # give up this row
+                break
+            b = cand[order[c]]
+            mark[b] = stamp
+            kept_blocks[r, nkb] = b
+            nkb += 1
+            mb = m
+            t0 = ns
+            for j in range(st[b], st[b] + ct[b]):
+                s = _dot(q, kp[j], d)
+                sbuf[ns] = s
+                pbuf[ns] = j
+                ns += 1
+                if s > mb:
+                    mb = s
+            if mb > m:
+                z *= np.exp(m - mb)
+                m = mb
+            for t in range(t0, ns):
+                z += np.exp(sbuf[t] - m)
+            c += 1
+        if not np.isfinite(m):
+            Z[r] = -1.0
+            nkeys[r] = ns
+            kept_n[r] = nkb
+            continue
+        dd = (dsmall + tail[c]) * np.exp(m0 - m)
+        for c2 in range(c, nc):
+            b = cand[order[c2]]
+            if vleaf[b] > vd:
+                vd = vleaf[b]
+        # 4. key level: keys of weight <= theta are dropped while D + X <= beta (Z - X)
+        theta = -1.0
+        if threshold:
+            theta = max(bt * z - dd, 0.0) / ((1.0 + bt) * max(ns, 1))
+        for t in range(dv):
+            acc[t] = 0.0
+        za = 0.0
+        x = 0.0
+        cnt = 0
+        for t in range(ns):
+            w = np.exp(sbuf[t] - m)
+            j = pbuf[t]
+            if w > theta:
+                za += w
+                cnt += 1
+                vr = v[perm[j]]
+                for e in range(dv):
+                    acc[e] += w * vr[e]
+            else:
+                x += w
+                if vn[perm[j]] > vd:
+                    vd = vn[perm[j]]
+        zs = za if za > 0 else 1.0
+        for e in range(dv):
+            out[r, e] = acc[e] / zs
+        Z[r] = za
+        D[r] = dd + x
+        VD[r] = vd
+        support[r] = cnt
+        nkeys[r] = ns
+        kept_n[r] = nkb
