@@ -157,13 +157,34 @@ def _unstack(T: np.ndarray, a: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- methods
+_SVD_CACHE: dict = {}
+
+
+def _svds(model) -> dict:
+    """SVDs of every W_Q, W_K, W_V, W_O of ``model`` (cached for the last two models: the sweeps and the
+    equal-parameter baselines factor the same matrices many times)."""
+    key = id(model.attention)
+    hit = _SVD_CACHE.get(key)
+    if hit is not None and hit[0] is model.attention:
+        return hit[1]
+    out = {}
+    for i, a in enumerate(model.attention):
+        for k in _MATS:
+            out[(i, k)] = np.linalg.svd(_np64(a[k]), full_matrices=False)
+    while len(_SVD_CACHE) >= 2:
+        _SVD_CACHE.pop(next(iter(_SVD_CACHE)))
+    _SVD_CACHE[key] = (model.attention, out)
+    return out
+
+
 def _svd(model, eps):
     L, H, dh, layers = _layers(model)
     tensors, meta, errs = {}, {"layers": L}, {}
     n = 0
+    svds = _svds(model)
     for i, a in enumerate(layers):
         for key in _MATS:
-            U, s, Vt = np.linalg.svd(a[key], full_matrices=False)
+            U, s, Vt = svds[(i, key)]
             r = _rank_for(s, eps)
             n += _store_lowrank(tensors, errs, f"layer.{i}.{key}", a[key], U, s, Vt, r)
     return tensors, meta, errs, n, {}
@@ -185,9 +206,10 @@ def svd_at_params(model, n_params: int):
     if r * 2 * d >= d * d:  # at that budget the dense matrix itself fits
         r = d
     tensors, errs, n = {}, {}, 0
+    svds = _svds(model)
     for i, a in enumerate(layers):
         for key in _MATS:
-            U, s, Vt = np.linalg.svd(a[key], full_matrices=False)
+            U, s, Vt = svds[(i, key)]
             n += _store_lowrank(tensors, errs, f"layer.{i}.{key}", a[key], U, s, Vt, r)
     return _finish(model, "svd", f"rank {r}", tensors, {"layers": L}, errs, n, {})
 
