@@ -49,7 +49,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, to_numpy
 from ..errors import ConventionError, ShapeError, ToleranceError
-from .semiring import Semiring, TropicalSemiring, get_semiring
+from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
 
 __all__ = [
     "ArgmaxVertices",
@@ -86,9 +86,7 @@ class _Data:
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
-    S = get_semiring(semiring)
-    if not isinstance(S, TropicalSemiring):
-        raise TypeError(f"argmax regions need MaxPlus or MinPlus, not {S.name}")
+    S = require_tropical(semiring, "an argmax region")
     like = keys if is_array(keys) else None
     K0 = keys if is_array(keys) else asarray(keys, name="keys")
     K0 = S.validate(K0, "keys")

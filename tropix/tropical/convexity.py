@@ -53,7 +53,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from ..errors import EmptyInputError, ShapeError, SizeLimitError
-from .semiring import Semiring, TropicalSemiring, get_semiring
+from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
 
 __all__ = [
     "TropicalPolytope",
@@ -71,9 +71,7 @@ MAX_CELLS = 200_000
 
 # ------------------------------------------------------------------------------------------- helpers
 def _tropical(semiring) -> TropicalSemiring:
-    S = get_semiring(semiring)
-    if not isinstance(S, TropicalSemiring):
-        raise TypeError(f"tropical convexity needs MaxPlus or MinPlus, not {S.name}")
+    S = require_tropical(semiring, "tropical convexity")
     return S
 
 

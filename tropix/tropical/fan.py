@@ -53,7 +53,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, is_exact, to_numpy
 from ..errors import ConventionError, EmptyInputError, ShapeError, UndecidedError
-from .semiring import Semiring, TropicalSemiring, get_semiring
+from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
 
 __all__ = ["NormalCone", "NormalFan", "normal_fan", "normal_cone"]
 
@@ -603,9 +603,7 @@ def normal_fan(
     >>> normal_fan([[0], [1], [2]], biases=[0, 0, 0]).vertices          # the middle term never wins alone
     (0, 2)
     """
-    S = get_semiring(semiring)
-    if not isinstance(S, TropicalSemiring):
-        raise TypeError(f"normal fans need MaxPlus or MinPlus, not {S.name}")
+    S = require_tropical(semiring, "a normal fan")
     if regime not in ("exact", "lp", "auto"):
         raise ValueError(f"regime must be 'exact', 'lp' or 'auto', not {regime!r}")
     if regime == "auto":

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError
-from .semiring import MaxPlus, MinPlus, Semiring, TropicalSemiring, check_same_semiring, get_semiring
+from .semiring import MaxPlus, MinPlus, Semiring, TropicalSemiring, check_same_semiring, get_semiring, require_tropical
 
 __all__ = ["TropicalPolynomial", "UnivariateFactorization"]
 
@@ -110,9 +110,7 @@ class TropicalPolynomial:
 
     # -- construction -----------------------------------------------------------------------------
     def _init(self, exps: list, coefs: list, semiring, variables):
-        S = get_semiring(semiring if semiring is not None else MaxPlus)
-        if not isinstance(S, TropicalSemiring):
-            raise ConventionError(f"tropical polynomials live over MaxPlus or MinPlus, not {S}")
+        S = require_tropical(semiring, "a tropical polynomial")
         if len(exps) == 0:
             raise EmptyInputError("a tropical polynomial needs at least one term (got none)")
         nv = {len(e) for e in exps}

@@ -54,6 +54,7 @@ __all__ = [
     "Real",
     "get_semiring",
     "check_same_semiring",
+    "require_tropical",
 ]
 
 _INF = float("inf")
@@ -654,3 +655,24 @@ def check_same_semiring(*semirings: Semiring) -> Semiring:
                 "convert one of them explicitly (e.g. with .dual and negation)"
             )
     return first
+
+
+def require_tropical(semiring: Any, what: str) -> TropicalSemiring:
+    """Resolve ``semiring`` and insist on :data:`MaxPlus` or :data:`MinPlus`; ``what`` names the caller's object.
+
+    Routines whose mathematics needs an idempotent order (polynomials, fans, tropical convexity, ranks)
+    call this, so that every one of them rejects ``LogSemiring``/``Real`` with the same error.
+
+    Examples
+    --------
+    >>> require_tropical("min", "a tropical polytope")
+    MinPlus
+    >>> require_tropical(Real, "a normal fan")
+    Traceback (most recent call last):
+    ...
+    tropix.errors.SemiringMismatchError: a normal fan needs MaxPlus or MinPlus, not Real
+    """
+    S = get_semiring(semiring)
+    if not isinstance(S, TropicalSemiring):
+        raise SemiringMismatchError(f"{what} needs MaxPlus or MinPlus, not {S}")
+    return S

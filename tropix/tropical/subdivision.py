@@ -40,7 +40,7 @@ import numpy as np
 from .._array import asarray, check_no_nan
 from ..errors import ConventionError, EmptyInputError, ShapeError
 from . import _hull
-from .semiring import MaxPlus, Semiring, TropicalSemiring, get_semiring
+from .semiring import MaxPlus, Semiring, TropicalSemiring, get_semiring, require_tropical
 
 __all__ = ["NewtonPolytope", "RegularSubdivision", "newton_polytope", "regular_subdivision"]
 
@@ -376,9 +376,7 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
     >>> regular_subdivision([[0], [1], [2]], [0, 1, 0], semiring=MinPlus).cells  # min-plus: lower hull
     ((0, 2),)
     """
-    S = get_semiring(semiring if semiring is not None else MaxPlus)
-    if not isinstance(S, TropicalSemiring):
-        raise ConventionError(f"regular subdivisions need MaxPlus or MinPlus, not {S}")
+    S = require_tropical(semiring, "a regular subdivision")
     pts = _check_points(points)
     h = asarray(heights, name="heights") if not isinstance(heights, np.ndarray) else heights
     h = S.validate(h, "heights")
