@@ -78,7 +78,7 @@ def test_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, 
 def test_kept_keys_hold_the_argmax_and_the_support():
     rng = np.random.default_rng(8)
     k = _clustered(5000, 8, 60, 0.05, rng)
-    q = k[rng.integers(0, 5000, 40)] * 6
+    q = k[rng.integers(0, 5000, 40)] * 20
     v = rng.normal(size=(5000, 2))
     r = region_sparse(q, k, v, eps=1e-3)
     S = q @ k.T / np.sqrt(8)

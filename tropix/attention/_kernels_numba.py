@@ -11,9 +11,10 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _dot(a, b, d):
-    # four partial sums (any summation order is covered by the rounding bound's gamma_{d+2})
+    # any summation order, with or without FMA, is covered by the rounding bound's gamma_{d+2}
+    # (bounds.rounding_bound), so the compiler may reassociate / vectorise this sum
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
@@ -48,6 +49,9 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
     n = kp.shape[0]
     sbuf = np.empty(n)
     pbuf = np.empty(n, dtype=np.int64)
+    wbuf = np.empty(n)  # exp(s - m_b), m_b the running maximum when the key's block was computed
+    bstart = np.empty(nb + 1, dtype=np.int64)
+    bmax = np.empty(nb)
     mark = np.zeros(nb, dtype=np.int64)
     vleaf = np.zeros(nb)
     for b in range(nb):
@@ -87,6 +91,12 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             nkeys[r] = ns
             kept_n[r] = nkb
             continue
+        for t in range(ns):
+            wbuf[t] = np.exp(sbuf[t] - m)
+        bstart[0] = 0
+        bstart[1] = ns
+        bmax[0] = m
+        nseg = 1
         m0 = m
         bt = beta[r]
         # 2. bounded masses exp(U - m0) * count; the tiny ones are dropped at once (sum <= beta / 4)
@@ -107,26 +117,32 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
                     vd = vleaf[b]
             else:
                 cand[nc] = b
-                wc[nc] = -w
+                wc[nc] = w
                 nc += 1
-        order = np.argsort(wc[:nc])
-        # suffix sums of the candidates' masses in decreasing order
-        tail = np.empty(nc + 1)
-        tail[nc] = 0.0
-        for c in range(nc - 1, -1, -1):
-            tail[c] = tail[c + 1] - wc[order[c]]
         z = 0.0
         for t in range(ns):
-            z += np.exp(sbuf[t] - m)
-        # 3. exact blocks in decreasing bounded mass until the rest is certified small: D <= beta Z / 2
-        c = 0
-        while c < nc:
-            if (dsmall + tail[c]) * np.exp(m0 - m) <= 0.5 * bt * z:
+            z += wbuf[t]
+        # 3. exact blocks in decreasing bounded mass until the rest is certified small: D <= beta Z / 2.
+        # Each step scans the remaining candidates for the largest mass and sums the rest (no sort, and
+        # the sum of what is dropped is formed directly, without cancellation).
+        while True:
+            rest = 0.0
+            cbest = -1
+            wbest = -1.0
+            for c in range(nc):
+                w = wc[c]
+                if w >= 0.0:
+                    rest += w
+                    if w > wbest:
+                        wbest = w
+                        cbest = c
+            if cbest < 0 or (dsmall + rest) * np.exp(m0 - m) <= 0.5 * bt * z:
                 break
             if ns > cap:
                 m = np.inf  # give up this row
                 break
-            b = cand[order[c]]
+            b = cand[cbest]
+            wc[cbest] = -1.0
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
@@ -143,18 +159,25 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
                 z *= np.exp(m - mb)
                 m = mb
             for t in range(t0, ns):
-                z += np.exp(sbuf[t] - m)
-            c += 1
+                w = np.exp(sbuf[t] - m)
+                wbuf[t] = w
+                z += w
+            bmax[nseg] = m
+            nseg += 1
+            bstart[nseg] = ns
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
             kept_n[r] = nkb
             continue
-        dd = (dsmall + tail[c]) * np.exp(m0 - m)
-        for c2 in range(c, nc):
-            b = cand[order[c2]]
-            if vleaf[b] > vd:
-                vd = vleaf[b]
+        dd = 0.0
+        for c in range(nc):
+            if wc[c] >= 0.0:
+                dd += wc[c]
+                b = cand[c]
+                if vleaf[b] > vd:
+                    vd = vleaf[b]
+        dd = (dsmall + dd) * np.exp(m0 - m)
         # 4. key level: keys of weight <= theta are dropped while D + X <= beta (Z - X)
         theta = -1.0
         if threshold:
@@ -164,19 +187,21 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
         za = 0.0
         x = 0.0
         cnt = 0
-        for t in range(ns):
-            w = np.exp(sbuf[t] - m)
-            j = pbuf[t]
-            if w > theta:
-                za += w
-                cnt += 1
-                vr = v[perm[j]]
-                for e in range(dv):
-                    acc[e] += w * vr[e]
-            else:
-                x += w
-                if vn[perm[j]] > vd:
-                    vd = vn[perm[j]]
+        for g in range(nseg):
+            same = bmax[g] == m  # then wbuf holds exactly exp(s - m)
+            for t in range(bstart[g], bstart[g + 1]):
+                w = wbuf[t] if same else np.exp(sbuf[t] - m)
+                j = pbuf[t]
+                if w > theta:
+                    za += w
+                    cnt += 1
+                    vr = v[perm[j]]
+                    for e in range(dv):
+                        acc[e] += w * vr[e]
+                else:
+                    x += w
+                    if vn[perm[j]] > vd:
+                        vd = vn[perm[j]]
         zs = za if za > 0 else 1.0
         for e in range(dv):
             out[r, e] = acc[e] / zs

@@ -133,14 +133,14 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
 
     def _fast(H):
         # compiled path: the bound-only plan of a sample of queries first (cheap); if it keeps too many
-        # keys, dense will do.  Rows that still compute more than half the keys stop and are done densely.
+        # keys, dense will do.  Rows that compute too many keys stop and are done densely (_default_cap).
         rows = np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False) \
             if H.n_q > 2 * sample_queries else None
         keep_s = _plan(H, eps, rows)[0]
         if float((keep_s @ H.tree.count[-1]).mean()) > max_work * H.n_k:
             decision["code"] = 3
             raise _Fallback
-        out, bound, support, kept, evals = _fast_rows(H, eps, True, np.arange(H.n_q), cap=H.n_k // 2)
+        out, bound, support, kept, evals = _fast_rows(H, eps, True, np.arange(H.n_q))
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * nb,

@@ -408,24 +408,44 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     if len(bad) == 0:
         return 0, kept
     idx = np.arange(H.n_k)
-    S = H.qs[bad] @ H.k.T
-    if H.extra is not None:
-        S = S + H.extra_rows(bad, idx)
-    m = S.max(axis=1)
+    qb = H.qs[bad]
+    m = l = acc = None
+    vis = np.zeros(len(bad), dtype=np.int64)
+    step = 2048  # streamed over key blocks with the online softmax, as dense attention does
+    for a in range(0, H.n_k, step):
+        S = qb @ H.k[a:a + step].T
+        if H.extra is not None:
+            S += H.extra_rows(bad, idx[a:a + step])
+        vis += np.isfinite(S).sum(axis=1)
+        mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
+        ms = np.where(np.isfinite(mn), mn, 0.0)
+        S -= ms[:, None]
+        np.exp(S, out=S)
+        if m is None:
+            l, acc = S.sum(axis=1), S @ H.v[a:a + step]
+        else:
+            with np.errstate(invalid="ignore"):
+                alpha = np.where(np.isfinite(m), np.exp(m - ms), 0.0)
+            l = l * alpha + S.sum(axis=1)
+            acc = acc * alpha[:, None] + S @ H.v[a:a + step]
+        m = mn
     fin = np.isfinite(m)
-    W = np.exp(S - np.where(fin, m, 0.0)[:, None])
-    Z = W.sum(axis=1)
-    o = (W @ H.v) / np.where(Z > 0, Z, 1.0)[:, None]
+    o = acc / np.where(l > 0, l, 1.0)[:, None]
     o[~fin] = 0.0
     out[bad] = o
     bound[bad] = H.rho[bad]
-    support[bad] = np.isfinite(S).sum(axis=1)
+    support[bad] = vis
     return len(bad), ((bad, idx),) + tuple(kept)  # first, so that kept_keys finds the dense rows
 
 
 def _fast_applicable(H: _Head) -> bool:
     """The compiled kernel covers float scores without mask/bias/causal extras."""
     return H.extra is None and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+
+
+def _default_cap(n_k: int) -> int:
+    """Keys a query may compute in the kernel before it is done densely (one BLAS row beats a long scalar walk)."""
+    return max(n_k // 32, 128)
 
 
 def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
@@ -444,7 +464,7 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
-                             np.broadcast_to(beta, (len(rows),)), threshold, H.n_k if cap is None else cap)
+                             np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
