@@ -121,3 +121,18 @@ def test_kernel_flags_overflowing_scores():
     res = region_sparse_fast(np.arange(3), q, 1e155 * tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
                              tree.starts[-1], tree.count[-1], U, first2, np.full(3, 1e-3), True)
     assert res["Z"][0] == -1.0 and res["Z"][1] == -1.0
+
+
+def test_auto_with_tree_sample_then_rest():
+    """auto runs a query sample first, then the rest; every row is certified and keeps its argmax key."""
+    rng = np.random.default_rng(6)
+    k = _clustered(6000, 8, 90, 0.03, rng)
+    q = k[rng.integers(0, 6000, 150)] * 20
+    v = rng.normal(size=(6000, 3))
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), min_keys=1000)
+    assert r.method == "region_sparse" and r.counters["decision"] == 4
+    _errors(r, q, k, v)
+    S = q @ k.T
+    for i in range(150):
+        assert int(np.argmax(S[i])) in set(r.kept_keys(i).tolist())
+    assert r.counters["score_evals"] < 0.5 * 150 * 6000

@@ -27,7 +27,7 @@ from .bounds import pruning_budget
 from .dense import _dense, dense_rounding_bound
 from ._inputs import Prepared, block_extra, check_eps, extra_numpy, prepare
 from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
-                            _run_per_head)
+                            _RowKept, _run_per_head)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -132,15 +132,29 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 
     def _fast(H):
-        # compiled path: the bound-only plan of a sample of queries first (cheap); if it keeps too many
-        # keys, dense will do.  Rows that compute too many keys stop and are done densely (_default_cap).
-        rows = np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False) \
-            if H.n_q > 2 * sample_queries else None
-        keep_s = _plan(H, eps, rows)[0]
-        if float((keep_s @ H.tree.count[-1]).mean()) > max_work * H.n_k:
+        # compiled path: a sample of queries first; rows that would compute too many keys stop early
+        # (_default_cap) and count as dense rows.  If the sample's cost, in dense-row units (a key computed
+        # by the kernel costs about KERNEL_KEY_COST dense score evaluations), exceeds 7 * max_work: dense.
+        if H.n_q > 2 * sample_queries:
+            samp = np.sort(np.random.default_rng(7).choice(H.n_q, size=sample_queries, replace=False))
+        else:
+            samp = np.arange(H.n_q)
+        part = _fast_rows(H, eps, True, samp)
+        capped = int(np.count_nonzero(~np.isfinite(part[1])))
+        est = (capped * H.n_k + KERNEL_KEY_COST * part[4]) / (len(samp) * H.n_k)
+        if est > 7 * max_work:
             decision["code"] = 3
             raise _Fallback
-        out, bound, support, kept, evals = _fast_rows(H, eps, True, np.arange(H.n_q))
+        out = np.zeros((H.n_q, H.v.shape[1]))
+        bound = np.zeros(H.n_q)
+        support = np.zeros(H.n_q, dtype=np.int64)
+        out[samp], bound[samp], support[samp] = part[0], part[1], part[2]
+        kept, evals = part[3], part[4]
+        if len(samp) < H.n_q:
+            rest = np.setdiff1d(np.arange(H.n_q), samp)
+            o, b, sp, kp, ev = _fast_rows(H, eps, True, rest)
+            out[rest], bound[rest], support[rest] = o, b, sp
+            kept, evals = _RowKept.join(kept, kp), evals + ev
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * nb,
@@ -151,6 +165,10 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         return _run_per_head(P, eps, "auto", check, tree, fn)
     except _Fallback:
         return _dense_result(P, eps, check, decision["code"])
+
+
+KERNEL_KEY_COST = 6.0
+"""A key scored by the compiled kernel costs about this many dense (BLAS) score evaluations."""
 
 
 class _Fallback(Exception):

@@ -500,6 +500,12 @@ class _RowKept:
     def __iter__(self):
         return (self[r] for r in range(len(self.rows)))
 
+    @staticmethod
+    def join(a: "_RowKept", b: "_RowKept") -> "_RowKept":
+        """The rows of ``a`` followed by those of ``b``."""
+        return _RowKept(np.concatenate([a.rows, b.rows]), np.concatenate([a.keys, b.keys]),
+                        np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]))
+
 
 def _region_head_fn(P, eps, leaf, group, threshold):
     def fn(arrays, hidx, tree):
