@@ -9,7 +9,10 @@ For every case (head dim, number of keys, regime) it prints the wall-clock time 
 * ``auto+T``, ``region``, ``hier``: ``auto``, ``region_sparse`` and ``hierarchical`` with a prebuilt key tree
   (a key bank queried repeatedly); ``tree`` is the one-off build time of that tree,
 
-with the certified support (median keys per query, as a fraction of n), the largest certified bound
+with two supports (median keys per query, as a fraction of n): ``min sup``, the fewest keys any certified
+method must keep (the exact top keys until the left-out softmax mass is within the budget; computed from
+dense scores, so it does not depend on what a method chose), and ``sup reg``, what ``region_sparse``
+certified (its rows done densely count n); then the largest certified bound
 (relative to ``max|v|``; eps = 1e-3 is requested) and the median of bound / true error over rows with a
 true error above 1e-12.
 
@@ -20,7 +23,8 @@ keys of all-MiniLM-L6-v2 (layer L, head H, d = 32) pooled over many passages int
 
 Goals (issue #5): auto never above 1.15x dense; >= 5x faster than dense at n = 16384 wherever the
 certified support is <= 1% of the keys.  The "goal" column checks both (``auto<=1.15``; ``5x`` judged on
-the best certified sparse path with a prebuilt tree).
+the best certified sparse path with a prebuilt tree, wherever ``min sup`` <= 1%: a method that gives up on
+a sparse input cannot hide the case by reporting a large support).
 
 Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--threads N]``.
 ``--quick``: n <= 4096, one repeat.  Default: n in 1024..65536 for d = 64 and up to 16384 for d = 32.
@@ -100,6 +104,21 @@ def minilm_bank(n_passages, layer, head, rng):
     return q, k, v, ex.scale
 
 
+def oracle_support(q, k, scale):
+    """Median over queries of the fewest keys any certified method must keep: the top keys of the exact
+    softmax until the mass left out is at most the budget beta = eps / (2 - eps) times the mass kept."""
+    beta = EPS / (2 - EPS)
+    out = []
+    for a in range(0, q.shape[0], 16):
+        S = (q[a:a + 16] * scale) @ k.T
+        W = np.exp(S - S.max(axis=1, keepdims=True))
+        W = -np.sort(-W, axis=1)
+        kept = np.cumsum(W, axis=1)
+        left = kept[:, -1:] - kept
+        out.append(1 + np.argmax(left <= beta * kept, axis=1))
+    return float(np.median(np.concatenate(out)))
+
+
 def run_case(label, q, k, v, scale, reps):
     n = k.shape[0]
     t_tree, tree = timeit(lambda: build_key_tree(k), 1)
@@ -135,15 +154,16 @@ def run_case(label, q, k, v, scale, reps):
         assert np.all(err <= r.bound + r.reference_slack), f"{label} {name}: bound violated"
         rows.append((name, r, tight))
     sup = float(np.median(r_reg.support)) / n
+    sup_min = oracle_support(q, k, scale) / n
     best_sparse = min(t_autoT, t_reg, t_hier)
     goal = []
     goal.append("auto<=1.15" + ("" if t_auto <= 1.15 * t_dense else " FAIL"))
     goal.append("auto+T<=1.15" + ("" if t_autoT <= 1.15 * t_dense else " FAIL"))
-    if n == 16384 and sup <= 0.01:
+    if n == 16384 and sup_min <= 0.01:
         goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL"))
     line = (f"{label:<14s} {n:>6d} {t_dense * 1e3:8.1f} {t_sdpa / t_dense:6.2f} {t_auto / t_dense:6.2f} "
             f"{t_tree / t_dense:6.2f} {t_autoT / t_dense:6.2f} {t_reg / t_dense:6.2f} {t_hier / t_dense:6.2f} "
-            f"{r_autoT.method[:6]:>7s} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
+            f"{r_autoT.method[:6]:>7s} {sup_min:8.4f} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
             f"  {' '.join(goal)}")
     print(line, flush=True)
     return t_auto <= 1.15 * t_dense
@@ -159,7 +179,7 @@ def main(argv):
           f"best of {reps} ({'CPU' if _THREADS == '1' else 'wall-clock'} time); times relative to dense "
           f"(lower is faster)")
     hdr = (f"{'regime':<14s} {'n':>6s} {'dense ms':>8s} {'sdpa':>6s} {'auto':>6s} {'tree':>6s} {'auto+T':>6s} "
-           f"{'region':>6s} {'hier':>6s} {'auto+T':>7s} {'support':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
+           f"{'region':>6s} {'hier':>6s} {'auto+T':>7s} {'min sup':>8s} {'sup reg':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
            f"{'b/e hier':>8s}  goals")
     ok = True
     for d in (64, 32):
@@ -180,7 +200,9 @@ def main(argv):
             sel = np.random.default_rng(1).choice(q.shape[0], size=min(NQ, q.shape[0]), replace=False)
             ok &= run_case(f"MiniLM {layer}/{head}", q[sel], k, v, scale, reps)
     print("\ncolumns: sdpa/auto/tree/auto+T/region/hier = time / dense time; auto+T method = what auto chose with "
-          "a tree; support = median certified keys per query / n (region_sparse); max bnd = largest certified "
+          "a tree; min sup = median over queries of the fewest keys any certified method must keep (exact top keys "
+          "until the left-out mass is within the budget) / n, the 5x goal applies where it is <= 1%; sup reg = "
+          "median certified keys per query / n of region_sparse (rows it computes densely count n); max bnd = largest certified "
           "bound / max|v|; b/e = median certified bound / true error")
     return 0 if ok else 1
 

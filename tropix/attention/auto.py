@@ -12,6 +12,10 @@
 4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 32 queries, then of all
    queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
    (planning and grouping cost about as much again): dense; else the plan is executed.
+   With the compiled kernel (NumPy float input, no mask/bias/causal) the sample of 32 queries is instead
+   run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
+   rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
+   ``7 * max_work`` of dense: dense; else the other queries follow.
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it).
