@@ -47,17 +47,24 @@ def test_kernel_is_available_and_used():
     assert calls
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 700), d=st.integers(1, 9), nq=st.integers(1, 12),
        temp=st.sampled_from([0.05, 0.3, 1.0, 5.0]), eps=st.sampled_from([0.0, 1e-6, 1e-3, 0.1, 0.9]),
-       leaf=st.sampled_from([1, 4, 16, 64]), dv=st.integers(1, 4))
-def test_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, dv):
+       leaf=st.sampled_from([1, 4, 16, 64]), dv=st.integers(1, 4), no_cap=st.booleans())
+def test_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, dv, no_cap):
     rng = np.random.default_rng(seed)
     k = _clustered(n, d, max(1, n // 20), 0.1, rng)
     q = k[rng.integers(0, n, nq)] / temp + 0.05 * rng.normal(size=(nq, d))
     v = rng.normal(size=(n, dv)) * rng.choice([1e-3, 1.0, 1e3])
-    r_fast = region_sparse(q, k, v, eps=eps, leaf=leaf)
     mp = pytest.MonkeyPatch()
+    if no_cap:  # every row walks as far as it needs in the kernel
+        mp.setattr(rs_mod, "_default_cap", lambda n_k: n_k)
+    try:
+        r_fast = region_sparse(q, k, v, eps=eps, leaf=leaf)
+        if no_cap:
+            assert r_fast.counters["dense_fallback_rows"] == 0
+    finally:
+        mp.undo()
     _generic(mp)
     try:
         r_gen = region_sparse(q, k, v, eps=eps, leaf=leaf)
