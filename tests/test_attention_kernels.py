@@ -59,6 +59,7 @@ def test_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, 
     mp = pytest.MonkeyPatch()
     if no_cap:  # every row walks as far as it needs in the kernel
         mp.setattr(rs_mod, "_default_cap", lambda n_k: n_k)
+        mp.setattr(rs_mod, "_default_cand_cap", lambda n_k: n_k)
     try:
         r_fast = region_sparse(q, k, v, eps=eps, leaf=leaf)
         if no_cap:
@@ -108,6 +109,9 @@ def test_kernel_cap_and_flags():
     res = region_sparse_fast(np.arange(5), q, tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
                              tree.starts[-1], tree.count[-1], U, first2, np.full(5, 1e-4), True, cap=40)
     assert np.all(res["Z"] == -1.0) and np.all(res["nkeys"] <= 40 + 16)
+    res = region_sparse_fast(np.arange(5), q, tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
+                             tree.starts[-1], tree.count[-1], U, first2, np.full(5, 1e-4), True, cand_cap=400)
+    assert np.all(res["Z"] == -1.0) and np.all(res["nkeys"] <= 2 * 16)  # stopped before any walk
     full = region_sparse_fast(np.arange(5), q, tree.keys, v, tree.perm, np.linalg.norm(v, axis=1),
                               tree.starts[-1], tree.count[-1], U, first2, np.zeros(5), True)
     np.testing.assert_allclose(full["out"], dense(q, k, v, scale=1.0), atol=1e-12)

@@ -41,7 +41,8 @@ def kernel_available() -> bool:
     return _load() is not None
 
 
-def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None):
+def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None,
+                       cand_cap=None):
     """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
 
     Parameters
@@ -64,6 +65,9 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
         Drop computed keys of negligible weight (key-level support).
     cap : int, optional
         A row stops (flagged ``Z = -1``) once it has computed more than ``cap`` keys (default: no limit).
+    cand_cap : int, optional
+        A row stops at once (flagged) when the blocks its bounds cannot drop at once hold more than
+        ``cand_cap`` keys (default: no limit).
 
     Returns
     -------
@@ -86,5 +90,6 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
          np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
          np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(first2, dtype=np.int64),
          np.ascontiguousarray(beta, dtype=np.float64), bool(threshold), int(len(kp) if cap is None else cap),
+         int(len(kp) if cand_cap is None else cand_cap),
          res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"])
     return res

@@ -33,7 +33,7 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
-def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap,
+def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
                 out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
 
@@ -41,7 +41,8 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
     dropped keys), ``support[r]``, ``nkeys[r]`` (computed keys) and the computed blocks
     ``kept_blocks[r, :kept_n[r]]`` (shape ``(len(rows), len(st))``); all relative to ``exp(m)``, ``m`` the
     largest computed score.  ``Z[r] = -1`` flags a row whose scores are not finite, or that stopped after
-    computing more than ``cap`` keys (to be recomputed).
+    computing more than ``cap`` keys or whose candidate blocks (those not dropped at once by their bound)
+    hold more than ``cand_cap`` keys (to be recomputed).
     """
     nb = st.shape[0]
     d = qs.shape[1]
@@ -104,6 +105,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
         dsmall = 0.0
         vd = 0.0
         nc = 0
+        ckeys = 0
         for b in range(nb):
             if mark[b] == stamp:
                 continue
@@ -119,6 +121,12 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
                 cand[nc] = b
                 wc[nc] = w
                 nc += 1
+                ckeys += ct[b]
+        if ckeys > cand_cap:  # the bounds exclude almost nothing: not worth a walk
+            Z[r] = -1.0
+            nkeys[r] = ns
+            kept_n[r] = nkb
+            continue
         z = 0.0
         for t in range(ns):
             z += wbuf[t]

@@ -457,13 +457,19 @@ def _default_cap(n_k: int) -> int:
     return max(n_k // 32, 128)
 
 
+def _default_cand_cap(n_k: int) -> int:
+    """A query whose bounds leave more keys than this as candidates is done densely without a walk."""
+    return (9 * n_k) // 10
+
+
 def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     """Compiled region-sparse evaluation of the queries ``rows``: (out, bound, support, kept, evals).
 
     Same certificate as the generic path: block bounds from :func:`score_bounds`, the dropped mass bounded
     per block and exact per computed key, bound = ``truncation_bound(D, V_D, |o|, Z) * (1 + 1e-9) + ρ``;
-    rows whose scores are not finite, or that would compute more than ``cap`` keys, get an infinite bound
-    (they are recomputed by :func:`_fallback_rows`).
+    rows whose scores are not finite, that would compute more than ``cap`` keys (default
+    :func:`_default_cap`), or (with the default cap) whose bounds leave more than 90% of the keys as
+    candidates get an infinite bound (they are recomputed by :func:`_fallback_rows`).
     """
     t = H.tree
     L = t.depth - 1
@@ -473,7 +479,8 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
-                             np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap)
+                             np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap,
+                             _default_cand_cap(H.n_k) if cap is None else None)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
