@@ -74,3 +74,28 @@ def test_user_errors_are_one_line(tmp_path, case):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("tropix: error: ") and expect in proc.stderr
+
+
+def test_analyze_causal_gpt2_model(tmp_path):
+    """The whole analysis on a (tiny, random) GPT-2: causal masks in extraction, statistics and region-sparse."""
+    import shutil
+
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    from tropix.models import default_model_path
+
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(n_embd=32, n_head=4, n_layer=2, vocab_size=30522, n_positions=64)).save_pretrained(
+        tmp_path / "gpt2", safe_serialization=True)
+    shutil.copy(default_model_path() / "tokenizer.json", tmp_path / "gpt2" / "tokenizer.json")
+    (tmp_path / "t.txt").write_text(SHORT)
+    code = main(["analyze", "--model", str(tmp_path / "gpt2"), "--text", str(tmp_path / "t.txt"),
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["arch"] == "gpt2" and len(data["heads"]) == 8
+    assert data["extraction_check_max_error"] <= 1e-5
+    for row in data["heads"]:
+        assert row["sparse_error_max"] <= row["sparse_bound_max"] + 1e-12
+        assert row["rs_error_max"] <= row["rs_bound_max"]
