@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/tropical_tour.py
+	$(PY) -m tropix analyze
 
 test: $(STAMP)
 	$(MAKE) docs examples unit

@@ -30,6 +30,8 @@ __all__ = [
     "ParseError",
     "ToleranceError",
     "BoundViolationError",
+    "ModelNotFoundError",
+    "UnsupportedModelError",
 ]
 
 
@@ -87,3 +89,11 @@ class ToleranceError(TropixError, ValueError):
 
 class BoundViolationError(TropixError, AssertionError):
     """``check=True`` found an error larger than the certified bound (a bug: please report it)."""
+
+
+class ModelNotFoundError(TropixError, FileNotFoundError):
+    """The model named on the command line or in a call does not exist (or lacks its weights)."""
+
+
+class UnsupportedModelError(TropixError, ValueError):
+    """The model exists but tropix cannot read it (unknown architecture, pickle-only weights, bad config)."""

@@ -15,14 +15,6 @@ no model at /nonexistent/model: give a directory with config.json and *.safetens
 
 from __future__ import annotations
 
-from ..errors import TropixError
+from ..errors import ModelNotFoundError, UnsupportedModelError
 
 __all__ = ["ModelNotFoundError", "UnsupportedModelError"]
-
-
-class ModelNotFoundError(TropixError, FileNotFoundError):
-    """The model named on the command line or in a call does not exist (or lacks its weights)."""
-
-
-class UnsupportedModelError(TropixError, ValueError):
-    """The model exists but tropix cannot read it (unknown architecture, pickle-only weights, bad config)."""
