@@ -196,7 +196,10 @@ def seed_functions(X: np.ndarray, simplices: np.ndarray) -> np.ndarray:
     """
     T = X[simplices]  # (m, k+1, k+2)
     r = T.shape[1]
-    colmax = sorted((_maxabs(X[:, j]) for j in range(X.shape[1])), reverse=True)
+    if X.dtype == object:
+        colmax = sorted((_maxabs(X[:, j]) for j in range(X.shape[1])), reverse=True)
+    else:
+        colmax = sorted(np.abs(X).max(axis=0).tolist() if X.size else [0] * X.shape[1], reverse=True)
     bound = math.factorial(r)
     for v in colmax[:r]:
         bound *= max(v, 1)
@@ -212,6 +215,8 @@ def affine_independent_subset(P: Sequence[Sequence]) -> list[int]:
     """Indices of a maximal affinely independent subset of the points ``P`` (exact, greedy)."""
     if len(P) == 0:
         return []
+    if isinstance(P, np.ndarray) and np.issubdtype(P.dtype, np.integer):
+        return _affine_independent_int(P)
     chosen = [0]
     basis: list[list[Fraction]] = []  # echelon rows of differences
     pivcols: list[int] = []
@@ -230,6 +235,39 @@ def affine_independent_subset(P: Sequence[Sequence]) -> list[int]:
             basis.append(v)
             pivcols.append(nz)
             chosen.append(i)
+    return chosen
+
+
+def _affine_independent_int(P: np.ndarray) -> list[int]:
+    """:func:`affine_independent_subset` for an integer matrix, vectorised (same greedy choice).
+
+    Fraction-free (Bareiss) elimination on all difference vectors ``P[i] - P[0]`` at once: after ``j``
+    pivots, row ``i`` holds ``(j+1) x (j+1)`` minors, zero exactly when ``P[i] - P[0]`` lies in the span of
+    the chosen differences, so the first non-zero row is the greedy next point.  int64 when a Hadamard
+    bound on the minors (squared: the products before the exact division) proves there is no overflow,
+    Python integers otherwise.
+    """
+    N, dim = P.shape
+    D = P[1:].astype(np.int64) - P[0].astype(np.int64) if N > 1 else np.zeros((0, dim), np.int64)
+    m = int(np.max(np.abs(D))) if D.size else 0
+    bound = math.factorial(dim) * max(m, 1) ** dim
+    if 2 * bound * bound >= _I64_SAFE or int(np.max(np.abs(P))) >= (1 << 31):
+        D = P[1:].astype(object) - P[0].astype(object)
+    chosen = [0]
+    prev = 1
+    start = 0
+    for _ in range(dim):
+        nz = np.flatnonzero(np.any(D[start:] != 0, axis=1))
+        if nz.size == 0:
+            break
+        i = start + int(nz[0])
+        row = D[i].copy()
+        pc = int(np.flatnonzero(row != 0)[0])
+        piv = row[pc]
+        D = (D * piv - D[:, pc : pc + 1] * row[None, :]) // prev
+        prev = piv
+        chosen.append(i + 1)
+        start = i + 1
     return chosen
 
 
@@ -437,7 +475,7 @@ def polytope_faces(P: Sequence[Sequence[int]], idx: Sequence[int] | None = None)
 # regular subdivisions
 
 
-def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterable[Sequence[int]] = ()):
+def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterable[Sequence[int]] = (), *, arr=None):
     """Maximal cells of the regular subdivision of full-dimensional integer points ``A`` lifted by ``c``.
 
     The cells are the projections of the upper facets of conv{(a, c_a)}.  ``seeds`` are candidate cells
@@ -454,11 +492,18 @@ def upper_hull_cells(A: Sequence[Sequence[int]], c: Sequence[int], seeds: Iterab
         For each ridge (all points on it) the cells containing it; None from the vectorised path.
     boundary : dict
         Boundary ridges mapped to their outward function ``g`` over ``[A | 1]`` (``g <= 0`` on the cell).
+
+    ``arr``, optional, is ``A`` as an int64 matrix with entries below ``2**31`` (saves a conversion).
     """
     if not isinstance(A, tuple):  # tuples of tuples of Python ints come from _integer_form as they are
         A = [tuple(int(v) for v in a) for a in A]
     n = len(A[0])
-    XA = int_matrix([list(a) + [1] for a in A])
+    if arr is not None:
+        XA = np.empty((arr.shape[0], n + 1), dtype=np.int64)
+        XA[:, :n] = arr
+        XA[:, n] = 1
+    else:
+        XA = int_matrix([list(a) + [1] for a in A])
     if XA.dtype != object and all(type(ci) is int for ci in c) and max(map(abs, c)) < (1 << 31):
         X = np.empty((XA.shape[0], n + 2), dtype=np.int64)
         X[:, :n] = XA[:, :n]
@@ -599,7 +644,7 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
     if F.shape[0] == 0:
         return None
     g = np.gcd.reduce(np.abs(F), axis=1)
-    F = np.unique(F // g[:, None], axis=0)
+    F = F // g[:, None]  # no need to deduplicate: equal functions give equal cells, merged by the key below
     if _maxabs(X) * _maxabs(F) * X.shape[1] >= _I64_SAFE:
         return None
     N = X.shape[0]

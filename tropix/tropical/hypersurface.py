@@ -85,6 +85,17 @@ class HypersurfaceCell:
         return not self.rays
 
 
+def _cell(dim, vertices, rays, dual, weight) -> HypersurfaceCell:
+    """``HypersurfaceCell(dim, vertices, rays, dual, weight)`` without the frozen-dataclass ``__init__``
+    (one ``object.__setattr__`` per field): hypersurfaces have thousands of cells.  Same object."""
+    c = _new_object(HypersurfaceCell)
+    c.__dict__.update(dim=dim, vertices=vertices, rays=rays, dual=dual, weight=weight)
+    return c
+
+
+_new_object = object.__new__
+
+
 def _primitive(v) -> tuple:
     """Primitive integer vector in the direction of a rational vector."""
     if all(type(x) is int for x in v):
@@ -151,8 +162,12 @@ class TropicalHypersurface:
         piv = form.pivots
         xv = []
         sn, sd = S.sense * form.scale.numerator, form.scale.denominator
+        full = tuple(piv) == tuple(range(n))
         for f in sub._functions if k > 0 else ():
             fc = f[k] * sd
+            if full:  # the vertex is -sense * f[:n] / f[n], up to the scale (exact division when possible)
+                xv.append(tuple([num // fc if num % fc == 0 else Fraction(num, fc) for num in (sn * v for v in f[:k])]))
+                continue
             x = [0] * n
             for j, col in enumerate(piv):
                 num = sn * f[j]
@@ -182,26 +197,27 @@ class TropicalHypersurface:
                     for face in _faces_of_cell(sub, ci, j):
                         if rs.issuperset(face):
                             face_rays.setdefault(face, set()).add(ridge_ray[ridge])
+        face_rays = {f: tuple(sorted(r)) for f, r in face_rays.items()}
         integer = p.has_integer_exponents
         E = p.exponents.tolist()
+        if integer and p.exponents.dtype == object:
+            E = [[int(v) for v in r] for r in E]
+        face_cells = sub._face_cells
+        get_rays = face_rays.get
         cells = []
         for j in range(k, 0, -1):  # by increasing cell dimension, faces already sorted: no sort needed
+            dim = n - j
+            edges = j == 1 and integer
             for face in sub.faces(j):
                 w = None
-                if j == 1 and integer:
-                    pts = sorted(E[i] for i in face)
-                    w = 0
-                    for a, b in zip(pts[0], pts[-1]):
-                        w = math.gcd(w, int(b) - int(a))
-                cells.append(
-                    HypersurfaceCell(
-                        dim=n - j,
-                        vertices=tuple(sub._face_cells[face]),  # sorted by construction
-                        rays=tuple(sorted(face_rays.get(face, ()))),
-                        dual=face,
-                        weight=w,
-                    )
-                )
+                if edges:  # lattice length of the edge: gcd of the coordinates of end - start
+                    if len(face) == 2:
+                        ea, eb = E[face[0]], E[face[1]]
+                    else:
+                        pts = sorted(E[i] for i in face)
+                        ea, eb = pts[0], pts[-1]
+                    w = math.gcd(*[b - a for a, b in zip(ea, eb)])
+                cells.append(_cell(dim, tuple(face_cells[face]), get_rays(face, ()), face, w))
         lin = tuple(_primitive(v) for v in form.lineality)
         if p.is_exact:
             verts = tuple(xv)

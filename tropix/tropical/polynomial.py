@@ -535,7 +535,9 @@ class TropicalPolynomial:
         if "subdivision" not in self._cache:
             from .subdivision import _subdivide
 
-            self._cache["subdivision"] = _subdivide(self._exponents, self._coefficients, self._semiring)
+            self._cache["subdivision"] = _subdivide(
+                self._exponents, self._coefficients, self._semiring, distinct=True  # terms are merged in _init
+            )
         return self._cache["subdivision"]
 
     def hypersurface(self):

@@ -76,6 +76,7 @@ class _IntegerForm:
     pivots: tuple  # coordinates of R^n kept by the projection
     lineality: tuple  # integer basis of the lineality space of the hypersurface
     dim: int  # dimension of the Newton polytope
+    array: Any = field(default=None, repr=False, compare=False)  # A as an int64 matrix when it fits, else None
 
 
 def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _IntegerForm:
@@ -85,6 +86,7 @@ def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _Integ
         la = lc = 1  # the common case: integer exponents and coefficients, no conversion needed
         Ai = points.tolist()
         ci = [sense * v for v in hl]
+        base = _hull.affine_independent_subset(points)
     else:
         P = [[_to_fraction(v) for v in row] for row in points.tolist()]
         C = [_to_fraction(v) for v in hl]
@@ -92,7 +94,7 @@ def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _Integ
         lc = _lcm([v.denominator for v in C] or [1])
         Ai = [[int(v * la) for v in row] for row in P]
         ci = [sense * int(v * lc) for v in C]
-    base = _hull.affine_independent_subset(Ai)
+        base = _hull.affine_independent_subset(Ai)
     k = len(base) - 1
     diffs = [[Ai[i][j] - Ai[base[0]][j] for j in range(n)] for i in base[1:]]
     pivots = _pivot_columns(diffs, n)
@@ -105,7 +107,10 @@ def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _Integ
         A = tuple(map(tuple, Ai))
     else:
         A = tuple(tuple(row[j] for j in pivots) for row in Ai)
-    return _IntegerForm(A, tuple(ci), Fraction(la, lc), tuple(pivots), lineality, k)
+    arr = None
+    if la == 1 and np.issubdtype(points.dtype, np.integer) and (not points.size or int(np.max(np.abs(points))) < (1 << 31)):
+        arr = points[:, list(pivots)].astype(np.int64)  # exactly A, as a matrix (same rows, same order)
+    return _IntegerForm(A, tuple(ci), Fraction(la, lc), tuple(pivots), lineality, k, arr)
 
 
 def _pivot_columns(rows, n) -> list[int]:
@@ -128,8 +133,10 @@ def _pivot_columns(rows, n) -> list[int]:
     return piv
 
 
-def _qhull_seeds(A: tuple, c: tuple) -> list:
-    """Candidate upper cells (simplices) from qhull in floating point; [] if qhull declines."""
+def _qhull_seeds(A: tuple, c: tuple, arr=None) -> list:
+    """Candidate upper cells (simplices) from qhull in floating point; [] if qhull declines.
+
+    ``arr`` is ``A`` as an integer matrix when the caller has it (saves a conversion)."""
     k = len(A[0])
     if len(A) <= k + 1:
         return [tuple(range(len(A)))] if len(A) == k + 1 else []
@@ -137,7 +144,7 @@ def _qhull_seeds(A: tuple, c: tuple) -> list:
         from scipy.spatial import ConvexHull, QhullError
     except ImportError:  # pragma: no cover
         return []
-    pts = np.array(A, dtype=np.float64)
+    pts = np.array(A, dtype=np.float64) if arr is None else arr.astype(np.float64)
     h = np.array(c, dtype=np.float64)
     span = float(np.max(np.abs(h))) or 1.0
     scale = (float(np.max(np.abs(pts))) or 1.0) / span
@@ -388,10 +395,11 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
     return _subdivide(pts, h, S)
 
 
-def _subdivide(pts: np.ndarray, h: np.ndarray, S: TropicalSemiring) -> RegularSubdivision:
+def _subdivide(pts: np.ndarray, h: np.ndarray, S: TropicalSemiring, *, distinct: bool = False) -> RegularSubdivision:
     """The computation behind :func:`regular_subdivision`, on validated input (used directly by
-    :class:`~tropix.tropical.polynomial.TropicalPolynomial`, whose terms are validated and distinct)."""
-    groups = _duplicates(pts)
+    :class:`~tropix.tropical.polynomial.TropicalPolynomial`, whose terms are validated and distinct:
+    it passes ``distinct=True`` to skip the search for repeated points)."""
+    groups = None if distinct else _duplicates(pts)
     if groups is None:
         return _build(pts, h, S, _integer_form(pts, h, S.sense))
     return _with_repeated_points(pts, h, S, groups)
@@ -443,8 +451,8 @@ def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
     N = len(form.A)
     if k == 0:
         return RegularSubdivision(pts, h, S, 0, ((0,),), form, ((1, 0),), (), {0: ((0,),)}, {(0,): [0]})
-    seeds = _qhull_seeds(form.A, form.c) if k >= 2 else []
-    cells, ridge_cells, boundary = _hull.upper_hull_cells(form.A, form.c, seeds)
+    seeds = _qhull_seeds(form.A, form.c, form.array) if k >= 2 else []
+    cells, ridge_cells, boundary = _hull.upper_hull_cells(form.A, form.c, seeds, arr=form.array)
     if ridge_cells is None:  # vectorised path: sorted tuples in lexicographic order already
         cell_t = tuple(cells)
         funcs = tuple(cells.values())
