@@ -182,6 +182,25 @@ def test_random_generic_curves_are_smooth_with_the_published_counts():
         assert (len(H.vertices), H.f_vector[1], H.genus) == (d * d, 3 * d + (3 * d * d - 3 * d) // 2, (d - 1) * (d - 2) // 2)
 
 
+def _check_cell_vertices(H):
+    # the vertices of a cell are the maximal cells of the subdivision containing its dual face, increasing
+    cells = H.subdivision.cells
+    for c in H.cells:
+        assert c.vertices == tuple(i for i, s in enumerate(cells) if set(c.dual) <= set(s)), c
+
+
+def test_cell_vertices_are_the_cells_containing_the_dual_face_in_increasing_order():
+    rng = np.random.default_rng(11)
+    for n, d in ((2, 5), (2, 9), (3, 3)):
+        pts = simplex_points(n, d)
+        # generic lift (vectorised triangulation path) and a coarse one with ties (general path)
+        terms = {p: -100 * sum(a * a for a in p) - 50 * sum(p) ** 2 + int(rng.integers(-20, 21)) for p in pts}
+        coarse = {p: -(sum(a * a for a in p) // 4) for p in pts}
+        for t in (terms, coarse):
+            _check_cell_vertices(TropicalPolynomial(t).hypersurface())
+    _check_cell_vertices(TropicalPolynomial(_honeycomb(2, n=3)).hypersurface())
+
+
 def test_non_smooth_curve_with_weights():
     # max(0, 2x, 2y) = 2·max(0, x, y): the line with every edge of weight 2
     H = TropicalPolynomial.parse("max(0, 2*x, 2*y)").hypersurface()

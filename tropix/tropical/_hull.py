@@ -65,8 +65,23 @@ def values(X: np.ndarray, F) -> np.ndarray:
     F = np.asarray(F, dtype=object) if not isinstance(F, np.ndarray) else F
     bound = _maxabs(X) * _maxabs(F) * (X.shape[1] if X.ndim == 2 else 1)
     if bound < _I64_SAFE:
-        return X.astype(np.int64) @ F.astype(np.int64)
+        return _int_matmul(X.astype(np.int64), F.astype(np.int64), bound)
     return X.astype(object) @ F.astype(object)
+
+
+_F64_EXACT = 1 << 53
+
+
+def _int_matmul(A: np.ndarray, B: np.ndarray, bound: int) -> np.ndarray:
+    """``A @ B`` for int64 matrices given ``bound`` >= ``max|A| * max|B| * inner dimension`` (< 2**62).
+
+    Below ``2**53`` every product and every partial sum is an integer that float64 represents exactly,
+    whatever the summation order, so the (much faster) floating-point product is exact; it is returned
+    as int64.  Otherwise the int64 product (no overflow under the bound).
+    """
+    if bound < _F64_EXACT and A.ndim == 2:
+        return (A.astype(np.float64) @ B.astype(np.float64)).astype(np.int64)
+    return A @ B
 
 
 def _gcd_reduce(f: Sequence[int]) -> tuple:
@@ -645,14 +660,15 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
         return None
     g = np.gcd.reduce(np.abs(F), axis=1)
     F = F // g[:, None]  # no need to deduplicate: equal functions give equal cells, merged by the key below
-    if _maxabs(X) * _maxabs(F) * X.shape[1] >= _I64_SAFE:
+    bound = _maxabs(X) * _maxabs(F) * X.shape[1]
+    if bound >= _I64_SAFE:
         return None
     N = X.shape[0]
     tris, funcs = [], []
     step = max(1, (1 << 22) // max(N, 1))
     for j0 in range(0, F.shape[0], step):
         Fj = F[j0 : j0 + step]
-        V = X @ Fj.T
+        V = _int_matmul(X, Fj.T, bound)
         ok = np.all(V <= 0, axis=0)
         Z = V[:, ok] == 0
         if np.any(Z.sum(axis=0) != n + 1):
@@ -689,9 +705,10 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
             return None
         opp = np.einsum("ij,ij->i", XA[opposite[single]], G)
         G = G * np.where(opp > 0, -1, 1)[:, None]  # <= 0 on the cell, > 0 beyond the ridge
-        if _maxabs(XA) * _maxabs(G) * XA.shape[1] >= _I64_SAFE:
+        bound = _maxabs(XA) * _maxabs(G) * XA.shape[1]
+        if bound >= _I64_SAFE:
             return None
-        if np.any(XA @ G.T > 0):
+        if np.any(_int_matmul(XA, G.T, bound) > 0):
             return None  # a cell beyond some ridge is missing: let the general path find it
         g = np.gcd.reduce(np.abs(G), axis=1)
         G = G // g[:, None]

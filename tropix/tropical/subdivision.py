@@ -492,23 +492,30 @@ def _simplicial_faces(cell_t, k):
     faces_t: dict = {}
     face_cells: dict = {}
     for d in range(k + 1):
+        if d == k:  # the cells themselves: distinct and sorted already
+            faces_t[k] = tuple(cell_t)
+            face_cells.update(zip(cell_t, ([i] for i in range(m))))
+            continue
         combs = list(combinations(range(k + 1), d + 1))
         F = np.concatenate([T[:, list(c)] for c in combs])
         owner = np.tile(np.arange(m), len(combs))
         N = int(T.max()) + 1
-        if N ** (d + 1) < (1 << 62):  # rows as integer keys: same lexicographic order, faster than axis=0
+        if N ** (d + 1) * m < (1 << 62):  # rows (then owner) as integer keys: same lexicographic order
             key = np.zeros(F.shape[0], dtype=np.int64)
             for j in range(d + 1):
                 key = key * N + F[:, j]
-            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-            uniq = F[first]
+            order = np.argsort(key * m + owner)
+            ks = key[order]
+            starts = np.flatnonzero(np.concatenate(([True], ks[1:] != ks[:-1])))
+            uniq = F[order[starts]]
         else:
             uniq, inv = np.unique(F, axis=0, return_inverse=True)
-        inv = inv.ravel()
-        order = np.argsort(inv, kind="stable")  # stable: owners stay increasing within a group
-        ow = owner[order].tolist()
-        cuts = [0] + (np.flatnonzero(np.diff(inv[order])) + 1).tolist() + [len(ow)]
-        keys = [tuple(r) for r in uniq.tolist()]
+            inv = inv.ravel()
+            order = np.lexsort((owner, inv))
+            starts = np.flatnonzero(np.concatenate(([True], np.diff(inv[order]) != 0)))
+        ow = owner[order].tolist()  # increasing within each face
+        cuts = starts.tolist() + [len(ow)]
+        keys = list(map(tuple, uniq.tolist()))
         faces_t[d] = tuple(keys)
         face_cells.update(zip(keys, (ow[a:b] for a, b in zip(cuts, cuts[1:]))))
     return faces_t, face_cells
