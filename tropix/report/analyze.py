@@ -27,7 +27,7 @@ from ..errors import EmptyInputError, ToleranceError
 from ..models.extraction import extract
 from ..models.headstats import head_stats
 from ..models.slices import plane_slice, query_plane
-from ..models.winners import keys_that_can_win
+from ..tropical.argmax_lp import argmax_vertices
 from .document import Report, Section, write_json
 from .plots import heatmap, layer_profile, slice_grid
 
@@ -69,12 +69,8 @@ def _certified_sparse(seq, layer, head, scale, eps, causal):
 
 
 def _can_win_fraction(keys, queries) -> float:
-    """Fraction of keys that are the strict argmax for some query: certified LPs of
-    :func:`tropix.tropical.argmax_lp.argmax_vertices` (this package's own LP when that module is absent)."""
-    try:
-        from ..tropical.argmax_lp import argmax_vertices
-    except ImportError:  # pragma: no cover - older tropix.tropical
-        return float(keys_that_can_win(keys, queries).mean())
+    """Fraction of keys that are the strict argmax for some query (certified LPs of
+    :func:`tropix.tropical.argmax_lp.argmax_vertices`)."""
     return len(argmax_vertices(np.asarray(keys, dtype=np.float64)).vertices) / len(keys)
 
 
