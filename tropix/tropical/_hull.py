@@ -76,10 +76,11 @@ def _int_matmul(A: np.ndarray, B: np.ndarray, bound: int) -> np.ndarray:
     """``A @ B`` for int64 matrices given ``bound`` >= ``max|A| * max|B| * inner dimension`` (< 2**62).
 
     Below ``2**53`` every product and every partial sum is an integer that float64 represents exactly,
-    whatever the summation order, so the (much faster) floating-point product is exact; it is returned
-    as int64.  Otherwise the int64 product (no overflow under the bound).
+    whatever the summation order, so the (much faster for small matrices) floating-point product is
+    exact; it is returned as int64.  Otherwise, and for large outputs (where the int64 kernel is as fast
+    and multithreaded BLAS suffers on a busy machine), the int64 product (no overflow under the bound).
     """
-    if bound < _F64_EXACT and A.ndim == 2:
+    if bound < _F64_EXACT and A.ndim == 2 and A.shape[0] * (B.shape[1] if B.ndim == 2 else 1) <= (1 << 17):
         return (A.astype(np.float64) @ B.astype(np.float64)).astype(np.int64)
     return A @ B
 

@@ -217,7 +217,7 @@ class TropicalHypersurface:
                         pts = sorted(E[i] for i in face)
                         ea, eb = pts[0], pts[-1]
                     w = math.gcd(*[b - a for a, b in zip(ea, eb)])
-                cells.append(_cell(dim, tuple(face_cells[face]), get_rays(face, ()), face, w))
+                cells.append(_cell(dim, tuple(face_cells[face]), get_rays(face, ()), face, w))  # tuple(): no copy
         lin = tuple(_primitive(v) for v in form.lineality)
         if p.is_exact:
             verts = tuple(xv)

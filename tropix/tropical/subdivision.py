@@ -494,7 +494,7 @@ def _simplicial_faces(cell_t, k):
     for d in range(k + 1):
         if d == k:  # the cells themselves: distinct and sorted already
             faces_t[k] = tuple(cell_t)
-            face_cells.update(zip(cell_t, ([i] for i in range(m))))
+            face_cells.update(zip(cell_t, ((i,) for i in range(m))))
             continue
         combs = list(combinations(range(k + 1), d + 1))
         F = np.concatenate([T[:, list(c)] for c in combs])
@@ -513,7 +513,7 @@ def _simplicial_faces(cell_t, k):
             inv = inv.ravel()
             order = np.lexsort((owner, inv))
             starts = np.flatnonzero(np.concatenate(([True], np.diff(inv[order]) != 0)))
-        ow = owner[order].tolist()  # increasing within each face
+        ow = tuple(owner[order].tolist())  # increasing within each face; slices are tuples
         cuts = starts.tolist() + [len(ow)]
         keys = list(map(tuple, uniq.tolist()))
         faces_t[d] = tuple(keys)
