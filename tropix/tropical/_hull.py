@@ -231,7 +231,7 @@ def affine_independent_subset(P: Sequence[Sequence]) -> list[int]:
     """Indices of a maximal affinely independent subset of the points ``P`` (exact, greedy)."""
     if len(P) == 0:
         return []
-    if isinstance(P, np.ndarray) and np.issubdtype(P.dtype, np.integer):
+    if isinstance(P, np.ndarray) and P.dtype.kind in "iu":
         return _affine_independent_int(P)
     chosen = [0]
     basis: list[list[Fraction]] = []  # echelon rows of differences

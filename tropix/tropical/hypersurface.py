@@ -204,10 +204,21 @@ class TropicalHypersurface:
             E = [[int(v) for v in r] for r in E]
         face_cells = sub._face_cells
         get_rays = face_rays.get
+        edge_w = None
+        faces1 = sub.faces(1) if k > 0 else ()
+        if integer and p.exponents.dtype.kind in "iu" and faces1 and all(len(f) == 2 for f in faces1):
+            # lattice lengths of all edges at once: gcd of the coordinates of end - start
+            Fa = np.array(faces1, dtype=np.int64)
+            D = np.abs(p.exponents[Fa[:, 1]] - p.exponents[Fa[:, 0]])
+            edge_w = np.gcd.reduce(D, axis=1).tolist() if n > 1 else D[:, 0].tolist()
         cells = []
         for j in range(k, 0, -1):  # by increasing cell dimension, faces already sorted: no sort needed
             dim = n - j
             edges = j == 1 and integer
+            if edges and edge_w is not None:
+                for face, w in zip(faces1, edge_w):
+                    cells.append(_cell(dim, tuple(face_cells[face]), get_rays(face, ()), face, w))
+                continue
             for face in sub.faces(j):
                 w = None
                 if edges:  # lattice length of the edge: gcd of the coordinates of end - start

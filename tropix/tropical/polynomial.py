@@ -278,7 +278,7 @@ class TropicalPolynomial:
 
     @property
     def has_integer_exponents(self) -> bool:
-        if np.issubdtype(self._exponents.dtype, np.integer):
+        if self._exponents.dtype.kind in "iu":
             return True
         return self._exact_exp and all(isinstance(v, (int, np.integer)) for v in self._exponents.ravel())
 

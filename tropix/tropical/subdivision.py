@@ -82,7 +82,7 @@ class _IntegerForm:
 def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _IntegerForm:
     N, n = points.shape
     hl = heights.tolist()
-    if np.issubdtype(points.dtype, np.integer) and all(type(v) is int for v in hl):
+    if points.dtype.kind in "iu" and all(type(v) is int for v in hl):
         la = lc = 1  # the common case: integer exponents and coefficients, no conversion needed
         Ai = points.tolist()
         ci = [sense * v for v in hl]
@@ -108,7 +108,7 @@ def _integer_form(points: np.ndarray, heights: np.ndarray, sense: int) -> _Integ
     else:
         A = tuple(tuple(row[j] for j in pivots) for row in Ai)
     arr = None
-    if la == 1 and np.issubdtype(points.dtype, np.integer) and (not points.size or int(np.max(np.abs(points))) < (1 << 31)):
+    if la == 1 and points.dtype.kind in "iu" and (not points.size or int(np.max(np.abs(points))) < (1 << 31)):
         arr = points[:, list(pivots)].astype(np.int64)  # exactly A, as a matrix (same rows, same order)
     return _IntegerForm(A, tuple(ci), Fraction(la, lc), tuple(pivots), lineality, k, arr)
 
@@ -462,7 +462,8 @@ def _build(pts, h, S, form: _IntegerForm) -> RegularSubdivision:
         cell_t = tuple(tuple(sorted(s)) for s in order)
         funcs = tuple(cells[s] for s in order)
         bnd = tuple(sorted((tuple(sorted(r)), g) for r, g in boundary.items()))
-    if all(len(s) == k + 1 for s in cell_t) and len(cell_t) > 1:
+    # the vectorised path (ridge_cells is None) only answers for triangulations
+    if len(cell_t) > 1 and (ridge_cells is None or all(len(s) == k + 1 for s in cell_t)):
         faces_t, face_cells = _simplicial_faces(cell_t, k)
         return RegularSubdivision(pts, h, S, k, cell_t, form, funcs, bnd, faces_t, face_cells)
     faces: dict[int, set] = {d: set() for d in range(k + 1)}
