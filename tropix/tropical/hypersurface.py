@@ -206,7 +206,7 @@ class TropicalHypersurface:
         get_rays = face_rays.get
         edge_w = None
         faces1 = sub.faces(1) if k > 0 else ()
-        if integer and p.exponents.dtype.kind in "iu" and faces1 and all(len(f) == 2 for f in faces1):
+        if integer and p.exponents.dtype.kind == "i" and faces1 and all(len(f) == 2 for f in faces1):
             # lattice lengths of all edges at once: gcd of the coordinates of end - start
             Fa = np.array(faces1, dtype=np.int64)
             D = np.abs(p.exponents[Fa[:, 1]] - p.exponents[Fa[:, 0]])
