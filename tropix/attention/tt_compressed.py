@@ -10,7 +10,11 @@ exact weights, is bounded per query row ``i`` by
   so every softmax weight changes by a factor within ``exp(±2σ_i)`` and
   ``|Σ_j (p_ij - p̃_ij) ṽ_j| <= expm1(2σ_i) max_j |ṽ_j|``
 
-(``|ΔW x| <= |ΔW|_2 |x| <= δ |x|``).  The attention of the compressed ``q̃, k̃, ṽ`` is evaluated by
+(``|ΔW x| <= |ΔW|_2 |x| <= δ |x|``).  The floating-point rounding of the TT contractions is bounded
+rigorously by :meth:`tropix.tn.TTMatrix.rmatmat_rounding_bound` (``|q̂_i - x_i W_TT| <= e_{q,i}``, likewise
+``e_k``, ``e_v`` as maxima over rows); it enters ``σ_i`` as ``|scale| (e_{q,i} max|k̂| + (|q̂_i| + e_{q,i}) e_k)``
+(with ``|q̃|, |k̃|`` above inflated by ``e_q, e_k``) and the value term as ``+ e_v``.  The attention of
+the compressed ``q̃, k̃, ṽ`` is evaluated by
 :func:`~tropix.attention.dense` (``eps = 0``) or by :func:`~tropix.attention.auto` with its own certified
 bound, which is added.  With ``attention_tt_eps`` the ``n_q x n_k`` attention matrix itself is compressed to
 a TT-matrix ``P̃`` with ``|P - P̃|_F <= δ_A`` and the output is ``P̃ ṽ``; each row then moves by at most
@@ -137,14 +141,17 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     kmax = np.linalg.norm(k, axis=1).max()
     vmax = np.linalg.norm(v, axis=1).max()
     qn = np.linalg.norm(q, axis=1)
-    sigma = abs(sc) * (xn_q * dq * kmax + (qn + xn_q * dq) * xn_k * dk)
-    # |sum_j (p_ij - p~_ij) v~_j| <= min(expm1(2 sigma), 2) max|v~|  (an l1 distance of distributions is <= 2)
-    induced = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv
-    # rounding of the TT contractions: |fl(X W_TT) - X W_TT| <= small multiple of u |X| |W_TT|_F
-    u = 2.0**-53
-    tt_round = 4 * u * (D + 16) * np.array([w.norm() for w in (projections.wq, projections.wk, projections.wv)])
-    induced = induced + np.minimum(np.expm1(np.minimum(
-        2 * abs(sc) * (xn_q * tt_round[0] * kmax + qn * xn_k * tt_round[1]), 50.0)), 2.0) * vmax + xn_k * tt_round[2]
+    # rigorous rounding of the TT contractions (TTMatrix.rmatmat_rounding_bound): |q̂_i - x_i W_q,TT| <= e_q,i etc.
+    e_q = np.linalg.norm(projections.wq.rmatmat_rounding_bound(Xq), axis=1)
+    e_k = np.linalg.norm(projections.wk.rmatmat_rounding_bound(Xk), axis=1).max()
+    e_v = np.linalg.norm(projections.wv.rmatmat_rounding_bound(Xk), axis=1).max()
+    # score error against exact weights: compression (with |q_TT| <= |q̂| + e_q, |k_TT| <= |k̂| + e_k)
+    # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
+    sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
+                       + e_q * kmax + (qn + e_q) * e_k)
+    # |sum_j (p_ij - p̂_ij) v̂_j| <= min(expm1(2 sigma), 2) max|v̂|  (an l1 distance of distributions is <= 2),
+    # |sum_j p_ij (v_j - v̂_j)| <= max_j |x_j| δ_v + e_v
+    induced = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv + e_v
     if inner is not None:
         out_np = np.asarray(to_numpy(inner.output))
         bound = induced + inner.bound

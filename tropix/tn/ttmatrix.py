@@ -311,6 +311,78 @@ class TTMatrix:
         Y = xp.reshape(T, (M, B))
         return Y[:, 0] if vec else Y
 
+    def matmat_rounding_bound(self, X: Any) -> np.ndarray:
+        """Rigorous elementwise bound on the floating-point rounding error of :meth:`matmat`.
+
+        Returns a float64 NumPy array ``E`` shaped like ``self.matmat(X)`` with
+        ``|fl(W_TT X) − W_TT X| ≤ E`` entrywise, where ``W_TT`` is the matrix the stored cores represent
+        exactly and ``fl(W_TT X)`` is what :meth:`matmat` returns (compression error not included: see
+        ``error_bound``).
+
+        Derivation.  :meth:`matmat` is a chain of ``d`` matrix products ``T_k = T_{k−1} C_k`` (reshapes and
+        permutations are exact) with inner length ``K_k = r_{k−1} n_k``.  For one product of inner length
+        ``K``, in any summation order and with or without FMA, ``|fl(AB) − AB| ≤ γ_K |A||B|`` with
+        ``γ_K = K u / (1 − K u)`` (Higham, *Accuracy and Stability*, §3.5), hence also
+        ``|fl(AB)| ≤ (1 + γ_K)|A||B|``.  Let ``A_k`` be the same contraction chain run on ``|X|`` and the
+        ``|C_k|`` (exactly).  By induction, with ``P_k = Π_{i≤k}(1 + γ_{K_i})``: ``|T̂_k| ≤ P_k A_k`` and
+        ``|T̂_k − T_k| ≤ |T̂_{k−1} − T_{k−1}||C_k| + γ_{K_k}|T̂_{k−1}||C_k| ≤ (P_{k−1} − 1 + γ_{K_k}P_{k−1}) A_k
+        = (P_k − 1) A_k``, and ``P_d − 1 ≤ γ_S`` with ``S = Σ_k K_k`` (Higham Lemma 3.3).  So
+        ``|fl(W_TT X) − W_TT X| ≤ γ_S(u) A_d``.
+
+        ``A_d`` itself is evaluated in float64 by the same chain on nonnegative data, so the computed
+        ``Â_d ≥ (1 − γ_S(u₆₄)) A_d``; the returned ``E = fl(c Â_d)`` with
+        ``c ≥ γ_S(u) / ((1 − γ_S(u₆₄))(1 − u₆₄))`` (computed exactly with Fractions and rounded up) therefore
+        bounds ``γ_S(u) A_d``.  ``u`` is the largest unit roundoff among the dtypes of ``X`` and the cores
+        (conservative under promotion).  Assumptions: the backend evaluates each product in its dtype with
+        ordinary IEEE arithmetic (no reduced-precision modes such as TF32), no overflow, and no underflow
+        (gradual underflow adds absolute errors of order ``S·2^-1074`` in float64, ``S·2^-149`` in
+        float32, not covered).  Non-finite inputs give ``inf``/``nan`` bounds.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(4)
+        >>> T = TTMatrix.from_dense(rng.standard_normal((16, 16)), (4, 4), (4, 4))
+        >>> T32 = TTMatrix(tuple(c.astype(np.float32) for c in T.cores))
+        >>> X = rng.standard_normal((16, 3)).astype(np.float32)
+        >>> T64 = TTMatrix(tuple(c.astype(np.float64) for c in T32.cores))   # same operator, float64
+        >>> exact = T64.matmat(X.astype(np.float64))                        # error ~1e-16, negligible here
+        >>> E = T32.matmat_rounding_bound(X)
+        >>> bool(np.all(np.abs(T32.matmat(X) - exact) <= E)), E.shape
+        (True, (16, 3))
+        """
+        Xf = as_float(X, "X")
+        M, N = self.shape
+        if Xf.ndim not in (1, 2) or int(Xf.shape[0]) != N:
+            raise ShapeError(f"X must have shape ({N},) or ({N}, B) for a {M}×{N} TT-matrix, got {tuple(Xf.shape)}")
+        u = max(_unit_roundoff(a) for a in (*self.cores, Xf))
+        S = sum(int(c.shape[0]) * int(c.shape[2]) for c in self.cores)
+        absT = TTMatrix(tuple(np.abs(np.asarray(to_numpy(c), dtype=np.float64)) for c in self.cores))
+        A = np.asarray(absT.matmat(np.abs(np.asarray(to_numpy(Xf), dtype=np.float64))), dtype=np.float64)
+        c = _gamma_factor(S, u)
+        return np.full_like(A, np.inf) if c == np.inf else c * A
+
+    def rmatmat_rounding_bound(self, X: Any) -> np.ndarray:
+        """Rigorous elementwise bound on the rounding error of :meth:`rmatmat` (``X @ W``, ``X`` of shape ``(B, M)``).
+
+        :meth:`rmatmat` runs :meth:`matmat` of the transpose, so this is ``transpose().matmat_rounding_bound``
+        (inner lengths ``r_{k−1} m_k``), transposed back; see :meth:`matmat_rounding_bound` for the derivation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(5)
+        >>> T = TTMatrix.from_dense(rng.standard_normal((12, 6)), (3, 4), (3, 2))
+        >>> X = rng.standard_normal((7, 12))
+        >>> E = T.rmatmat_rounding_bound(X)
+        >>> E.shape, bool(np.all(E < 1e-12))
+        ((7, 6), True)
+        """
+        Xf = as_float(X, "X")
+        if Xf.ndim == 1:
+            return self.transpose().matmat_rounding_bound(Xf)
+        return self.transpose().matmat_rounding_bound(np.asarray(to_numpy(Xf)).T).T
+
     def matvec(self, x: Any):
         """``W @ x`` for a vector ``x`` of length ``N``."""
         return self.matmat(x)
@@ -362,6 +434,28 @@ class TTMatrix:
         if eps is not None or max_rank is not None:
             out = out.round(eps if eps is not None else _DEFAULT_EPS, max_rank)
         return out
+
+
+def _unit_roundoff(a) -> float:
+    """Unit roundoff ``u = eps/2`` of the floating dtype of ``a`` (any backend)."""
+    dt = np.asarray(to_numpy(namespace(a).reshape(a, (-1,))[:1])).dtype
+    return float(np.finfo(dt).eps) / 2
+
+
+def _gamma_factor(S: int, u: float) -> float:
+    """A float ``c ≥ γ_S(u) / ((1 − γ_S(u₆₄))(1 − u₆₄))``, ``γ_S(u) = S u / (1 − S u)`` (exact, rounded up).
+
+    ``inf`` when ``S u ≥ 1`` or ``S u₆₄ ≥ 1`` (no bound).
+    """
+    from fractions import Fraction
+
+    uf, u64 = Fraction(u), Fraction(2) ** -53
+    if S * uf >= 1 or 2 * S * u64 >= 1:
+        return float("inf")
+    g = S * uf / (1 - S * uf)
+    g64 = S * u64 / (1 - S * u64)
+    c = g / ((1 - g64) * (1 - u64))
+    return float(np.nextafter(float(c), np.inf))
 
 
 def _f(x) -> float:
