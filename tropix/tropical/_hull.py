@@ -94,9 +94,9 @@ def _gcd_reduce(f: Sequence[int]) -> tuple:
     return tuple(int(v) // g for v in f)
 
 
-def nullspace(rows: Sequence[Sequence]) -> list[tuple]:
-    """Integer basis (primitive vectors) of the right null space of a rational matrix (exact)."""
-    rows = [list(map(Fraction, r)) for r in rows]
+def rref(rows: Sequence[Sequence[Fraction]]) -> tuple[list[list[Fraction]], list[int]]:
+    """Reduced row echelon form of a matrix of Fractions: (the non-zero rows, their pivot columns), exact."""
+    rows = [list(r) for r in rows]
     ncols = len(rows[0]) if rows else 0
     pivots: list[int] = []
     r = 0
@@ -115,17 +115,39 @@ def nullspace(rows: Sequence[Sequence]) -> list[tuple]:
         r += 1
         if r == len(rows):
             break
-    free = [c for c in range(ncols) if c not in pivots]
+    return rows[:r], pivots
+
+
+def primitive(v) -> tuple:
+    """The primitive integer vector in the direction of a rational vector (the zero vector stays zero)."""
+    if all(type(x) is int for x in v):
+        ints = list(v)
+    else:
+        fr = [Fraction(x) for x in v]
+        den = 1
+        for x in fr:
+            den = den * x.denominator // math.gcd(den, x.denominator)
+        ints = [int(x * den) for x in fr]
+    g = 0
+    for x in ints:
+        g = math.gcd(g, x)
+    return tuple(x // g for x in ints) if g else tuple(ints)
+
+
+def nullspace(rows: Sequence[Sequence], ncols: int | None = None) -> list[tuple]:
+    """Integer basis (primitive vectors) of the right null space of a rational matrix (exact).
+
+    ``ncols`` is needed only when ``rows`` is empty (then the basis is the standard basis of that size).
+    """
+    ncols = len(rows[0]) if rows else (ncols or 0)
+    rows, pivots = rref([list(map(Fraction, r)) for r in rows])
     basis = []
-    for fc in free:
+    for fc in (c for c in range(ncols) if c not in pivots):
         v = [Fraction(0)] * ncols
         v[fc] = Fraction(1)
         for i, pc in enumerate(pivots):
             v[pc] = -rows[i][fc]
-        den = 1
-        for x in v:
-            den = den * x.denominator // math.gcd(den, x.denominator)
-        basis.append(_gcd_reduce([int(x * den) for x in v]))
+        basis.append(primitive(v))
     return basis
 
 

@@ -310,9 +310,9 @@ def _edge_list(C):
         else:
             p, q = X[cell.vertices[0]], X[cell.vertices[1]]
             d = (q[0] - p[0], q[1] - p[1])
-            from .hypersurface import _primitive
+            from ._hull import primitive
 
-            u = _primitive(d)
+            u = primitive(d)
             L = (d[1] / u[1]) if u[0] == 0 else (d[0] / u[0])
             out.append((p, u, 0, L, w))
     return out

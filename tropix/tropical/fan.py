@@ -51,9 +51,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._array import asarray, check_nonempty, is_array, is_exact, to_numpy
-from ..errors import ConventionError, EmptyInputError, ShapeError, UndecidedError
-from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
+from .._array import asarray, check_nonempty, is_array, to_numpy
+from ..errors import ConventionError, ShapeError, UndecidedError
+from ._hull import nullspace, primitive, rref
+from .semiring import Semiring, TropicalSemiring, require_tropical
 
 __all__ = ["NormalCone", "NormalFan", "normal_fan", "normal_cone"]
 
@@ -81,62 +82,12 @@ def _to_int_rows(rows: list[list[Fraction]]) -> list[list[int]]:
     return [[int(v * den) for v in r] for r in rows]
 
 
-def _primitive(v: Iterable) -> tuple:
-    v = [Fraction(x) for x in v]
-    den = 1
-    for x in v:
-        den = den * x.denominator // math.gcd(den, x.denominator)
-    ints = [int(x * den) for x in v]
-    g = 0
-    for x in ints:
-        g = math.gcd(g, x)
-    return tuple(x // g for x in ints) if g > 1 else tuple(ints)
-
-
-def _rref(rows: list[list[Fraction]]) -> tuple[list[list[Fraction]], list[int]]:
-    rows = [list(r) for r in rows]
-    ncols = len(rows[0]) if rows else 0
-    piv, r = [], 0
-    for c in range(ncols):
-        p = next((i for i in range(r, len(rows)) if rows[i][c] != 0), None)
-        if p is None:
-            continue
-        rows[r], rows[p] = rows[p], rows[r]
-        pv = rows[r][c]
-        rows[r] = [x / pv for x in rows[r]]
-        for i in range(len(rows)):
-            if i != r and rows[i][c] != 0:
-                f = rows[i][c]
-                rows[i] = [a - f * b for a, b in zip(rows[i], rows[r])]
-        piv.append(c)
-        r += 1
-        if r == len(rows):
-            break
-    return rows[:r], piv
-
-
-def _nullspace(rows: list[list[Fraction]], ncols: int) -> list[tuple]:
-    """Primitive integer basis of {u : rows·u = 0}."""
-    if not rows:
-        return [tuple(1 if i == j else 0 for i in range(ncols)) for j in range(ncols)]
-    R, piv = _rref([[Fraction(x) for x in r] for r in rows])
-    free = [c for c in range(ncols) if c not in piv]
-    out = []
-    for fc in free:
-        v = [Fraction(0)] * ncols
-        v[fc] = Fraction(1)
-        for i, pc in enumerate(piv):
-            v[pc] = -R[i][fc]
-        out.append(_primitive(v))
-    return out
-
-
 def _rank(rows: list) -> int:
     """Exact rank; fraction-free (Bareiss) elimination for integer rows."""
     if not rows:
         return 0
     if not all(isinstance(x, (int, np.integer)) for r in rows for x in r):
-        return len(_rref([[Fraction(x) for x in r] for r in rows])[1])
+        return len(rref([[Fraction(x) for x in r] for r in rows])[1])
     M = [[int(x) for x in r] for r in rows]
     m, ncols = len(M), len(M[0])
     r, prev = 0, 1
@@ -172,9 +123,9 @@ class _Hull:
 def _exact_hull(X: list[list[int]]) -> _Hull:
     m, D = len(X), len(X[0])
     diffs = [[Fraction(a - b) for a, b in zip(x, X[0])] for x in X[1:]]
-    R, piv = _rref(diffs) if diffs else ([], [])
+    R, piv = rref(diffs) if diffs else ([], [])
     k = len(piv)
-    lin = tuple(_nullspace([list(r) for r in R], D)) if k else tuple(_nullspace([], D))
+    lin = tuple(nullspace([list(r) for r in R], D))
     if k == 0:
         return _Hull(0, lin, (), ())
     Z = [[x[c] for c in piv] for x in X]  # affinely isomorphic projection onto pivot coordinates
@@ -200,23 +151,23 @@ def _exact_hull(X: list[list[int]]) -> _Hull:
 def _orth(u0: list[Fraction], lin: tuple) -> tuple:
     """u0 minus its orthogonal projection on span(lin), as a primitive integer vector."""
     if not lin:
-        return _primitive(u0)
+        return primitive(u0)
     L = [[Fraction(x) for x in l] for l in lin]
     r = len(L)
     G = [[_dot(L[a], L[b]) for b in range(r)] + [_dot(L[a], u0)] for a in range(r)]
-    Rg, _ = _rref(G)
+    Rg, _ = rref(G)
     coef = [row[-1] for row in Rg]
     u = list(u0)
     for c, l in zip(coef, L):
         u = [a - c * b for a, b in zip(u, l)]
-    return _primitive(u)
+    return primitive(u)
 
 
 def _support(Z, pts: list[int], k: int):
     """Exact hyperplane through the points Z[pts] (k affinely independent points in R^k), oriented <= 0."""
     z0 = Z[pts[0]]
     rows = [[Fraction(a - b) for a, b in zip(Z[p], z0)] for p in pts[1:]]
-    ns = _nullspace(rows, k)
+    ns = nullspace(rows, k)
     if len(ns) != 1:
         return None
     w = ns[0]
@@ -552,8 +503,8 @@ class NormalFan:
 def _basis(rows: list) -> tuple:
     if not rows:
         return ()
-    R, _ = _rref([[Fraction(x) for x in r] for r in rows])
-    return tuple(_primitive(r) for r in R)
+    R, _ = rref([[Fraction(x) for x in r] for r in rows])
+    return tuple(primitive(r) for r in R)
 
 
 # --------------------------------------------------------------------------------------- entry points

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
+from ._hull import primitive
 from .semiring import TropicalSemiring
 
 __all__ = ["HypersurfaceCell", "TropicalHypersurface"]
@@ -94,24 +95,6 @@ def _cell(dim, vertices, rays, dual, weight) -> HypersurfaceCell:
 
 
 _new_object = object.__new__
-
-
-def _primitive(v) -> tuple:
-    """Primitive integer vector in the direction of a rational vector."""
-    if all(type(x) is int for x in v):
-        g = 0
-        for x in v:
-            g = math.gcd(g, x)
-        return tuple(x // g for x in v) if g else tuple(v)
-    fr = [Fraction(x) for x in v]
-    den = 1
-    for x in fr:
-        den = den * x.denominator // math.gcd(den, x.denominator)
-    iv = [int(x * den) for x in fr]
-    g = 0
-    for x in iv:
-        g = math.gcd(g, x)
-    return tuple(x // g for x in iv) if g else tuple(iv)
 
 
 def _exact(v):
@@ -179,7 +162,7 @@ class TropicalHypersurface:
             d = [0] * n
             for j, col in enumerate(piv):
                 d[col] = S.sense * g[j]
-            r = _primitive(d)
+            r = primitive(d)
             ridge_ray[ridge] = ray_index.setdefault(r, len(ray_index))
         rays = tuple(sorted(ray_index, key=lambda r: ray_index[r]))
         # renumber rays in sorted order for a canonical output
@@ -229,7 +212,7 @@ class TropicalHypersurface:
                         ea, eb = pts[0], pts[-1]
                     w = math.gcd(*[b - a for a, b in zip(ea, eb)])
                 cells.append(_cell(dim, tuple(face_cells[face]), get_rays(face, ()), face, w))  # tuple(): no copy
-        lin = tuple(_primitive(v) for v in form.lineality)
+        lin = tuple(primitive(v) for v in form.lineality)
         if p.is_exact:
             verts = tuple(xv)
         else:
@@ -384,7 +367,7 @@ class TropicalHypersurface:
                 out.append((start, None, self.rays[c.rays[0]], c.weight))
             else:
                 p, q = X[c.vertices[0]], X[c.vertices[1]]
-                out.append((p, q, _primitive([Fraction(b) - Fraction(a) for a, b in zip(p, q)]), c.weight))
+                out.append((p, q, primitive([Fraction(b) - Fraction(a) for a, b in zip(p, q)]), c.weight))
         return tuple(out)
 
     def regions(self, box=None):
@@ -453,4 +436,4 @@ def _lattice_primitive(phi, lat):
     (g, b), (_, c) = lat
     alpha = Fraction(phi[0]) / g
     beta = (Fraction(phi[1]) - alpha * b) / c
-    return _primitive((alpha, beta))
+    return primitive((alpha, beta))
