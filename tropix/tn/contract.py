@@ -155,6 +155,18 @@ class _Node:
     value: Any = None  # the node's tensor (kept only when backtracking)
 
 
+def _take_step(items: list, step) -> list:
+    """Remove the operands named by one contraction-path step from ``items`` and return them in order."""
+    ids = sorted(set(step), reverse=True)
+    for i in ids:
+        if i >= len(items):
+            raise ParseError(f"contraction path step {step} refers to operand {i}, but only {len(items)} remain")
+    group = [items[i] for i in sorted(ids)]
+    for i in ids:
+        items.pop(i)
+    return group
+
+
 def contract(
     subscripts: str,
     *operands: Any,
@@ -246,13 +258,7 @@ def contract(
     for step in path:
         if not step:
             continue
-        ids = sorted(set(step), reverse=True)
-        for i in ids:
-            if i >= len(items):
-                raise ParseError(f"contraction path step {step} refers to operand {i}, but only {len(items)} remain")
-        group = [items[i] for i in sorted(ids)]
-        for i in ids:
-            items.pop(i)
+        group = _take_step(items, step)
         for g in group:
             for ch in g[0]:
                 uses[ch] -= 1
@@ -901,13 +907,7 @@ def _build_plan(terms, out, sizes, path, keep: bool) -> _Plan:
     for step in path:
         if not step:
             continue
-        ids = sorted(set(step), reverse=True)
-        for i in ids:
-            if i >= len(items):
-                raise ParseError(f"contraction path step {step} refers to operand {i}, but only {len(items)} remain")
-        group = [items[i] for i in sorted(ids)]
-        for i in ids:
-            items.pop(i)
+        group = _take_step(items, step)
         gterms = [slots[g][0] for g in group]
         for t in gterms:
             for ch in t:
