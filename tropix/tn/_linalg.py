@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, namespace, to_numpy
-from ..errors import ToleranceError
+from ..errors import ShapeError, ToleranceError
 
 __all__ = [
     "as_float",
@@ -166,3 +166,28 @@ def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
     if max_rank < 1:
         raise ToleranceError(f"{name} must be at least 1, got {max_rank}")
     return int(max_rank)
+
+
+def check_core_chain(cores, what: str, layout: str) -> tuple:
+    """Validate the cores of a tensor train or TT-matrix and return them as a tuple.
+
+    Each core must have ``len(layout)`` axes (``layout`` names them, e.g. ``"r, n, r'"``), neighbouring
+    cores must agree on their shared rank (first axis of a core = last axis of the previous one), and
+    both boundary ranks must be 1.  Mixing array libraries raises BackendMismatchError.
+    """
+    cores = tuple(cores)
+    if not cores:
+        raise ShapeError(f"a {what} needs at least one core")
+    namespace(*cores)
+    ndim = len(layout.split(","))
+    for k, c in enumerate(cores):
+        if c.ndim != ndim:
+            raise ShapeError(f"{what} core {k} must be {ndim}-dimensional ({layout}), got shape {tuple(c.shape)}")
+        if k and int(c.shape[0]) != int(cores[k - 1].shape[-1]):
+            raise ShapeError(
+                f"{what} core {k - 1} has right rank {int(cores[k - 1].shape[-1])} "
+                f"but core {k} has left rank {int(c.shape[0])}"
+            )
+    if int(cores[0].shape[0]) != 1 or int(cores[-1].shape[-1]) != 1:
+        raise ShapeError(f"the first core of a {what} must have left rank 1 and the last core right rank 1")
+    return cores

@@ -39,7 +39,17 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import BoundViolationError, ShapeError
-from ._linalg import as_float, check_eps, check_max_rank, fro_norm, qr, svd, truncated_split, truncation_rank
+from ._linalg import (
+    as_float,
+    check_core_chain,
+    check_eps,
+    check_max_rank,
+    fro_norm,
+    qr,
+    svd,
+    truncated_split,
+    truncation_rank,
+)
 
 __all__ = ["TensorTrain", "tt_svd", "tt_round", "schmidt_spectrum", "entanglement_entropy"]
 
@@ -79,19 +89,7 @@ class TensorTrain:
     eps: float | None = None
 
     def __post_init__(self):
-        cores = tuple(self.cores)
-        if not cores:
-            raise ShapeError("a tensor train needs at least one core")
-        namespace(*cores)
-        for k, c in enumerate(cores):
-            if c.ndim != 3:
-                raise ShapeError(f"core {k} must be 3-dimensional (r, n, r'), got shape {tuple(c.shape)}")
-            if k and int(c.shape[0]) != int(cores[k - 1].shape[2]):
-                raise ShapeError(
-                    f"core {k - 1} has right rank {int(cores[k - 1].shape[2])} but core {k} has left rank {int(c.shape[0])}"
-                )
-        if int(cores[0].shape[0]) != 1 or int(cores[-1].shape[2]) != 1:
-            raise ShapeError("the first core must have left rank 1 and the last core right rank 1")
+        cores = check_core_chain(self.cores, "tensor train", "r, n, r'")
         object.__setattr__(self, "cores", cores)
 
     # -- basic properties ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import ShapeError
-from ._linalg import as_float, check_eps, check_max_rank, fro_norm, truncation_rank
+from ._linalg import as_float, check_core_chain, check_eps, check_max_rank, fro_norm, truncation_rank
 from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, tt_svd
 
 __all__ = ["TTMatrix", "factorize"]
@@ -84,17 +84,7 @@ class TTMatrix:
     eps: float | None = None
 
     def __post_init__(self):
-        cores = tuple(self.cores)
-        if not cores:
-            raise ShapeError("a TT-matrix needs at least one core")
-        namespace(*cores)
-        for k, c in enumerate(cores):
-            if c.ndim != 4:
-                raise ShapeError(f"TT-matrix core {k} must be 4-dimensional (r, m, n, r'), got {tuple(c.shape)}")
-            if k and int(c.shape[0]) != int(cores[k - 1].shape[3]):
-                raise ShapeError(f"ranks of TT-matrix cores {k - 1} and {k} do not match")
-        if int(cores[0].shape[0]) != 1 or int(cores[-1].shape[3]) != 1:
-            raise ShapeError("the boundary ranks of a TT-matrix must be 1")
+        cores = check_core_chain(self.cores, "TT-matrix", "r, m, n, r'")
         object.__setattr__(self, "cores", cores)
 
     @property
