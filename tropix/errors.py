@@ -30,6 +30,8 @@ __all__ = [
     "ParseError",
     "ToleranceError",
     "BoundViolationError",
+    "NoInverseError",
+    "FloatOverflowError",
     "ModelNotFoundError",
     "UnsupportedModelError",
 ]
@@ -89,6 +91,23 @@ class ToleranceError(TropixError, ValueError):
 
 class BoundViolationError(TropixError, AssertionError):
     """``check=True`` found an error larger than the certified bound (a bug: please report it)."""
+
+
+class NoInverseError(TropixError, ZeroDivisionError):
+    """The tropical zero was inverted (a negative ⊗-power of ``-inf`` in max-plus, ``+inf`` in min-plus).
+
+    Every other element of the tropical semifield has an inverse (``a^{⊗-1} = -a``); the zero has none,
+    exactly as ``1/0`` has no value.  Subclasses :class:`ZeroDivisionError`.
+    """
+
+
+class FloatOverflowError(TropixError, OverflowError):
+    """A result computed from finite floats left the float range (``|x| > 1.8e308`` for float64).
+
+    In max-plus an overflow would produce ``+inf``, which is not an element of the semiring (it is the
+    min-plus zero), so tropix raises instead of returning it; likewise ``-inf`` in min-plus.  Use exact
+    input (``int``/``Fraction``), which never overflows, or rescale the data.
+    """
 
 
 class ModelNotFoundError(TropixError, FileNotFoundError):

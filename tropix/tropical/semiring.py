@@ -41,8 +41,16 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar
-from ..errors import ConventionError, NaNError, ParseError, SemiringMismatchError, ShapeError, ToleranceError
+from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar, to_numpy
+from ..errors import (
+    ConventionError,
+    NaNError,
+    NoInverseError,
+    ParseError,
+    SemiringMismatchError,
+    ShapeError,
+    ToleranceError,
+)
 
 __all__ = [
     "Semiring",
@@ -341,10 +349,19 @@ class TropicalSemiring(Semiring):
     def power(self, a, k):
         """a^{⊗k} = k·a.  ``k`` may be any integer (the tropical semifield has inverses) or a rational.
 
+        Raises
+        ------
+        NoInverseError
+            If ``k < 0`` and ``a`` is (or holds) the tropical zero, which has no inverse.
+
         Examples
         --------
         >>> MaxPlus.power(3, 4), MaxPlus.power(float('-inf'), 0), MaxPlus.power(Fraction(1, 2), -2)
         (12, 0, -1)
+        >>> MaxPlus.power(float('-inf'), -1)
+        Traceback (most recent call last):
+        ...
+        tropix.errors.NoInverseError: the zero -inf of MaxPlus has no ⊗-inverse, so its power with the negative exponent -1 is undefined (as 1/0 is); only non-zero elements may be raised to negative powers
         """
         if isinstance(a, (list, tuple)):
             a = asarray(a)
@@ -356,15 +373,15 @@ class TropicalSemiring(Semiring):
                 return self.one
             if a == self.zero:
                 if k < 0:
-                    raise ZeroDivisionError(f"the tropical zero of {self.name} has no inverse")
+                    raise NoInverseError(_no_inverse_msg(self, k))
                 return self.zero
             r = k * a
             return to_exact_scalar(r) if not isinstance(r, float) else r
         xp = namespace(a)
         if k == 0:
             return self.ones(a.shape, a)
-        if k < 0 and bool(xp.any(self.is_zero(a))):
-            raise ZeroDivisionError(f"the tropical zero of {self.name} has no inverse")
+        if k < 0:
+            _check_invertible(self, a, k)
         return a * k
 
     @property
@@ -402,6 +419,27 @@ class TropicalSemiring(Semiring):
         """Index of the ⊕-winner (argmax for max-plus, argmin for min-plus)."""
         xp = namespace(x)
         return xp.argmax(x, axis=axis) if self.sense == 1 else xp.argmin(x, axis=axis)
+
+
+def _no_inverse_msg(S, k, where=""):
+    return (
+        f"the zero {S.zero} of {S.name}{where} has no ⊗-inverse, so its power with the negative exponent {k} "
+        "is undefined (as 1/0 is); only non-zero elements may be raised to negative powers"
+    )
+
+
+def _check_invertible(S, a, k):
+    """Raise :class:`~tropix.errors.NoInverseError` if the array ``a`` holds the zero of ``S`` (for ``k < 0``)."""
+    z = S.is_zero(a)
+    if isinstance(z, np.ndarray):
+        hit = np.argwhere(z)
+    else:
+        xp = namespace(z)
+        if not bool(xp.any(z)):
+            return
+        hit = np.argwhere(to_numpy(z))
+    if len(hit):
+        raise NoInverseError(_no_inverse_msg(S, k, f" (at index {tuple(int(i) for i in hit[0])})"))
 
 
 def _reduced_size(x, axis):
@@ -502,10 +540,24 @@ class LogSemiring(Semiring):
         return xp.sum(x, axis=axis)
 
     def power(self, a, k):
-        """a^{⊗k} = k·a (floats)."""
+        """a^{⊗k} = k·a (floats); the zero has no inverse (negative powers of it raise NoInverseError).
+
+        Examples
+        --------
+        >>> LogSemiring(1.0).power(1.5, -2)
+        -3.0
+        """
+        if isinstance(a, (list, tuple)):
+            a = asarray(a)
         if _is_scalar(a):
-            return self.one if k == 0 else float(k) * float(a)
+            if k == 0:
+                return self.one
+            if float(a) == self.zero and k < 0:
+                raise NoInverseError(_no_inverse_msg(self, k))
+            return float(k) * float(a)
         xp = namespace(a)
+        if k < 0:
+            _check_invertible(self, a, k)
         return _as_float(a, xp) * float(k)
 
     def matmul(self, A, B):
