@@ -217,7 +217,53 @@ class Semiring:
         elif is_array(x):
             check_real_dtype(x, name)
         check_no_nan(x, name)
+        if self.sense is not None:
+            self._check_convention(x, name)
         return x
+
+    def _check_convention(self, x: Any, name: str) -> None:
+        """Raise ConventionError if ``x`` holds the infinity of the opposite order (``-zero``)."""
+        bad = -self.zero
+        if _is_scalar(x):
+            if x == bad:
+                raise ConventionError(self._wrong_inf_msg(name))
+            return
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            if any(v == bad for v in x.ravel()):
+                raise ConventionError(self._wrong_inf_msg(name))
+            return
+        xp = namespace(x)
+        if xp.isdtype(x.dtype, "real floating") and bool(xp.any(x == bad)):
+            raise ConventionError(self._wrong_inf_msg(name))
+
+    _zero_word = "tropical zero"
+
+    def _wrong_inf_msg(self, name):
+        return (
+            f"{name} contains {-self.zero}, which is not an element of {self.name} "
+            f"(its {self._zero_word} is {self.zero}); max- and min-plus conventions may have been mixed up - "
+            f"use {self.dual.name} or replace the entry"
+        )
+
+    def _check_scalar(self, v, what, op):
+        """Scalar operand checks of the ordered semirings: NaN, non-real values, the opposite infinity."""
+        if _scalar_nan(v):
+            raise NaNError(f"NaN in the {what} of {self.name}.{op}: NaN is not an element of {self._nan_of}")
+        if isinstance(v, (complex, np.complexfloating)):
+            raise SemiringMismatchError(f"the {what} of {self.name}.{op}, {v!r}, is complex, not a real number")
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            raise SemiringMismatchError(
+                f"the {what} of {self.name}.{op}, {v!r}, is not a real number (semirings hold reals and ±inf)"
+            ) from None
+        if math.isinf(fv) and fv != self.zero:
+            raise ConventionError(
+                f"{v} is not an element of {self.name} (its {self._zero_word} is {self.zero}); "
+                f"did you mean {self.dual.name}?"
+            )
+
+    _nan_of = "any tropical semiring"
 
     def is_zero(self, x: Any):
         """Elementwise test ``x == zero``."""
@@ -299,23 +345,6 @@ class TropicalSemiring(Semiring):
             return a + b
         return a + b
 
-    def _check_scalar(self, v, what, op):
-        if _scalar_nan(v):
-            raise NaNError(f"NaN in the {what} of {self.name}.{op}: NaN is not an element of any tropical semiring")
-        if isinstance(v, (complex, np.complexfloating)):
-            raise SemiringMismatchError(f"the {what} of {self.name}.{op}, {v!r}, is complex, not a real number")
-        try:
-            fv = float(v)
-        except (TypeError, ValueError):
-            raise SemiringMismatchError(
-                f"the {what} of {self.name}.{op}, {v!r}, is not a real number (semirings hold reals and ±inf)"
-            ) from None
-        if math.isinf(fv) and fv != self.zero:
-            raise ConventionError(
-                f"{v} is not an element of {self.name} (its tropical zero is {self.zero}); "
-                f"did you mean {self.dual.name}?"
-            )
-
     def sum(self, x, axis=None):
         if isinstance(x, (list, tuple)):
             x = real_array(x)
@@ -388,29 +417,6 @@ class TropicalSemiring(Semiring):
     def dual(self):
         return MinPlus if self.sense == 1 else MaxPlus
 
-    def validate(self, x, name="input"):
-        x = super().validate(x, name)
-        bad = -self.zero
-        if _is_scalar(x):
-            if x == bad:
-                raise ConventionError(self._wrong_inf_msg(name))
-            return x
-        if isinstance(x, np.ndarray) and x.dtype == object:
-            if any(v == bad for v in x.ravel()):
-                raise ConventionError(self._wrong_inf_msg(name))
-            return x
-        xp = namespace(x)
-        if xp.isdtype(x.dtype, "real floating") and bool(xp.any(x == bad)):
-            raise ConventionError(self._wrong_inf_msg(name))
-        return x
-
-    def _wrong_inf_msg(self, name):
-        return (
-            f"{name} contains {-self.zero}, which is not an element of {self.name} "
-            f"(its tropical zero is {self.zero}); max- and min-plus conventions may have been mixed up - "
-            f"use {self.dual.name} or replace the entry"
-        )
-
     def better(self, a, b):
         """Elementwise ``a`` strictly better than ``b`` in this order (``a > b`` for max-plus)."""
         return a > b if self.sense == 1 else a < b
@@ -467,6 +473,8 @@ class LogSemiring(Semiring):
     """
 
     idempotent = False
+    _zero_word = "zero"
+    _nan_of = "any semiring"
 
     def __init__(self, T: float = 1.0):
         if isinstance(T, float) and math.isnan(T):
@@ -490,9 +498,8 @@ class LogSemiring(Semiring):
         xp, a, b = _prep_pair(a, b)
         T = self.T
         if xp is None:
-            for v, w in ((a, "first operand"), (b, "second operand")):
-                if _scalar_nan(v):
-                    raise NaNError(f"NaN in the {w} of {self.name}.add")
+            self._check_scalar(a, "first operand", "add")
+            self._check_scalar(b, "second operand", "add")
             a, b = float(a), float(b)
             if a == self.zero:
                 return b
@@ -506,6 +513,8 @@ class LogSemiring(Semiring):
     def mul(self, a, b):
         xp, a, b = _prep_pair(a, b)
         if xp is None:
+            self._check_scalar(a, "first operand", "mul")
+            self._check_scalar(b, "second operand", "mul")
             return float(a) + float(b)
         return _as_float(a, xp) + _as_float(b, xp)
 
@@ -550,6 +559,7 @@ class LogSemiring(Semiring):
         if isinstance(a, (list, tuple)):
             a = asarray(a)
         if _is_scalar(a):
+            self._check_scalar(a, "base", "power")
             if k == 0:
                 return self.one
             if float(a) == self.zero and k < 0:
@@ -569,10 +579,6 @@ class LogSemiring(Semiring):
     @property
     def dual(self):
         return LogSemiring(-self.T)
-
-    def validate(self, x, name="input"):
-        x = super().validate(x, name)
-        return self.limit.__class__.validate(self.limit, x, name)
 
     def __eq__(self, other):
         return isinstance(other, LogSemiring) and other.T == self.T
