@@ -14,16 +14,49 @@ exact weights, is bounded per query row ``i`` by
 rigorously by :meth:`tropix.tn.TTMatrix.rmatmat_rounding_bound` (``|q̂_i - x_i W_TT| <= e_{q,i}``, likewise
 ``e_k``, ``e_v`` as maxima over rows); it enters ``σ_i`` as ``|scale| (e_{q,i} max|k̂| + (|q̂_i| + e_{q,i}) e_k)``
 (with ``|q̃|, |k̃|`` above inflated by ``e_q, e_k``) and the value term as ``+ e_v``.  The attention of
-the compressed ``q̃, k̃, ṽ`` is evaluated by
-:func:`~tropix.attention.dense` (``eps = 0``) or by :func:`~tropix.attention.auto` with its own certified
-bound, which is added.  With ``attention_tt_eps`` the ``n_q x n_k`` attention matrix itself is compressed to
-a TT-matrix ``P̃`` with ``|P - P̃|_F <= δ_A`` and the output is ``P̃ ṽ``; each row then moves by at most
-``δ_A |Ṽ|_2`` more (this path forms ``P`` densely first: it shows compressibility, it does not save work).
+the compressed ``q̂, k̂, v̂`` is evaluated by
+:func:`~tropix.attention.dense` (``eps = 0``, plus its rounding bound) or by :func:`~tropix.attention.auto`
+with its own certified bound, which is added.
+
+TT attention matrix (``attention_tt_eps``).  The output is then ``fl(P̃ v̂)``: ``P̂`` is the ``n_q x n_k``
+attention matrix of ``q̂, k̂`` computed by :func:`~tropix.attention.dense` (values = identity), ``P̃`` the
+operator that the cores of ``TTMatrix.from_dense(P̂, eps=attention_tt_eps)`` represent exactly, and
+``fl(P̃ v̂)`` its core-by-core product with ``v̂`` (:meth:`~tropix.tn.TTMatrix.matmat`).  With ``P`` the
+exact softmax matrix of ``q̂, k̂`` and ``o`` the exact attention with the exact weights, row by row
+
+``fl(P̃ v̂) - o = [fl(P̃ v̂) - P̃ v̂] + [(P̃ - P̂) v̂] + [(P̂ - P) v̂] + [P v̂ - o]``,
+
+and each bracket is bounded separately:
+
+* contraction: ``|fl(P̃ v̂) - P̃ v̂| <= TTMatrix.matmat_rounding_bound(v̂)`` entrywise (rigorous);
+* truncation, measured row by row instead of through the TT-SVD certificate ``δ_A >= |P̂ - P̃|_F``
+  (``δ_A |v̂|_2`` bounds every row too, but loosely, and ``δ_A`` comes from the discarded singular values
+  only: it is 0 when nothing is discarded although the cores reproduce ``P̂`` only up to rounding):
+  with ``Â = fl(P̃ I)`` (``|Â - P̃| <= E_I`` by ``matmat_rounding_bound``) and ``D = fl(Â - P̂)``,
+  ``|((P̃ - P̂) v̂)_ic| <= |fl(D v̂)_ic| + ((γ_{n_k+1} |D| + E_I) |v̂|)_ic``, which covers the rounding of
+  ``Â``, of the subtraction and of ``D v̂``;
+* normalisation: ``P̂`` rows are computed with scores, ``exp``, a sum and a division, so
+  ``P̂_ij = P_ij e^{θ_ij}`` with ``|θ_ij|`` bounded as in :func:`~tropix.attention.bounds.rounding_bound`
+  (the products with the identity are exact), hence ``|(P̂ - P)_i v̂| <= |P̂_i - P_i|_1 max_j |v̂_j|``, at
+  most the dense rounding bound of ``q̂, k̂, v̂`` (with the bias);
+* projections: the induced term above.
+
+The two measured terms are evaluated with every float64 operation rounded against the bound (a factor
+``1/((1 - γ_K)(1 - u))`` for ``K`` rounding steps on nonnegative data), so the sum bounds
+``|output_i - o_i|_2`` itself.  This path forms ``P̂`` and ``P̃`` densely (it shows compressibility and
+certifies it; it does not save work) and skips :func:`~tropix.attention.auto`: ``eps`` is ignored.
+
+Assumptions of every rounding term: IEEE float64 arithmetic (float16/32/64 inputs are converted to
+float64 exactly, and so are float32 TT cores of any library: every product runs in float64), no overflow
+and no underflow (gradual underflow adds absolute errors of order ``2^-1074`` per operation, not covered),
+``exp`` within the error assumed by :func:`~tropix.attention.bounds.rounding_bound`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -91,9 +124,12 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     mask, bias, scale, causal
         As in :func:`tropix.attention.dense`.
     eps : float
-        Tolerance of the inner attention (0: dense; > 0: :func:`tropix.attention.auto`).
-    attention_tt_eps : float, optional
-        Also compress the attention matrix to a TT-matrix with this relative accuracy.
+        Tolerance of the inner attention (0: dense; > 0: :func:`tropix.attention.auto`); not used with
+        ``attention_tt_eps``.
+    attention_tt_eps : float in (0, 1), optional
+        Also compress the attention matrix to a TT-matrix with this relative Frobenius accuracy and return
+        its product with the values; the bound then covers the truncation of that matrix and the rounding
+        of forming, normalising and contracting it, row by row (module doc).
     check : bool
         Needs ``weights = (W_q, W_k, W_v)``: computes attention with the exact weights and raises
         BoundViolationError if an error exceeds its bound.
@@ -101,8 +137,18 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     Returns
     -------
     AttentionResult
-        ``bound`` bounds ``|output_i - attention_i(exact weights)|``; ``counters`` has ``tt_params`` and
-        ``dense_params`` (parameters of the three projections).
+        ``bound`` bounds ``|output_i - attention_i(exact weights)|_2`` (including rounding, module doc);
+        ``counters`` has ``tt_params`` and ``dense_params`` (parameters of the three projections) and, with
+        ``attention_tt_eps``, ``attention_tt_params`` (parameters of the TT attention matrix).
+
+    Raises
+    ------
+    ShapeError
+        If the hidden states are not matrices of the projections' input size.
+    ToleranceError
+        If ``attention_tt_eps`` is not in (0, 1), or ``check=True`` without ``weights``.
+    BoundViolationError
+        With ``check=True``, if a row's error exceeds its bound.
 
     Examples
     --------
@@ -113,12 +159,17 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     >>> r = tt_compressed(X, X, compress_projections(*W, eps=0.05), weights=W, check=True)
     >>> r.output.shape, bool(np.all(r.bound > 0))
     ((10, 16), True)
+    >>> r2 = tt_compressed(X, X, compress_projections(*W, eps=0.05), attention_tt_eps=0.3, weights=W, check=True)
+    >>> r2.counters["attention_tt_params"] < 10 * 10, bool(np.all(r2.bound < 0.25 * r2.vmax))
+    (True, True)
     """
     from .auto import auto
     from .dense import dense
 
     if not isinstance(projections, TTProjections):
         raise TypeError("tt_compressed: projections must come from compress_projections")
+    if attention_tt_eps is not None and not 0 < float(attention_tt_eps) < 1:
+        raise ToleranceError(f"attention_tt_eps must be in (0, 1), got {attention_tt_eps}")
     Xq = np.asarray(to_numpy(x_q), dtype=np.float64)
     Xk = np.asarray(to_numpy(x_kv), dtype=np.float64)
     if Xq.ndim != 2 or Xk.ndim != 2:
@@ -126,25 +177,21 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     D = projections.wq.shape[0]
     if Xq.shape[1] != D or Xk.shape[1] != D:
         raise ShapeError(f"tt_compressed: hidden size {Xq.shape[1]}/{Xk.shape[1]} but the projections take D = {D}")
-    q = np.asarray(to_numpy(projections.wq.rmatmat(Xq)))
-    k = np.asarray(to_numpy(projections.wk.rmatmat(Xk)))
-    v = np.asarray(to_numpy(projections.wv.rmatmat(Xk)))
+    Tq, Tk, Tv = (_float64_cores(t) for t in (projections.wq, projections.wk, projections.wv))
+    q = np.asarray(to_numpy(Tq.rmatmat(Xq)))
+    k = np.asarray(to_numpy(Tk.rmatmat(Xk)))
+    v = np.asarray(to_numpy(Tv.rmatmat(Xk)))
     dq, dk, dv = projections.errors
     sc = 1.0 / np.sqrt(q.shape[1]) if scale is None else float(scale)
-    if eps > 0:
-        inner = auto(q, k, v, eps=eps, mask=mask, bias=bias, scale=sc, causal=causal)
-    else:
-        out = dense(q, k, v, mask=mask, bias=bias, scale=sc, causal=causal)
-        inner = None
     xn_q = np.linalg.norm(Xq, axis=1)
     xn_k = np.linalg.norm(Xk, axis=1).max()
     kmax = np.linalg.norm(k, axis=1).max()
     vmax = np.linalg.norm(v, axis=1).max()
     qn = np.linalg.norm(q, axis=1)
     # rigorous rounding of the TT contractions (TTMatrix.rmatmat_rounding_bound): |q̂_i - x_i W_q,TT| <= e_q,i etc.
-    e_q = np.linalg.norm(projections.wq.rmatmat_rounding_bound(Xq), axis=1)
-    e_k = np.linalg.norm(projections.wk.rmatmat_rounding_bound(Xk), axis=1).max()
-    e_v = np.linalg.norm(projections.wv.rmatmat_rounding_bound(Xk), axis=1).max()
+    e_q = np.linalg.norm(Tq.rmatmat_rounding_bound(Xq), axis=1)
+    e_k = np.linalg.norm(Tk.rmatmat_rounding_bound(Xk), axis=1).max()
+    e_v = np.linalg.norm(Tv.rmatmat_rounding_bound(Xk), axis=1).max()
     # score error against exact weights: compression (with |q_TT| <= |q̂| + e_q, |k_TT| <= |k̂| + e_k)
     # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
     sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
@@ -152,23 +199,27 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     # |sum_j (p_ij - p̂_ij) v̂_j| <= min(expm1(2 sigma), 2) max|v̂|  (an l1 distance of distributions is <= 2),
     # |sum_j p_ij (v_j - v̂_j)| <= max_j |x_j| δ_v + e_v
     induced = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv + e_v
-    if inner is not None:
+    # dense evaluation on q̂, k̂, v̂ (also: |P̂_i - P_i|_1 max|v̂| for the attention matrix P̂ of the TT path)
+    rb = rounding_bound(qn, kmax, _max_abs_bias(bias), k.shape[0], q.shape[1], vmax, sc)
+    counters = {"tt_params": projections.n_params,
+                "dense_params": sum(int(np.prod(w.shape)) for w in (projections.wq, projections.wk, projections.wv))}
+    if attention_tt_eps is not None:
+        tt = _tt_attention_matrix(q, k, v, mask, bias, sc, causal, float(attention_tt_eps))
+        out_np = tt.output
+        bound = _up(induced + rb + tt.truncation + tt.contraction, 3)
+        support = np.full(q.shape[0], k.shape[0])
+        counters.update(score_evals=int(q.shape[0] * k.shape[0]), attention_tt_params=tt.matrix.n_params)
+    elif eps > 0:
+        inner = auto(q, k, v, eps=eps, mask=mask, bias=bias, scale=sc, causal=causal)
         out_np = np.asarray(to_numpy(inner.output))
         bound = induced + inner.bound
         support = inner.support
+        counters["score_evals"] = int(inner.counters["score_evals"])
     else:
-        out_np = np.asarray(out)
-        rb = rounding_bound(qn, kmax, 0.0 if bias is None else float(np.nanmax(np.where(
-            np.isfinite(np.asarray(to_numpy(bias), dtype=float)), np.abs(np.asarray(to_numpy(bias), dtype=float)), 0))),
-            k.shape[0], q.shape[1], vmax, sc)
+        out_np = np.asarray(dense(q, k, v, mask=mask, bias=bias, scale=sc, causal=causal))
         bound = induced + rb
         support = np.full(q.shape[0], k.shape[0])
-    if attention_tt_eps is not None:
-        out_np, dA = _tt_attention_matrix(q, k, v, mask, bias, sc, causal, attention_tt_eps)
-        bound = bound + dA * np.linalg.norm(v, 2) + rounding_bound(qn, kmax, 0.0, k.shape[0], q.shape[1], vmax, sc)
-    dense_params = sum(int(np.prod(w.shape)) for w in (projections.wq, projections.wk, projections.wv))
-    counters = {"tt_params": projections.n_params, "dense_params": dense_params,
-                "score_evals": int(q.shape[0] * k.shape[0]) if inner is None else int(inner.counters["score_evals"])}
+        counters["score_evals"] = int(q.shape[0] * k.shape[0])
     slack = np.zeros_like(bound)
     ref = None
     if check:
@@ -177,8 +228,9 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
         Wq, Wk, Wv = (np.asarray(to_numpy(w), dtype=np.float64) for w in weights)
         qe, ke, ve = Xq @ Wq, Xk @ Wk, Xk @ Wv
         ref = dense(qe, ke, ve, mask=mask, bias=bias, scale=sc, causal=causal)
-        slack = slack + rounding_bound(np.linalg.norm(qe, axis=1), np.linalg.norm(ke, axis=1).max(), 0.0,
-                                       k.shape[0], q.shape[1], np.linalg.norm(ve, axis=1).max(), sc)
+        slack = slack + rounding_bound(np.linalg.norm(qe, axis=1), np.linalg.norm(ke, axis=1).max(),
+                                       _max_abs_bias(bias), k.shape[0], q.shape[1], np.linalg.norm(ve, axis=1).max(),
+                                       sc)
     res = AttentionResult(from_numpy(out_np, x_q), bound, float(eps), np.array(vmax), support, "tt_compressed",
                           counters, (), slack)
     if ref is not None:
@@ -186,14 +238,90 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     return res
 
 
-def _tt_attention_matrix(q, k, v, mask, bias, sc, causal, tt_eps):
+def _float64_cores(T):
+    """The same operator with NumPy float64 cores (exact conversion): every product then runs in float64, and
+    its rounding bound uses the float64 unit roundoff (float32 cores would be bounded with float32's)."""
+    from ..tn import TTMatrix
+
+    if all(isinstance(c, np.ndarray) and c.dtype == np.float64 for c in T.cores):
+        return T
+    return TTMatrix(tuple(np.asarray(to_numpy(c), dtype=np.float64) for c in T.cores), T.error_bound, T.eps)
+
+
+def _max_abs_bias(bias) -> float:
+    """Largest finite ``|bias_ij|`` (0 without a bias): the bias term of the score rounding."""
+    if bias is None:
+        return 0.0
+    b = np.asarray(to_numpy(bias), dtype=np.float64)
+    b = np.where(np.isfinite(b), np.abs(b), 0.0)
+    return float(b.max()) if b.size else 0.0
+
+
+# -- rigorous float64 evaluation of the TT attention-matrix terms ---------------------------------------------
+_U = Fraction(1, 2**53)  # unit roundoff of float64
+
+
+@lru_cache(maxsize=None)
+def _gamma_up(K: int) -> float:
+    """A float ``>= γ_K = K u / (1 - K u)`` (float64 ``u``), ``inf`` when ``K u >= 1/2``."""
+    if K * _U >= Fraction(1, 2):
+        return float("inf")
+    return float(np.nextafter(float(K * _U / (1 - K * _U)), np.inf))
+
+
+@lru_cache(maxsize=None)
+def _inflation(K: int) -> float:
+    """A float ``c >= 1 / ((1 - γ_K)(1 - u))`` (exact, rounded up); ``inf`` when ``K u >= 1/2``."""
+    if K * _U >= Fraction(1, 2):
+        return float("inf")
+    g = K * _U / (1 - K * _U)
+    return float(np.nextafter(float(1 / ((1 - g) * (1 - _U))), np.inf))
+
+
+def _up(x, K: int) -> np.ndarray:
+    """Upper bound on a nonnegative ``y`` whose float64 value ``x`` was computed with ``x >= (1 - γ_K) y``.
+
+    ``fl(x c) >= x c (1 - u) = x / (1 - γ_K) >= y`` for ``c`` from :func:`_inflation` (no underflow).
+    """
+    return np.asarray(x, dtype=np.float64) * _inflation(K)
+
+
+def _row_norms_up(Y, K: int) -> np.ndarray:
+    """Upper bounds on the row norms ``|y_i|_2`` of a nonnegative ``y`` with computed ``Y >= (1 - γ_K) y``.
+
+    The computed ``sqrt(Σ_c Y_ic²)`` over ``m`` columns is ``>= (1 - γ_m)^{1/2} (1 - u) |Y_i| >=
+    (1 - γ_{K+m+1}) |y_i|`` (Higham Lemma 3.3), hence :func:`_up` with ``K + m + 1``.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    return _up(np.sqrt(np.einsum("ij,ij->i", Y, Y)), K + int(Y.shape[1]) + 1)
+
+
+@dataclass(frozen=True)
+class _TTAttention:
+    """``fl(P̃ v̂)`` with per-row bounds on its contraction rounding and on ``|(P̃ - P̂) v̂|_2`` (module doc)."""
+
+    output: np.ndarray
+    truncation: np.ndarray
+    contraction: np.ndarray
+    matrix: Any  # the TTMatrix P̃
+
+
+def _tt_attention_matrix(q, k, v, mask, bias, sc, causal, tt_eps) -> _TTAttention:
     from ..tn import TTMatrix
     from .dense import dense
 
-    n_k = k.shape[0]
-    P = dense(q, k, np.eye(n_k), mask=mask, bias=bias, scale=sc, causal=causal)  # the attention matrix
-    if not 0 < tt_eps < 1:
-        raise ToleranceError(f"attention_tt_eps must be in (0, 1), got {tt_eps}")
+    n_k = int(k.shape[0])
+    eye = np.eye(n_k)
+    P = np.asarray(dense(q, k, eye, mask=mask, bias=bias, scale=sc, causal=causal), dtype=np.float64)  # P̂
     T = TTMatrix.from_dense(P, eps=tt_eps)
-    out = np.asarray(to_numpy(T.matmat(v)))
-    return out, float(T.error_bound)
+    v = np.asarray(v, dtype=np.float64)
+    out = np.asarray(to_numpy(T.matmat(v)), dtype=np.float64)
+    # |fl(P̃ v̂) - P̃ v̂| <= E_v entrywise (a rigorous upper bound already: K = 0)
+    contraction = _row_norms_up(T.matmat_rounding_bound(v), 0)
+    # |(P̃ - P̂) v̂| <= |fl(D v̂)| + ((γ_{n_k+1} |D| + E_I) |v̂|) with D = fl(fl(P̃ I) - P̂), |fl(P̃ I) - P̃| <= E_I:
+    # γ_{n_k} covers fl(D v̂), u/(1-u) the subtraction; evaluated with K = n_k + 3 roundings on nonnegative data
+    D = np.asarray(to_numpy(T.matmat(eye)), dtype=np.float64) - P
+    H = _gamma_up(n_k + 1) * np.abs(D) + T.matmat_rounding_bound(eye)
+    Y = np.abs(D @ v) + H @ np.abs(v)
+    truncation = _row_norms_up(Y, n_k + 3)
+    return _TTAttention(out, truncation, contraction, T)
