@@ -20,9 +20,7 @@ from tropix.models import (
     from_transformers,
     load_model,
 )
-from tropix.models.headstats import effective_support, sparsity_temperature, top_gaps
 from tropix.models.slices import plane_slice, query_plane
-from tropix.models.winners import keys_that_can_win
 
 TEXTS = [
     "Tropical geometry replaces addition by maximum.",
@@ -202,44 +200,7 @@ def test_empty_and_bad_inputs(minilm):
         minilm.batch_from_ids([[]])
 
 
-# --------------------------------------------------------------------------- head statistics (brute force)
-finite = st.floats(-5, 5, allow_nan=False, allow_infinity=False, width=64)
-
-
-@given(arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 7)), elements=finite),
-       st.floats(0.01, 0.5))
-def test_sparsity_temperature_is_the_threshold(s, eps):
-    T = sparsity_temperature(s, eps)
-
-    def top1(T_):
-        z = s / T_
-        p = np.exp(z - z.max(1, keepdims=True))
-        return (p / p.sum(1, keepdims=True)).max(1)
-
-    g = top_gaps(s)
-    for i in range(s.shape[0]):
-        if g[i] == 0:
-            assert T[i] == 0
-            continue
-        if T[i] >= 1e4:
-            assert top1(np.array([1e4]))[i] >= 1 - eps - 1e-9
-            continue
-        assert top1(np.array([T[i] * (1 - 1e-6)]))[i] >= 1 - eps - 1e-9
-        assert top1(np.array([T[i] * (1 + 1e-3)]))[i] < 1 - eps
-
-
-@given(arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 8)), elements=st.floats(0, 1)),
-       st.floats(0, 0.9))
-def test_effective_support_brute_force(w, eps):
-    w = w + 1e-3
-    p = w / w.sum(1, keepdims=True)
-    k = effective_support(p, eps)
-    for i in range(p.shape[0]):
-        srt = np.sort(p[i])[::-1]
-        want = next(j + 1 for j in range(len(srt)) if srt[: j + 1].sum() >= (1 - eps) - 1e-12)
-        assert k[i] == want
-
-
+# --------------------------------------------------------------------------- exact plane slices
 @given(arrays(np.float64, st.tuples(st.integers(1, 9), st.just(3)), elements=st.integers(-3, 3).map(float)))
 def test_plane_slice_cells_are_argmax_regions(K):
     c, u, w = np.array([0.1, 0.0, 0.2]), np.array([1.0, 0.5, 0.0]), np.array([0.0, 1.0, -0.5])
@@ -256,44 +217,8 @@ def test_plane_slice_cells_are_argmax_regions(K):
         assert any(cell.key in best for cell in cells)
 
 
-@given(arrays(np.float64, st.tuples(st.integers(3, 12), st.just(2)), elements=st.integers(-4, 4).map(float)))
-def test_keys_that_can_win_are_hull_vertices(K):
-    from scipy.spatial import ConvexHull, QhullError
-
-    win = keys_that_can_win(K)
-    uniq, counts = np.unique(K, axis=0, return_counts=True)
-    try:
-        hull = ConvexHull(K)
-        verts = {tuple(K[i]) for i in hull.vertices}
-    except QhullError:  # collinear or coincident points: the extreme points of the segment
-        if len(uniq) == 1:
-            verts = set()
-        else:
-            d = uniq[-1] - uniq[0]
-            t = uniq @ d
-            verts = {tuple(uniq[np.argmin(t)]), tuple(uniq[np.argmax(t)])}
-    for i, k in enumerate(K):
-        repeated = counts[np.flatnonzero((uniq == k).all(1))[0]] > 1
-        assert win[i] == (tuple(k) in verts and not repeated), (K, i)
-
-
 def test_query_plane_contains_queries_in_2d():
     rng = np.random.default_rng(3)
     Q = rng.normal(size=(30, 2)) @ np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]) + 5.0
     c, u, w, xy = query_plane(Q)
     assert np.allclose(c + xy[:, :1] * u + xy[:, 1:] * w, Q)  # rank-2 queries lie in the plane exactly
-
-
-def test_winners_agree_with_argmax_lp(minilm):
-    """Two independent LP formulations (this package's and tropix.tropical.argmax_lp) on real keys."""
-    from tropix.tropical.argmax_lp import argmax_vertices
-
-    ex = extract(minilm, [TEXTS[1]])
-    K = ex.sequences[0].k[2, 5].astype(np.float64)
-    ours = keys_that_can_win(K)
-    theirs = np.zeros(len(K), bool)
-    theirs[argmax_vertices(K).vertices] = True
-    assert np.array_equal(ours, theirs)
-    # an interior point (the mean key) can never win; both agree
-    K2 = np.vstack([K, K.mean(0)])
-    assert not keys_that_can_win(K2)[-1] and len(K2) - 1 not in set(argmax_vertices(K2).vertices.tolist())

@@ -20,13 +20,23 @@ __all__ = [
 ]
 
 from .tt_compressed import TTProjections, compress_projections, tt_compressed
-from .analysis import attention_entanglement, key_geometry, plot_slice, score_slice, tropicality
+from .analysis import (
+    attention_entanglement,
+    key_geometry,
+    plot_slice,
+    score_slice,
+    score_tropicality,
+    sparsity_temperature,
+    tropicality,
+)
 
 __all__ += [
     "TTProjections",
     "compress_projections",
     "tt_compressed",
     "tropicality",
+    "score_tropicality",
+    "sparsity_temperature",
     "key_geometry",
     "score_slice",
     "plot_slice",

@@ -1,8 +1,11 @@
 """Analysis of a head's queries and keys: how tropical is it, and what does the argmax geometry look like.
 
-* :func:`tropicality`: per query, the largest attention weight, the entropy, the effective support at mass
-  ``1 - eps``, the score margin (best minus second best), and the temperature below which the row becomes
-  ``eps``-sparse (its largest weight reaches ``1 - eps``).
+* :func:`tropicality` (from ``q``, ``k``) and :func:`score_tropicality` (from a score matrix): per query, the
+  largest attention weight, the entropy, the effective support at mass ``1 - eps``, the score margin (best minus
+  second best), and the temperature below which the row becomes ``eps``-sparse (its largest weight reaches
+  ``1 - eps``).  Each statistic is one function with its edge cases stated (:func:`softmax_weights`,
+  :func:`effective_support`, :func:`score_margin`, :func:`sparsity_temperature`); the per-head statistics of
+  real models (:mod:`tropix.models.headstats`, ``tropix analyze``) are these functions.
 * :func:`key_geometry`: which keys can ever be the argmax (vertices of ``conv(K)``, or of the upper hull of the
   lifted points ``(k_j, b_j)`` with per-key biases), each with a certified witness query; the argmax cell of
   given queries; optionally the adjacency of cells (via :mod:`tropix.tropical.argmax_lp`).
@@ -17,19 +20,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
 
 import numpy as np
 
-from .._array import asarray, is_array, to_numpy
-from ..errors import ShapeError, ToleranceError
-from ..tropical.semiring import MaxPlus, get_semiring
+from .._array import asarray, check_no_nan, from_numpy, is_array, to_numpy
+from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from ..tropical.semiring import MaxPlus, get_semiring, require_tropical
 from ._inputs import check_eps, extra_numpy, prepare
 
 __all__ = [
     "HeadTropicality",
     "tropicality",
+    "score_tropicality",
+    "softmax_weights",
+    "effective_support",
+    "score_margin",
     "sparsity_temperature",
+    "extended_quantile",
     "KeyGeometry",
     "key_geometry",
     "score_slice",
@@ -48,13 +56,21 @@ def _frozen(a):
 class HeadTropicality:
     """Per-query statistics of one head (arrays of shape ``(n_q,)``) at temperature ``T``.
 
+    Every field follows the definition of the function named below, edge cases included; ``tropix analyze``
+    (:func:`tropix.models.headstats.head_stats`) pools exactly these numbers.
+
     Attributes
     ----------
-    max_weight, entropy, effective_support, margin, sparse_temperature : numpy.ndarray
-        Largest softmax weight; entropy in nats; the least number of keys holding mass ``>= 1 - eps``; best
-        minus second-best score (``inf`` with one visible key, 0 with a tie); the largest temperature factor
-        ``t`` such that ``softmax(s / t)`` has largest weight ``>= 1 - eps`` (0 when the best score is tied,
-        ``inf`` with one visible key).
+    max_weight : numpy.ndarray
+        Largest weight of :func:`softmax_weights` at ``T`` (1 with one visible key, 0 for a row without any).
+    entropy : numpy.ndarray
+        Entropy of those weights in nats (0 with one visible key or none).
+    effective_support : numpy.ndarray of int
+        :func:`effective_support` of those weights at mass ``1 - eps`` (0 for a row without visible keys).
+    margin : numpy.ndarray
+        :func:`score_margin` (``inf`` with one visible key, 0 with a tie, ``nan`` without visible keys).
+    sparse_temperature : numpy.ndarray
+        :func:`sparsity_temperature` at ``eps`` (independent of ``T``).
     eps, temperature : float
     """
 
@@ -71,16 +87,26 @@ class HeadTropicality:
             object.__setattr__(self, f, _frozen(getattr(self, f)))
 
     def summary(self) -> dict:
-        """Medians and quantiles, for a one-line report of a head."""
-        fm = self.margin[np.isfinite(self.margin)]
+        """Medians and quantiles over the queries that see at least one key, for a one-line report of a head.
+
+        ``inf`` (one visible key) counts as larger than every number (:func:`extended_quantile`); the margin
+        quantiles are over finite margins only (``inf`` if there are none).
+        """
+        seen = ~np.isnan(self.sparse_temperature)
+        if not seen.any():
+            nan = float("nan")
+            return {k: nan for k in ("median_max_weight", "median_entropy", "median_effective_support",
+                                     "median_margin", "median_sparse_temperature")} | {"margin_quantiles": (nan,) * 3}
+        mar = self.margin[seen].astype(np.float64)
+        fm = mar[np.isfinite(mar)]
         fm = fm if fm.size else np.array([np.inf])
         return {
-            "median_max_weight": float(np.median(self.max_weight)),
-            "median_entropy": float(np.median(self.entropy)),
-            "median_effective_support": float(np.median(self.effective_support)),
-            "median_margin": float(np.median(self.margin)),
-            "margin_quantiles": tuple(float(x) for x in np.quantile(fm, [0.1, 0.5, 0.9])),
-            "median_sparse_temperature": float(np.median(self.sparse_temperature)),
+            "median_max_weight": float(np.median(self.max_weight[seen])),
+            "median_entropy": float(np.median(self.entropy[seen])),
+            "median_effective_support": float(np.median(self.effective_support[seen])),
+            "median_margin": extended_quantile(mar, 0.5),
+            "margin_quantiles": tuple(extended_quantile(fm, x) for x in (0.1, 0.5, 0.9)),
+            "median_sparse_temperature": extended_quantile(self.sparse_temperature[seen], 0.5),
         }
 
 
@@ -98,49 +124,393 @@ def _score_rows(P, h=()):
         yield rows, S
 
 
-def sparsity_temperature(scores, eps: float) -> np.ndarray:
-    """Per row: the largest ``t`` with ``max softmax(scores / t) >= 1 - eps`` (monotone in ``t``; bisection).
+# ------------------------------------------------------------------------------------------- row statistics
+_TINY = 5e-324  # a positive exact gap that underflows in float64 stays positive
+_HUGE = float(np.finfo(np.float64).max)
+
+
+def _signed_rows(scores, semiring, fname):
+    """``sense * scores`` as a 2-D NumPy array (rows = all leading axes; float64, or object for exact input),
+    the leading shape, and the input (for :func:`from_numpy`).  Masked keys are ``-inf`` afterwards."""
+    S = require_tropical(semiring, fname)
+    x = scores if is_array(scores) else asarray(scores, name="scores")
+    x = S.validate(x, "scores")
+    a = to_numpy(x)
+    if a.ndim == 0:
+        raise ShapeError(f"{fname}: scores must have at least one axis (the keys), got a scalar")
+    if a.shape[-1] == 0:
+        raise EmptyInputError(f"{fname}: there are no keys (scores have shape {a.shape})")
+    if a.dtype != object:
+        a = np.asarray(a, dtype=np.float64)
+    lead = a.shape[:-1]
+    a = a.reshape(-1, a.shape[-1])
+    if S.sense == -1:
+        a = -a
+    return a, lead, scores
+
+
+def _exact_gaps(a):
+    """Gaps ``top - s_j`` of an exact (object) score matrix, decided exactly, returned as float64.
+
+    Returns ``(G, visible, n_top)``: masked entries of ``G`` are ``inf``; a positive gap is never rounded to 0.
+    """
+    n_rows, n = a.shape
+    G = np.full((n_rows, n), np.inf)
+    vis = np.zeros((n_rows, n), dtype=bool)
+    n_top = np.zeros(n_rows, dtype=np.int64)
+    for i, row in enumerate(a):
+        idx = [j for j, v in enumerate(row) if v != -math.inf]
+        if not idx:
+            continue
+        top = max(row[j] for j in idx)
+        for j in idx:
+            d = top - row[j]
+            try:
+                g = float(d)
+            except OverflowError:
+                g = _HUGE
+            G[i, j] = min(g, _HUGE) if d == 0 or g > 0 else _TINY
+            vis[i, j] = True
+            n_top[i] += d == 0
+    return G, vis, n_top
+
+
+def _gaps(a):
+    """``(G, visible, n_top)`` of a signed score matrix: gaps to the row's best visible score (``inf`` where masked,
+    finite where visible), the visibility mask and the number of keys tying for the best score (exact ties)."""
+    if a.dtype == object:
+        return _exact_gaps(a)
+    vis = a > -np.inf
+    top = np.max(np.where(vis, a, -np.inf), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        G = np.where(vis, np.minimum(top[:, None] - a, _HUGE), np.inf)
+    return G, vis, np.sum(vis & (G == 0), axis=1)
+
+
+def _float_rows(a):
+    return a if a.dtype != object else np.array([[float(v) for v in r] for r in a], dtype=np.float64).reshape(a.shape)
+
+
+def _weights(af, temperature):
+    """Row softmax of a signed float64 score matrix at ``temperature`` (masked keys and empty rows: 0)."""
+    vis = af > -np.inf
+    top = np.max(np.where(vis, af, -np.inf), axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        W = np.where(vis, np.exp((af - top[:, None]) / temperature), 0.0)
+    tot = W.sum(axis=1)
+    return W / np.where(tot > 0, tot, 1.0)[:, None]
+
+
+def _support(W, eps):
+    """Effective support of float64 weight rows (see :func:`effective_support`)."""
+    ps = -np.sort(-W, axis=1)
+    cs = np.cumsum(ps, axis=1)
+    tot = cs[:, -1:]
+    k = 1 + np.sum(cs < (1.0 - eps) * tot - _SUPPORT_RTOL * tot, axis=1)
+    return np.where(tot[:, 0] > 0, k, 0).astype(np.int64)
+
+
+_SUPPORT_RTOL = 1e-12
+
+
+def _margins(a, G, vis):
+    """Best minus second-best visible score per row of a signed score matrix (exact for object input), from
+    the gaps ``G`` and visibility ``vis`` of :func:`_gaps`."""
+    nvis = vis.sum(axis=1)
+    if a.dtype == object:
+        out = np.empty(a.shape[0], dtype=object)
+        for i, row in enumerate(a):
+            v = sorted((x for x in row if x != -math.inf), reverse=True)
+            out[i] = v[0] - v[1] if len(v) >= 2 else (math.inf if v else math.nan)
+        return out
+    second = np.sort(G, axis=1)[:, 1] if a.shape[1] >= 2 else np.full(a.shape[0], np.inf)
+    return np.where(nvis >= 2, second, np.where(nvis == 1, np.inf, np.nan))
+
+
+def _temperatures(G, vis, n_top, eps, max_iter=200):
+    """Sparsity temperatures from gaps (see :func:`sparsity_temperature`): Newton's method on
+    ``u = 1/T`` for ``log sum_{g_j > 0} exp(-g_j u) = log c``, started at ``u = 0``.  The left side is convex and
+    decreasing in ``u``, so the iterates increase monotonically to the root (no overshoot in exact arithmetic)."""
+    nvis = vis.sum(axis=1)
+    r = nvis - n_top  # visible keys strictly below the best
+    m = n_top.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = (eps - (m - 1.0) * (1.0 - eps)) / (1.0 - eps)  # p_max >= 1-eps  <=>  sum_{g>0} exp(-g/T) <= c
+    out = np.full(G.shape[0], np.nan)
+    has = nvis > 0
+    out[has & (c < 0)] = 0.0
+    out[has & (c >= r)] = np.inf  # (r = 0 with c >= 0 included: the weights never change)
+    out[has & (r > 0) & (c == 0)] = 0.0  # the sum is > 0 for every T > 0
+    solve = np.flatnonzero(has & (r > 0) & (c > 0) & (c < r))
+    if solve.size == 0:
+        return out
+    pos = vis[solve] & (G[solve] > 0)
+    Gs = np.where(pos, G[solve], 0.0)
+    gmin = np.min(np.where(pos, Gs, np.inf), axis=1)
+    D = np.where(pos, Gs - gmin[:, None], 0.0)
+    logc = np.log(c[solve])
+    u = np.zeros(solve.size)
+    active = np.arange(solve.size)
+    for _ in range(max_iter):
+        ua = u[active]
+        with np.errstate(under="ignore", over="ignore"):
+            e = np.where(pos[active], np.exp(-D[active] * ua[:, None]), 0.0)
+        se = e.sum(axis=1)  # >= 1 (the keys at gap gmin contribute exp(0))
+        phi = -gmin[active] * ua + np.log(se) - logc[active]
+        slope = (Gs[active] * e).sum(axis=1) / se  # -d(phi)/du: the weighted mean gap, > 0
+        step = np.where(phi > 0, phi / slope, 0.0)
+        un = ua + step
+        u[active] = un
+        keep = step > 4 * np.finfo(np.float64).eps * un
+        active = active[keep]
+        if active.size == 0:
+            break
+    out[solve] = 1.0 / u
+    return out
+
+
+def _row_stats(a, eps, temperature):
+    """(max_weight, entropy, effective_support, margin, sparse_temperature) of a signed 2-D score matrix."""
+    W = _weights(_float_rows(a), temperature)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(W > 0, W * np.log(W), 0.0).sum(axis=1)
+    G, vis, n_top = _gaps(a)
+    mar = _margins(a, G, vis)
+    if mar.dtype == object:
+        mar = np.array([float(v) for v in mar], dtype=np.float64)
+    return W.max(axis=1), ent, _support(W, eps), mar, _temperatures(G, vis, n_top, eps)
+
+
+def _check_open_eps(eps, fname):
+    e = check_eps(eps, fname)
+    if not 0 < e < 1:
+        raise ToleranceError(f"{fname}: eps must be in (0, 1), got {eps}")
+    return e
+
+
+def _check_temperature(temperature, fname):
+    try:
+        T = float(temperature)
+    except (TypeError, ValueError) as err:
+        raise ToleranceError(f"{fname}: temperature must be a number, got {temperature!r}") from err
+    if math.isnan(T):
+        raise NaNError(f"{fname}: temperature is NaN")
+    if not (T > 0 and math.isfinite(T)):
+        raise ToleranceError(f"{fname}: temperature must be finite and > 0, got {temperature}")
+    return T
+
+
+def _out(a, lead, like):
+    return from_numpy(np.asarray(a).reshape(lead), like)
+
+
+def softmax_weights(scores, temperature: float = 1.0, *, semiring=MaxPlus):
+    """Attention weights ``softmax(s / T)`` along the last axis, with the masking conventions of the attention layer.
+
+    In max-plus the weights are ``exp(s_j / T) / sum_i exp(s_i / T)``; in min-plus (scores are costs) they are
+    those of ``-s``.  A key whose score is the tropical zero (``-inf`` in max-plus, ``+inf`` in min-plus) is masked:
+    weight 0.  A row without a visible key has all weights 0 (its attention output is zero).  The weights are
+    float64 for any input (exact input included); other array libraries get their own array back.
 
     Examples
     --------
-    >>> t = sparsity_temperature(np.array([[0.0, -1.0]]), 0.01)
-    >>> p = 1 / (1 + np.exp(-1 / t[0])); bool(abs(p - 0.99) < 1e-9)
-    True
+    >>> softmax_weights([[0.0, 0.0, -np.inf], [-np.inf, -np.inf, -np.inf]]).tolist()
+    [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    >>> softmax_weights([[1, 3]], semiring="min").round(4).tolist()   # costs: the cheaper key wins
+    [[0.8808, 0.1192]]
     """
-    S = np.asarray(scores, dtype=np.float64)
-    out = np.empty(S.shape[0])
-    for i, row in enumerate(S):
-        row = row[np.isfinite(row)]
-        if row.size <= 1:
-            out[i] = np.inf
-            continue
-        gaps = np.sort(row.max() - row)[1:]  # nonnegative gaps to the best (the best itself removed)
-        if gaps[0] == 0:
-            out[i] = 0.0
-            continue
-        target = eps / (1 - eps)  # p_max >= 1-eps  <=>  sum_{j != best} exp(-gap_j / t) <= eps/(1-eps)
+    T = _check_temperature(temperature, "softmax_weights")
+    a, lead, like = _signed_rows(scores, semiring, "softmax_weights")
+    W = _weights(_float_rows(a), T)
+    return from_numpy(W.reshape(lead + (a.shape[1],)), like)
 
-        def excess(t):
-            return np.exp(-gaps / t).sum() - target
 
-        lo, hi = 0.0, gaps[0] / max(math.log(1 / target), 1e-300) * 2 + 1e-300
-        while excess(hi) <= 0:
-            hi *= 2
-        for _ in range(100):
-            mid = 0.5 * (lo + hi)
-            if mid == lo or mid == hi:
-                break
-            if excess(mid) <= 0:
-                lo = mid
-            else:
-                hi = mid
-        out[i] = lo
-    return out
+def effective_support(weights, eps: float):
+    """Per row: the fewest keys whose weights add up to at least ``1 - eps`` of the row's total weight.
+
+    With weights sorted decreasingly, ``w_(1) >= w_(2) >= ...`` and total ``W``, it is the least ``k`` with
+    ``w_(1) + ... + w_(k) >= (1 - eps) W``.  For float weights a partial sum within ``1e-12 W`` of the target
+    counts as reaching it (the weights carry rounding errors of that order; without the slack ``[0.99, 0.01]``
+    at ``eps = 0.01`` could give 2); exact (int/Fraction) weights are compared exactly.  Ties among the weights
+    do not matter (only the sorted values do).  A row of zeros (no visible key) has support 0; ``eps = 0`` gives
+    the number of positive weights (up to the slack).
+
+    Parameters
+    ----------
+    weights : array (..., n)
+        Nonnegative weights (e.g. :func:`softmax_weights`); need not be normalised.
+    eps : float in [0, 1)
+
+    Examples
+    --------
+    >>> effective_support([[0.7, 0.2, 0.1], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]], 0.15).tolist()
+    [2, 2, 0]
+    >>> from fractions import Fraction as F
+    >>> effective_support([[F(99, 100), F(1, 100)]], 0.01).tolist()
+    [1]
+    """
+    e = check_eps(eps, "effective_support")
+    if not e < 1:
+        raise ToleranceError(f"effective_support: eps must be in [0, 1), got {eps}")
+    x = weights if is_array(weights) else asarray(weights, name="weights")
+    check_no_nan(x, "weights")
+    a = to_numpy(x)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        raise ShapeError(f"effective_support: weights must have shape (..., n) with n >= 1, got {a.shape}")
+    lead = a.shape[:-1]
+    a = a.reshape(-1, a.shape[-1])
+    if a.dtype == object:
+        if any(v < 0 or v == math.inf for v in a.ravel()):
+            raise ConventionError("effective_support: weights must be finite and >= 0")
+        target = 1 - Fraction(e)
+        out = np.zeros(a.shape[0], dtype=np.int64)
+        for i, row in enumerate(a):
+            ps = sorted(row, reverse=True)
+            tot = sum(ps)
+            acc = 0
+            for k, p in enumerate(ps, start=1):
+                if tot == 0:
+                    break
+                acc += p
+                if acc >= target * tot:
+                    out[i] = k
+                    break
+        return _out(out, lead, weights)
+    a = np.asarray(a, dtype=np.float64)
+    if np.any(a < 0) or not np.all(np.isfinite(a)):
+        raise ConventionError("effective_support: weights must be finite and >= 0")
+    return _out(_support(a, e), lead, weights)
+
+
+def score_margin(scores, *, semiring=MaxPlus):
+    """Per row: the best visible score minus the second best (the gap the argmax wins by; 0 with a tie).
+
+    Best is the ⊕-best: the largest score in max-plus, the smallest in min-plus (where the margin is
+    ``s_(2) - s_(1)``); masked keys (the tropical zero) are not visible.  ``inf`` with exactly one visible key,
+    ``nan`` with none.  Exact input gives exact margins (an object array).
+
+    Examples
+    --------
+    >>> score_margin([[1.0, 3.0, 2.5], [0.0, -np.inf, -np.inf], [2.0, 2.0, 0.0]]).tolist()
+    [0.5, inf, 0.0]
+    >>> score_margin([[1, 3, 2]], semiring="min").tolist()
+    [1]
+    """
+    a, lead, like = _signed_rows(scores, semiring, "score_margin")
+    G, vis, _ = _gaps(a)
+    return _out(_margins(a, G, vis), lead, like)
+
+
+def sparsity_temperature(scores, eps: float, *, semiring=MaxPlus):
+    """Per row: the temperature below which the row is ``eps``-sparse (its top weight is at least ``1 - eps``).
+
+    Definition.  With :func:`softmax_weights` ``w(T) = softmax(s / T)`` over the visible keys,
+
+    ``T_eps = sup {T > 0 : max_j w_j(T) >= 1 - eps}``  (``sup`` of the empty set = 0).
+
+    The top weight is nonincreasing in ``T`` (``1 / (m + sum_{g_j > 0} exp(-g_j / T))`` with ``g_j`` the gaps to
+    the best score and ``m`` the number of keys tying for it), so every ``T < T_eps`` is ``eps``-sparse and no
+    ``T > T_eps`` is.  ``T_eps`` scales with the scores (``T_eps(a s) = a T_eps(s)``, ``a > 0``), and the model
+    runs at ``T = 1``: ``T_eps >= 1`` means the row is already ``eps``-sparse.  Edge cases:
+
+    * one visible key: ``inf`` (its weight is 1 at every temperature);
+    * no visible key (every score the tropical zero, e.g. ``-inf`` in max-plus): ``nan`` (no weights, no answer);
+    * an exact tie of ``m >= 2`` best scores: the top weight never exceeds ``1/m``, so ``T_eps = 0`` unless
+      ``1/m >= 1 - eps`` (large ``eps``); then the ordinary formula applies.  Ties are exact equality of the given
+      scores (decided exactly for exact input); a near tie with gap ``g`` gives a small ``T_eps`` proportional
+      to ``g``;
+    * ``T_eps = inf`` also when the top weight stays ``>= 1 - eps`` for all ``T`` (e.g. two keys and
+      ``eps >= 1/2``);
+    * two visible keys with gap ``g > 0`` and ``eps < 1/2``: ``T_eps = g / ln((1 - eps) / eps)``.
+
+    Masked keys (``-inf`` in max-plus, ``+inf`` in min-plus, where the weights are those of ``-s``) take no part;
+    the other infinity raises :class:`~tropix.errors.ConventionError`, NaN :class:`~tropix.errors.NaNError`.
+
+    Accuracy.  Float64 output for any input (``T_eps`` is transcendental in general); it solves
+    ``sum_{g_j > 0} exp(-g_j / T) = (1 - m (1 - eps)) / (1 - eps)`` by Newton's method on ``log`` of the left side
+    in ``1/T`` (monotone convergence), to a relative error of about ``1e-13`` (tested against bisection on
+    the definition).
+
+    Parameters
+    ----------
+    scores : array (..., n)
+        One row per query, one column per key; any array library (the result comes back in it) or nested lists.
+    eps : float in (0, 1)
+    semiring : MaxPlus (default) or MinPlus
+
+    Examples
+    --------
+    >>> t = sparsity_temperature([[0.0, -1.0]], 0.01)     # gap 1: T = 1 / ln 99
+    >>> bool(abs(t[0] - 1 / np.log(99)) < 1e-13)
+    True
+    >>> sparsity_temperature([[2.0, -np.inf], [1.0, 1.0], [-np.inf, -np.inf]], 0.01).tolist()
+    [inf, 0.0, nan]
+    """
+    e = _check_open_eps(eps, "sparsity_temperature")
+    a, lead, like = _signed_rows(scores, semiring, "sparsity_temperature")
+    G, vis, n_top = _gaps(a)
+    return _out(_temperatures(G, vis, n_top, e), lead, like)
+
+
+def extended_quantile(x, q: float) -> float:
+    """``numpy.quantile`` (linear interpolation) on the extended reals, defined as a limit and never NaN.
+
+    The value is the limit of ``numpy.quantile`` when ``±inf`` are replaced by ``±B`` and ``B -> inf``: a
+    quantile that interpolates towards ``inf`` is ``inf``, one that lands exactly on a finite value is that
+    value.  ``numpy.quantile([1, 2, inf], 0.5)`` itself is NaN (it computes ``2 + 0 * inf``); here it is 2.
+    NaN entries are an error (drop them first).
+
+    Examples
+    --------
+    >>> extended_quantile([1.0, 2.0, np.inf], 0.5), extended_quantile([1.0, 2.0, np.inf], 0.75)
+    (2.0, inf)
+    """
+    v = np.sort(np.asarray(x, dtype=np.float64).ravel())
+    if v.size == 0:
+        raise EmptyInputError("extended_quantile: no values")
+    check_no_nan(v, "x")
+    if np.all(np.isfinite(v)):
+        return float(np.quantile(v, q))
+    h = (v.size - 1) * float(q)
+    i = min(int(math.floor(h)), v.size - 1)
+    f = h - i
+    a = float(v[i])
+    if f == 0 or a == v[i + 1]:
+        return a
+    b = float(v[i + 1])
+    if math.isinf(a) and math.isinf(b):  # -B + f * 2B: its sign
+        return 0.0 if f == 0.5 else math.copysign(math.inf, f - 0.5)
+    if math.isinf(a) or math.isinf(b):
+        return a if math.isinf(a) else b
+    return a + f * (b - a)
+
+
+def score_tropicality(scores, *, eps: float = 0.01, temperature: float = 1.0, semiring=MaxPlus) -> HeadTropicality:
+    """:class:`HeadTropicality` of a score matrix (one row per query, masked keys = the tropical zero).
+
+    What :func:`tropicality` computes from ``q`` and ``k``, for scores already at hand (e.g. a real model's).
+
+    Examples
+    --------
+    >>> h = score_tropicality([[4.0, 1.0, -np.inf], [0.0, 0.0, 0.0]], eps=0.05)   # 1/(1+e^-3) > 0.95
+    >>> h.effective_support.tolist(), h.margin.tolist(), h.sparse_temperature.tolist()[1]
+    ([1, 3], [3.0, 0.0], 0.0)
+    """
+    e = _check_open_eps(eps, "score_tropicality")
+    T = _check_temperature(temperature, "score_tropicality")
+    a, lead, _ = _signed_rows(scores, semiring, "score_tropicality")
+    if len(lead) != 1:
+        raise ShapeError(f"score_tropicality: scores must be a matrix (n_q, n_k), got {lead + (a.shape[1],)}")
+    return HeadTropicality(*_row_stats(a, e, T), e, T)
 
 
 def tropicality(q, k, mask=None, bias=None, scale=None, causal=False, *, eps: float = 0.01,
                 temperature: float = 1.0) -> HeadTropicality:
     """How close a head (2-D ``q``, ``k``) is to its tropical limit; see :class:`HeadTropicality`.
+
+    The scores are ``scale * q.k + bias`` with the mask and causal conventions of :mod:`tropix.attention`
+    (masked keys are not visible); the statistics are those of :func:`score_tropicality` on them.
 
     Examples
     --------
@@ -153,32 +523,13 @@ def tropicality(q, k, mask=None, bias=None, scale=None, causal=False, *, eps: fl
     P = prepare(q, k, np.zeros((_n_keys(k), 1)), mask, bias, scale, causal, fname="tropicality")
     if P.batch_shape:
         raise ShapeError("tropicality takes one head: q of shape (n_q, d) and k of shape (n_k, d)")
-    eps = check_eps(eps, "tropicality")
-    if not 0 < eps < 1:
-        raise ToleranceError(f"tropicality: eps must be in (0, 1), got {eps}")
-    T = float(temperature)
-    if not T > 0:
-        raise ToleranceError(f"tropicality: temperature must be > 0, got {temperature}")
+    eps = _check_open_eps(eps, "tropicality")
+    T = _check_temperature(temperature, "tropicality")
     n = P.n_q
-    mw, ent, sup, mar, st = (np.zeros(n) for _ in range(5))
+    mw, ent, mar, st = (np.zeros(n) for _ in range(4))
     sup = np.zeros(n, dtype=np.int64)
     for rows, S in _score_rows(P):
-        fin = np.isfinite(S)
-        m = np.where(fin, S, -np.inf).max(axis=1)
-        ok = np.isfinite(m)
-        Z = S / T - np.where(ok, m / T, 0.0)[:, None]
-        W = np.where(fin, np.exp(Z), 0.0)
-        tot = W.sum(axis=1)
-        p = W / np.where(tot > 0, tot, 1.0)[:, None]
-        mw[rows] = p.max(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent[rows] = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-        ps = -np.sort(-p, axis=1)
-        cs = np.cumsum(ps, axis=1)
-        sup[rows] = np.minimum((cs < (1 - eps) * (1 - 1e-15)).sum(axis=1) + 1, fin.sum(axis=1))
-        top2 = -np.sort(-np.where(fin, S, -np.inf), axis=1)[:, :2]
-        mar[rows] = np.where(fin.sum(axis=1) >= 2, top2[:, 0] - top2[:, -1], np.inf)
-        st[rows] = sparsity_temperature(np.where(fin, S, -np.inf), eps)
+        mw[rows], ent[rows], sup[rows], mar[rows], st[rows] = _row_stats(S, eps, T)
     return HeadTropicality(mw, ent, sup, mar, st, eps, T)
 
 

@@ -1,16 +1,22 @@
 """How tropical is each attention head of a real model: margins, supports, sparsity temperatures, cells.
 
 All statistics are computed from the *true* scaled scores ``s = q·k/√d`` of the extracted Q and K (no
-projection), pooled over the queries of every text, per layer and head.  With the true scores the
-argmax cell of each query is exact by construction, so the meaningful questions are quantitative:
+projection), pooled over the queries of every text, per layer and head (queries that see no key, if any,
+are left out).  With the true scores the argmax cell of each query is exact by construction, so the
+meaningful questions are quantitative.  The per-query numbers are those of
+:func:`tropix.attention.analysis.score_tropicality` (one definition each, edge cases included, shared with
+the analysis API):
 
-* **margin** ``s_(1) − s_(2)`` of each query (gap between its best and second-best key);
-* **effective support** at mass ``1 − ε``: the fewest keys carrying that much probability;
-* **sparsity temperature** ``T_ε``: the largest temperature ``T`` at which softmax(s/T) puts at least
-  ``1 − ε`` on a single key; the model runs at ``T = 1``, so ``T_ε ≥ 1`` means the query is already
-  ε-tropical.  (Top-1 mass is decreasing in ``T``, so ``T_ε`` is found by bisection.)  A head's value is
-  the 10th percentile over its queries: below it, 90% of the queries are ε-tropical.  Tied maxima give
-  ``T_ε = 0``;
+* **margin** ``s_(1) − s_(2)`` of each query (:func:`~tropix.attention.analysis.score_margin`; ``inf`` for a
+  query that sees one key, 0 for an exact tie);
+* **effective support** at mass ``1 − ε`` (:func:`~tropix.attention.analysis.effective_support`): the fewest
+  keys carrying that much of the softmax weight at the model's temperature ``T = 1``;
+* **sparsity temperature** ``T_ε`` (:func:`~tropix.attention.analysis.sparsity_temperature`): the supremum of
+  the temperatures ``T`` at which softmax(s/T) puts at least ``1 − ε`` on a single key (``inf`` for a query
+  that sees one key; 0 for an exact tie of the best scores when ``ε < 1/2``).  The model runs at ``T = 1``,
+  so ``T_ε ≥ 1`` means the query is already ε-tropical.  A head's value is the 10th percentile over its
+  queries (:func:`~tropix.attention.analysis.extended_quantile`, ``inf`` above every number): below it, 90%
+  of the queries are ε-tropical;
 * **cells**: which key is each query's argmax (the query lies in that key's normal cone), how many
   distinct keys win, how often a special token ([CLS], [SEP], first token) wins;
 * **certified sparse support**: keeping the effective support S and renormalising drops mass δ,
@@ -21,11 +27,10 @@ argmax cell of each query is exact by construction, so the meaningful questions 
 Examples
 --------
 >>> import numpy as np
+>>> from tropix.attention.analysis import sparsity_temperature
 >>> s = np.array([[2.0, 0.0, -np.inf]])                  # one query, two allowed keys, gap 2
 >>> round(float(sparsity_temperature(s, 0.01)[0]), 4)    # T = 2 / ln 99
 0.4352
->>> effective_support(np.array([[0.7, 0.2, 0.1]]), 0.15).tolist()
-[2]
 """
 
 from __future__ import annotations
@@ -34,87 +39,24 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..attention.analysis import extended_quantile, score_tropicality, softmax_weights
 from ..errors import ToleranceError
 
-__all__ = ["HeadStats", "head_stats", "all_head_stats", "sparsity_temperature", "effective_support", "top_gaps"]
+__all__ = ["HeadStats", "head_stats", "all_head_stats"]
 
 _SPECIAL = {"[CLS]", "[SEP]", "<|endoftext|>", "<s>", "</s>"}
 
 
-def top_gaps(scores: np.ndarray) -> np.ndarray:
-    """``s_(1) − s_(2)`` per row (``inf`` when a row has a single allowed key; ``-inf`` = masked).
-
-    Examples
-    --------
-    >>> top_gaps(np.array([[1.0, 3.0, 2.5], [0.0, -np.inf, -np.inf]])).tolist()
-    [0.5, inf]
-    """
-    s = np.sort(scores, axis=-1)
-    if s.shape[-1] < 2:
-        return np.full(s.shape[:-1], np.inf)
-    with np.errstate(invalid="ignore"):
-        g = s[..., -1] - s[..., -2]
-    return np.where(np.isneginf(s[..., -2]), np.inf, g)
-
-
-def effective_support(probs: np.ndarray, eps: float) -> np.ndarray:
-    """Fewest keys whose probabilities add up to at least ``1 − eps``, per row.
-
-    Examples
-    --------
-    >>> effective_support(np.array([[0.5, 0.5], [1.0, 0.0]]), 0.01).tolist()
-    [2, 1]
-    """
-    if not 0 <= eps < 1:
-        raise ToleranceError(f"eps must be in [0, 1), got {eps}")
-    p = -np.sort(-probs, axis=-1)
-    c = np.cumsum(p, axis=-1)
-    # rounding: accept a cumulative sum within 1e-12 of the target
-    return 1 + np.sum(c < (1.0 - eps) * c[..., -1:] - 1e-12, axis=-1)
-
-
-def sparsity_temperature(scores: np.ndarray, eps: float, t_max: float = 1e4, iters: int = 34) -> np.ndarray:
-    """Largest ``T`` with top-1 mass of softmax(scores/T) ≥ 1 − eps, per row (``t_max`` if never violated).
-
-    Examples
-    --------
-    >>> sparsity_temperature(np.array([[1.0, 1.0]]), 0.1).tolist()   # a tie is never 0.9-sparse
-    [0.0]
-    """
-    if not 0 < eps < 1:
-        raise ToleranceError(f"eps must be in (0, 1), got {eps}")
-    s = np.asarray(scores, dtype=np.float64)
-    top = s.max(axis=-1, keepdims=True)
-    gaps = top - s  # >= 0, inf for masked keys
-    target = eps / (1.0 - eps)
-
-    def ok(T):  # sum over non-top keys of exp(-gap/T) <= target  (the top key itself contributes exp(0) = 1)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            e = np.exp(-gaps / T[..., None])
-        return e.sum(axis=-1) - 1.0 <= target
-
-    n_top = np.sum(gaps == 0, axis=-1)
-    # a temperature that is certainly small enough: (n-1)·exp(-g_min/T) <= target
-    pos = np.where(gaps > 0, gaps, np.inf)
-    g_min = pos.min(axis=-1)
-    n_other = np.maximum(np.sum(np.isfinite(gaps), axis=-1) - 1, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = g_min / np.maximum(np.log(n_other / target), 1e-300)
-    lo = np.where(np.isfinite(lo) & (lo > 0), np.minimum(lo, t_max), t_max)
-    hi = np.full(s.shape[:-1], float(t_max))
-    good_hi = ok(hi)
-    for _ in range(iters):
-        mid = np.exp(0.5 * (np.log(lo) + np.log(hi)))  # geometric mean without underflow
-        m = ok(mid)
-        lo = np.where(m, mid, lo)
-        hi = np.where(m, hi, mid)
-    out = np.where(good_hi, float(t_max), lo)
-    return np.where(n_top > 1, 0.0, out)
-
-
 @dataclass(frozen=True)
 class HeadStats:
-    """Pooled statistics of one head (see the module docstring for the definitions)."""
+    """Pooled statistics of one head (see the module docstring for the definitions).
+
+    ``mean_max_weight``, ``mean_entropy``, ``support_mean``: means over the queries of the per-query
+    values; ``support_fraction``: mean of effective support / number of keys the query sees;
+    ``margin_median``, ``margin_p10``: over the finite margins; ``tie_fraction``: share of queries whose best
+    score is tied exactly (margin 0); ``temperature_p10``, ``temperature_median``: quantiles of ``T_ε``;
+    ``tropical_at_T1``: share of queries with ``T_ε ≥ 1`` (ε-sparse at the model's temperature).
+    """
 
     layer: int
     head: int
@@ -169,17 +111,15 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
         s = seq.scores(layer, head, extraction.scale)
         rows = seq.allowed.any(axis=1)
         s = s[rows]
-        m = s.max(axis=-1, keepdims=True)
-        e = np.exp(s - m)
-        p = e / e.sum(-1, keepdims=True)
-        mw.append(p.max(-1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent.append(-np.sum(np.where(p > 0, p * np.log(p), 0.0), -1))
-        gaps.append(top_gaps(s))
-        k_eff = effective_support(p, eps)
+        h = score_tropicality(s, eps=eps)
+        p = softmax_weights(s)
+        mw.append(h.max_weight)
+        ent.append(h.entropy)
+        gaps.append(h.margin)
+        k_eff = h.effective_support
         sup.append(k_eff)
         supf.append(k_eff / seq.allowed[rows].sum(-1))
-        temps.append(sparsity_temperature(s, eps))
+        temps.append(h.sparse_temperature)
         win = np.argmax(s, -1)
         winners.append(len(np.unique(win)) / seq.n)
         toks = seq.tokens
@@ -210,8 +150,8 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
     return HeadStats(
         layer, head, int(t.size), float(cat(mw).mean()), float(cat(ent).mean()),
         float(np.median(fin)) if fin.size else float("inf"), float(np.quantile(fin, 0.1)) if fin.size else float("inf"),
-        float(np.mean(g <= 1e-6)), float(cat(sup).mean()), float(cat(supf).mean()),
-        float(np.quantile(t, 0.1)), float(np.median(t)), float(np.mean(t >= 1.0)),
+        float(np.mean(g == 0)), float(cat(sup).mean()), float(cat(supf).mean()),
+        extended_quantile(t, 0.1), extended_quantile(t, 0.5), float(np.mean(t >= 1.0)),
         float(np.mean(winners)), float(cat(special).mean()), float(np.mean(cell)),
         float(max(drop)), float(max(bnd)), float(max(err)),
         float(cat(pca).mean()) if pca else 1.0,

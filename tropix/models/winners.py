@@ -1,12 +1,13 @@
-"""Which keys can ever be the argmax of a head, for any query: the vertices of conv(K), by LP.
+"""Which keys of a head can ever be the strict argmax, for some query: vertices of conv(K), as a mask.
 
-Key ``k_j`` is the strict argmax of ``q·k`` for some query ``q`` exactly when it is a vertex of the
-convex hull of the keys (its normal cone has an interior).  In head dimension 32 the hull is far too
-large to enumerate, so each key gets one linear programme (HiGHS via SciPy):
-maximise ``t`` subject to ``q·(k_i − k_j) + t ≤ 0`` for all ``i ≠ j``, ``q ∈ [−1, 1]^d``, ``t ≤ 1``;
-the key can win iff ``t* > 0`` (up to a tolerance relative to the key scale), and the optimal ``q``
-is a witness query.  The witnesses ``q = k_j`` and ``q = k_j − mean(K)`` are tried first; keys that already win strictly for a real query are vertices without an LP.
-A repeated key never wins strictly (it ties with its twin), so it is not counted.
+A thin layer over :func:`tropix.tropical.argmax_lp.argmax_vertices` (filter + HiGHS LPs with certified
+witness queries), the one implementation of this question in tropix.  Key ``k_j`` is the *strict*
+argmax of ``q·k`` (of ``b_j + q·k_j`` with biases) for some ``q`` exactly when it is a vertex of the
+convex hull of the (lifted) keys and no other key equals it: a repeated key ties with its copy at every
+query, so it never wins alone and is not counted (``argmax_vertices`` reports copies like their first
+occurrence instead).  Keys on a face of the hull (``"boundary"``: they tie at best) and the never-seen
+``"undecided"`` keys (positive LP margin whose witness failed certification) are not counted either, so
+the mask is a certified under-approximation that is exact whenever no key is undecided.
 
 Examples
 --------
@@ -19,52 +20,43 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog
 
-from ..errors import EmptyInputError
+from ..tropical.argmax_lp import argmax_vertices
+from ..tropical.semiring import MaxPlus
 
-__all__ = ["keys_that_can_win"]
+__all__ = ["keys_that_can_win", "can_win_fraction"]
 
 
-def keys_that_can_win(keys, queries=None, rtol: float = 1e-9) -> np.ndarray:
-    """Boolean mask: can key ``j`` be the strict argmax of ``q·k`` for some ``q``?
+def keys_that_can_win(keys, biases=None, *, semiring=MaxPlus, tol: float = 1e-7, n_jobs: int = 1) -> np.ndarray:
+    """Boolean mask: is key ``j`` the strict ⊕-argmax of ``b_j + q·k_j`` for some query ``q``?
 
     Parameters
     ----------
     keys : array (n, d)
-    queries : array (m, d), optional
-        Real queries; keys they select strictly are accepted without solving an LP.
-    rtol : float
-        ``t*`` must exceed ``rtol`` times the largest key coordinate.
+    biases : array (n,), optional
+    semiring : MaxPlus (default) or MinPlus
+    tol, n_jobs
+        Passed to :func:`~tropix.tropical.argmax_lp.argmax_vertices` (LP margin tolerance, LP threads).
+
+    Examples
+    --------
+    >>> keys_that_can_win([[0], [1], [2]]).tolist()          # the middle key only ties on the segment
+    [True, False, True]
+    >>> keys_that_can_win([[0], [1], [2]], biases=[0, 2, 0]).tolist()
+    [True, True, True]
     """
-    K = np.asarray(keys, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] == 0:
-        raise EmptyInputError(f"keys must be a non-empty (n, d) array, got shape {K.shape}")
-    n, d = K.shape
-    if n == 1:
-        return np.array([True])
-    scale = float(np.abs(K).max()) or 1.0
-    Kn = K / scale
-    out = np.zeros(n, dtype=bool)
-    if queries is not None:
-        s = np.asarray(queries, dtype=np.float64) @ Kn.T
-        top = np.sort(s, axis=1)
-        strict = top[:, -1] > top[:, -2] + 1e-9 * np.abs(top[:, -1]).clip(1)
-        out[np.argmax(s, axis=1)[strict]] = True
-    # cheap witnesses first: q = k_j and q = k_j - centroid certify most vertices without an LP
-    for Qc in (Kn, Kn - Kn.mean(0)):
-        s = Qc @ Kn.T
-        diag = np.diag(s).copy()
-        np.fill_diagonal(s, -np.inf)
-        out |= diag > s.max(axis=1) + 1e-12
-    bounds = [(-1.0, 1.0)] * d + [(None, 1.0)]
-    c = np.zeros(d + 1)
-    c[-1] = -1.0
-    for j in np.flatnonzero(~out):
-        others = np.delete(Kn, j, axis=0)
-        if np.any(np.all(others == Kn[j], axis=1)):
-            continue  # a repeated key ties with its twin for every query
-        A = np.hstack([others - Kn[j], np.ones((n - 1, 1))])
-        res = linprog(c, A_ub=A, b_ub=np.zeros(n - 1), bounds=bounds, method="highs")
-        out[j] = bool(res.status == 0 and -res.fun > rtol)
-    return out
+    R = argmax_vertices(keys, biases, semiring=semiring, tol=tol, n_jobs=n_jobs)
+    first = np.asarray(R.duplicate_of)
+    copies = np.bincount(first, minlength=first.size)[first] > 1
+    return np.asarray(R.is_vertex, dtype=bool) & ~copies
+
+
+def can_win_fraction(keys, biases=None, *, semiring=MaxPlus) -> float:
+    """Fraction of the keys that can be the strict argmax for some query (:func:`keys_that_can_win`).
+
+    Examples
+    --------
+    >>> can_win_fraction([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]])
+    0.8
+    """
+    return float(np.mean(keys_that_can_win(keys, biases, semiring=semiring)))

@@ -2,8 +2,9 @@
 
 For every layer and head, on the given texts: tropicality (mean top weight, entropy), score margins,
 effective support at mass ``1 − ε``, the temperature at which the head becomes ε-tropical, cell
-occupancy (distinct argmax keys, attention-sink share), the keys that can ever win (certified LPs of
-:mod:`tropix.tropical.argmax_lp` over the keys of the longest text), certified region-sparse support with its bound next to the true error against
+occupancy (distinct argmax keys, attention-sink share), the keys that can ever win
+(:func:`tropix.models.winners.can_win_fraction`: certified LPs of :mod:`tropix.tropical.argmax_lp` over the
+keys of the longest text), certified region-sparse support with its bound next to the true error against
 dense attention, and an exact 2-D slice of the head's tropical hypersurface through its real queries.
 
 Examples
@@ -27,7 +28,7 @@ from ..errors import EmptyInputError, ToleranceError
 from ..models.extraction import extract
 from ..models.headstats import head_stats
 from ..models.slices import plane_slice, query_plane
-from ..tropical.argmax_lp import argmax_vertices
+from ..models.winners import can_win_fraction
 from .document import Report, Section, write_json
 from .plots import heatmap, layer_profile, slice_grid
 
@@ -66,12 +67,6 @@ def _certified_sparse(seq, layer, head, scale, eps, causal):
         "rs_bound_max": float(np.max(res.bound) / vmax),
         "rs_error_max": float(err.max()),
     }
-
-
-def _can_win_fraction(keys, queries) -> float:
-    """Fraction of keys that are the strict argmax for some query (certified LPs of
-    :func:`tropix.tropical.argmax_lp.argmax_vertices`)."""
-    return len(argmax_vertices(np.asarray(keys, dtype=np.float64)).vertices) / len(keys)
 
 
 def layer_table(rows) -> list[dict]:
@@ -133,7 +128,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
     for i, (layer, head) in enumerate(all_heads):
         row = head_stats(ex, layer, head, eps).as_dict()
         q1 = first.q[layer, head][first.allowed.any(1)]
-        row["can_win_fraction"] = _can_win_fraction(first.k[layer, head], q1)
+        row["can_win_fraction"] = can_win_fraction(np.asarray(first.k[layer, head], dtype=np.float64))
         rs = _certified_sparse(first, layer, head, ex.scale, eps, causal)
         if rs:
             row.update(rs)
@@ -188,7 +183,9 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
         f"attention probabilities to {ex.max_check_error:.2g} (limit 1e-5).\n\n"
         "Scores are the true scaled scores q.k/sqrt(d); the argmax cell of every query is therefore exact. "
         "T_eps is the largest temperature at which a query puts at least 1-eps of its mass on one key (the model "
-        "runs at T = 1); the head value is the 10th percentile over queries. 'can win' is the fraction of keys of "
+        "runs at T = 1; inf for a query that sees a single key, 0 for an exact tie of its best scores); the head "
+        "value is the 10th percentile over queries. The definitions are those of tropix.attention.analysis "
+        "(score_tropicality). 'can win' is the fraction of keys of "
         "the longest text that are the strict argmax for some query (LP). The region-sparse columns compare the "
         "certified bound with the true error against dense attention, both relative to max |v|.")))
     report.add(Section("Layer by layer (medians over heads)", table=tab))

@@ -1,0 +1,176 @@
+"""Head statistics of real models are the analysis API's numbers; keys that can win against brute force."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.optimize import linprog
+
+from tropix.attention import tropicality
+from tropix.attention.analysis import extended_quantile
+from tropix.models import extract, head_stats, load_model
+from tropix.models.winners import can_win_fraction, keys_that_can_win
+from tropix.report.analyze import analyze
+
+TEXTS = [
+    "Tropical geometry replaces addition by maximum.",
+    "The quick brown fox jumps over the lazy dog, twice, while the tropical sun sets over the river.",
+]
+TROPICAL_FIELDS = ("mean_max_weight", "mean_entropy", "margin_median", "margin_p10", "tie_fraction", "support_mean",
+                   "support_fraction", "temperature_p10", "temperature_median", "tropical_at_T1")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory, minilm):
+    """A small random GPT-2 (causal: the first query of every text sees a single key)."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    from tropix.models import default_model_path
+
+    d = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(1)
+    GPT2Model(GPT2Config(n_embd=32, n_head=4, n_layer=2, vocab_size=30522, n_positions=64)).save_pretrained(
+        d, safe_serialization=True)
+    shutil.copy(default_model_path() / "tokenizer.json", d / "tokenizer.json")
+    return load_model(d)
+
+
+def pooled_from_analysis_api(ex, layer, head, eps):
+    """The tropicality numbers of one head recomputed from q, k and the mask by tropix.attention.tropicality."""
+    hs = []
+    for seq in ex.sequences:
+        rows = seq.allowed.any(axis=1)
+        hs.append(tropicality(seq.q[layer, head][rows], seq.k[layer, head], mask=seq.allowed[rows],
+                              scale=ex.scale, eps=eps))
+    cat = lambda f: np.concatenate([getattr(h, f) for h in hs])  # noqa: E731
+    n_keys = np.concatenate([seq.allowed[seq.allowed.any(axis=1)].sum(axis=1) for seq in ex.sequences])
+    mar, T, sup = cat("margin"), cat("sparse_temperature"), cat("effective_support")
+    fin = mar[np.isfinite(mar)]
+    return {
+        "mean_max_weight": cat("max_weight").mean(), "mean_entropy": cat("entropy").mean(),
+        "margin_median": np.median(fin), "margin_p10": np.quantile(fin, 0.1), "tie_fraction": np.mean(mar == 0),
+        "support_mean": sup.mean(), "support_fraction": np.mean(sup / n_keys),
+        "temperature_p10": extended_quantile(T, 0.1), "temperature_median": extended_quantile(T, 0.5),
+        "tropical_at_T1": np.mean(T >= 1), "n_queries": T.size, "_T": T,
+    }
+
+
+def assert_same_numbers(row, want):
+    for f in TROPICAL_FIELDS:
+        assert row[f] == pytest.approx(want[f], rel=1e-9, abs=1e-12), f
+    assert row["n_queries"] == want["n_queries"]
+
+
+@pytest.mark.parametrize("eps", [0.01, 0.2])
+def test_head_stats_are_the_analysis_api_numbers_bert(minilm, eps):
+    ex = extract(minilm, TEXTS)
+    for layer, head in [(0, 2), (1, 5), (5, 11)]:
+        st_ = head_stats(ex, layer, head, eps)
+        assert_same_numbers(st_.as_dict(), pooled_from_analysis_api(ex, layer, head, eps))
+
+
+def test_report_rows_are_the_analysis_api_numbers_causal(tiny_gpt2, tmp_path):
+    heads = [(0, 1), (1, 3)]
+    res = analyze(tiny_gpt2, TEXTS, tmp_path, eps=0.05, heads=heads, plots=False)
+    data = json.loads((tmp_path / "report.json").read_text())
+    ex = extract(tiny_gpt2, TEXTS)
+    for (layer, head), row, jrow in zip(heads, res.stats, data["heads"]):
+        want = pooled_from_analysis_api(ex, layer, head, 0.05)
+        assert np.isinf(want["_T"]).sum() >= len(TEXTS)  # the first query of each text sees one key: T = inf
+        assert_same_numbers(row, want)
+        for f in TROPICAL_FIELDS:  # the JSON file carries the same numbers
+            assert jrow[f] == pytest.approx(row[f], rel=1e-15) if math.isfinite(row[f]) else jrow[f] == "inf"
+        first = max(ex.sequences, key=lambda s: s.n)
+        assert row["can_win_fraction"] == np.mean(naive_can_win(first.k[layer, head].astype(np.float64)))
+
+
+# --------------------------------------------------------------------------- keys that can win
+def naive_can_win(K):
+    """Independent reference: one full LP per key (no filter, no whitening), q in a box, t <= 1:
+    maximise t with q.(k_i - k_j) + t <= 0 for every other key i; k_j can win strictly iff t* > 0."""
+    n, d = K.shape
+    Kn = K / (np.abs(K).max() or 1.0)
+    out = np.zeros(n, dtype=bool)
+    for j in range(n):
+        others = np.delete(Kn, j, axis=0)
+        if others.shape[0] == 0:
+            out[j] = True
+            continue
+        if np.any(np.all(others == Kn[j], axis=1)):
+            continue  # ties with its copy at every query
+        A = np.hstack([others - Kn[j], np.ones((n - 1, 1))])
+        c = np.zeros(d + 1)
+        c[-1] = -1.0
+        res = linprog(c, A_ub=A, b_ub=np.zeros(n - 1), bounds=[(-1.0, 1.0)] * d + [(None, 1.0)], method="highs")
+        out[j] = bool(res.status == 0 and -res.fun > 1e-9)
+    return out
+
+
+@given(arrays(np.float64, st.tuples(st.integers(3, 12), st.just(2)), elements=st.integers(-4, 4).map(float)))
+def test_keys_that_can_win_are_hull_vertices(K):
+    from scipy.spatial import ConvexHull, QhullError
+
+    win = keys_that_can_win(K)
+    uniq, counts = np.unique(K, axis=0, return_counts=True)
+    try:
+        verts = {tuple(K[i]) for i in ConvexHull(K).vertices}
+    except QhullError:  # collinear or coincident points: the extreme points of the segment
+        if len(uniq) == 1:
+            verts = set()
+        else:
+            t = uniq @ (uniq[-1] - uniq[0])
+            verts = {tuple(uniq[np.argmin(t)]), tuple(uniq[np.argmax(t)])}
+    for i, k in enumerate(K):
+        repeated = counts[np.flatnonzero((uniq == k).all(1))[0]] > 1
+        assert win[i] == (tuple(k) in verts and not repeated), (K, i)
+
+
+def can_win_1d(k, b, sense=1):
+    """Exact brute force in one dimension: is {q : s(b_j + q k_j) > s(b_i + q k_i) for all i != j} nonempty?"""
+    out = []
+    for j in range(len(k)):
+        lo, hi, ok = -math.inf, math.inf, True
+        for i in range(len(k)):
+            if i == j:
+                continue
+            a, c = sense * (k[j] - k[i]), sense * (b[i] - b[j])  # need a q > c
+            if a > 0:
+                lo = max(lo, Fraction(c, 1) / a)
+            elif a < 0:
+                hi = min(hi, Fraction(c, 1) / a)
+            elif not c < 0:
+                ok = False
+        out.append(ok and lo < hi)
+    return out
+
+
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=1, max_size=7), st.sampled_from([1, -1]))
+def test_keys_that_can_win_with_biases_exact_1d(kb, sense):
+    k, b = [x for x, _ in kb], [y for _, y in kb]
+    got = keys_that_can_win([[x] for x in k], b, semiring="max" if sense == 1 else "min").tolist()
+    assert got == can_win_1d(k, b, sense)
+
+
+def test_keys_that_can_win_on_real_keys_against_naive_lps(minilm):
+    ex = extract(minilm, [TEXTS[1]])
+    for layer, head in [(2, 5), (0, 2)]:
+        K = ex.sequences[0].k[layer, head].astype(np.float64)
+        K = np.vstack([K, K.mean(0), K[3]])  # an interior point and a repeated key: neither can win
+        got = keys_that_can_win(K)
+        assert np.array_equal(got, naive_can_win(K))
+        assert not got[-1] and not got[-2] and not got[3]
+        assert can_win_fraction(K) == got.mean()
