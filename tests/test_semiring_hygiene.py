@@ -4,12 +4,17 @@ integer dtypes that would wrap around, float overflow to the illegal infinity.""
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
+import array_api_strict
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import to_np
-from tropix import LogSemiring, MaxPlus, MinPlus
+from tropix import LogSemiring, MaxPlus, MinPlus, Real
 from tropix.errors import ConventionError, NaNError, NoInverseError, SemiringMismatchError, TropixError
 
 INF = float("inf")
@@ -68,3 +73,80 @@ def test_log_semiring_validate_names_itself(S, backend):
         with pytest.raises(ConventionError, match=rf"{re.escape(S.name)} \(its zero is {S.zero}\).*{re.escape(S.dual.name)}"):
             S.validate(x, "scores")
     assert to_np(S.validate(backend([0.0, S.zero]))).tolist() == [0.0, S.zero]
+
+
+# ------------------------------------------------------------------ 1: integer dtypes never wrap around
+NP_INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"]
+TORCH_INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "bool"]
+STRICT_INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+def _int_array(lib, dtype, values):
+    if lib == "numpy":
+        return np.asarray(values, dtype=dtype)
+    if lib == "torch":
+        return torch.as_tensor(np.asarray(values, dtype=dtype), dtype=getattr(torch, dtype))
+    return array_api_strict.asarray(np.asarray(values, dtype=dtype))
+
+
+def _int_lists(dtype):
+    if dtype == "bool":
+        return st.lists(st.booleans(), min_size=1, max_size=5)
+    info = np.iinfo(dtype)
+    edge = st.sampled_from([int(info.min), int(info.max), int(info.min) + 1, int(info.max) - 1, 0])
+    return st.lists(st.one_of(edge, st.integers(int(info.min), int(info.max))), min_size=1, max_size=5)
+
+
+def _exact_list(x):
+    """Entries as Python ints (the values a correct result must equal exactly)."""
+    return [int(v) for v in np.asarray(to_np(x)).ravel()] if not isinstance(x, int) else [x]
+
+
+LIBS = [("numpy", d) for d in NP_INT_DTYPES] + [("torch", d) for d in TORCH_INT_DTYPES]
+LIBS += [("array_api_strict", d) for d in STRICT_INT_DTYPES]
+
+
+@pytest.mark.parametrize("lib,dtype", LIBS, ids=lambda v: str(v))
+@settings(max_examples=15)
+@given(data=st.data())
+def test_integer_mul_power_prod_are_exact(lib, dtype, data):
+    """⊗, ⊗-powers and ⊗-products of fixed-width integers equal the Python-integer results (no wrap)."""
+    n = data.draw(st.integers(1, 5))
+    la = data.draw(_int_lists(dtype).filter(lambda v: len(v) >= n).map(lambda v: v[:n]))
+    lb = data.draw(_int_lists(dtype).filter(lambda v: len(v) >= n).map(lambda v: v[:n]))
+    a, b = _int_array(lib, dtype, la), _int_array(lib, dtype, lb)
+    ia, ib = [int(v) for v in la], [int(v) for v in lb]
+    s = data.draw(st.sampled_from([0, 1, -1, 100, 2**31, -(2**62), 2**63]))
+    k = data.draw(st.sampled_from([0, 1, 2, 3, -1, -5, 2**40]))
+    for S in TROPICAL:
+        out = S.mul(a, b)
+        assert _exact_list(out) == [x + y for x, y in zip(ia, ib)]
+        assert _exact_list(S.mul(a, s)) == [x + s for x in ia]
+        assert _exact_list(S.mul(np.int64(s) if abs(s) < 2**63 else s, a)) == [s + x for x in ia]
+        assert _exact_list(S.power(a, k)) == [k * x for x in ia]
+        assert int(to_np(S.prod(a))) == sum(ia)
+        got = to_np(out)
+        assert got.dtype == object or got.dtype == np.int64  # widened exactly like matmul
+    assert _exact_list(Real.mul(a, b)) == [x * y for x, y in zip(ia, ib)]
+    assert _exact_list(Real.add(a, b)) == [x + y for x, y in zip(ia, ib)]
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict"])
+def test_integer_arrays_with_non_integer_partners(lib):
+    a = _int_array(lib, "int8", [100, -100])
+    # a float scalar promotes the integers to float64 (it is not cast to the integer dtype)
+    out = MaxPlus.mul(a, 1.5)
+    assert to_np(out).dtype == np.float64 and to_np(out).tolist() == [101.5, -98.5]
+    assert to_np(MaxPlus.mul(a, MaxPlus.zero)).tolist() == [MaxPlus.zero] * 2
+    assert to_np(MinPlus.power(a, 0.5)).tolist() == [50.0, -50.0]
+    # an exact non-integer partner gives exact Fractions
+    assert MaxPlus.mul(a, Fraction(1, 3)).tolist() == [Fraction(301, 3), Fraction(-299, 3)]
+    assert MaxPlus.power(a, Fraction(-1, 3)).tolist() == [Fraction(-100, 3), Fraction(100, 3)]
+    assert to_np(MaxPlus.power(a, Fraction(4, 2))).tolist() == [200, -200]
+    assert to_np(MaxPlus.power(a, 0)).tolist() == [0, 0]
+
+
+def test_numpy_integer_scalars_do_not_wrap():
+    assert MaxPlus.mul(np.int8(100), np.int8(100)) == 200
+    assert MinPlus.power(np.int8(-100), 3) == -300
+    assert Real.mul(np.int16(300), np.int16(300)) == 90000

@@ -18,6 +18,11 @@ min-plus) is rejected with :class:`~tropix.errors.ConventionError` by :meth:`Sem
 Operations accept Python scalars (int, :class:`~fractions.Fraction`, float, sympy rationals, ±inf) and
 arrays of any array-API library; the array namespace is taken from the inputs.
 
+Fixed-width integers never wrap around (int8 would give ``100 + 100 = -56``): ``mul``, ``power`` and
+``prod`` of the tropical semirings and ``add``/``mul`` of :data:`Real` widen integer and bool operands to
+``int64`` when every result provably fits, and compute with Python integers (a NumPy object array)
+otherwise, the rule :func:`~tropix.tropical.matmul.matmul` follows.
+
 Examples
 --------
 >>> from fractions import Fraction
@@ -76,23 +81,116 @@ def _scalar_nan(x: Any) -> bool:
     return isinstance(x, (float, np.floating)) and math.isnan(x)
 
 
-def _prep_pair(a: Any, b: Any):
-    """Return (xp, a, b) with lists converted, scalars left for broadcasting against arrays."""
+def _prep_pair(a: Any, b: Any, bound=None):
+    """Return (xp, a, b) with lists converted, scalars left for broadcasting against arrays.
+
+    ``bound(|a|max, |b|max)`` bounds ``|result|`` of the elementwise operation about to be applied; when
+    given, integer operands are widened (see :func:`_widen_ints`) so that the operation cannot wrap around.
+    """
     if isinstance(a, (list, tuple)):
         a = real_array(a, "the first operand")
     if isinstance(b, (list, tuple)):
         b = real_array(b, "the second operand")
     if _is_scalar(a) and _is_scalar(b):
+        if bound is not None:
+            a, b = _py_int(a), _py_int(b)
         return None, a, b
     xp = namespace(a, b)
     for x, name in ((a, "the first operand"), (b, "the second operand")):
         if not _is_scalar(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
             check_real_dtype(x, name)
+    if bound is not None:
+        a, b = _widen_ints(a, b, xp, bound)
     if _is_scalar(a):
         a = _scalar_like(a, b, xp)
     if _is_scalar(b):
         b = _scalar_like(b, a, xp)
     return xp, a, b
+
+
+_I64_MAX = (1 << 63) - 1
+
+
+def _py_int(v: Any) -> Any:
+    """NumPy integer and bool scalars as Python ints (which never wrap around); other scalars unchanged."""
+    return int(v) if isinstance(v, (np.integer, np.bool_, bool)) else v
+
+
+def _is_int_array(x: Any) -> bool:
+    """An array of integer or bool dtype (not an object array)."""
+    if not is_array(x):
+        return False
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "iub"
+    return namespace(x).isdtype(x.dtype, ("integral", "bool"))
+
+
+def _int_bound(x: Any, xp) -> int:
+    """max |x| over an integer/bool array as a Python int (0 if empty)."""
+    if int(np.prod(tuple(int(s) for s in x.shape))) == 0:
+        return 0
+    if isinstance(x, np.ndarray) and x.dtype == np.bool_ or not isinstance(x, np.ndarray) and xp.isdtype(x.dtype, "bool"):
+        return 1
+    return max(abs(int(xp.max(x))), abs(int(xp.min(x))))
+
+
+def _object_ints(x: Any) -> np.ndarray:
+    """A NumPy object array of Python ints with the values of the integer/bool array ``x`` (any library)."""
+    a = to_numpy(x)
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [int(v) for v in a.ravel()] if a.size else []
+    return out
+
+
+def _widen_ints(a: Any, b: Any, xp, bound):
+    """Integer operands of an elementwise operation, widened so that it cannot wrap around.
+
+    Fixed-width integers wrap silently (int8: ``100 + 100 = -56``), so, as in
+    :func:`tropix.tropical.matmul.matmul`: integer and bool operands (bools read as 0/1) with integer partners
+    become ``int64`` when ``bound(max|a|, max|b|)`` (a bound on every result) fits in ``int64``, and NumPy
+    object arrays of Python integers otherwise (exact, any size).  An integer array with a Fraction partner
+    becomes an object array (exact); with a float scalar it becomes ``float64`` (not the scalar cast to the
+    integer dtype).  Integer arrays with float arrays are left to the library's type promotion.
+    """
+    ia, ib = _is_int_array(a), _is_int_array(b)
+    if not (ia or ib):
+        return a, b
+    ops = [a, b]
+    bounds = [0, 0]
+    to_object = to_float = False
+    for i, (x, is_int) in enumerate(((a, ia), (b, ib))):
+        if is_int:
+            continue
+        if _is_scalar(x):
+            v = to_exact_scalar(x)
+            if isinstance(v, int):
+                ops[i], bounds[i] = v, abs(v)
+            elif isinstance(v, Fraction):
+                ops[i], to_object = v, True
+            else:
+                to_float = True
+        elif isinstance(x, np.ndarray) and x.dtype == object:
+            to_object = True
+        else:
+            return a, b  # an integer array with a float array: the library promotes to float
+    if to_float:
+        return tuple(xp.astype(x, xp.float64) if j else x for x, j in ((a, ia), (b, ib)))
+    if not to_object:
+        for i, is_int in enumerate((ia, ib)):
+            if is_int:
+                bounds[i] = _int_bound(ops[i], xp)
+        to_object = bound(*bounds) > _I64_MAX
+    if to_object:
+        return tuple(_object_ints(x) if j else y for x, y, j in ((a, ops[0], ia), (b, ops[1], ib)))
+    return tuple(xp.astype(x, xp.int64) if j else y for x, y, j in ((a, ops[0], ia), (b, ops[1], ib)))
+
+
+def _sum_bound(x: int, y: int) -> int:
+    return x + y
+
+
+def _product_bound(x: int, y: int) -> int:
+    return x * y
 
 
 def check_real_dtype(x: Any, name: str = "input") -> None:
@@ -271,6 +369,10 @@ class Semiring:
             return x == self.zero
         if isinstance(x, np.ndarray) and x.dtype == object:
             return np.vectorize(lambda v: v == self.zero, otypes=[bool])(x)
+        if _is_int_array(x) and not isinstance(x, np.ndarray) and math.isinf(self.zero):
+            # integers are never ±inf (and strict libraries refuse to compare them with a float)
+            xp = namespace(x)
+            return xp.zeros(x.shape, dtype=xp.bool, device=getattr(x, "device", None))
         return x == self.zero
 
     def zeros(self, shape, like: Any = None):
@@ -338,7 +440,18 @@ class TropicalSemiring(Semiring):
         return xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
 
     def mul(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        """a ⊗ b = a + b, elementwise with broadcasting.
+
+        Integer operands never wrap around: as in :func:`~tropix.tropical.matmul.matmul` they are widened to
+        ``int64`` when every sum provably fits, and to Python integers (a NumPy object array) otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MaxPlus.mul(np.array([100, -3], dtype=np.int8), np.int8(100))  # int8 would wrap: 100 + 100 = -56
+        array([200,  97])
+        """
+        xp, a, b = _prep_pair(a, b, _sum_bound)
         if xp is None:
             self._check_scalar(a, "first operand", "mul")
             self._check_scalar(b, "second operand", "mul")
@@ -367,6 +480,10 @@ class TropicalSemiring(Semiring):
             check_real_dtype(x)
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.one)
+        if _is_int_array(x):  # int64 sums must not wrap around: Python integers when they might
+            if _int_bound(x, xp) * _reduced_size(x, axis) > _I64_MAX:
+                return np.sum(_object_ints(x), axis=axis)
+            return xp.sum(xp.astype(x, xp.int64), axis=axis)
         return xp.sum(x, axis=axis)
 
     def _empty_reduction(self, x, axis, value):
@@ -378,10 +495,15 @@ class TropicalSemiring(Semiring):
     def power(self, a, k):
         """a^{⊗k} = k·a.  ``k`` may be any integer (the tropical semifield has inverses) or a rational.
 
+        Integer arrays are widened as in :meth:`mul` (``int64`` when ``max|a|·|k|`` fits, else Python
+        integers); a :class:`~fractions.Fraction` exponent gives exact Fractions, a float one floats.
+
         Raises
         ------
         NoInverseError
             If ``k < 0`` and ``a`` is (or holds) the tropical zero, which has no inverse.
+        ToleranceError
+            If ``k`` is infinite (``NaNError`` if it is NaN).
 
         Examples
         --------
@@ -394,9 +516,9 @@ class TropicalSemiring(Semiring):
         """
         if isinstance(a, (list, tuple)):
             a = asarray(a)
-        if isinstance(k, float) and math.isnan(k):
-            raise NaNError("the exponent of power is NaN")
+        k = _exponent(k)
         if _is_scalar(a):
+            a = _py_int(a)
             self._check_scalar(a, "base", "power")
             if k == 0:
                 return self.one
@@ -408,9 +530,21 @@ class TropicalSemiring(Semiring):
             return to_exact_scalar(r) if not isinstance(r, float) else r
         xp = namespace(a)
         if k == 0:
+            if _is_int_array(a):
+                return xp.zeros(a.shape, dtype=xp.int64)
             return self.ones(a.shape, a)
         if k < 0:
             _check_invertible(self, a, k)
+        if _is_int_array(a):  # never wrap around (as mul and matmul): int64, or Python integers
+            if isinstance(k, float):
+                return xp.astype(a, xp.float64) * k
+            if isinstance(k, int) and _int_bound(a, xp) * abs(k) <= _I64_MAX:
+                return xp.astype(a, xp.int64) * k
+            a = _object_ints(a)
+        if isinstance(a, np.ndarray) and a.dtype == object and not isinstance(k, float):
+            out = np.empty(a.shape, dtype=object)
+            out.ravel()[:] = [v * k if isinstance(v, float) else to_exact_scalar(v * k) for v in a.ravel()]
+            return out
         return a * k
 
     @property
@@ -425,6 +559,21 @@ class TropicalSemiring(Semiring):
         """Index of the ⊕-winner (argmax for max-plus, argmin for min-plus)."""
         xp = namespace(x)
         return xp.argmax(x, axis=axis) if self.sense == 1 else xp.argmin(x, axis=axis)
+
+
+def _exponent(k: Any):
+    """The exponent of a ⊗-power: a finite real; exact ones as ``int``/``Fraction``."""
+    if is_array(k) or isinstance(k, (list, tuple)):
+        raise SemiringMismatchError(f"the exponent of power must be a real number, not {type(k).__name__}")
+    try:
+        kind_k = to_exact_scalar(k)
+    except TypeError:
+        raise SemiringMismatchError(f"the exponent of power must be a real number, not {k!r}") from None
+    if isinstance(kind_k, float) and math.isnan(kind_k):
+        raise NaNError("the exponent of power is NaN")
+    if isinstance(kind_k, float) and math.isinf(kind_k):
+        raise ToleranceError(f"the exponent of power must be finite, not {k}")
+    return kind_k
 
 
 def _no_inverse_msg(S, k, where=""):
@@ -616,11 +765,11 @@ class RealSemiring(Semiring):
     idempotent = False
 
     def add(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        xp, a, b = _prep_pair(a, b, _sum_bound)
         return a + b
 
     def mul(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        xp, a, b = _prep_pair(a, b, _product_bound)
         return a * b
 
     def sum(self, x, axis=None):
