@@ -99,6 +99,24 @@ def test_two_keys_closed_form(g, eps):
     assert sparsity_temperature([[0.0, -g, -g]], eps)[0] == pytest.approx(g / math.log(2 * (1 - eps) / eps), rel=1e-13)
 
 
+def test_against_50_digit_arithmetic():
+    import mpmath as mp  # (installed with sympy)
+
+    mp.mp.dps = 50
+    rng = np.random.default_rng(11)
+    for trial in range(12):
+        n = int(rng.integers(2, 40))
+        s = np.concatenate([[0.0], -np.exp(rng.uniform(-25, 25, size=n))])  # gaps over ~20 orders of magnitude
+        eps = float(rng.choice([1e-9, 1e-3, 0.05, 0.4]))
+        c = mp.mpf(eps) / (1 - mp.mpf(eps))
+        gaps = [mp.mpf(-x) for x in s[1:]]
+        f = lambda T: mp.log(mp.fsum(mp.exp(-g / T) for g in gaps)) - mp.log(c)  # noqa: E731
+        t = sparsity_temperature([s], eps)[0]
+        b = mp.mpf(brute_temperature(s, eps))  # float bisection on the definition: a bracket for the 50-digit root
+        exact = mp.findroot(f, (b * (1 - mp.mpf(10) ** -6), b * (1 + mp.mpf(10) ** -6)), solver="anderson")
+        assert abs(float(mp.mpf(t) / exact - 1)) < 1e-13
+
+
 def test_edge_cases_by_hand():
     rows = [
         [3.0, NEG, NEG],  # one visible key: weight 1 at every T

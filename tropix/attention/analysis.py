@@ -429,8 +429,9 @@ def sparsity_temperature(scores, eps: float, *, semiring=MaxPlus):
 
     Accuracy.  Float64 output for any input (``T_eps`` is transcendental in general); it solves
     ``sum_{g_j > 0} exp(-g_j / T) = (1 - m (1 - eps)) / (1 - eps)`` by Newton's method on ``log`` of the left side
-    in ``1/T`` (monotone convergence), to a relative error of about ``1e-13`` (tested against bisection on
-    the definition).
+    in ``1/T`` (convex, so the iterates converge monotonically; a few dozen steps even for gaps spread over
+    hundreds of orders of magnitude).  For the gaps as computed in float64 the result is within ``1e-13``
+    relative of the exact root (tested against 50-digit arithmetic and against bisection on the definition).
 
     Parameters
     ----------
