@@ -1,19 +1,35 @@
-"""Hierarchical attention: top-down traversal of a key tree with certified pruning and far-field aggregation.
+"""Hierarchical attention: certified pruning over the key tree, far-field aggregation of whole nodes, and exact
+block GEMMs for query groups.
 
-For a group of queries the key hierarchy of :mod:`tropix.attention.keytree` is walked from the root.  At each
-node the ball/box bounds give, for every query of the group, an upper bound ``U`` and a lower bound ``L`` on
-the scores of all keys of the node; with ``m`` a lower bound on the query's maximum score, the node is
+All steps work on matrices over all queries at once (no Python loop over queries or nodes):
 
-* **pruned** if ``exp(U - m) <= β_p / n`` for every query (its keys together weigh at most ``β_p`` times
-  ``n_node / n`` of the maximum),
-* **aggregated** (far field) if ``(exp(U - m) - exp(L - m)) / 2 <= β_a / n`` for every query: all its keys
-  get the common weight ``(exp(U - m) + exp(L - m)) / 2`` and contribute ``weight * sum_j v_j`` (the node's
-  value sum is precomputed), with a per-key weight error of at most half the spread,
-* otherwise **expanded** into its children, or computed exactly (a dense block GEMM) at the leaves.
+1. **Bounds.**  For every query and every leaf of the key hierarchy (:mod:`tropix.attention.keytree`) the
+   ball/box bounds of :func:`~tropix.attention.keytree.score_bounds` (one GEMM per bound type; masks and
+   biases added through their leaf-wise maxima and minima) give an upper bound ``U`` and a lower bound ``L``
+   on the scores of the leaf's keys.  A node's bounds are the maximum / minimum over its leaves (tighter
+   than its own ball and box).
+2. **Reference.**  The exact scores of the query's most promising leaf (largest ``U`` or best-scoring
+   centre) give ``m_lo`` (a lower bound on its maximum score) and ``z``, that leaf's mass relative to
+   ``exp(m_lo)``; this leaf is always computed exactly, so ``z exp(m_lo)`` is at most the softmax mass and
+   every budget below is relative to it.
+3. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
+   within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
+   is dropped at no cost.  A query whose remaining leaves hold more than half of the keys is done by a plain
+   dense pass (``counters["dense_rows"]``): on flat scores the method costs dense plus the bounds.
+4. **Far field** (``aggregate=True``).  Whole nodes, at a few levels from coarse to the leaves, whose weights
+   are known within a small spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and
+   contribute ``weight * sum_j v_j`` (node value sums); the weight error per key is at most half the spread
+   plus the floating-point error of both exponentials, and the total error stays within the aggregation
+   budget (smallest errors first).
+5. **Exact part.**  Queries are grouped by their best leaf (neighbouring groups merged while the cost model
+   ``rows x keys + overhead`` says it pays); each group computes the exact scores of the union of its
+   members' open leaves as one dense block GEMM, each query using only its own leaves.
 
-The error bound is :func:`tropix.attention.bounds.truncation_bound` with the pruned mass ``D`` and the
-aggregation errors ``A`` and ``B``, plus the rounding bound; a row whose bound would exceed the request is
-recomputed densely, so the guarantee ``|o_i - o_i^dense| <= eps * max|v|`` always holds.
+The bound is :func:`tropix.attention.bounds.truncation_bound` with the pruned mass ``D``, the aggregation
+errors ``A`` (weighted by node ``max|v|``) and ``B`` (plus the floating-point error of the aggregated sums),
+and the rounding bound of dense evaluation.  The budgets satisfy ``D + (1 + β) B <= β z``, which keeps the
+bound within ``eps``; a row whose bound would exceed the request anyway is recomputed densely, so
+``|o_i - o_i^dense| <= eps * max|v|`` always holds.
 """
 
 from __future__ import annotations
@@ -23,14 +39,16 @@ import numpy as np
 from .bounds import truncation_bound, pruning_budget
 from ._inputs import check_eps, prepare
 from .keytree import score_bounds
-from .region_sparse import _fallback_rows, _groups, _Head, _plan, _run_per_head
+from .region_sparse import _fallback_rows, _groups, _Head, _run_per_head
 from .result import AttentionResult
 
 __all__ = ["hierarchical"]
 
+_U = 2.0**-53
+
 
 def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None,
-                 leaf: int = 64, group: int = 32, aggregate: bool = True, check: bool = False) -> AttentionResult:
+                 leaf: int = 64, group: int = 64, aggregate: bool = True, check: bool = False) -> AttentionResult:
     """Attention over a key hierarchy with certified block pruning and optional far-field aggregation.
 
     Parameters
@@ -41,8 +59,10 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
         ``|o_i - o_i^dense|_2 <= eps * max_j |v_j|_2`` for every row, guaranteed; 0 = exact.
     tree : KeyTree, optional
         Prebuilt hierarchy of the keys (2-D ``k`` only).
-    leaf, group : int
-        Keys per leaf, queries traversing the tree together.
+    leaf : int
+        Keys per leaf (when the tree is built here).
+    group : int
+        Largest number of queries sharing one exact block GEMM.
     aggregate : bool
         Allow far-field aggregation of whole nodes.
     check : bool
@@ -52,7 +72,8 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     -------
     AttentionResult
         ``counters`` has ``score_evals``, ``bound_evals``, ``nodes_pruned``, ``nodes_aggregated``,
-        ``keys_aggregated`` and ``dense_fallback_rows``.
+        ``keys_aggregated``, ``dense_rows`` (queries done densely because their bounds left most keys open)
+        and ``dense_fallback_rows`` (rows recomputed because their bound exceeded the request).
 
     Examples
     --------
@@ -65,6 +86,7 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical")
     eps = check_eps(eps, "hierarchical")
+    group = max(1, int(group))
 
     def fn(arrays, hidx, tr):
         H = _Head(P, arrays, hidx, tr, leaf)
@@ -78,145 +100,370 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     return _run_per_head(P, eps, "hierarchical", check, tree, fn)
 
 
-def _children(tree):
-    """Per level, [start, end) ranges of each node's children in the next level."""
-    ch = []
-    for lvl in range(tree.depth - 1):
-        par = tree.parent[lvl + 1]
-        n = len(tree.starts[lvl])
-        ch.append((np.searchsorted(par, np.arange(n), side="left"), np.searchsorted(par, np.arange(n), side="right")))
-    return ch
+def _steps(tree, ratio: int = 16, min_nodes: int = 8) -> list:
+    """Levels visited: the leaves, and coarser levels each about ``ratio`` times fewer nodes."""
+    sizes = [len(s) for s in tree.starts]
+    L = tree.depth - 1
+    out = [L]
+    cur = sizes[L]
+    for lvl in range(L - 1, 0, -1):
+        if sizes[lvl] * ratio <= cur:
+            if sizes[lvl] < min_nodes:
+                break
+            out.insert(0, lvl)
+            cur = sizes[lvl]
+    return out
 
 
-def _hier_head(H: _Head, eps, group, aggregate):
+def _reference(H: _Head, rows, U, qc, full=None):
+    """Exact scores of each query's most promising leaf: ``(m_lo, z, leaf)`` per row of ``rows``.
+
+    Candidates are the leaf of largest ``U`` and the leaf of best-scoring centre (``U``, ``qc``: rows
+    ``rows``); ``leaf`` is the candidate of larger exact maximum ``m_lo`` (a lower bound on the query's
+    maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the softmax mass
+    relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf`` where both
+    candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it is not
+    key-only).
+    """
+    t = H.tree
+    st, ct = t.starts[-1], t.count[-1]
+    nr = len(rows)
+    width = int(ct.max())
+    off = np.arange(width)
+    qs = H.qs[rows]
+    m_lo = np.full(nr, -np.inf)
+    z = np.zeros(nr)
+    leaf = np.argmax(U, axis=1) if U.shape[1] else np.zeros(nr, dtype=np.int64)
+    c2 = np.argmax(qc, axis=1) if U.shape[1] else leaf
+    for ci, cand in enumerate((leaf, c2)):
+        sel = np.flatnonzero(cand != leaf) if ci else np.arange(nr)
+        if len(sel) == 0:
+            continue
+        cb = cand[sel]
+        valid = off[None, :] < ct[cb][:, None]
+        pos = np.where(valid, st[cb][:, None] + off[None, :], st[cb][:, None])
+        S = np.matmul(H.kp[pos], qs[sel][:, :, None])[:, :, 0]
+        if H.extra is not None:
+            ri = rows[sel]
+            S = S + (H.key_only[t.perm[pos]] if H.key_only is not None else np.take_along_axis(full[ri], pos, axis=1))
+        S = np.where(valid, S, -np.inf)
+        mb = S.max(axis=1)
+        fin = np.isfinite(mb)
+        with np.errstate(invalid="ignore"):
+            zz = np.exp(S - np.where(fin, mb, 0.0)[:, None]).sum(axis=1)
+        better = fin & (mb > m_lo[sel])
+        m_lo[sel] = np.where(better, mb, m_lo[sel])
+        z[sel] = np.where(better, zz, z[sel])
+        leaf[sel] = np.where(better, cb, leaf[sel])
+    return m_lo, z, leaf
+
+
+def _ranges(st, ct):
+    """Concatenation of ``arange(s, s + c)`` over the pairs (vectorised)."""
+    ct = np.asarray(ct, dtype=np.int64)
+    ends = np.cumsum(ct)
+    tot = int(ends[-1]) if len(ends) else 0
+    return np.arange(tot, dtype=np.int64) + np.repeat(np.asarray(st, dtype=np.int64) - (ends - ct), ct)
+
+
+class _Extra:
+    """Node-wise maxima and minima of the additive term (mask/bias/causal) at each level, or None."""
+
+    def __init__(self, H: _Head):
+        self.H = H
+        t = H.tree
+        self.ko = H.key_only[t.perm] if (H.extra is not None and H.key_only is not None) else None
+        self.full = self.inv = None
+        if H.extra is not None and H.key_only is None:
+            self.full = H.extra(np.arange(H.n_q), t.perm)  # (n_q, n) in tree order
+            self.inv = np.empty(t.n, dtype=np.int64)
+            self.inv[t.perm] = np.arange(t.n)
+        self.cache = {}
+
+    def bounds(self, lvl, rows, cols):
+        """``(ub, lb)`` of shape broadcasting to ``(len(rows), len(cols))``; ``(None, None)`` without extras."""
+        if self.H.extra is None:
+            return None, None
+        st = self.H.tree.starts[lvl]  # levels tile [0, n) with increasing starts
+        if self.ko is not None:
+            if lvl not in self.cache:
+                self.cache[lvl] = (np.maximum.reduceat(self.ko, st), np.minimum.reduceat(self.ko, st))
+            ub, lb = self.cache[lvl]
+            return ub[None, cols], lb[None, cols]
+        if lvl not in self.cache:
+            self.cache[lvl] = (np.maximum.reduceat(self.full, st, axis=1), np.minimum.reduceat(self.full, st, axis=1))
+        ub, lb = self.cache[lvl]
+        return ub[np.ix_(rows, cols)], lb[np.ix_(rows, cols)]
+
+
+def _greedy_prune(mass, cand, budget, passes: int = 3):
+    """Drop candidate nodes of smallest mass while each row's dropped total stays within ``budget``.
+
+    Instead of a sort, ``passes`` rounds each drop the remaining candidates of mass at most (remaining
+    budget) / (number of remaining candidates): every round keeps the total within the budget.
+    """
+    drop = np.zeros_like(cand)
+    left = np.maximum(budget, 0.0)
+    live = cand.copy()
+    for _ in range(passes):
+        k = live.sum(axis=1)
+        thr = np.where(k > 0, left / np.maximum(k, 1), 0.0)
+        new = live & (mass <= thr[:, None])
+        if not new.any():
+            break
+        spent = np.where(new, mass, 0.0).sum(axis=1)
+        left = np.maximum(left - spent, 0.0)
+        drop |= new
+        live &= ~new
+    return drop
+
+
+def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
     t = H.tree
     Lf = t.depth - 1
-    rows_all = np.arange(H.n_q)
-    # lower bound on each query's maximum: exact scores of the leaf representatives
-    keep, U_leaf, m_lo, best, _ = _plan(H, eps)
-    # query groups: queries that keep similar leaves in the flat plan traverse the tree together
-    qgroups = [rows for rows, _heavy in _groups(best, keep, group, t.count[Lf], heavy_group=group)]
-    rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(H.n_q)
-    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(H.n_q)
-    beta_p = beta / 2 if aggregate else beta
-    beta_a = beta / 2 if aggregate else np.zeros(H.n_q)
-    logn = np.log(max(H.n_k, 1))
-    with np.errstate(divide="ignore"):
-        lp = np.log(beta_p) - logn  # prune if U - m_lo <= lp (per key)
-        la = np.log(beta_a) - logn
-    children = _children(t)
-    vp = H.v[t.perm]
+    n, nq, dv = H.n_k, H.n_q, H.v.shape[1]
+    stL, ctL = t.starts[Lf], t.count[Lf]
+    nL = len(stL)
+    out = np.zeros((nq, dv))
+    bound = np.zeros(nq)
+    support = np.zeros(nq, dtype=np.int64)
+    ctr = {"score_evals": 0, "bound_evals": 0, "nodes_pruned": 0, "nodes_aggregated": 0, "keys_aggregated": 0,
+           "dense_rows": 0}
+    if nq == 0:
+        return out, bound, support, (), ctr
+    ext = _Extra(H)
+    rho_rel = H.rho / H.vmax if H.vmax > 0 else np.zeros(nq)
+    beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nq)
+    beta_a = beta / (4.0 * (1.0 + beta)) if aggregate else np.zeros(nq)
+    beta_p = beta - (1.0 + beta) * beta_a  # D + (1 + beta) B <= beta: the bound stays within eps
+    m_lo = np.full(nq, -np.inf)
+    zb = np.zeros(nq)  # exact mass of the best leaf relative to exp(m_lo): at most the softmax mass
+    best = np.zeros(nq, dtype=np.int64)
+    # 1. leaf bounds of every query with something to save (eps above the rounding floor)
+    rows = np.flatnonzero(beta > 0)
+    allL = np.arange(nL)
+    if len(rows):
+        qc = H.qs[rows] @ t.center[Lf].T
+        U, Lo = score_bounds(t, Lf, H.qs[rows], lower=True)
+        ctr["bound_evals"] += 2 * int(U.size)
+        EU, EL = ext.bounds(Lf, rows, allL)
+        if EU is not None:
+            U = U + EU
+            Lo = Lo + EL
+        # 2. the exact maximum and mass of each query's most promising leaf
+        m_lo[rows], zb[rows], best[rows] = _reference(H, rows, U, qc, ext.full)
+        ctr["score_evals"] += 2 * len(rows) * int(ctL.max())
+        fin = np.isfinite(m_lo[rows])
+        rows, U, Lo = rows[fin], U[fin], Lo[fin]
+    # rows without a finite reference (eps at the rounding floor, flat scores, masked best leaf) go dense
+    dense_rows = np.ones(nq, dtype=bool)
+    dense_rows[rows] = False
+    # accumulators, relative to exp(m_lo)
+    D = np.zeros(nq)
+    VD = np.zeros(nq)
+    NA = np.zeros((nq, dv))
+    ZA = np.zeros(nq)
+    ZAlo = np.zeros(nq)
+    A = np.zeros(nq)
+    B = np.zeros(nq)
+    AM = np.zeros(nq)
     vnp = H.vn[t.perm]
-    vsum_cache, vmax_cache = {}, {}
-
-    def node_vsum(lvl, nodes):
-        if lvl not in vsum_cache:
-            vsum_cache[lvl] = np.add.reduceat(vp, t.starts[lvl], axis=0)
-        return vsum_cache[lvl][nodes]
-
-    def node_vmax(lvl, nodes):
-        if lvl not in vmax_cache:
-            vmax_cache[lvl] = np.maximum.reduceat(vnp, t.starts[lvl])
-        return vmax_cache[lvl][nodes]
-
-    out = np.zeros((H.n_q, H.v.shape[1]))
-    bound = np.zeros(H.n_q)
-    support = np.zeros(H.n_q, dtype=np.int64)
-    kept = []
-    ctr = {"score_evals": 2 * H.n_q * int(t.count[Lf].max()), "bound_evals": int(U_leaf.size), "nodes_pruned": 0, "nodes_aggregated": 0,
-           "keys_aggregated": 0}
-    u = 2.0**-53
-    for rows in qgroups:
-        if len(rows) == 0:
-            continue
+    open_ = np.ones((len(rows), nL), dtype=bool)
+    if len(rows):
         ml = m_lo[rows]
-        fin_m = np.isfinite(ml)
-        mls = np.where(fin_m, ml, 0.0)
-        frontier = np.array([0])
-        exact_leaves = []
-        pruned = []  # (lvl, nodes, U)
-        aggd = []  # (lvl, nodes, U, L)
-        for lvl in range(t.depth):
-            if len(frontier) == 0:
-                break
-            qs = H.qs[rows]
-            U, Lo = score_bounds(t, lvl, qs, frontier, lower=True)
-            ctr["bound_evals"] += U.size * 2
-            EU = H.level_extra_ub(lvl, rows, frontier)
-            if EU is not None:
-                U = U + EU
-                Lo = Lo + H.level_extra_lb(lvl, rows, frontier)
-            rel_u = U - mls[:, None]
-            rel_l = Lo - mls[:, None]
-            can_prune = np.all((rel_u <= lp[rows, None]) & fin_m[:, None] | ~np.isfinite(U), axis=0)
-            if aggregate:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    spread = 0.5 * (np.exp(np.minimum(rel_u, 700.0)) - np.exp(np.minimum(rel_l, 700.0)))
-                can_agg = ~can_prune & np.all(fin_m[:, None] & np.isfinite(Lo) & (spread <= np.exp(la[rows])[:, None]),
-                                              axis=0)
-            else:
-                can_agg = np.zeros(len(frontier), dtype=bool)
-            if np.any(can_prune):
-                pruned.append((lvl, frontier[can_prune], U[:, can_prune]))
-                ctr["nodes_pruned"] += int(can_prune.sum())
-            if np.any(can_agg):
-                aggd.append((lvl, frontier[can_agg], U[:, can_agg], Lo[:, can_agg]))
-                ctr["nodes_aggregated"] += int(can_agg.sum())
-                ctr["keys_aggregated"] += int(t.count[lvl][frontier[can_agg]].sum()) * len(rows)
-            rest = frontier[~can_prune & ~can_agg]
-            if lvl == t.depth - 1:
-                exact_leaves = rest
-            else:
-                cs, ce = children[lvl]
-                frontier = np.concatenate([np.arange(a, b) for a, b in zip(cs[rest], ce[rest])]) if len(rest) else \
-                    np.zeros(0, dtype=np.int64)
-        st, ct = t.starts[Lf], t.count[Lf]
-        if len(exact_leaves):
-            idx = t.perm[np.concatenate([np.arange(st[b], st[b] + ct[b]) for b in exact_leaves])]
-        else:
-            idx = np.zeros(0, dtype=np.int64)
-        kept.append((rows, idx))
-        S = H.qs[rows] @ H.k[idx].T
-        ctr["score_evals"] += int(S.size)
-        if H.extra is not None and len(idx):
-            S = S + H.extra_rows(rows, idx)
-        m_ex = S.max(axis=1) if len(idx) else np.full(len(rows), -np.inf)
-        m = np.maximum(m_ex, ml)
-        fin = np.isfinite(m)
-        ms = np.where(fin, m, 0.0)
-        W = np.exp(S - ms[:, None])
-        Zs = W.sum(axis=1)
-        N = W @ H.v[idx]
-        Zlo = Zs.copy()
-        A = np.zeros(len(rows))
-        B = np.zeros(len(rows))
-        agg_mass = np.zeros(len(rows))
-        for lvl, nodes, U, Lo in aggd:
-            cnt = t.count[lvl][nodes].astype(np.float64)
-            eu = np.exp(np.minimum(U - ms[:, None], 700.0))
-            el = np.exp(np.minimum(Lo - ms[:, None], 700.0))
-            w = 0.5 * (eu + el)
-            E = cnt[None, :] * 0.5 * (eu - el)
-            N = N + w @ node_vsum(lvl, nodes)
-            Zs = Zs + w @ cnt
-            Zlo = Zlo + el @ cnt
-            B += E.sum(axis=1)
-            A += E @ node_vmax(lvl, nodes)
-            agg_mass += w @ (cnt * node_vmax(lvl, nodes))
-        D = np.zeros(len(rows))
-        VD = np.zeros(len(rows))
-        for lvl, nodes, U in pruned:
-            cnt = t.count[lvl][nodes].astype(np.float64)
-            with np.errstate(over="ignore"):
-                D += (cnt[None, :] * np.exp(np.minimum(U - ms[:, None], 700.0))).sum(axis=1)
-            VD = np.maximum(VD, np.where(np.isfinite(U), node_vmax(lvl, nodes)[None, :], 0.0).max(axis=1))
-        D = np.where(fin, D, 0.0)
-        o = N / np.where(Zs > 0, Zs, 1.0)[:, None]
-        o[~fin] = 0.0
-        onorm = np.linalg.norm(o, axis=1)
-        A = A + 4 * (H.n_k + H.d + 8) * u * agg_mass  # rounding of the aggregated sums
-        tb = truncation_bound(D, VD, onorm, np.where(fin, Zlo, 1.0), A, B) * (1 + 1e-9)
+        z = zb[rows]
+        forced = allL[None, :] == best[rows][:, None]
+        du = U - ml[:, None]
+        dl = Lo - ml[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            eu = np.exp(np.minimum(du, 700.0))
+            el = np.exp(np.minimum(dl, 700.0))
+        # 3. pruning at the leaves: the leaves of smallest bounded mass while their total fits the budget
+        mass = ctL[None, :] * eu
+        prune = _greedy_prune(mass, ~forced, beta_p[rows] * z) | (~forced & (U == -np.inf))
+        # queries whose bounds leave most keys open are done densely (nothing else is computed for them)
+        heavy = (~prune @ ctL) > exit_frac * n
+        if heavy.any():
+            dense_rows[rows[heavy]] = True
+            lt = ~heavy
+            rows, U, Lo, ml, z, forced, du, dl, eu, el, mass, prune, open_ = (
+                x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, mass, prune, open_))
+        if prune.any():
+            D[rows] = np.where(prune, mass, 0.0).sum(axis=1)
+            vmx = np.maximum.reduceat(vnp, stL)
+            VD[rows] = np.where(prune & np.isfinite(U), vmx[None, :], 0.0).max(axis=1)
+            ctr["nodes_pruned"] += int(prune.sum())
+        open_ &= ~prune
+        # 4. far field: whole nodes (coarse levels first, then leaves) whose weights are known within a small
+        #    spread get one common weight; the total weight error stays within the aggregation budget
+        if aggregate and len(rows):
+            with np.errstate(over="ignore", invalid="ignore"):
+                # half spread per key, plus the error of evaluating both exponentials in floating point
+                sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
+            sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
+            left = beta_a[rows] * z
+            for lvl in _steps(t):
+                st_l, ct_l = t.starts[lvl], t.count[lvl]
+                li = np.searchsorted(stL, st_l)  # first leaf of each node (levels are nested partitions)
+                nl = np.diff(np.append(li, nL))
+                whole = np.minimum.reduceat(open_, li, axis=1)  # every leaf of the node still open
+                if not whole.any():
+                    continue
+                if lvl == Lf:
+                    spn, eun, eln = sp, eu, el
+                else:  # node bounds from the leaf bounds (tighter than the node's own ball and box)
+                    eun = np.maximum.reduceat(eu, li, axis=1)
+                    eln = np.minimum.reduceat(el, li, axis=1)
+                    spn = np.maximum.reduceat(sp, li, axis=1)
+                    with np.errstate(over="ignore", invalid="ignore"):  # NaN (masked leaves): never aggregated
+                        dun = np.abs(np.maximum.reduceat(du, li, axis=1))
+                        spn = np.maximum(spn, 0.5 * (eun - eln) + 8.0 * _U * (dun + 4.0) * eun)
+                forced_l = np.minimum.reduceat(~forced, li, axis=1)
+                E = ct_l[None, :] * np.where(np.isnan(spn), np.inf, spn)
+                agg = _greedy_prune(E, whole & forced_l & np.isfinite(E), left if lvl == Lf else 0.5 * left)
+                agg &= nl[None, :] > 0
+                if not agg.any():
+                    continue
+                ac = np.flatnonzero(agg.any(axis=0))
+                pos = _ranges(st_l[ac], ct_l[ac])
+                vsum = np.add.reduceat(H.v[t.perm[pos]], np.concatenate([[0], np.cumsum(ct_l[ac])[:-1]]), axis=0)
+                vmx_l = np.maximum.reduceat(vnp, st_l)
+                w = np.where(agg, 0.5 * (eun + eln), 0.0)
+                Eg = np.where(agg, E, 0.0)
+                NA[rows] += w[:, ac] @ vsum
+                wc = w * ct_l[None, :]
+                ZA[rows] += wc.sum(axis=1)
+                ZAlo[rows] += (np.where(agg, eln, 0.0) * ct_l[None, :]).sum(axis=1)
+                Bg = Eg.sum(axis=1)
+                B[rows] += Bg
+                A[rows] += Eg @ vmx_l
+                AM[rows] += wc @ vmx_l
+                left = np.maximum(left - Bg, 0.0)
+                ctr["nodes_aggregated"] += int(agg.sum())
+                ctr["keys_aggregated"] += int((agg * ct_l[None, :]).sum())
+                # the leaves of aggregated nodes are done
+                leaf_node = np.searchsorted(st_l, stL, side="right") - 1
+                open_ &= ~agg[:, leaf_node]
+    # 5. queries whose open leaves still hold most keys are done densely
+    if len(rows):
+        nkeys = open_ @ ctL
+        heavy = nkeys > exit_frac * n
+        dense_rows[rows[heavy]] = True
+        rows, open_ = rows[~heavy], open_[~heavy]
+    # 6. exact block GEMMs over the union of the open leaves of each query group
+    kept_groups = []
+    if len(rows):
+        nr = len(rows)
+        M = np.empty(nr)
+        ZS = np.empty(nr)
+        NS = np.empty((nr, dv))
+        if H.extra is None:
+            support[rows] = open_ @ ctL
+        for g, _h in _groups(best[rows], open_, group, ctL, heavy_frac=1.0, overhead=overhead):
+            if len(g) == 0:
+                continue
+            r = rows[g]
+            EX = open_[g]
+            lv = np.flatnonzero(EX.any(axis=0))
+            pos = _ranges(stL[lv], ctL[lv])
+            idx = t.perm[pos]
+            S = H.qs[r] @ H.kp[pos].T
+            ctr["score_evals"] += int(S.size)
+            if H.extra is not None:
+                S += H.extra_rows(r, idx)
+            own = EX[:, lv]
+            if not own.all():
+                S[~np.repeat(own, ctL[lv], axis=1)] = -np.inf  # each query uses only its own leaves
+            if H.extra is not None:
+                support[r] = np.isfinite(S).sum(axis=1)
+            m = np.maximum(S.max(axis=1), m_lo[r])
+            S -= m[:, None]
+            np.exp(S, out=S)
+            M[g] = m
+            ZS[g] = S.sum(axis=1)
+            NS[g] = S @ H.v[idx]
+            kept_groups.append((r, EX))
+        # combine with the far field, all rows at once; accumulators are relative to exp(m_lo): rescale
+        # them by exp(m_lo - m) <= 1 (m: the largest computed score)
+        sc = np.exp(m_lo[rows] - M)
+        N = NS + sc[:, None] * NA[rows]
+        Zlo = ZS + sc * ZAlo[rows]
+        Zt = ZS + sc * ZA[rows]
+        o = N / np.where(Zt > 0, Zt, 1.0)[:, None]
+        onorm = np.sqrt(np.einsum("ij,ij->i", o, o))
+        # rounding of the aggregated sums (at most n terms each, then one rescaling)
+        ga = 4.0 * (n + H.d + 8) * _U
+        Ar = sc * (A[rows] + ga * AM[rows])
+        Br = sc * (B[rows] + ga * ZA[rows])
+        tb = truncation_bound(sc * D[rows], VD[rows], onorm, Zlo, Ar, Br) * (1 + 1e-9)
         out[rows] = o
-        bound[rows] = np.where(fin, tb, 0.0) + H.rho[rows]
-        support[rows] = np.isfinite(S).sum(axis=1) if len(idx) else 0
-    return out, bound, support, tuple(kept), ctr
+        bound[rows] = tb + H.rho[rows]
+    # 7. dense rows: a plain streamed dense pass
+    drows = np.flatnonzero(dense_rows)
+    if len(drows):
+        out[drows], support[drows] = _dense_rows(H, drows)
+        bound[drows] = H.rho[drows]
+        ctr["score_evals"] += len(drows) * n
+        kept_groups.insert(0, (drows, None))
+    ctr["dense_rows"] = len(drows)
+    return out, bound, support, _Kept(t, kept_groups), ctr
+
+
+def _dense_rows(H: _Head, rows):
+    """Dense attention of the queries ``rows`` (streamed over key blocks like :func:`tropix.attention.dense`):
+    ``(output, support)``."""
+    n = H.n_k
+    block = n if len(rows) * n <= 2**22 else 2048
+    qb = H.qs[rows]
+    idx = np.arange(n)
+    m = l = acc = None
+    vis = np.zeros(len(rows), dtype=np.int64)
+    for a in range(0, n, block):
+        S = qb @ H.k[a:a + block].T
+        if H.extra is not None:
+            S += H.extra_rows(rows, idx[a:a + block])
+            vis += np.isfinite(S).sum(axis=1)
+        mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
+        ms = np.where(np.isfinite(mn), mn, 0.0)
+        S -= ms[:, None]
+        np.exp(S, out=S)
+        if m is None:
+            l, acc = S.sum(axis=1), S @ H.v[a:a + block]
+        else:
+            with np.errstate(invalid="ignore"):
+                alpha = np.where(np.isfinite(m), np.exp(m - ms), 0.0)
+            l = l * alpha + S.sum(axis=1)
+            acc *= alpha[:, None]
+            acc += S @ H.v[a:a + block]
+        m = mn
+    o = acc / np.where(l > 0, l, 1.0)[:, None]
+    o[~np.isfinite(m)] = 0.0
+    return o, (vis if H.extra is not None else np.full(len(rows), n, dtype=np.int64))
+
+
+class _Kept:
+    """The keys computed exactly for each query (lazy): first ``(dense rows, all keys)``, then one
+    ``(query index array, key indices)`` per query of the exact block GEMMs."""
+
+    def __init__(self, tree, groups):
+        self.tree = tree
+        self.dense = [r for r, e in groups if e is None]
+        sparse = [(r, e) for r, e in groups if e is not None]
+        self.rows = np.concatenate([r for r, _ in sparse]) if sparse else np.zeros(0, dtype=np.int64)
+        self.leaves = np.concatenate([e for _, e in sparse]) if sparse else np.zeros((0, len(tree.starts[-1])), bool)
+
+    def __len__(self):
+        return len(self.dense) + len(self.rows)
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i < len(self.dense):
+            return self.dense[i], np.arange(self.tree.n)
+        i -= len(self.dense)
+        lv = np.flatnonzero(self.leaves[i])
+        pos = _ranges(self.tree.starts[-1][lv], self.tree.count[-1][lv])
+        return self.rows[i:i + 1], self.tree.perm[pos]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
