@@ -281,13 +281,21 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
         # 3. pruning at the leaves: the leaves of smallest bounded mass while their total fits the budget
         mass = ctL[None, :] * eu
         prune = _greedy_prune(mass, ~forced, beta_p[rows] * z) | (~forced & (U == -np.inf))
-        # queries whose bounds leave most keys open are done densely (nothing else is computed for them)
-        heavy = (~prune @ ctL) > exit_frac * n
+        # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
+        # done densely (nothing else is computed for them)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # half spread per key, plus the error of evaluating both exponentials in floating point
+            sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
+        sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
+        opn = ~prune & ~forced
+        if aggregate:
+            opn &= ~_greedy_prune(ctL[None, :] * sp, opn, beta_a[rows] * z)
+        heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
         if heavy.any():
             dense_rows[rows[heavy]] = True
             lt = ~heavy
-            rows, U, Lo, ml, z, forced, du, dl, eu, el, mass, prune, open_ = (
-                x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, mass, prune, open_))
+            rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_ = (
+                x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_))
         if prune.any():
             D[rows] = np.where(prune, mass, 0.0).sum(axis=1)
             vmx = np.maximum.reduceat(vnp, stL)
@@ -297,10 +305,6 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
         # 4. far field: whole nodes (coarse levels first, then leaves) whose weights are known within a small
         #    spread get one common weight; the total weight error stays within the aggregation budget
         if aggregate and len(rows):
-            with np.errstate(over="ignore", invalid="ignore"):
-                # half spread per key, plus the error of evaluating both exponentials in floating point
-                sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
-            sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
             left = beta_a[rows] * z
             for lvl in _steps(t):
                 st_l, ct_l = t.starts[lvl], t.count[lvl]
