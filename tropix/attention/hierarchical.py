@@ -14,8 +14,10 @@ All steps work on matrices over all queries at once (no Python loop over queries
    every budget below is relative to it.
 3. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
    within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
-   is dropped at no cost.  A query whose remaining leaves hold more than half of the keys is done by a plain
-   dense pass (``counters["dense_rows"]``): on flat scores the method costs dense plus the bounds.
+   is dropped at no cost.  A query whose remaining leaves (not counting those the far field could take)
+   hold more than a quarter of the keys is done by a plain dense pass with the other such queries
+   (``counters["dense_rows"]``): gathering that many keys per query costs more than one dense pass over
+   contiguous keys; on flat scores the method costs dense plus the bounds.
 4. **Far field** (``aggregate=True``).  Whole nodes, at a few levels from coarse to the leaves, whose weights
    are known within a small spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and
    contribute ``weight * sum_j v_j`` (node value sums); the weight error per key is at most half the spread
@@ -41,6 +43,7 @@ from ._inputs import check_eps, prepare
 from .keytree import score_bounds
 from .region_sparse import _fallback_rows, _groups, _Head, _run_per_head
 from .result import AttentionResult
+from ._hier_kernels import leaf_reference
 
 __all__ = ["hierarchical"]
 
@@ -79,9 +82,10 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
-    >>> k = rng.normal(size=(3000, 4)); v = rng.normal(size=(3000, 2)); q = 6 + rng.normal(size=(20, 4))
-    >>> r = hierarchical(q, k, v, eps=1e-2, check=True)
-    >>> bool(np.all(r.relative_bound <= 1e-2)), r.counters["score_evals"] < 20 * 3000
+    >>> C = rng.normal(size=(40, 8)); k = C[rng.integers(0, 40, 3000)] + 0.05 * rng.normal(size=(3000, 8))
+    >>> v = rng.normal(size=(3000, 2)); q = 15 * C[:20]
+    >>> r = hierarchical(q, k, v, eps=1e-3, check=True)
+    >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 600  # of 3000 keys
     (True, True)
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical")
@@ -115,7 +119,7 @@ def _steps(tree, ratio: int = 16, min_nodes: int = 8) -> list:
     return out
 
 
-def _reference(H: _Head, rows, U, qc, full=None):
+def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
     """Exact scores of each query's most promising leaf: ``(m_lo, z, leaf)`` per row of ``rows``.
 
     Candidates are the leaf of largest ``U`` and the leaf of best-scoring centre (``U``, ``qc``: rows
@@ -123,7 +127,8 @@ def _reference(H: _Head, rows, U, qc, full=None):
     maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the softmax mass
     relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf`` where both
     candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it is not
-    key-only).
+    key-only).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
+    does the same (``use_kernel=False``: NumPy).
     """
     t = H.tree
     st, ct = t.starts[-1], t.count[-1]
@@ -135,6 +140,10 @@ def _reference(H: _Head, rows, U, qc, full=None):
     z = np.zeros(nr)
     leaf = np.argmax(U, axis=1) if U.shape[1] else np.zeros(nr, dtype=np.int64)
     c2 = np.argmax(qc, axis=1) if U.shape[1] else leaf
+    if H.extra is None and nr and use_kernel:
+        res = leaf_reference(H.qs, rows, H.kp, st, ct, leaf, c2)
+        if res is not None:
+            return res
     for ci, cand in enumerate((leaf, c2)):
         sel = np.flatnonzero(cand != leaf) if ci else np.arange(nr)
         if len(sel) == 0:
@@ -218,7 +227,7 @@ def _greedy_prune(mass, cand, budget, passes: int = 3):
     return drop
 
 
-def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
+def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
     t = H.tree
     Lf = t.depth - 1
     n, nq, dv = H.n_k, H.n_q, H.v.shape[1]
@@ -304,25 +313,32 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
         open_ &= ~prune
         # 4. far field: whole nodes (coarse levels first, then leaves) whose weights are known within a small
         #    spread get one common weight; the total weight error stays within the aggregation budget
+        ar = np.zeros(0, dtype=np.int64)
         if aggregate and len(rows):
             left = beta_a[rows] * z
+            # a node's error is at least that of each of its leaves: rows without an aggregable open leaf skip
+            with np.errstate(invalid="ignore"):
+                ar = np.flatnonzero((open_ & ~forced & (ctL[None, :] * sp <= left[:, None])).any(axis=1))
+        if len(ar):
+            R, op, fo, left = rows[ar], open_[ar], forced[ar], left[ar]
+            eua, ela, spa, dua = eu[ar], el[ar], sp[ar], du[ar]
             for lvl in _steps(t):
                 st_l, ct_l = t.starts[lvl], t.count[lvl]
                 li = np.searchsorted(stL, st_l)  # first leaf of each node (levels are nested partitions)
                 nl = np.diff(np.append(li, nL))
-                whole = np.minimum.reduceat(open_, li, axis=1)  # every leaf of the node still open
+                whole = np.minimum.reduceat(op, li, axis=1)  # every leaf of the node still open
                 if not whole.any():
                     continue
                 if lvl == Lf:
-                    spn, eun, eln = sp, eu, el
+                    spn, eun, eln = spa, eua, ela
                 else:  # node bounds from the leaf bounds (tighter than the node's own ball and box)
-                    eun = np.maximum.reduceat(eu, li, axis=1)
-                    eln = np.minimum.reduceat(el, li, axis=1)
-                    spn = np.maximum.reduceat(sp, li, axis=1)
+                    eun = np.maximum.reduceat(eua, li, axis=1)
+                    eln = np.minimum.reduceat(ela, li, axis=1)
+                    spn = np.maximum.reduceat(spa, li, axis=1)
                     with np.errstate(over="ignore", invalid="ignore"):  # NaN (masked leaves): never aggregated
-                        dun = np.abs(np.maximum.reduceat(du, li, axis=1))
+                        dun = np.abs(np.maximum.reduceat(dua, li, axis=1))
                         spn = np.maximum(spn, 0.5 * (eun - eln) + 8.0 * _U * (dun + 4.0) * eun)
-                forced_l = np.minimum.reduceat(~forced, li, axis=1)
+                forced_l = np.minimum.reduceat(~fo, li, axis=1)
                 E = ct_l[None, :] * np.where(np.isnan(spn), np.inf, spn)
                 agg = _greedy_prune(E, whole & forced_l & np.isfinite(E), left if lvl == Lf else 0.5 * left)
                 agg &= nl[None, :] > 0
@@ -334,20 +350,21 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, overhead=1000):
                 vmx_l = np.maximum.reduceat(vnp, st_l)
                 w = np.where(agg, 0.5 * (eun + eln), 0.0)
                 Eg = np.where(agg, E, 0.0)
-                NA[rows] += w[:, ac] @ vsum
+                NA[R] += w[:, ac] @ vsum
                 wc = w * ct_l[None, :]
-                ZA[rows] += wc.sum(axis=1)
-                ZAlo[rows] += (np.where(agg, eln, 0.0) * ct_l[None, :]).sum(axis=1)
+                ZA[R] += wc.sum(axis=1)
+                ZAlo[R] += (np.where(agg, eln, 0.0) * ct_l[None, :]).sum(axis=1)
                 Bg = Eg.sum(axis=1)
-                B[rows] += Bg
-                A[rows] += Eg @ vmx_l
-                AM[rows] += wc @ vmx_l
+                B[R] += Bg
+                A[R] += Eg @ vmx_l
+                AM[R] += wc @ vmx_l
                 left = np.maximum(left - Bg, 0.0)
                 ctr["nodes_aggregated"] += int(agg.sum())
                 ctr["keys_aggregated"] += int((agg * ct_l[None, :]).sum())
                 # the leaves of aggregated nodes are done
                 leaf_node = np.searchsorted(st_l, stL, side="right") - 1
-                open_ &= ~agg[:, leaf_node]
+                op &= ~agg[:, leaf_node]
+            open_[ar] = op
     # 5. queries whose open leaves still hold most keys are done densely
     if len(rows):
         nkeys = open_ @ ctL
