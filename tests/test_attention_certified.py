@@ -182,10 +182,24 @@ def test_auto_falls_back_to_dense_on_flat_scores():
 def test_auto_sampled_plan_falls_back_on_loose_bounds():
     rng = np.random.default_rng(9)
     k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
-    q = rng.normal(size=(100, 16)) * 10  # peaked, but i.i.d. keys in 16-D defeat block bounds
+    q = rng.normal(size=(100, 16))  # flat scores, and i.i.d. keys in 16-D defeat block bounds
     r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
     assert r.method == "dense" and r.counters["decision"] == 3
     _check(r, q, k, v, 1e-3)
+
+
+def test_auto_screens_peaked_scores_that_defeat_block_bounds():
+    rng = np.random.default_rng(9)
+    k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
+    q = rng.normal(size=(100, 16)) * 10  # peaked, but i.i.d. keys in 16-D defeat block bounds
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    assert r.method == "region_sparse" and r.counters["decision"] == 6
+    assert r.counters["screened_rows"] > 50 and r.counters["dense_fallback_rows"] < 10
+    assert np.median(r.support) < 200  # the certified support is small although the blocks could not show it
+    _check(r, q, k, v, 1e-3)
+    r2 = auto(q, k, v, eps=1e-3, check=True)  # without a tree: screened directly (few queries)
+    assert r2.method == "screened" and r2.counters["decision"] == 5
+    _check(r2, q, k, v, 1e-3)
 
 
 def test_auto_sparse_with_prebuilt_tree():

@@ -1,10 +1,11 @@
-"""Attention: dense reference, tropical limit, region-sparse, hierarchical and tensor-compressed attention."""
+"""Attention: dense reference, tropical limit, region-sparse, screened, hierarchical and tensor-compressed attention."""
 
 from .result import AttentionResult
 from .dense import dense
 from .tropical import tropical
 from .keytree import KeyTree, build_key_tree
 from .region_sparse import region_sparse
+from .screen import screened
 from .hierarchical import hierarchical
 from .auto import auto
 
@@ -15,6 +16,7 @@ __all__ = [
     "KeyTree",
     "build_key_tree",
     "region_sparse",
+    "screened",
     "hierarchical",
     "auto",
 ]

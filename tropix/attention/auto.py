@@ -5,7 +5,9 @@
 
 1. few keys (``n_k < min_keys``): dense;
 2. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
-   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise dense;
+   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise 16 sampled queries are
+   screened (:mod:`.screen`: float32 scores, exact float64 core) and, if that costs less than dense by the
+   margin of step 4, every query is screened (decision 5), else dense;
 3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
    the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
    the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
@@ -15,7 +17,9 @@
    With the compiled kernel (NumPy float input, no mask/bias/causal) the sample of 32 queries is instead
    run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
    rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
-   ``7 * max_work`` of dense: dense; else the other queries follow.
+   ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
+   ``SCREEN_ROW_COST`` dense rows, a failed one as a dense row); if the estimate is still above: dense;
+   else the other queries follow, with the capped ones screened if that was needed (decision 6).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it).
@@ -31,7 +35,7 @@ from .bounds import pruning_budget
 from .dense import _dense, dense_rounding_bound
 from ._inputs import Prepared, block_extra, check_eps, extra_numpy, prepare
 from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
-                            _RowKept, _run_per_head)
+                            _RowKept, _run_per_head, _screen_flagged)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -58,9 +62,11 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     Returns
     -------
     AttentionResult
-        ``method`` is ``"dense"`` or ``"region_sparse"``; ``counters["decision"]`` codes the reason
-        (0 dense: few keys or eps = 0, 1 dense: large sampled support, 2 dense: no tree and few queries,
-        3 dense: planned work too large, 4 sparse).
+        ``method`` is ``"dense"``, ``"region_sparse"`` or ``"screened"``; ``counters["decision"]`` codes
+        the reason (0 dense: few keys or eps = 0, 1 dense: large sampled support, 2 dense: no tree, few
+        queries and screening would not pay, 3 dense: planned work too large, 4 region-sparse,
+        5 screened: no tree and few queries, 6 region-sparse with the rows the block bounds cannot decide
+        screened).
 
     Examples
     --------
@@ -79,11 +85,60 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         return _dense_result(P, eps, check, 0)
     if tree is None:
         if P.n_q < min_queries_for_tree:
+            if _screen_pays(P, eps, max_work):
+                return _screened_all(P, eps, check)
             return _dense_result(P, eps, check, 2)
         code = _sampled_support_check(P, eps, sample, max_support)
         if code:
             return _dense_result(P, eps, check, code)
     return _planned(P, eps, check, tree, leaf, max_work)
+
+
+SCREEN_ROW_COST = 0.5
+"""A screened query costs about this fraction of a dense query (float32 GEMM + scans, see :mod:`.screen`)."""
+
+
+def _screen_sample(H, eps, rows):
+    """Screen the queries ``rows`` of head ``H``; return the part and its estimated cost in dense-row units."""
+    from .screen import screen_rows
+
+    part = screen_rows(H, eps, rows)
+    ok = np.isfinite(part[1])
+    cost = (SCREEN_ROW_COST * ok.sum() + (1 + SCREEN_ROW_COST / 4) * (~ok).sum()) / max(len(rows), 1)
+    return part, cost
+
+
+def _screen_pays(P, eps, max_work, n_sample=16) -> bool:
+    """Without a key tree: does float32 screening (:func:`~tropix.attention.screened`) beat dense on a sample
+    of ``n_sample`` queries of every head?  Only for NumPy-convertible input without extra terms."""
+    from .screen import _ScreenHead
+
+    if P.mask is not None or P.bias is not None or P.causal:
+        return False
+    q = np.asarray(to_numpy(P.q), dtype=np.float64)
+    k = np.asarray(to_numpy(P.k), dtype=np.float64)
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    rows = np.sort(np.random.default_rng(11).choice(P.n_q, size=min(n_sample, P.n_q), replace=False))
+    for h in np.ndindex(*P.batch_shape) if P.batch_shape else [()]:
+        H = _ScreenHead(P, (q[h], k[h], v[h]), h)
+        if _screen_sample(H, eps, rows)[1] > 7 * max_work:
+            return False
+    return True
+
+
+def _screened_all(P, eps, check):
+    """Screened evaluation of every head (decision 5)."""
+    from .screen import _ScreenHead, screen_rows
+
+    def fn(arrays, hidx, tree):
+        H = _ScreenHead(P, arrays, hidx)
+        out, bound, support, kept, evals = screen_rows(H, eps, np.arange(H.n_q))
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
+                    "dense_fallback_rows": nfb, "decision": 5, "_rho": H.rho}
+        return out, bound, support, kept, counters, H.vmax, "screened"
+
+    return _run_per_head(P, eps, "auto", check, None, fn)
 
 
 def _sampled_support_check(P, eps, sample, max_support) -> int:
@@ -146,6 +201,17 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         part = _fast_rows(H, eps, True, samp)
         capped = int(np.count_nonzero(~np.isfinite(part[1])))
         est = (capped * H.n_k + KERNEL_KEY_COST * part[4]) / (len(samp) * H.n_k)
+        screen = False
+        if est > 7 * max_work and capped:
+            # many queries defeat the block bounds: does float32 screening certify them cheaply?
+            flagged = samp[~np.isfinite(part[1])]
+            spart, scost = _screen_sample(H, eps, flagged)
+            est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
+            if est <= 7 * max_work:
+                screen = True
+                pos = np.searchsorted(samp, flagged)
+                part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
+                part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
         if est > 7 * max_work:
             decision["code"] = 3
             raise _Fallback
@@ -154,15 +220,19 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         support = np.zeros(H.n_q, dtype=np.int64)
         out[samp], bound[samp], support[samp] = part[0], part[1], part[2]
         kept, evals = part[3], part[4]
+        nsc = len(flagged) if screen else 0
         if len(samp) < H.n_q:
             rest = np.setdiff1d(np.arange(H.n_q), samp)
             o, b, sp, kp, ev = _fast_rows(H, eps, True, rest)
+            if screen:
+                n2, kp, sev = _screen_flagged(H, eps, o, b, sp, kp, rows=rest)
+                nsc, ev = nsc + n2, ev + sev
             out[rest], bound[rest], support[rest] = o, b, sp
             kept, evals = _RowKept.join(kept, kp), evals + ev
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * nb,
-                    "dense_fallback_rows": nfb, "decision": 4, "_rho": H.rho}
+                    "dense_fallback_rows": nfb, "screened_rows": nsc, "decision": 6 if screen else 4, "_rho": H.rho}
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 
     try:

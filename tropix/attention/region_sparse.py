@@ -47,7 +47,8 @@ __all__ = ["region_sparse"]
 
 
 def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None,
-                  leaf: int = 64, group: int = 256, threshold: bool = True, check: bool = False) -> AttentionResult:
+                  leaf: int = 64, group: int = 256, threshold: bool = True, screen: bool = False,
+                  check: bool = False) -> AttentionResult:
     """Attention restricted, per query, to the keys within a certified score margin of the maximum.
 
     Parameters
@@ -62,6 +63,10 @@ def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fa
         Keys per block, queries per exact GEMM group.
     threshold : bool
         Apply step 4 (key-level τ-active sets).  If False every computed key is used.
+    screen : bool
+        Rows the compiled block walk gives up on are first tried by float32 screening
+        (:func:`~tropix.attention.screened`) before being computed densely: worth it when the scores are
+        peaked but the keys have no geometry the block bounds can use (``auto`` decides this from a sample).
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
 
@@ -82,7 +87,7 @@ def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fa
     P = prepare(q, k, v, mask, bias, scale, causal, fname="region_sparse")
     eps = check_eps(eps, "region_sparse")
     return _run_per_head(P, eps, "region_sparse", check, tree,
-                         _region_head_fn(P, eps, leaf, group, threshold))
+                         _region_head_fn(P, eps, leaf, group, threshold, screen))
 
 
 def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
@@ -138,6 +143,7 @@ class _Head:
         self.vmax = float(self.vn.max()) if self.n_k else 0.0
         self.qn = _rownorm(self.qs)
         self.tree = tree if tree is not None else build_key_tree(k, leaf)
+        self.kmax = self.tree.kmax
         if self.tree.n != self.n_k:
             raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
         if tree is not None and not tree.matches(k):
@@ -413,7 +419,7 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold, m_lo):
 def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     """Recompute densely every row whose bound exceeds the request (never expected; keeps the guarantee)."""
     target = eps * H.vmax
-    bad = np.flatnonzero((bound > target) & (bound > H.rho))
+    bad = np.flatnonzero((bound > target) & ((bound > H.rho) | ~np.isfinite(bound)))
     if len(bad) == 0:
         return 0, kept
     idx = np.arange(H.n_k)
@@ -445,6 +451,27 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     bound[bad] = H.rho[bad]
     support[bad] = vis
     return len(bad), ((bad, idx),) + tuple(kept)  # first, so that kept_keys finds the dense rows
+
+
+def _screen_flagged(H: _Head, eps, out, bound, support, kept, threshold=True, rows=None):
+    """Rows the block walk gave up on (infinite bound) are screened instead (:mod:`.screen`).
+
+    ``out``, ``bound``, ``support`` hold the queries ``rows`` (default: all, in order) and are updated in
+    place; returns ``(rows screened, kept, float64 evals)``.  Rows the screen cannot certify keep an infinite
+    bound (the caller computes them densely).
+    """
+    flagged = np.flatnonzero(~np.isfinite(bound))
+    if len(flagged) == 0 or H.extra is not None:
+        return 0, kept, 0
+    from .screen import screen_rows
+
+    qrows = flagged if rows is None else np.asarray(rows)[flagged]
+    o, b, sp, kp, ev = screen_rows(H, eps, qrows, threshold=threshold, cap=_SCREEN_CAP(H.n_k))
+    out[flagged], bound[flagged], support[flagged] = o, b, sp
+    return len(flagged), _RowKept.join(kp, kept), ev
+
+
+_SCREEN_CAP = lambda n: max(n // 4, 64)  # noqa: E731  candidates above which a flagged row is done densely
 
 
 def _fast_applicable(H: _Head) -> bool:
@@ -523,15 +550,18 @@ class _RowKept:
                         np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]))
 
 
-def _region_head_fn(P, eps, leaf, group, threshold):
+def _region_head_fn(P, eps, leaf, group, threshold, screen=False):
     def fn(arrays, hidx, tree):
         H = _Head(P, arrays, hidx, tree, leaf)
         if _fast_applicable(H):
             rows = np.arange(H.n_q)
             out, bound, support, kept, evals = _fast_rows(H, eps, threshold, rows)
+            nsc, kept, sevals = _screen_flagged(H, eps, out, bound, support, kept, threshold) if screen else \
+                (0, kept, 0)
             nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
-            counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * len(H.tree.rep[-1]),
-                        "dense_fallback_rows": nfb, "_rho": H.rho}
+            counters = {"score_evals": evals + sevals + nfb * H.n_k, "bound_evals": H.n_q * len(H.tree.rep[-1]),
+                        "screen_evals": nsc * H.n_k, "screened_rows": nsc, "dense_fallback_rows": nfb,
+                        "_rho": H.rho}
             return out, bound, support, kept, counters, H.vmax, "region_sparse"
         keep, U, m_lo, best, beta = _plan(H, eps)
         groups = _groups(best, keep, group, H.tree.count[-1])

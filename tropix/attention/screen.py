@@ -1,0 +1,443 @@
+"""Screened attention: every score once in float32, exact float64 softmax over the keys that can matter.
+
+Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 32 or 64 dimensions: every
+ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
+
+1. all scores are computed once in single precision, ``s̃ = fl32(q̂ · k̂)`` (``q̂``, ``k̂`` the float32
+   roundings of the scaled query and the key) as one BLAS ``sgemm`` per chunk of queries;
+2. each query keeps the keys with ``s̃_j >= thr = max_l s̃_l - τ`` (the threshold rounded down in float32),
+   ``τ = log(2 N / β) + 2 e`` (``N`` keys, ``β`` the dropped-mass budget, ``e`` the screening error below);
+3. the kept keys are scored again in float64, the softmax over them is exact (and, as in
+   :func:`~tropix.attention.region_sparse`, keys of negligible weight among them are dropped while the
+   budget allows); the output is the softmax average of their values.
+
+Certificate.  For every key the float32 score differs from the float64 one the method would otherwise use by
+at most ``e_i = c |q_i| max_j |k_j| + a``: the rounding of ``q`` and ``k`` to float32 contributes
+``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product (any summation order, with or without FMA)
+``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), and the float64 evaluation ``γ_d`` with
+``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``.  The absolute term ``a`` covers float32 underflow.  A key that
+was not kept has float64 score ``< thr + e``, and the exact maximum ``m`` over the kept keys is at least
+``max s̃ - e``; so the mass left out is at most ``N_drop exp(thr + e - m)``, relative to ``exp(m)``, with
+``N_drop`` the number of finite scores not kept.  This ``D`` and the largest dropped ``|v|`` enter
+:func:`~tropix.attention.bounds.truncation_bound` exactly as in the other methods, plus the rounding bound
+of dense evaluation.  A row whose candidates exceed ``cap`` keys, or whose bound would exceed
+``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE arithmetic, no
+overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
+
+Cost: one ``sgemm`` (about half a ``dgemm``) plus a linear pass per query, instead of dense attention's
+``dgemm``, ``exp`` of every score and second ``dgemm`` with the values: a few times faster than dense in
+float64 when few keys are kept, whatever the geometry.  The win comes from mixed precision; for float32
+input, dense attention is itself single precision and the gain is only the saved ``exp`` and second GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._array import to_numpy
+from .bounds import pruning_budget, rounding_bound, truncation_bound, unit_roundoff
+from .dense import _rownorm
+from ._inputs import check_eps, extra_numpy, prepare
+from .region_sparse import _fallback_rows, _RowKept, _run_per_head
+from .result import AttentionResult
+
+__all__ = ["screened", "screen_error"]
+
+_F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such heads are not screened
+_TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
+LEVEL_STEPS = np.array([1.0, 2.0, 4.0, np.inf])  # count levels above the collection margin (the last: full)
+LEVELS = len(LEVEL_STEPS)
+PLAN_MARGIN = 2.0  # added to the first block's estimate of the collection margin
+
+_kern = None
+
+
+def _kernels():
+    """The numba kernels (scan_block, finalize_rows, finish_rows), compiled or loaded on first use; None without numba."""
+    global _kern
+    if _kern is None:
+        try:
+            from . import _screen_numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _kern = False
+        else:
+            _kern = (_screen_numba.scan_block, _screen_numba.plan_rows, _screen_numba.finalize_rows,
+                     _screen_numba.finish_rows)
+    return _kern or None
+
+
+def screen_error(qnorm, kmax, kabsmax, qabsmax, d: int):
+    """Bound on ``|fl32(q̂·k̂) - ŝ|`` for every key, ``ŝ`` the float64 score (see the module docstring).
+
+    Parameters
+    ----------
+    qnorm : array
+        ``|q_i|`` of the scaled queries.
+    kmax : float
+        Largest ``|k_j|``.
+    kabsmax, qabsmax : float
+        Largest absolute entry of the keys / of the scaled queries (for the underflow term).
+    d : int
+        Head dimension.
+
+    Examples
+    --------
+    >>> e = screen_error(np.array([10.0]), 5.0, 3.0, 4.0, 32)
+    >>> 1e-5 < float(e[0]) < 2e-4
+    True
+    """
+    u = unit_roundoff(np.float32)
+    u64 = unit_roundoff(np.float64)
+    gd = d * u / (1 - d * u)
+    gd64 = (d + 2) * u64 / (1 - (d + 2) * u64)
+    c = (2 * u + u * u) + gd * (1 + u) ** 2 + gd64 * (1 + u) ** 2
+    # underflow: each rounded entry and each product may lose up to the smallest subnormal
+    a = d * _TINY32 * (2.0 + float(kabsmax) + float(qabsmax)) * (1 + gd) + _TINY32
+    return (c * np.asarray(qnorm, dtype=np.float64) * float(kmax) + a) * (1 + 1e-6)
+
+
+def _scan_block_numpy(S, j0, ridx, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
+    """Reference implementation of the kernel ``scan_block`` (same state updates)."""
+    m = np.maximum(smax[ridx], S.max(axis=0, initial=-np.inf))
+    smax[ridx] = m
+    for rc in range(S.shape[1]):
+        r = ridx[rc]
+        if cnt[r] < 0:
+            continue
+        col = S[:, rc]
+        fin = col > -np.inf
+        if masked:
+            nfin[r] += int(fin.sum())
+        if not smax[r] > -np.inf:
+            continue
+        tc = _down(float(smax[r]) - tauc[r], S.dtype)
+        tl = [_down(float(smax[r]) - taul[l, r], S.dtype) for l in range(taul.shape[0])]
+        j = np.flatnonzero((col >= tc) & fin)
+        c = int(cnt[r])
+        if c + len(j) > cap:
+            cnt[r] = -1
+            continue
+        cidx[r, c:c + len(j)] = j0 + j
+        cval[r, c:c + len(j)] = col[j]
+        cnt[r] = c + len(j)
+        x = col[fin & (col < tc)]
+        acc = np.count_nonzero(x >= tl[0]) * np.exp(-tauc[r])
+        for l in range(1, len(tl)):
+            acc += np.count_nonzero((x < tl[l - 1]) & (x >= tl[l])) * np.exp(-taul[l - 1, r])
+        acc += np.count_nonzero(x < tl[-1]) * np.exp(-taul[-1, r])
+        dun[r] += acc
+
+
+def _down(x, dtype):
+    y = np.asarray(x, dtype=np.float64).astype(dtype)
+    if float(y) > x:
+        y = np.nextafter(y, dtype.type(-np.inf))
+    return y
+
+
+def _bands(m, vals, width, nb, slack=1.0 - 1e-15):
+    return np.minimum(((m - vals.astype(np.float64)) * slack / width).astype(np.int64), nb - 1)
+
+
+def _nbands(tf, width):
+    return int(min(np.ceil(tf / width) + 2, 4096))
+
+
+def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est):
+    """Reference implementation of the kernel ``plan_rows``."""
+    for r in range(len(smax)):
+        c, tf = int(cnt[r]), float(taufull[r])
+        tauc[r], est[r] = tf, 0.0
+        if c < 0 or not smax[r] > -np.inf:
+            continue
+        nb = _nbands(tf, width)
+        bc = np.bincount(_bands(float(smax[r]), cval[r, :c], width, nb, 1.0), minlength=nb).astype(np.float64)
+        dsum = n * np.exp(-tf) + sum(scale * bc[b] * np.exp(-b * width) for b in range(1, nb))
+        zlo = 1.0 + (bc[0] - 1.0) * np.exp(-width)
+        bstar = 1
+        while bstar < nb and dsum > 0.5 * share * beta[r] * zlo:
+            dsum -= scale * bc[bstar] * np.exp(-bstar * width)
+            zlo += bc[bstar] * np.exp(-(bstar + 1) * width)
+            bstar += 1
+        tauc[r] = min(bstar * width + margin, tf)
+        est[r] = scale * bc[np.arange(nb) * width <= tauc[r]].sum()
+
+
+def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil):
+    """Reference implementation of the kernel ``finalize_rows`` (same outputs)."""
+    for r in range(len(smax)):
+        c = int(cnt[r])
+        if c < 0:
+            ncore[r] = -1
+            continue
+        m = float(smax[r])
+        if not m > -np.inf:
+            ncore[r], dtil[r] = 0, 0.0
+            continue
+        e, tf = float(err[r]), float(taufull[r])
+        nb = _nbands(tf, width)
+        band = _bands(m, cval[r, :c], width, nb)
+        bc = np.bincount(band, minlength=nb)
+        d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf))
+        dsum = d_rest + sum(bc[bb] * np.exp(-bb * width + e) for bb in range(1, nb))
+        zlo = np.exp(-e) + (bc[0] - 1) * np.exp(-width - e)
+        bstar = 1
+        while bstar < nb and dsum > share * beta[r] * zlo:
+            dsum -= bc[bstar] * np.exp(-bstar * width + e)
+            zlo += bc[bstar] * np.exp(-(bstar + 1) * width - e)
+            bstar += 1
+        acc = d_rest + sum(bc[bb] * np.exp(-bb * width + e) for bb in range(bstar, nb))
+        sel = cidx[r, :c][band < bstar]
+        cidx[r, :len(sel)] = sel  # the core, in place
+        ncore[r] = len(sel)
+        dtil[r] = acc * (1.0 + 1e-12)
+
+
+def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold, cx,
+                  out, Z, D, VD, support):
+    """Reference implementation of the kernel ``finish_rows``, plus the extra term ``cx`` of the core keys."""
+    for r in range(len(rows)):
+        c = int(ncore[r])
+        if c < 0:
+            Z[r] = -1.0
+            continue
+        if c == 0:
+            out[r], Z[r], D[r], VD[r], support[r] = 0.0, 0.0, 0.0, 0.0, 0
+            continue
+        j = core[r, :c]
+        s = k[j] @ qs[rows[r]]
+        if cx is not None:
+            s = s + cx[r, :c]
+        m = s.max()
+        w = np.exp(s - m)
+        z = w.sum()
+        dd = dtil[r] * np.exp(float(smax[r]) - m) * (1 + 1e-12) if nfin[r] > c else 0.0
+        vd = vmax if nfin[r] > c else 0.0
+        theta = max(beta[r] * z - dd, 0.0) / ((1 + beta[r]) * c) if threshold else -1.0
+        act = w > theta
+        za = w[act].sum()
+        out[r] = (w[act] @ v[j[act]]) / (za if za > 0 else 1.0)
+        Z[r] = za
+        D[r] = dd + w[~act].sum()
+        VD[r] = max(vd, vn[j[~act]].max(initial=0.0))
+        support[r] = int(act.sum())
+
+
+class _ScreenHead:
+    """One head's NumPy data, with what :func:`~tropix.attention.region_sparse._fallback_rows` needs."""
+
+    def __init__(self, P, arrays, hidx):
+        q, k, v = arrays
+        self.qs = q * P.scale
+        self.k, self.v = k, v
+        self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
+        self.extra, _ = extra_numpy(P, hidx)
+        self.vn = _rownorm(v)
+        self.vmax = float(self.vn.max()) if self.n_k else 0.0
+        self.qn = _rownorm(self.qs)
+        kn = _rownorm(k)
+        self.kmax = float(kn.max()) if self.n_k else 0.0
+        if P.bias is not None:
+            b = np.asarray(to_numpy(P.bias), dtype=np.float64)
+            b = np.where(np.isfinite(b), np.abs(b), 0.0)
+            self.bmax = float(b.max()) if b.size else 0.0
+        else:
+            self.bmax = 0.0
+        self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale)
+
+    def extra_rows(self, rows, cols):
+        return None if self.extra is None else self.extra(rows, cols)
+
+
+def _estimated_candidates(H, rows, beta, sample):
+    """Per query, the number of keys within ``log(8 n / β)`` of the maximum, estimated from a key sample
+    (an over-estimate on average: the sampled maximum is at most the true one)."""
+    n = H.n_k
+    idx = np.random.default_rng(12345).choice(n, size=sample, replace=False)
+    S = H.qs[rows] @ H.k[idx].T
+    if H.extra is not None:
+        S = S + H.extra(rows, idx)
+    m = S.max(axis=1)
+    with np.errstate(divide="ignore"):
+        tau = np.log(8.0 * n / np.where(beta > 0, beta, 1e-300))
+    frac = (S >= (m - tau)[:, None]).mean(axis=1)
+    return np.where(np.isfinite(m), frac * n, 0.0)
+
+
+def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=4096, k32=None, width=0.25,
+                share=0.75, use_kernel=True, abort=0.5):
+    """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
+
+    ``H`` provides ``qs`` (scaled queries), ``k``, ``v``, ``vn``, ``vmax``, ``qn``, ``kmax``, ``rho``,
+    ``extra`` (or None), ``n_k``, ``d``.  Rows that cannot be screened (more than ``cap`` candidates,
+    default ``max(n_k // 4, 64)``), or whose candidates among the first ``kblock`` keys extrapolate to more
+    than ``abort * cap`` (screening them would cost more than dense evaluation: they stop being screened
+    after the first block), get an infinite bound: the caller recomputes them densely.
+    The screen runs over blocks of ``kblock`` keys (an ``sgemm`` of keys x queries per block, memory
+    ``O(kblock * qchunk)``); ``width`` is the band width of the left-out mass bound.
+    ``evals`` counts the float64 score evaluations (the float32 screen scores every key once).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    nr, n = len(rows), H.n_k
+    cap = min(max(n // 4, 64) if cap is None else int(cap), n)
+    out = np.zeros((nr, H.v.shape[1]))
+    bound = np.full(nr, np.inf)
+    support = np.zeros(nr, dtype=np.int64)
+    empty = _RowKept(rows, np.zeros(0, dtype=np.int64), np.zeros(nr + 1, dtype=np.int64))
+    if nr == 0 or n == 0:
+        return out, np.zeros(nr), support, empty, 0
+    if H.qn[rows].max(initial=0.0) * H.kmax > _F32_LIMIT:
+        return out, bound, support, empty, 0
+    rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(nr)
+    beta = np.broadcast_to(pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nr), (nr,))
+    kern = _kernels() if use_kernel else None
+    scan, plan, finalize, finish = (kern if kern is not None else
+                                    (_scan_block_numpy, _plan_numpy, _finalize_numpy, None))
+    # largest entries for the underflow term: a vector's entries are at most its norm
+    err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
+    u64 = unit_roundoff(np.float64)
+    masked = H.extra is not None
+    keys, counts = [], []
+    for a in range(0, nr, qchunk):
+        rr = rows[a:a + qchunk]
+        sl = slice(a, a + len(rr))
+        c_n = len(rr)
+        q32T = np.ascontiguousarray(H.qs[rr].astype(np.float32).T)
+        e = err[sl].copy()
+        if masked:
+            # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|)
+            bmax = np.zeros(c_n)
+            for b0 in range(0, n, kblock):
+                E = H.extra(rr, np.arange(b0, min(n, b0 + kblock)))
+                bmax = np.maximum(bmax, np.where(np.isfinite(E), np.abs(E), 0.0).max(axis=1))
+            e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + bmax) * (1 + 1e-6)
+        bsl = np.ascontiguousarray(beta[sl])
+        nfull = np.full(c_n, float(n))
+        with np.errstate(divide="ignore"):
+            tau = np.where(bsl > 0, np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 1e300) + 2 * e
+        smax = np.full(c_n, -np.inf, dtype=np.float64 if masked else np.float32)
+        nfin = np.zeros(c_n, dtype=np.int64) if masked else np.full(c_n, n, dtype=np.int64)
+        cidx = np.empty((c_n, cap), dtype=np.int32 if n < 2**31 else np.int64)
+        cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
+        cnt = np.zeros(c_n, dtype=np.int64)
+        dun = np.zeros(c_n)
+        # the first block collects every key within tau of the running maximum; its band histogram then sets
+        # each query's (smaller) collection margin tauc for the other blocks, whose other keys are only
+        # counted against the levels taul between tauc and tau (see _screen_numba.scan_block)
+        tauc = tau.copy()
+        taul = np.tile(tau, (LEVELS, 1))
+        ridx = np.arange(c_n)  # the rows still screened (columns of the score blocks)
+        for b0 in range(0, n, kblock):
+            kb32 = H.k[b0:b0 + kblock].astype(np.float32) if k32 is None else k32[b0:b0 + kblock]
+            S = kb32 @ q32T  # (keys, queries) float32 screening scores
+            if masked:
+                S = S.astype(np.float64) + H.extra(rr[ridx], np.arange(b0, b0 + S.shape[0])).T
+            # in the first block a row collecting more than twice its share of the abort limit stops at once
+            cap_b = cap if b0 or n <= kblock else min(cap, max(int(2 * abort * cap * S.shape[0] / n), 64))
+            scan(np.ascontiguousarray(S), b0, ridx, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
+            if b0 == 0 and n > kblock:
+                est = np.zeros(c_n)
+                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / S.shape[0], float(n),
+                     PLAN_MARGIN, tauc, est)
+                # a floor: a later block may hold a cluster near a higher maximum that the first block did not
+                # show; below the floor even 64 such keys per level would exhaust the budget
+                with np.errstate(divide="ignore"):
+                    floor = np.log(64.0 / np.where(bsl > 0, bsl, 1e-300))
+                np.maximum(tauc, np.minimum(floor, tau), out=tauc)
+                taul[:] = np.minimum(tauc[None, :] + LEVEL_STEPS[:, None], tau[None, :])
+                taul[-1] = tau
+                # rows that would collect too many keys would cost more than dense rows: they stop here
+                quit_ = (cnt < 0) | (est > abort * cap)
+                if quit_.any():
+                    cnt[quit_] = -1
+                    ridx = np.flatnonzero(~quit_)
+                    if len(ridx) == 0:
+                        break
+                    q32T = np.ascontiguousarray(q32T[:, ridx])
+        ncore = np.zeros(c_n, dtype=np.int64)
+        dtil = np.zeros(c_n)
+        finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil)
+        core = cidx
+        o = np.zeros((c_n, H.v.shape[1]))
+        Zr, Dr, VDr = np.zeros(c_n), np.zeros(c_n), np.zeros(c_n)
+        sp = np.zeros(c_n, dtype=np.int64)
+        smax64 = smax.astype(np.float64)
+        if finish is not None and not masked:
+            finish(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl, bool(threshold),
+                   o, Zr, Dr, VDr, sp)
+        else:
+            cx = None
+            if masked:
+                cx = np.zeros((c_n, cap))
+                for t in range(c_n):
+                    c = max(int(ncore[t]), 0)
+                    if c:
+                        cx[t, :c] = H.extra(rr[t:t + 1], core[t, :c])[0]
+            _finish_numpy(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl, threshold, cx,
+                          o, Zr, Dr, VDr, sp)
+        ok = Zr >= 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = truncation_bound(Dr, VDr, _rownorm(o), np.where(ok & (Zr > 0), Zr, 1.0)) * (1 + 1e-9) + H.rho[rr]
+        b[~ok] = np.inf
+        dead = ok & (ncore == 0)
+        b[dead], o[dead] = 0.0, 0.0
+        out[sl], bound[sl], support[sl] = o, b, sp
+        for t in range(c_n):
+            c = max(int(ncore[t]), 0)
+            keys.append(core[t, :c])
+            counts.append(c)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    kept = _RowKept(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), offsets)
+    evals = int(offsets[-1])
+    return out, bound, support, kept, evals
+
+
+def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, threshold: bool = True,
+             cap: int | None = None, check: bool = False) -> AttentionResult:
+    """Certified attention by float32 screening of every score and exact float64 softmax of the survivors.
+
+    See the module docstring for the algorithm and the certificate.  Needs no key tree, and pays off
+    whatever the geometry of the keys when the scores are peaked (few keys within ``log(2N/β)`` of the
+    maximum); on flat scores the candidates exceed ``cap`` and the rows are computed densely.
+
+    Parameters
+    ----------
+    q, k, v, mask, bias, scale, causal
+        As in :func:`tropix.attention.dense` (leading batch/head dims are looped over).
+    eps : float
+        ``|o_i - o_i^dense|_2 <= eps * max_j |v_j|_2`` for every row, guaranteed; 0 = exact.
+    threshold : bool
+        Also drop selected keys of negligible weight while the budget allows (smaller support).
+    cap : int, optional
+        Candidates per query above which the row is computed densely (default ``max(n_k // 4, 64)``).
+    check : bool
+        Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
+
+    Returns
+    -------
+    AttentionResult
+        ``method == "screened"``; ``kept_keys(i)`` are the keys scored in float64 for query ``i``;
+        ``counters["score_evals"]`` counts float64 scores, ``counters["screen_evals"]`` float32 ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = 10 * rng.normal(size=(64, 32)), rng.normal(size=(4096, 32)), rng.normal(size=(4096, 8))
+    >>> r = screened(q, k, v, eps=1e-3, check=True)
+    >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 40
+    (True, True)
+    """
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened")
+    eps = check_eps(eps, "screened")
+
+    def fn(arrays, hidx, tree):
+        H = _ScreenHead(P, arrays, hidx)
+        rows = np.arange(H.n_q)
+        out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap)
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
+                    "dense_fallback_rows": nfb, "_rho": H.rho}
+        return out, bound, support, kept, counters, H.vmax, "screened"
+
+    return _run_per_head(P, eps, "screened", check, None, fn)
