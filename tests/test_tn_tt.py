@@ -229,9 +229,8 @@ def test_bad_input():
 def test_check_catches_a_wrong_bound(monkeypatch):
     import sys
 
-    linalg = sys.modules["tropix.tn._linalg"]
-    real = linalg.truncation_rank
-    monkeypatch.setattr(linalg, "truncation_rank", lambda S, b, m: (real(S, b, m)[0], 0.0))
+    # a certificate that ignores the truncation: check=True must notice
+    monkeypatch.setattr(sys.modules["tropix.tn.tt"], "tt_residual_bound", lambda A, cores, conversion=None: 0.0)
     for shape in [(3, 3, 3), (2, 40, 40)]:  # the SVD route and the Gram route
         A = _low_rank_tensor(np.random.default_rng(2), shape, 2, 0.5)
         with pytest.raises(BoundViolationError):

@@ -5,16 +5,25 @@ A tensor train of a ``d``-way tensor ``A`` of shape ``(n_1, …, n_d)`` is a lis
 
 **The error guarantee.** :func:`tt_svd` sweeps left to right.  At every bond it keeps the left singular
 vectors as an orthonormal core and carries ``S·Vᴴ`` to the right, discarding singular values whose
-squared tail fits the remaining budget.  Because all cores to the left stay orthonormal, the squared
-error is at most the sum of the squared discarded tails (Oseledets 2011, Thm 2.2), so with a total
-budget ``(eps·‖A‖_F)²`` the result satisfies ``‖A − A_TT‖_F ≤ eps·‖A‖_F`` (up to floating-point rounding)
-whenever ``max_rank`` does not bind.  When it binds, the bound actually achieved is returned in
-:attr:`TensorTrain.error_bound`.  (Splitting ``√S`` onto both sides, as some libraries do, destroys the
-orthonormality this argument needs.)  The budget is spent adaptively: each bond may use the part of the
-budget the previous bonds left unused, divided evenly over the remaining bonds.  Wide unfoldings
-whose budget is far above rounding level are split through the Gram matrix (one BLAS pass), with
-the worst-case eigenvalue perturbation added to the certified bound; see
+squared tail fits the remaining budget.  Because all cores to the left stay orthonormal, in exact
+arithmetic the squared error is the sum of the squared discarded tails (Oseledets 2011, Thm 2.2), so a
+total budget ``(eps·‖A‖_F)²`` gives ``‖A − A_TT‖_F ≤ eps·‖A‖_F`` whenever ``max_rank`` does not bind.
+(Splitting ``√S`` onto both sides, as some libraries do, destroys the orthonormality this argument
+needs.)  The budget is spent adaptively: each bond may use the part of the budget the previous bonds
+left unused, divided evenly over the remaining bonds.  Wide unfoldings whose budget is far above
+rounding level are split through the Gram matrix (one BLAS pass); see
 :func:`~tropix.tn._linalg.truncated_split`.
+
+The reported :attr:`TensorTrain.error_bound` is not that exact-arithmetic tail: it is an *a posteriori*
+certificate for the cores actually stored, :func:`~tropix.tn._linalg.tt_residual_bound` — the residual
+``A − contract(cores)`` evaluated in float64 with a rigorous bound on the rounding of that evaluation
+(and, for exact input, of the conversion to float64).  It therefore covers the truncation and all
+floating-point rounding of the SVDs, QRs and Gram matrices (for a tensor kept at full rank it is a few
+``u·‖A‖_F``, not 0).  It costs one contraction of the train to a dense tensor, about as much as the
+sweep itself.  If rounding pushes the certificate above ``eps·‖A‖_F`` although the truncation fitted
+the budget, the sweep is repeated once with the budget reduced by twice the measured rounding part;
+``error_bound`` can still exceed ``eps·‖A‖_F`` when ``eps`` is at rounding level (a few ``1e-15``) or
+when ``max_rank`` binds: it is always the bound actually achieved.
 
 Examples
 --------
@@ -47,8 +56,10 @@ from ._linalg import (
     fro_norm,
     qr,
     svd,
+    conversion_error,
     truncated_split,
     truncation_rank,
+    tt_residual_bound,
 )
 
 __all__ = ["TensorTrain", "tt_svd", "tt_round", "schmidt_spectrum", "entanglement_entropy"]
@@ -69,8 +80,9 @@ class TensorTrain:
     cores : tuple of arrays
         ``cores[k]`` has shape ``(r_k, n_k, r_{k+1})``, ``r_0 = r_d = 1``; all of one array library.
     error_bound : float
-        Certified bound on ``‖A − self‖_F`` for the tensor ``A`` this train was built to approximate
-        (0 for an exact representation).  Arithmetic propagates it.
+        Bound on ``‖A − self‖_F`` for the tensor ``A`` this train was built to approximate (0 for an exact
+        representation).  From :func:`tt_svd` it is certified a posteriori, rounding included; arithmetic
+        propagates it and :meth:`round` adds its truncation (see there for what that covers).
     eps : float or None
         The relative tolerance that was requested, if any.
 
@@ -315,8 +327,11 @@ class TensorTrain:
     def round(self, eps: float = _DEFAULT_EPS, max_rank: int | None = None, *, check: bool = False) -> "TensorTrain":
         """Recompress to the smallest ranks with ``‖self − result‖_F ≤ eps·‖self‖_F`` (unless ``max_rank`` binds).
 
-        The returned ``error_bound`` is ``self.error_bound`` plus the rounding error actually certified.
-        With ``check=True`` the rounding error is recomputed densely and compared with its bound.
+        The returned ``error_bound`` is ``self.error_bound`` plus ``sqrt(Σ discarded²)``, the recompression
+        error in exact arithmetic.  Unlike :func:`tt_svd`, this term is *not* certified against the
+        floating-point rounding of the QR/SVD sweeps (it would need a dense residual): it can be low by a
+        few ``u·‖self‖_F`` (``u = 2^-53`` for float64 cores), which matters only for ``eps`` near rounding
+        level.  With ``check=True`` the rounding error is recomputed densely and compared with its bound.
         """
         eps = check_eps(eps)
         max_rank = check_max_rank(max_rank)
@@ -386,7 +401,11 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     Returns
     -------
     TensorTrain
-        Left-orthonormal cores 0…d-2; ``error_bound`` is ``sqrt(Σ discarded²)``.
+        Left-orthonormal cores 0…d-2.  ``error_bound`` is a rigorous a posteriori bound on
+        ``‖A − A_TT‖_F`` for the tensor ``A_TT`` the stored cores represent exactly, rounding included (for
+        exact input ``A`` is the exact tensor, before conversion to ``float64``); see the module docstring
+        and :func:`~tropix.tn._linalg.tt_residual_bound`.  It is at most ``eps·‖A‖_F`` unless ``max_rank``
+        binds or ``eps`` is at rounding level.
 
     Raises
     ------
@@ -406,17 +425,32 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     (True, True)
     >>> tt_svd(A, eps=0.3, max_rank=1).ranks
     (1, 1, 1, 1)
+    >>> full = tt_svd(A, eps=1e-14)        # nothing discarded: the bound is the rounding, a few u·‖A‖_F
+    >>> bool(0 < full.error_bound < 1e-13 * np.linalg.norm(A))
+    True
     """
     eps = check_eps(eps)
     max_rank = check_max_rank(max_rank)
     A = as_float(tensor)
+    tt, nrm = _tt_svd(A, eps, max_rank, conversion_error(tensor, A))
+    if check:
+        true = _f(fro_norm(A - tt.to_dense()))
+        _check_bound(true, tt.error_bound, nrm, "tt_svd")
+    return tt
+
+
+def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
+    """The left-to-right TT-SVD sweep of a float tensor: ``(cores, nrm, discarded_sq)``, no certificate.
+
+    The truncation budget is ``(eps·‖A‖_F − reserve)²``.
+    """
     xp = namespace(A)
     shape = tuple(int(s) for s in A.shape)
     d = len(shape)
     if d == 0:
         raise ShapeError("tt_svd needs a tensor with at least one mode")
     nrm = _f(fro_norm(A))
-    budget = (eps * nrm) ** 2
+    budget = max(0.0, eps * nrm - reserve) ** 2
     used = 0.0
     cores = []
     C = A
@@ -430,12 +464,26 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
         cores.append(xp.reshape(U, (r, shape[k], rk)))
         r = rk
     cores.append(xp.reshape(C, (r, shape[-1], 1)))
-    err = math.sqrt(used)
-    tt = TensorTrain(tuple(cores), err * (1 + 1e-12), eps)
-    if check:
-        true = _f(fro_norm(A - tt.to_dense()))
-        _check_bound(true, err, nrm, "tt_svd")
-    return tt
+    return tuple(cores), nrm, used
+
+
+def _tt_svd(A, eps: float, max_rank: int | None, conversion=None, sweep=None) -> tuple[TensorTrain, float]:
+    """TT-SVD of a float tensor with the a posteriori certificate (``conversion``: see ``conversion_error``;
+    ``sweep``: the result of ``_tt_sweep(A, eps, max_rank)`` if already computed).
+
+    When the certificate exceeds ``eps·‖A‖_F`` only because the truncation used the whole budget and rounding
+    came on top, the sweep is repeated once with the budget reduced by twice the measured rounding part.
+    """
+    cores, nrm, used = _tt_sweep(A, eps, max_rank) if sweep is None else sweep
+    bound = tt_residual_bound(A, cores, conversion)
+    target = eps * nrm
+    if bound > target and used > 0 and math.sqrt(used) <= target:
+        reserve = 2 * (bound - math.sqrt(used))
+        cores2, _, used2 = _tt_sweep(A, eps, max_rank, reserve)
+        bound2 = tt_residual_bound(A, cores2, conversion)
+        if bound2 < bound:
+            cores, bound = cores2, bound2
+    return TensorTrain(cores, bound, eps), nrm
 
 
 def tt_round(tt: TensorTrain, eps: float = _DEFAULT_EPS, max_rank: int | None = None, *, check: bool = False) -> TensorTrain:

@@ -3,8 +3,9 @@
 A matrix ``W`` of shape ``(M, N)`` with ``M = m_1⋯m_d`` and ``N = n_1⋯n_d`` is viewed as the tensor
 ``W[(i_1…i_d), (j_1…j_d)]``; interleaving the modes as ``(i_1 j_1), (i_2 j_2), …`` and running
 :func:`~tropix.tn.tt.tt_svd` gives cores ``G_k`` of shape ``(r_{k-1}, m_k, n_k, r_k)``, with the same
-certified bound ``‖W − W_TT‖_F ≤ eps·‖W‖_F`` (unless ``max_rank`` binds; then the achieved bound is
-reported).  Row indices are row-major in ``(i_1, …, i_d)`` (``i_1`` slowest), as in ``numpy.reshape``.
+truncation ``‖W − W_TT‖_F ≤ eps·‖W‖_F`` (unless ``max_rank`` binds) and the same a posteriori
+certificate: ``error_bound`` bounds ``‖W − W_TT‖_F`` rigorously for the matrix ``W_TT`` the stored cores
+represent exactly, floating-point rounding of the decomposition included.  Row indices are row-major in ``(i_1, …, i_d)`` (``i_1`` slowest), as in ``numpy.reshape``.
 
 Examples
 --------
@@ -22,14 +23,23 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import ShapeError
-from ._linalg import as_float, check_core_chain, check_eps, check_max_rank, fro_norm, truncation_rank
-from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, tt_svd
+from ._linalg import (
+    as_float,
+    check_core_chain,
+    check_eps,
+    check_max_rank,
+    conversion_error,
+    fro_norm,
+    truncation_rank,
+)
+from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, _tt_svd, _tt_sweep
 
 __all__ = ["TTMatrix", "factorize"]
 
@@ -74,7 +84,8 @@ class TTMatrix:
     ----------
     cores : tuple of arrays
     error_bound : float
-        Certified bound on ``‖W − self‖_F`` for the matrix it was built from (0 if exact).
+        Bound on ``‖W − self‖_F`` for the matrix it was built from (0 if exact); from :meth:`from_dense`
+        certified a posteriori, rounding included (see :func:`~tropix.tn.tt.tt_svd`).
     eps : float or None
         Requested relative tolerance.
     """
@@ -135,6 +146,10 @@ class TTMatrix:
             with the fewest parameters is returned (candidates that need more parameters even with all
             ranks 1 than the best one found are not computed).
         eps : float in (0, 1)
+            Requested relative Frobenius accuracy (drives the truncation).  The returned ``error_bound`` is
+            the rigorous a posteriori bound on ``‖W − W_TT‖_F`` for the stored cores, rounding included
+            (exact input: against the exact ``W``); it is at most ``eps·‖W‖_F`` unless ``max_rank`` binds
+            or ``eps`` is at rounding level.
         max_rank : int ≥ 1, optional
         check : bool
             Recompute the error densely and raise BoundViolationError if it exceeds the certified bound.
@@ -163,6 +178,7 @@ class TTMatrix:
         A = as_float(W, "W")
         if A.ndim != 2:
             raise ShapeError(f"W must be a matrix, got shape {tuple(A.shape)}")
+        conv = conversion_error(W, A)
         M, N = (int(s) for s in A.shape)
         if row_dims is None and col_dims is None:
             # candidates in order of the parameter count they need at least (all ranks 1: Σ m_k n_k);
@@ -173,18 +189,23 @@ class TTMatrix:
                 if d > 2 and (rd.count(1) + cd.count(1) > 0):
                     continue
                 cands.append((sum(m * n for m, n in zip(rd, cd)), d, rd, cd))
-            best = None
+            best = None  # (n_params, row_dims, col_dims, sweep) of the best uncertified candidate
             for lower, d, rd, cd in sorted(cands):
-                if best is not None and lower >= best.n_params:
+                if best is not None and lower >= best[0]:
                     continue
-                if d == 2 and best is not None and _two_core_params(A, rd, cd, eps, max_rank) >= best.n_params:
+                if d == 2 and best is not None and _two_core_params(A, rd, cd, eps, max_rank) >= best[0]:
                     continue  # decided from the singular values alone (no factor matrices computed)
-                cand = cls.from_dense(A, rd, cd, eps=eps, max_rank=max_rank)
-                if best is None or cand.n_params < best.n_params:
-                    best = cand
+                sweep = _tt_sweep(_interleave(A, rd, cd), eps, max_rank)
+                n_params = sum(int(np.prod([int(s) for s in c.shape])) for c in sweep[0])
+                if best is None or n_params < best[0]:
+                    best = (n_params, rd, cd, sweep)
+            _, rd, cd, sweep = best
+            # certify the chosen candidate only
+            tt, nrm = _tt_svd(_interleave(A, rd, cd), eps, max_rank, _interleave_np(conv, rd, cd), sweep)
+            out = cls._from_tt_cores(tt, rd, cd)
             if check:
-                _check_bound(_f(fro_norm(A - best.to_dense())), best.error_bound, _f(fro_norm(A)), "TTMatrix.from_dense")
-            return best
+                _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, nrm, "TTMatrix.from_dense")
+            return out
         if row_dims is None:
             row_dims = factorize(M, len(col_dims))
         if col_dims is None:
@@ -200,18 +221,19 @@ class TTMatrix:
         d = max(len(row_dims), len(col_dims))
         row_dims = row_dims + (1,) * (d - len(row_dims))
         col_dims = col_dims + (1,) * (d - len(col_dims))
-        xp = namespace(A)
-        T = xp.reshape(A, row_dims + col_dims)
-        perm = tuple(x for k in range(d) for x in (k, d + k))
-        T = xp.reshape(xp.permute_dims(T, perm), tuple(m * n for m, n in zip(row_dims, col_dims)))
-        tt = tt_svd(T, eps=eps, max_rank=max_rank)
+        tt, nrm = _tt_svd(_interleave(A, row_dims, col_dims), eps, max_rank, _interleave_np(conv, row_dims, col_dims))
+        out = cls._from_tt_cores(tt, row_dims, col_dims)
+        if check:
+            _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, nrm, "TTMatrix.from_dense")
+        return out
+
+    @classmethod
+    def _from_tt_cores(cls, tt: TensorTrain, row_dims, col_dims) -> "TTMatrix":
+        xp = tt.xp
         cores = tuple(
             xp.reshape(c, (int(c.shape[0]), m, n, int(c.shape[2]))) for c, m, n in zip(tt.cores, row_dims, col_dims)
         )
-        out = cls(cores, tt.error_bound, eps)
-        if check:
-            _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, _f(fro_norm(A)), "TTMatrix.from_dense")
-        return out
+        return cls(cores, tt.error_bound, tt.eps)
 
     @classmethod
     def from_tt(cls, tt: TensorTrain, row_dims: Sequence[int], col_dims: Sequence[int]) -> "TTMatrix":
@@ -316,14 +338,16 @@ class TTMatrix:
         ``|fl(AB)| ≤ (1 + γ_K)|A||B|``.  Let ``A_k`` be the same contraction chain run on ``|X|`` and the
         ``|C_k|`` (exactly).  By induction, with ``P_k = Π_{i≤k}(1 + γ_{K_i})``: ``|T̂_k| ≤ P_k A_k`` and
         ``|T̂_k − T_k| ≤ |T̂_{k−1} − T_{k−1}||C_k| + γ_{K_k}|T̂_{k−1}||C_k| ≤ (P_{k−1} − 1 + γ_{K_k}P_{k−1}) A_k
-        = (P_k − 1) A_k``, and ``P_d − 1 ≤ γ_S`` with ``S = Σ_k K_k`` (Higham Lemma 3.3).  So
-        ``|fl(W_TT X) − W_TT X| ≤ γ_S(u) A_d``.
+        = (P_k − 1) A_k``.  Product ``k`` is computed in the promoted dtype
+        ``result_type(X, C_1, …, C_k)`` (float32 × float64 runs in float64) with unit roundoff ``u_k``, and
+        ``1 + γ_K(u) = 1/(1 − K u)``, so ``P_d ≤ 1/(1 − x)`` with ``x = Σ_k K_k u_k`` (as
+        ``Π_k (1 − a_k) ≥ 1 − Σ_k a_k``) and ``|fl(W_TT X) − W_TT X| ≤ γ A_d`` with ``γ = x/(1 − x)``
+        (``= γ_S(u)``, ``S = Σ_k K_k``, when all products run in one dtype; Higham Lemma 3.3).
 
         ``A_d`` itself is evaluated in float64 by the same chain on nonnegative data, so the computed
         ``Â_d ≥ (1 − γ_S(u₆₄)) A_d``; the returned ``E = fl(c Â_d)`` with
-        ``c ≥ γ_S(u) / ((1 − γ_S(u₆₄))(1 − u₆₄))`` (computed exactly with Fractions and rounded up) therefore
-        bounds ``γ_S(u) A_d``.  ``u`` is the largest unit roundoff among the dtypes of ``X`` and the cores
-        (conservative under promotion).  Assumptions: the backend evaluates each product in its dtype with
+        ``c ≥ γ / ((1 − γ_S(u₆₄))(1 − u₆₄))`` (computed exactly with Fractions and rounded up) therefore
+        bounds ``γ A_d``.  Assumptions: the backend evaluates each product in the promoted dtype with
         ordinary IEEE arithmetic (no reduced-precision modes such as TF32), no overflow, and no underflow
         (gradual underflow adds absolute errors of order ``S·2^-1074`` in float64, ``S·2^-149`` in
         float32, not covered).  Non-finite inputs give ``inf``/``nan`` bounds.
@@ -345,11 +369,16 @@ class TTMatrix:
         M, N = self.shape
         if Xf.ndim not in (1, 2) or int(Xf.shape[0]) != N:
             raise ShapeError(f"X must have shape ({N},) or ({N}, B) for a {M}×{N} TT-matrix, got {tuple(Xf.shape)}")
-        u = max(_unit_roundoff(a) for a in (*self.cores, Xf))
-        S = sum(int(c.shape[0]) * int(c.shape[2]) for c in self.cores)
+        xp = namespace(*self.cores, Xf)
+        dt, S, x = Xf.dtype, 0, Fraction(0)
+        for core in self.cores:
+            dt = xp.result_type(dt, core.dtype)  # the dtype this product is computed in
+            K = int(core.shape[0]) * int(core.shape[2])
+            S += K
+            x += K * Fraction(float(xp.finfo(dt).eps)) / 2
         absT = TTMatrix(tuple(np.abs(np.asarray(to_numpy(c), dtype=np.float64)) for c in self.cores))
         A = np.asarray(absT.matmat(np.abs(np.asarray(to_numpy(Xf), dtype=np.float64))), dtype=np.float64)
-        c = _gamma_factor(S, u)
+        c = _gamma_factor(S, x)
         return np.full_like(A, np.inf) if c == np.inf else c * A
 
     def rmatmat_rounding_bound(self, X: Any) -> np.ndarray:
@@ -371,7 +400,7 @@ class TTMatrix:
         Xf = as_float(X, "X")
         if Xf.ndim == 1:
             return self.transpose().matmat_rounding_bound(Xf)
-        return self.transpose().matmat_rounding_bound(np.asarray(to_numpy(Xf)).T).T
+        return self.transpose().matmat_rounding_bound(namespace(Xf).matrix_transpose(Xf)).T
 
     def matvec(self, x: Any):
         """``W @ x`` for a vector ``x`` of length ``N``."""
@@ -426,23 +455,15 @@ class TTMatrix:
         return out
 
 
-def _unit_roundoff(a) -> float:
-    """Unit roundoff ``u = eps/2`` of the floating dtype of ``a`` (any backend)."""
-    dt = np.asarray(to_numpy(namespace(a).reshape(a, (-1,))[:1])).dtype
-    return float(np.finfo(dt).eps) / 2
+def _gamma_factor(S: int, x: Fraction) -> float:
+    """A float ``c ≥ γ / ((1 − γ_S(u₆₄))(1 − u₆₄))`` with ``γ = x / (1 − x)``, ``x = Σ_k K_k u_k`` (exact, rounded up).
 
-
-def _gamma_factor(S: int, u: float) -> float:
-    """A float ``c ≥ γ_S(u) / ((1 − γ_S(u₆₄))(1 − u₆₄))``, ``γ_S(u) = S u / (1 − S u)`` (exact, rounded up).
-
-    ``inf`` when ``S u ≥ 1`` or ``S u₆₄ ≥ 1`` (no bound).
+    ``inf`` when ``x ≥ 1`` or ``2 S u₆₄ ≥ 1`` (no bound).
     """
-    from fractions import Fraction
-
-    uf, u64 = Fraction(u), Fraction(2) ** -53
-    if S * uf >= 1 or 2 * S * u64 >= 1:
+    u64 = Fraction(2) ** -53
+    if x >= 1 or 2 * S * u64 >= 1:
         return float("inf")
-    g = S * uf / (1 - S * uf)
+    g = x / (1 - x)
     g64 = S * u64 / (1 - S * u64)
     c = g / ((1 - g64) * (1 - u64))
     return float(np.nextafter(float(c), np.inf))
@@ -450,6 +471,24 @@ def _gamma_factor(S: int, u: float) -> float:
 
 def _f(x) -> float:
     return float(to_numpy(x))
+
+
+def _interleave(A, rd, cd):
+    """The matrix ``A`` (M×N) as the tensor over the merged modes ``(i_k j_k)`` of the TT-matrix layout."""
+    xp = namespace(A)
+    d = len(rd)
+    T = xp.reshape(A, tuple(rd) + tuple(cd))
+    perm = tuple(x for k in range(d) for x in (k, d + k))
+    return xp.reshape(xp.permute_dims(T, perm), tuple(m * n for m, n in zip(rd, cd)))
+
+
+def _interleave_np(E, rd, cd):
+    """:func:`_interleave` for an optional NumPy array (per-entry conversion bounds)."""
+    if E is None:
+        return None
+    d = len(rd)
+    perm = tuple(x for k in range(d) for x in (k, d + k))
+    return E.reshape(tuple(rd) + tuple(cd)).transpose(perm).reshape(tuple(m * n for m, n in zip(rd, cd)))
 
 
 def _two_core_params(A, rd, cd, eps, max_rank) -> int:

@@ -1,0 +1,272 @@
+"""Certified bounds that include floating-point rounding, checked against exact Fraction arithmetic.
+
+* ``tt_svd`` / ``TTMatrix.from_dense``: ``error_bound`` is an a posteriori certificate of the stored cores
+  (``tt_residual_bound``), so it must dominate the exact ``‖A − A_TT‖_F`` even when nothing is truncated;
+* ``TTMatrix.matmat_rounding_bound`` / ``rmatmat_rounding_bound``: the unit roundoff is that of the dtype the
+  products are computed in (float32 × float64 runs in float64).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import to_np
+from tropix.tn import TensorTrain, TTMatrix, tt_svd
+from tropix.tn._linalg import conversion_error, tt_residual_bound
+
+U64 = 2.0**-53
+
+
+def _frac(a):
+    return np.vectorize(Fraction, otypes=[object])(np.asarray(to_np(a), dtype=np.float64))
+
+
+def _exact_tt(cores):
+    """The tensor the stored cores represent, exactly (flat object array of Fractions)."""
+    cs = [_frac(c) for c in cores]
+    out = cs[0]
+    for c in cs[1:]:
+        out = np.tensordot(out, c, axes=1)
+    return out.reshape(-1)
+
+
+def _exact_ttm(T):
+    """The dense matrix of a TT-matrix's stored cores, exactly."""
+    d = len(T.cores)
+    out = _exact_tt(T.cores).reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
+    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
+    return out.transpose(perm).reshape(T.shape)
+
+
+def _sq(diff) -> Fraction:
+    return sum((x * x for x in np.asarray(diff, dtype=object).ravel()), Fraction(0))
+
+
+def _dominates(bound: float, exact_sq: Fraction) -> bool:
+    return exact_sq <= Fraction(bound) ** 2
+
+
+# -- tt_svd / TTMatrix.from_dense ---------------------------------------------------------------------------
+
+
+def test_from_dense_full_rank_is_not_certified_as_exact():
+    """The reported defect: 24 x 8 at eps = 1e-10 keeps every singular value; the old certificate was 0 although
+    the stored cores differ from W (exact error ~1e-14).  The certificate must cover it, and stay tight."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((24, 8))
+    for T in (TTMatrix.from_dense(W, eps=1e-10), TTMatrix.from_dense(W, (4, 6), (2, 4), eps=1e-10)):
+        exact = _sq(_exact_ttm(T) - _frac(W))
+        assert exact > 0  # the cores do not reproduce W exactly
+        assert _dominates(T.error_bound, exact)
+        assert T.error_bound <= 20 * math.sqrt(float(exact))
+        assert T.error_bound <= 1e-10 * np.linalg.norm(W)
+
+
+@st.composite
+def _tensor_cases(draw):
+    d = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=d, max_size=d)))
+    seed = draw(st.integers(0, 2**20))
+    spread = draw(st.sampled_from([0.0, 3.0]))
+    rng = np.random.default_rng(seed)
+    low = draw(st.booleans())
+    if low and d > 1:  # exactly low rank before rounding: much of the spectrum at rounding level
+        A = TensorTrain.random(shape, rank=draw(st.integers(1, 2)), seed=seed).to_dense()
+    else:
+        A = rng.standard_normal(shape) * 10.0 ** rng.uniform(-spread, spread, shape)
+    eps = draw(st.sampled_from([1e-15, 1e-12, 1e-6, 0.05, 0.4]))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    return A.astype(dtype), eps
+
+
+@settings(max_examples=60, deadline=None)
+@given(_tensor_cases())
+def test_tt_svd_certificate_dominates_exact_error_and_is_tight(case):
+    A, eps = case
+    tt = tt_svd(A, eps=eps)
+    nrm = float(np.linalg.norm(A.astype(np.float64)))
+    exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
+    assert _dominates(tt.error_bound, exact)
+    err = math.sqrt(float(exact))
+    # tight: the exact error plus the rounding of the float64 residual evaluation (a few u·‖A‖_F here)
+    assert tt.error_bound <= err * (1 + 1e-9) + 64 * A.ndim * max(A.shape) * U64 * nrm
+    if eps >= 1e-6:  # eps semantics: the requested accuracy is met and certified
+        assert tt.error_bound <= eps * nrm * (1 + 1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([((2, 3), (3, 2)), ((2, 2, 2), (2, 1, 2)), ((4,), (3,)), ((3, 2), (2, 3)), (None, None)]),
+    st.sampled_from([1e-14, 1e-8, 0.1]),
+    st.integers(0, 2**20),
+)
+def test_from_dense_certificate_dominates_exact_error(dims, eps, seed):
+    rd, cd = dims
+    rng = np.random.default_rng(seed)
+    M, N = (6, 6) if rd is None else (int(np.prod(rd)), int(np.prod(cd)))
+    W = rng.standard_normal((M, 2)) @ rng.standard_normal((2, N)) + 1e-3 * rng.standard_normal((M, N))
+    T = TTMatrix.from_dense(W, rd, cd, eps=eps, check=True)
+    exact = _sq(_exact_ttm(T) - _frac(W))
+    assert _dominates(T.error_bound, exact)
+    assert T.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * np.linalg.norm(W)
+
+
+def test_exact_input_is_certified_against_the_exact_tensor():
+    """Fractions (1/3, 1/7, …) and integers beyond 2^53 are rounded on conversion to float64: the certificate
+    bounds the distance to the exact input, not only to its float64 image."""
+    rows = [[Fraction(1, 3 + i + j) for j in range(4)] for i in range(6)]
+    T = TTMatrix.from_dense(rows, (2, 3), (2, 2), eps=1e-14)
+    exact_W = np.array(rows, dtype=object)
+    exact = _sq(_exact_ttm(T) - exact_W)
+    assert _dominates(T.error_bound, exact) and exact > 0
+    big = np.array([[2**60 + 1, 3], [5, 2**61 - 1]], dtype=np.int64)
+    tt = tt_svd(big, eps=1e-14)
+    exact = _sq(_exact_tt(tt.cores) - np.array([int(v) for v in big.ravel()], dtype=object))
+    assert exact >= 1  # 2^60 + 1 is not a float64
+    assert _dominates(tt.error_bound, exact)
+    assert tt.error_bound <= 1e-13 * float(np.linalg.norm(big.astype(np.float64)))
+
+
+def test_conversion_error_is_rigorous_and_zero_for_exactly_representable_input():
+    x = [[1, Fraction(1, 3)], [2**60 + 1, Fraction(-5, 8)]]
+    A = np.array([[1.0, 1 / 3], [float(2**60 + 1), -0.625]])
+    E = conversion_error(x, A)
+    exact = np.array([[Fraction(1), Fraction(1, 3)], [Fraction(2**60 + 1), Fraction(-5, 8)]], dtype=object)
+    assert np.all(np.abs(exact - _frac(A)) <= _frac(E))
+    assert E[0, 0] == 0 and E[1, 1] == 0 and E[0, 1] > 0 and E[1, 0] == 1
+    assert conversion_error(np.arange(4), np.arange(4.0)) is not None
+    assert not np.any(conversion_error(np.arange(4), np.arange(4.0)))
+    assert conversion_error(np.ones(3, dtype=np.float32), np.ones(3, dtype=np.float32)) is None
+
+
+def test_tt_svd_float32_and_torch():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    for X in (A, torch.from_numpy(A)):
+        tt = tt_svd(X, eps=1e-12)
+        exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
+        assert exact > 0 and _dominates(tt.error_bound, exact)
+        assert tt.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(A))
+
+
+def test_residual_bound_covers_cancellation_and_huge_or_tiny_scales():
+    """Entries of very different sizes (1e±150): the scaled norm neither overflows nor loses the small part."""
+    rng = np.random.default_rng(5)
+    for scale in (1e-150, 1.0, 1e150):
+        A = rng.standard_normal((5, 6)) * scale
+        U, S, Vh = np.linalg.svd(A, full_matrices=False)
+        for r in (2, 5):
+            cores = (U[:, :r].reshape(1, 5, r), (S[:r, None] * Vh[:r]).reshape(r, 6, 1))
+            b = tt_residual_bound(A, cores)
+            exact = _sq(_exact_tt(cores) - _frac(A).reshape(-1))
+            assert _dominates(b, exact)
+            assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * np.linalg.norm(A)
+    assert tt_residual_bound(np.zeros((2, 2)), (np.zeros((1, 2, 1)), np.zeros((1, 2, 1)))) == 0.0
+
+
+# -- TT-matrix contraction rounding: the dtype of the products ------------------------------------------------
+
+
+def _random_ttm(rng, rd, cd, ranks, dtypes):
+    rs = (1,) + tuple(ranks) + (1,)
+    return TTMatrix(
+        tuple(rng.standard_normal((rs[k], m, n, rs[k + 1])).astype(dt) for k, (m, n, dt) in enumerate(zip(rd, cd, dtypes)))
+    )
+
+
+def _abs_chain(T, X):
+    """The exact-enough chain on |cores|, |X| (float64) that the bound is a multiple of."""
+    return TTMatrix(tuple(np.abs(np.asarray(c, dtype=np.float64)) for c in T.cores)).matmat(np.abs(np.asarray(X, dtype=np.float64)))
+
+
+def _gamma(x: Fraction) -> float:
+    return float(x / (1 - x))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([((2, 3), (3, 2), (3,)), ((2, 2, 2), (2, 1, 2), (2, 3)), ((3,), (4,), ())]),
+    st.sampled_from(["x32_cores64", "x64_cores32", "x32_mixed", "all32"]),
+    st.integers(0, 2**20),
+)
+def test_matmat_bound_uses_the_promoted_dtype(dims, kind, seed):
+    rd, cd, ranks = dims
+    d = len(rd)
+    rng = np.random.default_rng(seed)
+    xdt = np.float64 if kind == "x64_cores32" else np.float32
+    cdts = {
+        "x32_cores64": [np.float64] * d,
+        "x64_cores32": [np.float32] * d,
+        "x32_mixed": [np.float32] + [np.float64] * (d - 1),
+        "all32": [np.float32] * d,
+    }[kind]
+    T = _random_ttm(rng, rd, cd, ranks, cdts)
+    M, N = T.shape
+    X = rng.standard_normal((N, 3)).astype(xdt)
+    exact = _exact_ttm(T).dot(_frac(X))
+    E = T.matmat_rounding_bound(X)
+    Y = T.matmat(X)
+    assert np.all(np.abs(_frac(Y) - exact) <= _frac(E))
+    # the size of the bound: γ(Σ_k K_k u_k) with u_k of the dtype product k runs in (float64 once promoted)
+    rs = T.ranks
+    x, dt = Fraction(0), np.dtype(xdt)
+    for k, c in enumerate(T.cores):
+        dt = np.result_type(dt, c.dtype)
+        x += rs[k] * cd[k] * Fraction(float(np.finfo(dt).eps)) / 2
+    A = _abs_chain(T, X)
+    assert np.all(E <= _gamma(x) * A * (1 + 1e-6))
+    assert np.all(E >= _gamma(x) * A * (1 - 1e-6))
+    if kind in ("x32_cores64", "x64_cores32"):  # every product runs in float64: float64-sized bound
+        S = sum(rs[k] * cd[k] for k in range(d))
+        assert np.all(E <= 1.01 * S * U64 * A)
+    # rmatmat: X (B, M) against the same operator
+    Xr = rng.standard_normal((2, M)).astype(xdt)
+    Er = T.rmatmat_rounding_bound(Xr)
+    assert np.all(np.abs(_frac(T.rmatmat(Xr)) - _frac(Xr).dot(_exact_ttm(T))) <= _frac(Er))
+
+
+def test_mixed_float32_cores_float64_input_is_float64_tight():
+    """The reported defect: float32 cores applied to float64 data run in float64; the bound used u32 (1e8
+    too loose).  Now bound / true error stays moderate and the bound sits at float64 size."""
+    rng = np.random.default_rng(9)
+    T = _random_ttm(rng, (4, 3, 2), (2, 3, 4), (3, 4), [np.float32] * 3)
+    X = rng.standard_normal((4, T.shape[0]))
+    exact = _frac(X).dot(_exact_ttm(T))
+    err = np.abs(_frac(T.rmatmat(X)) - exact).astype(float)
+    E = T.rmatmat_rounding_bound(X)
+    assert np.all(err <= E)
+    assert err.max() > 0 and E.max() <= 1e4 * err.max()
+    assert E.max() < 1e-12 * np.abs(exact.astype(float)).max() + 1e-12
+
+
+def test_torch_mixed_dtypes():
+    rng = np.random.default_rng(4)
+    Tn = _random_ttm(rng, (2, 3), (3, 2), (3,), [np.float64, np.float64])
+    Tt = TTMatrix(tuple(torch.from_numpy(c) for c in Tn.cores))
+    X = torch.from_numpy(rng.standard_normal((4, 6)).astype(np.float32))
+    E = Tt.rmatmat_rounding_bound(X)
+    Y = Tt.rmatmat(X)
+    assert Y.dtype == torch.float64
+    assert np.all(np.abs(_frac(Y) - _frac(X).dot(_exact_ttm(Tn))) <= _frac(E))
+    S = sum(c.shape[0] * c.shape[1] for c in Tn.cores)  # inner lengths r_{k-1} m_k of the transpose
+    assert np.all(E <= 1.01 * S * U64 * _abs_chain(Tn.transpose(), to_np(X).T).T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_dtype_bound_unchanged(dtype):
+    """One dtype throughout: the bound is γ_S(u) times the absolute chain, as before."""
+    rng = np.random.default_rng(1)
+    T = _random_ttm(rng, (3, 2), (2, 3), (4,), [dtype, dtype])
+    X = rng.standard_normal((6, 2)).astype(dtype)
+    S = sum(c.shape[0] * c.shape[2] for c in T.cores)
+    u = Fraction(float(np.finfo(dtype).eps)) / 2
+    E = T.matmat_rounding_bound(X)
+    A = _abs_chain(T, X)
+    assert np.allclose(E, _gamma(S * u) * A, rtol=1e-6, atol=0)
