@@ -31,8 +31,8 @@ NEG = -np.inf
 def top_weight(s, T):
     """Largest softmax(s/T) weight of the visible (finite) scores of one row, by the textbook formula."""
     s = np.asarray([x for x in s if x > NEG], dtype=np.float64)
-    z = (s - s.max()) / T
-    w = np.exp(z)
+    with np.errstate(over="ignore", under="ignore"):
+        w = np.exp((s - s.max()) / T)
     return w.max() / w.sum()
 
 
@@ -45,7 +45,7 @@ def brute_temperature(s, eps):
     def ok(T):
         return top_weight(s, T) >= 1 - eps
 
-    lo, hi = 1e-250, 1e250
+    lo, hi = 5e-324, 1e300  # every positive float64 temperature
     if not ok(lo):
         return 0.0
     if ok(hi):
@@ -134,6 +134,12 @@ def test_edge_cases_by_hand():
     assert sparsity_temperature([[0.0, -1.0]], 0.5)[0] == math.inf  # two keys, eps >= 1/2: never below 1/2
     t = sparsity_temperature([[1.0, 1.0, 0.0]], 0.6)[0]  # 1/(2 + e^{-1/T}) >= 0.4  <=>  e^{-1/T} <= 1/2
     assert t == pytest.approx(1 / math.log(2), rel=1e-13)
+    # extreme gaps: subnormal and huge (T_eps scales with the gaps)
+    assert sparsity_temperature([[0.0, -1e-310]], 0.01)[0] == pytest.approx(1e-310 / math.log(99), rel=1e-9)
+    assert sparsity_temperature([[0.0, -1e300]], 0.01)[0] == pytest.approx(1e300 / math.log(99), rel=1e-13)
+    # gap ratios beyond float64 (a subnormal gap beside ordinary ones): e^{-1e-310/T} ~ 1, so e^{-g/T} <= c - 1
+    assert sparsity_temperature([[0.0, -1e-310, -1.0]], 0.6)[0] == pytest.approx(1 / math.log(2), rel=1e-13)
+    assert sparsity_temperature([[0.0, -5e-324, -1e300]], 0.55)[0] == pytest.approx(1e300 / math.log(4.5), rel=1e-13)
     # the tie is exact equality: a near tie has a small positive temperature proportional to the gap
     assert sparsity_temperature([[1.0, 1.0 - 1e-12]], 0.01)[0] == pytest.approx(1e-12 / math.log(99), rel=1e-3)
 
@@ -141,6 +147,7 @@ def test_edge_cases_by_hand():
 @given(SCORE_ROWS, EPS, st.floats(0.01, 100))
 @settings(max_examples=40)
 def test_sparsity_temperature_scales_and_ignores_masked_keys(s, eps, a):
+    s = np.where(np.abs(s) < 1e-100, 0.0, s)  # (subnormal gaps lose relative precision when scaled)
     T = sparsity_temperature(s, eps)
     Ta = sparsity_temperature(s * a, eps)
     fin = np.isfinite(T) & (T > 0)

@@ -246,19 +246,25 @@ def _temperatures(G, vis, n_top, eps, max_iter=200):
     if solve.size == 0:
         return out
     pos = vis[solve] & (G[solve] > 0)
-    Gs = np.where(pos, G[solve], 0.0)
-    gmin = np.min(np.where(pos, Gs, np.inf), axis=1)
-    D = np.where(pos, Gs - gmin[:, None], 0.0)
+    # gaps in units of the smallest positive gap (T_eps scales with the gaps): 1/T stays representable even
+    # for subnormal gaps, and u = gmin / T lies in [ln(r/c) gmin/gmax, ln(r/c)]
+    gmin = np.min(np.where(pos, G[solve], np.inf), axis=1)
+    with np.errstate(over="ignore"):
+        Gs = np.where(pos, G[solve] / gmin[:, None], 1.0)
+    wide = ~np.all(np.isfinite(Gs), axis=1)  # gap ratios beyond float64: bisection instead (below)
+    Gs = np.where(pos & ~wide[:, None], Gs, 0.0)
+    pos = pos & ~wide[:, None]
+    D = np.where(pos, Gs - 1.0, 0.0)
     logc = np.log(c[solve])
     u = np.zeros(solve.size)
-    active = np.arange(solve.size)
-    for _ in range(max_iter):
+    active = np.flatnonzero(~wide)
+    for _ in range(max_iter if active.size else 0):  # (a monotone sequence: the cap only bounds the work; ~5-30 steps are seen)
         ua = u[active]
-        with np.errstate(under="ignore", over="ignore"):
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
             e = np.where(pos[active], np.exp(-D[active] * ua[:, None]), 0.0)
-        se = e.sum(axis=1)  # >= 1 (the keys at gap gmin contribute exp(0))
-        phi = -gmin[active] * ua + np.log(se) - logc[active]
-        slope = (Gs[active] * e).sum(axis=1) / se  # -d(phi)/du: the weighted mean gap, > 0
+            se = e.sum(axis=1)  # >= 1 (the keys at the smallest gap contribute exp(0))
+            phi = -ua + np.log(se) - logc[active]
+            slope = np.where(pos[active], Gs[active] * e, 0.0).sum(axis=1) / se  # -d(phi)/du: mean gap, >= 1
         step = np.where(phi > 0, phi / slope, 0.0)
         un = ua + step
         u[active] = un
@@ -266,8 +272,30 @@ def _temperatures(G, vis, n_top, eps, max_iter=200):
         active = active[keep]
         if active.size == 0:
             break
-    out[solve] = 1.0 / u
+    with np.errstate(divide="ignore"):
+        out[solve] = gmin / u
+    slow = np.zeros(solve.size, dtype=bool)
+    slow[active] = True  # not converged within max_iter (not seen in practice)
+    redo = np.flatnonzero(wide | slow | ~(u > 0))
+    if redo.size:
+        rows = solve[redo]
+        out[rows] = _bisect_float_bits(np.where(vis[rows] & (G[rows] > 0), G[rows], np.inf), c[rows])
     return out
+
+
+def _bisect_float_bits(G, c):
+    """Largest float64 ``T`` with ``sum_j exp(-G_j / T) <= c`` per row (``inf`` entries contribute 0), by bisection
+    on the bit patterns of the positive floats (ordered like the floats): 63 steps, no scaling needed."""
+    lo = np.zeros(G.shape[0], dtype=np.int64)  # T = 0: the sum is 0 <= c
+    hi = np.full(G.shape[0], np.float64(np.inf)).view(np.int64)  # T = inf: the sum is the count > c
+    while np.any(hi - lo > 1):
+        mid = lo + (hi - lo) // 2
+        T = mid.view(np.float64)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            ok = np.exp(-G / T[:, None]).sum(axis=1) <= c
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return lo.view(np.float64)
 
 
 def _row_stats(a, eps, temperature):
