@@ -8,6 +8,8 @@ For every case (head dim, number of keys, regime) it prints the wall-clock time 
   from cheap statistics and falls back to dense when pruning would not pay),
 * ``auto+T``, ``region``, ``hier``: ``auto``, ``region_sparse`` and ``hierarchical`` with a prebuilt key tree
   (a key bank queried repeatedly); ``tree`` is the one-off build time of that tree,
+* ``screen``: :func:`tropix.attention.screened` (float32 screening of every score, exact float64 core; no
+  tree, no geometry),
 
 with two supports (median keys per query, as a fraction of n): ``min sup``, the fewest keys any certified
 method must keep (the exact top keys until the left-out softmax mass is within the budget; computed from
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tropix.attention import auto, build_key_tree, dense, hierarchical, region_sparse  # noqa: E402
+from tropix.attention import auto, build_key_tree, dense, hierarchical, region_sparse, screened  # noqa: E402
 
 torch.set_num_threads(int(_THREADS))
 EPS = 1e-3
@@ -130,6 +132,7 @@ def run_case(label, q, k, v, scale, reps):
         "autoT": lambda: auto(q, k, v, eps=EPS, scale=scale, tree=tree),
         "region": lambda: region_sparse(q, k, v, eps=EPS, scale=scale, tree=tree),
         "hier": lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree),
+        "screen": lambda: screened(q, k, v, eps=EPS, scale=scale),
     }
     # each method: one warm-up call, then the best of `reps` consecutive calls
     best = {name: np.inf for name in fns}
@@ -144,10 +147,11 @@ def run_case(label, q, k, v, scale, reps):
             res[name] = fn()
             best[name] = min(best[name], clock() - t0)
     t_dense, o_ref = best["dense"], res["dense"]
-    t_sdpa, t_auto, t_autoT, t_reg, t_hier = (best[x] for x in ("sdpa", "auto", "autoT", "region", "hier"))
-    r_auto, r_autoT, r_reg, r_hier = (res[x] for x in ("auto", "autoT", "region", "hier"))
+    t_sdpa, t_auto, t_autoT, t_reg, t_hier, t_scr = (best[x] for x in ("sdpa", "auto", "autoT", "region", "hier",
+                                                                        "screen"))
+    r_auto, r_autoT, r_reg, r_hier, r_scr = (res[x] for x in ("auto", "autoT", "region", "hier", "screen"))
     rows = []
-    for name, r in (("auto", r_auto), ("auto+T", r_autoT), ("region", r_reg), ("hier", r_hier)):
+    for name, r in (("auto", r_auto), ("auto+T", r_autoT), ("region", r_reg), ("hier", r_hier), ("screen", r_scr)):
         err = np.linalg.norm(np.asarray(r.output) - o_ref, axis=1)
         big = err > 1e-12
         tight = float(np.median(r.bound[big] / err[big])) if big.any() else float("nan")
@@ -155,7 +159,7 @@ def run_case(label, q, k, v, scale, reps):
         rows.append((name, r, tight))
     sup = float(np.median(r_reg.support)) / n
     sup_min = oracle_support(q, k, scale) / n
-    best_sparse = min(t_autoT, t_reg, t_hier)
+    best_sparse = min(t_autoT, t_reg, t_hier, t_scr)
     goal = []
     goal.append("auto<=1.15" + ("" if t_auto <= 1.15 * t_dense else " FAIL"))
     goal.append("auto+T<=1.15" + ("" if t_autoT <= 1.15 * t_dense else " FAIL"))
@@ -163,7 +167,7 @@ def run_case(label, q, k, v, scale, reps):
         goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL"))
     line = (f"{label:<14s} {n:>6d} {t_dense * 1e3:8.1f} {t_sdpa / t_dense:6.2f} {t_auto / t_dense:6.2f} "
             f"{t_tree / t_dense:6.2f} {t_autoT / t_dense:6.2f} {t_reg / t_dense:6.2f} {t_hier / t_dense:6.2f} "
-            f"{r_autoT.method[:6]:>7s} {sup_min:8.4f} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
+            f"{t_scr / t_dense:6.2f} {r_autoT.method[:6]:>7s} {sup_min:8.4f} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
             f"  {' '.join(goal)}")
     print(line, flush=True)
     return t_auto <= 1.15 * t_dense
@@ -179,7 +183,7 @@ def main(argv):
           f"best of {reps} ({'CPU' if _THREADS == '1' else 'wall-clock'} time); times relative to dense "
           f"(lower is faster)")
     hdr = (f"{'regime':<14s} {'n':>6s} {'dense ms':>8s} {'sdpa':>6s} {'auto':>6s} {'tree':>6s} {'auto+T':>6s} "
-           f"{'region':>6s} {'hier':>6s} {'auto+T':>7s} {'min sup':>8s} {'sup reg':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
+           f"{'region':>6s} {'hier':>6s} {'screen':>6s} {'auto+T':>7s} {'min sup':>8s} {'sup reg':>8s} {'max bnd':>9s} {'b/e reg':>8s} "
            f"{'b/e hier':>8s}  goals")
     ok = True
     for d in (64, 32):
@@ -199,7 +203,7 @@ def main(argv):
             q, k, v, scale = minilm_bank(n_real, layer, head, rng)
             sel = np.random.default_rng(1).choice(q.shape[0], size=min(NQ, q.shape[0]), replace=False)
             ok &= run_case(f"MiniLM {layer}/{head}", q[sel], k, v, scale, reps)
-    print("\ncolumns: sdpa/auto/tree/auto+T/region/hier = time / dense time; auto+T method = what auto chose with "
+    print("\ncolumns: sdpa/auto/tree/auto+T/region/hier/screen = time / dense time; auto+T method = what auto chose with "
           "a tree; min sup = median over queries of the fewest keys any certified method must keep (exact top keys "
           "until the left-out mass is within the budget) / n, the 5x goal applies where it is <= 1%; sup reg = "
           "median certified keys per query / n of region_sparse (rows it computes densely count n); max bnd = largest certified "

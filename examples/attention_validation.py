@@ -6,7 +6,7 @@ skipped with a note if the model cannot be loaded):
 
 * ``dense`` equals textbook softmax attention and torch's ``scaled_dot_product_attention``;
 * ``tropical`` equals the zero-temperature limit of dense attention;
-* ``region_sparse``, ``hierarchical``, ``auto`` and ``tt_compressed`` stay within their certified bounds,
+* ``region_sparse``, ``hierarchical``, ``auto``, ``screened`` and ``tt_compressed`` stay within their certified bounds,
   their bounds never exceed the request ``eps * max|v|`` (above the rounding floor), and ``eps = 0`` gives
   dense attention to rounding.
 
@@ -33,6 +33,7 @@ from tropix.attention import (  # noqa: E402
     dense,
     hierarchical,
     region_sparse,
+    screened,
     tropical,
     tt_compressed,
 )
@@ -65,8 +66,9 @@ def naive(q, k, v, mask=None, bias=None, scale=None, causal=False):
 def check_certified(name, q, k, v, eps, **kw):
     ref = dense(q, k, v, **{a: b for a, b in kw.items() if a != "tree"})
     vmax = np.max(np.linalg.norm(v, axis=-1), axis=-1)[..., None]
-    for mname, fn in (("region_sparse", region_sparse), ("hierarchical", hierarchical), ("auto", auto)):
-        r = fn(q, k, v, eps=eps, **kw)
+    for mname, fn in (("region_sparse", region_sparse), ("hierarchical", hierarchical), ("auto", auto),
+                      ("screened", screened)):
+        r = fn(q, k, v, eps=eps, **({a: b for a, b in kw.items() if a != "tree"} if mname == "screened" else kw))
         err = np.linalg.norm(np.asarray(r.output) - ref, axis=-1)
         within = bool(np.all(err <= r.bound + r.reference_slack))
         capped = bool(np.all((r.bound <= eps * vmax * (1 + 1e-12)) | (r.bound <= 4 * r.reference_slack)))
@@ -110,6 +112,8 @@ def synthetic() -> None:
     q = rng.normal(size=(64, d)) / 0.1
     kg = rng.normal(size=(n, d))
     check_certified("gaussian T=0.1", q, kg, v, 1e-3)
+    kg2, vg2 = rng.normal(size=(9000, d)), rng.normal(size=(9000, 4))  # enough keys for auto to screen
+    check_certified("gaussian T=0.1 n=9000", q, kg2, vg2, 1e-3)
     qm = rng.normal(size=(40, 8)) * 3
     km, vm = np.round(rng.normal(size=(500, 8))), rng.normal(size=(500, 2))  # many ties
     mask = rng.random((40, 500)) > 0.5

@@ -171,10 +171,13 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
     else:
         extra = 0.0
     dt = P.q.dtype
-    try:
-        npdt = np.dtype(str(dt).replace("torch.", ""))
-    except TypeError:
-        npdt = np.float64
+    if isinstance(dt, np.dtype):
+        npdt = dt
+    else:
+        try:
+            npdt = np.dtype(str(dt).replace("torch.", ""))
+        except TypeError:
+            npdt = np.float64
     rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt)
     return (rb, vmax[..., 0]) if with_vmax else rb
 
