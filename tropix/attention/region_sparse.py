@@ -39,7 +39,7 @@ from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _rownorm
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
-from .keytree import KeyTree, build_key_tree, score_bounds
+from .keytree import build_key_tree, score_bounds
 from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
 
@@ -129,10 +129,10 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     return res
 
 
-class _Head:
-    """NumPy data of one head: scaled queries, keys, values, extra term, norms."""
+class _HeadData:
+    """NumPy data of one head: scaled queries, keys, values, extra term, norms, rounding bound."""
 
-    def __init__(self, P: Prepared, arrays, hidx, tree, leaf):
+    def __init__(self, P: Prepared, arrays, hidx, kmax=None):
         q, k, v = arrays
         self.qs = q * P.scale
         self.k, self.v = k, v
@@ -142,27 +142,35 @@ class _Head:
         self.vn = _rownorm(v)
         self.vmax = float(self.vn.max()) if self.n_k else 0.0
         self.qn = _rownorm(self.qs)
-        self.tree = tree if tree is not None else build_key_tree(k, leaf)
-        self.kmax = self.tree.kmax
-        if self.tree.n != self.n_k:
-            raise ShapeError(f"the prebuilt key tree has {self.tree.n} keys, but k has {self.n_k}")
-        if tree is not None and not tree.matches(k):
-            raise ShapeError("the prebuilt key tree was built from other keys (its fingerprint does not match k)")
-        self.kp = self.tree.keys  # keys in tree order: every node is a contiguous slice
+        self.kmax = float(_rownorm(k).max()) if kmax is None and self.n_k else (kmax or 0.0)
         if P.bias is not None:
             b = np.asarray(to_numpy(P.bias), dtype=np.float64)
             b = np.where(np.isfinite(b), np.abs(b), 0.0)
             self.bmax = float(b.max()) if b.size else 0.0
         else:
             self.bmax = 0.0
-        self.rho = rounding_bound(_rownorm(q), self.tree.kmax, self.bmax, self.n_k, self.d,
-                                  self.vmax, P.scale)
-        self.full_extra = None
+        self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale)
 
     def extra_rows(self, rows, cols):
         if self.extra is None:
             return None
         return self.extra(rows, cols)
+
+
+class _Head(_HeadData):
+    """:class:`_HeadData` plus the key tree (built on the fly unless given) and the keys in tree order."""
+
+    def __init__(self, P: Prepared, arrays, hidx, tree, leaf):
+        k = arrays[1]
+        if tree is not None:
+            if tree.n != k.shape[0]:
+                raise ShapeError(f"the prebuilt key tree has {tree.n} keys, but k has {k.shape[0]}")
+            if not tree.matches(k):
+                raise ShapeError("the prebuilt key tree was built from other keys (its fingerprint does not match k)")
+        self.tree = tree if tree is not None else build_key_tree(k, leaf)
+        super().__init__(P, arrays, hidx, kmax=self.tree.kmax)
+        self.kp = self.tree.keys  # keys in tree order: every node is a contiguous slice
+        self.full_extra = None
 
     def level_extra_ub(self, level, rows, nodes=None):
         """Upper bound of the extra term over the keys of each node (``(len(rows), nodes)``), or None."""

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._array import to_numpy
-from .bounds import pruning_budget, rounding_bound, truncation_bound, unit_roundoff
+from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
-from ._inputs import check_eps, extra_numpy, prepare
-from .region_sparse import _fallback_rows, _RowKept, _run_per_head
+from ._inputs import check_eps, prepare
+from .region_sparse import _fallback_rows, _HeadData, _RowKept, _run_per_head
 from .result import AttentionResult
 
 __all__ = ["screened", "screen_error"]
@@ -223,45 +222,7 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
         support[r] = int(act.sum())
 
 
-class _ScreenHead:
-    """One head's NumPy data, with what :func:`~tropix.attention.region_sparse._fallback_rows` needs."""
-
-    def __init__(self, P, arrays, hidx):
-        q, k, v = arrays
-        self.qs = q * P.scale
-        self.k, self.v = k, v
-        self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
-        self.extra, _ = extra_numpy(P, hidx)
-        self.vn = _rownorm(v)
-        self.vmax = float(self.vn.max()) if self.n_k else 0.0
-        self.qn = _rownorm(self.qs)
-        kn = _rownorm(k)
-        self.kmax = float(kn.max()) if self.n_k else 0.0
-        if P.bias is not None:
-            b = np.asarray(to_numpy(P.bias), dtype=np.float64)
-            b = np.where(np.isfinite(b), np.abs(b), 0.0)
-            self.bmax = float(b.max()) if b.size else 0.0
-        else:
-            self.bmax = 0.0
-        self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale)
-
-    def extra_rows(self, rows, cols):
-        return None if self.extra is None else self.extra(rows, cols)
-
-
-def _estimated_candidates(H, rows, beta, sample):
-    """Per query, the number of keys within ``log(8 n / β)`` of the maximum, estimated from a key sample
-    (an over-estimate on average: the sampled maximum is at most the true one)."""
-    n = H.n_k
-    idx = np.random.default_rng(12345).choice(n, size=sample, replace=False)
-    S = H.qs[rows] @ H.k[idx].T
-    if H.extra is not None:
-        S = S + H.extra(rows, idx)
-    m = S.max(axis=1)
-    with np.errstate(divide="ignore"):
-        tau = np.log(8.0 * n / np.where(beta > 0, beta, 1e-300))
-    frac = (S >= (m - tau)[:, None]).mean(axis=1)
-    return np.where(np.isfinite(m), frac * n, 0.0)
+_ScreenHead = _HeadData  # a head needs no key tree to be screened
 
 
 def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=4096, k32=None, width=0.25,
