@@ -4,31 +4,40 @@ Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 
 ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
 
 1. all scores are computed once in single precision, ``s̃ = fl32(q̂ · k̂)`` (``q̂``, ``k̂`` the float32
-   roundings of the scaled query and the key) as one BLAS ``sgemm`` per chunk of queries;
-2. each query keeps the keys with ``s̃_j >= thr = max_l s̃_l - τ`` (the threshold rounded down in float32),
-   ``τ = log(2 N / β) + 2 e`` (``N`` keys, ``β`` the dropped-mass budget, ``e`` the screening error below);
-3. the kept keys are scored again in float64, the softmax over them is exact (and, as in
-   :func:`~tropix.attention.region_sparse`, keys of negligible weight among them are dropped while the
-   budget allows); the output is the softmax average of their values.
+   roundings of the scaled query and the key), one BLAS ``sgemm`` per block of keys (keys x queries);
+2. while the blocks stream by, each query tracks its running maximum ``m̃`` and *collects* the keys with
+   ``s̃ >= m̃ - τ_c`` (thresholds rounded down); the first block uses the full margin
+   ``τ = log(8 N / β) + 2 e`` (``N`` keys, ``β`` the dropped-mass budget, ``e`` the screening error below),
+   and its band histogram then sets the query's own, smaller ``τ_c`` for the other blocks (never below
+   ``log(64 / β)``); a query whose first block extrapolates to too many candidates stops being screened and
+   is computed densely.  Keys below ``m̃ - τ_c`` are not collected but *counted* against a few levels
+   ``τ_c < τ_1 < … < τ``;
+3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, the smallest
+   core of top bands whose left-out mass bound fits the budget is scored again in float64, the softmax over
+   it is exact (and, as in :func:`~tropix.attention.region_sparse`, keys of negligible weight among them
+   are dropped while the budget allows); the output is the softmax average of their values.
 
 Certificate.  For every key the float32 score differs from the float64 one the method would otherwise use by
-at most ``e_i = c |q_i| max_j |k_j| + a``: the rounding of ``q`` and ``k`` to float32 contributes
-``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product (any summation order, with or without FMA)
-``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), and the float64 evaluation ``γ_d`` with
-``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``.  The absolute term ``a`` covers float32 underflow.  A key that
-was not kept has float64 score ``< thr + e``, and the exact maximum ``m`` over the kept keys is at least
-``max s̃ - e``; so the mass left out is at most ``N_drop exp(thr + e - m)``, relative to ``exp(m)``, with
-``N_drop`` the number of finite scores not kept.  This ``D`` and the largest dropped ``|v|`` enter
+at most ``e_i = c |q_i| max_j |k_j| + a`` (:func:`screen_error`): the rounding of ``q`` and ``k`` to
+float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product (any summation order, with or
+without FMA) ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), and the float64 evaluation ``γ_d``
+with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; the absolute term ``a`` covers float32 underflow.  The
+running maximum never exceeds the final one, so a key found below ``m̃_run - t`` when its block was seen has
+``exp(ŝ - m̃) <= exp(-t + e)``: a key counted between levels ``τ_l`` and ``τ_{l+1}`` carries at most
+``exp(-τ_l + e)``, a collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).
+Their sum ``D̃`` bounds the left-out mass; with ``m`` the exact float64 maximum of the core,
+``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|`` enter
 :func:`~tropix.attention.bounds.truncation_bound` exactly as in the other methods, plus the rounding bound
-of dense evaluation.  A row whose candidates exceed ``cap`` keys, or whose bound would exceed
+of dense evaluation.  A row that overflows ``cap`` candidates, or whose bound would exceed
 ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE arithmetic, no
 overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
 
-Cost: one ``sgemm`` (about half a ``dgemm``) plus a linear pass per query, instead of dense attention's
-``dgemm``, ``exp`` of every score and second ``dgemm`` with the values: a few times faster than dense in
-float64 when few keys are kept, whatever the geometry.  The win comes from mixed precision; for float32
-input, dense attention is itself single precision and the gain is only the saved ``exp`` and second GEMM.
-"""
+Cost: one ``sgemm`` (about half a ``dgemm``) plus vectorised passes per block, instead of dense attention's
+``dgemm``, ``exp`` of every score and second ``dgemm`` with the values: 1.3–2× faster than dense in float64
+on peaked scores (benchmarks/bench_attention.py), whatever the geometry.  The win comes from mixed precision
+and the saved ``exp`` and second GEMM; for float32 input dense attention is itself single precision and
+only the latter remain.  The float32 GEMM alone costs about a seventh of float64 dense attention, which
+caps any method that must look at every key this way."""
 
 from __future__ import annotations
 
@@ -358,8 +367,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     """Certified attention by float32 screening of every score and exact float64 softmax of the survivors.
 
     See the module docstring for the algorithm and the certificate.  Needs no key tree, and pays off
-    whatever the geometry of the keys when the scores are peaked (few keys within ``log(2N/β)`` of the
-    maximum); on flat scores the candidates exceed ``cap`` and the rows are computed densely.
+    whatever the geometry of the keys when the scores are peaked (few keys within ``log(64/β)`` or so of
+    the maximum); on flat scores the rows stop after the first key block and are computed densely.
 
     Parameters
     ----------
