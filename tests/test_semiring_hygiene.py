@@ -3,6 +3,7 @@ integer dtypes that would wrap around, float overflow to the illegal infinity.""
 
 from __future__ import annotations
 
+import itertools
 import re
 from fractions import Fraction
 
@@ -15,7 +16,16 @@ from hypothesis import strategies as st
 
 from conftest import to_np
 from tropix import LogSemiring, MaxPlus, MinPlus, Real
-from tropix.errors import ConventionError, NaNError, NoInverseError, SemiringMismatchError, TropixError
+from tropix.errors import (
+    ConventionError,
+    FloatOverflowError,
+    NaNError,
+    NoInverseError,
+    SemiringMismatchError,
+    TropixError,
+)
+from tropix.tropical import matmul
+from tropix.tropical.determinant import optimal_permutation, tdet
 
 INF = float("inf")
 TROPICAL = [MaxPlus, MinPlus]
@@ -150,3 +160,148 @@ def test_numpy_integer_scalars_do_not_wrap():
     assert MaxPlus.mul(np.int8(100), np.int8(100)) == 200
     assert MinPlus.power(np.int8(-100), 3) == -300
     assert Real.mul(np.int16(300), np.int16(300)) == 90000
+
+
+# ------------------------------------------------------------------ 2: float overflow toward the illegal infinity
+BIG = 1.7976931348623157e308
+
+
+def _big_floats(S, zero=True):
+    """Floats near the top of the float64 range (both signs), ordinary ones, and the tropical zero."""
+    huge = st.floats(1e307, BIG).flatmap(lambda v: st.sampled_from([v, -v]))
+    cells = [huge, huge, st.floats(-1e3, 1e3, allow_nan=False)]
+    if zero:
+        cells.append(st.just(S.zero))
+    return st.one_of(*cells)
+
+
+def _py_best(S, xs):
+    return (max if S.sense == 1 else min)(xs)
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+@settings(max_examples=40)
+@given(data=st.data())
+def test_matmul_overflow_detected_exactly(S, data):
+    """Finite entries whose product entry rounds to ``-S.zero`` raise FloatOverflowError; nothing else does."""
+    m, k, n = (data.draw(st.integers(1, 3)) for _ in range(3))
+    A = [[data.draw(_big_floats(S)) for _ in range(k)] for _ in range(m)]
+    B = [[data.draw(_big_floats(S)) for _ in range(n)] for _ in range(k)]
+    ref = [[_py_best(S, [A[i][t] + B[t][j] for t in range(k)]) for j in range(n)] for i in range(m)]
+    bad = -S.zero
+    false_zero = any(
+        ref[i][j] == S.zero and any(A[i][t] != S.zero and B[t][j] != S.zero for t in range(k))
+        for i in range(m)
+        for j in range(n)
+    )
+    for lib in ("numpy", "torch"):
+        a, b = (np.array(X) if lib == "numpy" else torch.tensor(X, dtype=torch.float64) for X in (A, B))
+        if any(v == bad for row in ref for v in row):
+            with pytest.raises(FloatOverflowError, match=rf"{S.name}\.matmul.*not an element of {S.name}"):
+                matmul(a, b, semiring=S)
+        elif false_zero:
+            with pytest.raises(FloatOverflowError, match="to the tropical zero|the tropical zero, although"):
+                matmul(a, b, semiring=S)
+        else:
+            assert to_np(matmul(a, b, semiring=S)).tolist() == ref
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+@settings(max_examples=40)
+@given(data=st.data())
+def test_elementwise_overflow_detected_exactly(S, data):
+    n = data.draw(st.integers(1, 4))
+    la = [data.draw(_big_floats(S)) for _ in range(n)]
+    lb = [data.draw(_big_floats(S)) for _ in range(n)]
+    k = data.draw(st.sampled_from([1, 2, 3, -1, -2, 0.5]))
+    bad = -S.zero
+    cases = [
+        (lambda: S.mul(np.array(la), np.array(lb)), [x + y for x, y in zip(la, lb)]),
+        (lambda: S.mul(np.array(la), lb[0]), [x + lb[0] for x in la]),
+        (lambda: S.mul(la[0], lb[0]), [la[0] + lb[0]]),
+        (lambda: S.prod(np.array(la)), [sum(la)] if bad not in la else [S.zero]),
+    ]
+    if S.zero not in la or k > 0:
+        cases.append((lambda: S.power(np.array(la), k), [k * x for x in la]))
+    for fn, ref in cases:
+        if any(v == bad or v != v for v in ref):
+            with pytest.raises(FloatOverflowError, match="overflowed"):
+                fn()
+        else:
+            out = np.atleast_1d(to_np(fn())).tolist()
+            assert out == ref or np.allclose(out, ref, rtol=1e-15)  # prod: numpy's pairwise sum
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+def test_illegal_infinity_or_nan_in_mul_operands_is_reported_as_such(S):
+    with pytest.raises(ConventionError):
+        S.mul(np.array([1.0, -S.zero]), 2.0)
+    with pytest.raises(NaNError):
+        S.mul(np.array([1.0, float("nan")]), 2.0)
+    # overflow toward the tropical zero is IEEE rounding to that zero (documented), not an error
+    assert S.mul(np.array([S.sense * -BIG]), S.sense * -BIG).tolist() == [S.zero]
+
+
+def _exact_tdet(A, S):
+    """max (min) over permutations of the exact (Fraction) weight; None if every permutation meets a zero."""
+    best = None
+    for p in itertools.permutations(range(len(A))):
+        if any(A[i][p[i]] == S.zero for i in range(len(A))):
+            continue
+        w = sum(Fraction(A[i][p[i]]) for i in range(len(A)))
+        best = w if best is None else _py_best(S, [best, w])
+    return best
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+@settings(max_examples=40)
+@given(data=st.data())
+def test_tdet_near_the_float_limit(S, data):
+    """tdet of huge floats is the exact optimum rounded once, or FloatOverflowError if that is out of range."""
+    n = data.draw(st.integers(1, 4))
+    A = [[data.draw(_big_floats(S)) for _ in range(n)] for _ in range(n)]
+    exact = _exact_tdet(A, S)
+    if exact is None:
+        assert tdet(np.array(A), semiring=S) == S.zero
+        assert optimal_permutation(np.array(A), semiring=S) is None
+        return
+    try:
+        expected = float(exact)
+    except OverflowError:
+        with pytest.raises(FloatOverflowError, match="beyond the float64 range"):
+            tdet(np.array(A), semiring=S)
+    else:
+        assert tdet(np.array(A), semiring=S) == expected
+    perm = optimal_permutation(np.array(A), semiring=S)
+    assert sum(Fraction(A[i][perm[i]]) for i in range(n)) == exact
+
+
+@pytest.mark.parametrize("T", [1e-3, 1.0, -1e-3, -2.0])
+def test_log_semiring_near_the_float_limit(T):
+    """Large finite values with a small temperature are not overflows (x/T is never formed); real overflows raise."""
+    S = LogSemiring(T)
+    top = BIG / 2 if T > 0 else -BIG / 2
+    assert S.add(top, 1.0) == top and S.add(1.0, top) == top
+    assert to_np(S.add(np.array([top, 0.0]), np.array([1.0, S.zero]))).tolist() == [top, 0.0]
+    assert float(S.sum(np.array([top, 1.0, S.zero]))) == top
+    C = matmul(np.array([[top, 0.0]]), np.array([[0.0], [-top]]), semiring=S)
+    assert to_np(C).tolist() == [[top]]
+    with pytest.raises(FloatOverflowError):
+        S.mul(np.array([top]), np.array([top * 1.5]))
+    with pytest.raises(FloatOverflowError):
+        matmul(np.array([[top]]), np.array([[top * 1.5]]), semiring=S)
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+def test_matmul_false_tropical_zero_raises(S, backend):
+    z, h = S.zero, -S.sense * 1e308  # h + h rounds to the tropical zero
+    with pytest.raises(FloatOverflowError, match=r"at index \(0, 0\).*tropical zero"):
+        matmul(backend([[h, z]]), backend([[h], [0.0]]), semiring=S)
+    # a genuine zero (every term meets a zero entry) next to huge finite entries is fine
+    C = matmul(backend([[z, h], [0.0, 0.0]]), backend([[0.0, h], [z, 0.0]]), semiring=S)
+    assert to_np(C).tolist() == [[z, h], [0.0, 0.0]]
+    # large matrices take the compiled kernel: same checks
+    A = np.zeros((40, 40))
+    A[3, :] = h
+    with pytest.raises(FloatOverflowError, match=r"at index \(3, 3\)"):
+        matmul(A, A.T.copy(), semiring=S)

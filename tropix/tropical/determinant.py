@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._array import check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
-from ..errors import SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
+from ..errors import FloatOverflowError, SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
 from .semiring import Semiring, TropicalSemiring, get_semiring
 
 __all__ = ["tdet", "optimal_permutation", "optimal_permutations", "is_singular"]
@@ -427,12 +427,17 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
         If ``A`` is 0×0.
     NaNError, ConventionError
         If ``A`` contains NaN, or the infinity of the other convention.
+    FloatOverflowError
+        If ``A`` holds floats and the (finite) optimum is beyond the float range: as a float it would be
+        ``±inf``, the illegal infinity or a false tropical zero.
 
     Notes
     -----
-    O(n³).  Float input: :func:`scipy.optimize.linear_sum_assignment`.  Exact input: scipy's matching on
-    the integers ``A·L`` (``L`` the common denominator), certified optimal by exact dual variables (or
-    the exact Hungarian algorithm when the certificate fails).
+    O(n³).  Float input: :func:`scipy.optimize.linear_sum_assignment`, except for entries so large
+    (``max|A_ij|·4(n+1) ≥ 2^1016``) that the solver's sums could overflow: those take the exact path and the
+    result is the exact optimum rounded once.  Exact input: scipy's matching on the integers ``A·L``
+    (``L`` the common denominator), certified optimal by exact dual variables (or the exact Hungarian
+    algorithm when the certificate fails).
 
     Examples
     --------
@@ -446,13 +451,40 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
     """
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
-    if An.dtype == np.float64:
+    if An.dtype == np.float64 and not _near_float_limit(An):
         return _tdet_float(An, S)
     W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
     if not feasible:
         return S.zero
     total = sum(int(W[i, perm[i]]) for i in range(An.shape[0])) * S.sense  # = tdet · L, exactly
+    if An.dtype == np.float64:  # float input near the float range: the exact optimum, correctly rounded
+        try:
+            return float(Fraction(total, L))
+        except OverflowError:
+            sign = "+" if total > 0 else "-"
+            raise FloatOverflowError(
+                f"tdet: the optimum of the float matrix A is finite but beyond the float64 range "
+                f"(about {sign}2^{(abs(total) // L).bit_length()}); as a float it would be {sign}inf, which "
+                f"{'is not an element of ' + S.name if (total > 0) == (S.sense == 1) else 'would claim that no permutation has finite weight'}; "
+                "pass exact input (int/Fraction) for the exact value, or rescale the matrix"
+            ) from None
     return to_exact_scalar(Fraction(total, L))
+
+
+_FLOAT_SAFE = 2.0**1016  # below this, scipy's float assignment and its sums stay far from overflow
+
+
+def _near_float_limit(An: np.ndarray) -> bool:
+    """Whether a float matrix's finite entries are large enough that an O(n) sum of them could overflow.
+
+    scipy's assignment solver adds and subtracts up to about ``2n`` entries; near ``1.8e308`` that overflows
+    and the solver silently returns a wrong matching (or reports the problem infeasible).  Such matrices take
+    the exact path (entries are exact dyadic rationals).
+    """
+    fin = An[np.isfinite(An)]
+    if fin.size == 0:
+        return False
+    return float(np.max(np.abs(fin))) * 4 * (An.shape[0] + 1) >= _FLOAT_SAFE
 
 
 def _tdet_float(An: np.ndarray, S: TropicalSemiring) -> float:
@@ -477,7 +509,7 @@ def optimal_permutation(A: Any, *, semiring: Semiring | str | None = None) -> tu
     """
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
-    if An.dtype == np.float64:
+    if An.dtype == np.float64 and not _near_float_limit(An):
         from scipy.optimize import linear_sum_assignment
 
         try:

@@ -12,8 +12,17 @@ from typing import Any
 import numpy as np
 
 from .._array import check_nonempty, namespace, to_numpy
-from ..errors import ShapeError
-from .semiring import LogSemiring, RealSemiring, Semiring, TropicalSemiring, get_semiring, real_array
+from ..errors import FloatOverflowError, ShapeError
+from .semiring import (
+    LogSemiring,
+    RealSemiring,
+    Semiring,
+    TropicalSemiring,
+    _check_overflow,
+    _may_overflow,
+    get_semiring,
+    real_array,
+)
 
 __all__ = ["matmul"]
 
@@ -43,6 +52,11 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
         If the inner dimensions differ or an operand is not 1- or 2-dimensional.
     NaNError, ConventionError
         If an operand holds NaN, or the infinity of the opposite convention.
+    FloatOverflowError
+        If finite float entries give a result beyond the float range: toward the illegal infinity
+        (``+inf`` in max-plus, ``-inf`` in min-plus), or a tropical-zero entry although a finite term
+        exists (``-1e308 + -1e308`` in max-plus).  Checked only when the extreme entries of ``A`` and ``B``
+        add up to an overflow, so ordinary products pay a few reductions over the inputs (O(mk + kn)).
     SemiringMismatchError
         If an operand holds something other than real numbers (complex, strings, ``None``).
 
@@ -76,9 +90,20 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     if isinstance(S, RealSemiring):
         C = A2 @ B2
     elif isinstance(S, LogSemiring):
-        C = _log_matmul(A2, B2, S, xp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            C = _check_overflow(S, _log_matmul(A2, B2, S, xp), "matmul", A2, B2)
     else:
-        C = _tropical_matmul(A2, B2, S, xp)
+        high = _may_overflow(S, A2, B2, xp)  # max A + max B overflows (max-plus): only near the float range
+        low = _may_reach_zero(S, A2, B2, xp)  # the smallest finite entries' sum rounds to -inf (max-plus)
+        if high or low:
+            with np.errstate(over="ignore", invalid="ignore"):
+                C = _tropical_matmul(A2, B2, S, xp)
+            if high:
+                _check_overflow(S, C, "matmul", A2, B2)
+            if low:
+                _check_false_zero(S, C, A2, B2, xp)
+        else:
+            C = _tropical_matmul(A2, B2, S, xp)
     if va and vb:
         return C[0, 0]
     if va:
@@ -89,6 +114,47 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
 
 
 _INT64_HALF = 1 << 62
+
+
+def _worst_finite(x, S: TropicalSemiring, xp):
+    """The ⊕-worst non-zero entry (smallest in max-plus), or None if there is none (float arrays only)."""
+    if not _is_float(x, xp) or int(np.prod(tuple(int(s) for s in x.shape))) == 0:
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach()  # a test only: no autograd graph
+    w = xp.min(x) if S.sense == 1 else xp.max(x)
+    if float(w) == S.zero:  # tropical zeros present: the worst of the others
+        w = (xp.min if S.sense == 1 else xp.max)(xp.where(x == S.zero, xp.full_like(x, -S.zero), x))
+        if float(w) == -S.zero:
+            return None
+    return w
+
+
+def _may_reach_zero(S: TropicalSemiring, A, B, xp) -> bool:
+    """Whether some finite ``A[i, k] + B[k, j]`` could round to the tropical zero (``-inf`` in max-plus).
+
+    Exact and cheap by monotone rounding, as :func:`~tropix.tropical.semiring._may_overflow`: only the two
+    ⊕-worst finite entries are added.
+    """
+    wa, wb = _worst_finite(A, S, xp), _worst_finite(B, S, xp)
+    if wa is None or wb is None:
+        return False
+    with np.errstate(over="ignore"):
+        return float(wa + wb) == S.zero
+
+
+def _check_false_zero(S: TropicalSemiring, C, A, B, xp):
+    """Raise FloatOverflowError where ``C`` is the tropical zero although some ``k`` has both factors finite."""
+    fa = xp.astype(A != S.zero, xp.float64)
+    fb = xp.astype(B != S.zero, xp.float64)
+    bad = (C == S.zero) & ((fa @ fb) > 0)
+    if bool(xp.any(bad)):
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(to_numpy(bad)))[0])
+        raise FloatOverflowError(
+            f"{S.name}.matmul: finite float entries overflowed at index {idx} to {S.zero}, the tropical zero, "
+            f"although a finite term A[i, k] ⊗ B[k, j] exists (the true value is beyond the float range); "
+            "use exact input (int/Fraction), which never overflows, or rescale the data"
+        )
 
 
 def _is_int(x, xp) -> bool:
@@ -175,19 +241,22 @@ def _is_float(x, xp):
 
 
 def _log_matmul(A, B, S: LogSemiring, xp):
-    """``T·log(exp(A/T) @ exp(B/T))`` with max-shifts per row of A and column of B, so it never overflows."""
-    T = S.T
-    from .semiring import _as_float
+    """``T·log(exp(A/T) @ exp(B/T))`` with ⊕-winner shifts per row of A and column of B, so it never overflows.
 
-    a = _as_float(A, xp) / T
-    b = _as_float(B, xp) / T
+    The shifts are subtracted before dividing by ``T``: ``exp((A - ma)/T)`` has exponents ``≤ 0`` even when
+    ``A/T`` itself would overflow (small ``|T|``).
+    """
+    T = S.T
+    from .semiring import _as_float, _log0
+
+    a = _as_float(A, xp)
+    b = _as_float(B, xp)
     if a.shape[1] == 0:
         return S.zeros((a.shape[0], b.shape[1]), a)
-    ma = xp.max(a, axis=1, keepdims=True)
-    mb = xp.max(b, axis=0, keepdims=True)
+    best = xp.max if T > 0 else xp.min
+    ma = best(a, axis=1, keepdims=True)
+    mb = best(b, axis=0, keepdims=True)
     ma = xp.where(xp.isinf(ma), xp.zeros_like(ma), ma)
     mb = xp.where(xp.isinf(mb), xp.zeros_like(mb), mb)
-    from .semiring import _log0
-
-    prod = xp.exp(a - ma) @ xp.exp(b - mb)
-    return T * (_log0(prod, xp) + ma + mb)
+    prod = xp.exp((a - ma) / T) @ xp.exp((b - mb) / T)
+    return T * _log0(prod, xp) + (ma + mb)

@@ -49,6 +49,7 @@ import numpy as np
 from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import (
     ConventionError,
+    FloatOverflowError,
     NaNError,
     NoInverseError,
     ParseError,
@@ -118,16 +119,16 @@ def _py_int(v: Any) -> Any:
 
 def _is_int_array(x: Any) -> bool:
     """An array of integer or bool dtype (not an object array)."""
-    if not is_array(x):
-        return False
     if isinstance(x, np.ndarray):
         return x.dtype.kind in "iub"
+    if not is_array(x):
+        return False
     return namespace(x).isdtype(x.dtype, ("integral", "bool"))
 
 
 def _int_bound(x: Any, xp) -> int:
     """max |x| over an integer/bool array as a Python int (0 if empty)."""
-    if int(np.prod(tuple(int(s) for s in x.shape))) == 0:
+    if _size(x) == 0:
         return 0
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ or not isinstance(x, np.ndarray) and xp.isdtype(x.dtype, "bool"):
         return 1
@@ -455,8 +456,9 @@ class TropicalSemiring(Semiring):
         if xp is None:
             self._check_scalar(a, "first operand", "mul")
             self._check_scalar(b, "second operand", "mul")
-            return a + b
-        return a + b
+            with np.errstate(over="ignore"):
+                return _check_overflow(self, a + b, "mul", a, b)
+        return _checked_sum(self, a, b, xp)
 
     def sum(self, x, axis=None):
         if isinstance(x, (list, tuple)):
@@ -484,6 +486,9 @@ class TropicalSemiring(Semiring):
             if _int_bound(x, xp) * _reduced_size(x, axis) > _I64_MAX:
                 return np.sum(_object_ints(x), axis=axis)
             return xp.sum(xp.astype(x, xp.int64), axis=axis)
+        if _is_float(x):
+            with np.errstate(over="ignore", invalid="ignore"):
+                return _check_overflow(self, xp.sum(x, axis=axis), "prod", x)
         return xp.sum(x, axis=axis)
 
     def _empty_reduction(self, x, axis, value):
@@ -526,8 +531,9 @@ class TropicalSemiring(Semiring):
                 if k < 0:
                     raise NoInverseError(_no_inverse_msg(self, k))
                 return self.zero
-            r = k * a
-            return to_exact_scalar(r) if not isinstance(r, float) else r
+            with np.errstate(over="ignore"):
+                r = k * a
+            return to_exact_scalar(r) if not _is_float(r) else _check_overflow(self, r, "power", a)
         xp = namespace(a)
         if k == 0:
             if _is_int_array(a):
@@ -545,7 +551,8 @@ class TropicalSemiring(Semiring):
             out = np.empty(a.shape, dtype=object)
             out.ravel()[:] = [v * k if isinstance(v, float) else to_exact_scalar(v * k) for v in a.ravel()]
             return out
-        return a * k
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _check_overflow(self, a * k, "power", a)
 
     @property
     def dual(self):
@@ -559,6 +566,109 @@ class TropicalSemiring(Semiring):
         """Index of the ⊕-winner (argmax for max-plus, argmin for min-plus)."""
         xp = namespace(x)
         return xp.argmax(x, axis=axis) if self.sense == 1 else xp.argmin(x, axis=axis)
+
+
+def _is_float(x: Any) -> bool:
+    """A float scalar or an array of a real floating dtype."""
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "f"
+    if isinstance(x, (float, np.floating)):
+        return True
+    if not is_array(x):
+        return False
+    return namespace(x).isdtype(x.dtype, "real floating")
+
+
+def _extreme(x: Any, sense: int, xp):
+    """The largest (``sense=+1``) or smallest entry of ``x`` (a scalar is its own), or None if ``x`` is empty."""
+    if not is_array(x):
+        return x
+    if _size(x) == 0:
+        return None
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        return None  # exact entries (and ±inf) never overflow
+    if hasattr(x, "detach"):
+        x = x.detach()  # a test only: no autograd graph
+    return xp.max(x) if sense == 1 else xp.min(x)
+
+
+def _may_overflow(S: "Semiring", a: Any, b: Any, xp) -> bool:
+    """Whether some ``a_i + b_j`` could round to ``-S.zero`` (``+inf`` in max-plus): a cheap, exact test.
+
+    Rounding is monotone, so every ``a_i + b_j`` lies on the near side of ``ext(a) + ext(b)`` (``ext`` the
+    maximum for max-plus, the minimum for min-plus), computed in the same dtype; if that sum is finite no
+    sum overflows toward the illegal infinity.  Costs one reduction per operand, no pass over the output.
+    """
+    if not (_is_float(a) or _is_float(b)):
+        return False
+    ea, eb = _extreme(a, S.sense, xp), _extreme(b, S.sense, xp)
+    if ea is None or eb is None:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = ea + eb
+    t = float(t)
+    return t == -S.zero or math.isnan(t)
+
+
+def _size(x: Any) -> int:
+    if isinstance(x, np.ndarray):
+        return x.size
+    return math.prod(int(s) for s in x.shape) if is_array(x) else 1
+
+
+def _checked_sum(S: "Semiring", a: Any, b: Any, xp, op: str = "mul"):
+    """``a + b`` (a ⊗ b of the ordered semirings), raising if a float entry reached ``-S.zero``.
+
+    Float overflow toward the illegal infinity is found by one reduction: over the output when it is no
+    larger than the operands, else over the operands (:func:`_may_overflow`, for broadcasts).  Overflow
+    toward the semiring's zero is IEEE rounding to that zero and passes silently.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a + b
+    if not _is_float(out):
+        return out
+    if _size(out) <= _size(a) + _size(b):
+        e = _extreme(out, S.sense, xp)
+        if e is None:
+            return out
+        e = float(e)
+        if e != -S.zero and not math.isnan(e):
+            return out
+    elif not _may_overflow(S, a, b, xp):
+        return out
+    return _check_overflow(S, out, op, a, b)
+
+
+def _check_overflow(S: "Semiring", out: Any, op: str, *inputs: Any):
+    """Raise if the float result ``out`` holds ``-S.zero`` (``+inf`` in max-plus, ``-inf`` in min-plus).
+
+    That value is not an element of ``S``: either an operand already held it (ConventionError) or finite
+    floats overflowed (FloatOverflowError).  Returns ``out`` unchanged otherwise.
+    """
+    if not _is_float(out):
+        return out
+    bad = -S.zero
+    if is_array(out):
+        xp = namespace(out)
+        mask = xp.isnan(out) | (out == bad)
+        if not bool(xp.any(mask)):
+            return out
+        m = np.asarray(mask if isinstance(mask, (np.ndarray, np.generic)) else to_numpy(mask))
+        where = f" at index {tuple(int(i) for i in np.argwhere(m)[0])}" if m.ndim else ""
+        dtype = np.dtype(str(out.dtype).split(".")[-1])
+    else:
+        if not (out == bad or math.isnan(out)):
+            return out
+        where, dtype = "", np.dtype(type(out)) if isinstance(out, np.floating) else np.dtype(np.float64)
+    for x in inputs:  # an operand holding NaN or the illegal infinity is bad input, not an overflow
+        if _is_float(x) or (isinstance(x, np.ndarray) and x.dtype == object):
+            check_no_nan(x, f"an operand of {S.name}.{op}")
+            S._check_convention(x, f"an operand of {S.name}.{op}")
+    raise FloatOverflowError(
+        f"{S.name}.{op}: finite {dtype.name} values overflowed{where} (beyond ±{np.finfo(dtype).max:.4g}) to {bad}, "
+        f"which is not an element of {S.name} (it is the zero of {S.dual.name}); "
+        "use exact input (int/Fraction), which never overflows, or rescale the data"
+    )
 
 
 def _exponent(k: Any):
@@ -654,18 +764,27 @@ class LogSemiring(Semiring):
                 return b
             if b == self.zero:
                 return a
-            return T * float(np.logaddexp(a / T, b / T))
+            ext = max(a, b) if T > 0 else min(a, b)  # the ⊕-winner; T·log1p(…) adds at most |T|·log 2
+            with np.errstate(over="ignore"):
+                d = abs(a - b)
+                return _check_overflow(self, ext + T * math.log1p(math.exp(-d / abs(T))), "add", a, b)
         a = _as_float(a, xp)
         b = _as_float(b, xp)
-        return T * xp.logaddexp(a / T, b / T)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # ext + T·log1p(exp(-|a - b|/|T|)), never a/T (which overflows for small |T|); where both are the
+            # zero, |a - b| is NaN and the correction is set to 0
+            ext = xp.maximum(a, b) if T > 0 else xp.minimum(a, b)
+            d = xp.abs(a - b)
+            d = xp.where(xp.isnan(d), xp.full_like(d, _INF), d)
+            return _check_overflow(self, ext + T * xp.log1p(xp.exp(-d / abs(T))), "add", a, b)
 
     def mul(self, a, b):
         xp, a, b = _prep_pair(a, b)
         if xp is None:
             self._check_scalar(a, "first operand", "mul")
             self._check_scalar(b, "second operand", "mul")
-            return float(a) + float(b)
-        return _as_float(a, xp) + _as_float(b, xp)
+            return _check_overflow(self, float(a) + float(b), "mul", a, b)
+        return _checked_sum(self, _as_float(a, xp), _as_float(b, xp), xp)
 
     def sum(self, x, axis=None):
         if isinstance(x, (list, tuple)):
@@ -677,14 +796,18 @@ class LogSemiring(Semiring):
         if _reduced_size(x, axis) == 0:
             shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
             return self.zero if shape == () else self._full(shape, self.zero, x)
-        y = x / self.T
-        m = xp.max(y, axis=axis, keepdims=True)
-        m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
-        s = xp.sum(xp.exp(y - m_safe), axis=axis, keepdims=True)
-        out = self.T * (_log0(s, xp) + m_safe)
+        T = self.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            # m + T·log Σ exp((x - m)/T) with m the ⊕-winner: (x - m)/T ≤ 0 never overflows upward
+            m = xp.max(x, axis=axis, keepdims=True) if T > 0 else xp.min(x, axis=axis, keepdims=True)
+            m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
+            s = xp.sum(xp.exp((x - m_safe) / T), axis=axis, keepdims=True)
+            out = T * _log0(s, xp) + m_safe
         if axis is None:
-            return out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
-        return xp.squeeze(out, axis=axis)
+            out = out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
+        else:
+            out = xp.squeeze(out, axis=axis)
+        return _check_overflow(self, out, "sum", x)
 
     def prod(self, x, axis=None):
         if isinstance(x, (list, tuple)):
@@ -695,7 +818,8 @@ class LogSemiring(Semiring):
         x = _as_float(x, xp)
         if _reduced_size(x, axis) == 0:
             return MaxPlus._empty_reduction(x, axis, self.one)
-        return xp.sum(x, axis=axis)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _check_overflow(self, xp.sum(x, axis=axis), "prod", x)
 
     def power(self, a, k):
         """a^{⊗k} = k·a (floats); the zero has no inverse (negative powers of it raise NoInverseError).
@@ -707,17 +831,21 @@ class LogSemiring(Semiring):
         """
         if isinstance(a, (list, tuple)):
             a = asarray(a)
+        k = _exponent(k)
         if _is_scalar(a):
             self._check_scalar(a, "base", "power")
             if k == 0:
                 return self.one
             if float(a) == self.zero and k < 0:
                 raise NoInverseError(_no_inverse_msg(self, k))
-            return float(k) * float(a)
+            if float(a) == self.zero:
+                return self.zero
+            return _check_overflow(self, float(k) * float(a), "power", a)
         xp = namespace(a)
         if k < 0:
             _check_invertible(self, a, k)
-        return _as_float(a, xp) * float(k)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _check_overflow(self, _as_float(a, xp) * float(k), "power", a)
 
     def matmul(self, A, B):
         """``(A ⊗ B)_ij = T·log Σ_k exp((A_ik + B_kj)/T)``, computed stably (a scaled BLAS product)."""
