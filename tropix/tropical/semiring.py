@@ -23,6 +23,11 @@ Fixed-width integers never wrap around (int8 would give ``100 + 100 = -56``): ``
 ``int64`` when every result provably fits, and compute with Python integers (a NumPy object array)
 otherwise, the rule :func:`~tropix.tropical.matmul.matmul` follows.
 
+Float results that overflow toward the illegal infinity (``1e308 ⊗ 1e308`` in max-plus would be ``+inf``,
+the min-plus zero) raise :class:`~tropix.errors.FloatOverflowError`; overflow toward the semiring's own
+zero (``-1e308 ⊗ -1e308`` in max-plus) is IEEE rounding to that zero in the elementwise operations (the
+matrix product and ``tdet`` raise for it too).  Exact input never overflows.
+
 Examples
 --------
 >>> from fractions import Fraction
