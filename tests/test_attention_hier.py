@@ -77,7 +77,7 @@ def cases(draw):
 
 
 @given(case=cases())
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_agrees_with_dense_within_the_bound(case):
     q, k, v, kw, eps, opts = case
     r = hierarchical(q, k, v, eps=eps, **opts, **kw)
@@ -173,9 +173,9 @@ def test_fully_masked_leaves_are_pruned_for_free_and_masked_rows_are_zero():
 
 def test_a_broken_bound_is_caught_and_a_loose_one_falls_back(monkeypatch):
     rng = np.random.default_rng(8)
-    k, C = _clustered(3000, 8, 40, 0.05, rng)
-    v = rng.normal(size=(3000, 2))
-    q = C[rng.integers(0, 40, 10)] * 3
+    k, C = _clustered(12000, 8, 150, 0.05, rng)
+    v = rng.normal(size=(12000, 2))
+    q = C[rng.integers(0, 150, 10)] * 10
     r = hierarchical(q, k, v, eps=0.3, check=True)
     assert r.counters["dense_rows"] < 10
     # a bound that is too large sends every computed row to the dense fallback: the output is then dense
@@ -272,3 +272,22 @@ def test_compiled_reference_matches_numpy(seed, n, d, leaf):
         s0, c0 = t.starts[-1][a[2][i]], t.count[-1][a[2][i]]
         assert abs(S[i, s0:s0 + c0].max() - a[0][i]) <= 1e-12 * (1 + abs(a[0][i]))
         assert a[0][i] <= S[i].max() + 1e-12 * (1 + abs(a[0][i]))
+
+
+@given(st.integers(0, 10**6), st.integers(1, 60), st.integers(1, 40), st.sampled_from([1, 4, 64]))
+@settings(max_examples=60, deadline=None)
+def test_query_groups_partition_the_rows(seed, nr, nl, group):
+    rng = np.random.default_rng(seed)
+    ct = rng.integers(1, 70, nl)
+    n = int(ct.sum())
+    best = rng.integers(0, nl, nr)
+    open_ = rng.random((nr, nl)) < rng.choice([0.02, 0.2, 0.8])
+    open_[np.arange(nr), best] = True
+    gather, overhead = 12.0, 500.0
+    groups, dense_mask = hmod._query_groups(best, open_, ct, n, group, gather, overhead)
+    seen = np.concatenate(groups + [np.flatnonzero(dense_mask)])
+    assert sorted(seen.tolist()) == list(range(nr))  # every query exactly once
+    for g in groups:
+        assert 1 <= len(g) <= group
+        u = open_[g].any(axis=0) @ ct
+        assert u * (gather + len(g)) + overhead <= len(g) * n  # cheaper than a dense pass of its rows

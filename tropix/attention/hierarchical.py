@@ -41,7 +41,7 @@ import numpy as np
 from .bounds import truncation_bound, pruning_budget
 from ._inputs import check_eps, prepare
 from .keytree import score_bounds
-from .region_sparse import _fallback_rows, _groups, _Head, _run_per_head
+from .region_sparse import _fallback_rows, _Head, _run_per_head
 from .result import AttentionResult
 from ._hier_kernels import leaf_reference
 
@@ -82,10 +82,10 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
-    >>> C = rng.normal(size=(40, 8)); k = C[rng.integers(0, 40, 3000)] + 0.05 * rng.normal(size=(3000, 8))
-    >>> v = rng.normal(size=(3000, 2)); q = 15 * C[:20]
+    >>> C = rng.normal(size=(300, 8)); k = C[rng.integers(0, 300, 20000)] + 0.05 * rng.normal(size=(20000, 8))
+    >>> v = rng.normal(size=(20000, 2)); q = 15 * C[:20]
     >>> r = hierarchical(q, k, v, eps=1e-3, check=True)
-    >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 600  # of 3000 keys
+    >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 2000  # of 20000 keys
     (True, True)
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical")
@@ -119,11 +119,61 @@ def _steps(tree, ratio: int = 16, min_nodes: int = 8) -> list:
     return out
 
 
+def _query_groups(best, open_, ctL, n, group, gather, overhead):
+    """Groups of queries (local indices) for the exact block GEMMs, and the queries better done densely.
+
+    Queries are ordered by their best leaf (tree order: similar queries are adjacent) and consecutive runs
+    are merged while the modelled cost ``|union| (gather + rows) + overhead`` (in units of one score:
+    gathering a key costs about ``gather`` scores, a group about ``overhead``) stays below that of the
+    parts (each part at the cheaper of its GEMM and a dense pass ``rows * n``), up to ``group`` rows.  A group costing more than ``rows * n`` (a dense pass of its rows) is returned in the
+    dense mask instead.
+    """
+    nr = len(best)
+    order = np.lexsort((np.arange(nr), best))
+    bb = best[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(bb)) + 1])
+    ends = np.append(starts[1:], nr)
+    # runs longer than `group` rows are cut
+    pieces = [np.arange(a, e, group) for a, e in zip(starts, ends)]
+    starts = np.concatenate(pieces)
+    ends = np.append(starts[1:], nr)
+    unions = np.logical_or.reduceat(open_[order], starts, axis=0)
+    usize = unions @ ctL
+    cost = lambda u, r: u * (gather + r) + overhead  # noqa: E731
+    out = []
+    dense = np.zeros(nr, dtype=bool)
+    cur = None
+
+    def flush(c):
+        a, e, u, us = c
+        rr = order[a:e]
+        if cost(us, e - a) > (e - a) * n:
+            dense[rr] = True
+        else:
+            out.append(rr)
+
+    for c in range(len(starts)):
+        a, e, u, us = starts[c], ends[c], unions[c], usize[c]
+        if cur is not None and e - cur[0] <= group:
+            mu = cur[2] | u
+            ms = mu @ ctL
+            r1, r2 = cur[1] - cur[0], e - a
+            if cost(ms, r1 + r2) <= min(cost(cur[3], r1), r1 * n) + min(cost(us, r2), r2 * n):
+                cur = (cur[0], e, mu, ms)
+                continue
+        if cur is not None:
+            flush(cur)
+        cur = (a, e, u, us)
+    if cur is not None:
+        flush(cur)
+    return out, dense
+
+
 def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
     """Exact scores of each query's most promising leaf: ``(m_lo, z, leaf)`` per row of ``rows``.
 
-    Candidates are the leaf of largest ``U`` and the leaf of best-scoring centre (``U``, ``qc``: rows
-    ``rows``); ``leaf`` is the candidate of larger exact maximum ``m_lo`` (a lower bound on the query's
+    Candidates are the leaves of largest ``U`` and of largest ``qc`` (any score proxy, e.g. centre
+    scores or bound midpoints; ``U``, ``qc``: rows ``rows``); ``leaf`` is the candidate of larger exact maximum ``m_lo`` (a lower bound on the query's
     maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the softmax mass
     relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf`` where both
     candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it is not
@@ -227,7 +277,7 @@ def _greedy_prune(mass, cand, budget, passes: int = 3):
     return drop
 
 
-def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
+def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, overhead=4000.0):
     t = H.tree
     Lf = t.depth - 1
     n, nq, dv = H.n_k, H.n_q, H.v.shape[1]
@@ -252,15 +302,29 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
     rows = np.flatnonzero(beta > 0)
     allL = np.arange(nL)
     if len(rows):
-        qc = H.qs[rows] @ t.center[Lf].T
         U, Lo = score_bounds(t, Lf, H.qs[rows], lower=True)
         ctr["bound_evals"] += 2 * int(U.size)
         EU, EL = ext.bounds(Lf, rows, allL)
         if EU is not None:
             U = U + EU
             Lo = Lo + EL
-        # 2. the exact maximum and mass of each query's most promising leaf
-        m_lo[rows], zb[rows], best[rows] = _reference(H, rows, U, qc, ext.full)
+        # quick test: even against the most optimistic reference (the largest bounded leaf mass, whose
+        # share of it the budget applies to) pruning would leave most keys open: a dense row, nothing more
+        # is computed for it
+        # (one threshold round, in the log domain)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            la = U + np.log(ctL)[None, :]
+            thr = la.max(axis=1) + np.log(beta_p[rows] / nL)
+            opn = la > thr[:, None]
+            if aggregate:  # leaves whose scores are known within 1e-2 may be taken by the far field
+                opn &= ~((U - Lo) <= 1e-2)
+            keep = ~((opn @ ctL > exit_frac * n) & np.isfinite(thr))
+        rows, U, Lo = rows[keep], U[keep], Lo[keep]
+        # 2. the exact maximum and mass of each query's most promising leaf (largest upper bound or largest
+        #    bound midpoint)
+        with np.errstate(invalid="ignore"):
+            mid = np.where(np.isfinite(Lo), 0.5 * (U + Lo), -np.inf)
+        m_lo[rows], zb[rows], best[rows] = _reference(H, rows, U, mid, ext.full)
         ctr["score_evals"] += 2 * len(rows) * int(ctL.max())
         fin = np.isfinite(m_lo[rows])
         rows, U, Lo = rows[fin], U[fin], Lo[fin]
@@ -283,28 +347,40 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
         z = zb[rows]
         forced = allL[None, :] == best[rows][:, None]
         du = U - ml[:, None]
-        dl = Lo - ml[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             eu = np.exp(np.minimum(du, 700.0))
-            el = np.exp(np.minimum(dl, 700.0))
         # 3. pruning at the leaves: the leaves of smallest bounded mass while their total fits the budget
         mass = ctL[None, :] * eu
         prune = _greedy_prune(mass, ~forced, beta_p[rows] * z) | (~forced & (U == -np.inf))
         # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
-        # done densely (nothing else is computed for them)
+        # done densely (nothing else is computed for them); first without the lower bounds: only leaves of
+        # scores known within 1e-2 can be taken by the far field
+        opn = ~prune & ~forced
+        if aggregate:
+            with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
+                opn_tight = opn & ((U - Lo) <= 1e-2)
+        heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
+        if aggregate:
+            heavy &= ((opn & ~opn_tight) @ ctL) + ctL[best[rows]] > exit_frac * n
+        lt = ~heavy
+        dense_rows[rows[heavy]] = True
+        rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_ = (
+            x[lt] for x in (rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_))
+        dl = Lo - ml[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
+            el = np.exp(np.minimum(dl, 700.0))
             # half spread per key, plus the error of evaluating both exponentials in floating point
             sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
         sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
-        opn = ~prune & ~forced
-        if aggregate:
+        if aggregate and len(rows):
+            opn = ~prune & ~forced
             opn &= ~_greedy_prune(ctL[None, :] * sp, opn, beta_a[rows] * z)
-        heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
-        if heavy.any():
-            dense_rows[rows[heavy]] = True
-            lt = ~heavy
-            rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_ = (
-                x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_))
+            heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
+            if heavy.any():
+                dense_rows[rows[heavy]] = True
+                lt = ~heavy
+                rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_ = (
+                    x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_))
         if prune.any():
             D[rows] = np.where(prune, mass, 0.0).sum(axis=1)
             vmx = np.maximum.reduceat(vnp, stL)
@@ -365,12 +441,12 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
                 leaf_node = np.searchsorted(st_l, stL, side="right") - 1
                 op &= ~agg[:, leaf_node]
             open_[ar] = op
-    # 5. queries whose open leaves still hold most keys are done densely
+    # 5. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
+    #    the dense rows
+    groups = []
     if len(rows):
-        nkeys = open_ @ ctL
-        heavy = nkeys > exit_frac * n
-        dense_rows[rows[heavy]] = True
-        rows, open_ = rows[~heavy], open_[~heavy]
+        groups, dense_local = _query_groups(best[rows], open_, ctL, n, group, gather, overhead)
+        dense_rows[rows[dense_local]] = True
     # 6. exact block GEMMs over the union of the open leaves of each query group
     kept_groups = []
     if len(rows):
@@ -380,9 +456,10 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.25, overhead=4000):
         NS = np.empty((nr, dv))
         if H.extra is None:
             support[rows] = open_ @ ctL
-        for g, _h in _groups(best[rows], open_, group, ctL, heavy_frac=1.0, overhead=overhead):
-            if len(g) == 0:
-                continue
+        M[:] = m_lo[rows]  # rows that joined the dense pass: any finite values (overwritten below)
+        ZS[:] = 1.0
+        NS[:] = 0.0
+        for g in groups:
             r = rows[g]
             EX = open_[g]
             lv = np.flatnonzero(EX.any(axis=0))
