@@ -8,24 +8,29 @@ All steps work on matrices over all queries at once (no Python loop over queries
    biases added through their leaf-wise maxima and minima) give an upper bound ``U`` and a lower bound ``L``
    on the scores of the leaf's keys.  A node's bounds are the maximum / minimum over its leaves (tighter
    than its own ball and box).
-2. **Reference.**  The exact scores of the query's most promising leaf (largest ``U`` or best-scoring
-   centre) give ``m_lo`` (a lower bound on its maximum score) and ``z``, that leaf's mass relative to
-   ``exp(m_lo)``; this leaf is always computed exactly, so ``z exp(m_lo)`` is at most the softmax mass and
-   every budget below is relative to it.
-3. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
+2. **Quick test.**  A query for which, even against the most optimistic reference (its largest bounded
+   leaf mass), pruning would leave more than half of the keys open (not counting leaves whose scores are
+   known within ``1e-2``, which the far field may take) is done densely at once: on flat scores the method
+   costs dense plus the bounds.
+3. **Reference.**  The exact scores of the query's most promising leaf (largest ``U`` or largest bound
+   midpoint; compiled loop, :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound on its
+   maximum score) and ``z``, that leaf's mass relative to ``exp(m_lo)``; this leaf is always computed
+   exactly, so ``z exp(m_lo)`` is at most the softmax mass and every budget below is relative to it.
+4. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
    within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
-   is dropped at no cost.  A query whose remaining leaves (not counting those the far field could take)
-   hold more than a quarter of the keys is done by a plain dense pass with the other such queries
-   (``counters["dense_rows"]``): gathering that many keys per query costs more than one dense pass over
-   contiguous keys; on flat scores the method costs dense plus the bounds.
-4. **Far field** (``aggregate=True``).  Whole nodes, at a few levels from coarse to the leaves, whose weights
+   is dropped at no cost.  A query whose remaining leaves (not counting those the far field can take) still
+   hold more than half of the keys goes dense.
+5. **Far field** (``aggregate=True``).  Whole nodes, at a few levels from coarse to the leaves, whose weights
    are known within a small spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and
    contribute ``weight * sum_j v_j`` (node value sums); the weight error per key is at most half the spread
    plus the floating-point error of both exponentials, and the total error stays within the aggregation
    budget (smallest errors first).
-5. **Exact part.**  Queries are grouped by their best leaf (neighbouring groups merged while the cost model
-   ``rows x keys + overhead`` says it pays); each group computes the exact scores of the union of its
-   members' open leaves as one dense block GEMM, each query using only its own leaves.
+6. **Exact part.**  Queries are ordered by their best leaf and neighbours merged into groups while the
+   modelled cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score) does not
+   grow; each group computes the exact scores of the union of its members' open leaves as one dense block
+   GEMM, each query using only its own leaves.  A group whose modelled cost exceeds ``rows * n`` joins the
+   dense rows instead: gathering many keys for few queries costs more than one dense pass over contiguous
+   keys shared by all dense rows (``counters["dense_rows"]``).
 
 The bound is :func:`tropix.attention.bounds.truncation_bound` with the pruned mass ``D``, the aggregation
 errors ``A`` (weighted by node ``max|v|``) and ``B`` (plus the floating-point error of the aggregated sums),
