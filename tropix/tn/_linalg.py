@@ -252,6 +252,97 @@ def conversion_error(x: Any, A: Any):
     return out.reshape(Af.shape)
 
 
+def _fro_up(Z: np.ndarray, K: int) -> Fraction | None:
+    """A rational upper bound on ``‖z‖_F`` for a nonnegative ``z`` whose computed float64 image ``Z`` satisfies
+    ``Z ≥ (1 − γ_K) z`` entrywise (``None`` when ``Z`` is not finite).
+
+    Unless ``max Z ∈ [2^-300, 2^300]``, ``Z`` is first scaled by a power of two into ``[1/2, 1)`` (exact).  The
+    computed ``sqrt(Z·Z)`` (a dot product of length ``N``: relative error ``≤ γ_N``, then ``sqrt``: ``≤ u``)
+    is inflated by ``(1 + 2^-200)^2 / ((1 − γ_N)(1 − u)(1 − γ_K))``; the factor ``(1 + 2^-200)^2`` covers
+    underflow of negligible squares (at most ``2^-1075`` each, against a sum ``≥ 2^-602``) and of the scaling.
+    """
+    Z = np.asarray(Z, dtype=np.float64).reshape(-1)
+    N = int(Z.shape[0])
+    if N == 0:
+        return Fraction(0)
+    if 2 * N * _U64 >= 1 or 2 * K * _U64 >= 1:
+        return None
+    m = float(Z.max())
+    if not math.isfinite(m):
+        return None
+    if m == 0.0:
+        return Fraction(0)
+    e = 0
+    if not 2.0**-300 <= m <= 2.0**300:
+        e = int(np.frexp(m)[1])
+        Z = np.ldexp(Z, -e)
+    nhat = Fraction(float(np.sqrt(np.dot(Z, Z))))
+    return nhat * Fraction(2) ** e * (1 + Fraction(1, 2**200)) ** 2 / ((1 - _gamma(N)) * (1 - _U64) * (1 - _gamma(K)))
+
+
+def _product_fro_up(X: np.ndarray, Y: np.ndarray, K: int) -> Fraction | None:
+    """A rational upper bound on ``‖|X||Y|‖_F`` (``X`` of shape ``(m, K)``, ``Y`` of shape ``(K, n)``).
+
+    When ``K < n`` it uses ``‖|X||Y|‖²_F = ⟨|X|ᵀ|X|, |Y||Y|ᵀ⟩`` (no ``m × n`` array): the two Gram matrices
+    and their inner product are sums of nonnegative terms, computed within factors ``1 − γ_m``, ``1 − γ_n`` and
+    ``1 − γ_{K²}`` of their exact values.  Otherwise ``|X||Y|`` is formed (``≥ (1 − γ_K)`` exact) and
+    :func:`_fro_up` applies.
+    """
+    m, n = int(X.shape[0]), int(Y.shape[1])
+    if K >= n or 2 * (m + n + K * K) * _U64 >= 1:
+        return _fro_up(np.abs(X) @ np.abs(Y), K)
+    Xa, Ya = np.abs(X), np.abs(Y)
+    s = float(np.sum((Xa.T @ Xa) * (Ya @ Ya.T)))
+    if not math.isfinite(s):
+        return _fro_up(Xa @ Ya, K)
+    q = Fraction(s) / ((1 - _gamma(m)) * (1 - _gamma(n)) * (1 - _gamma(K * K)))
+    # no underflow assumed here (as in the contraction); the squares are of entries of the products
+    return _sqrt_up(q)
+
+
+def _sqrt_up(q: Fraction) -> Fraction:
+    """A float (as a Fraction) ``≥ sqrt(q)`` for a rational ``q ≥ 0``."""
+    s = math.sqrt(float(q))
+    while Fraction(s) ** 2 < q:
+        s = float(np.nextafter(s, np.inf))
+    return Fraction(s)
+
+
+def _right_operator_norms(cs) -> list:
+    """Rational upper bounds ``ρ_j ≥ ‖R_j‖_2`` for ``R_j = G_j G_{j+1} ⋯ G_{d−1}`` (0-based, as an
+    ``r_j × N_{≥j}`` matrix), ``j = 2 … d`` (``ρ_d = 1``), from the Gram matrices ``M_j = R_j R_jᵀ``.
+
+    ``M_j = Σ_i G_j[:, i, :] M_{j+1} G_j[:, i, :]ᵀ`` is computed as two products of inner lengths ``b`` and
+    ``n b`` (``G_j`` of shape ``(a, n, b)``), so ``|M̂_j − G M̂_{j+1} Gᵀ| ≤ γ_{(n+1)b} |G||M̂_{j+1}||G|ᵀ``
+    and ``Δ_j = |G|(Δ_{j+1} + γ_{(n+1)b}|M̂_{j+1}|)|G|ᵀ ≥ |M_j − M̂_j|`` (``Δ_d = 0``); ``Δ_j`` is
+    evaluated on nonnegative data and inflated by ``1/((1 − γ_{(n+1)b})(1 − u)^3)``, rounded up.  Then
+    ``‖R_j‖_2² = λ_max(M_j) ≤ ρ(|M̂_j| + Δ_j) ≤ max row sum``, whose computed value is inflated by
+    ``1/(1 − γ_{b+1})``.
+    """
+    d = len(cs)
+    rho = [None] * (d + 1)
+    rho[d] = Fraction(1)
+    Mh = np.ones((1, 1))
+    Dl = np.zeros((1, 1))
+    for j in range(d - 1, 1, -1):
+        a, n, b = (int(x) for x in cs[j].shape)
+        G = cs[j]
+        Ga = np.abs(G)
+        K = (n + 1) * b
+        if 2 * K * _U64 >= 1:
+            return [None] * (d + 1)
+        g = _float_up(_gamma(K))
+        P = Dl + g * np.abs(Mh)
+        Q = (Ga.reshape(a * n, b) @ P).reshape(a, n * b) @ Ga.reshape(a, n * b).T
+        Dl = Q * _float_up(1 / ((1 - _gamma(K)) * (1 - _U64) ** 3))
+        Mh = (G.reshape(a * n, b) @ Mh).reshape(a, n * b) @ G.reshape(a, n * b).T
+        rows = np.sum(np.abs(Mh) + Dl, axis=1)
+        if not np.all(np.isfinite(rows)):
+            return [None] * (d + 1)
+        rho[j] = _sqrt_up(Fraction(float(rows.max())) / (1 - _gamma(a + 1)))
+    return rho
+
+
 def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     """A rigorous upper bound on ``‖A − A_TT‖_F`` for a tensor ``A`` and the train its ``cores`` represent exactly.
 
@@ -263,21 +354,24 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     This is an *a posteriori* certificate: it covers whatever the decomposition did (truncation, rounding of
     the SVDs, QRs and Gram matrices, reshapes), because it measures the stored cores against ``A``.
 
-    Derivation (float64, ``u = 2^-53``).  ``T̂`` is the contraction ``G_1 G_2 ⋯ G_d`` computed left to right
-    as ``d − 1`` matrix products of inner lengths ``r_1, …, r_{d−1}``; with ``S = Σ_k r_k`` and ``C`` the same
-    chain on ``|G_k|`` (exactly), ``|T̂ − A_TT| ≤ γ_S C`` entrywise (Higham, *Accuracy and Stability* §3.5 and
-    Lemma 3.3, any summation order, with or without FMA), and the computed ``Ĉ ≥ (1 − γ_S) C``.
-    ``D = fl(A − T̂)`` has ``|A − T̂| ≤ |D| / (1 − u)``.  Hence entrywise
-    ``|A_exact − A_TT| ≤ (|D| + g Ĉ + conv) / (1 − u)`` with ``g ≥ γ_S / (1 − γ_S)``.  The sum ``Z`` of the
-    three nonnegative terms is computed with at most three roundings (``Z ≥ (1 − u)^3 z``); it is scaled by a
-    power of two so that ``max Z ∈ [1/2, 1)`` (no overflow; underflow of negligible entries costs at most
-    ``2^-1075`` each, folded into a factor ``(1 + 2^-990)^2``), and ``‖Z‖_2`` is computed as
-    ``sqrt(Z·Z)`` (a dot product of length ``N``: relative error ``≤ γ_N``, then ``sqrt``: ``≤ u``).  The
-    returned value is ``fl(n̂ c) 2^e`` with ``c ≥ (1 + 2^-990)^2 / ((1 − γ_N)(1 − u)^6)`` computed
-    exactly and rounded up.
+    Derivation (float64, ``u = 2^-53``).  ``T̂`` is the contraction ``G_1 G_2 ⋯ G_d`` computed left to right:
+    ``T̂_k = fl(T̂_{k−1} G_k) = T̂_{k−1} G_k + E_k`` with inner length ``r_{k−1}`` and
+    ``|E_k| ≤ γ_{r_{k−1}} B_k``, ``B_k = |T̂_{k−1}||G_k|`` (Higham, *Accuracy and Stability* §3.5: any
+    summation order, with or without FMA).  Unrolling, ``T̂ − A_TT = Σ_k E_k R_{k+1}`` with
+    ``R_{k+1} = G_{k+1} ⋯ G_d`` (an ``r_k × N_{>k}`` matrix), so
+    ``‖T̂ − A_TT‖_F ≤ Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2``.  ``‖B_k‖_F`` is evaluated from the computed
+    ``B̂_k ≥ (1 − γ_{r_{k−1}}) B_k`` or, without forming it, from ``⟨|T̂_{k−1}|ᵀ|T̂_{k−1}|, |G_k||G_k|ᵀ⟩``
+    (``_product_fro_up``); ``‖R_{k+1}‖_2`` is bounded through the Gram matrices
+    ``R Rᵀ`` swept from the right with their own rounding bounds (``_right_operator_norms``).  This
+    normwise propagation avoids the compounding of an entrywise ``|G_1|⋯|G_d|`` chain (which is
+    ``~10^4×`` looser for deep high-rank trains).  ``D = fl(A − T̂)`` has ``|A − T̂| ≤ |D| / (1 − u)``, so
+    ``‖A_exact − A_TT‖_F ≤ ‖(|D| + conv)/(1 − u)‖_F + Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2``.  Every
+    Frobenius norm of a nonnegative computed array is bounded above by scaling to ``[1/2, 1)`` with a
+    power of two and inflating the computed ``sqrt(Z·Z)`` by its worst-case rounding (``_fro_up``); the
+    terms are summed exactly with Fractions and rounded up.
 
     Assumptions: IEEE float64 arithmetic in NumPy/BLAS (no reduced-precision modes), no underflow in the
-    contraction chains and in ``g Ĉ`` (entries of magnitude above ``~1e-290`` or exactly zero).
+    products of the contraction and of the Gram sweep (nonzero values above ``~1e-290`` in magnitude).
     Non-finite values give ``inf``.
 
     Examples
@@ -295,36 +389,27 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     """
     An = np.asarray(to_numpy(A), dtype=np.float64).reshape(-1)
     cs = [np.asarray(to_numpy(c), dtype=np.float64) for c in cores]
+    d = len(cs)
+    rho = _right_operator_norms(cs) if d > 1 else [Fraction(1)]
     T = cs[0].reshape(-1, cs[0].shape[-1])
-    C = np.abs(T)
-    S = 0
-    for c in cs[1:]:
+    contraction = Fraction(0)  # Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2
+    for k in range(1, d):
+        c = cs[k]
         r, r2 = int(c.shape[0]), int(c.shape[-1])
-        S += r
         c2 = c.reshape(r, -1)
+        bk = _product_fro_up(T, c2, r)  # ≥ ‖B_k‖_F, B_k = |T̂_{k−1}||G_k|
+        if bk is None or rho[k + 1] is None:
+            return math.inf
+        contraction += _gamma(r) * bk * rho[k + 1]
         T = (T @ c2).reshape(-1, r2)
-        C = (C @ np.abs(c2)).reshape(-1, r2)
     N = int(An.shape[0])
     if int(T.size) != N:
         raise ShapeError(f"the cores represent {int(T.size)} entries, but the tensor has {N}")
-    Z = np.abs(An - T.reshape(-1))
-    if S:
-        if S * _U64 >= Fraction(1, 2):
-            return math.inf
-        gS = _gamma(S)
-        Z = Z + _float_up(gS / (1 - gS)) * C.reshape(-1)
+    Z = np.subtract(An, T.reshape(-1))  # D = fl(A − T̂): |A − T̂| ≤ |D| / (1 − u)
+    np.abs(Z, out=Z)
     if conversion is not None:
-        Z = Z + np.asarray(conversion, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(Z)):
+        Z = Z + np.asarray(conversion, dtype=np.float64).reshape(-1)  # one more rounding: Z ≥ (1 − u)² z
+    resid = _fro_up(Z, 2)
+    if resid is None:
         return math.inf
-    m = float(Z.max()) if N else 0.0
-    if m == 0.0:
-        return 0.0
-    if 2 * N * _U64 >= 1:
-        return math.inf
-    e = int(np.frexp(m)[1])
-    Zs = np.ldexp(Z, -e)
-    nhat = float(np.sqrt(np.dot(Zs, Zs)))
-    c = _float_up((1 + Fraction(1, 2**990)) ** 2 / ((1 - _gamma(N)) * (1 - _U64) ** 6))
-    out = float(np.ldexp(nhat * c, e))
-    return float(np.nextafter(out, np.inf)) if out < math.inf else out
+    return _float_up(resid + contraction)
