@@ -6,8 +6,8 @@ All steps work on matrices over all queries at once (no Python loop over queries
 1. **Bounds.**  For every query and every leaf of the key hierarchy (:mod:`tropix.attention.keytree`) the
    ball/box bounds of :func:`~tropix.attention.keytree.score_bounds` (one GEMM per bound type; masks and
    biases added through their leaf-wise maxima and minima) give an upper bound ``U`` and a lower bound ``L``
-   on the scores of the leaf's keys.  A node's bounds are the maximum / minimum over its leaves (tighter
-   than its own ball and box).
+   on the scores of the leaf's keys: one ``(queries x leaves)`` matrix each, about ``1/leaf`` of the dense
+   score GEMM.
 2. **Quick test.**  A query for which, even against the most optimistic reference (its largest bounded
    leaf mass), pruning would leave more than half of the keys open (not counting leaves whose scores are
    known within ``1e-2``, which the far field may take) is done densely at once: on flat scores the method
@@ -20,11 +20,12 @@ All steps work on matrices over all queries at once (no Python loop over queries
    within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
    is dropped at no cost.  A query whose remaining leaves (not counting those the far field can take) still
    hold more than half of the keys goes dense.
-5. **Far field** (``aggregate=True``).  Whole nodes, at a few levels from coarse to the leaves, whose weights
-   are known within a small spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and
-   contribute ``weight * sum_j v_j`` (node value sums); the weight error per key is at most half the spread
-   plus the floating-point error of both exponentials, and the total error stays within the aggregation
-   budget (smallest errors first).
+5. **Far field** (``aggregate=True``).  Leaves (whole blocks of keys) whose weights are known within a small
+   spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and contribute
+   ``weight * sum_j v_j`` (block value sums); the weight error per key is at most half the spread plus the
+   floating-point error of both exponentials, and the total error stays within the aggregation budget
+   (smallest errors first).  Coarser nodes are not used: their bounds would come from their leaves, and a
+   node's aggregation error is at least the sum of its leaves' errors.
 6. **Exact part.**  Queries are ordered by their best leaf and neighbours merged into groups while the
    modelled cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score) does not
    grow; each group computes the exact scores of the union of its members' open leaves as one dense block
@@ -107,21 +108,6 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
         return out, bound, support, kept, counters, H.vmax, "hierarchical"
 
     return _run_per_head(P, eps, "hierarchical", check, tree, fn)
-
-
-def _steps(tree, ratio: int = 16, min_nodes: int = 8) -> list:
-    """Levels visited: the leaves, and coarser levels each about ``ratio`` times fewer nodes."""
-    sizes = [len(s) for s in tree.starts]
-    L = tree.depth - 1
-    out = [L]
-    cur = sizes[L]
-    for lvl in range(L - 1, 0, -1):
-        if sizes[lvl] * ratio <= cur:
-            if sizes[lvl] < min_nodes:
-                break
-            out.insert(0, lvl)
-            cur = sizes[lvl]
-    return out
 
 
 def _query_groups(best, open_, ctL, n, group, gather, overhead):
@@ -392,60 +378,38 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
             VD[rows] = np.where(prune & np.isfinite(U), vmx[None, :], 0.0).max(axis=1)
             ctr["nodes_pruned"] += int(prune.sum())
         open_ &= ~prune
-        # 4. far field: whole nodes (coarse levels first, then leaves) whose weights are known within a small
-        #    spread get one common weight; the total weight error stays within the aggregation budget
-        ar = np.zeros(0, dtype=np.int64)
+        # 4. far field: leaves whose weights are known within a small spread get one common weight; the
+        #    total weight error stays within the aggregation budget (smallest errors first).  (A coarser node
+        #    is never better: its bounds come from its leaves, and its error is at least the sum of theirs.)
         if aggregate and len(rows):
             left = beta_a[rows] * z
-            # a node's error is at least that of each of its leaves: rows without an aggregable open leaf skip
-            with np.errstate(invalid="ignore"):
-                ar = np.flatnonzero((open_ & ~forced & (ctL[None, :] * sp <= left[:, None])).any(axis=1))
-        if len(ar):
-            R, op, fo, left = rows[ar], open_[ar], forced[ar], left[ar]
-            eua, ela, spa, dua = eu[ar], el[ar], sp[ar], du[ar]
-            for lvl in _steps(t):
-                st_l, ct_l = t.starts[lvl], t.count[lvl]
-                li = np.searchsorted(stL, st_l)  # first leaf of each node (levels are nested partitions)
-                nl = np.diff(np.append(li, nL))
-                whole = np.minimum.reduceat(op, li, axis=1)  # every leaf of the node still open
-                if not whole.any():
-                    continue
-                if lvl == Lf:
-                    spn, eun, eln = spa, eua, ela
-                else:  # node bounds from the leaf bounds (tighter than the node's own ball and box)
-                    eun = np.maximum.reduceat(eua, li, axis=1)
-                    eln = np.minimum.reduceat(ela, li, axis=1)
-                    spn = np.maximum.reduceat(spa, li, axis=1)
-                    with np.errstate(over="ignore", invalid="ignore"):  # NaN (masked leaves): never aggregated
-                        dun = np.abs(np.maximum.reduceat(dua, li, axis=1))
-                        spn = np.maximum(spn, 0.5 * (eun - eln) + 8.0 * _U * (dun + 4.0) * eun)
-                forced_l = np.minimum.reduceat(~fo, li, axis=1)
-                E = ct_l[None, :] * np.where(np.isnan(spn), np.inf, spn)
-                agg = _greedy_prune(E, whole & forced_l & np.isfinite(E), left if lvl == Lf else 0.5 * left)
-                agg &= nl[None, :] > 0
-                if not agg.any():
-                    continue
-                ac = np.flatnonzero(agg.any(axis=0))
-                pos = _ranges(st_l[ac], ct_l[ac])
-                vsum = np.add.reduceat(H.v[t.perm[pos]], np.concatenate([[0], np.cumsum(ct_l[ac])[:-1]]), axis=0)
-                vmx_l = np.maximum.reduceat(vnp, st_l)
-                w = np.where(agg, 0.5 * (eun + eln), 0.0)
-                Eg = np.where(agg, E, 0.0)
-                NA[R] += w[:, ac] @ vsum
-                wc = w * ct_l[None, :]
-                ZA[R] += wc.sum(axis=1)
-                ZAlo[R] += (np.where(agg, eln, 0.0) * ct_l[None, :]).sum(axis=1)
-                Bg = Eg.sum(axis=1)
-                B[R] += Bg
-                A[R] += Eg @ vmx_l
-                AM[R] += wc @ vmx_l
-                left = np.maximum(left - Bg, 0.0)
-                ctr["nodes_aggregated"] += int(agg.sum())
-                ctr["keys_aggregated"] += int((agg * ct_l[None, :]).sum())
-                # the leaves of aggregated nodes are done
-                leaf_node = np.searchsorted(st_l, stL, side="right") - 1
-                op &= ~agg[:, leaf_node]
-            open_[ar] = op
+            E = ctL[None, :] * sp  # inf where the leaf cannot be aggregated
+            cand = open_ & ~forced & (E <= left[:, None])
+            ar = np.flatnonzero(cand.any(axis=1))
+            if len(ar):
+                ac = np.flatnonzero(cand[ar].any(axis=0))
+                sub = np.ix_(ar, ac)
+                agg = _greedy_prune(E[sub], cand[sub], left[ar])
+                used = agg.any(axis=0)
+                if used.any():
+                    ac, agg = ac[used], agg[:, used]  # value sums only of the leaves taken
+                    sub = np.ix_(ar, ac)
+                    R = rows[ar]
+                    pos = _ranges(stL[ac], ctL[ac])
+                    vsum = np.add.reduceat(H.v[t.perm[pos]], np.concatenate([[0], np.cumsum(ctL[ac])[:-1]]), axis=0)
+                    vmx = np.maximum.reduceat(vnp, stL)[ac]
+                    w = np.where(agg, 0.5 * (eu[sub] + el[sub]), 0.0)
+                    Eg = np.where(agg, E[sub], 0.0)
+                    NA[R] += w @ vsum
+                    wc = w * ctL[ac][None, :]
+                    ZA[R] += wc.sum(axis=1)
+                    ZAlo[R] += (np.where(agg, el[sub], 0.0) * ctL[ac][None, :]).sum(axis=1)
+                    B[R] += Eg.sum(axis=1)
+                    A[R] += Eg @ vmx
+                    AM[R] += wc @ vmx
+                    ctr["nodes_aggregated"] += int(agg.sum())
+                    ctr["keys_aggregated"] += int((agg @ ctL[ac]).sum())
+                    open_[sub] &= ~agg
     # 5. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
     #    the dense rows
     groups = []
