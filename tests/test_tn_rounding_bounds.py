@@ -118,6 +118,25 @@ def test_from_dense_certificate_dominates_exact_error(dims, eps, seed):
     assert T.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * np.linalg.norm(W)
 
 
+def test_rounding_on_top_of_a_full_budget_triggers_one_reduced_sweep():
+    """A singular value just below the budget (1 − 1e-6)·eps·‖A‖: discarding it leaves no room for the rounding,
+    so the certificate would exceed eps·‖A‖; the sweep is repeated with a reserve and keeps it."""
+    rng = np.random.default_rng(1)
+    U, _ = np.linalg.qr(rng.standard_normal((6, 3)))
+    V, _ = np.linalg.qr(rng.standard_normal((5, 3)))
+    eps = 1e-12
+    s = np.array([1.0, 0.5, 0.0])
+    s[2] = (1 - 1e-6) * eps * np.linalg.norm(s[:2])
+    A = (U * s) @ V.T
+    tt = tt_svd(A, eps=eps)
+    assert tt.ranks == (1, 3, 1)
+    assert tt.error_bound <= eps * np.linalg.norm(A)
+    assert _dominates(tt.error_bound, _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1)))
+    coarse = tt_svd(A, eps=1e-9)  # far from the boundary: the small singular value is dropped, bound ≈ it
+    assert coarse.ranks == (1, 2, 1)
+    assert s[2] * (1 - 1e-3) <= coarse.error_bound <= s[2] * (1 + 1e-3)
+
+
 def test_exact_input_is_certified_against_the_exact_tensor():
     """Fractions (1/3, 1/7, …) and integers beyond 2^53 are rounded on conversion to float64: the certificate
     bounds the distance to the exact input, not only to its float64 image."""
@@ -210,14 +229,14 @@ def test_right_operator_norm_bounds(seed, shape):
 
 def _random_ttm(rng, rd, cd, ranks, dtypes):
     rs = (1,) + tuple(ranks) + (1,)
-    return TTMatrix(
-        tuple(rng.standard_normal((rs[k], m, n, rs[k + 1])).astype(dt) for k, (m, n, dt) in enumerate(zip(rd, cd, dtypes)))
-    )
+    shapes = [(rs[k], m, n, rs[k + 1]) for k, (m, n) in enumerate(zip(rd, cd))]
+    return TTMatrix(tuple(rng.standard_normal(sh).astype(dt) for sh, dt in zip(shapes, dtypes)))
 
 
 def _abs_chain(T, X):
     """The exact-enough chain on |cores|, |X| (float64) that the bound is a multiple of."""
-    return TTMatrix(tuple(np.abs(np.asarray(c, dtype=np.float64)) for c in T.cores)).matmat(np.abs(np.asarray(X, dtype=np.float64)))
+    absT = TTMatrix(tuple(np.abs(np.asarray(c, dtype=np.float64)) for c in T.cores))
+    return absT.matmat(np.abs(np.asarray(X, dtype=np.float64)))
 
 
 def _gamma(x: Fraction) -> float:

@@ -248,7 +248,10 @@ def conversion_error(x: Any, A: Any):
             out[i] = 0.0
             continue
         e = to_exact_scalar(v)
-        out[i] = _float_up(abs(Fraction(e) - Fraction(float(f)))) if isinstance(e, (int, Fraction)) else abs(float(f)) * 2.0**-52
+        if isinstance(e, (int, Fraction)):
+            out[i] = _float_up(abs(Fraction(e) - Fraction(float(f))))
+        else:  # a non-rational real (e.g. a sympy Float): rounded to nearest, |v − f| ≤ u|v| ≤ 2u|f|
+            out[i] = abs(float(f)) * 2.0**-52
     return out.reshape(Af.shape)
 
 

@@ -5,7 +5,8 @@ A matrix ``W`` of shape ``(M, N)`` with ``M = m_1⋯m_d`` and ``N = n_1⋯n_d`` 
 :func:`~tropix.tn.tt.tt_svd` gives cores ``G_k`` of shape ``(r_{k-1}, m_k, n_k, r_k)``, with the same
 truncation ``‖W − W_TT‖_F ≤ eps·‖W‖_F`` (unless ``max_rank`` binds) and the same a posteriori
 certificate: ``error_bound`` bounds ``‖W − W_TT‖_F`` rigorously for the matrix ``W_TT`` the stored cores
-represent exactly, floating-point rounding of the decomposition included.  Row indices are row-major in ``(i_1, …, i_d)`` (``i_1`` slowest), as in ``numpy.reshape``.
+represent exactly, floating-point rounding of the decomposition included.  Row indices are row-major
+in ``(i_1, …, i_d)`` (``i_1`` slowest), as in ``numpy.reshape``.
 
 Examples
 --------
