@@ -24,6 +24,7 @@ from tropix.errors import (
     SemiringMismatchError,
     TropixError,
 )
+from tropix._array import asarray, is_exact
 from tropix.tropical import matmul
 from tropix.tropical.determinant import optimal_permutation, tdet
 
@@ -305,3 +306,42 @@ def test_matmul_false_tropical_zero_raises(S, backend):
     A[3, :] = h
     with pytest.raises(FloatOverflowError, match=r"at index \(3, 3\)"):
         matmul(A, A.T.copy(), semiring=S)
+
+
+# ------------------------------------------------------------------ 5: asarray, exactness follows the finite entries
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-10**20, 10**20),
+            st.fractions(-50, 50, max_denominator=20),
+            st.sampled_from([INF, -INF]),
+            st.floats(-1e6, 1e6, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_asarray_exactness_follows_the_finite_entries(values):
+    out = asarray(values)
+    has_finite_float = any(isinstance(v, float) and v not in (INF, -INF) for v in values)
+    if has_finite_float:
+        assert out.dtype == np.float64 and out.tolist() == [float(v) for v in values]
+    else:  # ints, Fractions and infinities only (possibly nothing but infinities): exact, values kept
+        assert out.dtype == object and out.tolist() == values and is_exact(out)
+        assert all(type(v) in (int, Fraction) or v in (INF, -INF) for v in out.tolist())
+        assert asarray(np.array(values, dtype=object)).dtype == object
+
+
+def test_all_infinite_input_is_exact_downstream():
+    import sympy
+
+    assert asarray([sympy.oo, -sympy.oo]).tolist() == [INF, -INF]
+    assert asarray([[-INF, -INF], [-INF, -INF]]).dtype == object
+    assert asarray([]).dtype == np.float64  # nothing to follow: float64 (as before)
+    assert MaxPlus.validate([-INF]).dtype == object
+    # exact routines treat an all-zero list like other exact input
+    assert tdet([[-INF, -INF], [-INF, -INF]]) == -INF
+    assert MinPlus.sum([INF, INF]) == INF
+    C = matmul([[-INF, -INF]], [[0], [1]])
+    assert C.dtype == object and C.tolist() == [[-INF]]

@@ -8,8 +8,10 @@ array-api-strict.  Exact arithmetic is the NumPy *object* dtype holding Python `
 
 Conventions (documented here once, relied on everywhere):
 
-* Python scalars and nested lists are converted with :func:`asarray`: all-integer/rational data becomes
-  an exact object array, anything with a finite float becomes ``float64``.
+* Python scalars and nested lists are converted with :func:`asarray`; exactness follows the *finite*
+  entries: any finite float makes the array ``float64``, otherwise (ints, Fractions, sympy rationals and
+  ``±inf``, which are exact values too) it is an exact object array, also when every entry is infinite
+  (``[float('-inf')]``, the tropical zero vector).  Empty input gives an empty ``float64`` array.
 * NumPy integer arrays are exact too; routines whose result may contain a tropical zero or a fraction
   return object arrays for them.
 * Arrays of other libraries are used as they are; :func:`to_numpy` and :func:`from_numpy` cross over for
@@ -160,17 +162,21 @@ def is_exact(x: Any) -> bool:
 def asarray(x: Any, *, name: str = "input"):
     """Turn ``x`` into an array, keeping arrays of any library as they are.
 
-    Lists and scalars of ints, Fractions, sympy rationals and infinities become exact NumPy object
-    arrays; lists with finite floats become ``float64`` arrays; NumPy object arrays are normalised
-    (sympy numbers to Fractions, or to ``float64`` if any entry is a finite float).
+    Exactness follows the finite entries: lists and scalars of ints, Fractions, sympy rationals and
+    infinities become exact NumPy object arrays (``±inf`` kept as ``float('±inf')``), also when *all*
+    entries are infinite; a finite float (or NaN) anywhere makes the whole array ``float64``.  NumPy
+    object arrays are normalised the same way (sympy numbers to Fractions).  Empty input gives an empty
+    ``float64`` array.
 
     Examples
     --------
     >>> asarray([[0, Fraction(1, 2)], [float('-inf'), 3]])
     array([[0, Fraction(1, 2)],
            [-inf, 3]], dtype=object)
-    >>> asarray([1.5, 2]).dtype
-    dtype('float64')
+    >>> asarray([float('-inf'), float('-inf')])  # only tropical zeros: still exact
+    array([-inf, -inf], dtype=object)
+    >>> asarray([1.5, 2]).dtype, asarray([1.5, float('inf')]).dtype
+    (dtype('float64'), dtype('float64'))
     """
     if is_array(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
         return x
@@ -181,14 +187,12 @@ def asarray(x: Any, *, name: str = "input"):
     kinds = set()
     for v in flat:
         kinds.add(_scalar_kind(v))
-    if "float" in kinds or "nan" in kinds:
-        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
-    if kinds <= {"inf"} and kinds and not flat.size == 0:
-        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
-    out = np.empty(arr.shape, dtype=object)
-    out.ravel()[:] = [to_exact_scalar(v) for v in flat] if flat.size else []
     if flat.size == 0:
         return np.empty(arr.shape, dtype=np.float64)
+    if "float" in kinds or "nan" in kinds:
+        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+    out = np.empty(arr.shape, dtype=object)
+    out.ravel()[:] = [to_exact_scalar(v) for v in flat]
     return out
 
 
