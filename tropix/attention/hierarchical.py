@@ -347,26 +347,31 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         # done densely (nothing else is computed for them); first without the lower bounds: only leaves of
         # scores known within 1e-2 can be taken by the far field
         opn = ~prune & ~forced
-        if aggregate:
+        nopen = opn @ ctL + ctL[best[rows]]
+        heavy = nopen > exit_frac * n
+        maybe = np.zeros_like(heavy)  # heavy unless the far field takes enough leaves
+        if aggregate and heavy.any():
             with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
-                opn_tight = opn & ((U - Lo) <= 1e-2)
-        heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
-        if aggregate:
-            heavy &= ((opn & ~opn_tight) @ ctL) + ctL[best[rows]] > exit_frac * n
-        lt = ~heavy
-        dense_rows[rows[heavy]] = True
-        rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_ = (
-            x[lt] for x in (rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_))
+                ntight = (opn & ((U - Lo) <= 1e-2)) @ ctL
+            maybe = heavy & (nopen - ntight <= exit_frac * n)
+            heavy &= ~maybe
+        if heavy.any():
+            lt = ~heavy
+            dense_rows[rows[heavy]] = True
+            rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_, maybe = (
+                x[lt] for x in (rows, U, Lo, ml, z, forced, du, eu, mass, prune, open_, maybe))
         dl = Lo - ml[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             el = np.exp(np.minimum(dl, 700.0))
             # half spread per key, plus the error of evaluating both exponentials in floating point
             sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
         sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
-        if aggregate and len(rows):
-            opn = ~prune & ~forced
-            opn &= ~_greedy_prune(ctL[None, :] * sp, opn, beta_a[rows] * z)
-            heavy = (opn @ ctL) + ctL[best[rows]] > exit_frac * n
+        if maybe.any():
+            mr = np.flatnonzero(maybe)
+            opn = ~prune[mr] & ~forced[mr]
+            opn &= ~_greedy_prune(ctL[None, :] * sp[mr], opn, beta_a[rows[mr]] * z[mr])
+            heavy = np.zeros(len(rows), dtype=bool)
+            heavy[mr] = (opn @ ctL) + ctL[best[rows[mr]]] > exit_frac * n
             if heavy.any():
                 dense_rows[rows[heavy]] = True
                 lt = ~heavy
