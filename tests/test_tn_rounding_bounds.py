@@ -137,6 +137,20 @@ def test_rounding_on_top_of_a_full_budget_triggers_one_reduced_sweep():
     assert s[2] * (1 - 1e-3) <= coarse.error_bound <= s[2] * (1 + 1e-3)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+def test_tt_svd_at_extreme_scales(scale):
+    """Squares of 1e±160 under/overflow: the sweep and the certificate work on power-of-two scaled data, so
+    the result is the same relative to the scale (exact error via Fractions, which have no range limit)."""
+    A = np.random.default_rng(2).standard_normal((3, 4, 5)) * scale
+    for eps in (1e-14, 0.2):
+        tt = tt_svd(A, eps=eps)
+        nrm = math.sqrt(float(_sq(_frac(A)) / Fraction(scale) ** 2)) * scale
+        exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
+        assert _dominates(tt.error_bound, exact)
+        err = math.sqrt(float(exact / Fraction(scale) ** 2)) * scale
+        assert err <= eps * nrm and tt.error_bound <= max(eps * nrm, 10 * err)
+
+
 def test_exact_input_is_certified_against_the_exact_tensor():
     """Fractions (1/3, 1/7, …) and integers beyond 2^53 are rounded on conversion to float64: the certificate
     bounds the distance to the exact input, not only to its float64 image."""

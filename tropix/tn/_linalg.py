@@ -84,9 +84,25 @@ def qr(x):
 
 
 def fro_norm(x) -> Any:
-    """Frobenius norm of an array of any shape (a 0-d array of the input's library)."""
+    """Frobenius norm of an array of any shape (a 0-d array of the input's library).
+
+    Entries are scaled by a power of two (exact) so that squares of very large or very small entries
+    neither overflow nor underflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(fro_norm(np.array([3e200, 4e200]))), float(fro_norm(np.array([3e-200, 4e-200])))
+    (5e+200, 5e-200)
+    """
     xp = namespace(x)
-    return xp.sqrt(xp.sum(x * x))
+    m = float(to_numpy(xp.max(xp.abs(x)))) if math.prod(int(s) for s in x.shape) else 0.0
+    if not 0.0 < m < math.inf or 2.0**-400 <= m <= 2.0**400:
+        return xp.sqrt(xp.sum(x * x))
+    e = int(np.frexp(m)[1])
+    h = e // 2
+    y = (x * 2.0**-h) * 2.0 ** (h - e)
+    return xp.sqrt(xp.sum(y * y)) * 2.0**h * 2.0 ** (e - h)
 
 
 def truncation_rank(S, budget_sq: float, max_rank: int | None) -> tuple[int, float]:
@@ -201,8 +217,11 @@ _U64 = Fraction(1, 2**53)  # unit roundoff of float64
 
 
 def _float_up(q: Fraction) -> float:
-    """The smallest float ``>= q`` (``q`` a nonnegative rational)."""
-    f = float(q)
+    """The smallest float ``>= q`` (``q`` a nonnegative rational; ``inf`` beyond the float range)."""
+    try:
+        f = float(q)
+    except OverflowError:
+        return math.inf
     return f if Fraction(f) >= q else float(np.nextafter(f, np.inf))
 
 
@@ -373,8 +392,11 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     power of two and inflating the computed ``sqrt(Z·Z)`` by its worst-case rounding (``_fro_up``); the
     terms are summed exactly with Fractions and rounded up.
 
-    Assumptions: IEEE float64 arithmetic in NumPy/BLAS (no reduced-precision modes), no underflow in the
-    products of the contraction and of the Gram sweep (nonzero values above ``~1e-290`` in magnitude).
+    Every core is first scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` (where that is exact) and ``A``
+    by the product of the factors (entries lost to underflow there are covered by an absolute term), so the
+    result does not depend on the overall scale of the data.  Assumptions: IEEE float64 arithmetic in
+    NumPy/BLAS (no reduced-precision modes), no underflow in the products of the contraction and of the Gram
+    sweep after this scaling (entries of the scaled cores and their products above ``~1e-290`` or zero).
     Non-finite values give ``inf``.
 
     Examples
@@ -393,6 +415,29 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     An = np.asarray(to_numpy(A), dtype=np.float64).reshape(-1)
     cs = [np.asarray(to_numpy(c), dtype=np.float64) for c in cores]
     d = len(cs)
+    # every core scaled by a power of two to max |G_k| ∈ [1/2, 1) (kept only where exact), A by the product:
+    # the train then represents 2^-E A_TT exactly, and the bound is scaled back by 2^E at the end
+    E = 0
+    for i, c in enumerate(cs):
+        m = float(np.max(np.abs(c))) if c.size else 0.0
+        if 0.0 < m < math.inf:
+            e = int(np.frexp(m)[1])
+            sc = np.ldexp(c, -e)
+            if np.array_equal(np.ldexp(sc, e), c):
+                cs[i], E = sc, E + e
+    tiny = Fraction(0)
+    if E:
+        with np.errstate(over="ignore"):
+            As = np.ldexp(An, -E)
+        if not np.array_equal(np.ldexp(As, E), An):  # entries lost to underflow: ≤ 2^-1075 each
+            tiny = math.isqrt(int(An.shape[0]) + 1) * Fraction(2) ** -1074 + Fraction(2) ** -1074
+        An = As
+        if conversion is not None:
+            conv = np.asarray(conversion, dtype=np.float64).reshape(-1)
+            cv = np.ldexp(conv, -E)
+            low = np.ldexp(cv, E) < conv
+            cv[low] = np.nextafter(cv[low], np.inf)
+            conversion = cv
     rho = _right_operator_norms(cs) if d > 1 else [Fraction(1)]
     T = cs[0].reshape(-1, cs[0].shape[-1])
     contraction = Fraction(0)  # Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2
@@ -415,4 +460,4 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     resid = _fro_up(Z, 2)
     if resid is None:
         return math.inf
-    return _float_up(resid + contraction)
+    return _float_up((resid + tiny + contraction) * Fraction(2) ** E)

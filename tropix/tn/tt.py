@@ -331,7 +331,8 @@ class TensorTrain:
         error in exact arithmetic.  Unlike :func:`tt_svd`, this term is *not* certified against the
         floating-point rounding of the QR/SVD sweeps (it would need a dense residual): it can be low by
         ``u·‖self‖_F`` times a modest polynomial in the ranks (``u = 2^-53`` for float64 cores), which matters
-        only for ``eps`` near rounding level.  With ``check=True`` the rounding error is recomputed densely and compared with its bound.
+        only for ``eps`` near rounding level.  With ``check=True`` the rounding error is recomputed densely and
+        compared with its bound.
         """
         eps = check_eps(eps)
         max_rank = check_max_rank(max_rank)
@@ -339,6 +340,11 @@ class TensorTrain:
         rc = self.right_canonical()
         cores = list(rc.cores)
         d = len(cores)
+        # the norm sits in cores[0]: scaled by a power of two (exact) so that squared singular values and the
+        # budget neither overflow nor underflow; the last core is scaled back
+        m = _f(xp.max(xp.abs(cores[0])))
+        e = int(np.frexp(m)[1]) if 0.0 < m < math.inf else 0
+        cores[0] = _pow2_scale(cores[0], -e)
         nrm = _f(fro_norm(cores[0]))
         budget = (eps * nrm) ** 2
         used = 0.0
@@ -351,7 +357,8 @@ class TensorTrain:
             cores[k] = xp.reshape(U[:, :rk], (r, n, rk))
             SV = xp.reshape(S[:rk], (rk, 1)) * Vh[:rk, :]
             cores[k + 1] = xp.tensordot(SV, cores[k + 1], axes=1)
-        err = math.sqrt(used)
+        cores[-1] = _pow2_scale(cores[-1], e)
+        err, nrm = math.ldexp(math.sqrt(used), e), math.ldexp(nrm, e)
         out = TensorTrain(tuple(cores), self.error_bound + err * (1 + 1e-12), eps)
         if check:
             true = _f(fro_norm(self.to_dense() - out.to_dense()))
@@ -439,21 +446,33 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     return tt
 
 
-def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
-    """The left-to-right TT-SVD sweep of a float tensor: ``(cores, nrm, discarded_sq)``, no certificate.
+def _pow2_scale(x, e: int):
+    """``x · 2^e`` in two exact steps (a single ``2.0 ** e`` overflows for ``|e| > 1023``)."""
+    if e == 0:
+        return x
+    h = e // 2
+    return (x * 2.0**h) * 2.0 ** (e - h)
 
-    The truncation budget is ``(eps·‖A‖_F − reserve)²``.
+
+def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
+    """The left-to-right TT-SVD sweep of a float tensor: ``(cores, nrm, tail)``, no certificate.
+
+    ``tail = sqrt(Σ discarded²)``; the truncation budget is ``(eps·‖A‖_F − reserve)²``.  The sweep runs on
+    ``A`` scaled by a power of two to ``max |A| ∈ [1/2, 1)`` (exact), so norms and squared singular values
+    neither overflow nor underflow; the last core is scaled back.
     """
     xp = namespace(A)
     shape = tuple(int(s) for s in A.shape)
     d = len(shape)
     if d == 0:
         raise ShapeError("tt_svd needs a tensor with at least one mode")
-    nrm = _f(fro_norm(A))
-    budget = max(0.0, eps * nrm - reserve) ** 2
+    m = _f(xp.max(xp.abs(A)))
+    e = int(np.frexp(m)[1]) if 0.0 < m < math.inf else 0
+    C = _pow2_scale(A, -e)
+    nrm = _f(fro_norm(C))
+    budget = max(0.0, eps * nrm - math.ldexp(reserve, -e)) ** 2
     used = 0.0
     cores = []
-    C = A
     r = 1
     for k in range(d - 1):
         C = xp.reshape(C, (r * shape[k], -1))
@@ -463,8 +482,8 @@ def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
         used += disc
         cores.append(xp.reshape(U, (r, shape[k], rk)))
         r = rk
-    cores.append(xp.reshape(C, (r, shape[-1], 1)))
-    return tuple(cores), nrm, used
+    cores.append(_pow2_scale(xp.reshape(C, (r, shape[-1], 1)), e))
+    return tuple(cores), math.ldexp(nrm, e), math.ldexp(math.sqrt(used), e)
 
 
 def _tt_svd(A, eps: float, max_rank: int | None, conversion=None, sweep=None) -> tuple[TensorTrain, float]:
@@ -474,12 +493,11 @@ def _tt_svd(A, eps: float, max_rank: int | None, conversion=None, sweep=None) ->
     When the certificate exceeds ``eps·‖A‖_F`` only because the truncation used the whole budget and rounding
     came on top, the sweep is repeated once with the budget reduced by twice the measured rounding part.
     """
-    cores, nrm, used = _tt_sweep(A, eps, max_rank) if sweep is None else sweep
+    cores, nrm, tail = _tt_sweep(A, eps, max_rank) if sweep is None else sweep
     bound = tt_residual_bound(A, cores, conversion)
     target = eps * nrm
-    if bound > target and used > 0 and math.sqrt(used) <= target:
-        reserve = 2 * (bound - math.sqrt(used))
-        cores2, _, used2 = _tt_sweep(A, eps, max_rank, reserve)
+    if bound > target and 0 < tail <= target:
+        cores2, _, _ = _tt_sweep(A, eps, max_rank, 2 * (bound - tail))
         bound2 = tt_residual_bound(A, cores2, conversion)
         if bound2 < bound:
             cores, bound = cores2, bound2

@@ -40,7 +40,7 @@ from ._linalg import (
     fro_norm,
     truncation_rank,
 )
-from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, _tt_svd, _tt_sweep
+from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, _pow2_scale, _tt_svd, _tt_sweep
 
 __all__ = ["TTMatrix", "factorize"]
 
@@ -496,6 +496,9 @@ def _two_core_params(A, rd, cd, eps, max_rank) -> int:
     """Parameter count of the two-core TT-matrix, from the eigenvalues of the smaller Gram matrix only."""
     xp = namespace(A)
     (m1, m2), (n1, n2) = rd, cd
+    m = _f(xp.max(xp.abs(A)))
+    if 0.0 < m < float("inf"):  # a power-of-two scaling (exact; the budget is relative): no overflow in G
+        A = _pow2_scale(A, -int(np.frexp(m)[1]))
     T = xp.reshape(xp.permute_dims(xp.reshape(A, (m1, m2, n1, n2)), (0, 2, 1, 3)), (m1 * n1, m2 * n2))
     G = xp.matrix_transpose(T) @ T if m1 * n1 >= m2 * n2 else T @ xp.matrix_transpose(T)
     lam = np.clip(np.sort(np.asarray(to_numpy(xp.linalg.eigvalsh(G)), dtype=np.float64))[::-1], 0.0, None)
