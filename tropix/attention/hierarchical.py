@@ -3,19 +3,19 @@ block GEMMs for query groups.
 
 All steps work on matrices over all queries at once (no Python loop over queries or nodes):
 
-1. **Bounds.**  For every query and every leaf of the key hierarchy (:mod:`tropix.attention.keytree`) the
-   ball/box bounds of :func:`~tropix.attention.keytree.score_bounds` (one GEMM per bound type; masks and
-   biases added through their leaf-wise maxima and minima) give an upper bound ``U`` and a lower bound ``L``
-   on the scores of the leaf's keys: one ``(queries x leaves)`` matrix each, about ``1/leaf`` of the dense
-   score GEMM.
-2. **Quick test.**  A query for which, even against the most optimistic reference (its largest bounded
-   leaf mass), pruning would leave more than half of the keys open (not counting leaves whose scores are
-   known within ``1e-2``, which the far field may take) is done densely at once: on flat scores the method
-   costs dense plus the bounds.
-3. **Reference.**  The exact scores of the query's most promising leaf (largest ``U`` or largest bound
-   midpoint; compiled loop, :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound on its
-   maximum score) and ``z``, that leaf's mass relative to ``exp(m_lo)``; this leaf is always computed
-   exactly, so ``z exp(m_lo)`` is at most the softmax mass and every budget below is relative to it.
+1. **Ball bounds.**  One GEMM of the queries with the leaf centres of the key hierarchy
+   (:mod:`tropix.attention.keytree`) gives every (query, leaf) centre score and ball bound (about
+   ``1/leaf`` of the dense score GEMM).
+2. **Reference and quick test.**  The exact scores of the query's most promising leaf (largest ball bound or
+   best-scoring centre; compiled loop, :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound
+   on its maximum score) and ``z``, that leaf's mass relative to ``exp(m_lo)``.  This leaf is always
+   computed exactly, so ``z exp(m_lo)`` is at most the softmax mass and every budget below is relative to
+   it.  A query for which pruning on the ball bounds would leave more than half of the keys open (not
+   counting leaves whose scores are known within ``1e-2``, which the far field may take) is done densely
+   at once: on flat scores the method costs dense plus one small GEMM.
+3. **Certified bounds.**  For the other queries, the ball/box bounds of
+   :func:`~tropix.attention.keytree.score_bounds` (masks and biases added through their leaf-wise maxima and
+   minima) give an upper bound ``U`` and a lower bound ``L`` on the scores of each leaf's keys.
 4. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
    within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
    is dropped at no cost.  A query whose remaining leaves (not counting those the far field can take) still
@@ -26,12 +26,13 @@ All steps work on matrices over all queries at once (no Python loop over queries
    floating-point error of both exponentials, and the total error stays within the aggregation budget
    (smallest errors first).  Coarser nodes are not used: their bounds would come from their leaves, and a
    node's aggregation error is at least the sum of its leaves' errors.
-6. **Exact part.**  Queries are ordered by their best leaf and neighbours merged into groups while the
+6. **Query groups.**  Queries are ordered by their best leaf and neighbours merged into groups while the
    modelled cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score) does not
-   grow; each group computes the exact scores of the union of its members' open leaves as one dense block
-   GEMM, each query using only its own leaves.  A group whose modelled cost exceeds ``rows * n`` joins the
-   dense rows instead: gathering many keys for few queries costs more than one dense pass over contiguous
-   keys shared by all dense rows (``counters["dense_rows"]``).
+   grow.  A group whose modelled cost exceeds ``rows * n`` joins the dense rows instead: gathering many
+   keys for few queries costs more than one dense pass over contiguous keys shared by all dense rows.
+7. **Exact part.**  Each group computes the exact scores of the union of its members' open leaves as one
+   dense block GEMM, each query using only its own leaves.
+8. **Dense rows** (``counters["dense_rows"]``): one streamed dense pass.
 
 The bound is :func:`tropix.attention.bounds.truncation_bound` with the pruned mass ``D``, the aggregation
 errors ``A`` (weighted by node ``max|v|``) and ``B`` (plus the floating-point error of the aggregated sums),
@@ -289,36 +290,41 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     m_lo = np.full(nq, -np.inf)
     zb = np.zeros(nq)  # exact mass of the best leaf relative to exp(m_lo): at most the softmax mass
     best = np.zeros(nq, dtype=np.int64)
-    # 1. leaf bounds of every query with something to save (eps above the rounding floor)
+    # 1. ball bounds of the leaves for every query with something to save (eps above the rounding floor)
     rows = np.flatnonzero(beta > 0)
     allL = np.arange(nL)
     if len(rows):
+        qc = H.qs[rows] @ t.center[Lf].T
+        EU, EL = ext.bounds(Lf, rows, allL)
+        # 2. the exact maximum and mass of each query's most promising leaf (largest ball bound or
+        #    best-scoring centre)
+        rq = H.qn[rows, None] * t.radius[Lf][None, :]
+        Ub = qc + rq
+        if EU is not None:
+            Ub = Ub + EU
+        m_lo[rows], zb[rows], best[rows] = _reference(H, rows, Ub, qc, ext.full)
+        ctr["score_evals"] += 2 * len(rows) * int(ctL.max())
+        # quick test on the ball bounds (no certificate involved): if pruning against the reference would
+        # leave most keys open, the query is done densely and nothing more is computed for it
+        ml = m_lo[rows]
+        fin = np.isfinite(ml)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mass = ctL[None, :] * np.exp(np.minimum(Ub - np.where(fin, ml, 0.0)[:, None], 700.0))
+        opn = ~_greedy_prune(mass, np.isfinite(mass), beta_p[rows] * zb[rows], passes=2)
+        if aggregate:  # leaves whose scores are known within 1e-2 may be taken by the far field
+            with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
+                opn &= ~(2.0 * rq + (0.0 if EU is None else EU - EL) <= 1e-2)
+        keep = fin & (opn @ ctL <= exit_frac * n)
+        rows, qc = rows[keep], qc[keep]
+        if EU is not None and EU.shape[0] == len(keep):
+            EU, EL = EU[keep], EL[keep]
+        ctr["bound_evals"] += int(Ub.size)
+        # 3. certified bounds of the remaining queries
         U, Lo = score_bounds(t, Lf, H.qs[rows], lower=True)
         ctr["bound_evals"] += 2 * int(U.size)
-        EU, EL = ext.bounds(Lf, rows, allL)
         if EU is not None:
             U = U + EU
             Lo = Lo + EL
-        # quick test: even against the most optimistic reference (the largest bounded leaf mass, whose
-        # share of it the budget applies to) pruning would leave most keys open: a dense row, nothing more
-        # is computed for it
-        # (one threshold round, in the log domain)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            la = U + np.log(ctL)[None, :]
-            thr = la.max(axis=1) + np.log(beta_p[rows] / nL)
-            opn = la > thr[:, None]
-            if aggregate:  # leaves whose scores are known within 1e-2 may be taken by the far field
-                opn &= ~((U - Lo) <= 1e-2)
-            keep = ~((opn @ ctL > exit_frac * n) & np.isfinite(thr))
-        rows, U, Lo = rows[keep], U[keep], Lo[keep]
-        # 2. the exact maximum and mass of each query's most promising leaf (largest upper bound or largest
-        #    bound midpoint)
-        with np.errstate(invalid="ignore"):
-            mid = np.where(np.isfinite(Lo), 0.5 * (U + Lo), -np.inf)
-        m_lo[rows], zb[rows], best[rows] = _reference(H, rows, U, mid, ext.full)
-        ctr["score_evals"] += 2 * len(rows) * int(ctL.max())
-        fin = np.isfinite(m_lo[rows])
-        rows, U, Lo = rows[fin], U[fin], Lo[fin]
     # rows without a finite reference (eps at the rounding floor, flat scores, masked best leaf) go dense
     dense_rows = np.ones(nq, dtype=bool)
     dense_rows[rows] = False
@@ -340,7 +346,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         du = U - ml[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             eu = np.exp(np.minimum(du, 700.0))
-        # 3. pruning at the leaves: the leaves of smallest bounded mass while their total fits the budget
+        # 4. pruning at the leaves: the leaves of smallest bounded mass while their total fits the budget
         mass = ctL[None, :] * eu
         prune = _greedy_prune(mass, ~forced, beta_p[rows] * z) | (~forced & (U == -np.inf))
         # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
@@ -383,7 +389,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
             VD[rows] = np.where(prune & np.isfinite(U), vmx[None, :], 0.0).max(axis=1)
             ctr["nodes_pruned"] += int(prune.sum())
         open_ &= ~prune
-        # 4. far field: leaves whose weights are known within a small spread get one common weight; the
+        # 5. far field: leaves whose weights are known within a small spread get one common weight; the
         #    total weight error stays within the aggregation budget (smallest errors first).  (A coarser node
         #    is never better: its bounds come from its leaves, and its error is at least the sum of theirs.)
         if aggregate and len(rows):
@@ -415,13 +421,13 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
                     ctr["nodes_aggregated"] += int(agg.sum())
                     ctr["keys_aggregated"] += int((agg @ ctL[ac]).sum())
                     open_[sub] &= ~agg
-    # 5. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
+    # 6. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
     #    the dense rows
     groups = []
     if len(rows):
         groups, dense_local = _query_groups(best[rows], open_, ctL, n, group, gather, overhead)
         dense_rows[rows[dense_local]] = True
-    # 6. exact block GEMMs over the union of the open leaves of each query group
+    # 7. exact block GEMMs over the union of the open leaves of each query group
     kept_groups = []
     if len(rows):
         nr = len(rows)
@@ -470,7 +476,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         tb = truncation_bound(sc * D[rows], VD[rows], onorm, Zlo, Ar, Br) * (1 + 1e-9)
         out[rows] = o
         bound[rows] = tb + H.rho[rows]
-    # 7. dense rows: a plain streamed dense pass
+    # 8. dense rows: a plain streamed dense pass
     drows = np.flatnonzero(dense_rows)
     if len(drows):
         out[drows], support[drows] = _dense_rows(H, drows)
