@@ -238,6 +238,44 @@ def test_right_operator_norm_bounds(seed, shape):
             assert float(rho[j]) <= smax * (1 + 1e-6 if svd_cores else cs[j].shape[0] ** 0.25 * (1 + 1e-9))
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 4), st.integers(1, 2), st.integers(0, 10**6), st.sampled_from([1e-14, 1e-6, 0.05, 0.3]))
+def test_round_certify_dominates_exact_error(d, rank, seed, eps):
+    a = TensorTrain.random((3,) * d, rank=rank, seed=seed)
+    b = TensorTrain.random((3,) * d, rank=rank, seed=seed + 1)
+    s = a + b * 0.5 + a  # redundant ranks
+    r = s.round(eps, certify=True)
+    exact = _sq(_exact_tt(s.cores) - _exact_tt(r.cores))
+    assert _dominates(r.error_bound, exact)
+    nrm = math.sqrt(float(_sq(_exact_tt(s.cores))))
+    assert r.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * nrm
+    if eps >= 1e-6:
+        assert r.error_bound <= eps * nrm * (1 + 1e-9)
+    # the uncertified default reports the same truncation up to rounding
+    assert abs(s.round(eps).error_bound - r.error_bound) <= 1e-11 * r.error_bound + 1e-13 * nrm
+
+
+def test_round_default_misses_rounding_certify_covers_it():
+    """Nothing to discard: the default bound is the exact-arithmetic tail (~0 here), below the exact error of
+    the stored cores; certify=True covers it (the reason the option exists)."""
+    a = TensorTrain.random((3, 3, 3, 3), rank=2, seed=1)
+    s = a + a
+    exact = _sq(_exact_tt(s.cores) - _exact_tt(s.round(1e-10).cores))
+    assert not _dominates(s.round(1e-10).error_bound, exact)
+    r = s.round(1e-10, certify=True)
+    assert _dominates(r.error_bound, _sq(_exact_tt(s.cores) - _exact_tt(r.cores)))
+    T = TTMatrix.from_tt(s, (3, 3, 3, 3), (1, 1, 1, 1))
+    assert _dominates(T.round(1e-10, certify=True).error_bound, exact)
+
+
+def test_round_certify_size_limit():
+    from tropix.errors import SizeLimitError
+
+    big = TensorTrain.random((64,) * 5, rank=1, seed=0)
+    with pytest.raises(SizeLimitError, match="2\\^26"):
+        big.round(0.1, certify=True)
+
+
 # -- TT-matrix contraction rounding: the dtype of the products ------------------------------------------------
 
 

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._array import namespace, to_numpy
-from ..errors import BoundViolationError, ShapeError
+from ..errors import BoundViolationError, ShapeError, SizeLimitError
 from ._linalg import (
     as_float,
     check_core_chain,
@@ -59,6 +59,7 @@ from ._linalg import (
     conversion_error,
     truncated_split,
     truncation_rank,
+    tt_distance_bound,
     tt_residual_bound,
 )
 
@@ -324,18 +325,39 @@ class TensorTrain:
         return _entropy(self.schmidt_spectrum(bond), base)
 
     # -- rounding -------------------------------------------------------------------------------
-    def round(self, eps: float = _DEFAULT_EPS, max_rank: int | None = None, *, check: bool = False) -> "TensorTrain":
+    def round(
+        self,
+        eps: float = _DEFAULT_EPS,
+        max_rank: int | None = None,
+        *,
+        check: bool = False,
+        certify: bool = False,
+    ) -> "TensorTrain":
         """Recompress to the smallest ranks with ``‖self − result‖_F ≤ eps·‖self‖_F`` (unless ``max_rank`` binds).
 
-        The returned ``error_bound`` is ``self.error_bound`` plus ``sqrt(Σ discarded²)``, the recompression
-        error in exact arithmetic.  Unlike :func:`tt_svd`, this term is *not* certified against the
-        floating-point rounding of the QR/SVD sweeps (it would need a dense residual): it can be low by
-        ``u·‖self‖_F`` times a modest polynomial in the ranks (``u = 2^-53`` for float64 cores), which matters
-        only for ``eps`` near rounding level.  With ``check=True`` the rounding error is recomputed densely and
-        compared with its bound.
+        By default the returned ``error_bound`` is ``self.error_bound`` plus ``sqrt(Σ discarded²)``, the
+        recompression error in exact arithmetic: it is *not* certified against the floating-point rounding
+        of the QR/SVD sweeps and can be low by ``u·‖self‖_F`` times a modest polynomial in the ranks
+        (``u = 2^-53`` for float64 cores), which matters only for ``eps`` near rounding level.  With
+        ``certify=True`` that term is replaced by the rigorous a posteriori bound
+        :func:`~tropix.tn._linalg.tt_distance_bound` on ``‖self − result‖_F`` (rounding included), which
+        forms the dense tensor once (``∏ n_k`` entries; SizeLimitError above ``2^26``).  With
+        ``check=True`` the rounding error is recomputed densely and compared with its bound.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = TensorTrain.random((3, 3, 3, 3), rank=2, seed=1)
+        >>> r = (a + a).round(1e-10, certify=True)
+        >>> r.ranks, bool(0 < r.error_bound < 1e-13 * a.norm())
+        ((1, 2, 2, 2, 1), True)
         """
         eps = check_eps(eps)
         max_rank = check_max_rank(max_rank)
+        if certify and math.prod(self.shape) > 2**26:
+            raise SizeLimitError(
+                f"round(certify=True) forms the dense tensor: {math.prod(self.shape)} entries exceed the 2^26 limit"
+            )
         xp = self.xp
         rc = self.right_canonical()
         cores = list(rc.cores)
@@ -359,7 +381,11 @@ class TensorTrain:
             cores[k + 1] = xp.tensordot(SV, cores[k + 1], axes=1)
         cores[-1] = _pow2_scale(cores[-1], e)
         err, nrm = math.ldexp(math.sqrt(used), e), math.ldexp(nrm, e)
-        out = TensorTrain(tuple(cores), self.error_bound + err * (1 + 1e-12), eps)
+        if certify:
+            err = tt_distance_bound(self.cores, cores)
+        else:
+            err = err * (1 + 1e-12)
+        out = TensorTrain(tuple(cores), self.error_bound + err, eps)
         if check:
             true = _f(fro_norm(self.to_dense() - out.to_dense()))
             _check_bound(true, err, nrm, "TensorTrain.round")
@@ -504,7 +530,14 @@ def _tt_svd(A, eps: float, max_rank: int | None, conversion=None, sweep=None) ->
     return TensorTrain(cores, bound, eps), nrm
 
 
-def tt_round(tt: TensorTrain, eps: float = _DEFAULT_EPS, max_rank: int | None = None, *, check: bool = False) -> TensorTrain:
+def tt_round(
+    tt: TensorTrain,
+    eps: float = _DEFAULT_EPS,
+    max_rank: int | None = None,
+    *,
+    check: bool = False,
+    certify: bool = False,
+) -> TensorTrain:
     """Rounding (recompression) of a tensor train; see :meth:`TensorTrain.round`.
 
     Examples
@@ -515,7 +548,7 @@ def tt_round(tt: TensorTrain, eps: float = _DEFAULT_EPS, max_rank: int | None = 
     >>> s.ranks, tt_round(s, eps=1e-10).ranks
     ((1, 4, 4, 4, 1), (1, 2, 2, 2, 1))
     """
-    return tt.round(eps, max_rank, check=check)
+    return tt.round(eps, max_rank, check=check, certify=certify)
 
 
 def schmidt_spectrum(tensor: Any, cut: int):

@@ -256,9 +256,10 @@ class TTMatrix:
         )
         return TensorTrain(cores, self.error_bound, self.eps)
 
-    def round(self, eps: float = _DEFAULT_EPS, max_rank: int | None = None) -> "TTMatrix":
-        """Recompress with ``‖self − result‖_F ≤ eps·‖self‖_F`` (see :meth:`TensorTrain.round`)."""
-        return TTMatrix.from_tt(self.to_tt().round(eps, max_rank), self.row_dims, self.col_dims)
+    def round(self, eps: float = _DEFAULT_EPS, max_rank: int | None = None, *, certify: bool = False) -> "TTMatrix":
+        """Recompress with ``‖self − result‖_F ≤ eps·‖self‖_F`` (see :meth:`TensorTrain.round`, also for
+        ``certify``)."""
+        return TTMatrix.from_tt(self.to_tt().round(eps, max_rank, certify=certify), self.row_dims, self.col_dims)
 
     def schmidt_spectrum(self, bond: int):
         """Operator Schmidt values across bond ``bond``: singular values of ``W`` regrouped as
