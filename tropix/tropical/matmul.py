@@ -19,7 +19,6 @@ from .semiring import (
     Semiring,
     TropicalSemiring,
     _check_overflow,
-    _may_overflow,
     get_semiring,
     real_array,
 )
@@ -93,17 +92,9 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
         with np.errstate(over="ignore", invalid="ignore"):
             C = _check_overflow(S, _log_matmul(A2, B2, S, xp), "matmul", A2, B2)
     else:
-        high = _may_overflow(S, A2, B2, xp)  # max A + max B overflows (max-plus): only near the float range
-        low = _may_reach_zero(S, A2, B2, xp)  # the smallest finite entries' sum rounds to -inf (max-plus)
-        if high or low:
-            with np.errstate(over="ignore", invalid="ignore"):
-                C = _tropical_matmul(A2, B2, S, xp)
-            if high:
-                _check_overflow(S, C, "matmul", A2, B2)
-            if low:
-                _check_false_zero(S, C, A2, B2, xp)
-        else:
+        with np.errstate(over="ignore", invalid="ignore"):
             C = _tropical_matmul(A2, B2, S, xp)
+        C = _check_range(S, C, A2, B2, xp)
     if va and vb:
         return C[0, 0]
     if va:
@@ -114,6 +105,35 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
 
 
 _INT64_HALF = 1 << 62
+
+
+def _reduce(x, xp, largest: bool) -> float:
+    """max (``largest``) or min of a non-empty float array as a Python float (NumPy without the wrapper)."""
+    if isinstance(x, np.ndarray):
+        return float(x.max() if largest else x.min())
+    if hasattr(x, "detach"):
+        x = x.detach()
+    return float(xp.max(x) if largest else xp.min(x))
+
+
+def _check_range(S: TropicalSemiring, C, A, B, xp):
+    """``C = A ⊗ B`` unchanged, unless a float entry left the float range (then FloatOverflowError).
+
+    Two reductions over ``C`` decide it in the usual case: its ⊕-best entry is not the illegal infinity,
+    and its ⊕-worst entry is not the tropical zero (or, if it is, the inputs' worst finite entries cannot
+    add up to an overflow, :func:`_may_reach_zero`).
+    """
+    if isinstance(C, np.ndarray):
+        if C.dtype.kind != "f" or C.size == 0:
+            return C
+    elif not _is_float(C, xp) or int(np.prod(tuple(int(s) for s in C.shape))) == 0:
+        return C
+    best = _reduce(C, xp, S.sense == 1)
+    if best == -S.zero or best != best:
+        _check_overflow(S, C, "matmul", A, B)
+    if _reduce(C, xp, S.sense != 1) == S.zero and _may_reach_zero(S, A, B, xp):
+        _check_false_zero(S, C, A, B, xp)
+    return C
 
 
 def _worst_finite(x, S: TropicalSemiring, xp):
