@@ -55,7 +55,9 @@ def cases(draw):
         q = rng.normal(size=(nq, d)) * draw(st.sampled_from([0.5, 3.0]))
     v = rng.normal(size=(nk, draw(st.integers(1, 3)))) * draw(st.sampled_from([1e-3, 1.0, 1e3]))
     kw = {}
-    extra = draw(st.sampled_from(["none", "none", "mask", "keymask", "bias", "causal"]))
+    if draw(st.booleans()) and kind != "ties":
+        q = q * draw(st.sampled_from([1e2, 1e4]))  # huge scores: rounding terms grow with their magnitude
+    extra = draw(st.sampled_from(["none", "none", "mask", "keymask", "bias", "hugebias", "causal"]))
     if extra == "mask":
         mask = rng.random((nq, nk)) > draw(st.sampled_from([0.1, 0.6]))
         mask[0, :] = draw(st.booleans())  # possibly a fully masked row
@@ -68,6 +70,8 @@ def cases(draw):
         b = rng.normal(size=(nk,)) * 2
         b[rng.random(nk) < 0.1] = -np.inf
         kw["bias"] = b
+    elif extra == "hugebias":
+        kw["bias"] = 1e7 + rng.normal(size=(nk,)) * draw(st.sampled_from([0.0, 1e-3, 3.0]))
     elif extra == "causal":
         kw["causal"] = True
     eps = draw(st.sampled_from([0.0, 1e-9, 1e-4, 1e-3, 0.05, 0.5]))

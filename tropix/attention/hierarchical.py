@@ -369,8 +369,9 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         dl = Lo - ml[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             el = np.exp(np.minimum(dl, 700.0))
-            # half spread per key, plus the error of evaluating both exponentials in floating point
-            sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(du) + 4.0) * eu
+            # half spread per key, plus the floating-point error of both exponentials (their arguments are
+            # sums and differences of numbers of magnitude up to |U|, |L|, |m_lo|)
+            sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(U) + np.abs(Lo) + 2.0 * np.abs(ml)[:, None] + 4.0) * eu
         sp = np.where(np.isfinite(dl) & (du <= 700.0), sp, np.inf)
         if maybe.any():
             mr = np.flatnonzero(maybe)
@@ -384,7 +385,10 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
                 rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_ = (
                     x[lt] for x in (rows, U, Lo, ml, z, forced, du, dl, eu, el, sp, mass, prune, open_))
         if prune.any():
-            D[rows] = np.where(prune, mass, 0.0).sum(axis=1)
+            # pruned mass, widened by the floating-point error of exp(U - m_lo) and of the sum
+            with np.errstate(invalid="ignore"):
+                mag = np.where(prune & np.isfinite(U), np.abs(U), 0.0).max(axis=1) + np.abs(ml)
+            D[rows] = np.where(prune, mass, 0.0).sum(axis=1) * (1.0 + _U * (8.0 * (mag + 4.0) + 2.0 * nL))
             vmx = np.maximum.reduceat(vnp, stL)
             VD[rows] = np.where(prune & np.isfinite(U), vmx[None, :], 0.0).max(axis=1)
             ctr["nodes_pruned"] += int(prune.sum())
@@ -464,16 +468,17 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         # combine with the far field, all rows at once; accumulators are relative to exp(m_lo): rescale
         # them by exp(m_lo - m) <= 1 (m: the largest computed score)
         sc = np.exp(m_lo[rows] - M)
+        rel = 4.0 * _U * (np.abs(M) + np.abs(m_lo[rows]) + 4.0)  # relative error of sc
         N = NS + sc[:, None] * NA[rows]
-        Zlo = ZS + sc * ZAlo[rows]
+        Zlo = ZS + sc * ZAlo[rows] * (1.0 - rel)
         Zt = ZS + sc * ZA[rows]
         o = N / np.where(Zt > 0, Zt, 1.0)[:, None]
         onorm = np.sqrt(np.einsum("ij,ij->i", o, o))
         # rounding of the aggregated sums (at most n terms each, then one rescaling)
-        ga = 4.0 * (n + H.d + 8) * _U
+        ga = 4.0 * (n + H.d + 8 + np.abs(M) + np.abs(m_lo[rows])) * _U  # with the rescaling by exp(m_lo - m)
         Ar = sc * (A[rows] + ga * AM[rows])
         Br = sc * (B[rows] + ga * ZA[rows])
-        tb = truncation_bound(sc * D[rows], VD[rows], onorm, Zlo, Ar, Br) * (1 + 1e-9)
+        tb = truncation_bound(sc * D[rows] * (1.0 + rel), VD[rows], onorm, Zlo, Ar, Br) * (1 + 1e-9)
         out[rows] = o
         bound[rows] = tb + H.rho[rows]
     # 8. dense rows: a plain streamed dense pass
