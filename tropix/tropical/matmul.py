@@ -54,8 +54,9 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     FloatOverflowError
         If finite float entries give a result beyond the float range: toward the illegal infinity
         (``+inf`` in max-plus, ``-inf`` in min-plus), or a tropical-zero entry although a finite term
-        exists (``-1e308 + -1e308`` in max-plus).  Checked only when the extreme entries of ``A`` and ``B``
-        add up to an overflow, so ordinary products pay a few reductions over the inputs (O(mk + kn)).
+        exists (``-1e308 + -1e308`` in max-plus).  Ordinary products pay two reductions over the
+        result (its largest and smallest entry); the operands are re-read only if the result holds the
+        tropical zero.
     SemiringMismatchError
         If an operand holds something other than real numbers (complex, strings, ``None``).
 
