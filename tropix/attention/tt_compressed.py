@@ -30,8 +30,7 @@ and each bracket is bounded separately:
 
 * contraction: ``|fl(P̃ v̂) - P̃ v̂| <= TTMatrix.matmat_rounding_bound(v̂)`` entrywise (rigorous);
 * truncation, measured row by row instead of through the TT-SVD certificate ``δ_A >= |P̂ - P̃|_F``
-  (``δ_A |v̂|_2`` bounds every row too, but loosely, and ``δ_A`` comes from the discarded singular values
-  only: it is 0 when nothing is discarded although the cores reproduce ``P̂`` only up to rounding):
+  (``δ_A |v̂|_2`` bounds every row too, but loosely: a Frobenius bound spread over all rows):
   with ``Â = fl(P̃ I)`` (``|Â - P̃| <= E_I`` by ``matmat_rounding_bound``) and ``D = fl(Â - P̂)``,
   ``|((P̃ - P̂) v̂)_ic| <= |fl(D v̂)_ic| + ((γ_{n_k+1} |D| + E_I) |v̂|)_ic``, which covers the rounding of
   ``Â``, of the subtraction and of ``D v̂``;
