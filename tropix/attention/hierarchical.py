@@ -26,9 +26,9 @@ All steps work on matrices over all queries at once (no Python loop over queries
    floating-point error of both exponentials, and the total error stays within the aggregation budget
    (smallest errors first).  Coarser nodes are not used: their bounds would come from their leaves, and a
    node's aggregation error is at least the sum of its leaves' errors.
-6. **Query groups.**  Queries are ordered by their best leaf and neighbours merged into groups while the
-   modelled cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score) does not
-   grow.  A group whose modelled cost exceeds ``rows * n`` joins the dense rows instead: gathering many
+6. **Query groups.**  Queries are ordered by their best leaf and cut into runs of equal length, the length
+   (a power of two up to ``group``) minimising the modelled cost ``|union of open leaves| (gather + rows)
+   + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense rows instead: gathering many
    keys for few queries costs more than one dense pass over contiguous keys shared by all dense rows.
 7. **Exact part.**  Each group computes the exact scores of the union of its members' open leaves as one
    dense block GEMM, each query using only its own leaves.
@@ -114,50 +114,37 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
 def _query_groups(best, open_, ctL, n, group, gather, overhead):
     """Groups of queries (local indices) for the exact block GEMMs, and the queries better done densely.
 
-    Queries are ordered by their best leaf (tree order: similar queries are adjacent) and consecutive runs
-    are merged while the modelled cost ``|union| (gather + rows) + overhead`` (in units of one score:
-    gathering a key costs about ``gather`` scores, a group about ``overhead``) stays below that of the
-    parts (each part at the cheaper of its GEMM and a dense pass ``rows * n``), up to ``group`` rows.  A group costing more than ``rows * n`` (a dense pass of its rows) is returned in the
-    dense mask instead.
+    Queries are ordered by their best leaf (tree order: similar queries are adjacent) and cut into runs of
+    ``s`` consecutive queries, ``s`` in ``1, 2, 4, ..., group`` chosen to minimise the modelled cost
+    ``|union of open leaves| (gather + rows) + overhead`` of the runs (in units of one score: gathering a
+    key costs about ``gather`` scores, a group about ``overhead``), each run at the cheaper of its GEMM and
+    a dense pass ``rows * n``.  Runs whose GEMM would cost more than the dense pass are returned in the
+    dense mask.
     """
     nr = len(best)
     order = np.lexsort((np.arange(nr), best))
-    bb = best[order]
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(bb)) + 1])
-    ends = np.append(starts[1:], nr)
-    # runs longer than `group` rows are cut
-    pieces = [np.arange(a, e, group) for a, e in zip(starts, ends)]
-    starts = np.concatenate(pieces)
-    ends = np.append(starts[1:], nr)
-    unions = np.logical_or.reduceat(open_[order], starts, axis=0)
-    usize = unions @ ctL
-    cost = lambda u, r: u * (gather + r) + overhead  # noqa: E731
-    out = []
+    ob = open_[order]
+    choice = None
+    s = 1
+    while True:
+        starts = np.arange(0, nr, s)
+        rr = np.diff(np.append(starts, nr))
+        usize = np.logical_or.reduceat(ob, starts, axis=0) @ ctL
+        cost = usize * (gather + rr) + overhead
+        total = np.minimum(cost, rr * float(n)).sum()
+        if choice is None or total < choice[0]:
+            choice = (total, starts, rr, cost)
+        if s >= min(group, nr):
+            break
+        s = min(2 * s, group, nr)
+    _, starts, rr, cost = choice
     dense = np.zeros(nr, dtype=bool)
-    cur = None
-
-    def flush(c):
-        a, e, u, us = c
-        rr = order[a:e]
-        if cost(us, e - a) > (e - a) * n:
-            dense[rr] = True
+    out = []
+    for a, r, c in zip(starts, rr, cost):
+        if c > r * n:
+            dense[order[a:a + r]] = True
         else:
-            out.append(rr)
-
-    for c in range(len(starts)):
-        a, e, u, us = starts[c], ends[c], unions[c], usize[c]
-        if cur is not None and e - cur[0] <= group:
-            mu = cur[2] | u
-            ms = mu @ ctL
-            r1, r2 = cur[1] - cur[0], e - a
-            if cost(ms, r1 + r2) <= min(cost(cur[3], r1), r1 * n) + min(cost(us, r2), r2 * n):
-                cur = (cur[0], e, mu, ms)
-                continue
-        if cur is not None:
-            flush(cur)
-        cur = (a, e, u, us)
-    if cur is not None:
-        flush(cur)
+            out.append(order[a:a + r])
     return out, dense
 
 
