@@ -311,13 +311,13 @@ def test_exact_repair_when_floating_point_fails(monkeypatch):
     for j in F.vertices:
         assert unique_winner(K, None, F.witness(j), j)
     # forcing the exact fallback gives the same fan as the qhull path
-    import tropix.tropical.fan as fan_mod
+    import tropix.tropical._hull as hull_mod
 
     rng = np.random.default_rng(2)
     for _ in range(5):
         pts = rng.integers(-5, 5, (9, 3)).tolist()
         ref = normal_fan(pts)
-        monkeypatch.setattr(fan_mod, "_facets_qhull", lambda Z, k: None)
+        monkeypatch.setattr(hull_mod, "_qhull_facets", lambda P, d: None)
         alt = normal_fan(pts)
         monkeypatch.undo()
         assert alt.vertices == ref.vertices and alt.f_vector == ref.f_vector

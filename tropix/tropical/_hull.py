@@ -19,6 +19,7 @@ they cannot overflow, in Python integers (object arrays) otherwise.
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 from typing import Iterable, Sequence
@@ -353,11 +354,17 @@ def _combine(f: Sequence[int], g: Sequence[int], lq: int, mq: int) -> tuple:
 # convex hulls in any dimension
 
 
-def hull_facets(P: Sequence[Sequence[int]]) -> list[tuple[frozenset, tuple]]:
+def hull_facets(P: Sequence[Sequence[int]], *, propose: bool = False) -> list[tuple[frozenset, tuple]]:
     """Facets of the convex hull of full-dimensional integer points ``P`` in R^d (exact).
 
     Returns a list of ``(indices of all points on the facet, f)`` where ``f = (w, w0)`` are primitive
     integer coefficients with ``w·p + w0 <= 0`` for every point and ``= 0`` exactly on the facet.
+
+    By default the facets are found by exact gift wrapping (the monotone chain for d = 2).  With
+    ``propose=True`` (d >= 2) qhull first proposes a triangulated boundary (:func:`_qhull_facets`: every
+    facet verified exactly, the whole checked to be closed), in qhull's order; if the check fails, gift
+    wrapping finds the facets and they are listed in the order of their lexicographically first affine
+    basis among the distinct points (the order of an exhaustive search over point subsets).
     """
     P = [tuple(int(v) for v in p) for p in P]
     d = len(P[0])
@@ -369,6 +376,20 @@ def hull_facets(P: Sequence[Sequence[int]]) -> list[tuple[frozenset, tuple]]:
             (frozenset(i for i, x in enumerate(xs) if x == lo), (-1, lo)),
             (frozenset(i for i, x in enumerate(xs) if x == hi), (1, -hi)),
         ]
+    if propose:
+        planes = _qhull_facets(P, d)
+        if planes is not None:
+            return [(_on(X, f), f) for f in planes]
+        facets = hull_facets(P)
+        first = {}  # index of the first occurrence of each distinct point
+        for i, p in enumerate(P):
+            first.setdefault(p, i)
+        reps = sorted(first.values())
+        keys = []
+        for on, f in facets:
+            pts = [i for i in reps if i in on]
+            keys.append(tuple(pts[j] for j in affine_independent_subset([P[i] for i in pts])))
+        return [fc for _, fc in sorted(zip(keys, facets), key=lambda t: t[0])]
     if d == 2:
         return _hull2(P, X)
     # initial facet by rotation, then gift wrapping across ridges (found recursively)
@@ -392,6 +413,59 @@ def hull_facets(P: Sequence[Sequence[int]]) -> list[tuple[frozenset, tuple]]:
             if key not in facets:
                 queue.append(nf)
     return [(k, v) for k, v in facets.items()]
+
+
+def _on(X: np.ndarray, f: tuple) -> frozenset:
+    """Indices of the rows of ``X = [P | 1]`` on the hyperplane ``f = 0``."""
+    return frozenset(np.nonzero(values(X, np.array(f, dtype=object)) == 0)[0].tolist())
+
+
+def _plane_through(P, pts: list[int], d: int) -> tuple | None:
+    """The supporting hyperplane ``(w, w0)`` (``w·p + w0 <= 0`` on all of ``P``) through the points ``pts``.
+
+    ``pts`` are ``d`` points of ``P ⊂ Z^d``; None unless they are affinely independent and their hyperplane
+    supports ``P`` (all points on one side, not all on it).  ``w`` primitive, so ``(w, w0)`` is too.
+    """
+    z0 = P[pts[0]]
+    ns = nullspace([[a - b for a, b in zip(P[p], z0)] for p in pts[1:]], d)
+    if len(ns) != 1:
+        return None
+    w = ns[0]
+    w0 = -sum(a * b for a, b in zip(w, z0))
+    vals = [sum(a * b for a, b in zip(w, z)) + w0 for z in P]
+    hi, lo = max(vals), min(vals)
+    if hi > 0 and lo < 0 or hi == 0 and lo == 0:
+        return None
+    if hi > 0:
+        w, w0 = tuple(-x for x in w), -w0
+    return tuple(w) + (w0,)
+
+
+def _qhull_facets(P, d: int) -> list[tuple] | None:
+    """Facets proposed by qhull and verified exactly, as ``(w, w0)`` tuples in qhull's order; None on failure.
+
+    Every simplex of qhull's triangulated boundary must span an exact supporting hyperplane, and every ridge
+    must lie in exactly two simplices (a closed pseudomanifold): then the proposal is the whole boundary.
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = ConvexHull(np.array(P, dtype=np.float64))
+    except (QhullError, ValueError):
+        return None
+    planes = {}
+    ridges: dict[tuple, int] = {}
+    for simplex in hull.simplices:
+        key = tuple(sorted(int(v) for v in simplex))
+        h = _plane_through(P, list(key), d)
+        if h is None:
+            return None
+        planes[h] = True
+        for r in itertools.combinations(key, d - 1):
+            ridges[r] = ridges.get(r, 0) + 1
+    if any(c != 2 for c in ridges.values()):
+        return None
+    return list(planes)
 
 
 def _hull2(P, X):

@@ -18,11 +18,12 @@ Conventions.  Everything is stated for the regions of the semiring's ``⊕``:
 Algorithm (exact for every input).  Coordinates are converted to exact rationals (floats are dyadic
 rationals) and scaled to integers.  The affine hull and its orthogonal complement (the *lineality space*
 of every cone: lower-dimensional, collinear, coplanar and repeated points are normal input) are computed
-exactly; the points are projected onto pivot coordinates of their affine hull, where qhull (SciPy) proposes
-a triangulated boundary.  Each proposed facet is turned into an exact integer hyperplane, checked to support
+exactly; the points are projected onto pivot coordinates of their affine hull, where the exact hull engine
+of :mod:`tropix.tropical._hull` (shared with the subdivisions) finds the facets: qhull (SciPy) proposes a
+triangulated boundary, each proposed facet is turned into an exact integer hyperplane, checked to support
 all points, and the proposal as a whole is checked to be a closed pseudomanifold (every ridge in exactly
 two simplices), which makes it the complete boundary.  If a check fails (floating-point trouble on nearly
-degenerate input) an exact enumeration of candidate facets replaces qhull.
+degenerate input) exact gift wrapping finds the facets instead.
 
 For many points in high dimension use :mod:`tropix.tropical.argmax_lp` instead (LPs, no full fan).
 
@@ -42,7 +43,6 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -52,14 +52,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, to_numpy
-from ..errors import ConventionError, ShapeError, UndecidedError
+from ..errors import ConventionError, ShapeError
+from . import _hull
 from ._hull import nullspace, primitive, rref
 from .semiring import Semiring, TropicalSemiring, require_tropical
 
 __all__ = ["NormalCone", "NormalFan", "normal_fan", "normal_cone"]
-
-MAX_BRUTE_SUBSETS = 300_000
-
 
 # --------------------------------------------------------------------------------------- exact linear algebra
 def _frac(v) -> Fraction:
@@ -129,17 +127,9 @@ def _exact_hull(X: list[list[int]]) -> _Hull:
     if k == 0:
         return _Hull(0, lin, (), ())
     Z = [[x[c] for c in piv] for x in X]  # affinely isomorphic projection onto pivot coordinates
-    if k == 1:
-        zs = [z[0] for z in Z]
-        lo, hi = min(zs), max(zs)
-        proj = [((-1,), lo), ((1,), -hi)]
-    else:
-        proj = _facets_qhull(Z, k)
-        if proj is None:
-            proj = _facets_brute(Z, k)
     facets, pnormals = [], []
-    for w, w0 in proj:
-        on = frozenset(i for i, z in enumerate(Z) if _dot(w, z) + w0 == 0)
+    for on, f in _hull.hull_facets(Z, propose=True):
+        w = f[:k]
         u0 = [Fraction(0)] * D
         for c, wc in zip(piv, w):
             u0[c] = Fraction(wc)
@@ -161,65 +151,6 @@ def _orth(u0: list[Fraction], lin: tuple) -> tuple:
     for c, l in zip(coef, L):
         u = [a - c * b for a, b in zip(u, l)]
     return primitive(u)
-
-
-def _support(Z, pts: list[int], k: int):
-    """Exact hyperplane through the points Z[pts] (k affinely independent points in R^k), oriented <= 0."""
-    z0 = Z[pts[0]]
-    rows = [[Fraction(a - b) for a, b in zip(Z[p], z0)] for p in pts[1:]]
-    ns = nullspace(rows, k)
-    if len(ns) != 1:
-        return None
-    w = ns[0]
-    w0 = -_dot(w, z0)
-    vals = [_dot(w, z) + w0 for z in Z]
-    if max(vals) > 0 and min(vals) < 0:
-        return None
-    if max(vals) == 0 and min(vals) == 0:
-        return None
-    if max(vals) > 0:
-        w, w0 = tuple(-x for x in w), -w0
-    return tuple(w), w0
-
-
-def _facets_qhull(Z, k):
-    from scipy.spatial import ConvexHull, QhullError
-
-    try:
-        hull = ConvexHull(np.array(Z, dtype=np.float64))
-    except (QhullError, ValueError):
-        return None
-    planes = {}
-    ridges = {}
-    for simplex in hull.simplices:
-        s = sorted(int(v) for v in simplex)
-        key = tuple(s)
-        h = _support(Z, s, k)
-        if h is None:
-            return None
-        planes[h] = True
-        for r in itertools.combinations(key, k - 1):
-            ridges[r] = ridges.get(r, 0) + 1
-    if any(c != 2 for c in ridges.values()):
-        return None
-    return list(planes)
-
-
-def _facets_brute(Z, k):
-    m = len(Z)
-    # duplicates do not matter; candidates from distinct points
-    distinct = sorted({tuple(z): i for i, z in reversed(list(enumerate(Z)))}.values())
-    if math.comb(len(distinct), k) > MAX_BRUTE_SUBSETS:
-        raise UndecidedError(
-            f"qhull's proposal for {m} points in dimension {k} failed exact verification and exact enumeration "
-            f"would need {math.comb(len(distinct), k)} subsets; use tropix.tropical.argmax_lp for this size"
-        )
-    planes = {}
-    for sub in itertools.combinations(distinct, k):
-        h = _support(Z, list(sub), k)
-        if h is not None:
-            planes[h] = True
-    return list(planes)
 
 
 # --------------------------------------------------------------------------------------- results
@@ -541,8 +472,6 @@ def normal_fan(
     ------
     EmptyInputError, ShapeError, NaNError, ConventionError
         No points, wrong shapes, NaN, or infinite coordinates.
-    UndecidedError
-        qhull's proposal failed verification and the exact fallback would be too large.
 
     Examples
     --------
