@@ -28,8 +28,9 @@ All steps work on matrices over all queries at once (no Python loop over queries
    node's aggregation error is at least the sum of its leaves' errors.
 6. **Query groups.**  Queries are ordered by their best leaf and cut into runs of equal length, the length
    (a power of two up to ``group``) minimising the modelled cost ``|union of open leaves| (gather + rows)
-   + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense rows instead: gathering many
-   keys for few queries costs more than one dense pass over contiguous keys shared by all dense rows.
+   + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense
+   rows instead: gathering many keys for few queries costs more than one dense pass over contiguous keys
+   shared by all dense rows.
 7. **Exact part.**  Each group computes the exact scores of the union of its members' open leaves as one
    dense block GEMM, each query using only its own leaves.
 8. **Dense rows** (``counters["dense_rows"]``): one streamed dense pass.
@@ -81,9 +82,10 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     Returns
     -------
     AttentionResult
-        ``counters`` has ``score_evals``, ``bound_evals``, ``nodes_pruned``, ``nodes_aggregated``,
-        ``keys_aggregated``, ``dense_rows`` (queries done densely because their bounds left most keys open)
-        and ``dense_fallback_rows`` (rows recomputed because their bound exceeded the request).
+        ``counters`` has ``score_evals``, ``bound_evals``, ``nodes_pruned`` / ``nodes_aggregated`` (leaves
+        pruned / aggregated, summed over the queries not done densely), ``keys_aggregated``, ``dense_rows``
+        (queries done by the dense pass because pruning would not pay) and ``dense_fallback_rows`` (rows
+        recomputed because their bound exceeded the request; not expected).
 
     Examples
     --------
@@ -151,12 +153,12 @@ def _query_groups(best, open_, ctL, n, group, gather, overhead):
 def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
     """Exact scores of each query's most promising leaf: ``(m_lo, z, leaf)`` per row of ``rows``.
 
-    Candidates are the leaves of largest ``U`` and of largest ``qc`` (any score proxy, e.g. centre
-    scores or bound midpoints; ``U``, ``qc``: rows ``rows``); ``leaf`` is the candidate of larger exact maximum ``m_lo`` (a lower bound on the query's
-    maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the softmax mass
-    relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf`` where both
-    candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it is not
-    key-only).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
+    Candidates are the leaves of largest ``U`` and of largest ``qc`` (any score proxy, e.g. centre scores;
+    ``U``, ``qc``: rows ``rows``); ``leaf`` is the candidate of larger exact maximum ``m_lo`` (a lower bound
+    on the query's maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the
+    softmax mass relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf``
+    where both candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it
+    is not key-only).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
     does the same (``use_kernel=False``: NumPy).
     """
     t = H.tree
@@ -324,6 +326,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     A = np.zeros(nq)
     B = np.zeros(nq)
     AM = np.zeros(nq)
+    npr, nag, kag = (np.zeros(nq, dtype=np.int64) for _ in range(3))  # leaves pruned / aggregated, keys aggregated
     vnp = H.vn[t.perm]
     open_ = np.ones((len(rows), nL), dtype=bool)
     if len(rows):
@@ -378,7 +381,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
             D[rows] = np.where(prune, mass, 0.0).sum(axis=1) * (1.0 + _U * (8.0 * (mag + 4.0) + 2.0 * nL))
             vmx = np.maximum.reduceat(vnp, stL)
             VD[rows] = np.where(prune & np.isfinite(U), vmx[None, :], 0.0).max(axis=1)
-            ctr["nodes_pruned"] += int(prune.sum())
+            npr[rows] = prune.sum(axis=1)
         open_ &= ~prune
         # 5. far field: leaves whose weights are known within a small spread get one common weight; the
         #    total weight error stays within the aggregation budget (smallest errors first).  (A coarser node
@@ -409,8 +412,8 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
                     B[R] += Eg.sum(axis=1)
                     A[R] += Eg @ vmx
                     AM[R] += wc @ vmx
-                    ctr["nodes_aggregated"] += int(agg.sum())
-                    ctr["keys_aggregated"] += int((agg @ ctL[ac]).sum())
+                    nag[R] = agg.sum(axis=1)
+                    kag[R] = agg @ ctL[ac]
                     open_[sub] &= ~agg
     # 6. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
     #    the dense rows
@@ -476,6 +479,9 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         ctr["score_evals"] += len(drows) * n
         kept_groups.insert(0, (drows, None))
     ctr["dense_rows"] = len(drows)
+    sparse = ~dense_rows  # counts of the queries that were not finally done densely
+    for key, x in (("nodes_pruned", npr), ("nodes_aggregated", nag), ("keys_aggregated", kag)):
+        ctr[key] = int(x[sparse].sum())
     return out, bound, support, _Kept(t, kept_groups), ctr
 
 
