@@ -1,4 +1,4 @@
-"""Exact integer convex-hull kernels behind Newton polytopes and regular subdivisions (internal).
+"""Exact integer convex-hull kernels behind Newton polytopes, regular subdivisions and normal fans (internal).
 
 Everything here works on *integer* point coordinates (callers scale rationals and floats, which are
 dyadic rationals, to integers first), so every predicate is decided exactly.  Floating point (qhull via
