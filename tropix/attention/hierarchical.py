@@ -26,9 +26,9 @@ All steps work on matrices over all queries at once (no Python loop over queries
    floating-point error of both exponentials, and the total error stays within the aggregation budget
    (smallest errors first).  Coarser nodes are not used: their bounds would come from their leaves, and a
    node's aggregation error is at least the sum of its leaves' errors.
-6. **Query groups.**  Queries are ordered by their best leaf and cut into runs of equal length, the length
-   (a power of two up to ``group``) minimising the modelled cost ``|union of open leaves| (gather + rows)
-   + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense
+6. **Query groups.**  Queries are ordered by their best leaf and cut into runs, either of equal length (a
+   power of two up to ``group``) or by equal best leaf merged greedily, whichever minimises the modelled
+   cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense
    rows instead: gathering many keys for few queries costs more than one dense pass over contiguous keys
    shared by all dense rows.
 7. **Exact part.**  Each group computes the exact scores of the union of its members' open leaves as one
@@ -116,33 +116,67 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
 def _query_groups(best, open_, ctL, n, group, gather, overhead):
     """Groups of queries (local indices) for the exact block GEMMs, and the queries better done densely.
 
-    Queries are ordered by their best leaf (tree order: similar queries are adjacent) and cut into runs of
-    ``s`` consecutive queries, ``s`` in ``1, 2, 4, ..., group`` chosen to minimise the modelled cost
-    ``|union of open leaves| (gather + rows) + overhead`` of the runs (in units of one score: gathering a
-    key costs about ``gather`` scores, a group about ``overhead``), each run at the cheaper of its GEMM and
-    a dense pass ``rows * n``.  Runs whose GEMM would cost more than the dense pass are returned in the
-    dense mask.
+    Queries are ordered by their best leaf (tree order: similar queries are adjacent).  The modelled cost
+    of a group is ``|union of open leaves| (gather + rows) + overhead`` (in units of one score: gathering a
+    key costs about ``gather`` scores, a group about ``overhead``), or ``rows * n`` for a dense pass if that
+    is cheaper.  Two partitions into runs of consecutive queries are compared and the cheaper is used:
+    runs of equal length (a power of two up to ``group``, the best one), and (when there are fewer than 64
+    distinct best leaves) the runs of equal best leaf merged greedily with their neighbours while the cost
+    does not grow (up to ``group`` rows).  Runs whose
+    GEMM would cost more than the dense pass are returned in the dense mask.
     """
     nr = len(best)
     order = np.lexsort((np.arange(nr), best))
     ob = open_[order]
+    cost = lambda u, r: u * (gather + r) + overhead  # noqa: E731
+    # equal runs
     choice = None
     s = 1
     while True:
         starts = np.arange(0, nr, s)
         rr = np.diff(np.append(starts, nr))
-        usize = np.logical_or.reduceat(ob, starts, axis=0) @ ctL
-        cost = usize * (gather + rr) + overhead
-        total = np.minimum(cost, rr * float(n)).sum()
+        c = cost(np.logical_or.reduceat(ob, starts, axis=0) @ ctL, rr)
+        total = np.minimum(c, rr * float(n)).sum()
         if choice is None or total < choice[0]:
-            choice = (total, starts, rr, cost)
+            choice = (total, starts, rr, c)
         if s >= min(group, nr):
             break
         s = min(2 * s, group, nr)
-    _, starts, rr, cost = choice
+    # runs of equal best leaf (cut at `group` rows), merged greedily (a Python loop: only for few runs)
+    bb = best[order]
+    if np.count_nonzero(np.diff(bb)) >= 64:
+        bb = None
+    runs = []
+    cur = None
+    if bb is not None:
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(bb)) + 1])
+        ends = np.append(starts[1:], nr)
+        starts = np.concatenate([np.arange(a, e, group) for a, e in zip(starts, ends)])
+        ends = np.append(starts[1:], nr)
+        unions = np.logical_or.reduceat(ob, starts, axis=0)
+        usize = unions @ ctL
+    else:
+        starts = ends = unions = usize = ()
+    for a, e, u, us in zip(starts, ends, unions, usize):
+        if cur is not None and e - cur[0] <= group:
+            mu = cur[2] | u
+            ms = mu @ ctL
+            r1, r2 = cur[1] - cur[0], e - a
+            if cost(ms, r1 + r2) <= min(cost(cur[3], r1), r1 * n) + min(cost(us, r2), r2 * n):
+                cur = (cur[0], e, mu, ms)
+                continue
+        if cur is not None:
+            runs.append((cur[0], cur[1] - cur[0], cost(cur[3], cur[1] - cur[0])))
+        cur = (a, e, u, us)
+    if cur is not None:
+        runs.append((cur[0], cur[1] - cur[0], cost(cur[3], cur[1] - cur[0])))
+    if runs and sum(min(c, r * n) for _, r, c in runs) < choice[0]:
+        parts = runs
+    else:
+        parts = list(zip(choice[1], choice[2], choice[3]))
     dense = np.zeros(nr, dtype=bool)
     out = []
-    for a, r, c in zip(starts, rr, cost):
+    for a, r, c in parts:
         if c > r * n:
             dense[order[a:a + r]] = True
         else:
@@ -394,7 +428,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
             if len(ar):
                 ac = np.flatnonzero(cand[ar].any(axis=0))
                 sub = np.ix_(ar, ac)
-                agg = _greedy_prune(E[sub], cand[sub], left[ar])
+                agg = _greedy_prune(E[sub], cand[sub], left[ar], passes=1)
                 used = agg.any(axis=0)
                 if used.any():
                     ac, agg = ac[used], agg[:, used]  # value sums only of the leaves taken
