@@ -345,3 +345,9 @@ def test_all_infinite_input_is_exact_downstream():
     assert MinPlus.sum([INF, INF]) == INF
     C = matmul([[-INF, -INF]], [[0], [1]])
     assert C.dtype == object and C.tolist() == [[-INF]]
+
+
+@pytest.mark.parametrize("S", TROPICAL, ids=str)
+def test_float_arrays_to_a_fraction_power_stay_float(S, backend):
+    out = S.power(backend([1.5, -4.0, S.zero]), Fraction(1, 2))
+    assert to_np(out).dtype == np.float64 and to_np(out).tolist() == [0.75, -2.0, S.zero]

@@ -552,6 +552,8 @@ class TropicalSemiring(Semiring):
             if isinstance(k, int) and _int_bound(a, xp) * abs(k) <= _I64_MAX:
                 return xp.astype(a, xp.int64) * k
             a = _object_ints(a)
+        if _is_float(a) and isinstance(k, Fraction):
+            k = float(k)  # float input, float output (a Fraction would make NumPy build an object array)
         if isinstance(a, np.ndarray) and a.dtype == object and not isinstance(k, float):
             out = np.empty(a.shape, dtype=object)
             out.ravel()[:] = [v * k if isinstance(v, float) else to_exact_scalar(v * k) for v in a.ravel()]
