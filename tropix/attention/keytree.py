@@ -15,6 +15,7 @@ to reuse it across calls over the same key bank.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,8 +194,12 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
                    float(knorm.max()), n, leaf, fp, kp)
 
 
+@functools.lru_cache(maxsize=64)
 def _probe(d: int) -> np.ndarray:
-    return np.random.default_rng(20231124).normal(size=d)
+    """A fixed random direction of dimension ``d`` (the key fingerprint ``k @ probe``), made once per ``d``."""
+    p = np.random.default_rng(20231124).normal(size=d)
+    p.setflags(write=False)
+    return p
 
 
 def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: bool = False, centers: bool = False):
