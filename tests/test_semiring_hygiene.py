@@ -351,3 +351,9 @@ def test_all_infinite_input_is_exact_downstream():
 def test_float_arrays_to_a_fraction_power_stay_float(S, backend):
     out = S.power(backend([1.5, -4.0, S.zero]), Fraction(1, 2))
     assert to_np(out).dtype == np.float64 and to_np(out).tolist() == [0.75, -2.0, S.zero]
+
+
+def test_overflow_message_for_dtypes_numpy_does_not_know():
+    x = torch.tensor([3e38], dtype=torch.bfloat16)
+    with pytest.raises(FloatOverflowError, match="finite bfloat16 values overflowed at index"):
+        MaxPlus.mul(x, x)

@@ -662,17 +662,21 @@ def _check_overflow(S: "Semiring", out: Any, op: str, *inputs: Any):
             return out
         m = np.asarray(mask if isinstance(mask, (np.ndarray, np.generic)) else to_numpy(mask))
         where = f" at index {tuple(int(i) for i in np.argwhere(m)[0])}" if m.ndim else ""
-        dtype = np.dtype(str(out.dtype).split(".")[-1])
+        dtype = str(out.dtype).split(".")[-1]
     else:
         if not (out == bad or math.isnan(out)):
             return out
-        where, dtype = "", np.dtype(type(out)) if isinstance(out, np.floating) else np.dtype(np.float64)
+        where, dtype = "", np.dtype(type(out)).name if isinstance(out, np.floating) else "float64"
     for x in inputs:  # an operand holding NaN or the illegal infinity is bad input, not an overflow
         if _is_float(x) or (isinstance(x, np.ndarray) and x.dtype == object):
             check_no_nan(x, f"an operand of {S.name}.{op}")
             S._check_convention(x, f"an operand of {S.name}.{op}")
+    try:
+        limit = f" (beyond ±{np.finfo(np.dtype(dtype)).max:.4g})"
+    except TypeError:  # a dtype NumPy does not know (e.g. torch.bfloat16)
+        limit = ""
     raise FloatOverflowError(
-        f"{S.name}.{op}: finite {dtype.name} values overflowed{where} (beyond ±{np.finfo(dtype).max:.4g}) to {bad}, "
+        f"{S.name}.{op}: finite {dtype} values overflowed{where}{limit} to {bad}, "
         f"which is not an element of {S.name} (it is the zero of {S.dual.name}); "
         "use exact input (int/Fraction), which never overflows, or rescale the data"
     )
