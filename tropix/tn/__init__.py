@@ -4,7 +4,7 @@ from .tt import TensorTrain, entanglement_entropy, schmidt_spectrum, tt_round, t
 from .ttmatrix import TTMatrix, factorize
 from .contract import contract, contraction_path
 from .peps import PEPS, BoundaryContraction
-from .tucker import TuckerDecomposition, mode_product, tucker
+from .tucker import TuckerDecomposition, mode_product, tucker, tucker_residual_bound
 
 __all__ = [
     "TensorTrain",
@@ -16,6 +16,7 @@ __all__ = [
     "factorize",
     "tucker",
     "TuckerDecomposition",
+    "tucker_residual_bound",
     "mode_product",
     "contract",
     "contraction_path",
