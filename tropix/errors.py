@@ -1,8 +1,10 @@
 """Exceptions raised by tropix.
 
 Every error a user can trigger with bad input is a subclass of :class:`TropixError`, and also of the
-built-in exception a Python programmer would expect (``ValueError`` or ``TypeError``), so both
-``except tropix.TropixError`` and ``except ValueError`` work.
+built-in exception a Python programmer would expect (mostly ``ValueError`` or ``TypeError``;
+``ZeroDivisionError`` for :class:`NoInverseError`, ``OverflowError`` for :class:`FloatOverflowError`,
+``FileNotFoundError`` for :class:`ModelNotFoundError`), so both ``except tropix.TropixError`` and the
+built-in ``except`` clause work.
 
 Examples
 --------
