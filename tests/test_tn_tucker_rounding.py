@@ -7,6 +7,7 @@ including cases where nothing is discarded (the old exact-arithmetic bound was 0
 
 from __future__ import annotations
 
+import importlib
 import math
 from fractions import Fraction
 
@@ -93,7 +94,7 @@ def _cases(draw):
     return A, eps, n_iter, shared
 
 
-@settings(max_examples=80)
+@settings(max_examples=200)
 @given(_cases())
 def test_bound_dominates_exact_error(case):
     A, eps, n_iter, shared = case
@@ -233,4 +234,15 @@ def test_check_and_errors():
     with pytest.raises(ShapeError):
         tucker_residual_bound(A, dec.core[:, :, :1], dec.factors)
     assert tucker_residual_bound(A, np.full(dec.core.shape, np.inf), dec.factors) == math.inf
-    assert BoundViolationError  # check=True raises it on a violation (exercised by tests of tt)
+
+
+def test_check_recomputes_independently(monkeypatch):
+    # check=True recomputes the error through to_dense(); a (deliberately) broken certificate is caught
+    tk = importlib.import_module("tropix.tn.tucker")  # (the package attribute `tucker` is the function)
+
+    A = np.random.default_rng(1).standard_normal((3, 4, 3))
+    real = tk._certificate
+    monkeypatch.setattr(tk, "_certificate", lambda *a: (real(*a)[0] * 0.5, real(*a)[1]))
+    tucker(A, ranks=(2, 2, 2))  # without check the wrong bound goes unnoticed
+    with pytest.raises(BoundViolationError):
+        tucker(A, ranks=(2, 2, 2), check=True)

@@ -17,8 +17,10 @@ a few ``u·‖A‖_F``, not 0.  If rounding pushes the certificate above ``eps·
 fitted the budget, the decomposition is recomputed once with the budget reduced by twice the measured
 rounding part; ``error_bound`` can still exceed ``eps·‖A‖_F`` when ``eps`` is at rounding level or
 ``ranks``/``max_rank`` bind: it is always the bound actually achieved.  The certificate costs one float64
-reconstruction of the dense tensor (which the previous version also formed, to report ``error``) plus Gram
-products of the same order of work; see :func:`tucker_residual_bound`.
+reconstruction of the dense tensor (which also gives ``error``) plus Gram products of the same order of work,
+about 2-4× a plain ``‖A − to_dense()‖_F`` and, measured single-threaded, 0-20 % of the whole call (e.g. a
+``4 × 12 × 384 × 32`` stack of attention heads at ``eps = 0.3``: 0.14 s against 0.12 s without it); see
+:func:`tucker_residual_bound`.
 
 **Shared factors.** Modes listed in ``shared_across`` are not compressed (their factor is the identity),
 so the factors of the remaining modes are shared by every slice along them.  Stacking the weight
@@ -378,7 +380,8 @@ def tucker(
     n_iter : int
         Number of HOOI sweeps after the HOSVD (0 = plain truncated HOSVD).
     check : bool
-        Recompute the error densely and raise BoundViolationError if it exceeds ``error_bound``.
+        Recompute the error densely (``to_dense()`` in the input's library, independently of the certificate)
+        and raise BoundViolationError if it exceeds ``error_bound``.
 
     Returns
     -------
@@ -463,7 +466,7 @@ def tucker(
                 core, factors, tail, bound, err = again
     out = TuckerDecomposition(core, factors, bound, err, nrm, shared)
     if check:
-        _check_bound(err, bound, nrm, "tucker")
+        _check_bound(_f(fro_norm(A - out.to_dense())), bound, nrm, "tucker")
     return out
 
 
