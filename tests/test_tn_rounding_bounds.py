@@ -216,6 +216,95 @@ def test_deep_full_rank_train_is_certified():
     assert tt.error_bound <= 100 * math.sqrt(float(exact))
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**20),
+    st.sampled_from([(2, 3, 2, 3), (3, 2, 2, 2, 2), (4, 3), (2, 2, 3, 2, 2, 2)]),
+    st.integers(1, 3),
+    st.booleans(),
+)
+def test_residual_bound_every_split_and_both_scalings(seed, shape, rank, orthonormal):
+    """The train is contracted from both ends to a bond s and joined by one product; the certificate must
+    dominate the exact error for every s (not only the cheapest), with the scale factor 2^E put back into the
+    left half or (forced here) into A instead.  Cores of mixed scales (E ≠ 0) and perturbed tensors."""
+    from tropix.tn import _linalg
+
+    rng = np.random.default_rng(seed)
+    if orthonormal:
+        cores = tt_svd(rng.standard_normal(shape), eps=1e-14).cores
+    else:
+        cores = TensorTrain.random(shape, rank, seed=seed).cores
+    cores = tuple(np.asarray(c) * 2.0 ** int(rng.integers(-40, 40)) for c in cores)
+    exact_tt = _exact_tt(cores)
+    T = np.array([float(x) for x in exact_tt]).reshape(shape)
+    A = T + float(rng.choice([0.0, 1e-9, 1e-3])) * rng.standard_normal(shape) * np.abs(T).max()
+    exact = _sq(exact_tt - _frac(A).reshape(-1))
+    nrm = float(np.linalg.norm(A))
+    d = len(shape)
+    orig_split, orig_join = _linalg._split_point, _linalg._join_unscaled
+    try:
+        for s in range(d - 1):
+            _linalg._split_point = lambda cs, s=s: s
+            for fold in (True, False):
+                _linalg._join_unscaled = orig_join if fold else (lambda L, R, E: None)
+                b = tt_residual_bound(A, cores)
+                assert _dominates(b, exact), (s, fold)
+                assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * max(nrm, 1e-300), (s, fold)
+    finally:
+        _linalg._split_point, _linalg._join_unscaled = orig_split, orig_join
+    assert orig_split([np.asarray(c) for c in cores]) in range(d - 1)
+
+
+def test_rounding_hidden_by_cancellation_inside_a_half_is_covered():
+    """A product inside one half cancels (x·a_i + y·b_i ≈ 0): its rounding error, of order u·|x a_i|, is far
+    larger than the rounding bound of the small joined product.  With A = the computed contraction itself
+    (residual 0, as in tt_distance_bound) the certificate must still dominate the exact error, for the
+    cancellation in the left half and, mirrored, in the right half."""
+    from tropix.tn import _linalg
+
+    rng = np.random.default_rng(12)
+    x, y = rng.uniform(0.3, 0.9, 2)
+    a = rng.uniform(0.3, 0.9, 6)
+    left = (
+        np.array([x, y]).reshape(1, 1, 2),
+        np.stack([a, -(x * a) / y]).reshape(2, 6, 1),
+        np.array([1.0, -3.0]).reshape(1, 2, 1),
+    )
+    right = tuple(np.transpose(c, (2, 1, 0)) for c in left[::-1])
+    orig = _linalg._split_point
+    try:
+        for cores, s in ((left, 1), (right, 0)):
+            _linalg._split_point = lambda cs, s=s: s
+            cs, E = _linalg._scaled_cores(cores)
+            L, R, _ = _linalg._chain_contraction(cs, s, bound=False)
+            Ahat = _linalg._join_unscaled(L, R, E).reshape(-1)
+            exact = _sq(_exact_tt(cores) - _frac(Ahat))
+            assert exact > 0
+            b = tt_residual_bound(Ahat, cores)
+            assert _dominates(b, exact)
+            joined = float(_linalg._product_fro_up(L, R, 1)) * 2.0**E * 2.0**-50  # ≥ the joint product's share
+            assert math.sqrt(float(exact)) > joined  # the half's own rounding term is what covers it
+    finally:
+        _linalg._split_point = orig
+
+
+def test_residual_bound_with_subnormal_products():
+    """Data near 1e-310: putting 2^E back into the left half would give subnormal products, so A is scaled
+    instead (with the absolute underflow term); the certificate still dominates the exact error."""
+    from tropix.tn._linalg import _join_unscaled, _scaled_cores
+
+    rng = np.random.default_rng(11)
+    cores = tuple(rng.standard_normal(sh) * 1e-104 for sh in ((1, 2, 2), (2, 3, 2), (2, 2, 1)))
+    cs, E = _scaled_cores(cores)
+    L = (cs[0].reshape(-1, 2) @ cs[1].reshape(2, -1)).reshape(-1, 2)
+    assert _join_unscaled(L, cs[2].reshape(2, -1), E) is None
+    A = np.zeros(12)
+    A[::5] = 5e-324 * rng.integers(1, 4, 3)
+    b = tt_residual_bound(A.reshape(2, 3, 2), cores)
+    exact = _sq(_exact_tt(cores) - _frac(A))
+    assert _dominates(b, exact) and b < 1e-300
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**20), st.sampled_from([(2, 3, 2, 3), (3, 3, 3), (2, 2, 2, 2, 2)]))
 def test_right_operator_norm_bounds(seed, shape):

@@ -7,7 +7,10 @@ object) input is converted to ``float64`` first by :func:`as_float`.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from fractions import Fraction
 from typing import Any
 
@@ -215,6 +218,7 @@ def check_core_chain(cores, what: str, layout: str) -> tuple:
 
 # -- a posteriori certificate of a tensor train ------------------------------------------------------------------
 _U64 = Fraction(1, 2**53)  # unit roundoff of float64
+_UNDERFLOW_SLACK = (1 + Fraction(1, 2**200)) ** 2  # covers squares lost to underflow in _fro_up
 
 
 def _float_up(q: Fraction) -> float:
@@ -229,6 +233,47 @@ def _float_up(q: Fraction) -> float:
 def _gamma(K: int, u: Fraction = _U64) -> Fraction:
     """``γ_K = K u / (1 − K u)`` exactly (requires ``K u < 1``)."""
     return K * u / (1 - K * u)
+
+
+# The certificate's scalar arithmetic: a handful of constants that depend only on integer sizes are computed
+# exactly (Fractions) and rounded up once (cached); the per-core products and sums of nonnegative floats are
+# rounded up with ``_up`` (one ulp above the round-to-nearest result, which is ≥ the exact value).
+
+
+def _up(x: float) -> float:
+    """The next float above ``x``: an upper bound on the exact value of one rounded-to-nearest operation
+    (on nonnegative operands) whose result is ``x``."""
+    return math.nextafter(x, math.inf)
+
+
+def _mul_up(a: float, b: float) -> float:
+    """A float ``≥ a·b`` for floats ``a, b ≥ 0`` (exactly 0 when a factor is 0)."""
+    return 0.0 if a == 0.0 or b == 0.0 else _up(a * b)
+
+
+def _add_up(a: float, b: float) -> float:
+    """A float ``≥ a + b`` for floats ``a, b ≥ 0`` (exact when a term is 0)."""
+    return a + b if a == 0.0 or b == 0.0 else _up(a + b)
+
+
+def _sqrt_float_up(x: float) -> float:
+    """A float ``≥ sqrt(x)`` for a float ``x ≥ 0`` (exactly 0 for 0)."""
+    return 0.0 if x == 0.0 else _up(math.sqrt(x))
+
+
+@functools.lru_cache(maxsize=4096)
+def _gamma_up(K: int) -> float:
+    """A float ``≥ γ_K``."""
+    return _float_up(_gamma(K))
+
+
+@functools.lru_cache(maxsize=4096)
+def _inflation_up(Ks: tuple, u_powers: int = 0, extra: Fraction = Fraction(1)) -> float:
+    """A float ``≥ extra / (Π_{K ∈ Ks} (1 − γ_K) · (1 − u)^u_powers)``."""
+    den = (1 - _U64) ** u_powers
+    for K in Ks:
+        den *= 1 - _gamma(K)
+    return _float_up(extra / den)
 
 
 def conversion_error(x: Any, A: Any):
@@ -276,13 +321,16 @@ def conversion_error(x: Any, A: Any):
 
 
 def _fro_up(Z: np.ndarray, K: int) -> Fraction | None:
-    """A rational upper bound on ``‖z‖_F`` for a nonnegative ``z`` whose computed float64 image ``Z`` satisfies
-    ``Z ≥ (1 − γ_K) z`` entrywise (``None`` when ``Z`` is not finite).
+    """A rational upper bound on ``‖z‖_F`` for a nonnegative ``z`` whose computed float64 image satisfies
+    ``|Z| ≥ (1 − γ_K) z`` entrywise (``Z`` may carry signs: only ``|Z|`` matters; ``None`` when ``Z`` is not
+    finite).
 
-    Unless ``max Z ∈ [2^-300, 2^300]``, ``Z`` is first scaled by a power of two into ``[1/2, 1)`` (exact).  The
-    computed ``sqrt(Z·Z)`` (a dot product of length ``N``: relative error ``≤ γ_N``, then ``sqrt``: ``≤ u``)
-    is inflated by ``(1 + 2^-200)^2 / ((1 − γ_N)(1 − u)(1 − γ_K))``; the factor ``(1 + 2^-200)^2`` covers
-    underflow of negligible squares (at most ``2^-1075`` each, against a sum ``≥ 2^-602``) and of the scaling.
+    The computed ``sqrt(Z·Z)`` (a dot product of length ``N``: relative error ``≤ γ_N``, then ``sqrt``: ``≤ u``)
+    is inflated by ``(1 + 2^-200)^2 / ((1 − γ_N)(1 − u)(1 − γ_K))``.  When the computed ``Z·Z`` is finite and
+    at least ``2^-600`` that is all (one pass): no square or partial sum overflowed, and squares lost to
+    underflow (at most ``2^-1074`` each, ``N < 2^52`` of them) are below ``2^-420`` of the sum, which the
+    factor ``(1 + 2^-200)^2`` covers.  Otherwise, unless ``max |Z| ∈ [2^-300, 2^300]``, ``|Z|`` is first scaled
+    by a power of two into ``[1/2, 1)`` (exact) and the same argument applies to the scaled data.
     """
     Z = np.asarray(Z, dtype=np.float64).reshape(-1)
     N = int(Z.shape[0])
@@ -290,21 +338,33 @@ def _fro_up(Z: np.ndarray, K: int) -> Fraction | None:
         return Fraction(0)
     if 2 * N * _U64 >= 1 or 2 * K * _U64 >= 1:
         return None
-    m = float(Z.max())
-    if not math.isfinite(m):
-        return None
-    if m == 0.0:
-        return Fraction(0)
+    with np.errstate(over="ignore", under="ignore"):
+        s = float(np.dot(Z, Z))
     e = 0
-    if not 2.0**-300 <= m <= 2.0**300:
-        e = int(np.frexp(m)[1])
-        Z = np.ldexp(Z, -e)
-    nhat = Fraction(float(np.sqrt(np.dot(Z, Z))))
-    return nhat * Fraction(2) ** e * (1 + Fraction(1, 2**200)) ** 2 / ((1 - _gamma(N)) * (1 - _U64) * (1 - _gamma(K)))
+    if not 2.0**-600 <= s < math.inf:
+        Z = np.abs(Z)
+        m = float(Z.max())
+        if not math.isfinite(m):
+            return None
+        if m == 0.0:
+            return Fraction(0)
+        if not 2.0**-300 <= m <= 2.0**300:
+            e = int(np.frexp(m)[1])
+            Z = np.ldexp(Z, -e)
+        s = float(np.dot(Z, Z))
+    f = _mul_up(math.sqrt(s), _inflation_up((N, K), 1, _UNDERFLOW_SLACK))
+    return Fraction(f) * Fraction(2) ** e if e else Fraction(f)
 
 
 def _product_fro_up(X: np.ndarray, Y: np.ndarray, K: int) -> Fraction | None:
-    """A rational upper bound on ``‖|X||Y|‖_F`` (``X`` of shape ``(m, K)``, ``Y`` of shape ``(K, n)``).
+    """A rational upper bound on ``‖|X||Y|‖_F`` (``X`` of shape ``(m, K)``, ``Y`` of shape ``(K, n)``):
+    :func:`_product_fro_float` as a Fraction (``None`` when not finite)."""
+    f = _product_fro_float(X, Y, K)
+    return None if f is None or not math.isfinite(f) else Fraction(f)
+
+
+def _product_fro_float(X: np.ndarray, Y: np.ndarray, K: int) -> float | None:
+    """A float upper bound on ``‖|X||Y|‖_F`` (``X`` of shape ``(m, K)``, ``Y`` of shape ``(K, n)``).
 
     When ``K < n`` it uses ``‖|X||Y|‖²_F = ⟨|X|ᵀ|X|, |Y||Y|ᵀ⟩`` (no ``m × n`` array): the two Gram matrices
     and their inner product are sums of nonnegative terms, computed within factors ``1 − γ_m``, ``1 − γ_n`` and
@@ -313,14 +373,15 @@ def _product_fro_up(X: np.ndarray, Y: np.ndarray, K: int) -> Fraction | None:
     """
     m, n = int(X.shape[0]), int(Y.shape[1])
     if K >= n or 2 * (m + n + K * K) * _U64 >= 1:
-        return _fro_up(np.abs(X) @ np.abs(Y), K)
+        f = _fro_up(np.abs(X) @ np.abs(Y), K)
+        return None if f is None else _float_up(f)
     Xa, Ya = np.abs(X), np.abs(Y)
     s = float(np.sum((Xa.T @ Xa) * (Ya @ Ya.T)))
     if not math.isfinite(s):
-        return _fro_up(Xa @ Ya, K)
-    q = Fraction(s) / ((1 - _gamma(m)) * (1 - _gamma(n)) * (1 - _gamma(K * K)))
+        f = _fro_up(Xa @ Ya, K)
+        return None if f is None else _float_up(f)
     # no underflow assumed here (as in the contraction); the squares are of entries of the products
-    return _sqrt_up(q)
+    return _sqrt_float_up(_mul_up(s, _inflation_up((m, n, K * K))))
 
 
 def _sqrt_up(q: Fraction) -> Fraction:
@@ -332,7 +393,7 @@ def _sqrt_up(q: Fraction) -> Fraction:
 
 
 def _right_operator_norms(cs) -> list:
-    """Rational upper bounds ``ρ_j ≥ ‖R_j‖_2`` for ``R_j = G_j G_{j+1} ⋯ G_{d−1}`` (0-based, as an
+    """Float upper bounds ``ρ_j ≥ ‖R_j‖_2`` for ``R_j = G_j G_{j+1} ⋯ G_{d−1}`` (0-based, as an
     ``r_j × N_{≥j}`` matrix), ``j = 2 … d`` (``ρ_d = 1``), from the Gram matrices ``M_j = R_j R_jᵀ``.
 
     ``M_j = Σ_i G_j[:, i, :] M_{j+1} G_j[:, i, :]ᵀ`` is computed as two products of inner lengths ``b`` and
@@ -344,7 +405,7 @@ def _right_operator_norms(cs) -> list:
     """
     d = len(cs)
     rho = [None] * (d + 1)
-    rho[d] = Fraction(1)
+    rho[d] = 1.0
     Mh = np.ones((1, 1))
     Dl = np.zeros((1, 1))
     for j in range(d - 1, 1, -1):
@@ -354,16 +415,144 @@ def _right_operator_norms(cs) -> list:
         K = (n + 1) * b
         if 2 * K * _U64 >= 1:
             return [None] * (d + 1)
-        g = _float_up(_gamma(K))
-        P = Dl + g * np.abs(Mh)
+        P = Dl + _gamma_up(K) * np.abs(Mh)
         Q = (Ga.reshape(a * n, b) @ P).reshape(a, n * b) @ Ga.reshape(a, n * b).T
-        Dl = Q * _float_up(1 / ((1 - _gamma(K)) * (1 - _U64) ** 3))
+        Dl = Q * _inflation_up((K,), 3)
         Mh = (G.reshape(a * n, b) @ Mh).reshape(a, n * b) @ G.reshape(a, n * b).T
         rows = np.sum(np.abs(Mh) + Dl, axis=1)
         if not np.all(np.isfinite(rows)):
             return [None] * (d + 1)
-        rho[j] = _sqrt_up(Fraction(float(rows.max())) / (1 - _gamma(a + 1)))
+        rho[j] = _sqrt_float_up(_mul_up(float(rows.max()), _inflation_up((a + 1,))))
     return rho
+
+
+def _scaled_cores(cores) -> tuple[list, int]:
+    """The cores as float64 NumPy arrays, each scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` where that is
+    exact, and ``E`` with ``G_1 ⋯ G_d = 2^E · (scaled product)``."""
+    cs = [np.asarray(to_numpy(c), dtype=np.float64) for c in cores]
+    E = 0
+    for i, c in enumerate(cs):
+        m = float(np.max(np.abs(c))) if c.size else 0.0
+        if 0.0 < m < math.inf:
+            e = int(np.frexp(m)[1])
+            if e:
+                sc = np.ldexp(c, -e)
+                if np.array_equal(np.ldexp(sc, e), c):
+                    cs[i], E = sc, E + e
+    return cs, E
+
+
+def _split_point(cs) -> int:
+    """The bond ``s`` (0-based: cores ``0…s`` | ``s+1…d−1``) at which the certified contraction of the train is
+    cheapest when both halves are contracted towards it and joined by one matrix product: estimated flops of
+    the products, of the bounds on their rounding (``_product_fro_float``), and of the Gram sweeps for the
+    operator norms (``ρ`` over cores ``d−1…2`` when ``s ≥ 1``; ``λ`` from ``L̂ᵀL̂`` over cores ``s+1…d−3`` when
+    ``s ≤ d−3``)."""
+    d = len(cs)
+    n = [int(c.shape[1]) for c in cs]
+    b = [int(c.shape[2]) for c in cs]  # b[k] = right rank of core k
+    a = [1] + b[:-1]  # a[k] = left rank of core k
+    P = list(itertools.accumulate(n, operator.mul))  # P[k] = n_0 ⋯ n_k
+    Q = list(itertools.accumulate(n[::-1], operator.mul))[::-1] + [1]  # Q[j] = n_j ⋯ n_{d−1}
+
+    def product(m, K, nn):  # fl(X Y) and the bound on ‖|X||Y|‖_F
+        return m * K * nn + (m * K * nn if K >= nn else (m + nn) * K * K)
+
+    sweep = [2 * a[j] * n[j] * b[j] * (a[j] + b[j]) for j in range(d)]  # one step of a Gram sweep
+    rho = sum(sweep[2:])
+    left = [0] * (d - 1)
+    for k in range(1, d - 1):
+        left[k] = left[k - 1] + product(P[k - 1], a[k], n[k] * b[k])
+    right = [0] * (d + 1)
+    for j in range(d - 2, 0, -1):
+        right[j] = right[j + 1] + product(a[j] * n[j], b[j], Q[j + 1])
+    costs = []
+    for s in range(d - 1):
+        c = left[s] + right[s + 1] + product(P[s], b[s], Q[s + 1])
+        if s >= 1:
+            c += rho
+        if s <= d - 3:
+            c += 2 * P[s] * b[s] * (b[s] + 1) + sum(sweep[s + 1 : d - 2])
+        costs.append(c)
+    return min(range(d - 2, -1, -1), key=costs.__getitem__)  # ties: the larger s (measured a little faster)
+
+
+def _chain_contraction(cs, s: int, bound: bool = True):
+    """Contract the (scaled) train to the two halves ``L̂ = fl(G_0 ⋯ G_s)`` (``P_s × r_s``, left to right) and
+    ``R̂ = fl(G_{s+1} ⋯ G_{d−1})`` (``r_s × Q_{s+1}``, right to left), and with ``bound`` a rational
+    ``c ≥ ‖fl(L̂ R̂) − G_0 ⋯ G_{d−1}‖_F`` (``None``: no bound, e.g. non-finite data); see
+    :func:`tt_residual_bound` for the derivation.  Returns ``(L̂, R̂, c)``.
+    """
+    d = len(cs)
+    need_rho = bound and s >= 1
+    rho = _right_operator_norms(cs) if need_rho else None
+    term = 0.0
+    L = cs[0].reshape(-1, int(cs[0].shape[-1]))
+    for k in range(1, s + 1):  # L̂_k = fl(L̂_{k−1} G_k) = L̂_{k−1} G_k + E_k, |E_k| ≤ γ_{r_{k−1}} |L̂_{k−1}||G_k|
+        c = cs[k]
+        r, r2 = int(c.shape[0]), int(c.shape[-1])
+        c2 = c.reshape(r, -1)
+        if bound:
+            bk = _product_fro_float(L, c2, r)
+            if bk is None or rho[k + 1] is None:
+                return L, None, None
+            term = _add_up(term, _mul_up(_mul_up(_gamma_up(r), bk), rho[k + 1]))
+        L = (L @ c2).reshape(-1, r2)
+    R = cs[-1].reshape(int(cs[-1].shape[0]), -1)
+    lam = None
+    if bound and s <= d - 3:  # λ_j ≥ ‖L̂ G_{s+1} ⋯ G_{j−1}‖_2: right norms of the reversed, transposed chain
+        rev = [np.transpose(c, (2, 1, 0)) for c in cs[: s : -1]] + [L.T.reshape(L.shape[1], L.shape[0], 1)]
+        lam = _right_operator_norms(rev)
+    for j in range(d - 2, s, -1):  # R̂_j = fl(G_j R̂_{j+1}) = G_j R̂_{j+1} + F_j, |F_j| ≤ γ_{r_j} |G_j||R̂_{j+1}|
+        c = cs[j]
+        a, nj, r = (int(x) for x in c.shape)
+        c2 = c.reshape(a * nj, r)
+        if bound:
+            fj = _product_fro_float(c2, R, r)
+            lj = lam[d - j]
+            if fj is None or lj is None:
+                return L, R, None
+            term = _add_up(term, _mul_up(_mul_up(_gamma_up(r), fj), lj))
+        R = (c2 @ R).reshape(a, -1)
+    if bound:  # the joining product fl(L̂ R̂), inner length r_s
+        bm = _product_fro_float(L, R, int(L.shape[1]))
+        if bm is None:
+            return L, R, None
+        term = _add_up(term, _mul_up(_gamma_up(int(L.shape[1])), bm))
+        if not math.isfinite(term):
+            return L, R, None
+    return L, R, (Fraction(term) if bound else None)
+
+
+def _min_nonzero(x: np.ndarray) -> float:
+    a = np.abs(x)
+    a = a[a > 0]
+    return float(a.min()) if a.size else math.inf
+
+
+def _join_unscaled(L: np.ndarray, R: np.ndarray, E: int):
+    """``fl((2^E L̂) R̂)``, which equals ``2^E fl(L̂ R̂)``-with-its-rounding-bound, or ``None`` when that cannot be
+    guaranteed cheaply: ``2^E L̂`` must be exact (no overflow, no lost subnormal bits), the product must not
+    overflow (``2^E max_i Σ_a |L̂_ia| · max |R̂| < 2^1020``) and no elementary product may underflow (every
+    nonzero ``|2^E L̂_ia R̂_aj| ≥ 2^-1020``).  Then every computed partial sum is ``2^E`` times that of
+    ``fl(L̂ R̂)`` unless it falls into the subnormal range, where (with FMA) the rounding may add an absolute
+    error ``≤ 2^-1075`` per operation; :func:`tt_residual_bound` adds ``√N · r_s · 2^-1074`` for that."""
+    if E == 0:
+        return _join(L, R)
+    with np.errstate(over="ignore", under="ignore"):
+        Lf = np.ldexp(L, E)
+        if not np.array_equal(np.ldexp(Lf, -E), L):
+            return None
+        rows = float(np.max(np.sum(np.abs(Lf), axis=1))) * float(np.max(np.abs(R)))
+        lo = _min_nonzero(Lf) * _min_nonzero(R)
+    if not (rows < 2.0**1020 and lo >= 2.0**-1020):
+        return None
+    return _join(Lf, R)
+
+
+def _join(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """``fl(L R)``; at inner length 1 an outer product (one rounding per entry, faster than a BLAS call)."""
+    return np.multiply(L, R) if int(L.shape[1]) == 1 else L @ R
 
 
 def tt_residual_bound(A: Any, cores, conversion=None) -> float:
@@ -377,28 +566,37 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     This is an *a posteriori* certificate: it covers whatever the decomposition did (truncation, rounding of
     the SVDs, QRs and Gram matrices, reshapes), because it measures the stored cores against ``A``.
 
-    Derivation (float64, ``u = 2^-53``).  ``T̂`` is the contraction ``G_1 G_2 ⋯ G_d`` computed left to right:
-    ``T̂_k = fl(T̂_{k−1} G_k) = T̂_{k−1} G_k + E_k`` with inner length ``r_{k−1}`` and
-    ``|E_k| ≤ γ_{r_{k−1}} B_k``, ``B_k = |T̂_{k−1}||G_k|`` (Higham, *Accuracy and Stability* §3.5: any
-    summation order, with or without FMA).  Unrolling, ``T̂ − A_TT = Σ_k E_k R_{k+1}`` with
-    ``R_{k+1} = G_{k+1} ⋯ G_d`` (an ``r_k × N_{>k}`` matrix), so
-    ``‖T̂ − A_TT‖_F ≤ Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2``.  ``‖B_k‖_F`` is evaluated from the computed
-    ``B̂_k ≥ (1 − γ_{r_{k−1}}) B_k`` or, without forming it, from ``⟨|T̂_{k−1}|ᵀ|T̂_{k−1}|, |G_k||G_k|ᵀ⟩``
-    (``_product_fro_up``); ``‖R_{k+1}‖_2`` is bounded through the Gram matrices
-    ``R Rᵀ`` swept from the right with their own rounding bounds (``_right_operator_norms``).  This
-    normwise propagation avoids the compounding of an entrywise ``|G_1|⋯|G_d|`` chain (which is
-    ``~10^4×`` looser for deep high-rank trains).  ``D = fl(A − T̂)`` has ``|A − T̂| ≤ |D| / (1 − u)``, so
-    ``‖A_exact − A_TT‖_F ≤ ‖(|D| + conv)/(1 − u)‖_F + Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2``.  Every
-    Frobenius norm of a nonnegative computed array is bounded above by scaling to ``[1/2, 1)`` with a
-    power of two and inflating the computed ``sqrt(Z·Z)`` by its worst-case rounding (``_fro_up``); the
-    terms are summed exactly with Fractions and rounded up.
+    Derivation (float64, ``u = 2^-53``, ``γ_K = Ku/(1 − Ku)``).  The train is contracted from both ends
+    towards a bond ``s`` chosen by a cost estimate, and the halves are joined by one matrix product (long
+    chains of thin products are slow in BLAS).  Left half: ``L̂_k = fl(L̂_{k−1} G_k) = L̂_{k−1} G_k + E_k``,
+    ``|E_k| ≤ γ_{r_{k−1}} |L̂_{k−1}||G_k|`` (Higham, *Accuracy and Stability* §3.5: any summation order, with
+    or without FMA), ``k ≤ s``; right half: ``R̂_j = fl(G_j R̂_{j+1}) = G_j R̂_{j+1} + F_j``,
+    ``|F_j| ≤ γ_{r_j} |G_j||R̂_{j+1}|``, ``j > s``; joint: ``T̂ = fl(L̂ R̂) = L̂ R̂ + E``,
+    ``|E| ≤ γ_{r_s} |L̂||R̂|``.  Unrolling, with ``L = G_1 ⋯ G_s`` and ``R = G_{s+1} ⋯ G_d`` exact,
+    ``T̂ − A_TT = E + (L̂ − L) R + L̂ (R̂ − R) = E + Σ_k E_k R_{k+1} + Σ_j Λ_j F_j`` where
+    ``R_{k+1} = G_{k+1} ⋯ G_d`` (an ``r_k × N_{>k}`` matrix) and ``Λ_j = L̂ G_{s+1} ⋯ G_{j−1}`` (an
+    ``N_{<j} × r_{j−1}`` matrix), so ``‖T̂ − A_TT‖_F ≤ γ_{r_s}‖|L̂||R̂|‖_F
+    + Σ_k γ_{r_{k−1}} ‖|L̂_{k−1}||G_k|‖_F ‖R_{k+1}‖_2 + Σ_j γ_{r_j} ‖|G_j||R̂_{j+1}|‖_F ‖Λ_j‖_2``.  The
+    Frobenius norms of the nonnegative products come from ``⟨|X|ᵀ|X|, |Y||Y|ᵀ⟩`` (no large array) or the
+    formed product, with their own rounding (``_product_fro_up``); ``‖R_{k+1}‖_2`` and ``‖Λ_j‖_2`` are
+    bounded through the Gram matrices ``R Rᵀ`` swept from the right and ``Λᵀ Λ`` swept from ``L̂ᵀ L̂``, with
+    their own rounding bounds (``_right_operator_norms``, the second on the reversed train).  This normwise
+    propagation avoids the compounding of an entrywise ``|G_1|⋯|G_d|`` chain (``~10^4×`` looser for deep
+    high-rank trains).  ``D = fl(A − T̂)`` has ``|A − T̂| ≤ |D| / (1 − u)``, so
+    ``‖A_exact − A_TT‖_F ≤ ‖(|D| + conv)/(1 − u)‖_F + (the contraction bound)``.  Every Frobenius norm of
+    a computed array is bounded above by inflating the computed ``sqrt(Z·Z)`` by its worst-case rounding
+    (``_fro_up``, which scales by a power of two first when the sum of squares is out of range); the few
+    scalar terms are summed exactly with Fractions and rounded up.
 
-    Every core is first scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` (where that is exact) and ``A``
-    by the product of the factors (entries lost to underflow there are covered by an absolute term), so the
-    result does not depend on the overall scale of the data.  Assumptions: IEEE float64 arithmetic in
-    NumPy/BLAS (no reduced-precision modes), no underflow in the products of the contraction and of the Gram
-    sweep after this scaling (entries of the scaled cores and their products above ``~1e-290`` or zero).
-    Non-finite values give ``inf``.
+    Every core is first scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` (where that is exact), and the
+    contraction and its rounding bound are computed on the scaled cores, so the result does not depend on
+    the overall scale of the data.  The product of the scale factors ``2^E`` is put back into ``L̂`` before the
+    joining product when that is provably exact and the product can neither overflow nor underflow (checked
+    on ``L̂``, ``R̂``); otherwise ``A`` is scaled by ``2^-E`` instead (entries lost to underflow there are
+    covered by an absolute term).  Assumptions: IEEE float64 arithmetic in NumPy/BLAS (no reduced-precision
+    modes), no underflow in the products of the two half-contractions and of the Gram sweeps after this
+    scaling (entries of the scaled cores and their products above ``~1e-290`` or zero).  Non-finite values
+    give ``inf``.
 
     Examples
     --------
@@ -414,62 +612,56 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     1.0
     """
     An = np.asarray(to_numpy(A), dtype=np.float64).reshape(-1)
-    cs = [np.asarray(to_numpy(c), dtype=np.float64) for c in cores]
+    N = int(An.shape[0])
+    cs, E = _scaled_cores(cores)
     d = len(cs)
-    # every core scaled by a power of two to max |G_k| ∈ [1/2, 1) (kept only where exact), A by the product:
-    # the train then represents 2^-E A_TT exactly, and the bound is scaled back by 2^E at the end
-    E = 0
-    for i, c in enumerate(cs):
-        m = float(np.max(np.abs(c))) if c.size else 0.0
-        if 0.0 < m < math.inf:
-            e = int(np.frexp(m)[1])
-            sc = np.ldexp(c, -e)
-            if np.array_equal(np.ldexp(sc, e), c):
-                cs[i], E = sc, E + e
-    tiny = Fraction(0)
-    if E:
-        with np.errstate(over="ignore"):
+    represented = math.prod(int(c.shape[1]) for c in cs)
+    if represented != N:
+        raise ShapeError(f"the cores represent {represented} entries, but the tensor has {N}")
+    if d == 1:
+        Ts, contraction = cs[0].reshape(1, -1), Fraction(0)
+        T = np.asarray(to_numpy(cores[0]), dtype=np.float64).reshape(-1)  # = 2^E Ts exactly
+    else:
+        L, R, contraction = _chain_contraction(cs, _split_point(cs))
+        if contraction is None:
+            return math.inf
+        T = _join_unscaled(L, R, E)
+        if T is None:
+            Ts = _join(L, R)
+    tiny = join = Fraction(0)
+    if T is not None:  # residual of the unscaled tensor; the contraction bound is scaled back by 2^E
+        Z = np.subtract(An, T.reshape(-1), out=T.reshape(-1) if d > 1 else None)  # D = fl(A − T̂)
+        scale_resid = 0
+        if d > 1 and E:  # subnormal partial sums of the unscaled joining product (see _join_unscaled)
+            join = (math.isqrt(N) + 1) * int(L.shape[1]) * Fraction(2) ** -1074
+    else:  # A scaled by 2^-E to meet the scaled contraction
+        with np.errstate(over="ignore", under="ignore"):
             As = np.ldexp(An, -E)
         if not np.array_equal(np.ldexp(As, E), An):  # entries lost to underflow: ≤ 2^-1075 each
-            tiny = math.isqrt(int(An.shape[0]) + 1) * Fraction(2) ** -1074 + Fraction(2) ** -1074
-        An = As
+            tiny = math.isqrt(N + 1) * Fraction(2) ** -1074 + Fraction(2) ** -1074
         if conversion is not None:
             conv = np.asarray(conversion, dtype=np.float64).reshape(-1)
             cv = np.ldexp(conv, -E)
             low = np.ldexp(cv, E) < conv
             cv[low] = np.nextafter(cv[low], np.inf)
             conversion = cv
-    rho = _right_operator_norms(cs) if d > 1 else [Fraction(1)]
-    T = cs[0].reshape(-1, cs[0].shape[-1])
-    contraction = Fraction(0)  # Σ_k γ_{r_{k−1}} ‖B_k‖_F ‖R_{k+1}‖_2
-    for k in range(1, d):
-        c = cs[k]
-        r, r2 = int(c.shape[0]), int(c.shape[-1])
-        c2 = c.reshape(r, -1)
-        bk = _product_fro_up(T, c2, r)  # ≥ ‖B_k‖_F, B_k = |T̂_{k−1}||G_k|
-        if bk is None or rho[k + 1] is None:
-            return math.inf
-        contraction += _gamma(r) * bk * rho[k + 1]
-        T = (T @ c2).reshape(-1, r2)
-    N = int(An.shape[0])
-    if int(T.size) != N:
-        raise ShapeError(f"the cores represent {int(T.size)} entries, but the tensor has {N}")
-    Z = np.subtract(An, T.reshape(-1))  # D = fl(A − T̂): |A − T̂| ≤ |D| / (1 − u)
-    np.abs(Z, out=Z)
+        Z = np.subtract(As, Ts.reshape(-1), out=Ts.reshape(-1))
+        scale_resid = E
+    # |A − T̂| ≤ |D| / (1 − u); with a conversion term one more rounding: Z ≥ (1 − u)² z
     if conversion is not None:
-        Z = Z + np.asarray(conversion, dtype=np.float64).reshape(-1)  # one more rounding: Z ≥ (1 − u)² z
+        Z = np.abs(Z) + np.asarray(conversion, dtype=np.float64).reshape(-1)
     resid = _fro_up(Z, 2)
     if resid is None:
         return math.inf
-    return _float_up((resid + tiny + contraction) * Fraction(2) ** E)
+    return _float_up(resid * Fraction(2) ** scale_resid + join + (tiny + contraction) * Fraction(2) ** E)
 
 
 def tt_distance_bound(cores_a, cores_b) -> float:
     """A rigorous upper bound on ``‖A_TT − B_TT‖_F`` for two trains of the same shape (exact values of the
-    stored cores), through one dense tensor: ``Â`` = the float64 contraction of ``cores_a``, then
-    ``‖A_TT − B_TT‖_F ≤ ‖Â − B_TT‖_F + ‖Â − A_TT‖_F``, both bounded by :func:`tt_residual_bound` (the
-    second is its contraction-rounding term alone, since the same contraction reproduces ``Â``).
-    Costs ``O(∏ n_k · r)`` time and ``∏ n_k`` memory.
+    stored cores), through one dense tensor: ``Â`` = the float64 contraction of ``cores_a`` (as in
+    :func:`tt_residual_bound`), then ``‖A_TT − B_TT‖_F ≤ ‖Â − B_TT‖_F + ‖Â − A_TT‖_F``, both bounded by
+    :func:`tt_residual_bound` (the second is essentially its contraction-rounding term alone, since the
+    same contraction reproduces ``Â``).  Costs ``O(∏ n_k · r)`` time and ``∏ n_k`` memory.
 
     Examples
     --------
@@ -480,9 +672,17 @@ def tt_distance_bound(cores_a, cores_b) -> float:
     >>> bool(np.sqrt(6) * 2**-50 <= d <= 1.2 * np.sqrt(6) * 2**-50)    # + the rounding of the products
     True
     """
-    cs = [np.asarray(to_numpy(c), dtype=np.float64) for c in cores_a]
-    T = cs[0].reshape(-1, cs[0].shape[-1])
-    for c in cs[1:]:
-        T = (T @ c.reshape(int(c.shape[0]), -1)).reshape(-1, int(c.shape[-1]))
-    Ahat = T.reshape(-1)
+    cs, E = _scaled_cores(cores_a)
+    if len(cs) == 1:
+        Ahat = np.asarray(to_numpy(cores_a[0]), dtype=np.float64).reshape(-1)
+    else:
+        L, R, _ = _chain_contraction(cs, _split_point(cs), bound=False)
+        T = _join_unscaled(L, R, E)
+        if T is None:  # the plain left-to-right contraction of the unscaled cores
+            T = np.asarray(to_numpy(cores_a[0]), dtype=np.float64)
+            T = T.reshape(-1, T.shape[-1])
+            for c in cores_a[1:]:
+                c = np.asarray(to_numpy(c), dtype=np.float64)
+                T = (T @ c.reshape(int(c.shape[0]), -1)).reshape(-1, int(c.shape[-1]))
+        Ahat = T.reshape(-1)
     return _float_up(Fraction(tt_residual_bound(Ahat, cores_b)) + Fraction(tt_residual_bound(Ahat, cores_a)))

@@ -19,8 +19,10 @@ certificate for the cores actually stored, :func:`~tropix.tn._linalg.tt_residual
 ``A − contract(cores)`` evaluated in float64 with a rigorous bound on the rounding of that evaluation
 (and, for exact input, of the conversion to float64).  It therefore covers the truncation and all
 floating-point rounding of the SVDs, QRs and Gram matrices (for a tensor kept at full rank it is a few
-``u·‖A‖_F``, not 0).  It costs one contraction of the train to a dense tensor plus Gram sweeps over the
-cores: for a ``4^10`` tensor about 3× the sweep at ranks ≤ 6 (≈ 15 ms) and 0.5× at full rank.  If rounding pushes the certificate above ``eps·‖A‖_F`` although the truncation fitted
+``u·‖A‖_F``, not 0).  It costs one contraction of the train to a dense tensor (both halves contracted towards
+the cheapest bond and joined by one matrix product), one pass for the residual and Gram sweeps over the
+cores: for a ``4^10`` tensor at ranks ≤ 6 about 0.15× the sweep (≈ 2 ms); at full rank (``4^8``, ``2^16``,
+``16^5``) about 0.4×.  If rounding pushes the certificate above ``eps·‖A‖_F`` although the truncation fitted
 the budget, the sweep is repeated once with the budget reduced by twice the measured rounding part;
 ``error_bound`` can still exceed ``eps·‖A‖_F`` when ``eps`` is at rounding level (a few ``1e-15``) or
 when ``max_rank`` binds: it is always the bound actually achieved.
