@@ -104,6 +104,14 @@ def test_bound_dominates_exact_error(case):
     nrm = _sqrt(_norm2(A_exact))
     if eps >= 1e-6:  # eps semantics: the certificate itself meets the requested accuracy
         assert dec.error_bound <= eps * nrm
+    if shared:  # per-slice certificates along the shared mode
+        D = A_exact - _exact_tucker(dec.core, dec.factors)
+        for i in range(A.shape[0]):
+            e2 = sum((v * v for v in D[i].ravel()), Fraction(0))
+            assert Fraction(float(dec.slice_error_bounds[i])) ** 2 >= e2
+            assert dec.slice_error_bounds[i] - _sqrt(e2) <= 64 * U64 * nrm
+    else:
+        assert dec.slice_error_bounds is None
     # tight: the excess over the exact error is at rounding level, and a small factor when the error is rounding
     assert dec.error_bound - err <= 64 * U64 * nrm
     if err <= 1e-12 * nrm:
@@ -161,10 +169,13 @@ def test_shared_factors_list_of_exact_and_float_arrays():
     assert dec.shared_across == (0,) and dec.factors[0] is None
     A_exact = np.stack([exact_head] + [_frac(h) for h in heads[1:]])
     err = _assert_certified(A_exact, dec)
-    # every slice (head) is within the one certificate
+    # every slice (head) has its own certificate, within the whole one
     D = A_exact - _exact_tucker(dec.core, dec.factors)
+    assert dec.slice_error_bounds.shape == (3,)
     for h in range(3):
-        assert Fraction(dec.error_bound) ** 2 >= sum((v * v for v in D[h].ravel()), Fraction(0))
+        e2 = sum((v * v for v in D[h].ravel()), Fraction(0))
+        assert Fraction(float(dec.slice_error_bounds[h])) ** 2 >= e2
+        assert dec.slice_error_bounds[h] <= dec.error_bound
     assert dec.error_bound <= 1e-10 * math.sqrt(_norm2(A_exact)) and err > 0
 
 
@@ -176,6 +187,24 @@ def test_backends_and_shared_heads(backend):
     assert dec.ranks == (3, 2, 3)
     err = _assert_certified(_frac(np.stack(heads)), dec)
     assert err > 1e-9 and dec.error_bound <= err * (1 + 1e-6)
+    D = _frac(np.stack(heads)) - _exact_tucker(dec.core, dec.factors)
+    for h in range(3):  # each head's own certificate: valid and tight (truncation-dominated)
+        e_h = _sqrt(sum((v * v for v in D[h].ravel()), Fraction(0)))
+        assert e_h <= dec.slice_error_bounds[h] <= e_h * (1 + 1e-6)
+
+
+def test_two_shared_modes_slice_bounds():
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((3, 5, 2, 4))
+    dec = tucker(A, ranks=(1, 2, 1, 2), shared_across=(0, 2), n_iter=1)
+    assert dec.factors[0] is None and dec.factors[2] is None and dec.slice_error_bounds.shape == (3, 2)
+    _assert_certified(_frac(A), dec)
+    D = _frac(A) - _exact_tucker(dec.core, dec.factors)
+    for i in range(3):
+        for j in range(2):
+            e2 = sum((v * v for v in D[i, :, j, :].ravel()), Fraction(0))
+            assert Fraction(float(dec.slice_error_bounds[i, j])) ** 2 >= e2
+            assert dec.slice_error_bounds[i, j] <= _sqrt(e2) * (1 + 1e-9)
 
 
 def test_budget_fitted_exactly_is_retried_within_eps():
@@ -242,7 +271,7 @@ def test_check_recomputes_independently(monkeypatch):
 
     A = np.random.default_rng(1).standard_normal((3, 4, 3))
     real = tk._certificate
-    monkeypatch.setattr(tk, "_certificate", lambda *a: (real(*a)[0] * 0.5, real(*a)[1]))
+    monkeypatch.setattr(tk, "_certificate", lambda *a: (real(*a)[0] * 0.5,) + real(*a)[1:])
     tucker(A, ranks=(2, 2, 2))  # without check the wrong bound goes unnoticed
     with pytest.raises(BoundViolationError):
         tucker(A, ranks=(2, 2, 2), check=True)

@@ -25,8 +25,8 @@ about 2-4× a plain ``‖A − to_dense()‖_F`` and, measured single-threaded, 
 **Shared factors.** Modes listed in ``shared_across`` are not compressed (their factor is the identity),
 so the factors of the remaining modes are shared by every slice along them.  Stacking the weight
 matrices of all heads of a layer as ``(heads, d_model, d_head)`` and passing ``shared_across=0``
-compresses all heads with one pair of factor matrices; the certificate covers the whole stack (hence every
-slice: the error of each slice is at most the bound).
+compresses all heads with one pair of factor matrices; the certificate covers the whole stack, and
+:attr:`TuckerDecomposition.slice_error_bounds` certifies every slice (every head) on its own.
 
 Examples
 --------
@@ -40,6 +40,8 @@ Examples
 ((4, 3, 2), True)
 >>> bool(0 < dec.error_bound < 1e-13 * np.linalg.norm(heads))    # exact rank: only rounding is left
 True
+>>> dec.slice_error_bounds.shape                                  # one certificate per head
+(4,)
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ class TuckerDecomposition:
         ``‖A‖_F``.
     shared_across : tuple of int
         Modes left uncompressed.
+    slice_error_bounds : numpy.ndarray or None
+        With shared modes: for every index of the shared modes (an array of their shape), a rigorous bound on
+        the error of that slice, e.g. of each stacked head (its own residual plus the whole rounding term).
     """
 
     core: Any
@@ -127,6 +132,7 @@ class TuckerDecomposition:
     error: float
     norm: float
     shared_across: tuple = ()
+    slice_error_bounds: Any = None
 
     @property
     def ranks(self) -> tuple[int, ...]:
@@ -186,8 +192,11 @@ def _spectral_norm_up(U: np.ndarray) -> Fraction | None:
     return _sqrt_up(q)
 
 
-def _certificate(A: Any, core: Any, factors: Sequence[Any], conversion=None) -> tuple[float, float]:
-    """``(bound, err)``: the certificate of :func:`tucker_residual_bound` and the computed ``‖A − T̂‖_F``."""
+def _certificate(A: Any, core: Any, factors: Sequence[Any], conversion=None, slice_modes: tuple = ()):
+    """``(bound, err, slices)``: the certificate of :func:`tucker_residual_bound`, the computed ``‖A − T̂‖_F`` and,
+    when ``slice_modes`` is not empty, a float64 array (shaped like those modes of ``A``) of bounds on the error of
+    every slice: ``‖(A − A_T)_s‖_F ≤ ‖(A − T̂)_s‖_F + ‖T̂ − A_T‖_F``, the first term bounded slice by slice like the
+    whole residual, the second the whole contraction term (``None`` when ``slice_modes`` is empty)."""
     An = np.asarray(to_numpy(A), dtype=np.float64)
     G = np.asarray(to_numpy(core), dtype=np.float64)
     d = G.ndim
@@ -230,7 +239,7 @@ def _certificate(A: Any, core: Any, factors: Sequence[Any], conversion=None) -> 
     for m in modes:
         rho[m] = _spectral_norm_up(Us[m])
         if rho[m] is None:
-            return math.inf, math.inf
+            return _inf(An, slice_modes)
     T = G
     terms = []  # γ_{r_m} ‖|U_m| |T̂_{k−1}|_(m)‖_F, the k-th step's rounding before the later factors act
     for m in modes:
@@ -243,7 +252,7 @@ def _certificate(A: Any, core: Any, factors: Sequence[Any], conversion=None) -> 
         else:
             bk = _product_fro_up(U, M, r)
             if bk is None:
-                return math.inf, math.inf
+                return _inf(An, slice_modes)
         terms.append(_gamma(max(r, 1)) * bk)
         T = np.moveaxis((U @ M).reshape((int(U.shape[0]),) + rest), 0, m)
     contraction = Fraction(0)
@@ -260,8 +269,23 @@ def _certificate(A: Any, core: Any, factors: Sequence[Any], conversion=None) -> 
             Z = Z + conv  # one more rounding: Z ≥ (1 − u)² z
     resid = _fro_up(Z, 2)
     if resid is None:
-        return math.inf, math.inf
-    return _float_up((resid + tiny + contraction) * Fraction(2) ** E), err
+        return _inf(An, slice_modes)
+    slices = None
+    if slice_modes:
+        rest = [m for m in range(d) if m not in slice_modes]
+        sshape = tuple(int(An.shape[m]) for m in slice_modes)
+        Zs = np.transpose(Z.reshape(An.shape), tuple(slice_modes) + tuple(rest)).reshape(math.prod(sshape), -1)
+        slices = np.empty(Zs.shape[0])
+        for i in range(Zs.shape[0]):
+            r_i = _fro_up(Zs[i], 2)
+            slices[i] = math.inf if r_i is None else _float_up((r_i + tiny + contraction) * Fraction(2) ** E)
+        slices = slices.reshape(sshape)
+    return _float_up((resid + tiny + contraction) * Fraction(2) ** E), err, slices
+
+
+def _inf(An, slice_modes):
+    slices = np.full(tuple(int(An.shape[m]) for m in slice_modes), math.inf) if slice_modes else None
+    return math.inf, math.inf, slices
 
 
 def tucker_residual_bound(A: Any, core: Any, factors: Sequence[Any], conversion=None) -> float:
@@ -454,17 +478,17 @@ def tucker(
     def run(reserve: float):
         core, factors, tail = _hosvd_hooi(C, modes, eps, ranks, max_rank, n_iter, nrm_c, math.ldexp(reserve, -e))
         core = _pow2_scale(core, e)
-        bound, err = _certificate(A, core, factors, conversion)
-        return core, tuple(factors), math.ldexp(tail, e), bound, err
+        bound, err, slices = _certificate(A, core, factors, conversion, shared)
+        return core, tuple(factors), math.ldexp(tail, e), bound, err, slices
 
-    core, factors, tail, bound, err = run(0.0)
+    core, factors, tail, bound, err, slices = run(0.0)
     if eps is not None:
         target = eps * nrm
         if bound > target and 0 < tail <= target:  # the truncation fitted; rounding came on top
             again = run(2 * (bound - tail))
             if again[3] < bound:
-                core, factors, tail, bound, err = again
-    out = TuckerDecomposition(core, factors, bound, err, nrm, shared)
+                core, factors, tail, bound, err, slices = again
+    out = TuckerDecomposition(core, factors, bound, err, nrm, shared, slices)
     if check:
         _check_bound(_f(fro_norm(A - out.to_dense())), bound, nrm, "tucker")
     return out
