@@ -239,16 +239,29 @@ def _tt(model, eps):
             T = TTMatrix.from_dense(a[key], dims, dims, eps=eps)
             name = f"layer.{i}.{key}"
             meta["cores"][name] = len(T.cores)
-            for k, c in enumerate(T.cores):
-                tensors[f"{name}.core.{k}"] = _f32(c)
+            stored = [_f32(c) for c in T.cores]
+            for k, c in enumerate(stored):
+                tensors[f"{name}.core.{k}"] = c
             errs[name] = _rel(np.asarray(T.to_dense()), a[key])
-            bounds[name] = float(T.error_bound / np.linalg.norm(a[key]))
+            bounds[name] = _ttmatrix_stored_bound(a[key], stored, dims) / float(np.linalg.norm(a[key]))
             n += T.n_params
     return tensors, meta, errs, n, bounds
 
 
+def _ttmatrix_stored_bound(W, cores, dims) -> float:
+    """Certified ``|W - W_TT|_F`` for the TT-matrix with the stored ``cores`` ``(r, m_k, n_k, r')``: the same
+    train over merged indices ``(m_k, n_k)`` against ``W`` reshaped to ``(m_1 n_1, …, m_d n_d)``."""
+    from ..tn._linalg import tt_residual_bound
+
+    d = len(dims)
+    A = np.asarray(W, dtype=np.float64).reshape(tuple(dims) + tuple(dims))
+    A = A.transpose([t for k in range(d) for t in (k, d + k)]).reshape([m * m for m in dims])
+    return tt_residual_bound(A, [c.reshape(c.shape[0], c.shape[1] * c.shape[2], c.shape[3]) for c in cores])
+
+
 def _tucker(model, eps):
     from ..tn import tucker
+    from ..tn.tucker import tucker_residual_bound
 
     L, H, dh, layers = _layers(model)
     tensors, meta, errs, bounds = {}, {"layers": L}, {}, {}
@@ -256,20 +269,24 @@ def _tucker(model, eps):
     for i, a in enumerate(layers):
         T = _stack(a, H, dh)
         dec = tucker(T, eps=eps, shared_across=(0,))
-        tensors[f"layer.{i}.tucker.core"] = _f32(dec.core)
-        for m, U in enumerate(dec.factors):
+        core32 = _f32(dec.core)
+        factors32 = [None if U is None else _f32(U) for U in dec.factors]
+        tensors[f"layer.{i}.tucker.core"] = core32
+        for m, U in enumerate(factors32):
             if U is not None:
-                tensors[f"layer.{i}.tucker.factor.{m}"] = _f32(U)
+                tensors[f"layer.{i}.tucker.factor.{m}"] = U
         R = _unstack(np.asarray(dec.to_dense()), a)
         for key in _MATS:
             errs[f"layer.{i}.{key}"] = _rel(R[key], a[key])
-        bounds[f"layer.{i}"] = float(dec.rel_error_bound)
+        # certified for what is stored (float32), not for the float64 decomposition
+        bounds[f"layer.{i}"] = tucker_residual_bound(T, core32, factors32) / float(np.linalg.norm(T))
         n += dec.n_params
     return tensors, meta, errs, n, bounds
 
 
 def _tt_heads(model, eps):
     from ..tn import tt_svd
+    from ..tn._linalg import tt_residual_bound
 
     L, H, dh, layers = _layers(model)
     d = model.config.d_model
@@ -280,12 +297,14 @@ def _tt_heads(model, eps):
         T = _stack(a, H, dh)
         tt = tt_svd(T.reshape((4, H) + split + (dh,)), eps=eps)
         meta["cores"] = len(tt.cores)
-        for k, c in enumerate(tt.cores):
-            tensors[f"layer.{i}.tt.core.{k}"] = _f32(c)
+        stored = [_f32(c) for c in tt.cores]
+        for k, c in enumerate(stored):
+            tensors[f"layer.{i}.tt.core.{k}"] = c
         R = _unstack(np.asarray(tt.to_dense()).reshape(4, H, d, dh), a)
         for key in _MATS:
             errs[f"layer.{i}.{key}"] = _rel(R[key], a[key])
-        bounds[f"layer.{i}"] = float(tt.error_bound / np.linalg.norm(T))
+        # certified for the stored float32 cores
+        bounds[f"layer.{i}"] = tt_residual_bound(T.reshape((4, H) + split + (dh,)), stored) / float(np.linalg.norm(T))
         n += tt.n_params
     return tensors, meta, errs, n, bounds
 
