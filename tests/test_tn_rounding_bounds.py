@@ -167,6 +167,24 @@ def test_exact_input_is_certified_against_the_exact_tensor():
     assert tt.error_bound <= 1e-13 * float(np.linalg.norm(big.astype(np.float64)))
 
 
+def test_exact_input_certified_in_blocks(monkeypatch):
+    """The residual pass with per-entry conversion bounds, over many row blocks (block size forced small)."""
+    from tropix.tn import _linalg
+
+    monkeypatch.setattr(_linalg, "_BLOCK", 3)
+    rng = np.random.default_rng(13)
+    L, R, A2, conv = (rng.standard_normal(sh) for sh in ((7, 2), (2, 5), (7, 5), (7, 5)))
+    conv = np.abs(conv)
+    for cv, z in ((None, A2 - L @ R), (conv, np.abs(A2 - L @ R) + conv)):
+        assert np.isclose(_linalg._residual_sumsq(A2, L, R, cv), np.sum(z * z), rtol=1e-13, atol=0)
+    x = np.array([Fraction(int(v), 7) for v in rng.integers(-50, 50, 60)], dtype=object).reshape(3, 4, 5)
+    for eps in (1e-14, 0.3):
+        tt = tt_svd(x, eps=eps)
+        exact = _sq(_exact_tt(tt.cores) - x.reshape(-1))
+        assert exact > 0 and _dominates(tt.error_bound, exact)
+        assert tt.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(x.astype(float)))
+
+
 def test_conversion_error_is_rigorous_and_zero_for_exactly_representable_input():
     x = [[1, Fraction(1, 3)], [2**60 + 1, Fraction(-5, 8)]]
     A = np.array([[1.0, 1 / 3], [float(2**60 + 1), -0.625]])
@@ -241,17 +259,18 @@ def test_residual_bound_every_split_and_both_scalings(seed, shape, rank, orthono
     exact = _sq(exact_tt - _frac(A).reshape(-1))
     nrm = float(np.linalg.norm(A))
     d = len(shape)
-    orig_split, orig_join = _linalg._split_point, _linalg._join_unscaled
+    orig_split, orig_fold, orig_block = _linalg._split_point, _linalg._fold_scale, _linalg._BLOCK
     try:
         for s in range(d - 1):
             _linalg._split_point = lambda cs, s=s: s
-            for fold in (True, False):
-                _linalg._join_unscaled = orig_join if fold else (lambda L, R, E: None)
+            for fold, block in ((True, orig_block), (True, 5), (False, orig_block)):
+                _linalg._fold_scale = orig_fold if fold else (lambda L, R, E: None)
+                _linalg._BLOCK = block  # 5: the residual pass runs over many row blocks of odd sizes
                 b = tt_residual_bound(A, cores)
-                assert _dominates(b, exact), (s, fold)
-                assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * max(nrm, 1e-300), (s, fold)
+                assert _dominates(b, exact), (s, fold, block)
+                assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * max(nrm, 1e-300), (s, fold, block)
     finally:
-        _linalg._split_point, _linalg._join_unscaled = orig_split, orig_join
+        _linalg._split_point, _linalg._fold_scale, _linalg._BLOCK = orig_split, orig_fold, orig_block
     assert orig_split([np.asarray(c) for c in cores]) in range(d - 1)
 
 

@@ -137,7 +137,7 @@ def truncation_rank(S, budget_sq: float, max_rank: int | None) -> tuple[int, flo
     return r, float(tail[r])
 
 
-def truncated_split(C, budget_sq: float, max_rank: int | None):
+def truncated_split(C, budget_sq: float, max_rank: int | None, nrm_sq_hint: float | None = None):
     """Split a matrix ``C ≈ U @ R`` with orthonormal columns ``U`` (``R = Uᵀ C = S Vᵀ``) and a certified loss.
 
     Returns ``(U, R, discarded_sq)`` where ``‖C − U R‖²_F ≤ discarded_sq`` (up to the rounding of the
@@ -147,15 +147,23 @@ def truncated_split(C, budget_sq: float, max_rank: int | None):
     the eigen-decomposition of the Gram matrix ``C Cᵀ`` (one BLAS pass over ``C`` instead of a QR or SVD).
     Eigenvalues of the computed Gram matrix may be off by ``‖ΔG‖₂ ≤ (n + 2m)·u·‖C‖²_F`` (Weyl's
     inequality with the worst-case rounding bound of the product), so that amount per discarded
-    eigenvalue is added to ``discarded_sq``; otherwise the thin SVD is used.
+    eigenvalue is added to ``discarded_sq``; otherwise the thin SVD is used.  ``‖C‖²_F`` there is bounded by
+    the trace of the computed Gram matrix divided by ``1 − 2(n + m)u``; ``nrm_sq_hint`` (an estimate of
+    ``‖C‖²_F`` known to the caller) only decides whether the Gram route is tried, saving a pass over ``C``.
     """
     xp = namespace(C)
     m, n = (int(s) for s in C.shape)
     if n >= 8 * m and m > 1:
-        nrm_sq = float(to_numpy(xp.sum(C * C)))
-        per = (n + 2 * m) * _EPS_MACH * nrm_sq
-        if budget_sq >= 1e4 * m * per:
+        if nrm_sq_hint is None:
+            nrm_sq_hint = float(to_numpy(xp.sum(C * C)))
+        gram = budget_sq >= 1e4 * m * (n + 2 * m) * _EPS_MACH * nrm_sq_hint
+        if gram:
             G = C @ xp.matrix_transpose(C)
+            # each diagonal entry is within γ_n of its exact sum of squares, the trace within γ_m more
+            nrm_sq = float(to_numpy(xp.sum(xp.linalg.diagonal(G)))) / (1 - (n + m) * _EPS_MACH)
+            per = (n + 2 * m) * _EPS_MACH * nrm_sq
+            gram = budget_sq >= 1e4 * m * per
+        if gram:
             w, V = xp.linalg.eigh(G)
             w = xp.flip(w, axis=0)
             V = xp.flip(V, axis=1)
@@ -340,20 +348,30 @@ def _fro_up(Z: np.ndarray, K: int) -> Fraction | None:
         return None
     with np.errstate(over="ignore", under="ignore"):
         s = float(np.dot(Z, Z))
+    f = _fro_from_sumsq(s, N, K)
+    if f is not None:
+        return f
+    Z = np.abs(Z)
+    m = float(Z.max())
+    if not math.isfinite(m):
+        return None
+    if m == 0.0:
+        return Fraction(0)
     e = 0
-    if not 2.0**-600 <= s < math.inf:
-        Z = np.abs(Z)
-        m = float(Z.max())
-        if not math.isfinite(m):
-            return None
-        if m == 0.0:
-            return Fraction(0)
-        if not 2.0**-300 <= m <= 2.0**300:
-            e = int(np.frexp(m)[1])
-            Z = np.ldexp(Z, -e)
-        s = float(np.dot(Z, Z))
+    if not 2.0**-300 <= m <= 2.0**300:
+        e = int(np.frexp(m)[1])
+        Z = np.ldexp(Z, -e)
+    s = float(np.dot(Z, Z))
     f = _mul_up(math.sqrt(s), _inflation_up((N, K), 1, _UNDERFLOW_SLACK))
     return Fraction(f) * Fraction(2) ** e if e else Fraction(f)
+
+
+def _fro_from_sumsq(s: float, N: int, K: int) -> Fraction | None:
+    """The one-pass case of :func:`_fro_up`: ``s`` the computed sum of the ``N`` squares (in any order);
+    ``None`` unless ``2^-600 ≤ s < ∞`` (then the caller scales)."""
+    if not 2.0**-600 <= s < math.inf or 2 * N * _U64 >= 1 or 2 * K * _U64 >= 1:
+        return None
+    return Fraction(_mul_up(math.sqrt(s), _inflation_up((N, K), 1, _UNDERFLOW_SLACK)))
 
 
 def _product_fro_up(X: np.ndarray, Y: np.ndarray, K: int) -> Fraction | None:
@@ -531,14 +549,21 @@ def _min_nonzero(x: np.ndarray) -> float:
 
 
 def _join_unscaled(L: np.ndarray, R: np.ndarray, E: int):
-    """``fl((2^E L̂) R̂)``, which equals ``2^E fl(L̂ R̂)``-with-its-rounding-bound, or ``None`` when that cannot be
-    guaranteed cheaply: ``2^E L̂`` must be exact (no overflow, no lost subnormal bits), the product must not
+    """``fl((2^E L̂) R̂)`` (row block by row block, as in :func:`tt_residual_bound`), or ``None`` when
+    :func:`_fold_scale` refuses."""
+    Lf = _fold_scale(L, R, E)
+    return None if Lf is None else np.concatenate([blk.copy() for blk in _join_blocks(Lf, R)])
+
+
+def _fold_scale(L: np.ndarray, R: np.ndarray, E: int):
+    """``2^E L̂``, for which ``fl((2^E L̂) R̂)`` is ``2^E fl(L̂ R̂)`` up to its rounding bound, or ``None`` when
+    that cannot be guaranteed cheaply: ``2^E L̂`` must be exact (no overflow, no lost subnormal bits), the product must not
     overflow (``2^E max_i Σ_a |L̂_ia| · max |R̂| < 2^1020``) and no elementary product may underflow (every
     nonzero ``|2^E L̂_ia R̂_aj| ≥ 2^-1020``).  Then every computed partial sum is ``2^E`` times that of
     ``fl(L̂ R̂)`` unless it falls into the subnormal range, where (with FMA) the rounding may add an absolute
     error ``≤ 2^-1075`` per operation; :func:`tt_residual_bound` adds ``√N · r_s · 2^-1074`` for that."""
     if E == 0:
-        return _join(L, R)
+        return L
     with np.errstate(over="ignore", under="ignore"):
         Lf = np.ldexp(L, E)
         if not np.array_equal(np.ldexp(Lf, -E), L):
@@ -547,12 +572,44 @@ def _join_unscaled(L: np.ndarray, R: np.ndarray, E: int):
         lo = _min_nonzero(Lf) * _min_nonzero(R)
     if not (rows < 2.0**1020 and lo >= 2.0**-1020):
         return None
-    return _join(Lf, R)
+    return Lf
 
 
-def _join(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+def _join(L: np.ndarray, R: np.ndarray, out=None) -> np.ndarray:
     """``fl(L R)``; at inner length 1 an outer product (one rounding per entry, faster than a BLAS call)."""
-    return np.multiply(L, R) if int(L.shape[1]) == 1 else L @ R
+    return np.multiply(L, R, out=out) if int(L.shape[1]) == 1 else np.matmul(L, R, out=out)
+
+
+_BLOCK = 1 << 15  # entries per row block of the joining product (fits in L2 with its slice of A)
+
+
+def _join_blocks(L: np.ndarray, R: np.ndarray):
+    """``fl(L R)`` in row blocks of about ``_BLOCK`` entries, written into one reused buffer (yields views;
+    no dense ``P × Q`` array is allocated).  Every entry is the same length-``r`` inner product as in one call."""
+    P, Q = int(L.shape[0]), int(R.shape[1])
+    rows = max(1, _BLOCK // max(Q, 1))
+    buf = np.empty((min(rows, P), Q))
+    for i in range(0, P, rows):
+        h = min(rows, P - i)
+        yield _join(L[i : i + h], R, out=buf[:h])
+
+
+def _residual_sumsq(A2: np.ndarray, Lf: np.ndarray, R: np.ndarray, conv) -> float:
+    """The computed ``Σ z²`` over all entries, ``z = fl(A − fl(Lf R))`` (or ``fl(|…| + conv)``), block by block:
+    a summation of ``N`` squares in some order, so within ``γ_N`` of its exact value as in :func:`_fro_up`."""
+    P = int(Lf.shape[0])
+    rows = max(1, _BLOCK // max(int(R.shape[1]), 1))
+    s = 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        for i, blk in zip(range(0, P, rows), _join_blocks(Lf, R)):
+            h = int(blk.shape[0])
+            np.subtract(A2[i : i + h], blk, out=blk)
+            if conv is not None:
+                np.abs(blk, out=blk)
+                np.add(blk, conv[i : i + h], out=blk)
+            z = blk.reshape(-1)
+            s += float(np.dot(z, z))
+    return s
 
 
 def tt_residual_bound(A: Any, cores, conversion=None) -> float:
@@ -585,8 +642,12 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
     high-rank trains).  ``D = fl(A − T̂)`` has ``|A − T̂| ≤ |D| / (1 − u)``, so
     ``‖A_exact − A_TT‖_F ≤ ‖(|D| + conv)/(1 − u)‖_F + (the contraction bound)``.  Every Frobenius norm of
     a computed array is bounded above by inflating the computed ``sqrt(Z·Z)`` by its worst-case rounding
-    (``_fro_up``, which scales by a power of two first when the sum of squares is out of range); the few
-    scalar terms are summed exactly with Fractions and rounded up.
+    (``_fro_up``, which scales by a power of two first when the sum of squares is out of range).  The joining
+    product, ``D`` and the sum of squares of ``D`` are computed in one pass, row block by row block of ``L̂``
+    (each entry is the same length-``r_s`` inner product; the block sums make one summation of ``N`` squares),
+    so no dense tensor is allocated unless the sum is out of range.  Per-core scalars are products and sums of
+    nonnegative floats rounded up (``math.nextafter``), the constants ``γ_K`` and ``1/(1 − γ_K)`` exact
+    Fractions rounded up once, and the final few terms are summed exactly with Fractions and rounded up.
 
     Every core is first scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` (where that is exact), and the
     contraction and its rounding bound are computed on the scaled cores, so the result does not depend on
@@ -625,14 +686,22 @@ def tt_residual_bound(A: Any, cores, conversion=None) -> float:
         L, R, contraction = _chain_contraction(cs, _split_point(cs))
         if contraction is None:
             return math.inf
-        T = _join_unscaled(L, R, E)
-        if T is None:
-            Ts = _join(L, R)
+        Lf = _fold_scale(L, R, E)
+        if Lf is not None:  # one blocked pass: join, D = fl(A − T̂), sum of squares
+            P, Q = int(L.shape[0]), int(R.shape[1])
+            conv = None if conversion is None else np.asarray(conversion, dtype=np.float64).reshape(P, Q)
+            resid = _fro_from_sumsq(_residual_sumsq(An.reshape(P, Q), Lf, R, conv), N, 2)
+            if resid is not None:
+                join = (math.isqrt(N) + 1) * int(L.shape[1]) * Fraction(2) ** -1074 if E else Fraction(0)
+                return _float_up(resid + join + contraction * Fraction(2) ** E)
+            T = _join(Lf, R)  # out of the one-pass range: the dense residual, scaled in _fro_up
+        else:
+            T, Ts = None, _join(L, R)
     tiny = join = Fraction(0)
     if T is not None:  # residual of the unscaled tensor; the contraction bound is scaled back by 2^E
         Z = np.subtract(An, T.reshape(-1), out=T.reshape(-1) if d > 1 else None)  # D = fl(A − T̂)
         scale_resid = 0
-        if d > 1 and E:  # subnormal partial sums of the unscaled joining product (see _join_unscaled)
+        if d > 1 and E:  # subnormal partial sums of the unscaled joining product (see _fold_scale)
             join = (math.isqrt(N) + 1) * int(L.shape[1]) * Fraction(2) ** -1074
     else:  # A scaled by 2^-E to meet the scaled contraction
         with np.errstate(over="ignore", under="ignore"):

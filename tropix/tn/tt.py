@@ -475,9 +475,12 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
 
 
 def _pow2_scale(x, e: int):
-    """``x · 2^e`` in two exact steps (a single ``2.0 ** e`` overflows for ``|e| > 1023``)."""
+    """``x · 2^e``: one multiplication when ``2.0 ** e`` is a normal float, else two exact steps (a single
+    ``2.0 ** e`` overflows for ``|e| > 1023``)."""
     if e == 0:
         return x
+    if -1022 <= e <= 1023:
+        return x * 2.0**e
     h = e // 2
     return (x * 2.0**h) * 2.0 ** (e - h)
 
@@ -497,7 +500,8 @@ def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
     m = _f(xp.max(xp.abs(A)))
     e = int(np.frexp(m)[1]) if 0.0 < m < math.inf else 0
     C = _pow2_scale(A, -e)
-    nrm = _f(fro_norm(C))
+    # max |C| ∈ [1/2, 1) after the scaling: the plain sum of squares neither overflows nor loses anything
+    nrm = _f(xp.sqrt(xp.sum(C * C))) if 0.0 < m < math.inf else _f(fro_norm(C))
     budget = max(0.0, eps * nrm - math.ldexp(reserve, -e)) ** 2
     used = 0.0
     cores = []
@@ -505,7 +509,7 @@ def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
     for k in range(d - 1):
         C = xp.reshape(C, (r * shape[k], -1))
         allowed = max(0.0, budget - used) / (d - 1 - k)
-        U, C, disc = truncated_split(C, allowed, max_rank)
+        U, C, disc = truncated_split(C, allowed, max_rank, nrm * nrm)  # ‖C‖_F ≤ ‖A‖_F up to rounding
         rk = int(U.shape[1])
         used += disc
         cores.append(xp.reshape(U, (r, shape[k], rk)))
