@@ -49,7 +49,7 @@ import numpy as np
 from .bounds import truncation_bound, pruning_budget
 from ._inputs import check_eps, prepare
 from .keytree import score_bounds
-from .region_sparse import _fallback_rows, _Head, _run_per_head
+from .region_sparse import _dense_rows, _fallback_rows, _Head, _run_per_head
 from .result import AttentionResult
 from ._hier_kernels import leaf_reference
 
@@ -517,38 +517,6 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     for key, x in (("nodes_pruned", npr), ("nodes_aggregated", nag), ("keys_aggregated", kag)):
         ctr[key] = int(x[sparse].sum())
     return out, bound, support, _Kept(t, kept_groups), ctr
-
-
-def _dense_rows(H: _Head, rows):
-    """Dense attention of the queries ``rows`` (streamed over key blocks like :func:`tropix.attention.dense`):
-    ``(output, support)``."""
-    n = H.n_k
-    block = n if len(rows) * n <= 2**22 else 2048
-    qb = H.qs[rows]
-    idx = np.arange(n)
-    m = l = acc = None
-    vis = np.zeros(len(rows), dtype=np.int64)
-    for a in range(0, n, block):
-        S = qb @ H.k[a:a + block].T
-        if H.extra is not None:
-            S += H.extra_rows(rows, idx[a:a + block])
-            vis += np.isfinite(S).sum(axis=1)
-        mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
-        ms = np.where(np.isfinite(mn), mn, 0.0)
-        S -= ms[:, None]
-        np.exp(S, out=S)
-        if m is None:
-            l, acc = S.sum(axis=1), S @ H.v[a:a + block]
-        else:
-            with np.errstate(invalid="ignore"):
-                alpha = np.where(np.isfinite(m), np.exp(m - ms), 0.0)
-            l = l * alpha + S.sum(axis=1)
-            acc *= alpha[:, None]
-            acc += S @ H.v[a:a + block]
-        m = mn
-    o = acc / np.where(l > 0, l, 1.0)[:, None]
-    o[~np.isfinite(m)] = 0.0
-    return o, (vis if H.extra is not None else np.full(len(rows), n, dtype=np.int64))
 
 
 class _Kept:

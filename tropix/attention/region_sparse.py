@@ -430,35 +430,41 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     bad = np.flatnonzero((bound > target) & ((bound > H.rho) | ~np.isfinite(bound)))
     if len(bad) == 0:
         return 0, kept
-    idx = np.arange(H.n_k)
-    qb = H.qs[bad]
+    out[bad], support[bad] = _dense_rows(H, bad)
+    bound[bad] = H.rho[bad]
+    return len(bad), ((bad, np.arange(H.n_k)),) + tuple(kept)  # first, so that kept_keys finds the dense rows
+
+
+def _dense_rows(H: _HeadData, rows):
+    """Dense attention of the queries ``rows`` (streamed over key blocks with the online softmax, like
+    :func:`tropix.attention.dense`): ``(output, support)``; a query that sees no key gets output 0."""
+    n = H.n_k
+    block = n if len(rows) * n <= 2**22 else 2048
+    qb = H.qs[rows]
+    idx = np.arange(n)
     m = l = acc = None
-    vis = np.zeros(len(bad), dtype=np.int64)
-    step = 2048  # streamed over key blocks with the online softmax, as dense attention does
-    for a in range(0, H.n_k, step):
-        S = qb @ H.k[a:a + step].T
+    vis = np.zeros(len(rows), dtype=np.int64)
+    for a in range(0, n, block):
+        S = qb @ H.k[a:a + block].T
         if H.extra is not None:
-            S += H.extra_rows(bad, idx[a:a + step])
-        vis += np.isfinite(S).sum(axis=1)
+            S += H.extra_rows(rows, idx[a:a + block])
+            vis += np.isfinite(S).sum(axis=1)
         mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
         ms = np.where(np.isfinite(mn), mn, 0.0)
         S -= ms[:, None]
         np.exp(S, out=S)
         if m is None:
-            l, acc = S.sum(axis=1), S @ H.v[a:a + step]
+            l, acc = S.sum(axis=1), S @ H.v[a:a + block]
         else:
             with np.errstate(invalid="ignore"):
                 alpha = np.where(np.isfinite(m), np.exp(m - ms), 0.0)
             l = l * alpha + S.sum(axis=1)
-            acc = acc * alpha[:, None] + S @ H.v[a:a + step]
+            acc *= alpha[:, None]
+            acc += S @ H.v[a:a + block]
         m = mn
-    fin = np.isfinite(m)
     o = acc / np.where(l > 0, l, 1.0)[:, None]
-    o[~fin] = 0.0
-    out[bad] = o
-    bound[bad] = H.rho[bad]
-    support[bad] = vis
-    return len(bad), ((bad, idx),) + tuple(kept)  # first, so that kept_keys finds the dense rows
+    o[~np.isfinite(m)] = 0.0
+    return o, (vis if H.extra is not None else np.full(len(rows), n, dtype=np.int64))
 
 
 def _screen_flagged(H: _Head, eps, out, bound, support, kept, threshold=True, rows=None):
