@@ -5,9 +5,10 @@
 
 1. few keys (``n_k < min_keys``): dense;
 2. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
-   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise 16 sampled queries are
-   screened (:mod:`.screen`: float32 scores, exact float64 core) and, if that costs less than dense by the
-   margin of step 4, every query is screened (decision 5), else dense;
+   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise, unless a key sample (as in
+   step 3) puts half the keys within the margin (flat scores), 16 sampled queries are screened
+   (:mod:`.screen`: float32 scores, exact float64 core) and, if that costs less than dense by the margin of
+   step 4, every query is screened (decision 5), else dense;
 3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
    the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
    the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
@@ -85,7 +86,8 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         return _dense_result(P, eps, check, 0)
     if tree is None:
         if P.n_q < min_queries_for_tree:
-            if _screen_pays(P, eps, max_work):
+            # flat scores (a key sample puts half the keys within the margin) cannot be screened cheaply
+            if not _sampled_support_check(P, eps, sample, 0.5) and _screen_pays(P, eps, max_work):
                 return _screened_all(P, eps, check)
             return _dense_result(P, eps, check, 2)
         code = _sampled_support_check(P, eps, sample, max_support)
@@ -139,6 +141,16 @@ def _screened_all(P, eps, check):
         return out, bound, support, kept, counters, H.vmax, "screened"
 
     return _run_per_head(P, eps, "auto", check, None, fn)
+
+
+def _flat_rows(H, rows, eps, sample=256) -> bool:
+    """Whether a sample of keys puts, for the median query of ``rows``, half the keys within the margin
+    ``log(n/β)`` of the sampled maximum (flat scores: screening them would not pay)."""
+    idx = np.sort(np.random.default_rng(12345).choice(H.n_k, size=min(sample, H.n_k), replace=False))
+    S = H.qs[rows] @ H.k[idx].T
+    m = S.max(axis=1)
+    tau = np.log(H.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
+    return bool(np.median((S >= (m - tau)[:, None]).mean(axis=1)) > 0.5)
 
 
 def _sampled_support_check(P, eps, sample, max_support) -> int:
@@ -202,9 +214,9 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         capped = int(np.count_nonzero(~np.isfinite(part[1])))
         est = (capped * H.n_k + KERNEL_KEY_COST * part[4]) / (len(samp) * H.n_k)
         screen = False
-        if est > 7 * max_work and capped:
+        flagged = samp[~np.isfinite(part[1])]
+        if est > 7 * max_work and capped and not _flat_rows(H, flagged, eps):
             # many queries defeat the block bounds: does float32 screening certify them cheaply?
-            flagged = samp[~np.isfinite(part[1])]
             spart, scost = _screen_sample(H, eps, flagged)
             est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
             if est <= 7 * max_work:
