@@ -34,8 +34,9 @@ Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--t
 BLAS and torch are single-threaded by default and times are the CPU time of this process (best of the
 interleaved repetitions): on a shared 2-core machine wall-clock times of every method are erratic, while the
 CPU time of a single-threaded call measures its work.  With ``--threads N`` (N > 1) wall-clock time is used.
-Each method gets one warm-up call, then the best of the repetitions is kept (more repetitions for fast
-calls: at least ~0.3 s of calls per method, at most 60).
+Each method gets one warm-up call, then the best of the repetitions is kept; the repetitions are interleaved
+(each round calls every method once, in a shuffled order) and small cases get more rounds (~0.3 s of the fastest method, at most
+60).
 """
 
 from __future__ import annotations
@@ -134,15 +135,22 @@ def run_case(label, q, k, v, scale, reps):
         "hier": lambda: hierarchical(q, k, v, eps=EPS, scale=scale, tree=tree),
         "screen": lambda: screened(q, k, v, eps=EPS, scale=scale),
     }
-    # each method: one warm-up call, then the best of `reps` consecutive calls
+    # each method: one warm-up call, then the best of the repetitions, interleaved (every round calls every
+    # method once, in a shuffled order), so that a slow phase of the machine hits all methods alike
     best = {name: np.inf for name in fns}
     res = {}
+    first = np.inf
     for name, fn in fns.items():
         t0 = clock()
         res[name] = fn()
-        first = clock() - t0
-        # small cases get more repetitions (at least ~0.3 s per method), so that the best is meaningful
-        for _ in range(max(reps, min(60, int(0.3 / max(first, 1e-4))))):
+        first = min(first, clock() - t0)
+    # small cases get more rounds (at least ~0.3 s of the fastest method), so that the best is meaningful
+    order = list(fns)
+    shuffle = np.random.default_rng(len(order) + k.shape[0])
+    for _ in range(max(reps, min(60, int(0.3 / max(first, 1e-4))))):
+        shuffle.shuffle(order)  # a method's position in the round (e.g. right after torch) must not matter
+        for name in order:
+            fn = fns[name]
             t0 = clock()
             res[name] = fn()
             best[name] = min(best[name], clock() - t0)
