@@ -21,6 +21,7 @@ from tropix.attention.bounds import rounding_bound
 from tropix.attention.tt_compressed import _tt_attention_matrix
 from tropix.errors import BoundViolationError, ToleranceError
 from tropix.tn import TTMatrix
+from _brute import exact_ttmatrix_dense, fractions as _frac
 
 mpmath.mp.dps = 50
 
@@ -73,22 +74,6 @@ def _exact_errors(output, exact):
     out = np.asarray(output.detach() if isinstance(output, torch.Tensor) else output, dtype=np.float64)
     return [mpmath.sqrt(mpmath.fsum((mpmath.mpf(float(a)) - b) ** 2 for a, b in zip(row, ex)))
             for row, ex in zip(out, exact)]
-
-
-def _frac(a):
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(a, dtype=np.float64))
-
-
-def _exact_tt_dense(T):
-    """The matrix the stored cores of a TTMatrix represent, exactly (object array of Fraction)."""
-    cores = [_frac(c) for c in T.cores]
-    d = len(cores)
-    out = cores[0]
-    for c in cores[1:]:
-        out = np.tensordot(out, c, axes=1)
-    out = out.reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
-    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
-    return out.transpose(perm).reshape(T.shape)
 
 
 def _row_sq_norms(A):
@@ -156,7 +141,7 @@ def test_contraction_term_bounds_the_exact_rounding_and_is_needed(seed, spread):
     """|fl(P̃ v̂) - P̃ v̂|_2 per row (exact Fractions) <= the contraction term; the error is not zero, so the
     term cannot be dropped."""
     q, k, v, sc, tt = _small_case(seed, 0.3, spread=spread)
-    exact = _exact_tt_dense(tt.matrix).dot(_frac(v))
+    exact = exact_ttmatrix_dense(tt.matrix).dot(_frac(v))
     sq = _row_sq_norms(_frac(tt.output) - exact)
     assert all(s <= Fraction(float(b)) ** 2 for s, b in zip(sq, tt.contraction))
     assert max(sq) > 0
@@ -171,7 +156,7 @@ def test_truncation_term_is_rigorous_where_nothing_is_discarded(seed):
     measured truncation term bounds |(P̃ - P̂) v̂|_2 exactly."""
     q, k, v, sc, tt = _small_case(seed, 1e-3)
     P = dense(q, k, np.eye(k.shape[0]), scale=sc)
-    diff = _exact_tt_dense(tt.matrix) - _frac(P)
+    diff = exact_ttmatrix_dense(tt.matrix) - _frac(P)
     assert 0 < tt.matrix.error_bound < 1e-13 and any(x != 0 for x in diff.ravel())
     assert sum(x * x for x in diff.ravel()) <= Fraction(tt.matrix.error_bound) ** 2
     sq = _row_sq_norms(diff.dot(_frac(v)))
@@ -185,7 +170,7 @@ def test_truncation_term_is_tight_when_it_dominates(seed):
     Frobenius-times-spectral-norm accounting it replaces."""
     q, k, v, sc, tt = _small_case(seed, 0.3)
     P = dense(q, k, np.eye(k.shape[0]), scale=sc)
-    sq = _row_sq_norms((_exact_tt_dense(tt.matrix) - _frac(P)).dot(_frac(v)))
+    sq = _row_sq_norms((exact_ttmatrix_dense(tt.matrix) - _frac(P)).dot(_frac(v)))
     true = np.sqrt(np.array([float(s) for s in sq]))
     assert np.all(true <= tt.truncation) and np.all(tt.truncation <= true * (1 + 1e-9) + 1e-13)
     assert np.all(tt.truncation <= tt.matrix.error_bound * np.linalg.norm(v, 2) * (1 + 1e-9))
@@ -263,7 +248,7 @@ def test_float32_cores(seed):
     rng = np.random.default_rng(seed)
     T = compress_projections(*(rng.standard_normal((12, 4)) for _ in range(3)), eps=0.3)
     T32 = TTProjections(*(TTMatrix(tuple(c.astype(np.float32) for c in t.cores)) for t in (T.wq, T.wk, T.wv)))
-    W = [_exact_tt_dense(t) for t in (T32.wq, T32.wk, T32.wv)]
+    W = [exact_ttmatrix_dense(t) for t in (T32.wq, T32.wk, T32.wv)]
     X = (rng.standard_normal((5, 12)) * 10.0 ** rng.uniform(-2, 2, (5, 12))).astype(np.float32)
     r = tt_compressed(X, X, T32, causal=bool(seed % 2), attention_tt_eps=0.2)
     err = _exact_errors(r.output, _exact_attention(X, X, W, causal=bool(seed % 2)))

@@ -6,8 +6,6 @@ stored cores, computed with Fractions for tiny sizes and with a certified float6
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 import torch
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 from conftest import to_np
 from tropix.errors import ShapeError
 from tropix.tn import TTMatrix
+from _brute import exact_ttmatrix_dense, fractions as _frac
 
 
 def _random_tt(rng, rd, cd, ranks, dtype, spread=0.0):
@@ -28,22 +27,6 @@ def _random_tt(rng, rd, cd, ranks, dtype, spread=0.0):
         c = rng.standard_normal(shape) * 10.0 ** rng.uniform(-spread, spread, shape)
         cores.append(c.astype(dtype))
     return TTMatrix(tuple(cores))
-
-
-def _exact_dense(T):
-    """The dense matrix of the stored cores, exactly (object arrays of Fraction)."""
-    cores = [np.vectorize(Fraction, otypes=[object])(np.asarray(c, dtype=np.float64)) for c in T.cores]
-    d = len(cores)
-    out = cores[0]
-    for c in cores[1:]:
-        out = np.tensordot(out, c, axes=1)
-    out = out.reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
-    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
-    return out.transpose(perm).reshape(T.shape)
-
-
-def _frac(a):
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(a, dtype=np.float64))
 
 
 def _within(Y, exact, E):
@@ -69,7 +52,7 @@ def test_bound_dominates_exact_error(dims, dtype, spread, cancel, seed):
     if cancel:  # a column whose exact product nearly cancels: the relative error of the result is large
         X[:, 2] = X[:, 0] * (1 + 2.0**-10)
         X[:, 2] = (X[:, 2] - X[:, 0]).astype(dtype)
-    W = _exact_dense(T)
+    W = exact_ttmatrix_dense(T)
     exact = W.dot(_frac(X))
     E = T.matmat_rounding_bound(X)
     assert E.shape == (M, 3) and E.dtype == np.float64
@@ -89,7 +72,7 @@ def test_float32_rounding_is_visible_and_bounded():
     rng = np.random.default_rng(7)
     T = _random_tt(rng, (3, 2, 2), (2, 3, 2), (3, 4), np.float32)
     X = rng.standard_normal((T.shape[1], 5)).astype(np.float32)
-    exact = _exact_dense(T).dot(_frac(X))
+    exact = exact_ttmatrix_dense(T).dot(_frac(X))
     E = T.matmat_rounding_bound(X)
     ok, err = _within(T.matmat(X), exact, E)
     assert ok and err > 1e-8
@@ -125,7 +108,7 @@ def test_torch_float32_backend():
     Y = Tt.rmatmat(X)
     E = Tt.rmatmat_rounding_bound(X)
     assert isinstance(E, np.ndarray)
-    ok, err = _within(to_np(Y), _frac(to_np(X)).dot(_exact_dense(Tn)), E)
+    ok, err = _within(to_np(Y), _frac(to_np(X)).dot(exact_ttmatrix_dense(Tn)), E)
     assert ok and err > 0
 
 
