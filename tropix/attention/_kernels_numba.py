@@ -33,6 +33,20 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
+def _score_block(q, kp, j0, j1, d, sbuf, pbuf, ns, m):
+    """Exact scores of the keys ``j0 .. j1-1`` (tree order) appended to ``sbuf``/``pbuf`` from ``ns``;
+    returns the new length and ``max(m, scores)``."""
+    for j in range(j0, j1):
+        s = _dot(q, kp[j], d)
+        sbuf[ns] = s
+        pbuf[ns] = j
+        ns += 1
+        if s > m:
+            m = s
+    return ns, m
+
+
+@njit(cache=True, nogil=True)
 def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
                 out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
@@ -80,13 +94,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            for j in range(st[b], st[b] + ct[b]):
-                s = _dot(q, kp[j], d)
-                sbuf[ns] = s
-                pbuf[ns] = j
-                ns += 1
-                if s > m:
-                    m = s
+            ns, m = _score_block(q, kp, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
@@ -154,15 +162,8 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            mb = m
             t0 = ns
-            for j in range(st[b], st[b] + ct[b]):
-                s = _dot(q, kp[j], d)
-                sbuf[ns] = s
-                pbuf[ns] = j
-                ns += 1
-                if s > mb:
-                    mb = s
+            ns, mb = _score_block(q, kp, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
             if mb > m:
                 z *= np.exp(m - mb)
                 m = mb
