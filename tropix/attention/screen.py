@@ -234,7 +234,7 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
 
-def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=4096, k32=None, width=0.25,
+def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=4096, width=0.25,
                 share=0.75, use_kernel=True, abort=0.5):
     """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
 
@@ -275,12 +275,9 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
         q32T = np.ascontiguousarray(H.qs[rr].astype(np.float32).T)
         e = err[sl].copy()
         if masked:
-            # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|)
-            bmax = np.zeros(c_n)
-            for b0 in range(0, n, kblock):
-                E = H.extra(rr, np.arange(b0, min(n, b0 + kblock)))
-                bmax = np.maximum(bmax, np.where(np.isfinite(E), np.abs(E), 0.0).max(axis=1))
-            e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + bmax) * (1 + 1e-6)
+            # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
+            # a finite extra term is a bias entry (masks only add -inf), so |b| <= H.bmax
+            e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + H.bmax) * (1 + 1e-6)
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
@@ -298,8 +295,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
         taul = np.tile(tau, (LEVELS, 1))
         ridx = np.arange(c_n)  # the rows still screened (columns of the score blocks)
         for b0 in range(0, n, kblock):
-            kb32 = H.k[b0:b0 + kblock].astype(np.float32) if k32 is None else k32[b0:b0 + kblock]
-            S = kb32 @ q32T  # (keys, queries) float32 screening scores
+            S = H.k[b0:b0 + kblock].astype(np.float32) @ q32T  # (keys, queries) float32 screening scores
             if masked:
                 S = S.astype(np.float64) + H.extra(rr[ridx], np.arange(b0, b0 + S.shape[0])).T
             # in the first block a row collecting more than twice its share of the abort limit stops at once
