@@ -143,35 +143,42 @@ def _screened_all(P, eps, check):
     return _run_per_head(P, eps, "auto", check, None, fn)
 
 
-def _flat_rows(H, rows, eps, sample=256) -> bool:
-    """Whether a sample of keys puts, for the median query of ``rows``, half the keys within the margin
-    ``log(n/β)`` of the sampled maximum (flat scores: screening them would not pay)."""
-    idx = np.sort(np.random.default_rng(12345).choice(H.n_k, size=min(sample, H.n_k), replace=False))
-    S = H.qs[rows] @ H.k[idx].T
+def _key_sample(n_k, sample):
+    """The fixed random sample of keys the cheap statistics look at."""
+    return np.sort(np.random.default_rng(12345).choice(n_k, size=min(sample, n_k), replace=False))
+
+
+def _near_fraction(S, n_k, eps) -> float:
+    """Median over the queries (rows of the sampled scores ``S``) of the fraction of sampled keys within the
+    margin ``log(n_k / β)`` of the sampled maximum; rows without a finite score are ignored."""
     m = S.max(axis=1)
-    tau = np.log(H.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
-    return bool(np.median((S >= (m - tau)[:, None]).mean(axis=1)) > 0.5)
+    fin = np.isfinite(m)
+    if not fin.any():
+        return 0.0
+    tau = np.log(n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
+    frac = (S[fin] >= (m[fin] - tau)[:, None]).mean(axis=1)
+    return float(np.median(frac))
+
+
+def _flat_rows(H, rows, eps, sample=256) -> bool:
+    """Whether the key sample puts, for the median query of ``rows``, half the keys within the margin
+    (flat scores: screening them would not pay)."""
+    return _near_fraction(H.qs[rows] @ H.k[_key_sample(H.n_k, sample)].T, H.n_k, eps) > 0.5
 
 
 def _sampled_support_check(P, eps, sample, max_support) -> int:
-    """1 if a key sample shows a large τ-active fraction (dense will do), else 0."""
-    # 2. sampled support estimate, every head
+    """1 if a key sample shows a large τ-active fraction in some head (dense will do), else 0."""
     qn = np.asarray(to_numpy(P.q), dtype=np.float64)
     kn = np.asarray(to_numpy(P.k), dtype=np.float64)
-    rng = np.random.default_rng(12345)
-    idx = np.sort(rng.choice(P.n_k, size=min(sample, P.n_k), replace=False))
-    est = []
+    idx = _key_sample(P.n_k, sample)
     for h in np.ndindex(*P.batch_shape) if P.batch_shape else [()]:
         S = (qn[h] * P.scale) @ kn[h][idx].T
         f, _ = extra_numpy(P, h)
         if f is not None:
             S = S + f(np.arange(P.n_q), idx)
-        m = S.max(axis=1)
-        fin = np.isfinite(m)
-        tau = np.log(P.n_k / max(float(pruning_budget(eps, 0.0)), 1e-300))
-        frac = np.where(fin[:, None], S >= (m - tau)[:, None], False).mean(axis=1)
-        est.append(float(np.median(frac[fin])) if fin.any() else 0.0)
-    return 1 if max(est) > max_support else 0
+        if _near_fraction(S, P.n_k, eps) > max_support:
+            return 1
+    return 0
 
 
 def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
