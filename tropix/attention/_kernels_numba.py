@@ -47,6 +47,31 @@ def _score_block(q, kp, j0, j1, d, sbuf, pbuf, ns, m):
 
 
 @njit(cache=True, nogil=True)
+def _take_key(w, j, theta, v, vn, acc, za, cnt, x, vd):
+    """Key-level threshold for key ``j`` (original order) of weight ``w``: above ``theta`` it enters the
+    output sums ``acc``/``za``/``cnt``, otherwise the dropped mass ``x`` and the largest dropped ``|v|``."""
+    if w > theta:
+        vr = v[j]
+        for e in range(acc.shape[0]):
+            acc[e] += w * vr[e]
+        return za + w, cnt + 1, x, vd
+    return za, cnt, x + w, max(vd, vn[j])
+
+
+@njit(cache=True, nogil=True)
+def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
+    """Row ``r`` of the outputs: the normalised sums, kept mass, dropped-mass bound, largest dropped
+    ``|v|`` and support."""
+    zs = za if za > 0 else 1.0
+    for e in range(acc.shape[0]):
+        out[r, e] = acc[e] / zs
+    Z[r] = za
+    D[r] = dd
+    VD[r] = vd
+    support[r] = cnt
+
+
+@njit(cache=True, nogil=True)
 def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
                 out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
@@ -200,23 +225,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             same = bmax[g] == m  # then wbuf holds exactly exp(s - m)
             for t in range(bstart[g], bstart[g + 1]):
                 w = wbuf[t] if same else np.exp(sbuf[t] - m)
-                j = pbuf[t]
-                if w > theta:
-                    za += w
-                    cnt += 1
-                    vr = v[perm[j]]
-                    for e in range(dv):
-                        acc[e] += w * vr[e]
-                else:
-                    x += w
-                    if vn[perm[j]] > vd:
-                        vd = vn[perm[j]]
-        zs = za if za > 0 else 1.0
-        for e in range(dv):
-            out[r, e] = acc[e] / zs
-        Z[r] = za
-        D[r] = dd + x
-        VD[r] = vd
-        support[r] = cnt
+                za, cnt, x, vd = _take_key(w, perm[pbuf[t]], theta, v, vn, acc, za, cnt, x, vd)
+        _write_row(r, acc, za, dd + x, vd, cnt, out, Z, D, VD, support)
         nkeys[r] = ns
         kept_n[r] = nkb

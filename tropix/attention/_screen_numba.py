@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import _dot
+from ._kernels_numba import _dot, _take_key, _write_row
 
 
 @njit(cache=True, nogil=True)
@@ -276,22 +276,5 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
         x = 0.0
         kc = 0
         for t in range(c):
-            w = sbuf[t]
-            j = core[r, t]
-            if w > theta:
-                za += w
-                kc += 1
-                vr = v[j]
-                for e in range(dv):
-                    acc[e] += w * vr[e]
-            else:
-                x += w
-                if vn[j] > vd:
-                    vd = vn[j]
-        zs = za if za > 0 else 1.0
-        for e in range(dv):
-            out[r, e] = acc[e] / zs
-        Z[r] = za
-        D[r] = dd + x
-        VD[r] = vd
-        support[r] = kc
+            za, kc, x, vd = _take_key(sbuf[t], core[r, t], theta, v, vn, acc, za, kc, x, vd)
+        _write_row(r, acc, za, dd + x, vd, kc, out, Z, D, VD, support)
