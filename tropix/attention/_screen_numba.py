@@ -1,6 +1,6 @@
 """numba kernels of screened attention (imported lazily by :mod:`tropix.attention.screen`).
 
-``scan_block``: one block of screening scores (keys x queries, float32 or float64): running row maxima, the
+``scan_block``: one block of screening scores (queries x keys, float32 or float64): running row maxima, the
 candidate keys within a margin of them, and a bound on the mass of the others from level counts.
 ``plan_rows``: after the first block, the collection margin of each query for the other blocks.
 ``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.  ``finish_rows``: exact float64 scores of
@@ -25,105 +25,108 @@ def _down(x, like):
     return y
 
 
+@njit(cache=True, nogil=True, fastmath={"nnan"})
+def _row_max(row, m):
+    """``max(m, max(row))``; screening scores are never NaN, so eight running maxima vectorise the loop."""
+    n = row.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = m
+    j = 0
+    while j + 8 <= n:
+        m0 = max(m0, row[j])
+        m1 = max(m1, row[j + 1])
+        m2 = max(m2, row[j + 2])
+        m3 = max(m3, row[j + 3])
+        m4 = max(m4, row[j + 4])
+        m5 = max(m5, row[j + 5])
+        m6 = max(m6, row[j + 6])
+        m7 = max(m7, row[j + 7])
+        j += 8
+    for t in range(j, n):
+        m = max(m, row[t])
+    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, max(m7, m))))
+
+
+_CHUNK = 64  # keys per chunk: the collection test runs vectorised per chunk, the rare hits element by element
+
+
 @njit(cache=True, nogil=True)
 def scan_block(S, j0, ridx, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
-    """Fold the block ``S`` (``(kb, nr)``: scores of keys ``j0 .. j0+kb-1`` for ``nr`` queries) into the state.
+    """Fold the block ``S`` (``(nr, kb)``: scores of ``nr`` queries with keys ``j0 .. j0+kb-1``) into the state.
 
-    Column ``r`` of ``S`` belongs to state row ``ridx[r]`` (the state arrays may hold more rows).
+    Row ``r`` of ``S`` belongs to state row ``ridx[r]`` (the state arrays may hold more rows).
 
-    ``smax[r]``: running maximum.  Keys with ``S >= smax - tauc[r]`` (at the time they are seen) are
-    collected into ``cidx[r, :cnt[r]]`` / ``cval[r, :cnt[r]]`` (``cnt[r] = -1`` once more than ``cap``: the row
-    is then no longer tracked).  Every other key is only counted against the levels
-    ``tauc[r] < taul[0, r] < ... < taul[L-1, r]``: a key below ``smax - tauc`` but not below
-    ``smax - taul[0]`` adds ``exp(-tauc)`` to ``dun[r]``, one below level ``l-1`` but not ``l`` adds
-    ``exp(-taul[l-1])``, one below every level ``exp(-taul[L-1])``; as the running maximum never exceeds the
-    final one, ``dun[r]`` bounds ``sum exp(s̃_j - max s̃)`` over the keys not collected.  ``nfin[r]`` counts
+    ``smax[q]``: running maximum (updated with the whole block first).  Keys with ``S >= smax - tauc[q]``
+    are collected into ``cidx[q, :cnt[q]]`` / ``cval[q, :cnt[q]]`` (``cnt[q] = -1`` once more than ``cap``: the
+    row is then no longer tracked).  Every other key is only counted against the four levels
+    ``tauc[q] < taul[0, q] < ... < taul[3, q]``: a key below ``smax - tauc`` but not below
+    ``smax - taul[0]`` adds ``exp(-tauc)`` to ``dun[q]``, one below level ``l-1`` but not ``l`` adds
+    ``exp(-taul[l-1])``, one below every level ``exp(-taul[3])``; as the running maximum never exceeds the
+    final one, ``dun[q]`` bounds ``sum exp(s̃_j - max s̃)`` over the keys not collected.  ``nfin[q]`` counts
     the finite scores if ``masked`` (masked keys, ``-inf``, carry no mass and are not counted).
+    The thresholds ``smax - t`` are rounded down to the dtype of ``S``.
     """
-    kb, nr = S.shape
-    L = taul.shape[0]
-    m = np.empty(nr, dtype=S.dtype)
-    for r in range(nr):
-        m[r] = smax[ridx[r]]
-    for j in range(kb):
-        row = S[j]
-        for r in range(nr):
-            x = row[r]
-            if x > m[r]:
-                m[r] = x
-    tc = np.empty(nr, dtype=S.dtype)
-    tl = np.empty((L, nr), dtype=S.dtype)
-    for r in range(nr):
-        q = ridx[r]
-        smax[q] = m[r]
-        if cnt[q] < 0 or not m[r] > -np.inf:
-            tc[r] = np.inf if cnt[q] < 0 else -np.inf
-            for l in range(L):
-                tl[l, r] = tc[r]
-            continue
-        tc[r] = _down(np.float64(m[r]) - tauc[q], S)
-        for l in range(L):
-            tl[l, r] = _down(np.float64(m[r]) - taul[l, q], S)
-    cb = np.zeros((L, nr), dtype=np.int32)  # per block: at most kb < 2**31
-    nf = np.zeros(nr, dtype=np.int32)
-    c0 = np.empty(nr, dtype=np.int64)
-    for r in range(nr):
-        c0[r] = cnt[ridx[r]]
-    hit = np.empty(nr, dtype=np.uint8)
-    for j in range(kb):
-        row = S[j]
-        for l in range(L):  # level counts (vectorised over the queries)
-            tll = tl[l]
-            cbl = cb[l]
-            for r in range(nr):
-                cbl[r] += np.int32(row[r] >= tll[r])
-        if masked:
-            for r in range(nr):
-                nf[r] += np.int32(row[r] > -np.inf)
-        tot = 0
-        for r in range(nr):  # branch-free test of every query, then the rare hits
-            h = np.uint8(row[r] >= tc[r])
-            hit[r] = h
-            tot += h
-        if tot == 0:
-            continue
-        for r in range(nr):
-            if hit[r] and row[r] > -np.inf:
-                q = ridx[r]
-                c = cnt[q]
-                if c < 0:
-                    continue
-                if c == cap:
-                    cnt[q] = -1
-                    tc[r] = np.inf
-                else:
-                    cidx[q, c] = j0 + j
-                    cval[q, c] = row[r]
-                    cnt[q] = c + 1
-    for r in range(nr):
-        q = ridx[r]
+    nr, kb = S.shape
+    for rc in range(nr):
+        q = ridx[rc]
+        row = S[rc]
+        m = _row_max(row, smax[q])
+        smax[q] = m
         if cnt[q] < 0:
             continue
+        nk = kb
         if masked:
-            nfin[q] += nf[r]
-            nk = nf[r]
-        else:
-            nk = kb
-        if not m[r] > -np.inf:
+            nk = 0
+            for j in range(kb):
+                nk += row[j] > -np.inf
+            nfin[q] += nk
+        if not m > -np.inf:
             continue
-        got = cnt[q] - c0[r]
-        acc = (cb[0, r] - got) * np.exp(-tauc[q])
-        for l in range(1, L):
-            acc += (cb[l, r] - cb[l - 1, r]) * np.exp(-taul[l - 1, q])
-        acc += (nk - cb[L - 1, r]) * np.exp(-taul[L - 1, q])
-        dun[q] += acc
+        m64 = np.float64(m)
+        tc = _down(m64 - tauc[q], S)
+        t0 = _down(m64 - taul[0, q], S)
+        t1 = _down(m64 - taul[1, q], S)
+        t2 = _down(m64 - taul[2, q], S)
+        t3 = _down(m64 - taul[3, q], S)
+        a0 = 0
+        a1 = 0
+        a2 = 0
+        a3 = 0
+        c0 = cnt[q]
+        for s in range(0, kb, _CHUNK):
+            ch = row[s:s + _CHUNK]
+            h = 0
+            for j in range(ch.shape[0]):  # vectorised: the level counts and the collection test of the chunk
+                x = ch[j]
+                a0 += x >= t0
+                a1 += x >= t1
+                a2 += x >= t2
+                a3 += x >= t3
+                h += x >= tc
+            if h == 0 or cnt[q] < 0:
+                continue
+            for j in range(ch.shape[0]):
+                x = ch[j]
+                if x >= tc and x > -np.inf:
+                    c = cnt[q]
+                    if c == cap:
+                        cnt[q] = -1
+                        break
+                    cidx[q, c] = j0 + s + j
+                    cval[q, c] = x
+                    cnt[q] = c + 1
+        if cnt[q] < 0:
+            continue
+        got = cnt[q] - c0
+        dun[q] += ((a0 - got) * np.exp(-tauc[q]) + (a1 - a0) * np.exp(-taul[0, q])
+                   + (a2 - a1) * np.exp(-taul[1, q]) + (a3 - a2) * np.exp(-taul[2, q])
+                   + (nk - a3) * np.exp(-taul[3, q]))
 
 
 @njit(cache=True, nogil=True)
-def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est):
+def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est, ew):
     """After the first block: per row the collection margin ``tauc[r]`` for the other blocks and the
     extrapolated number of keys it collects (``est[r]``), from the band histogram of the first block's
-    candidates scaled by ``scale`` (= n / block size).  A heuristic: the certificate does not depend on it."""
+    candidates scaled by ``scale`` (= n / block size); ``ew[b] = exp(-b width)``.  A heuristic: the certificate does not depend on it."""
     nr = smax.shape[0]
     for r in range(nr):
         c = cnt[r]
@@ -143,13 +146,13 @@ def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, ta
             bc[b] += 1.0
         dsum = n * np.exp(-tf)
         for b in range(1, nb):
-            dsum += scale * bc[b] * np.exp(-b * width)
-        zlo = 1.0 + (bc[0] - 1.0) * np.exp(-width)
+            dsum += scale * bc[b] * ew[b]
+        zlo = 1.0 + (bc[0] - 1.0) * ew[1]
         target = 0.5 * share * beta[r]
         bstar = 1
         while bstar < nb and dsum > target * zlo:
-            dsum -= scale * bc[bstar] * np.exp(-bstar * width)
-            zlo += bc[bstar] * np.exp(-(bstar + 1) * width)
+            dsum -= scale * bc[bstar] * ew[bstar]
+            zlo += bc[bstar] * ew[bstar + 1]
             bstar += 1
         tc = bstar * width + margin
         if tc > tf:
@@ -163,14 +166,15 @@ def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, ta
 
 
 @njit(cache=True, nogil=True)
-def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil):
+def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil, ew):
     """Per row: bin the collected keys in bands of ``width`` below ``smax`` and choose the smallest core of
     top bands whose left-out mass bound is within ``share`` of the budget.
 
     Writes the core in place, ``cidx[r, :ncore[r]]`` (key indices), and ``dtil[r]``, a bound on the sum over left-out keys of
     ``exp(ŝ_j - smax[r])`` (``ŝ`` the float64 scores, within ``err[r]`` of the screening scores):
     ``(dun[r] + sum_{b >= b*} count_b exp(-b width)) exp(e)``.  ``ncore[r] = -1`` for rows that overflowed
-    (``cnt[r] < 0``); rows without a finite score get ``ncore = 0``.
+    (``cnt[r] < 0``); rows without a finite score get ``ncore = 0``.  ``ew[b] = exp(-b width)`` for
+    ``b <= 4097``.
     """
     nr = smax.shape[0]
     for r in range(nr):
@@ -198,20 +202,25 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
         # smallest bstar with  D(bstar) <= share beta Z(bstar):  D = d_rest + sum_{b >= bstar} bc[b] exp(-b width + e)
         # bounds the left-out mass, Z = exp(-e) + sum_{b < bstar} (bc[b] - [b = 0]) exp(-(b + 1) width - e)
         # the kept mass (the maximum key, of screening score m, is in band 0), both relative to exp(m)
-        dsum = d_rest
+        # exp(-b width) from the table ew (exp(-b width +- e) = ew[b] exp(+-e): a few ulps, within the final slack)
+        ep = np.exp(e)
+        em = np.exp(-e)
+        dsum = 0.0
         for b in range(1, nb):
-            dsum += bc[b] * np.exp(-b * width + e)
-        zlo = np.exp(-e) + (bc[0] - 1) * np.exp(-width - e)
+            dsum += bc[b] * ew[b]
+        dsum = d_rest + dsum * ep
+        zlo = em + (bc[0] - 1) * ew[1] * em
         half = share * beta[r]
         bstar = 1
         while bstar < nb and dsum > half * zlo:
-            dsum -= bc[bstar] * np.exp(-bstar * width + e)
-            zlo += bc[bstar] * np.exp(-(bstar + 1) * width - e)
+            dsum -= bc[bstar] * ew[bstar] * ep
+            zlo += bc[bstar] * ew[bstar + 1] * em
             bstar += 1
         # the bound itself: a fresh sum of positive terms (the running difference above may have cancelled)
-        acc = d_rest
+        acc = 0.0
         for b in range(bstar, nb):
-            acc += bc[b] * np.exp(-b * width + e)
+            acc += bc[b] * ew[b]
+        acc = d_rest + acc * ep
         k = 0
         for t in range(c):
             b = int((m - np.float64(cval[r, t])) * (1.0 - 1e-15) / width)

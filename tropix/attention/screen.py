@@ -4,7 +4,7 @@ Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 
 ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
 
 1. all scores are computed once in single precision, ``s̃ = fl32(q̂ · k̂)`` (``q̂``, ``k̂`` the float32
-   roundings of the scaled query and the key), one BLAS ``sgemm`` per block of keys (keys x queries);
+   roundings of the scaled query and the key), one BLAS ``sgemm`` per block of keys (queries x keys);
 2. while the blocks stream by, each query tracks its running maximum ``m̃`` and *collects* the keys with
    ``s̃ >= m̃ - τ_c`` (thresholds rounded down); the first block uses the full margin
    ``τ = log(8 N / β) + 2 e`` (``N`` keys, ``β`` the dropped-mass budget, ``e`` the screening error below),
@@ -53,7 +53,8 @@ __all__ = ["screened", "screen_error"]
 
 _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such heads are not screened
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
-LEVEL_STEPS = np.array([1.0, 2.0, 4.0, np.inf])  # count levels above the collection margin (the last: full)
+LEVEL_STEPS = np.array([1.0, 2.0, 4.0, np.inf])  # count levels above the collection margin (the last: full;
+# the kernel scan_block is written for exactly these four)
 LEVELS = len(LEVEL_STEPS)
 PLAN_MARGIN = 2.0  # added to the first block's estimate of the collection margin
 
@@ -106,13 +107,13 @@ def screen_error(qnorm, kmax, kabsmax, qabsmax, d: int):
 
 def _scan_block_numpy(S, j0, ridx, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
     """Reference implementation of the kernel ``scan_block`` (same state updates)."""
-    m = np.maximum(smax[ridx], S.max(axis=0, initial=-np.inf))
+    m = np.maximum(smax[ridx], S.max(axis=1, initial=-np.inf))
     smax[ridx] = m
-    for rc in range(S.shape[1]):
+    for rc in range(S.shape[0]):
         r = ridx[rc]
         if cnt[r] < 0:
             continue
-        col = S[:, rc]
+        col = S[rc]
         fin = col > -np.inf
         if masked:
             nfin[r] += int(fin.sum())
@@ -151,7 +152,7 @@ def _nbands(tf, width):
     return int(min(np.ceil(tf / width) + 2, 4096))
 
 
-def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est):
+def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est, ew=None):
     """Reference implementation of the kernel ``plan_rows``."""
     for r in range(len(smax)):
         c, tf = int(cnt[r]), float(taufull[r])
@@ -171,7 +172,7 @@ def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, 
         est[r] = scale * bc[np.arange(nb) * width <= tauc[r]].sum()
 
 
-def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil):
+def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil, ew=None):
     """Reference implementation of the kernel ``finalize_rows`` (same outputs)."""
     for r in range(len(smax)):
         c = int(cnt[r])
@@ -243,7 +244,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
     default ``max(n_k // 4, 64)``), or whose candidates among the first ``kblock`` keys extrapolate to more
     than ``abort * cap`` (screening them would cost more than dense evaluation: they stop being screened
     after the first block), get an infinite bound: the caller recomputes them densely.
-    The screen runs over blocks of ``kblock`` keys (an ``sgemm`` of keys x queries per block, memory
+    The screen runs over blocks of ``kblock`` keys (an ``sgemm`` of queries x keys per block, memory
     ``O(kblock * qchunk)``); ``width`` is the band width of the left-out mass bound.
     ``evals`` counts the float64 score evaluations (the float32 screen scores every key once).
     """
@@ -266,13 +267,14 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
     # largest entries for the underflow term: a vector's entries are at most its norm
     err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
     u64 = unit_roundoff(np.float64)
+    ew = np.exp(-float(width) * np.arange(4098.0))  # band weights exp(-b width)
     masked = H.extra is not None
     keys, counts = [], []
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
         sl = slice(a, a + len(rr))
         c_n = len(rr)
-        q32T = np.ascontiguousarray(H.qs[rr].astype(np.float32).T)
+        q32 = H.qs[rr].astype(np.float32)
         e = err[sl].copy()
         if masked:
             # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
@@ -295,16 +297,17 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
         taul = np.tile(tau, (LEVELS, 1))
         ridx = np.arange(c_n)  # the rows still screened (columns of the score blocks)
         for b0 in range(0, n, kblock):
-            S = H.k[b0:b0 + kblock].astype(np.float32) @ q32T  # (keys, queries) float32 screening scores
+            b1 = min(b0 + kblock, n)
+            S = q32 @ H.k[b0:b1].astype(np.float32).T  # (queries, keys) float32 screening scores
             if masked:
-                S = S.astype(np.float64) + H.extra(rr[ridx], np.arange(b0, b0 + S.shape[0])).T
+                S = S.astype(np.float64) + H.extra(rr[ridx], np.arange(b0, b1))
             # in the first block a row collecting more than twice its share of the abort limit stops at once
-            cap_b = cap if b0 or n <= kblock else min(cap, max(int(2 * abort * cap * S.shape[0] / n), 64))
+            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * abort * cap * S.shape[1] / n), 64))
             scan(np.ascontiguousarray(S), b0, ridx, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
-            if b0 == 0 and n > kblock:
+            if b0 == 0 and b1 < n:
                 est = np.zeros(c_n)
-                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / S.shape[0], float(n),
-                     PLAN_MARGIN, tauc, est)
+                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / S.shape[1], float(n),
+                     PLAN_MARGIN, tauc, est, ew)
                 # a floor: a later block may hold a cluster near a higher maximum that the first block did not
                 # show; below the floor even 64 such keys per level would exhaust the budget
                 with np.errstate(divide="ignore"):
@@ -319,10 +322,10 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
                     ridx = np.flatnonzero(~quit_)
                     if len(ridx) == 0:
                         break
-                    q32T = np.ascontiguousarray(q32T[:, ridx])
+                    q32 = q32[ridx]
         ncore = np.zeros(c_n, dtype=np.int64)
         dtil = np.zeros(c_n)
-        finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil)
+        finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil, ew)
         core = cidx
         o = np.zeros((c_n, H.v.shape[1]))
         Zr, Dr, VDr = np.zeros(c_n), np.zeros(c_n), np.zeros(c_n)
