@@ -8,7 +8,41 @@ blocks it cannot certify away, the softmax over them, and the certified dropped 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from llvmlite.binding import llvm_version_info
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+# the intrinsic's name carries the pointer type: opaque pointers from LLVM 15 on
+_PREFETCH = "llvm.prefetch.p0" if llvm_version_info[0] >= 15 else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def _prefetch_row(typingctx, arr, j):
+    """Hint the CPU to fetch row ``j`` of the 2-D array ``arr`` into cache (``llvm.prefetch`` of each
+    64-byte line of the row; a hint only: it never faults and does not change any result)."""
+    sig = types.void(arr, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        row = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [row, context.get_constant(types.intp, 0)])
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
+        line = context.get_constant(types.intp, 64)
+        nbytes = builder.mul(builder.extract_value(ary.shape, 1), context.get_constant(types.intp, aryty.dtype.bitwidth // 8))
+        nlines = builder.udiv(builder.add(nbytes, context.get_constant(types.intp, 63)), line)
+        with cgutils.for_range(builder, nlines) as loop:
+            p = builder.gep(i8p, [builder.mul(loop.index, line)])
+            builder.call(fn, [p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import _dot, _take_key, _write_row
+from ._kernels_numba import _dot, _prefetch_row, _take_key, _write_row
 
 
 @njit(cache=True, nogil=True)
@@ -46,6 +46,7 @@ def _row_max(row, m):
     return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, max(m7, m))))
 
 
+_AHEAD = 8  # core keys fetched ahead in finish_rows
 _CHUNK = 64  # keys per chunk: the collection test runs vectorised per chunk, the rare hits element by element
 
 
@@ -261,6 +262,9 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
         q = qs[rows[r]]
         m = -np.inf
         for t in range(c):
+            if t + _AHEAD < c:  # the core keys are scattered: fetch the rows a few keys ahead
+                _prefetch_row(k, core[r, t + _AHEAD])
+                _prefetch_row(v, core[r, t + _AHEAD])
             s = _dot(q, k[core[r, t]], d)
             sbuf[t] = s
             if s > m:
