@@ -1,0 +1,540 @@
+r"""bfloat16 screening scores: a VDPBF16PS (AVX512-BF16) GEMM with a rigorous error bound.
+
+:func:`scores` computes ``S[j, r] = Σ_l bf16(k[j, l]) · bf16(q[r, l])`` (keys x queries, float32, C order),
+the product that :mod:`tropix.attention.screen` otherwise does with an OpenBLAS ``sgemm``.  Its kernel is
+LLVM IR written here, compiled by ``llvmlite`` for the host CPU on first use and called through ``ctypes``
+(no C compiler, no torch).  It runs only where :func:`available` is true (the CPU reports ``avx512f`` and
+``avx512bf16``); elsewhere nothing is compiled and :func:`scores` raises :class:`UnsupportedCPUError`.
+
+Layout.  The keys are the *row* operand, ``(n, 2 dp)`` bf16 bits (``dp = ceil(d / 2)``, an odd ``d`` padded
+with one zero): the 32-bit word ``p`` of key ``j`` holds dimensions ``2p, 2p + 1`` and is broadcast to all
+lanes.  The queries are the *lane* operand, ``(dp, 2 m16)`` bits: word ``[p, r]`` holds dimensions
+``2p, 2p + 1`` of query ``r`` (``m16`` = queries rounded up to 16, zeros).  One VDPBF16PS adds to 16
+float32 accumulators (16 queries of one key) the two products of a dimension pair.  A register tile holds
+``_MR`` keys x ``16 _NV`` queries (24 zmm accumulators); keys stream in blocks of ``kblock`` that stay in
+L2; the last vector of a panel is stored under a mask.  Packing (:func:`pack_keys`, :func:`pack_queries`)
+is numba code, about 0.5 ms for 16384 x 64 float64 keys.
+
+Error model (:func:`error_bound`).  Let ``u_b = 2^-8`` (bfloat16 has an 8-bit significand, rounding to
+nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfloat16) and
+``γ_n = n u / (1 - n u)``.  For float64 (or float32) ``k, q`` with ``d`` dimensions, ``d' = 2 dp``:
+
+1. rounding: :func:`to_bf16` rounds once, to nearest with ties to even (float64 input is *not* rounded through
+   float32, which would round twice).  A value that rounds to a normal bf16 has ``|k̂ - k| <= u_b |k|``.
+   VDPBF16PS treats subnormal inputs as zero (DAZ) and a value that rounds to a subnormal has ``|k| < t``,
+   so in all cases ``|k̂ - k| <= u_b |k| + t`` and ``|k̂| <= (1 + u_b) |k|``;
+2. products: ``k̂_l q̂_l`` of two 8-bit significands is exact in float32 (16 bits) unless it underflows;
+3. accumulation: VDPBF16PS is, per lane, two fused multiply-adds into the float32 accumulator, rounded to
+   nearest-even, with subnormal results flushed to zero (FTZ) whatever MXCSR says.  Each of the ``d'``
+   operations returns ``(a + b)(1 + δ) + η`` with ``|δ| <= u`` and ``|η| < t`` (a flushed result had
+   ``|a + b| < t``).  Counting a separately rounded product as well (if an implementation does so), the sum
+   of ``d'`` terms in any order differs from ``Σ k̂_l q̂_l`` by at most
+   ``γ_d' Σ |k̂_l q̂_l| + 2 d' t (1 + γ_d')``.
+
+Together, with ``Σ_l |k_l q_l| <= |k|_2 |q|_2`` and ``|k|_1 <= √d |k|_2``::
+
+    |S[j, r] - k_j · q_r| <= (2 u_b + u_b² + γ_d' (1 + u_b)²) |k_j| |q_r|
+                             + t √d ((1 + u_b) |q_r| + |k_j|) + 2 d' t (1 + γ_d')
+
+which :func:`error_bound` evaluates (rounded upwards).  For d = 64 the relative coefficient is about
+``7.9e-3`` (it is 2^-7 from the two input roundings alone).  Valid range: the bound assumes no overflow,
+which holds when ``|k|_2, |q|_2 < 2^126`` and ``|k|_2 |q|_2 (1 + u_b)² (1 + γ_d') < 2^126``;
+:func:`error_bound` returns ``inf`` outside it.  NaN and infinite inputs propagate as in any GEMM.  The model
+is checked empirically in ``tests/test_attention_bf16.py`` (random, cancelling, tiny and subnormal, huge near
+float32 overflow, zero inputs) against exact rational references.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EmptyInputError, ShapeError, TropixError
+
+__all__ = [
+    "UnsupportedCPUError",
+    "BF16Keys",
+    "BF16Queries",
+    "available",
+    "to_bf16",
+    "from_bf16",
+    "pack_keys",
+    "pack_queries",
+    "scores",
+    "error_bound",
+]
+
+U_BF16 = 2.0**-8  # unit roundoff of bfloat16
+U_F32 = 2.0**-24  # unit roundoff of float32 (the accumulator)
+TINY = 2.0**-126  # smallest normal: DAZ/FTZ thresholds of VDPBF16PS
+_MR = 6  # keys per register tile
+_NV = 4  # 16-query vectors per register tile
+_UNROLL = 2  # unroll of the loop over dimension pairs
+KBLOCK = 2048  # keys per cache block
+
+
+class UnsupportedCPUError(TropixError, RuntimeError):
+    """The CPU lacks AVX512-BF16 (or the kernel failed to compile): check :func:`available` first."""
+
+
+@dataclass(frozen=True)
+class BF16Keys:
+    """Keys packed for :func:`scores`: ``bits`` (n, 2 dp) uint16 bfloat16 bits, ``d`` the original width."""
+
+    bits: np.ndarray
+    d: int
+
+    @property
+    def n(self) -> int:
+        return int(self.bits.shape[0])
+
+
+@dataclass(frozen=True)
+class BF16Queries:
+    """Queries packed for :func:`scores`: ``bits`` (dp, 2 m16) uint16, ``m`` queries of width ``d``."""
+
+    bits: np.ndarray
+    d: int
+    m: int
+
+
+# --------------------------------------------------------------------------------------------- the kernel IR
+
+def _tile_ir(mr: int, nv: int) -> str:
+    """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``."""
+    L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
+         "i64 %dp, i16 %mask) #0 {", "entry:"]
+    a = L.append
+    for m in range(mr):
+        a(f"  %ko{m} = mul i64 %ldk, {m}")
+        a(f"  %kr{m} = getelementptr i8, ptr %K, i64 %ko{m}")
+    a("  br label %loop")
+    a("loop:")
+    a("  %p = phi i64 [ 0, %entry ], [ %pn, %loop ]")
+    a("  %qp = phi ptr [ %Q, %entry ], [ %qpn, %loop ]")
+    for m in range(mr):
+        for v in range(nv):
+            a(f"  %c{m}_{v} = phi <16 x float> [ zeroinitializer, %entry ], [ %n{m}_{v}, %loop ]")
+    for v in range(nv):
+        a(f"  %qa{v} = getelementptr i8, ptr %qp, i64 {64 * v}")
+        a(f"  %q{v} = load <32 x bfloat>, ptr %qa{v}, align 4")
+    a("  %kb = shl i64 %p, 2")
+    for m in range(mr):
+        a(f"  %ka{m} = getelementptr i8, ptr %kr{m}, i64 %kb")
+        a(f"  %ks{m} = load i32, ptr %ka{m}, align 4")
+        a(f"  %ki{m} = insertelement <16 x i32> poison, i32 %ks{m}, i64 0")
+        a(f"  %kt{m} = shufflevector <16 x i32> %ki{m}, <16 x i32> poison, <16 x i32> zeroinitializer")
+        a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <32 x bfloat>")
+        for v in range(nv):
+            a(f"  %n{m}_{v} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> %c{m}_{v}, "
+              f"<32 x bfloat> %k{m}, <32 x bfloat> %q{v})")
+    a("  %qpn = getelementptr i8, ptr %qp, i64 %ldq")
+    a("  %pn = add nuw nsw i64 %p, 1")
+    a("  %more = icmp ult i64 %pn, %dp")
+    a("  br i1 %more, label %loop, label %done, !llvm.loop !0")
+    a("done:")
+    a("  %mk = bitcast i16 %mask to <16 x i1>")
+    for m in range(mr):
+        a(f"  %co{m} = mul i64 %ldc, {m}")
+        a(f"  %cr{m} = getelementptr i8, ptr %C, i64 %co{m}")
+        for v in range(nv):
+            a(f"  %ca{m}_{v} = getelementptr i8, ptr %cr{m}, i64 {64 * v}")
+            if v < nv - 1:
+                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, align 4")
+            else:
+                a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %n{m}_{v}, ptr align 4 %ca{m}_{v}, "
+                  "<16 x i1> %mk)")
+    a("  ret void")
+    a("}")
+    return "\n".join(L)
+
+
+def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL) -> str:
+    """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the blocked driver ``bf16_gemm``.
+
+    ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock)``: for each block of ``kblock`` keys, each panel
+    of ``16 nv`` queries, each tile of ``mr`` keys (single keys at the end of a block): one tile call.
+    Strides are in bytes; ``dp >= 1``.
+    """
+    w = 16 * nv
+    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
+         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
+    for v in range(1, nv + 1):
+        L.append(_tile_ir(mr, v))
+        if mr > 1:
+            L.append(_tile_ir(1, v))
+    a = L.append
+    a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
+      "i64 %ldc, i64 %kblock) #0 {")
+    a("entry:")
+    a("  br label %bhead")
+    a("bhead:")
+    a("  %b0 = phi i64 [ 0, %entry ], [ %bend, %blatch ]")
+    a("  %bc = icmp slt i64 %b0, %n")
+    a("  br i1 %bc, label %bbody, label %exit")
+    a("bbody:")
+    a("  %brem = sub i64 %n, %b0")
+    a("  %bsmall = icmp slt i64 %brem, %kblock")
+    a("  %bn = select i1 %bsmall, i64 %brem, i64 %kblock")
+    a("  %bend = add i64 %b0, %bn")
+    a(f"  %bmr = urem i64 %bn, {mr}")
+    a("  %bfe = sub i64 %bend, %bmr")
+    a("  br label %rhead")
+    a("rhead:")
+    a("  %r0 = phi i64 [ 0, %bbody ], [ %r0n, %rlatch ]")
+    a("  %rc = icmp slt i64 %r0, %nq")
+    a("  br i1 %rc, label %rbody, label %blatch")
+    a("rbody:")
+    a("  %rrem = sub i64 %nq, %r0")
+    a(f"  %rsmall = icmp slt i64 %rrem, {w}")
+    a(f"  %nr = select i1 %rsmall, i64 %rrem, i64 {w}")
+    a("  %nr15 = add i64 %nr, 15")
+    a("  %nvec = lshr i64 %nr15, 4")
+    a("  %full = shl i64 %nvec, 4")
+    a("  %lastn0 = sub i64 %nr, %full")
+    a("  %lastn = add i64 %lastn0, 16")  # 1..16 queries in the last vector
+    a("  %m1 = shl i64 1, %lastn")
+    a("  %m2 = sub i64 %m1, 1")
+    a("  %mask = trunc i64 %m2 to i16")
+    a("  %roff = shl i64 %r0, 2")
+    a("  %Qp = getelementptr i8, ptr %Q, i64 %roff")
+    a("  %Cc = getelementptr i8, ptr %C, i64 %roff")
+    cases = " ".join(f"i64 {v}, label %v{v}" for v in range(1, nv))
+    a(f"  switch i64 %nvec, label %v{nv} [ {cases} ]")
+    for v in range(1, nv + 1):
+        one = f"tile_1_{v}" if mr > 1 else f"tile_{mr}_{v}"
+        a(f"v{v}:")
+        a(f"  br label %jh{v}")
+        a(f"jh{v}:")
+        a(f"  %j{v} = phi i64 [ %b0, %v{v} ], [ %jn{v}, %jb{v} ]")
+        a(f"  %jc{v} = icmp slt i64 %j{v}, %bfe")
+        a(f"  br i1 %jc{v}, label %jb{v}, label %jr{v}")
+        a(f"jb{v}:")
+        a(f"  %jk{v} = mul i64 %j{v}, %ldk")
+        a(f"  %Kp{v} = getelementptr i8, ptr %K, i64 %jk{v}")
+        a(f"  %jx{v} = mul i64 %j{v}, %ldc")
+        a(f"  %Cp{v} = getelementptr i8, ptr %Cc, i64 %jx{v}")
+        a(f"  call void @tile_{mr}_{v}(ptr %Kp{v}, i64 %ldk, ptr %Qp, i64 %ldq, ptr %Cp{v}, i64 %ldc, i64 %dp, "
+          "i16 %mask)")
+        a(f"  %jn{v} = add i64 %j{v}, {mr}")
+        a(f"  br label %jh{v}")
+        a(f"jr{v}:")
+        a(f"  %i{v} = phi i64 [ %j{v}, %jh{v} ], [ %in{v}, %ib{v} ]")
+        a(f"  %ic{v} = icmp slt i64 %i{v}, %bend")
+        a(f"  br i1 %ic{v}, label %ib{v}, label %rlatch")
+        a(f"ib{v}:")
+        a(f"  %ik{v} = mul i64 %i{v}, %ldk")
+        a(f"  %Ki{v} = getelementptr i8, ptr %K, i64 %ik{v}")
+        a(f"  %ix{v} = mul i64 %i{v}, %ldc")
+        a(f"  %Ci{v} = getelementptr i8, ptr %Cc, i64 %ix{v}")
+        a(f"  call void @{one}(ptr %Ki{v}, i64 %ldk, ptr %Qp, i64 %ldq, ptr %Ci{v}, i64 %ldc, i64 %dp, i16 %mask)")
+        a(f"  %in{v} = add i64 %i{v}, 1")
+        a(f"  br label %jr{v}")
+    a("rlatch:")
+    a(f"  %r0n = add i64 %r0, {w}")
+    a("  br label %rhead")
+    a("blatch:")
+    a("  br label %bhead")
+    a("exit:")
+    a("  ret void")
+    a("}")
+    a("attributes #0 = { nounwind }")
+    a("!0 = distinct !{!0, !1}")
+    a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    return "\n".join(L)
+
+
+# ------------------------------------------------------------------------------------ compilation, cached
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _cpu_ok() -> bool:
+    try:
+        import llvmlite.binding as ll
+
+        feats = ll.get_host_cpu_features()
+        return bool(feats.get("avx512f", False) and feats.get("avx512bf16", False))
+    except Exception:  # noqa: BLE001 - no llvmlite or no feature query: not available
+        return False
+
+
+def _compile():
+    """The ctypes function of ``bf16_gemm`` (compiled once per process), or None."""
+    with _lock:
+        if "fn" in _state:
+            return _state["fn"]
+        fn = None
+        if _cpu_ok():
+            try:
+                import llvmlite.binding as ll
+
+                ll.initialize_native_target()
+                ll.initialize_native_asmprinter()
+                mod = ll.parse_assembly(_gemm_ir())
+                mod.verify()
+                tm = ll.Target.from_default_triple().create_target_machine(
+                    cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
+                pb = ll.create_pass_builder(tm, ll.create_pipeline_tuning_options(speed_level=3))
+                pb.getModulePassManager().run(mod, pb)
+                engine = ll.create_mcjit_compiler(mod, tm)
+                engine.finalize_object()
+                addr = engine.get_function_address("bf16_gemm")
+                i64, ptr = ctypes.c_int64, ctypes.c_void_p
+                proto = ctypes.CFUNCTYPE(None, ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64)
+                fn = proto(addr)
+                _state["engine"] = engine  # keeps the machine code alive
+            except Exception:  # noqa: BLE001 - any compile failure means: not available
+                fn = None
+        _state["fn"] = fn
+        return fn
+
+
+def available() -> bool:
+    """Whether :func:`scores` can run here: the CPU has AVX512-F and AVX512-BF16 and the kernel compiled.
+
+    The answer is cached; on other CPUs nothing is compiled or executed.
+
+    Examples
+    --------
+    >>> isinstance(available(), bool)
+    True
+    """
+    return _compile() is not None
+
+
+# ------------------------------------------------------------------------------------------ rounding
+
+def _nb():
+    from . import _bf16_numba
+
+    return _bf16_numba
+
+
+def _floats(x, name):
+    """``x`` as a C-contiguous float32 or float64 NumPy array (other real dtypes go to float64)."""
+    x = np.asarray(x)
+    if x.dtype == np.float32 or x.dtype == np.float16:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"{name}: expected a real float array, got dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def to_bf16(x) -> np.ndarray:
+    """bfloat16 bits (uint16, same shape) of a float32 / float64 array, rounded to nearest, ties to even.
+
+    float64 values are rounded once (not through float32, which could round twice); values of magnitude at
+    least ``(2 - 2^-8) 2^127`` (about 3.39e38) round to ``±inf``, as IEEE rounding to bfloat16 does; NaN
+    stays NaN (quiet), ``±inf`` and ``±0`` keep their sign; subnormal bfloat16 values (below ``2^-126``) are
+    produced exactly (the GEMM instruction then reads them as zero).
+
+    Examples
+    --------
+    >>> to_bf16(np.array([1.0, -2.0, 1 + 2**-8, 1 + 3 * 2**-8, np.inf]))  # ties go to the even neighbour
+    array([16256, 49152, 16256, 16258, 32640], dtype=uint16)
+    >>> from_bf16(to_bf16(np.array([3.3e38, 3.4e38]))).tolist()  # 3.4e38 is beyond the last bfloat16
+    [3.2964854295465914e+38, inf]
+    """
+    x = _floats(x, "x")
+    out = np.empty(x.shape, dtype=np.uint16)
+    if x.size:
+        nb = _nb()
+        if x.dtype == np.float32:
+            nb.round_array32(x.reshape(-1).view(np.uint32), out.reshape(-1))
+        else:
+            flat = x.reshape(-1)
+            nb.round_array64(flat, flat.view(np.uint64), out.reshape(-1))
+    return out
+
+
+def from_bf16(bits) -> np.ndarray:
+    """The float32 values of bfloat16 bits (exact).
+
+    Examples
+    --------
+    >>> from_bf16(np.array([16256, 49216], dtype=np.uint16))
+    array([ 1., -3.], dtype=float32)
+    """
+    b = np.asarray(bits, dtype=np.uint16)
+    return (b.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ packing
+
+def pack_keys(k) -> BF16Keys:
+    """Keys ``(n, d)`` (float32 or float64) packed as the row operand of :func:`scores`.
+
+    Examples
+    --------
+    >>> pk = pack_keys(np.array([[1.0, 2.0, 3.0]]))
+    >>> pk.bits.shape, pk.d
+    ((1, 4), 3)
+    >>> from_bf16(pk.bits)
+    array([[1., 2., 3., 0.]], dtype=float32)
+    """
+    k = _floats(k, "keys")
+    if k.ndim != 2:
+        raise ShapeError(f"keys: expected a 2-d (n, d) array, got shape {k.shape}")
+    n, d = k.shape
+    dp = (d + 1) // 2
+    out = np.empty((n, 2 * dp), dtype=np.uint16)
+    nb = _nb()
+    if k.dtype == np.float32:
+        nb.pack_rows32(k.view(np.uint32), out)
+    else:
+        nb.pack_rows64(k, k.view(np.uint64), out)
+    return BF16Keys(out, d)
+
+
+def pack_queries(q=None, *, qT=None) -> BF16Queries:
+    """Queries ``q`` (m, d), or their transpose ``qT`` (d, m), packed as the lane operand of :func:`scores`.
+
+    Examples
+    --------
+    >>> pq = pack_queries(np.array([[1.0, 2.0, 3.0]]))
+    >>> pq.bits.shape, pq.d, pq.m
+    ((2, 32), 3, 1)
+    >>> from_bf16(pq.bits[:, :2])  # dimension pairs (0, 1) and (2, pad) of query 0
+    array([[1., 2.],
+           [3., 0.]], dtype=float32)
+    """
+    if (q is None) == (qT is None):
+        raise ShapeError("pack_queries: give exactly one of q (m, d) and qT (d, m)")
+    x = _floats(q if q is not None else qT, "queries")
+    if x.ndim != 2:
+        raise ShapeError(f"queries: expected a 2-d array, got shape {x.shape}")
+    m, d = x.shape if q is not None else x.shape[::-1]
+    dp = (d + 1) // 2
+    m16 = max(16, (m + 15) // 16 * 16)
+    out = np.empty((dp, 2 * m16), dtype=np.uint16)
+    nb = _nb()
+    if q is not None:
+        if x.dtype == np.float32:
+            nb.pack_lanes32(x.view(np.uint32), out)
+        else:
+            nb.pack_lanes64(x, x.view(np.uint64), out)
+    elif x.dtype == np.float32:
+        nb.pack_lanes_t32(x.view(np.uint32), out)
+    else:
+        nb.pack_lanes_t64(x, x.view(np.uint64), out)
+    return BF16Queries(out, d, m)
+
+
+# ------------------------------------------------------------------------------------------------- scores
+
+def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
+    """bfloat16 screening scores ``S[j, r] = Σ_l bf16(k[j, l]) bf16(q[r, l])``, float32 accumulation.
+
+    Parameters
+    ----------
+    kb : (n, d) float array or BF16Keys
+        Keys (rounded by :func:`pack_keys` unless already packed).
+    qb : BF16Queries or (d, m) float array
+        Packed queries (:func:`pack_queries`) or the transposed queries ``qT`` (d, m), as ``K @ qT``.
+    out : (n, m) float32 array, optional
+        Output with unit column stride (rows may be strided); allocated C-ordered if omitted.
+    kblock : int
+        Keys per cache block of the kernel (tuning only).
+
+    Returns
+    -------
+    (n, m) float32 array
+        The scores, within :func:`error_bound` of the exact ``k · q`` (see the module docstring).
+
+    Raises
+    ------
+    UnsupportedCPUError
+        If :func:`available` is false.
+    ShapeError
+        If the widths of keys and queries differ or ``out`` does not fit.
+
+    Examples
+    --------
+    >>> k = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 0.25]])
+    >>> q = np.array([[1.0, 1.0, 1.0], [2.0, 0.0, -4.0]])
+    >>> if available():
+    ...     S = scores(k, q.T)
+    ... else:  # the values the instruction computes, for the docs on other CPUs
+    ...     S = (from_bf16(to_bf16(k)) @ from_bf16(to_bf16(q)).T).astype(np.float32)
+    >>> S.tolist()
+    [[6.0, -10.0], [-0.25, 0.0]]
+    """
+    fn = _compile()
+    if fn is None:
+        raise UnsupportedCPUError("bfloat16 scores need a CPU with AVX512-F and AVX512-BF16 "
+                                  "(and llvmlite); check available() first")
+    pk = kb if isinstance(kb, BF16Keys) else pack_keys(kb)
+    pq = qb if isinstance(qb, BF16Queries) else pack_queries(qT=qb)
+    if pk.d != pq.d:
+        raise ShapeError(f"scores: keys have {pk.d} dimensions, queries {pq.d}")
+    n, m = pk.n, pq.m
+    if out is None:
+        out = np.empty((n, m), dtype=np.float32)
+    elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n, m)
+          or (m > 1 and out.strides[1] != 4) or not out.flags.writeable):
+        raise ShapeError(f"scores: out must be a writeable float32 array of shape {(n, m)} with unit column "
+                         "stride")
+    if kblock < 1:
+        raise ShapeError(f"scores: kblock must be positive, got {kblock}")
+    if n == 0 or m == 0:
+        return out
+    dp = pk.bits.shape[1] // 2
+    if dp == 0:
+        out[...] = 0
+        return out
+    kbits, qbits = pk.bits, pq.bits
+    if not kbits.flags.c_contiguous:
+        kbits = np.ascontiguousarray(kbits)
+    if not qbits.flags.c_contiguous:
+        qbits = np.ascontiguousarray(qbits)
+    ldc = out.strides[0] if n > 1 else 4 * m
+    fn(kbits.ctypes.data, n, kbits.strides[0], qbits.ctypes.data, m, qbits.strides[0], dp,
+       out.ctypes.data, ldc, int(kblock))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- bound
+
+def error_bound(qnorm, knorm, d: int):
+    """Rigorous bound on ``|S[j, r] - k_j · q_r|`` (``S`` from :func:`scores`, ``k, q`` the original floats).
+
+    Parameters
+    ----------
+    qnorm, knorm : array_like
+        Euclidean norms ``|q_r|``, ``|k_j|`` (or upper bounds of them); broadcast against each other, e.g.
+        ``error_bound(qn[None, :], kn[:, None], d)`` for the whole ``(n, m)`` score matrix.
+    d : int
+        Number of dimensions.
+
+    Returns
+    -------
+    float64 array
+        The bound of the module docstring, rounded upwards; ``inf`` where the no-overflow condition fails.
+
+    Examples
+    --------
+    >>> b = error_bound(np.array([8.0]), np.array([8.0]), 64)
+    >>> 0.5 < float(b[0]) < 0.51  # about 2^-7 |q| |k|
+    True
+    """
+    if int(d) < 0:
+        raise ShapeError(f"error_bound: d must be non-negative, got {d}")
+    d = int(d)
+    d2 = d + (d & 1)
+    qn = np.asarray(qnorm, dtype=np.float64)
+    kn = np.asarray(knorm, dtype=np.float64)
+    ub, u, t = U_BF16, U_F32, TINY
+    gam = d2 * u / (1 - d2 * u)
+    rel = 2 * ub + ub * ub + gam * (1 + ub) ** 2
+    sq = np.sqrt(float(d)) * (1 + 1e-15)
+    absterm = 2 * d2 * t * (1 + gam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prod = qn * kn
+        b = (rel * prod + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
+        ok = (qn < 2.0**126) & (kn < 2.0**126) & (prod * (1 + ub) ** 2 * (1 + gam) < 2.0**126)
+    return np.where(ok, b, np.inf)
