@@ -1,39 +1,65 @@
-"""Hierarchical attention: certified pruning over the key tree, far-field aggregation of whole nodes, and exact
-block GEMMs for query groups.
+"""Hierarchical attention: a coarse-to-fine descent over the key tree with certified pruning of whole
+subtrees, far-field aggregation of whole nodes at any level, query groups, and exact block GEMMs.
 
-All steps work on matrices over all queries at once (no Python loop over queries or nodes):
+All steps work on arrays over all queries, or over lists of (query, node) pairs, at once (Python loops only
+over tree levels and over the query groups of the exact GEMMs):
 
-1. **Ball bounds.**  One GEMM of the queries with the leaf centres of the key hierarchy
-   (:mod:`tropix.attention.keytree`) gives every (query, leaf) centre score and ball bound (about
-   ``1/leaf`` of the dense score GEMM).
-2. **Reference and quick test.**  The exact scores of the query's most promising leaf (largest ball bound or
-   best-scoring centre; compiled loop, :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound
-   on its maximum score) and ``z``, that leaf's mass relative to ``exp(m_lo)``.  This leaf is always
-   computed exactly, so ``z exp(m_lo)`` is at most the softmax mass and every budget below is relative to
-   it.  A query for which pruning on the ball bounds would leave more than half of the keys open (not
-   counting leaves whose scores are known within ``1e-2``, which the far field may take) is done densely
-   at once: on flat scores the method costs dense plus one small GEMM.
-3. **Certified bounds.**  For the other queries, the ball/box bounds of
-   :func:`~tropix.attention.keytree.score_bounds` (masks and biases added through their leaf-wise maxima and
-   minima) give an upper bound ``U`` and a lower bound ``L`` on the scores of each leaf's keys.
-4. **Pruning.**  Leaves are dropped in increasing bounded mass ``n_b exp(U - m_lo)`` while their total stays
-   within the pruning budget (a few threshold rounds instead of a sort); a leaf whose keys are all masked
-   is dropped at no cost.  A query whose remaining leaves (not counting those the far field can take) still
-   hold more than half of the keys goes dense.
-5. **Far field** (``aggregate=True``).  Leaves (whole blocks of keys) whose weights are known within a small
-   spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and contribute
-   ``weight * sum_j v_j`` (block value sums); the weight error per key is at most half the spread plus the
-   floating-point error of both exponentials, and the total error stays within the aggregation budget
-   (smallest errors first).  Coarser nodes are not used: their bounds would come from their leaves, and a
-   node's aggregation error is at least the sum of its leaves' errors.
-6. **Query groups.**  Queries are ordered by their best leaf and cut into runs, either of equal length (a
-   power of two up to ``group``) or by equal best leaf merged greedily, whichever minimises the modelled
-   cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one score).  A group whose modelled cost exceeds ``rows * n`` joins the dense
-   rows instead: gathering many keys for few queries costs more than one dense pass over contiguous keys
-   shared by all dense rows.
+1. **Reference.**  One GEMM of the queries with the leaf centres of the key hierarchy
+   (:mod:`tropix.attention.keytree`) gives every (query, leaf) centre score and ball bound.  The exact
+   scores of the query's most promising leaf (largest ball bound or best-scoring centre; compiled loop,
+   :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound on its maximum score) and ``z``,
+   that leaf's mass relative to ``exp(m_lo)``.  This leaf is always computed exactly, so ``z exp(m_lo)`` is
+   at most the softmax mass and every budget below is relative to it.  A query for which pruning on the
+   leaf ball bounds would leave more than half of the keys open (not counting leaves whose scores are known
+   within ``1e-2``, which the far field may take) is done densely at once: on flat scores the method costs
+   dense plus one small GEMM.
+2. **Descent or leaf level** (``descent="auto"``).  The descent visits the coarsest tree level with at
+   least 16 nodes, then each level with at least 3x as many nodes as the previous one visited, then the
+   leaves (levels in between split only a few nodes each).  It pays when coarse nodes can be dropped whole,
+   i.e. when the keys have low intrinsic dimension or a cluster hierarchy; in 32–64 dimensions without one
+   (a node's ball is then nearly as wide as the data) almost every coarse node survives and the descent
+   only adds work.  The cheap statistic: for up to 32 sampled queries, the (query, node) pairs the descent
+   would bound, counted with the ball bounds alone; the descent is used when this is at most a quarter of
+   the (query, leaf) pairs (``counters["descent_estimate_pairs"]``), otherwise every leaf is bounded for
+   every query at once (the leaf-level path: steps 4–5 on dense (query, leaf) arrays).
+3. **Descent.**  *Query groups*: queries are ordered by their best leaf and grouped (at most 16 per group)
+   by the ancestor of that leaf at the level whose nodes would hold about 16 queries each: a query
+   hierarchy induced by the key tree.  A (group, node) pair is bounded with both balls,
+   ``q.k <= c_q.c_k + |c_q| r_k + r_q |c_k| + r_q r_k`` (plus a rounding slack and the node's maximum of a
+   key-only mask/bias), and pruned for all members at once when the bound is within every member's
+   per-key allowance (``budget / n`` per key, so the pruned total stays within the budget); an unpruned
+   pair goes on to the node's children as a group pair while the key node's radius is the larger source of
+   slack, and is expanded into its members' (query, node) pairs once the group's radius is (the per-query
+   bounds are then tighter).  With a mask, bias or causal term that depends on the query, every query
+   descends alone.  *Query pairs*: a (query, node) pair gets the ball and box bounds (``U``, ``L``; masks and
+   biases through their node-wise extremes), computed by GEMMs over the rows and nodes involved; the
+   pairs of smallest bounded mass ``n_b exp(U - m_lo)`` are pruned while their total stays within half of
+   the remaining pruning budget, then pairs whose per-key weight is known within a small spread are
+   aggregated (far field, below) within half of the remaining aggregation budget, and the rest are
+   replaced by their children at the next level.  The node holding the query's reference leaf is never
+   dropped.  A node's bounds come from its own ball and box, so a node that is far away as a whole is
+   decided with one bound, whatever its size.
+4. **Pruning at the leaves.**  The open leaves are dropped in increasing bounded mass while the total
+   (with what coarser levels dropped) stays within the pruning budget (a few threshold rounds instead of a
+   sort); a leaf whose keys are all masked is dropped at no cost.  A query whose remaining leaves (not
+   counting those the far field can take) still hold more than half of the keys goes dense.
+5. **Far field** (``aggregate=True``).  Nodes (whole blocks of keys, at any visited level) whose weights
+   are known within a small spread get the common weight ``(exp(U - m_lo) + exp(L - m_lo)) / 2`` and
+   contribute ``weight * sum_j v_j`` (node value sums); the weight error per key is at most half the
+   spread plus the floating-point error of both exponentials, and the total error stays within the
+   aggregation budget (smallest errors first).
+6. **Query groups for the exact part.**  Queries are ordered by their best leaf and cut into runs, either
+   of equal length (a power of two up to ``group``) or by equal best leaf merged greedily, whichever
+   minimises the modelled cost ``|union of open leaves| (gather + rows) + overhead`` (in units of one
+   score).  A group whose modelled cost exceeds ``rows * n`` joins the dense rows instead: gathering many
+   keys for few queries costs more than one dense pass over contiguous keys shared by all dense rows.
 7. **Exact part.**  Each group computes the exact scores of the union of its members' open leaves as one
    dense block GEMM, each query using only its own leaves.
 8. **Dense rows** (``counters["dense_rows"]``): one streamed dense pass.
+
+Work counters: ``level{l}_bounded`` / ``_pruned`` / ``_aggregated`` / ``_descended`` count (query, node)
+pairs at tree level ``l`` (``_open``: leaf pairs computed exactly), ``level{l}_group_bounded`` /
+``_group_pruned`` / ``_group_descended`` / ``_group_expanded`` the (query group, node) pairs.
 
 The bound is :func:`tropix.attention.bounds.truncation_bound` with the pruned mass ``D``, the aggregation
 errors ``A`` (weighted by node ``max|v|``) and ``B`` (plus the floating-point error of the aggregated sums),
@@ -59,7 +85,8 @@ _U = 2.0**-53
 
 
 def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None,
-                 leaf: int = 64, group: int = 64, aggregate: bool = True, check: bool = False) -> AttentionResult:
+                 leaf: int = 64, group: int = 64, aggregate: bool = True, descent="auto",
+                 check: bool = False) -> AttentionResult:
     """Attention over a key hierarchy with certified block pruning and optional far-field aggregation.
 
     Parameters
@@ -76,14 +103,19 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
         Largest number of queries sharing one exact block GEMM.
     aggregate : bool
         Allow far-field aggregation of whole nodes.
+    descent : bool or "auto"
+        Coarse-to-fine descent over the key tree (True), only the leaf level (False), or the descent where a
+        sampled estimate says it pays (``"auto"``; see the module docstring).
     check : bool
         Also compute dense attention; raise BoundViolationError if an error exceeds its bound.
 
     Returns
     -------
     AttentionResult
-        ``counters`` has ``score_evals``, ``bound_evals``, ``nodes_pruned`` / ``nodes_aggregated`` (leaves
-        pruned / aggregated, summed over the queries not done densely), ``keys_aggregated``, ``dense_rows``
+        ``counters`` has ``score_evals``, ``bound_evals``, ``nodes_pruned`` / ``nodes_aggregated`` (nodes of
+        any level pruned / aggregated, summed over the queries not done densely; a group pair counts once
+        per member), ``keys_aggregated``, the per-level counters ``level{l}_...`` of the module docstring,
+        ``dense_rows``
         (queries done by the dense pass because pruning would not pay) and ``dense_fallback_rows`` (rows
         recomputed because their bound exceeded the request; not expected).
 
@@ -96,14 +128,27 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     >>> r = hierarchical(q, k, v, eps=1e-3, check=True)
     >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 2000  # of 20000 keys
     (True, True)
+
+    Keys in a cluster hierarchy (8 super-clusters of 8 clusters, d = 3): the descent drops whole subtrees
+    above the leaves.
+
+    >>> from tropix.attention import build_key_tree
+    >>> S = 10 * rng.normal(size=(8, 3)); C2 = (S[:, None] + rng.normal(size=(8, 8, 3))).reshape(64, 3)
+    >>> k2 = C2[rng.integers(0, 64, 6000)] + 0.05 * rng.normal(size=(6000, 3)); v2 = rng.normal(size=(6000, 2))
+    >>> r2 = hierarchical(4 * C2[:10], k2, v2, eps=1e-3, descent=True, check=True)
+    >>> Lf = build_key_tree(k2).depth - 1  # the leaf level
+    >>> coarse = [key for key in r2.counters if key.startswith("level") and key.endswith("_pruned")]
+    >>> sum(r2.counters[key] for key in coarse if int(key[5:].split("_")[0]) < Lf) > 0
+    True
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical")
     eps = check_eps(eps, "hierarchical")
     group = max(1, int(group))
+    descent = "auto" if isinstance(descent, str) and descent == "auto" else bool(descent)
 
     def fn(arrays, hidx, tr):
         H = _Head(P, arrays, hidx, tr, leaf)
-        out, bound, support, kept, counters = _hier_head(H, eps, group, aggregate)
+        out, bound, support, kept, counters = _hier_head(H, eps, group, aggregate, descent=descent)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters["dense_fallback_rows"] = nfb
         counters["score_evals"] += nfb * H.n_k
@@ -254,20 +299,39 @@ class _Extra:
             self.inv[t.perm] = np.arange(t.n)
         self.cache = {}
 
+    def level(self, lvl):
+        """``(ub, lb)`` of the extra term over the nodes of ``lvl``: ``(nodes,)`` (key-only term) or
+        ``(n_q, nodes)``; a coarser level is reduced from the leaf level (levels nest)."""
+        if lvl not in self.cache:
+            t = self.H.tree
+            Lf = t.depth - 1
+            st = t.starts[lvl]  # levels tile [0, n) with increasing starts
+            ax = 0 if self.ko is not None else 1
+            if lvl == Lf or self.ko is not None:
+                x = self.ko if self.ko is not None else self.full
+                self.cache[lvl] = (np.maximum.reduceat(x, st, axis=ax), np.minimum.reduceat(x, st, axis=ax))
+            else:
+                ubL, lbL = self.level(Lf)
+                pos = np.searchsorted(t.starts[Lf], st)
+                self.cache[lvl] = (np.maximum.reduceat(ubL, pos, axis=ax), np.minimum.reduceat(lbL, pos, axis=ax))
+        return self.cache[lvl]
+
     def bounds(self, lvl, rows, cols):
         """``(ub, lb)`` of shape broadcasting to ``(len(rows), len(cols))``; ``(None, None)`` without extras."""
         if self.H.extra is None:
             return None, None
-        st = self.H.tree.starts[lvl]  # levels tile [0, n) with increasing starts
+        ub, lb = self.level(lvl)
         if self.ko is not None:
-            if lvl not in self.cache:
-                self.cache[lvl] = (np.maximum.reduceat(self.ko, st), np.minimum.reduceat(self.ko, st))
-            ub, lb = self.cache[lvl]
             return ub[None, cols], lb[None, cols]
-        if lvl not in self.cache:
-            self.cache[lvl] = (np.maximum.reduceat(self.full, st, axis=1), np.minimum.reduceat(self.full, st, axis=1))
-        ub, lb = self.cache[lvl]
         return ub[np.ix_(rows, cols)], lb[np.ix_(rows, cols)]
+
+    def pair_bounds(self, lvl, qi, b):
+        """``(ub, lb)`` for the pairs (global query ``qi``, node ``b`` of ``lvl``); ``qi`` is not used for a
+        key-only term."""
+        ub, lb = self.level(lvl)
+        if self.ko is not None:
+            return ub[b], lb[b]
+        return ub[qi, b], lb[qi, b]
 
 
 def _greedy_prune(mass, cand, budget, passes: int = 3):
@@ -292,7 +356,323 @@ def _greedy_prune(mass, cand, budget, passes: int = 3):
     return drop
 
 
-def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, overhead=4000.0):
+def _descent_levels(t, first: int = 16, factor: float = 3.0):
+    """Levels visited by the descent: the coarsest level with at least ``first`` nodes, then each next level
+    with at least ``factor`` times as many nodes as the previous one visited, and always the leaves.
+
+    (Levels in between split only a few nodes each: bounding them would cost a pass for little news.)
+    """
+    Lf = t.depth - 1
+    out = []
+    for lvl in range(t.depth):
+        nn = len(t.starts[lvl])
+        if (not out and nn >= first) or (out and nn >= factor * len(t.starts[out[-1]])):
+            out.append(lvl)
+    if not out or out[-1] != Lf:
+        out.append(Lf)
+    return out
+
+
+def _query_groups_by_tree(t, best, levels, size: int):
+    """A hierarchy over the queries induced by the key tree: queries ordered by their best leaf and cut into
+    groups of at most ``size`` queries sharing the ancestor of their best leaf at the coarsest level whose
+    nodes hold about ``size`` queries each.  Returns ``(order, starts, counts)`` (local row indices)."""
+    nr = len(best)
+    Lf = t.depth - 1
+    lg = levels[0]
+    for lvl in levels:
+        if len(t.starts[lvl]) * size <= nr:
+            lg = lvl
+    anc = np.searchsorted(t.starts[lg], t.starts[Lf][best], side="right") - 1
+    order = np.lexsort((best, anc))
+    a = anc[order]
+    starts = np.flatnonzero(np.concatenate([[True], a[1:] != a[:-1]]))
+    counts = np.diff(np.append(starts, nr))
+    starts = np.concatenate([np.arange(s, s + c, size) for s, c in zip(starts, counts)]) if nr else starts
+    counts = np.diff(np.append(starts, nr))
+    return order, starts, counts
+
+
+class _Acc:
+    """Per-row accumulators of the pruned mass and of the far field (relative to ``exp(m_lo)``), and the
+    per-level work counters."""
+
+    def __init__(self, H, nr, ml, vnp, levels):
+        self.H, self.nr, self.ml, self.vnp = H, nr, ml, vnp
+        dv = H.v.shape[1]
+        self.D, self.VD, self.dmag, self.dcnt = (np.zeros(nr) for _ in range(4))
+        self.NA = np.zeros((nr, dv))
+        self.ZA, self.ZAlo, self.A, self.B, self.AM = (np.zeros(nr) for _ in range(5))
+        self.npr, self.nag, self.kag = (np.zeros(nr, dtype=np.int64) for _ in range(3))
+        self.work = {}
+        self.vmx = {}
+
+    def count(self, lvl, what, x):
+        key = f"level{lvl}_{what}"
+        self.work[key] = self.work.get(key, 0) + int(x)
+
+    def node_vmax(self, lvl):
+        if lvl not in self.vmx:
+            self.vmx[lvl] = np.maximum.reduceat(self.vnp, self.H.tree.starts[lvl])
+        return self.vmx[lvl]
+
+    def prune(self, lvl, pi, b, U, eu):
+        """Drop the keys of node ``b`` (level ``lvl``) for local row ``pi``: mass ``count * eu``."""
+        if len(pi) == 0:
+            return
+        nr = self.nr
+        ct = self.H.tree.count[lvl][b]
+        self.D += np.bincount(pi, weights=ct * eu, minlength=nr)
+        fin = np.isfinite(U)
+        np.maximum.at(self.VD, pi[fin], self.node_vmax(lvl)[b[fin]])
+        np.maximum.at(self.dmag, pi[fin], np.abs(U[fin]))
+        self.dcnt += np.bincount(pi, minlength=nr)
+        self.npr += np.bincount(pi, minlength=nr)
+
+    def aggregate(self, lvl, pi, b, eu, el, E):
+        """Far field: node ``b`` of level ``lvl`` enters row ``pi`` with weight ``(eu + el) / 2`` per key and
+        weight error ``E`` in total."""
+        if len(pi) == 0:
+            return
+        t, nr = self.H.tree, self.nr
+        st, ct = t.starts[lvl], t.count[lvl]
+        mark = np.zeros(len(st), dtype=bool)
+        mark[b] = True
+        ub = np.flatnonzero(mark)
+        ib = (np.cumsum(mark) - 1)[b]
+        pos = _ranges(st[ub], ct[ub])
+        vsum = np.add.reduceat(self.H.v[t.perm[pos]], np.concatenate([[0], np.cumsum(ct[ub])[:-1]]), axis=0)
+        cnt = ct[b].astype(np.float64)
+        vm = self.node_vmax(lvl)[b]
+        w = 0.5 * (eu + el)
+        W = np.zeros((nr, len(ub)))
+        W[pi, ib] = w  # (row, node) pairs are distinct
+        self.NA += W @ vsum
+        self.ZA += np.bincount(pi, weights=w * cnt, minlength=nr)
+        self.ZAlo += np.bincount(pi, weights=el * cnt, minlength=nr)
+        self.B += np.bincount(pi, weights=E, minlength=nr)
+        self.A += np.bincount(pi, weights=E * vm, minlength=nr)
+        self.AM += np.bincount(pi, weights=w * cnt * vm, minlength=nr)
+        self.nag += np.bincount(pi, minlength=nr)
+        self.kag += np.bincount(pi, weights=cnt, minlength=nr).astype(np.int64)
+
+    def pruned_mass(self, nL):
+        """The pruned mass, widened by the floating-point error of the exponentials and of the sums."""
+        mag = self.dmag + np.abs(self.ml)
+        return self.D * (1.0 + _U * (8.0 * (mag + 4.0) + 2.0 * (self.dcnt + nL)))
+
+
+def _spread(U, Lo, ml, eu):
+    """``(el, sp)``: ``exp(Lo - m_lo)`` and the half spread of a key's weight plus the floating-point error of
+    both exponentials (their arguments are sums and differences of numbers of magnitude up to |U|, |Lo|,
+    |m_lo|); ``inf`` where the weight is not known."""
+    dl = Lo - ml
+    with np.errstate(over="ignore", invalid="ignore"):
+        el = np.exp(np.minimum(dl, 700.0))
+        sp = 0.5 * (eu - el) + 8.0 * _U * (np.abs(U) + np.abs(Lo) + 2.0 * np.abs(ml) + 4.0) * eu
+    sp = np.where(np.isfinite(dl) & (U - ml <= 700.0), sp, np.inf)
+    return el, sp
+
+
+def _greedy_prune_pairs(pi, mass, cand, budget, passes: int = 3):
+    """:func:`_greedy_prune` on a list of (row ``pi``, node) pairs: each row's dropped total stays within its
+    ``budget``."""
+    nr = len(budget)
+    drop = np.zeros(len(pi), dtype=bool)
+    left = np.maximum(budget, 0.0)
+    live = cand.copy()
+    for _ in range(passes):
+        k = np.bincount(pi[live], minlength=nr)
+        thr = np.where(k > 0, left / np.maximum(k, 1), 0.0)
+        new = live & (mass <= thr[pi])
+        if not new.any():
+            break
+        left = np.maximum(left - np.bincount(pi[new], weights=mass[new], minlength=nr), 0.0)
+        drop |= new
+        live &= ~new
+    return drop
+
+
+def _mark_index(idx, size):
+    """``(unique, inverse)`` of integer indices in ``[0, size)`` without a sort."""
+    mark = np.zeros(size, dtype=bool)
+    mark[idx] = True
+    return np.flatnonzero(mark), (np.cumsum(mark) - 1)[idx]
+
+
+def _children(t, a, c, b):
+    """Pairs of a node list ``b`` at level ``a`` with their descendants at level ``c``: ``(repeat, nodes)``."""
+    first = np.searchsorted(t.starts[c], t.starts[a])
+    nch = np.diff(np.append(first, len(t.starts[c])))
+    cnt = nch[b]
+    return cnt, _ranges(first[b], cnt)
+
+
+def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, aggregate, acc):
+    """Coarse-to-fine descent over the key tree for the local rows ``0..len(rows)-1``.
+
+    At each level of ``levels`` the live (query group, node) pairs are bounded with the group's ball
+    (pruned when the bound is below every member's per-key allowance; expanded into per-query pairs when
+    the group's radius is the larger source of slack, else passed on to the children), then the live
+    (query, node) pairs with the ball and box bounds: a pair is pruned when its per-key weight bound is within
+    the row's per-key allowance ``allow_p``, taken by the far field when its per-key weight spread is within
+    ``allow_a``, otherwise replaced by its children at the next level.  The node holding the row's reference
+    leaf is never dropped.  Returns the leaf pairs ``(pi, pl, U, Lo)`` still open.
+    """
+    t = H.tree
+    Lf = t.depth - 1
+    nr = len(rows)
+    qs = H.qs[rows]
+    qn = H.qn[rows]
+    slack_q = (16.0 * (H.d + 4) * _U * (t.kmax + 1e-300) + 1e-300) * 4.0
+    l0 = levels[0]
+    N0 = len(t.starts[l0])
+    # initial pairs: groups x nodes (when grouping), the other rows x nodes
+    gp_g = gp_b = np.zeros(0, dtype=np.int64)
+    grouped = np.zeros(nr, dtype=bool)
+    if qgroups is not None:
+        order, gst, gct = qgroups
+        multi = np.flatnonzero(gct > 1)
+        if len(multi):
+            gst, gct = gst[multi], gct[multi]
+            memb = order[_ranges(gst, gct)]
+            grouped[memb] = True
+            gid = np.repeat(np.arange(len(gst)), gct)
+            goff = np.concatenate([[0], np.cumsum(gct)[:-1]])
+            # group balls (scaled queries), radius widened for the rounding of the distances
+            cG = np.add.reduceat(qs[memb], goff, axis=0) / gct[:, None]
+            dist = np.sqrt(np.einsum("ij,ij->i", qs[memb] - cG[gid], qs[memb] - cG[gid]))
+            rG = np.maximum.reduceat(dist, goff) * (1 + 4 * (H.d + 4) * _U)
+            nG = np.sqrt(np.einsum("ij,ij->i", cG, cG))
+            with np.errstate(divide="ignore"):
+                tau = np.minimum.reduceat(ml[memb] + np.log(budget_p[memb] / H.n_k * (1 - 1e-6)), goff)
+            gp_g = np.repeat(np.arange(len(gst)), N0)
+            gp_b = np.tile(np.arange(N0), len(gst))
+    solo = np.flatnonzero(~grouped)
+    qp_i = np.repeat(solo, N0)
+    qp_b = np.tile(np.arange(N0), len(solo))
+    for j, lvl in enumerate(levels):
+        leaf = lvl == Lf
+        c, r = t.center[lvl], t.radius[lvl]
+        anc = np.searchsorted(t.starts[lvl], t.starts[Lf][bl], side="right") - 1  # node of the reference leaf
+        # group pairs
+        if len(gp_g):
+            cn = np.sqrt(np.einsum("ij,ij->i", c, c))
+            gu, gi = _mark_index(gp_g, len(gct))
+            bu, bi = _mark_index(gp_b, len(c))
+            UG = (cG[gu] @ c[bu].T)[gi, bi]
+            UG += nG[gp_g] * r[gp_b] + rG[gp_g] * (cn[gp_b] + r[gp_b])
+            UG += slack_q * (nG[gp_g] + rG[gp_g])
+            if ext.ko is not None:
+                UG = UG + ext.pair_bounds(lvl, None, gp_b)[0]
+            acc.count(lvl, "group_bounded", len(gp_g))
+            prn = UG <= tau[gp_g]
+            if prn.any():
+                pidx = np.flatnonzero(prn)
+                reps = gct[gp_g[pidx]]
+                mi = order[_ranges(gst[gp_g[pidx]], reps)]
+                mb = np.repeat(gp_b[pidx], reps)
+                owner = np.repeat(np.arange(len(pidx)), reps)
+                # never drop a member's reference leaf (a guard: the bound is above that member's maximum)
+                bad = np.bincount(owner[mb == anc[mi]], minlength=len(pidx)) > 0
+                if bad.any():
+                    prn[pidx[bad]] = False
+                    keep = ~bad[owner]
+                    mi, mb, owner = mi[keep], mb[keep], owner[keep]
+                mU = UG[pidx][owner]
+                with np.errstate(over="ignore"):
+                    eu = np.exp(np.minimum(mU - ml[mi], 700.0))
+                acc.prune(lvl, mi, mb, mU, eu)
+                acc.count(lvl, "group_pruned", int((~bad).sum()))
+            rest = ~prn
+            expand = rest & (leaf | (rG[gp_g] * (cn[gp_b] + r[gp_b]) > nG[gp_g] * r[gp_b]))
+            if expand.any():
+                eidx = np.flatnonzero(expand)
+                reps = gct[gp_g[eidx]]
+                mi = order[_ranges(gst[gp_g[eidx]], reps)]
+                qp_i = np.concatenate([qp_i, mi])
+                qp_b = np.concatenate([qp_b, np.repeat(gp_b[eidx], reps)])
+                acc.count(lvl, "group_expanded", len(eidx))
+            down = rest & ~expand
+            gp_g, gp_b = gp_g[down], gp_b[down]
+            if len(gp_g):
+                acc.count(lvl, "group_descended", len(gp_g))
+                cnt, gp_b = _children(t, lvl, levels[j + 1], gp_b)
+                gp_g = np.repeat(gp_g, cnt)
+        if len(qp_i) == 0:
+            continue
+        # query pairs: ball and box bounds through GEMMs over the rows and nodes involved
+        ru, ri = _mark_index(qp_i, nr)
+        bu, bi = _mark_index(qp_b, len(c))
+        if leaf:
+            qc = qcL[qp_i, qp_b]
+        else:
+            qc = (qs[ru] @ c[bu].T)[ri, bi]
+        mid = 0.5 * (t.lo[lvl][bu] + t.hi[lvl][bu])
+        half = 0.5 * (t.hi[lvl][bu] - t.lo[lvl][bu])
+        qm = (qs[ru] @ mid.T)[ri, bi]
+        aq = (np.abs(qs[ru]) @ half.T)[ri, bi]
+        qnr = qn[qp_i] * r[qp_b]
+        sl = slack_q * qn[qp_i]
+        U = np.minimum(qc + qnr, qm + aq) + sl
+        Lo = np.maximum(qc - qnr, qm - aq) - sl
+        if ext.H.extra is not None:
+            EU, EL = ext.pair_bounds(lvl, rows[qp_i], qp_b)
+            U = U + EU
+            Lo = Lo + EL
+        acc.count(lvl, "bounded", len(qp_i))
+        if leaf:
+            return qp_i, qp_b, U, Lo
+        forced = qp_b == anc[qp_i]
+        with np.errstate(over="ignore", invalid="ignore"):
+            eu = np.exp(np.minimum(U - ml[qp_i], 700.0))
+        prn = _greedy_prune_pairs(qp_i, t.count[lvl][qp_b] * eu, ~forced, 0.5 * (budget_p - acc.D), passes=2)
+        if prn.any():
+            acc.prune(lvl, qp_i[prn], qp_b[prn], U[prn], eu[prn])
+            acc.count(lvl, "pruned", prn.sum())
+        rest = ~forced & ~prn
+        if aggregate and rest.any():
+            el, sp = _spread(U, Lo, ml[qp_i], eu)
+            E = t.count[lvl][qp_b] * sp
+            agg = _greedy_prune_pairs(qp_i, E, rest & (E < np.inf), 0.5 * (budget_a - acc.B), passes=1)
+            if agg.any():
+                acc.aggregate(lvl, qp_i[agg], qp_b[agg], eu[agg], el[agg], t.count[lvl][qp_b[agg]] * sp[agg])
+                acc.count(lvl, "aggregated", agg.sum())
+                rest &= ~agg
+        down = rest | forced
+        qp_i, qp_b = qp_i[down], qp_b[down]
+        acc.count(lvl, "descended", len(qp_i))
+        cnt, qp_b = _children(t, lvl, levels[j + 1], qp_b)
+        qp_i = np.repeat(qp_i, cnt)
+    z = np.zeros(0, dtype=np.int64)
+    return z, z, np.zeros(0), np.zeros(0)
+
+
+def _descent_estimate(H, ext, rows, ml, budget, levels):
+    """Number of (query, node) pairs the descent would bound for ``rows``, estimated with the ball bounds
+    alone and each row's per-key allowance (``budget / n`` per key): the cheap statistic that chooses
+    between the descent and the leaf-level path."""
+    t = H.tree
+    qs, qn = H.qs[rows], H.qn[rows]
+    with np.errstate(divide="ignore"):
+        thr = ml + np.log(budget / H.n_k)
+    alive = np.ones((len(rows), len(t.starts[levels[0]])), dtype=bool)
+    pairs = alive.size
+    for a, c in zip(levels[:-1], levels[1:]):
+        U = qs @ t.center[a].T + qn[:, None] * t.radius[a][None, :]
+        EU, _ = ext.bounds(a, rows, np.arange(len(t.starts[a])))
+        if EU is not None:
+            U = U + EU
+        alive &= ~(U <= thr[:, None])
+        first = np.searchsorted(t.starts[c], t.starts[a])
+        nch = np.diff(np.append(first, len(t.starts[c])))
+        pairs += int((alive @ nch).sum())
+        alive = np.repeat(alive, nch, axis=1)
+    return pairs
+
+
+def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, overhead=4000.0, descent="auto",
+               qgroup=16):
     t = H.tree
     Lf = t.depth - 1
     n, nq, dv = H.n_k, H.n_q, H.v.shape[1]
@@ -342,12 +722,6 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         if EU is not None and EU.shape[0] == len(keep):
             EU, EL = EU[keep], EL[keep]
         ctr["bound_evals"] += int(Ub.size)
-        # 3. certified bounds of the remaining queries
-        U, Lo = score_bounds(t, Lf, H.qs[rows], lower=True)
-        ctr["bound_evals"] += 2 * int(U.size)
-        if EU is not None:
-            U = U + EU
-            Lo = Lo + EL
     # rows without a finite reference (eps at the rounding floor, flat scores, masked best leaf) go dense
     dense_rows = np.ones(nq, dtype=bool)
     dense_rows[rows] = False
@@ -360,10 +734,94 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     A = np.zeros(nq)
     B = np.zeros(nq)
     AM = np.zeros(nq)
-    npr, nag, kag = (np.zeros(nq, dtype=np.int64) for _ in range(3))  # leaves pruned / aggregated, keys aggregated
-    vnp = H.vn[t.perm]
-    open_ = np.ones((len(rows), nL), dtype=bool)
-    if len(rows):
+    npr, nag, kag = (np.zeros(nq, dtype=np.int64) for _ in range(3))  # nodes pruned / aggregated, keys aggregated
+    open_ = np.zeros((0, nL), dtype=bool)
+    levels = _descent_levels(t) if descent else [Lf]
+    if len(levels) > 1 and len(rows) and descent == "auto":
+        smp = rows if len(rows) <= 32 else rows[np.linspace(0, len(rows) - 1, 32).astype(np.int64)]
+        pairs = _descent_estimate(H, ext, smp, m_lo[smp], beta_p[smp] * zb[smp], levels)
+        ctr["descent_estimate_pairs"] = int(pairs * len(rows) / len(smp))
+        if pairs > 0.25 * len(smp) * nL:
+            levels = [Lf]
+    if len(rows) and len(levels) > 1:
+        nr = len(rows)
+        ml, z, bl = m_lo[rows], zb[rows], best[rows]
+        bp, ba = beta_p[rows] * z, beta_a[rows] * z  # budgets of pruned mass and far-field weight error
+        # 3. coarse-to-fine descent over the key tree (per-key allowances: a node of c keys may use c/n of
+        #    each budget), query groups first where the query hierarchy pays
+        qgroups = None
+        if qgroup > 1 and ext.full is None and nr >= 2 * qgroup:
+            qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
+        acc = _Acc(H, nr, ml, H.vn[t.perm], levels)
+        pi, pl, U, Lo = _descend(H, ext, rows, ml, bl, qc, bp, ba, levels, qgroups, aggregate, acc)
+        # 4. pruning at the leaves with what is left of the budget: the leaves of smallest bounded mass while
+        #    their total fits; a leaf whose keys are all masked is dropped at no cost
+        forced = pl == bl[pi]
+        ctp = ctL[pl].astype(np.float64)
+        mlp = ml[pi]
+        with np.errstate(over="ignore", invalid="ignore"):
+            eu = np.exp(np.minimum(U - mlp, 700.0))
+        mass = ctp * eu
+        free = ~forced & (U == -np.inf)
+        prune = _greedy_prune_pairs(pi, mass, ~forced & ~free, bp - acc.D) | free
+        # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
+        # done densely (nothing else is computed for them); first without the lower bounds: only leaves of
+        # scores known within 1e-2 can be taken by the far field
+        opn = ~prune & ~forced
+        nopen = np.bincount(pi, weights=ctp * opn, minlength=nr) + ctL[bl]
+        heavy = nopen > exit_frac * n
+        maybe = np.zeros_like(heavy)  # heavy unless the far field takes enough leaves
+        if aggregate and heavy.any():
+            with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
+                ntight = np.bincount(pi, weights=ctp * (opn & ((U - Lo) <= 1e-2)), minlength=nr)
+            maybe = heavy & (nopen - ntight <= exit_frac * n)
+            heavy &= ~maybe
+        el, sp = _spread(U, Lo, mlp, eu)
+        if maybe.any():
+            sel = opn & maybe[pi]
+            take = _greedy_prune_pairs(pi, ctp * sp, sel, ba - acc.B)
+            heavy |= maybe & (np.bincount(pi, weights=ctp * (sel & ~take), minlength=nr) + ctL[bl] > exit_frac * n)
+        live = ~heavy
+        dense_rows[rows[heavy]] = True
+        if heavy.any():
+            kp = live[pi]
+            pi, pl, U, forced, ctp, eu, el, sp, prune = (x[kp] for x in (pi, pl, U, forced, ctp, eu, el, sp, prune))
+        acc.prune(Lf, pi[prune], pl[prune], U[prune], eu[prune])
+        acc.count(Lf, "pruned", prune.sum())
+        openp = ~prune
+        # 5. far field at the leaves: leaves whose weights are known within a small spread get one common
+        #    weight; the total weight error stays within what is left of the budget (smallest errors first)
+        if aggregate and len(pi):
+            left = ba - acc.B
+            E = ctp * sp  # inf where the leaf cannot be aggregated
+            cand = openp & ~forced & (E <= left[pi])
+            if cand.any():
+                agg = _greedy_prune_pairs(pi, E, cand, left, passes=1)
+                acc.aggregate(Lf, pi[agg], pl[agg], eu[agg], el[agg], E[agg])
+                acc.count(Lf, "aggregated", agg.sum())
+                openp &= ~agg
+        acc.count(Lf, "open", openp.sum())
+        for key, val in acc.work.items():
+            ctr[key] = ctr.get(key, 0) + val
+        ctr["bound_evals"] += 2 * sum(v for k_, v in acc.work.items() if k_.endswith("bounded"))
+        rows = rows[live]
+        newi = np.cumsum(live) - 1
+        open_ = np.zeros((len(rows), nL), dtype=bool)
+        open_[newi[pi[openp]], pl[openp]] = True
+        D[rows] = acc.pruned_mass(nL)[live]
+        for dst, src in ((VD, acc.VD), (NA, acc.NA), (ZA, acc.ZA), (ZAlo, acc.ZAlo), (A, acc.A), (B, acc.B),
+                         (AM, acc.AM), (npr, acc.npr), (nag, acc.nag), (kag, acc.kag)):
+            dst[rows] = src[live]
+    elif len(rows):
+        # the leaf-level path: certified ball/box bounds of every leaf for every remaining query
+        U, Lo = score_bounds(t, Lf, H.qs[rows], lower=True)
+        ctr["bound_evals"] += 2 * int(U.size)
+        ctr[f"level{Lf}_bounded"] = int(U.size)
+        if EU is not None:
+            U = U + EU
+            Lo = Lo + EL
+        vnp = H.vn[t.perm]
+        open_ = np.ones((len(rows), nL), dtype=bool)
         ml = m_lo[rows]
         z = zb[rows]
         forced = allL[None, :] == best[rows][:, None]
@@ -449,6 +907,8 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
                     nag[R] = agg.sum(axis=1)
                     kag[R] = agg @ ctL[ac]
                     open_[sub] &= ~agg
+        for what, x in (("pruned", npr[rows].sum()), ("aggregated", nag[rows].sum()), ("open", open_.sum())):
+            ctr[f"level{Lf}_{what}"] = int(x)
     # 6. query groups for the exact GEMMs; a group that would cost more than a dense pass of its rows joins
     #    the dense rows
     groups = []
