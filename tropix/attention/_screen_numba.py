@@ -1,7 +1,8 @@
 """numba kernels of screened attention (imported lazily by :mod:`tropix.attention.screen`).
 
-``scan_block``: one block of screening scores (queries x keys, float32 or float64): running row maxima, the
-candidate keys within a margin of them, and a bound on the mass of the others from level counts.
+``col_maxima``: each query's largest screening score (scores laid out keys x queries, float32 or float64).
+``scan_block``: one block of keys: the candidate keys within a margin of each query's maximum, and a bound on
+the mass of the others from level counts.
 ``plan_rows``: after the first block, the collection margin of each query for the other blocks.
 ``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.  ``finish_rows``: exact float64 scores of
 the core, the softmax over them and the quantities of the certified bound.  See
@@ -25,102 +26,108 @@ def _down(x, like):
     return y
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan"})
-def _row_max(row, m):
-    """``max(m, max(row))``; screening scores are never NaN, so eight running maxima vectorise the loop."""
-    n = row.shape[0]
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = m
-    j = 0
-    while j + 8 <= n:
-        m0 = max(m0, row[j])
-        m1 = max(m1, row[j + 1])
-        m2 = max(m2, row[j + 2])
-        m3 = max(m3, row[j + 3])
-        m4 = max(m4, row[j + 4])
-        m5 = max(m5, row[j + 5])
-        m6 = max(m6, row[j + 6])
-        m7 = max(m7, row[j + 7])
-        j += 8
-    for t in range(j, n):
-        m = max(m, row[t])
-    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, max(m7, m))))
-
-
 _AHEAD = 8  # core keys fetched ahead in finish_rows
-_CHUNK = 64  # keys per chunk: the collection test runs vectorised per chunk, the rare hits element by element
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan"})
+def col_maxima(S, out):
+    """``out[r] = max(S[:, r])`` for every column (``-inf`` for an all-masked column); screening scores are
+    never NaN, so the loop over the columns vectorises."""
+    out[:] = -np.inf
+    for j in range(S.shape[0]):
+        row = S[j]
+        for r in range(row.shape[0]):
+            out[r] = max(out[r], row[r])
 
 
 @njit(cache=True, nogil=True)
-def scan_block(S, j0, ridx, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
-    """Fold the block ``S`` (``(nr, kb)``: scores of ``nr`` queries with keys ``j0 .. j0+kb-1``) into the state.
+def scan_block(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
+    """Fold the keys ``j0 .. j1-1`` (rows of ``S``, the ``(n, nr)`` screening scores, keys x queries) into the
+    state of the ``nr`` queries.
 
-    Row ``r`` of ``S`` belongs to state row ``ridx[r]`` (the state arrays may hold more rows).
-
-    ``smax[q]``: running maximum (updated with the whole block first).  Keys with ``S >= smax - tauc[q]``
-    are collected into ``cidx[q, :cnt[q]]`` / ``cval[q, :cnt[q]]`` (``cnt[q] = -1`` once more than ``cap``: the
-    row is then no longer tracked).  Every other key is only counted against the four levels
-    ``tauc[q] < taul[0, q] < ... < taul[3, q]``: a key below ``smax - tauc`` but not below
-    ``smax - taul[0]`` adds ``exp(-tauc)`` to ``dun[q]``, one below level ``l-1`` but not ``l`` adds
-    ``exp(-taul[l-1])``, one below every level ``exp(-taul[3])``; as the running maximum never exceeds the
-    final one, ``dun[q]`` bounds ``sum exp(s̃_j - max s̃)`` over the keys not collected.  ``nfin[q]`` counts
-    the finite scores if ``masked`` (masked keys, ``-inf``, carry no mass and are not counted).
-    The thresholds ``smax - t`` are rounded down to the dtype of ``S``.
+    ``smax[r]``: the maximum of column ``r`` of ``S`` (computed beforehand).  Keys with
+    ``S >= smax - tauc[r]`` are collected into ``cidx[r, :cnt[r]]`` / ``cval[r, :cnt[r]]`` (``cnt[r] = -1``
+    once more than ``cap``: the query is then no longer tracked).  Every other key is only counted against
+    the eight levels ``tauc[r] < taul[0, r] < ... < taul[7, r]``: a key below ``smax - tauc`` but not below
+    ``smax - taul[0]`` adds ``exp(-tauc)`` to ``dun[r]``, one below level ``l-1`` but not ``l`` adds
+    ``exp(-taul[l-1])``, one below every level ``exp(-taul[7])``; so ``dun[r]`` bounds
+    ``sum exp(s̃_j - max s̃)`` over the keys not collected.  ``nfin[r]`` counts the finite scores if
+    ``masked`` (masked keys, ``-inf``, carry no mass and are not counted).  The thresholds ``smax - t`` are
+    rounded down to the dtype of ``S``; the loops over the queries vectorise.
     """
-    nr, kb = S.shape
-    for rc in range(nr):
-        q = ridx[rc]
-        row = S[rc]
-        m = _row_max(row, smax[q])
-        smax[q] = m
-        if cnt[q] < 0:
+    nr = S.shape[1]
+    L = 8
+    inf = S.dtype.type(np.inf)
+    tc = np.empty(nr, dtype=S.dtype)
+    tl = np.empty((L, nr), dtype=S.dtype)
+    live = np.zeros(nr, dtype=np.bool_)
+    for r in range(nr):
+        m = smax[r]
+        if cnt[r] < 0 or not m > -np.inf:
+            tc[r] = inf  # not tracked (or no finite score): nothing is collected or counted
+            for l in range(L):
+                tl[l, r] = inf
             continue
-        nk = kb
-        if masked:
-            nk = 0
-            for j in range(kb):
-                nk += row[j] > -np.inf
-            nfin[q] += nk
-        if not m > -np.inf:
-            continue
+        live[r] = True
         m64 = np.float64(m)
-        tc = _down(m64 - tauc[q], S)
-        t0 = _down(m64 - taul[0, q], S)
-        t1 = _down(m64 - taul[1, q], S)
-        t2 = _down(m64 - taul[2, q], S)
-        t3 = _down(m64 - taul[3, q], S)
-        a0 = 0
-        a1 = 0
-        a2 = 0
-        a3 = 0
-        c0 = cnt[q]
-        for s in range(0, kb, _CHUNK):
-            ch = row[s:s + _CHUNK]
-            h = 0
-            for j in range(ch.shape[0]):  # vectorised: the level counts and the collection test of the chunk
-                x = ch[j]
-                a0 += x >= t0
-                a1 += x >= t1
-                a2 += x >= t2
-                a3 += x >= t3
-                h += x >= tc
-            if h == 0 or cnt[q] < 0:
-                continue
-            for j in range(ch.shape[0]):
-                x = ch[j]
-                if x >= tc and x > -np.inf:
-                    c = cnt[q]
-                    if c == cap:
-                        cnt[q] = -1
-                        break
-                    cidx[q, c] = j0 + s + j
-                    cval[q, c] = x
-                    cnt[q] = c + 1
-        if cnt[q] < 0:
+        tc[r] = _down(m64 - tauc[r], S)
+        for l in range(L):
+            tl[l, r] = _down(m64 - taul[l, r], S)
+    A = np.zeros((L, nr), dtype=np.int32)  # level counts of this block (at most j1 - j0 < 2**31 each)
+    nf = np.zeros(nr, dtype=np.int64)
+    got = np.zeros(nr, dtype=np.int64)
+    hit = np.zeros(8 * ((nr + 7) // 8), dtype=np.uint8)  # padded to whole 64-bit words
+    words = hit.view(np.uint64)
+    for j in range(j0, j1):
+        row = S[j]
+        h = 0
+        for r in range(nr):  # vectorised over the queries: level counts and the collection test
+            x = row[r]
+            A[0, r] += np.int32(x >= tl[0, r])
+            A[1, r] += np.int32(x >= tl[1, r])
+            A[2, r] += np.int32(x >= tl[2, r])
+            A[3, r] += np.int32(x >= tl[3, r])
+            A[4, r] += np.int32(x >= tl[4, r])
+            A[5, r] += np.int32(x >= tl[5, r])
+            A[6, r] += np.int32(x >= tl[6, r])
+            A[7, r] += np.int32(x >= tl[7, r])
+            b = np.uint8(x >= tc[r])
+            hit[r] = b
+            h += b
+        if masked:
+            for r in range(nr):
+                nf[r] += row[r] > -np.inf
+        if h == 0:
             continue
-        got = cnt[q] - c0
-        dun[q] += ((a0 - got) * np.exp(-tauc[q]) + (a1 - a0) * np.exp(-taul[0, q])
-                   + (a2 - a1) * np.exp(-taul[1, q]) + (a3 - a2) * np.exp(-taul[2, q])
-                   + (nk - a3) * np.exp(-taul[3, q]))
+        for w in range(words.shape[0]):  # the hit flags eight at a time: most words are zero
+            if words[w] == 0:
+                continue
+            for r in range(8 * w, min(8 * w + 8, nr)):
+                x = row[r]
+                if hit[r] and x > -np.inf:
+                    c = cnt[r]
+                    if c == cap:
+                        cnt[r] = -1
+                        tc[r] = inf
+                        live[r] = False
+                    else:
+                        cidx[r, c] = j
+                        cval[r, c] = x
+                        cnt[r] = c + 1
+                        got[r] += 1
+    for r in range(nr):
+        if not live[r]:
+            if masked and cnt[r] >= 0:
+                nfin[r] += nf[r]
+            continue
+        nk = j1 - j0
+        if masked:
+            nfin[r] += nf[r]
+            nk = nf[r]
+        acc = (A[0, r] - got[r]) * np.exp(-tauc[r])
+        for l in range(1, L):
+            acc += (A[l, r] - A[l - 1, r]) * np.exp(-taul[l - 1, r])
+        dun[r] += acc + (nk - A[L - 1, r]) * np.exp(-taul[L - 1, r])
 
 
 @njit(cache=True, nogil=True)
@@ -148,12 +155,13 @@ def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, ta
         dsum = n * np.exp(-tf)
         for b in range(1, nb):
             dsum += scale * bc[b] * ew[b]
-        zlo = 1.0 + (bc[0] - 1.0) * ew[1]
+        # the kept mass: the maximum key (weight 1) and the extrapolated bands above the cut
+        zlo = 1.0 + scale * max(bc[0] - 1.0, 0.0) * ew[1]
         target = 0.5 * share * beta[r]
         bstar = 1
         while bstar < nb and dsum > target * zlo:
             dsum -= scale * bc[bstar] * ew[bstar]
-            zlo += bc[bstar] * ew[bstar + 1]
+            zlo += scale * bc[bstar] * ew[bstar + 1]
             bstar += 1
         tc = bstar * width + margin
         if tc > tf:

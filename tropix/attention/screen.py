@@ -4,14 +4,15 @@ Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 
 ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
 
 1. all scores are computed once in single precision, ``s̃ = fl32(q̂ · k̂)`` (``q̂``, ``k̂`` the float32
-   roundings of the scaled query and the key), one BLAS ``sgemm`` per block of keys (queries x keys);
-2. while the blocks stream by, each query tracks its running maximum ``m̃`` and *collects* the keys with
-   ``s̃ >= m̃ - τ_c`` (thresholds rounded down); the first block uses the full margin
-   ``τ = log(8 N / β) + 2 e`` (``N`` keys, ``β`` the dropped-mass budget, ``e`` the screening error below),
-   and its band histogram then sets the query's own, smaller ``τ_c`` for the other blocks (never below
-   ``log(64 / β)``); a query whose first block extrapolates to too many candidates stops being screened and
-   is computed densely.  Keys below ``m̃ - τ_c`` are not collected but *counted* against a few levels
-   ``τ_c < τ_1 < … < τ``;
+   roundings of the scaled query and the key): one BLAS ``sgemm`` per chunk of queries (keys x queries),
+   and each query's maximum ``m̃`` of them;
+2. then, block by block of keys, each query *collects* the keys with ``s̃ >= m̃ - τ_c`` (thresholds rounded
+   down); a small first block uses the full margin ``τ = log(8 N / β) + 2 e`` (``N`` keys, ``β`` the
+   dropped-mass budget, ``e`` the screening error below), and its band histogram then sets the query's own,
+   smaller ``τ_c`` for the other blocks (never below ``log(64 / β)``); a query whose first block
+   extrapolates to too many candidates stops being screened and is computed densely.  Keys below
+   ``m̃ - τ_c`` are not collected but *counted* against eight levels ``τ_c < τ_1 < … < τ`` (fine steps
+   first, so a key just below the margin is bounded almost as tightly as a collected one);
 3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, the smallest
    core of top bands whose left-out mass bound fits the budget is scored again in float64, the softmax over
    it is exact (and, as in :func:`~tropix.attention.region_sparse`, keys of negligible weight among them
@@ -21,9 +22,8 @@ Certificate.  For every key the float32 score differs from the float64 one the m
 at most ``e_i = c |q_i| max_j |k_j| + a`` (:func:`screen_error`): the rounding of ``q`` and ``k`` to
 float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product (any summation order, with or
 without FMA) ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), and the float64 evaluation ``γ_d``
-with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; the absolute term ``a`` covers float32 underflow.  The
-running maximum never exceeds the final one, so a key found below ``m̃_run - t`` when its block was seen has
-``exp(ŝ - m̃) <= exp(-t + e)``: a key counted between levels ``τ_l`` and ``τ_{l+1}`` carries at most
+with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; the absolute term ``a`` covers float32 underflow.  A key
+with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a key counted between levels ``τ_l`` and ``τ_{l+1}`` carries at most
 ``exp(-τ_l + e)``, a collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).
 Their sum ``D̃`` bounds the left-out mass; with ``m`` the exact float64 maximum of the core,
 ``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|`` enter
@@ -53,16 +53,19 @@ __all__ = ["screened", "screen_error"]
 
 _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such heads are not screened
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
-LEVEL_STEPS = np.array([1.0, 2.0, 4.0, np.inf])  # count levels above the collection margin (the last: full;
-# the kernel scan_block is written for exactly these four)
+# count levels above the collection margin (the last: the full margin; the kernel scan_block is written for
+# exactly eight): fine steps first, so keys just below the collection margin are bounded almost as tightly as
+# collected ones
+LEVEL_STEPS = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, np.inf])
 LEVELS = len(LEVEL_STEPS)
-PLAN_MARGIN = 2.0  # added to the first block's estimate of the collection margin
+PLAN_MARGIN = 0.5  # added to the first block's estimate of the collection margin
 
 _kern = None
 
 
 def _kernels():
-    """The numba kernels (scan_block, finalize_rows, finish_rows), compiled or loaded on first use; None without numba."""
+    """The numba kernels (col_maxima, scan_block, plan_rows, finalize_rows, finish_rows), compiled or loaded on
+    first use; None without numba."""
     global _kern
     if _kern is None:
         try:
@@ -70,8 +73,8 @@ def _kernels():
         except ImportError:  # pragma: no cover - numba is a dependency
             _kern = False
         else:
-            _kern = (_screen_numba.scan_block, _screen_numba.plan_rows, _screen_numba.finalize_rows,
-                     _screen_numba.finish_rows)
+            _kern = (_screen_numba.col_maxima, _screen_numba.scan_block, _screen_numba.plan_rows,
+                     _screen_numba.finalize_rows, _screen_numba.finish_rows)
     return _kern or None
 
 
@@ -105,15 +108,17 @@ def screen_error(qnorm, kmax, kabsmax, qabsmax, d: int):
     return (c * np.asarray(qnorm, dtype=np.float64) * float(kmax) + a) * (1 + 1e-6)
 
 
-def _scan_block_numpy(S, j0, ridx, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
+def _col_maxima_numpy(S, out):
+    """Reference implementation of the kernel ``col_maxima``."""
+    out[:] = S.max(axis=0, initial=-np.inf)
+
+
+def _scan_block_numpy(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
     """Reference implementation of the kernel ``scan_block`` (same state updates)."""
-    m = np.maximum(smax[ridx], S.max(axis=1, initial=-np.inf))
-    smax[ridx] = m
-    for rc in range(S.shape[0]):
-        r = ridx[rc]
+    for r in range(S.shape[1]):
         if cnt[r] < 0:
             continue
-        col = S[rc]
+        col = S[j0:j1, r]
         fin = col > -np.inf
         if masked:
             nfin[r] += int(fin.sum())
@@ -162,11 +167,11 @@ def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, 
         nb = _nbands(tf, width)
         bc = np.bincount(_bands(float(smax[r]), cval[r, :c], width, nb, 1.0), minlength=nb).astype(np.float64)
         dsum = n * np.exp(-tf) + sum(scale * bc[b] * np.exp(-b * width) for b in range(1, nb))
-        zlo = 1.0 + (bc[0] - 1.0) * np.exp(-width)
+        zlo = 1.0 + scale * max(bc[0] - 1.0, 0.0) * np.exp(-width)
         bstar = 1
         while bstar < nb and dsum > 0.5 * share * beta[r] * zlo:
             dsum -= scale * bc[bstar] * np.exp(-bstar * width)
-            zlo += bc[bstar] * np.exp(-(bstar + 1) * width)
+            zlo += scale * bc[bstar] * np.exp(-(bstar + 1) * width)
             bstar += 1
         tauc[r] = min(bstar * width + margin, tf)
         est[r] = scale * bc[np.arange(nb) * width <= tauc[r]].sum()
@@ -235,7 +240,7 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
 
-def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=4096, width=0.25,
+def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4096, width=0.25,
                 share=0.75, use_kernel=True, abort=0.5):
     """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
 
@@ -244,8 +249,10 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
     default ``max(n_k // 4, 64)``), or whose candidates among the first ``kblock`` keys extrapolate to more
     than ``abort * cap`` (screening them would cost more than dense evaluation: they stop being screened
     after the first block), get an infinite bound: the caller recomputes them densely.
-    The screen runs over blocks of ``kblock`` keys (an ``sgemm`` of queries x keys per block, memory
-    ``O(kblock * qchunk)``); ``width`` is the band width of the left-out mass bound.
+    Queries are screened in chunks of ``qchunk`` (default: ``qchunk * n_k <= 2**22``): one ``sgemm`` gives
+    the chunk's scores with every key (memory ``O(qchunk * n_k)``) and their row maxima; the collection then
+    runs over blocks of ``kblock`` keys, the first of which sets the collection margins;
+    ``width`` is the band width of the left-out mass bound.
     ``evals`` counts the float64 score evaluations (the float32 screen scores every key once).
     """
     rows = np.asarray(rows, dtype=np.int64)
@@ -262,19 +269,28 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(nr)
     beta = np.broadcast_to(pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nr), (nr,))
     kern = _kernels() if use_kernel else None
-    scan, plan, finalize, finish = (kern if kern is not None else
-                                    (_scan_block_numpy, _plan_numpy, _finalize_numpy, None))
+    colmax, scan, plan, finalize, finish = (kern if kern is not None else
+                                            (_col_maxima_numpy, _scan_block_numpy, _plan_numpy, _finalize_numpy,
+                                             None))
+    if qchunk is None:  # the scores of a chunk of queries with all keys stay within 16 MB (float32)
+        qchunk = int(min(256, max(8, 2**22 // max(n, 1))))
     # largest entries for the underflow term: a vector's entries are at most its norm
     err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
     u64 = unit_roundoff(np.float64)
     ew = np.exp(-float(width) * np.arange(4098.0))  # band weights exp(-b width)
     masked = H.extra is not None
     keys, counts = [], []
+    k32 = H.k.astype(np.float32)
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
         sl = slice(a, a + len(rr))
         c_n = len(rr)
-        q32 = H.qs[rr].astype(np.float32)
+        # pass 1: every screening score of the chunk, and each row's maximum
+        S = k32 @ np.ascontiguousarray(H.qs[rr].T, dtype=np.float32)  # (keys, queries): the faster sgemm here
+        if masked:
+            S = S.astype(np.float64) + H.extra(rr, np.arange(n)).T
+        smax = np.empty(c_n, dtype=S.dtype)
+        colmax(S, smax)
         e = err[sl].copy()
         if masked:
             # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
@@ -284,29 +300,25 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
             tau = np.where(bsl > 0, np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 1e300) + 2 * e
-        smax = np.full(c_n, -np.inf, dtype=np.float64 if masked else np.float32)
         nfin = np.zeros(c_n, dtype=np.int64) if masked else np.full(c_n, n, dtype=np.int64)
         cidx = np.empty((c_n, cap), dtype=np.int32 if n < 2**31 else np.int64)
         cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
         cnt = np.zeros(c_n, dtype=np.int64)
         dun = np.zeros(c_n)
-        # the first block collects every key within tau of the running maximum; its band histogram then sets
-        # each query's (smaller) collection margin tauc for the other blocks, whose other keys are only
-        # counted against the levels taul between tauc and tau (see _screen_numba.scan_block)
+        # pass 2, block by block: the first block collects every key within tau of the maximum; its band
+        # histogram then sets each query's (smaller) collection margin tauc for the other blocks, whose other
+        # keys are only counted against the levels taul between tauc and tau (see _screen_numba.scan_block)
         tauc = tau.copy()
         taul = np.tile(tau, (LEVELS, 1))
-        ridx = np.arange(c_n)  # the rows still screened (columns of the score blocks)
-        for b0 in range(0, n, kblock):
-            b1 = min(b0 + kblock, n)
-            S = q32 @ H.k[b0:b1].astype(np.float32).T  # (queries, keys) float32 screening scores
-            if masked:
-                S = S.astype(np.float64) + H.extra(rr[ridx], np.arange(b0, b1))
+        first = kblock if n <= 2 * kblock else max(kblock // 4, 256)  # a small first block: it collects at tau
+        for b0 in [0] + list(range(first, n, kblock)):
+            b1 = min(b0 + (first if b0 == 0 else kblock), n)
             # in the first block a row collecting more than twice its share of the abort limit stops at once
-            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * abort * cap * S.shape[1] / n), 64))
-            scan(np.ascontiguousarray(S), b0, ridx, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
+            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * abort * cap * (b1 - b0) / n), 64))
+            scan(S, b0, b1, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
             if b0 == 0 and b1 < n:
                 est = np.zeros(c_n)
-                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / S.shape[1], float(n),
+                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / (b1 - b0), float(n),
                      PLAN_MARGIN, tauc, est, ew)
                 # a floor: a later block may hold a cluster near a higher maximum that the first block did not
                 # show; below the floor even 64 such keys per level would exhaust the budget
@@ -317,12 +329,9 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=256, kblock=40
                 taul[-1] = tau
                 # rows that would collect too many keys would cost more than dense rows: they stop here
                 quit_ = (cnt < 0) | (est > abort * cap)
-                if quit_.any():
-                    cnt[quit_] = -1
-                    ridx = np.flatnonzero(~quit_)
-                    if len(ridx) == 0:
-                        break
-                    q32 = q32[ridx]
+                cnt[quit_] = -1
+                if quit_.all():
+                    break
         ncore = np.zeros(c_n, dtype=np.int64)
         dtil = np.zeros(c_n)
         finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil, ew)
