@@ -229,6 +229,33 @@ def test_scores_within_error_bound_of_exact_product(k, m, seed):
 
 
 @needs_bf16
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(64, 255), e=st.integers(-126, 120), seed=st.integers(0, 2**31), f32=st.booleans(),
+       d=st.integers(1, 40))
+def test_in_kernel_rounding_is_correct(m, e, seed, f32, d):
+    # float keys are rounded inside the kernel (round to odd in float32, then VCVTNEPS2BF16): with the
+    # identity as queries the scores are the rounded keys themselves; ties, near ties and wide ranges
+    rng = np.random.default_rng(seed)
+    base = math.ldexp(2 * m + 1, e - 8)  # a tie between two bfloat16 neighbours
+    k = np.concatenate([
+        [base, -base, float(np.nextafter(base, np.inf)), float(np.nextafter(base, 0)), 1 + 2.0**-8 + 2.0**-30],
+        rng.standard_normal(3 * d) * np.exp(rng.uniform(-80, 80, 3 * d)),
+        [0.0, -0.0, np.inf, -np.inf, 3.3961e38, -3.4e38, 1e300, 2.0**-126, 2.0**-140, 1e-300],
+    ])
+    k = k[: (len(k) // d) * d].reshape(-1, d)
+    if f32:
+        with np.errstate(over="ignore"):
+            k = k.astype(np.float32)
+    S = scores(k, np.eye(d))
+    want = from_bf16(to_bf16(k))
+    want = np.where(np.abs(k) < T, np.float32(0), want)  # the kernel's conversion flushes |x| < 2^-126
+    fin = np.all(np.isfinite(want), axis=1)
+    assert fin.sum() >= 3 and np.array_equal(S[fin], want[fin])
+    # a row with an infinite key entry: inf · 0 makes the other scores NaN
+    assert np.all(np.isnan(S[~fin]) | (S[~fin] == want[~fin]))
+
+
+@needs_bf16
 @pytest.mark.parametrize("n,d,m", [(1, 1, 1), (13, 1, 17), (6, 2, 64), (7, 3, 65), (25, 64, 1), (50, 33, 100),
                                    (12, 65, 48), (300, 7, 3)])
 def test_scores_shapes_against_float64_reference(n, d, m):
@@ -255,6 +282,13 @@ def test_scores_zeros_and_empty():
         scores(np.ones((4, 3)), np.ones((3, 5)), out=np.empty((4, 5)))  # float64 out
     with pytest.raises(ShapeError):
         scores(np.ones((4, 3)), np.ones((3, 5)), out=np.empty((5, 4), dtype=np.float32).T)
+    pk, pq = pack_keys(np.ones((4, 3))), pack_queries(np.ones((20, 3)))
+    with pytest.raises(ShapeError):  # too few query lanes for 20 queries
+        scores(pk, _bf16.BF16Queries(pq.bits[:, :32], 3, 20))
+    with pytest.raises(ShapeError):
+        scores(BF16Keys(pk.bits[:, :3], 3), pq)
+    with pytest.raises(ShapeError):
+        scores(BF16Keys(pk.bits.astype(np.int32), 3), pq)
 
 
 @needs_bf16

@@ -11,9 +11,18 @@ with one zero): the 32-bit word ``p`` of key ``j`` holds dimensions ``2p, 2p + 1
 lanes.  The queries are the *lane* operand, ``(dp, 2 m16)`` bits: word ``[p, r]`` holds dimensions
 ``2p, 2p + 1`` of query ``r`` (``m16`` = queries rounded up to 16, zeros).  One VDPBF16PS adds to 16
 float32 accumulators (16 queries of one key) the two products of a dimension pair.  A register tile holds
-``_MR`` keys x ``16 _NV`` queries (24 zmm accumulators); keys stream in blocks of ``kblock`` that stay in
-L2; the last vector of a panel is stored under a mask.  Packing (:func:`pack_keys`, :func:`pack_queries`)
-is numba code, about 0.5 ms for 16384 x 64 float64 keys.
+``_MR`` = 6 keys x 64 queries (24 zmm accumulators); keys stream in blocks of ``kblock`` (L2), queries in
+groups of 16 KB of packed bits (L1); the last vector of a panel is stored under a mask.  Float keys given to
+:func:`scores` are rounded block by block inside the kernel (no separate pass): float64 is truncated to
+float32 and its last bit set when inexact (rounding *to odd*), then rounded to nearest-even bfloat16 by
+VCVTNEPS2BF16, which gives the correctly rounded value; that instruction reads ``|x| < 2^-126`` as zero,
+which VDPBF16PS does for subnormal bfloat16 anyway (only values just below ``2^-126``, which round up to
+it, differ from :func:`pack_keys`; both are covered by the ``t`` term below).  Queries are packed by numba
+code (:func:`pack_queries`), as are keys by :func:`pack_keys` when they are reused across calls.
+
+Speed (``benchmarks/bench_bf16.py``, one thread, 16384 keys x 256 queries on an EPYC znver4, shared
+machine): from float64 keys and queries, rounding included, 1.6-1.8x faster than the float32 ``sgemm``
+at d = 32 and 1.5-1.6x at d = 64; the GEMM alone 1.8-1.9x (hardware peak: one VDPBF16PS per cycle).
 
 Error model (:func:`error_bound`).  Let ``u_b = 2^-8`` (bfloat16 has an 8-bit significand, rounding to
 nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfloat16) and
@@ -74,6 +83,7 @@ _MR = 6  # keys per register tile
 _NV = 4  # 16-query vectors per register tile
 _UNROLL = 2  # unroll of the loop over dimension pairs
 KBLOCK = 2048  # keys per cache block
+GROUP_BYTES = 16384  # packed queries per group of panels (L1-resident)
 
 
 class UnsupportedCPUError(TropixError, RuntimeError):
@@ -103,7 +113,7 @@ class BF16Queries:
 
 # --------------------------------------------------------------------------------------------- the kernel IR
 
-def _tile_ir(mr: int, nv: int) -> str:
+def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
     """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``."""
     L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
          "i64 %dp, i16 %mask) #0 {", "entry:"]
@@ -143,7 +153,7 @@ def _tile_ir(mr: int, nv: int) -> str:
         for v in range(nv):
             a(f"  %ca{m}_{v} = getelementptr i8, ptr %cr{m}, i64 {64 * v}")
             if v < nv - 1:
-                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, align 4")
+                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, align 4" + (", !nontemporal !2" if nt else ""))
             else:
                 a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %n{m}_{v}, ptr align 4 %ca{m}_{v}, "
                   "<16 x i1> %mk)")
@@ -152,98 +162,241 @@ def _tile_ir(mr: int, nv: int) -> str:
     return "\n".join(L)
 
 
-def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL) -> str:
-    """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the blocked driver ``bf16_gemm``.
-
-    ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock)``: for each block of ``kblock`` keys, each panel
-    of ``16 nv`` queries, each tile of ``mr`` keys (single keys at the end of a block): one tile call.
-    Strides are in bytes; ``dp >= 1``.
-    """
+def _panels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
+    """Blocks ``{tag}*``: for every panel of ``16 nv`` queries from ``%g0`` to ``%gend``, one ``tile_{mr}_*``
+    call at key row ``jvar``; then a branch to ``after``."""
     w = 16 * nv
+    L = []
+    a = L.append
+    a(f"{tag}pre:")
+    a(f"  %{tag}jk = mul i64 {jvar}, %ldk")
+    a(f"  %{tag}K = getelementptr i8, ptr %Kb, i64 %{tag}jk")
+    a(f"  %{tag}jc = mul i64 {jvar}, %ldc")
+    a(f"  %{tag}C = getelementptr i8, ptr %C, i64 %{tag}jc")
+    a(f"  br label %{tag}rh")
+    a(f"{tag}rh:")
+    a(f"  %{tag}r0 = phi i64 [ %g0, %{tag}pre ], [ %{tag}r0n, %{tag}rl ]")
+    a(f"  %{tag}rc = icmp slt i64 %{tag}r0, %gend")
+    a(f"  br i1 %{tag}rc, label %{tag}rb, label %{after}")
+    a(f"{tag}rb:")
+    a(f"  %{tag}rrem = sub i64 %gend, %{tag}r0")
+    a(f"  %{tag}rsmall = icmp slt i64 %{tag}rrem, {w}")
+    a(f"  %{tag}nr = select i1 %{tag}rsmall, i64 %{tag}rrem, i64 {w}")
+    a(f"  %{tag}nr15 = add i64 %{tag}nr, 15")
+    a(f"  %{tag}nvec = lshr i64 %{tag}nr15, 4")
+    a(f"  %{tag}full = shl i64 %{tag}nvec, 4")
+    a(f"  %{tag}last0 = sub i64 %{tag}nr, %{tag}full")
+    a(f"  %{tag}last = add i64 %{tag}last0, 16")  # 1..16 queries in the last vector
+    a(f"  %{tag}m1 = shl i64 1, %{tag}last")
+    a(f"  %{tag}m2 = sub i64 %{tag}m1, 1")
+    a(f"  %{tag}mask = trunc i64 %{tag}m2 to i16")
+    a(f"  %{tag}roff = shl i64 %{tag}r0, 2")
+    a(f"  %{tag}Q = getelementptr i8, ptr %Q, i64 %{tag}roff")
+    a(f"  %{tag}Cr = getelementptr i8, ptr %{tag}C, i64 %{tag}roff")
+    cases = " ".join(f"i64 {v}, label %{tag}v{v}" for v in range(1, nv))
+    a(f"  switch i64 %{tag}nvec, label %{tag}v{nv} [ {cases} ]")
+    for v in range(1, nv + 1):
+        a(f"{tag}v{v}:")
+        a(f"  call void @tile_{mr}_{v}(ptr %{tag}K, i64 %ldk, ptr %{tag}Q, i64 %ldq, ptr %{tag}Cr, i64 %ldc, "
+          f"i64 %dp, i16 %{tag}mask)")
+        a(f"  br label %{tag}rl")
+    a(f"{tag}rl:")
+    a(f"  %{tag}r0n = add i64 %{tag}r0, {w}")
+    a(f"  br label %{tag}rh")
+    return L
+
+
+def _chunk_ir(tag: str, masked: bool) -> str:
+    """16 keys' entries at column ``%l`` of the row ``%xr`` converted to bf16 bits at ``%op`` (then ``ll``)."""
+    if masked:
+        ld64 = (f"call <16 x double> @llvm.masked.load.v16f64.p0(ptr align 8 %{tag}xp, <16 x i1> %ml, "
+                "<16 x double> zeroinitializer)")
+        ld32 = (f"call <16 x float> @llvm.masked.load.v16f32.p0(ptr align 4 %{tag}xq, <16 x i1> %ml, "
+                "<16 x float> zeroinitializer)")
+        st = f"call void @llvm.masked.store.v16i16.p0(<16 x i16> %{tag}hi, ptr align 2 %op, <16 x i1> %ms)"
+    else:
+        ld64 = f"load <16 x double>, ptr %{tag}xp, align 8"
+        ld32 = f"load <16 x float>, ptr %{tag}xq, align 4"
+        st = f"store <16 x i16> %{tag}hi, ptr %op, align 2"
+    lo = "<" + ", ".join(f"i32 {i}" for i in range(8)) + ">"
+    hi = "<" + ", ".join(f"i32 {i}" for i in range(8, 16)) + ">"
+    cat = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
+    return f"""{tag}:
+  br i1 %is64, label %{tag}f64, label %{tag}f32
+{tag}f64:
+  %{tag}x8 = shl i64 %l, 3
+  %{tag}xp = getelementptr i8, ptr %xr, i64 %{tag}x8
+  %{tag}x = {ld64}
+  %{tag}xa = shufflevector <16 x double> %{tag}x, <16 x double> poison, <8 x i32> {lo}
+  %{tag}xb = shufflevector <16 x double> %{tag}x, <16 x double> poison, <8 x i32> {hi}
+  %{tag}fa = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xa, <8 x float> zeroinitializer, i8 -1, i32 11)
+  %{tag}fb = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xb, <8 x float> zeroinitializer, i8 -1, i32 11)
+  %{tag}f = shufflevector <8 x float> %{tag}fa, <8 x float> %{tag}fb, <16 x i32> {cat}
+  %{tag}g = fpext <16 x float> %{tag}f to <16 x double>
+  %{tag}inex = fcmp one <16 x double> %{tag}x, %{tag}g
+  %{tag}fi = bitcast <16 x float> %{tag}f to <16 x i32>
+  %{tag}iz = zext <16 x i1> %{tag}inex to <16 x i32>
+  %{tag}odd = or <16 x i32> %{tag}fi, %{tag}iz
+  %{tag}y64 = bitcast <16 x i32> %{tag}odd to <16 x float>
+  br label %{tag}cv
+{tag}f32:
+  %{tag}x4 = shl i64 %l, 2
+  %{tag}xq = getelementptr i8, ptr %xr, i64 %{tag}x4
+  %{tag}y32 = {ld32}
+  br label %{tag}cv
+{tag}cv:
+  %{tag}y = phi <16 x float> [ %{tag}y64, %{tag}f64 ], [ %{tag}y32, %{tag}f32 ]
+  %{tag}h = call <16 x bfloat> @llvm.x86.avx512bf16.cvtneps2bf16.512(<16 x float> %{tag}y)
+  %{tag}hi = bitcast <16 x bfloat> %{tag}h to <16 x i16>
+  {st}
+  br label %ll
+"""
+
+
+def _convert_ir() -> str:
+    """``conv_rows(X, ldx, kind, rows, d, dw, O, ldo)``: rows of float64 (``kind`` 1) or float32 (0) keys to
+    bf16 bits, ``dw >= d`` columns (zero padded), 16 at a time.
+
+    float64 is first rounded to float32 *to odd* (truncated towards zero by VCVTPD2PS {rz-sae}, then the last
+    bit set when inexact), so that the second rounding, to nearest even bf16 by VCVTNEPS2BF16, gives the
+    correctly rounded value (round-to-odd with 16 spare bits makes double rounding innocuous).
+    VCVTNEPS2BF16 reads float32 subnormals as zero: every ``|x| < 2^-126`` becomes ``±0``, which VDPBF16PS
+    would read as zero anyway except for the values just below ``2^-126`` that round up to it; both are
+    within the ``t`` term of the error model.
+    """
+    c = "<" + ", ".join(f"i64 {i}" for i in range(16)) + ">"
+    return f"""declare <16 x double> @llvm.masked.load.v16f64.p0(ptr, <16 x i1>, <16 x double>)
+declare <16 x float> @llvm.masked.load.v16f32.p0(ptr, <16 x i1>, <16 x float>)
+declare void @llvm.masked.store.v16i16.p0(<16 x i16>, ptr, <16 x i1>)
+declare <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double>, <8 x float>, i8, i32)
+declare <16 x bfloat> @llvm.x86.avx512bf16.cvtneps2bf16.512(<16 x float>)
+define internal void @conv_rows(ptr %X, i64 %ldx, i64 %kind, i64 %rows, i64 %d, i64 %dw, ptr %O, i64 %ldo) #0 {{
+entry:
+  %is64 = icmp ne i64 %kind, 0
+  %dv = insertelement <16 x i64> poison, i64 %d, i64 0
+  %ds = shufflevector <16 x i64> %dv, <16 x i64> poison, <16 x i32> zeroinitializer
+  %wv = insertelement <16 x i64> poison, i64 %dw, i64 0
+  %ws = shufflevector <16 x i64> %wv, <16 x i64> poison, <16 x i32> zeroinitializer
+  br label %rh
+rh:
+  %r = phi i64 [ 0, %entry ], [ %rn, %rl ]
+  %rc = icmp slt i64 %r, %rows
+  br i1 %rc, label %rb, label %exit
+rb:
+  %xo = mul i64 %r, %ldx
+  %xr = getelementptr i8, ptr %X, i64 %xo
+  %oo = mul i64 %r, %ldo
+  %or = getelementptr i8, ptr %O, i64 %oo
+  br label %lh
+lh:
+  %l = phi i64 [ 0, %rb ], [ %ln, %ll ]
+  %lc = icmp slt i64 %l, %dw
+  br i1 %lc, label %lb, label %rl
+lb:
+  %o2 = shl i64 %l, 1
+  %op = getelementptr i8, ptr %or, i64 %o2
+  %l16 = add i64 %l, 16
+  %full = icmp ule i64 %l16, %d
+  br i1 %full, label %U, label %mk
+mk:
+  %lv = insertelement <16 x i64> poison, i64 %l, i64 0
+  %ls = shufflevector <16 x i64> %lv, <16 x i64> poison, <16 x i32> zeroinitializer
+  %idx = add <16 x i64> %ls, {c}
+  %ml = icmp ult <16 x i64> %idx, %ds
+  %ms = icmp ult <16 x i64> %idx, %ws
+  br label %M
+{_chunk_ir("U", False)}{_chunk_ir("M", True)}ll:
+  %ln = add i64 %l, 16
+  br label %lh
+rl:
+  %rn = add i64 %r, 1
+  br label %rh
+exit:
+  ret void
+}}"""
+
+
+def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False) -> str:
+    """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the driver ``bf16_gemm``.
+
+    ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock, gw)``: for each block of ``kblock`` keys (kept in
+    L2), each group of ``gw`` queries (kept in L1), each tile of ``mr`` keys (single keys at the end of a
+    block), each panel of ``16 nv`` queries in the group: one tile call.  Strides are in bytes; ``dp >= 1``.
+    """
     L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
          "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
+    L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_tile_ir(mr, v))
+        L.append(_tile_ir(mr, v, nt))
         if mr > 1:
-            L.append(_tile_ir(1, v))
+            L.append(_tile_ir(1, v, nt))
     a = L.append
     a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
-      "i64 %ldc, i64 %kblock) #0 {")
+      "i64 %ldc, i64 %kblock, i64 %gw, ptr %X, i64 %ldx, i64 %kind, i64 %d) #0 {")
     a("entry:")
-    a("  br label %bhead")
-    a("bhead:")
-    a("  %b0 = phi i64 [ 0, %entry ], [ %bend, %blatch ]")
+    a("  br label %bh")
+    a("bh:")  # blocks of keys
+    a("  %b0 = phi i64 [ 0, %entry ], [ %bend, %bl ]")
     a("  %bc = icmp slt i64 %b0, %n")
-    a("  br i1 %bc, label %bbody, label %exit")
-    a("bbody:")
+    a("  br i1 %bc, label %bb, label %exit")
+    a("bb:")
     a("  %brem = sub i64 %n, %b0")
     a("  %bsmall = icmp slt i64 %brem, %kblock")
     a("  %bn = select i1 %bsmall, i64 %brem, i64 %kblock")
     a("  %bend = add i64 %b0, %bn")
     a(f"  %bmr = urem i64 %bn, {mr}")
     a("  %bfe = sub i64 %bend, %bmr")
-    a("  br label %rhead")
-    a("rhead:")
-    a("  %r0 = phi i64 [ 0, %bbody ], [ %r0n, %rlatch ]")
-    a("  %rc = icmp slt i64 %r0, %nq")
-    a("  br i1 %rc, label %rbody, label %blatch")
-    a("rbody:")
-    a("  %rrem = sub i64 %nq, %r0")
-    a(f"  %rsmall = icmp slt i64 %rrem, {w}")
-    a(f"  %nr = select i1 %rsmall, i64 %rrem, i64 {w}")
-    a("  %nr15 = add i64 %nr, 15")
-    a("  %nvec = lshr i64 %nr15, 4")
-    a("  %full = shl i64 %nvec, 4")
-    a("  %lastn0 = sub i64 %nr, %full")
-    a("  %lastn = add i64 %lastn0, 16")  # 1..16 queries in the last vector
-    a("  %m1 = shl i64 1, %lastn")
-    a("  %m2 = sub i64 %m1, 1")
-    a("  %mask = trunc i64 %m2 to i16")
-    a("  %roff = shl i64 %r0, 2")
-    a("  %Qp = getelementptr i8, ptr %Q, i64 %roff")
-    a("  %Cc = getelementptr i8, ptr %C, i64 %roff")
-    cases = " ".join(f"i64 {v}, label %v{v}" for v in range(1, nv))
-    a(f"  switch i64 %nvec, label %v{nv} [ {cases} ]")
-    for v in range(1, nv + 1):
-        one = f"tile_1_{v}" if mr > 1 else f"tile_{mr}_{v}"
-        a(f"v{v}:")
-        a(f"  br label %jh{v}")
-        a(f"jh{v}:")
-        a(f"  %j{v} = phi i64 [ %b0, %v{v} ], [ %jn{v}, %jb{v} ]")
-        a(f"  %jc{v} = icmp slt i64 %j{v}, %bfe")
-        a(f"  br i1 %jc{v}, label %jb{v}, label %jr{v}")
-        a(f"jb{v}:")
-        a(f"  %jk{v} = mul i64 %j{v}, %ldk")
-        a(f"  %Kp{v} = getelementptr i8, ptr %K, i64 %jk{v}")
-        a(f"  %jx{v} = mul i64 %j{v}, %ldc")
-        a(f"  %Cp{v} = getelementptr i8, ptr %Cc, i64 %jx{v}")
-        a(f"  call void @tile_{mr}_{v}(ptr %Kp{v}, i64 %ldk, ptr %Qp, i64 %ldq, ptr %Cp{v}, i64 %ldc, i64 %dp, "
-          "i16 %mask)")
-        a(f"  %jn{v} = add i64 %j{v}, {mr}")
-        a(f"  br label %jh{v}")
-        a(f"jr{v}:")
-        a(f"  %i{v} = phi i64 [ %j{v}, %jh{v} ], [ %in{v}, %ib{v} ]")
-        a(f"  %ic{v} = icmp slt i64 %i{v}, %bend")
-        a(f"  br i1 %ic{v}, label %ib{v}, label %rlatch")
-        a(f"ib{v}:")
-        a(f"  %ik{v} = mul i64 %i{v}, %ldk")
-        a(f"  %Ki{v} = getelementptr i8, ptr %K, i64 %ik{v}")
-        a(f"  %ix{v} = mul i64 %i{v}, %ldc")
-        a(f"  %Ci{v} = getelementptr i8, ptr %Cc, i64 %ix{v}")
-        a(f"  call void @{one}(ptr %Ki{v}, i64 %ldk, ptr %Qp, i64 %ldq, ptr %Ci{v}, i64 %ldc, i64 %dp, i16 %mask)")
-        a(f"  %in{v} = add i64 %i{v}, 1")
-        a(f"  br label %jr{v}")
-    a("rlatch:")
-    a(f"  %r0n = add i64 %r0, {w}")
-    a("  br label %rhead")
-    a("blatch:")
-    a("  br label %bhead")
+    a("  %fuse = icmp ne ptr %X, null")  # keys given as floats: convert this block into the buffer K
+    a("  br i1 %fuse, label %cb, label %gpre")
+    a("cb:")
+    a("  %xo = mul i64 %b0, %ldx")
+    a("  %Xb = getelementptr i8, ptr %X, i64 %xo")
+    a("  %dw = shl i64 %dp, 1")
+    a("  call void @conv_rows(ptr %Xb, i64 %ldx, i64 %kind, i64 %bn, i64 %d, i64 %dw, ptr %K, i64 %ldk)")
+    a("  %ko = mul i64 %b0, %ldk")
+    a("  %kneg = sub i64 0, %ko")
+    a("  %Kc = getelementptr i8, ptr %K, i64 %kneg")  # row j of the block at K + (j - b0) ldk
+    a("  br label %gpre")
+    a("gpre:")
+    a("  %Kb = phi ptr [ %K, %bb ], [ %Kc, %cb ]")
+    a("  br label %gh")
+    a("gh:")  # groups of panels whose queries stay in L1
+    a("  %g0 = phi i64 [ 0, %gpre ], [ %gend, %gl ]")
+    a("  %gc = icmp slt i64 %g0, %nq")
+    a("  br i1 %gc, label %gb, label %bl")
+    a("gb:")
+    a("  %grem = sub i64 %nq, %g0")
+    a("  %gsmall = icmp slt i64 %grem, %gw")
+    a("  %gn = select i1 %gsmall, i64 %grem, i64 %gw")
+    a("  %gend = add i64 %g0, %gn")
+    a("  br label %jh")
+    a("jh:")  # tiles of mr keys
+    a("  %j = phi i64 [ %b0, %gb ], [ %jn, %jl ]")
+    a("  %jc = icmp slt i64 %j, %bfe")
+    a("  br i1 %jc, label %Apre, label %ih")
+    L.extend(_panels_ir("A", mr, nv, "%j", "jl"))
+    a("jl:")
+    a(f"  %jn = add i64 %j, {mr}")
+    a("  br label %jh")
+    a("ih:")  # the last keys of the block, one by one
+    a("  %i = phi i64 [ %j, %jh ], [ %in, %il ]")
+    a("  %ic = icmp slt i64 %i, %bend")
+    a("  br i1 %ic, label %Bpre, label %gl")
+    L.extend(_panels_ir("B", 1, nv, "%i", "il"))
+    a("il:")
+    a("  %in = add i64 %i, 1")
+    a("  br label %ih")
+    a("gl:")
+    a("  br label %gh")
+    a("bl:")
+    a("  br label %bh")
     a("exit:")
     a("  ret void")
     a("}")
     a("attributes #0 = { nounwind }")
     a("!0 = distinct !{!0, !1}")
     a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    a("!2 = !{i32 1}")
     return "\n".join(L)
 
 
@@ -263,6 +416,26 @@ def _cpu_ok() -> bool:
         return False
 
 
+def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False):
+    """Compile the kernel for the host CPU; returns ``(ctypes function, engine)`` (keep the engine alive)."""
+    import llvmlite.binding as ll
+
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll, nt))
+    mod.verify()
+    tm = ll.Target.from_default_triple().create_target_machine(
+        cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
+    pb = ll.create_pass_builder(tm, ll.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(mod, pb)
+    engine = ll.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    addr = engine.get_function_address("bf16_gemm")
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    proto = ctypes.CFUNCTYPE(None, ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64)
+    return proto(addr), engine
+
+
 def _compile():
     """The ctypes function of ``bf16_gemm`` (compiled once per process), or None."""
     with _lock:
@@ -271,23 +444,7 @@ def _compile():
         fn = None
         if _cpu_ok():
             try:
-                import llvmlite.binding as ll
-
-                ll.initialize_native_target()
-                ll.initialize_native_asmprinter()
-                mod = ll.parse_assembly(_gemm_ir())
-                mod.verify()
-                tm = ll.Target.from_default_triple().create_target_machine(
-                    cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
-                pb = ll.create_pass_builder(tm, ll.create_pipeline_tuning_options(speed_level=3))
-                pb.getModulePassManager().run(mod, pb)
-                engine = ll.create_mcjit_compiler(mod, tm)
-                engine.finalize_object()
-                addr = engine.get_function_address("bf16_gemm")
-                i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                proto = ctypes.CFUNCTYPE(None, ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64)
-                fn = proto(addr)
-                _state["engine"] = engine  # keeps the machine code alive
+                fn, _state["engine"] = _build()  # the engine keeps the machine code alive
             except Exception:  # noqa: BLE001 - any compile failure means: not available
                 fn = None
         _state["fn"] = fn
@@ -468,11 +625,17 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
     if fn is None:
         raise UnsupportedCPUError("bfloat16 scores need a CPU with AVX512-F and AVX512-BF16 "
                                   "(and llvmlite); check available() first")
-    pk = kb if isinstance(kb, BF16Keys) else pack_keys(kb)
     pq = qb if isinstance(qb, BF16Queries) else pack_queries(qT=qb)
-    if pk.d != pq.d:
-        raise ShapeError(f"scores: keys have {pk.d} dimensions, queries {pq.d}")
-    n, m = pk.n, pq.m
+    if isinstance(kb, BF16Keys):
+        pk, x = kb, None
+    else:  # float keys are rounded block by block inside the kernel (into an L2-resident buffer)
+        x = _floats(kb, "keys")
+        if x.ndim != 2:
+            raise ShapeError(f"keys: expected a 2-d (n, d) array, got shape {x.shape}")
+        dp = (x.shape[1] + 1) // 2
+        pk = BF16Keys(np.empty((min(max(int(kblock), 1), x.shape[0]), 2 * dp), dtype=np.uint16), x.shape[1])
+    _check_packed(pk, pq)
+    n, m = (pk.n if x is None else x.shape[0]), pq.m
     if out is None:
         out = np.empty((n, m), dtype=np.float32)
     elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n, m)
@@ -483,19 +646,42 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
         raise ShapeError(f"scores: kblock must be positive, got {kblock}")
     if n == 0 or m == 0:
         return out
-    dp = pk.bits.shape[1] // 2
-    if dp == 0:
+    if pk.bits.shape[1] == 0:
         out[...] = 0
         return out
-    kbits, qbits = pk.bits, pq.bits
-    if not kbits.flags.c_contiguous:
-        kbits = np.ascontiguousarray(kbits)
-    if not qbits.flags.c_contiguous:
-        qbits = np.ascontiguousarray(qbits)
+    _call(fn, pk, pq, out, kblock, x=x)
+    return out
+
+
+def _check_packed(pk: BF16Keys, pq: BF16Queries) -> None:
+    """Raise ShapeError unless the packed operands have the layouts the kernel reads (no out-of-bounds reads)."""
+    if pk.d != pq.d:
+        raise ShapeError(f"scores: keys have {pk.d} dimensions, queries {pq.d}")
+    dp = (pk.d + 1) // 2
+    m16 = (pq.m + 15) // 16 * 16
+    for name, b, shape_ok in (("keys", pk.bits, pk.bits.ndim == 2 and pk.bits.shape[1] == 2 * dp),
+                              ("queries", pq.bits, pq.bits.ndim == 2 and pq.bits.shape[0] == dp
+                               and pq.bits.shape[1] >= 2 * m16 and pq.bits.shape[1] % 32 == 0)):
+        if not isinstance(b, np.ndarray) or b.dtype != np.uint16 or not shape_ok:
+            raise ShapeError(f"scores: packed {name} do not have the layout of pack_keys / pack_queries "
+                             f"for d = {pk.d}")
+
+
+def _call(fn, pk: BF16Keys, pq: BF16Queries, out: np.ndarray, kblock: int = KBLOCK,
+          group_bytes: int = GROUP_BYTES, nv: int = _NV, x=None) -> None:
+    """Run the compiled ``bf16_gemm`` ``fn`` on checked, non-empty operands (also used by the benchmark).
+
+    With ``x`` (C-contiguous float32/float64 keys), ``pk.bits`` is the conversion buffer of ``kblock`` rows."""
+    kbits, qbits = np.ascontiguousarray(pk.bits), np.ascontiguousarray(pq.bits)
+    n, m = out.shape
+    dp = kbits.shape[1] // 2
+    w = 16 * nv
+    gw = max(w, group_bytes // (4 * dp) // w * w)  # queries per group: their packed bits stay in L1
     ldc = out.strides[0] if n > 1 else 4 * m
     fn(kbits.ctypes.data, n, kbits.strides[0], qbits.ctypes.data, m, qbits.strides[0], dp,
-       out.ctypes.data, ldc, int(kblock))
-    return out
+       out.ctypes.data, ldc, int(kblock), int(gw), None if x is None else x.ctypes.data,
+       0 if x is None else x.strides[0] if x.shape[0] > 1 else x.itemsize * x.shape[1],
+       0 if x is None else int(x.dtype == np.float64), 0 if x is None else x.shape[1])
 
 
 # -------------------------------------------------------------------------------------------------- bound

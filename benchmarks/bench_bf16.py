@@ -1,0 +1,126 @@
+"""Benchmark: bfloat16 screening scores (VDPBF16PS kernel of tropix.attention._bf16) against float32 sgemm.
+
+Shapes of the screening step of :mod:`tropix.attention.screen`: ``n`` keys x ``d`` dimensions, ``m`` queries,
+output ``S = K Qᵀ`` (keys x queries, float32, C order).  Single thread: ``OPENBLAS_NUM_THREADS=1`` and
+torch's one thread are set before the libraries load.  Rows, all measured in the same run on the same arrays:
+
+* ``sgemm f32``: ``np.matmul(K32, Q32ᵀ, out=S)`` with float32 inputs given (the baseline: the brief's
+  ``np.float32 @``);
+* ``sgemm f64->f32``: the same with the ``astype(float32)`` of float64 keys included (what screen.py does);
+* ``bf16 f64``: :func:`~tropix.attention._bf16.scores` from float64 keys and queries, rounding and packing of
+  both included (the keys are rounded block by block inside the kernel);
+* ``bf16 f64 numba``: the same with the keys packed first by :func:`pack_keys` (numba, a separate pass);
+* ``bf16 f32``: the same from float32 inputs;
+* ``bf16 kernel``: prepacked operands (the GEMM alone); ``pack K f64``: :func:`pack_keys` alone;
+* ``torch bf16``: ``K_bf16 @ Q_bf16ᵀ`` of torch (oneDNN/AVX512-BF16), if torch imports: a reference for
+  the hardware, not a dependency.
+
+Repetitions are interleaved in a shuffled order per round (a shared machine's phases then hit every method);
+the table gives the best and the median time of each and the ratio of the sgemm time to it (> 1: faster than
+sgemm).  ``--sweep`` also times other register tiles (keys x 16-query vectors) of the kernel.
+
+Usage: ``python benchmarks/bench_bf16.py [--n 16384] [--dims 32,64] [--m 256] [--rounds 15] [--sweep]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from tropix.attention import _bf16  # noqa: E402
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except Exception:  # noqa: BLE001 - torch is optional here
+    torch = None
+
+
+def measure(methods, rounds):
+    """Interleaved timings: ``{name: [seconds, ...]}``."""
+    times = {name: [] for name in methods}
+    for f in methods.values():  # warm-up (compilation, first touch)
+        f()
+    names = list(methods)
+    for _ in range(rounds):
+        random.shuffle(names)
+        for name in names:
+            t0 = time.perf_counter()
+            methods[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=16384)
+    ap.add_argument("--dims", default="32,64")
+    ap.add_argument("--m", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--sweep", action="store_true", help="also time other register tiles")
+    args = ap.parse_args(argv)
+    if not _bf16.available():
+        print("AVX512-BF16 not available on this CPU: nothing to measure")
+        return 0
+    rng = np.random.default_rng(0)
+    n, m = args.n, args.m
+    print(f"n = {n} keys, m = {m} queries, single thread; times in ms (best / median of {args.rounds})")
+    for d in (int(x) for x in args.dims.split(",")):
+        k64 = rng.standard_normal((n, d))
+        q64 = rng.standard_normal((m, d)) / np.sqrt(d)
+        k32 = k64.astype(np.float32)
+        q32T = np.ascontiguousarray(q64.astype(np.float32).T)
+        q64T = np.ascontiguousarray(q64.T)
+        out = np.empty((n, m), dtype=np.float32)
+        pk, pq = _bf16.pack_keys(k64), _bf16.pack_queries(q64)
+        fn = _bf16._compile()
+        methods = {
+            "sgemm f32": lambda: np.matmul(k32, q32T, out=out),
+            "sgemm f64->f32": lambda: np.matmul(k64.astype(np.float32), q32T, out=out),
+            "bf16 f64": lambda: _bf16.scores(k64, q64T, out=out),
+            "bf16 f32": lambda: _bf16.scores(k32, q32T, out=out),
+            "bf16 f64 numba": lambda: _bf16.scores(_bf16.pack_keys(k64), _bf16.pack_queries(qT=q64T), out=out),
+            "bf16 kernel": lambda: _bf16._call(fn, pk, pq, out),
+            "pack K f64": lambda: _bf16.pack_keys(k64),
+        }
+        if torch is not None:
+            kt = torch.from_numpy(k64).to(torch.bfloat16)
+            qt = torch.from_numpy(q64).to(torch.bfloat16).T
+            methods["torch bf16"] = lambda: kt @ qt
+        engines = []
+        if args.sweep:
+            for mr, nv, un in [(6, 4, 2), (7, 3, 2), (8, 3, 2), (5, 5, 2)]:
+                f, eng = _bf16._build(mr, nv, un)
+                engines.append(eng)
+                for gb in (16384, 32768):
+                    for kb in (1024, 4096):
+                        methods[f"k {mr}x{nv} g{gb // 1024} b{kb}"] = (
+                            lambda f=f, gb=gb, kb=kb, nv=nv: _bf16._call(f, pk, pq, out, kb, gb, nv))
+        # correctness of the timed output against float64 of the rounded inputs
+        S = _bf16.scores(k64, q64T)
+        ref = _bf16.from_bf16(pk.bits).astype(np.float64) @ _bf16.from_bf16(pq.bits).astype(np.float64)[
+            :, :m * 2].reshape(pk.bits.shape[1] // 2, m, 2).transpose(0, 2, 1).reshape(-1, m)
+        dev = float(np.abs(S - ref).max())
+        times = measure(methods, args.rounds)
+        base = float(np.median(times["sgemm f32"]))
+        print(f"\nd = {d}   (max |S - K̂Q̂ᵀ| = {dev:.2e}; ratio = median sgemm f32 / median)")
+        print(f"{'method':<18s} {'best':>8s} {'median':>8s} {'ratio':>7s}")
+        for name, ts in times.items():
+            med = float(np.median(ts))
+            print(f"{name:<18s} {1e3 * min(ts):8.3f} {1e3 * med:8.3f} {base / med:7.2f}")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
