@@ -20,14 +20,15 @@ over tree levels and over the query groups of the exact GEMMs):
    (a node's ball is then nearly as wide as the data) almost every coarse node survives and the descent
    only adds work.  The cheap statistic: for up to 32 sampled queries, the (query, node) pairs the descent
    would bound, counted with the ball bounds alone; the descent is used when this is at most a quarter of
-   the (query, leaf) pairs (``counters["descent_estimate_pairs"]``), otherwise every leaf is bounded for
-   every query at once (the leaf-level path: steps 4–5 on dense (query, leaf) arrays).
+   the (query, leaf) pairs (``counters["descent_estimate_pairs"]``), otherwise (and always for trees of
+   fewer than 64 leaves) every leaf is bounded for every query at once (the leaf-level path: steps 4–5 on
+   dense (query, leaf) arrays).
 3. **Descent.**  *Query groups*: queries are ordered by their best leaf and grouped (at most 16 per group)
    by the ancestor of that leaf at the level whose nodes would hold about 16 queries each: a query
    hierarchy induced by the key tree.  A (group, node) pair is bounded with both balls,
    ``q.k <= c_q.c_k + |c_q| r_k + r_q |c_k| + r_q r_k`` (plus a rounding slack and the node's maximum of a
    key-only mask/bias), and pruned for all members at once when the bound is within every member's
-   per-key allowance (``budget / n`` per key, so the pruned total stays within the budget); an unpruned
+   per-key allowance (what is left of its budget over ``n`` per key, so the total stays within it); an unpruned
    pair goes on to the node's children as a group pair while the key node's radius is the larger source of
    slack, and is expanded into its members' (query, node) pairs once the group's radius is (the per-query
    bounds are then tighter).  With a mask, bias or causal term that depends on the query, every query
@@ -388,7 +389,8 @@ def _query_groups_by_tree(t, best, levels, size: int):
     a = anc[order]
     starts = np.flatnonzero(np.concatenate([[True], a[1:] != a[:-1]]))
     counts = np.diff(np.append(starts, nr))
-    starts = np.concatenate([np.arange(s, s + c, size) for s, c in zip(starts, counts)]) if nr else starts
+    nch = -(-counts // size)  # runs longer than `size` are cut into chunks
+    starts = np.repeat(starts, nch) + size * _ranges(np.zeros(len(nch), dtype=np.int64), nch)
     counts = np.diff(np.append(starts, nr))
     return order, starts, counts
 
@@ -445,9 +447,7 @@ class _Acc:
         cnt = ct[b].astype(np.float64)
         vm = self.node_vmax(lvl)[b]
         w = 0.5 * (eu + el)
-        W = np.zeros((nr, len(ub)))
-        W[pi, ib] = w  # (row, node) pairs are distinct
-        self.NA += W @ vsum
+        np.add.at(self.NA, pi, w[:, None] * vsum[ib])
         self.ZA += np.bincount(pi, weights=w * cnt, minlength=nr)
         self.ZAlo += np.bincount(pi, weights=el * cnt, minlength=nr)
         self.B += np.bincount(pi, weights=E, minlength=nr)
@@ -511,12 +511,14 @@ def _children(t, a, c, b):
 def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, aggregate, acc):
     """Coarse-to-fine descent over the key tree for the local rows ``0..len(rows)-1``.
 
-    At each level of ``levels`` the live (query group, node) pairs are bounded with the group's ball
-    (pruned when the bound is below every member's per-key allowance; expanded into per-query pairs when
-    the group's radius is the larger source of slack, else passed on to the children), then the live
-    (query, node) pairs with the ball and box bounds: a pair is pruned when its per-key weight bound is within
-    the row's per-key allowance ``allow_p``, taken by the far field when its per-key weight spread is within
-    ``allow_a``, otherwise replaced by its children at the next level.  The node holding the row's reference
+    At each level of ``levels`` the live (query group, node) pairs are bounded with both balls (pruned
+    when the bound is within every member's per-key allowance, ``(budget_p - pruned so far) / n`` per key;
+    expanded into per-query pairs when the group's radius is the larger source of slack, else passed on to
+    the children), then the live (query, node) pairs with the ball and box bounds: the pairs of smallest
+    bounded mass are pruned within half of what is left of ``budget_p``, then pairs of small weight spread
+    are taken by the far field within half of what is left of ``budget_a``, and the rest are replaced by
+    their children at the next level.  Every step keeps the totals within the budgets.  The node holding the
+    row's reference
     leaf is never dropped.  Returns the leaf pairs ``(pi, pl, U, Lo)`` still open.
     """
     t = H.tree
@@ -544,8 +546,6 @@ def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, agg
             dist = np.sqrt(np.einsum("ij,ij->i", qs[memb] - cG[gid], qs[memb] - cG[gid]))
             rG = np.maximum.reduceat(dist, goff) * (1 + 4 * (H.d + 4) * _U)
             nG = np.sqrt(np.einsum("ij,ij->i", cG, cG))
-            with np.errstate(divide="ignore"):
-                tau = np.minimum.reduceat(ml[memb] + np.log(budget_p[memb] / H.n_k * (1 - 1e-6)), goff)
             gp_g = np.repeat(np.arange(len(gst)), N0)
             gp_b = np.tile(np.arange(N0), len(gst))
     solo = np.flatnonzero(~grouped)
@@ -566,6 +566,10 @@ def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, agg
             if ext.ko is not None:
                 UG = UG + ext.pair_bounds(lvl, None, gp_b)[0]
             acc.count(lvl, "group_bounded", len(gp_g))
+            # per-key allowance of what is left of each member's budget (the group total stays within it)
+            with np.errstate(divide="ignore"):
+                tau = np.minimum.reduceat(ml[memb] + np.log(np.maximum(budget_p - acc.D, 0.0)[memb] / H.n_k
+                                                             * (1 - 1e-6)), goff)
             prn = UG <= tau[gp_g]
             if prn.any():
                 pidx = np.flatnonzero(prn)
@@ -648,10 +652,10 @@ def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, agg
     return z, z, np.zeros(0), np.zeros(0)
 
 
-def _descent_estimate(H, ext, rows, ml, budget, levels):
+def _descent_estimate(H, ext, rows, ml, budget, levels, limit=np.inf):
     """Number of (query, node) pairs the descent would bound for ``rows``, estimated with the ball bounds
     alone and each row's per-key allowance (``budget / n`` per key): the cheap statistic that chooses
-    between the descent and the leaf-level path."""
+    between the descent and the leaf-level path.  Stops counting once ``limit`` is exceeded."""
     t = H.tree
     qs, qn = H.qs[rows], H.qn[rows]
     with np.errstate(divide="ignore"):
@@ -667,6 +671,8 @@ def _descent_estimate(H, ext, rows, ml, budget, levels):
         first = np.searchsorted(t.starts[c], t.starts[a])
         nch = np.diff(np.append(first, len(t.starts[c])))
         pairs += int((alive @ nch).sum())
+        if pairs > limit:  # enough to decide
+            break
         alive = np.repeat(alive, nch, axis=1)
     return pairs
 
@@ -696,6 +702,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     # 1. ball bounds of the leaves for every query with something to save (eps above the rounding floor)
     rows = np.flatnonzero(beta > 0)
     allL = np.arange(nL)
+    levels = _descent_levels(t) if descent and (nL >= 64 or descent is True) else [Lf]
     if len(rows):
         qc = H.qs[rows] @ t.center[Lf].T
         EU, EL = ext.bounds(Lf, rows, allL)
@@ -707,17 +714,29 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
             Ub = Ub + EU
         m_lo[rows], zb[rows], best[rows] = _reference(H, rows, Ub, qc, ext.full)
         ctr["score_evals"] += 2 * len(rows) * int(ctL.max())
-        # quick test on the ball bounds (no certificate involved): if pruning against the reference would
-        # leave most keys open, the query is done densely and nothing more is computed for it
         ml = m_lo[rows]
         fin = np.isfinite(ml)
-        with np.errstate(over="ignore", invalid="ignore"):
-            mass = ctL[None, :] * np.exp(np.minimum(Ub - np.where(fin, ml, 0.0)[:, None], 700.0))
-        opn = ~_greedy_prune(mass, np.isfinite(mass), beta_p[rows] * zb[rows], passes=2)
-        if aggregate:  # leaves whose scores are known within 1e-2 may be taken by the far field
-            with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
-                opn &= ~(2.0 * rq + (0.0 if EU is None else EU - EL) <= 1e-2)
-        keep = fin & (opn @ ctL <= exit_frac * n)
+        # the descent or the leaf-level path (a sampled estimate of the descent's work, see the docstring)
+        if len(levels) > 1 and descent == "auto" and fin.any():
+            smp = rows[fin]
+            smp = smp if len(smp) <= 32 else smp[np.linspace(0, len(smp) - 1, 32).astype(np.int64)]
+            lim = 0.25 * len(smp) * nL
+            pairs = _descent_estimate(H, ext, smp, m_lo[smp], beta_p[smp] * zb[smp], levels, lim)
+            ctr["descent_estimate_pairs"] = int(pairs * fin.sum() / len(smp))  # a lower bound above the limit
+            if pairs > lim:
+                levels = [Lf]
+        if len(levels) > 1:
+            keep = fin  # the descent itself finds the queries that pruning cannot help
+        else:
+            # quick test on the ball bounds (no certificate involved): if pruning against the reference
+            # would leave most keys open, the query is done densely and nothing more is computed for it
+            with np.errstate(over="ignore", invalid="ignore"):
+                mass = ctL[None, :] * np.exp(np.minimum(Ub - np.where(fin, ml, 0.0)[:, None], 700.0))
+            opn = ~_greedy_prune(mass, np.isfinite(mass), beta_p[rows] * zb[rows], passes=2)
+            if aggregate:  # leaves whose scores are known within 1e-2 may be taken by the far field
+                with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
+                    opn &= ~(2.0 * rq + (0.0 if EU is None else EU - EL) <= 1e-2)
+            keep = fin & (opn @ ctL <= exit_frac * n)
         rows, qc = rows[keep], qc[keep]
         if EU is not None and EU.shape[0] == len(keep):
             EU, EL = EU[keep], EL[keep]
@@ -736,19 +755,11 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     AM = np.zeros(nq)
     npr, nag, kag = (np.zeros(nq, dtype=np.int64) for _ in range(3))  # nodes pruned / aggregated, keys aggregated
     open_ = np.zeros((0, nL), dtype=bool)
-    levels = _descent_levels(t) if descent else [Lf]
-    if len(levels) > 1 and len(rows) and descent == "auto":
-        smp = rows if len(rows) <= 32 else rows[np.linspace(0, len(rows) - 1, 32).astype(np.int64)]
-        pairs = _descent_estimate(H, ext, smp, m_lo[smp], beta_p[smp] * zb[smp], levels)
-        ctr["descent_estimate_pairs"] = int(pairs * len(rows) / len(smp))
-        if pairs > 0.25 * len(smp) * nL:
-            levels = [Lf]
     if len(rows) and len(levels) > 1:
         nr = len(rows)
         ml, z, bl = m_lo[rows], zb[rows], best[rows]
         bp, ba = beta_p[rows] * z, beta_a[rows] * z  # budgets of pruned mass and far-field weight error
-        # 3. coarse-to-fine descent over the key tree (per-key allowances: a node of c keys may use c/n of
-        #    each budget), query groups first where the query hierarchy pays
+        # 3. coarse-to-fine descent over the key tree, query groups first where the query hierarchy pays
         qgroups = None
         if qgroup > 1 and ext.full is None and nr >= 2 * qgroup:
             qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
