@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tropix.attention import dense, screened
 from tropix.attention._inputs import prepare
-from tropix.attention.screen import _ScreenHead, screen_error, screen_rows
+from tropix.attention import _bf16
+from tropix.attention.screen import BF16_MIN_KEYS, _ScreenHead, _screen_gemm, screen_error, screen_rows
 from tropix.errors import BoundViolationError, NaNError, ShapeError, ToleranceError
 
 from conftest import to_np
@@ -106,6 +107,64 @@ def test_multiblock_path_certified(seed, kblock):
     # blocks of 8 keys the first block says too little, rows may stop: only rigour is asserted then
     if kblock >= 64:
         assert np.count_nonzero(bound <= 1e-3 * H.vmax) >= 6
+
+
+@given(st.integers(0, 10**6), st.integers(1, 300), st.sampled_from([1, 3, 16, 33]), st.sampled_from(KINDS),
+       st.sampled_from([0.0, 1e-3, 0.1]), st.sampled_from([16, 64, 4096]))
+@settings(max_examples=50, deadline=None)
+def test_bf16_screen_certified(seed, n, d, kind, eps, kblock):
+    """The bfloat16 screening GEMM (forced; float32 where the CPU lacks AVX512-BF16) stays certified."""
+    q, k, v = _inputs(seed, n, d, 7, kind)
+    P = prepare(q, k, v, None, None, None, False)
+    H = _ScreenHead(P, (q, k, v), ())
+    out, bound, support, kept, evals = screen_rows(H, eps, np.arange(7), kblock=kblock, precision="bf16")
+    ref = to_np(dense(q, k, v))
+    err = np.linalg.norm(out - ref, axis=1)
+    ok = np.isfinite(bound)
+    assert np.all(err[ok] <= bound[ok] + H.rho[ok])
+
+
+def test_bf16_screen_chosen_and_certified_on_large_peaked_input():
+    rng = np.random.default_rng(7)
+    n, d = BF16_MIN_KEYS * 2, 32
+    C = rng.normal(size=(64, d))
+    k = C[rng.integers(0, 64, n)] + 0.05 * rng.normal(size=(n, d))
+    v = rng.normal(size=(n, 4))
+    q = 10 * C[rng.integers(0, 64, 40)]
+    P = prepare(q, k, v, None, None, None, False)
+    H = _ScreenHead(P, (q, k, v), ())
+    rows = np.arange(40)
+    g = _screen_gemm(H, rows, np.zeros(40), "auto", True)
+    assert (g.bf16 is not None) == _bf16.available()
+    if _bf16.available():  # its error bound: about 2^-7 |q| max|k|, far above float32's
+        assert np.all(g.err > 2.0**-8 * H.qn * H.kmax)
+    for precision in ("bf16", "float32"):
+        r = screened(q, k, v, eps=1e-3, precision=precision, check=True)
+        _check(r, q, k, v, 1e-3)
+        assert np.median(r.support) < n / 20
+
+
+def test_eps_zero_is_exact_with_score_gaps_wider_than_a_band():
+    """Regression: with eps = 0 the margin is infinite; 0 * exp(huge) made the left-out mass NaN, the core
+    lost every key below the top band and the NaN passed as a zero bound (a silent wrong answer)."""
+    q = np.array([[-0.7], [-1.27], [0.04], [-2.3]])
+    k = np.array([[0.126], [-0.132]])
+    v = np.array([[1.0, 0.0], [0.0, 1.0]])
+    r = screened(q, k, v, eps=0.0, check=True)
+    np.testing.assert_allclose(to_np(r.output), to_np(dense(q, k, v)), rtol=0, atol=1e-15)
+    assert np.all(r.support == 2)
+
+
+def test_truncation_bound_never_passes_nan_as_small():
+    from tropix.attention.bounds import truncation_bound
+    b = truncation_bound(D=np.array([np.nan, 0.0]), V_D=1.0, onorm=1.0, Z_lo=1.0)
+    assert np.isinf(b[0]) and b[1] == 0.0
+
+
+def test_bad_precision():
+    q = np.ones((2, 3))
+    with pytest.raises(ValueError, match="precision"):
+        screened(q, q, q, precision="fp8")
 
 
 @pytest.mark.parametrize("extra", ["mask", "causal", "bias", "padding"])

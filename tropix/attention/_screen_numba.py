@@ -207,7 +207,8 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
                 b = nb - 1
             bc[b] += 1
         # the thresholds m - tau were rounded: the 1e-15 relative slack covers it
-        d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf))
+        # (no key is counted when the margin is infinite, eps = 0: then dun = 0 and exp(...) may overflow)
+        d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf)) if dun[r] > 0 else 0.0
         # smallest bstar with  D(bstar) <= share beta Z(bstar):  D = d_rest + sum_{b >= bstar} bc[b] exp(-b width + e)
         # bounds the left-out mass, Z = exp(-e) + sum_{b < bstar} (bc[b] - [b = 0]) exp(-(b + 1) width - e)
         # the kept mass (the maximum key, of screening score m, is in band 0), both relative to exp(m)

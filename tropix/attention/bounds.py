@@ -63,8 +63,9 @@ def truncation_bound(D, V_D, onorm, Z_lo, A=0.0, B=0.0):
         f0 = np.where(num0 > 0, num0 / Z_lo, 0.0)
         fD = np.where(D > 0, (D * (V_D + onorm) + num0) / (Z_lo + D), f0)
     out = np.maximum(f0, fD)
-    out = np.where(np.isnan(out), np.inf, out)
-    return out
+    # a NaN anywhere (e.g. 0 * inf in a caller's mass bound) must never pass as a small bound
+    bad = np.isnan(D) | np.isnan(V_D) | np.isnan(onorm) | np.isnan(Z_lo) | np.isnan(A) | np.isnan(B)
+    return np.where(bad | np.isnan(out), np.inf, out)
 
 
 def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64):

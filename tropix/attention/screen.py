@@ -192,7 +192,7 @@ def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width,
         nb = _nbands(tf, width)
         band = _bands(m, cval[r, :c], width, nb)
         bc = np.bincount(band, minlength=nb)
-        d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf))
+        d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf)) if dun[r] > 0 else 0.0
         dsum = d_rest + sum(bc[bb] * np.exp(-bb * width + e) for bb in range(1, nb))
         zlo = np.exp(-e) + (bc[0] - 1) * np.exp(-width - e)
         bstar = 1
@@ -239,9 +239,51 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
+BF16_MIN_KEYS = 2048  # fewer keys: the float32 sgemm (packing the bfloat16 operands would not pay)
+BF16_MAX_ERROR = 2.0  # a larger bfloat16 screening error widens the margins more than the faster GEMM saves
+
+
+class _Gemm:
+    """The screening GEMM of one head: ``gemm(rows)`` gives the ``(keys, queries)`` float32 scores of the
+    scaled queries ``rows``; ``err`` is the per-query bound on their error against the float64 scores."""
+
+    def __init__(self, H, err, bf16=None):
+        self.H, self.err, self.bf16 = H, err, bf16
+        if bf16 is None:
+            self.k32 = H.k.astype(np.float32)
+        else:
+            self.pk = bf16.pack_keys(H.k)
+
+    def __call__(self, rr):
+        if self.bf16 is None:  # (keys, queries): the faster sgemm layout here
+            return self.k32 @ np.ascontiguousarray(self.H.qs[rr].T, dtype=np.float32)
+        return self.bf16.scores(self.pk, self.bf16.pack_queries(self.H.qs[rr]))
+
+
+def _check_precision(precision):
+    if precision not in ("auto", "bf16", "float32"):
+        raise ValueError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
+
+
+def _screen_gemm(H, rows, err32, precision, use_kernel):
+    """The screening GEMM: bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16) where the CPU has it, the head
+    has at least ``BF16_MIN_KEYS`` keys and its error bound stays below ``BF16_MAX_ERROR`` (``precision="auto"``),
+    else a float32 ``sgemm`` (``err32`` its error bound).  ``precision`` may force ``"bf16"`` or ``"float32"``."""
+    _check_precision(precision)
+    if precision != "float32" and use_kernel:
+        from . import _bf16
+        if _bf16.available() and (precision == "bf16" or H.n_k >= BF16_MIN_KEYS):
+            # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the bfloat16 GEMM's bound plus the float64 evaluation of ŝ
+            u64 = unit_roundoff(np.float64)
+            g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
+            e = (_bf16.error_bound(H.qn[rows], H.kmax, H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
+            if precision == "bf16" or float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
+                return _Gemm(H, e, _bf16)
+    return _Gemm(H, err32)
+
 
 def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4096, width=0.25,
-                share=0.75, use_kernel=True, abort=0.5):
+                share=0.75, use_kernel=True, abort=0.5, precision="auto"):
     """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
 
     ``H`` provides ``qs`` (scaled queries), ``k``, ``v``, ``vn``, ``vmax``, ``qn``, ``kmax``, ``rho``,
@@ -276,17 +318,18 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         qchunk = int(min(256, max(8, 2**22 // max(n, 1))))
     # largest entries for the underflow term: a vector's entries are at most its norm
     err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
+    gemm = _screen_gemm(H, rows, err, precision, use_kernel)
+    err = gemm.err
     u64 = unit_roundoff(np.float64)
     ew = np.exp(-float(width) * np.arange(4098.0))  # band weights exp(-b width)
     masked = H.extra is not None
     keys, counts = [], []
-    k32 = H.k.astype(np.float32)
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
         sl = slice(a, a + len(rr))
         c_n = len(rr)
         # pass 1: every screening score of the chunk, and each row's maximum
-        S = k32 @ np.ascontiguousarray(H.qs[rr].T, dtype=np.float32)  # (keys, queries): the faster sgemm here
+        S = gemm(rr)  # (keys, queries) screening scores, float32
         if masked:
             S = S.astype(np.float64) + H.extra(rr, np.arange(n)).T
         smax = np.empty(c_n, dtype=S.dtype)
@@ -371,7 +414,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
 
 
 def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, threshold: bool = True,
-             cap: int | None = None, check: bool = False) -> AttentionResult:
+             cap: int | None = None, precision: str = "auto", check: bool = False) -> AttentionResult:
     """Certified attention by float32 screening of every score and exact float64 softmax of the survivors.
 
     See the module docstring for the algorithm and the certificate.  Needs no key tree, and pays off
@@ -388,6 +431,12 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
         Also drop selected keys of negligible weight while the budget allows (smaller support).
     cap : int, optional
         Candidates per query above which the row is computed densely (default ``max(n_k // 4, 64)``).
+    precision : {"auto", "bf16", "float32"}
+        The screening GEMM.  ``"bf16"``: a bfloat16 GEMM with float32 accumulation
+        (:mod:`tropix.attention._bf16`; needs a CPU with AVX512-BF16, elsewhere ``"float32"`` is used), about
+        twice as fast as the float32 ``sgemm`` but with a screening error of about ``2^-7 |q| max|k|``, which
+        widens the margins; ``"auto"`` takes it where available for at least ``BF16_MIN_KEYS`` keys when
+        that error is at most ``BF16_MAX_ERROR``.  The certificate accounts for either.
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
 
@@ -408,11 +457,13 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="screened")
     eps = check_eps(eps, "screened")
+    _check_precision(precision)
 
     def fn(arrays, hidx, tree):
         H = _ScreenHead(P, arrays, hidx)
         rows = np.arange(H.n_q)
-        out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap)
+        out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap,
+                                                       precision=precision)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
                     "dense_fallback_rows": nfb, "_rho": H.rho}
