@@ -171,3 +171,55 @@ def test_greedy_prune_pairs_stays_within_budget(seed, rows, pairs):
     drop = hmod._greedy_prune_pairs(pi, mass, cand, budget)
     assert not np.any(drop & ~cand)
     assert np.all(np.bincount(pi[drop], weights=mass[drop], minlength=rows) <= budget * (1 + 1e-12))
+
+
+@st.composite
+def grouped_cases(draw):
+    """Enough queries (up to 100) for the query groups, keys in a cluster hierarchy or with ties."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    d = draw(st.sampled_from([1, 2, 3, 5, 8]))
+    nk = draw(st.one_of(st.integers(1, 40), st.integers(300, 1500)))
+    nq = draw(st.one_of(st.integers(1, 8), st.integers(32, 100)))
+    k, C = _hier_keys(nk, d, rng, ns=draw(st.integers(1, 6)), nc=draw(st.integers(1, 6)))
+    q = C[rng.integers(0, len(C), nq)] * draw(st.sampled_from([0.5, 3.0, 20.0, 1e4]))  # 1e4: huge scores
+    if draw(st.booleans()):
+        k, q = np.round(k), np.round(q)  # repeated keys, tied scores
+    v = rng.normal(size=(nk, 2))
+    kw = {}
+    extra = draw(st.sampled_from(["none", "none", "keymask", "bias", "mask", "causal"]))
+    if extra == "keymask":
+        kw["mask"] = rng.random(nk) > 0.4
+    elif extra == "bias":
+        kw["bias"] = np.where(rng.random(nk) < 0.1, -np.inf, rng.normal(size=nk))
+    elif extra == "mask":
+        m = rng.random((nq, nk)) > 0.5
+        m[0] = False  # a fully masked row
+        kw["mask"] = m
+    elif extra == "causal":
+        kw["causal"] = True
+    eps = draw(st.sampled_from([0.0, 1e-6, 1e-3, 1e-3, 0.1]))
+    opts = dict(leaf=draw(st.sampled_from([2, 8, 32])), aggregate=draw(st.booleans()))
+    return q, k, v, kw, eps, opts
+
+
+@given(case=grouped_cases())
+@settings(max_examples=60, deadline=None)
+def test_descent_with_query_groups_agrees_with_dense_within_the_bound(case):
+    q, k, v, kw, eps, opts = case
+    r = hierarchical(q, k, v, eps=eps, descent=True, **opts, **kw)
+    err = _check(r, q, k, v, eps, **kw)
+    if eps == 0.0:
+        assert np.all(err <= 1e-12 * np.abs(v).max() + 1e-300)
+    # every (query, node) pair bounded above the leaves was pruned, aggregated or descended; every group
+    # pair was pruned, expanded or descended
+    ctr = r.counters
+    for key in [c for c in ctr if c.startswith("level") and c.endswith("_bounded")]:
+        lvl = key[: key.index("_")]
+        if key.endswith("group_bounded"):
+            parts = ("group_pruned", "group_expanded", "group_descended")
+        elif f"{lvl}_descended" in ctr:
+            parts = ("pruned", "aggregated", "descended")
+        else:
+            continue  # the leaves
+        assert ctr[key] == sum(ctr.get(f"{lvl}_{p}", 0) for p in parts)

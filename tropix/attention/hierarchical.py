@@ -172,6 +172,9 @@ def _query_groups(best, open_, ctL, n, group, gather, overhead):
     GEMM would cost more than the dense pass are returned in the dense mask.
     """
     nr = len(best)
+    used = open_.any(axis=0)  # leaves open for no query change no union: drop them from every product
+    if not used.all():
+        open_, ctL = open_[:, used], ctL[used]
     order = np.lexsort((np.arange(nr), best))
     ob = open_[order]
     cost = lambda u, r: u * (gather + r) + overhead  # noqa: E731
@@ -399,7 +402,7 @@ class _Acc:
     """Per-row accumulators of the pruned mass and of the far field (relative to ``exp(m_lo)``), and the
     per-level work counters."""
 
-    def __init__(self, H, nr, ml, vnp, levels):
+    def __init__(self, H, nr, ml, vnp):
         self.H, self.nr, self.ml, self.vnp = H, nr, ml, vnp
         dv = H.v.shape[1]
         self.D, self.VD, self.dmag, self.dcnt = (np.zeros(nr) for _ in range(4))
@@ -763,7 +766,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         qgroups = None
         if qgroup > 1 and ext.full is None and nr >= 2 * qgroup:
             qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
-        acc = _Acc(H, nr, ml, H.vn[t.perm], levels)
+        acc = _Acc(H, nr, ml, H.vn[t.perm])
         pi, pl, U, Lo = _descend(H, ext, rows, ml, bl, qc, bp, ba, levels, qgroups, aggregate, acc)
         # 4. pruning at the leaves with what is left of the budget: the leaves of smallest bounded mass while
         #    their total fits; a leaf whose keys are all masked is dropped at no cost
