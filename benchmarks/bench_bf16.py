@@ -6,7 +6,9 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
 
 * ``sgemm f32``: ``np.matmul(K32, Q32ᵀ, out=S)`` with float32 inputs given (the baseline: the brief's
   ``np.float32 @``);
-* ``sgemm f64->f32``: the same with the ``astype(float32)`` of float64 keys included (what screen.py does);
+* ``sgemm f64->f32``: the same with the ``astype(float32)`` of float64 keys included;
+* ``sgemm qk f64->f32``: ``Q32 @ K.astype(float32)ᵀ`` (queries x keys), the orientation screen.py uses at the
+  time of writing (OpenBLAS is slower in it);
 * ``bf16 f64``: :func:`~tropix.attention._bf16.scores` from float64 keys and queries, rounding and packing of
   both included (the keys are rounded block by block inside the kernel);
 * ``bf16 f64 numba``: the same with the keys packed first by :func:`pack_keys` (numba, a separate pass);
@@ -17,7 +19,8 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
 
 Repetitions are interleaved in a shuffled order per round (a shared machine's phases then hit every method);
 the table gives the best and the median time of each and the ratios of the sgemm time to them (> 1: faster
-than sgemm); on a shared machine the best times are the more stable.  ``--sweep`` also times other register tiles (keys x 16-query vectors) of the kernel.
+than sgemm); on a shared machine the best times are the more stable.  ``--sweep`` also times other register
+tiles (keys x 16-query vectors), L1 query groups and key blocks of the kernel.
 
 Usage: ``python benchmarks/bench_bf16.py [--n 16384] [--dims 32,64] [--m 256] [--rounds 15] [--sweep]``
 """
@@ -82,11 +85,14 @@ def main(argv=None) -> int:
         q32T = np.ascontiguousarray(q64.astype(np.float32).T)
         q64T = np.ascontiguousarray(q64.T)
         out = _bf16.empty_scores(n, m)  # 64-byte aligned, the same output buffer for every method
+        outT = _bf16.empty_scores(m, n)
+        q32 = q64.astype(np.float32)
         pk, pq = _bf16.pack_keys(k64), _bf16.pack_queries(q64)
         fn = _bf16._compile()
         methods = {
             "sgemm f32": lambda: np.matmul(k32, q32T, out=out),
             "sgemm f64->f32": lambda: np.matmul(k64.astype(np.float32), q32T, out=out),
+            "sgemm qk f64->f32": lambda: np.matmul(q32, k64.astype(np.float32).T, out=outT),
             "bf16 f64": lambda: _bf16.scores(k64, q64T, out=out),
             "bf16 f32": lambda: _bf16.scores(k32, q32T, out=out),
             "bf16 f64 numba": lambda: _bf16.scores(_bf16.pack_keys(k64), _bf16.pack_queries(qT=q64T), out=out),
@@ -114,10 +120,11 @@ def main(argv=None) -> int:
         times = measure(methods, args.rounds)
         base_best, base_med = min(times["sgemm f32"]), float(np.median(times["sgemm f32"]))
         print(f"\nd = {d}   (max |S - K̂Q̂ᵀ| = {dev:.2e}; ratio = sgemm f32 time / time)")
-        print(f"{'method':<18s} {'best':>8s} {'median':>8s} {'ratio best':>11s} {'ratio median':>13s}")
+        print(f"{'method':<20s} {'best':>8s} {'median':>8s} {'ratio best':>11s} {'ratio median':>13s}")
         for name, ts in times.items():
             med = float(np.median(ts))
-            print(f"{name:<18s} {1e3 * min(ts):8.3f} {1e3 * med:8.3f} {base_best / min(ts):11.2f} {base_med / med:13.2f}")
+            print(f"{name:<20s} {1e3 * min(ts):8.3f} {1e3 * med:8.3f} {base_best / min(ts):11.2f} "
+                  f"{base_med / med:13.2f}")
         sys.stdout.flush()
     return 0
 

@@ -12,7 +12,7 @@ lanes.  The queries are the *lane* operand, ``(dp, 2 m16)`` bits: word ``[p, r]`
 ``2p, 2p + 1`` of query ``r`` (``m16`` = queries rounded up to 16, zeros).  One VDPBF16PS adds to 16
 float32 accumulators (16 queries of one key) the two products of a dimension pair.  A register tile holds
 ``_MR`` = 6 keys x 64 queries (24 zmm accumulators); keys stream in blocks of ``kblock`` (L2), queries in
-groups of 16 KB of packed bits (L1); the last vector of a panel is stored under a mask.  Float keys given to
+groups of 32 KB of packed bits (L1); the last vector of a panel is stored under a mask.  Float keys given to
 :func:`scores` are rounded block by block inside the kernel (no separate pass): float64 is truncated to
 float32 and its last bit set when inexact (rounding *to odd*), then rounded to nearest-even bfloat16 by
 VCVTNEPS2BF16, which gives the correctly rounded value; that instruction reads ``|x| < 2^-126`` as zero,
@@ -83,8 +83,8 @@ TINY = 2.0**-126  # smallest normal: DAZ/FTZ thresholds of VDPBF16PS
 _MR = 6  # keys per register tile
 _NV = 4  # 16-query vectors per register tile
 _UNROLL = 2  # unroll of the loop over dimension pairs
-KBLOCK = 2048  # keys per cache block
-GROUP_BYTES = 16384  # packed queries per group of panels (L1-resident)
+KBLOCK = 4096  # keys per cache block
+GROUP_BYTES = 32768  # packed queries per group of panels (L1-resident)
 
 
 class UnsupportedCPUError(TropixError, RuntimeError):
@@ -222,6 +222,7 @@ def _chunk_ir(tag: str, masked: bool) -> str:
     lo = "<" + ", ".join(f"i32 {i}" for i in range(8)) + ">"
     hi = "<" + ", ".join(f"i32 {i}" for i in range(8, 16)) + ">"
     cat = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
+    rz = "<8 x float> zeroinitializer, i8 -1, i32 11)"  # no mask, rounding towards zero {rz-sae}
     return f"""{tag}:
   br i1 %is64, label %{tag}f64, label %{tag}f32
 {tag}f64:
@@ -230,8 +231,8 @@ def _chunk_ir(tag: str, masked: bool) -> str:
   %{tag}x = {ld64}
   %{tag}xa = shufflevector <16 x double> %{tag}x, <16 x double> poison, <8 x i32> {lo}
   %{tag}xb = shufflevector <16 x double> %{tag}x, <16 x double> poison, <8 x i32> {hi}
-  %{tag}fa = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xa, <8 x float> zeroinitializer, i8 -1, i32 11)
-  %{tag}fb = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xb, <8 x float> zeroinitializer, i8 -1, i32 11)
+  %{tag}fa = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xa, {rz}
+  %{tag}fb = call <8 x float> @llvm.x86.avx512.mask.cvtpd2ps.512(<8 x double> %{tag}xb, {rz}
   %{tag}f = shufflevector <8 x float> %{tag}fa, <8 x float> %{tag}fb, <16 x i32> {cat}
   %{tag}g = fpext <16 x float> %{tag}f to <16 x double>
   %{tag}inex = fcmp one <16 x double> %{tag}x, %{tag}g
@@ -484,6 +485,9 @@ def _floats(x, name):
 
 def to_bf16(x) -> np.ndarray:
     """bfloat16 bits (uint16, same shape) of a float32 / float64 array, rounded to nearest, ties to even.
+
+    float16 input is widened to float32 and integer or boolean input converted to float64 first (exact up to
+    ``2^53``).
 
     float64 values are rounded once (not through float32, which could round twice); values of magnitude at
     least ``(2 - 2^-8) 2^127`` (about 3.39e38) round to ``±inf``, as IEEE rounding to bfloat16 does; NaN
