@@ -345,8 +345,13 @@ def test_error_model_adversarial_inputs():
                   rng.standard_normal((3, 12)) * rng.choice([1.0, 1e10, 1e30], (3, 12))))
     # large magnitudes close to float32 overflow (|k| |q| up to ~1e37)
     cases.append((rng.standard_normal((4, 8)) * 1e18, rng.standard_normal((2, 8)) * 1e18))
+    # at the edge of the valid range: |k| |q| just below 2^126 / (1 + u_b)^2
+    edge = 2.0**62.9 * np.array([[1.0, -0.5, 0.25]])
+    cases.append((edge, np.array([[1.0, 1.0, 1.0], [-1.0, 0.5, 0.0]]) * 2.0**62))
     for k, q in cases:
-        b = _check_bound(k, q, scores(k, q.T))
+        S = scores(k, q.T)
+        assert np.all(np.isfinite(S))
+        b = _check_bound(k, q, S)
         assert np.all(np.isfinite(b))
 
 
