@@ -199,7 +199,7 @@ def _scaled(draw_arr, scale):
 @needs_bf16
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 40), d=st.integers(1, 40), m=st.integers(1, 40), seed=st.integers(0, 2**31),
-       scale=st.sampled_from([1.0, 1e-20, 1e15, 2.0**-60]), f32=st.booleans(), kblock=st.sampled_from([1, 5, 2048]))
+       scale=st.sampled_from([1.0, 1e-20, 1e15, 2.0**-60]), f32=st.booleans(), kblock=st.sampled_from([1, 5, 13, 2048]))
 def test_scores_match_bf16_reference(n, d, m, seed, scale, f32, kblock):
     rng = np.random.default_rng(seed)
     k = rng.standard_normal((n, d)) * scale
