@@ -83,7 +83,7 @@ def test_query_groups_prune_whole_blocks():
     rng = np.random.default_rng(3)
     k, C = _hier_keys(8000, 3, rng)
     v = rng.normal(size=(8000, 2))
-    q = 5.0 * C[np.repeat(rng.integers(0, len(C), 8), 32)] + 0.01 * rng.normal(size=(256, 3))
+    q = 5.0 * C[np.repeat(rng.integers(0, len(C), 16), 80)] + 0.01 * rng.normal(size=(1280, 3))
     tree = build_key_tree(k, leaf=32)
     r = hierarchical(q, k, v, eps=1e-3, tree=tree, descent=True, check=True)
     _check(r, q, k, v, 1e-3)
@@ -205,8 +205,9 @@ def grouped_cases(draw):
 
 @given(case=grouped_cases())
 @settings(max_examples=60, deadline=None)
-def test_descent_with_query_groups_agrees_with_dense_within_the_bound(case):
+def test_descent_with_query_groups_agrees_with_dense_within_the_bound(case, monkeypatch):
     q, k, v, kw, eps, opts = case
+    monkeypatch.setattr(hmod, "_GROUP_MIN_ROWS", 32)  # query groups from 32 queries on (default: 1024)
     r = hierarchical(q, k, v, eps=eps, descent=True, **opts, **kw)
     err = _check(r, q, k, v, eps, **kw)
     if eps == 0.0:
