@@ -13,6 +13,7 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
   both included (the keys are rounded block by block inside the kernel);
 * ``bf16 f64 numba``: the same with the keys packed first by :func:`pack_keys` (numba, a separate pass);
 * ``bf16 f32``: the same from float32 inputs;
+* ``bf16 f64 no stream``: as ``bf16 f64`` with ordinary (not non-temporal) stores of the scores;
 * ``bf16 kernel``: prepacked operands (the GEMM alone); ``pack K f64``: :func:`pack_keys` alone;
 * ``torch bf16``: ``K_bf16 @ Q_bf16ᵀ`` of torch (oneDNN/AVX512-BF16), if torch imports: a reference for
   the hardware, not a dependency.
@@ -88,7 +89,6 @@ def main(argv=None) -> int:
         outT = _bf16.empty_scores(m, n)
         q32 = q64.astype(np.float32)
         pk, pq = _bf16.pack_keys(k64), _bf16.pack_queries(q64)
-        fn = _bf16._compile()
         methods = {
             "sgemm f32": lambda: np.matmul(k32, q32T, out=out),
             "sgemm f64->f32": lambda: np.matmul(k64.astype(np.float32), q32T, out=out),
@@ -96,7 +96,8 @@ def main(argv=None) -> int:
             "bf16 f64": lambda: _bf16.scores(k64, q64T, out=out),
             "bf16 f32": lambda: _bf16.scores(k32, q32T, out=out),
             "bf16 f64 numba": lambda: _bf16.scores(_bf16.pack_keys(k64), _bf16.pack_queries(qT=q64T), out=out),
-            "bf16 kernel": lambda: _bf16._call(fn, pk, pq, out),
+            "bf16 f64 no stream": lambda: _bf16.scores(k64, q64T, out=out, stream=False),
+            "bf16 kernel": lambda: _bf16.scores(pk, pq, out=out),
             "pack K f64": lambda: _bf16.pack_keys(k64),
         }
         if torch is not None:

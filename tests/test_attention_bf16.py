@@ -271,6 +271,20 @@ def test_scores_shapes_against_float64_reference(n, d, m):
 
 
 @needs_bf16
+@pytest.mark.parametrize("n,d,m", [(1, 8, 16), (50, 33, 64), (203, 64, 256), (40, 7, 48)])
+def test_streaming_stores_give_the_same_scores(n, d, m):
+    rng = np.random.default_rng(n + d + m)
+    k, q = rng.standard_normal((n, d)), rng.standard_normal((m, d))
+    out = _bf16.empty_scores(n, m)
+    assert out.ctypes.data % 64 == 0 and (n == 1 or out.strides[0] % 64 == 0)  # the streaming variant runs
+    S = scores(k, q.T, out=out)
+    assert _bf16._state.get("fn_nt") is not None
+    assert np.array_equal(S, scores(k, q.T, stream=False))
+    kh, qh = from_bf16(to_bf16(k)).astype(float), from_bf16(to_bf16(q)).astype(float)
+    assert np.all(np.abs(S - kh @ qh.T) <= _accumulation_slack(kh, qh))
+
+
+@needs_bf16
 def test_scores_zeros_and_empty():
     assert np.array_equal(scores(np.zeros((9, 5)), np.zeros((5, 3))), np.zeros((9, 3), dtype=np.float32))
     assert scores(np.zeros((0, 4)), np.ones((4, 3))).shape == (0, 3)

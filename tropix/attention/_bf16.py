@@ -12,7 +12,10 @@ lanes.  The queries are the *lane* operand, ``(dp, 2 m16)`` bits: word ``[p, r]`
 ``2p, 2p + 1`` of query ``r`` (``m16`` = queries rounded up to 16, zeros).  One VDPBF16PS adds to 16
 float32 accumulators (16 queries of one key) the two products of a dimension pair.  A register tile holds
 ``_MR`` = 6 keys x 64 queries (24 zmm accumulators); keys stream in blocks of ``kblock`` (L2), queries in
-groups of 32 KB of packed bits (L1); the last vector of a panel is stored under a mask.  Float keys given to
+groups of 32 KB of packed bits (L1); the last vector of a panel is stored under a mask, the others, when
+the output is 64-byte aligned row by row (:func:`empty_scores`), with non-temporal stores: at d = 32 the
+16 MB of scores of 16384 x 256 cost as much memory traffic as the arithmetic takes time, and streaming
+stores skip reading each output line before writing it.  Float keys given to
 :func:`scores` are rounded block by block inside the kernel (no separate pass): float64 is truncated to
 float32 and its last bit set when inexact (rounding *to odd*), then rounded to nearest-even bfloat16 by
 VCVTNEPS2BF16, which gives the correctly rounded value; that instruction reads ``|x| < 2^-126`` as zero,
@@ -114,8 +117,11 @@ class BF16Queries:
 
 # --------------------------------------------------------------------------------------------- the kernel IR
 
-def _tile_ir(mr: int, nv: int) -> str:
-    """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``."""
+def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
+    """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``.
+
+    ``nt``: the full vectors are stored non-temporally (VMOVNTPS, no read-for-ownership of the output lines);
+    the caller guarantees 64-byte aligned rows."""
     L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
          "i64 %dp, i16 %mask) #0 {", "entry:"]
     a = L.append
@@ -154,7 +160,7 @@ def _tile_ir(mr: int, nv: int) -> str:
         for v in range(nv):
             a(f"  %ca{m}_{v} = getelementptr i8, ptr %cr{m}, i64 {64 * v}")
             if v < nv - 1:
-                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, align 4")
+                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, " + ("align 64, !nontemporal !2" if nt else "align 4"))
             else:
                 a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %n{m}_{v}, ptr align 4 %ca{m}_{v}, "
                   "<16 x i1> %mk)")
@@ -318,7 +324,7 @@ exit:
 }}"""
 
 
-def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL) -> str:
+def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False) -> str:
     """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the driver ``bf16_gemm``.
 
     ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock, gw)``: for each block of ``kblock`` keys (kept in
@@ -329,9 +335,9 @@ def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL) -> str:
          "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
     L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_tile_ir(mr, v))
+        L.append(_tile_ir(mr, v, nt))
         if mr > 1:
-            L.append(_tile_ir(1, v))
+            L.append(_tile_ir(1, v, nt))
     a = L.append
     a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
       "i64 %ldc, i64 %kblock, i64 %gw, ptr %X, i64 %ldx, i64 %kind, i64 %d) #0 {")
@@ -393,11 +399,13 @@ def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL) -> str:
     a("bl:")
     a("  br label %bh")
     a("exit:")
+    a("  fence seq_cst")  # orders the non-temporal stores before anything after the call
     a("  ret void")
     a("}")
     a("attributes #0 = { nounwind }")
     a("!0 = distinct !{!0, !1}")
     a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    a("!2 = !{i32 1}")
     return "\n".join(L)
 
 
@@ -417,13 +425,13 @@ def _cpu_ok() -> bool:
         return False
 
 
-def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL):
+def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False):
     """Compile the kernel for the host CPU; returns ``(ctypes function, engine)`` (keep the engine alive)."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll))
+    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll, nt))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -437,18 +445,21 @@ def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL):
     return proto(addr), engine
 
 
-def _compile():
-    """The ctypes function of ``bf16_gemm`` (compiled once per process), or None."""
+def _compile(nt: bool = False):
+    """The ctypes function of ``bf16_gemm`` (compiled once per process and variant), or None.
+
+    ``nt``: the variant with non-temporal output stores (compiled on first use)."""
+    key = "fn_nt" if nt else "fn"
     with _lock:
-        if "fn" in _state:
-            return _state["fn"]
+        if key in _state:
+            return _state[key]
         fn = None
-        if _cpu_ok():
+        if (nt and _state.get("fn") is not None) or (not nt and _cpu_ok()):
             try:
-                fn, _state["engine"] = _build()  # the engine keeps the machine code alive
+                fn, _state["engine_nt" if nt else "engine"] = _build(nt=nt)  # engines keep the code alive
             except Exception:  # noqa: BLE001 - any compile failure means: not available
                 fn = None
-        _state["fn"] = fn
+        _state[key] = fn
         return fn
 
 
@@ -612,7 +623,7 @@ def pack_queries(q=None, *, qT=None) -> BF16Queries:
 
 # ------------------------------------------------------------------------------------------------- scores
 
-def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
+def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np.ndarray:
     """bfloat16 screening scores ``S[j, r] = Σ_l bf16(k[j, l]) bf16(q[r, l])``, float32 accumulation.
 
     Parameters
@@ -626,6 +637,11 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
         (give an aligned one, from :func:`empty_scores`, for full speed).
     kblock : int
         Keys per cache block of the kernel (tuning only).
+    stream : bool
+        Store the scores with non-temporal (streaming) stores when ``out`` allows it (64-byte aligned start
+        and row stride, as from :func:`empty_scores` with ``m`` a multiple of 16): the output lines are not
+        read before they are written, which saves memory traffic (the scores then come from memory, not
+        cache, when read).  Same values either way.
 
     Returns
     -------
@@ -678,6 +694,8 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK) -> np.ndarray:
     if pk.bits.shape[1] == 0:
         out[...] = 0
         return out
+    if stream and out.ctypes.data % 64 == 0 and (n == 1 or out.strides[0] % 64 == 0):
+        fn = _compile(nt=True) or fn
     _call(fn, pk, pq, out, kblock, x=x)
     return out
 
@@ -706,7 +724,7 @@ def _call(fn, pk: BF16Keys, pq: BF16Queries, out: np.ndarray, kblock: int = KBLO
     dp = kbits.shape[1] // 2
     w = 16 * nv
     gw = max(w, group_bytes // (4 * dp) // w * w)  # queries per group: their packed bits stay in L1
-    ldc = out.strides[0] if n > 1 else 4 * m
+    ldc = out.strides[0] if n > 1 else 64 * ((m + 15) // 16)
     fn(kbits.ctypes.data, n, kbits.strides[0], qbits.ctypes.data, m, qbits.strides[0], dp,
        out.ctypes.data, ldc, int(kblock), int(gw), None if x is None else x.ctypes.data,
        0 if x is None else x.strides[0] if x.shape[0] > 1 else x.itemsize * x.shape[1],
