@@ -33,8 +33,8 @@ nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfl
 
 1. rounding: :func:`to_bf16` rounds once, to nearest with ties to even (float64 input is *not* rounded through
    float32, which would round twice).  A value that rounds to a normal bf16 has ``|k̂ - k| <= u_b |k|``.
-   VDPBF16PS treats subnormal inputs as zero (DAZ) and a value that rounds to a subnormal has ``|k| < t``,
-   so in all cases ``|k̂ - k| <= u_b |k| + t`` and ``|k̂| <= (1 + u_b) |k|``;
+   VDPBF16PS treats subnormal inputs as zero (DAZ), the in-kernel rounding of float keys flushes
+   ``|k| < t`` to zero, and a value that rounds to a subnormal has ``|k| < t``, so in all cases ``|k̂ - k| <= u_b |k| + t`` and ``|k̂| <= (1 + u_b) |k|``;
 2. products: ``k̂_l q̂_l`` of two 8-bit significands is exact in float32 (16 bits) unless it underflows;
 3. accumulation: VDPBF16PS is, per lane, two fused multiply-adds into the float32 accumulator, rounded to
    nearest-even, with subnormal results flushed to zero (FTZ) whatever MXCSR says.  Each of the ``d'``
@@ -64,7 +64,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EmptyInputError, ShapeError, TropixError
+from ..errors import ShapeError, TropixError
 
 __all__ = [
     "UnsupportedCPUError",
@@ -154,16 +154,26 @@ def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
     a("  br i1 %more, label %loop, label %done, !llvm.loop !0")
     a("done:")
     a("  %mk = bitcast i16 %mask to <16 x i1>")
+    last = nv - 1
     for m in range(mr):
         a(f"  %co{m} = mul i64 %ldc, {m}")
         a(f"  %cr{m} = getelementptr i8, ptr %C, i64 %co{m}")
         for v in range(nv):
             a(f"  %ca{m}_{v} = getelementptr i8, ptr %cr{m}, i64 {64 * v}")
-            if v < nv - 1:
-                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, " + ("align 64, !nontemporal !2" if nt else "align 4"))
-            else:
-                a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %n{m}_{v}, ptr align 4 %ca{m}_{v}, "
-                  "<16 x i1> %mk)")
+            if v < last:
+                a(f"  store <16 x float> %n{m}_{v}, ptr %ca{m}_{v}, "
+                  + ("align 64, !nontemporal !2" if nt else "align 4"))
+    if nt:  # the last vector: streamed too when it is whole
+        a("  %whole = icmp eq i16 %mask, -1")
+        a("  br i1 %whole, label %sw, label %sm")
+        a("sw:")
+        for m in range(mr):
+            a(f"  store <16 x float> %n{m}_{last}, ptr %ca{m}_{last}, align 64, !nontemporal !2")
+        a("  ret void")
+        a("sm:")
+    for m in range(mr):
+        a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %n{m}_{last}, ptr align 4 %ca{m}_{last}, "
+          "<16 x i1> %mk)")
     a("  ret void")
     a("}")
     return "\n".join(L)
@@ -670,6 +680,8 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
     if fn is None:
         raise UnsupportedCPUError("bfloat16 scores need a CPU with AVX512-F and AVX512-BF16 "
                                   "(and llvmlite); check available() first")
+    if kblock < 1:
+        raise ShapeError(f"scores: kblock must be positive, got {kblock}")
     pq = qb if isinstance(qb, BF16Queries) else pack_queries(qT=qb)
     if isinstance(kb, BF16Keys):
         pk, x = kb, None
@@ -678,7 +690,7 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
         if x.ndim != 2:
             raise ShapeError(f"keys: expected a 2-d (n, d) array, got shape {x.shape}")
         dp = (x.shape[1] + 1) // 2
-        pk = BF16Keys(_aligned_empty((min(max(int(kblock), 1), x.shape[0]), 2 * dp), np.uint16), x.shape[1])
+        pk = BF16Keys(_aligned_empty((min(int(kblock), x.shape[0]), 2 * dp), np.uint16), x.shape[1])
     _check_packed(pk, pq)
     n, m = (pk.n if x is None else x.shape[0]), pq.m
     if out is None:
@@ -687,8 +699,6 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
           or (m > 1 and out.strides[1] != 4) or not out.flags.writeable):
         raise ShapeError(f"scores: out must be a writeable float32 array of shape {(n, m)} with unit column "
                          "stride")
-    if kblock < 1:
-        raise ShapeError(f"scores: kblock must be positive, got {kblock}")
     if n == 0 or m == 0:
         return out
     if pk.bits.shape[1] == 0:
