@@ -251,3 +251,36 @@ def test_bad_semiring_arguments_raise_tropix_errors():
         get_semiring("")
     with pytest.raises(SemiringMismatchError, match="not int"):
         get_semiring(3)
+
+
+# ---- array ⊕ / Σ reject the opposite infinity; Real integer arithmetic never wraps -------------------------
+
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_array_add_and_sum_reject_the_opposite_infinity(S, backend):
+    bad = -S.zero
+    x = backend([1.0, bad])
+    y = backend([0.0, 2.0])
+    with pytest.raises(ConventionError):
+        S.add(x, y)
+    with pytest.raises(ConventionError):
+        S.add(y, x)
+    with pytest.raises(ConventionError):
+        S.sum(x)
+    with pytest.raises(ConventionError):
+        S.sum(backend([[1.0, 2.0], [3.0, bad]]), axis=1)
+    # the semiring's own zero is a legitimate element
+    z = backend([1.0, S.zero])
+    assert float(S.sum(z)) == 1.0
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=6), st.integers(0, 5))
+def test_real_integer_arithmetic_is_exact(vals, k):
+    x = np.array(vals, dtype=np.int64)
+    assert Real.sum(x) == sum(vals)
+    p = 1
+    for v in vals:
+        p *= v
+    assert Real.prod(x) == p
+    assert [int(t) for t in np.asarray(Real.power(x, k)).ravel()] == [v**k for v in vals]
+    A = x.reshape(1, -1)
+    assert int(np.asarray(Real.matmul(A, A.T)).ravel()[0]) == sum(v * v for v in vals)

@@ -443,7 +443,10 @@ class TropicalSemiring(Semiring):
             self._check_scalar(a, "first operand", "add")
             self._check_scalar(b, "second operand", "add")
             return (max if self.sense == 1 else min)(a, b)
-        return xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
+        out = xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
+        # the opposite infinity dominates ⊕, so it is in the result iff an operand held it
+        self._check_convention(out, "an operand of " + self.name + ".add")
+        return out
 
     def mul(self, a, b):
         """a ⊗ b = a + b, elementwise with broadcasting.
@@ -475,7 +478,10 @@ class TropicalSemiring(Semiring):
             check_real_dtype(x)
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.zero)
-        return xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
+        out = xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
+        # the opposite infinity dominates the reduction: it is in the result iff x held it
+        self._check_convention(out, "the input of " + self.name + ".sum")
+        return out
 
     def prod(self, x, axis=None):
         if isinstance(x, (list, tuple)):
@@ -911,24 +917,74 @@ class RealSemiring(Semiring):
         xp, a, b = _prep_pair(a, b, _product_bound)
         return a * b
 
+    # Integer arrays never wrap around: like ⊗ of the tropical semirings, a result that could leave int64 is
+    # computed with Python integers (a NumPy object array), exactly.
+
     def sum(self, x, axis=None):
+        """Σ x along ``axis``; integer arrays are summed exactly (see the class notes).
+
+        Examples
+        --------
+        >>> Real.sum(np.array([2**62, 2**62]))  # int64 would wrap to a negative number
+        9223372036854775808
+        """
         if isinstance(x, (list, tuple)):
             x = asarray(x)
         if _is_scalar(x):
             return x
-        return namespace(x).sum(x, axis=axis)
+        xp = namespace(x)
+        if _is_int_array(x) and _int_bound(x, xp) * max(_reduced_size(x, axis), 1) > _I64_MAX:
+            return np.sum(_object_ints(x), axis=axis)
+        return xp.sum(x, axis=axis)
 
     def prod(self, x, axis=None):
+        """Π x along ``axis``; integer arrays are multiplied exactly.
+
+        Examples
+        --------
+        >>> Real.prod(np.array([2**40, 2**40]))
+        1208925819614629174706176
+        """
         if isinstance(x, (list, tuple)):
             x = asarray(x)
         if _is_scalar(x):
             return x
-        return namespace(x).prod(x, axis=axis)
+        xp = namespace(x)
+        if _is_int_array(x):
+            bnd = _int_bound(x, xp)
+            if bnd > 1 and max(_reduced_size(x, axis), 1) * math.log2(bnd) >= 62:
+                return np.prod(_object_ints(x), axis=axis)
+        return xp.prod(x, axis=axis)
 
     def power(self, a, k):
+        """a**k; integer arrays raised to non-negative integer powers are exact.
+
+        Examples
+        --------
+        >>> Real.power(np.array([3, -2]), 40)
+        array([12157665459056928801, 1099511627776], dtype=object)
+        """
+        if isinstance(a, (list, tuple)):
+            a = asarray(a)
+        if _is_int_array(a) and isinstance(k, (int, np.integer)) and k >= 0:
+            bnd = _int_bound(a, namespace(a))
+            if bnd > 1 and int(k) * math.log2(bnd) >= 62:
+                return _object_ints(a) ** int(k)
         return a**k
 
     def matmul(self, A, B):
+        """A @ B; integer matrices are multiplied exactly.
+
+        Examples
+        --------
+        >>> Real.matmul(np.array([[2**40]]), np.array([[2**40]]))
+        array([[1208925819614629174706176]], dtype=object)
+        """
+        if _is_int_array(A) and _is_int_array(B):
+            xa, xb = namespace(A), namespace(B)
+            inner = A.shape[-1] if len(A.shape) else 1
+            if _int_bound(A, xa) * _int_bound(B, xb) * max(inner, 1) > _I64_MAX:
+                return _object_ints(A) @ _object_ints(B)
         return A @ B
 
     @property

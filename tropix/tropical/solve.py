@@ -167,7 +167,9 @@ def _solve_float(A, b, S: TropicalSemiring, xp):
     diff = b3 - A3
     diff = xp.where(xp.expand_dims(bz, axis=1), xp.full_like(diff, S.zero), diff)
     diff = xp.where(xp.expand_dims(Az, axis=2), xp.full_like(diff, far), diff)
-    x = S.dual.sum(diff, axis=0)  # (n, p)
+    # the residuation b ⊘ A lives in the completed lattice ℝ ∪ {±∞} (both infinities are legitimate here),
+    # so it is the dual order's reduction, not the dual semiring's ⊕ (which rejects S's zero)
+    x = (xp.min if S.sense == 1 else xp.max)(diff, axis=0)  # (n, p)
     colfree = xp.all(Az, axis=0)
     free = tuple(int(j) for j in np.flatnonzero(np.asarray(to_numpy(colfree))))
     usable = ~(S.is_zero(x) | (x == far))
