@@ -9,10 +9,11 @@ over tree levels and over the query groups of the exact GEMMs):
    scores of the query's most promising leaf (largest ball bound or best-scoring centre; compiled loop,
    :mod:`tropix.attention._hier_kernels`) give ``m_lo`` (a lower bound on its maximum score) and ``z``,
    that leaf's mass relative to ``exp(m_lo)``.  This leaf is always computed exactly, so ``z exp(m_lo)`` is
-   at most the softmax mass and every budget below is relative to it.  A query for which pruning on the
-   leaf ball bounds would leave more than half of the keys open (not counting leaves whose scores are known
-   within ``1e-2``, which the far field may take) is done densely at once: on flat scores the method costs
-   dense plus one small GEMM.
+   at most the softmax mass and every budget below is relative to it.  On the leaf-level path (step 2) a
+   query for which pruning on the leaf ball bounds would leave more than half of the keys open (not
+   counting leaves whose scores are known within ``1e-2``, which the far field may take) is done densely
+   at once: on flat scores the method costs dense plus one small GEMM.  The descent finds such queries
+   itself (step 4).
 2. **Descent or leaf level** (``descent="auto"``).  The descent visits the coarsest tree level with at
    least 16 nodes, then each level with at least 3x as many nodes as the previous one visited, then the
    leaves (levels in between split only a few nodes each).  It pays when coarse nodes can be dropped whole,
@@ -28,14 +29,15 @@ over tree levels and over the query groups of the exact GEMMs):
    hierarchy induced by the key tree.  A (group, node) pair is bounded with both balls,
    ``q.k <= c_q.c_k + |c_q| r_k + r_q |c_k| + r_q r_k`` (plus a rounding slack and the node's maximum of a
    key-only mask/bias), and pruned for all members at once when the bound is within every member's
-   per-key allowance (what is left of its budget over ``n`` per key, so the total stays within it); an unpruned
-   pair goes on to the node's children as a group pair while the key node's radius is the larger source of
+   per-key allowance (what is left of its budget over ``n`` per key, so the total stays within it); an
+   unpruned pair goes on to the node's children as a group pair while the key node's radius is the larger source of
    slack, and is expanded into its members' (query, node) pairs once the group's radius is (the per-query
    bounds are then tighter).  With a mask, bias or causal term that depends on the query, every query
    descends alone, and so does every query when there are fewer than 1024 (measured on hierarchically
    clustered keys: with 2048 queries the groups save up to a fifth of the bounded pairs and a few per cent
-   of the time, with 256 queries their bookkeeping costs more than it saves).  *Query pairs*: a (query, node) pair gets the ball and box bounds (``U``, ``L``; masks and
-   biases through their node-wise extremes), computed by GEMMs over the rows and nodes involved; the
+   of the time, with 256 queries their bookkeeping costs more than it saves).  *Query pairs*: a (query,
+   node) pair gets the ball and box bounds (``U``, ``L``; masks and biases through their node-wise
+   extremes), computed by GEMMs over the rows and nodes involved; the
    pairs of smallest bounded mass ``n_b exp(U - m_lo)`` are pruned while their total stays within half of
    the remaining pruning budget, then pairs whose per-key weight is known within a small spread are
    aggregated (far field, below) within half of the remaining aggregation budget, and the rest are
@@ -684,6 +686,72 @@ def _descent_estimate(H, ext, rows, ml, budget, levels, limit=np.inf):
     return pairs
 
 
+def _descent_rows(H, ext, rows, qc, m_lo, zb, best, beta_p, beta_a, levels, qgroup, aggregate, exit_frac):
+    """Steps 3–5 of the descent path for ``rows`` (local index ``i`` = ``rows[i]``; ``qc``: their leaf centre
+    scores).  Returns ``(live, pi, pl, openp, acc)``: the rows not sent to the dense pass, the leaf pairs of
+    the live rows with those computed exactly (``openp``), and the accumulators (all rows)."""
+    t = H.tree
+    Lf = t.depth - 1
+    n = H.n_k
+    ctL = t.count[Lf]
+    nr = len(rows)
+    ml, z, bl = m_lo[rows], zb[rows], best[rows]
+    bp, ba = beta_p[rows] * z, beta_a[rows] * z  # budgets of pruned mass and far-field weight error
+    # 3. coarse-to-fine descent over the key tree, query groups first where the query hierarchy pays
+    qgroups = None
+    if qgroup > 1 and ext.full is None and nr >= _GROUP_MIN_ROWS:
+        qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
+    acc = _Acc(H, nr, ml, H.vn[t.perm])
+    pi, pl, U, Lo = _descend(H, ext, rows, ml, bl, qc, bp, ba, levels, qgroups, aggregate, acc)
+    # 4. pruning at the leaves with what is left of the budget: the leaves of smallest bounded mass while
+    #    their total fits; a leaf whose keys are all masked is dropped at no cost
+    forced = pl == bl[pi]
+    ctp = ctL[pl].astype(np.float64)
+    mlp = ml[pi]
+    with np.errstate(over="ignore", invalid="ignore"):
+        eu = np.exp(np.minimum(U - mlp, 700.0))
+    mass = ctp * eu
+    free = ~forced & (U == -np.inf)
+    prune = _greedy_prune_pairs(pi, mass, ~forced & ~free, bp - acc.D) | free
+    # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
+    # done densely (nothing else is computed for them); first without the lower bounds: only leaves of
+    # scores known within 1e-2 can be taken by the far field
+    opn = ~prune & ~forced
+    nopen = np.bincount(pi, weights=ctp * opn, minlength=nr) + ctL[bl]
+    heavy = nopen > exit_frac * n
+    maybe = np.zeros_like(heavy)  # heavy unless the far field takes enough leaves
+    if aggregate and heavy.any():
+        with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
+            ntight = np.bincount(pi, weights=ctp * (opn & ((U - Lo) <= 1e-2)), minlength=nr)
+        maybe = heavy & (nopen - ntight <= exit_frac * n)
+        heavy &= ~maybe
+    el, sp = _spread(U, Lo, mlp, eu)
+    if maybe.any():
+        sel = opn & maybe[pi]
+        take = _greedy_prune_pairs(pi, ctp * sp, sel, ba - acc.B)
+        heavy |= maybe & (np.bincount(pi, weights=ctp * (sel & ~take), minlength=nr) + ctL[bl] > exit_frac * n)
+    live = ~heavy
+    if heavy.any():
+        kp = live[pi]
+        pi, pl, U, forced, ctp, eu, el, sp, prune = (x[kp] for x in (pi, pl, U, forced, ctp, eu, el, sp, prune))
+    acc.prune(Lf, pi[prune], pl[prune], U[prune], eu[prune])
+    acc.count(Lf, "pruned", prune.sum())
+    openp = ~prune
+    # 5. far field at the leaves: leaves whose weights are known within a small spread get one common
+    #    weight; the total weight error stays within what is left of the budget (smallest errors first)
+    if aggregate and len(pi):
+        left = ba - acc.B
+        E = ctp * sp  # inf where the leaf cannot be aggregated
+        cand = openp & ~forced & (E <= left[pi])
+        if cand.any():
+            agg = _greedy_prune_pairs(pi, E, cand, left, passes=1)
+            acc.aggregate(Lf, pi[agg], pl[agg], eu[agg], el[agg], E[agg])
+            acc.count(Lf, "aggregated", agg.sum())
+            openp &= ~agg
+    acc.count(Lf, "open", openp.sum())
+    return live, pi, pl, openp, acc
+
+
 def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, overhead=4000.0, descent="auto",
                qgroup=16):
     t = H.tree
@@ -763,62 +831,10 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
     npr, nag, kag = (np.zeros(nq, dtype=np.int64) for _ in range(3))  # nodes pruned / aggregated, keys aggregated
     open_ = np.zeros((0, nL), dtype=bool)
     if len(rows) and len(levels) > 1:
-        nr = len(rows)
-        ml, z, bl = m_lo[rows], zb[rows], best[rows]
-        bp, ba = beta_p[rows] * z, beta_a[rows] * z  # budgets of pruned mass and far-field weight error
-        # 3. coarse-to-fine descent over the key tree, query groups first where the query hierarchy pays
-        qgroups = None
-        if qgroup > 1 and ext.full is None and nr >= _GROUP_MIN_ROWS:
-            qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
-        acc = _Acc(H, nr, ml, H.vn[t.perm])
-        pi, pl, U, Lo = _descend(H, ext, rows, ml, bl, qc, bp, ba, levels, qgroups, aggregate, acc)
-        # 4. pruning at the leaves with what is left of the budget: the leaves of smallest bounded mass while
-        #    their total fits; a leaf whose keys are all masked is dropped at no cost
-        forced = pl == bl[pi]
-        ctp = ctL[pl].astype(np.float64)
-        mlp = ml[pi]
-        with np.errstate(over="ignore", invalid="ignore"):
-            eu = np.exp(np.minimum(U - mlp, 700.0))
-        mass = ctp * eu
-        free = ~forced & (U == -np.inf)
-        prune = _greedy_prune_pairs(pi, mass, ~forced & ~free, bp - acc.D) | free
-        # queries whose bounds leave most keys open, even counting the leaves the far field could take, are
-        # done densely (nothing else is computed for them); first without the lower bounds: only leaves of
-        # scores known within 1e-2 can be taken by the far field
-        opn = ~prune & ~forced
-        nopen = np.bincount(pi, weights=ctp * opn, minlength=nr) + ctL[bl]
-        heavy = nopen > exit_frac * n
-        maybe = np.zeros_like(heavy)  # heavy unless the far field takes enough leaves
-        if aggregate and heavy.any():
-            with np.errstate(invalid="ignore"):  # -inf - -inf: a masked leaf, not tight
-                ntight = np.bincount(pi, weights=ctp * (opn & ((U - Lo) <= 1e-2)), minlength=nr)
-            maybe = heavy & (nopen - ntight <= exit_frac * n)
-            heavy &= ~maybe
-        el, sp = _spread(U, Lo, mlp, eu)
-        if maybe.any():
-            sel = opn & maybe[pi]
-            take = _greedy_prune_pairs(pi, ctp * sp, sel, ba - acc.B)
-            heavy |= maybe & (np.bincount(pi, weights=ctp * (sel & ~take), minlength=nr) + ctL[bl] > exit_frac * n)
-        live = ~heavy
-        dense_rows[rows[heavy]] = True
-        if heavy.any():
-            kp = live[pi]
-            pi, pl, U, forced, ctp, eu, el, sp, prune = (x[kp] for x in (pi, pl, U, forced, ctp, eu, el, sp, prune))
-        acc.prune(Lf, pi[prune], pl[prune], U[prune], eu[prune])
-        acc.count(Lf, "pruned", prune.sum())
-        openp = ~prune
-        # 5. far field at the leaves: leaves whose weights are known within a small spread get one common
-        #    weight; the total weight error stays within what is left of the budget (smallest errors first)
-        if aggregate and len(pi):
-            left = ba - acc.B
-            E = ctp * sp  # inf where the leaf cannot be aggregated
-            cand = openp & ~forced & (E <= left[pi])
-            if cand.any():
-                agg = _greedy_prune_pairs(pi, E, cand, left, passes=1)
-                acc.aggregate(Lf, pi[agg], pl[agg], eu[agg], el[agg], E[agg])
-                acc.count(Lf, "aggregated", agg.sum())
-                openp &= ~agg
-        acc.count(Lf, "open", openp.sum())
+        # 3.-5. the descent, pruning and far field at the leaves (_descent_rows)
+        live, pi, pl, openp, acc = _descent_rows(H, ext, rows, qc, m_lo, zb, best, beta_p, beta_a, levels, qgroup,
+                                                 aggregate, exit_frac)
+        dense_rows[rows[~live]] = True
         for key, val in acc.work.items():
             ctr[key] = ctr.get(key, 0) + val
         ctr["bound_evals"] += 2 * sum(v for k_, v in acc.work.items() if k_.endswith("bounded"))
