@@ -15,6 +15,8 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
 * ``bf16 f32``: the same from float32 inputs;
 * ``bf16 f64 no stream``: as ``bf16 f64`` with ordinary (not non-temporal) stores of the scores;
 * ``bf16 kernel``: prepacked operands (the GEMM alone); ``pack K f64``: :func:`pack_keys` alone;
+* ``... +max``: followed by a pass over the scores (the maximum per query), as the screen's scan does: the
+  streamed scores are read back from memory, the others partly from cache;
 * ``torch bf16``: ``K_bf16 @ Q_bf16ᵀ`` of torch (oneDNN/AVX512-BF16), if torch imports: a reference for
   the hardware, not a dependency.
 
@@ -99,6 +101,9 @@ def main(argv=None) -> int:
             "bf16 f64 no stream": lambda: _bf16.scores(k64, q64T, out=out, stream=False),
             "bf16 kernel": lambda: _bf16.scores(pk, pq, out=out),
             "pack K f64": lambda: _bf16.pack_keys(k64),
+            "sgemm f32 +max": lambda: np.matmul(k32, q32T, out=out).max(axis=0),
+            "bf16 f64 +max": lambda: _bf16.scores(k64, q64T, out=out).max(axis=0),
+            "bf16 no stream +max": lambda: _bf16.scores(k64, q64T, out=out, stream=False).max(axis=0),
         }
         if torch is not None:
             kt = torch.from_numpy(k64).to(torch.bfloat16)

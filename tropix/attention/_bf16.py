@@ -23,9 +23,11 @@ which VDPBF16PS does for subnormal bfloat16 anyway (only values just below ``2^-
 it, differ from :func:`pack_keys`; both are covered by the ``t`` term below).  Queries are packed by numba
 code (:func:`pack_queries`), as are keys by :func:`pack_keys` when they are reused across calls.
 
-Speed (``benchmarks/bench_bf16.py``, one thread, 16384 keys x 256 queries on an EPYC znver4, shared
-machine): from float64 keys and queries, rounding included, 1.6-1.8x faster than the float32 ``sgemm``
-at d = 32 and 1.5-1.6x at d = 64; the GEMM alone 1.8-1.9x (hardware peak: one VDPBF16PS per cycle).
+Speed (``benchmarks/bench_bf16.py``, one thread, 16384 keys x 256 queries, EPYC znver4, medians): from
+float64 keys and queries, rounding and packing included, 2.1x faster than the float32 ``sgemm`` (1.65 vs
+3.43 ms at d = 32, 3.02 vs 6.27 ms at d = 64); prepacked, 2.5x (the hardware peak is one VDPBF16PS per
+cycle: 2.3 ms at d = 64).  Without streaming stores 1.6x / 1.8x.  With a pass over the scores after it
+(as the screen's scan), 1.7x / 1.8x.
 
 Error model (:func:`error_bound`).  Let ``u_b = 2^-8`` (bfloat16 has an 8-bit significand, rounding to
 nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfloat16) and
