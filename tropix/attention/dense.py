@@ -147,8 +147,21 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
 
 
 def _rownorm(x: np.ndarray) -> np.ndarray:
-    """Euclidean norms of the last axis, without the temporary of ``np.linalg.norm``."""
-    return np.sqrt(np.einsum("...i,...i->...", x, x))
+    """Euclidean norms of the last axis, without the temporary of ``np.linalg.norm``.
+
+    Rows whose sum of squares underflows (norm below ~1e-150: a tiny vector would get norm 0, and the rounding
+    bounds scaled by it a zero bound) or overflows are recomputed scaled by their largest entry.
+    """
+    n = np.sqrt(np.einsum("...i,...i->...", x, x))
+    bad = (n < 1e-150) | ~(n < 1e150)
+    if np.any(bad):
+        n = np.array(n, dtype=np.float64, ndmin=1)
+        xb = np.asarray(x, dtype=np.float64).reshape(n.shape + (x.shape[-1],))[bad]
+        m = np.abs(xb).max(axis=-1, initial=0.0)
+        y = xb / np.where(m > 0, m, 1.0)[:, None]
+        n[bad] = m * np.sqrt(np.einsum("...i,...i->...", y, y))
+        n = n.reshape(np.shape(bad))
+    return n
 
 
 def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
@@ -178,7 +191,7 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
             npdt = np.dtype(str(dt).replace("torch.", ""))
         except TypeError:
             npdt = np.float64
-    rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt)
+    rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt, d_v=P.d_v)
     return (rb, vmax[..., 0]) if with_vmax else rb
 
 

@@ -96,6 +96,8 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     y = k - mu
     if n > 1 and d > 1:
         sample = y if n <= 4096 else y[np.random.default_rng(0).choice(n, 4096, replace=False)]
+        sc = float(np.abs(sample).max())  # scaled: keys beyond 1e154 would overflow the Gram matrix (eigh fails)
+        sample = sample / sc if sc > 0 else sample
         _, vecs = np.linalg.eigh(sample.T @ sample)
         y = y @ vecs[:, ::-1][:, : min(d, 16)]
     perm = np.arange(n)

@@ -37,7 +37,7 @@ import numpy as np
 from .._array import from_numpy, to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense, _rownorm
+from .dense import _dense, _rownorm, dense_rounding_bound
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
 from .keytree import build_key_tree, score_bounds
 from ._kernels import kernel_available, region_sparse_fast
@@ -122,11 +122,30 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     slack = np.zeros(batch + (P.n_q,))
     for hidx, rho in zip(np.ndindex(*batch) if batch else [()], rhos):
         slack[hidx] = rho  # the rounding bound of dense evaluation of this head
+    if str(P.q.dtype) not in ("float64", "torch.float64"):
+        # the reference of check/verify (dense attention in the input's narrower dtype) errs by its own rounding
+        # bound (the rounding of the float64 output to that dtype is in every head's rho, see _HeadData)
+        slack = np.maximum(slack, dense_rounding_bound(P))
     method = methods.pop() if len(methods) == 1 else name
     res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
     if check:
         res.verify(_dense(P))
     return res
+
+
+def _cast_floor(dtype, vmax: float, d_v: int) -> float:
+    """Bound on ``|fl(o) - o|_2`` when a float64 output row (``|o| <= vmax``, up to rounding) is rounded to the
+    input's narrower floating ``dtype`` (0 for float64): each entry errs by at most ``u |o_c| + u tiny``
+    (``tiny`` the smallest normal number; subnormal spacing ``2 u tiny``)."""
+    name = str(dtype).replace("torch.", "")
+    if name == "float64":
+        return 0.0
+    try:
+        fi = np.finfo(np.dtype(name))
+        u, tiny = float(fi.eps) / 2, float(fi.tiny)
+    except TypeError:  # no NumPy dtype of that name (e.g. bfloat16): 8 significand bits, float32's range
+        u, tiny = 2.0**-8, 2.0**-126
+    return (u * vmax * (1 + 1e-9) + u * tiny * np.sqrt(d_v)) * (1 + 1e-6)
 
 
 class _HeadData:
@@ -149,7 +168,10 @@ class _HeadData:
             self.bmax = float(b.max()) if b.size else 0.0
         else:
             self.bmax = 0.0
-        self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale)
+        self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale,
+                                  d_v=v.shape[1])
+        # the float64 output is returned in the input's dtype: every bound (all add rho) covers that rounding
+        self.rho = self.rho + _cast_floor(P.q.dtype, self.vmax, v.shape[1])
 
     def extra_rows(self, rows, cols):
         if self.extra is None:
@@ -419,7 +441,7 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold, m_lo):
         out[rows] = o
         Z[rows] = np.where(fin, Zg, 1.0)
         D[rows] = Dg
-    onorm = np.linalg.norm(out, axis=1)
+    onorm = _rownorm(out)  # no underflow of tiny outputs (np.linalg.norm squares them)
     bound = truncation_bound(D, VD, onorm, Z) * (1 + 1e-9) + H.rho
     return out, bound, support, tuple(kept), evals
 

@@ -306,7 +306,10 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     empty = _RowKept(rows, np.zeros(0, dtype=np.int64), np.zeros(nr + 1, dtype=np.int64))
     if nr == 0 or n == 0:
         return out, np.zeros(nr), support, empty, 0
-    if H.qn[rows].max(initial=0.0) * H.kmax > _F32_LIMIT:
+    qmax = H.qn[rows].max(initial=0.0)
+    # also a scaled query or a key beyond float32's range on its own (|q| = 1e150, |k| = 1e-150): its float32
+    # rounding is inf, the screening scores NaN, and no key would be collected (the row would pass as fully masked)
+    if qmax * H.kmax > _F32_LIMIT or qmax > _F32_LIMIT or H.kmax > _F32_LIMIT:
         return out, bound, support, empty, 0
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(nr)
     beta = np.broadcast_to(pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nr), (nr,))
@@ -342,7 +345,8 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
-            tau = np.where(bsl > 0, np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 1e300) + 2 * e
+            # clamped at 0: a budget beta > 8 n (eps near 2) would make the margin negative (nothing collected)
+            tau = np.where(bsl > 0, np.maximum(np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 0.0), 1e300) + 2 * e
         nfin = np.zeros(c_n, dtype=np.int64) if masked else np.full(c_n, n, dtype=np.int64)
         cidx = np.empty((c_n, cap), dtype=np.int32 if n < 2**31 else np.int64)
         cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
@@ -398,7 +402,9 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
                           o, Zr, Dr, VDr, sp)
         ok = Zr >= 0
         with np.errstate(over="ignore", invalid="ignore"):
-            b = truncation_bound(Dr, VDr, _rownorm(o), np.where(ok & (Zr > 0), Zr, 1.0)) * (1 + 1e-9) + H.rho[rr]
+            # Z_lo = 0 is legitimate (every core key thresholded away: the bound is then V_D + |õ|); only the rows
+            # flagged Z < 0 (not screened) get a placeholder, their bound is set to inf below
+            b = truncation_bound(Dr, VDr, _rownorm(o), np.where(ok, Zr, 1.0)) * (1 + 1e-9) + H.rho[rr]
         b[~ok] = np.inf
         dead = ok & (ncore == 0)
         b[dead], o[dead] = 0.0, 0.0

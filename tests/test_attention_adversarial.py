@@ -1,0 +1,361 @@
+"""Adversarial audit of the certified attention bounds.
+
+Every certified method must return ``|output_i - o_i| <= bound_i`` where ``o_i`` is the exact attention of the
+given inputs, and ``bound_i <= eps * max|v|`` (or the rounding floor).  Here ``o_i`` is computed independently in
+``np.longdouble`` (80-bit on x86: unit roundoff ``2^-64``) from the exact float inputs, and only that reference's
+own rounding bound is allowed as slack.  Inputs are the corners where a certificate can break: float32 outputs,
+``eps >= 2``, tiny and subnormal values (norms whose squares underflow), scores near float32/float64 overflow,
+single keys, ties, identical keys, ``scale = 0`` or negative, fully masked rows, causal masks with
+``n_q > n_k``, ``-inf`` biases, batched heads with different masks, multi-block screening in bfloat16 and
+float32, prebuilt trees and both hierarchical paths.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tropix._array import to_numpy
+from tropix.attention import (auto, build_key_tree, compress_projections, hierarchical, region_sparse, screened,
+                              tt_compressed)
+from tropix.attention.bounds import rounding_bound
+from tropix.errors import BoundViolationError
+
+LD = np.longdouble
+
+METHODS = {
+    "region_sparse": region_sparse,
+    "region_sparse_leaf8": lambda *a, **kw: region_sparse(*a, leaf=8, **kw),
+    "region_sparse_nothreshold": lambda *a, **kw: region_sparse(*a, leaf=8, threshold=False, **kw),
+    "region_sparse_screen": lambda *a, **kw: region_sparse(*a, leaf=8, screen=True, **kw),
+    "screened": screened,
+    "screened_f32": lambda *a, **kw: screened(*a, precision="float32", **kw),
+    "screened_bf16": lambda *a, **kw: screened(*a, precision="bf16", **kw),
+    "hierarchical": hierarchical,
+    "hierarchical_descent": lambda *a, **kw: hierarchical(*a, leaf=4, descent=True, **kw),
+    "hierarchical_leaves": lambda *a, **kw: hierarchical(*a, leaf=4, descent=False, **kw),
+    "auto": lambda *a, **kw: auto(*a, min_keys=8, min_queries_for_tree=4, **kw),
+    "auto_default": auto,
+}
+
+
+def reference(q, k, v, mask=None, bias=None, scale=None, causal=False):
+    """Softmax attention in long double from the exact float inputs, and its own rounding bound per row."""
+    q, k, v = (np.asarray(to_numpy(x)) for x in (q, k, v))
+    d = q.shape[-1]
+    sc = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    S = np.einsum("...id,...jd->...ij", q.astype(LD), k.astype(LD)) * LD(sc)
+    E = np.zeros(S.shape, dtype=LD)
+    if bias is not None:
+        E = E + np.asarray(to_numpy(bias)).astype(LD)
+    if mask is not None:
+        E = np.where(np.broadcast_to(np.asarray(to_numpy(mask)), S.shape), E, LD(-np.inf))
+    if causal:
+        E = np.where(np.arange(k.shape[-2])[None, :] <= np.arange(q.shape[-2])[:, None], E, LD(-np.inf))
+    S = S + E
+    m = S.max(axis=-1, keepdims=True)
+    fin = np.isfinite(m)
+    W = np.exp(S - np.where(fin, m, 0))
+    Z = W.sum(axis=-1, keepdims=True)
+    o = np.where(fin, np.einsum("...ij,...jd->...id", W, v.astype(LD)) / np.where(Z > 0, Z, 1), 0)
+    f = lambda x: np.sqrt(np.sum(np.asarray(x, dtype=LD) ** 2, axis=-1)).astype(np.float64)  # noqa: E731
+    bm = 0.0
+    if bias is not None:
+        b = np.asarray(to_numpy(bias), dtype=np.float64)
+        bm = float(np.where(np.isfinite(b), np.abs(b), 0.0).max())
+    # long double has the exponent range to square every float64 (no underflow): the relative model holds
+    slack = rounding_bound(f(q), f(k).max(axis=-1)[..., None], bm, k.shape[-2], d, f(v).max(axis=-1)[..., None],
+                           sc, LD)
+    return o, slack
+
+
+def certify(res, q, k, v, eps, **kw):
+    """Assert the certificate of ``res`` against the long-double reference; return the errors."""
+    o, slack = reference(q, k, v, **kw)
+    out = np.asarray(to_numpy(res.output)).astype(LD)
+    err = np.sqrt(np.sum((out - o) ** 2, axis=-1)).astype(np.float64)
+    b = np.asarray(res.bound)
+    assert not np.any(np.isnan(b)), f"{res.method}: NaN bound {b}"
+    ok = err <= b + slack
+    assert np.all(ok), (f"{res.method}: error {err[~ok][:3]} > bound {b[~ok][:3]} (eps={eps}, vmax={res.vmax})")
+    vmax = np.asarray(res.vmax)[..., None]
+    within = (b <= eps * vmax * (1 + 1e-12)) | (b <= np.asarray(res.reference_slack) * (1 + 1e-12))
+    assert np.all(within), f"{res.method}: bound {b[~within][:3]} above eps * vmax = {eps * vmax.ravel()[:3]}"
+    return err
+
+
+def run_all(q, k, v, eps, names=tuple(METHODS), **kw):
+    for name in names:
+        res = METHODS[name](q, k, v, eps=eps, **kw)
+        certify(res, q, k, v, eps, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------- violations
+# Each of these failed before the fix named in its docstring.
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-3])
+@pytest.mark.parametrize("name", ["region_sparse", "screened", "hierarchical_leaves", "hierarchical_descent"])
+def test_float32_output_rounding_is_in_the_bound(name, eps):
+    """float32 input: the float64 output was rounded to float32 outside the bound (error 1.8e-8, bound 1.3e-11);
+    check=True compared with float32 dense attention but allowed only float64 slack (false alarm 5e-7)."""
+    rng = np.random.default_rng(0)
+    q = (10 * rng.normal(size=(8, 16))).astype(np.float32)
+    k, v = rng.normal(size=(500, 16)).astype(np.float32), rng.normal(size=(500, 4)).astype(np.float32)
+    res = METHODS[name](q, k, v, eps=eps, check=True)
+    assert res.output.dtype == np.float32
+    certify(res, q, k, v, eps)
+    tq, tk, tv = (torch.tensor(x) for x in (q, k, v))
+    res = METHODS[name](tq, tk, tv, eps=eps, check=True)
+    assert res.output.dtype == torch.float32
+    certify(res, q, k, v, eps)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 300])
+@pytest.mark.parametrize("eps", [1.99, 2.0, 5.0, 1e6])
+def test_eps_at_least_two(n, eps):
+    """eps >= 2: the budget beta ~ 1e300 made the key threshold drop every key (Z = 0), and screened then put
+    Z_lo = 1 instead of 0 in truncation_bound (n = 1, eps = 5: error 0.26, bound 0.13); eps = 2 with few keys
+    gave a negative margin and crashed (ValueError: negative dimensions)."""
+    rng = np.random.default_rng(n)
+    q, k, v = 3 * rng.normal(size=(4, 3)), rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
+    run_all(q, k, v, eps, names=("screened", "screened_f32", "region_sparse", "hierarchical_descent"))
+
+
+@pytest.mark.parametrize("vscale", [1e-170, 1e-200, 1e-300, 1e-310, 1e-320])
+def test_tiny_values(vscale):
+    """|v| below ~1e-154: |v|^2 underflowed, vmax = 0 and every bound 0 while the output had ordinary rounding
+    errors (v ~ 1e-200: error 4.6e-316, bound 0); region_sparse's |o| (np.linalg.norm) underflowed as well.
+    Subnormal values need the absolute underflow term of rounding_bound."""
+    rng = np.random.default_rng(1)
+    q, k = 3 * rng.normal(size=(5, 4)), rng.normal(size=(400, 4))
+    v = vscale * rng.normal(size=(400, 3))
+    for eps in (0.0, 1e-3, 0.3):
+        run_all(q, k, v, eps)
+
+
+def test_query_beyond_float32_range():
+    """|q| = 1e150, |k| = 1e-150 (|q||k| ~ 1): the scores are ordinary but q rounds to inf in float32; the
+    screening scores were NaN, no key was collected and the rows passed as fully masked (output 0, bound 0)."""
+    rng = np.random.default_rng(3)
+    C = rng.normal(size=(20, 4))
+    kk = C[rng.integers(0, 20, 400)] + 0.01 * rng.normal(size=(400, 4))
+    q = 1e150 * np.concatenate([30 * kk[:3], 3 * rng.normal(size=(2, 4))])
+    k, v = 1e-150 * kk, rng.normal(size=(400, 2))
+    for eps in (0.0, 1e-3):
+        run_all(q, k, v, eps)
+
+
+@pytest.mark.parametrize("kscale", [1e160, 1e-160])
+def test_huge_and_tiny_keys(kscale):
+    """Keys of norm 1e160: the key tree's Gram matrix overflowed and build_key_tree raised LinAlgError."""
+    rng = np.random.default_rng(4)
+    C = rng.normal(size=(20, 4))
+    kk = C[rng.integers(0, 20, 400)] + 0.01 * rng.normal(size=(400, 4))
+    q, k, v = np.concatenate([30 * kk[:3], rng.normal(size=(2, 4))]) / kscale, kscale * kk, rng.normal(size=(400, 2))
+    for eps in (0.0, 1e-3):
+        run_all(q, k, v, eps)
+
+
+def test_overflowing_scores_never_give_nan_bounds():
+    """Scores beyond float64 (q.k ~ 1e400) with v = 0: the rounding bound was 0 * inf = NaN, a bound every
+    comparison (and verify) silently passes, next to a NaN output."""
+    rng = np.random.default_rng(5)
+    q, k = 1e200 * rng.normal(size=(3, 4)), 1e200 * rng.normal(size=(1000, 4))
+    for v in (np.zeros((1000, 2)), rng.normal(size=(1000, 2))):
+        for name in ("screened", "auto", "auto_default"):
+            res = METHODS[name](q, k, v, eps=1e-3)
+            b = np.asarray(res.bound)
+            assert not np.any(np.isnan(b))
+            out = np.asarray(to_numpy(res.output))
+            assert np.all(np.isinf(b[np.isnan(out).any(axis=-1)]))  # a NaN output is never certified
+
+
+# ------------------------------------------------------------------------------------------- targeted corners
+
+
+def _corner_cases():
+    rng = np.random.default_rng(7)
+    cases = []
+    for s in [0.1, 0.3, 1.0, 5.0, 40.0, 800.0, 1e5]:
+        cases.append((f"n2d1_{s}", np.array([[1.0]]), np.array([[0.0], [s]]), np.array([[1.0], [0.0]]), {"scale": 1.0}))
+    cases.append(("single_key", rng.normal(size=(3, 4)), rng.normal(size=(1, 4)), rng.normal(size=(1, 2)), {}))
+    cases.append(("v_zero", 10 * rng.normal(size=(5, 4)), rng.normal(size=(50, 4)), np.zeros((50, 3)), {}))
+    k = rng.normal(size=(300, 4))
+    cases.append(("scale_zero", rng.normal(size=(5, 4)), k, rng.normal(size=(300, 3)), {"scale": 0.0}))
+    cases.append(("scale_negative", 10 * rng.normal(size=(5, 4)), k, rng.normal(size=(300, 3)), {"scale": -1.0}))
+    cases.append(("q_zero", np.zeros((5, 4)), k, rng.normal(size=(300, 3)), {}))
+    cases.append(("identical_keys", 10 * rng.normal(size=(5, 4)), np.tile(rng.normal(size=(1, 4)), (300, 1)),
+                  rng.normal(size=(300, 3)), {}))
+    cases.append(("ties", np.array([[1.0, 0.0]] * 3), np.array([[1.0, 0], [1.0, 0], [0, 1.0], [-1.0, 0]] * 50),
+                  rng.normal(size=(200, 2)), {"scale": 30.0}))
+    cases.append(("all_masked", 10 * rng.normal(size=(4, 3)), rng.normal(size=(100, 3)), rng.normal(size=(100, 2)),
+                  {"mask": np.zeros(100, dtype=bool)}))
+    mk = rng.random((6, 100)) < 0.1
+    mk[2] = False
+    cases.append(("masked_rows", 10 * rng.normal(size=(6, 3)), rng.normal(size=(100, 3)),
+                  rng.normal(size=(100, 2)), {"mask": mk}))
+    cases.append(("causal_nq_gt_nk", 10 * rng.normal(size=(20, 3)), rng.normal(size=(8, 3)),
+                  rng.normal(size=(8, 2)), {"causal": True}))
+    b = rng.normal(size=100)
+    b[::3] = -np.inf
+    cases.append(("neg_inf_bias", 10 * rng.normal(size=(4, 3)), rng.normal(size=(100, 3)),
+                  rng.normal(size=(100, 2)), {"bias": b}))
+    cases.append(("bias_gap", rng.normal(size=(4, 3)), rng.normal(size=(100, 3)), rng.normal(size=(100, 2)),
+                  {"bias": np.where(np.arange(100) < 3, 0.0, -1e5)}))
+    cases.append(("huge_bias", rng.normal(size=(4, 3)), rng.normal(size=(100, 3)), rng.normal(size=(100, 2)),
+                  {"bias": 1e300 * rng.normal(size=(4, 100))}))
+    bm = rng.random((3, 6, 200)) < 0.5
+    bm[1] = False
+    cases.append(("batched_masks", 10 * rng.normal(size=(3, 6, 4)), rng.normal(size=(3, 200, 4)),
+                  rng.normal(size=(3, 200, 2)), {"mask": bm}))
+    cases.append(("one_heavy_value", 10 * rng.normal(size=(4, 3)), rng.normal(size=(200, 3)),
+                  np.concatenate([1e6 * np.ones((1, 2)), rng.normal(size=(199, 2))]), {}))
+    return cases
+
+
+@pytest.mark.parametrize("case", _corner_cases(), ids=lambda c: c[0])
+def test_corner_cases(case):
+    _, q, k, v, kw = case
+    for eps in (0.0, 1e-3, 0.9):
+        run_all(q, k, v, eps, **kw)
+
+
+def test_torch_float64_and_check():
+    rng = np.random.default_rng(8)
+    q, k, v = 10 * rng.normal(size=(2, 6, 8)), rng.normal(size=(2, 700, 8)), rng.normal(size=(2, 700, 3))
+    mask = rng.random((2, 1, 700)) < 0.7
+    tq, tk, tv, tm = (torch.tensor(x) for x in (q, k, v, mask))
+    for name in ("region_sparse", "screened", "hierarchical", "auto"):
+        res = METHODS[name](tq, tk, tv, eps=1e-3, mask=tm, check=True)
+        certify(res, q, k, v, 1e-3, mask=mask)
+
+
+# --------------------------------------------------------------------------------------------- multi-block paths
+
+
+@pytest.mark.parametrize("precision", ["bf16", "float32"])
+def test_screened_multiblock(precision):
+    """n = 6000 keys: a small first block, the planned margins and the count levels of the later blocks."""
+    rng = np.random.default_rng(9)
+    n, d = 6000, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 4))
+    q = np.concatenate([12 * rng.normal(size=(6, d)), 2.5 * k[rng.integers(0, n, 6)], k[-3:] * 4,
+                        rng.normal(size=(2, d))])
+    v[n - 1] *= 50  # a heavy value on a key seen only in the last block
+    for eps in (0.0, 1e-3, 0.2):
+        res = screened(q, k, v, eps=eps, precision=precision, check=eps > 0)
+        certify(res, q, k, v, eps)
+    # a mask and a bias through the float64 (masked) scan
+    bias = np.where(rng.random(n) < 0.1, -np.inf, rng.normal(size=n))
+    res = screened(q, k, v, eps=1e-3, precision=precision, bias=bias)
+    certify(res, q, k, v, 1e-3, bias=bias)
+
+
+def test_prebuilt_tree_and_hierarchical_paths():
+    rng = np.random.default_rng(10)
+    S = 10 * rng.normal(size=(8, 3))
+    C = (S[:, None] + rng.normal(size=(8, 8, 3))).reshape(64, 3)
+    k = C[rng.integers(0, 64, 4000)] + 0.05 * rng.normal(size=(4000, 3))
+    v = rng.normal(size=(4000, 2))
+    q = np.concatenate([4 * C[:10], rng.normal(size=(3, 3))])
+    tree = build_key_tree(k, 32)
+    for eps in (0.0, 1e-3, 0.1):
+        certify(region_sparse(q, k, v, eps=eps, tree=tree), q, k, v, eps)
+        certify(region_sparse(q, k, v, eps=eps, tree=tree, mask=np.arange(4000) % 7 != 0), q, k, v, eps,
+                mask=np.arange(4000) % 7 != 0)
+        for descent in (True, False):
+            certify(hierarchical(q, k, v, eps=eps, tree=tree, descent=descent), q, k, v, eps)
+            certify(hierarchical(q, k, v, eps=eps, tree=tree, descent=descent, aggregate=False), q, k, v, eps)
+        certify(auto(q, k, v, eps=eps, tree=tree, min_keys=8), q, k, v, eps)
+
+
+def test_tt_compressed_against_exact_weights():
+    rng = np.random.default_rng(11)
+    W = [rng.normal(size=(16, 8)) / 4 for _ in range(3)]
+    X = rng.normal(size=(12, 16))
+    P = compress_projections(*W, eps=0.05)
+    for kw in ({}, {"eps": 1e-3}, {"attention_tt_eps": 0.3}, {"causal": True}):
+        res = tt_compressed(X, X, P, weights=W, check=True, **kw)
+        q, k, v = X @ W[0], X @ W[1], X @ W[2]  # float64 products: their rounding is inside the reference slack
+        o, slack = reference(q, k, v, causal=kw.get("causal", False))
+        err = np.sqrt(np.sum((np.asarray(res.output).astype(LD) - o) ** 2, axis=-1)).astype(np.float64)
+        assert np.all(err <= res.bound + slack + 1e-13 * np.abs(X).max() ** 2)
+
+
+# ------------------------------------------------------------------------------------------------ hypothesis
+
+
+@st.composite
+def attention_inputs(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n = draw(st.sampled_from([1, 2, 3, 17, 100, 700]))
+    nq = draw(st.integers(1, 6))
+    d = draw(st.sampled_from([1, 2, 3, 8]))
+    geo = draw(st.sampled_from(["normal", "clusters", "lattice", "identical"]))
+    if geo == "normal":
+        k = rng.normal(size=(n, d))
+    elif geo == "clusters":
+        C = rng.normal(size=(max(1, n // 20), d))
+        k = C[rng.integers(0, len(C), n)] + 0.01 * rng.normal(size=(n, d))
+    elif geo == "lattice":
+        k = rng.integers(-2, 3, size=(n, d)).astype(float)
+    else:
+        k = np.tile(rng.normal(size=(1, d)), (n, 1))
+    qmode = draw(st.sampled_from(["random", "keys", "zero", "lattice"]))
+    qs = draw(st.sampled_from([1.0, 10.0, 100.0]))
+    if qmode == "random":
+        q = qs * rng.normal(size=(nq, d))
+    elif qmode == "keys":
+        q = qs * k[rng.integers(0, n, nq)]
+    elif qmode == "zero":
+        q = np.zeros((nq, d))
+    else:
+        q = qs * rng.integers(-3, 4, size=(nq, d)).astype(float)
+    v = draw(st.sampled_from([1.0, 1e-5, 1e5, 1e-200])) * rng.normal(size=(n, draw(st.sampled_from([1, 3]))))
+    kw = {}
+    extra = draw(st.sampled_from(["none", "keymask", "mask", "causal", "bias"]))
+    if extra == "keymask":
+        kw["mask"] = rng.random(n) < draw(st.sampled_from([0.05, 0.5, 0.95]))
+    elif extra == "mask":
+        kw["mask"] = rng.random((nq, n)) < 0.3
+    elif extra == "causal":
+        kw["causal"] = True
+    elif extra == "bias":
+        b = 10 * rng.normal(size=n)
+        b[rng.random(n) < 0.3] = -np.inf
+        kw["bias"] = b
+    scale = draw(st.sampled_from([None, None, 0.0, -1.0, 7.0]))
+    if scale is not None:
+        kw["scale"] = scale
+    eps = draw(st.sampled_from([0.0, 1e-8, 1e-3, 0.1, 1.0, 1.99, 3.0]))
+    f32 = draw(st.booleans()) and draw(st.booleans())
+    if f32:
+        q, k, v = q.astype(np.float32), k.astype(np.float32), v.astype(np.float32)
+    return q, k, v, eps, kw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attention_inputs())
+def test_hypothesis_every_method_certified(args):
+    q, k, v, eps, kw = args
+    run_all(q, k, v, eps, names=tuple(n for n in METHODS if n != "auto_default"), **kw)
+
+
+def test_verify_catches_a_wrong_output():
+    """The checker itself can fail: a perturbed output beyond its bound raises."""
+    rng = np.random.default_rng(12)
+    q, k, v = rng.normal(size=(3, 4)), rng.normal(size=(50, 4)), rng.normal(size=(50, 2))
+    res = screened(q, k, v, eps=1e-3)
+    o, _ = reference(q, k, v)
+    with pytest.raises(BoundViolationError):
+        res.verify(np.asarray(o, dtype=np.float64) + 2e-3 * float(res.vmax))
+    with pytest.raises(AssertionError):
+        bad = type(res)(np.asarray(res.output) + 1e-2, res.bound, res.eps, res.vmax, res.support, res.method)
+        certify(bad, q, k, v, 1e-3)
