@@ -26,7 +26,7 @@ RNG = np.random.default_rng(11)
 
 def _auto_forced(q, k, v, eps, **kw):
     """auto with thresholds that force the sparse path whenever the plan allows it."""
-    return auto(q, k, v, eps=eps, min_keys=1, max_support=1.1, min_queries_for_tree=0, max_work=10.0, **kw)
+    return auto(q, k, v, eps=eps, min_keys=1, min_work=0, max_support=1.1, min_queries_for_tree=0, max_work=10.0, **kw)
 
 
 APPROX = {"region_sparse": region_sparse, "hierarchical": hierarchical, "auto": _auto_forced}
@@ -169,11 +169,11 @@ def test_auto_falls_back_to_dense_on_flat_scores():
     q, k, v = RNG.normal(size=(16, 8)) * 0.1, RNG.normal(size=(5000, 8)), RNG.normal(size=(5000, 2))
     r = auto(q, k, v, eps=1e-3, check=True)
     assert r.method == "dense" and r.counters["decision"] == 0  # few keys
-    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000)
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, min_work=0)
     assert r.method == "dense" and r.counters["decision"] == 2  # no tree, too few queries to build one
-    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, min_queries_for_tree=0)
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, min_work=0, min_queries_for_tree=0)
     assert r.method == "dense" and r.counters["decision"] == 1  # the sampled support is large
-    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, tree=build_key_tree(k))
+    r = auto(q, k, v, eps=1e-3, check=True, min_keys=1000, min_work=0, tree=build_key_tree(k))
     assert r.method == "dense" and r.counters["decision"] == 3  # the planned work is large
     r = auto(q, k, v, eps=0.0, check=True)
     assert r.method == "dense" and r.counters["decision"] == 0
@@ -183,18 +183,19 @@ def test_auto_sampled_plan_falls_back_on_loose_bounds():
     rng = np.random.default_rng(9)
     k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
     q = rng.normal(size=(100, 16))  # flat scores, and i.i.d. keys in 16-D defeat block bounds
-    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), min_work=0, check=True)
     assert r.method == "dense" and r.counters["decision"] == 3
     _check(r, q, k, v, 1e-3)
 
 
 def test_auto_screens_peaked_scores_that_defeat_block_bounds():
     rng = np.random.default_rng(9)
-    k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
-    q = rng.normal(size=(100, 16)) * 10  # peaked, but i.i.d. keys in 16-D defeat block bounds
+    n, d = 16384, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 2))
+    q = rng.normal(size=(256, d)) * 10  # peaked, but i.i.d. keys defeat block bounds
     r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
     assert r.method == "region_sparse" and r.counters["decision"] == 6
-    assert r.counters["screened_rows"] > 50 and r.counters["dense_fallback_rows"] < 10
+    assert r.counters["screened_rows"] > 128 and r.counters["dense_fallback_rows"] < 64
     assert np.median(r.support) < 200  # the certified support is small although the blocks could not show it
     _check(r, q, k, v, 1e-3)
     r2 = auto(q, k, v, eps=1e-3, check=True)  # without a tree: screened directly (few queries)
@@ -202,12 +203,24 @@ def test_auto_screens_peaked_scores_that_defeat_block_bounds():
     _check(r2, q, k, v, 1e-3)
 
 
+def test_auto_small_problems_go_dense_at_once():
+    """Little work (n_q n_k (d + d_v) < min_work): the statistics would cost too large a part of it."""
+    rng = np.random.default_rng(9)
+    k, v = rng.normal(size=(9000, 16)), rng.normal(size=(9000, 2))
+    q = rng.normal(size=(100, 16)) * 10
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    assert r.method == "dense" and r.counters["decision"] == 0
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), min_work=0, check=True)
+    assert r.counters["decision"] != 0
+    _check(r, q, k, v, 1e-3)
+
+
 def test_auto_sparse_with_prebuilt_tree():
     rng = np.random.default_rng(5)
     k = clustered(8192, 16, 128, 0.03, rng)
     v = rng.normal(size=(8192, 4))
     q = k[rng.integers(0, 8192, 32)] * 10
-    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True, max_work=0.3)
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True, max_work=0.3, min_work=0)
     assert r.method == "region_sparse" and r.counters["decision"] == 4
     _check(r, q, k, v, 1e-3)
 

@@ -117,7 +117,7 @@ def test_kernel_cap_and_flags():
     np.testing.assert_allclose(full["out"], dense(q, k, v, scale=1.0), atol=1e-12)
     assert np.all(full["D"] == 0) and np.all(full["support"] == 800)
     # auto with a prebuilt tree and permissive thresholds: capped rows are done densely, bound still holds
-    r = auto(q, k, v, eps=1e-3, scale=1.0, tree=tree, max_work=10.0)
+    r = auto(q, k, v, eps=1e-3, scale=1.0, tree=tree, max_work=10.0, min_work=0)
     _errors(r, q, k, v, scale=1.0)
 
 
@@ -140,7 +140,7 @@ def test_auto_with_tree_sample_then_rest():
     k = _clustered(6000, 8, 90, 0.03, rng)
     q = k[rng.integers(0, 6000, 150)] * 20
     v = rng.normal(size=(6000, 3))
-    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), min_keys=1000)
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), min_keys=1000, min_work=0)
     assert r.method == "region_sparse" and r.counters["decision"] == 4
     _errors(r, q, k, v)
     S = q @ k.T

@@ -3,10 +3,11 @@
 ``auto`` never gives up the bound: whichever path it takes, the result carries the certified per-row bound
 ``<= eps * max|v|``.  It takes the sparse path only when pruning is likely to pay:
 
-1. few keys (``n_k < min_keys``): dense;
+1. few keys (``n_k < min_keys``) or little work (``n_q n_k (d + d_v) < min_work`` multiply-adds per head,
+   about 10 ms of dense attention: the statistics below would cost too large a part of it): dense;
 2. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
    queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise, unless a key sample (as in
-   step 3) puts half the keys within the margin (flat scores), 16 sampled queries are screened
+   step 3) puts half the keys within the margin (flat scores), 8 sampled queries are screened
    (:mod:`.screen`: float32 scores, exact float64 core) and, if that costs less than dense by the margin of
    step 4, every query is screened (decision 5), else dense;
 3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
@@ -19,7 +20,8 @@
    run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
    rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
    ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
-   ``SCREEN_ROW_COST`` dense rows, a failed one as a dense row); if the estimate is still above: dense;
+   ``SCREEN_ROW_COST`` dense rows plus ``KEY_COST`` dense scores per key it rescores, a failed one as a
+   dense row more: :mod:`tropix.attention.screen`); if the estimate is still above: dense;
    else the other queries follow, with the capped ones screened if that was needed (decision 6).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
@@ -43,8 +45,8 @@ __all__ = ["auto"]
 
 
 def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None, check: bool = False,
-         min_keys: int = 8192, sample: int = 256, max_support: float = 0.05, min_queries_for_tree: int = 2048,
-         max_work: float = 0.1, leaf: int = 64) -> AttentionResult:
+         min_keys: int = 8192, min_work: float = 2.0**27, sample: int = 256, max_support: float = 0.05,
+         min_queries_for_tree: int = 2048, max_work: float = 0.1, leaf: int = 64) -> AttentionResult:
     """Certified attention that picks dense or region-sparse evaluation from cheap statistics.
 
     Parameters
@@ -57,14 +59,14 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         Prebuilt key hierarchy (2-D keys), e.g. of a key bank queried many times.
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
-    min_keys, sample, max_support, min_queries_for_tree, max_work, leaf
+    min_keys, min_work, sample, max_support, min_queries_for_tree, max_work, leaf
         Decision thresholds (see the module docstring).
 
     Returns
     -------
     AttentionResult
         ``method`` is ``"dense"``, ``"region_sparse"`` or ``"screened"``; ``counters["decision"]`` codes
-        the reason (0 dense: few keys or eps = 0, 1 dense: large sampled support, 2 dense: no tree, few
+        the reason (0 dense: few keys, little work or eps = 0, 1 dense: large sampled support, 2 dense: no tree, few
         queries and screening would not pay, 3 dense: planned work too large, 4 region-sparse,
         5 screened: no tree and few queries, 6 region-sparse with the rows the block bounds cannot decide
         screened).
@@ -82,7 +84,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     eps = check_eps(eps, "auto")
     if tree is not None and len(P.batch_shape):
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
-    if eps == 0 or P.n_k < min_keys or P.n_q == 0:
+    if eps == 0 or P.n_k < min_keys or P.n_q == 0 or P.n_q * P.n_k * (P.d + P.d_v) < min_work:
         return _dense_result(P, eps, check, 0)
     if tree is None:
         if P.n_q < min_queries_for_tree:
@@ -96,21 +98,25 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     return _planned(P, eps, check, tree, leaf, max_work)
 
 
-SCREEN_ROW_COST = 0.5
-"""A screened query costs about this fraction of a dense query (float32 GEMM + scans, see :mod:`.screen`)."""
+SCREEN_SAMPLE = 8
+"""Capped sample queries screened to decide whether screening the capped queries pays (decision 6)."""
 
 
 def _screen_sample(H, eps, rows):
-    """Screen the queries ``rows`` of head ``H``; return the part and its estimated cost in dense-row units."""
-    from .screen import screen_rows
+    """Screen the queries ``rows`` of head ``H``; return the part and its estimated cost per query in dense-row
+    units: a certified row costs the screen (``SCREEN_ROW_COST``) plus its rescored keys (``KEY_COST`` dense
+    scores each), a row the screen gives up on a dense row more."""
+    from .screen import KEY_COST, SCREEN_ROW_COST, screen_rows
 
     part = screen_rows(H, eps, rows)
     ok = np.isfinite(part[1])
-    cost = (SCREEN_ROW_COST * ok.sum() + (1 + SCREEN_ROW_COST / 4) * (~ok).sum()) / max(len(rows), 1)
+    per_row = np.diff(part[3].offsets)  # keys rescored per row (0 for rows given up)
+    cost = (SCREEN_ROW_COST * len(rows) + KEY_COST * per_row[ok].sum() / max(H.n_k, 1)
+            + (~ok).sum()) / max(len(rows), 1)
     return part, cost
 
 
-def _screen_pays(P, eps, max_work, n_sample=16) -> bool:
+def _screen_pays(P, eps, max_work, n_sample=8) -> bool:
     """Without a key tree: does float32 screening (:func:`~tropix.attention.screened`) beat dense on a sample
     of ``n_sample`` queries of every head?  Only for NumPy-convertible input without extra terms."""
     from .screen import _ScreenHead
@@ -223,11 +229,19 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
         screen = False
         flagged = samp[~np.isfinite(part[1])]
         if est > 7 * max_work and capped and not _flat_rows(H, flagged, eps):
-            # many queries defeat the block bounds: does float32 screening certify them cheaply?
-            spart, scost = _screen_sample(H, eps, flagged)
+            # many queries defeat the block bounds: does screening certify them cheaply?  (Asked of at most
+            # SCREEN_SAMPLE of them: the answer must cost a small part of dense attention.)
+            probe = flagged[:SCREEN_SAMPLE]
+            spart, scost = _screen_sample(H, eps, probe)
             est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
             if est <= 7 * max_work:
                 screen = True
+                if len(flagged) > len(probe):  # the other capped sample queries are screened as well
+                    from .screen import screen_rows
+
+                    more = screen_rows(H, eps, flagged[len(probe):])
+                    spart = tuple(np.concatenate([a, b]) for a, b in zip(spart[:3], more[:3])) + (
+                        _RowKept.join(spart[3], more[3]), spart[4] + more[4])
                 pos = np.searchsorted(samp, flagged)
                 part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                 part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])

@@ -239,6 +239,13 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
+KEY_COST = 20.0
+"""A key rescored in float64 (gathered from memory) costs about this many dense score evaluations (measured:
+about 200 ns against 6-9 ns per score of dense attention at d = 32-64)."""
+SCREEN_ROW_COST = 0.3
+"""The screen of one query (its share of the score GEMM and of the scans) costs about this fraction of a
+dense query."""
+
 BF16_MIN_KEYS = 2048  # fewer keys: the float32 sgemm (packing the bfloat16 operands would not pay)
 BF16_MAX_ERROR = 2.0  # a larger bfloat16 screening error widens the margins more than the faster GEMM saves
 
@@ -283,14 +290,14 @@ def _screen_gemm(H, rows, err32, precision, use_kernel):
 
 
 def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4096, width=0.25,
-                share=0.75, use_kernel=True, abort=0.5, precision="auto"):
+                share=0.75, use_kernel=True, abort=1.0, precision="auto"):
     """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
 
     ``H`` provides ``qs`` (scaled queries), ``k``, ``v``, ``vn``, ``vmax``, ``qn``, ``kmax``, ``rho``,
     ``extra`` (or None), ``n_k``, ``d``.  Rows that cannot be screened (more than ``cap`` candidates,
-    default ``max(n_k // 4, 64)``), or whose candidates among the first ``kblock`` keys extrapolate to more
-    than ``abort * cap`` (screening them would cost more than dense evaluation: they stop being screened
-    after the first block), get an infinite bound: the caller recomputes them densely.
+    default ``max(n_k // 4, 64)``), or whose candidates among the first block of keys extrapolate to more
+    than ``abort * n_k / KEY_COST`` (rescoring them would cost more than a dense row: they stop being
+    screened after the first block), get an infinite bound: the caller recomputes them densely.
     Queries are screened in chunks of ``qchunk`` (default: ``qchunk * n_k <= 2**22``): one ``sgemm`` gives
     the chunk's scores with every key (memory ``O(qchunk * n_k)``) and their row maxima; the collection then
     runs over blocks of ``kblock`` keys, the first of which sets the collection margins;
@@ -300,6 +307,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     rows = np.asarray(rows, dtype=np.int64)
     nr, n = len(rows), H.n_k
     cap = min(max(n // 4, 64) if cap is None else int(cap), n)
+    limit = min(cap, max(abort * n / KEY_COST, 64))  # extrapolated candidates above which a row stops
     out = np.zeros((nr, H.v.shape[1]))
     bound = np.full(nr, np.inf)
     support = np.zeros(nr, dtype=np.int64)
@@ -361,7 +369,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         for b0 in [0] + list(range(first, n, kblock)):
             b1 = min(b0 + (first if b0 == 0 else kblock), n)
             # in the first block a row collecting more than twice its share of the abort limit stops at once
-            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * abort * cap * (b1 - b0) / n), 64))
+            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * limit * (b1 - b0) / n), 64))
             scan(S, b0, b1, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
             if b0 == 0 and b1 < n:
                 est = np.zeros(c_n)
@@ -375,7 +383,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
                 taul[:] = np.minimum(tauc[None, :] + LEVEL_STEPS[:, None], tau[None, :])
                 taul[-1] = tau
                 # rows that would collect too many keys would cost more than dense rows: they stop here
-                quit_ = (cnt < 0) | (est > abort * cap)
+                quit_ = (cnt < 0) | (est > limit)
                 cnt[quit_] = -1
                 if quit_.all():
                     break
