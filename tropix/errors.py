@@ -36,6 +36,7 @@ __all__ = [
     "FloatOverflowError",
     "ModelNotFoundError",
     "UnsupportedModelError",
+    "UnsupportedCPUError",
 ]
 
 
@@ -118,3 +119,9 @@ class ModelNotFoundError(TropixError, FileNotFoundError):
 
 class UnsupportedModelError(TropixError, ValueError):
     """The model exists but tropix cannot read it (unknown architecture, pickle-only weights, bad config)."""
+
+
+class UnsupportedCPUError(TropixError, RuntimeError):
+    """A compiled fast path needs an instruction set this CPU lacks (e.g. the bfloat16 screening GEMM needs
+    AVX512-BF16); the generic path is used instead wherever tropix chooses, so only an explicit request
+    raises this (check ``tropix.attention._bf16.available()`` first)."""

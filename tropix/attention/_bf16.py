@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError, TropixError
+from ..errors import ShapeError, UnsupportedCPUError
 
 __all__ = [
     "UnsupportedCPUError",
@@ -90,10 +90,6 @@ _NV = 4  # 16-query vectors per register tile
 _UNROLL = 2  # unroll of the loop over dimension pairs
 KBLOCK = 4096  # keys per cache block
 GROUP_BYTES = 32768  # packed queries per group of panels (L1-resident)
-
-
-class UnsupportedCPUError(TropixError, RuntimeError):
-    """The CPU lacks AVX512-BF16 (or the kernel failed to compile): check :func:`available` first."""
 
 
 @dataclass(frozen=True)
