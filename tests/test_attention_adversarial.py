@@ -162,6 +162,51 @@ def test_huge_and_tiny_keys(kscale):
         run_all(q, k, v, eps)
 
 
+@pytest.mark.parametrize("vscale", [1.0, 1e-200])
+def test_hierarchical_far_field_tight_case(vscale):
+    """500 keys at score 0 with v = +1, 7500 at score -12 with v = -1: the descent aggregates the far cluster and
+    its error is within 0.03% of the bound; with v ~ 1e-200 |o| underflowed to 0 in the bound (np.sqrt of an
+    einsum) and the bound was half the error (ratio 1.999)."""
+    k = np.concatenate([np.zeros((500, 1)), -np.ones((7500, 1))])
+    v = vscale * np.concatenate([np.ones((500, 1)), -np.ones((7500, 1))])
+    q = np.array([[12.0]])
+    for aggregate in (True, False):
+        for descent in (True, False):
+            res = hierarchical(q, k, v, eps=1e-3, scale=1.0, leaf=4, descent=descent, aggregate=aggregate)
+            certify(res, q, k, v, 1e-3, scale=1.0)
+
+
+@pytest.mark.parametrize("qscale", [1e160, 1e-160])
+def test_tree_radii_of_tiny_keys(qscale):
+    """Keys of norm 1e-160 queried at 1e160 (scores of order 1): squared distances underflowed, the key tree's
+    radii (and the query groups' radii) came out 0 or too small, and the hierarchical descent pruned live
+    keys (error 4.7e-4, bound 1.7e-9)."""
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(30, 3))
+    kk = C[rng.integers(0, 30, 3000)] + 1e-3 * rng.normal(size=(3000, 3))
+    q = qscale * np.concatenate([20 * kk[rng.integers(0, 3000, 48)] + 0.01 * rng.normal(size=(48, 3)),
+                                 5 * rng.normal(size=(16, 3))])
+    k, v = kk / qscale, rng.normal(size=(3000, 2))
+    for eps in (1e-3, 0.1):
+        run_all(q, k, v, eps, names=("region_sparse", "region_sparse_leaf8", "hierarchical_descent",
+                                     "hierarchical_leaves", "screened"))
+
+
+def test_fallback_recomputes_nan_bounds():
+    """A NaN bound passes every comparison: the dense fallback must treat it as too large."""
+    from tropix.attention.region_sparse import _fallback_rows
+
+    class Head:
+        vmax, n_k, extra = 1.0, 3, None
+        rho = np.array([1e-15, 1e-15, np.inf, 1e-15])
+        qs, k, v = np.ones((4, 2)), np.ones((3, 2)), np.ones((3, 1))
+
+    bound = np.array([np.nan, 1e-4, np.inf, 0.5])
+    out = np.zeros((4, 1))
+    n, _ = _fallback_rows(Head, 1e-3, out, bound, np.zeros(4, dtype=np.int64), ())
+    assert n == 3 and not np.any(np.isnan(bound)) and np.allclose(out[[0, 2, 3]], 1.0) and out[1, 0] == 0.0
+
+
 def test_overflowing_scores_never_give_nan_bounds():
     """Scores beyond float64 (q.k ~ 1e400) with v = 0: the rounding bound was 0 * inf = NaN, a bound every
     comparison (and verify) silently passes, next to a NaN output."""

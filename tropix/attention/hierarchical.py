@@ -78,6 +78,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bounds import truncation_bound, pruning_budget
+from .dense import _rownorm
 from ._inputs import check_eps, prepare
 from .keytree import score_bounds
 from .region_sparse import _dense_rows, _fallback_rows, _Head, _run_per_head
@@ -552,9 +553,9 @@ def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, agg
             goff = np.concatenate([[0], np.cumsum(gct)[:-1]])
             # group balls (scaled queries), radius widened for the rounding of the distances
             cG = np.add.reduceat(qs[memb], goff, axis=0) / gct[:, None]
-            dist = np.sqrt(np.einsum("ij,ij->i", qs[memb] - cG[gid], qs[memb] - cG[gid]))
+            dist = _rownorm(qs[memb] - cG[gid])  # scaled: no underflow of tiny distances (radius 0)
             rG = np.maximum.reduceat(dist, goff) * (1 + 4 * (H.d + 4) * _U)
-            nG = np.sqrt(np.einsum("ij,ij->i", cG, cG))
+            nG = _rownorm(cG)
             gp_g = np.repeat(np.arange(len(gst)), N0)
             gp_b = np.tile(np.arange(N0), len(gst))
     solo = np.flatnonzero(~grouped)
@@ -566,7 +567,7 @@ def _descend(H, ext, rows, ml, bl, qcL, budget_p, budget_a, levels, qgroups, agg
         anc = np.searchsorted(t.starts[lvl], t.starts[Lf][bl], side="right") - 1  # node of the reference leaf
         # group pairs
         if len(gp_g):
-            cn = np.sqrt(np.einsum("ij,ij->i", c, c))
+            cn = _rownorm(c)
             gu, gi = _mark_index(gp_g, len(gct))
             bu, bi = _mark_index(gp_b, len(c))
             UG = (cG[gu] @ c[bu].T)[gi, bi]
@@ -991,7 +992,7 @@ def _hier_head(H: _Head, eps, group, aggregate, exit_frac=0.5, gather=12.0, over
         Zlo = ZS + sc * ZAlo[rows] * (1.0 - rel)
         Zt = ZS + sc * ZA[rows]
         o = N / np.where(Zt > 0, Zt, 1.0)[:, None]
-        onorm = np.sqrt(np.einsum("ij,ij->i", o, o))
+        onorm = _rownorm(o)  # |o| of tiny values must not underflow to 0 (it would halve the bound)
         # rounding of the aggregated sums (at most n terms each, then one rescaling)
         ga = 4.0 * (n + H.d + 8 + np.abs(M) + np.abs(m_lo[rows])) * _U  # with the rescaling by exp(m_lo - m)
         Ar = sc * (A[rows] + ga * AM[rows])

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._array import to_numpy
 from ..errors import EmptyInputError, ShapeError
+from .dense import _rownorm
 
 __all__ = ["KeyTree", "build_key_tree"]
 
@@ -150,7 +151,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         starts_levels.append(new_st.ravel()[keep])
         counts_levels.append(new_ct.ravel()[keep])
     kpT = np.ascontiguousarray(k[perm].T)
-    knorm = np.sqrt(np.einsum("ij,ij->j", kpT, kpT))
+    knorm = _rownorm(kpT.T)  # norms, distances and radii scaled: tiny keys must not get radius 0
     nl = len(starts_levels)
     centers, radii, los, his, reps = [None] * nl, [None] * nl, [None] * nl, [None] * nl, [None] * nl
     # leaves: exact statistics
@@ -158,7 +159,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     seg = np.repeat(np.arange(len(st)), ct)
     cT = np.add.reduceat(kpT, st, axis=1) / ct[None, :]
     diff = kpT - np.take(cT, seg, axis=1)
-    dist = np.sqrt(np.einsum("ij,ij->j", diff, diff))
+    dist = _rownorm(diff.T)
     centers[-1] = np.ascontiguousarray(cT.T)
     radii[-1] = np.maximum.reduceat(dist, st) * (1 + 4 * (d + 4) * 2.0**-53)
     los[-1] = np.ascontiguousarray(np.minimum.reduceat(kpT, st, axis=1).T)
@@ -176,7 +177,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         c = np.zeros((npar, d))
         np.add.at(c, par, cc * cn[:, None])
         c /= counts_levels[lvl][:, None]
-        reach = np.linalg.norm(cc - c[par], axis=1) + cr
+        reach = _rownorm(cc - c[par]) + cr
         r = np.zeros(npar)
         np.maximum.at(r, par, reach)
         lo = np.full((npar, d), np.inf)
@@ -217,7 +218,7 @@ def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: b
     hi = tree.hi[level][sel]
     mid = (lo + hi) * 0.5
     half = (hi - lo) * 0.5
-    qn = np.sqrt(np.einsum("ij,ij->i", qs, qs))
+    qn = _rownorm(qs)
     d = qs.shape[1]
     u = 2.0**-53
     slack = (16.0 * (d + 4) * u * (tree.kmax + 1e-300) + 1e-300) * qn[:, None] * 4.0

@@ -449,7 +449,8 @@ def _execute(H: _Head, eps, keep, U, beta, group_rows, threshold, m_lo):
 def _fallback_rows(H: _Head, eps, out, bound, support, kept):
     """Recompute densely every row whose bound exceeds the request (never expected; keeps the guarantee)."""
     target = eps * H.vmax
-    bad = np.flatnonzero((bound > target) & ((bound > H.rho) | ~np.isfinite(bound)))
+    # written so that a NaN bound (which every comparison passes) is recomputed too
+    bad = np.flatnonzero(~(bound <= target) & (~(bound <= H.rho) | ~np.isfinite(bound)))
     if len(bad) == 0:
         return 0, kept
     out[bad], support[bad] = _dense_rows(H, bad)
