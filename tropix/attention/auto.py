@@ -13,10 +13,10 @@
 3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
    the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
    the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
-4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 32 queries, then of all
+4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 16 queries, then of all
    queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
    (planning and grouping cost about as much again): dense; else the plan is executed.
-   With the compiled kernel (NumPy float input, no mask/bias/causal) the sample of 32 queries is instead
+   With the compiled kernel (NumPy float input, no mask/bias/causal) the sample of 16 queries is instead
    run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
    rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
    ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
@@ -98,7 +98,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     return _planned(P, eps, check, tree, leaf, max_work)
 
 
-SCREEN_SAMPLE = 8
+SCREEN_SAMPLE = 4
 """Capped sample queries screened to decide whether screening the capped queries pays (decision 6)."""
 
 
@@ -187,7 +187,7 @@ def _sampled_support_check(P, eps, sample, max_support) -> int:
     return 0
 
 
-def _planned(P, eps, check, tree, leaf, max_work, sample_queries=32):
+def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
     """Plan region-sparse evaluation from block bounds; execute it, or fall back to dense if it would not pay."""
     decision = {"code": 4}
 

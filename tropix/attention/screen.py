@@ -247,6 +247,7 @@ SCREEN_ROW_COST = 0.3
 dense query."""
 
 BF16_MIN_KEYS = 2048  # fewer keys: the float32 sgemm (packing the bfloat16 operands would not pay)
+BF16_MIN_ROWS = 32  # fewer queries: the float32 sgemm (packing all keys would not pay)
 BF16_MAX_ERROR = 2.0  # a larger bfloat16 screening error widens the margins more than the faster GEMM saves
 
 
@@ -274,12 +275,13 @@ def _check_precision(precision):
 
 def _screen_gemm(H, rows, err32, precision, use_kernel):
     """The screening GEMM: bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16) where the CPU has it, the head
-    has at least ``BF16_MIN_KEYS`` keys and its error bound stays below ``BF16_MAX_ERROR`` (``precision="auto"``),
+    has at least ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened and its error bound stays below
+    ``BF16_MAX_ERROR`` (``precision="auto"``),
     else a float32 ``sgemm`` (``err32`` its error bound).  ``precision`` may force ``"bf16"`` or ``"float32"``."""
     _check_precision(precision)
     if precision != "float32" and use_kernel:
         from . import _bf16
-        if _bf16.available() and (precision == "bf16" or H.n_k >= BF16_MIN_KEYS):
+        if _bf16.available() and (precision == "bf16" or (H.n_k >= BF16_MIN_KEYS and len(rows) >= BF16_MIN_ROWS)):
             # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the bfloat16 GEMM's bound plus the float64 evaluation of ŝ
             u64 = unit_roundoff(np.float64)
             g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
@@ -449,7 +451,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
         The screening GEMM.  ``"bf16"``: a bfloat16 GEMM with float32 accumulation
         (:mod:`tropix.attention._bf16`; needs a CPU with AVX512-BF16, elsewhere ``"float32"`` is used), about
         twice as fast as the float32 ``sgemm`` but with a screening error of about ``2^-7 |q| max|k|``, which
-        widens the margins; ``"auto"`` takes it where available for at least ``BF16_MIN_KEYS`` keys when
+        widens the margins; ``"auto"`` takes it where available for at least ``BF16_MIN_KEYS`` keys and
+        ``BF16_MIN_ROWS`` queries when
         that error is at most ``BF16_MAX_ERROR``.  The certificate accounts for either.
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
