@@ -20,7 +20,9 @@ true error above 1e-12.
 
 Regimes: ``clus T=…``: keys in n/64 tight clusters, queries near cluster centres, scores divided by the
 temperature T (1, 0.25, 0.1); ``gauss T=0.1``: i.i.d. Gaussian keys and queries (peaked scores but no
-geometry a block bound can exploit: the case where auto must fall back); ``MiniLM L/H``: real queries and
+geometry a block bound can exploit: the case where auto must fall back); ``lowd T=0.1``: keys near a random
+4-dimensional subspace, clustered hierarchically (low intrinsic dimension: the coarse levels of the key tree
+can prune); ``MiniLM L/H``: real queries and
 keys of all-MiniLM-L6-v2 (layer L, head H, d = 32) pooled over many passages into one key bank.
 
 Goals (issue #5): auto never above 1.15x dense; >= 5x faster than dense at n = 16384 wherever the
@@ -84,6 +86,19 @@ def clustered(n, d, T, rng):
     C = rng.normal(size=(nc, d))
     k = C[rng.integers(0, nc, n)] + 0.05 * rng.normal(size=(n, d))
     q = C[rng.integers(0, nc, NQ)] + 0.05 * rng.normal(size=(NQ, d))
+    return q / T, k, rng.normal(size=(n, d))
+
+
+def lowdim(n, d, T, rng, r=4):
+    """Keys near a random r-dimensional subspace (super-clusters of clusters in it, plus noise in all d
+    dimensions), queries near the cluster centres: low intrinsic dimension, where the coarse levels of the
+    key tree can prune (hierarchical's descent)."""
+    B = np.linalg.qr(rng.normal(size=(d, r)))[0].T * np.sqrt(d / r)
+    S = 2.0 * rng.normal(size=(16, 1, r))
+    C = (S + 0.5 * rng.normal(size=(16, max(n // 1024, 2), r))).reshape(-1, r)
+    k = (C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, r))) @ B / np.sqrt(5.0)
+    k += 0.05 * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, len(C), NQ)] + 0.05 * rng.normal(size=(NQ, r))) @ B / np.sqrt(5.0)
     return q / T, k, rng.normal(size=(n, d))
 
 
@@ -204,6 +219,8 @@ def main(argv):
                 ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
             q, k, v = gauss(n, d, 0.1, rng)
             ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
+            q, k, v = lowdim(n, d, 0.1, rng)
+            ok &= run_case("lowd T=0.1", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
     if not quick:
         print(f"\nreal Q/K of all-MiniLM-L6-v2 pooled over {n_real} passages (d = 32)")
         print(hdr)
