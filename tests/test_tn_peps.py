@@ -36,7 +36,8 @@ def test_boundary_mps_error_goes_to_zero():
         r = psi.norm_squared(chi=chi)
         errs.append(abs(r.value - exact) / abs(exact))
         truncs.append(r.truncation_error)
-    assert errs[-1] < 1e-12 and truncs[-1] == 0.0
+    # nothing is discarded at chi = 16: the reported error is the certified rounding of the sweeps only
+    assert errs[-1] < 1e-12 and 0.0 < truncs[-1] < 1e-11
     assert truncs[0] > 0 and errs[0] > 1e-6
     assert all(t2 <= t1 + 1e-12 for t1, t2 in zip(truncs, truncs[1:]))
 

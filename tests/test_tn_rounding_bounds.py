@@ -363,16 +363,20 @@ def test_round_certify_dominates_exact_error(d, rank, seed, eps):
     assert abs(s.round(eps).error_bound - r.error_bound) <= 1e-11 * r.error_bound + 1e-13 * nrm
 
 
-def test_round_default_misses_rounding_certify_covers_it():
-    """Nothing to discard: the default bound is the exact-arithmetic tail (~0 here), below the exact error of
-    the stored cores; certify=True covers it (the reason the option exists)."""
+def test_round_default_covers_rounding_when_nothing_is_discarded():
+    """Nothing to discard: the exact error of the stored cores is pure rounding (nonzero); the default bound
+    (rigorous, in TT format) covers it, as does certify=True (the old default reported the exact-arithmetic
+    tail, ~0 here, below the exact error)."""
     a = TensorTrain.random((3, 3, 3, 3), rank=2, seed=1)
     s = a + a
-    exact = _sq(_exact_tt(s.cores) - _exact_tt(s.round(1e-10).cores))
-    assert not _dominates(s.round(1e-10).error_bound, exact)
-    r = s.round(1e-10, certify=True)
-    assert _dominates(r.error_bound, _sq(_exact_tt(s.cores) - _exact_tt(r.cores)))
+    r = s.round(1e-10)
+    exact = _sq(_exact_tt(s.cores) - _exact_tt(r.cores))
+    assert exact > 0 and _dominates(r.error_bound, exact)
+    assert r.error_bound < 1e-13 * s.norm()
+    rc = s.round(1e-10, certify=True)
+    assert _dominates(rc.error_bound, _sq(_exact_tt(s.cores) - _exact_tt(rc.cores)))
     T = TTMatrix.from_tt(s, (3, 3, 3, 3), (1, 1, 1, 1))
+    assert _dominates(T.round(1e-10).error_bound, exact)
     assert _dominates(T.round(1e-10, certify=True).error_bound, exact)
 
 
