@@ -116,6 +116,34 @@ def test_float32_output_rounding_is_in_the_bound(name, eps):
     certify(res, q, k, v, eps)
 
 
+@pytest.mark.parametrize("vscale", [1.0, 1e39, 1e300, 1e-50])
+def test_mixed_dtypes_float32_scores_float64_values(vscale):
+    """float32 q, k with float64 v: the sparse methods returned q's dtype, so values of 1e39 or 1e300 became
+    inf (infinite error, bound 2e32), while dense/auto returned float64; the output now has the promoted dtype
+    (as dense), and dense's bound counts underflow in the dtype the values are accumulated in."""
+    rng = np.random.default_rng(2)
+    q, k = (5 * rng.normal(size=(6, 8))).astype(np.float32), rng.normal(size=(600, 8)).astype(np.float32)
+    v = vscale * rng.normal(size=(600, 3))
+    for name in ("region_sparse", "screened", "hierarchical", "auto", "auto_default"):
+        res = METHODS[name](q, k, v, eps=1e-3)
+        assert res.output.dtype == np.float64
+        certify(res, q, k, v, 1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_array_api_strict_dtypes(dtype):
+    """array_api_strict dtypes print as 'array_api_strict.float32': dense's rounding bound took them for float64
+    (auto's dense path on float32 input certified with a float64 rounding bound)."""
+    xs = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(3)
+    arrays = [xs.asarray(x, dtype=getattr(xs, dtype))
+              for x in (5 * rng.normal(size=(6, 8)), rng.normal(size=(600, 8)), rng.normal(size=(600, 3)))]
+    q, k, v = (np.asarray(x) for x in arrays)
+    for name in ("region_sparse", "screened", "auto_default"):
+        res = METHODS[name](*arrays, eps=1e-3, check=True)
+        certify(res, q, k, v, 1e-3)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 300])
 @pytest.mark.parametrize("eps", [1.99, 2.0, 5.0, 1e6])
 def test_eps_at_least_two(n, eps):

@@ -68,7 +68,15 @@ def truncation_bound(D, V_D, onorm, Z_lo, A=0.0, B=0.0):
     return np.where(bad | np.isnan(out), np.inf, out)
 
 
-def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, d_v: int = 1):
+def _subnormal(dtype) -> float:
+    """Smallest subnormal number of a floating dtype (NumPy, torch or array-API name)."""
+    try:
+        return float(np.finfo(np.dtype(str(dtype).split(".")[-1])).smallest_subnormal)
+    except TypeError:
+        return 2.0**-133 if "bfloat" in str(dtype) else 2.0**-1074
+
+
+def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, d_v: int = 1, out_dtype=None):
     """Bound on the floating-point error of evaluating softmax attention of one query over ``n`` keys.
 
     ``qnorm`` = ``|q_i|``, ``kmax`` = largest ``|k_j|``, ``extra_abs`` = largest finite ``|bias_ij|``,
@@ -76,8 +84,10 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
     (any summation order, with or without FMA); each perturbs a softmax probability by a factor within
     ``exp(±σ)``, so ``|p - p'|_1 <= expm1(2σ)``; the sums over keys and the final division add
     ``γ_{2n}``-type terms.  A safety factor 2 is applied.  Gradual underflow adds absolute errors of at most
-    half the smallest subnormal per operation: ``(2n + d + 8)`` of them per output entry (``d_v`` entries), and
-    ``2 (d + 4)`` to a score.  A NaN (``0 * inf`` from overflowing norms) is returned as an infinite bound.
+    half the smallest subnormal per operation: ``2 (d + 4)`` to a score, one to each weight (relative to the
+    largest weight 1: an error ``<= (2n + d + 8) sub |v|``) and ``(2n + d + 8)`` to each of the ``d_v`` output
+    entries, accumulated in ``out_dtype`` (default ``dtype``; values of a wider dtype than the scores are
+    accumulated in it).  A NaN (``0 * inf`` from overflowing norms) is returned as an infinite bound.
 
     Examples
     --------
@@ -86,16 +96,14 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
     True
     """
     u = unit_roundoff(dtype)
-    try:
-        sub = float(np.finfo(np.dtype(dtype)).smallest_subnormal)
-    except TypeError:
-        sub = 2.0**-133 if "bfloat" in str(dtype) else 2.0**-1074
+    sub, sub_o = _subnormal(dtype), _subnormal(dtype if out_dtype is None else out_dtype)
     S = abs(scale) * np.asarray(qnorm, dtype=np.float64) * kmax + np.asarray(extra_abs, dtype=np.float64)
     sigma = 4.0 * (d + 4) * u * S + 4.0 * u + 2.0 * u * S + 2.0 * (d + 4) * sub  # score error + exp + shift
     m = 2 * n + d + 8
     gam = m * u / max(1.0 - m * u, 1e-300)
     with np.errstate(over="ignore", invalid="ignore"):  # astronomically large scores: an infinite bound, honestly
-        b = 2.0 * np.asarray(vmax, dtype=np.float64) * (np.expm1(2.0 * sigma) + 3.0 * gam) + 2.0 * m * sub * np.sqrt(d_v)
+        b = 2.0 * np.asarray(vmax, dtype=np.float64) * (np.expm1(2.0 * sigma) + 3.0 * gam + m * sub) \
+            + 2.0 * m * sub_o * np.sqrt(d_v)
     return np.where(np.isnan(b), np.inf, b)
 
 

@@ -183,16 +183,20 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
         extra = np.broadcast_to(np.max(b, axis=-1), P.batch_shape + (P.n_q,))
     else:
         extra = 0.0
-    dt = P.q.dtype
-    if isinstance(dt, np.dtype):
-        npdt = dt
-    else:
-        try:
-            npdt = np.dtype(str(dt).replace("torch.", ""))
-        except TypeError:
-            npdt = np.float64
-    rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt, d_v=P.d_v)
+    npdt = _np_dtype(P.q.dtype)  # the scores' precision (q k^T); the output is accumulated in q, k, v promoted
+    odt = _np_dtype(P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype))
+    rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt, d_v=P.d_v, out_dtype=odt)
     return (rb, vmax[..., 0]) if with_vmax else rb
+
+
+def _np_dtype(dt):
+    """The NumPy dtype of a NumPy, torch or array-API floating dtype (float64 if NumPy has no such dtype)."""
+    if isinstance(dt, np.dtype):
+        return dt
+    try:
+        return np.dtype(str(dt).split(".")[-1])  # torch.float32, array_api_strict.float32
+    except TypeError:
+        return np.float64
 
 
 def _vmax(P: Prepared) -> np.ndarray:

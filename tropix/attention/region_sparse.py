@@ -114,15 +114,16 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
         methods.add(meth)
         for key, val in cnt.items():
             counters[key] = counters.get(key, 0) + int(val)
+    odt = _out_dtype(P)
     output = from_numpy(out.astype(np.float64), P.q)
     if not isinstance(output, np.ndarray):
-        output = P.xp.astype(output, P.q.dtype) if output.dtype != P.q.dtype else output
-    elif output.dtype != np.dtype(str(P.q.dtype)):
-        output = output.astype(np.dtype(str(P.q.dtype)))
+        output = P.xp.astype(output, odt) if output.dtype != odt else output
+    elif output.dtype != np.dtype(str(odt)):
+        output = output.astype(np.dtype(str(odt)))
     slack = np.zeros(batch + (P.n_q,))
     for hidx, rho in zip(np.ndindex(*batch) if batch else [()], rhos):
         slack[hidx] = rho  # the rounding bound of dense evaluation of this head
-    if str(P.q.dtype) not in ("float64", "torch.float64"):
+    if str(P.q.dtype).split(".")[-1] != "float64":
         # the reference of check/verify (dense attention in the input's narrower dtype) errs by its own rounding
         # bound (the rounding of the float64 output to that dtype is in every head's rho, see _HeadData)
         slack = np.maximum(slack, dense_rounding_bound(P))
@@ -133,11 +134,17 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     return res
 
 
+def _out_dtype(P: Prepared):
+    """dtype of the output: that of ``q``, ``k`` and ``v`` promoted (as dense attention returns; float32 ``q``
+    and ``k`` with float64 values of 1e300 must not be rounded to float32)."""
+    return P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype)
+
+
 def _cast_floor(dtype, vmax: float, d_v: int) -> float:
     """Bound on ``|fl(o) - o|_2`` when a float64 output row (``|o| <= vmax``, up to rounding) is rounded to the
     input's narrower floating ``dtype`` (0 for float64): each entry errs by at most ``u |o_c| + u tiny``
     (``tiny`` the smallest normal number; subnormal spacing ``2 u tiny``)."""
-    name = str(dtype).replace("torch.", "")
+    name = str(dtype).split(".")[-1]  # float32, torch.float32, array_api_strict.float32
     if name == "float64":
         return 0.0
     try:
@@ -171,7 +178,7 @@ class _HeadData:
         self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale,
                                   d_v=v.shape[1])
         # the float64 output is returned in the input's dtype: every bound (all add rho) covers that rounding
-        self.rho = self.rho + _cast_floor(P.q.dtype, self.vmax, v.shape[1])
+        self.rho = self.rho + _cast_floor(_out_dtype(P), self.vmax, v.shape[1])
 
     def extra_rows(self, rows, cols):
         if self.extra is None:
