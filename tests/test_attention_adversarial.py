@@ -361,6 +361,22 @@ def test_tt_compressed_against_exact_weights():
         assert np.all(err <= res.bound + slack + 1e-13 * np.abs(X).max() ** 2)
 
 
+@pytest.mark.parametrize("xscale", [1e-170, 1e-200])
+def test_tt_compressed_tiny_hidden_states(xscale):
+    """Hidden states of 1e-170 (normal floats): np.linalg.norm squared them to 0, so every term of the bound
+    vanished (bound 4e-322, error 1.7e-187)."""
+    rng = np.random.default_rng(13)
+    W = [rng.normal(size=(16, 8)) / 4 for _ in range(3)]
+    P = compress_projections(*W, eps=0.1)
+    X = xscale * rng.normal(size=(12, 16))
+    q, k, v = (X.astype(LD) @ w.astype(LD) for w in W)
+    o, slack = reference(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+    for kw in ({}, {"eps": 1e-3}, {"attention_tt_eps": 0.3}):
+        res = tt_compressed(X, X, P, weights=W, check=True, **kw)
+        err = np.sqrt(np.sum((np.asarray(res.output).astype(LD) - o) ** 2, axis=-1)).astype(np.float64)
+        assert np.all(err <= res.bound + slack) and np.all(res.bound < 1e-12 * xscale)
+
+
 # ------------------------------------------------------------------------------------------------ hypothesis
 
 

@@ -63,6 +63,7 @@ import numpy as np
 from .._array import from_numpy, to_numpy
 from ..errors import ShapeError, ToleranceError
 from .bounds import rounding_bound
+from .dense import _rownorm
 from .result import AttentionResult
 
 __all__ = ["TTProjections", "compress_projections", "tt_compressed"]
@@ -182,15 +183,16 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     v = np.asarray(to_numpy(Tv.rmatmat(Xk)))
     dq, dk, dv = projections.errors
     sc = 1.0 / np.sqrt(q.shape[1]) if scale is None else float(scale)
-    xn_q = np.linalg.norm(Xq, axis=1)
-    xn_k = np.linalg.norm(Xk, axis=1).max()
-    kmax = np.linalg.norm(k, axis=1).max()
-    vmax = np.linalg.norm(v, axis=1).max()
-    qn = np.linalg.norm(q, axis=1)
+    # row norms scaled (_rownorm): squares of hidden states of 1e-170 underflowed and zeroed every term below
+    xn_q = _rownorm(Xq)
+    xn_k = _rownorm(Xk).max()
+    kmax = _rownorm(k).max()
+    vmax = _rownorm(v).max()
+    qn = _rownorm(q)
     # rigorous rounding of the TT contractions (TTMatrix.rmatmat_rounding_bound): |q̂_i - x_i W_q,TT| <= e_q,i etc.
-    e_q = np.linalg.norm(Tq.rmatmat_rounding_bound(Xq), axis=1)
-    e_k = np.linalg.norm(Tk.rmatmat_rounding_bound(Xk), axis=1).max()
-    e_v = np.linalg.norm(Tv.rmatmat_rounding_bound(Xk), axis=1).max()
+    e_q = _rownorm(Tq.rmatmat_rounding_bound(Xq))
+    e_k = _rownorm(Tk.rmatmat_rounding_bound(Xk)).max()
+    e_v = _rownorm(Tv.rmatmat_rounding_bound(Xk)).max()
     # score error against exact weights: compression (with |q_TT| <= |q̂| + e_q, |k_TT| <= |k̂| + e_k)
     # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
     sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
@@ -227,9 +229,8 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
         Wq, Wk, Wv = (np.asarray(to_numpy(w), dtype=np.float64) for w in weights)
         qe, ke, ve = Xq @ Wq, Xk @ Wk, Xk @ Wv
         ref = dense(qe, ke, ve, mask=mask, bias=bias, scale=sc, causal=causal)
-        slack = slack + rounding_bound(np.linalg.norm(qe, axis=1), np.linalg.norm(ke, axis=1).max(),
-                                       _max_abs_bias(bias), k.shape[0], q.shape[1], np.linalg.norm(ve, axis=1).max(),
-                                       sc)
+        slack = slack + rounding_bound(_rownorm(qe), _rownorm(ke).max(), _max_abs_bias(bias), k.shape[0], q.shape[1],
+                                       _rownorm(ve).max(), sc)
     res = AttentionResult(from_numpy(out_np, x_q), bound, float(eps), np.array(vmax), support, "tt_compressed",
                           counters, (), slack)
     if ref is not None:
@@ -292,7 +293,11 @@ def _row_norms_up(Y, K: int) -> np.ndarray:
     (1 - γ_{K+m+1}) |y_i|`` (Higham Lemma 3.3), hence :func:`_up` with ``K + m + 1``.
     """
     Y = np.asarray(Y, dtype=np.float64)
-    return _up(np.sqrt(np.einsum("ij,ij->i", Y, Y)), K + int(Y.shape[1]) + 1)
+    # scaled by a power of two per row (exact) so that the squares of tiny rows do not underflow; squares
+    # below 2^-1022 of the scaled entries (at most 1 each) change the sum by far less than one more rounding
+    _, ex = np.frexp(np.abs(Y).max(axis=1, initial=0.0))
+    Ys = np.ldexp(Y, -ex[:, None])
+    return _up(np.ldexp(np.sqrt(np.einsum("ij,ij->i", Ys, Ys)), ex), K + int(Y.shape[1]) + 2)
 
 
 @dataclass(frozen=True)
