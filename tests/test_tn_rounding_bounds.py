@@ -65,7 +65,7 @@ def test_from_dense_full_rank_is_not_certified_as_exact():
         exact = _sq(_exact_ttm(T) - _frac(W))
         assert exact > 0  # the cores do not reproduce W exactly
         assert _dominates(T.error_bound, exact)
-        assert T.error_bound <= 20 * math.sqrt(float(exact))
+        assert T.error_bound <= 20 * _fsqrt(exact)
         assert T.error_bound <= 1e-10 * np.linalg.norm(W)
 
 
@@ -94,7 +94,7 @@ def test_tt_svd_certificate_dominates_exact_error_and_is_tight(case):
     nrm = float(np.linalg.norm(A.astype(np.float64)))
     exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
     assert _dominates(tt.error_bound, exact)
-    err = math.sqrt(float(exact))
+    err = _fsqrt(exact)
     # tight: the exact error plus the rounding of the float64 residual evaluation (a few u·‖A‖_F here)
     assert tt.error_bound <= err * (1 + 1e-9) + 64 * A.ndim * max(A.shape) * U64 * nrm
     if eps >= 1e-6:  # eps semantics: the requested accuracy is met and certified
@@ -115,7 +115,7 @@ def test_from_dense_certificate_dominates_exact_error(dims, eps, seed):
     T = TTMatrix.from_dense(W, rd, cd, eps=eps, check=True)
     exact = _sq(_exact_ttm(T) - _frac(W))
     assert _dominates(T.error_bound, exact)
-    assert T.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * np.linalg.norm(W)
+    assert T.error_bound <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * np.linalg.norm(W)
 
 
 def test_rounding_on_top_of_a_full_budget_triggers_one_reduced_sweep():
@@ -182,7 +182,7 @@ def test_exact_input_certified_in_blocks(monkeypatch):
         tt = tt_svd(x, eps=eps)
         exact = _sq(_exact_tt(tt.cores) - x.reshape(-1))
         assert exact > 0 and _dominates(tt.error_bound, exact)
-        assert tt.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(x.astype(float)))
+        assert tt.error_bound <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(x.astype(float)))
 
 
 def test_conversion_error_is_rigorous_and_zero_for_exactly_representable_input():
@@ -204,7 +204,7 @@ def test_tt_svd_float32_and_torch():
         tt = tt_svd(X, eps=1e-12)
         exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
         assert exact > 0 and _dominates(tt.error_bound, exact)
-        assert tt.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(A))
+        assert tt.error_bound <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * float(np.linalg.norm(A))
 
 
 def test_residual_bound_covers_cancellation_and_huge_or_tiny_scales():
@@ -218,7 +218,7 @@ def test_residual_bound_covers_cancellation_and_huge_or_tiny_scales():
             b = tt_residual_bound(A, cores)
             exact = _sq(_exact_tt(cores) - _frac(A).reshape(-1))
             assert _dominates(b, exact)
-            assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * np.linalg.norm(A)
+            assert b <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * np.linalg.norm(A)
     assert tt_residual_bound(np.zeros((2, 2)), (np.zeros((1, 2, 1)), np.zeros((1, 2, 1)))) == 0.0
 
 
@@ -231,7 +231,7 @@ def test_deep_full_rank_train_is_certified():
     assert max(tt.ranks) == 16
     exact = _sq(_exact_tt(tt.cores) - _frac(A).reshape(-1))
     assert _dominates(tt.error_bound, exact)
-    assert tt.error_bound <= 100 * math.sqrt(float(exact))
+    assert tt.error_bound <= 100 * _fsqrt(exact)
 
 
 @settings(max_examples=25, deadline=None)
@@ -268,7 +268,7 @@ def test_residual_bound_every_split_and_both_scalings(seed, shape, rank, orthono
                 _linalg._BLOCK = block  # 5: the residual pass runs over many row blocks of odd sizes
                 b = tt_residual_bound(A, cores)
                 assert _dominates(b, exact), (s, fold, block)
-                assert b <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * max(nrm, 1e-300), (s, fold, block)
+                assert b <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * max(nrm, 1e-300), (s, fold, block)
     finally:
         _linalg._split_point, _linalg._fold_scale, _linalg._BLOCK = orig_split, orig_fold, orig_block
     assert orig_split([np.asarray(c) for c in cores]) in range(d - 1)
@@ -302,7 +302,7 @@ def test_rounding_hidden_by_cancellation_inside_a_half_is_covered():
             b = tt_residual_bound(Ahat, cores)
             assert _dominates(b, exact)
             joined = float(_linalg._product_fro_up(L, R, 1)) * 2.0**E * 2.0**-50  # ≥ the joint product's share
-            assert math.sqrt(float(exact)) > joined  # the half's own rounding term is what covers it
+            assert _fsqrt(exact) > joined  # the half's own rounding term is what covers it
     finally:
         _linalg._split_point = orig
 
@@ -356,7 +356,7 @@ def test_round_certify_dominates_exact_error(d, rank, seed, eps):
     exact = _sq(_exact_tt(s.cores) - _exact_tt(r.cores))
     assert _dominates(r.error_bound, exact)
     nrm = math.sqrt(float(_sq(_exact_tt(s.cores))))
-    assert r.error_bound <= math.sqrt(float(exact)) * (1 + 1e-9) + 1e-13 * nrm
+    assert r.error_bound <= _fsqrt(exact) * (1 + 1e-9) + 1e-13 * nrm
     if eps >= 1e-6:
         assert r.error_bound <= eps * nrm * (1 + 1e-9)
     # the uncertified default reports the same truncation up to rounding
@@ -487,3 +487,213 @@ def test_uniform_dtype_bound_unchanged(dtype):
     E = T.matmat_rounding_bound(X)
     A = _abs_chain(T, X)
     assert np.allclose(E, _gamma(S * u) * A, rtol=1e-6, atol=0)
+
+
+# -- rigorous error_bound of TT operations (round, canonical, +, scalar ·, hadamard, apply), no dense tensor -----
+# Every operation's bound is checked against the exact error of the stored cores (Fractions): the distance from
+# the stored result to the exact operation applied to the exact values of the stored operands.
+
+
+def _fsqrt(q: Fraction) -> float:
+    """sqrt of a nonnegative rational as a float, without underflow of ``float(q)``."""
+    if q == 0:
+        return 0.0
+    k = (q.numerator.bit_length() - q.denominator.bit_length()) // 2
+    return math.ldexp(math.sqrt(float(q / Fraction(4) ** k)), k)
+
+
+def _tt_exact_norm(cores) -> float:
+    return _fsqrt(_sq(_exact_tt(cores)))
+
+
+def _random_tt(rng, shape, rank, scale=1.0, dtype=np.float64):
+    """Standard normal cores, the first one times ``scale`` (the tensor's scale: no underflow of products)."""
+    d = len(shape)
+    rs = [1] + [min(rank, math.prod(shape[:k]), math.prod(shape[k:])) for k in range(1, d)] + [1]
+    return TensorTrain(tuple((rng.standard_normal((rs[k], shape[k], rs[k + 1])) * (scale if k == 0 else 1.0))
+                             .astype(dtype) for k in range(d)))
+
+
+@st.composite
+def _tt_pairs(draw):
+    d = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 3), min_size=d, max_size=d)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**20)))
+    scale = draw(st.sampled_from([1.0, 1.0, 2.0**-500, 1e-150, 1e150, 3e-7]))
+    ra, rb = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return _random_tt(rng, shape, ra, scale), _random_tt(rng, shape, rb, scale), rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(_tt_pairs(), st.sampled_from([1e-15, 1e-12, 1e-6, 0.05, 0.3]), st.integers(0, 3))
+def test_round_bound_dominates_exact_error_and_is_tight(pair, eps, kind):
+    a, b, rng = pair
+    x = [a + b * 0.75, a + a * 0.5, a + b * 1e-4 + a, a.left_canonical() + b * 3.0][kind]
+    r = x.round(eps)
+    exact = _sq(_exact_tt(x.cores) - _exact_tt(r.cores))
+    assert _dominates(r.error_bound, exact)
+    nrm = _tt_exact_norm(x.cores)
+    err = _fsqrt(exact)
+    own = r.error_bound - x.error_bound  # the part added by round
+    assert _dominates(own * (1 + 1e-12), exact)
+    # useful: the exact error plus a rounding floor (u-level, polynomial in ranks and d), never 1e6x loose
+    assert own <= err * (1 + 1e-6) + 2e-12 * nrm
+    if eps >= 1e-6:
+        assert err <= eps * nrm * (1 + 1e-9)
+
+
+def test_round_bound_ratio_when_truncation_dominates():
+    """Bound / exact error over many truncating roundings (reported with -s); at most a few % above 1."""
+    rng = np.random.default_rng(7)
+    ratios = []
+    for trial in range(12):
+        d = 3 + trial % 3
+        a, b = _random_tt(rng, (3,) * d, 2), _random_tt(rng, (3,) * d, 3)
+        x = a + b * 10.0 ** -(1 + trial % 3)
+        for eps in (1e-3, 1e-2, 0.1):
+            r = x.round(eps)
+            exact = _sq(_exact_tt(x.cores) - _exact_tt(r.cores))
+            assert _dominates(r.error_bound, exact)
+            if _fsqrt(exact) < 1e-9 * _tt_exact_norm(x.cores):
+                continue  # nothing discarded: rounding only (covered by the other tests)
+            ratios.append(r.error_bound / _fsqrt(exact))
+    print(f"\nround bound / exact error: min {min(ratios):.6f} median {np.median(ratios):.6f} max {max(ratios):.6f}")
+    assert len(ratios) > 20 and max(ratios) < 1.05 and min(ratios) >= 1.0
+
+
+def test_round_cancellation_and_near_zero_results():
+    rng = np.random.default_rng(3)
+    a = _random_tt(rng, (3, 3, 3, 3), 3)
+    z = a + (-a)  # exactly zero, represented exactly (concatenation, negation by -1 is exact)
+    assert z.error_bound == 0.0
+    r = z.round(1e-8)
+    assert _sq(_exact_tt(r.cores)) <= Fraction(r.error_bound) ** 2
+    assert r.error_bound <= 1e-12 * _tt_exact_norm(a.cores)
+    near = a + a * (-1 + 2.0**-40)  # a tiny result after cancellation
+    r = near.round(1e-6)
+    exact = _sq(_exact_tt(near.cores) - _exact_tt(r.cores))
+    assert _dominates(r.error_bound, exact)
+    assert r.error_bound <= 1e-12 * _tt_exact_norm(a.cores)
+
+
+@pytest.mark.parametrize("scale", [2.0**-900, 1e-200, 1e200, 2.0**900])
+def test_round_at_extreme_scales(scale):
+    rng = np.random.default_rng(11)
+    a, b = _random_tt(rng, (2, 3, 2), 2, scale), _random_tt(rng, (2, 3, 2), 2, scale)
+    x = a + b * 0.001
+    for eps in (1e-12, 1e-2):
+        r = x.round(eps)
+        exact = _sq(_exact_tt(x.cores) - _exact_tt(r.cores))
+        assert _dominates(r.error_bound, exact)
+        assert r.error_bound <= _fsqrt(exact) * 1.01 + 1e-11 * _tt_exact_norm(x.cores)
+
+
+def test_round_float32_cores_and_torch():
+    rng = np.random.default_rng(5)
+    a, b = _random_tt(rng, (3, 3, 3), 3, dtype=np.float32), _random_tt(rng, (3, 3, 3), 3, dtype=np.float32)
+    x = a + b
+    r = x.round(1e-12)
+    assert all(c.dtype == np.float32 for c in r.cores)
+    exact = _sq(_exact_tt(x.cores) - _exact_tt(r.cores))
+    assert exact > 0 and _dominates(r.error_bound, exact)
+    assert r.error_bound < 1e-4 * _tt_exact_norm(x.cores)  # float32 rounding level, not float64
+    xt = TensorTrain(tuple(torch.from_numpy(c.astype(np.float64)) for c in x.cores))
+    rt = xt.round(1e-3)
+    exact = _sq(_exact_tt(xt.cores) - _exact_tt(rt.cores))
+    assert _dominates(rt.error_bound, exact) and rt.error_bound <= 1.01 * _fsqrt(exact) + 1e-10
+
+
+@settings(max_examples=30, deadline=None)
+@given(_tt_pairs(), st.integers(0, 4))
+def test_canonical_forms_bound_the_change(pair, center):
+    a, b, _ = pair
+    x = a + b * 0.3
+    c = x.canonical(center % x.ndim)
+    exact = _sq(_exact_tt(x.cores) - _exact_tt(c.cores))
+    assert _dominates(c.error_bound, exact)
+    assert c.error_bound <= 1e-12 * _tt_exact_norm(x.cores) + 1e-300
+
+
+@settings(max_examples=40, deadline=None)
+@given(_tt_pairs(), st.sampled_from([0.3, -1.0, 2.0, 0.5, 3, Fraction(1, 3), 1e-3, 0]))
+def test_add_and_scalar_bounds(pair, c):
+    a, b, _ = pair
+    s = a + b
+    exact_sum = _exact_tt(a.cores) + _exact_tt(b.cores)
+    assert _dominates(s.error_bound, _sq(_exact_tt(s.cores) - exact_sum))
+    if a.ndim > 1:  # concatenated cores: the exact sum, bound 0
+        assert s.error_bound == 0.0 and _sq(_exact_tt(s.cores) - exact_sum) == 0
+    m = a * c
+    cq = Fraction(c)
+    exact = _sq(_exact_tt(m.cores) - cq * _exact_tt(a.cores))
+    assert _dominates(m.error_bound, exact)
+    assert m.error_bound <= 1e-14 * abs(float(cq)) * _tt_exact_norm(a.cores) * 8 + 1e-300
+    if c in (-1.0, 2.0, 0.5, 0):  # exact scalings: bound 0
+        assert m.error_bound == 0.0 and exact == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(_tt_pairs())
+def test_hadamard_bound(pair):
+    a, b, rng = pair
+    h = a.hadamard(b)
+    exact = _sq(_exact_tt(h.cores) - _exact_tt(a.cores) * _exact_tt(b.cores))
+    assert _dominates(h.error_bound, exact)
+    nrm = _tt_exact_norm(a.cores) * _tt_exact_norm(b.cores)
+    assert h.error_bound <= 1e-12 * nrm + 1e-300
+
+
+def test_operand_bounds_propagate_through_chains():
+    """Operands carrying their own bounds: the result's bound covers ‖true op − stored result‖ for the worst
+    true operands within those bounds (checked on explicit perturbations at the bound's edge)."""
+    rng = np.random.default_rng(9)
+    a, b = _random_tt(rng, (2, 3, 2), 2), _random_tt(rng, (2, 3, 2), 2)
+    ea, eb = 1e-3, 2e-3
+    A, B = TensorTrain(a.cores, ea), TensorTrain(b.cores, eb)
+    dA = rng.standard_normal(12)
+    dA *= ea / np.linalg.norm(dA)
+    dB = rng.standard_normal(12)
+    dB *= eb / np.linalg.norm(dB)
+    At = _exact_tt(a.cores) + _frac(dA)  # "true" tensors within the bounds (up to the rounding of dA)
+    Bt = _exact_tt(b.cores) + _frac(dB)
+    chain = (A + B * 0.3).hadamard(A).round(1e-2)
+    true = (At + Fraction(0.3) * Bt) * At
+    assert _dominates(chain.error_bound, _sq(true - _exact_tt(chain.cores)))
+    W = TTMatrix.from_tt(TensorTrain(a.cores, ea), (1, 3, 1), (2, 1, 2))
+    x = TensorTrain(_random_tt(rng, (2, 1, 2), 2).cores, 1e-3)
+    y = W.apply(x, eps=1e-3)
+    Wt = _exact_ttm(W)
+    xt = _exact_tt(x.cores)
+    assert _dominates(y.error_bound, _sq(Wt.dot(xt) - _exact_tt(y.cores)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**20), st.sampled_from([((2, 2, 2), (2, 2, 2)), ((3, 1), (2, 2)), ((2, 3, 1, 2), (2, 1, 3, 2))]),
+       st.integers(1, 3), st.integers(1, 3), st.sampled_from([1.0, 1e-120, 1e120]), st.booleans())
+def test_apply_bound_dominates_exact_error(seed, dims, rw, rx, scale, rounded):
+    rng = np.random.default_rng(seed)
+    rd, cd = dims
+    d = len(rd)
+    rs = [1] + [rw] * (d - 1) + [1]
+    W = TTMatrix(tuple(rng.standard_normal((rs[k], rd[k], cd[k], rs[k + 1])) * (scale if k == 0 else 1.0)
+                       for k in range(d)))
+    x = _random_tt(rng, cd, rx)
+    y = W.apply(x, eps=1e-3) if rounded else W.apply(x)
+    exact = _sq(_exact_ttm(W).dot(_exact_tt(x.cores)) - _exact_tt(y.cores))
+    assert _dominates(y.error_bound, exact)
+    if not rounded:
+        bound_scale = _fsqrt(_sq(_exact_ttm(W))) * _tt_exact_norm(x.cores)  # ≥ ‖W x‖_F
+        assert y.error_bound <= 1e-12 * bound_scale
+
+
+def test_ttmatrix_round_and_identity_apply():
+    rng = np.random.default_rng(2)
+    ident = TTMatrix(tuple(np.eye(3).reshape(1, 3, 3, 1) for _ in range(4)))
+    x = _random_tt(rng, (3, 3, 3, 3), 3)
+    y = ident.apply(x)
+    assert _sq(_exact_tt(y.cores) - _exact_tt(x.cores)) <= Fraction(y.error_bound) ** 2
+    assert y.error_bound <= 1e-13 * _tt_exact_norm(x.cores)  # the identity's norms are 1, not sqrt(81)
+    T = TTMatrix.from_tt(x + x * 0.5, (3, 3, 3, 3), (1, 1, 1, 1))
+    r = T.round(1e-10)
+    exact = _sq(_exact_tt(T.to_tt().cores) - _exact_tt(r.to_tt().cores))
+    assert _dominates(r.error_bound, exact)

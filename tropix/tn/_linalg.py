@@ -807,9 +807,28 @@ def prod_up(*xs: float) -> float:
     return p
 
 
+@functools.lru_cache(maxsize=4096)
+def _fro_inflation(N: int) -> float:
+    """A float ``≥ (1 + 2^-200)² / ((1 − γ_N)(1 − u))``: see :func:`_fro_up`."""
+    return _inflation_up((N, 0), 1, _UNDERFLOW_SLACK)
+
+
 def fro_up(Z) -> float:
-    """A float ``≥ ‖Z‖_F`` for a float array of any library (its exact values); ``inf`` if not finite."""
-    f = _fro_up(np.asarray(to_numpy(Z), dtype=np.float64), 0)
+    """A float ``≥ ‖Z‖_F`` for a float array of any library (its exact values); ``inf`` if not finite.
+
+    The one-pass case of :func:`_fro_up` in plain floats (sum of squares in ``[2^-600, ∞)``), else its scaled
+    path."""
+    if not (isinstance(Z, np.ndarray) and Z.dtype == np.float64):
+        Z = np.asarray(to_numpy(Z), dtype=np.float64)
+    z = Z.reshape(-1)
+    N = int(z.shape[0])
+    if N == 0:
+        return 0.0
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        s = float(np.dot(z, z))
+    if 2.0**-600 <= s < math.inf and 2 * N * _U64 < 1:
+        return _mul_up(math.sqrt(s), _fro_inflation(N))
+    f = _fro_up(z, 0)
     return math.inf if f is None else _float_up(f)
 
 

@@ -66,6 +66,7 @@ from ._linalg import (
     prefix_norms,
     prod_up,
     suffix_norms,
+    spectral_up,
     sum_up,
     unit_roundoff,
     check_core_chain,
@@ -318,8 +319,8 @@ class TensorTrain:
 
     def norm(self) -> float:
         """Frobenius norm, computed from the left-orthogonal form (no cancellation)."""
-        lc = self.left_canonical()
-        return _f(fro_norm(lc.cores[-1]))
+        cores, _, _ = _orthogonalise(self.cores, self.ndim - 1, bound=False)
+        return _f(fro_norm(cores[-1]))
 
     # -- canonical forms ------------------------------------------------------------------------
     def left_canonical(self) -> "TensorTrain":
@@ -340,7 +341,10 @@ class TensorTrain:
         d = self.ndim
         if not -d <= center < d:
             raise ShapeError(f"orthogonality centre {center} is out of range for {d} cores")
-        cores, err, _ = _orthogonalise(self.cores, center % d)
+        cores, bound, _ = _orthogonalise(self.cores, center % d)
+        err = bound()
+        if err > 2.0**-44 * fro_up(cores[center % d]):  # not negligible against ‖self‖_F: tighter norms
+            err = bound(tight=True)
         return TensorTrain(tuple(cores), _add_up(self.error_bound, err), self.eps)
 
     def schmidt_spectra(self) -> list:
@@ -349,7 +353,7 @@ class TensorTrain:
         These are the singular values of the unfolding ``A[(i_1…i_{k+1}), (i_{k+2}…i_d)]``.
         """
         xp = self.xp
-        cores = list(self.left_canonical().cores)
+        cores, _, _ = _orthogonalise(self.cores, self.ndim - 1, bound=False)
         spectra = [None] * (self.ndim - 1)
         for k in range(self.ndim - 1, 0, -1):
             r, n, r2 = (int(s) for s in cores[k].shape)
@@ -427,7 +431,7 @@ class TensorTrain:
                 f"round(certify=True) forms the dense tensor: {math.prod(self.shape)} entries exceed the 2^26 limit"
             )
         xp = self.xp
-        cores, orth_err, nu = _orthogonalise(self.cores, 0)
+        cores, orth_bound, nu = _orthogonalise(self.cores, 0)
         d = len(cores)
         # the norm sits in cores[0]: scaled by a power of two (exact) so that squared singular values and the
         # budget neither overflow nor underflow; the last core is scaled back
@@ -454,7 +458,11 @@ class TensorTrain:
             cores[k + 1] = nxt
         cores[-1] = _pow2_scale(cores[-1], e)
         nrm = math.ldexp(nrm, e)
-        err = _add_up(orth_err, ldexp_up(_svd_sweep_bound(steps, nu), e)) if d > 1 else orth_err
+        sweep_err = ldexp_up(_svd_sweep_bound(steps, nu), e) if d > 1 else 0.0
+        orth_err = orth_bound()
+        if orth_err > max(1e-2 * sweep_err, 2.0**-44 * nrm):  # the QR sweep's part matters: tighter norms
+            orth_err = orth_bound(tight=True)
+        err = _add_up(orth_err, sweep_err)
         if certify:
             err = min(err, tt_distance_bound(self.cores, cores))
         out = TensorTrain(tuple(cores), _add_up(self.error_bound, err), eps)
@@ -499,43 +507,80 @@ def _kron_chain_bound(cores, errs, left, right) -> float:
     return sum_up(*(prod_up(left[k], errs[k], _add_up(right[k + 1], delta[k + 1])) for k in range(d)))
 
 
-def _residual_up(M: np.ndarray, A: np.ndarray, B: np.ndarray) -> float:
-    """A float ``≥ ‖M − A B‖_F`` (exact values of the float matrices): the computed ``fl(M − fl(AB))`` inflated by
-    ``1/(1 − u)`` (the subtraction) plus ``γ_K ‖A‖_F ‖B‖_F ≥ γ_K ‖|A||B|‖_F`` (the product, inner length ``K``)."""
-    K = int(A.shape[1])
-    Z = M - A @ B
-    return _add_up(_mul_up(fro_up(Z), inv_one_minus_up()), prod_up(gamma_up(K), fro_up(A), fro_up(B)))
+def _defect_up(G: np.ndarray, p: int, fQ: float) -> float:
+    """``≥ ‖QᵀQ − I‖_2`` from ``G = fl(QᵀQ)`` (modified in place), the inner length ``p`` and ``fQ ≥ ‖Q‖_F``:
+    ``fl(G − I)`` is within ``u`` of ``G − I`` entrywise, and ``|G − QᵀQ| ≤ γ_p |Q|ᵀ|Q|``, whose Frobenius norm is
+    at most ``γ_p ‖Q‖²_F`` (Higham §3.5); ``‖·‖_2 ≤ ‖·‖_F``."""
+    G[np.diag_indices(int(G.shape[0]))] -= 1.0
+    return _add_up(_mul_up(fro_up(G), inv_one_minus_up()), prod_up(gamma_up(p), fQ, fQ))
 
 
-def _orth_norm_up(Q: np.ndarray) -> float:
-    """A float ``≥ ‖Q‖_2`` for a matrix with nearly orthonormal columns: ``sqrt(1 + ‖QᵀQ − I‖_2)``."""
-    return _sqrt_float_up(_add_up(1.0, gram_defect_up(Q)))
+def _balance(cores) -> list:
+    """The same train in a balanced gauge: left to right, the columns of every core but the last (as an
+    ``r n × r'`` matrix) are scaled by powers of two to norms in ``[1/2, 1)`` and the inverse scaling goes into
+    the next core's rows, at every bond whose column norms spread over more than a factor 16 (a uniform scaling
+    does not change the bounds).  Exact: a scaling that could overflow or lose bits below the normal range
+    (checked on the extreme entries) is skipped.  It keeps the prefix norms of trains summed from differently
+    scaled parts near 1, which the normwise bounds of :func:`_orthogonalise` need (without it a sum of a
+    normalised and an unnormalised random train of 20 cores got a rounding bound of ``1e-2·‖X‖``)."""
+    xp = namespace(*cores)
+    out = list(cores)
+    nxt_np = _np(out[0])
+    for k in range(len(out) - 1):
+        c, nxt = nxt_np, _np(out[k + 1])
+        nxt_np = nxt
+        col = np.sqrt(np.einsum("ijk,ijk->k", c, c))
+        if not np.all(np.isfinite(col)):
+            return list(cores)
+        e = np.frexp(col)[1]  # frexp(0) = (0, 0): zero columns stay
+        nz = col > 0
+        if not nz.any() or int(e[nz].max()) - int(e[nz].min()) <= 4:
+            continue
+        e = np.where(nz, e, 0)
+        lo, hi = int(e.min()), int(e.max())
+        ac, an = np.abs(c), np.abs(nxt)
+        tiny_c = float(ac[ac > 0].min()) if nz.any() else 1.0
+        an_nz = an[an > 0]
+        if an_nz.size and (float(an_nz.min()) * 2.0**lo < 2.0**-1021 or float(an.max()) * 2.0**hi >= 2.0**1020):
+            continue
+        if tiny_c * 2.0**-hi < 2.0**-1021:
+            continue
+        sc = np.ldexp(1.0, -e)
+        out[k] = out[k] * xp.reshape(xp.asarray(sc, dtype=out[k].dtype), (1, 1, -1))
+        out[k + 1] = out[k + 1] * xp.reshape(xp.asarray(np.ldexp(1.0, e), dtype=out[k + 1].dtype), (-1, 1, 1))
+        nxt_np = _np(out[k + 1])
+    return out
 
 
-def _orthogonalise(cores, center: int):
-    """The mixed canonical form around ``center`` and a rigorous bound on the change of the represented tensor.
+def _orthogonalise(cores, center: int, bound: bool = True):
+    """The mixed canonical form around ``center`` and (with ``bound``) a rigorous bound on the change of the
+    represented tensor.
 
-    Returns ``(cores, err, nu)``: ``err ≥ ‖X − X'‖_F`` for the trains ``X`` (the given cores, exact values) and
-    ``X'`` (the returned cores), and ``nu[k] ≥ ‖Q̂_k‖_2`` for every orthonormalised core (``None`` at the centre).
+    Returns ``(cores, err, nu)``: ``err()`` (or ``err(tight=True)``, see below) is ``≥ ‖X − X'‖_F`` for the
+    trains ``X`` (the given cores, exact values) and ``X'`` (the returned cores), ``nu[k] ≥ ‖Q̂_k‖_2`` for every
+    orthonormalised core (``None`` at the centre).
 
-    Right sweep (``k = d−1 … center+1``): ``C_k = R̂ᵀQ̂ᵀ + B_k`` (QR of ``C_kᵀ``), then ``C_{k−1} ← fl(C_{k−1}R̂ᵀ)
-    = C_{k−1}R̂ᵀ + N_k``.  Telescoping over the intermediate trains, the change made by step ``k`` is
-    ``L_{k−1} B_k R̂_{k+1} + L_{k−2} N_k Q̂_k R̂_{k+1}`` with ``L`` the untouched prefix of the input and ``R̂`` the
-    product of the new cores, so ``‖·‖_F ≤ P_k β_k ν_{>k} + P_{k−1} ‖N_k‖_F ν_k ν_{>k}``: ``P`` from
-    :func:`~tropix.tn._linalg.prefix_norms` (a Gram sweep with its own rounding bound), ``β_k ≥ ‖B_k‖_F`` the
-    QR residual evaluated a posteriori in float64 with its rounding bound, ``‖N_k‖_F ≤ γ_r ‖C_{k−1}‖_F ‖R̂‖_F``
-    (``u`` of the cores' dtype), ``ν_k = sqrt(1 + ‖Q̂ᵀQ̂ − I‖_2)``.  The left sweep (``k = 0 … center−1``) runs on
-    the result of the right sweep and is bounded the same way with the roles mirrored (suffix norms by a Gram
-    sweep of that train).  Assumptions: IEEE arithmetic in the cores' dtype (float64 for the bound), no
-    overflow or underflow; non-finite quantities give ``inf``.
+    The train is first put in a balanced gauge (:func:`_balance`, exact).  Right sweep (``k = d−1 … center+1``):
+    ``C_k = R̂ᵀQ̂ᵀ + B_k`` (QR of ``C_kᵀ``), then ``C_{k−1} ← fl(C_{k−1}R̂ᵀ) = C_{k−1}R̂ᵀ + N_k``.  Telescoping over
+    the intermediate trains, step ``k`` changes the tensor by ``L_{k−1} B_k R̂_{k+1} + L_{k−2} N_k Q̂_k R̂_{k+1}``
+    with ``L`` the untouched prefix of the input and ``R̂`` the product of the new cores, so its Frobenius norm is
+    at most ``P_k β_k ν_{>k} + P_{k−1} ‖N_k‖_F ν_k ν_{>k}``: ``P_k ≥ ‖L_{k−1}‖_2`` from products of per-core
+    spectral norms or, with ``tight=True``, also from a Gram sweep with its own rounding bound
+    (:func:`~tropix.tn._linalg.prefix_norms`, four times the cost, up to ``10^3×`` tighter), ``β_k ≥ ‖B_k‖_F`` the QR residual evaluated a
+    posteriori in float64 with its rounding bound, ``‖N_k‖_F ≤ γ_r ‖C_{k−1}‖_F ‖R̂‖_F`` (``u`` of the cores'
+    dtype), ``ν_k = sqrt(1 + ‖Q̂ᵀQ̂ − I‖_2)``.  The left sweep (``k = 0 … center−1``) runs on the result of the
+    right sweep and is bounded the same way with the roles mirrored (:func:`~tropix.tn._linalg.suffix_norms`).
+    Assumptions: IEEE arithmetic in the cores' dtype (float64 for the bound), no overflow or underflow;
+    non-finite quantities give ``inf``.
     """
-    cores = list(cores)
+    cores = _balance(list(cores)) if bound else list(cores)
     d = len(cores)
     xp = namespace(*cores)
-    err = 0.0
     nu = [None] * d
+    inv = inv_one_minus_up()
+    right_steps, left_steps = [], []
+    orig = list(cores)
     if center < d - 1:
-        P = prefix_norms(cores)
         nu_right = 1.0
         for k in range(d - 1, center, -1):
             r, n, r2 = (int(s) for s in cores[k].shape)
@@ -543,15 +588,17 @@ def _orthogonalise(cores, center: int):
             q = int(Q.shape[1])
             new_k = xp.reshape(xp.matrix_transpose(Q), (q, n, r2))
             new_prev = xp.tensordot(cores[k - 1], xp.matrix_transpose(R), axes=1)
-            Mn, Qn, Rn = _np(cores[k]).reshape(r, n * r2), _np(Q), _np(R)
-            beta = _residual_up(Mn, Rn.T, Qn.T)
-            nu[k] = _orth_norm_up(Qn)
-            N = prod_up(gamma_up(r, unit_roundoff(new_prev)), fro_up(cores[k - 1]), fro_up(Rn))
-            err = sum_up(err, prod_up(P[k], beta, nu_right), prod_up(P[k - 1], N, nu[k], nu_right))
-            nu_right = _mul_up(nu_right, nu[k])
+            if bound:
+                Mn, Qn, Rn = _np(cores[k]).reshape(r, n * r2), _np(Q), _np(R)
+                fQ, fR = fro_up(Qn), fro_up(Rn)
+                beta = _add_up(_mul_up(fro_up(Mn - Rn.T @ Qn.T), inv), prod_up(gamma_up(q), fR, fQ))
+                nu[k] = _sqrt_float_up(_add_up(1.0, _defect_up(Qn.T @ Qn, n * r2, fQ)))
+                N = prod_up(gamma_up(r, unit_roundoff(new_prev)), fro_up(cores[k - 1]), fR)
+                right_steps.append((k, beta, N, nu[k], nu_right))
+                nu_right = _mul_up(nu_right, nu[k])
             cores[k], cores[k - 1] = new_k, new_prev
+    mid = list(cores)
     if center > 0:
-        S = suffix_norms(cores)
         nu_left = 1.0
         for k in range(center):
             r, n, r2 = (int(s) for s in cores[k].shape)
@@ -559,14 +606,68 @@ def _orthogonalise(cores, center: int):
             q = int(Q.shape[1])
             new_k = xp.reshape(Q, (r, n, q))
             new_next = xp.tensordot(R, cores[k + 1], axes=1)
-            Mn, Qn, Rn = _np(cores[k]).reshape(r * n, r2), _np(Q), _np(R)
-            beta = _residual_up(Mn, Qn, Rn)
-            nu[k] = _orth_norm_up(Qn)
-            N = prod_up(gamma_up(r2, unit_roundoff(new_next)), fro_up(Rn), fro_up(cores[k + 1]))
-            err = sum_up(err, prod_up(nu_left, beta, S[k + 1]), prod_up(nu_left, nu[k], N, S[k + 2]))
-            nu_left = _mul_up(nu_left, nu[k])
+            if bound:
+                Mn, Qn, Rn = _np(cores[k]).reshape(r * n, r2), _np(Q), _np(R)
+                fQ, fR = fro_up(Qn), fro_up(Rn)
+                beta = _add_up(_mul_up(fro_up(Mn - Qn @ Rn), inv), prod_up(gamma_up(q), fQ, fR))
+                nu[k] = _sqrt_float_up(_add_up(1.0, _defect_up(Qn.T @ Qn, r * n, fQ)))
+                N = prod_up(gamma_up(r2, unit_roundoff(new_next)), fR, fro_up(cores[k + 1]))
+                left_steps.append((k, beta, N, nu[k], nu_left))
+                nu_left = _mul_up(nu_left, nu[k])
             cores[k], cores[k + 1] = new_k, new_next
+    cache = {}
+
+    def err(tight: bool = False) -> float:
+        """The bound with prefix/suffix norms from per-core spectral norms, or (``tight``) the smaller of those
+        and the Gram sweeps' bounds."""
+        if not bound:
+            return math.inf
+        if "cheap" not in cache:
+            cache["P"] = _cumprod_left(_unfolding_norms(orig, True)) if right_steps else None
+            cache["S"] = _cumprod_right(_unfolding_norms(mid, False)) if left_steps else None
+        P, S = cache["P"], cache["S"]
+        if tight:
+            if right_steps:
+                P = [min(a, b) for a, b in zip(P, prefix_norms(orig))]
+            if left_steps:
+                S = [min(a, b) for a, b in zip(S, suffix_norms(mid))]
+        e = 0.0
+        for k, beta, N, nk, nr in right_steps:
+            e = sum_up(e, prod_up(P[k], beta, nr), prod_up(P[k - 1], N, nk, nr))
+        for k, beta, N, nk, nl in left_steps:
+            e = sum_up(e, prod_up(nl, beta, S[k + 1]), prod_up(nl, nk, N, S[k + 2]))
+        cache["cheap"] = True
+        return e
+
     return cores, err, nu
+
+
+def _unfolding_norms(cores, left: bool) -> list:
+    """Per-core float bounds ``s_k ≥ ‖G_k^{(r n)×r'}‖_2`` (``left``) or ``‖G_k^{r×(n r')}‖_2``; for a train,
+    ``‖G_0 ⋯ G_{k−1}‖_2 ≤ Π_{j<k} s_j`` and ``‖G_k ⋯ G_{d−1}‖_2 ≤ Π_{j≥k} s_j`` (a quarter of the cost of a Gram
+    sweep; looser when the cores are far from orthonormal)."""
+    out = []
+    for c in cores:
+        r, n, r2 = (int(x) for x in c.shape)
+        cn = _np(c)
+        out.append(spectral_up(cn.reshape(r * n, r2) if left else cn.reshape(r, n * r2)))
+    return out
+
+
+def _cumprod_left(s) -> list:
+    """``[1, s_0, s_0 s_1, …]`` rounded up (length ``len(s) + 1``)."""
+    out = [1.0]
+    for x in s:
+        out.append(_mul_up(out[-1], x))
+    return out
+
+
+def _cumprod_right(s) -> list:
+    """``[…, s_{d−2} s_{d−1}, s_{d−1}, 1]`` rounded up (length ``len(s) + 1``)."""
+    out = [1.0]
+    for x in reversed(s):
+        out.append(_mul_up(out[-1], x))
+    return out[::-1]
 
 
 def _svd_sweep_bound(steps, nu) -> float:
@@ -575,6 +676,10 @@ def _svd_sweep_bound(steps, nu) -> float:
     ``steps[k] = (C, U, SV, K)``: the unfolded current core ``C`` (``r n × r'``), the kept factor ``U`` and the
     carried ``SV`` (float64 NumPy copies of the stored values), and ``K ≥ ‖fl(SV·G_{k+1}) − SV·G_{k+1}‖_F`` for
     the product that forms the next core; ``nu[j] ≥ ‖Q̂_j‖_2`` for the right-orthonormal cores ``j ≥ 1``.
+
+    With ``D_k = C − U·SV`` (exact), ``Z = fl(C − fl(U·SV))`` and ``ζ = u‖Z‖_F/(1 − u) + γ_{r_k}‖U‖_F‖SV‖_F ≥
+    ‖D_k − Z‖_F``: ``δ_k = ‖Z‖_F + ζ ≥ ‖D_k‖_F`` and ``η_k = ‖fl(UᵀZ)‖_F + γ_p‖U‖_F‖Z‖_F + μ_k ζ ≥ ‖Uᵀ D_k‖_F``
+    (``μ_k ≥ ‖U‖_2`` from the orthogonality defect).
     """
     m = len(steps)
     d = m + 1
@@ -583,6 +688,7 @@ def _svd_sweep_bound(steps, nu) -> float:
         rho[j] = _mul_up(rho[j + 1], nu[j])
     g = gamma_up
     inv = inv_one_minus_up()
+    u1 = _mul_up(2.0**-53, inv)
     sq = 0.0  # Σ_k t_k²
     cross = 0.0  # Σ_{j<k} |⟨e_j, e_k⟩|
     mult = 0.0  # the products forming the next cores
@@ -590,21 +696,17 @@ def _svd_sweep_bound(steps, nu) -> float:
     omega, lam = 0.0, 1.0  # ‖L̂ᵀL̂ − I‖_2 and ‖L̂‖_2 of the kept prefix U_0 ⋯ U_{k−1}
     for k, (C, U, SV, K) in enumerate(steps):
         p, rk = int(U.shape[0]), int(U.shape[1])
-        fU, fSV, fC = fro_up(U), fro_up(SV), fro_up(C)
-        delta = _residual_up(C, U, SV)  # ≥ ‖D_k‖_F, D_k = C − U·SV (truncation + SVD rounding)
-        G = U.T @ U
-        H = U.T @ C - G @ SV  # U_kᵀ D_k, computed
-        eta = sum_up(
-            _mul_up(fro_up(H), inv),
-            prod_up(g(p), fU, fC),  # fl(Uᵀ C)
-            prod_up(g(p), fU, fU, fSV),  # fl(UᵀU) vs UᵀU, times SV
-            prod_up(g(rk), fro_up(G), fSV),  # fl(Ĝ SV)
-        )
-        G[np.diag_indices(rk)] -= 1.0
-        om_u = sum_up(_mul_up(fro_up(G), inv), prod_up(g(p), fU, fU))  # ≥ ‖UᵀU − I‖_2
+        fU, fSV = fro_up(U), fro_up(SV)
+        Z = C - U @ SV
+        fZ = fro_up(Z)
+        zeta = _add_up(_mul_up(u1, fZ), prod_up(g(rk), fU, fSV))
+        delta = _add_up(fZ, zeta)  # ≥ ‖D_k‖_F (truncation + SVD rounding)
+        om_u = _defect_up(U.T @ U, p, fU)  # ≥ ‖UᵀU − I‖_2
         mu = _sqrt_float_up(_add_up(1.0, om_u))
+        eta = sum_up(fro_up(U.T @ Z), prod_up(g(p), fU, fZ), _mul_up(mu, zeta))
         b = _mul_up(delta, rho[k + 1])
-        sq = _add_up(sq, _mul_up(_mul_up(lam, b), _mul_up(lam, b)))
+        t = _mul_up(lam, b)
+        sq = _add_up(sq, _mul_up(t, t))
         cross = _add_up(cross, _mul_up(A, b))
         c = _mul_up(rho[k + 1], _add_up(eta, prod_up(omega, mu, delta)))
         A = _add_up(_mul_up(A, mu), c)
