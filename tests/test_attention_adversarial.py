@@ -445,6 +445,13 @@ def test_verify_catches_a_wrong_output():
     o, _ = reference(q, k, v)
     with pytest.raises(BoundViolationError):
         res.verify(np.asarray(o, dtype=np.float64) + 2e-3 * float(res.vmax))
+    nan_out = np.asarray(res.output).copy()
+    nan_out[1, 0] = np.nan
+    with pytest.raises(BoundViolationError):  # a NaN output with a finite bound is never certified
+        type(res)(nan_out, res.bound, res.eps, res.vmax, res.support, res.method).verify(o.astype(np.float64))
+    with pytest.raises(BoundViolationError):  # nor is a NaN bound
+        type(res)(res.output, np.full(3, np.nan), res.eps, res.vmax, res.support, res.method).verify(
+            o.astype(np.float64))
     with pytest.raises(AssertionError):
         bad = type(res)(np.asarray(res.output) + 1e-2, res.bound, res.eps, res.vmax, res.support, res.method)
         certify(bad, q, k, v, 1e-3)
