@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, to_numpy
+from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import ConventionError, ShapeError, ToleranceError
 from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
 
@@ -68,6 +68,31 @@ def _gamma(m: int) -> float:
     return m * _U / (1 - m * _U)
 
 
+def _fr(v) -> Fraction:
+    """Exact value of a finite scalar.  NumPy integers become Python ints first: ``Fraction(np.int8(127))``
+    keeps the int8 numerator, and ``127 * 127`` then wrapped (argmax_cell of int8 keys chose the wrong key)."""
+    if isinstance(v, (int, np.integer)):
+        return Fraction(int(v))
+    if isinstance(v, (float, np.floating)):
+        return Fraction(float(v))
+    return Fraction(to_exact_scalar(v))
+
+
+def _score_err(Kraw: np.ndarray, braw: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Rigorous bound on the rounding error of the float scores ``b + K @ q`` (rows of ``Q``: (B, n); a vector: (n,)).
+
+    ``γ_{d+2} (|b| + |K|·|q|)`` (Higham), inflated by ``1 + γ`` for the rounding of the bound itself, plus
+    ``(d + 2)·2^-1074`` for gradual underflow of tiny products.  ``|K|·|q|`` is a product of absolute values,
+    not ``‖k‖‖q‖``: those norms square the entries, which underflows to 0 for keys of size 1e-160 and
+    overflows to inf for queries of size 1e160 (0·inf = NaN failed every certificate).
+    """
+    d = Kraw.shape[1]
+    g = _gamma(d + 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = g * (np.abs(braw) + np.abs(Q) @ np.abs(Kraw).T) * (1 + 2 * g) + (d + 2) * 2.0**-1074
+    return np.where(np.isnan(err), np.inf, err)
+
+
 # ------------------------------------------------------------------------------------------- input
 @dataclass(frozen=True)
 class _Data:
@@ -83,6 +108,7 @@ class _Data:
     homogeneous: bool  # no biases: LPs normalise q·(k_j - centroid) = 1
     float_exact: bool = True  # the float64 data equal the exact data (then float certification is rigorous)
     int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
+    flattened: bool = False  # whitening dropped key directions of small but non-zero extent: no "interior" verdicts
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
@@ -118,8 +144,9 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     Kf, bf = s * Kf, s * bf
     exact_rows = None
     float_exact = True
+    flattened = False
     if exact:
-        exact_rows = [[s * Fraction(v) for v in list(r) + [bb]] for r, bb in zip(Kn, bn)]
+        exact_rows = [[s * _fr(v) for v in list(r) + [bb]] for r, bb in zip(Kn, bn)]
         Mf = np.concatenate([Kf, bf[:, None]], axis=1)
         float_exact = all(Fraction(float(f)) == e for fr, er in zip(Mf, exact_rows) for f, e in zip(fr, er))
         keys_for_dup = [tuple(r) for r in exact_rows]
@@ -143,18 +170,31 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
         C = (Kc / sk).T @ (Kc / sk) / n
         lam, V = np.linalg.eigh(C)
         keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
-        M = V[:, keep] / np.sqrt(lam[keep])[None, :] / sk  # d×r
+        M = V[:, keep] / np.sqrt(lam[keep])[None, :]  # d×r, in units of 1/sk
+        if not keep.all():
+            # the dropped directions are treated as flat; if the keys extend along them beyond rounding, a
+            # key may be a vertex only through them (keys (0, 0), (1, 1e-9), (2, 0): the middle one was
+            # called "interior" with margin -inf), so negative LP margins then only mean "boundary"
+            Vk = V[:, keep]
+            R = Kc / sk - ((Kc / sk) @ Vk) @ Vk.T
+            flattened = bool(np.abs(R).max() > 64 * d * np.finfo(np.float64).eps)
     else:
-        M = np.eye(d) / sk
-    Z = Kc @ M
+        M = np.eye(d)
+    # M is kept in units of 1/sk: dividing by sk = 1e-310 overflowed to inf (linprog then crashed on NaN)
+    Z = (Kc / sk) @ M
     zs = float(np.abs(Z).max()) if Z.size else 1.0
     zs = zs or 1.0
     Z, M = Z / zs, M / zs
     bc = bf - bf.mean()
     sb = float(np.abs(bc).max()) or 1.0
-    # b + q·k = sb * (b' + q'·z) + const  when  q = sb * M q'
+    # b + q·k = sb * (b' + q'·z) + const  when  q = sb * M q' / sk
+    with np.errstate(over="ignore"):
+        M_out = (sb * M.T) / sk
+    if biases is None and not np.isfinite(M_out).all():  # any positive multiple of a witness is one
+        M_out = M.T / (float(np.abs(M).max()) or 1.0)
     int_rows = _int_rows(exact_rows) if exact and not float_exact else None
-    return _Data(Z, bc / sb, Kf, bf, exact_rows, sb * M.T, first, s, like, biases is None, float_exact, int_rows)
+    return _Data(Z, bc / sb, Kf, bf, exact_rows, M_out, first, s, like, biases is None, float_exact, int_rows,
+                 flattened)
 
 
 # ------------------------------------------------------------------------------------------- certification
@@ -166,11 +206,11 @@ def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
     if D.exact_rows is not None and not D.float_exact:
         sc = _exact_scores(D, q_orig)
         return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
-    sc = D.braw + D.Kraw @ q_orig
-    g = _gamma(D.Kraw.shape[1] + 2)
-    err = g * (np.abs(D.braw) + np.linalg.norm(q_orig) * np.linalg.norm(D.Kraw, axis=1))
-    lo = sc[j] - err[j]
-    return bool(np.all(sc[others] + err[others] < lo))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowed scores give NaN/inf: not certified
+        sc = D.braw + D.Kraw @ q_orig
+        err = _score_err(D.Kraw, D.braw, q_orig)
+        lo = sc[j] - err[j]
+        return bool(np.all(sc[others] + err[others] < lo))
 
 
 def _exact_scores(D: _Data, q: np.ndarray) -> list:
@@ -200,12 +240,12 @@ def _int_rows(exact_rows: list) -> np.ndarray:
 
 def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """Vectorised float certification of rows of Q (original units) for keys J; exact input re-checked singly."""
-    sc = D.braw[None, :] + Q @ D.Kraw.T  # (B, n)
-    g = _gamma(D.Kraw.shape[1] + 2)
-    err = g * (np.abs(D.braw)[None, :] + np.linalg.norm(Q, axis=1)[:, None] * np.linalg.norm(D.Kraw, axis=1)[None, :])
-    hi = sc + err
-    rows = np.arange(len(J))
-    lo = sc[rows, J] - err[rows, J]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowed scores give NaN/inf: not certified
+        sc = D.braw[None, :] + Q @ D.Kraw.T  # (B, n)
+        err = _score_err(D.Kraw, D.braw, Q)
+        hi = sc + err
+        rows = np.arange(len(J))
+        lo = sc[rows, J] - err[rows, J]
     same = D.first[None, :] == D.first[J][:, None]
     hi = np.where(same, -np.inf, hi)
     ok = hi.max(axis=1) < lo
@@ -425,7 +465,7 @@ def argmax_vertices(
                 status[j], W[j] = VERTEX, qo
             else:
                 status[j] = UNDECIDED  # positive LP margin, but the witness did not survive certification
-        elif t < -tol:
+        elif t < -tol and not D.flattened:
             status[j] = INTERIOR
         else:
             status[j] = BOUNDARY
@@ -534,7 +574,10 @@ def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | s
     D = _prepare(keys, biases, semiring, whiten=False)
     d = D.Kraw.shape[1]
     qa = q if is_array(q) else asarray(q, name="q")
+    check_no_nan(qa, "q")  # NaN queries gave an empty winner set (float keys) or a raw ValueError (exact keys)
     qn = to_numpy(qa)
+    if not all(math.isfinite(float(v)) for v in qn.ravel()):
+        raise ConventionError("q must be finite: an infinite query coordinate has no winning key")
     if qn.ndim not in (1, 2) or qn.shape[-1] != d:
         raise ShapeError(f"q must have {d} coordinates like the keys (or be an m×{d} batch), got shape {qn.shape}")
     single = qn.ndim == 1
@@ -542,17 +585,23 @@ def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | s
     out = []
     if D.exact_rows is not None:
         for row in Qn:
-            qf = [Fraction(v) if not isinstance(v, float) else Fraction(float(v)) for v in row.tolist()]
+            qf = [_fr(v) for v in row.tolist()]
             sc = [sum(a * b for a, b in zip(qf, r[:-1])) + r[-1] for r in D.exact_rows]
             best = max(sc)
             out.append(frozenset(i for i, v in enumerate(sc) if v == best))
     else:
         Qf = np.asarray(Qn, dtype=np.float64)
-        SC = D.braw[None, :] + Qf @ D.Kraw.T
-        ERR = _gamma(d + 2) * (np.abs(D.braw)[None, :] + np.linalg.norm(Qf, axis=1)[:, None]
-                               * np.linalg.norm(D.Kraw, axis=1)[None, :])
-        top = np.max(SC - ERR, axis=1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            SC = D.braw[None, :] + Qf @ D.Kraw.T
+            ERR = _score_err(D.Kraw, D.braw, Qf)
+            top = np.max(SC - ERR, axis=1, keepdims=True)
         for r in range(SC.shape[0]):
+            if not (np.isfinite(SC[r]).all() and np.isfinite(ERR[r]).all()):
+                # scores beyond the float range (an empty set before): the exact scores of the float data
+                qf = [Fraction(float(v)) for v in Qf[r]]
+                sc = [sum(a * b for a, b in zip(qf, row[:-1])) + row[-1] for row in _exact_rows(D)]
+                out.append(frozenset(i for i, v in enumerate(sc) if v == max(sc)))
+                continue
             out.append(frozenset(int(i) for i in np.flatnonzero(SC[r] + ERR[r] >= top[r])))
     return out[0] if single else tuple(out)
 
@@ -620,14 +669,15 @@ def _exact_rows(D: _Data) -> list:
 def _on_segment(D: _Data, i: int, j: int) -> np.ndarray:
     """Keys whose lifted point lies on the segment between those of i and j (exact; they tie along the wall)."""
     X = np.concatenate([D.Kraw, D.braw[:, None]], axis=1)
-    u = X[i] - X[j]
+    Xs = X / (float(np.abs(X).max()) or 1.0)  # the float filter, scaled: u @ u underflowed to 0 for data of size 1e-200
+    u = Xs[i] - Xs[j]
     nu = float(u @ u)
     out = np.zeros(X.shape[0], dtype=bool)
     if nu == 0:
         return out
-    lam = (X - X[j]) @ u / nu
-    res = np.linalg.norm(X - X[j] - lam[:, None] * u[None, :], axis=1)
-    scale = np.abs(X).max() + 1.0
+    lam = (Xs - Xs[j]) @ u / nu
+    res = np.linalg.norm(Xs - Xs[j] - lam[:, None] * u[None, :], axis=1)
+    scale = 2.0
     cand = np.flatnonzero((res <= 1e-8 * scale) & (lam >= -1e-8) & (lam <= 1 + 1e-8))
     if cand.size == 0:
         return out

@@ -96,6 +96,16 @@ def _as_points(V: Any, S: Semiring, name: str, ndim: int = 2):
     return V
 
 
+def _python_ints(a: Any) -> Any:
+    """An integer (or bool) array of any library as a NumPy object array of Python ints; others unchanged."""
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        return a
+    if is_array(a) and is_exact(a):
+        an = np.asarray(to_numpy(a))
+        return (an.astype(np.int64) if an.dtype == np.bool_ else an).astype(object)  # astype(object): Python ints
+    return a
+
+
 def _finite_mask(a: np.ndarray) -> np.ndarray:
     if a.dtype == object:
         return np.vectorize(lambda v: not (isinstance(v, float) and math.isinf(v)), otypes=[bool])(a)
@@ -158,6 +168,8 @@ def tropical_projection(V: Any, x: Any, *, semiring: Semiring | str | None = Non
             f"x must have {V.shape[1]} coordinates like the points, got shape {tuple(int(s) for s in x.shape)}"
         )
     single = x.ndim == 1
+    # integer arrays (any library) are computed on Python ints: x_j - v_ij wrapped in int8/int64
+    V, x = _python_ints(V), _python_ints(x)
     Vx, xx = V, x
     if isinstance(V, np.ndarray) and isinstance(x, np.ndarray) and (V.dtype == object) != (x.dtype == object):
         Vx, xx = V.astype(object), x.astype(object)  # exact and float numpy mix: compute on objects
@@ -222,6 +234,7 @@ def hilbert_distance(x: Any, y: Any):
     if tuple(x.shape) != tuple(y.shape) or x.ndim != 1:
         raise ShapeError(f"x and y must be vectors of one length, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
     check_nonempty(x, "x")
+    x, y = _python_ints(x), _python_ints(y)  # x_j - y_j of int8 [100, -100] and [-100, 100] wrapped to 112
     xn, yn = to_numpy(x), to_numpy(y)
     fx, fy = _finite_mask(xn), _finite_mask(yn)
     if not fx.any() or not fy.any():

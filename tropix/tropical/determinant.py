@@ -80,7 +80,10 @@ def _matrix(A: Any, S: Semiring, name: str = "A", square: bool = False) -> np.nd
     exact = is_exact(A)
     An = to_numpy(A)
     if exact and An.dtype != object:
-        An = An.astype(np.int64)  # integer (or bool) dtypes: exact machine integers
+        if An.dtype == np.uint64 and int(An.max()) > np.iinfo(np.int64).max:  # astype(int64) would wrap
+            An = np.array([int(v) for v in An.ravel()], dtype=object).reshape(An.shape)
+        else:
+            An = An.astype(np.int64)  # integer (or bool) dtypes: exact machine integers
     elif not exact:
         An = np.asarray(An, dtype=np.float64)
     return An

@@ -280,4 +280,25 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     ma = xp.where(xp.isinf(ma), xp.zeros_like(ma), ma)
     mb = xp.where(xp.isinf(mb), xp.zeros_like(mb), mb)
     prod = xp.exp((a - ma) / T) @ xp.exp((b - mb) / T)
-    return T * _log0(prod, xp) + (ma + mb)
+    out = T * _log0(prod, xp) + (ma + mb)
+    # The shifts are per row and per column: when an entry's best term a_ik + b_kj lies far below
+    # ma_i + mb_j (small |T|), its terms underflow (a finite entry came out as the zero: T = 1e-5 on
+    # standard normal data) or become subnormal.  prod_ij >= exp of that best term's shifted exponent, so
+    # prod_ij >= 1e-250 proves every term that matters is a normal float; the other entries are recomputed
+    # with their own best term M_ij (the tropical product of the limit semiring) as the shift.
+    bad = prod < 1e-250
+    if not bool(xp.any(bad)):
+        return out
+    M = _tropical_matmul(a, b, S.limit, xp)
+    Ms = xp.where(xp.isinf(M), xp.zeros_like(M), M)
+    m, k = a.shape
+    n = b.shape[1]
+    rows = max(1, _BLOCK_ELEMS // max(1, k * n))
+    blocks = []
+    for i0 in range(0, m, rows):
+        i1 = min(m, i0 + rows)
+        e = xp.exp((xp.expand_dims(a[i0:i1, :], axis=2) + xp.expand_dims(b, axis=0)
+                    - xp.expand_dims(Ms[i0:i1, :], axis=1)) / T)  # exponents <= 0, the best one 0
+        blocks.append(T * _log0(xp.sum(e, axis=1), xp) + Ms[i0:i1, :])
+    exact = blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=0)
+    return xp.where(bad, exact, out)

@@ -69,7 +69,10 @@ def _tokenize(text: str):
 
 def _number(s: str):
     if re.fullmatch(r"\d+", s):
-        return int(s)
+        try:
+            return int(s)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise ParseError(f"integer literal of {len(s)} digits is too long") from None
     v = float(s)
     if not math.isfinite(v):
         raise ParseError(f"number {s!r} is not finite")
@@ -295,10 +298,26 @@ def _addexp(e1: dict, e2: dict) -> dict:
 
 
 def _merge_max_keep(terms):
-    """Keep duplicates (merging happens in the polynomial with the right semiring); bound the size."""
-    if len(terms) > 1_000_000:
+    """Merge equal exponents keeping their smallest and largest coefficient; bound the size.
+
+    The semiring is not known here; its ⊕ is max or min, and both survive products (max of sums = sum of
+    maxima), so the two extremes per exponent carry all that matters (merging happens in the polynomial with
+    the right semiring).  Keeping every duplicate made ``(x ⊕ 0)^20`` 2^20 terms and ``(x ⊕ 0)^1000`` a
+    ParseError, though it has 1001 terms.
+    """
+    best: dict = {}
+    for e, c in terms:
+        key = tuple(sorted((k, v) for k, v in e.items() if v != 0))
+        lo_hi = best.get(key)
+        best[key] = (e, c, c) if lo_hi is None else (lo_hi[0], min(lo_hi[1], c), max(lo_hi[2], c))
+    out = []
+    for e, lo, hi in best.values():
+        out.append((e, lo))
+        if hi != lo:
+            out.append((e, hi))
+    if len(out) > 1_000_000:
         raise ParseError("expanding a power gives more than a million terms")
-    return terms
+    return out
 
 
 def parse_polynomial(text: str, *, semiring=None, variables=None):
@@ -350,6 +369,8 @@ def _order(found: set, variables) -> tuple:
     if variables is None:
         return tuple(sorted(found))
     variables = tuple(str(v) for v in variables)
+    if len(set(variables)) != len(variables):  # "x" would name two coordinates: the first got all its terms
+        raise ParseError(f"variables {list(variables)} contain a repeated name")
     unknown = sorted(set(found) - set(variables))
     if unknown:
         raise ParseError(f"variables {unknown} are not among the given variables {list(variables)}")

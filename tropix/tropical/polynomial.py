@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
-from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError
+from ..errors import ConventionError, EmptyInputError, NaNError, NoInverseError, ShapeError
 from .semiring import MaxPlus, MinPlus, Semiring, TropicalSemiring, check_same_semiring, get_semiring, require_tropical
 
 __all__ = ["TropicalPolynomial", "UnivariateFactorization"]
@@ -143,7 +143,7 @@ class TropicalPolynomial:
         keys = sorted(merged)
         if efloat:
             E = np.array(keys, dtype=np.float64).reshape(len(keys), n)
-        elif all(isinstance(v, int) for r in keys for v in r):
+        elif all(isinstance(v, int) and -(1 << 62) <= v < (1 << 62) for r in keys for v in r):  # else object: exact
             E = np.array(keys, dtype=np.int64).reshape(len(keys), n) if keys and n else np.zeros((len(keys), n), np.int64)
         else:
             E = np.empty((len(keys), n), dtype=object)
@@ -161,6 +161,8 @@ class TropicalPolynomial:
         variables = tuple(str(v) for v in variables)
         if len(variables) != n:
             raise ShapeError(f"{len(variables)} variable names for {n} variables")
+        if len(set(variables)) != n:  # printing and parsing would merge the coordinates
+            raise ShapeError(f"variable names {list(variables)} are not distinct")
         self._exponents, self._coefficients, self._semiring, self._variables = E, C, S, variables
         self._exact_exp = not efloat
         self._exact_coef = not cfloat
@@ -297,25 +299,54 @@ class TropicalPolynomial:
         n = self.n_vars
         if isinstance(x, (list, tuple)) or not is_array(x):
             x = asarray(x, name="x")
-        check_no_nan(x, "x")
         if n == 1 and not (x.ndim >= 2 and x.shape[-1] == 1):
             x = x[..., None] if not (isinstance(x, np.ndarray)) else np.expand_dims(x, -1)
+        # NaN and the opposite infinity are not points of the tropical torus (checked after the reshape:
+        # a 0-d NumPy NaN made check_no_nan fail with AttributeError)
+        x = self._semiring.validate(x, "x")
         if x.ndim == 0 or x.shape[-1] != n:
             raise ShapeError(f"points must have {n} coordinates in the last axis, got shape {tuple(x.shape)}")
         xp = namespace(x)
         exact_x = isinstance(x, np.ndarray) and (x.dtype == object or np.issubdtype(x.dtype, np.integer))
         if exact_x and self.is_exact:
             E = self._exponents.astype(object)
-            vals = x.astype(object) @ E.T + self._coefficients.astype(object)
+            xo = x.astype(object)
+            if any(v == self._semiring.zero for v in xo.ravel()):
+                return self._at_zero(xo, E, self._coefficients.astype(object), np), np
+            vals = xo @ E.T + self._coefficients.astype(object)
             return vals, np
         E = np.array(self._exponents, dtype=np.float64)
         C = np.array(self._coefficients, dtype=np.float64)
         if isinstance(x, np.ndarray):
-            return x.astype(np.float64) @ E.T + C, np
-        Ex = from_numpy(E, x)
-        Cx = from_numpy(C, x)
-        xf = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, Ex.dtype)
+            xf = x.astype(np.float64)
+            if np.isinf(xf).any():
+                return self._at_zero(xf, E, C, np), np
+            return xf @ E.T + C, np
+        xf = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float64)
+        Ex = xp.astype(from_numpy(E, x), xf.dtype)  # the points' dtype (float32 points with float64 E crashed)
+        Cx = xp.astype(from_numpy(C, x), xf.dtype)
+        if bool(xp.any(xp.isinf(xf))):
+            return self._at_zero(xf, Ex, Cx, xp), xp
         return xf @ xp.permute_dims(Ex, (1, 0)) + Cx, xp
+
+    def _at_zero(self, x, E, C, xp):
+        """Term values ``c_a + a·x`` when some coordinate is the tropical zero: ``x_i^{⊗0}`` is ``one``
+        (``0·(-inf)`` would be NaN), a positive power is ``zero``, a negative power has no value."""
+        xe = xp.expand_dims(x, axis=-2)  # (..., 1, n)
+        with np.errstate(invalid="ignore"):  # 0·inf = NaN is replaced at once
+            if isinstance(x, np.ndarray) and x.dtype == object:
+                prod = np.where(E == 0, 0, xe * E)  # object: ±inf·a is a float infinity
+                bad = np.vectorize(lambda v: v == -self._semiring.zero, otypes=[bool])(prod) if prod.size else prod
+            else:
+                xE = xe * E
+                prod = xp.where(E == 0, xp.zeros_like(xE), xE)
+                bad = prod == -self._semiring.zero
+        if bool(xp.any(bad)):
+            raise NoInverseError(
+                f"a monomial with a negative exponent was evaluated at the tropical zero {self._semiring.zero} "
+                f"of {self._semiring.name}: the tropical zero has no inverse"
+            )
+        return xp.sum(prod, axis=-1) + C if not (isinstance(x, np.ndarray) and x.dtype == object) else prod.sum(axis=-1) + C
 
     def __call__(self, x: Any):
         """Evaluate at points ``x``.
