@@ -764,6 +764,13 @@ def tt_distance_bound(cores_a, cores_b) -> float:
 # result is an upper bound on the exact value; ``inf`` means "no bound" and propagates.
 
 
+@functools.lru_cache(maxsize=64)
+def _unit_roundoff_of(dt: np.dtype) -> Fraction:
+    if not np.issubdtype(dt, np.floating):
+        return _U64
+    return Fraction(float(np.finfo(dt).eps)) / 2
+
+
 def unit_roundoff(x) -> Fraction:
     """The unit roundoff ``u = eps/2`` of the floating dtype of array ``x`` (any array library), exactly.
 
@@ -773,10 +780,8 @@ def unit_roundoff(x) -> Fraction:
     >>> unit_roundoff(np.ones(1)) == Fraction(1, 2**53), unit_roundoff(np.ones(1, np.float32)) == Fraction(1, 2**24)
     (True, True)
     """
-    dt = np.asarray(to_numpy(x)).dtype
-    if not np.issubdtype(dt, np.floating):
-        return _U64
-    return Fraction(float(np.finfo(dt).eps)) / 2
+    dt = x.dtype if isinstance(x, np.ndarray) else np.asarray(to_numpy(x)).dtype
+    return _unit_roundoff_of(dt)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -817,17 +822,31 @@ def fro_up(Z) -> float:
     """A float ``≥ ‖Z‖_F`` for a float array of any library (its exact values); ``inf`` if not finite.
 
     The one-pass case of :func:`_fro_up` in plain floats (sum of squares in ``[2^-600, ∞)``), else its scaled
-    path."""
+    path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fro_up(np.array([3.0, 4.0])) >= 5.0, fro_up(np.array([3e300, 4e300])) >= 5e300, fro_up(np.zeros(2))
+    (True, True, 0.0)
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return fro_up_raw(Z)
+
+
+def fro_up_raw(Z) -> float:
+    """:func:`fro_up` without setting the floating-point error state (callers ignore overflow warnings)."""
     if not (isinstance(Z, np.ndarray) and Z.dtype == np.float64):
         Z = np.asarray(to_numpy(Z), dtype=np.float64)
     z = Z.reshape(-1)
     N = int(z.shape[0])
     if N == 0:
         return 0.0
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        s = float(np.dot(z, z))
-    if 2.0**-600 <= s < math.inf and 2 * N * _U64 < 1:
+    s = float(np.dot(z, z))  # BLAS: no floating-point warnings; out-of-range sums take the scaled path below
+    if 2.0**-600 <= s < math.inf and N < 2**51:
         return _mul_up(math.sqrt(s), _fro_inflation(N))
+    if s == 0.0 and not z.any():
+        return 0.0
     f = _fro_up(z, 0)
     return math.inf if f is None else _float_up(f)
 

@@ -27,6 +27,18 @@ the budget, the sweep is repeated once with the budget reduced by twice the meas
 ``error_bound`` can still exceed ``eps·‖A‖_F`` when ``eps`` is at rounding level (a few ``1e-15``) or
 when ``max_rank`` binds: it is always the bound actually achieved.
 
+**Operations on trains.**  Sums, scalar multiples, Hadamard products, :meth:`TensorTrain.round`, the
+canonical forms and MPO × MPS (:meth:`~tropix.tn.ttmatrix.TTMatrix.apply`) report in ``error_bound`` the
+operands' bounds, propagated by the triangle inequality, plus a rigorous bound on the distance between the
+stored result and the exact operation applied to the stored operands, rounding included.  These bounds are
+computed without forming the dense tensor: a posteriori residuals of every QR/SVD step and orthogonality
+defects of the new cores (each evaluated in float64 with a bound on that evaluation), and operator norms of
+the partial products of the trains from Gram sweeps or per-core spectral norms (see :meth:`TensorTrain.round`
+and :func:`_orthogonalise`).  When truncation dominates, the bound of :meth:`TensorTrain.round` is the
+exact-arithmetic tail ``sqrt(Σ discarded²)`` up to a factor ``1 + O(u)``; with nothing to discard it is a
+rounding-level multiple of ``u·‖X‖_F`` (about ``1e-13`` to ``1e-11`` relative for trains of ``4^10`` or
+``2^20`` entries at ranks 16 to 64).  Cost: about twice the rounding sweeps themselves (measured 1.4-2.4×).
+
 Examples
 --------
 >>> import numpy as np
@@ -58,7 +70,7 @@ from ._linalg import (
     _mul_up,
     _sqrt_float_up,
     as_float,
-    fro_up,
+    fro_up_raw as fro_up,
     gamma_up,
     gram_defect_up,
     inv_one_minus_up,
@@ -85,6 +97,8 @@ from ._linalg import (
 __all__ = ["TensorTrain", "tt_svd", "tt_round", "schmidt_spectrum", "entanglement_entropy"]
 
 _DEFAULT_EPS = 1e-12
+# the bound computations ignore overflow/underflow warnings (non-finite quantities give an infinite bound)
+_quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
 
 
 def _f(x) -> float:
@@ -101,8 +115,11 @@ class TensorTrain:
         ``cores[k]`` has shape ``(r_k, n_k, r_{k+1})``, ``r_0 = r_d = 1``; all of one array library.
     error_bound : float
         Bound on ``‖A − self‖_F`` for the tensor ``A`` this train was built to approximate (0 for an exact
-        representation).  From :func:`tt_svd` it is certified a posteriori, rounding included; arithmetic
-        propagates it and :meth:`round` adds its truncation (see there for what that covers).
+        representation).  From :func:`tt_svd` it is certified a posteriori, rounding included.  Every
+        operation (``+``, ``-``, scalar ``*``, :meth:`hadamard`, :meth:`round`, the canonical forms,
+        :meth:`TTMatrix.apply <tropix.tn.ttmatrix.TTMatrix.apply>`) propagates the operands' bounds and adds a
+        rigorous bound on what it changes itself, floating-point rounding included, computed in TT format
+        (no dense tensor); assumptions: IEEE arithmetic, no overflow or underflow.
     eps : float or None
         The relative tolerance that was requested, if any.
 
@@ -204,6 +221,7 @@ class TensorTrain:
         if other.shape != self.shape:
             raise ShapeError(f"tensor trains of shapes {self.shape} and {other.shape} do not match")
 
+    @_quiet
     def __add__(self, other: "TensorTrain") -> "TensorTrain":
         """Sum in TT form (ranks add); no densification.
 
@@ -239,6 +257,7 @@ class TensorTrain:
     def __sub__(self, other: "TensorTrain") -> "TensorTrain":
         return self + (-other)
 
+    @_quiet
     def __mul__(self, c) -> "TensorTrain":
         """Product with a scalar (scales the first core).
 
@@ -276,6 +295,7 @@ class TensorTrain:
 
     __rmul__ = __mul__
 
+    @_quiet
     def hadamard(self, other: "TensorTrain") -> "TensorTrain":
         """Entrywise (Hadamard) product in TT form (ranks multiply).
 
@@ -331,6 +351,7 @@ class TensorTrain:
         """Equivalent train whose cores 1…d-1 are right-orthonormal."""
         return self.canonical(0)
 
+    @_quiet
     def canonical(self, center: int) -> "TensorTrain":
         """Mixed canonical form: cores left of ``center`` left-orthonormal, right of it right-orthonormal.
 
@@ -379,6 +400,7 @@ class TensorTrain:
         return _entropy(self.schmidt_spectrum(bond), base)
 
     # -- rounding -------------------------------------------------------------------------------
+    @_quiet
     def round(
         self,
         eps: float = _DEFAULT_EPS,
@@ -493,6 +515,7 @@ def _float_up_q(q) -> float:
     return _float_up(Fraction(q))
 
 
+@_quiet
 def _kron_chain_bound(cores, errs, left, right) -> float:
     """``≥ ‖TT(Ĉ) − TT(C)‖_F`` for stored cores ``Ĉ_k = C_k + E_k`` with ``‖E_k‖_F ≤ errs[k]``, given bounds
     ``left[k] ≥ ‖C_0 ⋯ C_{k−1}‖_2`` and ``right[k] ≥ ‖C_k ⋯ C_{d−1}‖_2`` on the *exact* trains' parts.
@@ -670,6 +693,7 @@ def _cumprod_right(s) -> list:
     return out[::-1]
 
 
+@_quiet
 def _svd_sweep_bound(steps, nu) -> float:
     """A rigorous bound on ``‖X' − Y‖_F`` for the truncation sweep of :meth:`TensorTrain.round` (see there).
 

@@ -43,7 +43,7 @@ from ._linalg import (
 from ._linalg import (
     _add_up,
     _mul_up,
-    fro_up,
+    fro_up_raw as fro_up,
     gamma_up,
     prefix_norms,
     prod_up,
@@ -51,7 +51,7 @@ from ._linalg import (
     suffix_norms,
     unit_roundoff,
 )
-from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, _kron_chain_bound, _pow2_scale, _tt_svd, _tt_sweep
+from .tt import _DEFAULT_EPS, TensorTrain, _check_bound, _kron_chain_bound, _quiet, _pow2_scale, _tt_svd, _tt_sweep
 
 __all__ = ["TTMatrix", "factorize"]
 
@@ -475,6 +475,7 @@ class TTMatrix:
             out = out.round(eps if eps is not None else _DEFAULT_EPS, max_rank)
         return out
 
+    @_quiet
     def _apply_bound(self, mps: TensorTrain, cores) -> float:
         """The ``error_bound`` of :meth:`apply` (see there) for the computed product ``cores``."""
         d = len(cores)
