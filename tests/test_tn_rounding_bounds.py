@@ -697,3 +697,20 @@ def test_ttmatrix_round_and_identity_apply():
     r = T.round(1e-10)
     exact = _sq(_exact_tt(T.to_tt().cores) - _exact_tt(r.to_tt().cores))
     assert _dominates(r.error_bound, exact)
+
+
+@pytest.mark.parametrize("center", [0, 3, 7])
+def test_deep_train_round_and_canonical(center):
+    """8 cores of rank up to 4 (256 entries, exact reference): the propagation through long chains of
+    QR/SVD steps stays rigorous and rounding-level when nothing is discarded."""
+    rng = np.random.default_rng(21)
+    a, b = _random_tt(rng, (2,) * 8, 4), _random_tt(rng, (2,) * 8, 3)
+    x = a + b * 0.01
+    nrm = _tt_exact_norm(x.cores)
+    c = x.canonical(center)
+    assert _dominates(c.error_bound, _sq(_exact_tt(x.cores) - _exact_tt(c.cores)))
+    for eps in (1e-14, 1e-3):
+        r = x.round(eps, check=True)
+        exact = _sq(_exact_tt(x.cores) - _exact_tt(r.cores))
+        assert _dominates(r.error_bound, exact)
+        assert r.error_bound <= _fsqrt(exact) * 1.001 + 1e-12 * nrm
