@@ -916,13 +916,14 @@ def ldexp_up(x: float, e: int) -> float:
 
 
 def _scaled_with_exponents(cores):
-    """The cores as float64 arrays scaled by powers of two to ``max |G_k| ∈ [1/2, 1)`` where exact, and the exponents."""
+    """The cores as float64 arrays, those with ``max |G_k|`` outside ``[2^-8, 2^8]`` scaled by powers of two to
+    ``max |G_k| ∈ [1/2, 1)`` where exact, and the exponents."""
     cs, es = [], []
     for c in cores:
         c = np.asarray(to_numpy(c), dtype=np.float64)
         m = float(np.max(np.abs(c))) if c.size else 0.0
         e = 0
-        if 0.0 < m < math.inf:
+        if 0.0 < m < math.inf and not 2.0**-8 <= m <= 2.0**8:  # in range: products of ≤ 100 cores stay finite
             e = int(np.frexp(m)[1])
             sc = np.ldexp(c, -e)
             if np.array_equal(np.ldexp(sc, e), c):
