@@ -286,6 +286,23 @@ def test_float_overflow_and_nan_are_reported(backend):
         tdet(backend([[INF, 0.0], [0.0, 0.0]]))
 
 
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_solve_overflowing_principal_solution_is_reported(S, backend):
+    # before: b - A overflowed to -inf/+inf, read as the zero or as "free": A = [[1e308]], b = [-1e308] gave
+    # x = -inf and exact=False, though x = -2e308 solves the system
+    from tropix.errors import FloatOverflowError
+
+    s = S.sense
+    for A, b in (([[s * 1e308]], [-s * 1e308]), ([[-s * 1e308]], [s * 1e308]), ([[-s * 1e308, 0.0]], [s * 1e308])):
+        with pytest.raises(FloatOverflowError):
+            solve(backend(A), backend(b), semiring=S)
+    # an overflowed difference that does not decide x is harmless
+    r = solve(backend([[-s * 1e308], [0.0]]), backend([s * 1e308, 0.0]), semiring=S)
+    assert to_np(r.x).tolist() == [0.0] and not r.exact  # A_00 + x_0 = -1e308 misses b_0 = 1e308
+    r = solve(backend([[-s * 1e308], [0.0]]), backend([-s * 1e308, 0.0]), semiring=S)
+    assert to_np(r.x).tolist() == [0.0] and r.exact
+
+
 # ------------------------------------------------------------------------------------ log semiring
 
 
@@ -497,6 +514,72 @@ def test_argmax_at_extreme_key_scales(s):
     assert argmax_vertices(K, np.array([0, 0, 0, 0, 1.0, 0]) * s).vertices.tolist() == [0, 1, 2, 3, 4]
 
 
+@st.composite
+def generators(draw, with_zero):
+    n, d = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    rows = []
+    for _ in range(n):
+        row = draw(st.lists(st.one_of(small_int, st.just(NINF)) if with_zero else small_int, min_size=d, max_size=d))
+        if all(v == NINF for v in row):
+            row[0] = 0
+        rows.append(row)
+    return rows
+
+
+def _type(V, x):
+    d = len(x)
+    S = [set() for _ in range(d)]
+    for i, v in enumerate(V):
+        vals = [v[j] - x[j] for j in range(d) if v[j] != NINF]
+        for j in range(d):
+            if v[j] != NINF and v[j] - x[j] == max(vals):
+                S[j].add(i)
+    return tuple(frozenset(s) for s in S)
+
+
+def _type_dim(tp):
+    parent = {}
+
+    def find(a):
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for j, s in enumerate(tp):
+        for i in s:
+            parent[find(("i", i))] = find(("j", j))
+    return len({find(("j", j)) for j in range(len(tp))}) - 1
+
+
+@settings(max_examples=50)
+@given(st.booleans().flatmap(generators), st.lists(st.lists(small_int, min_size=4, max_size=4), min_size=1, max_size=4))
+def test_tropical_polytope_types_pseudovertices_projection_and_dual(V, xs):
+    from tropix.tropical import convex_hull, covector
+
+    d = len(V[0])
+    Vn = np.array(V, dtype=object)
+    P, Pm = convex_hull(Vn), convex_hull(neg(V), semiring=MinPlus)
+    assert P.f_vector == Pm.f_vector  # before: ValueError when no cell meets the torus (all zero in a coordinate)
+    for p in P.pseudovertices:
+        tp = _type(V, [Fraction(v) for v in p])
+        assert all(tp) and _type_dim(tp) == 0
+    for x in xs:
+        x = x[:d]
+        tp = _type(V, x)
+        assert P.type_of(x) == tp == covector(Vn, x)
+        assert P.contains(x) == all(tp) == Pm.contains([-v for v in x])
+        lam = [min(x[j] - v[j] for j in range(d) if v[j] != NINF) for v in V]
+        assert P.project(x).tolist() == [max(l + v[j] for l, v in zip(lam, V)) for j in range(d)]
+
+
+def test_polytope_outside_the_torus_has_empty_f_vector():
+    from tropix.tropical import convex_hull
+
+    P = convex_hull(np.array([[0, NINF], [1, NINF]], dtype=object))
+    assert P.f_vector == () and len(P.pseudovertices) == 0 and not P.contains([0, 0])
+
+
 def test_argmax_cell_with_scores_beyond_the_float_range():
     # before: scores of 1e300 keys at a 1e300 query overflowed and the winner set was empty
     K = np.array([[0.0, 0], [1, 0], [0, 1], [1, 1]]) * 1e300
@@ -553,3 +636,28 @@ def test_hilbert_distance_and_projection_do_not_wrap(dtype):
     lam = [min(a - v for a, v in zip(xi, row)) for row in Vi]
     expect = [max(l + row[j] for l, row in zip(lam, Vi)) for j in range(3)]
     assert tropical_projection(V, xq).tolist() == expect  # before: [-100, 0, 56] for int8
+
+
+# ----------------------------------------------------------- outside this audit's files (for the lead)
+
+
+@pytest.mark.xfail(strict=True, reason="semiring.py (not editable here): MaxPlus/MinPlus add and sum of NumPy "
+                   "object arrays do not check NaN, and Python's max/min drop or keep it by position")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("f", [
+    lambda: MaxPlus.sum(np.array([float("nan"), 1], dtype=object)),      # returns 1
+    lambda: MinPlus.sum(np.array([float("nan"), 1], dtype=object)),      # returns 1
+    lambda: MaxPlus.add(np.array([float("nan")], dtype=object), np.array([1], dtype=object)),  # [1]
+])
+def test_object_array_nan_in_semiring_add_and_sum(f):
+    with pytest.raises(NaNError):
+        f()
+
+
+@pytest.mark.xfail(strict=True, reason="_array.check_no_nan (not editable here): the mask of a 0-d NumPy array "
+                   "is a NumPy scalar, and to_numpy(np.bool_) raises AttributeError (no __dlpack__)")
+def test_check_no_nan_of_0d_numpy_array():
+    from tropix._array import check_no_nan
+
+    with pytest.raises(NaNError):
+        check_no_nan(np.array(float("nan")))

@@ -651,7 +651,9 @@ class TropicalPolytope:
         (Corollary 25) give ``(n+d-i-2)! / ((n-i-1)! (d-i-1)! i!)`` cells of dimension ``i``.
         """
         cells = self.polytope_cells
-        top = max(c.dim for c in cells)
+        # no cell when every generator has the tropical zero in a common coordinate (the polytope misses the
+        # torus): then the f-vector is empty (max() of no cells raised ValueError)
+        top = max((c.dim for c in cells), default=-1)
         return tuple(sum(1 for c in cells if c.dim == k) for k in range(top + 1))
 
     def cell_vertices(self, cell: TropicalCell) -> list[int]:

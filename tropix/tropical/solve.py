@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._array import namespace, to_numpy
-from ..errors import ShapeError
+from ..errors import FloatOverflowError, ShapeError
 from ._square import is_exact_array, prepare, tropical_semiring
 from .semiring import Semiring, TropicalSemiring
 
@@ -164,12 +164,22 @@ def _solve_float(A, b, S: TropicalSemiring, xp):
     bz = S.is_zero(b)  # (m, p)
     A3 = xp.expand_dims(xp.where(Az, xp.zeros_like(A), A), axis=2)  # (m, n, 1)
     b3 = xp.expand_dims(xp.where(bz, xp.zeros_like(b), b), axis=1)  # (m, 1, p)
-    diff = b3 - A3
+    with np.errstate(over="ignore"):
+        diff = b3 - A3
+    ovf = xp.isinf(diff)  # finite b_i - A_ij beyond the float range (zeros are masked just below)
     diff = xp.where(xp.expand_dims(bz, axis=1), xp.full_like(diff, S.zero), diff)
     diff = xp.where(xp.expand_dims(Az, axis=2), xp.full_like(diff, far), diff)
     # the residuation b ⊘ A lives in the completed lattice ℝ ∪ {±∞} (both infinities are legitimate here),
     # so it is the dual order's reduction, not the dual semiring's ⊕ (which rejects S's zero)
     x = (xp.min if S.sense == 1 else xp.max)(diff, axis=0)  # (n, p)
+    ovf = ovf & ~xp.expand_dims(bz, axis=1) & ~xp.expand_dims(Az, axis=2)
+    if bool(xp.any(ovf & (diff == xp.expand_dims(x, axis=0)))):
+        # an overflowed difference decides x_j: it would read as the zero or as "free" (A = [[1e308]],
+        # b = [-1e308] gave x = -inf and exact=False although x = -2e308 solves it)
+        raise FloatOverflowError(
+            "solve: a principal-solution entry b_i - A_ij is finite but beyond the float range; pass exact "
+            "input (int/Fraction) for the exact solution, or rescale A and b"
+        )
     colfree = xp.all(Az, axis=0)
     free = tuple(int(j) for j in np.flatnonzero(np.asarray(to_numpy(colfree))))
     usable = ~(S.is_zero(x) | (x == far))
@@ -199,5 +209,6 @@ def _close(prod, b, S, xp, t):
     bz = S.is_zero(b)
     if bool(xp.any(pz != bz)):
         return False
-    diff = xp.where(pz, xp.zeros_like(prod), prod - xp.where(bz, xp.zeros_like(b), b))
+    with np.errstate(over="ignore"):  # a difference beyond the float range is inf: not close
+        diff = xp.where(pz, xp.zeros_like(prod), prod - xp.where(bz, xp.zeros_like(b), b))
     return bool(xp.all(xp.abs(diff) <= t))
