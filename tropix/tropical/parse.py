@@ -31,6 +31,7 @@ tropix.errors.ParseError: unexpected '*' at position 10 in 'max(0, x +* 1)' (exp
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from fractions import Fraction
 from typing import Any, Mapping
@@ -497,6 +498,8 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
 
     from .polynomial import TropicalPolynomial
 
+    if isinstance(p, numbers.Integral) and not isinstance(p, bool):
+        p = int(p)  # NumPy integers too
     if not isinstance(p, int) or p < 2 or not sympy.isprime(p):
         raise ValueError(f"p = {p!r} is not a prime")
     S = get_semiring(semiring)
@@ -510,6 +513,8 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
             P = poly
         else:
             g = tuple(gens) if gens is not None else tuple(sorted(poly.free_symbols, key=lambda s: s.name))
+            if not g:  # a constant (sympy.Poly needs a generator: GeneratorsNeeded for 0 or 5)
+                g = (sympy.Symbol("x"),)
             P = sympy.Poly(poly, *g)
         items = []
         for e, c in P.terms():
