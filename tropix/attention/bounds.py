@@ -97,11 +97,11 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
     """
     u = unit_roundoff(dtype)
     sub, sub_o = _subnormal(dtype), _subnormal(dtype if out_dtype is None else out_dtype)
-    S = abs(scale) * np.asarray(qnorm, dtype=np.float64) * kmax + np.asarray(extra_abs, dtype=np.float64)
-    sigma = 4.0 * (d + 4) * u * S + 4.0 * u + 2.0 * u * S + 2.0 * (d + 4) * sub  # score error + exp + shift
     m = 2 * n + d + 8
     gam = m * u / max(1.0 - m * u, 1e-300)
     with np.errstate(over="ignore", invalid="ignore"):  # astronomically large scores: an infinite bound, honestly
+        S = abs(scale) * np.asarray(qnorm, dtype=np.float64) * kmax + np.asarray(extra_abs, dtype=np.float64)
+        sigma = 4.0 * (d + 4) * u * S + 4.0 * u + 2.0 * u * S + 2.0 * (d + 4) * sub  # score error + exp + shift
         b = 2.0 * np.asarray(vmax, dtype=np.float64) * (np.expm1(2.0 * sigma) + 3.0 * gam + m * sub) \
             + 2.0 * m * sub_o * np.sqrt(d_v)
     return np.where(np.isnan(b), np.inf, b)

@@ -95,10 +95,13 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     leaf = max(1, int(leaf))
     mu = k.mean(axis=0)
     y = k - mu
+    # the split structure is scale-invariant: work with y scaled by a power of two to entries of order 1 (keys of
+    # norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to the segment
+    # offsets of the sort keys below).  Centres and radii are computed from k itself.
+    _, ex = np.frexp(np.abs(y).max(initial=0.0))
+    y = np.ldexp(y, -ex)
     if n > 1 and d > 1:
         sample = y if n <= 4096 else y[np.random.default_rng(0).choice(n, 4096, replace=False)]
-        sc = float(np.abs(sample).max())  # scaled: keys beyond 1e154 would overflow the Gram matrix (eigh fails)
-        sample = sample / sc if sc > 0 else sample
         _, vecs = np.linalg.eigh(sample.T @ sample)
         y = y @ vecs[:, ::-1][:, : min(d, 16)]
     perm = np.arange(n)
@@ -187,7 +190,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         centers[lvl], radii[lvl] = c, r * (1 + 4 * (d + 4) * 2.0**-53)
         los[lvl], his[lvl] = lo, hi
         crep = reps[lvl + 1]
-        dd = np.linalg.norm(k[crep] - c[par], axis=1)
+        dd = _rownorm(k[crep] - c[par])
         oo = np.lexsort((dd, par))
         reps[lvl] = crep[oo[np.searchsorted(par[oo], np.arange(npar))]]
     fp = k @ _probe(d)

@@ -319,7 +319,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     qmax = H.qn[rows].max(initial=0.0)
     # also a scaled query or a key beyond float32's range on its own (|q| = 1e150, |k| = 1e-150): its float32
     # rounding is inf, the screening scores NaN, and no key would be collected (the row would pass as fully masked)
-    if qmax * H.kmax > _F32_LIMIT or qmax > _F32_LIMIT or H.kmax > _F32_LIMIT:
+    if qmax > _F32_LIMIT or H.kmax > _F32_LIMIT or qmax * H.kmax > _F32_LIMIT:  # (no overflow in the product)
         return out, bound, support, empty, 0
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(nr)
     beta = np.broadcast_to(pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nr), (nr,))
