@@ -32,7 +32,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .._array import to_numpy
+from .._array import from_numpy, to_numpy
 from ._square import is_exact_array, prepare_square, to_python_scalar, tropical_semiring
 from .kleene import plus_closure
 from .matmul import matmul
@@ -154,7 +154,48 @@ def _normalised(A, S: TropicalSemiring, xp, n: int, tol):
     if not bool(xp.any(crit)):  # tol too small for the rounding: keep the nodes closest to mean λ
         crit = diag == S.sum(diag)
     star = S.add(S.identity(n, like=P), P)
+    if tol is None and n <= _EXACT_MAX and not _verified(A, S, xp, n, lam, star, crit):
+        # the default tolerance admitted a node whose cycles miss λ by more than rounding explains (loops
+        # 1e15 and 1e15 + 2: node 0 counted as critical, x was no eigenvector): decide criticality exactly
+        # on the floats' exact binary values; t = None tells critical_graph to take the exact graph
+        ex = _exact_copy(A)
+        _, _, _, crit_ex, _ = _normalised(ex, S, np, n, None)
+        crit = xp.asarray(from_numpy(np.asarray(crit_ex, dtype=bool), A)) if not isinstance(A, np.ndarray) else crit_ex
+        return lam, Al, star, crit, None
     return lam, Al, star, crit, t
+
+
+_EXACT_MAX = 64  # float matrices up to this size fall back to the exact decision when verification fails
+
+
+def _exact_copy(A):
+    """The exact values of a float matrix (any library) as an object array of Fractions, zeros kept."""
+    a = np.asarray(to_numpy(A), dtype=np.float64)
+    out = np.empty(a.shape, dtype=object)
+    out.ravel()[:] = [to_python_scalar(Fraction(v)) if np.isfinite(v) else float(v) for v in a.ravel()]
+    return out
+
+
+def _verified(A, S: TropicalSemiring, xp, n: int, lam, star, crit) -> bool:
+    """Is ``x = ⊕ of the critical columns of star`` an eigenvector within the rounding of its computation?
+
+    A correct ``x`` is a max of sums of at most ``n`` rounded terms ``A_ij - λ``, so
+    ``|A ⊗ x - λ - x| ≤ 4 n² u M`` (``u`` the unit roundoff, ``M`` the largest magnitude involved) bounds
+    its residual with a margin; a larger residual means a non-critical column was taken.
+    """
+    mask = xp.expand_dims(crit, axis=0)
+    x = S.sum(xp.where(mask, star, xp.full_like(star, S.zero)), axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Ax = matmul(A, x, semiring=S)
+        zx, zA = S.is_zero(x), S.is_zero(Ax)
+        if bool(xp.any(zx != zA)):
+            return False
+        res = xp.where(zx, xp.zeros_like(x), Ax - x - lam)
+    a = np.asarray(to_numpy(A), dtype=np.float64)
+    fin = np.abs(a[np.isfinite(a)])
+    M = max(1.0, float(fin.max()) if fin.size else 1.0, abs(float(to_numpy(lam))))
+    u = float(np.finfo(to_numpy(A).dtype).eps) / 2
+    return float(to_numpy(xp.max(xp.abs(res)))) <= 4 * n * n * u * M
 
 
 def eigenvector(A: Any, *, semiring: Semiring | str | None = None, tol: float | None = None):
@@ -252,6 +293,12 @@ def critical_graph(A: Any, *, semiring: Semiring | str | None = None, tol: float
     G = nx.DiGraph()
     G.graph["eigenvalue"] = lam if exact else float(lam.detach() if hasattr(lam, "detach") else lam)
     if Al is None:
+        return G
+    if not exact and t is None:  # criticality was decided on the exact values (see _normalised)
+        Gx = critical_graph(_exact_copy(A), semiring=S)
+        G.add_nodes_from(Gx.nodes())
+        for i, j in Gx.edges():
+            G.add_edge(i, j, weight=float(to_numpy(A)[i, j]))
         return G
     if exact:
         nodes = [j for j in range(n) if crit[j]]
