@@ -247,6 +247,15 @@ def test_uint64_above_int64_range_is_exact_in_the_determinant():
     assert tropical_rank(B) == 2
 
 
+@pytest.mark.parametrize("tol", [INF, np.float64(INF), float("nan"), -1.0])
+def test_determinant_tolerance_must_be_finite(tol):
+    from tropix.errors import ToleranceError
+
+    A = np.array([[0.1, 0.2], [0.2, 0.1]])
+    with pytest.raises(ToleranceError):  # before: tol=inf raised a raw OverflowError
+        optimal_permutations(A, tol=tol)
+
+
 def test_sympy_and_fraction_input_stays_exact():
     A = [[sympy.Rational(1, 3), sympy.Integer(2)], [sympy.Rational(5, 7), 0]]
     assert tdet(A) == Fraction(19, 7)

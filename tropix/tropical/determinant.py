@@ -388,8 +388,8 @@ def _enumerate(slack: np.ndarray, budget: int, limit: int):
 def _scaled_tol(tol: Any, L: int) -> int:
     if tol is None:
         return 0
-    if isinstance(tol, float) and (math.isnan(tol) or tol < 0):
-        raise ToleranceError(f"tol must be a non-negative number, got {tol}")
+    if isinstance(tol, (float, np.floating)) and not (math.isfinite(tol) and tol >= 0):  # inf: OverflowError before
+        raise ToleranceError(f"tol must be a finite non-negative number, got {tol}")
     if tol < 0:
         raise ToleranceError(f"tol must be a non-negative number, got {tol}")
     t = Fraction(tol) * L
