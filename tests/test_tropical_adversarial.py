@@ -419,6 +419,35 @@ def test_polynomial_at_the_tropical_zero(backend):
         p(float("nan"))
 
 
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(1, 4), st.sampled_from([MaxPlus, MinPlus]), st.integers(0, 2**31))
+def test_polynomial_evaluation_with_zero_coordinates_against_definition(nv, nt, S, seed):
+    rng = np.random.default_rng(seed)
+    E = rng.integers(-2, 3, (nt, nv))
+    C = rng.integers(-3, 4, nt) + rng.choice([0.0, 0.5])
+    p = TropicalPolynomial.from_arrays(E, C, semiring=S)
+    X = rng.integers(-3, 4, (4, nv)).astype(float)
+    X[rng.random((4, nv)) < 0.3] = S.zero
+    for x in X:
+        undefined = False
+        vals = []
+        for e, c in zip(p.exponents.tolist(), p.coefficients.tolist()):
+            v = c
+            for a, xi in zip(e, x):
+                if a != 0:  # x^0 = one even at the tropical zero
+                    undefined |= bool(np.isinf(xi) and a < 0)
+                    v = v if undefined else v + a * xi
+            vals.append(v)
+        for arr in (x, torch.tensor(x), x.astype(object)):
+            if undefined:
+                with pytest.raises(NoInverseError):
+                    p(arr)
+                continue
+            got = p(arr)
+            got = to_np(got).ravel()[0] if not isinstance(got, (int, float, Fraction)) else got
+            assert float(got) == (max(vals) if S is MaxPlus else min(vals))
+
+
 def test_polynomial_float32_torch_points():
     # before: RuntimeError (float32 points @ float64 exponents)
     p = TropicalPolynomial.parse("max(0, x + y)")
