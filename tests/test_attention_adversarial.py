@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tropix._array import to_numpy
-from tropix.attention import (auto, build_key_tree, compress_projections, hierarchical, region_sparse, screened,
+from tropix.attention import (auto, build_key_tree, compress_projections, dense, hierarchical, region_sparse, screened,
                               tt_compressed)
 from tropix.attention.bounds import rounding_bound
 from tropix.errors import BoundViolationError
@@ -456,3 +456,21 @@ def test_verify_catches_a_wrong_output():
     with pytest.raises(AssertionError):
         bad = type(res)(np.asarray(res.output) + 1e-2, res.bound, res.eps, res.vmax, res.support, res.method)
         certify(bad, q, k, v, 1e-3)
+
+
+def test_torch_bfloat16_input_is_read_exactly_and_certified():
+    """torch bfloat16 (which NumPy lacks) is read as float32, exactly; the output keeps bfloat16 and the bound
+    covers its rounding (it cannot be below 2^-8 |o|: the request is then not reachable, and the bound says so)."""
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(8, 16, generator=g).to(torch.bfloat16)
+    k = torch.randn(300, 16, generator=g).to(torch.bfloat16)
+    v = torch.randn(300, 4, generator=g).to(torch.bfloat16)
+    ref = dense(q.float().double(), k.float().double(), v.float().double()).numpy()
+    for fn in (dense, screened, region_sparse):
+        r = fn(q, k, v) if fn is dense else fn(q, k, v, eps=1e-3, check=True)
+        out = (r if fn is dense else r.output)
+        assert out.dtype == torch.bfloat16
+        if fn is not dense:
+            err = np.linalg.norm(out.float().numpy() - ref, axis=-1)
+            assert np.all(err <= r.bound + r.reference_slack)

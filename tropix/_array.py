@@ -197,11 +197,15 @@ def asarray(x: Any, *, name: str = "input"):
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy view or copy of ``x`` (torch tensors are detached and moved to the CPU)."""
+    """A NumPy view or copy of ``x`` (torch tensors are detached and moved to the CPU; torch ``bfloat16``,
+    which NumPy lacks, becomes float32, exactly)."""
     if isinstance(x, np.ndarray):
         return x
     if array_api_compat.is_torch_array(x):
-        return x.detach().cpu().numpy()
+        import torch
+
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if array_api_compat.is_cupy_array(x):
         return x.get()
     if is_array(x):
