@@ -78,19 +78,41 @@ def _fr(v) -> Fraction:
     return Fraction(to_exact_scalar(v))
 
 
-def _score_err(Kraw: np.ndarray, braw: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Rigorous bound on the rounding error of the float scores ``b + K @ q`` (rows of ``Q``: (B, n); a vector: (n,)).
-
-    ``γ_{d+2} (|b| + |K|·|q|)`` (Higham), inflated by ``1 + γ`` for the rounding of the bound itself, plus
-    ``(d + 2)·2^-1074`` for gradual underflow of tiny products.  ``|K|·|q|`` is a product of absolute values,
-    not ``‖k‖‖q‖``: those norms square the entries, which underflows to 0 for keys of size 1e-160 and
-    overflows to inf for queries of size 1e160 (0·inf = NaN failed every certificate).
-    """
+def _score_err_tight(Kraw: np.ndarray, braw: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """:func:`_score_err` with ``|K|·|q|`` (entrywise, a matrix product) in place of ``‖k‖‖q‖``: tighter for
+    keys of very different sizes (a key of size 1e-30 among keys of size 1e10)."""
     d = Kraw.shape[1]
     g = _gamma(d + 2)
     with np.errstate(over="ignore", invalid="ignore"):
         err = g * (np.abs(braw) + np.abs(Q) @ np.abs(Kraw).T) * (1 + 2 * g) + (d + 2) * 2.0**-1074
     return np.where(np.isnan(err), np.inf, err)
+
+
+def _score_err(Kraw: np.ndarray, braw: np.ndarray, Q: np.ndarray, nk: np.ndarray | None = None) -> np.ndarray:
+    """Rigorous bound on the rounding error of the float scores ``b + K @ q`` for the rows of ``Q``: (B, n).
+
+    ``γ_{d+2} (|b| + ‖k‖‖q‖)`` (Higham, and Cauchy–Schwarz for ``Σ|k_i q_i|``), inflated by ``1 + 2γ`` for the
+    rounding of the bound itself, plus ``(d + 2)·2^-1074`` for gradual underflow of tiny products.  The norms
+    are computed from rows scaled by their largest entry: plain norms square the entries, which underflowed
+    to 0 for keys of size 1e-160 and overflowed to inf for queries of size 1e160 (0·inf = NaN failed every
+    certificate).  A NaN left in the bound (an infinite norm times a zero one) fails the comparisons that
+    use it, so it certifies nothing.
+    """
+    d = Kraw.shape[1]
+    g = _gamma(d + 2) * (1 + 2 * _gamma(d + 2))
+    nk = _scaled_norms(Kraw) if nk is None else nk
+    nq = _scaled_norms(Q)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return g * (np.abs(braw)[None, :] + nq[:, None] * nk[None, :]) + (d + 2) * 2.0**-1074
+
+
+def _scaled_norms(X: np.ndarray) -> np.ndarray:
+    """Row norms ``m·‖x / m‖`` with ``m = max|x|`` (no under- or overflow of the squares), rounded up."""
+    m = np.abs(X).max(axis=1) if X.shape[1] else np.zeros(X.shape[0])
+    safe = np.where(m > 0, m, 1.0)
+    Xs = X / safe[:, None]
+    with np.errstate(over="ignore"):
+        return m * np.sqrt(np.einsum("ij,ij->i", Xs, Xs)) * (1 + 2 * _U * (X.shape[1] + 3))
 
 
 # ------------------------------------------------------------------------------------------- input
@@ -109,6 +131,7 @@ class _Data:
     float_exact: bool = True  # the float64 data equal the exact data (then float certification is rigorous)
     int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
     flattened: bool = False  # whitening dropped key directions of small but non-zero extent: no "interior" verdicts
+    knorm: Any = None  # _scaled_norms(Kraw), for the certificates
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
@@ -194,7 +217,7 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
         M_out = M.T / (float(np.abs(M).max()) or 1.0)
     int_rows = _int_rows(exact_rows) if exact and not float_exact else None
     return _Data(Z, bc / sb, Kf, bf, exact_rows, M_out, first, s, like, biases is None, float_exact, int_rows,
-                 flattened)
+                 flattened, _scaled_norms(Kf))
 
 
 # ------------------------------------------------------------------------------------------- certification
@@ -208,7 +231,7 @@ def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
         return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
     with np.errstate(over="ignore", invalid="ignore"):  # overflowed scores give NaN/inf: not certified
         sc = D.braw + D.Kraw @ q_orig
-        err = _score_err(D.Kraw, D.braw, q_orig)
+        err = _score_err_tight(D.Kraw, D.braw, q_orig)  # one query: the matrix product costs no more
         lo = sc[j] - err[j]
         return bool(np.all(sc[others] + err[others] < lo))
 
@@ -242,13 +265,24 @@ def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """Vectorised float certification of rows of Q (original units) for keys J; exact input re-checked singly."""
     with np.errstate(over="ignore", invalid="ignore"):  # overflowed scores give NaN/inf: not certified
         sc = D.braw[None, :] + Q @ D.Kraw.T  # (B, n)
-        err = _score_err(D.Kraw, D.braw, Q)
+        err = _score_err(D.Kraw, D.braw, Q, D.knorm)
         hi = sc + err
         rows = np.arange(len(J))
         lo = sc[rows, J] - err[rows, J]
     same = D.first[None, :] == D.first[J][:, None]
     hi = np.where(same, -np.inf, hi)
     ok = hi.max(axis=1) < lo
+    # rows that win without the error terms but not with the (cheap, norm-based) bound: the entrywise bound
+    close = ~ok
+    if close.any():
+        with np.errstate(invalid="ignore"):
+            close &= np.where(same, -np.inf, sc).max(axis=1) < sc[rows, J]
+    if close.any():
+        r2 = np.flatnonzero(close)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e2 = _score_err_tight(D.Kraw, D.braw, Q[r2])
+            hi2 = np.where(same[r2], -np.inf, sc[r2] + e2)
+            ok[r2] = hi2.max(axis=1) < sc[r2, J[r2]] - e2[np.arange(len(r2)), J[r2]]
     if D.exact_rows is not None and not D.float_exact:
         ok = np.array([bool(o) and _certify(D, int(j), Q[r]) for r, (j, o) in enumerate(zip(J, ok))], dtype=bool)
     return ok
@@ -593,7 +627,7 @@ def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | s
         Qf = np.asarray(Qn, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             SC = D.braw[None, :] + Qf @ D.Kraw.T
-            ERR = _score_err(D.Kraw, D.braw, Qf)
+            ERR = _score_err_tight(D.Kraw, D.braw, Qf)
             top = np.max(SC - ERR, axis=1, keepdims=True)
         for r in range(SC.shape[0]):
             if not (np.isfinite(SC[r]).all() and np.isfinite(ERR[r]).all()):
