@@ -201,6 +201,8 @@ def to_numpy(x: Any) -> np.ndarray:
     which NumPy lacks, becomes float32, exactly)."""
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, np.generic):  # a NumPy scalar (e.g. the isnan mask of a 0-d array): no __dlpack__
+        return np.asarray(x)
     if array_api_compat.is_torch_array(x):
         import torch
 

@@ -443,6 +443,9 @@ class TropicalSemiring(Semiring):
             self._check_scalar(a, "first operand", "add")
             self._check_scalar(b, "second operand", "add")
             return (max if self.sense == 1 else min)(a, b)
+        for x, what in ((a, "first operand"), (b, "second operand")):
+            if isinstance(x, np.ndarray) and x.dtype == object:  # Python's max/min would drop a NaN silently
+                check_no_nan(x, f"the {what} of {self.name}.add")
         out = xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
         # the opposite infinity dominates ⊕, so it is in the result iff an operand held it
         self._check_convention(out, "an operand of " + self.name + ".add")
@@ -478,6 +481,8 @@ class TropicalSemiring(Semiring):
             check_real_dtype(x)
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.zero)
+        if isinstance(x, np.ndarray) and x.dtype == object:  # Python's max/min would drop a NaN silently
+            check_no_nan(x, f"the input of {self.name}.sum")
         out = xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
         # the opposite infinity dominates the reduction: it is in the result iff x held it
         self._check_convention(out, "the input of " + self.name + ".sum")
