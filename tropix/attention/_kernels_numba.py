@@ -35,7 +35,8 @@ def _prefetch_row(typingctx, arr, j):
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
         line = context.get_constant(types.intp, 64)
-        nbytes = builder.mul(builder.extract_value(ary.shape, 1), context.get_constant(types.intp, aryty.dtype.bitwidth // 8))
+        itemsize = context.get_constant(types.intp, aryty.dtype.bitwidth // 8)
+        nbytes = builder.mul(builder.extract_value(ary.shape, 1), itemsize)
         nlines = builder.udiv(builder.add(nbytes, context.get_constant(types.intp, 63)), line)
         with cgutils.for_range(builder, nlines) as loop:
             p = builder.gep(i8p, [builder.mul(loop.index, line)])

@@ -4,8 +4,9 @@
 ``scan_block``: one block of keys: the candidate keys within a margin of each query's maximum, and a bound on
 the mass of the others from level counts.
 ``plan_rows``: after the first block, the collection margin of each query for the other blocks.
-``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.  ``finish_rows``: exact float64 scores of
-the core, the softmax over them and the quantities of the certified bound.  See
+``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.
+``finish_rows``: exact float64 scores of the core, the softmax over them and the quantities of the certified
+bound.  See
 :mod:`tropix.attention.screen` for the certificate.
 """
 
@@ -134,7 +135,8 @@ def scan_block(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, 
 def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est, ew):
     """After the first block: per row the collection margin ``tauc[r]`` for the other blocks and the
     extrapolated number of keys it collects (``est[r]``), from the band histogram of the first block's
-    candidates scaled by ``scale`` (= n / block size); ``ew[b] = exp(-b width)``.  A heuristic: the certificate does not depend on it."""
+    candidates scaled by ``scale`` (= n / block size); ``ew[b] = exp(-b width)``.  A heuristic: the
+    certificate does not depend on it."""
     nr = smax.shape[0]
     for r in range(nr):
         c = cnt[r]
@@ -179,7 +181,8 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
     """Per row: bin the collected keys in bands of ``width`` below ``smax`` and choose the smallest core of
     top bands whose left-out mass bound is within ``share`` of the budget.
 
-    Writes the core in place, ``cidx[r, :ncore[r]]`` (key indices), and ``dtil[r]``, a bound on the sum over left-out keys of
+    Writes the core in place, ``cidx[r, :ncore[r]]`` (key indices), and ``dtil[r]``, a bound on the sum over
+    left-out keys of
     ``exp(ŝ_j - smax[r])`` (``ŝ`` the float64 scores, within ``err[r]`` of the screening scores):
     ``(dun[r] + sum_{b >= b*} count_b exp(-b width)) exp(e)``.  ``ncore[r] = -1`` for rows that overflowed
     (``cnt[r] < 0``); rows without a finite score get ``ncore = 0``.  ``ew[b] = exp(-b width)`` for
