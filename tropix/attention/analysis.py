@@ -272,7 +272,7 @@ def _temperatures(G, vis, n_top, eps, max_iter=200):
         active = active[keep]
         if active.size == 0:
             break
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         out[solve] = gmin / u
     slow = np.zeros(solve.size, dtype=bool)
     slow[active] = True  # not converged within max_iter (not seen in practice)
@@ -280,6 +280,30 @@ def _temperatures(G, vis, n_top, eps, max_iter=200):
     if redo.size:
         rows = solve[redo]
         out[rows] = _bisect_float_bits(np.where(vis[rows] & (G[rows] > 0), G[rows], np.inf), c[rows])
+    return out
+
+
+def _row_temperatures(a, G, vis, n_top, eps):
+    """:func:`_temperatures` of a signed score matrix, also where a gap overflows float64 (e.g. scores ``1e308`` and
+    ``-1e308``: the gaps were clamped to the largest float, which gave a ``T_eps`` 10% too small).  Such rows are
+    scaled by ``2**-m`` (exactly; ``T_eps`` scales with the scores) and the result scaled back (``inf`` when
+    ``T_eps`` itself is beyond float64)."""
+    out = _temperatures(G, vis, n_top, eps)
+    big = np.flatnonzero(np.any(vis & (G >= _HUGE), axis=1))
+    for i in big:
+        row = a[i:i + 1]
+        if row.dtype == object:
+            fin = [v for v in row[0] if v != -math.inf]
+            m = max(1, (int(max(fin)) - int(min(fin))).bit_length() - 1000)
+            sc = Fraction(1, 2**m)
+            row = np.array([[v * sc if v != -math.inf else v for v in row[0]]], dtype=object)
+        else:
+            m = 1
+            row = row / 2.0
+        g, v, nt = _gaps(row)
+        with np.errstate(over="ignore"):
+            out[i] = float(_temperatures(g, v, nt, eps)[0]) * 2.0**m if m < 1024 else (
+                math.inf if _temperatures(g, v, nt, eps)[0] > 0 else 0.0)
     return out
 
 
@@ -307,7 +331,7 @@ def _row_stats(a, eps, temperature):
     mar = _margins(a, G, vis)
     if mar.dtype == object:
         mar = np.array([float(v) for v in mar], dtype=np.float64)
-    return W.max(axis=1), ent, _support(W, eps), mar, _temperatures(G, vis, n_top, eps)
+    return W.max(axis=1), ent, _support(W, eps), mar, _row_temperatures(a, G, vis, n_top, eps)
 
 
 def _check_open_eps(eps, fname):
@@ -479,7 +503,7 @@ def sparsity_temperature(scores, eps: float, *, semiring=MaxPlus):
     e = _check_open_eps(eps, "sparsity_temperature")
     a, lead, like = _signed_rows(scores, semiring, "sparsity_temperature")
     G, vis, n_top = _gaps(a)
-    return _out(_temperatures(G, vis, n_top, e), lead, like)
+    return _out(_row_temperatures(a, G, vis, n_top, e), lead, like)
 
 
 def extended_quantile(x, q: float) -> float:
@@ -549,7 +573,7 @@ def tropicality(q, k, mask=None, bias=None, scale=None, causal=False, *, eps: fl
     >>> h.effective_support.tolist(), h.margin.tolist(), float(h.sparse_temperature[1])
     ([1, 2], [10.0, 0.0], 0.0)
     """
-    P = prepare(q, k, np.zeros((_n_keys(k), 1)), mask, bias, scale, causal, fname="tropicality")
+    P = prepare(q, k, _dummy_values(k), mask, bias, scale, causal, fname="tropicality")
     if P.batch_shape:
         raise ShapeError("tropicality takes one head: q of shape (n_q, d) and k of shape (n_k, d)")
     eps = _check_open_eps(eps, "tropicality")
@@ -702,7 +726,7 @@ def attention_entanglement(q, k, mask=None, bias=None, scale=None, causal=False,
     """
     from ..tn import entanglement_entropy, factorize, schmidt_spectrum
 
-    P = prepare(q, k, np.zeros((_n_keys(k), 1)), mask, bias, scale, causal, fname="attention_entanglement")
+    P = prepare(q, k, _dummy_values(k), mask, bias, scale, causal, fname="attention_entanglement")
     if P.batch_shape:
         raise ShapeError("attention_entanglement takes one head (2-D q and k)")
     A = np.zeros((P.n_q, P.n_k))
@@ -726,6 +750,14 @@ def attention_entanglement(q, k, mask=None, bias=None, scale=None, causal=False,
 def _n_keys(k) -> int:
     """Number of keys of ``k`` (array or nested list)."""
     return int(k.shape[-2]) if is_array(k) else len(k)
+
+
+def _dummy_values(k):
+    """A ``(n_k, 1)`` stand-in for the values, in the array library of ``k`` (a NumPy array next to torch ``q``/``k``
+    raised BackendMismatchError)."""
+    if is_array(k) and getattr(k, "ndim", 0) >= 2:
+        return k[..., :1]
+    return np.zeros((_n_keys(k), 1))
 
 
 def _dims(n, factorize):
