@@ -270,3 +270,225 @@ def test_key_geometry_brute_force_cells():
         s = [float(w[0]) * a + float(w[1]) * b for a, b in K]
         best = max(s)
         assert s[j] == best and all(s[i] < best for i in range(len(K)) if K[i] != K[j])
+
+
+# ================================================================== mechanisms against the reference formulas
+from tropix.attention import mechanisms as M  # noqa: E402
+from tropix.errors import BackendMismatchError  # noqa: E402
+
+
+def _softmax_rows(L):
+    """Row softmax of a NumPy logit matrix with -inf = excluded, all-excluded rows = 0 (loops, math.exp)."""
+    out = np.zeros_like(L, dtype=float)
+    for idx in np.ndindex(L.shape[:-1]):
+        row = L[idx]
+        fin = [x for x in row if x != NINF]
+        if not fin:
+            continue
+        top = max(fin)
+        e = [math.exp(x - top) if x != NINF else 0.0 for x in row]
+        out[idx] = np.array(e) / sum(e)
+    return out
+
+
+def _causal(n_q, n_k):
+    return np.arange(n_k)[None, :] <= np.arange(n_q)[:, None]
+
+
+def test_softmax_mechanism_matches_the_formula_with_mask_and_scale():
+    r = np.random.default_rng(10)
+    q, k, v, b = r.normal(size=(2, 5, 3)), r.normal(size=(2, 6, 3)), r.normal(size=(2, 6, 4)), r.normal(size=(5, 6))
+    mask = _causal(5, 6)
+    for scale in (None, 0.3):
+        s = 1 / math.sqrt(3) if scale is None else scale
+        L = np.where(mask, s * np.einsum("hid,hjd->hij", q, k) + b, NINF)
+        out, A = M.softmax_attention(q, k, v, bias=b, scale=scale, mask=mask, return_weights=True)
+        np.testing.assert_allclose(A, _softmax_rows(L), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(out, _softmax_rows(L) @ v, rtol=1e-12, atol=1e-14)
+
+
+def test_force_attention_matches_the_literal_formula():
+    """F_ij = E_i - R_j, r = |F|, u = F/(r + 1e-8), s^h = (u.mu_h) exp(-r), softmax over j (reference 4.1)."""
+    r = np.random.default_rng(11)
+    E, R = r.normal(size=(4, 3)), r.normal(size=(5, 3))
+    R[2] = E[1]  # a zero displacement: r = 0, score 0
+    v, mu = r.normal(size=(2, 5, 2)), r.normal(size=(2, 3))
+    mask = r.random((2, 4, 5)) > 0.3
+    S = np.zeros((2, 4, 5))
+    for h in range(2):
+        for i in range(4):
+            for j in range(5):
+                F = E[i] - R[j]
+                rr = float(np.sqrt(F @ F))
+                S[h, i, j] = float((F / (rr + 1e-8)) @ mu[h]) * math.exp(-rr)
+    A_ref = _softmax_rows(np.where(mask, S, NINF))
+    out, A = M.force_attention(E, R, v, mu, mask=mask, return_weights=True)
+    np.testing.assert_allclose(A, A_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out, A_ref @ v, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(M.force_scores(E, R, mu), S, rtol=1e-9, atol=1e-12)
+
+
+def test_gravitational_matches_the_source_linear_normalisation():
+    """g = G m^q_i m^k_j / (|q_i - k_j|^2 + eps), A = g / (sum g + 1e-8): G and m^q cancel (reference 4.2)."""
+    r = np.random.default_rng(12)
+    q, k, v = r.normal(size=(5, 3)), r.normal(size=(6, 3)), r.normal(size=(6, 2))
+    mq, mk, G = np.exp(r.normal(size=5)), np.exp(r.normal(size=6)), 2.5
+    mask = _causal(5, 6)
+    g = G * mq[:, None] * mk[None, :] / (((q[:, None] - k[None]) ** 2).sum(-1) + 1e-8)
+    g = np.where(mask, g, 0.0)
+    A_src = g / (g.sum(1, keepdims=True) + 1e-8)
+    out, A = M.gravitational_attention(q, k, v, mass_k=mk, mask=mask, return_weights=True)
+    np.testing.assert_allclose(A, A_src, rtol=1e-7)
+    np.testing.assert_allclose(out, A_src @ v, rtol=1e-7, atol=1e-9)
+
+
+def test_gravitational_massless_key_at_distance_zero():
+    """Regression: with eps = 0, a key of log-mass -inf (the documented tropical zero) coinciding with the query
+    gave NaN weights (-inf - (-inf)); a massless key exerts no pull: weight 0, the rest as without it."""
+    q = np.array([[0.0, 0.0], [1.0, 1.0]])
+    k = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 1.0]])
+    v = np.arange(6.0).reshape(3, 2)
+    lm = np.array([NINF, 0.0, 0.0])
+    _, A = M.gravitational_attention(q, k, v, log_mass_k=lm, eps=0.0, return_weights=True)
+    _, A2 = M.gravitational_attention(q, k[1:], v[1:], eps=0.0, return_weights=True)
+    assert not np.isnan(A).any()
+    np.testing.assert_allclose(A[:, 0], 0.0)
+    np.testing.assert_allclose(A[:, 1:], A2, rtol=1e-14)
+    _, B = M.grav_multiscale_attention(q, k, v, log_mass_k=lm[None], gammas=[0.5], eps=0.0, return_weights=True)
+    _, B2 = M.grav_multiscale_attention(q, k[1:], v[1:], log_mass_k=np.zeros((1, 2)), gammas=[0.5], eps=0.0,
+                                        return_weights=True)
+    assert not np.isnan(B).any() and np.all(B[0, :, 0] == 0)
+    # B2 sees the keys at positions 0, 1 instead of 1, 2: compare with the direct formula instead
+    d2 = ((q[:, None] - k[None, 1:]) ** 2).sum(-1)
+    w = 1 / d2 * 0.5 ** np.abs(np.arange(2)[:, None] - np.arange(1, 3)[None, :])
+    np.testing.assert_allclose(B[0, :, 1:], w / w.sum(1, keepdims=True), rtol=1e-14)
+    assert B2.shape == (1, 2, 2)
+    # torch: no NaN in the gradient either
+    qt = torch.tensor(q, requires_grad=True)
+    out = M.gravitational_attention(qt, torch.tensor(k), torch.tensor(v), log_mass_k=torch.tensor(lm), eps=0.0)
+    out.sum().backward()
+    assert torch.isfinite(qt.grad).all()
+
+
+@pytest.mark.parametrize("discount", ["bias", "logit"])
+def test_multiscale_matches_the_formula(discount):
+    """Own Q_t, K_t, V_t per timescale; logits (q.k/sqrt d) * g^|i-j| ("logit", the source) or
+    + |i-j| ln g ("bias"); masked softmax (reference 4.3)."""
+    r = np.random.default_rng(13)
+    T, n, d = 3, 5, 4
+    q, k, v = r.normal(size=(T, n, d)), r.normal(size=(T, n, d)), r.normal(size=(T, n, 2))
+    gam = np.array([0.6, 0.9, 0.99])
+    D = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    mask = _causal(n, n)
+    A_ref = np.zeros((T, n, n))
+    for t in range(T):
+        s = q[t] @ k[t].T / math.sqrt(d)
+        L = s * gam[t] ** D if discount == "logit" else s + D * math.log(gam[t])
+        A_ref[t] = _softmax_rows(np.where(mask, L, NINF))
+    out, A = M.multiscale_attention(q, k, v, gammas=gam, discount=discount, mask=mask, return_weights=True)
+    np.testing.assert_allclose(A, A_ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out, A_ref @ v, rtol=1e-12, atol=1e-14)
+
+
+def test_grav_multiscale_matches_the_source_weights():
+    """g^t = G m^q m^k_t / (d^2 + eps) * g_t^|i-j| with shared q, k, v, row-normalised (reference 4.4)."""
+    r = np.random.default_rng(14)
+    n = 6
+    q, k, v = r.normal(size=(n, 3)), r.normal(size=(n, 3)), r.normal(size=(n, 2))
+    gam = np.array([0.5, 0.95])
+    mk = np.exp(r.normal(size=(2, n)))
+    D = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    d2 = ((q[:, None] - k[None]) ** 2).sum(-1)
+    out, A = M.grav_multiscale_attention(q, k, v, log_mass_k=np.log(mk), gammas=gam, return_weights=True)
+    for t in range(2):
+        g = 3.0 * 0.7 * mk[t][None, :] / (d2 + 1e-8) * gam[t] ** D
+        np.testing.assert_allclose(A[t], g / g.sum(1, keepdims=True), rtol=1e-10)
+        np.testing.assert_allclose(out[t], g / g.sum(1, keepdims=True) @ v, rtol=1e-9, atol=1e-12)
+
+
+def test_powerlaw_matches_the_product_form_per_head_and_rejects_mixed_libraries():
+    """A ∝ exp(q.k/sqrt d) (1 + beta_h |i-j|)^(-alpha_h) per head (reference 4.5)."""
+    r = np.random.default_rng(15)
+    H, n, d = 2, 5, 3
+    q, k, v = r.normal(size=(H, n, d)), r.normal(size=(H, n, d)), r.normal(size=(H, n, 2))
+    al, be = np.array([2.0, 0.5]), np.array([1.0, 3.0])
+    D = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    out, A = M.powerlaw_attention(q, k, v, alpha=al, beta=be, return_weights=True)
+    for h in range(H):
+        w = np.exp(q[h] @ k[h].T / math.sqrt(d)) * (1 + be[h] * D) ** (-al[h])
+        np.testing.assert_allclose(A[h], w / w.sum(1, keepdims=True), rtol=1e-12)
+    # regression: a NumPy alpha with torch q was a raw RuntimeError from torch
+    qt, kt, vt = (torch.tensor(x, dtype=torch.float32) for x in (q, k, v))
+    with pytest.raises(BackendMismatchError):
+        M.powerlaw_attention(qt, kt, vt, alpha=al, beta=be)
+    got = M.powerlaw_attention(qt, kt, vt, alpha=torch.tensor(al, dtype=torch.float32),
+                               beta=torch.tensor(be, dtype=torch.float32))
+    np.testing.assert_allclose(got.numpy(), out, rtol=1e-5, atol=1e-6)
+
+
+def test_tropical_attention_matches_the_formula():
+    """S = -d_H(q_i, k_j), C_i = max_j(S_ij + v_j); min-plus mirrored; masked rows give the tropical zero."""
+    r = np.random.default_rng(16)
+    q, k, v = r.normal(size=(4, 3)), r.normal(size=(5, 3)), r.normal(size=(5, 2))
+    v[1, 0] = NINF
+    mask = r.random((4, 5)) > 0.4
+    mask[2] = False
+    dH = np.array([[np.max(a - b) - np.min(a - b) for b in k] for a in q])
+    S = np.where(mask, -dH, NINF)
+    ref = np.max(S[:, :, None] + v[None], axis=1)
+    np.testing.assert_array_equal(M.tropical_attention(q, k, v, mask=mask), ref)
+    vm = np.where(np.isinf(v), np.inf, v)
+    ref_min = np.min(np.where(mask, dH, np.inf)[:, :, None] + vm[None], axis=1)
+    np.testing.assert_array_equal(M.tropical_attention(q, k, vm, mask=mask, semiring="min"), ref_min)
+
+
+def test_resonant_tensorised_scores_equal_the_sparse_definition():
+    states = [M.SparsePrimeState.from_hash(f"t{i}", k=1 + i % 4, n_primes=9) for i in range(7)]
+    P, PH, Q = M.states_to_arrays(states)
+    S = M.resonant_scores(P, PH, Q, P, PH, Q)
+    for i, s in enumerate(states):
+        for j, t in enumerate(states):
+            shared = set(s.primes) & set(t.primes)
+            if not shared:
+                assert S[i, j] == 0
+                continue
+            J = len(shared) / len(set(s.primes) | set(t.primes))
+            qa = np.mean([abs(np.dot(s.quaternions[s.primes.index(p)], t.quaternions[t.primes.index(p)]))
+                          for p in shared])
+            ph = np.mean([math.cos(np.angle(s.amplitudes[s.primes.index(p)]) - np.angle(t.amplitudes[t.primes.index(p)]))
+                          for p in shared])
+            ref = 0.33 * J + 0.33 * qa + 0.34 * 0.5 * (ph + 1)
+            assert abs(S[i, j] - ref) < 1e-12 and abs(M.resonance(s, t) - ref) < 1e-12
+
+
+def test_mechanism_gradients_match_finite_differences():
+    r = np.random.default_rng(17)
+    q, k, v = (torch.tensor(r.normal(size=s), requires_grad=True) for s in ((3, 2), (4, 2), (4, 2)))
+    mask = torch.tensor(_causal(3, 4))
+    funcs = [
+        lambda q, k, v: M.softmax_attention(q, k, v, mask=mask),
+        lambda q, k, v: M.gravitational_attention(q, k, v, mask=mask),
+        lambda q, k, v: M.force_attention(q, k, v[None], torch.ones(1, 2, dtype=torch.float64)),
+        lambda q, k, v: M.powerlaw_attention(q[None], k[None], v[None], alpha=2.0, beta=1.0),
+        lambda q, k, v: M.multiscale_attention(q[None], k[None], v[None], gammas=torch.tensor([0.7], dtype=torch.float64)),
+    ]
+    for f in funcs:
+        assert torch.autograd.gradcheck(f, (q, k, v), eps=1e-6, atol=1e-6)
+
+
+def test_mechanism_bad_input_errors():
+    q = np.zeros((2, 3))
+    with pytest.raises(NaNError):
+        M.gravitational_attention(q * np.nan, q, q)
+    with pytest.raises(ShapeError):
+        M.softmax_attention(q, np.zeros((2, 4)), q)
+    with pytest.raises(ShapeError):
+        M.softmax_attention(q, q, np.zeros((3, 3)))
+    with pytest.raises(EmptyInputError):
+        M.softmax_attention(q, np.zeros((0, 3)), np.zeros((0, 3)))
+    with pytest.raises(ToleranceError):
+        M.multiscale_attention(q[None], q[None], q[None], gammas=[1.5])
+    with pytest.raises(ToleranceError):
+        M.gravitational_attention(q, q, q, mass_k=np.array([0.0, 1.0]))
+    with pytest.raises(ConventionError):
+        M.tropical_attention(q, q, np.full((2, 3), np.inf))  # +inf is not a max-plus value

@@ -26,6 +26,7 @@ Where the source is vague: the discounts are unconstrained parameters there; the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,11 @@ def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas
         raise ShapeError(f"log_mass_k must have shape (T, ..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
     base = gravitational_logits(q, k, xp.zeros(k.shape[:-1], dtype=k.dtype), eps=eps)  # −log(d² + ε)
-    logits = base[None, ...] + log_mass_k[..., None, :]
+    lm = log_mass_k[..., None, :]
+    base = base[None, ...]
+    if eps == 0:  # a massless key takes no part, even at distance 0 (+inf + -inf was NaN)
+        base = xp.where(lm == -math.inf, xp.zeros_like(lm), base)
+    logits = base + lm
     lg = xp.reshape(lg, (T,) + (1,) * (logits.ndim - 3))
     A = masked_softmax(xp, discounted_logits(logits, lg, discount="bias"), mask)
     out = A @ v

@@ -64,7 +64,10 @@ def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
         ld = xp.where(d2 > 0, xp.log(xp.where(d2 > 0, d2, xp.ones_like(d2))), xp.full_like(d2, -math.inf))
     else:
         ld = xp.log(d2 + eps)
-    return log_mass_k[..., None, :] - ld
+    lm = log_mass_k[..., None, :]
+    if eps == 0:  # a massless key (log m = -inf) exerts no pull, even from distance 0 (-inf - (-inf) was NaN)
+        ld = xp.where(lm == -math.inf, xp.zeros_like(ld), ld)
+    return lm - ld
 
 
 def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_mass_k: Any = None,
