@@ -43,7 +43,7 @@ import numpy as np
 import opt_einsum
 
 from .._array import asarray, is_array, namespace, to_numpy
-from ..errors import ParseError, SemiringMismatchError, ShapeError
+from ..errors import ConventionError, FloatOverflowError, ParseError, SemiringMismatchError, ShapeError
 from ..tropical.matmul import matmul as semiring_matmul
 
 try:  # the validated public matmul re-checks every intermediate for NaN/convention; skip that for them
@@ -102,7 +102,9 @@ def _parse(subscripts: str, n_ops: int):
 def _prepare(subscripts, operands, S):
     ops = []
     for k, op in enumerate(operands):
-        if not is_array(op) or (isinstance(op, np.ndarray) and op.dtype == object):
+        if isinstance(op, np.ndarray) and op.dtype == object and op.size == 0:
+            pass  # empty exact input stays exact (asarray would make it float64)
+        elif not is_array(op) or (isinstance(op, np.ndarray) and op.dtype == object):
             op = asarray(op, name=f"operand {k}")
         if not (isinstance(op, np.ndarray) and op.dtype.kind == "f" and np.isfinite(op).all()):
             # finite real floats are elements of every semiring; anything else gets the full check
@@ -111,7 +113,62 @@ def _prepare(subscripts, operands, S):
     xp = namespace(*ops)
     terms, out = _parse(subscripts, len(ops))
     sizes = _sizes(terms, [op.shape for op in ops])
+    ops = _widen_int_operands(ops, sizes, S, xp)
     return xp, ops, terms, out, sizes
+
+
+_INT64_SAFE = 1 << 62
+
+
+def _widen_int_operands(ops, sizes, S, xp):
+    """Integer/bool operands as ``int64`` when no intermediate can leave it, else as Python integers.
+
+    Fixed-width integers wrap silently (int8: ``100 + 100 = -56``) and the pairwise steps combine
+    operands with the array library's own ``+``/``*``.  Every intermediate of a contraction is bounded
+    by ``Σ_k max|op_k|`` in a tropical semiring and by ``Π_k max|op_k| · Π_{all indices} size`` in the
+    ordinary one, so when that bound fits in ``int64`` the operands are widened to ``int64``, and
+    otherwise (NumPy) become object arrays of Python integers (exact, any size).
+    """
+    is_int = []
+    for op in ops:
+        if isinstance(op, np.ndarray):
+            is_int.append(op.dtype.kind in "iub")
+        else:
+            try:
+                is_int.append(bool(xp.isdtype(op.dtype, ("integral", "bool"))))
+            except (TypeError, ValueError, AttributeError):
+                is_int.append(False)
+    if not any(is_int):
+        return ops
+    bounds = []
+    for op, flag in zip(ops, is_int):
+        if not flag:
+            continue
+        n = math.prod(int(d) for d in op.shape)
+        if n == 0:
+            bounds.append(0)
+        elif isinstance(op, np.ndarray):
+            bounds.append(max(abs(int(op.max())), abs(int(op.min()))))
+        else:
+            bounds.append(max(abs(int(xp.max(op))), abs(int(xp.min(op)))))
+    if isinstance(S, RealSemiring):
+        bound = math.prod(max(b, 1) for b in bounds) * math.prod(max(n, 1) for n in sizes.values())
+    else:
+        bound = sum(bounds)
+    fits = bound <= _INT64_SAFE
+    new = []
+    for op, flag in zip(ops, is_int):
+        if not flag:
+            new.append(op)
+        elif fits:
+            new.append(op.astype(np.int64) if isinstance(op, np.ndarray) else xp.astype(op, xp.int64))
+        elif isinstance(op, np.ndarray):
+            obj = np.empty(op.shape, dtype=object)
+            obj.ravel()[:] = [int(v) for v in op.ravel()] if op.size else []
+            new.append(obj)
+        else:
+            new.append(op)  # not NumPy: no exact big-integer dtype to widen to
+    return new
 
 
 def _sizes(terms, shapes) -> dict[str, int]:
@@ -238,6 +295,22 @@ def contract(
         if res is not None:
             return res
     xp, ops, terms, out, sizes = _prepare(subscripts, operands, S)
+    try:
+        if isinstance(S, TropicalSemiring):  # overflow is detected and raised below, not warned about
+            with np.errstate(over="ignore", invalid="ignore"):
+                return _contract_generic(subscripts, ops, terms, out, S, xp, optimize, count, assignment)
+        return _contract_generic(subscripts, ops, terms, out, S, xp, optimize, count, assignment)
+    except ConventionError:
+        # the operands were validated, so the opposite infinity can only come from a float overflow
+        raise FloatOverflowError(
+            f"the {S} contraction overflowed the float range (an intermediate ⊗ of finite values gave "
+            f"{'+inf' if S.sense == 1 else '-inf'}, which is not an element of {S}); use exact input "
+            "(int/Fraction) or rescale the operands"
+        ) from None
+
+
+def _contract_generic(subscripts, ops, terms, out, S, xp, optimize, count, assignment):
+    """The array-library path of :func:`contract` on validated operands."""
     path = contraction_path(subscripts if "->" in subscripts else ",".join(terms) + "->" + out,
                             *[op.shape for op in ops], optimize=optimize)
     keep_tree = bool(assignment)
@@ -289,6 +362,7 @@ def contract(
         val = xp.permute_dims(val, perm) if not _is_obj(val) else np.transpose(val, perm)
         if cnt is not None:
             cnt = xp.permute_dims(cnt, perm) if not _is_obj(cnt) else np.transpose(cnt, perm)
+    _check_overflow(val, S)
     val = _finish(val)
     res: list = [val]
     if count:
@@ -300,6 +374,27 @@ def contract(
 
 def _is_obj(x) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == object
+
+
+def _check_overflow(val, S) -> None:
+    """Raise :class:`~tropix.errors.FloatOverflowError` if a float result left the semiring.
+
+    Inputs are validated, so the opposite infinity (``+inf`` in max-plus, ``-inf`` in min-plus) or NaN
+    in the result can only come from an intermediate ``⊗`` (a float ``+``) that overflowed, e.g.
+    ``1e308 ⊗ 1e308`` (NaN when such an overflow later met the tropical zero).
+    """
+    if S.sense is None or _is_obj(val):
+        return
+    a = val if isinstance(val, np.ndarray) else np.asarray(to_numpy(val))
+    if a.dtype.kind != "f":
+        return
+    bad = np.isnan(a) | (a == (math.inf if S.sense == 1 else -math.inf))
+    if bad.any():
+        raise FloatOverflowError(
+            f"the {S} contraction overflowed the float range (an intermediate ⊗ of finite values gave "
+            f"{'+inf' if S.sense == 1 else '-inf'}, which is not an element of {S}); use exact input "
+            "(int/Fraction) or rescale the operands"
+        )
 
 
 def _finish(v, as_int: bool = False):
@@ -336,9 +431,10 @@ def _reduce_single(item, keep, S, xp, count, keep_tree):
     perm = tuple(i for i in range(len(term)) if i not in axes) + axes
     shape_keep = tuple(int(val.shape[i]) for i in perm[: len(term) - nd])
     v = _permute(val, perm, xp)
-    v = _reshape(v, shape_keep + (-1,), xp)
+    n_drop = math.prod(int(val.shape[i]) for i in axes)  # explicit: -1 is ambiguous for size-0 arrays
+    v = _reshape(v, shape_keep + (n_drop,), xp)
     if count:
-        c = _reshape(_permute(cnt, perm, xp), shape_keep + (-1,), xp)
+        c = _reshape(_permute(cnt, perm, xp), shape_keep + (n_drop,), xp)
         best = _arr(S.sum(v, axis=-1))
         mask = v == _expand(best, -1, xp)
         newc = _arr(_sum(_where(mask, c, 0, xp), -1, xp))
@@ -463,10 +559,10 @@ def _pair_small(small_item, big_item, keep, S, xp, count, keep_tree, dims, small
     if not con_g:
         # nothing is summed: one broadcast writes the result with the new indices in front
         pad = (1,) * len(sonly)
-        T = mul(Sp, _reshape(Bgg, pad + rest_gshape, xp))
+        T = _arr(mul(Sp, _reshape(Bgg, pad + rest_gshape, xp)))
         full = so_shape + rest_gshape
         if tuple(int(n) for n in T.shape) != full:
-            T = T + _zeros_shape(full, T, xp)
+            T = _arr(T + _zeros_shape(full, T, xp))
         C = None
         if count:
             C = CSp * _reshape(CBg, pad + rest_gshape, xp)
@@ -565,7 +661,7 @@ def _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims, swap=Fa
     pb = tuple(tb.index(ch) for ch in border)
     Ae = _reshape(A, gshape_a, xp)
     Be = _reshape(_permute(B, pb, xp), gshape_b, xp)
-    T = _fast_ops(S, xp)[0](Ae, Be)
+    T = _arr(_fast_ops(S, xp)[0](Ae, Be))  # 0-d object arrays combine to a bare scalar
     con_axes = [i for i, g in enumerate(groups) if g[0] in con_set]
     if count:
         P = _reshape(CA, gshape_a, xp) * _reshape(_permute(CB, pb, xp), gshape_b, xp)
@@ -583,7 +679,7 @@ def _pair_broadcast(a_item, b_item, keep, S, xp, count, keep_tree, dims, swap=Fa
     shape = tuple(dims[ch] for ch in outterm)
     full = tuple(math.prod(dims[c] for c in g) for g in groups if g[0] not in con_set)
     if tuple(int(n) for n in T.shape) != full:  # no reduction happened and broadcasting left a 1
-        T = T + _zeros_shape(full, T, xp)
+        T = _arr(T + _zeros_shape(full, T, xp))
     T = _reshape(T, shape, xp)
     if C is not None:
         if tuple(int(n) for n in C.shape) != full:
@@ -1008,7 +1104,9 @@ def _contract_fast(subscripts, operands, S, optimize, count, assignment):
         r = arr[off : off + nres].reshape(shape).transpose(plan.perm)
         return np.negative(r) if neg else r.copy()
 
-    val = _finish(result(V, S.sense == -1))
+    val = result(V, S.sense == -1)
+    _check_overflow(val, S)
+    val = _finish(val)
     res: list = [val]
     if count:
         res.append(_finish(result(C, False), as_int=True))
