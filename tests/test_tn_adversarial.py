@@ -313,3 +313,180 @@ def test_many_operands_chain():
     sub = ",".join(f"{chr(0x3b1 + k)}{chr(0x3b1 + k + 1)}" for k in range(n)) + "->"
     v, c = contract(sub, *ops, semiring=MaxPlus, count=True)
     assert v == n and c == 2  # alternating walks 0101… and 1010…
+
+
+# -- PEPS against dense computation ----------------------------------------------------------------------
+
+
+def _dense_norm_squared(psi):
+    d = np.asarray(to_np(psi.to_dense()), dtype=float).ravel()
+    return float(d @ d)
+
+
+@pytest.mark.parametrize("grid", [(1, 1), (1, 4), (4, 1), (2, 3), (3, 2), (3, 3)])
+@pytest.mark.parametrize("D", [1, 2])
+def test_peps_norm_against_dense(grid, D):
+    from tropix.tn import PEPS
+
+    psi = PEPS.random(*grid, phys_dim=2, bond_dim=D, seed=grid[0] * 10 + grid[1])
+    ref = _dense_norm_squared(psi)
+    exact = psi.norm_squared()
+    assert exact.truncation_error == 0.0 and math.isclose(exact.value, ref, rel_tol=1e-10)
+    # a boundary dimension that discards nothing reproduces the exact value
+    big = psi.norm_squared(chi=max(1, D * D) ** (grid[1] // 2 + 1))
+    assert big.truncation_error == 0.0 and math.isclose(big.value, ref, rel_tol=1e-10)
+    small = psi.norm_squared(chi=1)
+    if small.truncation_error == 0.0:
+        assert math.isclose(small.value, ref, rel_tol=1e-10)
+
+
+def test_peps_zero_site_and_integer_sites():
+    from tropix.tn import PEPS
+
+    psi = PEPS.random(3, 3, 2, 2, seed=1)
+    for pos in [(0, 0), (1, 1), (2, 2)]:
+        ts = [list(r) for r in psi.tensors]
+        ts[pos[0]][pos[1]] = np.zeros_like(ts[pos[0]][pos[1]])
+        z = PEPS(tuple(tuple(r) for r in ts))
+        for chi in (None, 1, 4):
+            assert z.norm_squared(chi).value == 0.0
+    ones = tuple(tuple(np.full((2, 1, 1, 1, 1), 100, dtype=np.int8) for _ in range(2)) for _ in range(2))
+    # 2**4 basis states, each of amplitude 100**4: <psi|psi> = 16 * 10**16 (int8 would wrap)
+    assert PEPS(ones).norm_squared().value == 16 * 10**16
+    assert PEPS(ones).norm_squared(chi=2).value == 16 * 10**16
+
+
+def test_peps_expectation_against_dense():
+    from tropix.tn import PEPS
+
+    psi = PEPS.random(2, 3, 2, 2, seed=7)
+    d = np.asarray(psi.to_dense())
+    z = np.array([1.0, -1.0])
+    ref = np.einsum("abcdef,a,c->", d * d, z, z) / np.sum(d * d)
+    Z = np.diag(z)
+    assert math.isclose(psi.expectation({(0, 0): Z, (0, 2): Z}), ref, rel_tol=1e-10)
+    assert math.isclose(psi.expectation({(0, 0): Z, (0, 2): Z}, chi=16), ref, rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("chi", [None, 2, 16])
+def test_regression_peps_overflow_raises(chi):
+    """Site tensors scaled by 1e30 on a 4×3 grid (⟨ψ|ψ⟩ ~ 1e720): the exact contraction returned NaN
+    (inf − inf in the float contraction) and the boundary MPS raised a raw ``ValueError: cannot convert
+    NaN to integer ratio`` from ``TensorTrain.__mul__`` (its norm was NaN).  Fix: non-finite values raise
+    FloatOverflowError; moderately large values (1e12 per site, ⟨ψ|ψ⟩ ~ 1e288) still work."""
+    from tropix.tn import PEPS
+
+    psi = PEPS.random(4, 3, 2, 2, seed=3)
+    ref = _dense_norm_squared(psi)
+    big = PEPS(tuple(tuple(t * 1e30 for t in r) for r in psi.tensors))
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(FloatOverflowError):
+        big.norm_squared(chi)
+    ok = PEPS(tuple(tuple(t * 1e12 for t in r) for r in psi.tensors))
+    v = ok.norm_squared(chi)
+    if v.truncation_error == 0.0:
+        assert math.isclose(v.value, ref * 1e288, rel_tol=1e-9)
+
+
+# -- Tucker and TT: certified bounds against the exact error ------------------------------------------------
+
+
+def _fractions(a):
+    a = np.asarray(a)
+    if a.dtype == object:
+        return np.vectorize(Fraction, otypes=[object])(a)
+    if a.dtype.kind in "iub":
+        return np.vectorize(lambda v: Fraction(int(v)), otypes=[object])(a)
+    return np.vectorize(Fraction, otypes=[object])(a.astype(np.float64))
+
+
+def _exact_sq_error(A, dense_exact):
+    return sum(((a - b) ** 2 for a, b in zip(_fractions(A).ravel(), dense_exact.ravel())), Fraction(0))
+
+
+def _tucker_exact_dense(dec):
+    T = _fractions(to_np(dec.core))
+    for n, U in enumerate(dec.factors):
+        if U is None:
+            continue
+        U = _fractions(to_np(U))
+        T = np.moveaxis(np.tensordot(U, np.moveaxis(T, n, 0), axes=([1], [0])), 0, n)
+    return T
+
+
+TENSOR_KINDS = st.sampled_from(["float", "int", "frac", "zero", "rank1", "huge", "tiny", "int8"])
+
+
+def _make(kind, shape, seed):
+    g = np.random.default_rng(seed)
+    if kind == "float":
+        return g.standard_normal(shape)
+    if kind == "int":
+        return g.integers(-5, 6, size=shape)
+    if kind == "int8":
+        return g.integers(100, 127, size=shape).astype(np.int8)
+    if kind == "frac":
+        return np.vectorize(lambda v: Fraction(int(v), 7), otypes=[object])(g.integers(-9, 10, size=shape))
+    if kind == "zero":
+        return np.zeros(shape)
+    if kind == "rank1":
+        A = np.ones(())
+        for n in shape:
+            A = np.multiply.outer(A, g.standard_normal(n))
+        return A
+    if kind == "huge":
+        return g.standard_normal(shape) * 1e300
+    return g.standard_normal(shape) * 1e-310
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=3), kind=TENSOR_KINDS,
+       seed=st.integers(0, 1000), eps=st.sampled_from([None, 1e-12, 0.1, 0.5, 0.9]),
+       ranks=st.lists(st.integers(1, 4), min_size=3, max_size=3), shared=st.booleans(),
+       n_iter=st.sampled_from([0, 2]))
+def test_tucker_bound_holds_exactly(shape, kind, seed, eps, ranks, shared, n_iter):
+    from tropix.tn import tucker
+
+    shape = tuple(shape)
+    A = _make(kind, shape, seed)
+    r = None if eps is not None else tuple(ranks[: len(shape)])
+    dec = tucker(A, eps=eps, ranks=r, shared_across=(0,) if shared and len(shape) > 1 else (), n_iter=n_iter)
+    D = _tucker_exact_dense(dec)
+    assert _exact_sq_error(A, D) <= Fraction(dec.error_bound) ** 2
+    if dec.slice_error_bounds is not None:
+        for k in range(shape[0]):
+            assert _exact_sq_error(A[k], D[k]) <= Fraction(float(dec.slice_error_bounds[k])) ** 2
+
+
+def test_regression_tucker_norm_overflow_raises():
+    """``tucker(np.full((2, 2, 2), 1.7e308), eps=0.1)`` raised a raw ``OverflowError: math range error``
+    (‖A‖_F > 1.8e308 in ``math.ldexp``).  Fix: FloatOverflowError with the reason; a tensor whose norm is
+    representable (one entry 1.7e308) still decomposes with a valid bound."""
+    from tropix.tn import tucker
+
+    with pytest.raises(FloatOverflowError):
+        tucker(np.full((2, 2, 2), 1.7e308), eps=0.1)
+    A = np.array([[1.7e308, 1e300]])
+    dec = tucker(A, eps=0.1)
+    assert _exact_sq_error(A, _tucker_exact_dense(dec)) <= Fraction(dec.error_bound) ** 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=4), kind=TENSOR_KINDS,
+       seed=st.integers(0, 1000), eps=st.sampled_from([1e-14, 0.1, 0.5, 0.9]),
+       max_rank=st.sampled_from([None, 1, 2]), reps=st.sampled_from([0.1, 0.5]))
+def test_tt_svd_and_round_bounds_hold_exactly(shape, kind, seed, eps, max_rank, reps):
+    from tropix.tn import tt_svd
+
+    A = _make(kind, tuple(shape), seed)
+
+    def dense(T):
+        cores = [_fractions(to_np(c)) for c in T.cores]
+        out = cores[0]
+        for c in cores[1:]:
+            out = np.tensordot(out, c, axes=1)
+        return out.reshape(T.shape)
+
+    T = tt_svd(A, eps=eps, max_rank=max_rank)
+    assert _exact_sq_error(A, dense(T)) <= Fraction(T.error_bound) ** 2
+    R = T.round(reps, 1)
+    assert _exact_sq_error(A, dense(R)) <= Fraction(R.error_bound) ** 2

@@ -35,7 +35,7 @@ import numpy as np
 from opt_einsum import get_symbol
 
 from .._array import from_numpy, namespace, to_numpy
-from ..errors import ShapeError, ToleranceError
+from ..errors import FloatOverflowError, ShapeError, ToleranceError
 from ._linalg import as_float, check_max_rank
 from .contract import contract
 from .tt import TensorTrain
@@ -244,6 +244,11 @@ class PEPS:
                 new.append(xp.reshape(c, (a * l, d, a2 * r)))
             B = TensorTrain(tuple(new))
             nrm = B.norm()
+            if not math.isfinite(nrm):
+                raise FloatOverflowError(
+                    f"the boundary MPS after row {i} has norm {nrm} (the float range was exceeded); rescale the "
+                    "site tensors"
+                )
             if nrm == 0.0:
                 return BoundaryContraction(0.0, chi, trunc)
             B = B * (1.0 / nrm)
@@ -254,7 +259,14 @@ class PEPS:
                 B = Bt
         last = [xp.permute_dims(E[:, :, 0, :], (2, 0, 1)) for E in rows[-1]]  # (l, u, r)
         val = _f(B.dot(TensorTrain(tuple(last))))
-        return BoundaryContraction(val * math.exp(lognorm), chi, trunc)
+        try:
+            val = val * math.exp(lognorm) if val else 0.0
+        except OverflowError:
+            val = math.inf
+        if not math.isfinite(val):
+            raise FloatOverflowError(f"the boundary contraction gave {val} (the float range was exceeded); rescale "
+                                     "the site tensors")
+        return BoundaryContraction(val, chi, trunc)
 
     # -- public contractions --------------------------------------------------------------------
     def _check_ops(self, ops: Mapping | None) -> dict:
@@ -280,7 +292,13 @@ class PEPS:
         """
         ops = self._check_ops(ops)
         if chi is None:
-            return BoundaryContraction(self._double_layer_exact(ops, optimize), None, 0.0)
+            value = self._double_layer_exact(ops, optimize)
+            if not math.isfinite(value):  # inf or NaN (inf - inf): the float range was exceeded
+                raise FloatOverflowError(
+                    f"the exact double-layer contraction gave {value} (the float range was exceeded); rescale "
+                    "the site tensors"
+                )
+            return BoundaryContraction(value, None, 0.0)
         chi = check_max_rank(chi, "chi")
         return self._boundary(ops, chi)
 

@@ -54,7 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._array import namespace, to_numpy
-from ..errors import ShapeError, ToleranceError
+from ..errors import FloatOverflowError, ShapeError, ToleranceError
 from ._linalg import (
     _U64,
     _float_up,
@@ -473,7 +473,13 @@ def tucker(
     e = int(np.frexp(mx)[1]) if 0.0 < mx < math.inf else 0
     C = _pow2_scale(A, -e)
     nrm_c = _f(fro_norm(C))
-    nrm = math.ldexp(nrm_c, e)
+    try:
+        nrm = math.ldexp(nrm_c, e)
+    except OverflowError:
+        raise FloatOverflowError(
+            f"the Frobenius norm of the tensor (about 2^{e} · {nrm_c:.3g}) exceeds the float64 range, so neither "
+            "the norm nor the error bound is representable; rescale the tensor"
+        ) from None
 
     def run(reserve: float):
         core, factors, tail = _hosvd_hooi(C, modes, eps, ranks, max_rank, n_iter, nrm_c, math.ldexp(reserve, -e))
