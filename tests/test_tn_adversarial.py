@@ -288,6 +288,26 @@ def test_regression_float_overflow_torch():
         contract("i,i->", a, a, semiring=MaxPlus)
 
 
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_regression_exact_assignment_compares_exactly(S):
+    """``contract('i,i->', [1, 1 + 10**-30], [0, 0], semiring=MaxPlus, assignment=True)`` returned
+    ``{'i': 0}`` (value 1, not the optimum 1 + 10**-30), and integers beyond 1e308 raised OverflowError:
+    the backtracking compared ``float(x)``.  Fix: entries are compared as they are."""
+    eps = Fraction(1, 10**30)
+    A = np.array([Fraction(1), 1 + eps], dtype=object) * S.sense
+    Z = np.array([Fraction(0), Fraction(0)], dtype=object)
+    val, asg = contract("i,i->", A, Z, semiring=S, assignment=True)
+    assert val == (1 + eps) * S.sense and asg == {"i": 1}
+    assert contract("i->i", A, semiring=S, assignment=True)[1] == {"i": 1}
+    assert contract("i,j->ij", A, A, semiring=S, assignment=True)[1] == {"i": 1, "j": 1}
+    big = np.array([10**400, 10**400 + 1], dtype=object) * S.sense
+    assert contract("i,i->", big, big, semiring=S, assignment=True) == (2 * big[1], {"i": 1})
+    # through a pair step with a summed index: max_j A_i + B_ij over exact values
+    B = np.array([[0, eps], [eps, 2 * eps]], dtype=object) * S.sense
+    val, asg = contract("i,ij->", A, B, semiring=S, assignment=True)
+    assert val == (1 + 3 * eps) * S.sense and asg == {"i": 1, "j": 1}
+
+
 # -- targeted checks that passed (kept as guards) ----------------------------------------------------------
 
 

@@ -765,8 +765,8 @@ def _backtrack(root: _Node, out: str, val, term: str, perm, S) -> dict:
     assign: dict[str, int] = {}
     v = np.asarray(to_numpy(val)) if not _is_obj(val) else val
     if v.ndim:
-        flat = [float(x) for x in v.ravel()]
-        best = max(range(len(flat)), key=lambda i: flat[i] * S.sense)
+        flat = list(v.ravel())  # compared as they are: float() would round Fractions and overflow on big ints
+        best = (max if S.sense == 1 else min)(range(len(flat)), key=flat.__getitem__)
         idx = np.unravel_index(best, v.shape)
         for ch, i in zip(out, idx):
             assign[ch] = int(i)
@@ -807,7 +807,7 @@ def _best_summed(node: _Node, assign: dict, S) -> dict:
         b, ob = _slice(node.children[1], assign, free)
         tot = a + b
     flat = np.asarray(tot, dtype=object).ravel() if _is_obj(tot) else np.asarray(tot).ravel()
-    best = max(range(flat.size), key=lambda i: float(flat[i]) * S.sense)
+    best = (max if S.sense == 1 else min)(range(flat.size), key=flat.__getitem__)  # exact comparison
     idx = np.unravel_index(best, tot.shape)
     return {ch: int(i) for ch, i in zip(free, idx)}
 
