@@ -47,7 +47,7 @@ def _texts(args):
 
     if args.text:
         return read_texts(args.text, args.n_texts)
-    return default_corpus(args.n_texts or 16)
+    return default_corpus(16 if args.n_texts is None else args.n_texts)  # (--n-texts 0 silently meant 16)
 
 
 def _print_table(rows, keys=None, out=sys.stdout):
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
-    except (TropixError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as err:
+    except (TropixError, OSError) as err:  # OSError: missing, unreadable or clashing paths (FileExistsError for --out)
         msg = str(err) or type(err).__name__
         print(f"tropix: error: {msg}", file=sys.stderr)
         return 2

@@ -76,6 +76,8 @@ def read_texts(path: str | Path, n_texts: int | None = None, max_chars: int = 12
     EmptyInputError
         The file holds no text.
     """
+    if n_texts is not None and n_texts < 1:  # (0 silently meant "all passages")
+        raise ShapeError(f"n_texts must be at least 1, got {n_texts}")
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"text file {p} does not exist")
@@ -86,4 +88,4 @@ def read_texts(path: str | Path, n_texts: int | None = None, max_chars: int = 12
     passages = split_passages(text, max_chars=max_chars)
     if not passages:
         raise EmptyInputError(f"the text file {p} is empty: give a file with at least one paragraph of text")
-    return passages[:n_texts] if n_texts else passages
+    return passages if n_texts is None else passages[:n_texts]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -114,7 +115,20 @@ def _read_config(path: Path) -> tuple[str, ModelConfig, dict]:
             f"families (model_type one of {sorted(ALIASES)})"
         )
     arch = ALIASES[mtype]
-    return arch, ARCHITECTURES[arch].read_config(raw), raw
+    return arch, _checked_config(arch, raw, path), raw
+
+
+def _checked_config(arch: str, raw: dict, where) -> ModelConfig:
+    """``read_config`` with malformed values (``"abc"``, 0, negative, null) as UnsupportedModelError: they were raw
+    ValueError / ZeroDivisionError tracebacks from ``int(...)`` and ``hidden_size % num_attention_heads``."""
+    try:
+        cfg = ARCHITECTURES[arch].read_config(raw)
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        raise UnsupportedModelError(f"{where}: malformed {arch} configuration ({type(err).__name__}: {err})") from err
+    for name in ("n_layers", "n_heads", "d_model", "d_ff", "max_positions", "vocab_size"):
+        if getattr(cfg, name) < 1:
+            raise UnsupportedModelError(f"{where}: {name} must be at least 1, got {getattr(cfg, name)}")
+    return cfg
 
 
 def _strip_prefix(sd: dict, arch: str) -> dict:
@@ -133,7 +147,10 @@ def _load_tokenizer(folder: Path, max_length: int):
         return None
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(path))
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception on a malformed file
+        raise UnsupportedModelError(f"cannot read the tokenizer {path}: {err}") from err
     tok.no_padding()
     tok.enable_truncation(max_length)
     return tok
@@ -247,9 +264,15 @@ class TransformerModel:
             raise EmptyInputError("no texts to encode")
         if self.tokenizer is None:
             raise UnsupportedModelError(f"the model {self.source} has no tokenizer.json; pass token ids to batch_from_ids")
-        n_max = min(max_length or self.max_length, self.config.max_positions)
+        n_max = min(_check_max_length(self.max_length if max_length is None else max_length),
+                    self.config.max_positions)
         self.tokenizer.enable_truncation(n_max)
         encs = self.tokenizer.encode_batch(list(texts))
+        longest = max(len(e.ids) for e in encs)
+        if longest > n_max:  # tokenizers silently skips truncation below its special tokens (max_length=1 gave 302)
+            k = self.tokenizer.num_special_tokens_to_add(False)
+            raise ShapeError(f"max_length {n_max} is shorter than the {k} special tokens the tokenizer adds to "
+                             f"every text: give max_length >= {k}")
         return self.batch_from_ids([e.ids for e in encs], tokens=tuple(tuple(e.tokens) for e in encs))
 
     def batch_from_ids(self, ids: Sequence[Sequence[int]], tokens: tuple = ()) -> Batch:
@@ -328,6 +351,18 @@ class TransformerModel:
         return sum(int(a[k].numel()) for a in self.attention for k in ("W_Q", "W_K", "W_V", "W_O"))
 
 
+def _check_max_length(max_length) -> int:
+    """A token budget must be a positive integer (0 silently meant the default 128; a negative one was a raw
+    OverflowError from the tokenizer)."""
+    try:
+        n = operator.index(max_length)
+    except TypeError:
+        n = None
+    if n is None or isinstance(max_length, bool) or n < 1:
+        raise ShapeError(f"max_length must be a positive number of tokens, got {max_length!r}")
+    return n
+
+
 def _build(arch: str, cfg: ModelConfig, sd: dict, tokenizer, source: str, max_length: int) -> TransformerModel:
     A = ARCHITECTURES[arch]
     sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
@@ -339,7 +374,13 @@ def _build(arch: str, cfg: ModelConfig, sd: dict, tokenizer, source: str, max_le
     for i, a in enumerate(attention):
         if tuple(a["W_Q"].shape) != (d, d) or tuple(a["W_O"].shape) != (d, d):
             raise UnsupportedModelError(f"{source}: layer {i} attention weights have shape {tuple(a['W_Q'].shape)}, expected {(d, d)}")
-    return TransformerModel(cfg, sd, attention, tokenizer, source, max_length)
+    model = TransformerModel(cfg, sd, attention, tokenizer, source, max_length)
+    try:  # every other tensor against the config: a two-token forward pass (a raw RuntimeError/IndexError otherwise)
+        model.forward(model.batch_from_ids([[0, min(1, cfg.vocab_size - 1)]]))
+    except (RuntimeError, IndexError, KeyError, ValueError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnsupportedModelError(f"{source}: the weights do not fit the {arch} configuration ({msg})") from err
+    return model
 
 
 def load_model(model: str | Path | None = None, max_length: int = 128) -> TransformerModel:
@@ -366,6 +407,7 @@ def load_model(model: str | Path | None = None, max_length: int = 128) -> Transf
     >>> m.n_attention_params
     3538944
     """
+    _check_max_length(max_length)
     cfg_path, w_path = resolve_model_path(model)
     arch, cfg, _ = _read_config(cfg_path)
     from safetensors import SafetensorError
