@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 from opt_einsum import get_symbol
 
-from .._array import to_numpy
+from .._array import asarray, to_numpy
 from ..errors import ShapeError
 
 __all__ = ["spin_glass_network", "spin_glass_energy", "random_couplings", "independent_set_network"]
@@ -175,7 +175,8 @@ def independent_set_network(n: int, edges: Sequence[tuple[int, int]], weights: A
     """The max-plus network whose contraction is the (weighted) maximum independent set size.
 
     Vertices are indices ``get_symbol(v)``; the path adds vertices one by one together with their edges
-    to earlier vertices.
+    to earlier vertices.  Exact ``weights`` (ints, Fractions) give exact operands (and an exact optimum);
+    float weights and the default unit weights give float64 operands.
 
     Examples
     --------
@@ -187,10 +188,18 @@ def independent_set_network(n: int, edges: Sequence[tuple[int, int]], weights: A
     """
     if n < 1:
         raise ShapeError("a graph needs at least one vertex")
-    w = np.ones(n) if weights is None else np.asarray(to_numpy(weights), dtype=np.float64)
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = asarray(weights, name="weights") if isinstance(weights, (list, tuple)) else np.asarray(to_numpy(weights))
+        if w.dtype.kind in "iub":
+            w = w.astype(object)  # exact weights stay exact (float64 would round 1/3 and break ties)
+        elif w.dtype != object:
+            w = w.astype(np.float64)
     if w.shape != (n,):
         raise ShapeError(f"weights must have shape ({n},), got {w.shape}")
-    edge_t = np.array([[0.0, 0.0], [0.0, -np.inf]])
+    exact = w.dtype == object
+    edge_t = np.array([[0, 0], [0, -np.inf]], dtype=object) if exact else np.array([[0.0, 0.0], [0.0, -np.inf]])
     by_vertex: dict[int, list[tuple[int, int]]] = {v: [] for v in range(n)}
     for a, b in edges:
         a, b = int(a), int(b)
@@ -200,7 +209,7 @@ def independent_set_network(n: int, edges: Sequence[tuple[int, int]], weights: A
     terms, ops = [], []
     for v in range(n):
         terms.append(get_symbol(v))
-        ops.append(np.array([0.0, w[v]]))
+        ops.append(np.array([0, w[v]], dtype=object) if exact else np.array([0.0, w[v]]))
         for a, b in by_vertex[v]:
             terms.append(get_symbol(a) + get_symbol(b))
             ops.append(edge_t.copy())
