@@ -244,3 +244,69 @@ def test_report_json_matches_recomputation_for_one_head(tmp_path):
     assert close(row["distinct_winners_fraction"], np.mean(distinct))
     assert close(row["largest_cell_share"], np.mean(largest))
     assert row["sparse_error_max"] <= row["sparse_bound_max"] + 1e-12
+
+
+# ------------------------------------------------------------------ compressed models
+def test_compress_claims_against_recomputation(tiny_bert):
+    from tropix.models import compress
+
+    m = load_model(tiny_bert)
+    c = compress(m, "svd", eps=0.3)
+    att = c.attention()
+    n = 0
+    for i, a in enumerate(m.attention):
+        for key in ("W_Q", "W_K", "W_V", "W_O"):
+            W = a[key].double().numpy()
+            R = att[i][key].double().numpy()
+            err = np.linalg.norm(R - W) / np.linalg.norm(W)
+            assert err <= 0.3 + 1e-6 and abs(err - c.rel_errors[f"layer.{i}.{key}"]) <= 1e-5
+            n += sum(v.size for k, v in c.tensors.items() if k.startswith(f"layer.{i}.{key}."))
+    assert n == c.n_params and c.n_params_original == m.n_attention_params
+    # bilinear at a tiny eps keeps every head exactly (biases folded): the model's output is unchanged
+    b = compress(m, "bilinear", eps=1e-9)
+    batch = m.batch_from_ids([[101, 2000, 2017, 102], [101, 7592, 102]])
+    h0, h1 = m.forward(batch).hidden, b.model().forward(batch).hidden
+    assert torch.allclose(h0, h1, atol=1e-4)
+
+
+def test_load_compressed_rejects_malformed_directories(tiny_bert, tmp_path):
+    """Regression: a manifest without meta/method/setting, a JSON list, non-UTF-8 text, a truncated or mismatched
+    attention.safetensors raised raw KeyError / AttributeError / UnicodeDecodeError / SafetensorError / ValueError."""
+    from safetensors.numpy import load_file, save_file
+
+    from tropix.models import compress, load_compressed, save_compressed
+
+    m = load_model(tiny_bert)
+    good = save_compressed(compress(m, "svd", eps=0.5), tmp_path / "good", base_model=str(tiny_bert))
+    assert load_compressed(good).config.n_layers == 2
+    manifest = json.loads((good / "manifest.json").read_text())
+
+    def variant(name, man=None, raw=None, tensors=None):
+        d = tmp_path / name
+        shutil.copytree(good, d)
+        if man is not None:
+            (d / "manifest.json").write_text(json.dumps(man))
+        if raw is not None:
+            (d / "manifest.json").write_bytes(raw)
+        if tensors is not None:
+            g = load_file(str(d / "attention.safetensors"))
+            tensors(g)
+            save_file(g, str(d / "attention.safetensors"))
+        return d
+
+    cases = [
+        variant("no-meta", man={k: v for k, v in manifest.items() if k != "meta"}),
+        variant("no-setting", man={k: v for k, v in manifest.items() if k != "setting"}),
+        variant("no-method", man=dict(manifest, meta={k: v for k, v in manifest["meta"].items() if k != "method"})),
+        variant("list", man=[1, 2]),
+        variant("non-utf8", raw=b"\xff\xfe{"),
+        variant("missing-tensor", tensors=lambda g: g.pop("layer.1.W_K.A")),
+        variant("bad-shape", tensors=lambda g: g.update({"layer.1.W_K.A": np.zeros((5, 3), np.float32)})),
+    ]
+    t = variant("truncated")
+    (t / "attention.safetensors").write_bytes((t / "attention.safetensors").read_bytes()[:500])
+    for d in cases + [t]:
+        with pytest.raises((UnsupportedModelError, ShapeError)):
+            load_compressed(d, base=m)
+    with pytest.raises(ModelNotFoundError):
+        load_compressed(tmp_path / "nowhere", base=m)

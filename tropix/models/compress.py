@@ -534,16 +534,31 @@ def load_compressed(path, base=None):
     man, wts = p / "manifest.json", p / "attention.safetensors"
     if not man.is_file() or not wts.is_file():
         raise ModelNotFoundError(f"{p} is not a compressed model directory (needs manifest.json and attention.safetensors)")
+    # a malformed directory raises UnsupportedModelError (missing keys, a non-object manifest, non-UTF-8 text, a
+    # truncated or mismatched safetensors file were raw KeyError/AttributeError/UnicodeDecodeError/SafetensorError)
     try:
-        manifest = json.loads(man.read_text())
-    except json.JSONDecodeError as err:
+        manifest = json.loads(man.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UnsupportedModelError(f"cannot read {man}: {err}") from err
-    if manifest.get("format") != _FORMAT:
-        raise UnsupportedModelError(f"{man} has format {manifest.get('format')!r}, expected {_FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        fmt = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise UnsupportedModelError(f"{man} has format {fmt!r}, expected {_FORMAT!r}")
+    missing = [k for k in ("base_model", "method", "setting", "meta") if k not in manifest]
+    if missing or not isinstance(manifest["meta"], dict):
+        raise UnsupportedModelError(f"{man} lacks {', '.join(missing) or 'a meta object'}")
     base = base if base is not None else load_model(manifest["base_model"])
     meta = manifest["meta"]
     if meta.get("layers") != base.config.n_layers or meta.get("d_model") != base.config.d_model:
         raise UnsupportedModelError(f"{p} was compressed from a model with {meta.get('layers')} layers of width "
                                     f"{meta.get('d_model')}, not {base.config.n_layers} x {base.config.d_model}")
-    tensors = load_file(str(wts))
-    return base.with_attention(reconstruct(tensors, meta), source=f"{base.source} [{manifest['method']} {manifest['setting']}]")
+    from safetensors import SafetensorError
+
+    try:
+        tensors = load_file(str(wts))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UnsupportedModelError(f"cannot read safetensors file {wts}: {err}") from err
+    try:
+        attention = reconstruct(tensors, meta)
+    except (KeyError, ValueError, TypeError, IndexError) as err:
+        raise UnsupportedModelError(f"{wts} does not match its manifest ({type(err).__name__}: {err})") from err
+    return base.with_attention(attention, source=f"{base.source} [{manifest['method']} {manifest['setting']}]")
