@@ -492,3 +492,72 @@ def test_mechanism_bad_input_errors():
         M.gravitational_attention(q, q, q, mass_k=np.array([0.0, 1.0]))
     with pytest.raises(ConventionError):
         M.tropical_attention(q, q, np.full((2, 3), np.inf))  # +inf is not a max-plus value
+
+
+# ------------------------------------------------------------------ ListOps / byte-level text (reference: LRA section)
+def _ref_value(tree):
+    """Independent recursive evaluation of a (op, children) tree: MIN, MAX, MED (int of numpy median: floors .5),
+    SM (sum mod 10)."""
+    if isinstance(tree, int):
+        return tree
+    op, ch = tree
+    vals = [_ref_value(c) for c in ch]
+    if op == "[MIN":
+        return min(vals)
+    if op == "[MAX":
+        return max(vals)
+    if op == "[MED":
+        srt = sorted(vals)
+        m = len(srt) // 2
+        return srt[m] if len(srt) % 2 else (srt[m - 1] + srt[m]) // 2
+    return sum(vals) % 10
+
+
+def _ref_len(tree):
+    return 1 if isinstance(tree, int) else 2 + sum(_ref_len(c) for c in tree[1])
+
+
+def test_listops_against_the_reference_semantics():
+    import random
+
+    from tropix.attention.mechanisms import lra_data as D
+
+    rng = random.Random(5)
+    for _ in range(300):
+        t = D.generate_tree(rng, 1, max_depth=6, max_args=5)
+        toks = D.tree_tokens(t)
+        assert len(toks) == _ref_len(t)
+        assert D.tree_value(t) == _ref_value(t)
+    ex = D.generate_listops(20, seed=2, min_length=20, max_length=60)
+    assert len({s for s, _ in ex}) == 20 and all(20 < len(s.split()) < 60 for s, _ in ex)
+    # the LRA string form (parentheses, "X" for "]") encodes like the plain form
+    lra = "( ( ( [MED 1 ) 2 ) 4 ) X"
+    assert D.listops_value(lra) == 2
+    np.testing.assert_array_equal(D.encode_listops([(lra, 2)], 8).tokens, D.encode_listops([("[MED 1 2 4 ]", 2)], 8).tokens)
+    assert D.encode_bytes("hé", 4).tolist() == [105, 196, 170, 0]
+
+
+def test_listops_and_text_loader_hostile_input(tmp_path):
+    """Regressions: '²' (str.isdigit is True, int() fails) was a raw ValueError; a ListOps example in the LRA string
+    form ("(" tokens) a raw KeyError in encode_listops; a malformed .jsonl line or a non-UTF-8 file raw
+    JSONDecodeError / KeyError / UnicodeDecodeError."""
+    from tropix.attention.mechanisms import lra_data as D
+    from tropix.errors import ParseError
+
+    for bad in ("[MAX 2 ² ]", "[MAX 2 12 ]", "[MAX ]", "[MAX 2", "3 4", "", "eval('1')"):
+        with pytest.raises(ParseError):
+            D.listops_value(bad)
+    with pytest.raises(ParseError):
+        D.encode_listops([("[MAX 2 ² ]", 2)], 8)
+    with pytest.raises(ShapeError):
+        D.encode_listops([("[MAX 2 ]", 2)], -1)
+    for name, data in (("a.jsonl", b"{bad\n"), ("b.jsonl", b'{"text": "x"}\n'), ("c.jsonl", b"[1]\n"),
+                       ("d.tsv", b"\xff\xfe1\tx\n"), ("e.tsv", b"pos\tx\n")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ParseError):
+            D.load_text_dataset(tmp_path / name)
+    (tmp_path / "f.jsonl").write_bytes(b'{"text": "ok", "label": 1}\n\n')
+    assert D.load_text_dataset(tmp_path / "f.jsonl") == [("ok", 1)]
+    (tmp_path / "g.tsv").write_bytes(b"")
+    with pytest.raises(EmptyInputError):
+        D.load_text_dataset(tmp_path / "g.tsv")

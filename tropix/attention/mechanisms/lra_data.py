@@ -157,7 +157,7 @@ def listops_value(expression: str) -> int:
                 stack[-1][1].append(val)
             else:
                 result = val
-        elif tok.isdigit() and len(tok) == 1:
+        elif len(tok) == 1 and tok in "0123456789":  # (str.isdigit accepts '²', which int() rejects)
             if stack:
                 stack[-1][1].append(int(tok))
             elif len(tokens) == 1:
@@ -220,11 +220,18 @@ def encode_listops(examples: Sequence[tuple[str, int]], max_length: int) -> List
     """
     if not examples:
         raise EmptyInputError("no ListOps examples to encode")
+    if max_length <= 0:
+        raise ShapeError(f"max_length must be positive, got {max_length}")
     T = np.zeros((len(examples), max_length), dtype=np.int64)
     y = np.zeros(len(examples), dtype=np.int64)
     L = np.zeros(len(examples), dtype=np.int64)
     for i, (s, label) in enumerate(examples):
-        ids = [_TOKEN_ID[t.replace("X", END) if t == "X" else t] for t in s.split()][:max_length]
+        # the LRA string form is accepted: parentheses dropped, "X" read as "]" (its "(" was a raw KeyError)
+        toks = s.replace("(", " ").replace(")", " ").split()
+        bad = [t for t in toks if t != "X" and t not in _TOKEN_ID]
+        if bad:
+            raise ParseError(f"example {i}: unknown ListOps token {bad[0]!r}")
+        ids = [_TOKEN_ID[END if t == "X" else t] for t in toks][:max_length]
         T[i, : len(ids)] = ids
         y[i] = label
         L[i] = len(ids)
@@ -248,6 +255,13 @@ def encode_bytes(text: str | bytes, max_length: int) -> np.ndarray:
     return out
 
 
+def _read_utf8(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:  # (was a raw UnicodeDecodeError)
+        raise ParseError(f"{p} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
 def load_text_dataset(path: str | Path, split: str = "train") -> list[tuple[str, int]]:
     """Read labelled texts from a local copy: an ``aclImdb`` directory (``<split>/pos``, ``<split>/neg``), a
     ``.tsv`` file (``label<TAB>text``) or a ``.jsonl`` file (``{"text": ..., "label": ...}``).
@@ -268,7 +282,7 @@ def load_text_dataset(path: str | Path, split: str = "train") -> list[tuple[str,
             for f in sorted((root / sub).glob("*.txt")):
                 out.append((f.read_text(encoding="utf-8", errors="replace"), label))
     elif p.suffix == ".tsv":
-        for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+        for ln, line in enumerate(_read_utf8(p).splitlines()):
             if not line.strip():
                 continue
             lab, _, text = line.partition("\t")
@@ -277,10 +291,13 @@ def load_text_dataset(path: str | Path, split: str = "train") -> list[tuple[str,
             except ValueError:
                 raise ParseError(f"{p}:{ln + 1}: label {lab!r} is not an integer") from None
     elif p.suffix == ".jsonl":
-        for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+        for ln, line in enumerate(_read_utf8(p).splitlines()):
             if line.strip():
-                rec = json.loads(line)
-                out.append((str(rec["text"]), int(rec["label"])))
+                try:  # (a malformed line was a raw JSONDecodeError / KeyError / TypeError)
+                    rec = json.loads(line)
+                    out.append((str(rec["text"]), int(rec["label"])))
+                except (ValueError, KeyError, TypeError) as err:
+                    raise ParseError(f"{p}:{ln + 1}: expected {{\"text\": ..., \"label\": <int>}} ({err})") from None
     else:
         raise ParseError(f"{p}: expected an aclImdb directory, a .tsv or a .jsonl file")
     if not out:
