@@ -381,6 +381,35 @@ def test_spin_glass_against_brute_force(kind):
             assert not isinstance(v, float)
 
 
+@pytest.mark.parametrize("sub,n_ops", [("ij->i", 1), ("ij,jk->", 2), ("ij,jk->j", 2), ("ij,ik,il->", 3), ("ij->", 1)])
+@pytest.mark.parametrize("S", [None, MaxPlus, MinPlus])
+def test_regression_tensornetwork_round_trip_summed_single_index(sub, n_ops, S):
+    """``to_tensornetwork('ij,jk->', A, A)`` closed the summed single-operand indices i and k with dense
+    vectors of ones, which ``contract_tensornetwork`` read back as operands: in max-plus each adds 1
+    (A = [[0, 2], [1, 1]]: 5 instead of 3; 'ij,ik,il->': 9 instead of 6).  Fix: the closing vectors are
+    rank-1 CopyNodes (still a vector of ones for tensornetwork), read back as summed indices.  Without
+    the optional package the functions must raise ImportError with the advice."""
+    import importlib.util
+
+    from tropix.tn import interop
+
+    A = np.array([[0.0, 2.0], [1.0, 1.0]])
+    ops = [A] * n_ops
+    if importlib.util.find_spec("tensornetwork") is None:
+        with pytest.raises(ImportError, match="pip install tensornetwork"):
+            interop.to_tensornetwork(sub, *ops)
+        return
+    nodes, out = interop.to_tensornetwork(sub, *ops)
+    got = interop.contract_tensornetwork(nodes, out, semiring=S)
+    assert np.array_equal(np.asarray(got), np.asarray(contract(sub, *ops, semiring=S)))
+    if S is None:  # tensornetwork's own (ordinary) contraction agrees too
+        import tensornetwork as tn
+
+        nodes, out = interop.to_tensornetwork(sub, *ops)
+        res = tn.contractors.greedy(nodes, output_edge_order=out)
+        assert np.allclose(res.tensor, np.einsum(sub, *ops))
+
+
 # -- targeted checks that passed (kept as guards) ----------------------------------------------------------
 
 

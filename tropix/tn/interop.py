@@ -46,7 +46,8 @@ def to_tensornetwork(subscripts: str, *operands: Any):
 
     Indices shared by exactly two operands become edges; an index in more operands (or in one or more
     operands and the output) becomes a ``CopyNode``; a summed index of a single operand is closed with
-    a vector of ones.  Returns ``(nodes, output_edges)`` with the dangling edges in output order.
+    a rank-1 ``CopyNode`` (a vector of ones for ``tensornetwork``'s own contractors, read back by
+    :func:`from_tensornetwork` as a summed index, so the round trip is right in every semiring).  Returns ``(nodes, output_edges)`` with the dangling edges in output order.
     """
     tn = _tn()
     import numpy as np
@@ -69,7 +70,9 @@ def to_tensornetwork(subscripts: str, *operands: Any):
         elif len(legs) == 1 and in_out:
             out_edges[ch] = legs[0]
         elif len(legs) == 1:
-            ones = tn.Node(np.ones(dim), name=f"sum_{ch}")
+            # a rank-1 copy node (the vector of ones): read back as a summed index, not as a dense vector
+            # of ones, which would be a wrong factor 1 (not the tropical one 0) in max-plus/min-plus
+            ones = tn.CopyNode(1, dim, name=f"sum_{ch}", dtype=np.float64)
             extra.append(ones)
             legs[0] ^ ones[0]
         else:
