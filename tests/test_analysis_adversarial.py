@@ -561,3 +561,31 @@ def test_listops_and_text_loader_hostile_input(tmp_path):
     (tmp_path / "g.tsv").write_bytes(b"")
     with pytest.raises(EmptyInputError):
         D.load_text_dataset(tmp_path / "g.tsv")
+
+
+def test_mechanism_modules_ignore_padding_and_check_token_ids():
+    """Every torch wrapper: outputs of real tokens do not depend on padded positions, fully padded sequences give
+    no NaN, gradients are finite.  Regression: ResonantAttention with a token id >= vocab_size raised a raw
+    IndexError, and a negative id silently used the prime set of another token."""
+    from tropix.attention.mechanisms import MECHANISMS, build_mechanism
+
+    torch.manual_seed(0)
+    km = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    tok = torch.randint(0, 32, (2, 5))
+    for name in MECHANISMS:
+        m = build_mechanism(name, 8, 2).double()
+        kw = {"tokens": tok} if name == "resonant" else {}
+        x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+        y = m(x, key_mask=km, **kw)
+        x2 = x.detach().clone()
+        x2[1, 3:] = 100.0
+        y2 = m(x2, key_mask=km, **kw)
+        assert torch.allclose(y[1, :3], y2[1, :3], atol=1e-10), name
+        y.sum().backward()
+        assert torch.isfinite(x.grad).all(), name
+        y0 = m(x.detach(), key_mask=torch.tensor([[False] * 5, [True] * 5]), **kw)
+        assert not torch.isnan(y0).any(), name
+    r = build_mechanism("resonant", 8, 2)
+    for bad in (torch.full((1, 3), 32), torch.tensor([[0, -1, 2]])):
+        with pytest.raises(ShapeError):
+            r(torch.randn(1, 3, 8), tokens=bad)

@@ -19,6 +19,7 @@ import array_api_compat.torch as torch_xp
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import ShapeError
 from ._common import masked_softmax
 from .force import force_attention
 from .grav_multiscale import grav_multiscale_attention
@@ -247,6 +248,11 @@ class ResonantAttention(_Base):
         if tokens is None:
             raise ValueError("ResonantAttention needs the token ids (tokens=...) to hash prime sets")
         B, n, D = x.shape
+        V = self.primes.shape[0]
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= V):
+            # (an id >= vocab_size was a raw IndexError; a negative one silently took the primes of another token)
+            raise ShapeError(f"token ids must lie in [0, vocab_size = {V}); got ids from {int(tokens.min())} to "
+                             f"{int(tokens.max())} (build the module with a larger vocab_size)")
         P = self.primes[tokens][:, None].expand(B, self.n_heads, n, self.k)
         ph = self.phase(x).reshape(B, n, self.n_heads, self.k).transpose(1, 2)
         qu = self.quat(x).reshape(B, n, self.n_heads, self.k, 4).transpose(1, 2)
