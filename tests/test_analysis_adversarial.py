@@ -187,6 +187,48 @@ def test_bad_input_errors():
         score_tropicality([[[1.0]]])
 
 
+def test_extended_quantile_rejects_q_outside_the_unit_interval():
+    """Regression: q = 1.5 was a raw IndexError, q = -0.1 returned inf, q = NaN a raw ValueError."""
+    for q in (-0.1, 1.5):
+        with pytest.raises(ToleranceError):
+            extended_quantile([1.0, math.inf], q)
+    with pytest.raises(NaNError):
+        extended_quantile([1.0, math.inf], math.nan)
+    assert extended_quantile([1.0, math.inf], 0.0) == 1.0 and extended_quantile([1.0, math.inf], 1.0) == math.inf
+
+
+def test_key_geometry_semirings_and_biases_against_brute_force():
+    """Cells of integer queries, witnesses and vertices (every key that is the unique winner of some sampled query
+    is reported as a vertex) in max- and min-plus with and without biases, decided exactly with Fractions."""
+    import itertools
+
+    r = np.random.default_rng(0)
+    for trial in range(24):
+        n, d = int(r.integers(1, 7)), int(r.integers(1, 4))
+        K = r.integers(-2, 3, size=(n, d)).tolist()
+        b = r.integers(-2, 3, size=n).tolist() if trial % 2 else None
+        sr = "min" if trial % 3 == 0 else "max"
+        sign = 1 if sr == "max" else -1
+        Q = r.integers(-3, 4, size=(4, d)).tolist()
+        G = key_geometry(K, b, queries=Q, semiring=sr)
+
+        def scores(q):
+            return [sign * (sum(F(x) * y for x, y in zip(q, k)) + (b[j] if b else 0)) for j, k in enumerate(K)]
+
+        for q, cell in zip(Q, G.cells):
+            s = scores(q)
+            assert set(cell) == {j for j, x in enumerate(s) if x == max(s)}
+        for j, w in G.witnesses.items():
+            s = scores([F(float(x)) for x in np.asarray(w)])
+            twins = {i for i in range(n) if K[i] == K[j] and (b is None or b[i] == b[j])}
+            assert s[j] == max(s) and all(s[i] < s[j] for i in range(n) if i not in twins)
+        for q in itertools.product(range(-3, 4), repeat=d):
+            s = scores(q)
+            win = [j for j, x in enumerate(s) if x == max(s)]
+            if len(win) == 1:
+                assert win[0] in G.vertices.tolist()
+
+
 def test_extended_quantile_is_the_limit():
     for x, q in (([1.0, 2.0, math.inf], 0.5), ([NINF, 1.0, math.inf], 0.25), ([NINF, 0.0, 1.0], 0.6),
                  ([1.0, 1.0, math.inf], 0.4), ([2.0, math.inf, math.inf], 0.9)):

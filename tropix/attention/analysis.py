@@ -519,6 +519,11 @@ def extended_quantile(x, q: float) -> float:
     >>> extended_quantile([1.0, 2.0, np.inf], 0.5), extended_quantile([1.0, 2.0, np.inf], 0.75)
     (2.0, inf)
     """
+    q = float(q)
+    if math.isnan(q):
+        raise NaNError("extended_quantile: q is NaN")
+    if not 0 <= q <= 1:  # (q = 1.5 was a raw IndexError, q = -0.1 returned inf)
+        raise ToleranceError(f"extended_quantile: q must be in [0, 1], got {q}")
     v = np.sort(np.asarray(x, dtype=np.float64).ravel())
     if v.size == 0:
         raise EmptyInputError("extended_quantile: no values")
