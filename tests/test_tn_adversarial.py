@@ -225,6 +225,22 @@ def test_regression_int8_torch_and_strict():
         assert int(contract("a,a->", a, a)) == 12500
 
 
+def test_regression_torch_and_strict_int64_beyond_int64():
+    """torch int64 ``ij,jk->ik`` of full((2, 2), 2**40) returned zeros (2**81 wrapped) and MaxPlus of
+    2**62 gave -2**63.  Fix: when the bound on the intermediates leaves int64 the operands are computed
+    with Python integers (a NumPy object array, the rule of ``Semiring.mul``)."""
+    import torch
+
+    import array_api_strict as xs
+
+    a = torch.full((2, 2), 2**40)
+    assert contract("ij,jk->ik", a, a).tolist() == [[2**81, 2**81], [2**81, 2**81]]
+    b = torch.full((2, 2), 2**62)
+    assert contract("ij,jk->ik", b, b, semiring=MaxPlus).tolist() == [[2**63, 2**63], [2**63, 2**63]]
+    c = xs.asarray([[-(2**62)]])
+    assert contract("ij,jk->", c, c, semiring=MinPlus) == -(2**63)
+
+
 @pytest.mark.parametrize("S", [None, MaxPlus, MinPlus])
 def test_regression_size_zero_dimension_with_reduction(S):
     """``ab->a`` with shape (0, 2) raised ValueError ('cannot reshape array of size 0 into shape

@@ -113,7 +113,7 @@ def _prepare(subscripts, operands, S):
     xp = namespace(*ops)
     terms, out = _parse(subscripts, len(ops))
     sizes = _sizes(terms, [op.shape for op in ops])
-    ops = _widen_int_operands(ops, sizes, S, xp)
+    ops, xp = _widen_int_operands(ops, sizes, S, xp)
     return xp, ops, terms, out, sizes
 
 
@@ -127,7 +127,8 @@ def _widen_int_operands(ops, sizes, S, xp):
     operands with the array library's own ``+``/``*``.  Every intermediate of a contraction is bounded
     by ``Σ_k max|op_k|`` in a tropical semiring and by ``Π_k max|op_k| · Π_{all indices} size`` in the
     ordinary one, so when that bound fits in ``int64`` the operands are widened to ``int64``, and
-    otherwise (NumPy) become object arrays of Python integers (exact, any size).
+    otherwise become NumPy object arrays of Python integers (exact, any size; operands of other libraries
+    are then all converted to NumPy, the rule of :meth:`Semiring.mul`).  Returns ``(ops, xp)``.
     """
     is_int = []
     for op in ops:
@@ -139,7 +140,7 @@ def _widen_int_operands(ops, sizes, S, xp):
             except (TypeError, ValueError, AttributeError):
                 is_int.append(False)
     if not any(is_int):
-        return ops
+        return ops, xp
     bounds = []
     for op, flag in zip(ops, is_int):
         if not flag:
@@ -155,20 +156,20 @@ def _widen_int_operands(ops, sizes, S, xp):
         bound = math.prod(max(b, 1) for b in bounds) * math.prod(max(n, 1) for n in sizes.values())
     else:
         bound = sum(bounds)
-    fits = bound <= _INT64_SAFE
+    if bound <= _INT64_SAFE:
+        return [
+            op if not flag else op.astype(np.int64) if isinstance(op, np.ndarray) else xp.astype(op, xp.int64)
+            for op, flag in zip(ops, is_int)
+        ], xp
     new = []
     for op, flag in zip(ops, is_int):
-        if not flag:
-            new.append(op)
-        elif fits:
-            new.append(op.astype(np.int64) if isinstance(op, np.ndarray) else xp.astype(op, xp.int64))
-        elif isinstance(op, np.ndarray):
-            obj = np.empty(op.shape, dtype=object)
-            obj.ravel()[:] = [int(v) for v in op.ravel()] if op.size else []
-            new.append(obj)
-        else:
-            new.append(op)  # not NumPy: no exact big-integer dtype to widen to
-    return new
+        a = op if isinstance(op, np.ndarray) else np.asarray(to_numpy(op))
+        if flag:
+            obj = np.empty(a.shape, dtype=object)
+            obj.ravel()[:] = [int(v) for v in a.ravel()] if a.size else []
+            a = obj
+        new.append(a)
+    return new, namespace(*new)
 
 
 def _sizes(terms, shapes) -> dict[str, int]:
