@@ -192,6 +192,56 @@ def _t_eps(s, eps):
     return math.exp(brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
 
 
+def _recompute(ex, L, H, eps):
+    """Per-head statistics from the extracted Q/K by direct NumPy loops (allowed keys only)."""
+    pmax, ent, margins, sup, supf, temps, special, distinct, largest = ([] for _ in range(9))
+    for seq in ex.sequences:
+        q = seq.q[L, H].astype(np.float64)
+        k = seq.k[L, H].astype(np.float64)
+        S = q @ k.T * ex.scale
+        win = []
+        for i, row in enumerate(S):
+            s = row[seq.allowed[i]]
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            pmax.append(p.max())
+            ent.append(-(p * np.log(p)).sum())
+            srt = np.sort(s)[::-1]
+            margins.append(srt[0] - srt[1] if s.size > 1 else math.inf)
+            cs = np.cumsum(np.sort(p)[::-1])
+            kk = int(np.argmax(cs >= (1 - eps) - 1e-12)) + 1
+            sup.append(kk)
+            supf.append(kk / s.size)
+            temps.append(_t_eps(s, eps))
+            j = int(np.argmax(np.where(seq.allowed[i], row, -np.inf)))
+            win.append(j)
+            special.append(j == 0 or seq.tokens[j] in ("[CLS]", "[SEP]"))
+        distinct.append(len(set(win)) / len(win))
+        largest.append(max(win.count(j) for j in set(win)) / len(win))
+    m = np.array(margins)
+    fin = m[np.isfinite(m)]
+    t = np.array(temps)
+    # extended quantiles of T (inf above every number): the 10th percentile and median of the sorted values
+    tq = lambda x: float(np.quantile(np.where(np.isinf(t), 1e300, t), x))  # noqa: E731
+    return {
+        "n_queries": len(pmax), "mean_max_weight": np.mean(pmax), "mean_entropy": np.mean(ent),
+        "margin_median": np.median(fin), "margin_p10": np.quantile(fin, 0.1), "tie_fraction": np.mean(m == 0),
+        "support_mean": np.mean(sup), "support_fraction": np.mean(supf),
+        "temperature_p10": tq(0.1), "temperature_median": tq(0.5),
+        "tropical_at_T1": np.mean(np.array(pmax) >= 1 - eps), "special_token_wins": np.mean(special),
+        "distinct_winners_fraction": np.mean(distinct), "largest_cell_share": np.mean(largest),
+    }
+
+
+def _assert_matches(row, ref):
+    for key, val in ref.items():
+        got = row[key]
+        if val >= 1e299:
+            assert got == math.inf, key
+        else:
+            assert abs(got - val) <= 1e-7 * max(1.0, abs(val)), (key, got, val)
+
+
 def test_report_json_matches_recomputation_for_one_head(tmp_path):
     txt = tmp_path / "t.txt"
     txt.write_text(TEXT)
@@ -200,50 +250,25 @@ def test_report_json_matches_recomputation_for_one_head(tmp_path):
                  "--eps", str(eps)]) == 0
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     row = next(r for r in data["heads"] if r["layer"] == L and r["head"] == H)
-    model = load_model()
-    ex = extract(model, read_texts(txt), max_length=24)
+    ex = extract(load_model(), read_texts(txt), max_length=24)
     assert data["tokens"] == [s.n for s in ex.sequences]
-    d = model.config.head_dim
-    pmax, ent, margins, sup, supf, temps, special, distinct, largest = ([] for _ in range(9))
-    for seq in ex.sequences:
-        q = seq.q[L, H].astype(np.float64)
-        k = seq.k[L, H].astype(np.float64)
-        S = q @ k.T / math.sqrt(d)  # BERT: every key visible
-        win = []
-        for i, s in enumerate(S):
-            p = np.exp(s - s.max())
-            p /= p.sum()
-            pmax.append(p.max())
-            ent.append(-(p * np.log(p)).sum())
-            srt = np.sort(s)[::-1]
-            margins.append(srt[0] - srt[1])
-            cs = np.cumsum(np.sort(p)[::-1])
-            kk = int(np.argmax(cs >= (1 - eps) - 1e-12)) + 1
-            sup.append(kk)
-            supf.append(kk / len(s))
-            temps.append(_t_eps(s, eps))
-            j = int(np.argmax(s))
-            win.append(j)
-            special.append(j == 0 or seq.tokens[j] in ("[CLS]", "[SEP]"))
-        distinct.append(len(set(win)) / len(win))
-        largest.append(max(win.count(j) for j in set(win)) / len(win))
-    t = np.array(temps)
-    close = lambda a, b, tol=1e-9: abs(a - b) <= tol * max(1.0, abs(b))  # noqa: E731
-    assert close(row["n_queries"], len(pmax))
-    assert close(row["mean_max_weight"], np.mean(pmax))
-    assert close(row["mean_entropy"], np.mean(ent))
-    assert close(row["margin_median"], np.median(margins))
-    assert close(row["margin_p10"], np.quantile(margins, 0.1))
-    assert row["tie_fraction"] == np.mean(np.array(margins) == 0)
-    assert close(row["support_mean"], np.mean(sup))
-    assert close(row["support_fraction"], np.mean(supf))
-    assert close(row["temperature_p10"], np.quantile(t, 0.1), 1e-7)
-    assert close(row["temperature_median"], np.median(t), 1e-7)
-    assert row["tropical_at_T1"] == np.mean(np.array(pmax) >= 1 - eps)
-    assert close(row["special_token_wins"], np.mean(special))
-    assert close(row["distinct_winners_fraction"], np.mean(distinct))
-    assert close(row["largest_cell_share"], np.mean(largest))
+    _assert_matches(row, _recompute(ex, L, H, eps))
     assert row["sparse_error_max"] <= row["sparse_bound_max"] + 1e-12
+
+
+def test_causal_head_stats_match_recomputation(tmp_path):
+    """GPT-2 (causal): the first query sees one key (margin and T_eps inf), every later one a prefix."""
+    from transformers import GPT2Config, GPT2Model
+
+    from tropix.models import head_stats
+
+    torch.manual_seed(3)
+    GPT2Model(GPT2Config(n_embd=16, n_head=2, n_layer=1, vocab_size=30522, n_positions=64)).save_pretrained(
+        tmp_path / "gpt2", safe_serialization=True)
+    shutil.copy(default_model_path() / "tokenizer.json", tmp_path / "gpt2" / "tokenizer.json")
+    ex = extract(load_model(tmp_path / "gpt2"), [TEXT, "one", "two words here"], max_length=20)
+    for eps in (0.01, 0.3):
+        _assert_matches(head_stats(ex, 0, 1, eps).as_dict(), _recompute(ex, 0, 1, eps))
 
 
 # ------------------------------------------------------------------ compressed models
