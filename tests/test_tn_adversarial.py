@@ -193,6 +193,35 @@ def test_backends_match_brute_force_with_zeros(backend, S):
         assert _same(np.asarray(got, dtype=float), brute(sub, ops, S).astype(float))
 
 
+@pytest.mark.parametrize("T", [0.5, -1.0])
+def test_log_semiring_backends_agree_with_numpy(backend, T):
+    L = LogSemiring(T)
+    A = np.array([[0.0, L.zero, 1.0], [1.0, 2.0, -0.5]])
+    B = np.array([[1.0, 0.0], [L.zero, 3.0], [0.5, L.zero]])
+    ref = contract("ij,jk->ik", A, B, semiring=L)
+    got = to_np(contract("ij,jk->ik", backend(A), backend(B), semiring=L))
+    assert np.allclose(got, ref, rtol=1e-12, atol=0) and np.array_equal(np.isinf(got), np.isinf(ref))
+
+
+def test_torch_maxplus_gradient_is_a_subgradient():
+    """d/dA of Σ_ik max_j (A_ij + A_jk): every output entry with a unique maximiser adds 1 to both
+    entries of that maximiser (checked against the brute-force maximisers)."""
+    import torch
+
+    A = np.array([[0.0, 2.0, -1.0], [1.0, 0.5, 3.0], [-2.0, 1.0, 0.0]])
+    t = torch.tensor(A, requires_grad=True)
+    contract("ij,jk->ik", t, t, semiring=MaxPlus).sum().backward()
+    want = np.zeros_like(A)
+    for i in range(3):
+        for k in range(3):
+            vals = [A[i, j] + A[j, k] for j in range(3)]
+            assert vals.count(max(vals)) == 1
+            j = int(np.argmax(vals))
+            want[i, j] += 1
+            want[j, k] += 1
+    assert np.array_equal(t.grad.numpy(), want)
+
+
 # -- regressions ----------------------------------------------------------------------------------------
 
 

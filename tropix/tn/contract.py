@@ -242,7 +242,9 @@ def contract(
         without ``->`` the output is the indices appearing once, sorted).
     *operands : arrays
         One array library for all operands (NumPy, torch, array-api-strict, …); exact (int/object)
-        NumPy input gives exact output.
+        NumPy input gives exact output.  Fixed-width integers never wrap around: they are widened to
+        ``int64`` when every intermediate provably fits, and contracted with Python integers (a NumPy
+        object array) otherwise.
     semiring : Semiring or str, optional
         ``None`` (default) is the ordinary semiring ``Real``; ``MaxPlus``/``MinPlus`` make it an
         optimisation over index assignments.
@@ -271,6 +273,9 @@ def contract(
         If operands come from different array libraries.
     SemiringMismatchError
         If ``count``/``assignment`` is requested for a non-tropical semiring.
+    FloatOverflowError
+        If, in max-plus/min-plus, a float ``⊗`` of finite values overflowed to the opposite infinity
+        (``1e308 ⊗ 1e308``); exact input never overflows.
 
     Examples
     --------
