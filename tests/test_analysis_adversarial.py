@@ -631,3 +631,32 @@ def test_mechanism_modules_ignore_padding_and_check_token_ids():
     for bad in (torch.full((1, 3), 32), torch.tensor([[0, -1, 2]])):
         with pytest.raises(ShapeError):
             r(torch.randn(1, 3, 8), tokens=bad)
+
+
+def test_tropical_linear_laplace_decoder_and_force_field_formulas():
+    """tropical_linear = max_l(W_ol + x_l); Masset's decoder sum_s s/(s^2 + a^2) v_s u_s^T; the README force field.
+    Regression: tropical_linear with x = +inf in max-plus (not a max-plus element) gave a silent NaN."""
+    r = np.random.default_rng(18)
+    x, W = r.normal(size=(3, 4)), r.normal(size=(5, 4))
+    W[0, 1] = NINF
+    np.testing.assert_array_equal(M.tropical_linear(x, W), np.max(W[None] + x[:, None, :], axis=-1))
+    Wm = np.where(np.isinf(W), np.inf, W)
+    np.testing.assert_array_equal(M.tropical_linear(x, Wm, semiring="min"), np.min(Wm[None] + x[:, None, :], axis=-1))
+    with pytest.raises(ConventionError):
+        M.tropical_linear(np.array([np.inf, 0.0]), np.array([[NINF, 0.0]]))
+    with pytest.raises(ConventionError):
+        M.tropical_linear(np.array([NINF, 0.0]), np.array([[np.inf, 0.0]]), semiring="min")
+    g, tau, a = np.array([0.6, 0.9, 0.99]), [0, 1, 3, 7, 15], 2.0
+    L = g[:, None] ** np.array(tau, dtype=float)[None, :]
+    U, s, Vt = np.linalg.svd(L, full_matrices=False)
+    P = sum(s[i] / (s[i] ** 2 + a ** 2) * np.outer(Vt[i], U[:, i]) for i in range(len(s)))
+    np.testing.assert_allclose(M.laplace_decoder_matrix(g, tau, alpha=a), P, atol=1e-14)
+    E, R = r.normal(size=(3, 2)), r.normal(size=(4, 2))
+    f = M.force_field(E, R, p=2.0, eps=1e-3)
+    for i in range(3):
+        for j in range(4):
+            Fv = E[i] - R[j]
+            rr = np.linalg.norm(Fv)
+            ref = Fv / (rr + 1e-8) * (E[i] @ R[j]) / (rr ** 2 + 1e-3)
+            np.testing.assert_allclose(f.force[i, j], ref, rtol=1e-12)
+    assert np.all(f.magnitude <= f.bound)

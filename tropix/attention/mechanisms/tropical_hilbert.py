@@ -181,6 +181,7 @@ def tropical_linear(x: Any, W: Any, *, semiring: Semiring | str | None = None):
     """
     S_ = get_semiring(semiring if semiring is not None else MaxPlus)
     xp = prepare(("x", x), ("W", W))
+    S_.validate(x, "x")  # (+inf in max-plus met W's -inf and gave a silent NaN)
     S_.validate(W, "W")
     if W.ndim != 2 or W.shape[1] != x.shape[-1]:
         raise ShapeError(f"W must have shape (d_out, d_in={x.shape[-1]}); got {tuple(W.shape)}")
