@@ -136,6 +136,19 @@ def test_sparsity_temperature_when_the_gap_overflows_float64():
     assert sparsity_temperature([[-1e308, 1e308]], 0.01, semiring="min")[0] == t
 
 
+def test_huge_exact_scores():
+    """Regression: exact scores beyond float64 (10**400) made softmax_weights and score_tropicality raise a raw
+    OverflowError (float() of each score); the weights depend only on the exact gaps."""
+    assert softmax_weights([[10**400, 0]]).tolist() == [[1.0, 0.0]]
+    W = softmax_weights([[F(10**400, 3) + 1, F(10**400, 3), NINF]])
+    np.testing.assert_allclose(W, [[1 / (1 + math.exp(-1)), 1 / (1 + math.e), 0.0]], rtol=1e-15)
+    assert softmax_weights([[-(10**400), 0]]).tolist() == [[0.0, 1.0]]
+    h = score_tropicality([[10**400, 0], [10**400 + 1, 10**400]], eps=0.01)
+    assert h.max_weight[0] == 1.0 and h.sparse_temperature[0] == math.inf
+    assert h.margin[1] == 1.0 and abs(h.sparse_temperature[1] - 1 / math.log(99)) < 1e-13
+    assert score_margin([[10**400, 0]]).tolist() == [10**400]  # the exact margin stays exact
+
+
 def test_documented_edge_conventions():
     assert sparsity_temperature([[2.0, NINF], [1.0, 1.0], [NINF, NINF]], 0.01).tolist()[0] == math.inf
     assert sparsity_temperature([[1.0, 1.0, 1.0]], 0.6).tolist() == [0.0]  # 1/3 < 0.4

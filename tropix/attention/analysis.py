@@ -188,7 +188,19 @@ def _gaps(a):
 
 
 def _float_rows(a):
-    return a if a.dtype != object else np.array([[float(v) for v in r] for r in a], dtype=np.float64).reshape(a.shape)
+    """Float64 rows with the same softmax: exact rows become minus their exact gaps to the row's best score
+    (``float(10**400)`` overflowed: softmax_weights / score_tropicality of huge exact scores raised OverflowError)."""
+    if a.dtype != object:
+        return a
+    G, vis, _ = _exact_gaps(a)
+    return np.where(vis, -G, -np.inf)
+
+
+def _float_margin(v):
+    try:
+        return float(v)
+    except OverflowError:  # an exact margin beyond float64: the largest float, as in the float path
+        return _HUGE
 
 
 def _weights(af, temperature):
@@ -330,7 +342,7 @@ def _row_stats(a, eps, temperature):
     G, vis, n_top = _gaps(a)
     mar = _margins(a, G, vis)
     if mar.dtype == object:
-        mar = np.array([float(v) for v in mar], dtype=np.float64)
+        mar = np.array([_float_margin(v) for v in mar], dtype=np.float64)
     return W.max(axis=1), ent, _support(W, eps), mar, _row_temperatures(a, G, vis, n_top, eps)
 
 
