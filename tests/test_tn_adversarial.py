@@ -270,6 +270,20 @@ def test_regression_torch_and_strict_int64_beyond_int64():
     assert contract("ij,jk->", c, c, semiring=MinPlus) == -(2**63)
 
 
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+@pytest.mark.parametrize("dtype", [np.float64, object])
+def test_regression_assignment_with_size_zero_index(S, dtype):
+    """``contract('ij,jk->', zeros((2, 0)), zeros((0, 3)), semiring=MaxPlus, assignment=True)`` raised
+    ``ValueError: max() arg is an empty sequence`` in the backtracking.  There is no index assignment
+    at all; fix: the value is the tropical zero, the count 0 and the assignment ``None``."""
+    A, B = np.zeros((2, 0), dtype=dtype), np.zeros((0, 3), dtype=dtype)
+    assert contract("ij,jk->", A, B, semiring=S, count=True, assignment=True) == (S.zero, 0, None)
+    v, a = contract("ij->i", np.zeros((0, 2), dtype=dtype), semiring=S, assignment=True)
+    assert v.shape == (0,) and a is None
+    v, c, a = contract("ij->i", A, semiring=S, count=True, assignment=True)
+    assert v.tolist() == [S.zero, S.zero] and c.tolist() == [0, 0] and a is None
+
+
 @pytest.mark.parametrize("S", [None, MaxPlus, MinPlus])
 def test_regression_size_zero_dimension_with_reduction(S):
     """``ab->a`` with shape (0, 2) raised ValueError ('cannot reshape array of size 0 into shape

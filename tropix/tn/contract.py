@@ -255,7 +255,8 @@ def contract(
         attaining the optimum (a float array; exact up to 2**53).
     assignment : bool
         Tropical semirings only: also return one optimal assignment ``{index: value}`` (for a non-scalar
-        output, of the best output entry, whose indices are included).
+        output, of the best output entry, whose indices are included); ``None`` when some index has
+        size 0, so that no assignment exists.
 
     Returns
     -------
@@ -374,7 +375,9 @@ def _contract_generic(subscripts, ops, terms, out, S, xp, optimize, count, assig
     if count:
         res.append(_finish(cnt, as_int=True))
     if assignment:
-        res.append(_backtrack(node, out, val, term, perm, S))
+        # an index of size 0: there is no assignment at all (the value is the tropical zero, the count 0)
+        empty = any(int(n) == 0 for op in ops for n in op.shape)
+        res.append(None if empty else _backtrack(node, out, val, term, perm, S))
     return res[0] if len(res) == 1 else tuple(res)
 
 
