@@ -149,6 +149,17 @@ def test_huge_exact_scores():
     assert score_margin([[10**400, 0]]).tolist() == [10**400]  # the exact margin stays exact
 
 
+def test_effective_support_of_unnormalised_huge_weights():
+    """Regression: the row total of [1e308, 1e308] overflowed to inf and the support came out as 1 (expected 2)."""
+    assert effective_support([[1e308, 1e308]], 0.1).tolist() == [2]
+    assert effective_support([[1e308, 1e308, 1e308]], 0.1).tolist() == [3]
+    assert effective_support([[1e308, 1e300, 0.0]], 0.1).tolist() == [1]
+    assert effective_support([[5e-324, 5e-324]], 0.1).tolist() == [2]
+    for row in ([3.0, 1.0, 1.0], [0.2, 0.2, 0.6]):
+        for c in (1e-300, 1.0, 1e300):
+            assert effective_support([[x * c for x in row]], 0.3).tolist() == effective_support([row], 0.3).tolist()
+
+
 def test_documented_edge_conventions():
     assert sparsity_temperature([[2.0, NINF], [1.0, 1.0], [NINF, NINF]], 0.01).tolist()[0] == math.inf
     assert sparsity_temperature([[1.0, 1.0, 1.0]], 0.6).tolist() == [0.0]  # 1/3 < 0.4

@@ -216,6 +216,8 @@ def _weights(af, temperature):
 
 def _support(W, eps):
     """Effective support of float64 weight rows (see :func:`effective_support`)."""
+    top = W.max(axis=1, keepdims=True) if W.shape[1] else np.zeros((W.shape[0], 1))
+    W = W / np.where(top > 0, top, 1.0)  # scale-free: the total of [1e308, 1e308] overflowed and gave support 1
     ps = -np.sort(-W, axis=1)
     cs = np.cumsum(ps, axis=1)
     tot = cs[:, -1:]
