@@ -20,6 +20,7 @@ from tropix.attention.analysis import (
     extended_quantile,
     key_geometry,
     score_margin,
+    score_slice,
     score_tropicality,
     softmax_weights,
     sparsity_temperature,
@@ -322,6 +323,19 @@ def test_attention_entanglement_torch_and_masks():
         M = T.reshape(int(np.prod(e_np["dims"][:c])), -1)
         sv = np.linalg.svd(M, compute_uv=False)
         np.testing.assert_allclose(np.sort(sp)[::-1][: sv.size], sv[: len(sp)], atol=1e-12)
+
+
+def test_score_slice_and_entanglement_shape_checks():
+    """Regressions: a length-1 bias was silently broadcast to every key by score_slice (a length-2 one for three keys
+    was a raw ValueError); negative row_dims whose product matched were a raw reshape ValueError."""
+    K = [[1, 0], [0, 1], [0, 0]]
+    for b in ([5], [1, 2]):
+        with pytest.raises(ShapeError):
+            score_slice(K, [0, 0], [1, 0], [0, 1], bias=b)
+    p = score_slice(K, [0, 0], [1, 0], [0, 1], bias=[F(1, 2), 0, NINF])  # -inf bias: the key is dropped
+    assert str(p) == "max(y, 1/2 + x)"
+    with pytest.raises(ShapeError):
+        attention_entanglement(np.ones((4, 2)), np.ones((4, 2)), row_dims=(-2, -2))
 
 
 def test_key_geometry_brute_force_cells():

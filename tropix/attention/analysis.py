@@ -696,6 +696,8 @@ def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):
     c = K @ q0v
     if bias is not None:
         b = asarray(bias, name="bias") if not is_array(bias) else to_numpy(bias)
+        if b.shape != (K.shape[0],):  # (a length-1 bias was silently broadcast to every key)
+            raise ShapeError(f"score_slice: bias must have one entry per key, shape ({K.shape[0]},); got {b.shape}")
         c = c + b
     return TropicalPolynomial.from_arrays(E, c, semiring=semiring, variables=("x", "y"))
 
@@ -757,7 +759,7 @@ def attention_entanglement(q, k, mask=None, bias=None, scale=None, causal=False,
         A[rows] = W / np.where(Z > 0, Z, 1.0)[:, None]
     rd = tuple(row_dims) if row_dims is not None else _dims(P.n_q, factorize)
     cd = tuple(col_dims) if col_dims is not None else _dims(P.n_k, factorize)
-    if int(np.prod(rd)) != P.n_q or int(np.prod(cd)) != P.n_k:
+    if any(int(x) < 1 for x in rd + cd) or int(np.prod(rd)) != P.n_q or int(np.prod(cd)) != P.n_k:
         raise ShapeError(f"row_dims {rd} / col_dims {cd} do not multiply to the matrix shape {(P.n_q, P.n_k)}")
     T = A.reshape(rd + cd)
     modes = rd + cd
