@@ -698,3 +698,20 @@ def test_tropical_linear_laplace_decoder_and_force_field_formulas():
             ref = Fv / (rr + 1e-8) * (E[i] @ R[j]) / (rr ** 2 + 1e-3)
             np.testing.assert_allclose(f.force[i, j], ref, rtol=1e-12)
     assert np.all(f.magnitude <= f.bound)
+
+
+def test_softmax_mechanism_rejects_nan_bias_and_non_finite_scale():
+    """Regression: bias with NaN and scale = nan/inf returned NaN outputs silently (0 * inf for orthogonal q, k)."""
+    q = np.eye(3)
+    with pytest.raises(NaNError):
+        M.softmax_attention(q, q, q, bias=np.full((3, 3), np.nan))
+    for sc in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ToleranceError):
+            M.softmax_attention(q, q, q, scale=sc)
+    # +inf bias entries are the documented "share the row" case, -inf the mask
+    _, A = M.softmax_attention(q, q, q, bias=np.array([[np.inf, np.inf, 0.0], [NINF, 0.0, 0.0], [0.0] * 3]),
+                               return_weights=True)
+    np.testing.assert_allclose(A[0], [0.5, 0.5, 0.0])
+    assert A[1, 0] == 0.0
+    with pytest.raises(BackendMismatchError):
+        M.softmax_attention(torch.tensor(q), torch.tensor(q), torch.tensor(q), bias=np.zeros((3, 3)))

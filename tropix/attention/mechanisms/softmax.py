@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ToleranceError
 from ._common import check_qkv, masked_softmax, prepare
 
 __all__ = ["softmax_attention", "softmax_attention_reference"]
@@ -45,10 +46,13 @@ def softmax_attention(q: Any, k: Any, v: Any, *, bias: Any = None, scale: float 
     >>> np.round(A, 4), np.round(out, 4)
     (array([[0.7311, 0.2689]]), array([[0.7311]]))
     """
-    xp = prepare(("q", q), ("k", k), ("v", v))
+    # a NaN bias or a NaN/infinite scale gave silent NaN outputs (0 * inf for orthogonal q, k)
+    xp = prepare(("q", q), ("k", k), ("v", v), *((("bias", bias),) if hasattr(bias, "dtype") else ()))
     check_qkv(q, k, v)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    elif isinstance(scale, (int, float, np.integer, np.floating)) and not math.isfinite(float(scale)):
+        raise ToleranceError(f"scale must be a finite number, got {scale}")
     s = (q @ xp.matrix_transpose(k)) * scale
     if bias is not None:
         s = s + bias
