@@ -738,3 +738,19 @@ def test_check_no_nan_of_0d_numpy_array():
 
     with pytest.raises(NaNError):
         check_no_nan(np.array(float("nan")))
+
+
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_matmul_of_torch_ints_beyond_int64_is_exact(S):
+    """torch int64 whose tropical products leave int64: widened to Python integers (a NumPy object array), not a
+    raw TypeError from torch receiving NumPy object arrays."""
+    torch = pytest.importorskip("torch")
+    from tropix.tropical import matmul
+
+    A = torch.full((2, 3), 2**62, dtype=torch.int64)
+    A[0, 1] = -(2**62)
+    C = matmul(A, A.T, semiring=S)
+    a = [[int(x) for x in row] for row in A.tolist()]
+    best = max if S is MaxPlus else min
+    expect = [[best(a[i][k] + a[j][k] for k in range(3)) for j in range(2)] for i in range(2)]
+    assert [[int(x) for x in row] for row in np.asarray(C).tolist()] == expect

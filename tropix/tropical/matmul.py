@@ -77,6 +77,8 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     B = S.validate(real_array(B, "B") if not hasattr(B, "shape") else B, "B")
     xp = namespace(A, B)
     A, B = _no_overflow(A, B, xp)
+    if _is_object(A) or _is_object(B):  # widened to Python integers: exact arithmetic lives in NumPy
+        xp = namespace(np.empty(0))
     if A.ndim not in (1, 2) or B.ndim not in (1, 2):
         raise ShapeError(f"matmul takes vectors or matrices, got shapes {tuple(A.shape)} and {tuple(B.shape)}")
     va, vb = A.ndim == 1, B.ndim == 1
