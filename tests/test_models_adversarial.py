@@ -335,3 +335,14 @@ def test_load_compressed_rejects_malformed_directories(tiny_bert, tmp_path):
             load_compressed(d, base=m)
     with pytest.raises(ModelNotFoundError):
         load_compressed(tmp_path / "nowhere", base=m)
+
+
+def test_non_string_texts(tiny_bert):
+    """Regression: extract([None]) was a raw AttributeError, bytes or ints a TypeError from inside tokenizers."""
+    m = load_model(tiny_bert)
+    for texts in ([None], [b"bytes"], ["ok", 5]):
+        with pytest.raises(TypeError, match="must be strings"):
+            extract(m, texts)
+        with pytest.raises(TypeError, match="must be strings"):
+            m.encode(texts)
+    assert [s.n for s in extract(m, ["\x00\x01\ufffe weird", ""]).sequences][1] == 2

@@ -168,6 +168,9 @@ def extract(model, texts: Sequence[str], max_length: int | None = None, batch_si
     if isinstance(texts, str):
         texts = [texts]
     texts = [t for t in texts]
+    if any(not isinstance(t, str) for t in texts):  # (None was a raw AttributeError from .strip())
+        bad = next(t for t in texts if not isinstance(t, str))
+        raise TypeError(f"extract: texts must be strings, got a {type(bad).__name__}")
     if not texts or all(not t.strip() for t in texts):
         raise EmptyInputError("no text to extract attention from")
     if batch_size < 1:

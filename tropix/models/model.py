@@ -262,6 +262,9 @@ class TransformerModel:
             texts = [texts]
         if not texts:
             raise EmptyInputError("no texts to encode")
+        bad = [t for t in texts if not isinstance(t, str)]
+        if bad:  # (a raw TypeError from deep inside tokenizers)
+            raise TypeError(f"texts must be strings, got a {type(bad[0]).__name__}")
         if self.tokenizer is None:
             raise UnsupportedModelError(f"the model {self.source} has no tokenizer.json; pass token ids to batch_from_ids")
         n_max = min(_check_max_length(self.max_length if max_length is None else max_length),
