@@ -715,3 +715,18 @@ def test_softmax_mechanism_rejects_nan_bias_and_non_finite_scale():
     assert A[1, 0] == 0.0
     with pytest.raises(BackendMismatchError):
         M.softmax_attention(torch.tensor(q), torch.tensor(q), torch.tensor(q), bias=np.zeros((3, 3)))
+
+
+def test_resonant_scores_reject_repeated_primes_in_a_token():
+    """Regression: a prime listed twice in one token's slots was counted twice (Jaccard 2/1 > 1, score 1.33 with
+    unit weights); states built by SparsePrimeState already refuse this."""
+    ph = np.zeros((2, 2))
+    Q = np.tile([1.0, 0, 0, 0], (2, 2, 1))
+    with pytest.raises(ValueError):
+        M.resonant_scores(np.array([[2, 2], [3, 5]]), ph, Q, np.array([[2, 7], [3, 5]]), ph, Q)
+    with pytest.raises(ValueError):
+        M.resonant_scores(torch.tensor([[2, 7], [3, 5]]), torch.tensor(ph), torch.tensor(Q),
+                          torch.tensor([[3, 3], [0, 0]]), torch.tensor(ph), torch.tensor(Q))
+    # empty slots (0) may repeat
+    S = M.resonant_scores(np.array([[2, 0], [3, 0]]), ph, Q, np.array([[2, 0], [5, 0]]), ph, Q)
+    np.testing.assert_allclose(S, [[1.0, 0.0], [0.0, 0.0]])

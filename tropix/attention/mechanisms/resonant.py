@@ -45,6 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..._array import namespace
 from ...errors import EmptyInputError, ShapeError, ToleranceError
 from ._common import masked_softmax, prepare
 
@@ -249,6 +250,12 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
             raise ShapeError(
                 f"states of {name}: primes and phases must be (..., n, k) and quaternions (..., n, k, 4); got "
                 f"{tuple(P.shape)}, {tuple(PH.shape)}, {tuple(Q.shape)}")
+    for name, P in (("q", primes_q), ("k", primes_k)):
+        if P.shape[-1] > 1:  # a prime repeated within a token was counted twice (Jaccard above 1)
+            xpp = namespace(P)
+            Ps = xpp.sort(P, axis=-1)
+            if bool(xpp.any((Ps[..., 1:] == Ps[..., :-1]) & (Ps[..., 1:] > 0))):
+                raise ValueError(f"primes_{name}: a token lists the same prime in two slots (primes must be distinct)")
     a, b, c = (float(w) for w in weights)
 
     def unit(Q):
