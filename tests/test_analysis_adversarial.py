@@ -27,6 +27,7 @@ from tropix.attention.analysis import (
     tropicality,
 )
 from tropix.errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from test_lra_data import _independent_value  # the independent evaluator of the ListOps reference semantics
 
 NINF = -math.inf
 
@@ -575,24 +576,6 @@ def test_mechanism_bad_input_errors():
 
 
 # ------------------------------------------------------------------ ListOps / byte-level text (reference: LRA section)
-def _ref_value(tree):
-    """Independent recursive evaluation of a (op, children) tree: MIN, MAX, MED (int of numpy median: floors .5),
-    SM (sum mod 10)."""
-    if isinstance(tree, int):
-        return tree
-    op, ch = tree
-    vals = [_ref_value(c) for c in ch]
-    if op == "[MIN":
-        return min(vals)
-    if op == "[MAX":
-        return max(vals)
-    if op == "[MED":
-        srt = sorted(vals)
-        m = len(srt) // 2
-        return srt[m] if len(srt) % 2 else (srt[m - 1] + srt[m]) // 2
-    return sum(vals) % 10
-
-
 def _ref_len(tree):
     return 1 if isinstance(tree, int) else 2 + sum(_ref_len(c) for c in tree[1])
 
@@ -607,7 +590,7 @@ def test_listops_against_the_reference_semantics():
         t = D.generate_tree(rng, 1, max_depth=6, max_args=5)
         toks = D.tree_tokens(t)
         assert len(toks) == _ref_len(t)
-        assert D.tree_value(t) == _ref_value(t)
+        assert D.tree_value(t) == _independent_value(t)
     ex = D.generate_listops(20, seed=2, min_length=20, max_length=60)
     assert len({s for s, _ in ex}) == 20 and all(20 < len(s.split()) < 60 for s, _ in ex)
     # the LRA string form (parentheses, "X" for "]") encodes like the plain form
