@@ -134,7 +134,7 @@ def test_mixed_dtypes_float32_scores_float64_values(vscale):
 def test_array_api_strict_dtypes(dtype):
     """array_api_strict dtypes print as 'array_api_strict.float32': dense's rounding bound took them for float64
     (auto's dense path on float32 input certified with a float64 rounding bound)."""
-    xs = pytest.importorskip("array_api_strict")
+    import array_api_strict as xs
     rng = np.random.default_rng(3)
     arrays = [xs.asarray(x, dtype=getattr(xs, dtype))
               for x in (5 * rng.normal(size=(6, 8)), rng.normal(size=(600, 8)), rng.normal(size=(600, 3)))]
@@ -461,7 +461,6 @@ def test_verify_catches_a_wrong_output():
 def test_torch_bfloat16_input_is_read_exactly_and_certified():
     """torch bfloat16 (which NumPy lacks) is read as float32, exactly; the output keeps bfloat16 and the bound
     covers its rounding (it cannot be below 2^-8 |o|: the request is then not reachable, and the bound says so)."""
-    torch = pytest.importorskip("torch")
     g = torch.Generator().manual_seed(0)
     q = torch.randn(8, 16, generator=g).to(torch.bfloat16)
     k = torch.randn(300, 16, generator=g).to(torch.bfloat16)

@@ -744,7 +744,6 @@ def test_check_no_nan_of_0d_numpy_array():
 def test_matmul_of_torch_ints_beyond_int64_is_exact(S):
     """torch int64 whose tropical products leave int64: widened to Python integers (a NumPy object array), not a
     raw TypeError from torch receiving NumPy object arrays."""
-    torch = pytest.importorskip("torch")
     from tropix.tropical import matmul
 
     A = torch.full((2, 3), 2**62, dtype=torch.int64)

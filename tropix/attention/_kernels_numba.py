@@ -94,6 +94,15 @@ def _take_key(w, j, theta, v, vn, acc, za, cnt, x, vd):
 
 
 @njit(cache=True, nogil=True)
+def _key_threshold(threshold, beta, z, dd, count):
+    """The weight ``theta`` at or below which a computed key may be dropped (``-1``: none): with dropped mass
+    ``dd`` already bounded, dropping up to ``count`` keys of weight ``<= theta`` keeps ``D + X <= beta (Z - X)``."""
+    if not threshold:
+        return -1.0
+    return max(beta * z - dd, 0.0) / ((1.0 + beta) * count)
+
+
+@njit(cache=True, nogil=True)
 def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
     """Row ``r`` of the outputs: the normalised sums, kept mass, dropped-mass bound, largest dropped
     ``|v|`` and support."""
@@ -248,9 +257,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
                     vd = vleaf[b]
         dd = (dsmall + dd) * np.exp(m0 - m)
         # 4. key level: keys of weight <= theta are dropped while D + X <= beta (Z - X)
-        theta = -1.0
-        if threshold:
-            theta = max(bt * z - dd, 0.0) / ((1.0 + bt) * max(ns, 1))
+        theta = _key_threshold(threshold, bt, z, dd, max(ns, 1))
         for t in range(dv):
             acc[t] = 0.0
         za = 0.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import _dot, _prefetch_row, _take_key, _write_row
+from ._kernels_numba import _dot, _key_threshold, _prefetch_row, _take_key, _write_row
 
 
 @njit(cache=True, nogil=True)
@@ -291,10 +291,7 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
         if nfin[r] > c:
             dd = dtil[r] * np.exp(np.float64(smax[r]) - m) * (1.0 + 1e-12)
             vd = vmax
-        theta = -1.0
-        bt = beta[r]
-        if threshold:
-            theta = max(bt * z - dd, 0.0) / ((1.0 + bt) * c)
+        theta = _key_threshold(threshold, beta[r], z, dd, c)
         for e in range(dv):
             acc[e] = 0.0
         za = 0.0
