@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path

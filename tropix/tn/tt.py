@@ -72,7 +72,6 @@ from ._linalg import (
     as_float,
     fro_up_raw as fro_up,
     gamma_up,
-    gram_defect_up,
     inv_one_minus_up,
     ldexp_up,
     prefix_norms,

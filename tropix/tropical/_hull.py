@@ -780,11 +780,9 @@ def _fast_triangulation(X: np.ndarray, XA: np.ndarray, seeds: np.ndarray, n: int
         key = key * N + T[:, j]
     _, first = np.unique(key, return_index=True)  # rows sorted lexicographically, like np.unique(axis=0)
     T, Fk = T[first], Fk[first]
-    m = T.shape[0]
     drop = list(range(n + 1))
     pairs = np.concatenate([np.delete(T, i, axis=1) for i in drop])
     opposite = np.concatenate([T[:, i] for i in drop])
-    owner = np.tile(np.arange(m), n + 1)
     code = np.zeros(pairs.shape[0], dtype=np.int64)
     for j in range(n):
         code = code * N + pairs[:, j]

@@ -49,7 +49,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import ConventionError, ShapeError, ToleranceError
-from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
+from .semiring import Semiring, get_semiring, require_tropical
 
 __all__ = [
     "ArgmaxVertices",

@@ -53,7 +53,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from ..errors import EmptyInputError, ShapeError, SizeLimitError
-from .semiring import Semiring, TropicalSemiring, get_semiring, require_tropical
+from .semiring import Semiring, TropicalSemiring, require_tropical
 
 __all__ = [
     "TropicalPolytope",

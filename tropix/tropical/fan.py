@@ -119,7 +119,7 @@ class _Hull:
 
 
 def _exact_hull(X: list[list[int]]) -> _Hull:
-    m, D = len(X), len(X[0])
+    D = len(X[0])
     diffs = [[Fraction(a - b) for a, b in zip(x, X[0])] for x in X[1:]]
     R, piv = rref(diffs) if diffs else ([], [])
     k = len(piv)

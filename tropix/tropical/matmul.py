@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import check_nonempty, namespace, to_numpy
+from .._array import namespace, to_numpy
 from ..errors import FloatOverflowError, ShapeError
 from .semiring import (
     LogSemiring,

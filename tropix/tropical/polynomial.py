@@ -32,7 +32,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import ConventionError, EmptyInputError, NaNError, NoInverseError, ShapeError
-from .semiring import MaxPlus, MinPlus, Semiring, TropicalSemiring, check_same_semiring, get_semiring, require_tropical
+from .semiring import MinPlus, Semiring, TropicalSemiring, check_same_semiring, require_tropical
 
 __all__ = ["TropicalPolynomial", "UnivariateFactorization"]
 

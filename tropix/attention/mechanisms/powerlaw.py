@@ -78,7 +78,7 @@ def powerlaw_attention(q: Any, k: Any, v: Any, *, alpha: Any, beta: Any, mask: A
     array([0.7347, 0.1837, 0.0816])
     """
     # alpha/beta arrays must come from the library of q (a NumPy alpha with torch q was a raw RuntimeError)
-    xp = prepare(("q", q), *((n, a) for n, a in (("alpha", alpha), ("beta", beta)) if hasattr(a, "dtype")))
+    prepare(("q", q), *((n, a) for n, a in (("alpha", alpha), ("beta", beta)) if hasattr(a, "dtype")))
     bias = powerlaw_bias(q.shape[-2], k.shape[-2], alpha, beta, like=q if not hasattr(alpha, "dtype") else alpha)
     return softmax_attention(q, k, v, bias=bias, mask=mask, return_weights=return_weights)
 

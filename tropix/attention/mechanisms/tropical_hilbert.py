@@ -180,7 +180,7 @@ def tropical_linear(x: Any, W: Any, *, semiring: Semiring | str | None = None):
     array([1., 3.])
     """
     S_ = get_semiring(semiring if semiring is not None else MaxPlus)
-    xp = prepare(("x", x), ("W", W))
+    prepare(("x", x), ("W", W))
     S_.validate(x, "x")  # (+inf in max-plus met W's -inf and gave a silent NaN)
     S_.validate(W, "W")
     if W.ndim != 2 or W.shape[1] != x.shape[-1]:
