@@ -46,9 +46,15 @@ The two measured terms are evaluated with every float64 operation rounded agains
 certifies it; it does not save work) and skips :func:`~tropix.attention.auto`: ``eps`` is ignored.
 
 Assumptions of every rounding term: IEEE float64 arithmetic (float16/32/64 inputs are converted to
-float64 exactly, and so are float32 TT cores of any library: every product runs in float64), no overflow
-and no underflow (gradual underflow adds absolute errors of order ``2^-1074`` per operation, not covered),
-``exp`` within the error assumed by :func:`~tropix.attention.bounds.rounding_bound`.
+float64 exactly, and so are float32 TT cores of any library: every product runs in float64, and the output
+is float64 whatever the input dtype), no overflow, ``exp`` within the error assumed by
+:func:`~tropix.attention.bounds.rounding_bound`.  Gradual underflow is covered: the TT contractions get
+an absolute term per entry (``_underflow_up``: ``K·2^-1075`` per product of inner length ``K``, carried
+through the later cores), the dense evaluation the subnormal terms of
+:func:`~tropix.attention.bounds.rounding_bound` with the true ``d_v`` and the float64 output dtype.  With
+``check=True`` the float64 reference is itself allowed its rounding: that of its projections ``X W``
+(``γ_D |X||W|`` plus underflow, carried through the attention like the TT errors) and of its dense
+evaluation.
 """
 
 from __future__ import annotations
@@ -189,19 +195,16 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     kmax = _rownorm(k).max()
     vmax = _rownorm(v).max()
     qn = _rownorm(q)
-    # rigorous rounding of the TT contractions (TTMatrix.rmatmat_rounding_bound): |q̂_i - x_i W_q,TT| <= e_q,i etc.
-    e_q = _rownorm(Tq.rmatmat_rounding_bound(Xq))
-    e_k = _rownorm(Tk.rmatmat_rounding_bound(Xk)).max()
-    e_v = _rownorm(Tv.rmatmat_rounding_bound(Xk)).max()
-    # score error against exact weights: compression (with |q_TT| <= |q̂| + e_q, |k_TT| <= |k̂| + e_k)
-    # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
-    sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
-                       + e_q * kmax + (qn + e_q) * e_k)
-    # |sum_j (p_ij - p̂_ij) v̂_j| <= min(expm1(2 sigma), 2) max|v̂|  (an l1 distance of distributions is <= 2),
-    # |sum_j p_ij (v_j - v̂_j)| <= max_j |x_j| δ_v + e_v
-    induced = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv + e_v
-    # dense evaluation on q̂, k̂, v̂ (also: |P̂_i - P_i|_1 max|v̂| for the attention matrix P̂ of the TT path)
-    rb = rounding_bound(qn, kmax, _max_abs_bias(bias), k.shape[0], q.shape[1], vmax, sc)
+    # rigorous rounding of the TT contractions (TTMatrix.rmatmat_rounding_bound, which assumes no underflow):
+    # |q̂_i - x_i W_q,TT| <= e_q,i etc., with the gradual-underflow term of _underflow_up added to every entry
+    e_q = _rownorm(Tq.rmatmat_rounding_bound(Xq) + _underflow_up(Tq, transpose=True))
+    e_k = _rownorm(Tk.rmatmat_rounding_bound(Xk) + _underflow_up(Tk, transpose=True)).max()
+    e_v = _rownorm(Tv.rmatmat_rounding_bound(Xk) + _underflow_up(Tv, transpose=True)).max()
+    induced = _induced(sc, xn_q, xn_k, dq, dk, dv, qn, kmax, vmax, e_q, e_k, e_v)
+    # dense evaluation on q̂, k̂, v̂ in float64 (also: |P̂_i - P_i|_1 max|v̂| for the attention matrix P̂ of the TT
+    # path); d_v and the output dtype enter its gradual-underflow term
+    rb = rounding_bound(qn, kmax, _max_abs_bias(bias), k.shape[0], q.shape[1], vmax, sc, np.float64,
+                        d_v=int(v.shape[1]), out_dtype=np.float64)
     counters = {"tt_params": projections.n_params,
                 "dense_params": sum(int(np.prod(w.shape)) for w in (projections.wq, projections.wk, projections.wv))}
     if attention_tt_eps is not None:
@@ -213,12 +216,12 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     elif eps > 0:
         inner = auto(q, k, v, eps=eps, mask=mask, bias=bias, scale=sc, causal=causal)
         out_np = np.asarray(to_numpy(inner.output))
-        bound = induced + inner.bound
+        bound = _up(induced + inner.bound, 9)
         support = inner.support
         counters["score_evals"] = int(inner.counters["score_evals"])
     else:
         out_np = np.asarray(dense(q, k, v, mask=mask, bias=bias, scale=sc, causal=causal))
-        bound = induced + rb
+        bound = _up(induced + rb, 9)
         support = np.full(q.shape[0], k.shape[0])
         counters["score_evals"] = int(q.shape[0] * k.shape[0])
     slack = np.zeros_like(bound)
@@ -229,13 +232,70 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
         Wq, Wk, Wv = (np.asarray(to_numpy(w), dtype=np.float64) for w in weights)
         qe, ke, ve = Xq @ Wq, Xk @ Wk, Xk @ Wv
         ref = dense(qe, ke, ve, mask=mask, bias=bias, scale=sc, causal=causal)
-        slack = slack + rounding_bound(_rownorm(qe), _rownorm(ke).max(), _max_abs_bias(bias), k.shape[0], q.shape[1],
-                                       _rownorm(ve).max(), sc)
+        slack = slack + _reference_slack(Xq, Xk, (Wq, Wk, Wv), (qe, ke, ve), bias, sc)
     res = AttentionResult(from_numpy(out_np, x_q), bound, float(eps), np.array(vmax), support, "tt_compressed",
                           counters, (), slack)
     if ref is not None:
         res.verify(ref)
     return res
+
+
+def _induced(sc, xn_q, xn_k, dq, dk, dv, qn, kmax, vmax, e_q, e_k, e_v):
+    """Per-row bound on the attention error caused by projection errors (module doc): compression ``δ`` plus
+    computed-vs-exact errors ``e`` of the projected ``q̂`` (per row), ``k̂``, ``v̂`` (maxima over rows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # score error against exact weights: compression (with |q_TT| <= |q̂| + e_q, |k_TT| <= |k̂| + e_k)
+        # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
+        sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
+                           + e_q * kmax + (qn + e_q) * e_k)
+        # |sum_j (p_ij - p̂_ij) v̂_j| <= min(expm1(2 sigma), 2) max|v̂|  (an l1 distance of distributions is <= 2),
+        # |sum_j p_ij (v_j - v̂_j)| <= max_j |x_j| δ_v + e_v
+        out = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv + e_v
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def _reference_slack(Xq, Xk, weights, projected, bias, sc):
+    """Per-row bound on ``|ref_i - o_i|`` for the float64 reference of ``check=True``: the rounding of its
+    projections ``X W`` (inner length ``D``: ``γ_D |X||W|`` plus the gradual-underflow term ``D·2^-1074``
+    per entry, doubled) carried through the attention like the TT errors, plus the rounding of its dense
+    evaluation."""
+    qe, ke, ve = projected
+    D = int(Xq.shape[1])
+    g = _gamma_up(D)
+    sub = float(np.finfo(np.float64).smallest_subnormal)
+    # computed on nonnegative data: fl(Y) >= (1 - γ_{D+2}) Y up to underflow, which the doubled term absorbs
+    e_q, e_k, e_v = (_row_norms_up(g * (np.abs(X) @ np.abs(W)) + 2 * D * sub, D + 2)
+                     for X, W in ((Xq, weights[0]), (Xk, weights[1]), (Xk, weights[2])))
+    qn, kmax, vmax = _rownorm(qe), _rownorm(ke).max(), _rownorm(ve).max()
+    ind = _induced(sc, 0.0, 0.0, 0.0, 0.0, 0.0, qn, kmax, vmax, e_q, e_k.max(), e_v.max())
+    rb = rounding_bound(qn, kmax, _max_abs_bias(bias), ke.shape[0], qe.shape[1], vmax, sc, np.float64,
+                        d_v=int(ve.shape[1]), out_dtype=np.float64)
+    return _up(ind + rb, 9)
+
+
+def _underflow_up(T, transpose: bool = False) -> float:
+    """Bound on the absolute error that gradual underflow adds to every entry of ``T.matmat`` (``T.rmatmat``
+    with ``transpose``) in float64, which ``matmat_rounding_bound`` does not cover.
+
+    A product of inner length ``K = r n`` (any order, with or without FMA) adds at most ``K·2^-1075`` per
+    entry beyond its relative error (each product of two floats loses at most half the smallest
+    subnormal; sums of subnormals are exact).  An absolute error ``ε`` in the input of a later core ``C``
+    leaves at most ``ε·c`` with ``c = max_{m, r'} Σ_{r, n} |C[r, m, n, r']|``.  Hence
+    ``U = Σ_i K_i 2^-1075 Π_{j>i} c_j``; the value returned is ``2U`` (covering the growth factors
+    ``1 + γ_K`` and the rounding of this very computation) plus one smallest subnormal (so that it never
+    rounds to 0).
+    """
+    sub = float(np.finfo(np.float64).smallest_subnormal)
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for c in T.cores:
+            a = np.abs(np.asarray(to_numpy(c), dtype=np.float64))
+            if transpose:
+                a = a.transpose(0, 2, 1, 3)
+            r, _, n, _ = a.shape
+            c_max = float(a.sum(axis=(0, 2)).max()) if a.size else 0.0
+            total = total * c_max + r * n * sub
+    return float(total) * (1 + 1e-9) + sub
 
 
 def _float64_cores(T):
@@ -320,12 +380,15 @@ def _tt_attention_matrix(q, k, v, mask, bias, sc, causal, tt_eps) -> _TTAttentio
     T = TTMatrix.from_dense(P, eps=tt_eps)
     v = np.asarray(v, dtype=np.float64)
     out = np.asarray(to_numpy(T.matmat(v)), dtype=np.float64)
-    # |fl(P̃ v̂) - P̃ v̂| <= E_v entrywise (a rigorous upper bound already: K = 0)
-    contraction = _row_norms_up(T.matmat_rounding_bound(v), 0)
-    # |(P̃ - P̂) v̂| <= |fl(D v̂)| + ((γ_{n_k+1} |D| + E_I) |v̂|) with D = fl(fl(P̃ I) - P̂), |fl(P̃ I) - P̃| <= E_I:
-    # γ_{n_k} covers fl(D v̂), u/(1-u) the subtraction; evaluated with K = n_k + 3 roundings on nonnegative data
+    # |fl(P̃ v̂) - P̃ v̂| <= E_v + U entrywise (a rigorous upper bound already: K = 0); U = gradual underflow
+    U = _underflow_up(T)
+    sub = float(np.finfo(np.float64).smallest_subnormal)
+    contraction = _row_norms_up(T.matmat_rounding_bound(v) + U, 0)
+    # |(P̃ - P̂) v̂| <= |fl(D v̂)| + ((γ_{n_k+1} |D| + E_I + U) |v̂|) + 2 n_k 2^-1074 with D = fl(fl(P̃ I) - P̂),
+    # |fl(P̃ I) - P̃| <= E_I + U: γ_{n_k} covers fl(D v̂), u/(1-u) the subtraction, the last term the underflow
+    # of fl(D v̂) and of the evaluation of H |v̂|; evaluated with K = n_k + 4 roundings on nonnegative data
     D = np.asarray(to_numpy(T.matmat(eye)), dtype=np.float64) - P
-    H = _gamma_up(n_k + 1) * np.abs(D) + T.matmat_rounding_bound(eye)
-    Y = np.abs(D @ v) + H @ np.abs(v)
-    truncation = _row_norms_up(Y, n_k + 3)
+    H = _gamma_up(n_k + 1) * np.abs(D) + T.matmat_rounding_bound(eye) + U
+    Y = np.abs(D @ v) + H @ np.abs(v) + 2 * n_k * sub
+    truncation = _row_norms_up(Y, n_k + 4)
     return _TTAttention(out, truncation, contraction, T)

@@ -1,0 +1,76 @@
+"""Regression tests for the correctness polish of session 4 (task U).
+
+1. ``tt_compressed``: certified bounds near gradual underflow and with a large ``d_v`` (the dense rounding
+   term needs the true ``d_v``; the TT contractions an underflow term), float32 inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tropix.attention import compress_projections, tt_compressed
+
+SUB = float(np.finfo(np.float64).smallest_subnormal)
+
+
+# -- 1. tt_compressed near underflow ------------------------------------------------------------------------
+def _tiny_values(seed, n, D=256, d_v=1024, bits=10, shift=545):
+    """Hidden states and value weights ``int * 2^-shift``: every product ``x w`` is an integer multiple of
+    ``2^-2 shift`` (exact in Python ints) and the values ``x W_v`` lie a few hundred subnormals above 0."""
+    rng = np.random.default_rng(seed)
+    Xi = rng.integers(-(2**bits), 2**bits, size=(n, D))
+    Wi = rng.integers(-(2**bits), 2**bits, size=(D, d_v))
+    X, Wv = np.ldexp(Xi.astype(np.float64), -shift), np.ldexp(Wi.astype(np.float64), -shift)
+    Wq, Wk = rng.normal(size=(D, 2)), rng.normal(size=(D, 2))
+    return X, (Wq, Wk, Wv), Xi.astype(object) @ Wi.astype(object)  # exact values in units 2^-2 shift
+
+
+def _error_in_subnormals(out, exact_units, shift=545):
+    """``|out_i - exact_i|_2`` in units of the smallest subnormal, from exact integer differences."""
+    sh = 2 * shift - 1074
+    out_units = np.array([[int(np.ldexp(o, 1074)) * 2**sh for o in row] for row in np.asarray(out)], dtype=object)
+    diff = (out_units - exact_units).astype(float) / 2**sh
+    return np.sqrt(np.sum(diff**2, axis=1))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tt_compressed_bound_holds_for_subnormal_values(seed):
+    # one key: the softmax weight is exactly 1, so the exact output is the exact value x W_v (integers);
+    # the float64 output carries the underflow of the TT contraction (about 100 subnormals here), which
+    # the old bound (24 subnormals: d_v = 1 in rounding_bound, no underflow term) did not cover
+    X, W, exact = _tiny_values(seed, n=1)
+    r = tt_compressed(X, X, compress_projections(*W, eps=1e-12), weights=W, check=True)
+    assert 0 < np.abs(np.asarray(r.output)).max() < 1e-300  # really in the subnormal range
+    err = _error_in_subnormals(r.output, exact)
+    assert np.all(err > 24)  # the regime the old bound missed
+    assert np.all(err * SUB <= r.bound)
+
+
+def test_tt_compressed_attention_matrix_bound_holds_for_subnormal_values():
+    # two keys whose scores are ~1e-320: the exact weights are 1/2 up to a relative 1e-600, far below the
+    # subnormal resolution; the TT attention-matrix path contracts P̃ with subnormal values (error about 70
+    # subnormals; the old bound was 28)
+    X, W, exact = _tiny_values(2, n=2)
+    r = tt_compressed(X, X, compress_projections(*W, eps=1e-12), attention_tt_eps=0.5, weights=W, check=True)
+    total = np.array([[sum(exact[:, c]) for c in range(exact.shape[1])]] * 2, dtype=object)  # 2 * exact mean
+    out2 = np.asarray(r.output) * 2  # exact scaling by a power of two
+    err = _error_in_subnormals(out2, total) / 2
+    assert np.all(err > 28)
+    assert np.all(err * SUB <= r.bound)
+
+
+@pytest.mark.parametrize("attention_tt_eps", [None, 0.3])
+def test_tt_compressed_float32_inputs_large_dv(attention_tt_eps):
+    # float32 torch hidden states and weights, d_v = 96 != d = 8: the output is float64 (all arithmetic is
+    # float64, as documented) and check=True holds with the exact-weights reference
+    rng = np.random.default_rng(3)
+    W = [rng.normal(size=(64, 8)) / 8, rng.normal(size=(64, 8)) / 8, rng.normal(size=(64, 96))]
+    X = torch.tensor(rng.normal(size=(12, 64)), dtype=torch.float32)
+    W32 = [torch.tensor(w, dtype=torch.float32) for w in W]
+    T = compress_projections(*W32, eps=0.05)
+    r = tt_compressed(X, X, T, weights=W32, check=True, attention_tt_eps=attention_tt_eps)
+    assert isinstance(r.output, torch.Tensor) and r.output.dtype == torch.float64
+    assert tuple(r.output.shape) == (12, 96)
+    assert np.all(np.isfinite(r.bound)) and np.all(r.bound < r.vmax)
