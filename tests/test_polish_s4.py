@@ -2,6 +2,7 @@
 
 1. ``tt_compressed``: certified bounds near gradual underflow and with a large ``d_v`` (the dense rounding
    term needs the true ``d_v``; the TT contractions an underflow term), float32 inputs.
+2. The tropical polynomial parser: no infinity or NaN literal, ``inf``/``nan`` are not variable names.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tropix.attention import compress_projections, tt_compressed
+from tropix.errors import ConventionError, EmptyInputError, ParseError
+from tropix.tropical import TropicalPolynomial
+from tropix.tropical.parse import parse_polynomial
 
 SUB = float(np.finfo(np.float64).smallest_subnormal)
 
@@ -74,3 +80,40 @@ def test_tt_compressed_float32_inputs_large_dv(attention_tt_eps):
     assert isinstance(r.output, torch.Tensor) and r.output.dtype == torch.float64
     assert tuple(r.output.shape) == (12, 96)
     assert np.all(np.isfinite(r.bound)) and np.all(r.bound < r.vmax)
+
+
+# -- 2. the polynomial parser has no infinity/NaN literal ---------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "max(0, inf)", "nan", "max(nan, x)", "max(-inf, x)", "max(0, x - inf)", "Infinity", "INF + x",
+    "x ⊕ -inf", "3*x ⊗ NaN", "x^inf", "(x ⊕ 0)^nan", "min(infinity, y)", "max(0, 2*nan)",
+])
+def test_parser_rejects_inf_and_nan_words(text):
+    # before: 'max(-inf, x)' parsed as max(x, -1*inf) with a *variable* called 'inf', 'nan' as max(nan)
+    with pytest.raises(ParseError, match="reserved"):
+        parse_polynomial(text)
+    with pytest.raises(ValueError):  # ParseError stays a ValueError
+        TropicalPolynomial.parse(text)
+
+
+def test_parser_reserved_names_in_variables_and_lookalikes():
+    with pytest.raises(ParseError, match="reserved"):
+        parse_polynomial("max(0, x)", variables=["x", "nan"])
+    # names that merely start with a reserved word are ordinary variables
+    p = parse_polynomial("max(0, infx, 1 + nan_y)")
+    assert p.variables == ("infx", "nan_y")
+    assert p([[5, 1]]).tolist() == [5]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["x", "y", "0", "1", "2.5", "1/2", "inf", "nan", "Infinity", "-", "+", "*",
+                                 "⊕", "⊗", "(", ")", "^", "2", ",", "max(", "min("]), min_size=1, max_size=9))
+def test_parser_output_is_always_nan_free_and_finite(tokens):
+    text = " ".join(tokens)
+    try:
+        p = parse_polynomial(text)
+    except (ParseError, ConventionError, EmptyInputError):
+        return
+    assert not {"inf", "nan", "infinity"} & {v.lower() for v in p.variables}
+    C = np.asarray(p.coefficients, dtype=np.float64)
+    E = np.asarray(p.exponents, dtype=np.float64)
+    assert np.all(np.isfinite(C)) and np.all(np.isfinite(E))

@@ -12,8 +12,11 @@ product, ``^`` the power, numbers are coefficients: ``3*x^2 + x*y + -1`` or ``(x
 Exponents are integers, ``(p/q)`` or ``-k``.  The semiring is the ``semiring=`` argument (default MaxPlus).
 
 Integers and fractions are exact; a decimal literal (``0.5``, ``1e-3``) is a float and makes the whole
-polynomial floating point.  A string that does not follow the grammar raises
-:class:`~tropix.errors.ParseError` saying where.
+polynomial floating point.  Coefficients and exponents are finite: the grammar has no infinity and no NaN
+literal, and the words ``inf``, ``infinity`` and ``nan`` (in any case) are reserved, neither numbers nor
+variable names (``max(-inf, x)`` would otherwise read as a variable called ``inf``).  A term whose
+coefficient is the tropical zero (``-inf`` in max-plus, ``+inf`` in min-plus) is written by leaving it
+out.  A string that does not follow the grammar raises :class:`~tropix.errors.ParseError` saying where.
 
 Examples
 --------
@@ -26,6 +29,10 @@ TropicalPolynomial('min(-1, x + y, 3 + 2*x)')
 Traceback (most recent call last):
 ...
 tropix.errors.ParseError: unexpected '*' at position 10 in 'max(0, x +* 1)' (expected a number or a variable)
+>>> parse_polynomial("max(-inf, x)")
+Traceback (most recent call last):
+...
+tropix.errors.ParseError: 'inf' at position 5 in 'max(-inf, x)' is reserved: the grammar has no infinity or NaN literal and 'inf', 'infinity', 'nan' are not variable names (leave out a term whose coefficient is the tropical zero)
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ MAX_LENGTH = 100_000
 MAX_POWER = 1000
 MAX_DEPTH = 100
 
+_RESERVED = frozenset({"inf", "infinity", "nan"})  # compared in lower case
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),⊕⊗]))"
 )
@@ -62,10 +71,18 @@ def _tokenize(text: str):
             raise ParseError(f"unexpected character {text[pos]!r} at position {pos} in {text!r}")
         kind = m.lastgroup
         start = m.start(kind)
+        if kind == "name" and m.group(kind).lower() in _RESERVED:
+            raise ParseError(_reserved_message(m.group(kind), start, text))
         toks.append((kind, m.group(kind), start))
         pos = m.end()
     toks.append(("end", "", len(text)))
     return toks
+
+
+def _reserved_message(word: str, pos, text: str) -> str:
+    where = f" at position {pos} in {text!r}" if pos is not None else ""
+    return (f"{word!r}{where} is reserved: the grammar has no infinity or NaN literal and 'inf', 'infinity', "
+            "'nan' are not variable names (leave out a term whose coefficient is the tropical zero)")
 
 
 def _number(s: str):
@@ -370,6 +387,9 @@ def _order(found: set, variables) -> tuple:
     if variables is None:
         return tuple(sorted(found))
     variables = tuple(str(v) for v in variables)
+    for v in variables:
+        if v.lower() in _RESERVED:
+            raise ParseError(_reserved_message(v, None, "") + ": not allowed in variables=")
     if len(set(variables)) != len(variables):  # "x" would name two coordinates: the first got all its terms
         raise ParseError(f"variables {list(variables)} contain a repeated name")
     unknown = sorted(set(found) - set(variables))
