@@ -3,20 +3,26 @@
 1. ``tt_compressed``: certified bounds near gradual underflow and with a large ``d_v`` (the dense rounding
    term needs the true ``d_v``; the TT contractions an underflow term), float32 inputs.
 2. The tropical polynomial parser: no infinity or NaN literal, ``inf``/``nan`` are not variable names.
+3. ``p_adic_valuation`` / ``tropicalize``: specific tropix errors (ToleranceError for a bad prime, ParseError
+   for a non-rational, NaNError), ``v_p(0) = +inf``.
 """
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
+import sympy
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tropix.attention import compress_projections, tt_compressed
-from tropix.errors import ConventionError, EmptyInputError, ParseError
-from tropix.tropical import TropicalPolynomial
-from tropix.tropical.parse import parse_polynomial
+from tropix.errors import ConventionError, EmptyInputError, NaNError, ParseError, ToleranceError
+from tropix.tropical import MaxPlus, TropicalPolynomial
+from tropix.tropical.parse import p_adic_valuation, parse_polynomial, tropicalize
 
 SUB = float(np.finfo(np.float64).smallest_subnormal)
 
@@ -117,3 +123,80 @@ def test_parser_output_is_always_nan_free_and_finite(tokens):
     C = np.asarray(p.coefficients, dtype=np.float64)
     E = np.asarray(p.exponents, dtype=np.float64)
     assert np.all(np.isfinite(C)) and np.all(np.isfinite(E))
+
+
+# -- 3. p_adic_valuation / tropicalize raise specific tropix errors -----------------------------------------
+def _brute_valuation(q, p):
+    """v with q = p^v a/b, found by trying every |v| <= 64 (independent of the implementation)."""
+    q = Fraction(q)
+    for v in range(-64, 65):
+        r = q / Fraction(p) ** v
+        if r.numerator % p and r.denominator % p:
+            return v
+    raise AssertionError("valuation out of the brute-force range")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.fractions(max_denominator=10**6).filter(lambda f: f != 0), st.sampled_from([2, 3, 5, 7, 101]))
+def test_valuation_matches_brute_force(q, p):
+    assert p_adic_valuation(q, p) == _brute_valuation(q, p)
+    assert p_adic_valuation(sympy.Rational(q.numerator, q.denominator), np.int64(p)) == _brute_valuation(q, p)
+    assert p_adic_valuation(f"{q.numerator}/{q.denominator}", p) == _brute_valuation(q, p)
+
+
+def test_valuation_of_zero_is_infinity():
+    # the usual convention v_p(0) = +inf (the min-plus tropical zero); before: a bare ValueError
+    assert p_adic_valuation(0, 3) == math.inf and p_adic_valuation(Fraction(0), 2) == math.inf
+
+
+@pytest.mark.parametrize("p", [1, 0, -2, 4, 9, 2.0, "2", None, True])
+def test_valuation_bad_prime(p):
+    # before: p = 1 looped forever, p = 0 raised ZeroDivisionError, p = 4 returned a number
+    with pytest.raises(ToleranceError, match="not a prime"):
+        p_adic_valuation(12, p)
+    with pytest.raises(ToleranceError, match="not a prime"):
+        tropicalize({(1,): 1}, p)
+
+
+@pytest.mark.parametrize("q, err, msg", [
+    (float("nan"), NaNError, "NaN"), (np.float32("nan"), NaNError, "NaN"), (0.1, ParseError, "float"),
+    (float("inf"), ParseError, "float"), (np.float64(2.0), ParseError, "float"), ("abc", ParseError, "not a rational"),
+    ("1/0", ParseError, "not a rational"), (None, ParseError, "not a rational"), (True, ParseError, "bool"),
+    (sympy.sqrt(2), ParseError, "not a rational"), (sympy.nan, NaNError, "NaN"), (sympy.Float(0.5), ParseError, "Float"),
+])
+def test_valuation_bad_number(q, err, msg):
+    # before: ValueError/TypeError/OverflowError from Fraction(), or a silently wrong v_5(0.1) = 0
+    with pytest.raises(err, match=msg):
+        p_adic_valuation(q, 5)
+    with pytest.raises(ValueError):  # every one of them is still a ValueError
+        p_adic_valuation(q, 5)
+
+
+def test_tropicalize_bad_inputs_raise_specific_errors():
+    x, y = sympy.symbols("x y")
+    cases = [
+        ({(1,): 0.5}, {}, ParseError, "float"),
+        ({(1,): float("nan")}, {}, NaNError, "NaN"),
+        ({(0,): 0, (1,): 0}, {}, EmptyInputError, "every coefficient is 0"),
+        (sympy.sin(x), {}, ParseError, "not a polynomial"),
+        (1 / x, {}, ParseError, "not a polynomial"),
+        (x + sympy.nan, {}, NaNError, "NaN"),
+        (sympy.sqrt(2) * x, {}, ParseError, "not rational"),
+        (0.5 * x + 1, {}, ParseError, "float"),
+        (x * y, {"gens": [x]}, ParseError, "in the variables"),
+        (x, {"gens": [3]}, ParseError, "sympy symbols"),
+    ]
+    for poly, kw, err, msg in cases:
+        with pytest.raises(err, match=msg):
+            tropicalize(poly, 2, **kw)
+    with pytest.raises(TypeError):  # a string is not parsed (never sympified)
+        tropicalize("x + 1", 2)
+
+
+def test_tropicalize_still_exact_with_zero_terms():
+    # zero coefficients are absent terms; valuations from the brute force, both conventions
+    f = {(0,): Fraction(4, 9), (1,): 0, (2,): 18, (3,): Fraction(1, 6)}
+    for p in (2, 3):
+        want = {(e,): _brute_valuation(c, p) for (e,), c in f.items() if c != 0}
+        assert tropicalize(f, p).terms() == want
+        assert tropicalize(f, p, semiring=MaxPlus).terms() == {e: -v for e, v in want.items()}

@@ -43,7 +43,9 @@ import re
 from fractions import Fraction
 from typing import Any, Mapping
 
-from ..errors import ConventionError, ParseError
+import numpy as np
+
+from ..errors import ConventionError, EmptyInputError, NaNError, ParseError, ToleranceError
 from .semiring import MaxPlus, MinPlus, get_semiring
 
 __all__ = ["parse_polynomial", "from_sympy", "tropicalize", "p_adic_valuation"]
@@ -481,17 +483,83 @@ def from_sympy(expr: Any, *, variables=None):
     return obj
 
 
-def p_adic_valuation(q: Any, p: int) -> int:
-    """The ``p``-adic valuation of a non-zero rational ``q``.
+def _prime(p: Any, fname: str) -> int:
+    """``p`` as a Python int if it is a prime (Python or NumPy integer), else ToleranceError."""
+    import sympy
+
+    if isinstance(p, numbers.Integral) and not isinstance(p, (bool, np.bool_)):
+        p = int(p)  # NumPy and sympy integers too
+        if p >= 2 and sympy.isprime(p):
+            return p
+    raise ToleranceError(f"{fname}: p = {p!r} is not a prime; the p-adic valuation needs a prime integer p >= 2")
+
+
+def _rational(q: Any, what: str):
+    """``q`` as an exact int or Fraction: ints, Fractions, NumPy/sympy integers and rationals, and strings
+    ``Fraction`` reads (``"1/3"``, ``"0.1"`` = 1/10 exactly).  Floats are refused: a binary float is rarely
+    the rational meant (``0.1`` is not 1/10), and its valuation at ``p != 2`` would be silently wrong."""
+    if isinstance(q, (float, np.floating)) or getattr(getattr(q, "dtype", None), "kind", None) in ("f", "c"):
+        if isinstance(q, (float, np.floating)) and math.isnan(q):
+            raise NaNError(f"{what} is NaN; NaN has no p-adic valuation")
+        raise ParseError(f"{what} = {q!r} is a float; p-adic valuations need exact rationals (int, Fraction, "
+                         f"sympy Rational or a string such as '1/10')")
+    if isinstance(q, (bool, np.bool_)):
+        raise ParseError(f"{what} = {q!r} is a bool, not a rational number")
+    sym = _sympy_if_loaded()
+    if sym is not None and isinstance(q, sym.Basic):
+        if q is sym.nan:
+            raise NaNError(f"{what} is NaN; NaN has no p-adic valuation")
+        if not q.is_Rational:
+            raise ParseError(f"{what} = {q} is not a rational number" + (" (a sympy Float: use sympy.Rational)"
+                                                                        if q.is_Float else ""))
+        return int(q.p) if q.q == 1 else Fraction(int(q.p), int(q.q))
+    if isinstance(q, (numbers.Rational, str)):
+        try:
+            f = Fraction(q)
+        except (ValueError, ZeroDivisionError) as err:
+            raise ParseError(f"{what} = {q!r} is not a rational number ({err})") from None
+        return int(f) if f.denominator == 1 else f
+    raise ParseError(f"{what} = {q!r} (of type {type(q).__name__}) is not a rational number")
+
+
+def _sympy_if_loaded():
+    """sympy if something imported it already (then sympy objects may be passed), else None."""
+    import sys
+
+    return sys.modules.get("sympy")
+
+
+def p_adic_valuation(q: Any, p: int):
+    """The ``p``-adic valuation of a rational ``q``: ``v`` with ``q = p^v a/b``, ``p`` dividing neither
+    ``a`` nor ``b``.
+
+    ``v_p(0) = +inf`` (``math.inf``, the usual convention; it is the min-plus tropical zero, so a zero
+    coefficient tropicalises to an absent term); every other result is an ``int``.
+
+    Raises
+    ------
+    ToleranceError
+        If ``p`` is not a prime integer.
+    ParseError
+        If ``q`` is not an exact rational (a float, an irrational sympy number, a malformed string).
+    NaNError
+        If ``q`` is NaN.
 
     Examples
     --------
     >>> p_adic_valuation(Fraction(12, 5), 2), p_adic_valuation(Fraction(12, 5), 5)
     (2, -1)
+    >>> p_adic_valuation("1/10", 5), p_adic_valuation(0, 3)
+    (-1, inf)
+    >>> p_adic_valuation(0.1, 5)
+    Traceback (most recent call last):
+    ...
+    tropix.errors.ParseError: q = 0.1 is a float; p-adic valuations need exact rationals (int, Fraction, sympy Rational or a string such as '1/10')
     """
-    q = Fraction(q)
+    p = _prime(p, "p_adic_valuation")
+    q = Fraction(_rational(q, "q"))
     if q == 0:
-        raise ValueError("the valuation of 0 is +inf; zero coefficients are not terms")
+        return math.inf
     v = 0
     num, den = abs(q.numerator), q.denominator
     while num % p == 0:
@@ -506,8 +574,22 @@ def p_adic_valuation(q: Any, p: int) -> int:
 def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=None):
     """Tropicalise a polynomial with rational coefficients under the ``p``-adic valuation.
 
-    Min-plus: coefficient ``val_p(c_a)``; max-plus: ``-val_p(c_a)``.  See
+    Min-plus: coefficient ``val_p(c_a)``; max-plus: ``-val_p(c_a)``; zero coefficients are left out.  See
     :meth:`TropicalPolynomial.tropicalize <tropix.tropical.polynomial.TropicalPolynomial.tropicalize>`.
+
+    Raises
+    ------
+    ToleranceError
+        If ``p`` is not a prime integer.
+    ParseError
+        If a coefficient is not an exact rational (floats included: see :func:`p_adic_valuation`) or a
+        sympy expression is not a polynomial in ``gens``.
+    NaNError
+        If a coefficient is NaN.
+    EmptyInputError
+        If every coefficient is zero.
+    TypeError
+        If ``poly`` is neither a sympy expression/Poly nor a mapping.
 
     Examples
     --------
@@ -518,13 +600,11 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
 
     from .polynomial import TropicalPolynomial
 
-    if isinstance(p, numbers.Integral) and not isinstance(p, bool):
-        p = int(p)  # NumPy integers too
-    if not isinstance(p, int) or p < 2 or not sympy.isprime(p):
-        raise ValueError(f"p = {p!r} is not a prime")
+    p = _prime(p, "tropicalize")
     S = get_semiring(semiring)
     if isinstance(poly, Mapping):
-        items = [((e,) if not isinstance(e, tuple) else e, Fraction(c)) for e, c in poly.items()]
+        items = [((e,) if not isinstance(e, tuple) else e, _rational(c, f"coefficient of exponent {e!r}"))
+                 for e, c in poly.items()]
         names = variables
     else:
         if isinstance(poly, str) or not isinstance(poly, (sympy.Basic, sympy.Poly)):
@@ -533,15 +613,28 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
             P = poly
         else:
             g = tuple(gens) if gens is not None else tuple(sorted(poly.free_symbols, key=lambda s: s.name))
+            bad = [x for x in g if not isinstance(x, sympy.Symbol)]
+            if bad:
+                raise ParseError(f"tropicalize: gens must be sympy symbols, got {bad[0]!r}")
             if not g:  # a constant (sympy.Poly needs a generator: GeneratorsNeeded for 0 or 5)
                 g = (sympy.Symbol("x"),)
-            P = sympy.Poly(poly, *g)
+            try:
+                P = sympy.Poly(poly, *g)
+            except sympy.polys.polyerrors.BasePolynomialError as err:
+                raise ParseError(f"tropicalize: {poly} is not a polynomial in {g} ({err})") from None
         items = []
         for e, c in P.terms():
+            if c is sympy.nan:
+                raise NaNError(f"tropicalize: the coefficient of exponent {tuple(e)} is NaN")
             if not c.is_Rational:
-                raise ValueError(f"coefficient {c} is not rational")
+                why = (f" in the variables {P.gens}" if c.free_symbols else
+                       " (a float: use sympy.Rational)" if c.is_Float else "")
+                raise ParseError(f"tropicalize: coefficient {c} of exponent {tuple(e)} is not rational{why}")
             items.append((tuple(int(v) for v in e), Fraction(int(c.p), int(c.q))))
         names = variables if variables is not None else tuple(str(g) for g in P.gens)
+    if items and all(c == 0 for _, c in items):
+        raise EmptyInputError("tropicalize: every coefficient is 0 (valuation +inf, the tropical zero), so the "
+                              "tropicalisation has no terms")
     items = [(e, c) for e, c in items if c != 0]
     coefs = [S.sense * -p_adic_valuation(c, p) for _, c in items]
     obj = TropicalPolynomial.__new__(TropicalPolynomial)
