@@ -1,8 +1,9 @@
 """numba kernels of screened attention (imported lazily by :mod:`tropix.attention.screen`).
 
 ``col_maxima``: each query's largest screening score (scores laid out keys x queries, float32 or float64).
+``advance_maxima``: the running maxima over the key blocks seen so far, and the counted mass rescaled to them.
 ``scan_block``: one block of keys: the candidate keys within a margin of each query's maximum, and a bound on
-the mass of the others from level counts.
+the mass of the others (each key's weight bounded through the bits of a float32).
 ``plan_rows``: after the first block, the collection margin of each query for the other blocks.
 ``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.
 ``finish_rows``: exact float64 scores of the core, the softmax over them and the quantities of the certified
@@ -42,101 +43,112 @@ def col_maxima(S, out):
 
 
 @njit(cache=True, nogil=True)
-def scan_block(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
-    """Fold the keys ``j0 .. j1-1`` (rows of ``S``, the ``(n, nr)`` screening scores, keys x queries) into the
-    state of the ``nr`` queries.
+def advance_maxima(S, smax, dun):
+    """Fold a block of screening scores ``S`` (keys x queries) into the running maxima ``smax``: each query's
+    counted mass ``dun`` (relative to its old maximum) is rescaled to the new one, ``dun * exp(old - new)``
+    rounded upwards (a factor ``1 + 2^-50`` covers the rounding of ``exp`` and of the difference)."""
+    nr = S.shape[1]
+    bm = np.empty(nr, dtype=S.dtype)
+    col_maxima(S, bm)
+    for r in range(nr):
+        old = smax[r]
+        if bm[r] > old:
+            if dun[r] > 0.0 and old > -np.inf:
+                dun[r] = dun[r] * np.exp(np.float64(old) - np.float64(bm[r])) * (1.0 + 2.0**-50)
+            smax[r] = bm[r]
 
-    ``smax[r]``: the maximum of column ``r`` of ``S`` (computed beforehand).  Keys with
+
+# The weight bound of a key that is only counted: with y = log2(e) (s - m) <= 0, the float32 whose bits are
+# the integer part of (y + 127) 2^23 is 2^floor(y) (1 + frac(y)) >= 2^y = exp(s - m) (1 + f >= 2^f on [0, 1]),
+# at most 6.2 % above it.  Computed as t = max((s - m) C, -126 2^23) + BIAS with C = log2(e) 2^23 (1 - 2^-20):
+# the factor (1 - 2^-20) covers the rounding of s - m, of the product and of C itself (relative 2^-24 each:
+# the computed y is never below the exact one, as y <= 0), the 256 units added to BIAS the rounding of the
+# sum (at most 64 units at 2^30) and the truncation to an integer; y is clamped at -126 (normal float32).
+EXP_C = np.float32(1.4426950408889634 * (1.0 - 2.0**-20) * 2.0**23)
+EXP_LO = np.float32(-126.0 * 2.0**23)
+EXP_BIAS = np.float32(127 * 2**23 + 256)
+
+
+@njit(cache=True, nogil=True)
+def scan_block(S, j0, j1, joff, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun):
+    """Fold the keys ``j0 .. j1-1`` (rows of ``S``, screening scores, keys x queries) into the state of the
+    ``nr`` queries (key ``j`` of ``S`` is key ``j + joff`` of the head).
+
+    ``smax[r]``: the running maximum of query ``r``, at least every score of this block.  Keys with
     ``S >= smax - tauc[r]`` are collected into ``cidx[r, :cnt[r]]`` / ``cval[r, :cnt[r]]`` (``cnt[r] = -1``
-    once more than ``cap``: the query is then no longer tracked).  Every other key is only counted against
-    the eight levels ``tauc[r] < taul[0, r] < ... < taul[7, r]``: a key below ``smax - tauc`` but not below
-    ``smax - taul[0]`` adds ``exp(-tauc)`` to ``dun[r]``, one below level ``l-1`` but not ``l`` adds
-    ``exp(-taul[l-1])``, one below every level ``exp(-taul[7])``; so ``dun[r]`` bounds
-    ``sum exp(s̃_j - max s̃)`` over the keys not collected.  ``nfin[r]`` counts the finite scores if
-    ``masked`` (masked keys, ``-inf``, carry no mass and are not counted).  The thresholds ``smax - t`` are
-    rounded down to the dtype of ``S``; the loops over the queries vectorise.
+    once more than ``cap``: the query is then no longer tracked).  Every other finite key adds a float32
+    ``w >= exp(s - smax)``, at most 6.2 % above it (the exponent-bit construction of ``EXP_C``), to
+    ``dun[r]``: so ``dun[r]`` bounds ``sum exp(s̃_j - smax)`` over the keys not collected.  The block's sums
+    are accumulated in float32 and added to ``dun`` with the factor ``1 + (j1 - j0) 2^-23`` that bounds
+    their rounding.  ``nfin[r]`` counts the finite scores if ``masked`` (masked keys, ``-inf``, carry no
+    mass and are not counted).  The collection thresholds ``smax - tauc`` are rounded down to the dtype of
+    ``S``.  Two loops over the queries per key, both vectorised; the collection visits only flagged queries.
     """
     nr = S.shape[1]
-    L = 8
     inf = S.dtype.type(np.inf)
     tc = np.empty(nr, dtype=S.dtype)
-    tl = np.empty((L, nr), dtype=S.dtype)
+    mm = np.empty(nr, dtype=S.dtype)
     live = np.zeros(nr, dtype=np.bool_)
     for r in range(nr):
         m = smax[r]
+        mm[r] = m
         if cnt[r] < 0 or not m > -np.inf:
             tc[r] = inf  # not tracked (or no finite score): nothing is collected or counted
-            for l in range(L):
-                tl[l, r] = inf
+            mm[r] = 0.0
             continue
         live[r] = True
-        m64 = np.float64(m)
-        tc[r] = _down(m64 - tauc[r], S)
-        for l in range(L):
-            tl[l, r] = _down(m64 - taul[l, r], S)
-    A = np.zeros((L, nr), dtype=np.int32)  # level counts of this block (at most j1 - j0 < 2**31 each)
-    nf = np.zeros(nr, dtype=np.int64)
-    got = np.zeros(nr, dtype=np.int64)
+        tc[r] = _down(np.float64(m) - tauc[r], S)
+    acc = np.zeros(nr, dtype=np.float32)
+    bits = np.zeros(nr, dtype=np.int32)
+    wts = bits.view(np.float32)
     hit = np.zeros(8 * ((nr + 7) // 8), dtype=np.uint8)  # padded to whole 64-bit words
     words = hit.view(np.uint64)
+    nf = np.zeros(nr, dtype=np.int64)
     for j in range(j0, j1):
         row = S[j]
+        for r in range(nr):  # the bits of each key's weight bound (a masked key, -inf, is clamped)
+            bits[r] = np.int32(max((row[r] - mm[r]) * EXP_C, EXP_LO) + EXP_BIAS)
         h = 0
-        for r in range(nr):  # vectorised over the queries: level counts and the collection test
+        for r in range(nr):  # the weights of the keys not collected, and the collection test
             x = row[r]
-            A[0, r] += np.int32(x >= tl[0, r])
-            A[1, r] += np.int32(x >= tl[1, r])
-            A[2, r] += np.int32(x >= tl[2, r])
-            A[3, r] += np.int32(x >= tl[3, r])
-            A[4, r] += np.int32(x >= tl[4, r])
-            A[5, r] += np.int32(x >= tl[5, r])
-            A[6, r] += np.int32(x >= tl[6, r])
-            A[7, r] += np.int32(x >= tl[7, r])
-            b = np.uint8(x >= tc[r])
-            hit[r] = b
-            h += b
+            b = x >= tc[r]
+            acc[r] += wts[r] if (x > -inf and not b) else np.float32(0.0)
+            hit[r] = np.uint8(b)
+            h += np.int32(b)
         if masked:
             for r in range(nr):
-                nf[r] += row[r] > -np.inf
+                nf[r] += row[r] > -inf
         if h == 0:
             continue
         for w in range(words.shape[0]):  # the hit flags eight at a time: most words are zero
             if words[w] == 0:
                 continue
             for r in range(8 * w, min(8 * w + 8, nr)):
-                x = row[r]
-                if hit[r] and x > -np.inf:
+                if hit[r] and row[r] > -inf:
                     c = cnt[r]
                     if c == cap:
                         cnt[r] = -1
                         tc[r] = inf
                         live[r] = False
                     else:
-                        cidx[r, c] = j
-                        cval[r, c] = x
+                        cidx[r, c] = j + joff
+                        cval[r, c] = row[r]
                         cnt[r] = c + 1
-                        got[r] += 1
+    grow = 1.0 + (j1 - j0) * 2.0**-23
     for r in range(nr):
-        if not live[r]:
-            if masked and cnt[r] >= 0:
-                nfin[r] += nf[r]
-            continue
-        nk = j1 - j0
-        if masked:
+        if masked and cnt[r] >= 0:
             nfin[r] += nf[r]
-            nk = nf[r]
-        acc = (A[0, r] - got[r]) * np.exp(-tauc[r])
-        for l in range(1, L):
-            acc += (A[l, r] - A[l - 1, r]) * np.exp(-taul[l - 1, r])
-        dun[r] += acc + (nk - A[L - 1, r]) * np.exp(-taul[L - 1, r])
+        if live[r]:
+            dun[r] += np.float64(acc[r]) * grow
 
 
 @njit(cache=True, nogil=True)
-def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est, ew):
+def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, dun, margin, tauc, est, ew):
     """After the first block: per row the collection margin ``tauc[r]`` for the other blocks and the
     extrapolated number of keys it collects (``est[r]``), from the band histogram of the first block's
-    candidates scaled by ``scale`` (= n / block size); ``ew[b] = exp(-b width)``.  A heuristic: the
-    certificate does not depend on it."""
+    candidates (collected within ``taufull[r]`` of the maximum) and the mass ``dun[r]`` it counted, both scaled
+    by ``scale`` (= n / block size); ``ew[b] = exp(-b width)``.  A heuristic: the certificate does not depend
+    on it."""
     nr = smax.shape[0]
     for r in range(nr):
         c = cnt[r]
@@ -154,7 +166,7 @@ def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, ta
             if b >= nb:
                 b = nb - 1
             bc[b] += 1.0
-        dsum = n * np.exp(-tf)
+        dsum = scale * dun[r]
         for b in range(1, nb):
             dsum += scale * bc[b] * ew[b]
         # the kept mass: the maximum key (weight 1) and the extrapolated bands above the cut

@@ -53,18 +53,17 @@ __all__ = ["screened", "screen_error"]
 
 _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such heads are not screened
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
-# count levels above the collection margin (the last: the full margin; the kernel scan_block is written for
-# exactly eight): fine steps first, so keys just below the collection margin are bounded almost as tightly as
-# collected ones
-LEVEL_STEPS = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, np.inf])
-LEVELS = len(LEVEL_STEPS)
 PLAN_MARGIN = 0.5  # added to the first block's estimate of the collection margin
+EST_SLACK = 1e9
+BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
+FIRST_EXTRA = 3.0  # the first block collects within the floor of the margin plus this
+FIRST_CAP = 1e9
 
 _kern = None
 
 
 def _kernels():
-    """The numba kernels (col_maxima, scan_block, plan_rows, finalize_rows, finish_rows), compiled or loaded on
+    """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows), compiled or loaded on
     first use; None without numba."""
     global _kern
     if _kern is None:
@@ -73,7 +72,7 @@ def _kernels():
         except ImportError:  # pragma: no cover - numba is a dependency
             _kern = False
         else:
-            _kern = (_screen_numba.col_maxima, _screen_numba.scan_block, _screen_numba.plan_rows,
+            _kern = (_screen_numba.advance_maxima, _screen_numba.scan_block, _screen_numba.plan_rows,
                      _screen_numba.finalize_rows, _screen_numba.finish_rows)
     return _kern or None
 
@@ -108,13 +107,19 @@ def screen_error(qnorm, kmax, kabsmax, qabsmax, d: int):
     return (c * np.asarray(qnorm, dtype=np.float64) * float(kmax) + a) * (1 + 1e-6)
 
 
-def _col_maxima_numpy(S, out):
-    """Reference implementation of the kernel ``col_maxima``."""
-    out[:] = S.max(axis=0, initial=-np.inf)
+def _advance_maxima_numpy(S, smax, dun):
+    """Reference implementation of the kernel ``advance_maxima``."""
+    bm = S.max(axis=0, initial=-np.inf)
+    up = bm > smax
+    rescale = up & (dun > 0) & (smax > -np.inf)
+    f = np.exp(smax[rescale].astype(np.float64) - bm[rescale].astype(np.float64)) * (1.0 + 2.0**-50)
+    dun[rescale] = dun[rescale] * f
+    smax[up] = bm[up]
 
 
-def _scan_block_numpy(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval, cnt, dun):
+def _scan_block_numpy(S, j0, j1, joff, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun):
     """Reference implementation of the kernel ``scan_block`` (same state updates)."""
+    from ._screen_numba import EXP_BIAS, EXP_C, EXP_LO
     for r in range(S.shape[1]):
         if cnt[r] < 0:
             continue
@@ -125,21 +130,21 @@ def _scan_block_numpy(S, j0, j1, tauc, taul, cap, masked, smax, nfin, cidx, cval
         if not smax[r] > -np.inf:
             continue
         tc = _down(float(smax[r]) - tauc[r], S.dtype)
-        tl = [_down(float(smax[r]) - taul[l, r], S.dtype) for l in range(taul.shape[0])]
         j = np.flatnonzero((col >= tc) & fin)
         c = int(cnt[r])
         if c + len(j) > cap:
             cnt[r] = -1
             continue
-        cidx[r, c:c + len(j)] = j0 + j
+        cidx[r, c:c + len(j)] = joff + j0 + j
         cval[r, c:c + len(j)] = col[j]
         cnt[r] = c + len(j)
         x = col[fin & (col < tc)]
-        acc = np.count_nonzero(x >= tl[0]) * np.exp(-tauc[r])
-        for l in range(1, len(tl)):
-            acc += np.count_nonzero((x < tl[l - 1]) & (x >= tl[l])) * np.exp(-taul[l - 1, r])
-        acc += np.count_nonzero(x < tl[-1]) * np.exp(-taul[-1, r])
-        dun[r] += acc
+        t = np.maximum((x - smax[r]) * EXP_C, EXP_LO) + EXP_BIAS
+        w = t.astype(np.int32).view(np.float32)
+        acc = np.float32(0.0)
+        for t in w:  # sequential float32 sums: the kernel's rounding is within the same factor
+            acc = np.float32(acc + t)
+        dun[r] += float(acc) * (1.0 + (j1 - j0) * 2.0**-23)
 
 
 def _down(x, dtype):
@@ -157,7 +162,7 @@ def _nbands(tf, width):
     return int(min(np.ceil(tf / width) + 2, 4096))
 
 
-def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, tauc, est, ew=None):
+def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, dun, margin, tauc, est, ew=None):
     """Reference implementation of the kernel ``plan_rows``."""
     for r in range(len(smax)):
         c, tf = int(cnt[r]), float(taufull[r])
@@ -166,7 +171,7 @@ def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, n, margin, 
             continue
         nb = _nbands(tf, width)
         bc = np.bincount(_bands(float(smax[r]), cval[r, :c], width, nb, 1.0), minlength=nb).astype(np.float64)
-        dsum = n * np.exp(-tf) + sum(scale * bc[b] * np.exp(-b * width) for b in range(1, nb))
+        dsum = scale * dun[r] + sum(scale * bc[b] * np.exp(-b * width) for b in range(1, nb))
         zlo = 1.0 + scale * max(bc[0] - 1.0, 0.0) * np.exp(-width)
         bstar = 1
         while bstar < nb and dsum > 0.5 * share * beta[r] * zlo:
@@ -239,6 +244,14 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
+
+def _score_buffer(n: int, m: int) -> np.ndarray:
+    """An ``(n, m)`` float32 buffer for a block of screening scores, 64-byte aligned (whole cache lines per
+    row when ``m`` is a multiple of 16: the bfloat16 kernel's stores then never straddle two lines)."""
+    buf = np.empty(n * m + 16, dtype=np.float32)
+    off = (-buf.ctypes.data % 64) // 4
+    return buf[off:off + n * m].reshape(n, m)
+
 KEY_COST = 20.0
 """A key rescored in float64 (gathered from memory) costs about this many dense score evaluations (measured:
 about 200 ns against 6-9 ns per score of dense attention at d = 32-64)."""
@@ -262,10 +275,24 @@ class _Gemm:
         else:
             self.pk = bf16.pack_keys(H.k)
 
-    def __call__(self, rr):
+    def queries(self, rr):
+        """The scaled queries ``rr`` in the form :meth:`block` takes."""
+        if self.bf16 is None:
+            return np.ascontiguousarray(self.H.qs[rr].T, dtype=np.float32)
+        return self.bf16.pack_queries(self.H.qs[rr])
+
+    def block(self, qp, b0, b1, out):
+        """The ``(b1 - b0, queries)`` float32 scores of keys ``b0 .. b1-1`` with the queries ``qp``, in ``out``
+        (a block small enough to stay in the L2 cache for the scans that follow)."""
         if self.bf16 is None:  # (keys, queries): the faster sgemm layout here
-            return self.k32 @ np.ascontiguousarray(self.H.qs[rr].T, dtype=np.float32)
-        return self.bf16.scores(self.pk, self.bf16.pack_queries(self.H.qs[rr]))
+            return np.matmul(self.k32[b0:b1], qp, out=out)
+        return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
+
+    def __call__(self, rr):
+        """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
+        n = self.H.n_k
+        out = np.empty((n, len(rr)), dtype=np.float32)
+        return self.block(self.queries(rr), 0, n, out)
 
 
 def _check_precision(precision):
@@ -324,11 +351,11 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(nr)
     beta = np.broadcast_to(pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(nr), (nr,))
     kern = _kernels() if use_kernel else None
-    colmax, scan, plan, finalize, finish = (kern if kern is not None else
-                                            (_col_maxima_numpy, _scan_block_numpy, _plan_numpy, _finalize_numpy,
-                                             None))
-    if qchunk is None:  # the scores of a chunk of queries with all keys stay within 16 MB (float32)
-        qchunk = int(min(256, max(8, 2**22 // max(n, 1))))
+    advance, scan, plan, finalize, finish = (kern if kern is not None else
+                                             (_advance_maxima_numpy, _scan_block_numpy, _plan_numpy,
+                                              _finalize_numpy, None))
+    if qchunk is None:  # the scores are computed block by block: memory O(qchunk * (kblock + cap))
+        qchunk = 256
     # largest entries for the underflow term: a vector's entries are at most its norm
     err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
     gemm = _screen_gemm(H, rows, err, precision, use_kernel)
@@ -341,12 +368,6 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         rr = rows[a:a + qchunk]
         sl = slice(a, a + len(rr))
         c_n = len(rr)
-        # pass 1: every screening score of the chunk, and each row's maximum
-        S = gemm(rr)  # (keys, queries) screening scores, float32
-        if masked:
-            S = S.astype(np.float64) + H.extra(rr, np.arange(n)).T
-        smax = np.empty(c_n, dtype=S.dtype)
-        colmax(S, smax)
         e = err[sl].copy()
         if masked:
             # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
@@ -362,30 +383,41 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
         cnt = np.zeros(c_n, dtype=np.int64)
         dun = np.zeros(c_n)
-        # pass 2, block by block: the first block collects every key within tau of the maximum; its band
+        smax = np.full(c_n, -np.inf, dtype=np.float64 if masked else np.float32)
+        # one pass over the keys, block by block (each block's scores stay in the L2 cache): the running
+        # maximum of each query is updated first (the mass counted so far is rescaled to it), then the block is
+        # scanned against it.  The first block collects every key within tau of the maximum; its band
         # histogram then sets each query's (smaller) collection margin tauc for the other blocks, whose other
-        # keys are only counted against the levels taul between tauc and tau (see _screen_numba.scan_block)
-        tauc = tau.copy()
-        taul = np.tile(tau, (LEVELS, 1))
-        first = kblock if n <= 2 * kblock else max(kblock // 4, 256)  # a small first block: it collects at tau
-        for b0 in [0] + list(range(first, n, kblock)):
-            b1 = min(b0 + (first if b0 == 0 else kblock), n)
+        # keys are only counted, each by a float32 at most 6.2 % above its weight (see _screen_numba.scan_block).
+        # Keys collected against a lower running maximum than the final one are only extra candidates:
+        # finalize_rows bins them against the final maximum.
+        # the floor of the collection margin: a later block may hold a cluster near a higher maximum that the
+        # first block did not show; below the floor even 64 such keys would exhaust the budget
+        with np.errstate(divide="ignore"):
+            # (never negative: the maximum key itself is always collected)
+            floor = np.minimum(np.maximum(np.log(64.0 / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
+        tau0 = np.minimum(tau, floor + FIRST_EXTRA)  # the first block's margin
+        tauc = tau0.copy()
+        first = min(n, kblock if n <= 2 * kblock else max(kblock // 4, 256))  # a small first block
+        step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
+        qp = gemm.queries(rr)
+        buf = _score_buffer(max(first, step), c_n)
+        for b0 in [0] + list(range(first, n, step)):
+            b1 = min(b0 + (first if b0 == 0 else step), n)
+            Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
+            if masked:
+                Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
+            advance(Sb, smax, dun)
             # in the first block a row collecting more than twice its share of the abort limit stops at once
-            cap_b = cap if b0 or b1 == n else min(cap, max(int(2 * limit * (b1 - b0) / n), 64))
-            scan(S, b0, b1, tauc, taul, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
+            cap_b = cap if b0 or b1 == n else min(cap, max(int(FIRST_CAP * limit * (b1 - b0) / n), 64))
+            scan(Sb, 0, b1 - b0, b0, tauc, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
             if b0 == 0 and b1 < n:
                 est = np.zeros(c_n)
-                plan(smax, cval, cnt, tau, float(width), float(share), bsl, n / (b1 - b0), float(n),
+                plan(smax, cval, cnt, tau0, float(width), float(share), bsl, n / (b1 - b0), dun,
                      PLAN_MARGIN, tauc, est, ew)
-                # a floor: a later block may hold a cluster near a higher maximum that the first block did not
-                # show; below the floor even 64 such keys per level would exhaust the budget
-                with np.errstate(divide="ignore"):
-                    floor = np.log(64.0 / np.where(bsl > 0, bsl, 1e-300))
-                np.maximum(tauc, np.minimum(floor, tau), out=tauc)
-                taul[:] = np.minimum(tauc[None, :] + LEVEL_STEPS[:, None], tau[None, :])
-                taul[-1] = tau
+                np.maximum(tauc, floor, out=tauc)
                 # rows that would collect too many keys would cost more than dense rows: they stop here
-                quit_ = (cnt < 0) | (est > limit)
+                quit_ = (cnt < 0) | (est > limit * EST_SLACK)
                 cnt[quit_] = -1
                 if quit_.all():
                     break
