@@ -5,10 +5,12 @@
 2. The tropical polynomial parser: no infinity or NaN literal, ``inf``/``nan`` are not variable names.
 3. ``p_adic_valuation`` / ``tropicalize``: specific tropix errors (ToleranceError for a bad prime, ParseError
    for a non-rational, NaNError), ``v_p(0) = +inf``.
+4. ``tdet``: exact result iff every finite entry is exact, for lists and NumPy object arrays alike.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 from tropix.attention import compress_projections, tt_compressed
 from tropix.errors import ConventionError, EmptyInputError, NaNError, ParseError, ToleranceError
-from tropix.tropical import MaxPlus, TropicalPolynomial
+from tropix.tropical import MaxPlus, MinPlus, TropicalPolynomial, tdet
 from tropix.tropical.parse import p_adic_valuation, parse_polynomial, tropicalize
 
 SUB = float(np.finfo(np.float64).smallest_subnormal)
@@ -200,3 +202,64 @@ def test_tropicalize_still_exact_with_zero_terms():
         want = {(e,): _brute_valuation(c, p) for (e,), c in f.items() if c != 0}
         assert tropicalize(f, p).terms() == want
         assert tropicalize(f, p, semiring=MaxPlus).terms() == {e: -v for e, v in want.items()}
+
+
+# -- 4. tdet: result type of mixed float / exact input ------------------------------------------------------
+def _object(rows):
+    a = np.empty((len(rows), len(rows[0])), dtype=object)
+    a[:] = rows
+    return a
+
+
+def _brute_tdet(rows, S):
+    """Best permutation weight by enumeration, in exact arithmetic on the entries' values (floats at their
+    binary values); None when every permutation meets a tropical zero."""
+    n = len(rows)
+    best = None
+    for perm in itertools.permutations(range(n)):
+        vals = [rows[i][perm[i]] for i in range(n)]
+        if any(isinstance(v, float) and math.isinf(v) for v in vals):
+            continue
+        w = sum(Fraction(v) if not isinstance(v, sympy.Basic) else Fraction(int(v.p), int(v.q)) for v in vals)
+        best = w if best is None else (max(best, w) if S.sense == 1 else min(best, w))
+    return best
+
+
+_entries = st.one_of(
+    st.integers(-5, 5),
+    st.fractions(min_value=-5, max_value=5, max_denominator=7),
+    st.floats(-5, 5, allow_nan=False, width=64).map(lambda f: round(f, 2)),
+    st.just(float("-inf")),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_entries, min_size=n, max_size=n), min_size=n,
+                                                     max_size=n)),
+       st.sampled_from([MaxPlus, MinPlus]))
+def test_tdet_mixed_input_type_rule(rows, S):
+    if S is MinPlus:
+        rows = [[float("inf") if isinstance(v, float) and v == float("-inf") else v for v in r] for r in rows]
+    has_float = any(isinstance(v, float) and math.isfinite(v) for r in rows for v in r)
+    want = _brute_tdet(rows, S)
+    for A in (rows, _object(rows)):  # a list and a NumPy object array give the same type and value
+        got = tdet(A, semiring=S)
+        if want is None:
+            assert got == S.zero
+        elif has_float:
+            assert type(got) is float and math.isclose(got, float(want), rel_tol=1e-12, abs_tol=1e-12)
+        else:
+            assert type(got) in (int, Fraction) and got == want
+
+
+def test_tdet_object_array_with_float_and_fraction_is_float():
+    # before: the object array gave Fraction(7, 3) (the float taken at its binary value) while the same list
+    # gave 2.3333333333333335; and a sympy Float in an object array raised AttributeError
+    rows = [[1.5, Fraction(1, 3)], [2, 0]]
+    got = tdet(_object(rows))
+    assert type(got) is float and got == float(Fraction(7, 3))
+    got = tdet(_object([[sympy.Float(0.5), sympy.Rational(1, 3)], [1, 2]]))
+    assert type(got) is float and got == 2.5
+    # exact entries with tropical zeros stay exact (inf is not a float *value*)
+    assert tdet(_object([[Fraction(1, 2), float("-inf")], [2, sympy.Rational(1, 4)]])) == Fraction(3, 4)
+    assert type(tdet(_object([[Fraction(1, 2), float("-inf")], [2, sympy.Rational(1, 4)]]))) is Fraction

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
+from .._array import asarray, check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import FloatOverflowError, SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
 from .semiring import Semiring, TropicalSemiring, get_semiring
 
@@ -71,6 +71,11 @@ def _matrix(A: Any, S: Semiring, name: str = "A", square: bool = False) -> np.nd
     A = S.validate(A, name)
     if not is_array(A) and not isinstance(A, np.ndarray):
         A = np.asarray(A)
+    if isinstance(A, np.ndarray) and A.dtype == object:
+        # the rule of lists (tropix.asarray) for object arrays too: one finite float makes the matrix float64,
+        # else exact (sympy numbers to Fractions); before, a float among Fractions gave an exact result from
+        # the float's binary value, and a sympy Float crashed
+        A = asarray(A, name=name)
     ndim = len(A.shape)
     if ndim != 2:
         raise ShapeError(f"{name} must be a matrix (2-d), got shape {tuple(int(s) for s in A.shape)}")
@@ -419,7 +424,10 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
     Returns
     -------
     int, Fraction or float
-        Exact (``int``/``Fraction``) for exact input, ``float`` for float input; the tropical zero
+        Exact (``int``/``Fraction``) when every finite entry is exact (ints, Fractions, sympy rationals,
+        integer arrays), ``float`` as soon as one finite entry is a float: mixed lists and NumPy object
+        arrays follow :func:`tropix._array.asarray` (the floats' exact binary values are not promoted to
+        Fractions).  ``±inf`` entries are tropical zeros and do not make the input float.  The tropical zero
         (``-inf`` / ``+inf``) if no permutation has finite weight.
 
     Raises
@@ -451,6 +459,8 @@ def tdet(A: Any, *, semiring: Semiring | str | None = None):
     Fraction(3, 2)
     >>> tdet([[0.0, float("-inf")], [float("-inf"), float("-inf")]])
     -inf
+    >>> tdet([[1.5, Fraction(1, 3)], [2, 0]]), tdet([[Fraction(3, 2), float("-inf")], [2, 0]])  # float; exact
+    (2.3333333333333335, Fraction(3, 2))
     """
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
