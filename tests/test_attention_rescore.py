@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tropix.attention import _rescore_numba as R
-from tropix.attention._rescore_numba import finish_rows_by_key, pair_count
+from tropix.attention._rescore_numba import finish_rows_by_key, pair_count, prefer_by_key
 from tropix.attention._screen_numba import finish_rows
 from tropix.attention.screen import _finish_numpy
 
@@ -221,3 +221,11 @@ def test_hypothesis_agreement(seed, n, d, dv, sizes, threshold, sort, shared):
     args = _case(seed, n, d, dv, sizes, sort=sort, shared=pool, temp=2.0)
     assume(_margin(args, threshold) > 1e-9)
     _check_all(args, threshold, dv)
+
+
+def test_prefer_by_key_counts_pairs():
+    ncore = np.array([-1, 0, 10, 22], dtype=np.int64)  # 32 pairs
+    assert pair_count(ncore) == 32
+    assert prefer_by_key(ncore, int(32 / R.BY_KEY_MIN_PAIRS))
+    assert not prefer_by_key(ncore, int(32 / R.BY_KEY_MIN_PAIRS) + 1)
+    assert not prefer_by_key(np.array([-1, -1], dtype=np.int64), 1)

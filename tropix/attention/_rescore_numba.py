@@ -1,18 +1,24 @@
 """Key-ordered float64 rescoring of the screened cores (numba; the drop-in alternative to
-:func:`tropix.attention._screen_numba.finish_rows`).
+:func:`tropix.attention._screen_numba.finish_rows`, same signature and outputs).
 
 ``finish_rows`` walks each query's core keys in turn: the keys are scattered over ``k`` and ``v``, so every
-(query, key) pair waits on memory (about 150-200 ns a pair), and keys shared by many queries (clustered keys)
-are fetched again for each of them.  :func:`finish_rows_by_key` transposes the (query, key) pairs into a
-key-major list (a counting sort over the key index) and makes two sequential passes over the keys, each key's
-row of ``k`` (first pass) and of ``v`` (second pass) loaded once for all the queries that need it; the
-per-query state (maximum, mass, accumulators ``rows x d_v``) stays in cache.
+(query, key) pair waits on memory (60-140 ns a pair inside a screened call), and keys shared by many queries
+(clustered keys) are fetched again for each of them.  :func:`finish_rows_by_key` transposes the (query, key)
+pairs into a key-major list (a counting sort over the key index) and makes two passes over the keys in
+increasing order: the first loads each needed row of ``k`` once and scores it against every query that needs
+it, the second loads the row of ``v`` of each key with at least one kept pair once; the per-query state
+(maximum, masses, accumulators ``rows x d_v``) stays in cache.  When most keys are needed
+(``DENSE_KEYS``) a pass streams over every row in the range (the hardware prefetcher then runs at full
+speed), otherwise it visits only the needed rows, fetching them ahead in software.
 
 The results are those of ``finish_rows`` up to the order of the sums (the scores' dot products, ``z``, the
 kept and dropped masses, the weighted sums of the values), which the rounding bound of
-:func:`tropix.attention.bounds.rounding_bound` covers ("any summation order, with or without FMA").  The key-level drop threshold
-``theta`` is computed from ``z``, so a weight within rounding of ``theta`` may be kept by one kernel and
-dropped by the other; both outcomes are certified.
+:func:`tropix.attention.bounds.rounding_bound` covers ("any summation order, with or without FMA").  The
+key-level drop threshold ``theta`` is computed from ``z``, so a weight within rounding of ``theta`` may be
+kept by one kernel and dropped by the other; both outcomes are certified.
+
+Cost ``O(n_k + pairs)``: with few pairs per key of the head the per-query walk is faster
+(:func:`prefer_by_key`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from numba import njit
 
 from ._kernels_numba import _key_threshold, _prefetch_row, _write_row
 
-__all__ = ["finish_rows_by_key", "pair_count"]
+__all__ = ["finish_rows_by_key", "pair_count", "prefer_by_key"]
 
 _AHEAD = 16  # keys fetched ahead in the key passes
-DENSE_KEYS = 0.4
+DENSE_KEYS = 0.45
 """When at least this fraction of the keys is needed, the passes stream over every row of ``k`` / ``v`` (the
 hardware prefetcher then runs at full bandwidth, about twice the rate of a gapped walk); below it they visit
 only the needed rows, fetching them ahead in software."""
@@ -48,6 +54,18 @@ def pair_count(ncore):
         if ncore[r] > 0:
             p += ncore[r]
     return p
+
+
+BY_KEY_MIN_PAIRS = 1.0 / 32.0
+""":func:`finish_rows_by_key` pays once there are at least this many pairs per key of the head (measured,
+benchmarks/bench_rescore.py): below it, its ``O(n_k)`` counting sort costs more than the per-query walk saves."""
+
+
+@njit(cache=True, nogil=True)
+def prefer_by_key(ncore, n):
+    """Whether :func:`finish_rows_by_key` is expected to beat ``finish_rows`` on the cores ``ncore`` over ``n``
+    keys: ``pairs >= BY_KEY_MIN_PAIRS * n`` (a speed heuristic: both give the same results)."""
+    return pair_count(ncore) >= BY_KEY_MIN_PAIRS * n
 
 
 @njit(cache=True, nogil=True)
@@ -86,6 +104,78 @@ def _by_key(core, ncore, n):
     return start, prow, ukeys, nu, npairs
 
 
+@njit(inline="always")
+def _score_key(qg, kj, d, p0, p1, prow, sw, m):
+    """The scores of key ``kj`` with the rows ``prow[p0:p1]`` into ``sw[p0:p1]``; the rows' maxima ``m``."""
+    for p in range(p0, p1):
+        r = prow[p]
+        s = _dotv(qg[r], kj, d)
+        sw[p] = s
+        if s > m[r]:
+            m[r] = s
+
+
+@njit(inline="always")
+def _add_key(vj, p0, p1, krow, kw, acc, za, kc):
+    """The kept pairs ``(krow[p], kw[p])``, ``p0 <= p < p1``, of one key (value ``vj``): ``acc[r] += w vj``."""
+    for p in range(p0, p1):
+        r = krow[p]
+        w = kw[p]
+        ar = acc[r]
+        for e in range(vj.shape[0]):
+            ar[e] += w * vj[e]
+        za[r] += w
+        kc[r] += 1
+
+
+@njit(cache=True, nogil=True)
+def _pass_scores(qg, k, ukeys, nu, start, prow, sw, m, dense):
+    """Pass 1: the float64 scores of every pair, key by key (``ukeys[:nu]``, pairs ``start[j] .. start[j+1]-1``
+    of key ``j``), and each row's maximum.  ``dense``: every row of ``k`` from the first needed key to the last
+    is fetched ahead (one sequential stream); else only the needed ones."""
+    d = qg.shape[1]
+    if nu == 0:
+        return
+    if dense:
+        j0 = ukeys[0]
+        j1 = ukeys[nu - 1] + 1
+        for j in range(j0, j1):
+            if j + _AHEAD < j1:
+                _prefetch_row(k, j + _AHEAD)
+            if start[j + 1] > start[j]:
+                _score_key(qg, k[j], d, start[j], start[j + 1], prow, sw, m)
+    else:
+        for i in range(nu):
+            if i + _AHEAD < nu:
+                _prefetch_row(k, ukeys[i + _AHEAD])
+            j = ukeys[i]
+            _score_key(qg, k[j], d, start[j], start[j + 1], prow, sw, m)
+
+
+@njit(cache=True, nogil=True)
+def _pass_values(v, kkeys, kstart, nk, krow, kw, acc, za, kc, dense):
+    """Pass 2: ``acc[r] += w v[j]``, ``za[r] += w``, ``kc[r] += 1`` for the kept pairs ``(r, w)`` of the keys
+    ``kkeys[:nk]`` (``krow``/``kw[kstart[i] .. kstart[i+1]-1]`` for key ``kkeys[i]``); ``dense`` as in
+    :func:`_pass_scores`."""
+    if nk == 0:
+        return
+    if dense:
+        j0 = kkeys[0]
+        j1 = kkeys[nk - 1] + 1
+        i = 0
+        for j in range(j0, j1):
+            if j + _AHEAD < j1:
+                _prefetch_row(v, j + _AHEAD)
+            if kkeys[i] == j:
+                _add_key(v[j], kstart[i], kstart[i + 1], krow, kw, acc, za, kc)
+                i += 1
+    else:
+        for i in range(nk):
+            if i + _AHEAD < nk:
+                _prefetch_row(v, kkeys[i + _AHEAD])
+            _add_key(v[kkeys[i]], kstart[i], kstart[i + 1], krow, kw, acc, za, kc)
+
+
 @njit(cache=True, nogil=True)
 def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
                        out, Z, D, VD, support):
@@ -101,8 +191,8 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     ``VD[r]`` (largest dropped ``|v|``, from ``vn``) and ``support[r]``.  ``ncore[r] < 0``: only
     ``Z[r] = -1`` (the row was not screened); ``ncore[r] == 0``: zeros.
 
-    Work ``O(n_k + pairs)`` and two sequential passes over the needed rows of ``k`` and ``v``; memory
-    ``O(n_k + pairs + len(rows) (d + d_v))``.
+    Work ``O(n_k + pairs)``: a sequential pass over the needed rows of ``k``, then one over the rows of ``v``
+    of the kept keys; memory ``O(n_k + pairs + len(rows) (d + d_v))``.
     """
     nr = rows.shape[0]
     n = k.shape[0]
@@ -115,30 +205,10 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
             q = qs[rows[r]]
             for t in range(d):
                 qg[r, t] = q[t]
-    # the keys visited: every key from the first needed to the last (a sequential stream), or only the
-    # needed ones (fetched ahead in software)
-    dense = nu >= DENSE_KEYS * n
-    j0 = ukeys[0] if nu > 0 else 0
-    nit = (ukeys[nu - 1] + 1 - j0 if nu > 0 else 0) if dense else nu
     # pass 1: scores, each key loaded once; each row's maximum
     m = np.full(nr, -np.inf)
     sw = np.empty(npairs)
-    for i in range(nit):
-        if dense:
-            j = j0 + i
-            if i + _AHEAD < nit:
-                _prefetch_row(k, j + _AHEAD)
-        else:
-            j = ukeys[i]
-            if i + _AHEAD < nit:
-                _prefetch_row(k, ukeys[i + _AHEAD])
-        kj = k[j]
-        for p in range(start[j], start[j + 1]):
-            r = prow[p]
-            s = _dotv(qg[r], kj, d)
-            sw[p] = s
-            if s > m[r]:
-                m[r] = s
+    _pass_scores(qg, k, ukeys, nu, start, prow, sw, m, nu >= DENSE_KEYS * n)
     # the weights exp(s - m) and the masses
     z = np.zeros(nr)
     for p in range(npairs):
@@ -158,33 +228,37 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
             dd[r] = dtil[r] * np.exp(np.float64(smax[r]) - m[r]) * (1.0 + 1e-12)
             vd[r] = vmax
         theta[r] = _key_threshold(threshold, beta[r], z[r], dd[r], c)
-    # pass 2: the values, each key loaded once
-    acc = np.zeros((nr, dv))
-    za = np.zeros(nr)
+    # the dropped pairs' mass and largest |v| (no loads of v); the kept pairs, compacted by key
     x = np.zeros(nr)
-    kc = np.zeros(nr, dtype=np.int64)
-    for i in range(nit):
-        if dense:
-            j = j0 + i
-            if i + _AHEAD < nit:
-                _prefetch_row(v, j + _AHEAD)
-        else:
-            j = ukeys[i]
-            if i + _AHEAD < nit:
-                _prefetch_row(v, ukeys[i + _AHEAD])
-        vj = v[j]
+    kkeys = np.empty(nu, dtype=np.int64)  # the keys with at least one kept pair
+    kstart = np.empty(nu + 1, dtype=np.int64)
+    krow = np.empty(npairs, dtype=np.int32)
+    kw = np.empty(npairs)
+    nk = 0
+    nkp = 0
+    for i in range(nu):
+        j = ukeys[i]
+        vnj = vn[j]
+        p0 = nkp
         for p in range(start[j], start[j + 1]):
             r = prow[p]
             w = sw[p]
-            if w > theta[r]:  # as _take_key
-                ar = acc[r]
-                for e in range(dv):
-                    ar[e] += w * vj[e]
-                za[r] += w
-                kc[r] += 1
-            else:
-                x[r] += w
-                vd[r] = max(vd[r], vn[j])
+            keep = w > theta[r]  # as _take_key, without branches (the outcome is unpredictable)
+            krow[nkp] = r
+            kw[nkp] = w
+            nkp += keep
+            x[r] += 0.0 if keep else w
+            vd[r] = max(vd[r], 0.0 if keep else vnj)
+        if nkp > p0:
+            kkeys[nk] = j
+            kstart[nk] = p0
+            nk += 1
+    kstart[nk] = nkp
+    # pass 2: the kept values, each key's row of v loaded once
+    acc = np.zeros((nr, dv))
+    za = np.zeros(nr)
+    kc = np.zeros(nr, dtype=np.int64)
+    _pass_values(v, kkeys, kstart, nk, krow, kw, acc, za, kc, nk >= DENSE_KEYS * n)
     for r in range(nr):
         c = ncore[r]
         if c < 0:
