@@ -64,6 +64,7 @@ def advance_maxima(S, smax, dun):
 # the factor (1 - 2^-20) covers the rounding of s - m, of the product and of C itself (relative 2^-24 each:
 # the computed y is never below the exact one, as y <= 0), the 256 units added to BIAS the rounding of the
 # sum (at most 64 units at 2^30) and the truncation to an integer; y is clamped at -126 (normal float32).
+SELECT_ESTIMATE = True
 EXP_C = np.float32(1.4426950408889634 * (1.0 - 2.0**-20) * 2.0**23)
 EXP_LO = np.float32(-126.0 * 2.0**23)
 EXP_BIAS = np.float32(127 * 2**23 + 256)
@@ -229,7 +230,10 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
         # the kept mass (the maximum key, of screening score m, is in band 0), both relative to exp(m)
         # exp(-b width) from the table ew (exp(-b width +- e) = ew[b] exp(+-e): a few ulps, within the final slack)
         ep = np.exp(e)
-        em = np.exp(-e)
+        # the kept mass is estimated from the screening scores themselves (not bounded below by exp(-e)): the
+        # choice of the core is a heuristic, the certificate uses the exact kept mass (finish), and a row whose
+        # final bound misses the request is computed densely
+        em = 1.0 if SELECT_ESTIMATE else np.exp(-e)
         dsum = 0.0
         for b in range(1, nb):
             dsum += bc[b] * ew[b]

@@ -55,6 +55,7 @@ _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such h
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
 PLAN_MARGIN = 0.5  # added to the first block's estimate of the collection margin
 EST_SLACK = 1e9
+FLOOR_KEYS = 64.0
 BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
 FIRST_EXTRA = 3.0  # the first block collects within the floor of the margin plus this
 FIRST_CAP = 1e9
@@ -72,8 +73,9 @@ def _kernels():
         except ImportError:  # pragma: no cover - numba is a dependency
             _kern = False
         else:
+            from . import _rescore_numba
             _kern = (_screen_numba.advance_maxima, _screen_numba.scan_block, _screen_numba.plan_rows,
-                     _screen_numba.finalize_rows, _screen_numba.finish_rows)
+                     _screen_numba.finalize_rows, _rescore_numba.finish_rows_by_key)
     return _kern or None
 
 
@@ -184,6 +186,7 @@ def _plan_numpy(smax, cval, cnt, taufull, width, share, beta, scale, dun, margin
 
 def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, share, ncore, dtil, ew=None):
     """Reference implementation of the kernel ``finalize_rows`` (same outputs)."""
+    from . import _screen_numba
     for r in range(len(smax)):
         c = int(cnt[r])
         if c < 0:
@@ -199,11 +202,12 @@ def _finalize_numpy(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width,
         bc = np.bincount(band, minlength=nb)
         d_rest = dun[r] * np.exp(e + 1e-15 * (abs(m) + tf)) if dun[r] > 0 else 0.0
         dsum = d_rest + sum(bc[bb] * np.exp(-bb * width + e) for bb in range(1, nb))
-        zlo = np.exp(-e) + (bc[0] - 1) * np.exp(-width - e)
+        em = 0.0 if _screen_numba.SELECT_ESTIMATE else e  # (see _screen_numba.finalize_rows)
+        zlo = np.exp(-em) + (bc[0] - 1) * np.exp(-width - em)
         bstar = 1
         while bstar < nb and dsum > share * beta[r] * zlo:
             dsum -= bc[bstar] * np.exp(-bstar * width + e)
-            zlo += bc[bstar] * np.exp(-(bstar + 1) * width - e)
+            zlo += bc[bstar] * np.exp(-(bstar + 1) * width - em)
             bstar += 1
         acc = d_rest + sum(bc[bb] * np.exp(-bb * width + e) for bb in range(bstar, nb))
         sel = cidx[r, :c][band < bstar]
@@ -395,7 +399,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         # first block did not show; below the floor even 64 such keys would exhaust the budget
         with np.errstate(divide="ignore"):
             # (never negative: the maximum key itself is always collected)
-            floor = np.minimum(np.maximum(np.log(64.0 / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
+            floor = np.minimum(np.maximum(np.log(FLOOR_KEYS / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
         tau0 = np.minimum(tau, floor + FIRST_EXTRA)  # the first block's margin
         tauc = tau0.copy()
         first = min(n, kblock if n <= 2 * kblock else max(kblock // 4, 256))  # a small first block
@@ -451,10 +455,9 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         dead = ok & (ncore == 0)
         b[dead], o[dead] = 0.0, 0.0
         out[sl], bound[sl], support[sl] = o, b, sp
-        for t in range(c_n):
-            c = max(int(ncore[t]), 0)
-            keys.append(core[t, :c])
-            counts.append(c)
+        cl = np.maximum(ncore, 0).tolist()
+        keys.extend(core[t, :c] for t, c in enumerate(cl))
+        counts.extend(cl)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     kept = _RowKept(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), offsets)
     evals = int(offsets[-1])
