@@ -73,8 +73,8 @@ def best(fn, reps=5, cold=True):
     return b
 
 
-def run(name, q, k, v, d, target, cold=True):
-    qs = np.ascontiguousarray(q / np.sqrt(d))
+def run(name, q, k, v, d, target, cold=True, nrows=None):
+    qs = np.ascontiguousarray(q[:nrows] / np.sqrt(d))
     k, v = np.ascontiguousarray(k), np.ascontiguousarray(v)
     core, ncore, smax, tau = cores(qs, k, target)
     nr, n = len(qs), len(k)
@@ -110,6 +110,7 @@ def main():
     if a.inst:
         sys.path.insert(0, a.inst)
         from inst import instances
+        small = []
         cases = [("gauss", 64, instances(64, a.n)["gauss"], 100),
                  ("clus0.25", 32, instances(32, a.n)["clus0.25"], 300),
                  ("clus0.25", 32, instances(32, a.n)["clus0.25"], 1500)]
@@ -119,10 +120,15 @@ def main():
         g = B.gauss(a.n, 64, 0.1, rng)
         c = B.clustered(a.n, 32, 0.25, rng)
         cases = [("gauss", 64, g, 100), ("gauss", 64, g, 10), ("clus0.25", 32, c, 300), ("clus0.25", 32, c, 1500)]
+        g4 = B.gauss(4 * a.n, 64, 0.1, rng)
+        # few rows: the ordering of the pairs against the per-query walk
+        small = [(f"gauss/{nr}", 64, x, 100, nr) for x in (g, g4) for nr in (1, 4, 16, 64)]
     print(f"{'instance':10s} {'d':>3s} {'n_k':>6s} {'rows':>4s} {'pairs':>8s} {'keys':>6s} {'k/row':>7s} "
           f"{'walk ms':>9s} {'bykey ms':>9s} {'walk ns':>8s} {'bykey ns':>8s} {'ratio':>6s}  max rel diff, same support")
     for name, d, (q, k, v), target in cases:
         run(name, q, k, v, d, target, cold=not a.warm)
+    for name, d, (q, k, v), target, nr in small:
+        run(name, q, k, v, d, target, cold=not a.warm, nrows=nr)
 
 
 if __name__ == "__main__":

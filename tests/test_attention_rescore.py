@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tropix.attention import _rescore_numba as R
-from tropix.attention._rescore_numba import finish_rows_by_key, pair_count, prefer_by_key
+from tropix.attention._rescore_numba import finish_rows_by_key, pair_count
 from tropix.attention._screen_numba import finish_rows
 from tropix.attention.screen import _finish_numpy
 
@@ -223,9 +223,15 @@ def test_hypothesis_agreement(seed, n, d, dv, sizes, threshold, sort, shared):
     _check_all(args, threshold, dv)
 
 
-def test_prefer_by_key_counts_pairs():
-    ncore = np.array([-1, 0, 10, 22], dtype=np.int64)  # 32 pairs
-    assert pair_count(ncore) == 32
-    assert prefer_by_key(ncore, int(32 / R.BY_KEY_MIN_PAIRS))
-    assert not prefer_by_key(ncore, int(32 / R.BY_KEY_MIN_PAIRS) + 1)
-    assert not prefer_by_key(np.array([-1, -1], dtype=np.int64), 1)
+@pytest.mark.parametrize("n, sizes", [(50, [10, -1, 0, 50, 7, 33]),  # many pairs per key: counting sort
+                                      (100_000, [3, -1, 0, 5, 1]),  # few: comparison sort
+                                      (100_000, [-1, 0])])  # none
+def test_pairs_ordered_by_key_then_row(n, sizes):
+    args = _case(11, n, 2, 1, sizes, shared=np.arange(min(n, 60)), sort=False)
+    core, ncore = args[5], args[6]
+    prow, ukeys, ustart, nu, npairs = R._by_key(core, ncore, n)
+    pairs = sorted((int(core[r, t]), r) for r in range(len(sizes)) for t in range(max(int(ncore[r]), 0)))
+    assert npairs == len(pairs) == pair_count(ncore)
+    got = [(int(ukeys[i]), int(prow[p])) for i in range(nu) for p in range(ustart[i], ustart[i + 1])]
+    assert got == pairs
+    assert list(ukeys[:nu]) == sorted({j for j, _ in pairs}) and ustart[nu] == npairs

@@ -17,8 +17,9 @@ kept and dropped masses, the weighted sums of the values), which the rounding bo
 key-level drop threshold ``theta`` is computed from ``z``, so a weight within rounding of ``theta`` may be
 kept by one kernel and dropped by the other; both outcomes are certified.
 
-Cost ``O(n_k + pairs)``: with few pairs per key of the head the per-query walk is faster
-(:func:`prefer_by_key`).
+Ordering the pairs costs ``O(n_k + P)`` (counting sort) for ``P`` pairs, or ``O(P log P)`` (a comparison
+sort, when ``P < n_k / SORT_BELOW``): with a handful of pairs the kernel costs about what the per-query walk
+does (measured: within 20 % below 100 pairs, faster above; benchmarks/bench_rescore.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from numba import njit
 
 from ._kernels_numba import _key_threshold, _prefetch_row, _write_row
 
-__all__ = ["finish_rows_by_key", "pair_count", "prefer_by_key"]
+__all__ = ["finish_rows_by_key", "pair_count"]
 
 _AHEAD = 16  # keys fetched ahead in the key passes
 DENSE_KEYS = 0.45
@@ -56,52 +57,67 @@ def pair_count(ncore):
     return p
 
 
-BY_KEY_MIN_PAIRS = 1.0 / 32.0
-""":func:`finish_rows_by_key` pays once there are at least this many pairs per key of the head (measured,
-benchmarks/bench_rescore.py): below it, its ``O(n_k)`` counting sort costs more than the per-query walk saves."""
-
-
-@njit(cache=True, nogil=True)
-def prefer_by_key(ncore, n):
-    """Whether :func:`finish_rows_by_key` is expected to beat ``finish_rows`` on the cores ``ncore`` over ``n``
-    keys: ``pairs >= BY_KEY_MIN_PAIRS * n`` (a speed heuristic: both give the same results)."""
-    return pair_count(ncore) >= BY_KEY_MIN_PAIRS * n
+SORT_BELOW = 16
+"""With fewer than ``n_k / SORT_BELOW`` pairs they are ordered by a comparison sort (``O(P log P)``) rather
+than the counting sort (``O(n_k + P)``)."""
 
 
 @njit(cache=True, nogil=True)
 def _by_key(core, ncore, n):
-    """The pairs ``(r, core[r, t])``, ``t < ncore[r]``, sorted by key (counting sort, stable in ``r``):
-    key ``j``'s pairs are ``start[j] .. start[j+1]-1``, their rows ``prow[...]``; ``ukeys[:nu]`` lists the keys
-    with at least one pair in increasing order."""
+    """The pairs ``(r, core[r, t])``, ``t < ncore[r]``, ordered by key, then by ``r``: ``prow[ustart[i] ..
+    ustart[i+1]-1]`` are the rows of the pairs of key ``ukeys[i]``, ``ukeys[:nu]`` the keys with at least one
+    pair in increasing order.  Returns ``(prow, ukeys, ustart, nu, npairs)``."""
     nr = ncore.shape[0]
+    npairs = pair_count(ncore)
+    prow = np.empty(npairs, dtype=np.int32)
+    if npairs * SORT_BELOW < n:  # few pairs: sort their codes key * nr + r (no work proportional to n)
+        code = np.empty(npairs, dtype=np.int64)
+        p = 0
+        for r in range(nr):
+            for t in range(ncore[r]):  # (empty for ncore[r] <= 0)
+                code[p] = np.int64(core[r, t]) * nr + r
+                p += 1
+        code.sort()
+        ukeys = np.empty(npairs, dtype=np.int64)
+        ustart = np.empty(npairs + 1, dtype=np.int64)
+        nu = 0
+        last = -1
+        for p in range(npairs):
+            j = code[p] // nr
+            prow[p] = code[p] - j * nr
+            if j != last:
+                ukeys[nu] = j
+                ustart[nu] = p
+                nu += 1
+                last = j
+        ustart[nu] = npairs
+        return prow, ukeys, ustart, nu, npairs
+    # counting sort: start[j + 2] counts key j's pairs, then start[j + 1] becomes the first pair of key j
     start = np.zeros(n + 2, dtype=np.int64)
-    npairs = 0
     for r in range(nr):
-        c = ncore[r]
-        if c > 0:
-            cr = core[r]
-            for t in range(c):
-                start[cr[t] + 2] += 1
-            npairs += c
+        cr = core[r]
+        for t in range(ncore[r]):
+            start[cr[t] + 2] += 1
     ukeys = np.empty(min(npairs, n), dtype=np.int64)
     nu = 0
-    for j in range(n):  # start[j + 2]: pairs with key <= j; start[j + 1]: the first pair of key j
+    for j in range(n):
         cj = start[j + 2]
         if cj:
             ukeys[nu] = j
             nu += 1
         start[j + 2] = start[j + 1] + cj
-    prow = np.empty(npairs, dtype=np.int32)
     for r in range(nr):
-        c = ncore[r]
-        if c > 0:
-            cr = core[r]
-            for t in range(c):
-                j = cr[t] + 1
-                prow[start[j]] = r
-                start[j] += 1
-    # now start[j + 1] is the end of key j's pairs = the first of key j + 1
-    return start, prow, ukeys, nu, npairs
+        cr = core[r]
+        for t in range(ncore[r]):
+            j = cr[t] + 1
+            prow[start[j]] = r
+            start[j] += 1
+    # now start[j] is the first pair of key j (and start[j + 1] the end of its pairs)
+    ustart = np.empty(nu + 1, dtype=np.int64)
+    for i in range(nu):
+        ustart[i] = start[ukeys[i]]
+    ustart[nu] = npairs
+    return prow, ukeys, ustart, nu, npairs
 
 
 @njit(inline="always")
@@ -129,27 +145,28 @@ def _add_key(vj, p0, p1, krow, kw, acc, za, kc):
 
 
 @njit(cache=True, nogil=True)
-def _pass_scores(qg, k, ukeys, nu, start, prow, sw, m, dense):
-    """Pass 1: the float64 scores of every pair, key by key (``ukeys[:nu]``, pairs ``start[j] .. start[j+1]-1``
-    of key ``j``), and each row's maximum.  ``dense``: every row of ``k`` from the first needed key to the last
-    is fetched ahead (one sequential stream); else only the needed ones."""
+def _pass_scores(qg, k, ukeys, ustart, nu, prow, sw, m, dense):
+    """Pass 1: the float64 scores of every pair, key by key (the pairs ``ustart[i] .. ustart[i+1]-1`` of key
+    ``ukeys[i]``), and each row's maximum.  ``dense``: every row of ``k`` from the first needed key to the
+    last is fetched ahead (one sequential stream); else only the needed ones."""
     d = qg.shape[1]
     if nu == 0:
         return
     if dense:
         j0 = ukeys[0]
         j1 = ukeys[nu - 1] + 1
+        i = 0
         for j in range(j0, j1):
             if j + _AHEAD < j1:
                 _prefetch_row(k, j + _AHEAD)
-            if start[j + 1] > start[j]:
-                _score_key(qg, k[j], d, start[j], start[j + 1], prow, sw, m)
+            if ukeys[i] == j:
+                _score_key(qg, k[j], d, ustart[i], ustart[i + 1], prow, sw, m)
+                i += 1
     else:
         for i in range(nu):
             if i + _AHEAD < nu:
                 _prefetch_row(k, ukeys[i + _AHEAD])
-            j = ukeys[i]
-            _score_key(qg, k[j], d, start[j], start[j + 1], prow, sw, m)
+            _score_key(qg, k[ukeys[i]], d, ustart[i], ustart[i + 1], prow, sw, m)
 
 
 @njit(cache=True, nogil=True)
@@ -198,7 +215,7 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     n = k.shape[0]
     d = qs.shape[1]
     dv = v.shape[1]
-    start, prow, ukeys, nu, npairs = _by_key(core, ncore, n)
+    prow, ukeys, ustart, nu, npairs = _by_key(core, ncore, n)
     qg = np.empty((nr, d))  # the queries gathered: they stay in cache
     for r in range(nr):
         if ncore[r] > 0:
@@ -208,7 +225,7 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     # pass 1: scores, each key loaded once; each row's maximum
     m = np.full(nr, -np.inf)
     sw = np.empty(npairs)
-    _pass_scores(qg, k, ukeys, nu, start, prow, sw, m, nu >= DENSE_KEYS * n)
+    _pass_scores(qg, k, ukeys, ustart, nu, prow, sw, m, nu >= DENSE_KEYS * n)
     # the weights exp(s - m) and the masses
     z = np.zeros(nr)
     for p in range(npairs):
@@ -240,7 +257,7 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
         j = ukeys[i]
         vnj = vn[j]
         p0 = nkp
-        for p in range(start[j], start[j + 1]):
+        for p in range(ustart[i], ustart[i + 1]):
             r = prow[p]
             w = sw[p]
             keep = w > theta[r]  # as _take_key, without branches (the outcome is unpredictable)
