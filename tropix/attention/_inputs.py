@@ -43,6 +43,8 @@ class Prepared:
     n_k: int
     d: int
     d_v: int
+    knorm: Any = None  # row norms of k and v (NumPy float64), when validation computed them on the way
+    vnorm: Any = None
 
 
 def _to_float(x, xp, name):
@@ -95,8 +97,16 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         raise EmptyInputError(f"{fname}: there are no keys (k has shape {_shape(k)})")
     if d == 0:
         raise EmptyInputError(f"{fname}: head dimension is 0")
+    norms = {}
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))):  # one pass when all is well
+        if name != "q" and _fused_norms(x):
+            # large single-head NumPy keys / values: validation and row norms in one pass
+            from ._kernels_numba import rownorms_finite
+            norms[name] = np.empty(x.shape[0])
+            ok = rownorms_finite(x, norms[name])
+        else:
+            ok = not (x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))))
+        if not ok:
             check_no_nan(x, name)
             raise NaNError(f"{fname}: {name} contains inf; the attention scores would be NaN")
     batch = _shape(q)[:-2]
@@ -126,7 +136,15 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             raise NaNError(f"{fname}: scale is NaN")
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
-    return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v)
+    return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
+                    norms.get("k"), norms.get("v"))
+
+
+def _fused_norms(x) -> bool:
+    """Whether :func:`prepare` validates ``x`` together with its row norms (C-contiguous 2-D NumPy float64 of at
+    least 2^16 entries: below that the compiled pass does not pay for its dispatch)."""
+    return (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 2 and x.flags.c_contiguous
+            and x.size >= 2**16)
 
 
 def check_eps(eps, fname):

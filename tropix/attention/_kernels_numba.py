@@ -271,3 +271,44 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
         _write_row(r, acc, za, dd + x, vd, cnt, out, Z, D, VD, support)
         nkeys[r] = ns
         kept_n[r] = nkb
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def rownorms_finite(x, out):
+    """Euclidean norms of the rows of the 2-D float64 array ``x`` into ``out``, and whether every entry is
+    finite (one pass over ``x``, which validation and norms would otherwise read twice).
+
+    An entry that is inf or NaN makes ``e * 0`` NaN, which the per-row check sees (the sums may be
+    reassociated, NaN still propagates).  Rows whose sum of squares leaves ``[1e-300, 1e300]`` are computed
+    again scaled by their largest entry, as :func:`tropix.attention.dense._rownorm` does."""
+    n, d = x.shape
+    finite = True
+    for i in range(n):
+        row = x[i]
+        s = 0.0
+        z = 0.0
+        for t in range(d):
+            e = row[t]
+            s += e * e
+            z += e * 0.0
+        if z != 0.0:  # NaN (an inf or NaN entry): never equal to 0
+            finite = False
+            out[i] = np.nan
+            continue
+        if s < 1e-300 or s > 1e300:
+            m = 0.0
+            for t in range(d):
+                a = abs(row[t])
+                if a > m:
+                    m = a
+            if m > 0.0:
+                s = 0.0
+                for t in range(d):
+                    y = row[t] / m
+                    s += y * y
+                out[i] = m * np.sqrt(s)
+            else:
+                out[i] = 0.0
+        else:
+            out[i] = np.sqrt(s)
+    return finite

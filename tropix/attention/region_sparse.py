@@ -165,10 +165,13 @@ class _HeadData:
         self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
         self.extra, self.key_only = extra_numpy(P, hidx)
         self.causal = P.causal
-        self.vn = _rownorm(v)
+        one = hidx == () or P.batch_shape == ()  # the norms validation computed are those of this head
+        self.vn = P.vnorm if (one and P.vnorm is not None) else _rownorm(v)
         self.vmax = float(self.vn.max()) if self.n_k else 0.0
         self.qn = _rownorm(self.qs)
-        self.kmax = float(_rownorm(k).max()) if kmax is None and self.n_k else (kmax or 0.0)
+        if kmax is None and self.n_k:
+            kmax = float((P.knorm if (one and P.knorm is not None) else _rownorm(k)).max())
+        self.kmax = kmax or 0.0
         if P.bias is not None:
             b = np.asarray(to_numpy(P.bias), dtype=np.float64)
             b = np.where(np.isfinite(b), np.abs(b), 0.0)

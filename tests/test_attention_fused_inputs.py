@@ -1,0 +1,64 @@
+"""Validation with row norms in one pass (prepare's fused path for large NumPy keys / values)."""
+
+import numpy as np
+import pytest
+
+from tropix.attention import dense, screened
+from tropix.attention._inputs import _fused_norms, prepare
+from tropix.attention._kernels_numba import rownorms_finite
+from tropix.attention.dense import _rownorm
+from tropix.errors import NaNError
+
+N, D = 4096, 16  # 2^16 entries: the fused path
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(8, D)), rng.normal(size=(N, D)), rng.normal(size=(N, D))
+
+
+def test_large_inputs_take_the_fused_path():
+    q, k, v = _data()
+    assert _fused_norms(k) and _fused_norms(v) and not _fused_norms(q)
+    assert not _fused_norms(k[:, :8]) and not _fused_norms(k.astype(np.float32)) and not _fused_norms(k[:100])
+    P = prepare(q, k, v)
+    np.testing.assert_allclose(P.knorm, _rownorm(k), rtol=1e-14)
+    np.testing.assert_allclose(P.vnorm, _rownorm(v), rtol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e-100, 1.0, 1e100, 1e160, 1e200])
+def test_norms_at_extreme_scales_agree_with_rownorm(scale):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 7)) * scale
+    x[3] = 0.0
+    x[5, :] = 0.0
+    x[5, 2] = scale  # a single entry
+    out = np.empty(300)
+    assert rownorms_finite(x, out)
+    ref = _rownorm(x)
+    np.testing.assert_allclose(out, ref, rtol=1e-14)
+    assert out[3] == 0.0 and out[5] == pytest.approx(scale, rel=1e-15)
+
+
+@pytest.mark.parametrize("which", ["k", "v"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_entries_raise_the_same_errors_as_small_inputs(which, bad):
+    q, k, v = _data(2)
+    big = {"k": k, "v": v}
+    big[which] = big[which].copy()
+    big[which][15, D - 1] = bad  # the same position: the messages name it
+    small = {"k": k[:16].copy(), "v": v[:16].copy()}
+    small[which][15, D - 1] = bad
+    with pytest.raises(NaNError) as e_big:
+        dense(q, big["k"], big["v"])
+    with pytest.raises(NaNError) as e_small:
+        dense(q, small["k"], small["v"])
+    assert str(e_big.value) == str(e_small.value)
+    with pytest.raises(NaNError):
+        screened(q, big["k"], big["v"])
+
+
+def test_screened_with_fused_norms_matches_dense():
+    q, k, v = _data(3)
+    r = screened(10 * q, k, v, eps=1e-3, check=True)
+    assert np.all(r.relative_bound <= 1e-3)
