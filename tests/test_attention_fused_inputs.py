@@ -62,3 +62,20 @@ def test_screened_with_fused_norms_matches_dense():
     q, k, v = _data(3)
     r = screened(10 * q, k, v, eps=1e-3, check=True)
     assert np.all(r.relative_bound <= 1e-3)
+
+
+def test_verify_sees_errors_whose_squares_underflow():
+    # an error of 1e-170 against a bound of 1e-200: the squares underflow to 0 in a plain norm
+    from tropix.attention.result import AttentionResult
+    from tropix.errors import BoundViolationError
+
+    out = np.zeros((2, 3))
+    ref = np.zeros((2, 3))
+    ref[1, 2] = 1e-170
+    res = AttentionResult(out, np.full(2, 1e-200), 1e-3, np.ones(()), np.ones(2, dtype=np.int64), "dense", {}, (),
+                          np.zeros(2))
+    with pytest.raises(BoundViolationError):
+        res.verify(ref)
+    err = AttentionResult(out, np.full(2, 2e-170), 1e-3, np.ones(()), np.ones(2, dtype=np.int64), "dense", {}, (),
+                          np.zeros(2)).verify(ref)
+    assert err[1] == pytest.approx(1e-170, rel=1e-15) and err[0] == 0.0
