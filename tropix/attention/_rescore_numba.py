@@ -4,10 +4,10 @@
 ``finish_rows`` walks each query's core keys in turn: the keys are scattered over ``k`` and ``v``, so every
 (query, key) pair waits on memory (60-140 ns a pair inside a screened call), and keys shared by many queries
 (clustered keys) are fetched again for each of them.  :func:`finish_rows_by_key` transposes the (query, key)
-pairs into a key-major list (a counting sort over the key index) and makes two passes over the keys in
-increasing order: the first loads each needed row of ``k`` once and scores it against every query that needs
-it, the second loads the row of ``v`` of each key with at least one kept pair once; the per-query state
-(maximum, masses, accumulators ``rows x d_v``) stays in cache.  When most keys are needed
+pairs into a key-major list (ordered by key, then query) and makes two passes over the needed keys in
+increasing order: the first loads each key's row of ``k`` once and scores it against every query that needs
+it, the second loads its row of ``v`` once and adds it to the sums of the queries that keep it; the
+per-query state (maximum, masses, accumulators ``rows x d_v``) stays in cache.  When most keys are needed
 (``DENSE_KEYS``) a pass streams over every row in the range (the hardware prefetcher then runs at full
 speed), otherwise it visits only the needed rows, fetching them ahead in software.
 
@@ -132,16 +132,22 @@ def _score_key(qg, kj, d, p0, p1, prow, sw, m):
 
 
 @njit(inline="always")
-def _add_key(vj, p0, p1, krow, kw, acc, za, kc):
-    """The kept pairs ``(krow[p], kw[p])``, ``p0 <= p < p1``, of one key (value ``vj``): ``acc[r] += w vj``."""
+def _take_pairs(vj, vnj, p0, p1, prow, sw, theta, acc, za, kc, x, vd):
+    """The pairs ``p0 .. p1-1`` of one key (value ``vj``, norm ``vnj``), weights ``sw``: the logic of
+    ``_take_key`` per row (a weight above ``theta[r]`` enters ``acc[r]``, ``za[r]``, ``kc[r]``, the others the
+    dropped mass ``x[r]`` and the largest dropped ``|v|``, ``vd[r]``)."""
     for p in range(p0, p1):
-        r = krow[p]
-        w = kw[p]
-        ar = acc[r]
-        for e in range(vj.shape[0]):
-            ar[e] += w * vj[e]
-        za[r] += w
-        kc[r] += 1
+        r = prow[p]
+        w = sw[p]
+        if w > theta[r]:  # (a branch: after the screen nearly every core key is kept)
+            ar = acc[r]
+            for e in range(vj.shape[0]):
+                ar[e] += w * vj[e]
+            za[r] += w
+            kc[r] += 1
+        else:
+            x[r] += w
+            vd[r] = max(vd[r], vnj)
 
 
 @njit(cache=True, nogil=True)
@@ -170,27 +176,28 @@ def _pass_scores(qg, k, ukeys, ustart, nu, prow, sw, m, dense):
 
 
 @njit(cache=True, nogil=True)
-def _pass_values(v, kkeys, kstart, nk, krow, kw, acc, za, kc, dense):
-    """Pass 2: ``acc[r] += w v[j]``, ``za[r] += w``, ``kc[r] += 1`` for the kept pairs ``(r, w)`` of the keys
-    ``kkeys[:nk]`` (``krow``/``kw[kstart[i] .. kstart[i+1]-1]`` for key ``kkeys[i]``); ``dense`` as in
+def _pass_values(v, vn, ukeys, ustart, nu, prow, sw, theta, acc, za, kc, x, vd, dense):
+    """Pass 2: the pairs of every key (as in :func:`_pass_scores`), their weights ``sw`` split by the
+    thresholds ``theta`` into the kept sums and the dropped mass (:func:`_take_pairs`); ``dense`` as in
     :func:`_pass_scores`."""
-    if nk == 0:
+    if nu == 0:
         return
     if dense:
-        j0 = kkeys[0]
-        j1 = kkeys[nk - 1] + 1
+        j0 = ukeys[0]
+        j1 = ukeys[nu - 1] + 1
         i = 0
         for j in range(j0, j1):
             if j + _AHEAD < j1:
                 _prefetch_row(v, j + _AHEAD)
-            if kkeys[i] == j:
-                _add_key(v[j], kstart[i], kstart[i + 1], krow, kw, acc, za, kc)
+            if ukeys[i] == j:
+                _take_pairs(v[j], vn[j], ustart[i], ustart[i + 1], prow, sw, theta, acc, za, kc, x, vd)
                 i += 1
     else:
-        for i in range(nk):
-            if i + _AHEAD < nk:
-                _prefetch_row(v, kkeys[i + _AHEAD])
-            _add_key(v[kkeys[i]], kstart[i], kstart[i + 1], krow, kw, acc, za, kc)
+        for i in range(nu):
+            if i + _AHEAD < nu:
+                _prefetch_row(v, ukeys[i + _AHEAD])
+            j = ukeys[i]
+            _take_pairs(v[j], vn[j], ustart[i], ustart[i + 1], prow, sw, theta, acc, za, kc, x, vd)
 
 
 @njit(cache=True, nogil=True)
@@ -208,8 +215,8 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     ``VD[r]`` (largest dropped ``|v|``, from ``vn``) and ``support[r]``.  ``ncore[r] < 0``: only
     ``Z[r] = -1`` (the row was not screened); ``ncore[r] == 0``: zeros.
 
-    Work ``O(n_k + pairs)``: a sequential pass over the needed rows of ``k``, then one over the rows of ``v``
-    of the kept keys; memory ``O(n_k + pairs + len(rows) (d + d_v))``.
+    Work ``O(n_k + pairs)`` (``O(pairs log pairs)`` for few pairs): a sequential pass over the needed rows of
+    ``k``, then one over those of ``v``; memory ``O(n_k + pairs + len(rows) (d + d_v))``.
     """
     nr = rows.shape[0]
     n = k.shape[0]
@@ -245,37 +252,12 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
             dd[r] = dtil[r] * np.exp(np.float64(smax[r]) - m[r]) * (1.0 + 1e-12)
             vd[r] = vmax
         theta[r] = _key_threshold(threshold, beta[r], z[r], dd[r], c)
-    # the dropped pairs' mass and largest |v| (no loads of v); the kept pairs, compacted by key
+    # pass 2: the values, each key's row of v loaded once
     x = np.zeros(nr)
-    kkeys = np.empty(nu, dtype=np.int64)  # the keys with at least one kept pair
-    kstart = np.empty(nu + 1, dtype=np.int64)
-    krow = np.empty(npairs, dtype=np.int32)
-    kw = np.empty(npairs)
-    nk = 0
-    nkp = 0
-    for i in range(nu):
-        j = ukeys[i]
-        vnj = vn[j]
-        p0 = nkp
-        for p in range(ustart[i], ustart[i + 1]):
-            r = prow[p]
-            w = sw[p]
-            keep = w > theta[r]  # as _take_key, without branches (the outcome is unpredictable)
-            krow[nkp] = r
-            kw[nkp] = w
-            nkp += keep
-            x[r] += 0.0 if keep else w
-            vd[r] = max(vd[r], 0.0 if keep else vnj)
-        if nkp > p0:
-            kkeys[nk] = j
-            kstart[nk] = p0
-            nk += 1
-    kstart[nk] = nkp
-    # pass 2: the kept values, each key's row of v loaded once
     acc = np.zeros((nr, dv))
     za = np.zeros(nr)
     kc = np.zeros(nr, dtype=np.int64)
-    _pass_values(v, kkeys, kstart, nk, krow, kw, acc, za, kc, nk >= DENSE_KEYS * n)
+    _pass_values(v, vn, ukeys, ustart, nu, prow, sw, theta, acc, za, kc, x, vd, nu >= DENSE_KEYS * n)
     for r in range(nr):
         c = ncore[r]
         if c < 0:
