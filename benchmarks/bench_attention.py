@@ -30,9 +30,11 @@ certified support is <= 1% of the keys.  The "goal" column checks both (``auto<=
 the best certified sparse path with a prebuilt tree, wherever ``min sup`` <= 1%: a method that gives up on
 a sparse input cannot hide the case by reporting a large support).
 
-Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--threads N]``.
+Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--sizes N,N] [--threads N]``.
 ``--quick``: n <= 4096, one repeat.  Default: n in 1024..65536 for d = 64 and up to 16384 for d = 32.
 ``--real N``: pool N passages for the MiniLM key bank (default 24; extraction is cached in /tmp).
+``--sizes 16384``: time only these key counts (the same instances as the full run; the MiniLM rows only with
+``--real``).
 BLAS and torch are single-threaded by default and times are the CPU time of this process (best of the
 interleaved repetitions): on a shared 2-core machine wall-clock times of every method are erratic, while the
 CPU time of a single-threaded call measures its work.  With ``--threads N`` (N > 1) wall-clock time is used.
@@ -201,6 +203,9 @@ def main(argv):
     full = "--full" in argv
     reps = 1 if quick else 5
     n_real = int(argv[argv.index("--real") + 1]) if "--real" in argv else 24
+    # --sizes 16384,65536: only these key counts are timed (the others are still drawn, so that every
+    # instance is the one of the full run)
+    only = {int(x) for x in argv[argv.index("--sizes") + 1].split(",")} if "--sizes" in argv else None
     rng = np.random.default_rng(0)
     print(f"tropix.attention benchmark: {NQ} queries, eps = {EPS}, BLAS/torch threads = {_THREADS}, "
           f"best of {reps} ({'CPU' if _THREADS == '1' else 'wall-clock'} time); times relative to dense "
@@ -214,14 +219,19 @@ def main(argv):
         print(hdr)
         sizes = [1024, 4096] if quick else ([1024, 4096, 16384, 65536] if (d == 64 or full) else [1024, 4096, 16384])
         for n in sizes:
+            timed = only is None or n in only
+            r = reps if n < 65536 else min(reps, 3)
             for T in (1.0, 0.25, 0.1):
                 q, k, v = clustered(n, d, T, rng)
-                ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
+                if timed:
+                    ok &= run_case(f"clus T={T:g}", q, k, v, 1 / np.sqrt(d), r)
             q, k, v = gauss(n, d, 0.1, rng)
-            ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
-            q, k, v = lowdim(n, d, 0.1, np.random.default_rng(n + d))  # own stream: the other cases stay as they were
-            ok &= run_case("lowd T=0.1", q, k, v, 1 / np.sqrt(d), reps if n < 65536 else min(reps, 3))
-    if not quick:
+            if timed:
+                ok &= run_case("gauss T=0.1", q, k, v, 1 / np.sqrt(d), r)
+            if timed:
+                q, k, v = lowdim(n, d, 0.1, np.random.default_rng(n + d))  # own stream: the others stay as they were
+                ok &= run_case("lowd T=0.1", q, k, v, 1 / np.sqrt(d), r)
+    if not quick and (only is None or "--real" in argv):
         print(f"\nreal Q/K of all-MiniLM-L6-v2 pooled over {n_real} passages (d = 32)")
         print(hdr)
         for layer, head in ((0, 0), (3, 5), (5, 11)):
