@@ -235,3 +235,16 @@ def test_pairs_ordered_by_key_then_row(n, sizes):
     got = [(int(ukeys[i]), int(prow[p])) for i in range(nu) for p in range(ustart[i], ustart[i + 1])]
     assert got == pairs
     assert list(ukeys[:nu]) == sorted({j for j, _ in pairs}) and ustart[nu] == npairs
+
+
+def test_repeated_key_in_a_core_counts_twice_as_in_finish_rows():
+    # not produced by the screen, but the contract is the reference's: a repeated key is two pairs
+    args = list(_case(12, 40, 5, 3, [6, 4, -1, 9]))
+    core = args[5]
+    core[0, 1] = core[0, 0]
+    core[3, 5] = core[3, 2]
+    core[3, 8] = core[3, 2]
+    args = tuple(args)
+    for threshold in (False, True):
+        assert _margin(args, threshold) > 1e-9
+        _check_all(args, threshold, 3)
