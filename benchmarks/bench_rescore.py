@@ -1,11 +1,14 @@
 """Float64 rescoring of screened cores: the per-query walk (``_screen_numba.finish_rows``) against the
-key-ordered kernel (``_rescore_numba.finish_rows_by_key``), on the cores of screened attention.
+key-ordered kernel (``_rescore_numba.finish_rows_by_key``).
 
-Caches are flushed before each timed call (``--warm``: not).  Cores are built as the screen builds them (each query's keys within ``tau`` of its maximum, in increasing key
-order), ``tau`` set per instance for a target mean core size.  Single thread, ``time.process_time``, best of 5;
-the table gives milliseconds per call and nanoseconds per (query, key) pair.
+Cores are built as the screen builds them: each query's keys within ``tau`` of its maximum, in increasing key
+order, ``tau`` set per instance for a target mean core size (``k/row``).  Single thread,
+``time.process_time``, best of 5; a 64 MB array is read before each timed call (``--warm``: not), as the
+screen's score GEMM has just passed through the caches in a screened call.  The table gives milliseconds per
+call and nanoseconds per (query, key) pair, the largest relative difference of the outputs and whether the
+supports agree; ``gauss/N``: the first ``N`` queries only (few pairs).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_rescore.py [--inst DIR]
+    OMP_NUM_THREADS=1 python benchmarks/bench_rescore.py [--inst DIR] [--warm]
 
 ``--inst DIR``: take the instances from ``DIR/inst.py`` (``instances(d, n)``) instead of generating them with
 ``bench_attention``'s generators.

@@ -222,7 +222,7 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     n = k.shape[0]
     d = qs.shape[1]
     dv = v.shape[1]
-    prow, ukeys, ustart, nu, npairs = _by_key(core, ncore, n)
+    prow, ukeys, ustart, nu, npairs = _by_key(core, ncore[:nr], n)  # (rows beyond len(rows) ignored, as in finish_rows)
     qg = np.empty((nr, d))  # the queries gathered: they stay in cache
     for r in range(nr):
         if ncore[r] > 0:
