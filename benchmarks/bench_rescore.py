@@ -127,7 +127,8 @@ def main():
         # few rows: the ordering of the pairs against the per-query walk
         small = [(f"gauss/{nr}", 64, x, 100, nr) for x in (g, g4) for nr in (1, 4, 16, 64)]
     print(f"{'instance':10s} {'d':>3s} {'n_k':>6s} {'rows':>4s} {'pairs':>8s} {'keys':>6s} {'k/row':>7s} "
-          f"{'walk ms':>9s} {'bykey ms':>9s} {'walk ns':>8s} {'bykey ns':>8s} {'ratio':>6s}  max rel diff, same support")
+          f"{'walk ms':>9s} {'bykey ms':>9s} {'walk ns':>8s} {'bykey ns':>8s} {'ratio':>6s}  "
+          "max rel diff, same support")
     for name, d, (q, k, v), target in cases:
         run(name, q, k, v, d, target, cold=not a.warm)
     for name, d, (q, k, v), target, nr in small:
