@@ -29,6 +29,12 @@ float64 keys and queries, rounding and packing included, 2.1x faster than the fl
 cycle: 2.3 ms at d = 64).  Without streaming stores 1.6x / 1.8x.  With a pass over the scores after it
 (as the screen's scan), 1.7x / 1.8x.
 
+Fused screening (:func:`screen_block`).  The same tiles, each followed while its scores are still in
+registers by the screen's scan: the block maximum per query, the hits ``s >= thr`` (compressed in registers
+and written as ``(key, query, score)``) and, for every other key, an exponent-bit upper bound of
+``exp(s - mref)`` summed per query; the scores are never stored.  Its register tile is 5 keys x 64 queries
+(the epilogue needs registers too).  Speed: see :func:`screen_block` and ``benchmarks/bench_bf16.py``.
+
 Error model (:func:`error_bound`).  Let ``u_b = 2^-8`` (bfloat16 has an 8-bit significand, rounding to
 nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfloat16) and
 ``γ_n = n u / (1 - n u)``.  For float64 (or float32) ``k, q`` with ``d`` dimensions, ``d' = 2 dp``:
@@ -80,6 +86,7 @@ __all__ = [
     "scores",
     "empty_scores",
     "error_bound",
+    "screen_block",
 ]
 
 U_BF16 = 2.0**-8  # unit roundoff of bfloat16
@@ -779,3 +786,646 @@ def error_bound(qnorm, knorm, d: int):
         b = (rel * prod + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
         ok = (qn < 2.0**126) & (kn < 2.0**126) & (prod * (1 + ub) ** 2 * (1 + gam) < 2.0**126)
     return np.where(ok, b, np.inf)
+
+
+# ------------------------------------------------------------------------------ fused screening of a block
+#
+# screen_block: the GEMM tiles of scores(), each followed, while its scores are still in registers, by the
+# work of the screen's scan (running maximum, exponent-bit weight, collection test, hit emission).  The
+# scores are never stored.  The constants are those of _screen_numba (EXP_C, EXP_LO, EXP_BIAS), repeated here
+# as float32 bit patterns so that this module needs no numba import to build the kernel.
+
+_SMR = 5  # keys per register tile of the screening kernel (5 x 4 vectors: room for the epilogue's registers)
+_EXP_C = np.float32(1.4426950408889634 * (1.0 - 2.0**-20) * 2.0**23)
+_EXP_LO = np.float32(-126.0 * 2.0**23)
+_EXP_BIAS = np.float32(127 * 2**23 + 256)
+
+
+def _f32_hex(x) -> str:
+    """A float32 constant in LLVM IR (the double hex form of its exact value)."""
+    return "0x%016X" % int(np.float64(np.float32(x)).view(np.uint64))
+
+
+def _splat(ty: str, val: str) -> str:
+    return "<" + ", ".join(f"{ty} {val}" for _ in range(16)) + ">"
+
+
+def _stile_ir(mr: int, nv: int, clamp_int: bool = True, emit: str = "slots") -> str:
+    """One register tile of ``mr`` keys x ``nv`` 16-query vectors, then its screening epilogue.
+
+    ``i1 stile(K, ldk, Q, ldq, dp, MR, TH, AC, BM, mask, jk, rq, HK, HQ, HV, cntp, cap)``: ``MR/TH/AC/BM``
+    point at the panel's first query in the reference maxima, thresholds, weight sums and block maxima;
+    the last vector's lanes outside ``mask`` are neither loaded, stored nor emitted.  Hits (``s >= thr``)
+    are compressed in registers (VCOMPRESSPS) and written under a mask at ``*cntp``; returns false (count
+    untouched for that vector) when they would exceed ``cap``."""
+    L = [f"define internal i1 @stile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, i64 %dp, ptr %MR, ptr %TH, "
+         "ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap) #0 {",
+         "entry:"]
+    a = L.append
+    for m in range(mr):
+        a(f"  %ko{m} = mul i64 %ldk, {m}")
+        a(f"  %kr{m} = getelementptr i8, ptr %K, i64 %ko{m}")
+    a("  br label %loop")
+    a("loop:")
+    a("  %p = phi i64 [ 0, %entry ], [ %pn, %loop ]")
+    a("  %qp = phi ptr [ %Q, %entry ], [ %qpn, %loop ]")
+    for m in range(mr):
+        for v in range(nv):
+            a(f"  %c{m}_{v} = phi <16 x float> [ zeroinitializer, %entry ], [ %n{m}_{v}, %loop ]")
+    for v in range(nv):
+        a(f"  %qa{v} = getelementptr i8, ptr %qp, i64 {64 * v}")
+        a(f"  %q{v} = load <32 x bfloat>, ptr %qa{v}, align 4")
+    a("  %kb = shl i64 %p, 2")
+    for m in range(mr):
+        a(f"  %ka{m} = getelementptr i8, ptr %kr{m}, i64 %kb")
+        a(f"  %ks{m} = load i32, ptr %ka{m}, align 4")
+        a(f"  %ki{m} = insertelement <16 x i32> poison, i32 %ks{m}, i64 0")
+        a(f"  %kt{m} = shufflevector <16 x i32> %ki{m}, <16 x i32> poison, <16 x i32> zeroinitializer")
+        a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <32 x bfloat>")
+        for v in range(nv):
+            a(f"  %n{m}_{v} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> %c{m}_{v}, "
+              f"<32 x bfloat> %k{m}, <32 x bfloat> %q{v})")
+    a("  %qpn = getelementptr i8, ptr %qp, i64 %ldq")
+    a("  %pn = add nuw nsw i64 %p, 1")
+    a("  %more = icmp ult i64 %pn, %dp")
+    a("  br i1 %more, label %loop, label %epi, !llvm.loop !0")
+    a("epi:")
+    a("  %lm = bitcast i16 %mask to <16 x i1>")
+    C, LO, BIAS = (_splat("float", _f32_hex(x)) for x in (_EXP_C, _EXP_LO, _EXP_BIAS))
+    ILO = _splat("i32", str(int(_EXP_LO + _EXP_BIAS)))
+    ONES = _splat("i1", "true")
+    iota = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
+    a("  %rqv = insertelement <16 x i32> poison, i32 %rq, i64 0")
+    a("  %rqs = shufflevector <16 x i32> %rqv, <16 x i32> poison, <16 x i32> zeroinitializer")
+    a(f"  %qi0 = add <16 x i32> %rqs, {iota}")
+    last = nv - 1
+    for v in range(nv):  # the state of the 16 queries of vector v
+        for nm, ptr in (("mr", "%MR"), ("th", "%TH"), ("ac", "%AC"), ("bm", "%BM")):
+            a(f"  %{nm}p{v} = getelementptr i8, ptr {ptr}, i64 {64 * v}")
+            if v < last:
+                a(f"  %{nm}{v}_0 = load <16 x float>, ptr %{nm}p{v}, align 4")
+            else:
+                a(f"  %{nm}{v}_0 = call <16 x float> @llvm.masked.load.v16f32.p0(ptr align 4 %{nm}p{v}, "
+                  "<16 x i1> %lm, <16 x float> zeroinitializer)")
+        for m in range(mr):
+            s = f"%n{m}_{v}"
+            t = f"{m}_{v}"
+            a(f"  %bm{v}_{m + 1} = call <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float> {s}, "
+              f"<16 x float> %bm{v}_{m}, i32 4)")
+            a(f"  %dl{t} = fsub <16 x float> {s}, %mr{v}_0")
+            a(f"  %ml{t} = fmul <16 x float> %dl{t}, {C}")
+            # not a hit: s < thr, or unordered (NaN); the weight is added under this mask
+            # (the x86 intrinsic, predicate NGE_UQ: LLVM keeps this sense, so the masked addition below is one
+            # merge-masked VADDPS instead of an addition and a blend)
+            a(f"  %nh{t} = call <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float> {s}, "
+              f"<16 x float> %th{v}_0, i32 25, <16 x i1> {ONES}, i32 4)")
+            a(f"  %h0{t} = xor <16 x i1> %nh{t}, {ONES}")
+            if v == last:
+                a(f"  %h{t} = and <16 x i1> %h0{t}, %lm")
+            else:
+                a(f"  %h{t} = or <16 x i1> %h0{t}, zeroinitializer")
+            if clamp_int:  # cvtt(t + BIAS) clamped below as an integer: the same bits as max(t, LO) + BIAS
+                a(f"  %bs{t} = fadd <16 x float> %ml{t}, {BIAS}")
+                a(f"  %wt{t} = call <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float> %bs{t}, "
+                  "<16 x i32> zeroinitializer, i16 -1, i32 4)")
+                a(f"  %wi{t} = call <16 x i32> @llvm.smax.v16i32(<16 x i32> %wt{t}, <16 x i32> {ILO})")
+            else:
+                a(f"  %cl{t} = call <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float> %ml{t}, "
+                  f"<16 x float> {LO}, i32 4)")
+                a(f"  %bs{t} = fadd <16 x float> %cl{t}, {BIAS}")
+                a(f"  %wi{t} = call <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float> %bs{t}, "
+                  "<16 x i32> zeroinitializer, i16 -1, i32 4)")
+            # a merge-masked VADDPS: the weight is added where not a hit
+            a(f"  %w{t} = bitcast <16 x i32> %wi{t} to <16 x float>")
+            a(f"  %aw{t} = fadd <16 x float> %ac{v}_{m}, %w{t}")
+            a(f"  %ac{v}_{m + 1} = select <16 x i1> %nh{t}, <16 x float> %aw{t}, <16 x float> %ac{v}_{m}")
+        for nm in ("ac", "bm"):
+            if v < last:
+                a(f"  store <16 x float> %{nm}{v}_{mr}, ptr %{nm}p{v}, align 4")
+            else:
+                a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %{nm}{v}_{mr}, ptr align 4 %{nm}p{v}, "
+                  "<16 x i1> %lm)")
+    if emit == "slots":  # every vector to a stack slot, the slot index advanced only past vectors with hits
+        nslot = mr * nv
+        L.insert(2, f"  %slots = alloca [{nslot} x <16 x float>], align 64")  # in the entry block
+        L.insert(3, f"  %meta = alloca [{nslot} x i32], align 4")
+        pos = "0"
+        for i, (m, v) in enumerate([(m, v) for v in range(nv) for m in range(mr)]):
+            t = f"{m}_{v}"
+            a(f"  %hb{t} = bitcast <16 x i1> %h{t} to i16")
+            a(f"  %hz{t} = zext i16 %hb{t} to i32")
+            a(f"  %mt{t} = or i32 %hz{t}, {(m << 16) | (v << 24)}")
+            a(f"  %sp{t} = getelementptr <16 x float>, ptr %slots, i64 {pos}")
+            a(f"  store <16 x float> %n{t}, ptr %sp{t}, align 64")
+            a(f"  %mp{t} = getelementptr i32, ptr %meta, i64 {pos}")
+            a(f"  store i32 %mt{t}, ptr %mp{t}, align 4")
+            a(f"  %an{t} = icmp ne i16 %hb{t}, 0")
+            a(f"  %ai{t} = zext i1 %an{t} to i64")
+            a(f"  %pos{t} = add i64 {pos}, %ai{t}")
+            pos = f"%pos{t}"
+        a(f"  %anyh = icmp ne i64 {pos}, 0")
+        a("  br i1 %anyh, label %fl, label %ok")
+        a("fl:")  # the slots with hits: compressed in registers, written under a mask
+        a("  %fe = phi i64 [ 0, %epi ], [ %fen, %fw ]")
+        a("  %fmp = getelementptr i32, ptr %meta, i64 %fe")
+        a("  %fmt = load i32, ptr %fmp, align 4")
+        a("  %fhb = trunc i32 %fmt to i16")
+        a("  %fm0 = lshr i32 %fmt, 16")
+        a("  %fm = and i32 %fm0, 255")
+        a("  %fv = lshr i32 %fmt, 24")
+        a("  %fsp = getelementptr <16 x float>, ptr %slots, i64 %fe")
+        a("  %fsv = load <16 x float>, ptr %fsp, align 64")
+        a("  %fh = bitcast i16 %fhb to <16 x i1>")
+        a("  %fpc = call i16 @llvm.ctpop.i16(i16 %fhb)")
+        a("  %fpz = zext i16 %fpc to i64")
+        a("  %fcn = load i64, ptr %cntp, align 8")
+        a("  %fnc = add i64 %fcn, %fpz")
+        a("  %fov = icmp ugt i64 %fnc, %cap")
+        a("  br i1 %fov, label %fail, label %fw")
+        a("fw:")
+        a("  store i64 %fnc, ptr %cntp, align 8")
+        a("  %fpc32 = zext i16 %fpc to i32")
+        a("  %fsh = shl i32 1, %fpc32")
+        a("  %fsm = sub i32 %fsh, 1")
+        a("  %fst = trunc i32 %fsm to i16")
+        a("  %fsmk = bitcast i16 %fst to <16 x i1>")
+        a("  %fcs = call <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float> %fsv, "
+          "<16 x float> zeroinitializer, <16 x i1> %fh)")
+        a("  %fv16 = shl i32 %fv, 4")
+        a("  %fvv = insertelement <16 x i32> poison, i32 %fv16, i64 0")
+        a("  %fvs = shufflevector <16 x i32> %fvv, <16 x i32> poison, <16 x i32> zeroinitializer")
+        a("  %fqv = add <16 x i32> %qi0, %fvs")
+        a("  %fcq = call <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32> %fqv, "
+          "<16 x i32> zeroinitializer, <16 x i1> %fh)")
+        a("  %fjj = add i32 %jk, %fm")
+        a("  %fjv = insertelement <16 x i32> poison, i32 %fjj, i64 0")
+        a("  %fjs = shufflevector <16 x i32> %fjv, <16 x i32> poison, <16 x i32> zeroinitializer")
+        a("  %fo = shl i64 %fcn, 2")
+        for nm, val, ty in (("HV", "%fcs", "v16f32"), ("HQ", "%fcq", "v16i32"), ("HK", "%fjs", "v16i32")):
+            ety = "<16 x float>" if ty == "v16f32" else "<16 x i32>"
+            a(f"  %fa{nm} = getelementptr i8, ptr %{nm}, i64 %fo")
+            a(f"  call void @llvm.masked.store.{ty}.p0({ety} {val}, ptr align 4 %fa{nm}, <16 x i1> %fsmk)")
+        a("  %fen = add i64 %fe, 1")
+        a(f"  %fmore = icmp ult i64 %fen, {pos}")
+        a("  br i1 %fmore, label %fl, label %ok")
+    if emit == "branch":  # the hits, vector by vector: a branch per vector
+        blocks = [(m, v) for v in range(nv) for m in range(mr)]
+        a("  br label %t0")
+        for i, (m, v) in enumerate(blocks):
+            t = f"{m}_{v}"
+            nxt = f"t{i + 1}" if i + 1 < len(blocks) else "ok"
+            a(f"t{i}:")
+            a(f"  %hb{t} = bitcast <16 x i1> %h{t} to i16")
+            a(f"  %any{t} = icmp ne i16 %hb{t}, 0")
+            a(f"  br i1 %any{t}, label %e{i}, label %{nxt}")
+            a(f"e{i}:")
+            a(f"  %pc{t} = call i16 @llvm.ctpop.i16(i16 %hb{t})")
+            a(f"  %pz{t} = zext i16 %pc{t} to i64")
+            a(f"  %cn{t} = load i64, ptr %cntp, align 8")
+            a(f"  %nc{t} = add i64 %cn{t}, %pz{t}")
+            a(f"  %ov{t} = icmp ugt i64 %nc{t}, %cap")
+            a(f"  br i1 %ov{t}, label %fail, label %w{i}")
+            a(f"w{i}:")
+            a(f"  store i64 %nc{t}, ptr %cntp, align 8")
+            a(f"  %pc32{t} = zext i16 %pc{t} to i32")
+            a(f"  %sh{t} = shl i32 1, %pc32{t}")
+            a(f"  %sm{t} = sub i32 %sh{t}, 1")
+            a(f"  %st{t} = trunc i32 %sm{t} to i16")
+            a(f"  %smk{t} = bitcast i16 %st{t} to <16 x i1>")
+            a(f"  %cs{t} = call <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float> %n{t}, "
+              f"<16 x float> zeroinitializer, <16 x i1> %h{t})")
+            if v == 0:
+                a(f"  %qv{t} = or <16 x i32> %qi0, zeroinitializer")
+            else:
+                a(f"  %qv{t} = add <16 x i32> %qi0, {_splat('i32', str(16 * v))}")
+            a(f"  %cq{t} = call <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32> %qv{t}, "
+              f"<16 x i32> zeroinitializer, <16 x i1> %h{t})")
+            a(f"  %jj{t} = add i32 %jk, {m}")
+            a(f"  %jv{t} = insertelement <16 x i32> poison, i32 %jj{t}, i64 0")
+            a(f"  %js{t} = shufflevector <16 x i32> %jv{t}, <16 x i32> poison, <16 x i32> zeroinitializer")
+            a(f"  %o{t} = shl i64 %cn{t}, 2")
+            for nm, val, ty in (("HV", f"%cs{t}", "v16f32"), ("HQ", f"%cq{t}", "v16i32"), ("HK", f"%js{t}", "v16i32")):
+                ety = "<16 x float>" if ty == "v16f32" else "<16 x i32>"
+                a(f"  %a{nm}{t} = getelementptr i8, ptr %{nm}, i64 %o{t}")
+                a(f"  call void @llvm.masked.store.{ty}.p0({ety} {val}, ptr align 4 %a{nm}{t}, <16 x i1> %smk{t})")
+            a(f"  br label %{nxt}")
+    a("ok:")
+    a("  ret i1 true")
+    a("fail:")
+    a("  ret i1 false")
+    a("}")
+    return "\n".join(L)
+
+
+# the arguments of bf16_screen, an int64 array (addresses and integers) in this order, then the hit count
+_SCREEN_ARGS = (("K", "ptr"), ("n", "i64"), ("ldk", "i64"), ("Q", "ptr"), ("nq", "i64"), ("ldq", "i64"),
+                ("dp", "i64"), ("kblock", "i64"), ("gw", "i64"), ("X", "ptr"), ("ldx", "i64"), ("kind", "i64"),
+                ("d", "i64"), ("MR", "ptr"), ("TH", "ptr"), ("AC", "ptr"), ("BM", "ptr"), ("joff", "i64"),
+                ("HK", "ptr"), ("HQ", "ptr"), ("HV", "ptr"), ("cap", "i64"))
+
+
+def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
+    """As :func:`_panels_ir` for the screening tiles: one ``stile_{mr}_*`` call per panel of ``16 nv``
+    queries from ``%g0`` to ``%gend`` at key row ``jvar``; a failed call (too many hits) goes to ``%fail``."""
+    w = 16 * nv
+    L = []
+    a = L.append
+    a(f"{tag}pre:")
+    a(f"  %{tag}jk = mul i64 {jvar}, %ldk")
+    a(f"  %{tag}K = getelementptr i8, ptr %Kb, i64 %{tag}jk")
+    a(f"  %{tag}jg = add i64 {jvar}, %joff")
+    a(f"  %{tag}j32 = trunc i64 %{tag}jg to i32")
+    a(f"  br label %{tag}rh")
+    a(f"{tag}rh:")
+    a(f"  %{tag}r0 = phi i64 [ %g0, %{tag}pre ], [ %{tag}r0n, %{tag}rl ]")
+    a(f"  %{tag}rc = icmp slt i64 %{tag}r0, %gend")
+    a(f"  br i1 %{tag}rc, label %{tag}rb, label %{after}")
+    a(f"{tag}rb:")
+    a(f"  %{tag}rrem = sub i64 %gend, %{tag}r0")
+    a(f"  %{tag}rsmall = icmp slt i64 %{tag}rrem, {w}")
+    a(f"  %{tag}nr = select i1 %{tag}rsmall, i64 %{tag}rrem, i64 {w}")
+    a(f"  %{tag}nr15 = add i64 %{tag}nr, 15")
+    a(f"  %{tag}nvec = lshr i64 %{tag}nr15, 4")
+    a(f"  %{tag}full = shl i64 %{tag}nvec, 4")
+    a(f"  %{tag}last0 = sub i64 %{tag}nr, %{tag}full")
+    a(f"  %{tag}last = add i64 %{tag}last0, 16")
+    a(f"  %{tag}m1 = shl i64 1, %{tag}last")
+    a(f"  %{tag}m2 = sub i64 %{tag}m1, 1")
+    a(f"  %{tag}mask = trunc i64 %{tag}m2 to i16")
+    a(f"  %{tag}roff = shl i64 %{tag}r0, 2")
+    a(f"  %{tag}Q = getelementptr i8, ptr %Q, i64 %{tag}roff")
+    for nm in ("MR", "TH", "AC", "BM"):
+        a(f"  %{tag}{nm} = getelementptr i8, ptr %{nm}, i64 %{tag}roff")
+    a(f"  %{tag}r32 = trunc i64 %{tag}r0 to i32")
+    cases = " ".join(f"i64 {v}, label %{tag}v{v}" for v in range(1, nv))
+    a(f"  switch i64 %{tag}nvec, label %{tag}v{nv} [ {cases} ]")
+    for v in range(1, nv + 1):
+        a(f"{tag}v{v}:")
+        a(f"  %{tag}ok{v} = call i1 @stile_{mr}_{v}(ptr %{tag}K, i64 %ldk, ptr %{tag}Q, i64 %ldq, i64 %dp, "
+          f"ptr %{tag}MR, ptr %{tag}TH, ptr %{tag}AC, ptr %{tag}BM, i16 %{tag}mask, i32 %{tag}j32, "
+          f"i32 %{tag}r32, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap)")
+        a(f"  br i1 %{tag}ok{v}, label %{tag}rl, label %fail")
+    a(f"{tag}rl:")
+    a(f"  %{tag}r0n = add i64 %{tag}r0, {w}")
+    a(f"  br label %{tag}rh")
+    return L
+
+
+def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True,
+               emit: str = "slots") -> str:
+    """The module of :func:`screen_block`: screening tiles for (mr, 1..nv) and (1, 1..nv) and the driver
+
+    ``i64 bf16_screen(K, n, ldk, Q, nq, ldq, dp, kblock, gw, X, ldx, kind, d, MR, TH, AC, BM, joff, HK, HQ,
+    HV, cntp, cap)``: the loops of ``bf16_gemm`` (key blocks, with the in-kernel rounding of float keys; query
+    groups; tiles), returning 0, or -1 as soon as the hits would exceed ``cap``."""
+    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
+         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)",
+         "declare void @llvm.masked.store.v16i32.p0(<16 x i32>, ptr, <16 x i1>)",
+         "declare <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float>, <16 x float>, i32)",
+         "declare <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float>, <16 x i32>, i16, i32)",
+         "declare <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float>, <16 x float>, <16 x i1>)",
+         "declare <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32>, <16 x i32>, <16 x i1>)",
+         "declare i16 @llvm.ctpop.i16(i16)",
+         "declare float @llvm.fabs.f32(float)",
+         "declare <16 x i32> @llvm.smax.v16i32(<16 x i32>, <16 x i32>)",
+         "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
+    L.append(_convert_ir())
+    for v in range(1, nv + 1):
+        L.append(_stile_ir(mr, v, clamp_int, emit))
+        if mr > 1:
+            L.append(_stile_ir(1, v, clamp_int, emit))
+    a = L.append
+    a("define i64 @bf16_screen(ptr %A) #0 {")
+    a("entry:")
+    for i, (nm, ty) in enumerate(_SCREEN_ARGS):
+        a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {i}")
+        if ty == "ptr":
+            a(f"  %{nm}.i = load i64, ptr %{nm}.a, align 8")
+            a(f"  %{nm} = inttoptr i64 %{nm}.i to ptr")
+        else:
+            a(f"  %{nm} = load i64, ptr %{nm}.a, align 8")
+    a(f"  %cntp = getelementptr i64, ptr %A, i64 {len(_SCREEN_ARGS)}")
+    a("  store i64 0, ptr %cntp, align 8")
+    a("  br label %vh")
+    a("vh:")  # the operands' promise: mref finite, thr <= mref (else -2, nothing done)
+    a("  %vr = phi i64 [ 0, %entry ], [ %vrn, %vb ]")
+    a("  %vc = icmp slt i64 %vr, %nq")
+    a("  br i1 %vc, label %va, label %bh")
+    a("va:")
+    a("  %vo = shl i64 %vr, 2")
+    a("  %vmp = getelementptr i8, ptr %MR, i64 %vo")
+    a("  %vtp = getelementptr i8, ptr %TH, i64 %vo")
+    a("  %vm = load float, ptr %vmp, align 4")
+    a("  %vt = load float, ptr %vtp, align 4")
+    a("  %vma = call float @llvm.fabs.f32(float %vm)")
+    a("  %vfin = fcmp olt float %vma, 0x7FF0000000000000")
+    a("  %vle = fcmp ole float %vt, %vm")
+    a("  %vok = and i1 %vfin, %vle")
+    a("  br i1 %vok, label %vb, label %bad")
+    a("vb:")
+    a("  %vrn = add i64 %vr, 1")
+    a("  br label %vh")
+    a("bh:")
+    a("  %b0 = phi i64 [ 0, %vh ], [ %bend, %bl ]")
+    a("  %bc = icmp slt i64 %b0, %n")
+    a("  br i1 %bc, label %bb, label %exit")
+    a("bb:")
+    a("  %brem = sub i64 %n, %b0")
+    a("  %bsmall = icmp slt i64 %brem, %kblock")
+    a("  %bn = select i1 %bsmall, i64 %brem, i64 %kblock")
+    a("  %bend = add i64 %b0, %bn")
+    a(f"  %bmr = urem i64 %bn, {mr}")
+    a("  %bfe = sub i64 %bend, %bmr")
+    a("  %fuse = icmp ne ptr %X, null")
+    a("  br i1 %fuse, label %cb, label %gpre")
+    a("cb:")
+    a("  %xo = mul i64 %b0, %ldx")
+    a("  %Xb = getelementptr i8, ptr %X, i64 %xo")
+    a("  %dw = shl i64 %dp, 1")
+    a("  call void @conv_rows(ptr %Xb, i64 %ldx, i64 %kind, i64 %bn, i64 %d, i64 %dw, ptr %K, i64 %ldk)")
+    a("  %ko = mul i64 %b0, %ldk")
+    a("  %kneg = sub i64 0, %ko")
+    a("  %Kc = getelementptr i8, ptr %K, i64 %kneg")
+    a("  br label %gpre")
+    a("gpre:")
+    a("  %Kb = phi ptr [ %K, %bb ], [ %Kc, %cb ]")
+    a("  br label %gh")
+    a("gh:")
+    a("  %g0 = phi i64 [ 0, %gpre ], [ %gend, %gl ]")
+    a("  %gc = icmp slt i64 %g0, %nq")
+    a("  br i1 %gc, label %gb, label %bl")
+    a("gb:")
+    a("  %grem = sub i64 %nq, %g0")
+    a("  %gsmall = icmp slt i64 %grem, %gw")
+    a("  %gn = select i1 %gsmall, i64 %grem, i64 %gw")
+    a("  %gend = add i64 %g0, %gn")
+    a("  br label %jh")
+    a("jh:")
+    a("  %j = phi i64 [ %b0, %gb ], [ %jn, %jl ]")
+    a("  %jc = icmp slt i64 %j, %bfe")
+    a("  br i1 %jc, label %Apre, label %ih")
+    L.extend(_spanels_ir("A", mr, nv, "%j", "jl"))
+    a("jl:")
+    a(f"  %jn = add i64 %j, {mr}")
+    a("  br label %jh")
+    a("ih:")
+    a("  %i = phi i64 [ %j, %jh ], [ %in, %il ]")
+    a("  %ic = icmp slt i64 %i, %bend")
+    a("  br i1 %ic, label %Bpre, label %gl")
+    L.extend(_spanels_ir("B", 1, nv, "%i", "il"))
+    a("il:")
+    a("  %in = add i64 %i, 1")
+    a("  br label %ih")
+    a("gl:")
+    a("  br label %gh")
+    a("bl:")
+    a("  br label %bh")
+    a("exit:")
+    a("  %cnt = load i64, ptr %cntp, align 8")
+    a("  ret i64 %cnt")
+    a("fail:")
+    a("  ret i64 -1")
+    a("bad:")
+    a("  ret i64 -2")
+    a("}")
+    a("attributes #0 = { nounwind }")
+    a("!0 = distinct !{!0, !1}")
+    a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    return "\n".join(L)
+
+
+def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True,
+                  emit: str = "slots"):
+    """Compile the screening kernel for the host CPU; returns ``(ctypes function, engine)``."""
+    import llvmlite.binding as ll
+
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, clamp_int, emit))
+    mod.verify()
+    tm = ll.Target.from_default_triple().create_target_machine(
+        cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
+    pb = ll.create_pass_builder(tm, ll.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(mod, pb)
+    engine = ll.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    addr = engine.get_function_address("bf16_screen")
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    proto = ctypes.CFUNCTYPE(i64, ptr)
+    return proto(addr), engine
+
+
+def _compile_screen():
+    """The ctypes function of ``bf16_screen`` (compiled once per process), or None where not available."""
+    with _lock:
+        if "screen" in _state:
+            return _state["screen"]
+    fn = None
+    if _compile() is not None:
+        with _lock:
+            if "screen" not in _state:
+                try:
+                    fn, _state["engine_screen"] = _build_screen()
+                except Exception:  # noqa: BLE001 - any compile failure means: not available
+                    fn = None
+                _state["screen"] = fn
+            return _state["screen"]
+    with _lock:
+        _state.setdefault("screen", None)
+        return _state["screen"]
+
+
+_F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
+_local = threading.local()
+
+
+def _screen_buffer() -> tuple:
+    """This thread's argument array of ``bf16_screen`` and its address."""
+    buf = getattr(_local, "screen_args", None)
+    if buf is None:
+        A = np.zeros(len(_SCREEN_ARGS) + 1, dtype=np.int64)
+        buf = _local.screen_args = (A, A.ctypes.data)
+    return buf
+
+
+def _vec(x, name: str, m: int, dtype, writeable: bool) -> None:
+    """Raise ShapeError unless ``x`` is a contiguous 1-d array of ``dtype`` and length ``m`` (writeable if
+    asked)."""
+    if not (isinstance(x, np.ndarray) and (x.dtype is dtype or x.dtype == dtype) and x.ndim == 1
+            and x.shape[0] == m and (m <= 1 or x.strides[0] == x.itemsize)
+            and (not writeable or x.flags.writeable)):
+        raise ShapeError(f"screen_block: {name} must be a{' writeable' if writeable else ''} contiguous 1-d "
+                         f"{dtype.name} array of length {m}")
+
+
+def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, joff: int = 0,
+                 kblock: int = KBLOCK) -> int:
+    """Screen a block of keys against packed queries without storing the scores (fused GEMM and scan).
+
+    For every key ``j`` of ``kb`` and query ``r < m``, with ``s = S[j, r]`` exactly the float32 value that
+    :func:`scores` gives, the kernel does, while the register tile holding ``s`` is still live:
+
+    * ``bmax[r] = max(bmax[r], s)``;
+    * if ``s >= thr[r]``: a *hit*, ``(j + joff, r, s)`` is appended to ``hit_key``, ``hit_query``,
+      ``hit_val``;
+    * otherwise ``acc[r] += w(s - mref[r])`` in float32, with the exponent-bit weight of
+      :func:`tropix.attention._screen_numba.scan_block`,
+      ``w(x) = bitcast_f32(int32(trunc(max(x * EXP_C, EXP_LO) + EXP_BIAS)))`` (float32 operations, the
+      same constants, bit for bit), which satisfies ``exp(x) <= w(x) <= 1.062 exp(x)`` for ``x <= 0`` and is
+      clamped at ``2^-126 (1 + 2^-15)`` for ``x`` below about ``-126 log(2)``.
+
+    The weights are summed in an unspecified order (tile by tile), so ``acc`` differs from a sequential
+    float32 sum of the same weights by rounding only: the exact sum of the weights added is at most
+    ``(acc_new - acc_old) (1 + nkeys 2^-23)`` (each of the ``nkeys`` weights of a query passes through at
+    most ``nkeys`` float32 additions, each rounding by a relative ``2^-24``).
+
+    Parameters
+    ----------
+    kb : BF16Keys or (n, d) float32/float64 array
+        The block of keys, packed (e.g. ``BF16Keys(pk.bits[b0:b1], pk.d)``) or as floats (rounded inside
+        the kernel, as :func:`scores` does).
+    qb : BF16Queries or (d, m) float array
+        Packed queries (:func:`pack_queries`) or the transposed queries.
+    mref : (m,) float32
+        Each query's reference maximum (from earlier blocks); must be finite.
+    thr : (m,) float32
+        Collection thresholds, ``thr <= mref`` (``-inf`` collects every key).  Since ``s > mref`` implies a
+        hit, every weight is at most 1 (checked by the kernel before it starts).
+    acc : (m,) float32, updated in place
+        Sums of the weights of the keys not collected.
+    bmax : (m,) float32, updated in place
+        Running maxima of the scores (start at ``-inf`` or at the maxima so far).
+    hit_key, hit_query : (cap,) int32, written
+    hit_val : (cap,) float32, written
+        The hits (key index plus ``joff``, query, score) in positions ``0 .. count-1``, in no particular
+        order; ``cap`` is their common length.
+    joff : int
+        Added to the key indices written to ``hit_key`` (the block's first key in the head).
+    kblock : int
+        Keys per cache block of the kernel (tuning only).
+
+    Returns
+    -------
+    int
+        The number of hits, or ``-1`` if they would exceed ``cap``.  Then the kernel stopped early:
+        ``acc``, ``bmax`` and the hit arrays are partially updated (some tiles done, others not) and must be
+        restored by the caller (e.g. from copies) before the block is screened another way.
+
+    Raises
+    ------
+    UnsupportedCPUError
+        If :func:`available` is false.
+    ShapeError
+        On operands of wrong shape, dtype or layout, or a non-finite ``mref`` or ``thr > mref`` (then
+        nothing is modified).
+
+    Notes
+    -----
+    Non-finite scores (only from non-finite inputs): a NaN score is never a hit, leaves ``bmax`` unchanged
+    and adds the clamped weight; ``-inf`` adds the clamped weight as well (an upper bound of its weight 0).  The hits of a 16-query vector are compressed in registers (VCOMPRESSPS) and written under a mask,
+    only for the vectors that have one.  The Python overhead of a call is a few microseconds (the arguments
+    are gathered by a numba function and passed as one array).
+
+    Examples
+    --------
+    >>> k = np.array([[1.0, 2.0], [3.0, -1.0], [0.0, 0.5]])
+    >>> q = np.array([[1.0, 1.0], [2.0, 0.0]])
+    >>> mref = np.array([3.0, 4.0], dtype=np.float32)
+    >>> thr = np.array([2.5, 4.0], dtype=np.float32)
+    >>> acc, bmax = np.zeros(2, np.float32), np.full(2, -np.inf, np.float32)
+    >>> hk, hq, hv = np.empty(8, np.int32), np.empty(8, np.int32), np.empty(8, np.float32)
+    >>> if available():
+    ...     c = screen_block(k, q.T, mref, thr, acc, bmax, hk, hq, hv)
+    ...     hits = sorted(zip(hk[:c].tolist(), hq[:c].tolist(), hv[:c].tolist()))
+    ... else:  # what the kernel gives, for the docs on other CPUs
+    ...     hits, bmax = [(0, 0, 3.0), (1, 1, 6.0)], np.array([3.0, 6.0], np.float32)
+    >>> hits  # S = [[3, 2], [2, 6], [0.5, 0]]: the scores >= thr
+    [(0, 0, 3.0), (1, 1, 6.0)]
+    >>> bmax.tolist()
+    [3.0, 6.0]
+    """
+    fn = _state.get("screen") or _compile_screen()
+    if fn is None:
+        raise UnsupportedCPUError("bfloat16 screening needs a CPU with AVX512-F and AVX512-BF16 "
+                                  "(and llvmlite); check available() first")
+    return _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff, kblock)
+
+
+def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff=0, kblock=KBLOCK,
+                 nv: int = _NV) -> int:
+    """:func:`screen_block` with the compiled kernel ``fn`` (also used by the benchmark)."""
+    if kblock < 1:
+        raise ShapeError(f"screen_block: kblock must be positive, got {kblock}")
+    pq = qb if isinstance(qb, BF16Queries) else pack_queries(qT=qb)
+    if isinstance(kb, BF16Keys):
+        pk, x = kb, None
+        n = pk.n
+    else:
+        x = _floats(kb, "keys")
+        if x.ndim != 2:
+            raise ShapeError(f"keys: expected a 2-d (n, d) array, got shape {x.shape}")
+        n = x.shape[0]
+        dp = (x.shape[1] + 1) // 2
+        pk = BF16Keys(_aligned_empty((max(min(int(kblock), n), 1), 2 * dp), np.uint16), x.shape[1])
+    _check_packed(pk, pq)
+    m = pq.m
+    _vec(mref, "mref", m, _F32, False)
+    _vec(thr, "thr", m, _F32, False)
+    _vec(acc, "acc", m, _F32, True)
+    _vec(bmax, "bmax", m, _F32, True)
+    cap = hit_key.shape[0] if isinstance(hit_key, np.ndarray) and hit_key.ndim == 1 else -1
+    _vec(hit_key, "hit_key", cap, _I32, True)
+    _vec(hit_query, "hit_query", cap, _I32, True)
+    _vec(hit_val, "hit_val", cap, _F32, True)
+    joff = int(joff)
+    if joff < 0 or n + joff > 2**31 - 1:
+        raise ShapeError(f"screen_block: key indices joff .. joff + n = {joff} .. {joff + n} must fit int32")
+    if m == 0:
+        return 0
+    kbits, qbits = pk.bits, pq.bits
+    if kbits.shape[1] == 0 or n == 0:  # d = 0: every score is 0 (and n = 0: nothing), in NumPy
+        if not (np.isfinite(mref).all() and (thr <= mref).all()):
+            raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
+        S = np.zeros((n, m), dtype=np.float32)
+        return _screen_numpy(S, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff)
+    if kbits.strides[1] != 2:
+        kbits = np.ascontiguousarray(kbits)
+    if qbits.strides[1] != 2:
+        qbits = np.ascontiguousarray(qbits)
+    dp = kbits.shape[1] // 2
+    w = 16 * nv
+    gw = max(w, GROUP_BYTES // (4 * dp) // w * w)
+    A, addr = _screen_buffer()
+    if x is None:
+        xa, ldx, kind, d = 0, 0, 0, 0
+    else:
+        xa, ldx = x.ctypes.data, (x.strides[0] if x.shape[0] > 1 else x.itemsize * x.shape[1])
+        kind, d = int(x.dtype == np.float64), x.shape[1]
+    _nb().screen_args(A, kbits, qbits, mref, thr, acc, bmax, hit_key, hit_query, hit_val, n, int(kblock),
+                      gw, xa, ldx, kind, d, joff)
+    rc = fn(addr)
+    if rc == -2:
+        raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
+    return int(rc)
+
+
+def _weights_numpy(s, mref) -> np.ndarray:
+    """The exponent-bit weights ``w(s - mref)`` of :func:`screen_block`, float32 (also the tests' reference)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.maximum((np.asarray(s, np.float32) - mref) * _EXP_C, _EXP_LO) + _EXP_BIAS
+    return t.astype(np.int32).view(np.float32)
+
+
+def _screen_numpy(S, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff=0) -> int:
+    """:func:`screen_block` on given scores ``S`` (keys x queries, float32), in NumPy (a reference, and the
+    ``d = 0`` case)."""
+    S = np.asarray(S, dtype=np.float32)
+    np.maximum(bmax, S.max(axis=0, initial=-np.inf), out=bmax)
+    hit = S >= thr
+    acc += np.where(hit, np.float32(0), _weights_numpy(S, mref)).sum(axis=0, dtype=np.float32)
+    j, r = np.nonzero(hit)
+    c = len(j)
+    if c > hit_key.shape[0]:
+        return -1
+    hit_key[:c], hit_query[:c], hit_val[:c] = j + joff, r, S[j, r]
+    return c

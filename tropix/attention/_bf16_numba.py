@@ -130,3 +130,31 @@ def pack_lanes_t32(b, out):
         h = l & 1
         for r in range(m):
             out[p, 2 * r + h] = round32(b[l, r])
+
+
+@njit(cache=True, nogil=True)
+def screen_args(A, kbits, qbits, mref, thr, acc, bmax, hk, hq, hv, n, kblock, gw, xaddr, ldx, kind, d, joff):
+    """Fill ``A`` (int64) with the arguments of the compiled ``bf16_screen`` (the order of ``_bf16._SCREEN_ARGS``):
+    addresses of the arrays, row strides in bytes, sizes."""
+    A[0] = kbits.ctypes.data
+    A[1] = n
+    A[2] = kbits.strides[0] if kbits.shape[0] > 1 else kbits.shape[1] * 2
+    A[3] = qbits.ctypes.data
+    A[4] = mref.shape[0]
+    A[5] = qbits.strides[0] if qbits.shape[0] > 1 else qbits.shape[1] * 2
+    A[6] = kbits.shape[1] // 2
+    A[7] = kblock
+    A[8] = gw
+    A[9] = xaddr
+    A[10] = ldx
+    A[11] = kind
+    A[12] = d
+    A[13] = mref.ctypes.data
+    A[14] = thr.ctypes.data
+    A[15] = acc.ctypes.data
+    A[16] = bmax.ctypes.data
+    A[17] = joff
+    A[18] = hk.ctypes.data
+    A[19] = hq.ctypes.data
+    A[20] = hv.ctypes.data
+    A[21] = hk.shape[0]
