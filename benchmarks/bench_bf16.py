@@ -20,12 +20,26 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
 * ``torch bf16``: ``K_bf16 @ Q_bf16ᵀ`` of torch (oneDNN/AVX512-BF16), if torch imports: a reference for
   the hardware, not a dependency.
 
+A second table per ``d`` times the fused screening kernel :func:`~tropix.attention._bf16.screen_block` on
+the screen's workload: ``q, k`` i.i.d. N(0, 1), queries scaled so that the scores have standard deviation
+10, ``mref`` the true column maxima, thresholds ``mref - margin`` (``--margin``, default 16: about 3 hits per
+key at 256 queries; the table says how many).  Rows, prepacked keys and queries:
+
+* ``scores``: :func:`scores` alone (streaming stores; the baseline of the ratios);
+* ``scores+scan_block``: what the screen did before, per block of ``--block`` keys: :func:`scores` into an
+  L2-resident buffer (no streaming), then ``_screen_numba.scan_block`` with the same thresholds;
+* ``screen_block``: the fused kernel, one call over all keys;
+* ``screen_block blocks``: the same, one call per block of ``--block`` keys (includes the Python overhead
+  of each call);
+* ``screen_block f64``: from float64 keys (rounded inside the kernel), one call.
+
 Repetitions are interleaved in a shuffled order per round (a shared machine's phases then hit every method);
 the table gives the best and the median time of each and the ratios of the sgemm time to them (> 1: faster
 than sgemm); on a shared machine the best times are the more stable.  ``--sweep`` also times other register
 tiles (keys x 16-query vectors), L1 query groups and key blocks of the kernel.
 
-Usage: ``python benchmarks/bench_bf16.py [--n 16384] [--dims 32,64] [--m 256] [--rounds 15] [--sweep]``
+Usage: ``python benchmarks/bench_bf16.py [--n 16384] [--dims 32,64] [--m 256] [--rounds 15] [--sweep]
+[--margin 16] [--block 1024]``
 """
 
 from __future__ import annotations
@@ -74,6 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--m", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--sweep", action="store_true", help="also time other register tiles")
+    ap.add_argument("--margin", type=float, default=16.0, help="screening: thresholds mref - margin")
+    ap.add_argument("--block", type=int, default=1024, help="screening: keys per block of the blocked rows")
     args = ap.parse_args(argv)
     if not _bf16.available():
         print("AVX512-BF16 not available on this CPU: nothing to measure")
@@ -132,7 +148,70 @@ def main(argv=None) -> int:
             print(f"{name:<20s} {1e3 * min(ts):8.3f} {1e3 * med:8.3f} {base_best / min(ts):11.2f} "
                   f"{base_med / med:13.2f}")
         sys.stdout.flush()
+        screen_table(rng, n, m, d, args)
     return 0
+
+
+def screen_table(rng, n, m, d, args) -> None:
+    """The fused screening kernel against scores() alone and scores() + scan_block (module docstring)."""
+    from tropix.attention._screen_numba import scan_block
+
+    k64 = rng.standard_normal((n, d))
+    q64 = rng.standard_normal((m, d)) * (10.0 / np.sqrt(d))
+    pk, pq = _bf16.pack_keys(k64), _bf16.pack_queries(q64)
+    S = _bf16.scores(pk, pq)
+    mref = S.max(axis=0).astype(np.float32)
+    tau = np.full(m, float(args.margin))
+    thr = np.array([np.float32(x) for x in mref.astype(np.float64) - tau], dtype=np.float32)
+    thr = np.where(thr.astype(np.float64) > mref.astype(np.float64) - tau, np.nextafter(thr, -np.inf), thr)
+    want = int((S >= thr).sum())  # the hits; scan_block's rounded-down thresholds are the same floats
+    out = _bf16.empty_scores(n, m)
+    B = min(args.block, n)
+    buf = _bf16.empty_scores(B, m)
+    capq = int((S >= thr).sum(axis=0).max()) + 64  # no query overflows scan_block's per-query capacity
+    cidx, cval = np.empty((m, capq), np.int32), np.empty((m, capq), np.float32)
+    cap = 2 * want + 1024
+    hk, hq, hv = np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.float32)
+    acc, bmax = np.zeros(m, np.float32), np.full(m, -np.inf, np.float32)
+    got = {}
+
+    def scan():
+        cnt, dun, nfin = np.zeros(m, np.int64), np.zeros(m), np.zeros(m, np.int64)
+        for b0 in range(0, n, B):
+            b1 = min(b0 + B, n)
+            Sb = _bf16.scores(_bf16.BF16Keys(pk.bits[b0:b1], d), pq, out=buf[:b1 - b0], stream=False)
+            scan_block(Sb, 0, b1 - b0, b0, tau, capq, False, mref, nfin, cidx, cval, cnt, dun)
+        got["scan"] = int(cnt.sum())
+
+    def fused():
+        got["fused"] = _bf16.screen_block(pk, pq, mref, thr, acc, bmax, hk, hq, hv)
+
+    def fused_blocks():
+        c = 0
+        for b0 in range(0, n, B):
+            b1 = min(b0 + B, n)
+            c += _bf16.screen_block(_bf16.BF16Keys(pk.bits[b0:b1], d), pq, mref, thr, acc, bmax, hk[c:], hq[c:],
+                                    hv[c:], joff=b0)
+        got["blocks"] = c
+
+    methods = {
+        "scores": lambda: _bf16.scores(pk, pq, out=out),
+        "scores+scan_block": scan,
+        "screen_block": fused,
+        "screen_block blocks": fused_blocks,
+        "screen_block f64": lambda: _bf16.screen_block(k64, pq, mref, thr, acc, bmax, hk, hq, hv),
+    }
+    times = measure(methods, args.rounds)
+    base_best, base_med = min(times["scores"]), float(np.median(times["scores"]))
+    print(f"\nscreening d = {d}: score std 10, thresholds mref - {args.margin:g}: {want} hits "
+          f"({want / n:.2f} per key; scan_block {got['scan']}, screen_block {got['fused']} / {got['blocks']}), "
+          f"blocks of {B} keys; ratio = time / scores time")
+    print(f"{'method':<20s} {'best':>8s} {'median':>8s} {'ratio best':>11s} {'ratio median':>13s}")
+    for name, ts in times.items():
+        med = float(np.median(ts))
+        print(f"{name:<20s} {1e3 * min(ts):8.3f} {1e3 * med:8.3f} {min(ts) / base_best:11.2f} "
+              f"{med / base_med:13.2f}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
