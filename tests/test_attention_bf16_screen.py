@@ -88,7 +88,7 @@ def test_weight_constants_are_those_of_the_scan():
 
 
 @needs_bf16
-@settings(max_examples=70, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(n=st.integers(1, 40), d=st.integers(1, 40), m=st.integers(1, 70), seed=st.integers(0, 2**31),
        margin=st.sampled_from([0.0, 3.0, 12.0, 30.0]), mode=st.sampled_from(["packed", "f64", "f32"]),
        kblock=st.sampled_from([1, 4, 7, 4096]), joff=st.sampled_from([0, 5, 2**30]))
@@ -107,9 +107,11 @@ def test_screen_block_matches_scores_and_numpy(n, d, m, seed, margin, mode, kblo
 
 @needs_bf16
 @pytest.mark.parametrize("n,d,m", [(1, 1, 1), (1, 64, 256), (5, 3, 17), (6, 7, 15), (11, 64, 33), (12, 33, 64),
-                                   (13, 1, 65), (64, 65, 100), (301, 32, 48), (1037, 64, 256)])
+                                   (13, 1, 65), (64, 65, 100), (301, 32, 48), (1037, 64, 256),
+                                   (203, 200, 200)])
 def test_screen_block_shapes(n, d, m):
-    # odd m (masked lanes of the last vector), odd d (padding), single keys and tails of the 5-key tile
+    # odd m (masked lanes of the last vector), odd d (padding), single keys and tails of the 5-key tile,
+    # several L1 groups of queries (d = 200)
     rng, k, q = _problem(n, d, m, 1000 * n + m)
     pk, pq = pack_keys(k), pack_queries(q)
     S = scores(pk, pq)
