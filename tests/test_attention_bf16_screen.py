@@ -302,3 +302,39 @@ def test_non_finite_scores():
     want0 = np.float64(wc) * np.isnan(S[:2, 0]).sum() + w[2, 0]
     assert np.isclose(acc[0], want0, rtol=1e-6)
     assert np.isclose(acc[1], wc + w[2, 1], rtol=1e-6)  # key 1: -inf (clamped); key 2: s = 1
+
+
+@needs_bf16
+@pytest.mark.parametrize("cap", [1000, 9])
+def test_append_hits_gives_the_lists_of_scan_block(cap):
+    # flat hits -> per-query lists (cidx, cval, cnt) as scan_block builds them, overflowing rows dropped alike
+    from tropix.attention._bf16_numba import append_hits
+
+    n, d, m = 400, 32, 50
+    rng, k, q = _problem(n, d, m, 8)
+    pk, pq = pack_keys(k), pack_queries(q)
+    S = scores(pk, pq)
+    mref = S.max(axis=0).astype(F32)
+    tau = 13.0
+    thr = np.array([_screen_numba._down(np.float64(x) - tau, S) for x in mref], dtype=F32)
+    lists = []
+    for _ in range(2):
+        lists.append((np.zeros((m, cap), np.int32), np.zeros((m, cap), F32), np.zeros(m, np.int64)))
+    cidx, cval, cnt = lists[0]
+    _screen_numba.scan_block(S, 0, 200, 0, np.full(m, tau), cap, False, mref, np.zeros(m, np.int64), cidx,
+                             cval, cnt, np.zeros(m))
+    _screen_numba.scan_block(S[200:], 0, 200, 200, np.full(m, tau), cap, False, mref, np.zeros(m, np.int64),
+                             cidx, cval, cnt, np.zeros(m))
+    cidx2, cval2, cnt2 = lists[1]
+    hk, hq, hv = np.empty(n * m, np.int32), np.empty(n * m, np.int32), np.empty(n * m, F32)
+    for b0 in (0, 200):
+        acc, bmax = np.zeros(m, F32), np.full(m, -np.inf, F32)
+        c = screen_block(BF16Keys(pk.bits[b0:b0 + 200], d), pq, mref, thr, acc, bmax, hk, hq, hv, joff=b0)
+        append_hits(hk, hq, hv, c, cidx2, cval2, cnt2, cap)
+    assert np.array_equal(cnt, cnt2)
+    if cap == 9:
+        assert (cnt < 0).any() and (cnt >= 0).any()
+    for r in range(m):
+        if cnt[r] > 0:
+            a = sorted(zip(cidx[r, :cnt[r]].tolist(), cval[r, :cnt[r]].tolist()))
+            assert a == sorted(zip(cidx2[r, :cnt[r]].tolist(), cval2[r, :cnt[r]].tolist()))
