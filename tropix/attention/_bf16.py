@@ -1407,8 +1407,11 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
     else:
         xa, ldx = x.ctypes.data, (x.strides[0] if x.shape[0] > 1 else x.itemsize * x.shape[1])
         kind, d = int(x.dtype == np.float64), x.shape[1]
-    _nb().screen_args(A, kbits, qbits, mref, thr, acc, bmax, hit_key, hit_query, hit_val, n, int(kblock),
-                      gw, xa, ldx, kind, d, joff)
+    args = _state.get("screen_args")
+    if args is None:
+        args = _state["screen_args"] = _nb().screen_args
+    args(A, kbits, qbits, mref, thr, acc, bmax, hit_key, hit_query, hit_val, n, int(kblock), gw, xa, ldx, kind, d,
+         joff)
     rc = fn(addr)
     if rc == -2:
         raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
