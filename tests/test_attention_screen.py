@@ -273,3 +273,60 @@ def test_bad_input():
         screened(np.full((3, 4), np.nan), k, v)
     with pytest.raises(ShapeError):
         screened(q, k, v, mask=np.ones((2, 10), dtype=bool))
+
+
+needs_bf16 = pytest.mark.skipif(not _bf16.available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")
+
+
+def _peaked_iid(seed, n=6000, d=32, nq=80):
+    rng = np.random.default_rng(seed)
+    return 10 * rng.normal(size=(nq, d)), rng.normal(size=(n, d)), rng.normal(size=(n, 5))
+
+
+@needs_bf16
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_screen_agrees_with_unfused_and_is_certified(seed, monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(seed)
+    calls = []
+    orig = S._FusedScreen.__call__
+
+    def spy(self, *a):
+        ok = orig(self, *a)
+        calls.append(ok)
+        return ok
+
+    monkeypatch.setattr(S._FusedScreen, "__call__", spy)
+    fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    assert calls and all(calls)  # every later block went through the fused kernel
+    monkeypatch.setattr(S._Gemm, "fused", lambda self: None)
+    n_calls = len(calls)
+    plain = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    assert len(calls) == n_calls  # the unfused scan throughout
+    diff = np.linalg.norm(to_np(fused.output) - to_np(plain.output), axis=1)
+    assert np.all(diff <= fused.bound + plain.bound + fused.reference_slack)
+    assert fused.counters["dense_fallback_rows"] == plain.counters["dense_fallback_rows"] == 0
+    # both certify the same cores up to the keys near the cut
+    assert abs(np.median(fused.support) - np.median(plain.support)) <= 0.2 * np.median(plain.support) + 2
+
+
+@needs_bf16
+def test_fused_screen_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(3)
+    monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: every block overflows
+    calls = []
+    orig = S._FusedScreen.__call__
+
+    def spy(self, *a):
+        ok = orig(self, *a)
+        calls.append(ok)
+        return ok
+
+    monkeypatch.setattr(S._FusedScreen, "__call__", spy)
+    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    assert calls and not any(calls)
+    _check(r, q, k, v, 1e-3)
+    assert np.median(r.support) < 100

@@ -316,3 +316,50 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
         for t in range(c):
             za, kc, x, vd = _take_key(sbuf[t], core[r, t], theta, v, vn, acc, za, kc, x, vd)
         _write_row(r, acc, za, dd + x, vd, kc, out, Z, D, VD, support)
+
+
+@njit(cache=True, nogil=True)
+def absorb_block(nh, hit_key, hit_query, hit_val, acc, bmax, nkeys, cap, smax, cidx, cval, cnt, dun):
+    """Fold the outputs of the fused bfloat16 screen of one block (:func:`tropix.attention._bf16.screen_block`,
+    run against the reference maxima ``smax``) into the state of the queries: the ``nh`` hits (key, query,
+    score) are collected (a query overflowing ``cap`` stops being tracked, ``cnt = -1``), the block's counted
+    weights ``acc`` (relative to ``smax``, float32 sums of ``nkeys`` terms: the factor ``1 + nkeys 2^-23``
+    bounds their rounding) are added to ``dun``, and then the maxima advance to ``bmax`` with ``dun`` rescaled
+    as in :func:`advance_maxima`."""
+    for t in range(nh):
+        r = hit_query[t]
+        c = cnt[r]
+        if c < 0:
+            continue
+        if c == cap:
+            cnt[r] = -1
+            continue
+        cidx[r, c] = hit_key[t]
+        cval[r, c] = hit_val[t]
+        cnt[r] = c + 1
+    grow = 1.0 + nkeys * 2.0**-23
+    for r in range(smax.shape[0]):
+        if cnt[r] < 0:
+            continue
+        dun[r] += np.float64(acc[r]) * grow
+        old = smax[r]
+        if bmax[r] > old:
+            if dun[r] > 0.0 and old > -np.inf:
+                dun[r] = dun[r] * np.exp(np.float64(old) - np.float64(bmax[r])) * (1.0 + 2.0**-50)
+            smax[r] = bmax[r]
+
+
+@njit(cache=True, nogil=True)
+def fused_inputs(smax, tauc, thr, acc, bmax):
+    """The per-query inputs of a fused block screen: collection thresholds ``thr = smax - tauc`` rounded down to
+    float32 (never above ``smax``: ``tauc >= 0``), zero counted weights ``acc``, block maxima ``bmax = -inf``.
+    False if a maximum is not finite (the fused kernel needs finite references)."""
+    for r in range(smax.shape[0]):
+        m = smax[r]
+        if not (m > -np.inf and m < np.inf):
+            return False
+        t = _down(np.float64(m) - tauc[r], thr)
+        thr[r] = t if t < m else m
+        acc[r] = 0.0
+        bmax[r] = -np.inf
+    return True

@@ -54,11 +54,13 @@ __all__ = ["screened", "screen_error"]
 _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such heads are not screened
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
 PLAN_MARGIN = 0.5  # added to the first block's estimate of the collection margin
-EST_SLACK = 1e9
+EST_SLACK = 4.0  # a row whose first block extrapolates to this many times the abort limit stops there
 FLOOR_KEYS = 64.0
+FUSED_KEYS = 1024  # keys per fused block (the reference maxima advance between blocks)
+FUSED_HITS = 16  # hit buffer of the fused screen: this many per key and 64 queries (overflow: unfused)
+FIRST_DIV = 4
 BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
 FIRST_EXTRA = 3.0  # the first block collects within the floor of the margin plus this
-FIRST_CAP = 1e9
 
 _kern = None
 
@@ -256,12 +258,13 @@ def _score_buffer(n: int, m: int) -> np.ndarray:
     off = (-buf.ctypes.data % 64) // 4
     return buf[off:off + n * m].reshape(n, m)
 
-KEY_COST = 20.0
-"""A key rescored in float64 (gathered from memory) costs about this many dense score evaluations (measured:
-about 200 ns against 6-9 ns per score of dense attention at d = 32-64)."""
-SCREEN_ROW_COST = 0.3
-"""The screen of one query (its share of the score GEMM and of the scans) costs about this fraction of a
-dense query."""
+KEY_COST = 10.0
+"""A key rescored in float64 costs about this many dense score evaluations (measured with the key-ordered
+rescoring: about 90 ns (d = 64) and 45 ns (d = 32) per (query, key) pair against 9 and 6.5 ns per score of
+dense attention)."""
+SCREEN_ROW_COST = 0.15
+"""The screen of one query (its share of the fused bfloat16 screen, the first block and the core selection)
+costs about this fraction of a dense query (measured: 0.13-0.14 at d = 32-64, 16384 keys)."""
 
 BF16_MIN_KEYS = 2048  # fewer keys: the float32 sgemm (packing the bfloat16 operands would not pay)
 BF16_MIN_ROWS = 32  # fewer queries: the float32 sgemm (packing all keys would not pay)
@@ -292,11 +295,49 @@ class _Gemm:
             return np.matmul(self.k32[b0:b1], qp, out=out)
         return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
 
+    def fused(self):
+        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel."""
+        return None if self.bf16 is None else _FusedScreen(self)
+
     def __call__(self, rr):
         """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
         n = self.H.n_k
         out = np.empty((n, len(rr)), dtype=np.float32)
         return self.block(self.queries(rr), 0, n, out)
+
+
+class _FusedScreen:
+    """Screening of a block of keys by :func:`tropix.attention._bf16.screen_block`: the bfloat16 scores are
+    compared, counted and collected in the registers of the GEMM (never stored), against the maxima of the
+    blocks before (hits at ``s >= smax - tauc``, a superset of what the unfused scan collects against the
+    updated maxima; the others counted relative to the old maxima, then rescaled by
+    :func:`~tropix.attention._screen_numba.absorb_block`).  Returns False, with nothing changed, if the hits
+    overflow the buffer (the caller then screens the block the unfused way)."""
+
+    def __init__(self, gemm):
+        from . import _screen_numba
+
+        self.gemm, self.absorb, self.inputs = gemm, _screen_numba.absorb_block, _screen_numba.fused_inputs
+        self.hk = self.hq = self.hv = None
+        self.thr = self.acc = self.bmax = None
+
+    def __call__(self, qp, b0, b1, tauc, cap, smax, cidx, cval, cnt, dun):
+        c_n = len(smax)
+        if self.thr is None or len(self.thr) != c_n:
+            self.thr, self.acc, self.bmax = (np.empty(c_n, np.float32) for _ in range(3))
+        if not self.inputs(smax, tauc, self.thr, self.acc, self.bmax):
+            return False
+        room = max(FUSED_HITS * (b1 - b0) * max(c_n // 64, 1), 64)  # far more than a few hits per key is rare
+        if self.hk is None or len(self.hk) < room:
+            self.hk, self.hq = np.empty(room, np.int32), np.empty(room, np.int32)
+            self.hv = np.empty(room, np.float32)
+        g = self.gemm
+        kb = g.bf16.BF16Keys(g.pk.bits[b0:b1], g.pk.d)
+        nh = g.bf16.screen_block(kb, qp, smax, self.thr, self.acc, self.bmax, self.hk, self.hq, self.hv, joff=b0)
+        if nh < 0:
+            return False
+        self.absorb(nh, self.hk, self.hq, self.hv, self.acc, self.bmax, b1 - b0, cap, smax, cidx, cval, cnt, dun)
+        return True
 
 
 def _check_precision(precision):
@@ -402,19 +443,22 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
             floor = np.minimum(np.maximum(np.log(FLOOR_KEYS / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
         tau0 = np.minimum(tau, floor + FIRST_EXTRA)  # the first block's margin
         tauc = tau0.copy()
-        first = min(n, kblock if n <= 2 * kblock else max(kblock // 4, 256))  # a small first block
+        first = min(n, kblock if n <= 2 * kblock else max(kblock // FIRST_DIV, 256))  # a small first block
         step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
         qp = gemm.queries(rr)
         buf = _score_buffer(max(first, step), c_n)
+        fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
+        if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
+            step = max(step, FUSED_KEYS)
         for b0 in [0] + list(range(first, n, step)):
             b1 = min(b0 + (first if b0 == 0 else step), n)
+            if b0 and fused is not None and fused(qp, b0, b1, tauc, cap, smax, cidx, cval, cnt, dun):
+                continue  # screened without storing the scores (bfloat16 kernel fused with the scan)
             Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
             advance(Sb, smax, dun)
-            # in the first block a row collecting more than twice its share of the abort limit stops at once
-            cap_b = cap if b0 or b1 == n else min(cap, max(int(FIRST_CAP * limit * (b1 - b0) / n), 64))
-            scan(Sb, 0, b1 - b0, b0, tauc, cap_b, masked, smax, nfin, cidx, cval, cnt, dun)
+            scan(Sb, 0, b1 - b0, b0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
             if b0 == 0 and b1 < n:
                 est = np.zeros(c_n)
                 plan(smax, cval, cnt, tau0, float(width), float(share), bsl, n / (b1 - b0), dun,
