@@ -118,10 +118,11 @@ def test_screen_block_shapes(n, d, m):
     mref = S.max(axis=0).astype(F32)
     c = _run_and_check(pk, pq, S, mref, (mref - F32(12.0)).astype(F32), rng)
     assert c >= m  # every column's maximum is a hit
-    # a block of a larger packed array, as the screen uses it
+    # a block of a larger packed array, as the screen uses it, and every third key (strided rows)
     if n > 3:
         sub = BF16Keys(pk.bits[2:n - 1], d)
         _run_and_check(sub, pq, S[2:n - 1], mref, (mref - F32(12.0)).astype(F32), rng, joff=2)
+        _run_and_check(BF16Keys(pk.bits[::3], d), pq, S[::3], mref, (mref - F32(12.0)).astype(F32), rng)
 
 
 @needs_bf16
