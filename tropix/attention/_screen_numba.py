@@ -163,7 +163,7 @@ def plan_rows(smax, cval, cnt, taufull, width, share, beta, scale, dun, margin, 
         nb = 4096 if nbf > 4096.0 else int(nbf)
         bc = np.zeros(nb)
         for t in range(c):
-            b = int((m - np.float64(cval[r, t])) / width)
+            b = int((m - np.float64(cval[r, t])) * (1.0 / width))
             if b >= nb:
                 b = nb - 1
             bc[b] += 1.0
@@ -202,6 +202,9 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
     ``b <= 4097``.
     """
     nr = smax.shape[0]
+    inv = (1.0 - 1e-15) / width
+    bc = np.zeros(4097, dtype=np.int64)
+    band = np.empty(cidx.shape[1], dtype=np.int32)
     for r in range(nr):
         c = cnt[r]
         if c < 0:
@@ -216,11 +219,13 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
         tf = taufull[r]
         nbf = np.ceil(tf / width) + 2.0
         nb = 4096 if nbf > 4096.0 else int(nbf)
-        bc = np.zeros(nb, dtype=np.int64)
+        bc[:nb] = 0
         for t in range(c):
-            b = int((m - np.float64(cval[r, t])) * (1.0 - 1e-15) / width)  # never above the true band
+            # never above the true band: inv is 1 / width rounded down by far more than the rounding here
+            b = int((m - np.float64(cval[r, t])) * inv)
             if b >= nb:
                 b = nb - 1
+            band[t] = b
             bc[b] += 1
         # the thresholds m - tau were rounded: the 1e-15 relative slack covers it
         # (no key is counted when the margin is infinite, eps = 0: then dun = 0 and exp(...) may overflow)
@@ -251,11 +256,8 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
             acc += bc[b] * ew[b]
         acc = d_rest + acc * ep
         k = 0
-        for t in range(c):
-            b = int((m - np.float64(cval[r, t])) * (1.0 - 1e-15) / width)
-            if b >= nb:  # the same clipped band as in the histogram: every collected key is in D or the core
-                b = nb - 1
-            if b < bstar:
+        for t in range(c):  # (the same clipped band as in the histogram: every collected key is in D or the core)
+            if band[t] < bstar:
                 cidx[r, k] = cidx[r, t]  # in place: k <= t
                 k += 1
         ncore[r] = k

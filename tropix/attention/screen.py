@@ -60,7 +60,7 @@ FUSED_KEYS = 1024  # keys per fused block (the reference maxima advance between 
 FUSED_HITS = 16  # hit buffer of the fused screen: this many per key and 64 queries (overflow: unfused)
 FIRST_DIV = 4
 BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
-FIRST_EXTRA = 3.0  # the first block collects within the floor of the margin plus this
+FIRST_EXTRA = 1.5  # the first block collects within the floor of the margin plus this
 
 _kern = None
 
@@ -159,7 +159,7 @@ def _down(x, dtype):
 
 
 def _bands(m, vals, width, nb, slack=1.0 - 1e-15):
-    return np.minimum(((m - vals.astype(np.float64)) * slack / width).astype(np.int64), nb - 1)
+    return np.minimum(((m - vals.astype(np.float64)) * (slack / width)).astype(np.int64), nb - 1)
 
 
 def _nbands(tf, width):
