@@ -290,16 +290,16 @@ def test_fused_screen_agrees_with_unfused_and_is_certified(seed, monkeypatch):
 
     q, k, v = _peaked_iid(seed)
     calls = []
-    orig = S._FusedScreen.__call__
+    orig = S._FusedScreen.run
 
-    def spy(self, *a):
-        ok = orig(self, *a)
-        calls.append(ok)
-        return ok
+    def spy(self, qp, b0, n, *a):
+        stop = orig(self, qp, b0, n, *a)
+        calls.append((b0, stop, n))
+        return stop
 
-    monkeypatch.setattr(S._FusedScreen, "__call__", spy)
+    monkeypatch.setattr(S._FusedScreen, "run", spy)
     fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
-    assert calls and all(calls)  # every later block went through the fused kernel
+    assert calls and all(stop == n for b0, stop, n in calls)  # every later block went through the fused kernel
     monkeypatch.setattr(S._Gemm, "fused", lambda self: None)
     n_calls = len(calls)
     plain = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
@@ -318,15 +318,24 @@ def test_fused_screen_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
     q, k, v = _peaked_iid(3)
     monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: every block overflows
     calls = []
-    orig = S._FusedScreen.__call__
+    orig = S._FusedScreen.run
 
-    def spy(self, *a):
-        ok = orig(self, *a)
-        calls.append(ok)
-        return ok
+    def spy(self, qp, b0, n, *a):
+        stop = orig(self, qp, b0, n, *a)
+        calls.append((b0, stop))
+        return stop
 
-    monkeypatch.setattr(S._FusedScreen, "__call__", spy)
+    monkeypatch.setattr(S._FusedScreen, "run", spy)
     r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
-    assert calls and not any(calls)
+    assert calls and all(stop == b0 for b0, stop in calls)  # each block overflowed and went the unfused way
     _check(r, q, k, v, 1e-3)
     assert np.median(r.support) < 100
+
+
+@needs_bf16
+def test_fused_screen_over_several_query_chunks():
+    # 600 queries: three chunks of 256 / 256 / 88, each with its own fused pass over the keys
+    q, k, v = _peaked_iid(4, n=5000, nq=600)
+    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    _check(r, q, k, v, 1e-3)
+    assert r.counters["dense_fallback_rows"] == 0 and np.median(r.support) < 100

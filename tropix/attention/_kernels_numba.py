@@ -312,3 +312,19 @@ def rownorms_finite(x, out):
         else:
             out[i] = np.sqrt(s)
     return finite
+
+
+@intrinsic
+def _call_address(typingctx, fnaddr, arg):
+    """Call the compiled function at address ``fnaddr`` (signature ``i64 f(ptr)``, e.g. the bfloat16 screening
+    kernel of :mod:`tropix.attention._bf16`) with the pointer ``arg``; returns its ``int64`` result.  Lets a
+    numba loop drive a kernel that llvmlite compiled at run time, without a Python call per block."""
+    sig = types.int64(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(64), [i8p])
+        fptr = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(fptr, [builder.inttoptr(args[1], i8p)])
+
+    return sig, codegen

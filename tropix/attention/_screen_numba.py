@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import _dot, _key_threshold, _prefetch_row, _take_key, _write_row
+from ._bf16_numba import screen_args
+from ._kernels_numba import _call_address, _dot, _key_threshold, _prefetch_row, _take_key, _write_row
 
 
 @njit(cache=True, nogil=True)
@@ -365,3 +366,24 @@ def fused_inputs(smax, tauc, thr, acc, bmax):
         acc[r] = 0.0
         bmax[r] = -np.inf
     return True
+
+
+@njit(cache=True, nogil=True)
+def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, acc, bmax, hk, hq, hv, cap,
+                 smax, cidx, cval, cnt, dun):
+    """Screen the keys ``b0 .. n-1`` in blocks of ``step`` with the fused bfloat16 kernel at address ``fnaddr``
+    (:func:`tropix.attention._bf16.screen_block`'s compiled ``bf16_screen``; ``A`` its int64 argument array,
+    ``kbits`` / ``qbits`` the packed keys and queries, ``kblock``, ``gw`` its cache blocking), each block
+    against the maxima of the blocks before (:func:`fused_inputs`), folded in by :func:`absorb_block`.
+    Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
+    of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
+    for a in range(b0, n, step):
+        b = min(a + step, n)
+        if not fused_inputs(smax, tauc, thr, acc, bmax):
+            return a
+        screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
+        nh = _call_address(fnaddr, A.ctypes.data)
+        if nh < 0:
+            return a
+        absorb_block(nh, hk, hq, hv, acc, bmax, b - a, cap, smax, cidx, cval, cnt, dun)
+    return n

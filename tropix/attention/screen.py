@@ -1,45 +1,52 @@
-"""Screened attention: every score once in float32, exact float64 softmax over the keys that can matter.
+"""Screened attention: every score once in low precision, exact float64 softmax over the keys that can matter.
 
 Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 32 or 64 dimensions: every
 ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
 
-1. all scores are computed once in single precision, ``s̃ = fl32(q̂ · k̂)`` (``q̂``, ``k̂`` the float32
-   roundings of the scaled query and the key): one BLAS ``sgemm`` per chunk of queries (keys x queries),
-   and each query's maximum ``m̃`` of them;
-2. then, block by block of keys, each query *collects* the keys with ``s̃ >= m̃ - τ_c`` (thresholds rounded
-   down); a small first block uses the full margin ``τ = log(8 N / β) + 2 e`` (``N`` keys, ``β`` the
-   dropped-mass budget, ``e`` the screening error below), and its band histogram then sets the query's own,
-   smaller ``τ_c`` for the other blocks (never below ``log(64 / β)``); a query whose first block
-   extrapolates to too many candidates stops being screened and is computed densely.  Keys below
-   ``m̃ - τ_c`` are not collected but *counted* against eight levels ``τ_c < τ_1 < … < τ`` (fine steps
-   first, so a key just below the margin is bounded almost as tightly as a collected one);
-3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, the smallest
-   core of top bands whose left-out mass bound fits the budget is scored again in float64, the softmax over
-   it is exact (and, as in :func:`~tropix.attention.region_sparse`, keys of negligible weight among them
-   are dropped while the budget allows); the output is the softmax average of their values.
+1. every score is computed once in low precision, ``s̃ = q̂ · k̂``: a bfloat16 GEMM with float32
+   accumulation (:mod:`tropix.attention._bf16`, on CPUs with AVX512-BF16, ``precision="auto"``) or a float32
+   ``sgemm`` (``q̂``, ``k̂`` the roundings of the scaled query and the key);
+2. one pass over the keys, block by block, per chunk of queries: each query keeps a running maximum ``m̃``
+   and *collects* the keys with ``s̃ >= m̃ - τ_c`` (thresholds rounded down); every other key is only
+   *counted*, by a float32 ``w >= exp(s̃ - m̃)`` built from the exponent bits of ``log2(e) (s̃ - m̃)``
+   (at most 6.2 % above it; :func:`tropix.attention._screen_numba.scan_block`), and the counted mass is
+   rescaled whenever the maximum rises.  The first block (a quarter of ``kblock`` keys) collects within a
+   wider margin (never below ``τ_f = log(64 / β)``, ``β`` the dropped-mass budget); its band histogram and
+   counted mass then set each query's own margin ``τ_c >= τ_f`` for the other blocks; a query whose first
+   block extrapolates to far more candidates than a rescoring could afford stops and is computed densely.
+   With the bfloat16 GEMM the later blocks are screened by a fused kernel
+   (:func:`tropix.attention._bf16.screen_block`) that compares, counts and collects while the scores are
+   still in registers (they are never stored), against the maxima of the blocks before;
+3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, and the
+   smallest core of top bands whose left-out mass bound fits the budget (against the kept mass estimated
+   from the screening scores) is scored again in float64, key by key in key order
+   (:func:`tropix.attention._rescore_numba.finish_rows_by_key`: each row of ``k`` and ``v`` read once); the
+   softmax over the core is exact and, as in :func:`~tropix.attention.region_sparse`, keys of negligible
+   weight among them are dropped while the budget allows.
 
-Certificate.  For every key the float32 score differs from the float64 one the method would otherwise use by
-at most ``e_i = c |q_i| max_j |k_j| + a`` (:func:`screen_error`): the rounding of ``q`` and ``k`` to
-float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product (any summation order, with or
-without FMA) ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), and the float64 evaluation ``γ_d``
-with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; the absolute term ``a`` covers float32 underflow.  A key
-with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a key counted between levels ``τ_l`` and ``τ_{l+1}`` carries at most
-``exp(-τ_l + e)``, a collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).
-Their sum ``D̃`` bounds the left-out mass; with ``m`` the exact float64 maximum of the core,
-``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|`` enter
-:func:`~tropix.attention.bounds.truncation_bound` exactly as in the other methods, plus the rounding bound
-of dense evaluation.  A row that overflows ``cap`` candidates, or whose bound would exceed
-``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE arithmetic, no
-overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
+Certificate.  For every key the screening score differs from the float64 one the method would otherwise use
+by at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_error`: the rounding of ``q``
+and ``k`` to float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product, any summation order,
+with or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation
+``γ_d`` with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16,
+:func:`tropix.attention._bf16.error_bound` plus the float64 evaluation.  A key with ``s̃ < m̃ - t`` has
+``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a collected key in band ``b``
+at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the left-out mass; with ``m``
+the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|``
+enter :func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in
+the other methods, plus the rounding bound of dense evaluation.  A row that overflows ``cap`` candidates,
+or whose bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed:
+IEEE arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed
+densely).
 
-Cost: one ``sgemm`` (about half a ``dgemm``) plus vectorised passes per block, instead of dense attention's
-``dgemm``, ``exp`` of every score and second ``dgemm`` with the values: 1.3–2× faster than dense in float64
-on peaked scores (benchmarks/bench_attention.py), whatever the geometry.  The win comes from mixed precision
-and the saved ``exp`` and second GEMM; for float32 input dense attention is itself single precision and
-only the latter remain.  The float32 GEMM alone costs about a seventh of float64 dense attention, which
-caps any method that must look at every key this way."""
+Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): about a fifth of
+float64 dense attention at d = 32 and 64, of which the bfloat16 GEMM is about 40 % (a GEMM that must look at
+every key in this way caps the gain), the float64 rescoring of the cores 15 %, validation, packing and
+core selection the rest.  On flat scores the rows stop after the first block and are computed densely."""
 
 from __future__ import annotations
+
+import ctypes
 
 import numpy as np
 
@@ -307,37 +314,43 @@ class _Gemm:
 
 
 class _FusedScreen:
-    """Screening of a block of keys by :func:`tropix.attention._bf16.screen_block`: the bfloat16 scores are
-    compared, counted and collected in the registers of the GEMM (never stored), against the maxima of the
-    blocks before (hits at ``s >= smax - tauc``, a superset of what the unfused scan collects against the
-    updated maxima; the others counted relative to the old maxima, then rescaled by
-    :func:`~tropix.attention._screen_numba.absorb_block`).  Returns False, with nothing changed, if the hits
-    overflow the buffer (the caller then screens the block the unfused way)."""
+    """Screening of blocks of keys by the kernel of :func:`tropix.attention._bf16.screen_block`: the bfloat16
+    scores are compared, counted and collected in the registers of the GEMM (never stored), against the
+    maxima of the blocks before (hits at ``s >= smax - tauc``, a superset of what the unfused scan collects
+    against the updated maxima; the others counted relative to the old maxima, then rescaled by
+    :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
+    (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
     def __init__(self, gemm):
-        from . import _screen_numba
-
-        self.gemm, self.absorb, self.inputs = gemm, _screen_numba.absorb_block, _screen_numba.fused_inputs
+        self.gemm = gemm
         self.hk = self.hq = self.hv = None
         self.thr = self.acc = self.bmax = None
 
-    def __call__(self, qp, b0, b1, tauc, cap, smax, cidx, cval, cnt, dun):
+    def run(self, qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun) -> int:
+        """Blocks ``b0, b0 + step, ...`` up to ``n`` in one compiled loop (no Python per block); returns the
+        first key not screened (``n``, or a block the caller screens the unfused way)."""
+        from . import _screen_numba
+
+        g, bf = self.gemm, self.gemm.bf16
+        fn = bf._compile_screen()
         c_n = len(smax)
+        if fn is None or c_n == 0:
+            return b0
         if self.thr is None or len(self.thr) != c_n:
             self.thr, self.acc, self.bmax = (np.empty(c_n, np.float32) for _ in range(3))
-        if not self.inputs(smax, tauc, self.thr, self.acc, self.bmax):
-            return False
-        room = max(FUSED_HITS * (b1 - b0) * max(c_n // 64, 1), 64)  # far more than a few hits per key is rare
+        room = max(FUSED_HITS * step * max(c_n // 64, 1), 64)
         if self.hk is None or len(self.hk) < room:
             self.hk, self.hq = np.empty(room, np.int32), np.empty(room, np.int32)
             self.hv = np.empty(room, np.float32)
-        g = self.gemm
-        kb = g.bf16.BF16Keys(g.pk.bits[b0:b1], g.pk.d)
-        nh = g.bf16.screen_block(kb, qp, smax, self.thr, self.acc, self.bmax, self.hk, self.hq, self.hv, joff=b0)
-        if nh < 0:
-            return False
-        self.absorb(nh, self.hk, self.hq, self.hv, self.acc, self.bmax, b1 - b0, cap, smax, cidx, cval, cnt, dun)
-        return True
+        kbits, qbits = np.ascontiguousarray(g.pk.bits), np.ascontiguousarray(qp.bits)
+        dp = kbits.shape[1] // 2
+        w = 16 * bf._NV
+        gw = max(w, bf.GROUP_BYTES // (4 * max(dp, 1)) // w * w)
+        A = bf._screen_buffer()[0]
+        addr = ctypes.cast(fn, ctypes.c_void_p).value
+        return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
+                                              self.acc, self.bmax, self.hk, self.hq, self.hv, cap, smax, cidx,
+                                              cval, cnt, dun))
 
 
 def _check_precision(precision):
@@ -450,10 +463,15 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
         if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
             step = max(step, FUSED_KEYS)
-        for b0 in [0] + list(range(first, n, step)):
+        b0 = 0
+        while b0 < n:
+            if b0 and fused is not None:
+                # screened without storing the scores (the bfloat16 kernel fused with the scan), block after
+                # block, until the end or a block whose hits overflow (that one is screened below)
+                b0 = fused.run(qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun)
+                if b0 >= n:
+                    break
             b1 = min(b0 + (first if b0 == 0 else step), n)
-            if b0 and fused is not None and fused(qp, b0, b1, tauc, cap, smax, cidx, cval, cnt, dun):
-                continue  # screened without storing the scores (bfloat16 kernel fused with the scan)
             Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
@@ -469,6 +487,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
                 cnt[quit_] = -1
                 if quit_.all():
                     break
+            b0 = b1
         ncore = np.zeros(c_n, dtype=np.int64)
         dtil = np.zeros(c_n)
         finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil, ew)
