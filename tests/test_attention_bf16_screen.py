@@ -307,9 +307,9 @@ def test_non_finite_scores():
 
 @needs_bf16
 @pytest.mark.parametrize("cap", [1000, 9])
-def test_append_hits_gives_the_lists_of_scan_block(cap):
-    # flat hits -> per-query lists (cidx, cval, cnt) as scan_block builds them, overflowing rows dropped alike
-    from tropix.attention._bf16_numba import append_hits
+def test_absorbed_hits_give_the_lists_of_scan_block(cap):
+    # flat hits -> per-query lists (cidx, cval, cnt) by _screen_numba.absorb_block, as scan_block builds them,
+    # overflowing rows dropped alike
 
     n, d, m = 400, 32, 50
     rng, k, q = _problem(n, d, m, 8)
@@ -331,7 +331,7 @@ def test_append_hits_gives_the_lists_of_scan_block(cap):
     for b0 in (0, 200):
         acc, bmax = np.zeros(m, F32), np.full(m, -np.inf, F32)
         c = screen_block(BF16Keys(pk.bits[b0:b0 + 200], d), pq, mref, thr, acc, bmax, hk, hq, hv, joff=b0)
-        append_hits(hk, hq, hv, c, cidx2, cval2, cnt2, cap)
+        _screen_numba.absorb_block(c, hk, hq, hv, acc, bmax, 200, cap, mref.copy(), cidx2, cval2, cnt2, np.zeros(m))
     assert np.array_equal(cnt, cnt2)
     if cap == 9:
         assert (cnt < 0).any() and (cnt >= 0).any()

@@ -158,23 +158,3 @@ def screen_args(A, kbits, qbits, mref, thr, acc, bmax, hk, hq, hv, n, kblock, gw
     A[19] = hq.ctypes.data
     A[20] = hv.ctypes.data
     A[21] = hk.shape[0]
-
-
-@njit(cache=True, nogil=True)
-def append_hits(hk, hq, hv, count, cidx, cval, cnt, cap):
-    """Append the first ``count`` hits of :func:`tropix.attention._bf16.screen_block` (key ``hk``, query ``hq``,
-    score ``hv``) to per-query candidate lists in the layout of ``_screen_numba.scan_block``:
-    ``cidx[r, :cnt[r]]`` / ``cval[r, :cnt[r]]``.  A query already dropped (``cnt[r] < 0``) is skipped; one whose
-    list would exceed ``cap`` entries gets ``cnt[r] = -1`` (no longer tracked), as in ``scan_block``.  Within
-    a query the hits keep their order in the input (not necessarily increasing keys)."""
-    for t in range(count):
-        r = hq[t]
-        c = cnt[r]
-        if c < 0:
-            continue
-        if c == cap:
-            cnt[r] = -1
-            continue
-        cidx[r, c] = hk[t]
-        cval[r, c] = hv[t]
-        cnt[r] = c + 1
