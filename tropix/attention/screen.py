@@ -265,10 +265,10 @@ def _score_buffer(n: int, m: int) -> np.ndarray:
     off = (-buf.ctypes.data % 64) // 4
     return buf[off:off + n * m].reshape(n, m)
 
-KEY_COST = 10.0
+KEY_COST = 6.0
 """A key rescored in float64 costs about this many dense score evaluations (measured with the key-ordered
-rescoring: about 90 ns (d = 64) and 45 ns (d = 32) per (query, key) pair against 9 and 6.5 ns per score of
-dense attention)."""
+rescoring: 25-45 ns per (query, key) pair at d = 32, less when queries share their keys, against about
+6.5 ns per score of dense attention; 90 ns at d = 64 on i.i.d. keys, against 9)."""
 SCREEN_ROW_COST = 0.15
 """The screen of one query (its share of the fused bfloat16 screen, the first block and the core selection)
 costs about this fraction of a dense query (measured: 0.13-0.14 at d = 32-64, 16384 keys)."""
