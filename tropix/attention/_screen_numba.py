@@ -387,3 +387,19 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
             return a
         absorb_block(nh, hk, hq, hv, acc, bmax, b - a, cap, smax, cidx, cval, cnt, dun)
     return n
+
+
+@njit(cache=True, nogil=True)
+def core_keys(core, ncore):
+    """The cores ``core[r, :ncore[r]]`` (rows with ``ncore < 0`` count as empty) concatenated, as int64."""
+    tot = 0
+    for r in range(ncore.shape[0]):
+        if ncore[r] > 0:
+            tot += ncore[r]
+    out = np.empty(tot, dtype=np.int64)
+    p = 0
+    for r in range(ncore.shape[0]):
+        for t in range(max(ncore[r], 0)):
+            out[p] = core[r, t]
+            p += 1
+    return out

@@ -518,10 +518,14 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         dead = ok & (ncore == 0)
         b[dead], o[dead] = 0.0, 0.0
         out[sl], bound[sl], support[sl] = o, b, sp
-        cl = np.maximum(ncore, 0).tolist()
-        keys.extend(core[t, :c] for t, c in enumerate(cl))
-        counts.extend(cl)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if kern is not None:
+            from ._screen_numba import core_keys
+
+            keys.append(core_keys(core, ncore))
+        else:
+            keys.extend(core[t, :max(int(c), 0)].astype(np.int64) for t, c in enumerate(ncore))
+        counts.append(np.maximum(ncore, 0))
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts) if counts else [])]).astype(np.int64)
     kept = _RowKept(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), offsets)
     evals = int(offsets[-1])
     return out, bound, support, kept, evals
