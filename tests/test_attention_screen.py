@@ -339,3 +339,35 @@ def test_fused_screen_over_several_query_chunks():
     r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
     _check(r, q, k, v, 1e-3)
     assert r.counters["dense_fallback_rows"] == 0 and np.median(r.support) < 100
+
+
+def _weights(s, m):
+    """The counted-key weights of scan_block / screen_block (float32 arithmetic, as the kernels)."""
+    from tropix.attention._screen_numba import EXP_BIAS, EXP_C, EXP_LO
+
+    s = np.asarray(s, np.float32)
+    m = np.asarray(m, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.maximum((s - m) * EXP_C, EXP_LO) + EXP_BIAS
+    return t.astype(np.int32).view(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 1e3, 1e5])
+def test_counted_weight_is_a_rigorous_upper_bound_of_exp(scale):
+    # the certificate's claim for every key that is only counted: exp(s - m) <= w <= 1.0625 exp(s - m)
+    # (above the clamp at 2^-126), for float32 scores s <= m; checked against long double exp of the exact
+    # difference, on random scores and on dense sweeps near each power of two of the exponent
+    rng = np.random.default_rng(int(scale * 7) % 1000)
+    m = np.float32(scale * rng.normal(size=20000))
+    x = np.concatenate([-rng.exponential(5.0, size=20000), -np.abs(rng.normal(size=20000)) * 1e-3])
+    x = np.concatenate([x, (np.arange(-87 * 64, 1) / 64.0).astype(np.float64)])
+    m = np.resize(m, x.shape).astype(np.float32)
+    s = (m.astype(np.float64) + x).astype(np.float32)
+    s = np.minimum(s, m)  # counted keys are never above the maximum
+    w = _weights(s, m).astype(np.longdouble)
+    ex = np.exp(s.astype(np.longdouble) - m.astype(np.longdouble))
+    assert np.all(w >= ex * (1 - 1e-18))
+    live = ex > 2.0**-125
+    assert np.all(w[live] <= ex[live] * 1.0625 * (1 + 2.0**-10))
+    # below the clamp the weight is the clamp value, tiny but never zero
+    assert np.all(w[~live] >= 2.0**-126)
