@@ -125,14 +125,10 @@ class BF16Queries:
 
 # --------------------------------------------------------------------------------------------- the kernel IR
 
-def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
-    """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``.
-
-    ``nt``: the full vectors are stored non-temporally (VMOVNTPS, no read-for-ownership of the output lines);
-    the caller guarantees 64-byte aligned rows."""
-    L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
-         "i64 %dp, i16 %mask) #0 {", "entry:"]
-    a = L.append
+def _dot_loop_ir(a, mr: int, nv: int, exit_label: str) -> None:
+    """Append (through ``a``) the dot-product loop of a register tile: ``%n{m}_{v}`` (16 floats) =
+    key ``m`` (rows ``%K + m ldk``, bfloat16 pairs broadcast) times query vector ``v`` (``%Q``, ``64 v`` bytes
+    into each packed row of ``ldq``), over ``%dp`` dimension pairs; then a branch to ``exit_label``."""
     for m in range(mr):
         a(f"  %ko{m} = mul i64 %ldk, {m}")
         a(f"  %kr{m} = getelementptr i8, ptr %K, i64 %ko{m}")
@@ -159,7 +155,18 @@ def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
     a("  %qpn = getelementptr i8, ptr %qp, i64 %ldq")
     a("  %pn = add nuw nsw i64 %p, 1")
     a("  %more = icmp ult i64 %pn, %dp")
-    a("  br i1 %more, label %loop, label %done, !llvm.loop !0")
+    a(f"  br i1 %more, label %loop, label %{exit_label}, !llvm.loop !0")
+
+
+def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
+    """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``.
+
+    ``nt``: the full vectors are stored non-temporally (VMOVNTPS, no read-for-ownership of the output lines);
+    the caller guarantees 64-byte aligned rows."""
+    L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
+         "i64 %dp, i16 %mask) #0 {", "entry:"]
+    a = L.append
+    _dot_loop_ir(a, mr, nv, "done")
     a("done:")
     a("  %mk = bitcast i16 %mask to <16 x i1>")
     last = nv - 1
@@ -825,33 +832,7 @@ def _stile_ir(mr: int, nv: int, clamp_int: bool = True, emit: str = "slots") -> 
          "ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap) #0 {",
          "entry:"]
     a = L.append
-    for m in range(mr):
-        a(f"  %ko{m} = mul i64 %ldk, {m}")
-        a(f"  %kr{m} = getelementptr i8, ptr %K, i64 %ko{m}")
-    a("  br label %loop")
-    a("loop:")
-    a("  %p = phi i64 [ 0, %entry ], [ %pn, %loop ]")
-    a("  %qp = phi ptr [ %Q, %entry ], [ %qpn, %loop ]")
-    for m in range(mr):
-        for v in range(nv):
-            a(f"  %c{m}_{v} = phi <16 x float> [ zeroinitializer, %entry ], [ %n{m}_{v}, %loop ]")
-    for v in range(nv):
-        a(f"  %qa{v} = getelementptr i8, ptr %qp, i64 {64 * v}")
-        a(f"  %q{v} = load <32 x bfloat>, ptr %qa{v}, align 4")
-    a("  %kb = shl i64 %p, 2")
-    for m in range(mr):
-        a(f"  %ka{m} = getelementptr i8, ptr %kr{m}, i64 %kb")
-        a(f"  %ks{m} = load i32, ptr %ka{m}, align 4")
-        a(f"  %ki{m} = insertelement <16 x i32> poison, i32 %ks{m}, i64 0")
-        a(f"  %kt{m} = shufflevector <16 x i32> %ki{m}, <16 x i32> poison, <16 x i32> zeroinitializer")
-        a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <32 x bfloat>")
-        for v in range(nv):
-            a(f"  %n{m}_{v} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> %c{m}_{v}, "
-              f"<32 x bfloat> %k{m}, <32 x bfloat> %q{v})")
-    a("  %qpn = getelementptr i8, ptr %qp, i64 %ldq")
-    a("  %pn = add nuw nsw i64 %p, 1")
-    a("  %more = icmp ult i64 %pn, %dp")
-    a("  br i1 %more, label %loop, label %epi, !llvm.loop !0")
+    _dot_loop_ir(a, mr, nv, "epi")
     a("epi:")
     a("  %lm = bitcast i16 %mask to <16 x i1>")
     C, LO, BIAS = (_splat("float", _f32_hex(x)) for x in (_EXP_C, _EXP_LO, _EXP_BIAS))
