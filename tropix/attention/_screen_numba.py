@@ -7,8 +7,11 @@ the mass of the others (each key's weight bounded through the bits of a float32)
 ``plan_rows``: after the first block, the collection margin of each query for the other blocks.
 ``finalize_rows``: per query, the banded bound on the keys left out and the core of keys to score exactly.
 ``finish_rows``: exact float64 scores of the core, the softmax over them and the quantities of the certified
-bound.  See
-:mod:`tropix.attention.screen` for the certificate.
+bound, query by query (the screen uses the key-ordered ``_rescore_numba.finish_rows_by_key``).
+``fused_inputs`` / ``absorb_block`` / ``fused_blocks``: the blocks screened by the fused bfloat16 kernel of
+:mod:`tropix.attention._bf16` (its inputs per block, its hits and counted weights folded into the state, the
+loop over the blocks).  ``core_keys``: the cores concatenated.  See :mod:`tropix.attention.screen` for the
+certificate.
 """
 
 from __future__ import annotations
@@ -269,6 +272,10 @@ def finalize_rows(smax, nfin, cidx, cval, cnt, dun, err, taufull, beta, width, s
 def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
                 out, Z, D, VD, support):
     """Exact softmax over the core keys of each query; dropped mass ``dtil[r] exp(smax[r] - m)``.
+
+    The per-query walk: the screen itself uses the key-ordered
+    :func:`tropix.attention._rescore_numba.finish_rows_by_key` (same contract); this one is kept as the
+    baseline of ``benchmarks/bench_rescore.py`` and as a second reference in its tests.
 
     Then keys of weight ``<= theta`` among the core are dropped while the total stays within the budget,
     as in the region-sparse kernel.  ``Z[r] = -1`` flags a row that was not screened (``ncore[r] < 0``).

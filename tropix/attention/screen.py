@@ -73,7 +73,7 @@ _kern = None
 
 
 def _kernels():
-    """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows), compiled or loaded on
+    """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows_by_key), compiled or loaded on
     first use; None without numba."""
     global _kern
     if _kern is None:
