@@ -73,8 +73,8 @@ _kern = None
 
 
 def _kernels():
-    """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows_by_key), compiled or loaded on
-    first use; None without numba."""
+    """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows_by_key), compiled
+    or loaded on first use; None without numba."""
     global _kern
     if _kern is None:
         try:
