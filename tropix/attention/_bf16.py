@@ -1311,10 +1311,12 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
     Notes
     -----
     Non-finite scores (only from non-finite inputs): a NaN score is never a hit, leaves ``bmax`` unchanged
-    and adds the clamped weight; ``-inf`` adds the clamped weight as well (an upper bound of its weight 0).  The hits of a 16-query vector are compressed in registers (VCOMPRESSPS) and written under a mask,
-    only for the vectors that have one.  The Python overhead of a call is a few microseconds (the arguments
-    are gathered by a numba function and passed as one array).  ``_screen_numba.absorb_block`` turns the flat
-    hits into the per-query candidate lists of ``_screen_numba.scan_block`` (same overflow rule).
+    and adds the clamped weight; ``-inf`` adds the clamped weight as well (an upper bound of its weight 0).
+    The hits of a 16-query vector are compressed in registers (VCOMPRESSPS) and written under a mask, only
+    for the vectors that have one.  The Python overhead of a call is a few microseconds (the arguments are
+    gathered by a numba function and passed as one array); ``_screen_numba.fused_blocks`` runs many blocks
+    without it.  ``_screen_numba.absorb_block`` turns the flat hits into the per-query candidate lists of
+    ``_screen_numba.scan_block`` (same overflow rule).
 
     Examples
     --------
