@@ -194,17 +194,10 @@ def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
     return "\n".join(L)
 
 
-def _panels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
-    """Blocks ``{tag}*``: for every panel of ``16 nv`` queries from ``%g0`` to ``%gend``, one ``tile_{mr}_*``
-    call at key row ``jvar``; then a branch to ``after``."""
-    w = 16 * nv
-    L = []
-    a = L.append
-    a(f"{tag}pre:")
-    a(f"  %{tag}jk = mul i64 {jvar}, %ldk")
-    a(f"  %{tag}K = getelementptr i8, ptr %Kb, i64 %{tag}jk")
-    a(f"  %{tag}jc = mul i64 {jvar}, %ldc")
-    a(f"  %{tag}C = getelementptr i8, ptr %C, i64 %{tag}jc")
+def _panel_head_ir(a, tag: str, w: int, after: str) -> None:
+    """Append (through ``a``) the head of the loop over the query panels of a group: ``%{tag}r0`` from ``%g0``
+    to ``%gend`` in steps of ``w`` (to ``after`` when done), the panel's ``%{tag}nvec`` vectors, the lane
+    ``%{tag}mask`` of its last one (1..16 queries) and its byte offset ``%{tag}roff``."""
     a(f"  br label %{tag}rh")
     a(f"{tag}rh:")
     a(f"  %{tag}r0 = phi i64 [ %g0, %{tag}pre ], [ %{tag}r0n, %{tag}rl ]")
@@ -218,11 +211,25 @@ def _panels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     a(f"  %{tag}nvec = lshr i64 %{tag}nr15, 4")
     a(f"  %{tag}full = shl i64 %{tag}nvec, 4")
     a(f"  %{tag}last0 = sub i64 %{tag}nr, %{tag}full")
-    a(f"  %{tag}last = add i64 %{tag}last0, 16")  # 1..16 queries in the last vector
+    a(f"  %{tag}last = add i64 %{tag}last0, 16")
     a(f"  %{tag}m1 = shl i64 1, %{tag}last")
     a(f"  %{tag}m2 = sub i64 %{tag}m1, 1")
     a(f"  %{tag}mask = trunc i64 %{tag}m2 to i16")
     a(f"  %{tag}roff = shl i64 %{tag}r0, 2")
+
+
+def _panels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
+    """Blocks ``{tag}*``: for every panel of ``16 nv`` queries from ``%g0`` to ``%gend``, one ``tile_{mr}_*``
+    call at key row ``jvar``; then a branch to ``after``."""
+    w = 16 * nv
+    L = []
+    a = L.append
+    a(f"{tag}pre:")
+    a(f"  %{tag}jk = mul i64 {jvar}, %ldk")
+    a(f"  %{tag}K = getelementptr i8, ptr %Kb, i64 %{tag}jk")
+    a(f"  %{tag}jc = mul i64 {jvar}, %ldc")
+    a(f"  %{tag}C = getelementptr i8, ptr %C, i64 %{tag}jc")
+    _panel_head_ir(a, tag, w, after)
     a(f"  %{tag}Q = getelementptr i8, ptr %Q, i64 %{tag}roff")
     a(f"  %{tag}Cr = getelementptr i8, ptr %{tag}C, i64 %{tag}roff")
     cases = " ".join(f"i64 {v}, label %{tag}v{v}" for v in range(1, nv))
@@ -349,27 +356,14 @@ exit:
 }}"""
 
 
-def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False) -> str:
-    """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the driver ``bf16_gemm``.
-
-    ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock, gw)``: for each block of ``kblock`` keys (kept in
-    L2), each group of ``gw`` queries (kept in L1), each tile of ``mr`` keys (single keys at the end of a
-    block), each panel of ``16 nv`` queries in the group: one tile call.  Strides are in bytes; ``dp >= 1``.
-    """
-    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
-         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
-    L.append(_convert_ir())
-    for v in range(1, nv + 1):
-        L.append(_tile_ir(mr, v, nt))
-        if mr > 1:
-            L.append(_tile_ir(1, v, nt))
+def _loops_ir(L: list, mr: int, nv: int, panels, pred: str) -> None:
+    """Append to ``L`` the loops shared by ``bf16_gemm`` and ``bf16_screen``, entered from block ``pred``:
+    blocks of ``%kblock`` keys (float keys rounded into the buffer ``%K`` by ``conv_rows``), groups of ``%gw``
+    queries, tiles of ``mr`` keys then single keys, each over the panels ``panels(tag, mr, nv, jvar, after)``
+    emits (:func:`_panels_ir` or :func:`_spanels_ir`); they leave through ``%exit``."""
     a = L.append
-    a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
-      "i64 %ldc, i64 %kblock, i64 %gw, ptr %X, i64 %ldx, i64 %kind, i64 %d) #0 {")
-    a("entry:")
-    a("  br label %bh")
     a("bh:")  # blocks of keys
-    a("  %b0 = phi i64 [ 0, %entry ], [ %bend, %bl ]")
+    a(f"  %b0 = phi i64 [ 0, %{pred} ], [ %bend, %bl ]")
     a("  %bc = icmp slt i64 %b0, %n")
     a("  br i1 %bc, label %bb, label %exit")
     a("bb:")
@@ -407,7 +401,7 @@ def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = Fal
     a("  %j = phi i64 [ %b0, %gb ], [ %jn, %jl ]")
     a("  %jc = icmp slt i64 %j, %bfe")
     a("  br i1 %jc, label %Apre, label %ih")
-    L.extend(_panels_ir("A", mr, nv, "%j", "jl"))
+    L.extend(panels("A", mr, nv, "%j", "jl"))
     a("jl:")
     a(f"  %jn = add i64 %j, {mr}")
     a("  br label %jh")
@@ -415,7 +409,7 @@ def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = Fal
     a("  %i = phi i64 [ %j, %jh ], [ %in, %il ]")
     a("  %ic = icmp slt i64 %i, %bend")
     a("  br i1 %ic, label %Bpre, label %gl")
-    L.extend(_panels_ir("B", 1, nv, "%i", "il"))
+    L.extend(panels("B", 1, nv, "%i", "il"))
     a("il:")
     a("  %in = add i64 %i, 1")
     a("  br label %ih")
@@ -423,6 +417,28 @@ def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = Fal
     a("  br label %gh")
     a("bl:")
     a("  br label %bh")
+
+
+def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False) -> str:
+    """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the driver ``bf16_gemm``.
+
+    ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock, gw)``: for each block of ``kblock`` keys (kept in
+    L2), each group of ``gw`` queries (kept in L1), each tile of ``mr`` keys (single keys at the end of a
+    block), each panel of ``16 nv`` queries in the group: one tile call.  Strides are in bytes; ``dp >= 1``.
+    """
+    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
+         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
+    L.append(_convert_ir())
+    for v in range(1, nv + 1):
+        L.append(_tile_ir(mr, v, nt))
+        if mr > 1:
+            L.append(_tile_ir(1, v, nt))
+    a = L.append
+    a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
+      "i64 %ldc, i64 %kblock, i64 %gw, ptr %X, i64 %ldx, i64 %kind, i64 %d) #0 {")
+    a("entry:")
+    a("  br label %bh")
+    _loops_ir(L, mr, nv, _panels_ir, "entry")
     a("exit:")
     a("  fence seq_cst")  # orders the non-temporal stores before anything after the call
     a("  ret void")
@@ -1024,24 +1040,7 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     a(f"  %{tag}K = getelementptr i8, ptr %Kb, i64 %{tag}jk")
     a(f"  %{tag}jg = add i64 {jvar}, %joff")
     a(f"  %{tag}j32 = trunc i64 %{tag}jg to i32")
-    a(f"  br label %{tag}rh")
-    a(f"{tag}rh:")
-    a(f"  %{tag}r0 = phi i64 [ %g0, %{tag}pre ], [ %{tag}r0n, %{tag}rl ]")
-    a(f"  %{tag}rc = icmp slt i64 %{tag}r0, %gend")
-    a(f"  br i1 %{tag}rc, label %{tag}rb, label %{after}")
-    a(f"{tag}rb:")
-    a(f"  %{tag}rrem = sub i64 %gend, %{tag}r0")
-    a(f"  %{tag}rsmall = icmp slt i64 %{tag}rrem, {w}")
-    a(f"  %{tag}nr = select i1 %{tag}rsmall, i64 %{tag}rrem, i64 {w}")
-    a(f"  %{tag}nr15 = add i64 %{tag}nr, 15")
-    a(f"  %{tag}nvec = lshr i64 %{tag}nr15, 4")
-    a(f"  %{tag}full = shl i64 %{tag}nvec, 4")
-    a(f"  %{tag}last0 = sub i64 %{tag}nr, %{tag}full")
-    a(f"  %{tag}last = add i64 %{tag}last0, 16")
-    a(f"  %{tag}m1 = shl i64 1, %{tag}last")
-    a(f"  %{tag}m2 = sub i64 %{tag}m1, 1")
-    a(f"  %{tag}mask = trunc i64 %{tag}m2 to i16")
-    a(f"  %{tag}roff = shl i64 %{tag}r0, 2")
+    _panel_head_ir(a, tag, w, after)
     a(f"  %{tag}Q = getelementptr i8, ptr %Q, i64 %{tag}roff")
     for nm in ("MR", "TH", "AC", "BM"):
         a(f"  %{tag}{nm} = getelementptr i8, ptr %{nm}, i64 %{tag}roff")
@@ -1114,61 +1113,7 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: 
     a("vb:")
     a("  %vrn = add i64 %vr, 1")
     a("  br label %vh")
-    a("bh:")
-    a("  %b0 = phi i64 [ 0, %vh ], [ %bend, %bl ]")
-    a("  %bc = icmp slt i64 %b0, %n")
-    a("  br i1 %bc, label %bb, label %exit")
-    a("bb:")
-    a("  %brem = sub i64 %n, %b0")
-    a("  %bsmall = icmp slt i64 %brem, %kblock")
-    a("  %bn = select i1 %bsmall, i64 %brem, i64 %kblock")
-    a("  %bend = add i64 %b0, %bn")
-    a(f"  %bmr = urem i64 %bn, {mr}")
-    a("  %bfe = sub i64 %bend, %bmr")
-    a("  %fuse = icmp ne ptr %X, null")
-    a("  br i1 %fuse, label %cb, label %gpre")
-    a("cb:")
-    a("  %xo = mul i64 %b0, %ldx")
-    a("  %Xb = getelementptr i8, ptr %X, i64 %xo")
-    a("  %dw = shl i64 %dp, 1")
-    a("  call void @conv_rows(ptr %Xb, i64 %ldx, i64 %kind, i64 %bn, i64 %d, i64 %dw, ptr %K, i64 %ldk)")
-    a("  %ko = mul i64 %b0, %ldk")
-    a("  %kneg = sub i64 0, %ko")
-    a("  %Kc = getelementptr i8, ptr %K, i64 %kneg")
-    a("  br label %gpre")
-    a("gpre:")
-    a("  %Kb = phi ptr [ %K, %bb ], [ %Kc, %cb ]")
-    a("  br label %gh")
-    a("gh:")
-    a("  %g0 = phi i64 [ 0, %gpre ], [ %gend, %gl ]")
-    a("  %gc = icmp slt i64 %g0, %nq")
-    a("  br i1 %gc, label %gb, label %bl")
-    a("gb:")
-    a("  %grem = sub i64 %nq, %g0")
-    a("  %gsmall = icmp slt i64 %grem, %gw")
-    a("  %gn = select i1 %gsmall, i64 %grem, i64 %gw")
-    a("  %gend = add i64 %g0, %gn")
-    a("  br label %jh")
-    a("jh:")
-    a("  %j = phi i64 [ %b0, %gb ], [ %jn, %jl ]")
-    a("  %jc = icmp slt i64 %j, %bfe")
-    a("  br i1 %jc, label %Apre, label %ih")
-    L.extend(_spanels_ir("A", mr, nv, "%j", "jl"))
-    a("jl:")
-    a(f"  %jn = add i64 %j, {mr}")
-    a("  br label %jh")
-    a("ih:")
-    a("  %i = phi i64 [ %j, %jh ], [ %in, %il ]")
-    a("  %ic = icmp slt i64 %i, %bend")
-    a("  br i1 %ic, label %Bpre, label %gl")
-    L.extend(_spanels_ir("B", 1, nv, "%i", "il"))
-    a("il:")
-    a("  %in = add i64 %i, 1")
-    a("  br label %ih")
-    a("gl:")
-    a("  br label %gh")
-    a("bl:")
-    a("  br label %bh")
+    _loops_ir(L, mr, nv, _spanels_ir, "vh")
     a("exit:")
     a("  %cnt = load i64, ptr %cntp, align 8")
     a("  ret i64 %cnt")
