@@ -341,6 +341,33 @@ def test_fused_screen_over_several_query_chunks():
     assert r.counters["dense_fallback_rows"] == 0 and np.median(r.support) < 100
 
 
+@needs_bf16
+def test_fused_inputs_rows_given_up_are_hit_only_above_their_maximum():
+    # a query no longer tracked (cnt < 0) gets the threshold smax: in the fused kernel only keys above its
+    # running maximum hit (a handful), not the whole margin below it
+    from tropix.attention._screen_numba import fused_inputs
+
+    q, k, v = _peaked_iid(5, n=4096, nq=64)
+    pk, pq = _bf16.pack_keys(k), _bf16.pack_queries(q)
+    S = _bf16.scores(pk, pq)  # (keys, queries) float32
+    smax = S[:1024].max(axis=0).astype(np.float32)  # the maxima of a first block
+    tauc = np.full(64, 150.0)  # raw scores q . k, standard deviation about 57
+    cnt = np.zeros(64, dtype=np.int64)
+    cnt[::2] = -1
+    thr, acc, bmax = (np.empty(64, np.float32) for _ in range(3))
+    assert fused_inputs(smax, tauc, cnt, thr, acc, bmax)
+    assert np.array_equal(thr[::2], smax[::2]) and np.all(thr[1::2] <= smax[1::2] - 149.9)
+    hk, hq = np.empty(4096 * 64, np.int32), np.empty(4096 * 64, np.int32)
+    hv = np.empty(4096 * 64, np.float32)
+    rest = _bf16.BF16Keys(pk.bits[1024:], pk.d)
+    c = _bf16.screen_block(rest, pq, smax, thr, acc, bmax, hk, hq, hv, joff=1024)
+    per_row = np.bincount(hq[:c], minlength=64)
+    above = (S[1024:] >= smax).sum(axis=0)
+    assert np.array_equal(per_row[::2], above[::2])  # given up: exactly the keys at or above the maximum
+    assert np.array_equal(per_row[1::2], (S[1024:] >= thr).sum(axis=0)[1::2])
+    assert per_row[1::2].sum() > 10 * max(per_row[::2].sum(), 1)
+
+
 def _weights(s, m):
     """The counted-key weights of scan_block / screen_block (float32 arithmetic, as the kernels)."""
     from tropix.attention._screen_numba import EXP_BIAS, EXP_C, EXP_LO

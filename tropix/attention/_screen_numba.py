@@ -360,16 +360,20 @@ def absorb_block(nh, hit_key, hit_query, hit_val, acc, bmax, nkeys, cap, smax, c
 
 
 @njit(cache=True, nogil=True)
-def fused_inputs(smax, tauc, thr, acc, bmax):
+def fused_inputs(smax, tauc, cnt, thr, acc, bmax):
     """The per-query inputs of a fused block screen: collection thresholds ``thr = smax - tauc`` rounded down to
-    float32 (never above ``smax``: ``tauc >= 0``), zero counted weights ``acc``, block maxima ``bmax = -inf``.
+    float32 (never above ``smax``: ``tauc >= 0``; ``smax`` itself for a query no longer tracked, ``cnt < 0``:
+    it is hit only by keys above its maximum, and its hits are ignored), zero counted weights ``acc``, block maxima ``bmax = -inf``.
     False if a maximum is not finite (the fused kernel needs finite references)."""
     for r in range(smax.shape[0]):
         m = smax[r]
         if not (m > -np.inf and m < np.inf):
             return False
-        t = _down(np.float64(m) - tauc[r], thr)
-        thr[r] = t if t < m else m
+        if cnt[r] < 0:
+            thr[r] = m
+        else:
+            t = _down(np.float64(m) - tauc[r], thr)
+            thr[r] = t if t < m else m
         acc[r] = 0.0
         bmax[r] = -np.inf
     return True
@@ -386,7 +390,7 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
     of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
     for a in range(b0, n, step):
         b = min(a + step, n)
-        if not fused_inputs(smax, tauc, thr, acc, bmax):
+        if not fused_inputs(smax, tauc, cnt, thr, acc, bmax):
             return a
         screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
