@@ -146,6 +146,20 @@ def test_to_bf16_ties_and_near_ties(m, e, nudge, neg):
     assert got == _round_exact(x)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 12), st.lists(_any64, min_size=1, max_size=30), st.integers(0, 2**32 - 1))
+def test_pack_keys_float64_equals_elementwise_rounding(n, d, specials, seed):
+    # pack_rows64 rounds rows inside bfloat16's normal range by integer operations only and every other
+    # row by round64: both must give to_bf16's bits; some rows are normal, some carry arbitrary floats
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-30, 30, size=(n, 1))
+    for i, x in enumerate(specials):
+        if rng.random() < 0.5:
+            k[rng.integers(n), rng.integers(d)] = x
+    pk = pack_keys(k)
+    assert np.array_equal(pk.bits[:, :d], to_bf16(k)) and not pk.bits[:, d:].any()
+
+
 def test_to_bf16_float64_rounds_once_not_through_float32():
     # 1 + 2^-8 + 2^-30: float32 rounding gives the tie 1 + 2^-8, which goes to 1; the true nearest is 1 + 2^-7
     x = 1 + 2.0**-8 + 2.0**-30

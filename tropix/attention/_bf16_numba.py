@@ -66,12 +66,24 @@ def round_array32(b, out):
 
 @njit(cache=True, nogil=True)
 def pack_rows64(x, b, out):
-    """Rows of ``x`` (float64, bits ``b``) into ``out`` (n, 2 dp) uint16; padding columns set to zero."""
+    """Rows of ``x`` (float64, bits ``b``) into ``out`` (n, 2 dp) uint16; padding columns set to zero.
+
+    A row whose entries all lie in bfloat16's normal range (``2^-126 <= |x| < (2 - 2^-8) 2^127``) takes the
+    integer-only rounding of :func:`round64` (it vectorises); any other row (zeros, subnormals, overflow,
+    inf, NaN) is rounded again entry by entry with the full :func:`round64`."""
     n, d = x.shape
     w = out.shape[1]
     for j in range(n):
+        other = False
         for l in range(d):
-            out[j, l] = round64(x[j, l], b[j, l])
+            a = b[j, l] & _ABS64
+            sign = (b[j, l] >> np.uint64(48)) & np.uint64(0x8000)
+            rn = ((a + _HALF64 + ((a >> np.uint64(45)) & np.uint64(1))) >> np.uint64(45)) - _REBIAS
+            other |= (a - _MIN64) >= (_OVF64 - _MIN64)  # outside [_MIN64, _OVF64) (unsigned wrap below)
+            out[j, l] = np.uint16(sign | rn)
+        if other:
+            for l in range(d):
+                out[j, l] = round64(x[j, l], b[j, l])
         for l in range(d, w):
             out[j, l] = 0
 
