@@ -65,6 +65,58 @@ def test_dense_matches_naive_all_options(backend, block):
             assert np.all(to_np(out)[..., 2, :] == 0.0)  # documented: a query seeing no key outputs zero
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from([None, 1, 5, 16, 512]), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_dense_causal_skips_blocks_above_the_diagonal_exactly(n_q, n_k, block, with_mask, seed):
+    # the key blocks wholly above the diagonal are skipped and those wholly below carry no mask: the result
+    # must still be the masked softmax, for n_q above, equal to and below n_k
+    rng = np.random.default_rng(seed)
+    q, k, v = rng.normal(size=(n_q, 3)), rng.normal(size=(n_k, 3)), rng.normal(size=(n_k, 2))
+    mask = rng.random((n_q, n_k)) > 0.3 if with_mask else None
+    out = dense(q, k, v, mask=mask, causal=True, block=block)
+    np.testing.assert_allclose(out, naive(q, k, v, mask=mask, causal=True), rtol=1e-12, atol=1e-13)
+
+
+def test_dense_causal_default_blocks_large():
+    # the default causal blocking (512 x 512) on an input with several blocks on both sides of the diagonal
+    q, k, v = RNG.normal(size=(1300, 8)), RNG.normal(size=(1700, 8)), RNG.normal(size=(1700, 3))
+    np.testing.assert_allclose(dense(q, k, v, causal=True), naive(q, k, v, causal=True), rtol=1e-11, atol=1e-13)
+    qt, kt, vt = (torch.tensor(x) for x in (q, k, v))
+    np.testing.assert_allclose(dense(qt, kt, vt, causal=True).numpy(), naive(q, k, v, causal=True), rtol=1e-11,
+                               atol=1e-13)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 2), max_size=2), st.integers(1, 8), st.integers(1, 8), st.integers(0, 4),
+       st.integers(0, 4), st.booleans(), st.integers(0, 2**32 - 1))
+def test_visible_counts_equal_counting_the_additive_term(batch, n_q, n_k, mi, bi, causal, seed):
+    from tropix.attention._inputs import block_extra, prepare, visible_counts
+
+    rng = np.random.default_rng(seed)
+    b = tuple(batch)
+    q, k, v = rng.normal(size=b + (n_q, 2)), rng.normal(size=b + (n_k, 2)), rng.normal(size=b + (n_k, 1))
+    mshape = [None, (n_k,), (n_q, n_k), (n_q, 1), b + (1, n_k)][mi]
+    bshape = [None, (n_k,), (n_q, n_k), (1, n_k), b + (n_q, 1)][bi]
+    mask = None if mshape is None else rng.random(mshape) > 0.4
+    bias = None
+    if bshape is not None:
+        bias = rng.normal(size=bshape)
+        bias[rng.random(bshape) < 0.3] = -np.inf
+    P = prepare(q, k, v, mask=mask, bias=bias, causal=causal)
+    E = block_extra(P, slice(0, n_q), slice(0, n_k), np.float64)
+    want = np.full(b + (n_q,), n_k) if E is None else np.isfinite(np.broadcast_to(E, b + (n_q, n_k))).sum(-1)
+    got = visible_counts(P)
+    assert got.shape == b + (n_q,) and np.array_equal(got, want)
+    if bias is not None:  # the largest finite |bias| per row, for the rounding bound
+        from tropix.attention._inputs import bias_row_stats
+
+        absmax = bias_row_stats(P)[1]
+        ref = np.where(np.isfinite(bias), np.abs(bias), 0.0).max(axis=-1)
+        assert np.array_equal(np.broadcast_to(absmax, np.broadcast_shapes(absmax.shape, ref.shape)),
+                              np.broadcast_to(ref, np.broadcast_shapes(absmax.shape, ref.shape)))
+
+
 def _bool(backend, m):
     x = backend(np.asarray(m, dtype=np.float64))
     return x > 0.5

@@ -23,7 +23,7 @@ import numpy as np
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
 from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
-__all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy"]
+__all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy", "visible_counts"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
     keep = None
     if P.mask is not None:
         keep = _slice_last2(_pad(P.mask, xp, nd), qs, ks)
-    if P.causal:
+    if P.causal and ks.stop - 1 > qs.start:  # (a block wholly on or below the diagonal is all visible)
         i = xp.arange(qs.start, qs.stop)
         j = xp.arange(ks.start, ks.stop)
         c = xp.reshape(j, (1, -1)) <= xp.reshape(i, (-1, 1))
@@ -196,6 +196,73 @@ def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
         zero = xp.asarray(0.0, dtype=dtype)
         E = xp.where(keep, zero if E is None else E, ninf)
     return E
+
+
+def bias_row_stats(P: Prepared):
+    """``(count, absmax)`` per row of the bias as given (shape ``bias.shape[:-1]`` padded to ``batch + 2``
+    dimensions): its entries above ``-inf`` and the largest ``|b|`` among them (0 if none), one pass over the
+    bias (:func:`tropix.attention._kernels_numba.bias_rows`).  ``P.bias`` must not be None."""
+    from ._kernels_numba import bias_rows
+
+    nd = len(P.batch_shape) + 2
+    b = np.ascontiguousarray(np.asarray(to_numpy(P.bias), dtype=np.float64))
+    b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+    flat = b.reshape(-1, b.shape[-1])
+    cnt = np.empty(flat.shape[0], dtype=np.int64)
+    absmax = np.empty(flat.shape[0])
+    bias_rows(flat, cnt, absmax)
+    return cnt.reshape(b.shape[:-1]), absmax.reshape(b.shape[:-1])
+
+
+def visible_counts(P: Prepared) -> np.ndarray:
+    """Number of keys each query sees (``batch + (n_q,)`` int64): not masked, bias not ``-inf``, and with
+    ``causal`` at most ``i + 1``.
+
+    Computed without the additive term itself: a causal-only input analytically, a mask alone by counting it
+    along the keys, otherwise boolean blocks (one byte per pair instead of a float64 ``-inf`` term).
+
+    Examples
+    --------
+    >>> P = prepare(np.zeros((3, 2)), np.zeros((5, 2)), np.zeros((5, 1)), mask=np.array([1, 1, 0, 1, 1], bool),
+    ...             causal=True)
+    >>> visible_counts(P).tolist()
+    [1, 2, 2]
+    """
+    full = P.batch_shape + (P.n_q,)
+    causal = np.minimum(np.arange(1, P.n_q + 1), P.n_k) if P.causal else None
+    if P.mask is None and P.bias is None:
+        return np.broadcast_to(causal if causal is not None else np.int64(P.n_k), full).astype(np.int64)
+    nd = len(P.batch_shape) + 2
+    mask = bias = None
+    if P.mask is not None:
+        mask = np.asarray(to_numpy(P.mask), dtype=bool)
+        mask = mask.reshape((1,) * (nd - mask.ndim) + mask.shape)
+    if P.bias is not None:
+        bias = np.asarray(to_numpy(P.bias))
+        bias = bias.reshape((1,) * (nd - bias.ndim) + bias.shape)
+    if bias is None and causal is None:
+        cnt = np.count_nonzero(mask, axis=-1) * (P.n_k if mask.shape[-1] == 1 else 1)
+        return np.broadcast_to(cnt, full).astype(np.int64)
+    if mask is None and causal is None:
+        cnt = bias_row_stats(P)[0] * (P.n_k if bias.shape[-1] == 1 else 1)
+        return np.broadcast_to(cnt, full).astype(np.int64)
+    out = np.zeros(full, dtype=np.int64)
+    step = max(1, 2**22 // max(P.n_k, 1))
+    for s0 in range(0, P.n_q, step):
+        qs = slice(s0, min(P.n_q, s0 + step))
+        keep = np.ones((1,) * nd, dtype=bool)
+        if mask is not None:
+            keep = keep & _slice_last2(mask, qs, slice(None))
+        if bias is not None:
+            keep = keep & (_slice_last2(bias, qs, slice(None)) > -np.inf)
+        cnt = np.count_nonzero(keep, axis=-1) * (P.n_k if keep.shape[-1] == 1 else 1)
+        if causal is not None:  # the visible keys beyond the diagonal are taken away again
+            i = np.arange(qs.start, qs.stop)
+            tri = np.arange(P.n_k)[None, :] > i[:, None]
+            over = np.count_nonzero(np.broadcast_to(keep, keep.shape[:-2] + tri.shape) & tri, axis=-1)
+            cnt = cnt - over
+        out[..., qs] = np.broadcast_to(cnt, full[:-1] + (qs.stop - qs.start,))
+    return out
 
 
 def extra_numpy(P: Prepared, b_index: tuple):

@@ -273,6 +273,26 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
         kept_n[r] = nkb
 
 
+@njit(cache=True, nogil=True)
+def bias_rows(b, cnt, absmax):
+    """Per row of the 2-D float64 bias ``b``: the entries above ``-inf`` (``cnt``, the keys a bias leaves
+    visible) and the largest ``|b|`` among them (``absmax``, 0 when there is none), in one pass (``+inf`` and
+    NaN entries were rejected by validation)."""
+    n, m = b.shape
+    for i in range(n):
+        c = 0
+        hi = 0.0
+        for j in range(m):
+            x = b[i, j]
+            if x > -np.inf:
+                c += 1
+                a = abs(x)
+                if a > hi:
+                    hi = a
+        cnt[i] = c
+        absmax[i] = hi
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def rownorms_finite(x, out):
     """Euclidean norms of the rows of the 2-D float64 array ``x`` into ``out``, and whether every entry is

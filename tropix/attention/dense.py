@@ -16,7 +16,7 @@ import numpy as np
 
 from .._array import to_numpy
 from .bounds import rounding_bound
-from ._inputs import Prepared, block_extra, prepare
+from ._inputs import Prepared, bias_row_stats, block_extra, prepare
 
 __all__ = ["dense", "dense_rounding_bound"]
 
@@ -36,9 +36,10 @@ def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int
     scale : float, optional
         Score scale, default ``1/sqrt(d)``.
     causal : bool
-        If True, query ``i`` only sees keys ``j <= i``.
+        If True, query ``i`` only sees keys ``j <= i`` (the key blocks above the diagonal are skipped).
     block : int, optional
-        Number of keys per streaming block (default: whole input when small, else 2048).
+        Number of keys per streaming block (default: whole input when small, else 2048; with ``causal``
+        512, and query blocks no taller than that).
 
     Returns
     -------
@@ -70,9 +71,14 @@ def _dense(P: Prepared, block: int | None = None):
     dtype = q.dtype
     n_q, n_k = P.n_q, P.n_k
     if block is None:
-        block = n_k if n_k * max(n_q, 1) <= 2**22 else 2048
+        if P.causal:  # square 512 x 512 blocks: those above the diagonal are skipped, those below need no mask
+            block = n_k if n_k * max(n_q, 1) <= 2**18 else 512
+        else:
+            block = n_k if n_k * max(n_q, 1) <= 2**22 else 2048
     block = max(1, int(block))
     qblock = max(1, min(n_q, (2**22) // block)) if n_q else 1
+    if P.causal:
+        qblock = max(1, min(qblock, block))
     if n_q == 0:
         return xp.zeros(P.batch_shape + (0, P.d_v), dtype=dtype)
     if isinstance(q, np.ndarray):
@@ -83,8 +89,9 @@ def _dense(P: Prepared, block: int | None = None):
         qs = slice(qs0, min(n_q, qs0 + qblock))
         qb = q[..., qs, :] * P.scale
         m = None
-        for ks0 in range(0, n_k, block):
-            ks = slice(ks0, min(n_k, ks0 + block))
+        stop = _key_stop(P, qs)
+        for ks0 in range(0, stop, block):
+            ks = slice(ks0, min(stop, ks0 + block))
             s = xp.matmul(qb, kT[..., :, ks])
             E = block_extra(P, qs, ks, dtype)
             if E is not None:
@@ -112,18 +119,26 @@ def _dense(P: Prepared, block: int | None = None):
     return xp.concat(outs, axis=-2)
 
 
+def _key_stop(P: Prepared, qs: slice) -> int:
+    """Keys past this one are masked for every query of ``qs``: with ``causal`` (top-left aligned: query ``i``
+    sees keys ``j <= i``) the key blocks beyond the last query of the block are skipped.  At least one key
+    (the recurrence then starts; a query that sees no key still gets output 0)."""
+    return max(1, min(P.n_k, qs.stop)) if P.causal else P.n_k
+
+
 def _dense_numpy(P: Prepared, block: int, qblock: int):
     """The same recurrence for NumPy inputs, with in-place updates (no autograd to preserve)."""
     q, k, v = P.q, P.k, P.v
-    n_q, n_k = P.n_q, P.n_k
+    n_q = P.n_q
     kT = np.swapaxes(k, -1, -2)
     out = np.empty(P.batch_shape + (n_q, P.d_v), dtype=np.result_type(q, k, v))
     for qs0 in range(0, n_q, qblock):
         qs = slice(qs0, min(n_q, qs0 + qblock))
         qb = q[..., qs, :] * P.scale
         m = l = acc = None
-        for ks0 in range(0, n_k, block):
-            ks = slice(ks0, min(n_k, ks0 + block))
+        stop = _key_stop(P, qs)
+        for ks0 in range(0, stop, block):
+            ks = slice(ks0, min(stop, ks0 + block))
             s = np.matmul(qb, kT[..., :, ks])
             E = block_extra(P, qs, ks, s.dtype)
             if E is not None:
@@ -170,17 +185,13 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
     With ``with_vmax`` also returns the largest value norm per head.
     """
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
-    k = np.asarray(to_numpy(P.k), dtype=np.float64)
-    v = np.asarray(to_numpy(P.v), dtype=np.float64)
     qn = _rownorm(q)
-    kmax = np.max(_rownorm(k), axis=-1)[..., None]
-    vmax = np.max(_rownorm(v), axis=-1)[..., None]
-    if P.bias is not None:
-        b = np.asarray(to_numpy(P.bias), dtype=np.float64)
-        b = np.where(np.isfinite(b), np.abs(b), 0.0)
-        nd = len(P.batch_shape) + 2
-        b = b.reshape((1,) * (nd - b.ndim) + b.shape)
-        extra = np.broadcast_to(np.max(b, axis=-1), P.batch_shape + (P.n_q,))
+    kn = P.knorm if P.knorm is not None else _rownorm(np.asarray(to_numpy(P.k), dtype=np.float64))
+    vn = P.vnorm if P.vnorm is not None else _rownorm(np.asarray(to_numpy(P.v), dtype=np.float64))
+    kmax = np.max(kn, axis=-1)[..., None]
+    vmax = np.max(vn, axis=-1)[..., None]
+    if P.bias is not None:  # the largest |b| over the finite entries of each row (-inf masks a key)
+        extra = np.broadcast_to(bias_row_stats(P)[1], P.batch_shape + (P.n_q,))
     else:
         extra = 0.0
     npdt = _np_dtype(P.q.dtype)  # the scores' precision (q k^T); the output is accumulated in q, k, v promoted
