@@ -191,6 +191,50 @@ def test_masks_causal_bias(extra):
         assert r.bound[4] == 0 and np.all(to_np(r.output)[4] == 0)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "some", "all", "one"]), st.booleans())
+def test_key_padding_masks_take_the_unmasked_path(seed, kind, bias_too):
+    # a key-padding mask (per head, the same keys for every query) is screened as the head of its visible
+    # keys: certified, kept keys never masked, support counts visible keys; a key-only bias is not a mask
+    rng = np.random.default_rng(seed)
+    n = 2500
+    q, k, v = rng.normal(size=(2, 40, 8)) * 6, rng.normal(size=(2, n, 8)), rng.normal(size=(2, n, 3))
+    pad = rng.random((2, 1, n)) > 0.4
+    if kind == "none":
+        pad[:] = True
+    elif kind == "all":
+        pad[1] = False  # every key of head 1 masked: zero output, zero bound
+    elif kind == "one":
+        pad[0] = False
+        pad[0, 0, 7] = True
+    kw = {"mask": pad}
+    if bias_too:
+        kw["bias"] = np.where(rng.random((2, 1, n)) > 0.5, 0.0, 1.5)
+    r = screened(q, k, v, eps=1e-3, check=True, **kw)
+    _check(r, q, k, v, 1e-3, **kw)
+    for h in range(2):
+        vis = np.flatnonzero(pad[h, 0])
+        for i in (0, 17, 39):  # (with the bias, rows done densely record every key as evaluated)
+            assert bias_too or np.isin(r.kept_keys(i, (h,)), vis).all()
+        assert np.all(r.support[h] <= len(vis))
+    if kind == "all":
+        assert np.all(r.bound[1] == 0) and np.all(to_np(r.output)[1] == 0)
+    if kind == "one":
+        np.testing.assert_allclose(to_np(r.output)[0], np.broadcast_to(v[0, 7], (40, 3)), rtol=1e-12)
+
+
+def test_key_padding_mask_uses_the_fused_screen(monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(6, n=6000, nq=64)
+    pad = np.arange(6000) % 5 != 0
+    calls = []
+    monkeypatch.setattr(S, "screen_rows", lambda H, *a, _f=S.screen_rows, **kw: calls.append(H.extra) or _f(H, *a, **kw))
+    r = screened(q, k, v, eps=1e-3, mask=pad, check=True)
+    assert calls == [None]  # the head of the visible keys has no extra term: the unmasked (fused) path
+    assert not np.isin(r.kept_keys(3), np.flatnonzero(~pad)).any()
+
+
 def test_peaked_iid_keys_keep_few_keys_and_bound_is_useful():
     """The case block bounds cannot prune: i.i.d. Gaussian keys, peaked scores (more than one key block)."""
     rng = np.random.default_rng(0)

@@ -42,10 +42,16 @@ densely).
 Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): about a fifth of
 float64 dense attention at d = 32 and 64, of which the bfloat16 GEMM is about 40 % (a GEMM that must look at
 every key in this way caps the gain), the float64 rescoring of the cores 15 %, validation, packing and
-core selection the rest.  On flat scores the rows stop after the first block and are computed densely."""
+core selection the rest.  On flat scores the rows stop after the first block and are computed densely.
+
+Masks.  A key-padding mask (the same keys masked for every query of a head, no bias, not causal) is screened
+as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only`); other masks, biases and
+the causal term add the extra term to every block of screening scores and rescore the cores in NumPy (no
+fused kernel): correct and certified, but slower than dense attention on large inputs."""
 
 from __future__ import annotations
 
+import copy
 import ctypes
 
 import numpy as np
@@ -531,6 +537,36 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     return out, bound, support, kept, evals
 
 
+def _visible_keys_only(H):
+    """A head whose only extra term is a key-padding mask (the same masked keys for every query, no bias, not
+    causal), as the head of its visible keys without an extra term, and those keys' indices; else ``(H,
+    None)``.  The screen then takes its fast path (the fused kernel, the key-ordered rescoring).  Norms and
+    the rounding bound ``rho`` stay those of the whole head (``vmax`` the largest of all values, ``rho``
+    computed for all keys: an upper bound for fewer), so the tolerance means what it does without the mask."""
+    ko = H.key_only
+    if H.extra is None or ko is None or H.causal:
+        return H, None
+    vis = ko > -np.inf
+    if np.any(ko[vis] != 0):  # a key-only bias: not a pure mask
+        return H, None
+    idx = np.flatnonzero(vis)
+    G = copy.copy(H)
+    G.k, G.v, G.vn = H.k[idx], H.v[idx], H.vn[idx]
+    G.n_k = len(idx)
+    G.extra = G.key_only = None
+    return G, idx
+
+
+def _kept_in(kept, idx):
+    """Kept keys (a :class:`_RowKept` or ``(rows, keys)`` pairs) of a head of the keys ``idx`` (see
+    :func:`_visible_keys_only`) as indices of the whole head."""
+    if idx is None:
+        return kept
+    if isinstance(kept, _RowKept):
+        return _RowKept(kept.rows, idx[kept.keys], kept.offsets)
+    return tuple((r, idx[np.asarray(kk, dtype=np.int64)]) for r, kk in kept)
+
+
 def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, threshold: bool = True,
              cap: int | None = None, precision: str = "auto", check: bool = False) -> AttentionResult:
     """Certified attention by float32 screening of every score and exact float64 softmax of the survivors.
@@ -580,12 +616,13 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
 
     def fn(arrays, hidx, tree):
         H = _ScreenHead(P, arrays, hidx)
+        H, idx = _visible_keys_only(H)
         rows = np.arange(H.n_q)
         out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap,
                                                        precision=precision)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
                     "dense_fallback_rows": nfb, "_rho": H.rho}
-        return out, bound, support, kept, counters, H.vmax, "screened"
+        return out, bound, support, _kept_in(kept, idx), counters, H.vmax, "screened"
 
     return _run_per_head(P, eps, "screened", check, None, fn)
