@@ -551,7 +551,10 @@ def _visible_keys_only(H):
         return H, None
     idx = np.flatnonzero(vis)
     G = copy.copy(H)
-    G.k, G.v, G.vn = H.k[idx], H.v[idx], H.vn[idx]
+    if len(idx) and idx[-1] - idx[0] + 1 == len(idx):  # one run of visible keys: views
+        G.k, G.v, G.vn = (x[idx[0]:idx[-1] + 1] for x in (H.k, H.v, H.vn))
+    else:  # (np.compress: a third of the time of fancy indexing here)
+        G.k, G.v, G.vn = (np.compress(vis, x, axis=0) for x in (H.k, H.v, H.vn))
     G.n_k = len(idx)
     G.extra = G.key_only = None
     return G, idx
