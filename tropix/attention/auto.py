@@ -30,13 +30,15 @@ within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._array import to_numpy
 from ..errors import ShapeError
-from .bounds import pruning_budget
-from .dense import _dense, dense_rounding_bound
-from ._inputs import Prepared, block_extra, check_eps, extra_numpy, prepare
+from .bounds import pruning_budget, rounding_bound
+from .dense import _dense, _rownorm, dense_rounding_bound
+from ._inputs import Prepared, check_eps, extra_numpy, prepare, visible_counts
 from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
                             _RowKept, _run_per_head, _screen_flagged)
 from .result import AttentionResult
@@ -45,7 +47,7 @@ __all__ = ["auto"]
 
 
 def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None, check: bool = False,
-         min_keys: int = 8192, min_work: float = 2.0**27, sample: int = 256, max_support: float = 0.05,
+         min_keys: int = 2048, min_work: float = 2.0**25, sample: int = 256, max_support: float = 0.05,
          min_queries_for_tree: int = 2048, max_work: float = 0.1, leaf: int = 64) -> AttentionResult:
     """Certified attention that picks dense or region-sparse evaluation from cheap statistics.
 
@@ -86,16 +88,126 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
     if eps == 0 or P.n_k < min_keys or P.n_q == 0 or P.n_q * P.n_k * (P.d + P.d_v) < min_work:
         return _dense_result(P, eps, check, 0)
+    if P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys):
+        # (with a prebuilt tree but few keys, the block walk's sample costs more than the estimate of the
+        # screen, and it would not pay more often than the screen does)
+        return _screen_or_dense(P, eps, check, max_work, sample)
     if tree is None:
-        if P.n_q < min_queries_for_tree:
-            # flat scores (a key sample puts half the keys within the margin) cannot be screened cheaply
-            if not _sampled_support_check(P, eps, sample, 0.5) and _screen_pays(P, eps, max_work):
-                return _screened_all(P, eps, check)
-            return _dense_result(P, eps, check, 2)
         code = _sampled_support_check(P, eps, sample, max_support)
         if code:
             return _dense_result(P, eps, check, code)
     return _planned(P, eps, check, tree, leaf, max_work)
+
+
+PROBE_QUERIES = 8
+"""Sampled queries whose exact scores against every key predict the cost of screening (decisions 2 and 5)."""
+GIVEUP_COST = 1.3
+"""A query the screen gives up on (too many candidates) costs about this many dense rows (its screen, then
+a dense row; measured 1.3-1.6 on flat scores at 2048-4096 keys)."""
+
+
+def _screen_fixed_cost(n_k: int, d: int) -> float:
+    """The part of a dense row the screen of one query costs whatever it keeps (the GEMM in low precision,
+    packing, the scan, the core selection): ``SCREEN_ROW_COST`` at 16384 keys and d = 64, relatively larger
+    for fewer keys (fixed costs per call and per query) and for smaller d (dense attention is cheaper per
+    key; measured about 0.3 at 4096 keys and d = 64, 0.4 at d = 32)."""
+    from .screen import SCREEN_ROW_COST
+
+    return SCREEN_ROW_COST * np.sqrt(16384.0 / max(n_k, 1)) * np.sqrt(64.0 / max(d, 1))
+
+
+def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75) -> float:
+    """Estimated cost of screening ``n_rows`` queries of a head, in dense-row units, from the exact float64
+    scores of a sample of them (scaled queries ``qs``, with rounding bounds ``rho``) with every key ``k``
+    (largest norms ``kmax`` of the keys and ``vmax`` of the values).
+
+    Per sampled query it predicts what :func:`tropix.attention.screen.screen_rows` would do: the keys within
+    the first collection margin (more than ``max(n_k / 4, 64)``: the query is given up and computed densely,
+    ``GIVEUP_COST``) and the core (the fewest top bands of width ``width`` whose left-out mass bound, with
+    the largest screening error ``e`` of the GEMM it would use, is within ``share * β`` of the kept mass),
+    each core key rescored at ``KEY_COST`` dense scores; plus :func:`_screen_fixed_cost`.  ``inf`` (do not
+    screen) when nothing can be pruned (``β = 0``, all values zero) or the scores are too large for a float32
+    screen.  An estimate only: whatever it says, the screen certifies every row or computes it densely.
+    """
+    from .screen import (BF16_MAX_ERROR, BF16_MIN_KEYS, BF16_MIN_ROWS, FIRST_EXTRA, FLOOR_KEYS, KEY_COST,
+                         _F32_LIMIT, screen_error)
+
+    (r, d), n = qs.shape, k.shape[0]
+    qmax = float(_rownorm(qs).max(initial=0.0))
+    if not vmax > 0 or not qmax * kmax <= _F32_LIMIT:
+        return np.inf
+    beta = float(pruning_budget(eps, float(np.max(rho)) / vmax))  # the smallest budget of the rows
+    if not beta > 0:
+        return np.inf
+    e = float(screen_error(qmax, kmax, kmax, qmax, d))  # the largest screening error of the rows
+    if n >= BF16_MIN_KEYS and n_rows >= BF16_MIN_ROWS:
+        from . import _bf16
+
+        if _bf16.available():
+            eb = float(_bf16.error_bound(np.array([qmax]), kmax, d)[0])
+            if eb <= BF16_MAX_ERROR:
+                e = eb
+    tau = np.log(8.0 * n / beta) + 2 * e  # the widest margin of the screen
+    tau0 = min(tau, np.log(FLOOR_KEYS / beta) + FIRST_EXTRA + 2 * e)  # its first collection margin
+    nb = int(min(np.ceil(tau / width) + 2, 4096))  # bands of width `width` below the maximum; the last
+    # one holds every key beyond the widest margin (the screen counts each at most at its weight)
+    B = (qs * (-1.0 / width)) @ k.T  # -s / width, in one GEMM
+    B -= B.min(axis=1)[:, None]  # band of each key below the row's maximum (finite: |q| max|k| <= _F32_LIMIT)
+    near = np.flatnonzero(B < nb - 1)  # few keys on peaked scores: only they are binned
+    cnt = np.bincount(B.ravel()[near].astype(np.intp) + nb * (near // n), minlength=r * nb).reshape(r, nb)
+    cnt[:, -1] += n - cnt.sum(axis=1)  # (the keys of the last band were not binned)
+    ccnt = np.cumsum(cnt, axis=1)  # keys in the bands <= j
+    b = np.arange(nb)
+    left = np.cumsum((cnt * np.exp(-b * width + e))[:, ::-1], axis=1)[:, -2::-1]  # mass bound of bands > j
+    kept = np.maximum(np.cumsum(cnt * np.exp(-(b + 1) * width - e), axis=1)[:, :-1], np.exp(-e))
+    j = np.argmax(np.hstack([left <= share * beta * kept, np.ones((r, 1), dtype=bool)]), axis=1)
+    core = ccnt[np.arange(r), j]
+    collected = ccnt[:, min(int(tau0 / width), nb - 1)]
+    per_row = np.where(collected > max(n // 4, 64), GIVEUP_COST, KEY_COST * core / n)
+    return _screen_fixed_cost(n, d) + float(per_row.mean())
+
+
+def _screen_or_dense(P, eps, check, max_work, sample):
+    """Without a key tree and with few queries: screen every query (decision 5) if it pays, else dense
+    (decision 2).  Two cheap looks at ``PROBE_QUERIES`` sampled queries per head: their scores with a sample
+    of ``sample`` keys (flat scores, half the keys within the margin of :func:`_near_fraction`: dense), then
+    their exact scores with every key, from which :func:`_screen_estimate` predicts the cost of screening;
+    screened if it is at most ``7 * max_work`` of dense attention.  Only for input without mask, bias or
+    causal term."""
+    from .region_sparse import _cast_floor, _out_dtype
+    from .screen import _ScreenHead
+
+    if P.mask is not None or P.bias is not None or P.causal:
+        return _dense_result(P, eps, check, 2)
+    q = np.asarray(to_numpy(P.q), dtype=np.float64)
+    k = np.asarray(to_numpy(P.k), dtype=np.float64)
+    v = np.asarray(to_numpy(P.v), dtype=np.float64)
+    rows = _query_sample(P.n_q, PROBE_QUERIES)
+    hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
+    idx = _key_sample(P.n_k, sample)
+    qr = [q[h][rows] for h in hs]
+    for h, qh in zip(hs, qr):  # flat scores are recognised from a key sample, at a fraction of the cost
+        if _near_fraction((qh * P.scale) @ k[h][idx].T, P.n_k, eps) > 0.5:
+            return _dense_result(P, eps, check, 2)
+    one = not P.batch_shape
+    for h, qh in zip(hs, qr):
+        kmax = float((P.knorm if one and P.knorm is not None else _rownorm(k[h])).max())
+        vmax = float((P.vnorm if one and P.vnorm is not None else _rownorm(v[h])).max())
+        rho = rounding_bound(_rownorm(qh), kmax, 0.0, P.n_k, P.d, vmax, P.scale, d_v=P.d_v) + _cast_floor(
+            _out_dtype(P), vmax, P.d_v)  # (as the screen's head data will have it)
+        if not _screen_estimate(qh * P.scale, k[h], kmax, vmax, rho, eps, P.n_q) <= 7 * max_work:
+            return _dense_result(P, eps, check, 2)
+    return _screened_all(P, eps, check, {h: _ScreenHead(P, (q[h], k[h], v[h]), h) for h in hs})
+
+
+@functools.lru_cache(maxsize=64)
+def _query_sample(n_q, size, seed=11):
+    """A fixed random sample of ``size`` query indices (sorted, read-only; cached: drawing it costs as much
+    as the statistic it feeds on small inputs)."""
+    out = np.arange(n_q) if n_q <= size else np.sort(np.random.default_rng(seed).choice(n_q, size=size,
+                                                                                            replace=False))
+    out.setflags(write=False)
+    return out
 
 
 SCREEN_SAMPLE = 4
@@ -116,42 +228,28 @@ def _screen_sample(H, eps, rows):
     return part, cost
 
 
-def _screen_pays(P, eps, max_work, n_sample=8) -> bool:
-    """Without a key tree: does float32 screening (:func:`~tropix.attention.screened`) beat dense on a sample
-    of ``n_sample`` queries of every head?  Only for NumPy-convertible input without extra terms."""
-    from .screen import _ScreenHead
-
-    if P.mask is not None or P.bias is not None or P.causal:
-        return False
-    q = np.asarray(to_numpy(P.q), dtype=np.float64)
-    k = np.asarray(to_numpy(P.k), dtype=np.float64)
-    v = np.asarray(to_numpy(P.v), dtype=np.float64)
-    rows = np.sort(np.random.default_rng(11).choice(P.n_q, size=min(n_sample, P.n_q), replace=False))
-    for h in np.ndindex(*P.batch_shape) if P.batch_shape else [()]:
-        H = _ScreenHead(P, (q[h], k[h], v[h]), h)
-        if _screen_sample(H, eps, rows)[1] > 7 * max_work:
-            return False
-    return True
-
-
-def _screened_all(P, eps, check):
-    """Screened evaluation of every head (decision 5)."""
-    from .screen import _ScreenHead, screen_rows
+def _screened_all(P, eps, check, heads):
+    """Screened evaluation of every head (decision 5); ``heads`` maps a head index to its prepared data."""
+    from .screen import screen_rows
 
     def fn(arrays, hidx, tree):
-        H = _ScreenHead(P, arrays, hidx)
+        H = heads[hidx]
         out, bound, support, kept, evals = screen_rows(H, eps, np.arange(H.n_q))
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
-                    "dense_fallback_rows": nfb, "decision": 5, "_rho": H.rho}
+                    "dense_fallback_rows": nfb, "_rho": H.rho,
+                    "decision": 5 if not any(hidx) else 0}  # (counters are summed over the heads)
         return out, bound, support, kept, counters, H.vmax, "screened"
 
     return _run_per_head(P, eps, "auto", check, None, fn)
 
 
+@functools.lru_cache(maxsize=64)
 def _key_sample(n_k, sample):
-    """The fixed random sample of keys the cheap statistics look at."""
-    return np.sort(np.random.default_rng(12345).choice(n_k, size=min(sample, n_k), replace=False))
+    """The fixed random sample of keys the cheap statistics look at (sorted, read-only, cached)."""
+    out = np.sort(np.random.default_rng(12345).choice(n_k, size=min(sample, n_k), replace=False))
+    out.setflags(write=False)
+    return out
 
 
 def _near_fraction(S, n_k, eps) -> float:
@@ -173,15 +271,18 @@ def _flat_rows(H, rows, eps, sample=256) -> bool:
 
 
 def _sampled_support_check(P, eps, sample, max_support) -> int:
-    """1 if a key sample shows a large τ-active fraction in some head (dense will do), else 0."""
+    """1 if a key sample shows a large τ-active fraction in some head (dense will do), else 0.  The median is
+    taken over a sample of ``sample`` queries as well (the statistic then costs ``sample² d`` per head, a
+    small part of dense attention whatever the number of queries)."""
     qn = np.asarray(to_numpy(P.q), dtype=np.float64)
     kn = np.asarray(to_numpy(P.k), dtype=np.float64)
     idx = _key_sample(P.n_k, sample)
+    rows = _query_sample(P.n_q, sample)
     for h in np.ndindex(*P.batch_shape) if P.batch_shape else [()]:
-        S = (qn[h] * P.scale) @ kn[h][idx].T
+        S = (qn[h][rows] * P.scale) @ kn[h][idx].T
         f, _ = extra_numpy(P, h)
         if f is not None:
-            S = S + f(np.arange(P.n_q), idx)
+            S = S + f(rows, idx)
         if _near_fraction(S, P.n_k, eps) > max_support:
             return 1
     return 0
@@ -282,24 +383,23 @@ class _Fallback(Exception):
     pass
 
 
-def _visible_counts(P: Prepared) -> np.ndarray:
-    if P.mask is None and P.bias is None and not P.causal:
-        return np.full(P.batch_shape + (P.n_q,), P.n_k, dtype=np.int64)
-    out = np.zeros(P.batch_shape + (P.n_q,), dtype=np.int64)
-    step = max(1, 2**22 // max(P.n_k, 1))
-    for s in range(0, P.n_q, step):
-        qs = slice(s, min(P.n_q, s + step))
-        E = block_extra(P, qs, slice(0, P.n_k), P.q.dtype)
-        E = np.asarray(to_numpy(E), dtype=np.float64)
-        E = np.broadcast_to(E, P.batch_shape + (qs.stop - qs.start, P.n_k))
-        out[..., qs] = np.isfinite(E).sum(axis=-1)
-    return out
+def _dense_bound(P: Prepared):
+    """:func:`~tropix.attention.dense.dense_rounding_bound` (with the largest value norm), from the row norms
+    of ``k`` and ``v`` that validation computed when it did (one NumPy float64 head without bias: the same
+    bound, without reading ``k`` and ``v`` again)."""
+    if (P.knorm is None or P.vnorm is None or P.bias is not None or P.batch_shape
+            or not isinstance(P.q, np.ndarray) or P.q.dtype != np.float64 or P.v.dtype != np.float64):
+        return dense_rounding_bound(P, with_vmax=True)
+    kmax, vmax = float(P.knorm.max()), float(P.vnorm.max())
+    rb = rounding_bound(_rownorm(P.q), kmax, 0.0, P.n_k, P.d, vmax, P.scale, np.float64, d_v=P.d_v,
+                        out_dtype=np.float64)
+    return rb, np.asarray(vmax)
 
 
 def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
     out = _dense(P)
-    rb, vmax = dense_rounding_bound(P, with_vmax=True)
-    sup = _visible_counts(P)
+    rb, vmax = _dense_bound(P)
+    sup = visible_counts(P)
     rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1
     counters = {"score_evals": nh * P.n_q * P.n_k, "bound_evals": 0, "dense_fallback_rows": 0, "decision": code}

@@ -1,0 +1,150 @@
+"""``auto`` below 8192 keys: the certified screen where a sample of queries predicts that it pays, dense
+otherwise, and the bound in every case."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tropix.attention import auto, dense, screened
+
+AM = sys.modules["tropix.attention.auto"]
+
+
+def _errors(r, q, k, v, scale=None):
+    ref = dense(q, k, v, scale=scale)
+    return np.linalg.norm(np.asarray(r.output, dtype=np.float64) - np.asarray(ref, dtype=np.float64), axis=-1)
+
+
+def _peaked(n, d, rng, nq=256, dv=32):
+    """i.i.d. keys, queries scaled so that the scores are peaked (a few keys carry the softmax mass)."""
+    return 10 * rng.normal(size=(nq, d)), rng.normal(size=(n, d)), rng.normal(size=(n, dv))
+
+
+@pytest.mark.parametrize("n", [2048, 4096])
+def test_peaked_scores_are_screened(n):
+    rng = np.random.default_rng(n)
+    q, k, v = _peaked(n, 32, rng)
+    r = auto(q, k, v, eps=1e-3, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5
+    err = _errors(r, q, k, v)
+    assert np.all(err <= r.bound + r.reference_slack)
+    assert np.all(r.relative_bound <= 1e-3)
+    assert np.median(r.support) < n / 20  # what made it pay: few keys scored in float64
+    assert r.counters["dense_fallback_rows"] < 32
+
+
+@pytest.mark.parametrize("n", [2048, 4096])
+def test_flat_scores_stay_dense(n):
+    rng = np.random.default_rng(n + 1)
+    q, k, v = 0.1 * rng.normal(size=(256, 32)), rng.normal(size=(n, 32)), rng.normal(size=(n, 32))
+    r = auto(q, k, v, eps=1e-3, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 2
+    assert np.allclose(np.asarray(r.output), dense(q, k, v), rtol=0, atol=1e-12)
+
+
+def test_clustered_keys_flat_and_peaked():
+    """Keys in tight clusters, queries near the centres: at temperature 1 the scores are flat (every key of
+    the query's cluster and many others within the margin: dense), at temperature 0.1 peaked (screened)."""
+    rng = np.random.default_rng(3)
+    n, d = 4096, 64
+    C = rng.normal(size=(n // 64, d))
+    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
+    q = C[rng.integers(0, len(C), 256)] + 0.05 * rng.normal(size=(256, d))
+    v = rng.normal(size=(n, d))
+    r1 = auto(q, k, v, eps=1e-3, check=True)
+    assert r1.counters["decision"] == 2
+    r2 = auto(q / 0.1, k, v, eps=1e-3, check=True)
+    assert r2.method == "screened" and r2.counters["decision"] == 5
+    assert np.all(_errors(r2, q / 0.1, k, v) <= r2.bound + r2.reference_slack)
+
+
+def test_few_keys_or_little_work_stay_dense_without_statistics():
+    rng = np.random.default_rng(4)
+    q, k, v = _peaked(1024, 32, rng)  # below min_keys = 2048
+    assert auto(q, k, v, eps=1e-3).counters["decision"] == 0
+    q, k, v = _peaked(4096, 32, rng, nq=16)  # 16 * 4096 * 64 < min_work = 2^25
+    assert auto(q, k, v, eps=1e-3).counters["decision"] == 0
+
+
+def test_mask_and_heads():
+    rng = np.random.default_rng(5)
+    q, k, v = _peaked(2048, 32, rng)
+    mask = rng.random((256, 2048)) < 0.9
+    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)  # no screening with extra terms: dense
+    assert r.method == "dense" and r.counters["decision"] == 2
+    qb = np.stack([q, 0.01 * q])  # head 0 peaked, head 1 flat: the flat head decides (dense)
+    kb, vb = np.stack([k, k]), np.stack([v, v])
+    r = auto(qb, kb, vb, eps=1e-3, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 2
+    r = auto(np.stack([q, q[::-1]]), kb, vb, eps=1e-3, check=True)  # both peaked: every head screened
+    assert r.method == "screened" and r.counters["decision"] == 5
+    assert r.bound.shape == (2, 256)
+
+
+def test_torch_input_keeps_its_library():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    q, k, v = _peaked(2048, 32, rng)
+    r = auto(torch.tensor(q), torch.tensor(k), torch.tensor(v), eps=1e-3, check=True)
+    assert isinstance(r.output, torch.Tensor) and r.counters["decision"] == 5
+    assert np.all(_errors(r, q, k, v) <= r.bound + r.reference_slack)
+
+
+def test_estimate_predicts_the_screen():
+    """The estimate from the exact scores of sampled queries follows what the screen then does: close to the
+    cost model applied to every query's actual screen (rows given up, keys rescored)."""
+    from tropix.attention._inputs import prepare
+    from tropix.attention.screen import KEY_COST, _ScreenHead, screen_rows
+
+    rng = np.random.default_rng(7)
+    for qscale in (10.0, 3.0, 0.3):
+        q, k, v = rng.normal(size=(64, 32)) * qscale, rng.normal(size=(4096, 32)), rng.normal(size=(4096, 8))
+        P = prepare(q, k, v)
+        H = _ScreenHead(P, (q, k, v), ())
+        rows = np.arange(64)
+        est = AM._screen_estimate(H.qs, H.k, H.kmax, H.vmax, H.rho, 1e-3, 64)
+        _, bound, _, kept, _ = screen_rows(H, 1e-3, rows)
+        given_up = ~np.isfinite(bound)
+        actual = AM._screen_fixed_cost(4096, 32) + np.mean(
+            np.where(given_up, AM.GIVEUP_COST, KEY_COST * np.diff(kept.offsets) / 4096))
+        assert abs(est - actual) <= 0.1 * max(actual, 1.0), (qscale, est, actual)
+
+
+def test_estimate_refuses_what_cannot_be_pruned():
+    rng = np.random.default_rng(8)
+    qs, k = rng.normal(size=(8, 16)), rng.normal(size=(3000, 16))
+    rho = np.full(8, 1e-13)
+    assert AM._screen_estimate(qs, k, 6.0, 0.0, rho, 1e-3, 8) == np.inf  # all values zero
+    assert AM._screen_estimate(qs, k, 6.0, 1.0, rho, 1e-14, 8) == np.inf  # eps below the rounding floor
+    assert AM._screen_estimate(qs * 1e20, k * 1e20, 6e20, 1.0, rho, 1e-3, 8) == np.inf  # float32 overflow
+
+
+def test_samples_are_fixed_and_read_only():
+    a, b = AM._query_sample(256, 8), AM._query_sample(256, 8)
+    assert a is b and not a.flags.writeable and len(np.unique(a)) == 8 and np.all(np.diff(a) > 0)
+    assert np.array_equal(AM._query_sample(5, 8), np.arange(5))
+    ks = AM._key_sample(3000, 256)
+    assert not ks.flags.writeable and len(np.unique(ks)) == 256 and ks.max() < 3000
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_k=st.integers(1, 400), n_q=st.integers(1, 24), d=st.integers(1, 12),
+       qscale=st.sampled_from([0.01, 1.0, 10.0, 100.0]), eps=st.sampled_from([1e-6, 1e-3, 0.1, 0.9]),
+       max_work=st.sampled_from([0.1, 10.0]))
+@settings(max_examples=40, deadline=None)
+def test_bound_always_holds(seed, n_k, n_q, d, qscale, eps, max_work):
+    """Whatever the statistics decide (thresholds lowered so that they run on small inputs, and with
+    ``max_work = 10`` screening whatever the estimate), every row is within its certified bound, which is
+    within ``eps * max|v|`` (or the rounding floor)."""
+    rng = np.random.default_rng(seed)
+    q, k, v = qscale * rng.normal(size=(n_q, d)), rng.normal(size=(n_k, d)), rng.normal(size=(n_k, 3))
+    if seed % 4 == 0:
+        k[: n_k // 2] = k[0]  # repeated keys: ties
+    r = auto(q, k, v, eps=eps, check=True, min_keys=1, min_work=0, sample=16, max_work=max_work)
+    assert r.counters["decision"] in (2, 5)
+    err = _errors(r, q, k, v)
+    assert np.all(err <= r.bound + r.reference_slack)
+    assert np.all(r.bound <= np.maximum(eps * r.vmax, r.reference_slack) * (1 + 1e-9))
