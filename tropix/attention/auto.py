@@ -3,16 +3,28 @@
 ``auto`` never gives up the bound: whichever path it takes, the result carries the certified per-row bound
 ``<= eps * max|v|``.  It takes the sparse path only when pruning is likely to pay:
 
-1. few keys (``n_k < min_keys``) or little work (``n_q n_k (d + d_v) < min_work`` multiply-adds per head,
-   about 10 ms of dense attention: the statistics below would cost too large a part of it): dense;
-2. without a prebuilt key tree, building one costs about as much as dense attention for a few hundred
-   queries, so it is built only when ``n_q >= min_queries_for_tree``; otherwise, unless a key sample (as in
-   step 3) puts half the keys within the margin (flat scores), 8 sampled queries are screened
-   (:mod:`.screen`: float32 scores, exact float64 core) and, if that costs less than dense by the margin of
-   step 4, every query is screened (decision 5), else dense;
-3. (without a prebuilt tree) a sample of ``sample`` keys estimates, per query, the fraction of keys within
-   the margin ``τ = log(n_k / β)`` of the sampled maximum (an over-estimate of the τ-active fraction, since
-   the sampled maximum is at most the true one); if the median over queries exceeds ``max_support``: dense;
+1. few keys (``n_k < min_keys``, 2048) or little work (``n_q n_k (d + d_v) < min_work`` multiply-adds per
+   head, 2^25, about 2.5 ms of dense attention: the statistics below would cost too large a part of it):
+   dense (decision 0);
+2. few queries (``n_q < min_queries_for_tree``) and no prebuilt key tree (building one costs about as much
+   as dense attention for a few hundred queries), or a prebuilt tree over fewer than ``4 * min_keys`` keys
+   (the block walk's own sample would cost more than what follows, and pays less often): screening
+   (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head.  Their scores with a
+   sample of ``sample`` keys first: half the keys within the margin of step 3 (flat scores) means dense
+   (decision 2) at once.  Otherwise their exact float64 scores with every key (one small GEMM) predict what
+   the screen would do with each, exactly as its rules go (keys within its first collection margin, more
+   than a quarter of the keys: the query is given up and computed densely; else the core of top bands of
+   width 0.25 whose left-out mass bound fits its budget, with the screening error of the GEMM it would
+   use): a given-up query costs ``GIVEUP_COST`` dense rows, a screened one ``KEY_COST`` dense scores per
+   core key, plus the fixed cost of the screen (:func:`_screen_fixed_cost`, relatively larger for fewer
+   keys and smaller ``d``).  If this estimate is at most ``7 * max_work`` of dense in every head, every
+   query is screened (decision 5), else dense (decision 2).  Measured (256 queries, 4096 keys): the
+   estimate costs 2-5 % of dense attention and is within about 0.1 of the screen's measured cost
+   relative to dense; input with a mask, bias or causal term is not screened here (decision 2);
+3. (many queries, no prebuilt tree) a sample of ``sample`` keys estimates, for a sample of ``sample``
+   queries, the fraction of keys within the margin ``τ = log(n_k / β)`` of the sampled maximum (an
+   over-estimate of the τ-active fraction, since the sampled maximum is at most the true one); if the median
+   over those queries exceeds ``max_support``: dense (decision 1); else a key tree is built;
 4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 16 queries, then of all
    queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
    (planning and grouping cost about as much again): dense; else the plan is executed.
@@ -25,7 +37,8 @@
    else the other queries follow, with the capped ones screened if that was needed (decision 6).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
-within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it).
+within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it: at most about
+1.15 on every row, flat ones included, and 0.4-0.75 of dense at 4096 keys where the screen pays).
 """
 
 from __future__ import annotations
@@ -49,7 +62,7 @@ __all__ = ["auto"]
 def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, tree=None, check: bool = False,
          min_keys: int = 2048, min_work: float = 2.0**25, sample: int = 256, max_support: float = 0.05,
          min_queries_for_tree: int = 2048, max_work: float = 0.1, leaf: int = 64) -> AttentionResult:
-    """Certified attention that picks dense or region-sparse evaluation from cheap statistics.
+    """Certified attention that picks dense, screened or region-sparse evaluation from cheap statistics.
 
     Parameters
     ----------
@@ -68,10 +81,11 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     -------
     AttentionResult
         ``method`` is ``"dense"``, ``"region_sparse"`` or ``"screened"``; ``counters["decision"]`` codes
-        the reason (0 dense: few keys, little work or eps = 0, 1 dense: large sampled support, 2 dense: no tree, few
-        queries and screening would not pay, 3 dense: planned work too large, 4 region-sparse,
-        5 screened: no tree and few queries, 6 region-sparse with the rows the block bounds cannot decide
-        screened).
+        the reason (0 dense: few keys, little work or eps = 0, 1 dense: large sampled support, 2 dense: few
+        queries and no tree (or a tree over few keys), and screening would not pay (flat scores, the estimate
+        of step 2 above ``7 * max_work``, or a mask/bias/causal term), 3 dense: planned work too large,
+        4 region-sparse, 5 screened: few queries and no tree (or a tree over few keys), 6 region-sparse with
+        the rows the block bounds cannot decide screened).
 
     Examples
     --------
