@@ -1,7 +1,7 @@
 """A hierarchy of key blocks with ball and box bounds on scores: the geometry behind certified pruning.
 
-Keys are split recursively (after one PCA rotation, each node is halved at the median of its widest
-coordinate), giving levels of contiguous blocks of the permuted keys.  Every node stores its center ``c``,
+Keys are split recursively (after one PCA rotation, each node is split at the largest gap of its widest
+coordinate within the middle 3/4 of its keys), giving levels of contiguous blocks of the permuted keys.  Every node stores its center ``c``,
 radius ``r = max |k - c|``, bounding box ``[lo, hi]``, a representative key and the largest value norm.
 For a query ``q`` every key ``k`` of the node satisfies
 
@@ -9,8 +9,9 @@ For a query ``q`` every key ``k`` of the node satisfies
 * box:  ``q.mid - |q|.half  <=  q.k  <=  q.mid + |q|.half``  (``mid``, ``half`` of the box),
 
 and the bounds used are the tighter of the two, widened by a floating-point slack so that they hold for
-the exact scores.  Building the tree costs ``O(n d log n)``; pass a prebuilt tree to the attention methods
-to reuse it across calls over the same key bank.
+the exact scores.  Building the tree costs ``O(n d log n)`` (compiled with numba, node by node; a vectorised
+NumPy build of the same tree is the fallback and the reference); pass a prebuilt tree to the attention
+methods to reuse it across calls over the same key bank.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._array import to_numpy
-from ..errors import EmptyInputError, ShapeError
+from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
 from .dense import _rownorm
 
 __all__ = ["KeyTree", "build_key_tree"]
@@ -79,6 +80,34 @@ class KeyTree:
 def build_key_tree(k, leaf: int = 64) -> KeyTree:
     """Build the key hierarchy of a ``(n, d)`` key matrix (any library; computed in NumPy).
 
+    After one PCA rotation every node with more than ``leaf`` keys (or with more than ``leaf // 16`` keys and
+    a spread above 4x that of a typical leaf) is split at the largest gap of its widest coordinate within
+    the middle 3/4 of its sorted keys; nodes that are not split are carried to the next level unchanged.
+    The compiled build (numba) processes node by node; the vectorised NumPy build gives the same tree and
+    runs when numba is unavailable.
+
+    Parameters
+    ----------
+    k : array ``(n, d)``
+        Keys (NumPy, torch, array API; converted to float64 NumPy).
+    leaf : int
+        Largest leaf size (except where the spread rule splits a node further).
+
+    Returns
+    -------
+    KeyTree
+
+    Raises
+    ------
+    ShapeError
+        ``k`` is not two-dimensional.
+    EmptyInputError
+        No keys.
+    NaNError
+        A key has a NaN or infinite entry.
+    FloatOverflowError
+        The keys' mean, spread or node centres overflow float64 (keys near ``1e308``).
+
     Examples
     --------
     >>> import numpy as np
@@ -86,6 +115,49 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     >>> int(t.count[-1].max()) <= 64, int(t.count[-1].sum())
     (True, 1000)
     """
+    k, y, leaf = _prepare(k, leaf)
+    kern = _load()
+    if kern is None:  # pragma: no cover - numba is a dependency
+        return _build_reference(k, y, leaf)
+    n, d = k.shape
+    perm, f_st, f_ct, f_par, ptr = kern.split_levels(np.ascontiguousarray(y), leaf, max(2, leaf // 16))
+    kp = np.ascontiguousarray(k[perm])
+    cen, rad, lo, hi, rep, kmax = kern.geometry(k, kp, perm, f_st, f_ct, f_par, ptr)
+    _check_finite(cen, rad)
+    lv = [slice(ptr[i], ptr[i + 1]) for i in range(len(ptr) - 1)]
+    parents = [np.zeros(0, dtype=np.int64)] + [f_par[s] for s in lv[1:]]
+    fp = k @ _probe(d)
+    kp.setflags(write=False)
+    return KeyTree(perm, [f_st[s] for s in lv], [f_ct[s] for s in lv], parents, [cen[s] for s in lv],
+                   [rad[s] for s in lv], [lo[s] for s in lv], [hi[s] for s in lv], [rep[s] for s in lv],
+                   float(kmax), n, leaf, fp, kp)
+
+
+_kern = None
+_unavailable = False
+
+
+def _load():
+    """The numba kernels (compiled or loaded from the cache on first use); ``None`` without numba."""
+    global _kern, _unavailable
+    if _kern is None and not _unavailable:
+        try:
+            from . import _keytree_numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _unavailable = True
+            return None
+        _kern = _keytree_numba
+    return _kern
+
+
+def _check_finite(centers, radii):
+    """Centres or radii beyond float64 (keys near 1e308) would void every bound: say so instead."""
+    if not (np.all(np.isfinite(centers)) and np.all(np.isfinite(radii))):
+        raise FloatOverflowError("build_key_tree: node centres or radii overflow float64 (keys near 1e308)")
+
+
+def _prepare(k, leaf):
+    """Checked float64 keys, the rotated and rescaled coordinates the split rule works on, and the leaf size."""
     k = np.asarray(to_numpy(k), dtype=np.float64)
     if k.ndim != 2:
         raise ShapeError(f"build_key_tree: keys must have shape (n, d), got {k.shape}")
@@ -93,17 +165,36 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     if n == 0:
         raise EmptyInputError("build_key_tree: no keys")
     leaf = max(1, int(leaf))
-    mu = k.mean(axis=0)
-    y = k - mu
-    # the split structure is scale-invariant: work with y scaled by a power of two to entries of order 1 (keys of
-    # norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to the segment
-    # offsets of the sort keys below).  Centres and radii are computed from k itself.
-    _, ex = np.frexp(np.abs(y).max(initial=0.0))
-    y = np.ldexp(y, -ex)
+    # the split structure is scale-invariant: work with y = k - mean scaled by a power of two to entries of
+    # order 1 (keys of norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to
+    # the segment offsets of the sort keys of the reference build).  Centres and radii are computed from k.
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite keys are reported below
+        y = k - k.mean(axis=0)
+    mx = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
+    if not np.isfinite(mx):
+        if not np.all(np.isfinite(k)):
+            raise NaNError("build_key_tree: keys contain NaN or inf")
+        raise FloatOverflowError("build_key_tree: the keys' mean or spread overflows float64 (|k| near 1e308)")
+    ex = int(np.frexp(mx)[1])
     if n > 1 and d > 1:
         sample = y if n <= 4096 else y[np.random.default_rng(0).choice(n, 4096, replace=False)]
+        sample = np.ldexp(sample, -ex)
         _, vecs = np.linalg.eigh(sample.T @ sample)
-        y = y @ vecs[:, ::-1][:, : min(d, 16)]
+        # scaling the rotation by 2^-ex instead of y: the same products (exact powers of two), one pass less
+        y = y @ np.ldexp(vecs[:, ::-1][:, : min(d, 16)], -ex)
+    else:
+        y = np.ldexp(y, -ex)
+    return k, y, leaf
+
+
+def _build_key_tree_reference(k, leaf: int = 64) -> KeyTree:
+    """The vectorised NumPy build (one global sort per level): the reference the compiled build is tested against."""
+    k, y, leaf = _prepare(k, leaf)
+    return _build_reference(k, y, leaf)
+
+
+def _build_reference(k, y, leaf):
+    n, d = k.shape
     perm = np.arange(n)
     yT = np.ascontiguousarray(y.T)  # (d', n): reductions along the last axis are fast
     starts_levels = [np.array([0])]
@@ -193,6 +284,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
         dd = _rownorm(k[crep] - c[par])
         oo = np.lexsort((dd, par))
         reps[lvl] = crep[oo[np.searchsorted(par[oo], np.arange(npar))]]
+    _check_finite(np.concatenate(centers), np.concatenate(radii))
     fp = k @ _probe(d)
     kp = np.ascontiguousarray(kpT.T)
     kp.setflags(write=False)

@@ -1,0 +1,441 @@
+"""numba kernels of :func:`tropix.attention.keytree.build_key_tree` (imported lazily by the keytree module).
+
+The split rule is the one of the NumPy reference build (``keytree._build_key_tree_reference``), applied node
+by node instead of one global ``argsort`` per level: a level only touches the nodes it splits (plus a single
+stable sort of every node when it first takes part in a level that splits, which is what the global sort did to
+it).  The geometry (centres, radii, boxes, representatives) is computed in one pass per level over the nodes,
+children being contiguous in the next level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_U = 2.0**-53
+
+
+@njit(cache=True, nogil=True)
+def _sums(X, a, c, s):
+    """``s[t] = sum of X[a:a + c, t]``."""
+    s[:] = 0.0
+    for i in range(a, a + c):
+        for t in range(X.shape[1]):
+            s[t] += X[i, t]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _node_var(X, a, c, s, var):
+    """Largest variance over the coordinates of rows ``a .. a + c`` of ``X`` and its first index (two passes:
+    ``s`` holds the coordinate sums; summation order free, the variances are only compared)."""
+    dd = X.shape[1]
+    for t in range(dd):
+        s[t] /= c
+        var[t] = 0.0
+    for i in range(a, a + c):
+        for t in range(dd):
+            e = X[i, t] - s[t]
+            var[t] += e * e
+    best = -np.inf
+    ax = 0
+    for t in range(dd):
+        v = var[t] / c
+        if v > best:
+            best = v
+            ax = t
+    return best, ax
+
+
+@njit(cache=True, nogil=True)
+def _insertion_argsort(vals, idx, a, b):
+    """Stable insertion sort of ``idx[a:b]`` by ``vals[idx]``."""
+    for i in range(a + 1, b):
+        j = idx[i]
+        v = vals[j]
+        p = i - 1
+        while p >= a and vals[idx[p]] > v:
+            idx[p + 1] = idx[p]
+            p -= 1
+        idx[p + 1] = j
+
+
+@njit(cache=True, nogil=True)
+def _argsort_stable(vals, c, idx, bkt, cnt):
+    """Stable argsort of ``vals[:c]`` into ``idx[:c]`` (ties keep their order, as ``np.argsort(kind="stable")``).
+
+    A counting sort into ``c`` buckets of equal width between the extremes (bucket index monotone in the value,
+    so buckets are in order and each keeps the original order), then each bucket sorted stably: insertion sort
+    when small, merge sort when a cluster fills one bucket.  About linear for spread-out values.
+    """
+    if c <= 32:
+        for i in range(c):
+            idx[i] = i
+        _insertion_argsort(vals, idx, 0, c)
+        return
+    lo = vals[0]
+    hi = vals[0]
+    for i in range(1, c):
+        v = vals[i]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    w = hi - lo
+    if not (w > 0.0 and w < np.inf):  # all equal (or a span beyond float64: merge sort)
+        if w == 0.0:
+            for i in range(c):
+                idx[i] = i
+            return
+        o = np.argsort(vals[:c], kind="mergesort")
+        idx[:c] = o
+        return
+    nb = c
+    scale = nb / w
+    if not scale < np.inf:
+        scale = np.finfo(np.float64).max
+    for t in range(nb + 1):
+        cnt[t] = 0
+    for i in range(c):
+        b = int(min((vals[i] - lo) * scale, nb - 1.0))
+        bkt[i] = b
+        cnt[b + 1] += 1
+    for t in range(nb):
+        cnt[t + 1] += cnt[t]
+    for i in range(c):
+        b = bkt[i]
+        idx[cnt[b]] = i
+        cnt[b] += 1
+    # cnt[t] is now the end of bucket t
+    a = 0
+    for t in range(nb):
+        e = cnt[t]
+        m = e - a
+        if m > 32:
+            sub = np.empty(m)
+            for i in range(m):
+                sub[i] = vals[idx[a + i]]
+            o = np.argsort(sub, kind="mergesort")
+            keep = idx[a:e].copy()
+            for i in range(m):
+                idx[a + i] = keep[o[i]]
+        elif m > 1:
+            _insertion_argsort(vals, idx, a, e)
+        a = e
+
+
+@njit(cache=True, nogil=True)
+def _order(X, a, c, ax, vals, sv, idx, bkt, cnt):
+    """Coordinate ``ax`` of rows ``a .. a + c`` into ``vals``; if it is not sorted, its stable order into ``idx``
+    and the sorted values back into ``vals``.  Returns whether the rows must move."""
+    for i in range(c):
+        vals[i] = X[a + i, ax]
+    done = True
+    for i in range(1, c):
+        if vals[i] < vals[i - 1]:
+            done = False
+            break
+    if done:
+        return False
+    _argsort_stable(vals, c, idx, bkt, cnt)
+    for i in range(c):
+        sv[i] = vals[idx[i]]
+    vals[:c] = sv[:c]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _gather(X, P, a, c, idx, buf, pbuf, h, s1, s2):
+    """Rows ``a .. a + c`` of ``X`` (and ``P``) put in the order ``idx`` (through the buffers, which stay warm in
+    the cache); with ``h >= 0`` the coordinate sums of the new rows ``< h`` into ``s1``, of the others into ``s2``."""
+    dd = X.shape[1]
+    for i in range(c):
+        j = a + idx[i]
+        pbuf[i] = P[j]
+        for t in range(dd):
+            buf[i, t] = X[j, t]
+    if h >= 0:
+        _sums(buf, 0, h, s1)
+        _sums(buf, h, c - h, s2)
+    for i in range(c):
+        P[a + i] = pbuf[i]
+        for t in range(dd):
+            X[a + i, t] = buf[i, t]
+
+
+@njit(cache=True, nogil=True)
+def _split_at(vals, c):
+    """Size of the first child: one past the largest gap of the sorted ``vals[:c]`` within the middle 3/4."""
+    lo = c // 8
+    hi = min((7 * c) // 8, c - 1)
+    best = -1.0
+    first = -1
+    for p in range(lo, hi):
+        g = vals[p + 1] - vals[p]
+        if g > best:
+            best = g
+            first = p
+    half = first + 1 if first >= 0 else c // 2
+    return min(max(half, 1), max(c - 1, 1))
+
+
+@njit(cache=True, nogil=True)
+def split_levels(yp, leaf, min_leaf):
+    """Split the rows of ``yp`` (the rotated keys, ``(n, d')``; used as scratch) level by level.
+
+    Returns ``perm``, the flat ``starts``, ``counts``, ``parents`` of all levels and the level offsets into them.
+    A node is sorted (stably, by its widest coordinate) once, when it first takes part in a level that splits;
+    the children's coordinate sums are taken while the sorted rows are in the (warm) buffer.
+    """
+    n, dd = yp.shape
+    X = yp
+    P = np.arange(n)
+    buf = np.empty((n, dd))
+    pbuf = np.empty(n, dtype=np.int64)
+    vals = np.empty(n)
+    sv = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    bkt = np.empty(n, dtype=np.int64)
+    cnt = np.empty(n + 1, dtype=np.int64)
+    s1 = np.empty(dd)
+    s2 = np.empty(dd)
+    var = np.empty(dd)
+    cap = 64
+    f_st = np.empty(cap, dtype=np.int64)
+    f_ct = np.empty(cap, dtype=np.int64)
+    f_par = np.empty(cap, dtype=np.int64)
+    lvl_ptr = [0]
+    st = np.zeros(1, dtype=np.int64)
+    ct = np.full(1, n, dtype=np.int64)
+    par = np.zeros(1, dtype=np.int64)
+    vmx = np.empty(1)
+    axs = np.empty(1, dtype=np.int64)
+    srt = np.zeros(1, dtype=np.bool_)  # node already in the order of its coordinate
+    _sums(X, 0, n, s1)
+    vmx[0], axs[0] = _node_var(X, 0, n, s1, var)
+    fat = np.inf
+    total = 0
+    while True:
+        m = st.shape[0]
+        # record this level
+        if total + m > cap:
+            while total + m > cap:
+                cap *= 2
+            g_st = np.empty(cap, dtype=np.int64)
+            g_ct = np.empty(cap, dtype=np.int64)
+            g_par = np.empty(cap, dtype=np.int64)
+            g_st[:total] = f_st[:total]
+            g_ct[:total] = f_ct[:total]
+            g_par[:total] = f_par[:total]
+            f_st, f_ct, f_par = g_st, g_ct, g_par
+        f_st[total:total + m] = st
+        f_ct[total:total + m] = ct
+        f_par[total:total + m] = par
+        total += m
+        lvl_ptr.append(total)
+        nsmall = 0
+        for b in range(m):
+            if ct[b] <= leaf:
+                nsmall += 1
+        if fat == np.inf and nsmall >= max(4, m // 2):
+            small = np.empty(nsmall)
+            j = 0
+            for b in range(m):
+                if ct[b] <= leaf:
+                    small[j] = vmx[b]
+                    j += 1
+            fat = 16.0 * np.median(small)  # 4x the typical spread of a leaf
+        split = np.zeros(m, dtype=np.bool_)
+        nsplit = 0
+        for b in range(m):
+            if ct[b] > leaf or (ct[b] > min_leaf and vmx[b] > fat):
+                split[b] = True
+                nsplit += 1
+        if nsplit == 0:
+            break
+        m2 = m + nsplit
+        st2 = np.empty(m2, dtype=np.int64)
+        ct2 = np.empty(m2, dtype=np.int64)
+        par2 = np.empty(m2, dtype=np.int64)
+        vmx2 = np.empty(m2)
+        axs2 = np.empty(m2, dtype=np.int64)
+        srt2 = np.zeros(m2, dtype=np.bool_)
+        j = 0
+        for b in range(m):
+            a, c, ax = st[b], ct[b], axs[b]
+            move = False
+            if split[b] or not srt[b]:
+                if srt[b]:
+                    for i in range(c):
+                        vals[i] = X[a + i, ax]
+                else:
+                    move = _order(X, a, c, ax, vals, sv, idx, bkt, cnt)
+            if split[b]:
+                h = _split_at(vals, c)
+                if move:
+                    _gather(X, P, a, c, idx, buf, pbuf, h, s1, s2)
+                else:
+                    _sums(X, a, h, s1)
+                    _sums(X, a + h, c - h, s2)
+                st2[j], ct2[j], par2[j] = a, h, b
+                vmx2[j], axs2[j] = _node_var(X, a, h, s1, var)
+                st2[j + 1], ct2[j + 1], par2[j + 1] = a + h, c - h, b
+                vmx2[j + 1], axs2[j + 1] = _node_var(X, a + h, c - h, s2, var)
+                j += 2
+            else:
+                if move:
+                    _gather(X, P, a, c, idx, buf, pbuf, -1, s1, s2)
+                st2[j], ct2[j], par2[j] = a, c, b
+                vmx2[j], axs2[j], srt2[j] = vmx[b], ax, True
+                j += 1
+        st, ct, par, vmx, axs, srt = st2, ct2, par2, vmx2, axs2, srt2
+    ptr = np.empty(len(lvl_ptr), dtype=np.int64)
+    for i in range(len(lvl_ptr)):
+        ptr[i] = lvl_ptr[i]
+    return P, f_st[:total].copy(), f_ct[:total].copy(), f_par[:total].copy(), ptr
+
+
+@njit(cache=True, nogil=True)
+def _norm(x, d):
+    """Euclidean norm of ``x[:d]``, rescaled by the largest entry when the sum of squares under- or overflows."""
+    s = 0.0
+    for t in range(d):
+        s += x[t] * x[t]
+    r = np.sqrt(s)
+    if r < 1e-150 or not r < 1e150:
+        m = 0.0
+        for t in range(d):
+            a = abs(x[t])
+            if a > m:
+                m = a
+        if m > 0.0:
+            s = 0.0
+            for t in range(d):
+                e = x[t] / m
+                s += e * e
+            r = m * np.sqrt(s)
+    return r
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _sumsq(x, y, d):
+    """``sum (x - y)^2`` (any summation order: the radius slack covers it) and ``sum x^2``."""
+    s = 0.0
+    s0 = 0.0
+    for t in range(d):
+        e = x[t] - y[t]
+        s += e * e
+        s0 += x[t] * x[t]
+    return s, s0
+
+
+@njit(cache=True, nogil=True)
+def geometry(k, kp, perm, f_st, f_ct, f_par, ptr):
+    """Centres, radii, boxes and representatives of all nodes (flat over levels), and the largest key norm.
+
+    ``k`` are the keys in original order, ``kp`` in tree order.
+    """
+    n, d = kp.shape
+    tot = f_st.shape[0]
+    nl = ptr.shape[0] - 1
+    cen = np.zeros((tot, d))
+    rad = np.zeros(tot)
+    lo = np.empty((tot, d))
+    hi = np.empty((tot, d))
+    rep = np.empty(tot, dtype=np.int64)
+    grow = 1.0 + 4 * (d + 4) * _U
+    diff = np.empty(d)
+    kmax = 0.0
+    # leaves: exact statistics
+    for b in range(ptr[nl - 1], ptr[nl]):
+        a, c = f_st[b], f_ct[b]
+        cb = cen[b]
+        lb = lo[b]
+        hb = hi[b]
+        for t in range(d):
+            lb[t] = kp[a, t]
+            hb[t] = kp[a, t]
+        for i in range(a, a + c):
+            ki = kp[i]
+            for t in range(d):
+                x = ki[t]
+                cb[t] += x
+                lb[t] = min(lb[t], x)
+                hb[t] = max(hb[t], x)
+        for t in range(d):
+            cb[t] /= c
+        best = np.inf
+        bi = a
+        rmax = 0.0
+        for i in range(a, a + c):
+            s, s0 = _sumsq(kp[i], cb, d)
+            r = np.sqrt(s)
+            if r < 1e-150 or not r < 1e150:  # under- or overflow: rescaled
+                for t in range(d):
+                    diff[t] = kp[i, t] - cb[t]
+                r = _norm(diff, d)
+            r0 = np.sqrt(s0)
+            if r0 < 1e-150 or not r0 < 1e150:
+                r0 = _norm(kp[i], d)
+            if r0 > kmax:
+                kmax = r0
+            if r < best:
+                best = r
+                bi = i
+            if r > rmax:
+                rmax = r
+        rad[b] = rmax * grow
+        rep[b] = perm[bi]
+    # inner nodes bottom-up: weighted mean centres, triangle-inequality radii, box hulls
+    nch = np.zeros(tot, dtype=np.int64)
+    for lvl in range(nl - 2, -1, -1):
+        p0, c0, c1 = ptr[lvl], ptr[lvl + 1], ptr[lvl + 2]
+        for j in range(c0, c1):
+            nch[p0 + f_par[j]] += 1
+        for b in range(p0, c0):
+            if nch[b] > 1:
+                for t in range(d):
+                    lo[b, t] = np.inf
+                    hi[b, t] = -np.inf
+        for j in range(c0, c1):
+            b = p0 + f_par[j]
+            if nch[b] == 1:  # a node carried over unchanged
+                for t in range(d):
+                    cen[b, t] = cen[j, t]
+                    lo[b, t] = lo[j, t]
+                    hi[b, t] = hi[j, t]
+                rad[b] = rad[j]
+                rep[b] = rep[j]
+                continue
+            cn = float(f_ct[j])
+            for t in range(d):
+                cen[b, t] += cen[j, t] * cn
+                lo[b, t] = min(lo[b, t], lo[j, t])
+                hi[b, t] = max(hi[b, t], hi[j, t])
+        best = np.full(c0 - p0, np.inf)
+        for j in range(c1 - 1, c0 - 1, -1):  # ties go to the first child
+            b = p0 + f_par[j]
+            if nch[b] > 1:
+                rep[b] = rep[j]
+        for b in range(p0, c0):
+            if nch[b] > 1:
+                for t in range(d):
+                    cen[b, t] /= f_ct[b]
+        for j in range(c0, c1):
+            b = p0 + f_par[j]
+            if nch[b] == 1:
+                continue
+            for t in range(d):
+                diff[t] = cen[j, t] - cen[b, t]
+            reach = _norm(diff, d) + rad[j]
+            if reach > rad[b]:
+                rad[b] = reach
+            cr = rep[j]
+            for t in range(d):
+                diff[t] = k[cr, t] - cen[b, t]
+            dd = _norm(diff, d)
+            if dd < best[b - p0]:
+                best[b - p0] = dd
+                rep[b] = cr
+        for b in range(p0, c0):
+            rad[b] *= grow
+    return cen, rad, lo, hi, rep, kmax
