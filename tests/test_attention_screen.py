@@ -235,6 +235,53 @@ def test_key_padding_mask_uses_the_fused_screen(monkeypatch):
     assert not np.isin(r.kept_keys(3), np.flatnonzero(~pad)).any()
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 700), st.integers(1, 3000), st.sampled_from([16, 64, 4096]),
+       st.sampled_from([4.0, 12.0]))
+def test_causal_screen_cuts_the_hidden_keys_and_is_certified(seed, n_q, n_k, kblock, temp):
+    # causal alone: per chunk of queries the keys past its last query are cut off, the first block holds the
+    # diagonal part (hidden keys -inf) and the keys before it take the unmasked path; cores never hold a
+    # hidden key; any row set (spread rows: a first block without a key the first rows see)
+    rng = np.random.default_rng(seed)
+    q, k, v = rng.normal(size=(n_q, 8)) * temp, rng.normal(size=(n_k, 8)), rng.normal(size=(n_k, 3))
+    P = prepare(q, k, v, None, None, None, True)
+    H = _ScreenHead(P, (q, k, v), ())
+    rows = np.sort(rng.choice(n_q, size=min(n_q, 300), replace=False))
+    out, bound, support, kept, evals = screen_rows(H, 1e-3, rows, kblock=kblock)
+    ref = to_np(dense(q, k, v, causal=True))[rows]
+    ok = np.isfinite(bound)
+    err = np.linalg.norm(out - ref, axis=1)
+    assert np.all(err[ok] <= bound[ok] + H.rho[rows][ok])
+    for t, (r, kk) in enumerate(kept):
+        assert np.all(kk <= rows[t]) and support[t] <= min(rows[t] + 1, n_k)
+    r = screened(q, k, v, eps=1e-3, causal=True, check=True)
+    _check(r, q, k, v, 1e-3, causal=True)
+
+
+def test_causal_self_attention_takes_the_fused_screen(monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(7, n=3000, nq=3000)
+    calls = []
+    orig = S._FusedScreen.run
+
+    def spy(self, qp, b0, n, *a):
+        stop = orig(self, qp, b0, n, *a)
+        calls.append((b0, stop, n))
+        return stop
+
+    monkeypatch.setattr(S._FusedScreen, "run", spy)
+    P = prepare(q, k, v, None, None, None, True)
+    H = _ScreenHead(P, (q, k, v), ())
+    out, bound, support, kept, evals = screen_rows(H, 1e-3, np.arange(3000), kblock=1024, precision="bf16")
+    ref = to_np(dense(q, k, v, causal=True))
+    ok = np.isfinite(bound)  # (a row the screen gives up on is computed densely by the caller)
+    assert ok.mean() > 0.95 and np.median(support[ok]) < 60
+    assert np.all(np.linalg.norm(out - ref, axis=1)[ok] <= bound[ok] + H.rho[ok])
+    # chunks of 256 queries from the third on screen the keys before their first block with the fused kernel
+    assert len(calls) >= 8 and all(stop == n for b0, stop, n in calls)
+
+
 def test_peaked_iid_keys_keep_few_keys_and_bound_is_useful():
     """The case block bounds cannot prune: i.i.d. Gaussian keys, peaked scores (more than one key block)."""
     rng = np.random.default_rng(0)

@@ -165,6 +165,7 @@ class _HeadData:
         self.n_q, self.n_k, self.d = q.shape[0], k.shape[0], q.shape[1]
         self.extra, self.key_only = extra_numpy(P, hidx)
         self.causal = P.causal
+        self.causal_only = P.causal and P.mask is None and P.bias is None  # the extra term is the causal mask
         one = hidx == () or P.batch_shape == ()  # the norms validation computed are those of this head
         self.vn = P.vnorm if (one and P.vnorm is not None) else _rownorm(v)
         self.vmax = float(self.vn.max()) if self.n_k else 0.0

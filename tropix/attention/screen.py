@@ -45,9 +45,12 @@ every key in this way caps the gain), the float64 rescoring of the cores 15 %, v
 core selection the rest.  On flat scores the rows stop after the first block and are computed densely.
 
 Masks.  A key-padding mask (the same keys masked for every query of a head, no bias, not causal) is screened
-as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only`); other masks, biases and
-the causal term add the extra term to every block of screening scores and rescore the cores in NumPy (no
-fused kernel): correct and certified, but slower than dense attention on large inputs."""
+as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only`).  A causal term alone
+costs no extra term either: a chunk of queries only looks at the keys up to its last query; its first block
+holds the diagonal part (hidden keys set to ``-inf``: neither collected nor counted, so no core holds one)
+and the keys just before it, which every query of the chunk sees; all keys before those go through the
+fused kernel.  Other masks and biases add the extra term to every block of screening scores and rescore the
+cores in NumPy (no fused kernel): correct and certified, but slower than dense attention on large inputs."""
 
 from __future__ import annotations
 
@@ -426,7 +429,10 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     err = gemm.err
     u64 = unit_roundoff(np.float64)
     ew = np.exp(-float(width) * np.arange(4098.0))  # band weights exp(-b width)
-    masked = H.extra is not None
+    # a causal term alone is no extra term for the screen: per chunk of queries the hidden keys are cut off
+    # (see the first block below), and the cores never hold a hidden key
+    causal = H.extra is not None and getattr(H, "causal_only", False)
+    masked = H.extra is not None and not causal
     keys, counts = [], []
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
@@ -465,35 +471,63 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         first = min(n, kblock if n <= 2 * kblock else max(kblock // FIRST_DIV, 256))  # a small first block
         step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
         qp = gemm.queries(rr)
-        buf = _score_buffer(max(first, step), c_n)
+        buf = _score_buffer(max(first, step) + (c_n if causal else 0), c_n)
         fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
         if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
             step = max(step, FUSED_KEYS)
-        b0 = 0
-        while b0 < n:
-            if b0 and fused is not None:
-                # screened without storing the scores (the bfloat16 kernel fused with the scan), block after
-                # block, until the end or a block whose hits overflow (that one is screened below)
-                b0 = fused.run(qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun)
-                if b0 >= n:
-                    break
-            b1 = min(b0 + (first if b0 == 0 else step), n)
+        # the first block [f0, f1), then the other keys [0, f0) and [f1, n_c)
+        n_c, f0, f1 = n, 0, first
+        rmin = int(rr.min())
+        if causal:
+            # keys beyond the chunk's last query are hidden from all of it; the first block ends there and
+            # holds the diagonal part (each query's hidden keys set to -inf: neither collected nor counted)
+            # and the `first` keys before it, which every query of the chunk sees (its sample for the plan);
+            # the keys before those are visible to every query too (the unmasked, fused path).  (Queries
+            # spread over more keys than the buffer holds: the first ones may see no key of the first block,
+            # their maxima stay -inf and the blocks before it go the unfused way.)
+            n_c = min(int(rr.max()) + 1, n)
+            f1 = n_c
+            f0 = max(0, n_c - buf.shape[0], min(rmin + 1, n_c) - first)
+            nfin = np.minimum(rr + 1, n).astype(np.int64)  # the keys each query sees
+
+        def block_scores(b0, b1):
             Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
-            advance(Sb, smax, dun)
-            scan(Sb, 0, b1 - b0, b0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
-            if b0 == 0 and b1 < n:
-                est = np.zeros(c_n)
-                plan(smax, cval, cnt, tau0, float(width), float(share), bsl, n / (b1 - b0), dun,
-                     PLAN_MARGIN, tauc, est, ew)
-                np.maximum(tauc, floor, out=tauc)
-                # rows that would collect too many keys would cost more than dense rows: they stop here
-                quit_ = (cnt < 0) | (est > limit * EST_SLACK)
-                cnt[quit_] = -1
-                if quit_.all():
-                    break
-            b0 = b1
+            elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
+                Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
+            return Sb
+
+        Sb = block_scores(f0, f1)
+        advance(Sb, smax, dun)
+        scan(Sb, 0, f1 - f0, f0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
+        # the other keys; with causal the fused kernel (no mask) only takes the keys every query sees
+        vis = min(f0, rmin + 1) if causal else f0
+        rest = [(a0, a1, fz) for a0, a1, fz in ((0, vis, True), (vis, f0, False), (f1, n_c, True)) if a1 > a0]
+        if rest:
+            est = np.zeros(c_n)
+            plan(smax, cval, cnt, tau0, float(width), float(share), bsl, n_c / (f1 - f0), dun,
+                 PLAN_MARGIN, tauc, est, ew)
+            np.maximum(tauc, floor, out=tauc)
+            # rows that would collect too many keys would cost more than dense rows: they stop here
+            quit_ = (cnt < 0) | (est > limit * EST_SLACK)
+            cnt[quit_] = -1
+            if quit_.all():
+                rest = []
+        for a0, a1, fz in rest:
+            b0 = a0
+            while b0 < a1:
+                if fused is not None and fz:
+                    # screened without storing the scores (the bfloat16 kernel fused with the scan), block
+                    # after block, until the end or a block whose hits overflow (that one is screened below)
+                    b0 = fused.run(qp, b0, a1, step, tauc, cap, smax, cidx, cval, cnt, dun)
+                    if b0 >= a1:
+                        break
+                b1 = min(b0 + step, a1)
+                Sb = block_scores(b0, b1)
+                advance(Sb, smax, dun)
+                scan(Sb, 0, b1 - b0, b0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
+                b0 = b1
         ncore = np.zeros(c_n, dtype=np.int64)
         dtil = np.zeros(c_n)
         finalize(smax, nfin, cidx, cval, cnt, dun, e, tau, bsl, float(width), float(share), ncore, dtil, ew)
@@ -539,11 +573,17 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
 
 def _visible_keys_only(H):
     """A head whose only extra term is a key-padding mask (the same masked keys for every query, no bias, not
-    causal), as the head of its visible keys without an extra term, and those keys' indices; else ``(H,
-    None)``.  The screen then takes its fast path (the fused kernel, the key-ordered rescoring).  Norms and
+    causal), as the head of its visible keys without an extra term, and those keys' indices; a causal head
+    with more keys than queries as the head of its first ``n_q`` keys (the others are hidden from every
+    query), indices unchanged; else ``(H, None)``.  The screen then takes its fast path (the fused kernel, the key-ordered rescoring).  Norms and
     the rounding bound ``rho`` stay those of the whole head (``vmax`` the largest of all values, ``rho``
     computed for all keys: an upper bound for fewer), so the tolerance means what it does without the mask."""
     ko = H.key_only
+    if getattr(H, "causal_only", False) and H.n_k > H.n_q:  # keys past the last query are hidden from all
+        G = copy.copy(H)
+        G.k, G.v, G.vn = H.k[:H.n_q], H.v[:H.n_q], H.vn[:H.n_q]
+        G.n_k = H.n_q
+        return G, None
     if H.extra is None or ko is None or H.causal:
         return H, None
     vis = ko > -np.inf
