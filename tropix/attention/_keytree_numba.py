@@ -16,30 +16,26 @@ _U = 2.0**-53
 
 
 @njit(cache=True, nogil=True)
-def _sums(X, a, c, s):
-    """``s[t] = sum of X[a:a + c, t]``."""
-    s[:] = 0.0
-    for i in range(a, a + c):
-        for t in range(X.shape[1]):
-            s[t] += X[i, t]
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _node_var(X, a, c, s, var):
-    """Largest variance over the coordinates of rows ``a .. a + c`` of ``X`` and its first index (two passes:
-    ``s`` holds the coordinate sums; summation order free, the variances are only compared)."""
+def _stats(X, a, c, sq):
+    """Sums ``sq[0]`` and sums of squares ``sq[1]`` of the coordinates of rows ``a .. a + c`` of ``X``, shifted
+    by the first row (the one-pass variance is then accurate to ~ c u relative: every shifted value is within
+    the node's diameter, and the variance at least diameter^2 / (2c))."""
     dd = X.shape[1]
-    for t in range(dd):
-        s[t] /= c
-        var[t] = 0.0
-    for i in range(a, a + c):
+    sq[:] = 0.0
+    for i in range(a + 1, a + c):
         for t in range(dd):
-            e = X[i, t] - s[t]
-            var[t] += e * e
+            z = X[i, t] - X[a, t]
+            sq[0, t] += z
+            sq[1, t] += z * z
+
+
+@njit(cache=True, nogil=True)
+def _widest(sq, c):
+    """Largest variance over the coordinates (from the shifted sums ``sq``) and its first index."""
     best = -np.inf
     ax = 0
-    for t in range(dd):
-        v = var[t] / c
+    for t in range(sq.shape[1]):
+        v = max(sq[1, t] - sq[0, t] * sq[0, t] / c, 0.0) / c
         if v > best:
             best = v
             ax = t
@@ -47,54 +43,51 @@ def _node_var(X, a, c, s, var):
 
 
 @njit(cache=True, nogil=True)
-def _insertion_argsort(vals, idx, a, b):
-    """Stable insertion sort of ``idx[a:b]`` by ``vals[idx]``."""
+def _insertion_sort_pairs(sv, idx, a, b):
+    """Stable insertion sort of the pairs ``(sv, idx)[a:b]`` by ``sv``."""
     for i in range(a + 1, b):
+        v = sv[i]
         j = idx[i]
-        v = vals[j]
         p = i - 1
-        while p >= a and vals[idx[p]] > v:
+        while p >= a and sv[p] > v:
+            sv[p + 1] = sv[p]
             idx[p + 1] = idx[p]
             p -= 1
+        sv[p + 1] = v
         idx[p + 1] = j
 
 
 @njit(cache=True, nogil=True)
-def _argsort_stable(vals, c, idx, bkt, cnt):
-    """Stable argsort of ``vals[:c]`` into ``idx[:c]`` (ties keep their order, as ``np.argsort(kind="stable")``).
+def _argsort_stable(vals, c, sv, idx, bkt, cnt):
+    """Stable argsort of ``vals[:c]`` into ``idx[:c]`` (ties keep their order, as ``np.argsort(kind="stable")``),
+    and the sorted values into ``sv[:c]``.
 
     A counting sort into ``c`` buckets of equal width between the extremes (bucket index monotone in the value,
     so buckets are in order and each keeps the original order), then each bucket sorted stably: insertion sort
     when small, merge sort when a cluster fills one bucket.  About linear for spread-out values.
     """
-    if c <= 32:
-        for i in range(c):
-            idx[i] = i
-        _insertion_argsort(vals, idx, 0, c)
-        return
     lo = vals[0]
     hi = vals[0]
     for i in range(1, c):
         v = vals[i]
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
+        lo = min(lo, v)
+        hi = max(hi, v)
     w = hi - lo
-    if not (w > 0.0 and w < np.inf):  # all equal (or a span beyond float64: merge sort)
-        if w == 0.0:
+    if c <= 32 or w == 0.0 or not w < np.inf:
+        for i in range(c):
+            sv[i] = vals[i]
+            idx[i] = i
+        if c <= 32:
+            _insertion_sort_pairs(sv, idx, 0, c)
+        elif w != 0.0:  # a span beyond float64
+            o = np.argsort(vals[:c], kind="mergesort")
             for i in range(c):
-                idx[i] = i
-            return
-        o = np.argsort(vals[:c], kind="mergesort")
-        idx[:c] = o
+                idx[i] = o[i]
+                sv[i] = vals[o[i]]
         return
     nb = c
-    scale = nb / w
-    if not scale < np.inf:
-        scale = np.finfo(np.float64).max
-    for t in range(nb + 1):
-        cnt[t] = 0
+    scale = min(nb / w, np.finfo(np.float64).max)
+    cnt[:nb + 1] = 0
     for i in range(c):
         b = int(min((vals[i] - lo) * scale, nb - 1.0))
         bkt[i] = b
@@ -103,59 +96,54 @@ def _argsort_stable(vals, c, idx, bkt, cnt):
         cnt[t + 1] += cnt[t]
     for i in range(c):
         b = bkt[i]
-        idx[cnt[b]] = i
-        cnt[b] += 1
+        p = cnt[b]
+        idx[p] = i
+        sv[p] = vals[i]
+        cnt[b] = p + 1
     # cnt[t] is now the end of bucket t
     a = 0
     for t in range(nb):
         e = cnt[t]
         m = e - a
         if m > 32:
-            sub = np.empty(m)
-            for i in range(m):
-                sub[i] = vals[idx[a + i]]
-            o = np.argsort(sub, kind="mergesort")
+            o = np.argsort(sv[a:e], kind="mergesort")
             keep = idx[a:e].copy()
+            kv = sv[a:e].copy()
             for i in range(m):
                 idx[a + i] = keep[o[i]]
+                sv[a + i] = kv[o[i]]
         elif m > 1:
-            _insertion_argsort(vals, idx, a, e)
+            _insertion_sort_pairs(sv, idx, a, e)
         a = e
 
 
 @njit(cache=True, nogil=True)
 def _order(X, a, c, ax, vals, sv, idx, bkt, cnt):
     """Coordinate ``ax`` of rows ``a .. a + c`` into ``vals``; if it is not sorted, its stable order into ``idx``
-    and the sorted values back into ``vals``.  Returns whether the rows must move."""
-    for i in range(c):
-        vals[i] = X[a + i, ax]
+    and the sorted values into ``sv``.  Returns whether the rows must move."""
     done = True
+    vals[0] = X[a, ax]
     for i in range(1, c):
-        if vals[i] < vals[i - 1]:
+        x = X[a + i, ax]
+        vals[i] = x
+        if x < vals[i - 1]:
             done = False
-            break
     if done:
         return False
-    _argsort_stable(vals, c, idx, bkt, cnt)
-    for i in range(c):
-        sv[i] = vals[idx[i]]
-    vals[:c] = sv[:c]
+    _argsort_stable(vals, c, sv, idx, bkt, cnt)
     return True
 
 
 @njit(cache=True, nogil=True)
-def _gather(X, P, a, c, idx, buf, pbuf, h, s1, s2):
-    """Rows ``a .. a + c`` of ``X`` (and ``P``) put in the order ``idx`` (through the buffers, which stay warm in
-    the cache); with ``h >= 0`` the coordinate sums of the new rows ``< h`` into ``s1``, of the others into ``s2``."""
+def _gather(X, P, a, c, idx, buf, pbuf):
+    """Rows ``a .. a + c`` of ``X`` (and ``P``) put in the order ``idx``, through the buffers (which stay warm
+    in the cache)."""
     dd = X.shape[1]
     for i in range(c):
         j = a + idx[i]
         pbuf[i] = P[j]
         for t in range(dd):
             buf[i, t] = X[j, t]
-    if h >= 0:
-        _sums(buf, 0, h, s1)
-        _sums(buf, h, c - h, s2)
     for i in range(c):
         P[a + i] = pbuf[i]
         for t in range(dd):
@@ -183,8 +171,7 @@ def split_levels(yp, leaf, min_leaf):
     """Split the rows of ``yp`` (the rotated keys, ``(n, d')``; used as scratch) level by level.
 
     Returns ``perm``, the flat ``starts``, ``counts``, ``parents`` of all levels and the level offsets into them.
-    A node is sorted (stably, by its widest coordinate) once, when it first takes part in a level that splits;
-    the children's coordinate sums are taken while the sorted rows are in the (warm) buffer.
+    A node is sorted (stably, by its widest coordinate) once, when it first takes part in a level that splits.
     """
     n, dd = yp.shape
     X = yp
@@ -196,9 +183,8 @@ def split_levels(yp, leaf, min_leaf):
     idx = np.empty(n, dtype=np.int64)
     bkt = np.empty(n, dtype=np.int64)
     cnt = np.empty(n + 1, dtype=np.int64)
-    s1 = np.empty(dd)
-    s2 = np.empty(dd)
-    var = np.empty(dd)
+    sq1 = np.empty((2, dd))
+    sq2 = np.empty((2, dd))
     cap = 64
     f_st = np.empty(cap, dtype=np.int64)
     f_ct = np.empty(cap, dtype=np.int64)
@@ -210,8 +196,8 @@ def split_levels(yp, leaf, min_leaf):
     vmx = np.empty(1)
     axs = np.empty(1, dtype=np.int64)
     srt = np.zeros(1, dtype=np.bool_)  # node already in the order of its coordinate
-    _sums(X, 0, n, s1)
-    vmx[0], axs[0] = _node_var(X, 0, n, s1, var)
+    _stats(X, 0, n, sq1)
+    vmx[0], axs[0] = _widest(sq1, n)
     fat = np.inf
     total = 0
     while True:
@@ -270,20 +256,19 @@ def split_levels(yp, leaf, min_leaf):
                 else:
                     move = _order(X, a, c, ax, vals, sv, idx, bkt, cnt)
             if split[b]:
-                h = _split_at(vals, c)
+                h = _split_at(sv if move else vals, c)
                 if move:
-                    _gather(X, P, a, c, idx, buf, pbuf, h, s1, s2)
-                else:
-                    _sums(X, a, h, s1)
-                    _sums(X, a + h, c - h, s2)
+                    _gather(X, P, a, c, idx, buf, pbuf)
+                _stats(X, a, h, sq1)
+                _stats(X, a + h, c - h, sq2)
                 st2[j], ct2[j], par2[j] = a, h, b
-                vmx2[j], axs2[j] = _node_var(X, a, h, s1, var)
+                vmx2[j], axs2[j] = _widest(sq1, h)
                 st2[j + 1], ct2[j + 1], par2[j + 1] = a + h, c - h, b
-                vmx2[j + 1], axs2[j + 1] = _node_var(X, a + h, c - h, s2, var)
+                vmx2[j + 1], axs2[j + 1] = _widest(sq2, c - h)
                 j += 2
             else:
                 if move:
-                    _gather(X, P, a, c, idx, buf, pbuf, -1, s1, s2)
+                    _gather(X, P, a, c, idx, buf, pbuf)
                 st2[j], ct2[j], par2[j] = a, c, b
                 vmx2[j], axs2[j], srt2[j] = vmx[b], ax, True
                 j += 1
