@@ -1,10 +1,13 @@
 """numba kernels of :func:`tropix.attention.keytree.build_key_tree` (imported lazily by the keytree module).
 
 The split rule is the one of the NumPy reference build (``keytree._build_key_tree_reference``), applied node
-by node instead of one global ``argsort`` per level: a level only touches the nodes it splits (plus a single
-stable sort of every node when it first takes part in a level that splits, which is what the global sort did to
-it).  The geometry (centres, radii, boxes, representatives) is computed in one pass per level over the nodes,
-children being contiguous in the next level.
+by node instead of one global ``argsort`` of all n keys per level: a level only touches the nodes it splits,
+plus one stable sort of every node when it first takes part in a level that splits (what the global sort did
+to it), so the trees are the same (up to ties broken by rounding).  Only the permutation moves (the rotated
+keys are read through it); a node is sorted by a stable bucket sort of its coordinate (about linear for
+spread-out values).  Variances are one-pass sums shifted by the node's first key.  The geometry (centres,
+radii, boxes, representatives) is one pass over the leaves and one over the nodes of each level, children
+being contiguous in the next level.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ _U = 2.0**-53
 
 
 @njit(cache=True, nogil=True)
-def _stats(X, a, c, sq):
-    """Sums ``sq[0]`` and sums of squares ``sq[1]`` of the coordinates of rows ``a .. a + c`` of ``X``, shifted
+def _stats(X, P, a, c, sq):
+    """Sums ``sq[0]`` and sums of squares ``sq[1]`` of the coordinates of rows ``P[a:a + c]`` of ``X``, shifted
     by the first row (the one-pass variance is then accurate to ~ c u relative: every shifted value is within
     the node's diameter, and the variance at least diameter^2 / (2c))."""
     dd = X.shape[1]
     sq[:] = 0.0
+    r0 = P[a]
     for i in range(a + 1, a + c):
+        r = P[i]
         for t in range(dd):
-            z = X[i, t] - X[a, t]
+            z = X[r, t] - X[r0, t]
             sq[0, t] += z
             sq[1, t] += z * z
 
@@ -118,13 +123,13 @@ def _argsort_stable(vals, c, sv, idx, bkt, cnt):
 
 
 @njit(cache=True, nogil=True)
-def _order(X, a, c, ax, vals, sv, idx, bkt, cnt):
-    """Coordinate ``ax`` of rows ``a .. a + c`` into ``vals``; if it is not sorted, its stable order into ``idx``
-    and the sorted values into ``sv``.  Returns whether the rows must move."""
+def _order(X, P, a, c, ax, vals, sv, idx, bkt, cnt):
+    """Coordinate ``ax`` of rows ``P[a:a + c]`` into ``vals``; if it is not sorted, its stable order into ``idx``
+    and the sorted values into ``sv``.  Returns whether the permutation must change."""
     done = True
-    vals[0] = X[a, ax]
+    vals[0] = X[P[a], ax]
     for i in range(1, c):
-        x = X[a + i, ax]
+        x = X[P[a + i], ax]
         vals[i] = x
         if x < vals[i - 1]:
             done = False
@@ -135,19 +140,12 @@ def _order(X, a, c, ax, vals, sv, idx, bkt, cnt):
 
 
 @njit(cache=True, nogil=True)
-def _gather(X, P, a, c, idx, buf, pbuf):
-    """Rows ``a .. a + c`` of ``X`` (and ``P``) put in the order ``idx``, through the buffers (which stay warm
-    in the cache)."""
-    dd = X.shape[1]
+def _gather(P, a, c, idx, pbuf):
+    """``P[a:a + c]`` put in the order ``idx``."""
     for i in range(c):
-        j = a + idx[i]
-        pbuf[i] = P[j]
-        for t in range(dd):
-            buf[i, t] = X[j, t]
+        pbuf[i] = P[a + idx[i]]
     for i in range(c):
         P[a + i] = pbuf[i]
-        for t in range(dd):
-            X[a + i, t] = buf[i, t]
 
 
 @njit(cache=True, nogil=True)
@@ -167,16 +165,15 @@ def _split_at(vals, c):
 
 
 @njit(cache=True, nogil=True)
-def split_levels(yp, leaf, min_leaf):
-    """Split the rows of ``yp`` (the rotated keys, ``(n, d')``; used as scratch) level by level.
+def split_levels(X, leaf, min_leaf):
+    """Split the rows of ``X`` (the rotated keys, ``(n, d')``; not modified) level by level.
 
     Returns ``perm``, the flat ``starts``, ``counts``, ``parents`` of all levels and the level offsets into them.
-    A node is sorted (stably, by its widest coordinate) once, when it first takes part in a level that splits.
+    Only the permutation moves: node ``b`` holds the rows ``X[perm[starts[b]:starts[b] + count[b]]]``.  A node
+    is sorted (stably, by its widest coordinate) once, when it first takes part in a level that splits.
     """
-    n, dd = yp.shape
-    X = yp
+    n, dd = X.shape
     P = np.arange(n)
-    buf = np.empty((n, dd))
     pbuf = np.empty(n, dtype=np.int64)
     vals = np.empty(n)
     sv = np.empty(n)
@@ -196,7 +193,7 @@ def split_levels(yp, leaf, min_leaf):
     vmx = np.empty(1)
     axs = np.empty(1, dtype=np.int64)
     srt = np.zeros(1, dtype=np.bool_)  # node already in the order of its coordinate
-    _stats(X, 0, n, sq1)
+    _stats(X, P, 0, n, sq1)
     vmx[0], axs[0] = _widest(sq1, n)
     fat = np.inf
     total = 0
@@ -252,15 +249,15 @@ def split_levels(yp, leaf, min_leaf):
             if split[b] or not srt[b]:
                 if srt[b]:
                     for i in range(c):
-                        vals[i] = X[a + i, ax]
+                        vals[i] = X[P[a + i], ax]
                 else:
-                    move = _order(X, a, c, ax, vals, sv, idx, bkt, cnt)
+                    move = _order(X, P, a, c, ax, vals, sv, idx, bkt, cnt)
             if split[b]:
                 h = _split_at(sv if move else vals, c)
                 if move:
-                    _gather(X, P, a, c, idx, buf, pbuf)
-                _stats(X, a, h, sq1)
-                _stats(X, a + h, c - h, sq2)
+                    _gather(P, a, c, idx, pbuf)
+                _stats(X, P, a, h, sq1)
+                _stats(X, P, a + h, c - h, sq2)
                 st2[j], ct2[j], par2[j] = a, h, b
                 vmx2[j], axs2[j] = _widest(sq1, h)
                 st2[j + 1], ct2[j + 1], par2[j + 1] = a + h, c - h, b
@@ -268,7 +265,7 @@ def split_levels(yp, leaf, min_leaf):
                 j += 2
             else:
                 if move:
-                    _gather(X, P, a, c, idx, buf, pbuf)
+                    _gather(P, a, c, idx, pbuf)
                 st2[j], ct2[j], par2[j] = a, c, b
                 vmx2[j], axs2[j], srt2[j] = vmx[b], ax, True
                 j += 1
