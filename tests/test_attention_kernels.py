@@ -147,3 +147,53 @@ def test_auto_with_tree_sample_then_rest():
     for i in range(150):
         assert int(np.argmax(S[i])) in set(r.kept_keys(i).tolist())
     assert r.counters["score_evals"] < 0.5 * 150 * 6000
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 900), nq=st.integers(1, 12),
+       temp=st.sampled_from([0.05, 0.3, 1.0]), eps=st.sampled_from([0.0, 1e-3, 0.1]),
+       kind=st.sampled_from(["pad", "pad_all_but_one", "key_bias", "pad_bias"]), leaf=st.sampled_from([4, 64]))
+def test_key_only_extra_takes_the_kernel_and_is_certified(seed, n, nq, temp, eps, kind, leaf):
+    # a key-padding mask or a per-key bias (the same for every query) runs in the compiled kernel: the
+    # term is added to every exact score and its largest value per leaf to the leaf bounds
+    rng = np.random.default_rng(seed)
+    k = _clustered(n, 6, max(1, n // 20), 0.1, rng)
+    q = k[rng.integers(0, n, nq)] / temp
+    v = rng.normal(size=(n, 3))
+    kw = {}
+    if kind.startswith("pad"):
+        keep = rng.random(n) > 0.4
+        if kind == "pad_all_but_one":
+            keep[:] = False
+            keep[rng.integers(n)] = True
+        kw["mask"] = keep
+    if kind.endswith("bias"):
+        kw["bias"] = np.where(rng.random(n) > 0.7, -np.inf, rng.normal(size=n) * 3)[None, :]
+    calls = []
+    mp = pytest.MonkeyPatch()
+    mp.setattr(rs_mod, "region_sparse_fast", lambda *a, _f=rs_mod.region_sparse_fast, **k2: calls.append(1) or _f(*a, **k2))
+    try:
+        r = region_sparse(q, k, v, eps=eps, leaf=leaf, check=True, **kw)
+    finally:
+        mp.undo()
+    assert calls or n <= leaf  # (a single leaf: no walk)
+    _errors(r, q, k, v, **kw)
+    vmax = np.linalg.norm(v, axis=1).max()
+    assert np.all((r.bound <= eps * vmax * (1 + 1e-12)) | (r.bound <= 4 * r.reference_slack + 1e-300))
+    ref = dense(q, k, v, **kw)
+    if kind == "pad_all_but_one":
+        np.testing.assert_allclose(np.asarray(r.output), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_key_padding_with_prebuilt_tree_keeps_few_keys():
+    rng = np.random.default_rng(3)
+    k = _clustered(8000, 16, 120, 0.05, rng)
+    q, v = 10 * k[rng.integers(0, 8000, 64)], rng.normal(size=(8000, 4))
+    keep = np.arange(8000) % 4 != 0
+    tree = build_key_tree(k)
+    r0 = region_sparse(q, k, v, eps=1e-3, tree=tree)
+    r = region_sparse(q, k, v, eps=1e-3, tree=tree, mask=keep, check=True)
+    _errors(r, q, k, v, mask=keep)
+    # as with the unmasked keys (no row more goes dense), a quarter of the keys fewer per query
+    assert r.counters["dense_fallback_rows"] <= r0.counters["dense_fallback_rows"]
+    assert np.median(r.support) < np.median(r0.support)

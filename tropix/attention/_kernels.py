@@ -1,4 +1,4 @@
-"""Compiled fast path of region-sparse attention (NumPy float64, no mask/bias/causal), behind the generic path.
+"""Compiled fast path of region-sparse attention (NumPy float64; no extra term or a key-only one), behind the generic path.
 
 :func:`region_sparse_fast` does, per query and in one compiled pass, what the generic
 :mod:`tropix.attention.region_sparse` path does with vectorised NumPy over groups of queries: it walks the
@@ -42,7 +42,7 @@ def kernel_available() -> bool:
 
 
 def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None,
-                       cand_cap=None):
+                       cand_cap=None, ext=None):
     """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
 
     Parameters
@@ -68,6 +68,9 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
     cand_cap : int, optional
         A row stops at once (flagged) when the blocks its bounds cannot drop at once hold more than
         ``cand_cap`` keys (default: no limit).
+    ext : float64 array ``(n,)``, optional
+        A key-only extra term in tree order (a key-padding mask as ``-inf``, or a per-key bias), added to
+        every exact score; ``U`` must already include it (default: none).
 
     Returns
     -------
@@ -84,8 +87,9 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
         "support": np.zeros(nr, dtype=np.int64), "nkeys": np.zeros(nr, dtype=np.int64),
         "kept_blocks": np.zeros((nr, nb), dtype=np.int64), "kept_n": np.zeros(nr, dtype=np.int64),
     }
+    ext = np.zeros(len(kp)) if ext is None else np.ascontiguousarray(ext, dtype=np.float64)
     kern(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(qs, dtype=np.float64),
-         np.ascontiguousarray(kp, dtype=np.float64), np.ascontiguousarray(v, dtype=np.float64),
+         np.ascontiguousarray(kp, dtype=np.float64), ext, np.ascontiguousarray(v, dtype=np.float64),
          np.ascontiguousarray(perm, dtype=np.int64), np.ascontiguousarray(vn, dtype=np.float64),
          np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64),
          np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(first2, dtype=np.int64),

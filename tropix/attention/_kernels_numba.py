@@ -68,11 +68,12 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
-def _score_block(q, kp, j0, j1, d, sbuf, pbuf, ns, m):
-    """Exact scores of the keys ``j0 .. j1-1`` (tree order) appended to ``sbuf``/``pbuf`` from ``ns``;
-    returns the new length and ``max(m, scores)``."""
+def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m):
+    """Exact scores of the keys ``j0 .. j1-1`` (tree order), plus their key-only extra term ``ext`` (zeros
+    without one; ``-inf`` masks a key), appended to ``sbuf``/``pbuf`` from ``ns``; returns the new length and
+    ``max(m, scores)``."""
     for j in range(j0, j1):
-        s = _dot(q, kp[j], d)
+        s = _dot(q, kp[j], d) + ext[j]
         sbuf[ns] = s
         pbuf[ns] = j
         ns += 1
@@ -116,7 +117,7 @@ def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
 
 
 @njit(cache=True, nogil=True)
-def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
+def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
                 out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
 
@@ -163,7 +164,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            ns, m = _score_block(q, kp, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
+            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
@@ -232,7 +233,7 @@ def region_rows(rows, qs, kp, v, perm, vn, st, ct, U, first2, beta, threshold, c
             kept_blocks[r, nkb] = b
             nkb += 1
             t0 = ns
-            ns, mb = _score_block(q, kp, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
+            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
             if mb > m:
                 z *= np.exp(m - mb)
                 m = mb

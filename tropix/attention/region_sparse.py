@@ -21,8 +21,9 @@ Algorithm (no dense score matrix is formed).
    bounded for pruned blocks) plus the rounding bound is reported per row; a row whose bound would exceed
    ``eps * max|v|`` (it cannot happen with exact arithmetic, but is checked) is recomputed densely.
 
-Compiled path.  For NumPy float input without mask, bias or causal term, steps 1-4 run per query in one
-numba pass (:mod:`tropix.attention._kernels`): the blocks are visited in decreasing bounded mass
+Compiled path.  For NumPy float input without mask, bias or causal term, or with one that depends on the
+key only (a key-padding mask, a per-key bias: added to every exact score, its largest value per leaf to the
+leaf bounds), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`): the blocks are visited in decreasing bounded mass
 ``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the block of largest ``U`` and of the best-scoring
 centre's block) and computed exactly until the rest is at most half the budget times the computed mass;
 the other half drops computed keys of negligible weight.  A query that would compute more than
@@ -523,8 +524,10 @@ _SCREEN_CAP = lambda n: max(n // 4, 64)  # noqa: E731  candidates above which a 
 
 
 def _fast_applicable(H: _Head) -> bool:
-    """The compiled kernel covers float scores without mask/bias/causal extras."""
-    return H.extra is None and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+    """The compiled kernel covers float scores without an extra term, or with one that depends on the key
+    only (a key-padding mask, a per-key bias; not causal)."""
+    key_only = H.extra is None or (H.key_only is not None and not H.causal)
+    return key_only and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
 
 
 def _default_cap(n_k: int) -> int:
@@ -550,12 +553,20 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     L = t.depth - 1
     qs = H.qs[rows]
     U, qc = score_bounds(t, L, qs, centers=True)
+    ext = None
+    if H.extra is not None:  # a key-only term (_fast_applicable): its largest value per leaf raises U
+        ext = np.ascontiguousarray(H.key_only[t.perm], dtype=np.float64)
+        top = np.maximum.reduceat(ext, t.starts[L])
+        with np.errstate(invalid="ignore"):
+            U = np.nextafter(U + top[None, :], np.inf)  # (rounded up: still an upper bound)
+        U[:, top == -np.inf] = -np.inf  # a leaf whose keys are all masked carries no mass
+        qc = qc + top[None, :]
     first2 = np.stack([np.argmax(U, axis=1), np.argmax(qc, axis=1)], axis=1)
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
                              np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap,
-                             _default_cand_cap(H.n_k) if cap is None else None)
+                             _default_cand_cap(H.n_k) if cap is None else None, ext=ext)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
