@@ -24,10 +24,10 @@ def _peaked(n, d, rng, nq=256, dv=32):
     return 10 * rng.normal(size=(nq, d)), rng.normal(size=(n, d)), rng.normal(size=(n, dv))
 
 
-@pytest.mark.parametrize("n", [2048, 4096])
-def test_peaked_scores_are_screened(n):
+@pytest.mark.parametrize("n, d", [(2048, 64), (4096, 32)])
+def test_peaked_scores_are_screened(n, d):
     rng = np.random.default_rng(n)
-    q, k, v = _peaked(n, 32, rng)
+    q, k, v = _peaked(n, d, rng)
     r = auto(q, k, v, eps=1e-3, check=True)
     assert r.method == "screened" and r.counters["decision"] == 5
     err = _errors(r, q, k, v)
@@ -72,8 +72,8 @@ def test_few_keys_or_little_work_stay_dense_without_statistics():
 
 def test_mask_and_heads():
     rng = np.random.default_rng(5)
-    q, k, v = _peaked(2048, 32, rng)
-    mask = rng.random((256, 2048)) < 0.9
+    q, k, v = _peaked(4096, 32, rng)
+    mask = rng.random((256, 4096)) < 0.9
     r = auto(q, k, v, eps=1e-3, mask=mask, check=True)  # no screening with extra terms: dense
     assert r.method == "dense" and r.counters["decision"] == 2
     qb = np.stack([q, 0.01 * q])  # head 0 peaked, head 1 flat: the flat head decides (dense)
@@ -88,7 +88,7 @@ def test_mask_and_heads():
 def test_torch_input_keeps_its_library():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)
-    q, k, v = _peaked(2048, 32, rng)
+    q, k, v = _peaked(4096, 32, rng)
     r = auto(torch.tensor(q), torch.tensor(k), torch.tensor(v), eps=1e-3, check=True)
     assert isinstance(r.output, torch.Tensor) and r.counters["decision"] == 5
     assert np.all(_errors(r, q, k, v) <= r.bound + r.reference_slack)
@@ -148,3 +148,33 @@ def test_bound_always_holds(seed, n_k, n_q, d, qscale, eps, max_work):
     err = _errors(r, q, k, v)
     assert np.all(err <= r.bound + r.reference_slack)
     assert np.all(r.bound <= np.maximum(eps * r.vmax, r.reference_slack) * (1 + 1e-9))
+
+
+@given(seed=st.integers(0, 2**32 - 1), r=st.integers(1, 9), n=st.integers(1, 300), nb=st.integers(1, 90),
+       spread=st.sampled_from([0.1, 10.0, 1e3]), e=st.sampled_from([0.0, 0.3, 2.0]),
+       thr=st.sampled_from([1e-4, 0.01, 1.0]), jc=st.integers(0, 89))
+@settings(max_examples=60, deadline=None)
+def test_core_sizes_kernel_matches_numpy(seed, r, n, nb, spread, e, thr, jc):
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(r, n)) * spread
+    if seed % 3 == 0:
+        B[:, : n // 2] = B[:, :1]  # ties with the minimum
+    jc = min(jc, nb - 1)
+    core, coll = AM._core_sizes_numpy(B, nb, 0.25, e, thr, jc)
+    kcore, kcoll = AM._core_sizes(B, nb, 0.25, e, thr, jc)
+    assert np.array_equal(core, kcore) and np.array_equal(coll, kcoll)
+    # brute force from the definition: bands below each row's minimum, the far ones in the last band
+    D = np.minimum(np.floor(B - B.min(axis=1)[:, None]), nb - 1).astype(int)
+    cnt = np.stack([np.bincount(row, minlength=nb) for row in D])
+    assert np.array_equal(cnt, AM._band_counts_numpy(B, nb))
+    assert np.array_equal(coll, cnt[:, : jc + 1].sum(axis=1))
+    for i in range(r):
+        w_up = cnt[i] * np.exp(-np.arange(nb) * 0.25 + e)
+        w_lo = cnt[i] * np.exp(-(np.arange(nb) + 1) * 0.25 - e)
+        def first_fit(slack):
+            return next(j for j in range(nb) if j == nb - 1 or
+                        w_up[j + 1:].sum() <= thr * max(w_lo[: j + 1].sum(), np.exp(-e)) * slack)
+
+        # the kernel's sums round differently from these: anything between the two strictness levels is right
+        allowed = {int(cnt[i, : j + 1].sum()) for j in range(first_fit(1 + 1e-9), first_fit(1 - 1e-9) + 1)}
+        assert int(core[i]) in allowed

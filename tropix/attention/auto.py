@@ -44,6 +44,7 @@ within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     if P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys):
         # (with a prebuilt tree but few keys, the block walk's sample costs more than the estimate of the
         # screen, and it would not pay more often than the screen does)
-        return _screen_or_dense(P, eps, check, max_work, sample)
+        return _screen_or_dense(P, eps, check, max_work)
     if tree is None:
         code = _sampled_support_check(P, eps, sample, max_support)
         if code:
@@ -130,7 +131,7 @@ def _screen_fixed_cost(n_k: int, d: int) -> float:
     return SCREEN_ROW_COST * np.sqrt(16384.0 / max(n_k, 1)) * np.sqrt(64.0 / max(d, 1))
 
 
-def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75) -> float:
+def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75, n_k=None) -> float:
     """Estimated cost of screening ``n_rows`` queries of a head, in dense-row units, from the exact float64
     scores of a sample of them (scaled queries ``qs``, with rounding bounds ``rho``) with every key ``k``
     (largest norms ``kmax`` of the keys and ``vmax`` of the values).
@@ -146,7 +147,8 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
     from .screen import (BF16_MAX_ERROR, BF16_MIN_KEYS, BF16_MIN_ROWS, FIRST_EXTRA, FLOOR_KEYS, KEY_COST,
                          _F32_LIMIT, screen_error)
 
-    (r, d), n = qs.shape, k.shape[0]
+    (r, d), ns = qs.shape, k.shape[0]
+    n = ns if n_k is None else n_k  # (k may be a sample of the n_k keys: its counts stand for n_k / ns each)
     qmax = float(_rownorm(qs).max(initial=0.0))
     if not vmax > 0 or not qmax * kmax <= _F32_LIMIT:
         return np.inf
@@ -161,34 +163,119 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
             eb = float(_bf16.error_bound(np.array([qmax]), kmax, d)[0])
             if eb <= BF16_MAX_ERROR:
                 e = eb
-    tau = np.log(8.0 * n / beta) + 2 * e  # the widest margin of the screen
-    tau0 = min(tau, np.log(FLOOR_KEYS / beta) + FIRST_EXTRA + 2 * e)  # its first collection margin
-    nb = int(min(np.ceil(tau / width) + 2, 4096))  # bands of width `width` below the maximum; the last
+    tau = math.log(8.0 * n / beta) + 2 * e  # the widest margin of the screen
+    tau0 = min(tau, math.log(FLOOR_KEYS / beta) + FIRST_EXTRA + 2 * e)  # its first collection margin
+    nb = int(min(math.ceil(tau / width) + 2, 4096))  # bands of width `width` below the maximum; the last
     # one holds every key beyond the widest margin (the screen counts each at most at its weight)
-    B = (qs * (-1.0 / width)) @ k.T  # -s / width, in one GEMM
-    B -= B.min(axis=1)[:, None]  # band of each key below the row's maximum (finite: |q| max|k| <= _F32_LIMIT)
-    near = np.flatnonzero(B < nb - 1)  # few keys on peaked scores: only they are binned
-    cnt = np.bincount(B.ravel()[near].astype(np.intp) + nb * (near // n), minlength=r * nb).reshape(r, nb)
-    cnt[:, -1] += n - cnt.sum(axis=1)  # (the keys of the last band were not binned)
-    ccnt = np.cumsum(cnt, axis=1)  # keys in the bands <= j
-    b = np.arange(nb)
-    left = np.cumsum((cnt * np.exp(-b * width + e))[:, ::-1], axis=1)[:, -2::-1]  # mass bound of bands > j
-    kept = np.maximum(np.cumsum(cnt * np.exp(-(b + 1) * width - e), axis=1)[:, :-1], np.exp(-e))
-    j = np.argmax(np.hstack([left <= share * beta * kept, np.ones((r, 1), dtype=bool)]), axis=1)
-    core = ccnt[np.arange(r), j]
-    collected = ccnt[:, min(int(tau0 / width), nb - 1)]
-    per_row = np.where(collected > max(n // 4, 64), GIVEUP_COST, KEY_COST * core / n)
+    # -s / width, in one GEMM (finite: |q| max|k| <= _F32_LIMIT); then per row its core and collected keys
+    core, collected = _core_sizes((qs * (-1.0 / width)) @ k.T, nb, width, e, share * beta,
+                                  min(int(tau0 / width), nb - 1))
+    per_row = np.where(collected * (n / ns) > max(n // 4, 64), GIVEUP_COST, KEY_COST * core / ns)
     return _screen_fixed_cost(n, d) + float(per_row.mean())
 
 
-def _screen_or_dense(P, eps, check, max_work, sample):
+def _estimate_keys(n_k: int) -> int:
+    """Keys sampled for :func:`_screen_estimate`: ``max(1024, n_k / 8)`` (all of them up to 1024).  The sampled
+    maximum is below the true one, so the sample over-estimates the keys near it: the estimate errs towards
+    dense (measured on the benchmark inputs at 2048-8192 keys: the same decisions as with every key, except
+    i.i.d. keys at d = 32 and 2048 keys, where the screen's gain is marginal)."""
+    return min(n_k, max(1024, n_k // 8))
+
+
+def _band_counts_numpy(B, nb):
+    """``cnt[i, b]``: the number of ``j`` with ``floor(B[i, j] - min_j B[i, j]) == b`` for ``b < nb - 1``, the
+    others in ``cnt[i, nb - 1]``."""
+    r, n = B.shape
+    B = B - B.min(axis=1)[:, None]
+    near = np.flatnonzero(B < nb - 1)  # few keys on peaked scores: only they are binned
+    cnt = np.bincount(B.ravel()[near].astype(np.intp) + nb * (near // n), minlength=r * nb).reshape(r, nb)
+    cnt[:, -1] += n - cnt.sum(axis=1)
+    return cnt
+
+
+def _core_sizes_numpy(B, nb, width, e, thr, jc):
+    """Per row of ``B`` (scores divided by ``-width``): ``core``, the keys in the fewest bands ``0 .. j``
+    below the maximum (:func:`_band_counts_numpy`) such that the bands after ``j`` carry a mass bound
+    (a key of band ``b`` at most ``exp(-b width + e)``) of at most ``thr`` times the kept mass bound from
+    below (``exp(-(b + 1) width - e)`` a key, at least ``exp(-e)``); and ``collected``, the keys in the
+    bands ``0 .. jc``.  The reference of the compiled :func:`_core_sizes_loop`."""
+    cnt = _band_counts_numpy(B, nb)
+    r = cnt.shape[0]
+    b = np.arange(nb)
+    up = cnt * np.exp(-b * width + e)
+    cu = np.cumsum(up, axis=1)
+    left = cu[:, -1:] - cu  # mass bound of the bands after j (the loop's running difference)
+    kept = np.maximum(np.cumsum(cnt * np.exp(-(b + 1) * width - e), axis=1), math.exp(-e))
+    ok = left <= thr * kept
+    ok[:, -1] = True
+    ccnt = np.cumsum(cnt, axis=1)
+    return ccnt[np.arange(r), np.argmax(ok, axis=1)], ccnt[:, jc]
+
+
+def _core_sizes_loop(B, nb, width, e, thr, jc, core, collected):
+    """Loop form of :func:`_core_sizes_numpy`, into ``core`` and ``collected`` (compiled with numba: one pass
+    over a row for its minimum, one for its band counts, then the bands; NumPy needs several passes and
+    temporaries, and small-array calls whose overhead is most of the cost here)."""
+    r, n = B.shape
+    cnt = np.zeros(nb, dtype=np.int64)
+    for i in range(r):
+        cnt[:] = 0
+        m = np.inf
+        for j in range(n):
+            if B[i, j] < m:
+                m = B[i, j]
+        for j in range(n):
+            x = B[i, j] - m
+            if x < nb - 1:
+                cnt[int(x)] += 1
+            else:
+                cnt[nb - 1] += 1
+        tot = 0.0
+        for t in range(nb):
+            tot += cnt[t] * np.exp(-t * width + e)
+        part = 0.0
+        kept = 0.0
+        cc = 0
+        core[i] = -1
+        for t in range(nb):
+            part += cnt[t] * np.exp(-t * width + e)
+            kept += cnt[t] * np.exp(-(t + 1) * width - e)
+            cc += cnt[t]
+            if t == jc:
+                collected[i] = cc
+            if core[i] < 0 and (t == nb - 1 or tot - part <= thr * max(kept, np.exp(-e))):
+                core[i] = cc
+
+
+_core_kernel = None
+
+
+def _core_sizes(B, nb, width, e, thr, jc):
+    """:func:`_core_sizes_numpy`, by the compiled loop when numba is there (compiled or loaded from its cache
+    on first use)."""
+    global _core_kernel
+    if _core_kernel is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _core_kernel = False
+        else:
+            _core_kernel = numba.njit(cache=True, nogil=True)(_core_sizes_loop)
+    if not _core_kernel:  # pragma: no cover
+        return _core_sizes_numpy(B, nb, width, e, thr, jc)
+    core = np.zeros(B.shape[0], dtype=np.int64)
+    collected = np.zeros(B.shape[0], dtype=np.int64)
+    _core_kernel(np.ascontiguousarray(B, dtype=np.float64), int(nb), float(width), float(e), float(thr), int(jc),
+                 core, collected)
+    return core, collected
+
+
+def _screen_or_dense(P, eps, check, max_work):
     """Without a key tree and with few queries: screen every query (decision 5) if it pays, else dense
-    (decision 2).  Two cheap looks at ``PROBE_QUERIES`` sampled queries per head: their scores with a sample
-    of ``sample`` keys (flat scores, half the keys within the margin of :func:`_near_fraction`: dense), then
-    their exact scores with every key, from which :func:`_screen_estimate` predicts the cost of screening;
-    screened if it is at most ``7 * max_work`` of dense attention.  Only for input without mask, bias or
-    causal term."""
-    from .region_sparse import _cast_floor, _out_dtype
+    (decision 2).  The exact float64 scores of ``PROBE_QUERIES`` sampled queries per head with a sample of
+    :func:`_estimate_keys` keys predict the cost of screening (:func:`_screen_estimate`; flat scores: every
+    sampled query given up); screened if it is at most ``7 * max_work`` of dense attention in every head.
+    Only for input without mask, bias or causal term."""
     from .screen import _ScreenHead
 
     if P.mask is not None or P.bias is not None or P.causal:
@@ -198,18 +285,16 @@ def _screen_or_dense(P, eps, check, max_work, sample):
     v = np.asarray(to_numpy(P.v), dtype=np.float64)
     rows = _query_sample(P.n_q, PROBE_QUERIES)
     hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
-    idx = _key_sample(P.n_k, sample)
-    qr = [q[h][rows] for h in hs]
-    for h, qh in zip(hs, qr):  # flat scores are recognised from a key sample, at a fraction of the cost
-        if _near_fraction((qh * P.scale) @ k[h][idx].T, P.n_k, eps) > 0.5:
-            return _dense_result(P, eps, check, 2)
     one = not P.batch_shape
-    for h, qh in zip(hs, qr):
+    est_keys = _key_sample(P.n_k, _estimate_keys(P.n_k))
+    for h in hs:
+        qh = q[h][rows]
         kmax = float((P.knorm if one and P.knorm is not None else _rownorm(k[h])).max())
         vmax = float((P.vnorm if one and P.vnorm is not None else _rownorm(v[h])).max())
-        rho = rounding_bound(_rownorm(qh), kmax, 0.0, P.n_k, P.d, vmax, P.scale, d_v=P.d_v) + _cast_floor(
-            _out_dtype(P), vmax, P.d_v)  # (as the screen's head data will have it)
-        if not _screen_estimate(qh * P.scale, k[h], kmax, vmax, rho, eps, P.n_q) <= 7 * max_work:
+        ks = k[h] if len(est_keys) == P.n_k else k[h][est_keys]
+        # (the rounding floor is left out of the budget: far below any eps worth pruning for, and a row whose
+        # budget it exhausts is computed densely by the screen)
+        if not _screen_estimate(qh * P.scale, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=P.n_k) <= 7 * max_work:
             return _dense_result(P, eps, check, 2)
     return _screened_all(P, eps, check, {h: _ScreenHead(P, (q[h], k[h], v[h]), h) for h in hs})
 
