@@ -120,9 +120,12 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     if kern is None:  # pragma: no cover - numba is a dependency
         return _build_reference(k, y, leaf)
     n, d = k.shape
+    k = np.ascontiguousarray(k)
     perm, f_st, f_ct, f_par, ptr = kern.split_levels(np.ascontiguousarray(y), leaf, max(2, leaf // 16))
-    kp = np.ascontiguousarray(k[perm])
-    cen, rad, lo, hi, rep, kmax = kern.geometry(k, kp, perm, f_st, f_ct, f_par, ptr)
+    tot = len(f_st)
+    kp, cen, rad = np.empty((n, d)), np.zeros((tot, d)), np.zeros(tot)
+    lo, hi, rep = np.empty((tot, d)), np.empty((tot, d)), np.empty(tot, dtype=np.int64)
+    kmax = kern.geometry(k, perm, f_st, f_ct, f_par, ptr, kp, cen, rad, lo, hi, rep)
     _check_finite(cen, rad)
     lv = [slice(ptr[i], ptr[i + 1]) for i in range(len(ptr) - 1)]
     parents = [np.zeros(0, dtype=np.int64)] + [f_par[s] for s in lv[1:]]
