@@ -197,3 +197,21 @@ def test_key_padding_with_prebuilt_tree_keeps_few_keys():
     # as with the unmasked keys (no row more goes dense), a quarter of the keys fewer per query
     assert r.counters["dense_fallback_rows"] <= r0.counters["dense_fallback_rows"]
     assert np.median(r.support) < np.median(r0.support)
+
+
+@pytest.mark.parametrize("extra", ["pad", "bias"])
+def test_rows_the_walk_gives_up_are_screened_with_a_padding_mask(extra):
+    # i.i.d. keys defeat the block bounds; with screen=True the flagged rows are screened, also under a
+    # key-padding mask (the screen's unmasked path); a query-dependent bias would take the screen's slow
+    # masked path, so those rows go dense
+    rng = np.random.default_rng(4)
+    n = 6000
+    k, v = rng.normal(size=(n, 16)), rng.normal(size=(n, 3))
+    q = 8 * rng.normal(size=(40, 16))
+    kw = {"mask": np.arange(n) % 3 != 0} if extra == "pad" else {"bias": 0.1 * rng.normal(size=(40, n))}
+    r = region_sparse(q, k, v, eps=1e-3, screen=True, check=True, **kw)
+    _errors(r, q, k, v, **kw)
+    if extra == "pad":
+        assert r.counters["screened_rows"] > 20 and r.counters["dense_fallback_rows"] < 5
+    else:
+        assert r.counters.get("screened_rows", 0) == 0

@@ -509,10 +509,11 @@ def _screen_flagged(H: _Head, eps, out, bound, support, kept, threshold=True, ro
     place; returns ``(rows screened, kept, float64 evals)``.  Rows the screen cannot certify keep an infinite
     bound (the caller computes them densely).
     """
+    from .screen import screen_rows, unmasked_path
+
     flagged = np.flatnonzero(~np.isfinite(bound))
-    if len(flagged) == 0 or H.extra is not None:
+    if len(flagged) == 0 or not unmasked_path(H):  # (the screen's masked path would cost more than dense)
         return 0, kept, 0
-    from .screen import screen_rows
 
     qrows = flagged if rows is None else np.asarray(rows)[flagged]
     o, b, sp, kp, ev = screen_rows(H, eps, qrows, threshold=threshold, cap=_SCREEN_CAP(H.n_k))

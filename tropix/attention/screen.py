@@ -390,8 +390,10 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     """Screened evaluation of the queries ``rows`` of one head: ``(out, bound, support, kept, evals)``.
 
     ``H`` provides ``qs`` (scaled queries), ``k``, ``v``, ``vn``, ``vmax``, ``qn``, ``kmax``, ``rho``,
-    ``extra`` (or None), ``n_k``, ``d``.  Rows that cannot be screened (more than ``cap`` candidates,
-    default ``max(n_k // 4, 64)``), or whose candidates among the first block of keys extrapolate to more
+    ``extra`` (or None), ``n_k``, ``d``.  A key-padding mask (or keys hidden by a causal mask from every
+    query) is screened on the head of the visible keys (:func:`_visible_keys_only`).  Rows that cannot be
+    screened (more than ``cap`` candidates, default ``max(n_k // 4, 64)``), or whose candidates among the
+    first block of keys extrapolate to more
     than ``abort * n_k / KEY_COST`` (rescoring them would cost more than a dense row: they stop being
     screened after the first block), get an infinite bound: the caller recomputes them densely.
     Queries are screened in chunks of ``qchunk`` (default: ``qchunk * n_k <= 2**22``): one ``sgemm`` gives
@@ -400,6 +402,15 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     ``width`` is the band width of the left-out mass bound.
     ``evals`` counts the float64 score evaluations (the float32 screen scores every key once).
     """
+    G, idx = _visible_keys_only(H)
+    out, bound, support, kept, evals = _screen_rows(G, eps, rows, threshold=threshold, cap=cap, qchunk=qchunk,
+                                                    kblock=kblock, width=width, share=share,
+                                                    use_kernel=use_kernel, abort=abort, precision=precision)
+    return out, bound, support, _kept_in(kept, idx), evals
+
+
+def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, use_kernel, abort, precision):
+    """:func:`screen_rows` on a head whose extra term, if any, is not a key-padding mask."""
     rows = np.asarray(rows, dtype=np.int64)
     nr, n = len(rows), H.n_k
     cap = min(max(n // 4, 64) if cap is None else int(cap), n)
@@ -571,23 +582,36 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
     return out, bound, support, kept, evals
 
 
-def _visible_keys_only(H):
-    """A head whose only extra term is a key-padding mask (the same masked keys for every query, no bias, not
-    causal), as the head of its visible keys without an extra term, and those keys' indices; a causal head
-    with more keys than queries as the head of its first ``n_q`` keys (the others are hidden from every
-    query), indices unchanged; else ``(H, None)``.  The screen then takes its fast path (the fused kernel, the key-ordered rescoring).  Norms and
-    the rounding bound ``rho`` stay those of the whole head (``vmax`` the largest of all values, ``rho``
-    computed for all keys: an upper bound for fewer), so the tolerance means what it does without the mask."""
+def _padding(H):
+    """The visible keys (boolean) of a head whose only extra term is a key-padding mask (the same keys masked
+    for every query, no bias, not causal), else None."""
     ko = H.key_only
+    if H.extra is None or ko is None or H.causal:
+        return None
+    vis = ko > -np.inf
+    return None if np.any(ko[vis] != 0) else vis  # (a finite nonzero entry: a key-only bias, not a mask)
+
+
+def unmasked_path(H) -> bool:
+    """Whether the screen of head ``H`` runs on its unmasked (fused) path: no extra term, a key-padding mask
+    (:func:`_visible_keys_only`) or a causal term alone; other masks and biases take the slower masked path."""
+    return H.extra is None or getattr(H, "causal_only", False) or _padding(H) is not None
+
+
+def _visible_keys_only(H):
+    """A head whose only extra term is a key-padding mask (:func:`_padding`) as the head of its visible keys
+    without an extra term, and those keys' indices; a causal head with more keys than queries as the head of
+    its first ``n_q`` keys (the others are hidden from every query), indices unchanged; else ``(H, None)``.
+    The screen then takes its fast path (the fused kernel, the key-ordered rescoring).  Norms and the
+    rounding bound ``rho`` stay those of the whole head (``vmax`` the largest of all values, ``rho`` computed
+    for all keys: an upper bound for fewer), so the tolerance means what it does without the mask."""
     if getattr(H, "causal_only", False) and H.n_k > H.n_q:  # keys past the last query are hidden from all
         G = copy.copy(H)
         G.k, G.v, G.vn = H.k[:H.n_q], H.v[:H.n_q], H.vn[:H.n_q]
         G.n_k = H.n_q
         return G, None
-    if H.extra is None or ko is None or H.causal:
-        return H, None
-    vis = ko > -np.inf
-    if np.any(ko[vis] != 0):  # a key-only bias: not a pure mask
+    vis = _padding(H)
+    if vis is None:
         return H, None
     idx = np.flatnonzero(vis)
     G = copy.copy(H)
