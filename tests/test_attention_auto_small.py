@@ -160,8 +160,12 @@ def test_core_sizes_kernel_matches_numpy(seed, r, n, nb, spread, e, thr, jc):
     if seed % 3 == 0:
         B[:, : n // 2] = B[:, :1]  # ties with the minimum
     jc = min(jc, nb - 1)
-    core, coll = AM._core_sizes_numpy(B, nb, 0.25, e, thr, jc)
+    core, coll = AM._core_sizes_numpy(B, nb, 0.25, np.full(r, e), thr, np.full(r, jc))
     kcore, kcoll = AM._core_sizes(B, nb, 0.25, e, thr, jc)
+    ev = e * rng.random(r)  # per-row errors and collection bands
+    jv = rng.integers(0, nb, r)
+    assert all(np.array_equal(a, b) for a, b in zip(AM._core_sizes_numpy(B, nb, 0.25, ev, thr, jv),
+                                                     AM._core_sizes(B, nb, 0.25, ev, thr, jv)))
     assert np.array_equal(core, kcore) and np.array_equal(coll, kcoll)
     # brute force from the definition: bands below each row's minimum, the far ones in the last band
     D = np.minimum(np.floor(B - B.min(axis=1)[:, None]), nb - 1).astype(int)

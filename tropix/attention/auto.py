@@ -115,7 +115,10 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
 
 
 PROBE_QUERIES = 8
-"""Sampled queries whose exact scores against every key predict the cost of screening (decisions 2 and 5)."""
+"""Sampled queries whose exact scores predict the cost of screening (decisions 2 and 5); twice as many above
+``2 * SCREEN_KBLOCK`` keys (dense attention is then expensive enough for a closer look)."""
+SCREEN_KBLOCK = 4096
+"""The key block of :func:`tropix.attention.screen.screen_rows` (its default ``kblock``)."""
 GIVEUP_COST = 1.3
 """A query the screen gives up on (too many candidates) costs about this many dense rows (its screen, then
 a dense row; measured 1.3-1.6 on flat scores at 2048-4096 keys)."""
@@ -149,27 +152,32 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
 
     (r, d), ns = qs.shape, k.shape[0]
     n = ns if n_k is None else n_k  # (k may be a sample of the n_k keys: its counts stand for n_k / ns each)
-    qmax = float(_rownorm(qs).max(initial=0.0))
+    qn = _rownorm(qs)
+    qmax = float(qn.max(initial=0.0))
     if not vmax > 0 or not qmax * kmax <= _F32_LIMIT:
         return np.inf
     beta = float(pruning_budget(eps, float(np.max(rho)) / vmax))  # the smallest budget of the rows
     if not beta > 0:
         return np.inf
-    e = float(screen_error(qmax, kmax, kmax, qmax, d))  # the largest screening error of the rows
+    e = screen_error(qn, kmax, kmax, qmax, d)  # the screening error of each row
     if n >= BF16_MIN_KEYS and n_rows >= BF16_MIN_ROWS:
         from . import _bf16
 
         if _bf16.available():
-            eb = float(_bf16.error_bound(np.array([qmax]), kmax, d)[0])
-            if eb <= BF16_MAX_ERROR:
+            eb = _bf16.error_bound(qn, kmax, d)
+            if float(eb.max(initial=0.0)) <= BF16_MAX_ERROR:
                 e = eb
+    e = np.ascontiguousarray(e, dtype=np.float64)
     tau = math.log(8.0 * n / beta) + 2 * e  # the widest margin of the screen
-    tau0 = min(tau, math.log(FLOOR_KEYS / beta) + FIRST_EXTRA + 2 * e)  # its first collection margin
-    nb = int(min(math.ceil(tau / width) + 2, 4096))  # bands of width `width` below the maximum; the last
-    # one holds every key beyond the widest margin (the screen counts each at most at its weight)
+    # its collection margin: that of the first block, which is every key up to 2 * SCREEN_KBLOCK keys; beyond,
+    # the later blocks collect within a narrower margin (at least the floor) that the first block sets
+    floor = math.log(FLOOR_KEYS / beta) + 2 * e
+    tau0 = np.minimum(tau, floor + FIRST_EXTRA if n <= 2 * SCREEN_KBLOCK else floor)
+    nb = int(min(math.ceil(float(tau.max()) / width) + 2, 4096))  # bands of width `width` below the maximum;
+    # the last one holds every key beyond the widest margin (the screen counts each at most at its weight)
     # -s / width, in one GEMM (finite: |q| max|k| <= _F32_LIMIT); then per row its core and collected keys
     core, collected = _core_sizes((qs * (-1.0 / width)) @ k.T, nb, width, e, share * beta,
-                                  min(int(tau0 / width), nb - 1))
+                                  np.minimum((tau0 / width).astype(np.int64), nb - 1))
     per_row = np.where(collected * (n / ns) > max(n // 4, 64), GIVEUP_COST, KEY_COST * core / ns)
     return _screen_fixed_cost(n, d) + float(per_row.mean())
 
@@ -194,22 +202,23 @@ def _band_counts_numpy(B, nb):
 
 
 def _core_sizes_numpy(B, nb, width, e, thr, jc):
-    """Per row of ``B`` (scores divided by ``-width``): ``core``, the keys in the fewest bands ``0 .. j``
-    below the maximum (:func:`_band_counts_numpy`) such that the bands after ``j`` carry a mass bound
-    (a key of band ``b`` at most ``exp(-b width + e)``) of at most ``thr`` times the kept mass bound from
-    below (``exp(-(b + 1) width - e)`` a key, at least ``exp(-e)``); and ``collected``, the keys in the
-    bands ``0 .. jc``.  The reference of the compiled :func:`_core_sizes_loop`."""
+    """Per row ``i`` of ``B`` (scores divided by ``-width``): ``core``, the keys in the fewest bands
+    ``0 .. j`` below the maximum (:func:`_band_counts_numpy`) such that the bands after ``j`` carry a mass
+    bound (a key of band ``b`` at most ``exp(-b width + e_i)``) of at most ``thr`` times the kept mass bound
+    from below (``exp(-(b + 1) width - e_i)`` a key, at least ``exp(-e_i)``); and ``collected``, the keys in
+    the bands ``0 .. jc_i``.  The reference of the compiled :func:`_core_sizes_loop`."""
     cnt = _band_counts_numpy(B, nb)
     r = cnt.shape[0]
     b = np.arange(nb)
+    e = np.asarray(e, dtype=np.float64)[:, None]
     up = cnt * np.exp(-b * width + e)
     cu = np.cumsum(up, axis=1)
     left = cu[:, -1:] - cu  # mass bound of the bands after j (the loop's running difference)
-    kept = np.maximum(np.cumsum(cnt * np.exp(-(b + 1) * width - e), axis=1), math.exp(-e))
+    kept = np.maximum(np.cumsum(cnt * np.exp(-(b + 1) * width - e), axis=1), np.exp(-e))
     ok = left <= thr * kept
     ok[:, -1] = True
     ccnt = np.cumsum(cnt, axis=1)
-    return ccnt[np.arange(r), np.argmax(ok, axis=1)], ccnt[:, jc]
+    return ccnt[np.arange(r), np.argmax(ok, axis=1)], ccnt[np.arange(r), np.asarray(jc)]
 
 
 def _core_sizes_loop(B, nb, width, e, thr, jc, core, collected):
@@ -230,20 +239,21 @@ def _core_sizes_loop(B, nb, width, e, thr, jc, core, collected):
                 cnt[int(x)] += 1
             else:
                 cnt[nb - 1] += 1
+        ei = e[i]
         tot = 0.0
         for t in range(nb):
-            tot += cnt[t] * np.exp(-t * width + e)
+            tot += cnt[t] * np.exp(-t * width + ei)
         part = 0.0
         kept = 0.0
         cc = 0
         core[i] = -1
         for t in range(nb):
-            part += cnt[t] * np.exp(-t * width + e)
-            kept += cnt[t] * np.exp(-(t + 1) * width - e)
+            part += cnt[t] * np.exp(-t * width + ei)
+            kept += cnt[t] * np.exp(-(t + 1) * width - ei)
             cc += cnt[t]
-            if t == jc:
+            if t == jc[i]:
                 collected[i] = cc
-            if core[i] < 0 and (t == nb - 1 or tot - part <= thr * max(kept, np.exp(-e))):
+            if core[i] < 0 and (t == nb - 1 or tot - part <= thr * max(kept, np.exp(-ei))):
                 core[i] = cc
 
 
@@ -251,8 +261,8 @@ _core_kernel = None
 
 
 def _core_sizes(B, nb, width, e, thr, jc):
-    """:func:`_core_sizes_numpy`, by the compiled loop when numba is there (compiled or loaded from its cache
-    on first use)."""
+    """:func:`_core_sizes_numpy` (``e`` and ``jc`` per row, or one for all), by the compiled loop when numba
+    is there (compiled or loaded from its cache on first use)."""
     global _core_kernel
     if _core_kernel is None:
         try:
@@ -262,11 +272,14 @@ def _core_sizes(B, nb, width, e, thr, jc):
         else:
             _core_kernel = numba.njit(cache=True, nogil=True)(_core_sizes_loop)
     if not _core_kernel:  # pragma: no cover
-        return _core_sizes_numpy(B, nb, width, e, thr, jc)
+        r = B.shape[0]
+        return _core_sizes_numpy(B, nb, width, np.broadcast_to(e, (r,)), thr, np.broadcast_to(jc, (r,)))
     core = np.zeros(B.shape[0], dtype=np.int64)
     collected = np.zeros(B.shape[0], dtype=np.int64)
-    _core_kernel(np.ascontiguousarray(B, dtype=np.float64), int(nb), float(width), float(e), float(thr), int(jc),
-                 core, collected)
+    r = B.shape[0]
+    _core_kernel(np.ascontiguousarray(B, dtype=np.float64), int(nb), float(width),
+                 np.ascontiguousarray(np.broadcast_to(e, (r,)), dtype=np.float64), float(thr),
+                 np.ascontiguousarray(np.broadcast_to(jc, (r,)), dtype=np.int64), core, collected)
     return core, collected
 
 
@@ -283,7 +296,7 @@ def _screen_or_dense(P, eps, check, max_work):
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
     k = np.asarray(to_numpy(P.k), dtype=np.float64)
     v = np.asarray(to_numpy(P.v), dtype=np.float64)
-    rows = _query_sample(P.n_q, PROBE_QUERIES)
+    rows = _query_sample(P.n_q, PROBE_QUERIES * (2 if P.n_k > 2 * SCREEN_KBLOCK else 1))
     hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
     one = not P.batch_shape
     est_keys = _key_sample(P.n_k, _estimate_keys(P.n_k))
