@@ -132,7 +132,7 @@ def test_samples_are_fixed_and_read_only():
 
 
 @given(seed=st.integers(0, 2**32 - 1), n_k=st.integers(1, 400), n_q=st.integers(1, 24), d=st.integers(1, 12),
-       qscale=st.sampled_from([0.01, 1.0, 10.0, 100.0]), eps=st.sampled_from([1e-6, 1e-3, 0.1, 0.9]),
+       qscale=st.sampled_from([0.01, 1.0, 10.0, 100.0]), eps=st.sampled_from([1e-6, 1e-3, 0.1, 0.9, 3.0]),
        max_work=st.sampled_from([0.1, 10.0]))
 @settings(max_examples=40, deadline=None)
 def test_bound_always_holds(seed, n_k, n_q, d, qscale, eps, max_work):

@@ -9,18 +9,20 @@
 2. few queries (``n_q < min_queries_for_tree``) and no prebuilt key tree (building one costs about as much
    as dense attention for a few hundred queries), or a prebuilt tree over fewer than ``4 * min_keys`` keys
    (the block walk's own sample would cost more than what follows, and pays less often): screening
-   (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head.  Their scores with a
-   sample of ``sample`` keys first: half the keys within the margin of step 3 (flat scores) means dense
-   (decision 2) at once.  Otherwise their exact float64 scores with every key (one small GEMM) predict what
-   the screen would do with each, exactly as its rules go (keys within its first collection margin, more
-   than a quarter of the keys: the query is given up and computed densely; else the core of top bands of
-   width 0.25 whose left-out mass bound fits its budget, with the screening error of the GEMM it would
-   use): a given-up query costs ``GIVEUP_COST`` dense rows, a screened one ``KEY_COST`` dense scores per
-   core key, plus the fixed cost of the screen (:func:`_screen_fixed_cost`, relatively larger for fewer
-   keys and smaller ``d``).  If this estimate is at most ``7 * max_work`` of dense in every head, every
-   query is screened (decision 5), else dense (decision 2).  Measured (256 queries, 4096 keys): the
-   estimate costs 2-5 % of dense attention and is within about 0.1 of the screen's measured cost
-   relative to dense; input with a mask, bias or causal term is not screened here (decision 2);
+   (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head (16 above 8192 keys).
+   Their scores with ``FLAT_KEYS`` = 128 sampled keys first: for the median of them half the keys within
+   the margin of step 3 (flat scores, the usual case of real heads) means dense (decision 2) at once.
+   Otherwise their exact float64 scores with a sample of ``max(1024, n_k / 8)`` keys predict what the
+   screen would do with each, by its own rules (keys within its collection margin, more than a quarter of
+   the keys: the query is given up and computed densely; else the core of top bands of width 0.25 whose
+   left-out mass bound fits its budget, with the query's screening error for the GEMM it would use; one
+   compiled pass per query): a given-up query costs ``GIVEUP_COST`` dense rows, a screened one
+   ``KEY_COST`` dense scores per core key, plus the fixed cost of the screen (:func:`_screen_fixed_cost`,
+   relatively larger for fewer keys and smaller ``d``).  If this estimate is at most ``7 * max_work`` of
+   dense in every head, every query is screened (decision 5), else dense (decision 2).  Measured on the
+   benchmark inputs (2048-16384 keys): the estimate is within about 0.1 of the screen's measured cost
+   relative to dense (the key sample errs towards dense), and costs 0.2 ms or so at 4096 keys.  Input
+   with a mask, bias or causal term is not screened here (decision 2);
 3. (many queries, no prebuilt tree) a sample of ``sample`` keys estimates, for a sample of ``sample``
    queries, the fraction of keys within the margin ``τ = log(n_k / β)`` of the sampled maximum (an
    over-estimate of the τ-active fraction, since the sampled maximum is at most the true one); if the median
@@ -117,6 +119,9 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
 PROBE_QUERIES = 8
 """Sampled queries whose exact scores predict the cost of screening (decisions 2 and 5); twice as many above
 ``2 * SCREEN_KBLOCK`` keys (dense attention is then expensive enough for a closer look)."""
+FLAT_KEYS = 128
+"""Keys sampled to tell flat scores (for the median sampled query, half of them within the margin
+``log(n_k / β)`` of their maximum: dense at once, without the estimate)."""
 SCREEN_KBLOCK = 4096
 """The key block of :func:`tropix.attention.screen.screen_rows` (its default ``kblock``)."""
 GIVEUP_COST = 1.3
@@ -152,26 +157,29 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
 
     (r, d), ns = qs.shape, k.shape[0]
     n = ns if n_k is None else n_k  # (k may be a sample of the n_k keys: its counts stand for n_k / ns each)
-    qn = _rownorm(qs)
+    qn = np.sqrt(np.einsum("ij,ij->i", qs, qs))  # (an estimate: no care for under/overflowing squares)
     qmax = float(qn.max(initial=0.0))
     if not vmax > 0 or not qmax * kmax <= _F32_LIMIT:
         return np.inf
-    beta = float(pruning_budget(eps, float(np.max(rho)) / vmax))  # the smallest budget of the rows
+    ee = max(float(eps) - float(np.max(rho)) / vmax, 0.0) * (1 - 1e-9)  # (pruning_budget, for a scalar)
+    beta = ee / max(2.0 - ee, 1e-300)  # the smallest budget of the rows
     if not beta > 0:
         return np.inf
-    e = screen_error(qn, kmax, kmax, qmax, d)  # the screening error of each row
+    e = None  # the screening error of each row, of the GEMM the screen would use
     if n >= BF16_MIN_KEYS and n_rows >= BF16_MIN_ROWS:
         from . import _bf16
 
         if _bf16.available():
-            eb = _bf16.error_bound(qn, kmax, d)
-            if float(eb.max(initial=0.0)) <= BF16_MAX_ERROR:
-                e = eb
+            e = _bf16.error_bound(qn, kmax, d)
+            if not float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
+                e = None
+    if e is None:
+        e = screen_error(qn, kmax, kmax, qmax, d)
     e = np.ascontiguousarray(e, dtype=np.float64)
-    tau = math.log(8.0 * n / beta) + 2 * e  # the widest margin of the screen
+    tau = max(math.log(8.0 * n / beta), 0.0) + 2 * e  # the widest margin of the screen (clamped as there)
     # its collection margin: that of the first block, which is every key up to 2 * SCREEN_KBLOCK keys; beyond,
     # the later blocks collect within a narrower margin (at least the floor) that the first block sets
-    floor = math.log(FLOOR_KEYS / beta) + 2 * e
+    floor = max(math.log(FLOOR_KEYS / beta), 0.0) + 2 * e
     tau0 = np.minimum(tau, floor + FIRST_EXTRA if n <= 2 * SCREEN_KBLOCK else floor)
     nb = int(min(math.ceil(float(tau.max()) / width) + 2, 4096))  # bands of width `width` below the maximum;
     # the last one holds every key beyond the widest margin (the screen counts each at most at its weight)
@@ -285,10 +293,10 @@ def _core_sizes(B, nb, width, e, thr, jc):
 
 def _screen_or_dense(P, eps, check, max_work):
     """Without a key tree and with few queries: screen every query (decision 5) if it pays, else dense
-    (decision 2).  The exact float64 scores of ``PROBE_QUERIES`` sampled queries per head with a sample of
-    :func:`_estimate_keys` keys predict the cost of screening (:func:`_screen_estimate`; flat scores: every
-    sampled query given up); screened if it is at most ``7 * max_work`` of dense attention in every head.
-    Only for input without mask, bias or causal term."""
+    (decision 2).  ``PROBE_QUERIES`` sampled queries per head: their scores with ``FLAT_KEYS`` sampled keys
+    tell flat scores (dense at once), then their exact float64 scores with a sample of :func:`_estimate_keys`
+    keys predict the cost of screening (:func:`_screen_estimate`); screened if it is at most
+    ``7 * max_work`` of dense attention in every head.  Only for input without mask, bias or causal term."""
     from .screen import _ScreenHead
 
     if P.mask is not None or P.bias is not None or P.causal:
@@ -300,14 +308,24 @@ def _screen_or_dense(P, eps, check, max_work):
     hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
     one = not P.batch_shape
     est_keys = _key_sample(P.n_k, _estimate_keys(P.n_k))
-    for h in hs:
-        qh = q[h][rows]
+    flat_keys = _key_sample(P.n_k, FLAT_KEYS)
+    ee = eps * (1 - 1e-9)
+    tau = math.log(P.n_k * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
+    qsr = [q[h][rows] * P.scale for h in hs]
+    for h, qs in zip(hs, qsr):
+        # flat scores (the usual case of real heads: every sampled query given up by the screen) are told from
+        # FLAT_KEYS keys first, at a fraction of the cost of the estimate
+        S = qs @ k[h][flat_keys].T
+        near = np.count_nonzero(S >= S.max(axis=1, keepdims=True) - tau, axis=1)
+        if np.sort(near)[len(near) // 2] > 0.5 * len(flat_keys):
+            return _dense_result(P, eps, check, 2)
+    for h, qs in zip(hs, qsr):
         kmax = float((P.knorm if one and P.knorm is not None else _rownorm(k[h])).max())
         vmax = float((P.vnorm if one and P.vnorm is not None else _rownorm(v[h])).max())
         ks = k[h] if len(est_keys) == P.n_k else k[h][est_keys]
         # (the rounding floor is left out of the budget: far below any eps worth pruning for, and a row whose
         # budget it exhausts is computed densely by the screen)
-        if not _screen_estimate(qh * P.scale, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=P.n_k) <= 7 * max_work:
+        if not _screen_estimate(qs, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=P.n_k) <= 7 * max_work:
             return _dense_result(P, eps, check, 2)
     return _screened_all(P, eps, check, {h: _ScreenHead(P, (q[h], k[h], v[h]), h) for h in hs})
 
@@ -512,7 +530,8 @@ def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
     out = _dense(P)
     rb, vmax = _dense_bound(P)
     sup = visible_counts(P)
-    rb = np.where(sup > 0, rb, 0.0)
+    if P.mask is not None or P.bias is not None:  # (otherwise every query sees a key)
+        rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1
     counters = {"score_evals": nh * P.n_q * P.n_k, "bound_evals": 0, "dense_fallback_rows": 0, "decision": code}
     res = AttentionResult(out, rb, eps, vmax, sup, "dense", counters, (), rb)
