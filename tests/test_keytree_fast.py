@@ -213,3 +213,28 @@ def test_attention_with_the_compiled_tree_is_certified(kind):
         # the same tree gives the same pruning as the NumPy build's
         r0 = fn(q, k, v, eps=1e-3, tree=ref_tree)
         assert np.array_equal(np.asarray(r.support), np.asarray(r0.support))
+
+
+@pytest.mark.parametrize("case", ["normal", "huge", "tiny", "equal", "nan", "overflow"])
+def test_blocked_preprocessing_of_large_key_sets(monkeypatch, case):
+    """Large key sets are centred and rotated in blocks (scaled at the end); forced on for small inputs it gives
+    the coordinates of the plain path (up to rounding) and the same errors."""
+    rng = np.random.default_rng(5)
+    k = {"normal": _clustered(9000, 12, rng), "huge": 1e160 * rng.normal(size=(5000, 7)),
+         "tiny": 1e-160 * rng.normal(size=(5000, 7)), "equal": np.full((5000, 3), -2.5),
+         "nan": rng.normal(size=(5000, 4)), "overflow": np.full((5000, 2), 1e305)}[case]
+    if case == "nan":
+        k[4321, 1] = np.nan
+    if case in ("nan", "overflow"):
+        monkeypatch.setattr(kt, "_BLOCKED", 0)
+        with pytest.raises(NaNError if case == "nan" else FloatOverflowError):
+            build_key_tree(k)
+        return
+    y0 = kt._prepare(k, 64)[1]
+    monkeypatch.setattr(kt, "_BLOCKED", 0)
+    y1 = kt._prepare(k, 64)[1]
+    # principal axes are defined up to sign: compare column by column up to a sign
+    sign = np.where(np.sum(y0 * y1, axis=0) < 0, -1.0, 1.0)
+    np.testing.assert_allclose(y1 * sign, y0, rtol=1e-9, atol=1e-9 * max(np.abs(y0).max(), 1e-300))
+    t = build_key_tree(k, leaf=64)
+    check_invariants(t, k, 64, exact=False)

@@ -159,6 +159,9 @@ def _check_finite(centers, radii):
         raise FloatOverflowError("build_key_tree: node centres or radii overflow float64 (keys near 1e308)")
 
 
+_BLOCKED = 1 << 21  # keys with more entries are centred and rotated in blocks (no n x d temporary)
+
+
 def _prepare(k, leaf):
     """Checked float64 keys, the rotated and rescaled coordinates the split rule works on, and the leaf size."""
     k = np.asarray(to_numpy(k), dtype=np.float64)
@@ -171,22 +174,47 @@ def _prepare(k, leaf):
     # the split structure is scale-invariant: work with y = k - mean scaled by a power of two to entries of
     # order 1 (keys of norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to
     # the segment offsets of the sort keys of the reference build).  Centres and radii are computed from k.
+    rotate = n > 1 and d > 1
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite keys are reported below
-        y = k - k.mean(axis=0)
-    mx = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
-    if not np.isfinite(mx):
+        mu = k.mean(axis=0)
+        if rotate and n * d > _BLOCKED:
+            # large: principal axes from a sample of the centred keys (scaled by a power of two: eigenvectors do
+            # not change), then k - mu formed and rotated in blocks of rows that stay in the cache (no n x d
+            # temporary), with max |k - mu| on the way; the rotated keys are scaled at the end (exact)
+            sample = (k if n <= 4096 else k[np.random.default_rng(0).choice(n, 4096, replace=False)]) - mu
+            sm = max(float(sample.max()), -float(sample.min()))
+            w = np.ones((d, 1))
+            if np.isfinite(sm):
+                sample = np.ldexp(sample, -int(np.frexp(sm)[1]))
+                w = np.ascontiguousarray(np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :16])
+            y = np.empty((n, w.shape[1]))
+            mx = 0.0
+            for i in range(0, n, 4096):
+                yb = k[i:i + 4096] - mu
+                bm = max(float(yb.max()), -float(yb.min()))  # NaN if yb has a NaN
+                if not np.isfinite(bm):
+                    mx = bm
+                    break
+                mx = max(mx, bm)
+                np.matmul(yb, w, out=y[i:i + 4096])
+            ex = int(np.frexp(mx)[1]) if np.isfinite(mx) else 0
+            y = np.ldexp(y, -ex, out=y)
+        else:
+            y = k - mu
+            mx = max(float(y.max()), -float(y.min()))
+            ex = int(np.frexp(mx)[1]) if np.isfinite(mx) else 0
+            if rotate and np.isfinite(mx):
+                sample = y if n <= 4096 else y[np.random.default_rng(0).choice(n, 4096, replace=False)]
+                sample = np.ldexp(sample, -ex)
+                _, vecs = np.linalg.eigh(sample.T @ sample)
+                # scaling the rotation by 2^-ex instead of y: the same products (exact powers of two)
+                y = y @ np.ldexp(vecs[:, ::-1][:, : min(d, 16)], -ex)
+            else:
+                y = np.ldexp(y, -ex)
+    if not np.isfinite(mx):  # (max / min propagate NaN)
         if not np.all(np.isfinite(k)):
             raise NaNError("build_key_tree: keys contain NaN or inf")
         raise FloatOverflowError("build_key_tree: the keys' mean or spread overflows float64 (|k| near 1e308)")
-    ex = int(np.frexp(mx)[1])
-    if n > 1 and d > 1:
-        sample = y if n <= 4096 else y[np.random.default_rng(0).choice(n, 4096, replace=False)]
-        sample = np.ldexp(sample, -ex)
-        _, vecs = np.linalg.eigh(sample.T @ sample)
-        # scaling the rotation by 2^-ex instead of y: the same products (exact powers of two), one pass less
-        y = y @ np.ldexp(vecs[:, ::-1][:, : min(d, 16)], -ex)
-    else:
-        y = np.ldexp(y, -ex)
     return k, y, leaf
 
 
