@@ -514,16 +514,24 @@ class _Fallback(Exception):
 
 
 def _dense_bound(P: Prepared):
-    """:func:`~tropix.attention.dense.dense_rounding_bound` (with the largest value norm), from the row norms
-    of ``k`` and ``v`` that validation computed when it did (one NumPy float64 head without bias: the same
-    bound, without reading ``k`` and ``v`` again)."""
-    if (P.knorm is None or P.vnorm is None or P.bias is not None or P.batch_shape
-            or not isinstance(P.q, np.ndarray) or P.q.dtype != np.float64 or P.v.dtype != np.float64):
+    """:func:`~tropix.attention.dense.dense_rounding_bound` (with the largest value norm) of one NumPy float64
+    head without bias, from the row norms of ``k`` and ``v`` that validation computed when it did (else
+    their largest squared norm, when it neither under- nor overflows: the same value as the largest of
+    :func:`~tropix.attention.dense._rownorm`); other input: that function itself."""
+    if (P.bias is not None or P.batch_shape or not isinstance(P.q, np.ndarray) or P.q.dtype != np.float64
+            or P.k.dtype != np.float64 or P.v.dtype != np.float64):
         return dense_rounding_bound(P, with_vmax=True)
-    kmax, vmax = float(P.knorm.max()), float(P.vnorm.max())
+    kmax, vmax = _max_norm(P.k, P.knorm), _max_norm(P.v, P.vnorm)
     rb = rounding_bound(_rownorm(P.q), kmax, 0.0, P.n_k, P.d, vmax, P.scale, np.float64, d_v=P.d_v,
                         out_dtype=np.float64)
     return rb, np.asarray(vmax)
+
+
+def _max_norm(x, norms):
+    if norms is not None:
+        return float(norms.max())
+    m = float(np.einsum("ij,ij->i", x, x).max())
+    return math.sqrt(m) if 1e-300 <= m <= 1e300 else float(_rownorm(x).max())
 
 
 def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
