@@ -182,3 +182,18 @@ def test_core_sizes_kernel_matches_numpy(seed, r, n, nb, spread, e, thr, jc):
         # the kernel's sums round differently from these: anything between the two strictness levels is right
         allowed = {int(cnt[i, : j + 1].sum()) for j in range(first_fit(1 + 1e-9), first_fit(1 - 1e-9) + 1)}
         assert int(core[i]) in allowed
+
+
+@pytest.mark.parametrize("n, kscale", [(1024, 1.0), (100, 1e-160), (100, 1e160), (50000, 1.0)])
+def test_dense_bound_is_dense_rounding_bound(n, kscale):
+    """The dense path's bound, from the validated norms or the largest squared norm, is exactly the bound of
+    :func:`dense_rounding_bound` (also where squared norms under- or overflow)."""
+    from tropix.attention._inputs import prepare
+    from tropix.attention.dense import dense_rounding_bound
+
+    rng = np.random.default_rng(n)
+    q, k, v = rng.normal(size=(9, 4)), kscale * rng.normal(size=(n, 4)), kscale * rng.normal(size=(n, 3))
+    P = prepare(q, k, v)
+    ref, vref = dense_rounding_bound(P, with_vmax=True)
+    rb, vmax = AM._dense_bound(P)
+    assert np.array_equal(ref, rb) and float(vref) == float(vmax)
