@@ -197,3 +197,17 @@ def test_dense_bound_is_dense_rounding_bound(n, kscale):
     ref, vref = dense_rounding_bound(P, with_vmax=True)
     rb, vmax = AM._dense_bound(P)
     assert np.array_equal(ref, rb) and float(vref) == float(vmax)
+
+
+def test_small_clusters_among_many_keys_are_not_taken_for_flat():
+    """16384 keys in clusters of 64, queries near the centres at temperature 0.25: a small key sample misses
+    a query's own cluster and sees only the flat scores of the others; auto must still screen (it did not
+    when 128 sampled keys decided flatness at every size)."""
+    rng = np.random.default_rng(11)
+    n, d = 16384, 64
+    C = rng.normal(size=(n // 64, d))
+    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, len(C), 256)] + 0.05 * rng.normal(size=(256, d))) / 0.25
+    v = rng.normal(size=(n, 16))
+    r = auto(q, k, v, eps=1e-3, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5

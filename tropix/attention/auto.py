@@ -10,8 +10,9 @@
    as dense attention for a few hundred queries), or a prebuilt tree over fewer than ``4 * min_keys`` keys
    (the block walk's own sample would cost more than what follows, and pays less often): screening
    (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head (16 above 8192 keys).
-   Their scores with ``FLAT_KEYS`` = 128 sampled keys first: for the median of them half the keys within
-   the margin of step 3 (flat scores, the usual case of real heads) means dense (decision 2) at once.
+   Up to 8192 keys, their scores with ``max(FLAT_KEYS, n_k / 32)`` sampled keys first (``FLAT_KEYS`` =
+   128): for the median of them half the keys within the margin of step 3 (flat scores, the usual case of
+   real heads) means dense (decision 2) at once.
    Otherwise their exact float64 scores with a sample of ``max(1024, n_k / 8)`` keys predict what the
    screen would do with each, by its own rules (keys within its collection margin, more than a quarter of
    the keys: the query is given up and computed densely; else the core of top bands of width 0.25 whose
@@ -120,8 +121,9 @@ PROBE_QUERIES = 8
 """Sampled queries whose exact scores predict the cost of screening (decisions 2 and 5); twice as many above
 ``2 * SCREEN_KBLOCK`` keys (dense attention is then expensive enough for a closer look)."""
 FLAT_KEYS = 128
-"""Keys sampled to tell flat scores (for the median sampled query, half of them within the margin
-``log(n_k / β)`` of their maximum: dense at once, without the estimate)."""
+"""Keys sampled (at least; ``n_k / 32`` if more) to tell flat scores up to ``2 * SCREEN_KBLOCK`` keys (for
+the median sampled query, half of them within the margin ``log(n_k / β)`` of their maximum: dense at once,
+without the estimate)."""
 SCREEN_KBLOCK = 4096
 """The key block of :func:`tropix.attention.screen.screen_rows` (its default ``kblock``)."""
 GIVEUP_COST = 1.3
@@ -308,13 +310,15 @@ def _screen_or_dense(P, eps, check, max_work):
     hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
     one = not P.batch_shape
     est_keys = _key_sample(P.n_k, _estimate_keys(P.n_k))
-    flat_keys = _key_sample(P.n_k, FLAT_KEYS)
     ee = eps * (1 - 1e-9)
     tau = math.log(P.n_k * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
     qsr = [q[h][rows] * P.scale for h in hs]
-    for h, qs in zip(hs, qsr):
-        # flat scores (the usual case of real heads: every sampled query given up by the screen) are told from
-        # FLAT_KEYS keys first, at a fraction of the cost of the estimate
+    # flat scores (the usual case of real heads: every sampled query given up by the screen) are told from a
+    # few keys first, at a fraction of the cost of the estimate; only up to 2 * SCREEN_KBLOCK keys, where
+    # that cost matters (beyond, the estimate costs a few percent of dense attention at most, and a sample
+    # of 1/32 of the keys misses the top cluster of a query too often: 64 keys of 16384, in 40 % of queries)
+    flat_keys = _key_sample(P.n_k, max(FLAT_KEYS, P.n_k // 32))
+    for h, qs in zip(hs, qsr if P.n_k <= 2 * SCREEN_KBLOCK else []):
         S = qs @ k[h][flat_keys].T
         near = np.count_nonzero(S >= S.max(axis=1, keepdims=True) - tau, axis=1)
         if np.sort(near)[len(near) // 2] > 0.5 * len(flat_keys):
