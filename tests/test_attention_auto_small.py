@@ -74,7 +74,7 @@ def test_mask_and_heads():
     rng = np.random.default_rng(5)
     q, k, v = _peaked(4096, 32, rng)
     mask = rng.random((256, 4096)) < 0.9
-    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)  # no screening with extra terms: dense
+    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)  # a query-dependent mask: the screen's slow path, dense
     assert r.method == "dense" and r.counters["decision"] == 2
     qb = np.stack([q, 0.01 * q])  # head 0 peaked, head 1 flat: the flat head decides (dense)
     kb, vb = np.stack([k, k]), np.stack([v, v])
@@ -211,3 +211,49 @@ def test_small_clusters_among_many_keys_are_not_taken_for_flat():
     v = rng.normal(size=(n, 16))
     r = auto(q, k, v, eps=1e-3, check=True)
     assert r.method == "screened" and r.counters["decision"] == 5
+
+
+def _check_bound(r, q, k, v, **kw):
+    ref = np.asarray(dense(q, k, v, **kw), dtype=np.float64)
+    err = np.linalg.norm(np.asarray(r.output, dtype=np.float64) - ref, axis=-1)
+    assert np.all(err <= r.bound + r.reference_slack)
+
+
+def test_key_padding_and_causal_inputs_are_screened():
+    # the screen keeps its unmasked path for a key-padding mask (per head) and for a causal term alone
+    rng = np.random.default_rng(8)
+    q, k, v = _peaked(4096, 32, rng)
+    pad = np.stack([np.arange(4096) < 3500, np.arange(4096) % 7 != 0])[:, None, :]
+    qb, kb, vb = np.stack([q, q[::-1]]), np.stack([k, k]), np.stack([v, v])
+    r = auto(qb, kb, vb, eps=1e-3, mask=pad, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5
+    _check_bound(r, qb, kb, vb, mask=pad)
+    qs, ks, vs = _peaked(4096, 32, rng, nq=4096)  # causal self-attention
+    r = auto(qs, ks, vs, eps=1e-3, causal=True, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5
+    _check_bound(r, qs, ks, vs, causal=True)
+
+
+def test_query_dependent_terms_never_take_the_generic_block_walk():
+    # with a prebuilt tree and many queries a bias (or a causal term with a flat head) goes to the screen's
+    # decision, never to region_sparse's generic path (several times dense)
+    from tropix.attention import build_key_tree
+
+    rng = np.random.default_rng(9)
+    C = rng.normal(size=(128, 16))
+    k = C[rng.integers(0, 128, 8192)] + 0.05 * rng.normal(size=(8192, 16))
+    q, v = 8 * k[rng.integers(0, 8192, 2048)], rng.normal(size=(8192, 4))
+    tree = build_key_tree(k)
+    bias = 0.1 * rng.normal(size=(2048, 8192))
+    r = auto(q, k, v, eps=1e-3, tree=tree, bias=bias, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 2
+    r = auto(q, k, v, eps=1e-3, tree=tree, mask=np.arange(8192) % 5 != 0, check=True)  # key-only: the walk
+    assert r.method == "region_sparse"
+
+
+def test_causal_counts_only_the_keys_up_to_the_last_query():
+    rng = np.random.default_rng(10)
+    q, k, v = _peaked(16384, 32, rng)  # 256 queries see the first 256 keys only
+    r = auto(q, k, v, eps=1e-3, causal=True, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 0
+    _check_bound(r, q, k, v, causal=True)

@@ -214,9 +214,9 @@ def bias_row_stats(P: Prepared):
     return cnt.reshape(b.shape[:-1]), absmax.reshape(b.shape[:-1])
 
 
-def visible_counts(P: Prepared) -> np.ndarray:
+def visible_counts(P: Prepared, bias_stats=None) -> np.ndarray:
     """Number of keys each query sees (``batch + (n_q,)`` int64): not masked, bias not ``-inf``, and with
-    ``causal`` at most ``i + 1``.
+    ``causal`` at most ``i + 1``.  ``bias_stats``: :func:`bias_row_stats` of ``P`` if already computed.
 
     Computed without the additive term itself: a causal-only input analytically, a mask alone by counting it
     along the keys, otherwise boolean blocks (one byte per pair instead of a float64 ``-inf`` term).
@@ -244,7 +244,7 @@ def visible_counts(P: Prepared) -> np.ndarray:
         cnt = np.count_nonzero(mask, axis=-1) * (P.n_k if mask.shape[-1] == 1 else 1)
         return np.broadcast_to(cnt, full).astype(np.int64)
     if mask is None and causal is None:
-        cnt = bias_row_stats(P)[0] * (P.n_k if bias.shape[-1] == 1 else 1)
+        cnt = (bias_row_stats(P) if bias_stats is None else bias_stats)[0] * (P.n_k if bias.shape[-1] == 1 else 1)
         return np.broadcast_to(cnt, full).astype(np.int64)
     out = np.zeros(full, dtype=np.int64)
     step = max(1, 2**22 // max(P.n_k, 1))

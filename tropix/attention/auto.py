@@ -4,11 +4,13 @@
 ``<= eps * max|v|``.  It takes the sparse path only when pruning is likely to pay:
 
 1. few keys (``n_k < min_keys``, 2048) or little work (``n_q n_k (d + d_v) < min_work`` multiply-adds per
-   head, 2^25, about 2.5 ms of dense attention: the statistics below would cost too large a part of it):
-   dense (decision 0);
+   head, 2^25, about 2.5 ms of dense attention: the statistics below would cost too large a part of it;
+   with a causal term ``n_k`` counts the keys up to the last query only): dense (decision 0);
 2. few queries (``n_q < min_queries_for_tree``) and no prebuilt key tree (building one costs about as much
    as dense attention for a few hundred queries), or a prebuilt tree over fewer than ``4 * min_keys`` keys
-   (the block walk's own sample would cost more than what follows, and pays less often): screening
+   (the block walk's own sample would cost more than what follows, and pays less often), or a causal or
+   query-dependent mask or bias whatever the queries and tree (the block walk would take its generic path,
+   3.6-8x dense measured): screening
    (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head (16 above 8192 keys).
    Up to 8192 keys, their scores with ``max(FLAT_KEYS, n_k / 32)`` sampled keys first (``FLAT_KEYS`` =
    128): for the median of them half the keys within the margin of step 3 (flat scores, the usual case of
@@ -22,8 +24,9 @@
    relatively larger for fewer keys and smaller ``d``).  If this estimate is at most ``7 * max_work`` of
    dense in every head, every query is screened (decision 5), else dense (decision 2).  Measured on the
    benchmark inputs (2048-16384 keys): the estimate is within about 0.1 of the screen's measured cost
-   relative to dense (the key sample errs towards dense), and costs 0.2 ms or so at 4096 keys.  Input
-   with a mask, bias or causal term is not screened here (decision 2);
+   relative to dense (the key sample errs towards dense), and costs 0.2 ms or so at 4096 keys.  A
+   key-padding mask (estimated on each head's visible keys) or a causal term alone is screened on the
+   screen's unmasked path; a bias or a query-dependent mask goes dense (decision 2);
 3. (many queries, no prebuilt tree) a sample of ``sample`` keys estimates, for a sample of ``sample``
    queries, the fraction of keys within the margin ``τ = log(n_k / β)`` of the sampled maximum (an
    over-estimate of the τ-active fraction, since the sampled maximum is at most the true one); if the median
@@ -31,7 +34,7 @@
 4. the region-sparse plan (block bounds, no exact scores yet) of a sample of 16 queries, then of all
    queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
    (planning and grouping cost about as much again): dense; else the plan is executed.
-   With the compiled kernel (NumPy float input, no mask/bias/causal) the sample of 16 queries is instead
+   With the compiled kernel (NumPy float input; no extra term or a key-only one) the sample of 16 queries is instead
    run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
    rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
    ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
@@ -55,7 +58,7 @@ from .._array import to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound
 from .dense import _dense, _rownorm, dense_rounding_bound
-from ._inputs import Prepared, check_eps, extra_numpy, prepare, visible_counts
+from ._inputs import Prepared, bias_row_stats, check_eps, extra_numpy, prepare, visible_counts
 from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
                             _RowKept, _run_per_head, _screen_flagged)
 from .result import AttentionResult
@@ -104,11 +107,13 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     eps = check_eps(eps, "auto")
     if tree is not None and len(P.batch_shape):
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
-    if eps == 0 or P.n_k < min_keys or P.n_q == 0 or P.n_q * P.n_k * (P.d + P.d_v) < min_work:
+    n_k = min(P.n_k, P.n_q) if P.causal else P.n_k  # (a causal mask hides the keys past the last query)
+    if eps == 0 or n_k < min_keys or P.n_q == 0 or P.n_q * n_k * (P.d + P.d_v) < min_work:
         return _dense_result(P, eps, check, 0)
-    if P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys):
+    if (P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys)) or not _key_only_extra(P):
         # (with a prebuilt tree but few keys, the block walk's sample costs more than the estimate of the
-        # screen, and it would not pay more often than the screen does)
+        # screen, and it would not pay more often than the screen does; with a causal or query-dependent
+        # term the block walk takes its generic path, slower than dense: 3.6-8x measured)
         return _screen_or_dense(P, eps, check, max_work)
     if tree is None:
         code = _sampled_support_check(P, eps, sample, max_support)
@@ -157,7 +162,7 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
     from .screen import (BF16_MAX_ERROR, BF16_MIN_KEYS, BF16_MIN_ROWS, FIRST_EXTRA, FLOOR_KEYS, KEY_COST,
                          _F32_LIMIT, screen_error)
 
-    (r, d), ns = qs.shape, k.shape[0]
+    d, ns = qs.shape[1], k.shape[0]
     n = ns if n_k is None else n_k  # (k may be a sample of the n_k keys: its counts stand for n_k / ns each)
     qn = np.sqrt(np.einsum("ij,ij->i", qs, qs))  # (an estimate: no care for under/overflowing squares)
     qmax = float(qn.max(initial=0.0))
@@ -298,10 +303,11 @@ def _screen_or_dense(P, eps, check, max_work):
     (decision 2).  ``PROBE_QUERIES`` sampled queries per head: their scores with ``FLAT_KEYS`` sampled keys
     tell flat scores (dense at once), then their exact float64 scores with a sample of :func:`_estimate_keys`
     keys predict the cost of screening (:func:`_screen_estimate`); screened if it is at most
-    ``7 * max_work`` of dense attention in every head.  Only for input without mask, bias or causal term."""
+    ``7 * max_work`` of dense attention in every head.  Only where the screen keeps its unmasked path (no
+    extra term, a key-padding mask, a causal term alone: :func:`_screen_unmasked`), else dense."""
     from .screen import _ScreenHead
 
-    if P.mask is not None or P.bias is not None or P.causal:
+    if not _screen_unmasked(P):  # the screen's masked path costs more than dense attention
         return _dense_result(P, eps, check, 2)
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
     k = np.asarray(to_numpy(P.k), dtype=np.float64)
@@ -309,29 +315,59 @@ def _screen_or_dense(P, eps, check, max_work):
     rows = _query_sample(P.n_q, PROBE_QUERIES * (2 if P.n_k > 2 * SCREEN_KBLOCK else 1))
     hs = list(np.ndindex(*P.batch_shape)) if P.batch_shape else [()]
     one = not P.batch_shape
-    est_keys = _key_sample(P.n_k, _estimate_keys(P.n_k))
-    ee = eps * (1 - 1e-9)
-    tau = math.log(P.n_k * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
     qsr = [q[h][rows] * P.scale for h in hs]
+    # the keys the screen looks at: with a key-padding mask the visible ones of each head (a causal term is
+    # estimated as if absent: each query sees fewer keys, dense attention costs about as much less)
+    kv = []
+    for h in hs:
+        ko = extra_numpy(P, h)[1] if P.mask is not None else None
+        kv.append(k[h] if ko is None else k[h][ko > -np.inf])
     # flat scores (the usual case of real heads: every sampled query given up by the screen) are told from a
     # few keys first, at a fraction of the cost of the estimate; only up to 2 * SCREEN_KBLOCK keys, where
     # that cost matters (beyond, the estimate costs a few percent of dense attention at most, and a sample
     # of 1/32 of the keys misses the top cluster of a query too often: 64 keys of 16384, in 40 % of queries)
-    flat_keys = _key_sample(P.n_k, max(FLAT_KEYS, P.n_k // 32))
-    for h, qs in zip(hs, qsr if P.n_k <= 2 * SCREEN_KBLOCK else []):
-        S = qs @ k[h][flat_keys].T
+    for qs, kh in zip(qsr, kv):
+        n_v = len(kh)
+        if not 0 < n_v <= 2 * SCREEN_KBLOCK:
+            continue
+        ee = eps * (1 - 1e-9)
+        tau = math.log(n_v * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
+        S = qs @ kh[_key_sample(n_v, max(FLAT_KEYS, n_v // 32))].T
         near = np.count_nonzero(S >= S.max(axis=1, keepdims=True) - tau, axis=1)
-        if np.sort(near)[len(near) // 2] > 0.5 * len(flat_keys):
+        if np.sort(near)[len(near) // 2] > 0.5 * S.shape[1]:
             return _dense_result(P, eps, check, 2)
-    for h, qs in zip(hs, qsr):
+    for h, qs, kh in zip(hs, qsr, kv):
+        n_v = len(kh)
+        if n_v == 0:  # every key masked: nothing to screen
+            continue
         kmax = float((P.knorm if one and P.knorm is not None else _rownorm(k[h])).max())
         vmax = float((P.vnorm if one and P.vnorm is not None else _rownorm(v[h])).max())
-        ks = k[h] if len(est_keys) == P.n_k else k[h][est_keys]
+        est_keys = _key_sample(n_v, _estimate_keys(n_v))
+        ks = kh if len(est_keys) == n_v else kh[est_keys]
         # (the rounding floor is left out of the budget: far below any eps worth pruning for, and a row whose
         # budget it exhausts is computed densely by the screen)
-        if not _screen_estimate(qs, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=P.n_k) <= 7 * max_work:
+        if not _screen_estimate(qs, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=n_v) <= 7 * max_work:
             return _dense_result(P, eps, check, 2)
     return _screened_all(P, eps, check, {h: _ScreenHead(P, (q[h], k[h], v[h]), h) for h in hs})
+
+
+def _query_dim(x, P) -> int:
+    """Length of the query axis of a mask or bias as it broadcasts against ``batch + (n_q, n_k)``."""
+    return int(x.shape[-2]) if x.ndim >= 2 else 1
+
+
+def _key_only_extra(P) -> bool:
+    """No extra term, or one that depends on the key only (a key-padding mask, a per-key bias): the compiled
+    block walk (:func:`~tropix.attention.region_sparse._fast_rows`) takes it."""
+    return not P.causal and all(x is None or _query_dim(x, P) == 1 for x in (P.mask, P.bias))
+
+
+def _screen_unmasked(P) -> bool:
+    """The screen takes its unmasked (fused) path for every head: no extra term, a key-padding mask (no bias),
+    or a causal term alone (:func:`tropix.attention.screen.unmasked_path`)."""
+    if P.bias is not None:
+        return False
+    return P.mask is None or (not P.causal and _query_dim(P.mask, P) == 1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -517,14 +553,14 @@ class _Fallback(Exception):
     pass
 
 
-def _dense_bound(P: Prepared):
+def _dense_bound(P: Prepared, bias_stats=None):
     """:func:`~tropix.attention.dense.dense_rounding_bound` (with the largest value norm) of one NumPy float64
     head without bias, from the row norms of ``k`` and ``v`` that validation computed when it did (else
     their largest squared norm, when it neither under- nor overflows: the same value as the largest of
     :func:`~tropix.attention.dense._rownorm`); other input: that function itself."""
     if (P.bias is not None or P.batch_shape or not isinstance(P.q, np.ndarray) or P.q.dtype != np.float64
             or P.k.dtype != np.float64 or P.v.dtype != np.float64):
-        return dense_rounding_bound(P, with_vmax=True)
+        return dense_rounding_bound(P, with_vmax=True, bias_stats=bias_stats)
     kmax, vmax = _max_norm(P.k, P.knorm), _max_norm(P.v, P.vnorm)
     rb = rounding_bound(_rownorm(P.q), kmax, 0.0, P.n_k, P.d, vmax, P.scale, np.float64, d_v=P.d_v,
                         out_dtype=np.float64)
@@ -540,8 +576,9 @@ def _max_norm(x, norms):
 
 def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
     out = _dense(P)
-    rb, vmax = _dense_bound(P)
-    sup = visible_counts(P)
+    stats = bias_row_stats(P) if P.bias is not None else None  # (one pass over the bias for both)
+    rb, vmax = _dense_bound(P, stats)
+    sup = visible_counts(P, stats)
     if P.mask is not None or P.bias is not None:  # (otherwise every query sees a key)
         rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1

@@ -179,10 +179,11 @@ def _rownorm(x: np.ndarray) -> np.ndarray:
     return n
 
 
-def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
+def dense_rounding_bound(P: Prepared, with_vmax: bool = False, bias_stats=None):
     """Per-row rounding bound (shape ``batch + (n_q,)``) of evaluating dense attention on ``P`` in floating point.
 
-    With ``with_vmax`` also returns the largest value norm per head.
+    With ``with_vmax`` also returns the largest value norm per head; ``bias_stats``: the
+    :func:`~tropix.attention._inputs.bias_row_stats` of ``P`` if already computed.
     """
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
     qn = _rownorm(q)
@@ -191,7 +192,8 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False):
     kmax = np.max(kn, axis=-1)[..., None]
     vmax = np.max(vn, axis=-1)[..., None]
     if P.bias is not None:  # the largest |b| over the finite entries of each row (-inf masks a key)
-        extra = np.broadcast_to(bias_row_stats(P)[1], P.batch_shape + (P.n_q,))
+        extra = np.broadcast_to((bias_row_stats(P) if bias_stats is None else bias_stats)[1],
+                                P.batch_shape + (P.n_q,))
     else:
         extra = 0.0
     npdt = _np_dtype(P.q.dtype)  # the scores' precision (q k^T); the output is accumulated in q, k, v promoted
