@@ -79,3 +79,29 @@ def test_verify_sees_errors_whose_squares_underflow():
     err = AttentionResult(out, np.full(2, 2e-170), 1e-3, np.ones(()), np.ones(2, dtype=np.int64), "dense", {}, (),
                           np.zeros(2)).verify(ref)
     assert err[1] == pytest.approx(1e-170, rel=1e-15) and err[0] == 0.0
+
+
+def test_validation_fingerprint_equals_key_hash_and_the_tree_checks_it():
+    # the fingerprint validation computes on the way equals key_hash (integer sums: any order), and a
+    # prebuilt tree accepts exactly the keys it was built from
+    from tropix.attention import build_key_tree, region_sparse
+    from tropix.attention._inputs import key_hash
+    from tropix.errors import ShapeError
+
+    q, k, v = _data(2)
+    k[5, 3] = -0.0
+    k[7] = 1e-300
+    P = prepare(q, k, v)
+    assert P.khash is not None and P.khash == key_hash(k) == key_hash(k.copy())
+    tree = build_key_tree(k)
+    assert tree.fingerprint == P.khash and tree.matches(k) and tree.matches(k, P.khash)
+    r = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r.bound.shape == (8,)
+    k2 = k.copy()
+    k2[100, 0] = np.nextafter(k2[100, 0], np.inf)  # one bit
+    assert key_hash(k2) != P.khash and not tree.matches(k2)
+    with pytest.raises(ShapeError, match="fingerprint"):
+        region_sparse(q, k2, v, eps=1e-3, tree=tree)
+    k3 = k.copy()
+    k3[[3, 4]] = k3[[4, 3]]  # two keys swapped
+    assert not tree.matches(k3)

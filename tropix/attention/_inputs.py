@@ -14,6 +14,7 @@ Conventions (the same for every method in :mod:`tropix.attention`):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
 from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
-__all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy", "visible_counts"]
+__all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy", "visible_counts", "key_hash"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Prepared:
     d_v: int
     knorm: Any = None  # row norms of k and v (NumPy float64), when validation computed them on the way
     vnorm: Any = None
+    khash: Any = None  # key_hash(k), when validation computed it on the way
 
 
 def _to_float(x, xp, name):
@@ -98,12 +100,19 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     if d == 0:
         raise EmptyInputError(f"{fname}: head dimension is 0")
     norms = {}
+    khash = None
     for name, x in (("q", q), ("k", k), ("v", v)):
         if name != "q" and _fused_norms(x):
-            # large single-head NumPy keys / values: validation and row norms in one pass
+            # large single-head NumPy keys / values: validation and row norms in one pass (for the keys also
+            # their fingerprint, which a prebuilt key tree checks)
             from ._kernels_numba import rownorms_finite
             norms[name] = np.empty(x.shape[0])
-            ok = rownorms_finite(x, norms[name])
+            if name == "k":
+                h = np.zeros(1, dtype=np.uint64)
+                ok = rownorms_finite(x, norms[name], x.view(np.uint64), hash_consts(d), h)
+                khash = _finish_hash(h[0], x.shape)
+            else:
+                ok = rownorms_finite(x, norms[name])
         else:
             ok = not (x.ndim and math.prod(_shape(x)) and not bool(xp.all(xp.isfinite(x))))
         if not ok:
@@ -137,7 +146,44 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"))
+                    norms.get("k"), norms.get("v"), khash)
+
+
+@functools.lru_cache(maxsize=64)
+def hash_consts(d: int) -> np.ndarray:
+    """The odd 64-bit constants of the key fingerprint (:func:`key_hash`), one per dimension."""
+    c = (np.arange(d, dtype=np.uint64) * np.uint64(2) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    c.setflags(write=False)
+    return c
+
+
+def _finish_hash(h, shape) -> int:
+    return int(h) ^ (int(shape[0]) << 20) ^ int(shape[1])
+
+
+def key_hash(k) -> int:
+    """Fingerprint of a ``(n, d)`` float64 key matrix: ``sum_i (2 i + 1) sum_t bits(k[i, t]) c_t`` modulo 2^64
+    (``c`` odd constants), mixed with ``n`` and ``d``.  Integer arithmetic: exact, the same value from the
+    compiled pass of :func:`prepare` (validation) and from this function, whatever the order of the sums; keys
+    that differ in any bit give another value except for a chance of about 2^-64.
+
+    Examples
+    --------
+    >>> k = np.arange(6.0).reshape(3, 2)
+    >>> key_hash(k) == key_hash(k.copy()), key_hash(k) == key_hash(k[::-1])
+    (True, False)
+    """
+    k = np.ascontiguousarray(k, dtype=np.float64)
+    c = hash_consts(k.shape[1])
+    try:
+        from ._kernels_numba import key_hash as kernel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        with np.errstate(over="ignore"):
+            rows = (k.view(np.uint64) * c).sum(axis=1, dtype=np.uint64)
+            h = (rows * (np.arange(k.shape[0], dtype=np.uint64) * np.uint64(2) + np.uint64(1))).sum(dtype=np.uint64)
+    else:
+        h = kernel(k.view(np.uint64), c)
+    return _finish_hash(h, k.shape)
 
 
 def _fused_norms(x) -> bool:

@@ -294,10 +294,32 @@ def bias_rows(b, cnt, absmax):
         absmax[i] = hi
 
 
+@njit(cache=True, nogil=True)
+def _row_hash(b, i, c):
+    """The hash term of row ``i`` of the bits ``b``: ``(2 i + 1) sum_t b[i, t] c[t]`` modulo 2^64 (integer
+    arithmetic: the same value in any order of the sums, vectorised or not)."""
+    h = np.uint64(0)
+    for t in range(b.shape[1]):
+        h += b[i, t] * c[t]
+    return h * np.uint64(2 * i + 1)
+
+
+@njit(cache=True, nogil=True)
+def key_hash(b, c):
+    """``sum_i`` :func:`_row_hash` of the rows of the uint64 bits ``b`` (modulo 2^64): the keys' fingerprint of
+    :mod:`tropix.attention.keytree` (``c``: its odd constants, :func:`tropix.attention._inputs.hash_consts`)."""
+    h = np.uint64(0)
+    for i in range(b.shape[0]):
+        h += _row_hash(b, i, c)
+    return h
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def rownorms_finite(x, out):
+def rownorms_finite(x, out, b=None, c=None, h=None):
     """Euclidean norms of the rows of the 2-D float64 array ``x`` into ``out``, and whether every entry is
-    finite (one pass over ``x``, which validation and norms would otherwise read twice).
+    finite (one pass over ``x``, which validation and norms would otherwise read twice).  Given the bits
+    ``b = x.view(uint64)`` and hash constants ``c``, also the keys' fingerprint :func:`key_hash` into
+    ``h[0]`` (in the same pass: the key tree's check that it was built from these keys).
 
     An entry that is inf or NaN makes ``e * 0`` NaN, which the per-row check sees (the sums may be
     reassociated, NaN still propagates).  Rows whose sum of squares leaves ``[1e-300, 1e300]`` are computed
@@ -312,6 +334,8 @@ def rownorms_finite(x, out):
             e = row[t]
             s += e * e
             z += e * 0.0
+        if b is not None:
+            h[0] += _row_hash(b, i, c)
         if z != 0.0:  # NaN (an inf or NaN entry): never equal to 0
             finite = False
             out[i] = np.nan

@@ -16,13 +16,13 @@ methods to reuse it across calls over the same key bank.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._array import to_numpy
 from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
+from ._inputs import key_hash
 from .dense import _rownorm
 
 __all__ = ["KeyTree", "build_key_tree"]
@@ -46,8 +46,10 @@ class KeyTree:
         Per level, the original index of the key closest to each node center.
     kmax : float
         Largest key norm.
-    fingerprint, keys : ndarray
-        ``k @ probe`` (to recognise the keys) and the keys in tree order (read-only).
+    fingerprint : int
+        :func:`~tropix.attention._inputs.key_hash` of the keys (to recognise them).
+    keys : ndarray
+        The keys in tree order (read-only).
     """
 
     perm: np.ndarray
@@ -62,14 +64,15 @@ class KeyTree:
     kmax: float
     n: int
     leaf: int
-    fingerprint: np.ndarray = None
+    fingerprint: int = None
     keys: np.ndarray = None
 
-    def matches(self, k: np.ndarray) -> bool:
-        """Whether ``k`` (original order) are the keys this tree was built from (a cheap exact fingerprint)."""
+    def matches(self, k: np.ndarray, khash: int | None = None) -> bool:
+        """Whether ``k`` (original order) are the keys this tree was built from: their fingerprint
+        (:func:`tropix.attention._inputs.key_hash`; ``khash`` if already computed, e.g. by validation)."""
         if k.shape != (self.n, self.center[0].shape[1]):
             return False
-        return bool(np.array_equal(k @ _probe(k.shape[1]), self.fingerprint))
+        return (key_hash(k) if khash is None else khash) == self.fingerprint
 
     @property
     def depth(self) -> int:
@@ -129,7 +132,7 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
     _check_finite(cen, rad)
     lv = [slice(ptr[i], ptr[i + 1]) for i in range(len(ptr) - 1)]
     parents = [np.zeros(0, dtype=np.int64)] + [f_par[s] for s in lv[1:]]
-    fp = k @ _probe(d)
+    fp = key_hash(k)
     kp.setflags(write=False)
     return KeyTree(perm, [f_st[s] for s in lv], [f_ct[s] for s in lv], parents, [cen[s] for s in lv],
                    [rad[s] for s in lv], [lo[s] for s in lv], [hi[s] for s in lv], [rep[s] for s in lv],
@@ -316,19 +319,11 @@ def _build_reference(k, y, leaf):
         oo = np.lexsort((dd, par))
         reps[lvl] = crep[oo[np.searchsorted(par[oo], np.arange(npar))]]
     _check_finite(np.concatenate(centers), np.concatenate(radii))
-    fp = k @ _probe(d)
+    fp = key_hash(k)
     kp = np.ascontiguousarray(kpT.T)
     kp.setflags(write=False)
     return KeyTree(perm, starts_levels, counts_levels, parents, centers, radii, los, his, reps,
                    float(knorm.max()), n, leaf, fp, kp)
-
-
-@functools.lru_cache(maxsize=64)
-def _probe(d: int) -> np.ndarray:
-    """A fixed random direction of dimension ``d`` (the key fingerprint ``k @ probe``), made once per ``d``."""
-    p = np.random.default_rng(20231124).normal(size=d)
-    p.setflags(write=False)
-    return p
 
 
 def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: bool = False, centers: bool = False):

@@ -199,7 +199,8 @@ class _Head(_HeadData):
         if tree is not None:
             if tree.n != k.shape[0]:
                 raise ShapeError(f"the prebuilt key tree has {tree.n} keys, but k has {k.shape[0]}")
-            if not tree.matches(k):
+            one = hidx == () or P.batch_shape == ()  # (validation's fingerprint is that of this head)
+            if not tree.matches(k, P.khash if one else None):
                 raise ShapeError("the prebuilt key tree was built from other keys (its fingerprint does not match k)")
         self.tree = tree if tree is not None else build_key_tree(k, leaf)
         super().__init__(P, arrays, hidx, kmax=self.tree.kmax)
