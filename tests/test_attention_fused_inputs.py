@@ -105,3 +105,16 @@ def test_validation_fingerprint_equals_key_hash_and_the_tree_checks_it():
     k3 = k.copy()
     k3[[3, 4]] = k3[[4, 3]]  # two keys swapped
     assert not tree.matches(k3)
+
+
+def test_key_hash_numpy_formula_equals_the_kernel():
+    from tropix.attention._inputs import _finish_hash, hash_consts, key_hash
+
+    rng = np.random.default_rng(3)
+    for n, d in ((1, 1), (7, 3), (1000, 64), (333, 33)):
+        k = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-300, 300, size=(n, 1))
+        c = hash_consts(d)
+        with np.errstate(over="ignore"):
+            rows = (k.view(np.uint64) * c).sum(axis=1, dtype=np.uint64)
+            h = (rows * (np.arange(n, dtype=np.uint64) * np.uint64(2) + np.uint64(1))).sum(dtype=np.uint64)
+        assert _finish_hash(h, k.shape) == key_hash(k)
