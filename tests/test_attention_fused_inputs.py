@@ -91,7 +91,8 @@ def test_validation_fingerprint_equals_key_hash_and_the_tree_checks_it():
     q, k, v = _data(2)
     k[5, 3] = -0.0
     k[7] = 1e-300
-    P = prepare(q, k, v)
+    assert prepare(q, k, v).khash is None  # (only asked for with a prebuilt tree)
+    P = prepare(q, k, v, hash_keys=True)
     assert P.khash is not None and P.khash == key_hash(k) == key_hash(k.copy())
     tree = build_key_tree(k)
     assert tree.fingerprint == P.khash and tree.matches(k) and tree.matches(k, P.khash)

@@ -74,8 +74,12 @@ def _broadcasts_to(shape, full):
     return True
 
 
-def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention") -> Prepared:
-    """Check and convert the inputs of an attention call; raise a specific tropix error on bad input."""
+def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
+            hash_keys=False) -> Prepared:
+    """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
+
+    ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
+    pass (a prebuilt key tree checks it)."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -107,7 +111,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             # their fingerprint, which a prebuilt key tree checks)
             from ._kernels_numba import rownorms_finite
             norms[name] = np.empty(x.shape[0])
-            if name == "k":
+            if name == "k" and hash_keys:
                 h = np.zeros(1, dtype=np.uint64)
                 ok = rownorms_finite(x, norms[name], x.view(np.uint64), hash_consts(d), h)
                 khash = _finish_hash(h[0], x.shape)

@@ -103,7 +103,7 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     >>> r.method, int(r.counters["decision"])
     ('dense', 0)
     """
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto")
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto", hash_keys=tree is not None)
     eps = check_eps(eps, "auto")
     if tree is not None and len(P.batch_shape):
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")

@@ -148,7 +148,7 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     >>> sum(r2.counters[key] for key in coarse if int(key[5:].split("_")[0]) < Lf) > 0
     True
     """
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical")
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical", hash_keys=tree is not None)
     eps = check_eps(eps, "hierarchical")
     group = max(1, int(group))
     descent = "auto" if isinstance(descent, str) and descent == "auto" else bool(descent)

@@ -85,7 +85,7 @@ def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fa
     >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 200
     (True, True)
     """
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="region_sparse")
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="region_sparse", hash_keys=tree is not None)
     eps = check_eps(eps, "region_sparse")
     return _run_per_head(P, eps, "region_sparse", check, tree,
                          _region_head_fn(P, eps, leaf, group, threshold, screen))
