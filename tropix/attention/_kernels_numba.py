@@ -46,6 +46,27 @@ def _prefetch_row(typingctx, arr, j):
     return sig, codegen
 
 
+@intrinsic
+def _prefetch_at(typingctx, arr, i, t):
+    """Hint: fetch the cache line of ``arr[i, t]`` (never faults, changes no result)."""
+    sig = types.void(arr, i, t)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [context.cast(builder, args[1], signature.args[1], types.intp),
+               context.cast(builder, args[2], signature.args[2], types.intp)]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _dot(a, b, d):
     # any summation order, with or without FMA, is covered by the rounding bound's gamma_{d+2}
@@ -340,23 +361,26 @@ def rownorms_finite(x, out, b=None, c=None, h=None):
             finite = False
             out[i] = np.nan
             continue
-        if s < 1e-300 or s > 1e300:
-            m = 0.0
-            for t in range(d):
-                a = abs(row[t])
-                if a > m:
-                    m = a
-            if m > 0.0:
-                s = 0.0
-                for t in range(d):
-                    y = row[t] / m
-                    s += y * y
-                out[i] = m * np.sqrt(s)
-            else:
-                out[i] = 0.0
-        else:
-            out[i] = np.sqrt(s)
+        out[i] = rescaled_norm(row, d) if (s < 1e-300 or s > 1e300) else np.sqrt(s)
     return finite
+
+
+@njit(cache=True, nogil=True)
+def rescaled_norm(x, d):
+    """``|x[:d]|`` computed with the entries divided by the largest one (no squares under- or overflow); 0 for a
+    zero vector."""
+    m = 0.0
+    for t in range(d):
+        a = abs(x[t])
+        if a > m:
+            m = a
+    if m == 0.0:
+        return 0.0
+    s = 0.0
+    for t in range(d):
+        y = x[t] / m
+        s += y * y
+    return m * np.sqrt(s)
 
 
 @intrinsic

@@ -14,34 +14,9 @@ being contiguous in the next level.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from llvmlite.binding import llvm_version_info
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
-_PF = "llvm.prefetch.p0" if llvm_version_info[0] >= 15 else "llvm.prefetch.p0i8"
-
-
-@intrinsic
-def _prefetch(typingctx, arr, i, t):
-    """Hint: fetch the cache line of ``arr[i, t]`` (never faults, changes no result)."""
-    sig = types.void(arr, i, t)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        idx = [context.cast(builder, args[1], signature.args[1], types.intp),
-               context.cast(builder, args[2], signature.args[2], types.intp)]
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
-        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _PF)
-        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
+from ._kernels_numba import _prefetch_at as _prefetch, rescaled_norm
 
 _U = 2.0**-53
 
@@ -317,18 +292,8 @@ def _norm(x, d):
     for t in range(d):
         s += x[t] * x[t]
     r = np.sqrt(s)
-    if r < 1e-150 or not r < 1e150:
-        m = 0.0
-        for t in range(d):
-            a = abs(x[t])
-            if a > m:
-                m = a
-        if m > 0.0:
-            s = 0.0
-            for t in range(d):
-                e = x[t] / m
-                s += e * e
-            r = m * np.sqrt(s)
+    if r < 1e-150 or r >= 1e150:  # (NaN stays NaN)
+        r = rescaled_norm(x, d)
     return r
 
 
