@@ -259,18 +259,8 @@ def test_causal_screen_cuts_the_hidden_keys_and_is_certified(seed, n_q, n_k, kbl
 
 
 def test_causal_self_attention_takes_the_fused_screen(monkeypatch):
-    from tropix.attention import screen as S
-
     q, k, v = _peaked_iid(7, n=3000, nq=3000)
-    calls = []
-    orig = S._FusedScreen.run
-
-    def spy(self, qp, b0, n, *a):
-        stop = orig(self, qp, b0, n, *a)
-        calls.append((b0, stop, n))
-        return stop
-
-    monkeypatch.setattr(S._FusedScreen, "run", spy)
+    calls = _spy_fused(monkeypatch)
     P = prepare(q, k, v, None, None, None, True)
     H = _ScreenHead(P, (q, k, v), ())
     out, bound, support, kept, evals = screen_rows(H, 1e-3, np.arange(3000), kblock=1024, precision="bf16")
@@ -369,6 +359,22 @@ def test_bad_input():
 needs_bf16 = pytest.mark.skipif(not _bf16.available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")
 
 
+def _spy_fused(monkeypatch):
+    """Record ``(first key, first key not screened, end)`` of every run of the fused screen."""
+    from tropix.attention import screen as S
+
+    calls = []
+    orig = S._FusedScreen.run
+
+    def spy(self, qp, b0, n, *a):
+        stop = orig(self, qp, b0, n, *a)
+        calls.append((b0, stop, n))
+        return stop
+
+    monkeypatch.setattr(S._FusedScreen, "run", spy)
+    return calls
+
+
 def _peaked_iid(seed, n=6000, d=32, nq=80):
     rng = np.random.default_rng(seed)
     return 10 * rng.normal(size=(nq, d)), rng.normal(size=(n, d)), rng.normal(size=(n, 5))
@@ -380,15 +386,7 @@ def test_fused_screen_agrees_with_unfused_and_is_certified(seed, monkeypatch):
     from tropix.attention import screen as S
 
     q, k, v = _peaked_iid(seed)
-    calls = []
-    orig = S._FusedScreen.run
-
-    def spy(self, qp, b0, n, *a):
-        stop = orig(self, qp, b0, n, *a)
-        calls.append((b0, stop, n))
-        return stop
-
-    monkeypatch.setattr(S._FusedScreen, "run", spy)
+    calls = _spy_fused(monkeypatch)
     fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
     assert calls and all(stop == n for b0, stop, n in calls)  # every later block went through the fused kernel
     monkeypatch.setattr(S._Gemm, "fused", lambda self: None)
@@ -408,17 +406,9 @@ def test_fused_screen_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
 
     q, k, v = _peaked_iid(3)
     monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: every block overflows
-    calls = []
-    orig = S._FusedScreen.run
-
-    def spy(self, qp, b0, n, *a):
-        stop = orig(self, qp, b0, n, *a)
-        calls.append((b0, stop))
-        return stop
-
-    monkeypatch.setattr(S._FusedScreen, "run", spy)
+    calls = _spy_fused(monkeypatch)
     r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
-    assert calls and all(stop == b0 for b0, stop in calls)  # each block overflowed and went the unfused way
+    assert calls and all(stop == b0 for b0, stop, n in calls)  # each block overflowed and went the unfused way
     _check(r, q, k, v, 1e-3)
     assert np.median(r.support) < 100
 
