@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._compiled import compiled
+
 __all__ = ["region_sparse_fast", "kernel_available"]
 
-_kernel = None
-_unavailable = False
-
-
 def _load():
-    global _kernel, _unavailable
-    if _kernel is None and not _unavailable:
-        try:
-            from . import _kernels_numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _unavailable = True
-            return None
-        _kernel = _kernels_numba.region_rows
-    return _kernel
+    mod = compiled("tropix.attention._kernels_numba")
+    return None if mod is None else mod.region_rows
 
 
 def kernel_available() -> bool:

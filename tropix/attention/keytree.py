@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._array import to_numpy
+from .._compiled import compiled
 from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
 from ._inputs import key_hash
 from .dense import _rownorm
@@ -139,21 +140,9 @@ def build_key_tree(k, leaf: int = 64) -> KeyTree:
                    float(kmax), n, leaf, fp, kp)
 
 
-_kern = None
-_unavailable = False
-
-
 def _load():
     """The numba kernels (compiled or loaded from the cache on first use); ``None`` without numba."""
-    global _kern, _unavailable
-    if _kern is None and not _unavailable:
-        try:
-            from . import _keytree_numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _unavailable = True
-            return None
-        _kern = _keytree_numba
-    return _kern
+    return compiled("tropix.attention._keytree_numba")
 
 
 def _check_finite(centers, radii):

@@ -59,6 +59,7 @@ import ctypes
 
 import numpy as np
 
+from .._compiled import compiled
 from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
 from ._inputs import check_eps, prepare
@@ -78,23 +79,14 @@ FIRST_DIV = 4
 BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
 FIRST_EXTRA = 1.5  # the first block collects within the floor of the margin plus this
 
-_kern = None
-
 
 def _kernels():
     """The numba kernels (advance_maxima, scan_block, plan_rows, finalize_rows, finish_rows_by_key), compiled
     or loaded on first use; None without numba."""
-    global _kern
-    if _kern is None:
-        try:
-            from . import _screen_numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _kern = False
-        else:
-            from . import _rescore_numba
-            _kern = (_screen_numba.advance_maxima, _screen_numba.scan_block, _screen_numba.plan_rows,
-                     _screen_numba.finalize_rows, _rescore_numba.finish_rows_by_key)
-    return _kern or None
+    sn, rn = compiled("tropix.attention._screen_numba"), compiled("tropix.attention._rescore_numba")
+    if sn is None or rn is None:  # pragma: no cover - numba is a dependency
+        return None
+    return sn.advance_maxima, sn.scan_block, sn.plan_rows, sn.finalize_rows, rn.finish_rows_by_key
 
 
 def screen_error(qnorm, kmax, kabsmax, qabsmax, d: int):

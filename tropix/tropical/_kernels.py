@@ -15,6 +15,8 @@ import threading
 
 import numpy as np
 
+from .._compiled import compiled
+
 __all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS", "PARALLEL_MIN_WORK"]
 
 MIN_WORK = 32 * 32 * 32
@@ -28,23 +30,14 @@ PARALLEL_MIN_WORK = 1 << 25
 """Products with less work ``m*k*n`` (about 320^3) run single-threaded: starting the threads costs more
 than it saves there, and on a busy machine waiting for a descheduled thread costs milliseconds."""
 
-_kernels: tuple | None = None
-_unavailable = False
 # numba's fallback "workqueue" threading layer must not be entered by two threads at once: a thread that
 # finds the parallel kernel busy runs the single-threaded one instead of waiting.
 _parallel_lock = threading.Lock()
 
 
 def _load():
-    global _kernels, _unavailable
-    if _kernels is None and not _unavailable:
-        try:
-            from . import _kernels_numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _unavailable = True
-            return None
-        _kernels = (_kernels_numba.maxplus_matmul, _kernels_numba.maxplus_matmul_serial)
-    return _kernels
+    mod = compiled("tropix.tropical._kernels_numba")
+    return None if mod is None else (mod.maxplus_matmul, mod.maxplus_matmul_serial)
 
 
 def maxplus_matmul_fast(A, B, sense):
