@@ -18,9 +18,11 @@ from tropix.attention._bf16 import (
     UnsupportedCPUError,
     available,
     error_bound,
+    error_bound_residual,
     from_bf16,
     pack_keys,
     pack_queries,
+    residual_norms,
     scores,
     to_bf16,
 )
@@ -97,14 +99,18 @@ def _exact_dots(k, q):
 
 
 def _check_bound(k, q, S):
-    """|S - k·q| <= error_bound, checked in exact arithmetic."""
+    """|S - k·q| <= error_bound and <= error_bound_residual (from the rows' actual rounding errors), checked
+    in exact arithmetic."""
     exact = _exact_dots(k, q)
-    b = error_bound(np.linalg.norm(q, axis=1)[None, :], np.linalg.norm(k, axis=1)[:, None], k.shape[1])
+    qn, kn = np.linalg.norm(q, axis=1)[None, :], np.linalg.norm(k, axis=1)[:, None]
+    b = error_bound(qn, kn, k.shape[1])
+    br = error_bound_residual(qn, residual_norms(q)[None, :], kn, residual_norms(k)[:, None], k.shape[1])
+    assert np.all(br <= b) and np.array_equal(np.isinf(br), np.isinf(b))
     for j in range(k.shape[0]):
         for r in range(q.shape[0]):
             if np.isfinite(b[j, r]):
                 err = abs(Fraction(float(S[j, r])) - exact[j, r])
-                assert err <= Fraction(float(b[j, r])), (j, r, float(err), b[j, r])
+                assert err <= Fraction(float(br[j, r])), (j, r, float(err), br[j, r], b[j, r])
     return b
 
 
@@ -413,3 +419,120 @@ def test_unavailable_cpu_raises(monkeypatch):
     with pytest.raises(UnsupportedCPUError):
         scores(np.ones((2, 2)), np.ones((2, 2)))
     assert isinstance(pack_keys(np.ones((2, 2))), BF16Keys)  # packing needs no special CPU
+
+
+# ------------------------------------------------------------------------------------ rounding residuals
+
+def _exact_residuals(x):
+    """|x_r - bf16(x_r)| of every row over the entries in bfloat16's normal range, exactly (Fractions), as
+    floats rounded up; inf for a row with an entry that rounds to inf."""
+    out = []
+    for row in np.atleast_2d(x):
+        s = Fraction(0)
+        for v in row:
+            v = float(v)
+            if math.isinf(v) or abs(v) >= 3.3961775292304611e38:  # rounds to inf (at or past the threshold)
+                s = None
+                break
+            if abs(v) >= T:
+                s += (Fraction(v) - Fraction(_round_exact(v))) ** 2
+        out.append(math.inf if s is None else math.sqrt(float(s)))
+    return np.array(out)
+
+
+_resid64 = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 12), st.lists(_resid64, min_size=1, max_size=30), st.integers(0, 2**32 - 1))
+def test_residual_norms_bound_the_exact_rounding_errors(n, d, specials, seed):
+    # the rounding errors of the normal-range entries, from the packing pass and on their own: never below the
+    # exact value, at most a few units of float64 rounding above it; ties, zeros, tiny and huge entries mixed in
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-40, 38, size=(n, 1))
+    for x in specials:
+        if rng.random() < 0.5:
+            k[rng.integers(n), rng.integers(d)] = x
+    k[0, 0] = 1 + 2.0**-8  # a tie (to even: 1)
+    exact = _exact_residuals(k)
+    got = residual_norms(k)
+    fin = np.isfinite(exact)
+    assert np.array_equal(np.isinf(got), ~fin)
+    assert np.all(got[fin] >= exact[fin]) and np.all(got[fin] <= exact[fin] * (1 + 1e-13) + 1e-300)
+    pk = pack_keys(k, residual=True)  # (its sums in another order: equal up to rounding, also a bound)
+    assert np.array_equal(pk.bits, pack_keys(k).bits)
+    assert (pk.resmax == np.inf) if not fin.all() else (exact.max() <= pk.resmax <= exact.max() * (1 + 1e-13) + 1e-300)
+    with np.errstate(over="ignore"):
+        k32 = k.astype(np.float32)
+    assert pack_keys(k).resmax is None and pack_keys(k32, residual=True).resmax is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(0, 2**32 - 1), st.sampled_from(["plain", "odd", "inf", "nan", "tiny"]))
+def test_rownorms_pack_is_validation_and_packing_in_one_pass(n, d, seed, kind):
+    from tropix.attention._bf16_numba import rownorms_pack
+    from tropix.attention._kernels_numba import rownorms_finite
+
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-30, 30, size=(n, 1))
+    if kind == "inf":
+        k[rng.integers(n), rng.integers(d)] = -np.inf
+    elif kind == "nan":
+        k[rng.integers(n), rng.integers(d)] = np.nan
+    elif kind == "tiny":
+        k[rng.integers(n)] = rng.normal(size=d) * 1e-160  # squares underflow: the rescaled norm
+    elif kind == "odd":
+        k[rng.integers(n), rng.integers(d)] = 0.0
+    norms, ref = np.empty(n), np.empty(n)
+    out = np.empty((n, 2 * ((d + 1) // 2)), np.uint16)
+    out[:] = 12345
+    res = np.empty(n)
+    ok = rownorms_pack(k, norms, k.view(np.uint64), out, res)
+    assert ok == rownorms_finite(k, ref) == (kind not in ("inf", "nan"))
+    assert np.allclose(norms, ref, rtol=1e-14, equal_nan=True) and np.array_equal(np.isnan(norms), np.isnan(ref))
+    if ok:
+        assert np.array_equal(out, pack_keys(k).bits)
+        exact = _exact_residuals(k) ** 2
+        assert np.all(res >= exact * (1 - 1e-13)) and np.all(res <= exact * (1 + 1e-13) + 1e-300)
+
+
+def test_prepare_packs_the_keys_for_the_screen(monkeypatch):
+    from tropix.attention import _inputs, screened
+
+    rng = np.random.default_rng(5)
+    q, k, v = 10 * rng.standard_normal((64, 32)), rng.standard_normal((4096, 32)), rng.standard_normal((4096, 8))
+    P = _inputs.prepare(q, k, v, pack_bf16=True)
+    assert np.array_equal(P.kbf16.bits, pack_keys(k).bits)
+    assert P.kbf16.resmax == pytest.approx(residual_norms(k).max(), rel=1e-13)
+    assert _inputs.prepare(q, k, v).kbf16 is None
+    assert _inputs.prepare(q, k, v, pack_bf16=True, hash_keys=True).kbf16 is None  # (a tree's pass: no packing)
+    with pytest.raises(Exception, match="inf"):
+        kk = k.copy()
+        kk[7, 3] = np.inf
+        _inputs.prepare(q, kk, v, pack_bf16=True)
+    if available():  # the screen takes the packed keys: no second packing pass, the same result
+        calls = []
+        real = _bf16.pack_keys
+        monkeypatch.setattr(_bf16, "pack_keys", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        r = screened(q, k, v, eps=1e-3, check=True)
+        assert calls == []
+        for mask in (np.arange(4096) < 3000, np.arange(4096) % 3 > 0):  # padding masks: the visible keys' rows
+            r2 = screened(q, k, v, eps=1e-3, mask=mask, check=True)
+            assert calls == [] and np.all(r2.relative_bound <= 1e-3)
+        monkeypatch.setattr(_bf16, "pack_keys", real)
+        r3 = screened(q, k, v, eps=1e-3, precision="float32", check=True)
+        assert np.allclose(r.output, r3.output, atol=2e-3 * np.linalg.norm(v, axis=1).max())
+
+
+@needs_bf16
+def test_residual_bound_is_tighter_on_random_data():
+    rng = np.random.default_rng(11)
+    k, q = rng.standard_normal((300, 64)), rng.standard_normal((20, 64))
+    qn, kn = np.linalg.norm(q, axis=1)[None, :], np.linalg.norm(k, axis=1)[:, None]
+    b = error_bound(qn, kn, 64)
+    br = error_bound_residual(qn, residual_norms(q)[None, :], kn, residual_norms(k)[:, None], 64)
+    assert np.all(br < 0.6 * b)
+    err = np.abs(scores(k, q.T) - k @ q.T)
+    assert np.all(err <= br) and err.max() > 0.05 * br.max()
+    with pytest.raises(ShapeError):
+        error_bound_residual(1.0, 0.0, 1.0, 0.0, -1)

@@ -59,7 +59,9 @@ Together, with ``Σ_l |k_l q_l| <= |k|_2 |q|_2`` and ``|k|_1 <= √d |k|_2``::
     |S[j, r] - k_j · q_r| <= (2 u_b + u_b² + γ_d' (1 + u_b)²) |k_j| |q_r|
                              + t √d ((1 + u_b) |q_r| + |k_j|) + 2 d' t (1 + γ_d')
 
-which :func:`error_bound` evaluates (rounded upwards).  For d = 64 the relative coefficient is
+which :func:`error_bound` evaluates (rounded upwards).  :func:`error_bound_residual` replaces the input
+roundings' share ``(2 u_b + u_b²) |k_j| |q_r|`` by one from the actual rounding errors of the operands
+(:func:`residual_norms`, ``pack_keys(k, residual=True)``), about half as large on random data.  For d = 64 the relative coefficient is
 ``7.83e-3`` (2^-7 of it from the two input roundings alone).  Valid range: the bound assumes no overflow,
 which holds when ``|k|_2, |q|_2 < 2^126`` and ``|k|_2 |q|_2 (1 + u_b)² (1 + γ_d') < 2^126``;
 :func:`error_bound` returns ``inf`` outside it.  NaN and infinite inputs propagate as in any GEMM.  The model
@@ -89,6 +91,8 @@ __all__ = [
     "scores",
     "empty_scores",
     "error_bound",
+    "error_bound_residual",
+    "residual_norms",
     "screen_block",
 ]
 
@@ -104,10 +108,13 @@ GROUP_BYTES = 32768  # packed queries per group of panels (L1-resident)
 
 @dataclass(frozen=True)
 class BF16Keys:
-    """Keys packed for :func:`scores`: ``bits`` (n, 2 dp) uint16 bfloat16 bits, ``d`` the original width."""
+    """Keys packed for :func:`scores`: ``bits`` (n, 2 dp) uint16 bfloat16 bits, ``d`` the original width;
+    ``resmax`` an upper bound on the largest rounding error ``max_j |k_j - bf16(k_j)|`` (Euclidean, over the
+    entries in bfloat16's normal range) when packed with ``pack_keys(k, residual=True)``, else None."""
 
     bits: np.ndarray
     d: int
+    resmax: float | None = None
 
     @property
     def n(self) -> int:
@@ -603,8 +610,11 @@ def empty_scores(n: int, m: int) -> np.ndarray:
     return _aligned_empty((int(n), int(m)), np.float32)
 
 
-def pack_keys(k) -> BF16Keys:
+def pack_keys(k, *, residual: bool = False) -> BF16Keys:
     """Keys ``(n, d)`` (float32 or float64) packed as the row operand of :func:`scores`.
+
+    With ``residual=True`` (float64 keys), the same pass also bounds the rounding errors of the rows
+    (``resmax``, see :func:`residual_norms`), for :func:`error_bound_residual`.
 
     Examples
     --------
@@ -613,6 +623,8 @@ def pack_keys(k) -> BF16Keys:
     ((1, 4), 3)
     >>> from_bf16(pk.bits)
     array([[1., 2., 3., 0.]], dtype=float32)
+    >>> pack_keys(np.array([[1.0, 1 + 2**-9]]), residual=True).resmax  # 1 + 2^-9 rounds to 1
+    0.001953125...
     """
     k = _floats(k, "keys")
     if k.ndim != 2:
@@ -621,11 +633,52 @@ def pack_keys(k) -> BF16Keys:
     dp = (d + 1) // 2
     out = _aligned_empty((n, 2 * dp), np.uint16)
     nb = _nb()
+    resmax = None
     if k.dtype == np.float32:
         nb.pack_rows32(k.view(np.uint32), out)
     else:
-        nb.pack_rows64(k, k.view(np.uint64), out)
-    return BF16Keys(out, d)
+        res = np.empty(n if residual else 0)
+        nb.pack_rows64(k, k.view(np.uint64), out, res)
+        if residual:
+            resmax = float(_residual_up(res.max(initial=0.0), d))
+    return BF16Keys(out, d, resmax)
+
+
+def _packed_keys(k, norms):
+    """Validation's pass over the float64 keys ``k`` (n, d) with the packing on the way
+    (:func:`tropix.attention._bf16_numba.rownorms_pack`): ``(finite, BF16Keys with resmax)``; the row norms
+    go to ``norms``."""
+    n, d = k.shape
+    out = _aligned_empty((n, 2 * ((d + 1) // 2)), np.uint16)
+    res = np.empty(n)
+    ok = bool(_nb().rownorms_pack(k, norms, k.view(np.uint64), out, res))
+    return ok, BF16Keys(out, d, float(_residual_up(res.max(initial=0.0), d)))
+
+
+def _residual_up(ss, d: int):
+    """An upper bound on ``sqrt(s)`` from ``ss``, the float64 sum of ``d`` squares ``s`` (relative rounding
+    at most ``(d + 1) u`` for the squares and the sum, ``u`` for the square root, ``u = 2^-53``)."""
+    return np.sqrt(np.asarray(ss, dtype=np.float64)) * (1.0 + (d + 4) * 2.0**-52)
+
+
+def residual_norms(x) -> np.ndarray:
+    """Upper bounds on ``|x_r - bf16(x_r)|`` (Euclidean) for every row of ``x`` (m, d).
+
+    Entries below bfloat16's normal range count as 0 (the GEMM reads them as zero and
+    :func:`error_bound_residual`'s underflow term covers them); an overflowing entry gives inf.
+
+    Examples
+    --------
+    >>> r = residual_norms(np.array([[1.0, 1 + 2**-9], [3.0, 0.0]]))  # 1 + 2^-9 rounds to 1; 3 is exact
+    >>> bool(2**-9 <= r[0] < 2**-9 * (1 + 1e-12)), float(r[1])
+    (True, 0.0)
+    """
+    x = np.ascontiguousarray(_floats(x, "x"), dtype=np.float64)
+    if x.ndim != 2:
+        raise ShapeError(f"residual_norms: expected a 2-d (m, d) array, got shape {x.shape}")
+    res = np.empty(x.shape[0])
+    _nb().row_residuals64(x, x.view(np.uint64), res)
+    return _residual_up(res, x.shape[1])
 
 
 def pack_queries(q=None, *, qT=None) -> BF16Queries:
@@ -812,6 +865,57 @@ def error_bound(qnorm, knorm, d: int):
         b = (rel * prod + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
         ok = (qn < 2.0**126) & (kn < 2.0**126) & (prod * (1 + ub) ** 2 * (1 + gam) < 2.0**126)
     return np.where(ok, b, np.inf)
+
+
+def error_bound_residual(qnorm, qres, knorm, kres, d: int):
+    """A bound like :func:`error_bound` from the actual rounding errors of the operands.
+
+    With ``q̂ = bf16(q)``, ``k̂ = bf16(k)``: ``q̂·k̂ - q·k = q̂·(k̂ - k) + (q̂ - q)·k``.  The entries in
+    bfloat16's normal range err by ``ρ_q``, ``ρ_k`` in norm, the others (read as zero or rounded up to
+    ``t = 2^-126``) by at most ``t`` each, so the rounding of the inputs costs at most
+    ``(|q| + ρ_q + t √d) ρ_k + ρ_q |k| + t √d ((1 + u) |q| + |k|)`` instead of :func:`error_bound`'s
+    ``(2 u + u²) |q| |k| + t √d ((1 + u) |q| + |k|)`` (``u = 2^-8``); the accumulation and underflow terms
+    are those of :func:`error_bound`.  On random data the rounding errors are about ``0.2 u`` of the norms, so the bound is
+    about half of :func:`error_bound`'s; the smaller of the two is returned.
+
+    Parameters
+    ----------
+    qnorm, knorm : array_like
+        ``|q_r|``, ``|k_j|`` (or upper bounds), as for :func:`error_bound`.
+    qres, kres : array_like
+        Upper bounds on ``|q_r - bf16(q_r)|`` and ``|k_j - bf16(k_j)|`` over the entries in bfloat16's
+        normal range (:func:`residual_norms`, ``pack_keys(k, residual=True).resmax``); broadcast like
+        ``qnorm`` and ``knorm``.
+    d : int
+        Number of dimensions.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> q, k = rng.standard_normal((3, 64)), rng.standard_normal((100, 64))
+    >>> qn, kmax = np.linalg.norm(q, axis=1), float(np.linalg.norm(k, axis=1).max())
+    >>> b = error_bound_residual(qn, residual_norms(q), kmax, pack_keys(k, residual=True).resmax, 64)
+    >>> bool(np.all(b < 0.6 * error_bound(qn, kmax, 64)))
+    True
+    """
+    if int(d) < 0:
+        raise ShapeError(f"error_bound_residual: d must be non-negative, got {d}")
+    d = int(d)
+    d2 = d + (d & 1)
+    qn = np.asarray(qnorm, dtype=np.float64)
+    kn = np.asarray(knorm, dtype=np.float64)
+    rq = np.asarray(qres, dtype=np.float64)
+    rk = np.asarray(kres, dtype=np.float64)
+    ub, u, t = U_BF16, U_F32, TINY
+    gam = d2 * u / (1 - d2 * u)
+    sq = np.sqrt(float(d)) * (1 + 1e-15)
+    absterm = 2 * d2 * t * (1 + gam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        inputs = (qn + rq + t * sq) * rk + rq * kn
+        b = (inputs + gam * (1 + ub) ** 2 * qn * kn + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
+        b = np.where(np.isnan(b), np.inf, b)
+    old = error_bound(qn, kn, d)  # inf where the float32 accumulation could overflow: then no bound holds
+    return np.where(np.isinf(old), np.inf, np.minimum(b, old))
 
 
 # ------------------------------------------------------------------------------ fused screening of a block

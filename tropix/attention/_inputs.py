@@ -47,6 +47,7 @@ class Prepared:
     knorm: Any = None  # row norms of k and v (NumPy float64), when validation computed them on the way
     vnorm: Any = None
     khash: Any = None  # key_hash(k), when validation computed it on the way
+    kbf16: Any = None  # k packed for the bfloat16 screen (a _bf16.BF16Keys with resmax), when asked and done
 
 
 def _to_float(x, xp, name):
@@ -75,11 +76,13 @@ def _broadcasts_to(shape, full):
 
 
 def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
-            hash_keys=False) -> Prepared:
+            hash_keys=False, pack_bf16=False) -> Prepared:
     """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
 
     ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
-    pass (a prebuilt key tree checks it)."""
+    pass (a prebuilt key tree checks it).  ``pack_bf16``: also the keys packed for the bfloat16 screen with
+    their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
+    (not with ``hash_keys``)."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -104,7 +107,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     if d == 0:
         raise EmptyInputError(f"{fname}: head dimension is 0")
     norms = {}
-    khash = None
+    khash = kbf16 = None
     for name, x in (("q", q), ("k", k), ("v", v)):
         if name != "q" and _fused_norms(x):
             # large single-head NumPy keys / values: validation and row norms in one pass (for the keys also
@@ -115,6 +118,9 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
                 h = np.zeros(1, dtype=np.uint64)
                 ok = rownorms_finite(x, norms[name], x.view(np.uint64), hash_consts(d), h)
                 khash = _finish_hash(h[0], x.shape)
+            elif name == "k" and pack_bf16:
+                from ._bf16 import _packed_keys
+                ok, kbf16 = _packed_keys(x, norms[name])
             else:
                 ok = rownorms_finite(x, norms[name])
         else:
@@ -150,7 +156,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"), khash)
+                    norms.get("k"), norms.get("v"), khash, kbf16)
 
 
 @functools.lru_cache(maxsize=64)

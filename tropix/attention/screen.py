@@ -287,8 +287,10 @@ class _Gemm:
         self.H, self.err, self.bf16 = H, err, bf16
         if bf16 is None:
             self.k32 = H.k.astype(np.float32)
-        else:
-            self.pk = bf16.pack_keys(H.k)
+        else:  # packed by validation (prepare's pack_bf16) or here
+            pk = getattr(H, "kbf16", None)
+            ok = pk is not None and pk.n == H.n_k and pk.d == H.d
+            self.pk = pk if ok else bf16.pack_keys(H.k, residual=True)
 
     def queries(self, rr):
         """The scaled queries ``rr`` in the form :meth:`block` takes."""
@@ -373,8 +375,25 @@ def _screen_gemm(H, rows, err32, precision, use_kernel):
             g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
             e = (_bf16.error_bound(H.qn[rows], H.kmax, H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
             if precision == "bf16" or float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
-                return _Gemm(H, e, _bf16)
+                G = _Gemm(H, e, _bf16)
+                if G.pk.resmax is not None:  # the bound from the actual rounding errors: about half as large
+                    qs = H.qs[rows]
+                    e2 = (_bf16.error_bound_residual(H.qn[rows], _bf16.residual_norms(qs), H.kmax, G.pk.resmax,
+                                                     H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
+                    G.err = np.minimum(e, e2)
+                return G
     return _Gemm(H, err32)
+
+
+def _packs_bf16(q, k, precision) -> bool:
+    """Whether validation should pack the keys for the bfloat16 screen (:func:`_screen_gemm` will likely take
+    it: a single head of NumPy keys large enough, the CPU has the kernel)."""
+    if precision == "float32" or not (isinstance(q, np.ndarray) and isinstance(k, np.ndarray)):
+        return False
+    if q.ndim != 2 or k.ndim != 2 or k.shape[0] < BF16_MIN_KEYS or q.shape[0] < BF16_MIN_ROWS:
+        return False
+    from . import _bf16
+    return _bf16.available()
 
 
 def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4096, width=0.25,
@@ -600,6 +619,7 @@ def _visible_keys_only(H):
     if getattr(H, "causal_only", False) and H.n_k > H.n_q:  # keys past the last query are hidden from all
         G = copy.copy(H)
         G.k, G.v, G.vn = H.k[:H.n_q], H.v[:H.n_q], H.vn[:H.n_q]
+        G.kbf16 = _packed_rows(H, slice(0, H.n_q))
         G.n_k = H.n_q
         return G, None
     vis = _padding(H)
@@ -609,11 +629,23 @@ def _visible_keys_only(H):
     G = copy.copy(H)
     if len(idx) and idx[-1] - idx[0] + 1 == len(idx):  # one run of visible keys: views
         G.k, G.v, G.vn = (x[idx[0]:idx[-1] + 1] for x in (H.k, H.v, H.vn))
+        G.kbf16 = _packed_rows(H, slice(idx[0], idx[-1] + 1))
     else:  # (np.compress: a third of the time of fancy indexing here)
         G.k, G.v, G.vn = (np.compress(vis, x, axis=0) for x in (H.k, H.v, H.vn))
+        G.kbf16 = _packed_rows(H, vis)
     G.n_k = len(idx)
     G.extra = G.key_only = None
     return G, idx
+
+
+def _packed_rows(H, sel):
+    """The keys ``sel`` (a slice or a boolean mask) of the head's prepacked bfloat16 keys, or None; the largest
+    rounding error of all keys bounds that of these."""
+    pk = getattr(H, "kbf16", None)
+    if pk is None:
+        return None
+    bits = pk.bits[sel] if isinstance(sel, slice) else np.compress(sel, pk.bits, axis=0)
+    return type(pk)(bits, pk.d, pk.resmax)
 
 
 def _kept_in(kept, idx):
@@ -669,9 +701,9 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 40
     (True, True)
     """
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened")
-    eps = check_eps(eps, "screened")
     _check_precision(precision)
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision))
+    eps = check_eps(eps, "screened")
 
     def fn(arrays, hidx, tree):
         H = _ScreenHead(P, arrays, hidx)
