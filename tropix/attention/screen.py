@@ -29,7 +29,9 @@ by at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_erro
 and ``k`` to float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product, any summation order,
 with or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation
 ``γ_d`` with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16,
-:func:`tropix.attention._bf16.error_bound` plus the float64 evaluation.  A key with ``s̃ < m̃ - t`` has
+the smaller of :func:`tropix.attention._bf16.error_bound` and
+:func:`~tropix.attention._bf16.error_bound_residual` (from the actual rounding errors of the query and of the
+keys, which validation measures while it packs them: about half as large) plus the float64 evaluation.  A key with ``s̃ < m̃ - t`` has
 ``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a collected key in band ``b``
 at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the left-out mass; with ``m``
 the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|``
