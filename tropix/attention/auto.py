@@ -180,6 +180,9 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
             e = _bf16.error_bound(qn, kmax, d)
             if not float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
                 e = None
+            else:  # the screen's bound from the actual rounding errors (of the keys here, of a sample of them)
+                kres = float(_bf16.residual_norms(k).max(initial=0.0))
+                e = np.minimum(e, _bf16.error_bound_residual(qn, _bf16.residual_norms(qs), kmax, kres, d))
     if e is None:
         e = screen_error(qn, kmax, kmax, qmax, d)
     e = np.ascontiguousarray(e, dtype=np.float64)
