@@ -940,7 +940,7 @@ def _splat(ty: str, val: str) -> str:
     return "<" + ", ".join(f"{ty} {val}" for _ in range(16)) + ">"
 
 
-def _stile_ir(mr: int, nv: int, clamp_int: bool = True, emit: str = "slots") -> str:
+def _stile_ir(mr: int, nv: int, clamp_int: bool = True) -> str:
     """One register tile of ``mr`` keys x ``nv`` 16-query vectors, then its screening epilogue.
 
     ``i1 stile(K, ldk, Q, ldq, dp, MR, TH, AC, BM, mask, jk, rq, HK, HQ, HV, cntp, cap)``: ``MR/TH/AC/BM``
@@ -1009,115 +1009,108 @@ def _stile_ir(mr: int, nv: int, clamp_int: bool = True, emit: str = "slots") -> 
             else:
                 a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %{nm}{v}_{mr}, ptr align 4 %{nm}p{v}, "
                   "<16 x i1> %lm)")
-    if emit == "slots":  # every vector to a stack slot, the slot index advanced only past vectors with hits
-        nslot = mr * nv
-        L.insert(2, f"  %slots = alloca [{nslot} x <16 x float>], align 64")  # in the entry block
-        L.insert(3, f"  %meta = alloca [{nslot} x i32], align 4")
-        pos = "0"
-        for i, (m, v) in enumerate([(m, v) for v in range(nv) for m in range(mr)]):
+    # the hits: every score vector to its own stack slot (fixed addresses, no dependence between the stores),
+    # the 16-bit hit masks four to a 64-bit word; only if a word is not zero, its vectors with a hit
+    # (lowest set bit first) are compressed in registers and written under a mask.  (Slots at an index advanced
+    # past the vectors with a hit made a dependent chain through every vector and cost more with or without
+    # hits; a branch per vector mispredicts.)
+    order = [(m, v) for v in range(nv) for m in range(mr)]  # slot i holds key i % mr of vector i // mr
+    nslot = len(order)
+    nw = (nslot + 3) // 4
+    L.insert(2, f"  %slots = alloca [{nslot} x <16 x float>], align 64")  # in the entry block
+    L.insert(3, f"  %words = alloca [{nw} x i64], align 8")
+    words = []
+    for w in range(nw):
+        acc = None
+        for k, (m, v) in enumerate(order[4 * w: 4 * w + 4]):
             t = f"{m}_{v}"
             a(f"  %hb{t} = bitcast <16 x i1> %h{t} to i16")
-            a(f"  %hz{t} = zext i16 %hb{t} to i32")
-            a(f"  %mt{t} = or i32 %hz{t}, {(m << 16) | (v << 24)}")
-            a(f"  %sp{t} = getelementptr <16 x float>, ptr %slots, i64 {pos}")
-            a(f"  store <16 x float> %n{t}, ptr %sp{t}, align 64")
-            a(f"  %mp{t} = getelementptr i32, ptr %meta, i64 {pos}")
-            a(f"  store i32 %mt{t}, ptr %mp{t}, align 4")
-            a(f"  %an{t} = icmp ne i16 %hb{t}, 0")
-            a(f"  %ai{t} = zext i1 %an{t} to i64")
-            a(f"  %pos{t} = add i64 {pos}, %ai{t}")
-            pos = f"%pos{t}"
-        a(f"  %anyh = icmp ne i64 {pos}, 0")
-        a("  br i1 %anyh, label %fpre, label %ok")
-        a("fpre:")
-        a("  %fc0 = load i64, ptr %cntp, align 8")
-        a("  br label %fl")
-        a("fl:")  # the slots with hits: compressed in registers, written under a mask
-        a("  %fe = phi i64 [ 0, %fpre ], [ %fen, %fw ]")
-        a("  %fcn = phi i64 [ %fc0, %fpre ], [ %fnc, %fw ]")
-        a("  %fmp = getelementptr i32, ptr %meta, i64 %fe")
-        a("  %fmt = load i32, ptr %fmp, align 4")
-        a("  %fhb = trunc i32 %fmt to i16")
-        a("  %fm0 = lshr i32 %fmt, 16")
-        a("  %fm = and i32 %fm0, 255")
-        a("  %fv = lshr i32 %fmt, 24")
-        a("  %fsp = getelementptr <16 x float>, ptr %slots, i64 %fe")
-        a("  %fsv = load <16 x float>, ptr %fsp, align 64")
-        a("  %fh = bitcast i16 %fhb to <16 x i1>")
-        a("  %fpc = call i16 @llvm.ctpop.i16(i16 %fhb)")
-        a("  %fpz = zext i16 %fpc to i64")
-        a("  %fnc = add i64 %fcn, %fpz")
-        a("  %fov = icmp ugt i64 %fnc, %cap")
-        a("  br i1 %fov, label %fail, label %fw")
-        a("fw:")
-        a("  %fpc32 = zext i16 %fpc to i32")
-        a("  %fsh = shl i32 1, %fpc32")
-        a("  %fsm = sub i32 %fsh, 1")
-        a("  %fst = trunc i32 %fsm to i16")
-        a("  %fsmk = bitcast i16 %fst to <16 x i1>")
-        a("  %fcs = call <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float> %fsv, "
-          "<16 x float> zeroinitializer, <16 x i1> %fh)")
-        a("  %fv16 = shl i32 %fv, 4")
-        a("  %fvv = insertelement <16 x i32> poison, i32 %fv16, i64 0")
-        a("  %fvs = shufflevector <16 x i32> %fvv, <16 x i32> poison, <16 x i32> zeroinitializer")
-        a("  %fqv = add <16 x i32> %qi0, %fvs")
-        a("  %fcq = call <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32> %fqv, "
-          "<16 x i32> zeroinitializer, <16 x i1> %fh)")
-        a("  %fjj = add i32 %jk, %fm")
-        a("  %fjv = insertelement <16 x i32> poison, i32 %fjj, i64 0")
-        a("  %fjs = shufflevector <16 x i32> %fjv, <16 x i32> poison, <16 x i32> zeroinitializer")
-        a("  %fo = shl i64 %fcn, 2")
-        for nm, val, ty in (("HV", "%fcs", "v16f32"), ("HQ", "%fcq", "v16i32"), ("HK", "%fjs", "v16i32")):
-            ety = "<16 x float>" if ty == "v16f32" else "<16 x i32>"
-            a(f"  %fa{nm} = getelementptr i8, ptr %{nm}, i64 %fo")
-            a(f"  call void @llvm.masked.store.{ty}.p0({ety} {val}, ptr align 4 %fa{nm}, <16 x i1> %fsmk)")
-        a("  %fen = add i64 %fe, 1")
-        a(f"  %fmore = icmp ult i64 %fen, {pos}")
-        a("  br i1 %fmore, label %fl, label %fdone")
-        a("fdone:")
-        a("  store i64 %fnc, ptr %cntp, align 8")
-        a("  br label %ok")
-    if emit == "branch":  # the hits, vector by vector: a branch per vector
-        blocks = [(m, v) for v in range(nv) for m in range(mr)]
-        a("  br label %t0")
-        for i, (m, v) in enumerate(blocks):
-            t = f"{m}_{v}"
-            nxt = f"t{i + 1}" if i + 1 < len(blocks) else "ok"
-            a(f"t{i}:")
-            a(f"  %hb{t} = bitcast <16 x i1> %h{t} to i16")
-            a(f"  %any{t} = icmp ne i16 %hb{t}, 0")
-            a(f"  br i1 %any{t}, label %e{i}, label %{nxt}")
-            a(f"e{i}:")
-            a(f"  %pc{t} = call i16 @llvm.ctpop.i16(i16 %hb{t})")
-            a(f"  %pz{t} = zext i16 %pc{t} to i64")
-            a(f"  %cn{t} = load i64, ptr %cntp, align 8")
-            a(f"  %nc{t} = add i64 %cn{t}, %pz{t}")
-            a(f"  %ov{t} = icmp ugt i64 %nc{t}, %cap")
-            a(f"  br i1 %ov{t}, label %fail, label %w{i}")
-            a(f"w{i}:")
-            a(f"  store i64 %nc{t}, ptr %cntp, align 8")
-            a(f"  %pc32{t} = zext i16 %pc{t} to i32")
-            a(f"  %sh{t} = shl i32 1, %pc32{t}")
-            a(f"  %sm{t} = sub i32 %sh{t}, 1")
-            a(f"  %st{t} = trunc i32 %sm{t} to i16")
-            a(f"  %smk{t} = bitcast i16 %st{t} to <16 x i1>")
-            a(f"  %cs{t} = call <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float> %n{t}, "
-              f"<16 x float> zeroinitializer, <16 x i1> %h{t})")
-            if v == 0:
-                a(f"  %qv{t} = or <16 x i32> %qi0, zeroinitializer")
+            a(f"  %hq{t} = zext i16 %hb{t} to i64")
+            if acc is None:
+                acc = f"%hq{t}"
             else:
-                a(f"  %qv{t} = add <16 x i32> %qi0, {_splat('i32', str(16 * v))}")
-            a(f"  %cq{t} = call <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32> %qv{t}, "
-              f"<16 x i32> zeroinitializer, <16 x i1> %h{t})")
-            a(f"  %jj{t} = add i32 %jk, {m}")
-            a(f"  %jv{t} = insertelement <16 x i32> poison, i32 %jj{t}, i64 0")
-            a(f"  %js{t} = shufflevector <16 x i32> %jv{t}, <16 x i32> poison, <16 x i32> zeroinitializer")
-            a(f"  %o{t} = shl i64 %cn{t}, 2")
-            for nm, val, ty in (("HV", f"%cs{t}", "v16f32"), ("HQ", f"%cq{t}", "v16i32"), ("HK", f"%js{t}", "v16i32")):
-                ety = "<16 x float>" if ty == "v16f32" else "<16 x i32>"
-                a(f"  %a{nm}{t} = getelementptr i8, ptr %{nm}, i64 %o{t}")
-                a(f"  call void @llvm.masked.store.{ty}.p0({ety} {val}, ptr align 4 %a{nm}{t}, <16 x i1> %smk{t})")
-            a(f"  br label %{nxt}")
+                a(f"  %hs{t} = shl i64 %hq{t}, {16 * k}")
+                a(f"  %ho{t} = or i64 {acc}, %hs{t}")
+                acc = f"%ho{t}"
+        words.append(acc)
+    for i, (m, v) in enumerate(order):
+        a(f"  %sp{m}_{v} = getelementptr <16 x float>, ptr %slots, i64 {i}")
+        a(f"  store <16 x float> %n{m}_{v}, ptr %sp{m}_{v}, align 64")
+    anyw = words[0]
+    for w in range(1, nw):
+        a(f"  %aw{w}o = or i64 {anyw}, {words[w]}")
+        anyw = f"%aw{w}o"
+    a(f"  %anyh = icmp ne i64 {anyw}, 0")
+    a("  br i1 %anyh, label %fpre, label %ok")
+    a("fpre:")
+    for w in range(nw):
+        a(f"  %wp{w} = getelementptr i64, ptr %words, i64 {w}")
+        a(f"  store i64 {words[w]}, ptr %wp{w}, align 8")
+    a("  %fc0 = load i64, ptr %cntp, align 8")
+    a("  br label %wh")
+    a("wh:")  # the words
+    a("  %wi = phi i64 [ 0, %fpre ], [ %win, %wl ]")
+    a("  %wc = phi i64 [ %fc0, %fpre ], [ %fcn, %wl ]")
+    a("  %wq = getelementptr i64, ptr %words, i64 %wi")
+    a("  %wd0 = load i64, ptr %wq, align 8")
+    a("  br label %fl")
+    a("fl:")  # the vectors of a word with a hit
+    a("  %wd = phi i64 [ %wd0, %wh ], [ %wdn, %fw ]")
+    a("  %fcn = phi i64 [ %wc, %wh ], [ %fnc, %fw ]")
+    a("  %wz = icmp eq i64 %wd, 0")
+    a("  br i1 %wz, label %wl, label %fb")
+    a("fb:")
+    a("  %tz = call i64 @llvm.cttz.i64(i64 %wd, i1 true)")
+    a("  %fld = and i64 %tz, 48")  # 16 times the field 0..3
+    a("  %fw0 = lshr i64 %wd, %fld")
+    a("  %fhb = trunc i64 %fw0 to i16")
+    a("  %fm16 = shl i64 65535, %fld")
+    a("  %fnm = xor i64 %fm16, -1")
+    a("  %wdn = and i64 %wd, %fnm")
+    a("  %fw4 = shl i64 %wi, 2")
+    a("  %ff = lshr i64 %fld, 4")
+    a("  %fe = add i64 %fw4, %ff")  # the slot
+    a("  %fe32 = trunc i64 %fe to i32")
+    a(f"  %fm = urem i32 %fe32, {mr}")
+    a(f"  %fv = udiv i32 %fe32, {mr}")
+    a("  %fsp = getelementptr <16 x float>, ptr %slots, i64 %fe")
+    a("  %fsv = load <16 x float>, ptr %fsp, align 64")
+    a("  %fh = bitcast i16 %fhb to <16 x i1>")
+    a("  %fpc = call i16 @llvm.ctpop.i16(i16 %fhb)")
+    a("  %fpz = zext i16 %fpc to i64")
+    a("  %fnc = add i64 %fcn, %fpz")
+    a("  %fov = icmp ugt i64 %fnc, %cap")
+    a("  br i1 %fov, label %fail, label %fw")
+    a("fw:")
+    a("  %fpc32 = zext i16 %fpc to i32")
+    a("  %fsh = shl i32 1, %fpc32")
+    a("  %fsm = sub i32 %fsh, 1")
+    a("  %fst = trunc i32 %fsm to i16")
+    a("  %fsmk = bitcast i16 %fst to <16 x i1>")
+    a("  %fcs = call <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float> %fsv, "
+      "<16 x float> zeroinitializer, <16 x i1> %fh)")
+    a("  %fv16 = shl i32 %fv, 4")
+    a("  %fvv = insertelement <16 x i32> poison, i32 %fv16, i64 0")
+    a("  %fvs = shufflevector <16 x i32> %fvv, <16 x i32> poison, <16 x i32> zeroinitializer")
+    a("  %fqv = add <16 x i32> %qi0, %fvs")
+    a("  %fcq = call <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32> %fqv, "
+      "<16 x i32> zeroinitializer, <16 x i1> %fh)")
+    a("  %fjj = add i32 %jk, %fm")
+    a("  %fjv = insertelement <16 x i32> poison, i32 %fjj, i64 0")
+    a("  %fjs = shufflevector <16 x i32> %fjv, <16 x i32> poison, <16 x i32> zeroinitializer")
+    a("  %fo = shl i64 %fcn, 2")
+    for nm, val, ty in (("HV", "%fcs", "v16f32"), ("HQ", "%fcq", "v16i32"), ("HK", "%fjs", "v16i32")):
+        ety = "<16 x float>" if ty == "v16f32" else "<16 x i32>"
+        a(f"  %fa{nm} = getelementptr i8, ptr %{nm}, i64 %fo")
+        a(f"  call void @llvm.masked.store.{ty}.p0({ety} {val}, ptr align 4 %fa{nm}, <16 x i1> %fsmk)")
+    a("  br label %fl")
+    a("wl:")
+    a("  %win = add i64 %wi, 1")
+    a(f"  %wmore = icmp ult i64 %win, {nw}")
+    a("  br i1 %wmore, label %wh, label %fdone")
+    a("fdone:")
+    a("  store i64 %fcn, ptr %cntp, align 8")
+    a("  br label %ok")
     a("ok:")
     a("  ret i1 true")
     a("fail:")
@@ -1163,8 +1156,7 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     return L
 
 
-def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True,
-               emit: str = "slots") -> str:
+def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True) -> str:
     """The module of :func:`screen_block`: screening tiles for (mr, 1..nv) and (1, 1..nv) and the driver
 
     ``i64 bf16_screen(K, n, ldk, Q, nq, ldq, dp, kblock, gw, X, ldx, kind, d, MR, TH, AC, BM, joff, HK, HQ,
@@ -1178,14 +1170,15 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: 
          "declare <16 x float> @llvm.x86.avx512.mask.compress.v16f32(<16 x float>, <16 x float>, <16 x i1>)",
          "declare <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32>, <16 x i32>, <16 x i1>)",
          "declare i16 @llvm.ctpop.i16(i16)",
+         "declare i64 @llvm.cttz.i64(i64, i1)",
          "declare float @llvm.fabs.f32(float)",
          "declare <16 x i32> @llvm.smax.v16i32(<16 x i32>, <16 x i32>)",
          "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
     L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_stile_ir(mr, v, clamp_int, emit))
+        L.append(_stile_ir(mr, v, clamp_int))
         if mr > 1:
-            L.append(_stile_ir(1, v, clamp_int, emit))
+            L.append(_stile_ir(1, v, clamp_int))
     a = L.append
     a("define i64 @bf16_screen(ptr %A) #0 {")
     a("entry:")
@@ -1232,14 +1225,13 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: 
     return "\n".join(L)
 
 
-def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True,
-                  emit: str = "slots"):
+def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True):
     """Compile the screening kernel for the host CPU; returns ``(ctypes function, engine)``."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, clamp_int, emit))
+    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, clamp_int))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
