@@ -3,6 +3,8 @@ NumPy reimplementation of the scan (running maximum, hits s >= thr, exponent-bit
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,12 +20,13 @@ F32 = np.float32
 
 
 def _weights(S, mref):
-    """w(s - mref) as _screen_numba.scan_block defines it (its constants), float32 operation by operation."""
+    """w(s - mref) as _screen_numba.exp_bits defines it (its constants): the float32 difference d, then
+    max(d C, LO) + BIAS (the product exact in float64, the sum rounded to float64, then to float32: the
+    correctly rounded value, see test_exp_bits_is_rounded_once)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        x = (S.astype(F32) - mref.astype(F32)).astype(F32)
-        t = np.maximum((x * _screen_numba.EXP_C).astype(F32), _screen_numba.EXP_LO)
-        t = (t + _screen_numba.EXP_BIAS).astype(F32)
-        return t.astype(np.int32).view(F32)
+        x = (S.astype(F32) - mref.astype(F32)).astype(F32).astype(np.float64)
+        t = np.maximum(x * float(_screen_numba.EXP_C), float(_screen_numba.EXP_LO)) + float(_screen_numba.EXP_BIAS)
+        return t.astype(F32).astype(np.int32).view(F32)
 
 
 def _reference(S, mref, thr, bmax0):
@@ -79,6 +82,89 @@ def _problem(n, d, m, seed, std=10.0):
     k = rng.standard_normal((n, d))
     q = rng.standard_normal((m, d)) * (std / np.sqrt(max(d, 1)))
     return rng, k, q
+
+
+def _round_f32(x: Fraction) -> Fraction:
+    """``x`` rounded to the nearest float32, ties to even (normal range), exactly."""
+    if x == 0:
+        return x
+    a = abs(x)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    q = a / Fraction(2) ** (e - 23)  # in [2^23, 2^24)
+    n = q.numerator // q.denominator
+    r = q - n
+    if r > Fraction(1, 2) or (r == Fraction(1, 2) and n % 2 == 1):
+        n += 1
+    return (1 if x > 0 else -1) * Fraction(n) * Fraction(2) ** (e - 23)
+
+
+def _exact_bits(d) -> int:
+    """The weight bits of a float32 difference ``d``: max(d C, LO) + BIAS in exact arithmetic, rounded once to
+    float32 (what the kernel's FMA does), truncated."""
+    C, LO, BIAS = (Fraction(float(x)) for x in (_screen_numba.EXP_C, _screen_numba.EXP_LO, _screen_numba.EXP_BIAS))
+    t = _round_f32(max(Fraction(float(d)) * C, LO) + BIAS)
+    return int(t)  # t > 0: int() truncates
+
+
+_F32_NONPOS = st.floats(min_value=-1e6, max_value=0.0, width=32, allow_subnormal=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(d=st.one_of(_F32_NONPOS, st.floats(-200.0, 0.0, width=32), st.integers(-2**31, 0).map(
+    lambda i: np.float32(i / float(_screen_numba.EXP_C)))))
+def test_exp_bits_is_rounded_once(d):
+    # exp_bits (scan_block) and _weights_numpy (the NumPy reference) evaluate max(d C, LO) + BIAS in float64 and
+    # round to float32: bit for bit the single rounding of the exact value, as the kernel's FMA computes it
+    # (and checked exhaustively for every float32 d <= 0 with |d C| <= 2^31 when the construction was chosen)
+    d = np.float32(d)
+    want = _exact_bits(d)
+    assert int(_screen_numba.exp_bits(d)) == want
+    assert int(_bf16._weights_numpy(np.array([d], F32), np.float32(0.0)).view(np.int32)[0]) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(s=st.floats(-1e4, 1e4, width=32), gap=st.one_of(st.floats(0.0, 100.0, width=32),
+                                                         st.floats(0.0, 2.0**-10, width=32)))
+def test_exp_bits_bound_exp(s, gap):
+    # the certificate: exp(s - m) <= w <= 1.062 exp(s - m) above the clamp (s <= m, float32)
+    s = np.float32(s)
+    m = np.float32(np.float64(s) + np.float64(gap))
+    if not s <= m:
+        m = s
+    w = np.array([_screen_numba.exp_bits(np.float32(s - m))], np.int32).view(F32)[0]
+    e = np.exp(np.longdouble(s) - np.longdouble(m))
+    assert np.longdouble(w) >= e
+    if e > 2.0**-125:
+        assert np.longdouble(w) <= e * np.longdouble(1.062)
+
+
+@needs_bf16
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), scale=st.sampled_from([0.01, 1.0, 30.0, 1e3]), m=st.integers(1, 70))
+def test_kernel_weights_bit_for_bit(seed, scale, m):
+    # one key, no hits: each query's sum is 0 + w(s - mref), so the kernel's weight bits are seen exactly
+    rng = np.random.default_rng(seed)
+    k = rng.standard_normal((1, 24))
+    q = rng.standard_normal((m, 24)) * scale
+    pk, pq = pack_keys(k), pack_queries(q)
+    S = scores(pk, pq)[0]
+    mref = (S.astype(np.float64) + rng.exponential(scale, m) * rng.choice([1e-4, 1.0, 100.0], m)).astype(F32)
+    mref = np.maximum(mref, S)
+    thr = mref  # the largest allowed: only a score equal to its mref is a hit
+    hit = S >= thr
+    acc, bmax = np.zeros(m, F32), np.full(m, -np.inf, F32)
+    e = np.empty(m, np.int32)
+    c = screen_block(pk, pq, mref, thr, acc, bmax, e, e.copy(), np.empty(m, F32))
+    assert c == int(hit.sum())
+    want = _bf16._weights_numpy(S, mref)
+    got = acc.view(np.int32)
+    assert np.array_equal(got[~hit], want.view(np.int32)[~hit])
+    assert np.all(acc[hit] == 0)
+    assert np.array_equal(want.view(np.int32), np.array([_screen_numba.exp_bits(np.float32(x)) for x in S - mref]))
 
 
 def test_weight_constants_are_those_of_the_scan():

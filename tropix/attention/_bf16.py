@@ -940,14 +940,21 @@ def _splat(ty: str, val: str) -> str:
     return "<" + ", ".join(f"{ty} {val}" for _ in range(16)) + ">"
 
 
-def _stile_ir(mr: int, nv: int, clamp_int: bool = True) -> str:
+def _stile_ir(mr: int, nv: int) -> str:
     """One register tile of ``mr`` keys x ``nv`` 16-query vectors, then its screening epilogue.
 
     ``i1 stile(K, ldk, Q, ldq, dp, MR, TH, AC, BM, mask, jk, rq, HK, HQ, HV, cntp, cap)``: ``MR/TH/AC/BM``
     point at the panel's first query in the reference maxima, thresholds, weight sums and block maxima;
     the last vector's lanes outside ``mask`` are neither loaded, stored nor emitted.  Hits (``s >= thr``)
     are compressed in registers (VCOMPRESSPS) and written under a mask at ``*cntp``; returns false (count
-    untouched for that vector) when they would exceed ``cap``."""
+    untouched for that vector) when they would exceed ``cap``.
+
+    Cost model (AMD Zen 4, measured against a stream of VDPBF16PS): instructions that write a mask register
+    (VCMPPS, VPTESTMD, VPMOVD2M, ...), multiplications and FMAs, 64-byte stores and compressions each take
+    about one VDPBF16PS slot; additions, maxima, conversions, integer and logic operations, mask logic and
+    mask-to-GPR moves are almost free.  Per score vector: the block maximum, the difference to ``mref``, one
+    FMA, the conversion and integer clamp of the weight, the hit compare, the masked addition, one slot
+    store."""
     L = [f"define internal i1 @stile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, i64 %dp, ptr %MR, ptr %TH, "
          "ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap) #0 {",
          "entry:"]
@@ -955,7 +962,7 @@ def _stile_ir(mr: int, nv: int, clamp_int: bool = True) -> str:
     _dot_loop_ir(a, mr, nv, "epi")
     a("epi:")
     a("  %lm = bitcast i16 %mask to <16 x i1>")
-    C, LO, BIAS = (_splat("float", _f32_hex(x)) for x in (_EXP_C, _EXP_LO, _EXP_BIAS))
+    C, BIAS = (_splat("float", _f32_hex(x)) for x in (_EXP_C, _EXP_BIAS))
     ILO = _splat("i32", str(int(_EXP_LO + _EXP_BIAS)))
     ONES = _splat("i1", "true")
     iota = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
@@ -977,7 +984,6 @@ def _stile_ir(mr: int, nv: int, clamp_int: bool = True) -> str:
             a(f"  %bm{v}_{m + 1} = call <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float> {s}, "
               f"<16 x float> %bm{v}_{m}, i32 4)")
             a(f"  %dl{t} = fsub <16 x float> {s}, %mr{v}_0")
-            a(f"  %ml{t} = fmul <16 x float> %dl{t}, {C}")
             # not a hit: s < thr, or unordered (NaN); the weight is added under this mask
             # (the x86 intrinsic, predicate NGE_UQ: LLVM keeps this sense, so the masked addition below is one
             # merge-masked VADDPS instead of an addition and a blend)
@@ -988,17 +994,13 @@ def _stile_ir(mr: int, nv: int, clamp_int: bool = True) -> str:
                 a(f"  %h{t} = and <16 x i1> %h0{t}, %lm")
             else:
                 a(f"  %h{t} = or <16 x i1> %h0{t}, zeroinitializer")
-            if clamp_int:  # cvtt(t + BIAS) clamped below as an integer: the same bits as max(t, LO) + BIAS
-                a(f"  %bs{t} = fadd <16 x float> %ml{t}, {BIAS}")
-                a(f"  %wt{t} = call <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float> %bs{t}, "
-                  "<16 x i32> zeroinitializer, i16 -1, i32 4)")
-                a(f"  %wi{t} = call <16 x i32> @llvm.smax.v16i32(<16 x i32> %wt{t}, <16 x i32> {ILO})")
-            else:
-                a(f"  %cl{t} = call <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float> %ml{t}, "
-                  f"<16 x float> {LO}, i32 4)")
-                a(f"  %bs{t} = fadd <16 x float> %cl{t}, {BIAS}")
-                a(f"  %wi{t} = call <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float> %bs{t}, "
-                  "<16 x i32> zeroinitializer, i16 -1, i32 4)")
+            # the weight bits: cvtt(fma(s - mref, C, BIAS)) clamped below as an integer (the same bits as
+            # _screen_numba.exp_bits: max((s - mref) C, LO) + BIAS, rounded once; the sum is exact near the clamp)
+            a(f"  %bs{t} = call <16 x float> @llvm.fma.v16f32(<16 x float> %dl{t}, <16 x float> {C}, "
+              f"<16 x float> {BIAS})")
+            a(f"  %wt{t} = call <16 x i32> @llvm.x86.avx512.mask.cvttps2dq.512(<16 x float> %bs{t}, "
+              "<16 x i32> zeroinitializer, i16 -1, i32 4)")
+            a(f"  %wi{t} = call <16 x i32> @llvm.smax.v16i32(<16 x i32> %wt{t}, <16 x i32> {ILO})")
             # a merge-masked VADDPS: the weight is added where not a hit
             a(f"  %w{t} = bitcast <16 x i32> %wi{t} to <16 x float>")
             a(f"  %aw{t} = fadd <16 x float> %ac{v}_{m}, %w{t}")
@@ -1156,7 +1158,7 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     return L
 
 
-def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True) -> str:
+def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
     """The module of :func:`screen_block`: screening tiles for (mr, 1..nv) and (1, 1..nv) and the driver
 
     ``i64 bf16_screen(K, n, ldk, Q, nq, ldq, dp, kblock, gw, X, ldx, kind, d, MR, TH, AC, BM, joff, HK, HQ,
@@ -1171,14 +1173,15 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: 
          "declare <16 x i32> @llvm.x86.avx512.mask.compress.v16i32(<16 x i32>, <16 x i32>, <16 x i1>)",
          "declare i16 @llvm.ctpop.i16(i16)",
          "declare i64 @llvm.cttz.i64(i64, i1)",
+         "declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)",
          "declare float @llvm.fabs.f32(float)",
          "declare <16 x i32> @llvm.smax.v16i32(<16 x i32>, <16 x i32>)",
          "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
     L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_stile_ir(mr, v, clamp_int))
+        L.append(_stile_ir(mr, v))
         if mr > 1:
-            L.append(_stile_ir(1, v, clamp_int))
+            L.append(_stile_ir(1, v))
     a = L.append
     a("define i64 @bf16_screen(ptr %A) #0 {")
     a("entry:")
@@ -1225,13 +1228,13 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: 
     return "\n".join(L)
 
 
-def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, clamp_int: bool = True):
+def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL):
     """Compile the screening kernel for the host CPU; returns ``(ctypes function, engine)``."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, clamp_int))
+    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -1300,8 +1303,9 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
       ``hit_val``;
     * otherwise ``acc[r] += w(s - mref[r])`` in float32, with the exponent-bit weight of
       :func:`tropix.attention._screen_numba.scan_block`,
-      ``w(x) = bitcast_f32(int32(trunc(max(x * EXP_C, EXP_LO) + EXP_BIAS)))`` (float32 operations, the
-      same constants, bit for bit), which satisfies ``exp(x) <= w(x) <= 1.062 exp(x)`` for ``x <= 0`` and is
+      ``w(x) = bitcast_f32(int32(trunc(float32(max(x EXP_C, EXP_LO) + EXP_BIAS))))`` with ``x`` the float32
+      difference and ``x EXP_C + EXP_BIAS`` rounded once (an FMA; ``_screen_numba.exp_bits``, bit for bit),
+      which satisfies ``exp(x) <= w(x) <= 1.062 exp(x)`` for ``x <= 0`` and is
       clamped at ``2^-126 (1 + 2^-15)`` for ``x`` below about ``-126 log(2)``.
 
     The weights are summed in an unspecified order (tile by tile), so ``acc`` differs from a sequential
@@ -1446,10 +1450,12 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
 
 
 def _weights_numpy(s, mref) -> np.ndarray:
-    """The exponent-bit weights ``w(s - mref)`` of :func:`screen_block`, float32 (also the tests' reference)."""
+    """The exponent-bit weights ``w(s - mref)`` of :func:`screen_block`, float32 (also the tests' reference;
+    the product and sum in float64, rounded once to float32, as ``_screen_numba.exp_bits``)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        t = np.maximum((np.asarray(s, np.float32) - mref) * _EXP_C, _EXP_LO) + _EXP_BIAS
-    return t.astype(np.int32).view(np.float32)
+        d = (np.asarray(s, np.float32) - mref).astype(np.float64)
+        t = (np.maximum(d * float(_EXP_C), float(_EXP_LO)) + float(_EXP_BIAS)).astype(np.float32)
+        return t.astype(np.int32).view(np.float32)
 
 
 def _screen_numpy(S, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff=0) -> int:

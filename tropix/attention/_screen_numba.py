@@ -64,14 +64,27 @@ def advance_maxima(S, smax, dun):
 
 # The weight bound of a key that is only counted: with y = log2(e) (s - m) <= 0, the float32 whose bits are
 # the integer part of (y + 127) 2^23 is 2^floor(y) (1 + frac(y)) >= 2^y = exp(s - m) (1 + f >= 2^f on [0, 1]),
-# at most 6.2 % above it.  Computed as t = max((s - m) C, -126 2^23) + BIAS with C = log2(e) 2^23 (1 - 2^-20):
-# the factor (1 - 2^-20) covers the rounding of s - m, of the product and of C itself (relative 2^-24 each:
-# the computed y is never below the exact one, as y <= 0), the 256 units added to BIAS the rounding of the
-# sum (at most 64 units at 2^30) and the truncation to an integer; y is clamped at -126 (normal float32).
+# at most 6.2 % above it ((1 + f) / 2^f <= 1.0615, times at most 2^(|y| 2^-19 + 288 / 2^23) <= 1.0003 from
+# the shrunk C and the slack below, |y| <= 127).  Computed as
+# t = max(d C, -126 2^23) + BIAS, d = s - m rounded (to the scores' dtype), C = log2(e) 2^23 (1 - 2^-20),
+# with one rounding of d C + BIAS to float32 (an FMA in the fused kernel; here the exact product of the two
+# float32 in float64, the sum in float64, then rounded to float32: the same float32 for every float32 d <= 0
+# with |d C| <= 2^31, checked exhaustively over all 1.1e9 of them: no double rounding lands on a midpoint):
+# the factor (1 - 2^-20) covers the rounding of s - m and of C itself (relative 2^-24 each: d C is never
+# below y 2^23, as y <= 0), the 256 units added to BIAS the rounding of the sum (at most 32 units below 2^30)
+# and the truncation to an integer; y is clamped at -126 (normal float32).
 SELECT_ESTIMATE = True
 EXP_C = np.float32(1.4426950408889634 * (1.0 - 2.0**-20) * 2.0**23)
 EXP_LO = np.float32(-126.0 * 2.0**23)
 EXP_BIAS = np.float32(127 * 2**23 + 256)
+_C64, _LO64, _BIAS64 = float(EXP_C), float(EXP_LO), float(EXP_BIAS)
+
+
+@njit(cache=True, nogil=True)
+def exp_bits(d):
+    """The weight bits of a difference ``d = s - m`` (float32 or float64, see above): the integer part of
+    ``float32(max(d C, LO) + BIAS)``, the product and sum in float64 (the fused kernel's FMA, bit for bit)."""
+    return np.int32(np.float32(max(np.float64(d) * _C64, _LO64) + _BIAS64))
 
 
 @njit(cache=True, nogil=True)
@@ -112,7 +125,7 @@ def scan_block(S, j0, j1, joff, tauc, cap, masked, smax, nfin, cidx, cval, cnt, 
     for j in range(j0, j1):
         row = S[j]
         for r in range(nr):  # the bits of each key's weight bound (a masked key, -inf, is clamped)
-            bits[r] = np.int32(max((row[r] - mm[r]) * EXP_C, EXP_LO) + EXP_BIAS)
+            bits[r] = exp_bits(row[r] - mm[r])
         h = 0
         for r in range(nr):  # the weights of the keys not collected, and the collection test
             x = row[r]

@@ -153,8 +153,8 @@ def _scan_block_numpy(S, j0, j1, joff, tauc, cap, masked, smax, nfin, cidx, cval
         cval[r, c:c + len(j)] = col[j]
         cnt[r] = c + len(j)
         x = col[fin & (col < tc)]
-        t = np.maximum((x - smax[r]) * EXP_C, EXP_LO) + EXP_BIAS
-        w = t.astype(np.int32).view(np.float32)
+        t = np.maximum((x - smax[r]).astype(np.float64) * float(EXP_C), float(EXP_LO)) + float(EXP_BIAS)
+        w = t.astype(np.float32).astype(np.int32).view(np.float32)  # as _screen_numba.exp_bits
         acc = np.float32(0.0)
         for t in w:  # sequential float32 sums: the kernel's rounding is within the same factor
             acc = np.float32(acc + t)
