@@ -480,3 +480,104 @@ def test_counted_weight_is_a_rigorous_upper_bound_of_exp(scale):
     assert np.all(w[live] <= ex[live] * 1.0625 * (1 + 2.0**-10))
     # below the clamp the weight is the clamp value, tiny but never zero
     assert np.all(w[~live] >= 2.0**-126)
+
+
+def _first_block_state(q, k, cap, nkeys):
+    """The bfloat16 screen of one chunk of queries over keys ``0 .. nkeys-1``: the packed GEMM, the fused screen
+    and a fresh screening state (smax = -inf, nothing collected or counted)."""
+    P = prepare(q, k, np.ones((len(k), 1)), None, None, None, False)
+    H = _ScreenHead(P, (q, k, np.ones((len(k), 1))), ())
+    rows = np.arange(len(q))
+    err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn.max()), H.d)
+    g = _screen_gemm(H, rows, err, "bf16", True)
+    m = len(q)
+    state = (np.full(m, -np.inf, np.float32), np.empty((m, cap), np.int32), np.empty((m, cap), np.float32),
+             np.zeros(m, np.int64), np.zeros(m))
+    return g, g.queries(rows), state
+
+
+@needs_bf16
+@pytest.mark.parametrize("kind, cap", [("peaked", 1024), ("ties", 1024), ("dominant", 1024), ("flat", 1024),
+                                       ("flat", 40), ("equal", 1024)])
+def test_fused_first_block_collects_and_counts_as_the_unfused_scan(kind, cap):
+    # the two fused passes over a first block (exact maxima, then the screen against them) against
+    # advance_maxima + scan_block on the stored bfloat16 scores: the same maxima, the same keys collected
+    # (also the same rows overflowing cap), the counted mass equal up to the float32 summation order
+    from tropix.attention._screen_numba import advance_maxima, scan_block
+
+    nq, f1 = 70, 1024
+    q, k, _ = _inputs(7, 3000, 32, nq, kind)
+    g, qp, (sm_f, ci_f, cv_f, cn_f, du_f) = _first_block_state(q, k, cap, f1)
+    _, _, (sm_u, ci_u, cv_u, cn_u, du_u) = _first_block_state(q, k, cap, f1)
+    S = g.block(qp, 0, f1, np.empty((f1, nq), np.float32))
+    # margins up to the 95 % quantile of each query's scores (the hits fit the fused kernel's buffer), and
+    # nothing below the maximum / every key / a hair's width
+    tauc = np.random.default_rng(1).uniform(0.0, 1.0, nq) * (S.max(axis=0) - np.quantile(S, 0.95, axis=0))
+    tauc[:3] = 0.0, 1e300, 1e-3
+    # as _screen_rows does it: the fused passes, and the unfused scan of the block if the kernel refuses it
+    g0 = g.fused().first(qp, 0, f1, tauc, cap, sm_f, ci_f, cv_f, cn_f, du_f)
+    # (half or all of the keys tied at the top: too many hits for the buffer, the kernel refuses the block)
+    assert g0 == (0 if kind in ("ties", "equal") else f1)
+    if g0 < f1:
+        advance_maxima(S, sm_f, du_f)
+        scan_block(S, 0, f1, 0, tauc, cap, False, sm_f, np.full(nq, f1), ci_f, cv_f, cn_f, du_f)
+    advance_maxima(S, sm_u, du_u)
+    scan_block(S, 0, f1, 0, tauc, cap, False, sm_u, np.full(nq, f1), ci_u, cv_u, cn_u, du_u)
+    assert np.array_equal(sm_f, S.max(axis=0)) and np.array_equal(sm_f, sm_u)
+    assert np.array_equal(cn_f, cn_u)
+    assert (kind != "flat" or cap > 100) or np.any(cn_u < 0)  # the small cap does overflow some rows
+    for r in np.flatnonzero(cn_u >= 0):
+        c = cn_u[r]
+        assert sorted(ci_f[r, :c].tolist()) == sorted(ci_u[r, :c].tolist())
+        o_f, o_u = np.argsort(ci_f[r, :c]), np.argsort(ci_u[r, :c])
+        assert np.array_equal(cv_f[r, :c][o_f], cv_u[r, :c][o_u])
+        assert np.array_equal(cv_u[r, :c][o_u], S[np.sort(ci_u[r, :c]), r])
+    live = cn_u >= 0
+    # each is the sum of the same float32 weights, rounded within a factor 1 + f1 2^-24, times 1 + f1 2^-23
+    assert np.all(np.abs(du_f[live] - du_u[live]) <= 2 * f1 * 2.0**-24 * du_u[live] + 1e-300)
+    assert tauc[0] == 0 and cn_u[0] >= 1 and du_u[1] == 0 and cn_u[1] in (f1, -1)
+
+
+@needs_bf16
+@pytest.mark.parametrize("seed", [0, 2])
+def test_first_block_goes_through_the_fused_kernel_and_agrees_with_the_unfused_scan(seed, monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(seed, n=11000, nq=300)  # two chunks of queries, first blocks of 1024 keys
+    calls = _spy_fused(monkeypatch)
+    fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    # per chunk: the first block [0, 1024) in one fused run, then the keys after it
+    starts = [c for c in calls if c[0] == 0]
+    assert len(starts) == 2 and all(c == (0, 1024, 1024) for c in starts)
+    assert all(stop == n for b0, stop, n in calls)
+    monkeypatch.setattr(S, "FIRST_FUSED", False)
+    n_calls = len(calls)
+    plain = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    assert len(calls) - n_calls == 2 and all(c[0] == 1024 for c in calls[n_calls:])  # only the later blocks
+    _check(fused, q, k, v, 1e-3)
+    # the same candidates, so the same cores and the same float64 work; outputs within the bounds
+    assert fused.counters["score_evals"] == plain.counters["score_evals"]
+    assert all(np.array_equal(np.sort(fused.kept_keys(i)), np.sort(plain.kept_keys(i))) for i in range(len(q)))
+    diff = np.linalg.norm(to_np(fused.output) - to_np(plain.output), axis=1)
+    assert np.all(diff <= fused.bound + plain.bound + fused.reference_slack)
+    assert np.allclose(fused.bound, plain.bound, rtol=1e-3, atol=0)
+    n_calls = len(calls)
+    monkeypatch.setattr(S, "FIRST_FUSED", True)
+    _check(screened(q, k, v, eps=1e-3, precision="float32", check=True), q, k, v, 1e-3)
+    assert len(calls) == n_calls  # the float32 sgemm: no fused kernel at all
+
+
+@needs_bf16
+def test_first_block_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(6, n=11000, nq=100)
+    monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: the first block's screen overflows
+    calls = _spy_fused(monkeypatch)
+    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    assert calls[0] == (0, 0, 1024)  # refused: the first block went the unfused way
+    monkeypatch.setattr(S, "FIRST_FUSED", False)
+    ref = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    # the unfused scan of the whole first block, on the maxima the first pass found: the same result
+    assert np.array_equal(to_np(r.output), to_np(ref.output)) and np.array_equal(r.bound, ref.bound)
+    _check(r, q, k, v, 1e-3)

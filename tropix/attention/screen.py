@@ -16,7 +16,8 @@ ball or box around a group of keys contains directions that score high).  Screen
    block extrapolates to far more candidates than a rescoring could afford stops and is computed densely.
    With the bfloat16 GEMM the later blocks are screened by a fused kernel
    (:func:`tropix.attention._bf16.screen_block`) that compares, counts and collects while the scores are
-   still in registers (they are never stored), against the maxima of the blocks before;
+   still in registers (they are never stored), against the maxima of the blocks before; the first block too,
+   in two passes (its exact maxima, then the screen against them: what the scan of its stored scores does);
 3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, and the
    smallest core of top bands whose left-out mass bound fits the budget (against the kept mass estimated
    from the screening scores) is scored again in float64, key by key in key order
@@ -80,6 +81,7 @@ FUSED_HITS = 16  # hit buffer of the fused screen: this many per key and 64 quer
 FIRST_DIV = 4
 BLOCK_SCORES = 2**18  # scores per block (1 MB of float32: the L2 cache)
 FIRST_EXTRA = 1.5  # the first block collects within the floor of the margin plus this
+FIRST_FUSED = True  # the first block of a chunk through the fused kernel too (two passes: see _FusedScreen.first)
 
 
 def _kernels():
@@ -334,6 +336,10 @@ class _FusedScreen:
     def run(self, qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun) -> int:
         """Blocks ``b0, b0 + step, ...`` up to ``n`` in one compiled loop (no Python per block); returns the
         first key not screened (``n``, or a block the caller screens the unfused way)."""
+        return self._blocks(qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun)
+
+    def _blocks(self, qp, b0, n, step, tauc, cap, smax, cidx, cval, cnt, dun) -> int:
+        """:meth:`run` (also the maxima pass of :meth:`maxima`, which collects nothing)."""
         from . import _screen_numba
 
         g, bf = self.gemm, self.gemm.bf16
@@ -353,9 +359,38 @@ class _FusedScreen:
         gw = max(w, bf.GROUP_BYTES // (4 * max(dp, 1)) // w * w)
         A = bf._screen_buffer()[0]
         addr = ctypes.cast(fn, ctypes.c_void_p).value
+        # (a hit buffer of exactly `room`: whether a block overflows does not depend on the calls before)
         return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
-                                              self.acc, self.bmax, self.hk, self.hq, self.hv, cap, smax, cidx,
-                                              cval, cnt, dun))
+                                              self.acc, self.bmax, self.hk[:room], self.hq[:room],
+                                              self.hv[:room], cap, smax, cidx, cval, cnt, dun))
+
+    def maxima(self, qp, b0, n, out) -> bool:
+        """The exact maxima per query of the screening scores of keys ``b0 .. n-1`` into ``out`` (float32), by
+        one pass of the fused kernel with reference and thresholds at the largest float32 (no key is a hit,
+        the counted weights are thrown away); False if the kernel refused (then ``out`` is unchanged)."""
+        c_n = len(out)
+        top = np.full(c_n, np.finfo(np.float32).max, np.float32)
+        zero = np.zeros(c_n)
+        none = np.empty((c_n, 0), dtype=np.int32)
+        stop = self._blocks(qp, b0, n, n - b0, zero, 0, top, none, none.view(np.float32),
+                            np.zeros(c_n, np.int64), zero.copy())
+        if stop != n:
+            return False
+        out[:] = self.bmax  # (the maxima of the one block screened)
+        return True
+
+    def first(self, qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun) -> int:
+        """The first block ``f0 .. f1-1`` of a chunk, on a fresh state (``smax = -inf``, nothing collected or
+        counted), screened in two passes of the fused kernel: its exact maxima (:meth:`maxima`), then the
+        collection within ``tauc`` of them and the count of the other keys relative to them, as one block.
+        The same keys are collected and the same weights counted as by ``advance_maxima`` and ``scan_block``
+        on the stored scores (the counted sums differ by rounding only, within the same bound).  Returns the
+        first key not screened: ``f1``, or ``f0`` if the kernel refused (hits overflowing its buffer: the
+        caller then scans the block unfused; ``smax`` may already hold the block's maxima, nothing else is
+        changed)."""
+        if not self.maxima(qp, f0, f1, smax):
+            return f0
+        return self.run(qp, f0, f1, f1 - f0, tauc, cap, smax, cidx, cval, cnt, dun)
 
 
 def _check_precision(precision):
@@ -522,9 +557,13 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
 
-        Sb = block_scores(f0, f1)
-        advance(Sb, smax, dun)
-        scan(Sb, 0, f1 - f0, f0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
+        g0 = f0  # the first key of the first block not screened yet
+        if fused is not None and not causal and FIRST_FUSED:
+            g0 = fused.first(qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun)
+        if g0 < f1:  # (the fused kernel refused a block: the rest of the first block unfused)
+            Sb = block_scores(g0, f1)
+            advance(Sb, smax, dun)
+            scan(Sb, 0, f1 - g0, g0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
         # the other keys; with causal the fused kernel (no mask) only takes the keys every query sees
         vis = min(f0, rmin + 1) if causal else f0
         rest = [(a0, a1, fz) for a0, a1, fz in ((0, vis, True), (vis, f0, False), (f1, n_c, True)) if a1 > a0]
