@@ -1011,11 +1011,11 @@ def _stile_ir(mr: int, nv: int) -> str:
             else:
                 a(f"  call void @llvm.masked.store.v16f32.p0(<16 x float> %{nm}{v}_{mr}, ptr align 4 %{nm}p{v}, "
                   "<16 x i1> %lm)")
-    # the hits: every score vector to its own stack slot (fixed addresses, no dependence between the stores),
-    # the 16-bit hit masks four to a 64-bit word; only if a word is not zero, its vectors with a hit
-    # (lowest set bit first) are compressed in registers and written under a mask.  (Slots at an index advanced
-    # past the vectors with a hit made a dependent chain through every vector and cost more with or without
-    # hits; a branch per vector mispredicts.)
+    # the hits: the 16-bit hit masks four to a 64-bit word; only if the tile has a hit, every score vector goes
+    # to its own stack slot (fixed addresses, no dependence between the stores; a 64-byte store costs about a
+    # VDPBF16PS) and, word by word, the vectors with a hit (lowest set bit first) are compressed in registers
+    # and written under a mask.  (Slots at an index advanced past the vectors with a hit made a dependent
+    # chain through every vector and cost more with or without hits; a branch per vector mispredicts.)
     order = [(m, v) for v in range(nv) for m in range(mr)]  # slot i holds key i % mr of vector i // mr
     nslot = len(order)
     nw = (nslot + 3) // 4
@@ -1035,9 +1035,6 @@ def _stile_ir(mr: int, nv: int) -> str:
                 a(f"  %ho{t} = or i64 {acc}, %hs{t}")
                 acc = f"%ho{t}"
         words.append(acc)
-    for i, (m, v) in enumerate(order):
-        a(f"  %sp{m}_{v} = getelementptr <16 x float>, ptr %slots, i64 {i}")
-        a(f"  store <16 x float> %n{m}_{v}, ptr %sp{m}_{v}, align 64")
     anyw = words[0]
     for w in range(1, nw):
         a(f"  %aw{w}o = or i64 {anyw}, {words[w]}")
@@ -1045,6 +1042,9 @@ def _stile_ir(mr: int, nv: int) -> str:
     a(f"  %anyh = icmp ne i64 {anyw}, 0")
     a("  br i1 %anyh, label %fpre, label %ok")
     a("fpre:")
+    for i, (m, v) in enumerate(order):
+        a(f"  %sp{m}_{v} = getelementptr <16 x float>, ptr %slots, i64 {i}")
+        a(f"  store <16 x float> %n{m}_{v}, ptr %sp{m}_{v}, align 64")
     for w in range(nw):
         a(f"  %wp{w} = getelementptr i64, ptr %words, i64 {w}")
         a(f"  store i64 {words[w]}, ptr %wp{w}, align 8")
