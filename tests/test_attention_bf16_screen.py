@@ -142,6 +142,26 @@ def test_exp_bits_bound_exp(s, gap):
         assert np.longdouble(w) <= e * np.longdouble(1.062)
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 1e3, 1e5])
+def test_exp_bits_bound_exp_dense(scale):
+    # the same bound on many differences at once (random, tiny, and a sweep of 1/64 steps down to the clamp),
+    # through _weights_numpy (the same bits as exp_bits: checked on a sample)
+    rng = np.random.default_rng(int(scale * 11) % 1000)
+    x = np.concatenate([-rng.exponential(5.0, 20000), -np.abs(rng.normal(size=20000)) * 1e-3,
+                        np.arange(-87 * 64, 1) / 64.0])
+    m = np.resize(np.float32(scale * rng.normal(size=20000)), x.shape).astype(F32)
+    s = np.minimum((m.astype(np.float64) + x).astype(F32), m)
+    w = _bf16._weights_numpy(s, m)
+    pick = rng.choice(len(s), 300, replace=False)
+    assert np.array_equal(w.view(np.int32)[pick], [_screen_numba.exp_bits(np.float32(a - b)) for a, b in zip(s[pick], m[pick])])
+    ex = np.exp(s.astype(np.longdouble) - m.astype(np.longdouble))
+    w = w.astype(np.longdouble)
+    assert np.all(w >= ex)
+    live = ex > 2.0**-125
+    assert np.all(w[live] <= ex[live] * np.longdouble(1.062))
+    assert np.all(w[~live] >= 2.0**-126)
+
+
 @needs_bf16
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), scale=st.sampled_from([0.01, 1.0, 30.0, 1e3]), m=st.integers(1, 70))
