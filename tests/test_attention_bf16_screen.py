@@ -153,7 +153,8 @@ def test_exp_bits_bound_exp_dense(scale):
     s = np.minimum((m.astype(np.float64) + x).astype(F32), m)
     w = _bf16._weights_numpy(s, m)
     pick = rng.choice(len(s), 300, replace=False)
-    assert np.array_equal(w.view(np.int32)[pick], [_screen_numba.exp_bits(np.float32(a - b)) for a, b in zip(s[pick], m[pick])])
+    bits = [_screen_numba.exp_bits(np.float32(a - b)) for a, b in zip(s[pick], m[pick])]
+    assert np.array_equal(w.view(np.int32)[pick], bits)
     ex = np.exp(s.astype(np.longdouble) - m.astype(np.longdouble))
     w = w.astype(np.longdouble)
     assert np.all(w >= ex)
