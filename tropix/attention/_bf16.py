@@ -950,11 +950,13 @@ def _stile_ir(mr: int, nv: int) -> str:
     untouched for that vector) when they would exceed ``cap``.
 
     Cost model (AMD Zen 4, measured against a stream of VDPBF16PS): instructions that write a mask register
-    (VCMPPS, VPTESTMD, VPMOVD2M, ...), multiplications and FMAs, 64-byte stores and compressions each take
-    about one VDPBF16PS slot; additions, maxima, conversions, integer and logic operations, mask logic and
-    mask-to-GPR moves are almost free.  Per score vector: the block maximum, the difference to ``mref``, one
-    FMA, the conversion and integer clamp of the weight, the hit compare, the masked addition, one slot
-    store."""
+    (VCMPPS, VPTESTMD, VPMOVD2M, ...), multiplications and FMAs, 64-byte stores (masked or not) and
+    compressions each take about one VDPBF16PS slot; additions, maxima, conversions, integer and logic
+    operations run on the other pipes, free only while they stay below about one 512-bit operation per
+    VDPBF16PS of the tile (a sign-bit epilogue without compares, 17 such operations per vector, was slower);
+    mask logic and mask-to-GPR moves are free.  Per score vector: the block maximum, the difference to
+    ``mref``, one FMA, the conversion and integer clamp of the weight, the hit compare, the masked addition;
+    a slot store only in tiles with a hit."""
     L = [f"define internal i1 @stile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, i64 %dp, ptr %MR, ptr %TH, "
          "ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap) #0 {",
          "entry:"]
