@@ -34,9 +34,11 @@ registers by the screen's scan: the block maximum per query, the hits ``s >= thr
 and written as ``(key, query, score)``) and, for every other key, an exponent-bit upper bound of
 ``exp(s - mref)`` summed per query; the scores are never stored.  Its register tile is 5 keys x 64 queries
 (the epilogue needs registers too).  Speed (``benchmarks/bench_bf16.py``, 16384 keys x 256 queries,
-prepacked, about 3.5 hits per key, best of 15): 1.96 ms at d = 32 and 3.19 ms at d = 64, against 1.30 / 2.61
-ms for :func:`scores` alone and 4.48 / 5.66 ms for :func:`scores` + ``_screen_numba.scan_block`` per block of
-1024 keys (the epilogue costs about 2 ns per 16 scores, a hit about 4 ns).
+prepacked, about 3.3 hits per key, best of 15): 1.85 ms at d = 32 and 3.05 ms at d = 64, against 1.28 / 2.38
+ms for :func:`scores` alone and 5.01 / 6.14 ms for :func:`scores` + ``_screen_numba.scan_block`` per block of
+1024 keys; without hits 1.44 / 2.61 ms.  Per vector of 16 scores the epilogue is one FMA (the weight) and one
+compare (the hits); the score vectors go to fixed stack slots, and the compress-and-store loop visits only
+the 64-bit words of hit masks that have a hit.
 
 Error model (:func:`error_bound`).  Let ``u_b = 2^-8`` (bfloat16 has an 8-bit significand, rounding to
 nearest), ``u = 2^-24`` (float32), ``t = 2^-126`` (smallest normal float32 / bfloat16) and
