@@ -468,7 +468,8 @@ def test_residual_norms_bound_the_exact_rounding_errors(n, d, specials, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 70), st.integers(0, 2**32 - 1), st.sampled_from(["plain", "odd", "inf", "nan", "tiny"]))
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(0, 2**32 - 1),
+       st.sampled_from(["plain", "odd", "inf", "nan", "tiny"]))
 def test_rownorms_pack_is_validation_and_packing_in_one_pass(n, d, seed, kind):
     from tropix.attention._bf16_numba import rownorms_pack
     from tropix.attention._kernels_numba import rownorms_finite

@@ -451,14 +451,8 @@ def test_fused_inputs_rows_given_up_are_hit_only_above_their_maximum():
 
 
 def _weights(s, m):
-    """The counted-key weights of scan_block / screen_block (float32 arithmetic, as the kernels)."""
-    from tropix.attention._screen_numba import EXP_BIAS, EXP_C, EXP_LO
-
-    s = np.asarray(s, np.float32)
-    m = np.asarray(m, np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        t = np.maximum((s - m) * EXP_C, EXP_LO) + EXP_BIAS
-    return t.astype(np.int32).view(np.float32)
+    """The counted-key weights of scan_block / screen_block (their NumPy reference, bit for bit the kernels')."""
+    return _bf16._weights_numpy(np.asarray(s, np.float32), np.asarray(m, np.float32))
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 1e3, 1e5])

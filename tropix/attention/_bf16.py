@@ -877,8 +877,8 @@ def error_bound_residual(qnorm, qres, knorm, kres, d: int):
     ``t = 2^-126``) by at most ``t`` each, so the rounding of the inputs costs at most
     ``(|q| + ρ_q + t √d) ρ_k + ρ_q |k| + t √d ((1 + u) |q| + |k|)`` instead of :func:`error_bound`'s
     ``(2 u + u²) |q| |k| + t √d ((1 + u) |q| + |k|)`` (``u = 2^-8``); the accumulation and underflow terms
-    are those of :func:`error_bound`.  On random data the rounding errors are about ``0.2 u`` of the norms, so the bound is
-    about half of :func:`error_bound`'s; the smaller of the two is returned.
+    are those of :func:`error_bound`.  On random data the rounding errors are about ``0.2 u`` of the norms,
+    so the bound is about half of :func:`error_bound`'s; the smaller of the two is returned.
 
     Parameters
     ----------

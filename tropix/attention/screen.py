@@ -11,9 +11,10 @@ ball or box around a group of keys contains directions that score high).  Screen
    *counted*, by a float32 ``w >= exp(s̃ - m̃)`` built from the exponent bits of ``log2(e) (s̃ - m̃)``
    (at most 6.2 % above it; :func:`tropix.attention._screen_numba.scan_block`), and the counted mass is
    rescaled whenever the maximum rises.  The first block (a quarter of ``kblock`` keys) collects within a
-   wider margin (never below ``τ_f = log(64 / β)``, ``β`` the dropped-mass budget); its band histogram and
-   counted mass then set each query's own margin ``τ_c >= τ_f`` for the other blocks; a query whose first
-   block extrapolates to far more candidates than a rescoring could afford stops and is computed densely.
+   wider margin (never below ``τ_f = log(FLOOR_KEYS / β)``, ``FLOOR_KEYS = 32``, ``β`` the dropped-mass
+   budget); its band histogram and counted mass then set each query's own margin ``τ_c >= τ_f`` for the
+   other blocks; a query whose first block extrapolates to far more candidates than a rescoring could
+   afford stops and is computed densely.
    With the bfloat16 GEMM the later blocks are screened by a fused kernel
    (:func:`tropix.attention._bf16.screen_block`) that compares, counts and collects while the scores are
    still in registers (they are never stored), against the maxima of the blocks before; the first block too,
@@ -32,9 +33,9 @@ with or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.
 ``γ_d`` with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16,
 the smaller of :func:`tropix.attention._bf16.error_bound` and
 :func:`~tropix.attention._bf16.error_bound_residual` (from the actual rounding errors of the query and of the
-keys, which validation measures while it packs them: about half as large) plus the float64 evaluation.  A key with ``s̃ < m̃ - t`` has
-``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a collected key in band ``b``
-at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the left-out mass; with ``m``
+keys, which validation measures while it packs them: about half as large) plus the float64 evaluation.
+A key with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a
+collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the left-out mass; with ``m``
 the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|``
 enter :func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in
 the other methods, plus the rounding bound of dense evaluation.  A row that overflows ``cap`` candidates,
@@ -75,7 +76,7 @@ _F32_LIMIT = 1e36  # |q| max|k| above this could overflow float32 scores: such h
 _TINY32 = 2.0**-149  # float32 underflow unit (smallest subnormal)
 PLAN_MARGIN = 0.5  # added to the first block's estimate of the collection margin
 EST_SLACK = 4.0  # a row whose first block extrapolates to this many times the abort limit stops there
-FLOOR_KEYS = 64.0
+FLOOR_KEYS = 32.0  # the collection margin is never below log(FLOOR_KEYS / beta)
 FUSED_KEYS = 1024  # keys per fused block (the reference maxima advance between blocks)
 FUSED_HITS = 16  # hit buffer of the fused screen: this many per key and 64 queries (overflow: unfused)
 FIRST_DIV = 4
@@ -414,10 +415,9 @@ def _screen_gemm(H, rows, err32, precision, use_kernel):
             if precision == "bf16" or float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
                 G = _Gemm(H, e, _bf16)
                 if G.pk.resmax is not None:  # the bound from the actual rounding errors: about half as large
-                    qs = H.qs[rows]
-                    e2 = (_bf16.error_bound_residual(H.qn[rows], _bf16.residual_norms(qs), H.kmax, G.pk.resmax,
-                                                     H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
-                    G.err = np.minimum(e, e2)
+                    # (error_bound_residual is never above error_bound)
+                    G.err = (_bf16.error_bound_residual(H.qn[rows], _bf16.residual_norms(H.qs[rows]), H.kmax,
+                                                        G.pk.resmax, H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
                 return G
     return _Gemm(H, err32)
 
@@ -521,7 +521,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         # Keys collected against a lower running maximum than the final one are only extra candidates:
         # finalize_rows bins them against the final maximum.
         # the floor of the collection margin: a later block may hold a cluster near a higher maximum that the
-        # first block did not show; below the floor even 64 such keys would exhaust the budget
+        # first block did not show; below the floor even FLOOR_KEYS such keys would exhaust the budget
         with np.errstate(divide="ignore"):
             # (never negative: the maximum key itself is always collected)
             floor = np.minimum(np.maximum(np.log(FLOOR_KEYS / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
@@ -704,7 +704,7 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     """Certified attention by float32 screening of every score and exact float64 softmax of the survivors.
 
     See the module docstring for the algorithm and the certificate.  Needs no key tree, and pays off
-    whatever the geometry of the keys when the scores are peaked (few keys within ``log(64/β)`` or so of
+    whatever the geometry of the keys when the scores are peaked (few keys within ``log(32/β)`` or so of
     the maximum); on flat scores the rows stop after the first key block and are computed densely.
 
     Parameters
