@@ -36,8 +36,8 @@ the smaller of :func:`tropix.attention._bf16.error_bound` and
 keys, which validation measures while it packs them: about half as large) plus the float64 evaluation.
 A key with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a
 collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the
-left-out mass; with ``m`` the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|``
-enter :func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in
+left-out mass; with ``m`` the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the
+largest dropped ``|v|`` enter :func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in
 the other methods, plus the rounding bound of dense evaluation.  A row that overflows ``cap`` candidates,
 or whose bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed:
 IEEE arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed
