@@ -26,22 +26,21 @@ ball or box around a group of keys contains directions that score high).  Screen
    softmax over the core is exact and, as in :func:`~tropix.attention.region_sparse`, keys of negligible
    weight among them are dropped while the budget allows.
 
-Certificate.  For every key the screening score differs from the float64 one the method would otherwise use
-by at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_error`: the rounding of ``q``
-and ``k`` to float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product, any summation order,
-with or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation
-``γ_d`` with ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16,
-the smaller of :func:`tropix.attention._bf16.error_bound` and
-:func:`~tropix.attention._bf16.error_bound_residual` (from the actual rounding errors of the query and of the
-keys, which validation measures while it packs them: about half as large) plus the float64 evaluation.
-A key with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a counted key carries at most ``w exp(e)``, a
-collected key in band ``b`` at most ``exp(-b w + e)`` (relative to ``exp(m̃)``).  Their sum ``D̃`` bounds the
-left-out mass; with ``m`` the exact float64 maximum of the core, ``D = D̃ exp(m̃ - m)``.  This ``D`` and the
-largest dropped ``|v|`` enter :func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in
-the other methods, plus the rounding bound of dense evaluation.  A row that overflows ``cap`` candidates,
-or whose bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed:
-IEEE arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed
-densely).
+Certificate.  For every key the screening score differs from the float64 one the method would otherwise use by
+at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_error`: the rounding of ``q`` and
+``k`` to float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product, any summation order, with
+or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation ``γ_d`` with
+``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16, the smaller of
+:func:`tropix.attention._bf16.error_bound` and :func:`~tropix.attention._bf16.error_bound_residual` (from the
+actual rounding errors of the query and of the keys, which validation measures while it packs them: about half
+as large) plus the float64 evaluation. A key with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a
+counted key carries at most ``w exp(e)``, a collected key in band ``b`` at most ``exp(-b w + e)`` (relative to
+``exp(m̃)``).  Their sum ``D̃`` bounds the left-out mass; with ``m`` the exact float64 maximum of the core,
+``D = D̃ exp(m̃ - m)``.  This ``D`` and the largest dropped ``|v|`` enter
+:func:`~tropix.attention.bounds.truncation_bound` with the *exact* kept mass of the core, exactly as in the
+other methods, plus the rounding bound of dense evaluation.  A row that overflows ``cap`` candidates, or whose
+bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE
+arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
 
 Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): 0.22-0.23 of
 float64 dense attention at d = 32 and 64, of which the bfloat16 GEMM is about 40 % (a GEMM that must look at
