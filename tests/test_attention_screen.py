@@ -575,3 +575,30 @@ def test_first_block_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
     # the unfused scan of the whole first block, on the maxima the first pass found: the same result
     assert np.array_equal(to_np(r.output), to_np(ref.output)) and np.array_equal(r.bound, ref.bound)
     _check(r, q, k, v, 1e-3)
+
+
+@needs_bf16
+def test_crowded_first_block_is_scanned_unfused(monkeypatch):
+    # flat scores (every key near each query's maximum): the probe of the first block's first keys sees it and
+    # the block is scanned unfused (no maxima pass and no collection pass that would overflow); peaked scores
+    # are not crowded; either way the result is certified and equal to the unfused path's
+    from tropix.attention import screen as S
+
+    rng = np.random.default_rng(3)
+    k, v = rng.normal(size=(11000, 32)), rng.normal(size=(11000, 5))
+    flat = 0.01 * rng.normal(size=(100, 32))
+    calls = _spy_fused(monkeypatch)
+    seen = []
+    real = S._crowded
+    monkeypatch.setattr(S, "_crowded", lambda *a: seen.append(real(*a)) or seen[-1])
+    r = screened(flat, k, v, eps=1e-3, precision="bf16", check=True)
+    assert seen == [True] and not any(c[0] == 0 for c in calls)  # no fused run started at the first key
+    _check(r, flat, k, v, 1e-3)
+    monkeypatch.setattr(S, "FIRST_FUSED", False)
+    ref = screened(flat, k, v, eps=1e-3, precision="bf16", check=True)
+    assert np.array_equal(to_np(r.output), to_np(ref.output)) and np.array_equal(r.bound, ref.bound)
+    monkeypatch.setattr(S, "FIRST_FUSED", True)
+    q, k2, v2 = _peaked_iid(4, n=11000, nq=100)
+    seen.clear()
+    _check(screened(q, k2, v2, eps=1e-3, precision="bf16", check=True), q, k2, v2, 1e-3)
+    assert seen == [False]

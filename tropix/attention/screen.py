@@ -393,6 +393,21 @@ class _FusedScreen:
         return self.run(qp, f0, f1, f1 - f0, tauc, cap, smax, cidx, cval, cnt, dun)
 
 
+FIRST_PROBE = 128  # keys whose scores tell a crowded first block (see _crowded)
+CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the first block is not fused
+
+
+def _crowded(block_scores, f0, f1, tau0) -> bool:
+    """Whether the first ``FIRST_PROBE`` keys of the first block ``f0 .. f1-1`` have more than ``CROWDED`` of
+    their (key, query) pairs within ``tau0`` of each query's maximum over them (flat or clustered scores): the
+    fused collection pass would then emit hits for a large share of the block (slow) or overflow its hit
+    buffer (wasted), so the block is scanned unfused.  A lower maximum than the block's only over-counts."""
+    p1 = min(f0 + FIRST_PROBE, f1)
+    S = block_scores(f0, p1)
+    thr = S.max(axis=0) - np.asarray(tau0, dtype=np.float32)
+    return np.count_nonzero(S >= thr[None, :]) > CROWDED * S.size
+
+
 def _check_precision(precision):
     if precision not in ("auto", "bf16", "float32"):
         raise ValueError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
@@ -557,7 +572,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             return Sb
 
         g0 = f0  # the first key of the first block not screened yet
-        if fused is not None and not causal and FIRST_FUSED:
+        if fused is not None and not causal and FIRST_FUSED and not _crowded(block_scores, f0, f1, tau0):
             g0 = fused.first(qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun)
         if g0 < f1:  # (the fused kernel refused a block: the rest of the first block unfused)
             Sb = block_scores(g0, f1)
