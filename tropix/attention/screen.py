@@ -42,10 +42,11 @@ other methods, plus the rounding bound of dense evaluation.  A row that overflow
 bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE
 arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
 
-Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): 0.22-0.23 of
-float64 dense attention at d = 32 and 64, of which the bfloat16 GEMM is about 40 % (a GEMM that must look at
-every key in this way caps the gain), the float64 rescoring of the cores 15 %, validation, packing and
-core selection the rest.  On flat scores the rows stop after the first block and are computed densely.
+Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): 0.20-0.21 of
+float64 dense attention at d = 32 and 64 (about 7.0 / 4.6 ms), of which the fused bfloat16 screen is about
+half (3.4 / 2.2 ms: a GEMM that must look at every key in this way caps the gain), the float64 rescoring of
+the cores 1.2 / 0.8 ms, validation with the packing of the keys 1.0 / 0.5 ms, core selection 0.3 ms and
+Python about 0.5 ms.  On flat scores the rows stop after the first block and are computed densely.
 
 Masks.  A key-padding mask (the same keys masked for every query of a head, no bias, not causal) is screened
 as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only`).  A causal term alone
@@ -734,10 +735,10 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     precision : {"auto", "bf16", "float32"}
         The screening GEMM.  ``"bf16"``: a bfloat16 GEMM with float32 accumulation
         (:mod:`tropix.attention._bf16`; needs a CPU with AVX512-BF16, elsewhere ``"float32"`` is used), about
-        twice as fast as the float32 ``sgemm`` but with a screening error of about ``2^-7 |q| max|k|``, which
-        widens the margins; ``"auto"`` takes it where available for at least ``BF16_MIN_KEYS`` keys and
-        ``BF16_MIN_ROWS`` queries when
-        that error is at most ``BF16_MAX_ERROR``.  The certificate accounts for either.
+        twice as fast as the float32 ``sgemm`` but with a screening error of up to ``2^-7 |q| max|k|`` (about
+        half of it from the actual rounding errors of the operands), which widens the margins; ``"auto"`` takes
+        it where available for at least ``BF16_MIN_KEYS`` keys and ``BF16_MIN_ROWS`` queries when that error is
+        at most ``BF16_MAX_ERROR``.  The certificate accounts for either.
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
 
