@@ -851,22 +851,7 @@ def error_bound(qnorm, knorm, d: int):
     >>> 0.5 < float(b[0]) < 0.51  # about 2^-7 |q| |k|
     True
     """
-    if int(d) < 0:
-        raise ShapeError(f"error_bound: d must be non-negative, got {d}")
-    d = int(d)
-    d2 = d + (d & 1)
-    qn = np.asarray(qnorm, dtype=np.float64)
-    kn = np.asarray(knorm, dtype=np.float64)
-    ub, u, t = U_BF16, U_F32, TINY
-    gam = d2 * u / (1 - d2 * u)
-    rel = 2 * ub + ub * ub + gam * (1 + ub) ** 2
-    sq = np.sqrt(float(d)) * (1 + 1e-15)
-    absterm = 2 * d2 * t * (1 + gam)
-    with np.errstate(over="ignore", invalid="ignore"):
-        prod = qn * kn
-        b = (rel * prod + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
-        ok = (qn < 2.0**126) & (kn < 2.0**126) & (prod * (1 + ub) ** 2 * (1 + gam) < 2.0**126)
-    return np.where(ok, b, np.inf)
+    return _bound(qnorm, knorm, d, "error_bound")
 
 
 def error_bound_residual(qnorm, qres, knorm, kres, d: int):
@@ -900,24 +885,32 @@ def error_bound_residual(qnorm, qres, knorm, kres, d: int):
     >>> bool(np.all(b < 0.6 * error_bound(qn, kmax, 64)))
     True
     """
+    return _bound(qnorm, knorm, d, "error_bound_residual", qres, kres)
+
+
+def _bound(qnorm, knorm, d, fname, qres=None, kres=None):
+    """:func:`error_bound`, or with the residuals ``qres``, ``kres`` :func:`error_bound_residual` (its input
+    rounding term the smaller of the two; NaN from ``0 * inf`` takes the a-priori one)."""
     if int(d) < 0:
-        raise ShapeError(f"error_bound_residual: d must be non-negative, got {d}")
+        raise ShapeError(f"{fname}: d must be non-negative, got {d}")
     d = int(d)
     d2 = d + (d & 1)
     qn = np.asarray(qnorm, dtype=np.float64)
     kn = np.asarray(knorm, dtype=np.float64)
-    rq = np.asarray(qres, dtype=np.float64)
-    rk = np.asarray(kres, dtype=np.float64)
     ub, u, t = U_BF16, U_F32, TINY
     gam = d2 * u / (1 - d2 * u)
     sq = np.sqrt(float(d)) * (1 + 1e-15)
     absterm = 2 * d2 * t * (1 + gam)
     with np.errstate(over="ignore", invalid="ignore"):
-        inputs = (qn + rq + t * sq) * rk + rq * kn
-        b = (inputs + gam * (1 + ub) ** 2 * qn * kn + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
-        b = np.where(np.isnan(b), np.inf, b)
-    old = error_bound(qn, kn, d)  # inf where the float32 accumulation could overflow: then no bound holds
-    return np.where(np.isinf(old), np.inf, np.minimum(b, old))
+        prod = qn * kn
+        inputs = (2 * ub + ub * ub) * prod
+        if qres is not None:
+            rq = np.asarray(qres, dtype=np.float64)
+            rk = np.asarray(kres, dtype=np.float64)
+            inputs = np.fmin(inputs, (qn + rq + t * sq) * rk + rq * kn)
+        b = (inputs + gam * (1 + ub) ** 2 * prod + t * sq * ((1 + ub) * qn + kn) + absterm) * (1 + 1e-12)
+        ok = (qn < 2.0**126) & (kn < 2.0**126) & (prod * (1 + ub) ** 2 * (1 + gam) < 2.0**126)
+    return np.where(ok, b, np.inf)
 
 
 # ------------------------------------------------------------------------------ fused screening of a block
