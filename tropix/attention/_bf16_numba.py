@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import rescaled_norm
+from ._kernels_numba import finish_norm
 
 _ABS64 = np.uint64(0x7FFFFFFFFFFFFFFF)
 _INF64 = np.uint64(0x7FF0000000000000)
@@ -188,11 +188,9 @@ def rownorms_pack(x, norms, b, out, res):
                 e = abs(row[l]) - topf[l]  # exact (Sterbenz)
                 r += e * e
             res[j] = r
-        if z != 0.0:  # NaN (an inf or NaN entry): never equal to 0
+        norms[j] = finish_norm(row, d, s, z)
+        if z != 0.0:  # an inf or NaN entry
             finite = False
-            norms[j] = np.nan
-            continue
-        norms[j] = rescaled_norm(row, d) if (s < 1e-300 or s > 1e300) else np.sqrt(s)
     return finite
 
 

@@ -357,12 +357,19 @@ def rownorms_finite(x, out, b=None, c=None, h=None):
             z += e * 0.0
         if b is not None:
             h[0] += _row_hash(b, i, c)
-        if z != 0.0:  # NaN (an inf or NaN entry): never equal to 0
+        out[i] = finish_norm(row, d, s, z)
+        if z != 0.0:  # an inf or NaN entry
             finite = False
-            out[i] = np.nan
-            continue
-        out[i] = rescaled_norm(row, d) if (s < 1e-300 or s > 1e300) else np.sqrt(s)
     return finite
+
+
+@njit(cache=True, nogil=True, inline="always")
+def finish_norm(row, d, s, z):
+    """The norm of ``row`` from its sum of squares ``s`` and ``z``, the sum of its entries times 0: NaN if ``z``
+    is not 0 (an inf or NaN entry), the rescaled norm when ``s`` leaves ``[1e-300, 1e300]``, else ``sqrt(s)``."""
+    if z != 0.0:  # NaN: never equal to 0
+        return np.nan
+    return rescaled_norm(row, d) if (s < 1e-300 or s > 1e300) else np.sqrt(s)
 
 
 @njit(cache=True, nogil=True)
