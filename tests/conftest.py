@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,17 @@ except Exception:  # pragma: no cover - no CuPy / no GPU here
     HAVE_GPU = False
 
 gpu = pytest.mark.skipif(not HAVE_GPU, reason="needs CuPy and a CUDA GPU")
+
+
+def round_fraction(f: Fraction, bits: int) -> Fraction:
+    """``f`` rounded to a ``bits``-bit significand (unbounded exponent), ties to even."""
+    if f == 0:
+        return f
+    a = abs(f)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    quantum = Fraction(2) ** (e - bits + 1)
+    return round(f / quantum) * quantum

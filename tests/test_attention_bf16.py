@@ -26,6 +26,7 @@ from tropix.attention._bf16 import (
     scores,
     to_bf16,
 )
+from conftest import round_fraction
 from tropix.errors import ShapeError
 
 needs_bf16 = pytest.mark.skipif(not available(), reason="CPU without AVX512-BF16")
@@ -48,20 +49,6 @@ def _round_exact(x: float) -> float:
     return math.copysign(float(v), x) if v == 0 else float(v)
 
 
-def _round_fraction(f: Fraction, bits: int) -> Fraction:
-    """``f`` rounded to a ``bits``-bit significand (unbounded exponent), ties to even."""
-    if f == 0:
-        return f
-    a = abs(f)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    quantum = Fraction(2) ** (e - bits + 1)
-    return round(f / quantum) * quantum
-
-
 def _vdpbf16ps_emulated(k, q) -> float:
     """One lane of VDPBF16PS over all pairs as Intel's SDM specifies it: per pair, a float32 FMA of the odd
     then of the even element (round to nearest even), subnormal inputs read as zero, subnormal results zero."""
@@ -72,7 +59,7 @@ def _vdpbf16ps_emulated(k, q) -> float:
             a, b = Fraction(float(k[i])), Fraction(float(q[i]))
             a = 0 if abs(a) < t else a
             b = 0 if abs(b) < t else b
-            acc = _round_fraction(acc + a * b, 24)
+            acc = round_fraction(acc + a * b, 24)
             acc = Fraction(0) if abs(acc) < t else acc
     return float(acc)
 

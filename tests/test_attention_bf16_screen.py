@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import round_fraction
 from tropix.attention import _bf16, _screen_numba
 from tropix.attention._bf16 import BF16Keys, available, pack_keys, pack_queries, scores, screen_block
 from tropix.errors import ShapeError, UnsupportedCPUError
@@ -84,29 +85,11 @@ def _problem(n, d, m, seed, std=10.0):
     return rng, k, q
 
 
-def _round_f32(x: Fraction) -> Fraction:
-    """``x`` rounded to the nearest float32, ties to even (normal range), exactly."""
-    if x == 0:
-        return x
-    a = abs(x)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    q = a / Fraction(2) ** (e - 23)  # in [2^23, 2^24)
-    n = q.numerator // q.denominator
-    r = q - n
-    if r > Fraction(1, 2) or (r == Fraction(1, 2) and n % 2 == 1):
-        n += 1
-    return (1 if x > 0 else -1) * Fraction(n) * Fraction(2) ** (e - 23)
-
-
 def _exact_bits(d) -> int:
     """The weight bits of a float32 difference ``d``: max(d C, LO) + BIAS in exact arithmetic, rounded once to
     float32 (what the kernel's FMA does), truncated."""
     C, LO, BIAS = (Fraction(float(x)) for x in (_screen_numba.EXP_C, _screen_numba.EXP_LO, _screen_numba.EXP_BIAS))
-    t = _round_f32(max(Fraction(float(d)) * C, LO) + BIAS)
+    t = round_fraction(max(Fraction(float(d)) * C, LO) + BIAS, 24)
     return int(t)  # t > 0: int() truncates
 
 
