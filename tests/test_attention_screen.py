@@ -14,7 +14,7 @@ from tropix.attention import dense, screened
 from tropix.attention._inputs import prepare
 from tropix.attention import _bf16
 from tropix.attention.screen import BF16_MIN_KEYS, _ScreenHead, _screen_gemm, screen_error, screen_rows
-from tropix.errors import BoundViolationError, NaNError, ShapeError, ToleranceError
+from tropix.errors import BoundViolationError, NaNError, OptionError, ShapeError, ToleranceError
 
 from conftest import to_np
 
@@ -164,7 +164,7 @@ def test_truncation_bound_never_passes_nan_as_small():
 
 def test_bad_precision():
     q = np.ones((2, 3))
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(OptionError, match="precision"):
         screened(q, q, q, precision="fp8")
 
 

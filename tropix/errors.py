@@ -31,6 +31,7 @@ __all__ = [
     "SizeLimitError",
     "ParseError",
     "ToleranceError",
+    "OptionError",
     "BoundViolationError",
     "NoInverseError",
     "FloatOverflowError",
@@ -90,6 +91,11 @@ class ParseError(TropixError, ValueError):
 
 class ToleranceError(TropixError, ValueError):
     """A tolerance, rank cap or similar numeric option is outside its allowed range."""
+
+
+class OptionError(TropixError, ValueError):
+    """A keyword option names something the function does not have (an unknown method, precision, rule or
+    mode) or combines options that cannot go together; the message lists the accepted values."""
 
 
 class BoundViolationError(TropixError, AssertionError):

@@ -64,6 +64,7 @@ import ctypes
 import numpy as np
 
 from .._compiled import compiled
+from ..errors import OptionError
 from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
 from ._inputs import check_eps, prepare
@@ -411,7 +412,7 @@ def _crowded(block_scores, f0, f1, tau0) -> bool:
 
 def _check_precision(precision):
     if precision not in ("auto", "bf16", "float32"):
-        raise ValueError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
+        raise OptionError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
 
 
 def _screen_gemm(H, rows, err32, precision, use_kernel):
