@@ -134,7 +134,7 @@ def test_bf16_screen_chosen_and_certified_on_large_peaked_input():
     P = prepare(q, k, v, None, None, None, False)
     H = _ScreenHead(P, (q, k, v), ())
     rows = np.arange(40)
-    g = _screen_gemm(H, rows, np.zeros(40), "auto", True)
+    g = _screen_gemm(H, rows, "auto", True)
     assert (g.bf16 is not None) == _bf16.available()
     if _bf16.available():  # its error bound: from the actual rounding errors, about half of 2^-7 |q| max|k|
         prior = _bf16.error_bound(H.qn, H.kmax, d)
@@ -337,11 +337,43 @@ def test_check_raises_on_a_wrong_bound(monkeypatch):
 
     rng = np.random.default_rng(6)
     q, k, v = rng.normal(size=(5, 8)) * 8, rng.normal(size=(800, 8)), rng.normal(size=(800, 2))
-    real = sc.truncation_bound
-    monkeypatch.setattr(sc, "truncation_bound", lambda *a, **kw: 0.0 * real(*a, **kw))
-    monkeypatch.setattr(sc, "_finish_numpy", sc._finish_numpy)
+    real, real_numpy = sc._row_bounds(), sc._row_bounds_numpy
+
+    def dropped_mass_ignored(o, Z, D, VD, ncore, rho, b):  # the bound without its truncation term
+        real(o, Z, D * 0.0, VD, ncore, rho, b)
+
+    monkeypatch.setattr(sc, "_row_bounds", lambda: dropped_mass_ignored)
     with pytest.raises(BoundViolationError):
         screened(q, k, v, eps=0.5, check=True)
+    monkeypatch.setattr(sc, "_row_bounds_numpy", lambda o, Z, D, VD, ncore, rho: real_numpy(o, Z, 0 * D, VD, ncore, rho))
+    monkeypatch.setattr(sc, "_kernels", lambda: None)
+    with pytest.raises(BoundViolationError):
+        screened(q, k, v, eps=0.5, check=True)
+
+
+def test_row_bounds_kernel_matches_numpy():
+    from tropix.attention._screen_numba import row_bounds
+    from tropix.attention.screen import _row_bounds_numpy
+
+    rng = np.random.default_rng(11)
+    m = 64
+    o = rng.normal(size=(m, 3)) * np.exp(rng.uniform(-400, 400, size=(m, 1)))
+    o[3] = 0.0
+    Z = rng.uniform(0, 2, m)
+    Z[[0, 5, 9]] = [-1.0, 0.0, np.nan]
+    D = rng.uniform(0, 1e-3, m)
+    D[[1, 2, 6, 7]] = [0.0, np.inf, np.nan, 1e300]
+    VD = rng.uniform(0, 1, m)
+    VD[[8, 10]] = [np.inf, np.nan]
+    ncore = rng.integers(0, 5, m)
+    rho = rng.uniform(0, 1e-12, m)
+    o1, o2, b1 = o.copy(), o.copy(), np.empty(m)
+    row_bounds(o1, Z, D, VD, ncore, rho, b1)
+    b2 = _row_bounds_numpy(o2, Z, D, VD, ncore, rho)
+    np.testing.assert_array_equal(o1, o2)
+    fin = np.isfinite(b2)
+    np.testing.assert_array_equal(np.isfinite(b1), fin)  # inf (or a NaN input) in the same rows
+    np.testing.assert_allclose(b1[fin], b2[fin], rtol=1e-14, atol=0)  # (norms summed in another order)
 
 
 def test_bad_input():
@@ -482,8 +514,7 @@ def _first_block_state(q, k, cap, nkeys):
     P = prepare(q, k, np.ones((len(k), 1)), None, None, None, False)
     H = _ScreenHead(P, (q, k, np.ones((len(k), 1))), ())
     rows = np.arange(len(q))
-    err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn.max()), H.d)
-    g = _screen_gemm(H, rows, err, "bf16", True)
+    g = _screen_gemm(H, rows, "bf16", True)
     m = len(q)
     state = (np.full(m, -np.inf, np.float32), np.empty((m, cap), np.int32), np.empty((m, cap), np.float32),
              np.zeros(m, np.int64), np.zeros(m))

@@ -427,3 +427,70 @@ def core_keys(core, ncore):
             out[p] = core[r, t]
             p += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def crowded_pairs(S, tau):
+    """Number of (key, query) pairs of the scores ``S`` (keys x queries) within ``tau[r]`` of their query's
+    maximum over ``S``: ``S[j, r] >= max(S[:, r]) - tau[r]`` in ``S``'s precision (see ``screen._crowded``)."""
+    nr = S.shape[1]
+    thr = np.empty(nr, dtype=S.dtype)
+    col_maxima(S, thr)
+    for r in range(nr):
+        thr[r] = thr[r] - S.dtype.type(tau[r])
+    c = 0
+    for j in range(S.shape[0]):
+        for r in range(nr):
+            if S[j, r] >= thr[r]:
+                c += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def _norm(x):
+    """Euclidean norm of ``x`` as ``dense._rownorm`` computes it: ``sqrt(x . x)``, recomputed scaled by the
+    largest entry where that underflows (below 1e-150) or overflows (from 1e150)."""
+    s = 0.0
+    for t in range(x.shape[0]):
+        s += x[t] * x[t]
+    n = np.sqrt(s)
+    if n < 1e-150 or not n < 1e150:
+        m = 0.0
+        for t in range(x.shape[0]):
+            m = max(m, abs(x[t]))
+        if m > 0.0:
+            s = 0.0
+            for t in range(x.shape[0]):
+                y = x[t] / m
+                s += y * y
+            n = m * np.sqrt(s)
+        else:
+            n = 0.0
+    return n
+
+
+@njit(cache=True, nogil=True)
+def row_bounds(out, Z, D, VD, ncore, rho, bound):
+    """The certified bound of every screened row, in ``bound``: ``truncation_bound(D, VD, |out[r]|, Z)``
+    (:func:`tropix.attention.bounds.truncation_bound` with no aggregation terms, NaN anywhere gives inf) times
+    ``1 + 1e-9``, plus ``rho[r]``.  Rows not screened (``Z < 0``) get inf; rows with an empty core
+    (``ncore == 0``: every key hidden) get 0 and a zero output."""
+    for r in range(out.shape[0]):
+        if not Z[r] >= 0.0:  # (also a NaN mass: never a finite bound)
+            bound[r] = np.inf
+            continue
+        if ncore[r] == 0:
+            bound[r] = 0.0
+            out[r, :] = 0.0
+            continue
+        on = _norm(out[r])
+        d, vd, z = D[r], VD[r], Z[r]
+        f = 0.0
+        if d > 0.0:
+            f = d * (vd + on) / (z + d)  # (NaN for inf / inf: caught below)
+            if not f >= 0.0 and not np.isnan(f):
+                f = 0.0
+        if np.isnan(d) or np.isnan(vd) or np.isnan(on) or np.isnan(f):
+            bound[r] = np.inf
+        else:
+            bound[r] = f * (1 + 1e-9) + rho[r]

@@ -23,6 +23,8 @@ certified bounds hold for the computed numbers, not only in exact arithmetic.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["truncation_bound", "rounding_bound", "unit_roundoff", "pruning_budget"]
@@ -36,6 +38,11 @@ def unit_roundoff(dtype) -> float:
     >>> unit_roundoff(np.float64) == 2.0 ** -53
     True
     """
+    return _unit_roundoff(dtype if isinstance(dtype, (type, np.dtype)) else str(dtype))
+
+
+@lru_cache(maxsize=64)
+def _unit_roundoff(dtype) -> float:
     try:
         return float(np.finfo(np.dtype(dtype)).eps) / 2
     except TypeError:
@@ -70,6 +77,11 @@ def truncation_bound(D, V_D, onorm, Z_lo, A=0.0, B=0.0):
 
 def _subnormal(dtype) -> float:
     """Smallest subnormal number of a floating dtype (NumPy, torch or array-API name)."""
+    return _subnormal_of(str(dtype))
+
+
+@lru_cache(maxsize=64)
+def _subnormal_of(dtype: str) -> float:
     try:
         return float(np.finfo(np.dtype(str(dtype).split(".")[-1])).smallest_subnormal)
     except TypeError:

@@ -33,6 +33,8 @@ certificate is the same as in step 5.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .._array import from_numpy, to_numpy
@@ -148,12 +150,18 @@ def _cast_floor(dtype, vmax: float, d_v: int) -> float:
     name = str(dtype).split(".")[-1]  # float32, torch.float32, array_api_strict.float32
     if name == "float64":
         return 0.0
+    u, tiny = _roundoff_tiny(name)
+    return (u * vmax * (1 + 1e-9) + u * tiny * np.sqrt(d_v)) * (1 + 1e-6)
+
+
+@lru_cache(maxsize=16)
+def _roundoff_tiny(name: str) -> tuple:
+    """``(u, tiny)``: unit roundoff and smallest normal number of the floating dtype ``name``."""
     try:
         fi = np.finfo(np.dtype(name))
-        u, tiny = float(fi.eps) / 2, float(fi.tiny)
+        return float(fi.eps) / 2, float(fi.tiny)
     except TypeError:  # no NumPy dtype of that name (e.g. bfloat16): 8 significand bits, float32's range
-        u, tiny = 2.0**-8, 2.0**-126
-    return (u * vmax * (1 + 1e-9) + u * tiny * np.sqrt(d_v)) * (1 + 1e-6)
+        return 2.0**-8, 2.0**-126
 
 
 class _HeadData:

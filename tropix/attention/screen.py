@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+from functools import lru_cache
 
 import numpy as np
 
@@ -265,6 +266,31 @@ def _finish_numpy(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta,
 _ScreenHead = _HeadData  # a head needs no key tree to be screened
 
 
+@lru_cache(maxsize=8)
+def _band_weights(width: float) -> np.ndarray:
+    """The band weights ``exp(-b width)``, ``b = 0 .. 4097`` (read-only)."""
+    ew = np.exp(-width * np.arange(4098.0))
+    ew.flags.writeable = False
+    return ew
+
+
+def _row_bounds_numpy(o, Zr, Dr, VDr, ncore, rho):
+    """NumPy reference of :func:`tropix.attention._screen_numba.row_bounds` (``o`` updated in place)."""
+    ok = Zr >= 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        b = truncation_bound(Dr, VDr, _rownorm(o), np.where(ok, Zr, 1.0)) * (1 + 1e-9) + rho
+    b[~ok] = np.inf
+    dead = ok & (ncore == 0)
+    b[dead], o[dead] = 0.0, 0.0
+    return b
+
+
+def _row_bounds():
+    from ._screen_numba import row_bounds
+
+    return row_bounds
+
+
 def _score_buffer(n: int, m: int) -> np.ndarray:
     """An ``(n, m)`` float32 buffer for a block of screening scores, 64-byte aligned (whole cache lines per
     row when ``m`` is a multiple of 16: the bfloat16 kernel's stores then never straddle two lines)."""
@@ -404,10 +430,11 @@ def _crowded(block_scores, f0, f1, tau0) -> bool:
     their (key, query) pairs within ``tau0`` of each query's maximum over them (flat or clustered scores): the
     fused collection pass would then emit hits for a large share of the block (slow) or overflow its hit
     buffer (wasted), so the block is scanned unfused.  A lower maximum than the block's only over-counts."""
+    from ._screen_numba import crowded_pairs
+
     p1 = min(f0 + FIRST_PROBE, f1)
     S = block_scores(f0, p1)
-    thr = S.max(axis=0) - np.asarray(tau0, dtype=np.float32)
-    return np.count_nonzero(S >= thr[None, :]) > CROWDED * S.size
+    return crowded_pairs(S, tau0) > CROWDED * S.size
 
 
 def _check_precision(precision):
@@ -415,27 +442,37 @@ def _check_precision(precision):
         raise OptionError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
 
 
-def _screen_gemm(H, rows, err32, precision, use_kernel):
+def _screen_gemm(H, rows, precision, use_kernel):
     """The screening GEMM: bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16) where the CPU has it, the head
     has at least ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened and its error bound stays below
     ``BF16_MAX_ERROR`` (``precision="auto"``),
-    else a float32 ``sgemm`` (``err32`` its error bound).  ``precision`` may force ``"bf16"`` or ``"float32"``."""
+    else a float32 ``sgemm`` (its error bound :func:`screen_error`).  ``precision`` may force ``"bf16"`` or
+    ``"float32"``."""
     _check_precision(precision)
+    qn = H.qn[rows]
+    qmax = float(qn.max(initial=0.0))
     if precision != "float32" and use_kernel:
         from . import _bf16
         if _bf16.available() and (precision == "bf16" or (H.n_k >= BF16_MIN_KEYS and len(rows) >= BF16_MIN_ROWS)):
             # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the bfloat16 GEMM's bound plus the float64 evaluation of ŝ
             u64 = unit_roundoff(np.float64)
             g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
-            e = (_bf16.error_bound(H.qn[rows], H.kmax, H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
-            if precision == "bf16" or float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
-                G = _Gemm(H, e, _bf16)
+
+            def bound(b, qn=qn):
+                return (b + g64 * qn * H.kmax) * (1 + 1e-12)
+
+            # the decision: the largest a-priori bound, that of the longest query (every term grows with |q|)
+            if precision == "bf16" or float(bound(_bf16.error_bound(qmax, H.kmax, H.d), qmax)) <= BF16_MAX_ERROR:
+                G = _Gemm(H, None, _bf16)
                 if G.pk.resmax is not None:  # the bound from the actual rounding errors: about half as large
                     # (error_bound_residual is never above error_bound)
-                    G.err = (_bf16.error_bound_residual(H.qn[rows], _bf16.residual_norms(H.qs[rows]), H.kmax,
-                                                        G.pk.resmax, H.d) + g64 * H.qn[rows] * H.kmax) * (1 + 1e-12)
+                    G.err = bound(_bf16.error_bound_residual(qn, _bf16.residual_norms(H.qs[rows]), H.kmax,
+                                                             G.pk.resmax, H.d))
+                else:
+                    G.err = bound(_bf16.error_bound(qn, H.kmax, H.d))
                 return G
-    return _Gemm(H, err32)
+    # largest entries for the underflow term: a vector's entries are at most its norm
+    return _Gemm(H, screen_error(qn, H.kmax, H.kmax, qmax, H.d))
 
 
 def _packs_bf16(q, k, precision) -> bool:
@@ -498,12 +535,10 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
                                               _finalize_numpy, None))
     if qchunk is None:  # the scores are computed block by block: memory O(qchunk * (kblock + cap))
         qchunk = 256
-    # largest entries for the underflow term: a vector's entries are at most its norm
-    err = screen_error(H.qn[rows], H.kmax, H.kmax, float(H.qn[rows].max(initial=0.0)), H.d)
-    gemm = _screen_gemm(H, rows, err, precision, use_kernel)
+    gemm = _screen_gemm(H, rows, precision, use_kernel)
     err = gemm.err
     u64 = unit_roundoff(np.float64)
-    ew = np.exp(-float(width) * np.arange(4098.0))  # band weights exp(-b width)
+    ew = _band_weights(float(width))
     # a causal term alone is no extra term for the screen: per chunk of queries the hidden keys are cut off
     # (see the first block below), and the cores never hold a hidden key
     causal = H.extra is not None and getattr(H, "causal_only", False)
@@ -628,14 +663,13 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
                         cx[t, :c] = H.extra(rr[t:t + 1], core[t, :c])[0]
             _finish_numpy(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl, threshold, cx,
                           o, Zr, Dr, VDr, sp)
-        ok = Zr >= 0
-        with np.errstate(over="ignore", invalid="ignore"):
-            # Z_lo = 0 is legitimate (every core key thresholded away: the bound is then V_D + |õ|); only the rows
-            # flagged Z < 0 (not screened) get a placeholder, their bound is set to inf below
-            b = truncation_bound(Dr, VDr, _rownorm(o), np.where(ok, Zr, 1.0)) * (1 + 1e-9) + H.rho[rr]
-        b[~ok] = np.inf
-        dead = ok & (ncore == 0)
-        b[dead], o[dead] = 0.0, 0.0
+        # Z_lo = 0 is legitimate (every core key thresholded away: the bound is then V_D + |õ|); the rows flagged
+        # Z < 0 (not screened) get an infinite bound, those with an empty core (every key hidden) 0
+        if kern is not None:
+            b = np.empty(c_n)
+            _row_bounds()(o, Zr, Dr, VDr, ncore, H.rho[rr], b)
+        else:
+            b = _row_bounds_numpy(o, Zr, Dr, VDr, ncore, H.rho[rr])
         out[sl], bound[sl], support[sl] = o, b, sp
         if kern is not None:
             from ._screen_numba import core_keys
