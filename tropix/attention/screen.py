@@ -578,11 +578,13 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             floor = np.minimum(np.maximum(np.log(FLOOR_KEYS / np.where(bsl > 0, bsl, 1e-300)), 0.0), tau)
         tau0 = np.minimum(tau, floor + FIRST_EXTRA)  # the first block's margin
         tauc = tau0.copy()
-        first = min(n, kblock if n <= 2 * kblock else max(kblock // FIRST_DIV, 256))  # a small first block
         step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
         qp = gemm.queries(rr)
-        buf = _score_buffer(max(first, step) + (c_n if causal else 0), c_n)
         fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
+        # a small first block; unfused, the whole of a small head (its scores are stored once anyway), while the
+        # fused kernel screens the first block in two passes (see _FusedScreen.first)
+        first = min(n, kblock if (n <= 2 * kblock and fused is None) else max(kblock // FIRST_DIV, 256))
+        buf = _score_buffer(max(first, step) + (c_n if causal else 0), c_n)
         if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
             step = max(step, FUSED_KEYS)
         # the first block [f0, f1), then the other keys [0, f0) and [f1, n_c)
