@@ -74,6 +74,7 @@ float32 overflow, zero inputs) against exact rational references.
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from dataclasses import dataclass
 
@@ -591,7 +592,7 @@ def from_bf16(bits) -> np.ndarray:
 def _aligned_empty(shape, dtype) -> np.ndarray:
     """Uninitialised C-ordered array whose data start on a 64-byte (cache line, zmm) boundary."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(int(t) for t in (shape if isinstance(shape, tuple) else (shape,))) * dtype.itemsize
     buf = np.empty(nbytes + 64, dtype=np.uint8)
     off = (-buf.ctypes.data) % 64
     return buf[off:off + nbytes].view(dtype).reshape(shape)
