@@ -16,7 +16,7 @@ import torch
 from scipy.optimize import brentq
 
 from tropix.cli import main
-from tropix.errors import EmptyInputError, ShapeError
+from tropix.errors import ArgumentTypeError, EmptyInputError, ShapeError
 from tropix.models import ModelNotFoundError, UnsupportedModelError, default_model_path, extract, load_model
 from tropix.models.corpus import read_texts
 
@@ -341,8 +341,8 @@ def test_non_string_texts(tiny_bert):
     """Regression: extract([None]) was a raw AttributeError, bytes or ints a TypeError from inside tokenizers."""
     m = load_model(tiny_bert)
     for texts in ([None], [b"bytes"], ["ok", 5]):
-        with pytest.raises(TypeError, match="must be strings"):
+        with pytest.raises(ArgumentTypeError, match="must be strings"):  # (a TypeError, as before)
             extract(m, texts)
-        with pytest.raises(TypeError, match="must be strings"):
+        with pytest.raises(ArgumentTypeError, match="must be strings"):
             m.encode(texts)
     assert [s.n for s in extract(m, ["\x00\x01\ufffe weird", ""]).sequences][1] == 2

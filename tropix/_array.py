@@ -28,7 +28,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .errors import BackendMismatchError, EmptyInputError, NaNError
+from .errors import ArgumentTypeError, BackendMismatchError, EmptyInputError, NaNError
 
 __all__ = [
     "namespace",
@@ -101,7 +101,7 @@ def _scalar_kind(v: Any) -> str:
         return "float"
     if isinstance(v, numbers.Real):
         return "float"
-    raise TypeError(f"{v!r} of type {type(v).__name__} is not a real number")
+    raise ArgumentTypeError(f"{v!r} of type {type(v).__name__} is not a real number")
 
 
 def _sympy_infinities():

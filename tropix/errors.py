@@ -32,6 +32,8 @@ __all__ = [
     "ParseError",
     "ToleranceError",
     "OptionError",
+    "DomainError",
+    "ArgumentTypeError",
     "BoundViolationError",
     "NoInverseError",
     "FloatOverflowError",
@@ -46,7 +48,9 @@ class TropixError(Exception):
 
 
 class NaNError(TropixError, ValueError):
-    """NaN appeared where it has no meaning (NaN is never a tropical number)."""
+    """NaN appeared where it has no meaning (NaN is never a tropical number); also raised for ``±inf`` in
+    real-valued numerical input that must be finite (tensor decompositions, attention queries and keys),
+    where an infinity would turn the result into NaN."""
 
 
 class ShapeError(TropixError, ValueError):
@@ -96,6 +100,18 @@ class ToleranceError(TropixError, ValueError):
 class OptionError(TropixError, ValueError):
     """A keyword option names something the function does not have (an unknown method, precision, rule or
     mode) or combines options that cannot go together; the message lists the accepted values."""
+
+
+class DomainError(TropixError, ValueError):
+    """An argument lies outside the set where the operation is defined, although its type and shape are right:
+    a negative or fractional ⊗-power of a tropical polynomial (only monomials are invertible), the witness
+    query of a point that never wins alone, a "prime" below 2."""
+
+
+class ArgumentTypeError(TropixError, TypeError):
+    """An argument has the wrong type (e.g. a list where a string, a tensor train or a sympy expression is
+    expected), or arguments were given that the call does not take together (as Python itself raises
+    ``TypeError`` for an unexpected keyword); the message names the argument and what is accepted."""
 
 
 class BoundViolationError(TropixError, AssertionError):

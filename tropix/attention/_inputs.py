@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
-from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
 __all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy", "visible_counts", "key_hash"]
 
@@ -56,7 +56,7 @@ def _to_float(x, xp, name):
         if isinstance(x, np.ndarray) and x.dtype == object:
             x = np.array([float(t) for t in x.ravel()], dtype=np.float64).reshape(x.shape)
     if not is_array(x):
-        raise TypeError(f"{name} must be an array or a nested list, not {type(x).__name__}")
+        raise ArgumentTypeError(f"{name} must be an array or a nested list, not {type(x).__name__}")
     if not xp.isdtype(x.dtype, "real floating"):
         x = xp.astype(x, xp.float64)
     return x
@@ -135,7 +135,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if isinstance(mask, np.ndarray) and mask.dtype == object:
             mask = mask.astype(bool)
         if not xp.isdtype(mask.dtype, "bool"):
-            raise TypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
+            raise ArgumentTypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
         if not _broadcasts_to(_shape(mask), full):
             raise ShapeError(f"{fname}: mask of shape {_shape(mask)} does not broadcast to the scores {full}")
     if bias is not None:

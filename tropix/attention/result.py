@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BoundViolationError
+from ..errors import BoundViolationError, DomainError
 
 __all__ = ["AttentionResult"]
 
@@ -76,7 +76,7 @@ class AttentionResult:
     def kept_keys(self, i: int, head: tuple = ()) -> np.ndarray:
         """Indices of the keys evaluated exactly for query ``i`` of head ``head`` (a tuple of batch indices)."""
         if not self.kept:
-            raise ValueError("this result does not record kept keys (dense evaluates every key)")
+            raise DomainError("this result does not record kept keys (dense evaluates every key)")
         shape = self.bound.shape[:-1]
         h = int(np.ravel_multi_index(tuple(head), shape)) if shape else 0
         for qi, kj in self.kept[h]:

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from .._array import from_numpy, to_numpy
-from ..errors import ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, ShapeError, ToleranceError
 from .bounds import rounding_bound
 from .dense import _rownorm
 from .result import AttentionResult
@@ -173,7 +173,7 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     from .dense import dense
 
     if not isinstance(projections, TTProjections):
-        raise TypeError("tt_compressed: projections must come from compress_projections")
+        raise ArgumentTypeError("tt_compressed: projections must come from compress_projections")
     if attention_tt_eps is not None and not 0 < float(attention_tt_eps) < 1:
         raise ToleranceError(f"attention_tt_eps must be in (0, 1), got {attention_tt_eps}")
     Xq = np.asarray(to_numpy(x_q), dtype=np.float64)

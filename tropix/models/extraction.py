@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import BoundViolationError, EmptyInputError, ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, BoundViolationError, EmptyInputError, ShapeError, ToleranceError
 from .architectures import scale_of
 
 __all__ = ["SequenceAttention", "Extraction", "extract", "recompute_probs", "check_probs"]
@@ -170,7 +170,7 @@ def extract(model, texts: Sequence[str], max_length: int | None = None, batch_si
     texts = [t for t in texts]
     if any(not isinstance(t, str) for t in texts):  # (None was a raw AttributeError from .strip())
         bad = next(t for t in texts if not isinstance(t, str))
-        raise TypeError(f"extract: texts must be strings, got a {type(bad).__name__}")
+        raise ArgumentTypeError(f"extract: texts must be strings, got a {type(bad).__name__}")
     if not texts or all(not t.strip() for t in texts):
         raise EmptyInputError("no text to extract attention from")
     if batch_size < 1:

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import EmptyInputError, ShapeError
+from ..errors import ArgumentTypeError, EmptyInputError, ShapeError
 from .architectures import ALIASES, ARCHITECTURES, ATTN_KEYS, ModelConfig, scale_of
 from .errors import ModelNotFoundError, UnsupportedModelError
 
@@ -263,7 +263,7 @@ class TransformerModel:
             raise EmptyInputError("no texts to encode")
         bad = [t for t in texts if not isinstance(t, str)]
         if bad:  # (a raw TypeError from deep inside tokenizers)
-            raise TypeError(f"texts must be strings, got a {type(bad[0]).__name__}")
+            raise ArgumentTypeError(f"texts must be strings, got a {type(bad[0]).__name__}")
         if self.tokenizer is None:
             raise UnsupportedModelError(f"the model {self.source} has no tokenizer.json; pass token ids to batch_from_ids")
         n_max = min(_check_max_length(self.max_length if max_length is None else max_length),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan, check_nonempty, namespace, to_exact_scalar, to_numpy
-from ..errors import ShapeError, ToleranceError
+from .._array import asarray, check_no_nan, check_nonempty, is_array, namespace, to_exact_scalar, to_numpy
+from ..errors import ArgumentTypeError, FloatOverflowError, NaNError, ShapeError, ToleranceError
 
 __all__ = [
     "as_float",
@@ -37,18 +37,43 @@ _EPS_MACH = float(np.finfo(np.float64).eps)
 
 
 def as_float(x: Any, name: str = "tensor"):
-    """``x`` as a floating-point array of its own library (lists and exact arrays become ``float64``)."""
+    """``x`` as a floating-point array of its own library (lists and exact arrays become ``float64``).
+
+    Tensor decompositions are real linear algebra: NaN and ±inf entries raise
+    :class:`~tropix.errors.NaNError` (an infinite entry would make every factor NaN and the certified bound
+    infinite), complex or non-numeric arrays :class:`~tropix.errors.ArgumentTypeError`.
+
+    Examples
+    --------
+    >>> as_float([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    >>> as_float([[1.0, float("inf")]])
+    Traceback (most recent call last):
+    ...
+    tropix.errors.NaNError: tensor contains inf: tensor decompositions need finite real entries
+    """
     if isinstance(x, (list, tuple)) or not hasattr(x, "shape"):
         x = asarray(x, name=name)
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "cUSV" or (x.dtype == object and any(isinstance(v, (complex, str, bytes)) for v in x.flat)):
+            raise ArgumentTypeError(f"{name} has dtype {x.dtype}; tensor decompositions take real numbers")
         if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
-            x = x.astype(np.float64)
+            try:
+                x = x.astype(np.float64)
+            except OverflowError:
+                raise FloatOverflowError(f"{name} has an exact entry beyond the float64 range (|x| > 1.8e308); "
+                                         "tensor decompositions run in float64: rescale the data") from None
     else:
         xp = namespace(x)
+        if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
+            raise ArgumentTypeError(f"{name} has dtype {x.dtype}; tensor decompositions take real numbers")
         if not xp.isdtype(x.dtype, "real floating"):
             x = xp.astype(x, xp.float64)
     check_no_nan(x, name)
     check_nonempty(x, name)
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise NaNError(f"{name} contains inf: tensor decompositions need finite real entries")
     return x
 
 
@@ -207,9 +232,14 @@ def check_core_chain(cores, what: str, layout: str) -> tuple:
     cores must agree on their shared rank (first axis of a core = last axis of the previous one), and
     both boundary ranks must be 1.  Mixing array libraries raises BackendMismatchError.
     """
+    if isinstance(cores, (str, bytes)) or not hasattr(cores, "__iter__"):
+        raise ArgumentTypeError(f"the cores of a {what} must be a sequence of arrays, got {type(cores).__name__}")
     cores = tuple(cores)
     if not cores:
         raise ShapeError(f"a {what} needs at least one core")
+    for k, c in enumerate(cores):
+        if not is_array(c):
+            raise ArgumentTypeError(f"{what} core {k} must be an array (NumPy, torch, ...), got {type(c).__name__}")
     namespace(*cores)
     ndim = len(layout.split(","))
     for k, c in enumerate(cores):

@@ -43,7 +43,16 @@ import numpy as np
 import opt_einsum
 
 from .._array import asarray, is_array, namespace, to_numpy
-from ..errors import ConventionError, FloatOverflowError, ParseError, SemiringMismatchError, ShapeError
+from ..errors import (
+    ArgumentTypeError,
+    ConventionError,
+    FloatOverflowError,
+    OptionError,
+    ParseError,
+    SemiringMismatchError,
+    ShapeError,
+)
+from ..tropical._args import check_dims
 from ..tropical.matmul import matmul as semiring_matmul
 
 try:  # the validated public matmul re-checks every intermediate for NaN/convention; skip that for them
@@ -195,13 +204,43 @@ def contraction_path(subscripts: str, *shapes: Sequence[int], optimize: Any = "a
     >>> contraction_path("ij,jk,kl->il", (2, 3), (3, 4), (4, 5), optimize="sequential")
     [(0, 1), (0, 1)]
     """
+    if not isinstance(subscripts, str):
+        raise ArgumentTypeError(f"subscripts must be an einsum string such as 'ij,jk->ik', got {subscripts!r}")
+    shapes = [check_dims(sh, f"shape {k}", minimum=0) for k, sh in enumerate(shapes)]
+    optimize = _check_optimize(optimize)
     n = len(shapes)
     if isinstance(optimize, str) and optimize == "sequential":
         return [(0, 1)] + [(0, k) for k in range(n - 2, 0, -1)] if n > 1 else [(0,)]
     if isinstance(optimize, (list, tuple)):
         return [tuple(int(i) for i in step) for step in optimize]
-    path, _ = opt_einsum.contract_path(subscripts, *[tuple(int(s) for s in sh) for sh in shapes], shapes=True, optimize=optimize)
+    try:
+        path, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize=optimize)
+    except (ValueError, KeyError) as err:  # opt_einsum's messages: wrong number of operands or indices
+        raise ShapeError(f"contraction_path: the subscripts {subscripts!r} do not fit the shapes {shapes} ({err})") from None
     return [tuple(step) for step in path]
+
+
+def _check_optimize(optimize):
+    """``optimize`` if opt_einsum (or tropix: ``"sequential"``) knows it: a strategy name, an explicit path
+    (a list of index tuples), a bool or an opt_einsum ``PathOptimizer``."""
+    from opt_einsum.paths import _PATH_OPTIONS, PathOptimizer
+
+    if isinstance(optimize, str):
+        names = ("sequential", *sorted(_PATH_OPTIONS))
+        if optimize not in names:
+            raise OptionError(f"optimize must be one of {', '.join(repr(s) for s in names)}, an explicit path or "
+                              f"an opt_einsum PathOptimizer; got {optimize!r}")
+        return optimize
+    if isinstance(optimize, (bool, PathOptimizer)):
+        return optimize
+    if isinstance(optimize, (list, tuple)):
+        for step in optimize:
+            if isinstance(step, (str, bytes)) or not isinstance(step, (list, tuple)) or not all(
+                    isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in step):
+                raise ArgumentTypeError(f"an explicit contraction path is a list of tuples of operand positions, "
+                                        f"got the step {step!r}")
+        return optimize
+    raise ArgumentTypeError(f"optimize must be a strategy name, an explicit path or a PathOptimizer, got {optimize!r}")
 
 
 @dataclass(frozen=True)
@@ -270,6 +309,8 @@ def contract(
         For malformed subscripts.
     ShapeError
         If operand dimensions disagree with the subscripts or with each other.
+    OptionError, ArgumentTypeError
+        For an ``optimize`` strategy opt_einsum does not have (it used to fall back silently) or of a wrong type.
     BackendMismatchError
         If operands come from different array libraries.
     SemiringMismatchError
@@ -293,6 +334,7 @@ def contract(
     S = get_semiring("real" if semiring is None else semiring)
     if (count or assignment) and not isinstance(S, TropicalSemiring):
         raise SemiringMismatchError(f"count= and assignment= need MaxPlus or MinPlus, not {S}")
+    optimize = _check_optimize(optimize)
     if (
         FAST_PATH
         and isinstance(S, TropicalSemiring)

@@ -36,6 +36,7 @@ from opt_einsum import get_symbol
 
 from .._array import from_numpy, namespace, to_numpy
 from ..errors import FloatOverflowError, ShapeError, ToleranceError
+from ..tropical._args import check_int
 from ._linalg import as_float, check_max_rank
 from .contract import contract
 from .tt import TensorTrain
@@ -129,6 +130,8 @@ class PEPS:
     def random(cls, nrows: int, ncols: int, phys_dim: int = 2, bond_dim: int = 2, seed: int | None = None,
                like: Any = None) -> "PEPS":
         """Independent standard normal entries, each site scaled to unit Frobenius norm."""
+        nrows, ncols = check_int(nrows, "nrows"), check_int(ncols, "ncols")
+        phys_dim, bond_dim = check_int(phys_dim, "phys_dim"), check_int(bond_dim, "bond_dim")
         if nrows < 1 or ncols < 1 or phys_dim < 1 or bond_dim < 1:
             raise ShapeError("nrows, ncols, phys_dim and bond_dim must be positive")
         rng = np.random.default_rng(seed)

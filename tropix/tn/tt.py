@@ -55,6 +55,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -63,7 +64,16 @@ import numpy as np
 from fractions import Fraction
 
 from .._array import namespace, to_exact_scalar, to_numpy
-from ..errors import BoundViolationError, ShapeError, SizeLimitError
+from ..errors import (
+    ArgumentTypeError,
+    BoundViolationError,
+    FloatOverflowError,
+    NaNError,
+    ShapeError,
+    SizeLimitError,
+    ToleranceError,
+)
+from ..tropical._args import check_dims, check_int, check_real
 from ._linalg import (
     _add_up,
     _float_up,
@@ -102,6 +112,10 @@ _quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ig
 
 def _f(x) -> float:
     return float(to_numpy(x))
+
+
+def _is_real_dtype(x) -> bool:
+    return bool(namespace(x).isdtype(x.dtype, ("integral", "real floating")))
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,8 +188,11 @@ class TensorTrain:
 
         ``like`` selects the array library (an array of it); NumPy by default.
         """
+        shape = check_dims(shape, "shape")
+        rank = check_int(rank, "rank", minimum=1)
+        if not shape:
+            raise ShapeError("a tensor train needs at least one mode")
         rng = np.random.default_rng(seed)
-        shape = tuple(int(n) for n in shape)
         d = len(shape)
         ranks = [1]
         for k in range(1, d):
@@ -215,7 +232,7 @@ class TensorTrain:
     # -- arithmetic ------------------------------------------------------------------------------
     def _check_other(self, other: "TensorTrain") -> None:
         if not isinstance(other, TensorTrain):
-            raise TypeError(f"expected a TensorTrain, got {type(other).__name__}")
+            raise ArgumentTypeError(f"expected a TensorTrain, got {type(other).__name__}")
         namespace(*self.cores, *other.cores)
         if other.shape != self.shape:
             raise ShapeError(f"tensor trains of shapes {self.shape} and {other.shape} do not match")
@@ -267,7 +284,17 @@ class TensorTrain:
         float of the cores' dtype.
         """
         if isinstance(c, TensorTrain):
-            raise TypeError("use .hadamard(other) for the entrywise product of two tensor trains")
+            raise ArgumentTypeError("use .hadamard(other) for the entrywise product of two tensor trains")
+        if hasattr(c, "shape"):
+            if len(tuple(c.shape)) != 0:
+                raise ArgumentTypeError(f"a tensor train is multiplied by a scalar, not an array of shape {tuple(c.shape)}")
+            namespace(self.cores[0], c)  # BackendMismatchError for a scalar of another library
+            if not _is_real_dtype(c):
+                raise ArgumentTypeError(f"the scalar must be real, got dtype {c.dtype}")
+        elif isinstance(c, (bool, np.bool_)) or not isinstance(c, (numbers.Real, np.floating, np.integer)):
+            raise ArgumentTypeError(f"a tensor train is multiplied by a real scalar, got {c!r} ({type(c).__name__})")
+        if math.isnan(_f(c) if hasattr(c, "shape") else float(c)):
+            raise NaNError("cannot multiply a tensor train by NaN")
         cores = list(self.cores)
         c0 = cores[0]
         cores[0] = c0 * c
@@ -386,6 +413,7 @@ class TensorTrain:
 
     def schmidt_spectrum(self, bond: int):
         """Schmidt values across bond ``bond`` (between mode ``bond`` and ``bond + 1``)."""
+        bond = check_int(bond, "bond")
         if not 0 <= bond < self.ndim - 1:
             raise ShapeError(f"bond must be in 0..{self.ndim - 2}, got {bond}")
         return self.schmidt_spectra()[bond]
@@ -745,7 +773,15 @@ def _check_bound(true: float, bound: float, scale: float, what: str) -> None:
         raise BoundViolationError(f"{what}: actual error {true:.3e} exceeds the certified bound {bound:.3e}")
 
 
+def _check_base(base) -> float:
+    b = float(check_real(base, "base", minimum=0, open_min=True))
+    if b == 1.0:
+        raise ToleranceError("base must not be 1 (log 1 = 0); use e (nats) or 2 (bits)")
+    return b
+
+
 def _entropy(s, base: float) -> float:
+    base = _check_base(base)
     p = np.asarray(to_numpy(s), dtype=np.float64) ** 2
     tot = p.sum()
     if tot == 0:
@@ -860,7 +896,11 @@ def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
         cores.append(xp.reshape(U, (r, shape[k], rk)))
         r = rk
     cores.append(_pow2_scale(xp.reshape(C, (r, shape[-1], 1)), e))
-    return tuple(cores), math.ldexp(nrm, e), math.ldexp(math.sqrt(used), e)
+    try:
+        return tuple(cores), math.ldexp(nrm, e), math.ldexp(math.sqrt(used), e)
+    except OverflowError:
+        raise FloatOverflowError("the tensor's Frobenius norm exceeds the float64 range (about 1.8e308), so no "
+                                 "error bound can be certified: rescale the tensor") from None
 
 
 def _tt_svd(A, eps: float, max_rank: int | None, conversion=None, sweep=None) -> tuple[TensorTrain, float]:
@@ -899,6 +939,8 @@ def tt_round(
     >>> s.ranks, tt_round(s, eps=1e-10).ranks
     ((1, 4, 4, 4, 1), (1, 2, 2, 2, 1))
     """
+    if not isinstance(tt, TensorTrain):
+        raise ArgumentTypeError(f"tt_round rounds a TensorTrain, got {type(tt).__name__} (use tt_svd for a dense tensor)")
     return tt.round(eps, max_rank, check=check, certify=certify)
 
 
@@ -916,13 +958,17 @@ def schmidt_spectrum(tensor: Any, cut: int):
     """
     if isinstance(tensor, TensorTrain):
         return tensor.schmidt_spectrum(cut - 1)
+    cut = check_int(cut, "cut")
     A = as_float(tensor)
     xp = namespace(A)
     shape = tuple(int(s) for s in A.shape)
     if not 0 < cut < len(shape):
         raise ShapeError(f"cut must be in 1..{len(shape) - 1} for a {len(shape)}-way tensor, got {cut}")
     m = int(np.prod(shape[:cut]))
-    return xp.linalg.svdvals(xp.reshape(A, (m, -1)))
+    s = xp.linalg.svdvals(xp.reshape(A, (m, -1)))
+    if not bool(xp.all(xp.isfinite(s))):
+        raise FloatOverflowError("the singular values exceed the float64 range (about 1.8e308): rescale the tensor")
+    return s
 
 
 def entanglement_entropy(tensor: Any, cut: int, base: float = math.e) -> float:

@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._array import namespace, to_numpy
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, ShapeError
+from ..tropical._args import check_dims, check_int
 from ._linalg import (
     as_float,
     check_core_chain,
@@ -76,6 +77,7 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
     >>> factorize(384, 4), factorize(1536, 3), factorize(7, 2)
     ((6, 4, 4, 4), (16, 12, 8), (7, 1))
     """
+    n, d = check_int(n, "n"), check_int(d, "d")
     if n < 1 or d < 1:
         raise ShapeError(f"cannot factor {n} into {d} parts")
     groups = [1] * d
@@ -222,8 +224,8 @@ class TTMatrix:
             row_dims = factorize(M, len(col_dims))
         if col_dims is None:
             col_dims = factorize(N, len(row_dims))
-        row_dims = tuple(int(m) for m in row_dims)
-        col_dims = tuple(int(n) for n in col_dims)
+        row_dims = check_dims(row_dims, "row_dims", minimum=-2**62)  # (sizes < 1: ShapeError below)
+        col_dims = check_dims(col_dims, "col_dims", minimum=-2**62)
         if any(m < 1 for m in row_dims + col_dims):
             raise ShapeError(f"factors must be positive, got row_dims {row_dims} and col_dims {col_dims}")
         if int(np.prod(row_dims)) != M:
@@ -459,7 +461,7 @@ class TTMatrix:
         True
         """
         if not isinstance(mps, TensorTrain):
-            raise TypeError(f"apply expects a TensorTrain, got {type(mps).__name__}")
+            raise ArgumentTypeError(f"apply expects a TensorTrain, got {type(mps).__name__}")
         xp = namespace(*self.cores, *mps.cores)
         if mps.shape != self.col_dims:
             raise ShapeError(f"the MPS has mode sizes {mps.shape}, but the operator's column dims are {self.col_dims}")

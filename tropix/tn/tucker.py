@@ -53,8 +53,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._array import namespace, to_numpy
-from ..errors import FloatOverflowError, ShapeError, ToleranceError
+from .._array import is_array, namespace, to_numpy
+from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
+from ..tropical._args import check_dims, check_int
 from ._linalg import (
     _U64,
     _float_up,
@@ -88,7 +89,16 @@ def mode_product(T, M, mode: int):
     >>> mode_product(np.ones((2, 3)), np.ones((4, 3)), 1).shape
     (2, 4)
     """
+    for name, a in (("T", T), ("M", M)):
+        if not is_array(a):
+            raise ArgumentTypeError(f"mode_product: {name} must be an array (NumPy, torch, ...), got {type(a).__name__}")
     xp = namespace(T, M)
+    mode = check_int(mode, "mode")
+    if not 0 <= mode < T.ndim:
+        raise ShapeError(f"mode must be in 0..{T.ndim - 1} for a {T.ndim}-way tensor, got {mode}")
+    if M.ndim != 2 or int(M.shape[1]) != int(T.shape[mode]):
+        raise ShapeError(f"M must be a matrix with {int(T.shape[mode])} columns (the size of mode {mode}), got shape "
+                         f"{tuple(M.shape)}")
     out = xp.tensordot(M, T, axes=([1], [mode]))  # (p, rest...)
     perm = list(range(1, T.ndim))
     perm.insert(mode, 0)
@@ -451,7 +461,11 @@ def tucker(
     d = A.ndim
     if d == 0:
         raise ShapeError("tucker needs a tensor with at least one mode")
+    if isinstance(shared_across, (str, bytes)) or not (
+            isinstance(shared_across, (int, np.integer)) or isinstance(shared_across, (Sequence, np.ndarray))):
+        raise ArgumentTypeError(f"shared_across must be a mode index or a sequence of them, got {shared_across!r}")
     shared = (shared_across,) if isinstance(shared_across, (int, np.integer)) else tuple(shared_across)
+    shared = tuple(check_int(m, "shared_across") for m in shared)
     shared = tuple(sorted({int(m) % d if -d <= int(m) < d else _bad_mode(m, d) for m in shared}))
     modes = [n for n in range(d) if n not in shared]
     if eps is None and ranks is None and max_rank is None:
@@ -460,7 +474,7 @@ def tucker(
         eps = check_eps(eps)
     max_rank = check_max_rank(max_rank)
     if ranks is not None:
-        ranks = tuple(int(r) for r in ranks)
+        ranks = check_dims(ranks, "ranks", minimum=-2**62)  # (ranks < 1: ToleranceError below)
         if len(ranks) != d:
             raise ShapeError(f"ranks has {len(ranks)} entries for a {d}-way tensor")
         if any(ranks[n] < 1 for n in modes):

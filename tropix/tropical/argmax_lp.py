@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
-from ..errors import ConventionError, ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
+from ._args import check_index, check_int, check_option, check_real
 from .semiring import Semiring, get_semiring, require_tropical
 
 __all__ = [
@@ -405,9 +406,15 @@ class ArgmaxVertices:
 
     def witness(self, j: int):
         """A query ``q`` (original units and convention) at which key ``j`` is the unique winner among distinct keys."""
+        j = check_index(j, len(self.is_vertex), "j", what="key")
         if not self.is_vertex[j]:
-            raise ValueError(f"key {j} has status {self.status[j]!r}: it has no witness query")
+            raise DomainError(f"key {j} has status {self.status[j]!r}: it has no witness query (only the keys in .vertices have one)")
         return from_numpy(self._witness[self.duplicate_of[j]].copy(), self._like)
+
+
+def _check_tol(tol) -> None:
+    if isinstance(tol, bool) or not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 < tol < 1):
+        raise ToleranceError(f"tol must be a real number in (0, 1), got {tol!r}")
 
 
 def argmax_vertices(
@@ -461,10 +468,15 @@ def argmax_vertices(
     >>> argmax_vertices([[0], [1], [2]], biases=[0, 1, 0], semiring="min").status.tolist()
     ['vertex', 'interior', 'vertex']
     """
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise ToleranceError(f"tol must be in (0, 1), got {tol!r}")
-    if method not in ("filter", "naive"):
-        raise ValueError(f"method must be 'filter' or 'naive', not {method!r}")
+    _check_tol(tol)
+    check_option(method, "method", ("filter", "naive"))
+    n_random = check_int(n_random, "n_random", minimum=0)
+    batch = check_int(batch, "batch", minimum=1)
+    n_jobs = check_int(n_jobs, "n_jobs", minimum=1)
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, (tuple, list, np.ndarray)):
+        raise ArgumentTypeError(f"scales must be a sequence of positive numbers, got {scales!r}")
+    for a in scales:
+        check_real(a, "every entry of scales", minimum=0, open_min=True)
     D = _prepare(keys, biases, semiring)
     n, d = D.K.shape
     reps = np.unique(D.first)
@@ -576,11 +588,10 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
     >>> argmax_witness([[0, 0], [2, 0], [0, 2], [1, 1]], 3) is None
     True
     """
+    _check_tol(tol)
     D = _prepare(keys, biases, semiring)
-    n = D.K.shape[0]
-    if not 0 <= int(j) < n:
-        raise ShapeError(f"key index {j} out of range 0..{n - 1}")
-    j = int(D.first[int(j)])
+    j = check_index(j, D.K.shape[0], "j", what="key")
+    j = int(D.first[j])
     t, q, _ = _margin_lp(D, j)
     if t > tol:
         qo = q @ D.M_out
@@ -676,14 +687,13 @@ def are_adjacent(
     >>> are_adjacent(sq, 0, 1).adjacent, are_adjacent(sq, 0, 3).adjacent
     (True, False)
     """
+    _check_tol(tol)
     D = _prepare(keys, biases, semiring)
     n = D.K.shape[0]
-    for a in (i, j):
-        if not 0 <= int(a) < n:
-            raise ShapeError(f"key index {a} out of range 0..{n - 1}")
-    i, j = int(D.first[int(i)]), int(D.first[int(j)])
+    i, j = check_index(i, n, "i", what="key"), check_index(j, n, "j", what="key")
+    i, j = int(D.first[i]), int(D.first[j])
     if i == j:
-        raise ValueError("are_adjacent needs two distinct keys (these are equal, with equal biases)")
+        raise DomainError("are_adjacent needs two distinct keys (these are equal, with equal biases)")
     on_edge = _on_segment(D, i, j)
     t, q, _ = _margin_lp(D, i, eq=j, skip=on_edge)
     if not t > tol:
@@ -786,7 +796,7 @@ class LPNormalFan:
 
     def witness(self, j: int):
         """A certified query at which key ``j`` is the unique winner (float)."""
-        return self.result.witness(int(j))
+        return self.result.witness(j)
 
     def winners(self, q: Any) -> frozenset:
         """The keys tying for the best score at ``q``; see :func:`argmax_cell`."""
@@ -802,5 +812,6 @@ class LPNormalFan:
         For max-plus ``A = k_i − k_j`` and ``b = b_j − b_i``; for min-plus the signs are reversed.
         """
         D = _prepare(self.points, self.biases, self.semiring, whiten=False)
+        j = check_index(j, len(D.first), "j", what="key")
         others = np.flatnonzero(D.first != D.first[int(j)])
         return D.Kraw[others] - D.Kraw[int(j)], D.braw[int(j)] - D.braw[others]

@@ -53,7 +53,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from ..errors import EmptyInputError, ShapeError, SizeLimitError
-from .semiring import Semiring, TropicalSemiring, require_tropical
+from .semiring import MaxPlus, Semiring, TropicalSemiring, require_tropical
 
 __all__ = [
     "TropicalPolytope",
@@ -125,7 +125,7 @@ def _to_frac(v) -> Fraction | None:
         if math.isinf(v):
             return None
         return Fraction(float(v))
-    if isinstance(v, (int, np.integer)):
+    if isinstance(v, (int, np.integer, np.bool_)):
         return Fraction(int(v))
     return Fraction(v)
 
@@ -273,8 +273,11 @@ def tropical_segment(x: Any, y: Any, *, semiring: Semiring | str | None = None) 
     [[0, 0, 0], [0, 2, 2], [0, 2, 5]]
     """
     S = _tropical(semiring)
-    V = _as_points(np.stack([to_numpy(asarray(x) if not is_array(x) else x), to_numpy(asarray(y) if not is_array(y) else y)])
-                   if _same_len(x, y) else _raise_len(x, y), S, "the endpoints")
+    xv = to_numpy(_as_points(x, S, "x", ndim=1))
+    yv = to_numpy(_as_points(y, S, "y", ndim=1))
+    if xv.shape != yv.shape:
+        _raise_len(x, y)
+    V = _as_points(np.stack([xv, yv]), S, "the endpoints")
     exact = is_exact(V)
     s = S.sense
     X = [(_to_frac(v) if _to_frac(v) is None else s * _to_frac(v)) for v in V[0]]
@@ -305,12 +308,6 @@ def _maxn(a, b):
     if b is None:
         return a
     return max(a, b)
-
-
-def _same_len(x, y):
-    lx = len(x) if not is_array(x) else int(x.shape[-1])
-    ly = len(y) if not is_array(y) else int(y.shape[-1])
-    return lx == ly
 
 
 def _raise_len(x, y):
@@ -508,6 +505,12 @@ class TropicalPolytope:
 
     points: Any = field(repr=False)
     semiring: TropicalSemiring = None
+
+    def __post_init__(self):
+        # built directly (not by convex_hull): the same checks as convex_hull, so no invalid polytope exists
+        S = _tropical(MaxPlus if self.semiring is None else self.semiring)
+        object.__setattr__(self, "semiring", S)
+        object.__setattr__(self, "points", _as_points(self.points, S, "points"))
 
     @property
     def n(self) -> int:
@@ -730,6 +733,4 @@ def convex_hull(points: Any, *, semiring: Semiring | str | None = None) -> Tropi
     >>> P.pseudovertices.tolist()[:3]
     [[0, 0, 0], [0, 2, 2], [0, 2, 5]]
     """
-    S = _tropical(semiring)
-    P = _as_points(points, S, "points")
-    return TropicalPolytope(P, S)
+    return TropicalPolytope(points, _tropical(semiring))  # (validated there)

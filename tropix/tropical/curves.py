@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, ShapeError
 
 __all__ = ["Region", "regions", "plot_curve", "StableIntersection", "stable_intersection"]
 
@@ -42,7 +42,7 @@ def _curve(C):
     if isinstance(C, TropicalPolynomial):
         C = C.hypersurface()
     if not isinstance(C, TropicalHypersurface):
-        raise TypeError(f"expected a TropicalHypersurface or TropicalPolynomial, got {type(C).__name__}")
+        raise ArgumentTypeError(f"expected a TropicalHypersurface or TropicalPolynomial, got {type(C).__name__}")
     if C.ambient_dim != 2:
         raise ShapeError(f"plane curves have 2 variables; this hypersurface lives in R^{C.ambient_dim}")
     return C

@@ -47,6 +47,7 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import FloatOverflowError, SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
+from ._args import check_real
 from .semiring import Semiring, TropicalSemiring, get_semiring
 
 __all__ = ["tdet", "optimal_permutation", "optimal_permutations", "is_singular"]
@@ -393,6 +394,7 @@ def _enumerate(slack: np.ndarray, budget: int, limit: int):
 def _scaled_tol(tol: Any, L: int) -> int:
     if tol is None:
         return 0
+    check_real(tol, "tol", minimum=0)
     if isinstance(tol, (float, np.floating)) and not (math.isfinite(tol) and tol >= 0):  # inf: OverflowError before
         raise ToleranceError(f"tol must be a finite non-negative number, got {tol}")
     if tol < 0:

@@ -33,6 +33,7 @@ import networkx as nx
 import numpy as np
 
 from .._array import from_numpy, to_numpy
+from ._args import check_real
 from ._square import is_exact_array, prepare_square, to_python_scalar, tropical_semiring
 from .kleene import plus_closure
 from .matmul import matmul
@@ -234,6 +235,7 @@ def eigenvector(A: Any, *, semiring: Semiring | str | None = None, tol: float | 
     array([Fraction(9, 2), Fraction(9, 2)], dtype=object)
     """
     S = tropical_semiring(semiring, "eigenvector")
+    check_real(tol, "tol", minimum=0, none_ok=True)
     A, xp, n = prepare_square(A, S)
     lam, Al, star, crit, _ = _normalised(A, S, xp, n, tol)
     exact = is_exact_array(A)
@@ -287,6 +289,7 @@ def critical_graph(A: Any, *, semiring: Semiring | str | None = None, tol: float
     ([(0, 1, 7), (1, 0, 2)], Fraction(9, 2))
     """
     S = tropical_semiring(semiring, "critical_graph")
+    check_real(tol, "tol", minimum=0, none_ok=True)
     A, xp, n = prepare_square(A, S)
     lam, Al, star, crit, t = _normalised(A, S, xp, n, tol)
     exact = is_exact_array(A)

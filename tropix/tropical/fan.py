@@ -52,9 +52,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, to_numpy
-from ..errors import ConventionError, ShapeError
+from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError
 from . import _hull
 from ._hull import nullspace, primitive, rref
+from ._args import check_index, check_option
 from .semiring import Semiring, TropicalSemiring, require_tropical
 
 __all__ = ["NormalCone", "NormalFan", "normal_fan", "normal_cone"]
@@ -67,9 +68,13 @@ def _frac(v) -> Fraction:
                 "normal fans need finite coordinates; drop terms whose coefficient is the tropical zero"
             )
         return Fraction(float(v))
-    if isinstance(v, (int, np.integer)):
+    if isinstance(v, (int, np.integer, np.bool_)):
         return Fraction(int(v))
     return Fraction(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _to_int_rows(rows: list[list[Fraction]]) -> list[list[int]]:
@@ -344,8 +349,14 @@ class NormalFan:
         >>> F.normal_cone(3).face, F.normal_cone(3).rays           # (1, 1) lies on the edge [(2,0), (0,2)]
         (frozenset({1, 2, 3}), ((1, 1),))
         """
-        idx = {int(face)} if isinstance(face, (int, np.integer)) else {int(i) for i in face}
         n = len(self._X)
+        if isinstance(face, (str, bytes)) or not (_is_int(face) or isinstance(face, Iterable)):
+            raise ArgumentTypeError(f"face must be a point index or an iterable of point indices, got {face!r}")
+        items = [face] if _is_int(face) else list(face)
+        for i in items:
+            if not _is_int(i):
+                raise ArgumentTypeError(f"face must be given by integer point indices, got {i!r}")
+        idx = {int(i) for i in items}
         if not idx or any(i < 0 or i >= n for i in idx):
             raise ShapeError(f"face must be given by point indices in 0..{n - 1}, got {sorted(idx)}")
         best = frozenset(range(n))
@@ -385,9 +396,9 @@ class NormalFan:
         >>> F.vertices, F.witness(1)
         ((0, 1, 2), [Fraction(0, 1)])
         """
-        v = self._rep[int(j)]
+        v = self._rep[check_index(j, len(self._X), "j", what="point")]
         if v not in self.cones:
-            raise ValueError(f"point {j} is never the unique winner (it is not a vertex of the upper hull)")
+            raise DomainError(f"point {j} is never the unique winner (it is not a vertex of the upper hull)")
         c = self.cones[v]
         D = self.ambient_dim
         u = [Fraction(0)] * D
@@ -422,7 +433,9 @@ class NormalFan:
 
     def are_adjacent(self, i: int, j: int) -> bool:
         """Whether the regions of points ``i`` and ``j`` share a wall (a facet of both cones)."""
-        return self.graph.has_edge(self._rep[int(i)], self._rep[int(j)])
+        n = len(self._X)
+        return self.graph.has_edge(self._rep[check_index(i, n, "i", what="point")],
+                                   self._rep[check_index(j, n, "j", what="point")])
 
     @property
     def f_vector(self) -> tuple:
@@ -484,8 +497,7 @@ def normal_fan(
     (0, 2)
     """
     S = require_tropical(semiring, "a normal fan")
-    if regime not in ("exact", "lp", "auto"):
-        raise ValueError(f"regime must be 'exact', 'lp' or 'auto', not {regime!r}")
+    check_option(regime, "regime", ("exact", "lp", "auto"))
     if regime == "auto":
         shape = getattr(points, "shape", None) or np.shape(np.asarray(points, dtype=object))
         n_pts, dim = (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
@@ -496,7 +508,7 @@ def normal_fan(
 
         return LPNormalFan(points, biases, semiring=S, **lp_options)
     if lp_options:
-        raise TypeError(f"options {sorted(lp_options)} only apply to regime='lp'")
+        raise ArgumentTypeError(f"options {sorted(lp_options)} only apply to regime='lp'")
     K = points if is_array(points) else asarray(points, name="points")
     K = to_numpy(S.validate(K, "points"))
     if K.ndim != 2:

@@ -41,12 +41,12 @@ import math
 import numbers
 import re
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConventionError, EmptyInputError, NaNError, ParseError, ToleranceError
-from .semiring import MaxPlus, MinPlus, get_semiring
+from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ParseError, ToleranceError
+from .semiring import MaxPlus, MinPlus, get_semiring, require_tropical
 
 __all__ = ["parse_polynomial", "from_sympy", "tropicalize", "p_adic_valuation"]
 
@@ -102,7 +102,7 @@ def _number(s: str):
 class _Parser:
     def __init__(self, text: str):
         if not isinstance(text, str):
-            raise TypeError(f"expected a string, got {type(text).__name__}")
+            raise ArgumentTypeError(f"expected a string, got {type(text).__name__}")
         if len(text) > MAX_LENGTH:
             raise ParseError(f"string of {len(text)} characters is longer than the limit {MAX_LENGTH}")
         self.text = text
@@ -388,8 +388,12 @@ def parse_polynomial(text: str, *, semiring=None, variables=None):
 def _order(found: set, variables) -> tuple:
     if variables is None:
         return tuple(sorted(found))
-    variables = tuple(str(v) for v in variables)
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, (Sequence, np.ndarray)):
+        raise ArgumentTypeError(f"variables must be a sequence of names such as ('x', 'y'), got {variables!r}")
+    variables = tuple(variables)
     for v in variables:
+        if not isinstance(v, str):
+            raise ArgumentTypeError(f"variables: every name must be a string, got {v!r} ({type(v).__name__})")
         if v.lower() in _RESERVED:
             raise ParseError(_reserved_message(v, None, "") + ": not allowed in variables=")
     if len(set(variables)) != len(variables):  # "x" would name two coordinates: the first got all its terms
@@ -421,7 +425,20 @@ def _gens(expr, variables):
 
     if variables is None:
         return tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-    return tuple(sympy.Symbol(v) if isinstance(v, str) else v for v in variables)
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, (Sequence, np.ndarray)):
+        raise ArgumentTypeError(f"variables must be a sequence of names or sympy symbols, got {variables!r}")
+    out = []
+    for v in variables:
+        if isinstance(v, str):
+            v = sympy.Symbol(v)
+        if not isinstance(v, sympy.Symbol):
+            raise ArgumentTypeError(f"variables: every entry must be a name or a sympy Symbol, got {v!r}")
+        out.append(v)
+    if not out:
+        raise EmptyInputError("variables is empty: name the polynomial's variables or leave variables=None")
+    if len(set(out)) != len(out):
+        raise ParseError(f"variables {[s.name for s in out]} contain a repeated name")
+    return tuple(out)
 
 
 def from_sympy(expr: Any, *, variables=None):
@@ -441,7 +458,7 @@ def from_sympy(expr: Any, *, variables=None):
     from .polynomial import TropicalPolynomial
 
     if not isinstance(expr, sympy.Basic):
-        raise TypeError("from_sympy takes a sympy expression; parse strings with parse_polynomial")
+        raise ArgumentTypeError("from_sympy takes a sympy expression; parse strings with parse_polynomial")
     if isinstance(expr, sympy.Max):
         S, cls = MaxPlus, sympy.Max
     elif isinstance(expr, sympy.Min):
@@ -588,8 +605,10 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
         If a coefficient is NaN.
     EmptyInputError
         If every coefficient is zero.
-    TypeError
-        If ``poly`` is neither a sympy expression/Poly nor a mapping.
+    ArgumentTypeError
+        If ``poly`` is neither a sympy expression/Poly nor a mapping (a ``TypeError``).
+    SemiringMismatchError
+        If ``semiring`` is not MaxPlus or MinPlus.
 
     Examples
     --------
@@ -601,14 +620,14 @@ def tropicalize(poly: Any, p: int, *, gens=None, semiring=MinPlus, variables=Non
     from .polynomial import TropicalPolynomial
 
     p = _prime(p, "tropicalize")
-    S = get_semiring(semiring)
+    S = require_tropical(semiring, "tropicalize")
     if isinstance(poly, Mapping):
         items = [((e,) if not isinstance(e, tuple) else e, _rational(c, f"coefficient of exponent {e!r}"))
                  for e, c in poly.items()]
         names = variables
     else:
         if isinstance(poly, str) or not isinstance(poly, (sympy.Basic, sympy.Poly)):
-            raise TypeError("tropicalize takes a sympy expression/Poly or a mapping exponent -> rational")
+            raise ArgumentTypeError("tropicalize takes a sympy expression/Poly or a mapping exponent -> rational")
         if isinstance(poly, sympy.Poly):
             P = poly
         else:

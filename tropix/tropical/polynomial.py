@@ -31,7 +31,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
-from ..errors import ConventionError, EmptyInputError, NaNError, NoInverseError, ShapeError
+from ..errors import ArgumentTypeError, ConventionError, DomainError, EmptyInputError, NaNError, NoInverseError, ShapeError
+from ._args import check_names
 from .semiring import MinPlus, Semiring, TropicalSemiring, check_same_semiring, require_tropical
 
 __all__ = ["TropicalPolynomial", "UnivariateFactorization"]
@@ -49,7 +50,7 @@ def _exact_or_float(vals: list, what: str):
         try:
             s = to_exact_scalar(v)
         except TypeError:
-            raise TypeError(f"{what} {v!r} is not a real number") from None
+            raise ArgumentTypeError(f"{what} {v!r} is not a real number") from None
         if isinstance(s, float):
             if math.isnan(s):
                 raise NaNError(f"{what} is NaN; NaN is not an element of any tropical semiring")
@@ -102,7 +103,7 @@ class TropicalPolynomial:
 
     def __init__(self, terms: Mapping, *, semiring: Semiring | str | None = None, variables: Sequence[str] | None = None):
         if not isinstance(terms, Mapping):
-            raise TypeError("terms must be a mapping exponent -> coefficient; use from_arrays for arrays")
+            raise ArgumentTypeError("terms must be a mapping exponent -> coefficient; use from_arrays for arrays")
         exps = []
         for e in terms.keys():
             exps.append((e,) if not isinstance(e, (tuple, list, np.ndarray)) else tuple(e))
@@ -158,11 +159,9 @@ class TropicalPolynomial:
         C.setflags(write=False)
         if variables is None:
             variables = ("x", "y", "z")[:n] if n <= 3 else tuple(f"x{i}" for i in range(n))
-        variables = tuple(str(v) for v in variables)
-        if len(variables) != n:
-            raise ShapeError(f"{len(variables)} variable names for {n} variables")
-        if len(set(variables)) != n:  # printing and parsing would merge the coordinates
-            raise ShapeError(f"variable names {list(variables)} are not distinct")
+        # names must print and parse back: identifiers, not 'nan'/'inf', distinct (else printing and parsing
+        # would merge two coordinates), one per variable
+        variables = check_names(variables, n, "variables", duplicate_error=ShapeError)
         self._exponents, self._coefficients, self._semiring, self._variables = E, C, S, variables
         self._exact_exp = not efloat
         self._exact_coef = not cfloat
@@ -441,7 +440,7 @@ class TropicalPolynomial:
     def __pow__(self, k: int):
         """``p^{⊗k}`` for an integer ``k >= 0``."""
         if not isinstance(k, (int, np.integer)) or k < 0:
-            raise ValueError("tropical polynomials can be raised to integer powers k >= 0 only")
+            raise DomainError(f"tropical polynomials can be raised to integer powers k >= 0 only, not {k!r}")
         out = TropicalPolynomial({(0,) * self.n_vars: 0}, semiring=self._semiring, variables=self._variables)
         base = self
         k = int(k)
@@ -616,7 +615,7 @@ class UnivariateFactorization:
         out = TropicalPolynomial({self.shift: self.constant}, semiring=self.semiring, variables=(v,))
         for r, m in self.roots:
             if not isinstance(m, (int, np.integer)):
-                raise ValueError("expand needs integer multiplicities")
+                raise DomainError("expand needs integer multiplicities")
             out = out * TropicalPolynomial({1: 0, 0: r}, semiring=self.semiring, variables=(v,)) ** int(m)
         return out
 

@@ -694,6 +694,8 @@ def kapranov_rank(
         raise ToleranceError(f"characteristic must be 0 or a prime, got {characteristic}")
     if characteristic == 1:
         raise ToleranceError("characteristic must be 0 or a prime, got 1")
+    _check_limit(max_checks, "max_checks")
+    _check_limit(max_entries, "max_entries")
     E = _Exact(A, semiring)
     t = _tropical_rank(E, max_checks)[0]
     k = min(E.m, E.n)

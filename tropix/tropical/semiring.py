@@ -45,6 +45,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from typing import Any
 
@@ -52,10 +53,12 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import (
+    ArgumentTypeError,
     ConventionError,
     FloatOverflowError,
     NaNError,
     NoInverseError,
+    OptionError,
     ParseError,
     SemiringMismatchError,
     ShapeError,
@@ -429,7 +432,7 @@ class TropicalSemiring(Semiring):
 
     def __init__(self, sense: int):
         if sense not in (1, -1):
-            raise ValueError("sense must be +1 (max-plus) or -1 (min-plus)")
+            raise OptionError(f"sense must be +1 (max-plus) or -1 (min-plus), not {sense!r}")
         self.sense = sense
         self.name = "MaxPlus" if sense == 1 else "MinPlus"
         self.zero = -_INF if sense == 1 else _INF
@@ -757,6 +760,8 @@ class LogSemiring(Semiring):
     _nan_of = "any semiring"
 
     def __init__(self, T: float = 1.0):
+        if isinstance(T, (bool, np.bool_)) or not isinstance(T, (numbers.Real, np.floating, np.integer)):
+            raise ArgumentTypeError(f"temperature T must be a real number, got {T!r} ({type(T).__name__})")
         if isinstance(T, float) and math.isnan(T):
             raise ToleranceError("temperature T is NaN")
         if T == 0 or not math.isfinite(float(T)):

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from ..errors import FloatOverflowError, ShapeError
+from ._args import check_real
 from ._square import is_exact_array, prepare, tropical_semiring
 from .semiring import Semiring, TropicalSemiring
 
@@ -92,6 +93,7 @@ def solve(A: Any, b: Any, *, semiring: Semiring | str | None = None, tol: float 
     (array([3, 1], dtype=object), False, array([3, 4], dtype=object))
     """
     S = tropical_semiring(semiring, "solve")
+    check_real(tol, "tol", minimum=0, none_ok=True)
     A = prepare(A, S, "A", (2,))
     b = prepare(b, S, "b", (1, 2))
     exact = is_exact_array(A) and is_exact_array(b)

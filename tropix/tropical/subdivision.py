@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan
+from .._array import asarray, check_no_nan, is_array, to_numpy
 from ..errors import ConventionError, EmptyInputError, ShapeError
 from . import _hull
-from .semiring import MaxPlus, Semiring, TropicalSemiring, get_semiring, require_tropical
+from .semiring import MaxPlus, Semiring, TropicalSemiring, check_real_dtype, get_semiring, real_array, require_tropical
 
 __all__ = ["NewtonPolytope", "RegularSubdivision", "newton_polytope", "regular_subdivision"]
 
@@ -265,7 +265,13 @@ def _det(M) -> int:
 
 
 def _check_points(points) -> np.ndarray:
-    pts = asarray(points, name="exponents") if not isinstance(points, np.ndarray) else points
+    pts = to_numpy(points) if is_array(points) else asarray(points, name="exponents")
+    if pts.dtype == object:
+        real_array(pts, "exponents")  # checks that every entry is a real number
+    else:
+        check_real_dtype(pts, "exponents")
+    if pts.dtype == np.bool_:
+        pts = pts.astype(np.int64)
     if pts.ndim != 2:
         raise ShapeError(f"exponents must be a 2-d array (terms x variables), got shape {tuple(pts.shape)}")
     if pts.shape[0] == 0:
@@ -385,7 +391,7 @@ def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str |
     """
     S = require_tropical(semiring, "a regular subdivision")
     pts = _check_points(points)
-    h = asarray(heights, name="heights") if not isinstance(heights, np.ndarray) else heights
+    h = to_numpy(heights) if is_array(heights) else asarray(heights, name="heights")
     h = S.validate(h, "heights")
     if h.ndim != 1 or h.shape[0] != pts.shape[0]:
         raise ShapeError(f"need one height per point: {pts.shape[0]} points, heights of shape {tuple(h.shape)}")

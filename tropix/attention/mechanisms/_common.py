@@ -12,10 +12,13 @@ autograd) and array-api-strict run the same code.  Conventions shared by every m
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
+import numpy as np
+
 from ..._array import check_no_nan, check_nonempty, is_array, namespace
-from ...errors import ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 
 __all__ = [
     "prepare",
@@ -29,8 +32,11 @@ __all__ = [
 ]
 
 
-def prepare(*named: tuple[str, Any]):
+def prepare(*named: tuple[str, Any], optional: tuple = ()):
     """Validate named float arrays (no NaN, non-empty, same library) and return their namespace.
+
+    Every named argument must be an array (:class:`~tropix.errors.ArgumentTypeError` otherwise, ``None``
+    included) except the names listed in ``optional``, which may be ``None``.
 
     Examples
     --------
@@ -40,10 +46,12 @@ def prepare(*named: tuple[str, Any]):
     """
     arrays = [a for _, a in named if a is not None]
     for name, a in named:
-        if a is None:
+        if a is None and name in optional:
             continue
         if not is_array(a):
-            raise TypeError(f"{name} must be an array (NumPy, torch, ...), got {type(a).__name__}")
+            raise ArgumentTypeError(f"{name} must be an array (NumPy, torch, ...), got {type(a).__name__}")
+        if not namespace(a).isdtype(a.dtype, ("bool", "integral", "real floating")):
+            raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
         check_no_nan(a, name)
         check_nonempty(a, name)
     return namespace(*arrays)
@@ -52,8 +60,13 @@ def prepare(*named: tuple[str, Any]):
 def as_param(xp, value: Any, like, name: str):
     """A scalar or array parameter as an array of ``like``'s dtype and device (no NaN allowed)."""
     if is_array(value):
+        namespace(value, like)  # BackendMismatchError for a parameter of another library
+        if not namespace(value).isdtype(value.dtype, ("integral", "real floating")):
+            raise ArgumentTypeError(f"{name} must be real, got dtype {value.dtype}")
         check_no_nan(value, name)
         return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise ArgumentTypeError(f"{name} must be a real number or an array, got {value!r} ({type(value).__name__})")
     v = float(value)
     if math.isnan(v):
         raise ToleranceError(f"{name} is NaN")
@@ -63,8 +76,16 @@ def as_param(xp, value: Any, like, name: str):
         return xp.asarray(v, dtype=like.dtype)
 
 
-def check_qkv(q, k, v=None):
-    """Shape checks common to (q, k, v) mechanisms."""
+_NO_V = object()
+
+
+def check_qkv(q, k, v=_NO_V):
+    """Type and shape checks common to (q, k, v) mechanisms (``v`` omitted: mechanisms without values)."""
+    for name, a in (("q", q), ("k", k)) + ((("v", v),) if v is not _NO_V else ()):
+        if not is_array(a):
+            raise ArgumentTypeError(f"{name} must be an array (NumPy, torch, ...), got {type(a).__name__}")
+    if v is _NO_V:
+        v = None
     if q.ndim < 2 or k.ndim < 2:
         raise ShapeError(f"q and k must have shape (..., n, d); got {tuple(q.shape)} and {tuple(k.shape)}")
     if q.shape[-1] != k.shape[-1]:
@@ -78,9 +99,9 @@ def _bool_mask(xp, mask, shape):
     if mask is None:
         return None
     if not is_array(mask):
-        raise TypeError("mask must be a boolean array of the inputs' library")
+        raise ArgumentTypeError("mask must be a boolean array of the inputs' library")
     if mask.dtype != xp.bool:
-        raise TypeError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+        raise ArgumentTypeError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
     try:
         return xp.broadcast_to(mask, shape)
     except (ValueError, RuntimeError) as err:

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..._array import to_numpy
 from ...errors import ShapeError, ToleranceError
+from ...tropical._args import check_real
 from ._common import masked_softmax, prepare, safe_sqrt, sq_distances
 
 __all__ = ["force_attention", "force_scores", "force_field", "ForceField", "force_attention_reference"]
@@ -164,6 +165,8 @@ def force_field(E: Any, R: Any, *, p: float = 2.0, eps: float = 1e-3) -> ForceFi
     >>> f.distance.round(4), f.magnitude.round(4), f.bound   # charges E·R are 0 here
     (array([[1.    , 2.2361]]), array([[0., 0.]]), 0.0)
     """
+    check_real(eps, "eps", minimum=0, open_min=True)
+    check_real(p, "p", minimum=0, open_min=True)
     if not (eps > 0) or math.isinf(eps):
         raise ToleranceError(f"eps must be positive and finite, got {eps}")
     if math.isnan(p) or p <= 0:

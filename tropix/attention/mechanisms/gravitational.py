@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, ShapeError, ToleranceError
+from ...tropical._args import check_real
 from ._common import check_qkv, masked_softmax, prepare, sq_distances
 
 __all__ = ["gravitational_attention", "gravitational_logits", "gravitational_attention_reference"]
@@ -52,8 +53,9 @@ def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
     >>> gravitational_logits(np.zeros((1, 1)), np.array([[1.0], [2.0]]), np.log(np.array([1.0, 8.0])), eps=0.0)
     array([[0.        , 0.69314718]])
     """
-    xp = prepare(("q", q), ("k", k), ("log_mass_k", log_mass_k))
     check_qkv(q, k)
+    xp = prepare(("q", q), ("k", k), ("log_mass_k", log_mass_k))
+    check_real(eps, "eps", minimum=0)
     if not (eps >= 0) or math.isinf(eps):
         raise ToleranceError(f"eps must be >= 0 and finite, got {eps}")
     if log_mass_k.shape[-1] != k.shape[-2]:
@@ -93,10 +95,11 @@ def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_m
     >>> np.round(A, 6)   # 1/1 against 4/4: equal pull
     array([[0.5, 0.5]])
     """
-    xp = prepare(("q", q), ("k", k), ("v", v), ("mass_k", mass_k), ("log_mass_k", log_mass_k))
     check_qkv(q, k, v)
+    xp = prepare(("q", q), ("k", k), ("v", v), ("mass_k", mass_k), ("log_mass_k", log_mass_k),
+                 optional=("mass_k", "log_mass_k"))
     if mass_k is not None and log_mass_k is not None:
-        raise TypeError("give mass_k or log_mass_k, not both")
+        raise ArgumentTypeError("give mass_k or log_mass_k, not both")
     if mass_k is not None:
         if bool(xp.any(mass_k <= 0)):
             raise ToleranceError("masses must be positive (use log_mass_k for the tropical zero -inf)")

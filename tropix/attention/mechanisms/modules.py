@@ -19,7 +19,8 @@ import array_api_compat.torch as torch_xp
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ShapeError
+from ...errors import OptionError, ShapeError
+from ...tropical._args import check_int
 from ._common import masked_softmax
 from .force import force_attention
 from .grav_multiscale import grav_multiscale_attention
@@ -51,8 +52,9 @@ def _inv_softplus(y: float) -> float:
 class _Base(nn.Module):
     def __init__(self, d_model: int, n_heads: int):
         super().__init__()
+        d_model, n_heads = check_int(d_model, "d_model", minimum=1), check_int(n_heads, "n_heads", minimum=1)
         if d_model % n_heads:
-            raise ValueError(f"d_model = {d_model} is not divisible by n_heads = {n_heads}")
+            raise ShapeError(f"d_model = {d_model} is not divisible by n_heads = {n_heads}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
         self.keep_weights = False
         self.last_weights = None
@@ -147,7 +149,7 @@ class _Decoder(nn.Module):
         elif decoder == "laplace":
             self.net = nn.Linear(len(self.bins) * d_model, d_model)
         else:
-            raise ValueError(f"decoder must be 'mlp' or 'laplace', got {decoder!r}")
+            raise OptionError(f"decoder must be 'mlp' or 'laplace', got {decoder!r}")
 
     def forward(self, outs, gammas):  # outs: (T, B, n, D)
         if self.kind == "laplace":
@@ -246,7 +248,7 @@ class ResonantAttention(_Base):
 
     def forward(self, x, key_mask=None, tokens=None):
         if tokens is None:
-            raise ValueError("ResonantAttention needs the token ids (tokens=...) to hash prime sets")
+            raise OptionError("ResonantAttention needs the token ids (tokens=...) to hash prime sets")
         B, n, D = x.shape
         V = self.primes.shape[0]
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= V):
@@ -305,8 +307,6 @@ def build_mechanism(name: str, d_model: int, n_heads: int, **kwargs) -> nn.Modul
     >>> m(torch.randn(1, 5, 8)).shape
     torch.Size([1, 5, 8])
     """
-    try:
-        cls = MECHANISMS[name]
-    except KeyError:
-        raise ValueError(f"unknown mechanism {name!r}; choose from {', '.join(MECHANISMS)}") from None
-    return cls(d_model, n_heads, **kwargs)
+    if not isinstance(name, str) or name not in MECHANISMS:
+        raise OptionError(f"unknown mechanism {name!r}; choose from {', '.join(MECHANISMS)}")
+    return MECHANISMS[name](d_model, n_heads, **kwargs)

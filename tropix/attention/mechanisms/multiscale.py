@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
+from ...tropical._args import check_option, check_real
 from ._common import as_param, check_qkv, masked_softmax, position_distance, prepare
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 
 def _log_gammas(xp, gammas, log_gammas, like, T):
     if (gammas is None) == (log_gammas is None):
-        raise TypeError("give exactly one of gammas and log_gammas")
+        raise ArgumentTypeError("give exactly one of gammas and log_gammas")
     if gammas is not None:
         g = as_param(xp, gammas, like, "gammas") if not isinstance(gammas, (list, tuple)) else xp.asarray(
             [float(x) for x in gammas], dtype=like.dtype)
@@ -84,6 +85,9 @@ def discounted_logits(s: Any, log_gamma: Any, *, discount: str = "bias"):
            [0.3069, 1.    ]])
     """
     xp = prepare(("s", s))
+    if s.ndim < 2 or not xp.isdtype(s.dtype, "real floating"):
+        raise ShapeError(f"s must be a float array of logits (..., n_q, n_k); got shape {tuple(s.shape)}, dtype {s.dtype}")
+    check_option(discount, "discount", ("bias", "logit"))
     lg = as_param(xp, log_gamma, s, "log_gamma")
     lg = xp.reshape(lg, tuple(lg.shape) + (1, 1))
     dist = position_distance(xp, s.shape[-2], s.shape[-1], s)
@@ -92,7 +96,7 @@ def discounted_logits(s: Any, log_gamma: Any, *, discount: str = "bias"):
         return s + e
     if discount == "logit":
         return s * xp.exp(e)
-    raise ValueError(f"discount must be 'bias' or 'logit', got {discount!r}")
+    raise OptionError(f"discount must be 'bias' or 'logit', got {discount!r}")
 
 
 def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gammas: Any = None,
@@ -160,12 +164,18 @@ def laplace_decoder_matrix(gammas: Any, bins: Any = None, *, alpha: float = 0.1)
     True
     """
     xp = prepare(("gammas", gammas))
-    if not (alpha >= 0) or math.isinf(alpha):
-        raise ToleranceError(f"alpha must be >= 0 and finite, got {alpha}")
+    check_real(alpha, "alpha", minimum=0)
+    if gammas.ndim != 1 or not xp.isdtype(gammas.dtype, "real floating"):
+        raise ShapeError(f"gammas must be a float vector (one discount per timescale); got shape "
+                         f"{tuple(gammas.shape)}, dtype {gammas.dtype}")
     T = gammas.shape[0]
     if bins is None:
         bins = default_bins(T)
-    tau = xp.asarray([float(b) for b in bins], dtype=gammas.dtype)
+    if isinstance(bins, (str, bytes)) or not isinstance(bins, (list, tuple, range, np.ndarray)):
+        raise ArgumentTypeError(f"bins must be a sequence of distances, got {bins!r}")
+    tau = xp.asarray([float(check_real(b, "every bin", minimum=0)) for b in bins], dtype=gammas.dtype)
+    if tau.shape[0] == 0:
+        raise EmptyInputError("bins is empty: give at least one distance bin")
     if bool(xp.any(gammas <= 0)) or bool(xp.any(gammas > 1)):
         raise ToleranceError("discounts gamma must lie in (0, 1]")
     L = xp.exp(_discount_power(xp, tau[None, :], xp.log(gammas)[:, None]))  # (T, B)

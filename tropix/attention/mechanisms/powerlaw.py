@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ToleranceError
-from ._common import as_param, position_distance, prepare
+from ...tropical._args import check_int
+from ._common import as_param, check_qkv, position_distance, prepare
 from .softmax import softmax_attention
 
 __all__ = ["powerlaw_bias", "powerlaw_attention", "powerlaw_attention_reference"]
@@ -45,6 +46,7 @@ def powerlaw_bias(n_q: int, n_k: int, alpha: Any, beta: Any, *, like: Any = None
     >>> np.round(powerlaw_bias(1, 3, 2.0, 1.0), 4)     # −2 log(1 + |j|)
     array([[ 0.    , -1.3863, -2.1972]])
     """
+    n_q, n_k = check_int(n_q, "n_q", minimum=1), check_int(n_k, "n_k", minimum=1)
     if like is None:
         like = alpha if hasattr(alpha, "dtype") else np.zeros(1)
     xp = prepare(("like", like))
@@ -78,6 +80,7 @@ def powerlaw_attention(q: Any, k: Any, v: Any, *, alpha: Any, beta: Any, mask: A
     array([0.7347, 0.1837, 0.0816])
     """
     # alpha/beta arrays must come from the library of q (a NumPy alpha with torch q was a raw RuntimeError)
+    check_qkv(q, k, v)
     prepare(("q", q), *((n, a) for n, a in (("alpha", alpha), ("beta", beta)) if hasattr(a, "dtype")))
     bias = powerlaw_bias(q.shape[-2], k.shape[-2], alpha, beta, like=q if not hasattr(alpha, "dtype") else alpha)
     return softmax_attention(q, k, v, bias=bias, mask=mask, return_weights=return_weights)

@@ -40,13 +40,15 @@ from __future__ import annotations
 import cmath
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..._array import namespace
-from ...errors import EmptyInputError, ShapeError, ToleranceError
+from ..._array import is_array, namespace
+from ...errors import ArgumentTypeError, DomainError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from ...tropical._args import check_int, check_real
 from ._common import masked_softmax, prepare
 
 __all__ = [
@@ -71,6 +73,7 @@ def first_primes(n: int) -> list[int]:
     >>> first_primes(6)
     [2, 3, 5, 7, 11, 13]
     """
+    n = check_int(n, "n")
     if n <= 0:
         return []
     limit = max(15, int(n * (math.log(n) + math.log(math.log(n + 2)) + 2)))
@@ -98,13 +101,34 @@ class SparsePrimeState:
     quaternions: tuple[tuple[float, float, float, float], ...]
 
     def __post_init__(self):
+        for name in ("primes", "amplitudes", "quaternions"):
+            val = getattr(self, name)
+            if isinstance(val, (str, bytes)) or not isinstance(val, (Sequence, np.ndarray)):
+                raise ArgumentTypeError(f"{name} must be a sequence, got {val!r} ({type(val).__name__})")
         if not (len(self.primes) == len(self.amplitudes) == len(self.quaternions)):
             raise ShapeError("primes, amplitudes and quaternions must have the same length")
-        if len(set(self.primes)) != len(self.primes):
-            raise ValueError(f"primes of a state must be distinct, got {self.primes}")
-        if any(int(p) < 2 for p in self.primes):
-            raise ValueError("primes must be >= 2")
-        object.__setattr__(self, "quaternions", tuple(_unit_quat(q) for q in self.quaternions))
+        primes = tuple(check_int(p, "every prime") for p in self.primes)
+        if len(set(primes)) != len(primes):
+            raise DomainError(f"primes of a state must be distinct, got {primes}")
+        if any(p < 2 for p in primes):
+            raise DomainError(f"primes must be >= 2, got {primes}")
+        amps = []
+        for al in self.amplitudes:
+            if isinstance(al, (bool, np.bool_)) or not isinstance(al, (numbers.Complex, np.number)):
+                raise ArgumentTypeError(f"every amplitude must be a (complex) number, got {al!r}")
+            if not cmath.isfinite(complex(al)):
+                raise NaNError(f"amplitude {al!r} is not finite")
+            amps.append(al)
+        quats = []
+        for qt in self.quaternions:
+            if isinstance(qt, (str, bytes)) or not isinstance(qt, (Sequence, np.ndarray)) or len(qt) != 4:
+                raise ShapeError(f"every quaternion must be 4 real numbers, got {qt!r}")
+            for x in qt:
+                check_real(x, "every quaternion component")
+            quats.append(_unit_quat(qt))
+        object.__setattr__(self, "primes", primes)
+        object.__setattr__(self, "amplitudes", tuple(amps))
+        object.__setattr__(self, "quaternions", tuple(quats))
 
     @classmethod
     def from_hash(cls, text: str, k: int = 8, n_primes: int = 4096) -> "SparsePrimeState":
@@ -116,6 +140,9 @@ class SparsePrimeState:
         >>> len(s.primes), s == SparsePrimeState.from_hash("MAX", k=3, n_primes=50)
         (3, True)
         """
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"text must be a string, got {type(text).__name__}")
+        k, n_primes = check_int(k, "k"), check_int(n_primes, "n_primes")
         if k < 1 or k > n_primes:
             raise ToleranceError(f"need 1 <= k <= n_primes, got k={k}, n_primes={n_primes}")
         primes = first_primes(n_primes)
@@ -138,6 +165,12 @@ class SparsePrimeState:
         return cls(tuple(chosen), tuple(amps), tuple(quats))  # type: ignore[arg-type]
 
 
+def _check_weights(weights) -> tuple[float, float, float]:
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)) or len(weights) != 3:
+        raise ArgumentTypeError(f"weights must be three real numbers (a, b, c), got {weights!r}")
+    return tuple(float(check_real(w, "every weight")) for w in weights)  # type: ignore[return-value]
+
+
 def resonance(s: SparsePrimeState, t: SparsePrimeState, weights: Sequence[float] = DEFAULT_WEIGHTS) -> float:
     """``Res(s, t)`` in ``O(k)`` with a hash map (see the module docstring).
 
@@ -148,7 +181,10 @@ def resonance(s: SparsePrimeState, t: SparsePrimeState, weights: Sequence[float]
     >>> round(resonance(s, t), 6)       # J = 1/3, quaternions aligned up to sign, equal phases
     0.78
     """
-    a, b, c = weights
+    for name, x in (("s", s), ("t", t)):
+        if not isinstance(x, SparsePrimeState):
+            raise ArgumentTypeError(f"{name} must be a SparsePrimeState, got {type(x).__name__}")
+    a, b, c = _check_weights(weights)
     tmap = {p: i for i, p in enumerate(t.primes)}
     shared = [(i, tmap[p]) for i, p in enumerate(s.primes) if p in tmap]
     if not shared:
@@ -174,10 +210,13 @@ def resonant_attend(query: SparsePrimeState, states: Sequence[SparsePrimeState],
     >>> round(sum(w), 12), bool(w[0] > w[1])
     (1.0, True)
     """
+    states = _check_states(states)
     if not states:
         raise EmptyInputError("resonant_attend needs at least one state")
-    if not (tau > 0) or math.isinf(tau):
-        raise ToleranceError(f"tau must be positive and finite, got {tau}")
+    if not isinstance(query, SparsePrimeState):
+        raise ArgumentTypeError(f"query must be a SparsePrimeState, got {type(query).__name__}")
+    check_real(tau, "tau", minimum=0, open_min=True)
+    _check_weights(weights)
     r = [resonance(query, s, weights) / tau for s in states]
     top = max(r)
     e = [math.exp(x - top) for x in r]
@@ -196,6 +235,16 @@ def resonant_attend(query: SparsePrimeState, states: Sequence[SparsePrimeState],
     return w, SparsePrimeState(primes, tuple(amp[p] / norm for p in primes), tuple(tuple(quat[p]) for p in primes))
 
 
+def _check_states(states) -> list:
+    if isinstance(states, (str, bytes)) or not isinstance(states, (Sequence, np.ndarray)):
+        raise ArgumentTypeError(f"states must be a sequence of SparsePrimeState, got {type(states).__name__}")
+    states = list(states)
+    for i, s in enumerate(states):
+        if not isinstance(s, SparsePrimeState):
+            raise ArgumentTypeError(f"state {i} must be a SparsePrimeState, got {type(s).__name__}")
+    return states
+
+
 def states_to_arrays(states: Sequence[SparsePrimeState], k: int | None = None):
     """Slot arrays ``(primes (n, k) int, phases (n, k), quaternions (n, k, 4))`` of sparse states (0 = empty slot).
 
@@ -205,7 +254,8 @@ def states_to_arrays(states: Sequence[SparsePrimeState], k: int | None = None):
     >>> p.tolist(), ph.round(4).tolist(), q[0, 0].tolist()
     ([[7, 0]], [[1.5708, 0.0]], [0.0, 0.0, 0.0, 1.0])
     """
-    k = max((len(s.primes) for s in states), default=0) if k is None else k
+    states = _check_states(states)
+    k = max((len(s.primes) for s in states), default=0) if k is None else check_int(k, "k", minimum=0)
     n = len(states)
     P = np.zeros((n, k), dtype=np.int64)
     PH = np.zeros((n, k))
@@ -244,7 +294,13 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
     array([[1.  , 0.78],
            [0.78, 1.  ]])
     """
+    for name, P in (("primes_q", primes_q), ("primes_k", primes_k)):
+        if not is_array(P):
+            raise ArgumentTypeError(f"{name} must be an integer array, got {type(P).__name__}")
+        if not namespace(P).isdtype(P.dtype, "integral"):
+            raise ArgumentTypeError(f"{name} must be an integer array (0 = empty slot), got dtype {P.dtype}")
     xp = prepare(("phase_q", phase_q), ("quat_q", quat_q), ("phase_k", phase_k), ("quat_k", quat_k))
+    namespace(primes_q, primes_k, phase_q)  # BackendMismatchError for primes of another library
     for name, P, PH, Q in (("q", primes_q, phase_q, quat_q), ("k", primes_k, phase_k, quat_k)):
         if P.ndim < 2 or tuple(PH.shape) != tuple(P.shape) or tuple(Q.shape) != tuple(P.shape) + (4,):
             raise ShapeError(
@@ -255,8 +311,8 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
             xpp = namespace(P)
             Ps = xpp.sort(P, axis=-1)
             if bool(xpp.any((Ps[..., 1:] == Ps[..., :-1]) & (Ps[..., 1:] > 0))):
-                raise ValueError(f"primes_{name}: a token lists the same prime in two slots (primes must be distinct)")
-    a, b, c = (float(w) for w in weights)
+                raise DomainError(f"primes_{name}: a token lists the same prime in two slots (primes must be distinct)")
+    a, b, c = _check_weights(weights)
 
     def unit(Q):
         nrm = xp.sqrt(xp.sum(Q * Q, axis=-1, keepdims=True))
@@ -307,10 +363,12 @@ def resonant_attention(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, 
     >>> np.allclose(A.sum(-1), 1), bool(A[0, 0] > A[0, 1])
     (True, True)
     """
-    if not (tau > 0) or math.isinf(tau):
-        raise ToleranceError(f"tau must be positive and finite, got {tau}")
+    check_real(tau, "tau", minimum=0, open_min=True)
     xp = prepare(("v", v))
+    if v.ndim < 2:
+        raise ShapeError(f"v must have shape (..., n_k, d_v); got {tuple(v.shape)}")
     s = resonant_scores(primes_q, phase_q, quat_q, primes_k, phase_k, quat_k, weights=weights)
+    namespace(v, s)  # BackendMismatchError for values of another library than the states
     if v.shape[-2] != s.shape[-1]:
         raise ShapeError(f"v must have shape (..., n_k={s.shape[-1]}, d_v); got {tuple(v.shape)}")
     A = masked_softmax(xp, s / tau, mask)

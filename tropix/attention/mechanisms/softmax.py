@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ToleranceError
+from ..._array import is_array
+from ...errors import ShapeError
+from ...tropical._args import check_real
 from ._common import check_qkv, masked_softmax, prepare
 
 __all__ = ["softmax_attention", "softmax_attention_reference"]
@@ -47,14 +49,19 @@ def softmax_attention(q: Any, k: Any, v: Any, *, bias: Any = None, scale: float 
     (array([[0.7311, 0.2689]]), array([[0.7311]]))
     """
     # a NaN bias or a NaN/infinite scale gave silent NaN outputs (0 * inf for orthogonal q, k)
-    xp = prepare(("q", q), ("k", k), ("v", v), *((("bias", bias),) if hasattr(bias, "dtype") else ()))
     check_qkv(q, k, v)
+    xp = prepare(("q", q), ("k", k), ("v", v), ("bias", bias), optional=("bias",))
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    elif isinstance(scale, (int, float, np.integer, np.floating)) and not math.isfinite(float(scale)):
-        raise ToleranceError(f"scale must be a finite number, got {scale}")
+    elif not is_array(scale):
+        check_real(scale, "scale")  # (ToleranceError for NaN/inf, ArgumentTypeError for a non-number)
     s = (q @ xp.matrix_transpose(k)) * scale
     if bias is not None:
+        full = tuple(s.shape)
+        try:
+            np.broadcast_shapes(tuple(bias.shape), full)
+        except ValueError:
+            raise ShapeError(f"bias of shape {tuple(bias.shape)} does not broadcast to the scores {full}") from None
         s = s + bias
     A = masked_softmax(xp, s, mask)
     out = A @ v

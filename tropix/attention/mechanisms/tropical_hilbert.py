@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConventionError, ShapeError
-from ...tropical.semiring import MaxPlus, Semiring, get_semiring
-from ._common import _bool_mask, check_qkv, prepare
+from ...tropical.semiring import MaxPlus, Semiring, get_semiring, require_tropical
+from ._common import _bool_mask, as_param, check_qkv, prepare
 
 __all__ = [
     "hilbert_distance",
@@ -123,9 +123,7 @@ def tropical_attention(q: Any, k: Any, v: Any, *, semiring: Semiring | str | Non
     >>> tropical_attention(q, k, v, semiring=MinPlus)     # min(0 + 1, 2 + 5)
     array([[1.]])
     """
-    S_ = get_semiring(semiring if semiring is not None else MaxPlus)
-    if getattr(S_, "idempotent", False) is not True:
-        raise TypeError(f"tropical attention needs MaxPlus or MinPlus, got {S_.name}")
+    S_ = require_tropical(semiring if semiring is not None else MaxPlus, "tropical attention")
     xp = prepare(("q", q), ("k", k), ("v", v))
     check_qkv(q, k, v)
     S_.validate(v, "v")
@@ -151,6 +149,7 @@ def tropicalize(x: Any, lam: Any = 0.0):
     array([0., 0., 1.])
     """
     xp = prepare(("x", x))
+    lam = as_param(xp, lam, x, "lam")
     return xp.log1p(xp.where(x > 0, x, xp.zeros_like(x))) - lam
 
 
@@ -185,7 +184,7 @@ def tropical_linear(x: Any, W: Any, *, semiring: Semiring | str | None = None):
     S_.validate(W, "W")
     if W.ndim != 2 or W.shape[1] != x.shape[-1]:
         raise ShapeError(f"W must have shape (d_out, d_in={x.shape[-1]}); got {tuple(W.shape)}")
-    return S_.sum(x[..., None, :] + W, axis=-1)
+    return S_.sum(S_.mul(x[..., None, :], W), axis=-1)  # (⊗ is + only in the tropical and log semirings)
 
 
 def tropical_attention_reference(q, k, v, *, sense: int = 1, mask=None):
