@@ -150,6 +150,38 @@ def test_log_semiring_matmul_vs_definition(backend):
         assert np.all(C >= mx - 1e-9) and np.all(C <= mx + T * math.log(6) + 1e-9)
 
 
+@pytest.mark.parametrize("T", [1.0, 1e-2, 1e-3, 1e-5, -1e-4, -1.0])
+def test_log_semiring_kernel_agrees_with_generic_path(T, monkeypatch):
+    """Entries whose shifted terms underflow (small |T|, tropical zeros) go through the compiled kernel; they
+    equal the generic blockwise path up to the order of the sums, and the definition (logaddexp, exact
+    per-entry shift) to rounding."""
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((40, 70)) * 3, rng.standard_normal((70, 30)) * 3
+    zero = LogSemiring(T).zero
+    A[2, :], B[:, 4], A[5, 7], B[9, 1] = zero, zero, zero, zero
+    A[6, :10] = A[6, 10]  # ties
+    S = LogSemiring(T)
+    C = matmul(A, B, semiring=S)
+    monkeypatch.setattr(_kernels, "log_matmul_entries_fast", lambda *a: None)
+    G = matmul(A, B, semiring=S)
+    assert np.array_equal(np.isinf(C), np.isinf(G)) and np.array_equal(C[np.isinf(C)], G[np.isinf(G)])
+    fin = np.isfinite(G)
+    np.testing.assert_allclose(C[fin], G[fin], rtol=1e-14, atol=1e-14)
+    with np.errstate(invalid="ignore"):
+        M = np.max(A[:, :, None] + B[None], axis=1) if T > 0 else np.min(A[:, :, None] + B[None], axis=1)
+        ref = np.array([[M[i, j] + T * np.log(np.sum(np.exp((A[i] + B[:, j] - M[i, j]) / T)))
+                         if np.isfinite(M[i, j]) else M[i, j] for j in range(30)] for i in range(40)])
+    assert np.array_equal(np.isinf(C), np.isinf(ref))
+    np.testing.assert_allclose(C[fin], ref[fin], rtol=1e-13, atol=1e-13)
+
+
+def test_log_semiring_kernel_declines_other_input():
+    a = np.ones((2, 2), dtype=np.float32)
+    assert _kernels.log_matmul_entries_fast(a, a, 1e-3, np.ones((2, 2), bool), np.ones((2, 2))) is None
+    assert _kernels.log_matmul_entries_fast(torch.ones(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64),
+                                            1e-3, np.ones((2, 2), bool), np.ones((2, 2))) is None
+
+
 def test_real_matmul(backend):
     A = [[1.0, 2.0], [3.0, 4.0]]
     assert to_np(matmul(backend(A), backend(A), semiring=Real)).tolist() == [[7.0, 10.0], [15.0, 22.0]]

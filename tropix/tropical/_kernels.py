@@ -17,7 +17,7 @@ import numpy as np
 
 from .._compiled import compiled
 
-__all__ = ["maxplus_matmul_fast", "MIN_WORK", "PARALLEL_MIN_ROWS", "PARALLEL_MIN_WORK"]
+__all__ = ["maxplus_matmul_fast", "log_matmul_entries_fast", "MIN_WORK", "PARALLEL_MIN_ROWS", "PARALLEL_MIN_WORK"]
 
 MIN_WORK = 32 * 32 * 32
 """Products with fewer than this many multiply-adds ``m*k*n`` use the generic path."""
@@ -100,3 +100,36 @@ def maxplus_matmul_fast(A, B, sense):
     if sense == -1:
         np.negative(C, out=C)
     return C
+
+
+def log_matmul_entries_fast(a, b, T, bad, shift):
+    """The entries ``bad`` (a boolean mask) of the log-semiring product ``T log(exp(a/T) @ exp(b/T))``, each
+    shifted by its best term ``shift`` (the limit semiring's product, its zeros replaced by 0), by the compiled
+    kernel; ``None`` if it does not apply (not float64 NumPy input, numba missing).
+
+    This is the path :func:`tropix.tropical.matmul.matmul` takes for entries whose per-row and per-column
+    shifted terms underflow (``|T|`` small against the spread of the entries): per entry it visits the ``k``
+    terms once and evaluates ``exp`` only for those that do not underflow to exactly 0, where the generic
+    path evaluates ``exp`` on a ``(rows, k, cols)`` block.  Same terms, summed in another order: the results
+    agree with the generic path to a few units in the last place (``tests/test_matmul.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[0.0, 1.0]]); b = np.array([[2.0], [0.0]])
+    >>> out = log_matmul_entries_fast(a, b, 1e-3, np.array([[True]]), np.array([[2.0]]))
+    >>> bool(abs(out[0] - (2.0 + 1e-3 * np.log(1 + np.exp(-1e3)))) < 1e-12)
+    True
+    """
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.dtype != np.float64 or b.dtype != np.float64:
+        return None
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        return None
+    mod = compiled("tropix.tropical._kernels_numba")
+    if mod is None:  # pragma: no cover
+        return None
+    rows, cols = np.nonzero(bad)
+    out = np.empty(len(rows))
+    mod.log_matmul_entries(np.ascontiguousarray(a), np.ascontiguousarray(b.T), float(T), rows, cols,
+                           np.ascontiguousarray(np.asarray(shift, dtype=np.float64)[rows, cols]), out)
+    return out

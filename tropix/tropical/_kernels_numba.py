@@ -139,3 +139,24 @@ def maxplus_matmul_serial(A, B, C, zero):  # pragma: no cover - compiled
             Bb = np.ascontiguousarray(B[k0 : min(K, k0 + KC), j0:j1])
             _rows(A, Bb, C, 0, m, j0, j1, k0)
     return C
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def log_matmul_entries(a, bT, T, rows, cols, shift, out):  # pragma: no cover - compiled
+    """Entries ``(rows[p], cols[p])`` of the log-semiring product: ``out[p] = shift[p] + T log(s)`` with
+    ``s = sum_k exp((a[i, k] + bT[j, k] - shift[p]) / T)`` (``bT`` the transpose of the right factor).  With
+    ``shift`` the entry's best term every exponent is ``<= 0``; terms whose exponent is below ``-746`` are
+    skipped: their ``exp`` is exactly 0 in IEEE double (``exp(-745.14)`` is below half the smallest
+    subnormal), so the sum is that of all terms, in another order.  ``s = 0`` (every term the tropical zero)
+    gives ``T log 0``, the semiring's zero."""
+    K = a.shape[1]
+    for p in range(rows.shape[0]):
+        ai = a[rows[p]]
+        bj = bT[cols[p]]
+        m = shift[p]
+        s = 0.0
+        for k in range(K):
+            t = (ai[k] + bj[k] - m) / T
+            if t >= -746.0:
+                s += np.exp(t)
+        out[p] = m + T * np.log(s) if s > 0.0 else T * -np.inf

@@ -293,6 +293,13 @@ def _log_matmul(A, B, S: LogSemiring, xp):
         return out
     M = _tropical_matmul(a, b, S.limit, xp)
     Ms = xp.where(xp.isinf(M), xp.zeros_like(M), M)
+    from . import _kernels
+
+    fast = _kernels.log_matmul_entries_fast(a, b, T, bad, Ms)
+    if fast is not None:  # (NumPy float64: the compiled kernel, entry by entry)
+        out = np.array(out, copy=True)
+        out[bad] = fast
+        return out
     m, k = a.shape
     n = b.shape[1]
     rows = max(1, _BLOCK_ELEMS // max(1, k * n))
