@@ -398,6 +398,60 @@ def test_tn_mode_product_and_contraction_options():
         np.testing.assert_allclose(TN.contract("ij,jk->ik", A, B, optimize=opt), A @ B)
 
 
+def test_tn_problems_ttmatrix_peps_arguments():
+    import tropix.tn.problems as PR
+
+    Jh, Jv = PR.random_couplings(2, 3, seed=0)
+    assert Jh.shape == (2, 2) and Jv.shape == (1, 3)
+    for kw, cls in (({"L": 2.0}, ArgumentTypeError), ({"L": 0}, ToleranceError), ({"L": 2, "M": "3"}, ArgumentTypeError),
+                    ({"L": 2, "seed": -1}, ToleranceError), ({"L": 2, "seed": 1.5}, ArgumentTypeError)):
+        with pytest.raises(cls):
+            PR.random_couplings(**kw)
+    with raises(ShapeError, ValueError, r"spins must have shape \(\.\.\., 2, 3\)"):
+        PR.spin_glass_energy(np.ones((3, 2)), Jh, Jv)
+    with raises(ArgumentTypeError, TypeError, "spins"):
+        PR.spin_glass_energy(None, Jh, Jv)
+    assert PR.spin_glass_energy(np.ones((2, 3)), Jh, Jv) == -(Jh.sum() + Jv.sum())
+    for edges in (None, 3, [(0,)], [(0, 1.5)], "ab"):
+        with pytest.raises(ArgumentTypeError):
+            PR.independent_set_network(3, edges)
+    with raises(ArgumentTypeError, TypeError, "n must be an integer"):
+        PR.independent_set_network(3.0, [(0, 1)])
+    tt = TN.TensorTrain.random((4, 4), rank=2, seed=0)
+    with raises(ArgumentTypeError, TypeError, "from_tt expects a TensorTrain"):
+        TN.TTMatrix.from_tt(np.ones((4, 4)), (2, 2), (2, 2))
+    with raises(ArgumentTypeError, TypeError, "row_dims"):
+        TN.TTMatrix.from_tt(tt, 2, (2, 2))
+    W = TN.TTMatrix.from_tt(tt, (2, 2), (2, 2))
+    with raises(ShapeError, ValueError, "X must have shape"):
+        W.rmatmat(3.0)
+    with raises(ArgumentTypeError, TypeError, "center must be an integer"):
+        tt.canonical(0.5)
+    ps = TN.PEPS.random(2, 2, seed=0)
+    for ops, match in (([np.eye(2)], "mapping"), ({0: np.eye(2)}, "pairs"), ({(0, 0.5): np.eye(2)}, "site index")):
+        with pytest.raises(ArgumentTypeError, match=match):
+            ps.expectation(ops)
+    for vecs in (None, 3, [3]):
+        with pytest.raises(ArgumentTypeError):
+            TN.PEPS.product_state(vecs)
+    with raises(ShapeError, ValueError, "must be 1-dimensional"):
+        TN.PEPS.product_state([np.ones(2)])  # a row of scalars, not of vectors
+
+
+def test_polynomial_and_curve_options():
+    p = parse_polynomial("max(0, x, y)")
+    for atol, cls in (("a", ArgumentTypeError), (None, ArgumentTypeError), (-1.0, ToleranceError)):
+        with pytest.raises(cls, match="atol"):
+            p.dominant_terms([0.0, 0.0], atol=atol)
+    assert p.dominant_terms([0.0, 1e-9], atol=1e-6).tolist() == [True, True, True]
+    for box in (3, "abcd", (0, 0, 1), (0, 0, "1", 1)):
+        with pytest.raises(ArgumentTypeError, match="box"):
+            regions(p, box=box)
+    with raises(ShapeError, ValueError, "xmin < xmax"):
+        regions(p, box=(1, 0, 0, 1))
+    assert [r.label for r in regions(p, box=(-1, -1, 1, 1))] == [(0, 0), (0, 1), (1, 0)]
+
+
 # -------------------------------------------------------------------------- part 2: probing, mechanisms
 def test_mechanisms_missing_and_wrong_arrays():
     calls = {

@@ -52,6 +52,8 @@ def as_float(x: Any, name: str = "tensor"):
     ...
     tropix.errors.NaNError: tensor contains inf: tensor decompositions need finite real entries
     """
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise ArgumentTypeError(f"{name} must be an array or a nested list of real numbers, got {type(x).__name__}")
     if isinstance(x, (list, tuple)) or not hasattr(x, "shape"):
         x = asarray(x, name=name)
     if isinstance(x, np.ndarray):

@@ -35,7 +35,7 @@ import numpy as np
 from opt_einsum import get_symbol
 
 from .._array import from_numpy, namespace, to_numpy
-from ..errors import FloatOverflowError, ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
 from ..tropical._args import check_int
 from ._linalg import as_float, check_max_rank
 from .contract import contract
@@ -150,8 +150,12 @@ class PEPS:
     @classmethod
     def product_state(cls, vectors: Sequence[Sequence[Any]]) -> "PEPS":
         """The product state with local vector ``vectors[i][j]`` at each site (all bonds of dimension 1)."""
+        if isinstance(vectors, (str, bytes)) or not isinstance(vectors, (Sequence, np.ndarray)):
+            raise ArgumentTypeError(f"vectors must be a grid (a sequence of rows) of local vectors, got {vectors!r}")
         rows = []
         for i, r in enumerate(vectors):
+            if isinstance(r, (str, bytes)) or not isinstance(r, (Sequence, np.ndarray)):
+                raise ArgumentTypeError(f"row {i} of vectors must be a sequence of local vectors, got {r!r}")
             row = []
             for j, v in enumerate(r):
                 v = as_float(v, f"vector ({i}, {j})")
@@ -273,10 +277,15 @@ class PEPS:
 
     # -- public contractions --------------------------------------------------------------------
     def _check_ops(self, ops: Mapping | None) -> dict:
+        if ops is not None and not isinstance(ops, Mapping):
+            raise ArgumentTypeError(f"operators must be a mapping {{(i, j): matrix}}, got {type(ops).__name__}")
         ops = dict(ops or {})
         nr, nc = self.shape
         out = {}
-        for (i, j), O in ops.items():
+        for site, O in ops.items():
+            if not (isinstance(site, tuple) and len(site) == 2):
+                raise ArgumentTypeError(f"operator sites must be (row, column) pairs, got {site!r}")
+            i, j = (check_int(x, "a site index") for x in site)
             if not (0 <= i < nr and 0 <= j < nc):
                 raise ShapeError(f"site ({i}, {j}) is outside the {nr}×{nc} grid")
             O = as_float(O, f"operator at ({i}, {j})")

@@ -37,7 +37,9 @@ import numpy as np
 from opt_einsum import get_symbol
 
 from .._array import asarray, to_numpy
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, ShapeError
+from ..tropical._args import check_int
+from ._linalg import as_float
 
 __all__ = ["spin_glass_network", "spin_glass_energy", "random_couplings", "independent_set_network"]
 
@@ -51,7 +53,10 @@ def random_couplings(L: int, M: int | None = None, seed: int | None = None):
     >>> Jh.shape, Jv.shape, sorted({float(x) for x in Jh.ravel()} | {float(x) for x in Jv.ravel()})
     ((3, 2), (2, 3), [-1.0, 1.0])
     """
-    M = L if M is None else M
+    L = check_int(L, "L", minimum=1)
+    M = L if M is None else check_int(M, "M", minimum=1)
+    if seed is not None:
+        seed = check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     return rng.choice([-1.0, 1.0], size=(L, M - 1)), rng.choice([-1.0, 1.0], size=(L - 1, M))
 
@@ -164,7 +169,10 @@ def spin_glass_energy(spins: Any, J_h: Any, J_v: Any, h: Any = None):
     -4.0
     """
     Jh, Jv, h, L, M = _lattice(J_h, J_v, h)
-    s = np.asarray(spins, dtype=np.float64)
+    s = as_float(spins, "spins")
+    s = np.asarray(to_numpy(s), dtype=np.float64)
+    if s.ndim < 2 or s.shape[-2:] != (L, M):
+        raise ShapeError(f"spins must have shape (..., {L}, {M}) like the lattice, got {s.shape}")
     e = -(Jh * s[..., :, :-1] * s[..., :, 1:]).sum(axis=(-1, -2)) - (Jv * s[..., :-1, :] * s[..., 1:, :]).sum(axis=(-1, -2))
     if h is not None:
         e = e - (h * s).sum(axis=(-1, -2))
@@ -186,8 +194,16 @@ def independent_set_network(n: int, edges: Sequence[tuple[int, int]], weights: A
     >>> contract(sub, *ops, semiring=MaxPlus, optimize=path, assignment=True)
     (2.0, {'a': 1, 'b': 0, 'c': 1})
     """
+    n = check_int(n, "n")
     if n < 1:
         raise ShapeError("a graph needs at least one vertex")
+    if isinstance(edges, (str, bytes)) or not isinstance(edges, (Sequence, np.ndarray)):
+        raise ArgumentTypeError(f"edges must be a sequence of vertex pairs, got {edges!r}")
+    for e in edges:
+        if isinstance(e, (str, bytes)) or not isinstance(e, (Sequence, np.ndarray)) or len(e) != 2:
+            raise ArgumentTypeError(f"every edge must be a pair of vertex indices, got {e!r}")
+        for v in e:
+            check_int(v, "every vertex of an edge")
     if weights is None:
         w = np.ones(n)
     else:

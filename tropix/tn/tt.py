@@ -386,6 +386,7 @@ class TensorTrain:
         :func:`_orthogonalise`), so it still bounds the distance to the tensor ``self`` approximates.
         """
         d = self.ndim
+        center = check_int(center, "center")
         if not -d <= center < d:
             raise ShapeError(f"orthogonality centre {center} is out of range for {d} cores")
         cores, bound, _ = _orthogonalise(self.cores, center % d)

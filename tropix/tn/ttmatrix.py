@@ -252,6 +252,9 @@ class TTMatrix:
     @classmethod
     def from_tt(cls, tt: TensorTrain, row_dims: Sequence[int], col_dims: Sequence[int]) -> "TTMatrix":
         """Reinterpret a tensor train over merged indices ``(m_k n_k)`` as a TT-matrix."""
+        if not isinstance(tt, TensorTrain):
+            raise ArgumentTypeError(f"from_tt expects a TensorTrain, got {type(tt).__name__}")
+        row_dims, col_dims = check_dims(row_dims, "row_dims"), check_dims(col_dims, "col_dims")
         xp = tt.xp
         if tuple(m * n for m, n in zip(row_dims, col_dims)) != tt.shape or len(row_dims) != tt.ndim:
             raise ShapeError(f"row_dims {tuple(row_dims)} × col_dims {tuple(col_dims)} do not match TT shape {tt.shape}")
@@ -425,6 +428,8 @@ class TTMatrix:
         """``X @ W`` for a dense batch ``X`` of shape ``(B, M)`` (rows are vectors, as in attention layers)."""
         X = as_float(X, "X")
         xp = namespace(*self.cores, X)
+        if X.ndim not in (1, 2):
+            raise ShapeError(f"X must have shape ({self.shape[0]},) or (B, {self.shape[0]}), got {tuple(X.shape)}")
         if X.ndim == 1:
             return self.transpose().matmat(X)
         return xp.matrix_transpose(self.transpose().matmat(xp.matrix_transpose(X)))

@@ -31,8 +31,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
+from ._args import check_real
 
 __all__ = ["Region", "regions", "plot_curve", "StableIntersection", "stable_intersection"]
+
+
+def _check_box(box) -> tuple:
+    """``(xmin, ymin, xmax, ymax)``: four finite reals with ``xmin < xmax`` and ``ymin < ymax``."""
+    if isinstance(box, (str, bytes)) or not isinstance(box, (tuple, list, np.ndarray)) or len(box) != 4:
+        raise ArgumentTypeError(f"box must be four numbers (xmin, ymin, xmax, ymax), got {box!r}")
+    b = tuple(float(check_real(v, "every box coordinate")) for v in box)
+    if not (b[0] < b[2] and b[1] < b[3]):
+        raise ShapeError(f"box must have xmin < xmax and ymin < ymax, got {b}")
+    return b
 
 
 def _curve(C):
@@ -122,7 +133,7 @@ def regions(C, *, box: tuple | None = None) -> tuple:
     import shapely.geometry
 
     C = _curve(C)
-    box = default_box(C) if box is None else tuple(float(v) for v in box)
+    box = default_box(C) if box is None else _check_box(box)
     p = C.polynomial
     E = [tuple(r) for r in p.exponents.tolist()]
     c = [float(v) for v in p.coefficients.tolist()]

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import ArgumentTypeError, ConventionError, DomainError, EmptyInputError, NaNError, NoInverseError, ShapeError
-from ._args import check_names
+from ._args import check_names, check_real
 from .semiring import MinPlus, Semiring, TropicalSemiring, check_same_semiring, require_tropical
 
 __all__ = ["TropicalPolynomial", "UnivariateFactorization"]
@@ -378,6 +378,7 @@ class TropicalPolynomial:
         array([[ True,  True,  True],
                [False, False,  True]])
         """
+        check_real(atol, "atol", minimum=0)
         vals, xp = self._term_values(x)
         best = self._semiring.sum(vals, axis=-1)
         if isinstance(vals, np.ndarray) and vals.dtype == object:
