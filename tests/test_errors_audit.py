@@ -438,6 +438,43 @@ def test_tn_problems_ttmatrix_peps_arguments():
         TN.PEPS.product_state([np.ones(2)])  # a row of scalars, not of vectors
 
 
+def test_tt_compressed_arguments():
+    from tropix.attention.tt_compressed import compress_projections
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 8))
+    W = [rng.standard_normal((8, 8)) / 3 for _ in range(3)]
+    PJ = compress_projections(*W, eps=0.05)
+    with raises(ArgumentTypeError, TypeError, "W_q has dtype complex128"):  # the imaginary part was dropped
+        compress_projections(W[0] * 1j, W[1], W[2])
+    Winf = W[1].copy()
+    Winf[0, 0] = math.inf
+    with raises(NaNError, ValueError, "W_k contains inf"):
+        compress_projections(W[0], Winf, W[2])
+    for kw, cls, match in (({"eps": -0.1}, ToleranceError, "eps must be >= 0"),  # meant dense before
+                           ({"eps": math.nan}, ToleranceError, "eps is NaN"),
+                           ({"eps": "0.1"}, ArgumentTypeError, "eps must be a real number"),
+                           ({"attention_tt_eps": "0.3"}, ArgumentTypeError, "attention_tt_eps"),
+                           ({"scale": "1"}, ArgumentTypeError, "scale must be a real number"),
+                           ({"check": True, "weights": W[:2]}, ArgumentTypeError, "three matrices"),
+                           ({"check": True, "weights": [w.T[:4] for w in W]}, ShapeError, "W_q has shape")):
+        with pytest.raises(cls, match=match):
+            tt_compressed(X, X, PJ, **kw)
+    with raises(ArgumentTypeError, TypeError, "x_q has dtype complex128"):
+        tt_compressed(X * 1j, X, PJ)
+    r = tt_compressed(X, X, PJ, check=True, weights=W)
+    assert r.output.shape == (6, 8) and np.all(r.bound >= 0)
+
+
+def test_tensor_train_entry_index():
+    tt = TN.TensorTrain.random((2, 3), rank=2, seed=0)
+    with raises(ArgumentTypeError, TypeError, "every index must be an integer"):
+        tt[0, 1.5]  # read entry (0, 1) before
+    with pytest.raises(IndexError):  # Python's protocol for out-of-range indices stays
+        tt[0, 3]
+    assert float(tt[1, np.int64(2)]) == pytest.approx(tt.to_dense()[1, 2])
+
+
 def test_polynomial_and_curve_options():
     p = parse_polynomial("max(0, x, y)")
     for atol, cls in (("a", ArgumentTypeError), (None, ArgumentTypeError), (-1.0, ToleranceError)):

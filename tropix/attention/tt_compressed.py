@@ -68,6 +68,8 @@ import numpy as np
 
 from .._array import from_numpy, to_numpy
 from ..errors import ArgumentTypeError, ShapeError, ToleranceError
+from ..tn._linalg import as_float
+from ..tropical._args import check_real
 from .bounds import rounding_bound
 from .dense import _rownorm
 from .result import AttentionResult
@@ -109,7 +111,8 @@ def compress_projections(W_q, W_k, W_v, *, eps: float = 0.1, max_rank: int | Non
 
     mats = []
     for name, W in (("W_q", W_q), ("W_k", W_k), ("W_v", W_v)):
-        A = np.asarray(to_numpy(W), dtype=np.float64)
+        # (as_float: a complex matrix lost its imaginary part, an infinite entry gave NaN cores)
+        A = np.asarray(to_numpy(as_float(W, f"compress_projections: {name}")), dtype=np.float64)
         if A.ndim != 2:
             raise ShapeError(f"compress_projections: {name} must be a matrix (D, d), got shape {A.shape}")
         mats.append(TTMatrix.from_dense(A, eps=eps, max_rank=max_rank))
@@ -174,10 +177,13 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
 
     if not isinstance(projections, TTProjections):
         raise ArgumentTypeError("tt_compressed: projections must come from compress_projections")
+    check_real(attention_tt_eps, "attention_tt_eps", none_ok=True)
     if attention_tt_eps is not None and not 0 < float(attention_tt_eps) < 1:
         raise ToleranceError(f"attention_tt_eps must be in (0, 1), got {attention_tt_eps}")
-    Xq = np.asarray(to_numpy(x_q), dtype=np.float64)
-    Xk = np.asarray(to_numpy(x_kv), dtype=np.float64)
+    check_real(eps, "eps", minimum=0)  # (a negative or NaN eps silently meant dense)
+    check_real(scale, "scale", none_ok=True)
+    Xq = np.asarray(to_numpy(as_float(x_q, "tt_compressed: x_q")), dtype=np.float64)
+    Xk = np.asarray(to_numpy(as_float(x_kv, "tt_compressed: x_kv")), dtype=np.float64)
     if Xq.ndim != 2 or Xk.ndim != 2:
         raise ShapeError(f"tt_compressed: x_q and x_kv must be (n, D), got {Xq.shape} and {Xk.shape}")
     D = projections.wq.shape[0]
@@ -229,7 +235,12 @@ def tt_compressed(x_q, x_kv, projections: TTProjections, mask=None, bias=None, s
     if check:
         if weights is None:
             raise ToleranceError("tt_compressed(check=True) needs weights=(W_q, W_k, W_v) to compute the reference")
-        Wq, Wk, Wv = (np.asarray(to_numpy(w), dtype=np.float64) for w in weights)
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, (tuple, list)) or len(weights) != 3:
+            raise ArgumentTypeError(f"weights must be the three matrices (W_q, W_k, W_v), got {type(weights).__name__}")
+        Wq, Wk, Wv = (np.asarray(to_numpy(as_float(w, "weights")), dtype=np.float64) for w in weights)
+        for name, w, t in (("W_q", Wq, projections.wq), ("W_k", Wk, projections.wk), ("W_v", Wv, projections.wv)):
+            if w.shape != tuple(t.shape):
+                raise ShapeError(f"weights: {name} has shape {w.shape}, but its compressed form has shape {tuple(t.shape)}")
         qe, ke, ve = Xq @ Wq, Xk @ Wk, Xk @ Wv
         ref = dense(qe, ke, ve, mask=mask, bias=bias, scale=sc, causal=causal)
         slack = slack + _reference_slack(Xq, Xk, (Wq, Wk, Wv), (qe, ke, ve), bias, sc)

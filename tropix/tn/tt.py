@@ -221,7 +221,7 @@ class TensorTrain:
         xp = self.xp
         v = None
         for k, (c, i) in enumerate(zip(self.cores, index)):
-            i = int(i)
+            i = check_int(i, "every index")  # (int(1.5) silently read entry 1)
             n = int(c.shape[1])
             if not -n <= i < n:
                 raise IndexError(f"index {i} is out of range for mode {k} of size {n}")
