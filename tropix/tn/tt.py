@@ -829,7 +829,11 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
     ToleranceError
         If ``eps`` is not in (0, 1) or ``max_rank < 1``.
     NaNError, EmptyInputError
-        For NaN entries or an empty tensor.
+        For NaN or infinite entries (they would make every core NaN) or an empty tensor.
+    ArgumentTypeError
+        For a complex or non-numeric tensor.
+    FloatOverflowError
+        If an exact entry or the tensor's norm exceeds the float64 range.
 
     Examples
     --------

@@ -423,6 +423,16 @@ def tucker(
         ``error_bound`` is the a posteriori certificate :func:`tucker_residual_bound` of the stored core and
         factors (truncation, HOOI and rounding included).
 
+    Raises
+    ------
+    NaNError
+        For NaN or infinite entries: a real decomposition needs finite data (an infinite entry made every
+        factor NaN and the bound infinite), as in :func:`~tropix.tn.tt.tt_svd`.
+    ArgumentTypeError
+        For a complex or non-numeric tensor, or ``ranks`` / ``shared_across`` of the wrong type.
+    ToleranceError, ShapeError
+        For ``eps`` outside (0, 1), ranks below 1, or ranks / shared modes that do not fit the tensor.
+
     Examples
     --------
     >>> import numpy as np
