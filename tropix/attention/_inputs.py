@@ -48,6 +48,8 @@ class Prepared:
     vnorm: Any = None
     khash: Any = None  # key_hash(k), when validation computed it on the way
     kbf16: Any = None  # k packed for the bfloat16 screen (a _bf16.BF16Keys with resmax), when asked and done
+    bias_cnt: Any = None  # per row of the bias (shape bias.shape[:-1] padded to batch + 2 dims): entries above
+    bias_absmax: Any = None  # -inf and their largest |b|, when validation computed them on the way (NumPy)
 
 
 def _to_float(x, xp, name):
@@ -138,15 +140,21 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             raise TypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
         if not _broadcasts_to(_shape(mask), full):
             raise ShapeError(f"{fname}: mask of shape {_shape(mask)} does not broadcast to the scores {full}")
+    bstats = (None, None)
     if bias is not None:
         bias = _to_float(bias, xp, "bias")
-        check_no_nan(bias, "bias")
         if not _broadcasts_to(_shape(bias), full):
+            check_no_nan(bias, "bias")
             raise ShapeError(f"{fname}: bias of shape {_shape(bias)} does not broadcast to the scores {full}")
-        if bool(xp.any(bias == float("inf"))):
-            raise ConventionError(
-                f"{fname}: bias contains +inf; additive attention biases live in max-plus, where -inf masks a key"
-            )
+        # large NumPy float64 biases: validation and the row statistics in one compiled pass
+        bstats = _bias_stats(bias, len(batch) + 2) if _fused_bias(bias) else None
+        if bstats is None:
+            check_no_nan(bias, "bias")
+            if bool(xp.any(bias == float("inf"))):
+                raise ConventionError(
+                    f"{fname}: bias contains +inf; additive attention biases live in max-plus, where -inf masks a key"
+                )
+            bstats = (None, None)
     if scale is None:
         scale = 1.0 / math.sqrt(d)
     else:
@@ -156,7 +164,27 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"), khash, kbf16)
+                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats)
+
+
+def _fused_bias(b) -> bool:
+    """Whether :func:`prepare` validates the bias ``b`` in one compiled pass that also gives its row statistics
+    (a NumPy float64 array of at least 2^16 entries)."""
+    return isinstance(b, np.ndarray) and b.dtype == np.float64 and b.ndim >= 1 and b.size >= 2**16
+
+
+def _bias_stats(b, nd):
+    """``(count, absmax)`` per row of ``b`` (as :func:`bias_row_stats`) from one pass that also validates it, or
+    None if ``b`` holds a NaN or ``+inf`` (the caller then raises the usual error)."""
+    from ._screen_numba import bias_stats
+
+    b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+    flat = b.reshape(-1, b.shape[-1]) if b.flags.c_contiguous else np.ascontiguousarray(b).reshape(-1, b.shape[-1])
+    cnt = np.empty(flat.shape[0], dtype=np.int64)
+    absmax = np.empty(flat.shape[0])
+    if bias_stats(flat, cnt, absmax):
+        return None
+    return cnt.reshape(b.shape[:-1]), absmax.reshape(b.shape[:-1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -260,6 +288,8 @@ def bias_row_stats(P: Prepared):
     bias (:func:`tropix.attention._kernels_numba.bias_rows`).  ``P.bias`` must not be None."""
     from ._kernels_numba import bias_rows
 
+    if P.bias_cnt is not None:
+        return P.bias_cnt, P.bias_absmax
     nd = len(P.batch_shape) + 2
     b = np.ascontiguousarray(np.asarray(to_numpy(P.bias), dtype=np.float64))
     b = b.reshape((1,) * (nd - b.ndim) + b.shape)

@@ -394,17 +394,28 @@ def fused_inputs(smax, tauc, cnt, thr, acc, bmax):
 
 @njit(cache=True, nogil=True)
 def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, acc, bmax, hk, hq, hv, cap,
-                 smax, cidx, cval, cnt, dun):
+                 smax, cidx, cval, cnt, dun, bias):
     """Screen the keys ``b0 .. n-1`` in blocks of ``step`` with the fused bfloat16 kernel at address ``fnaddr``
     (:func:`tropix.attention._bf16.screen_block`'s compiled ``bf16_screen``; ``A`` its int64 argument array,
     ``kbits`` / ``qbits`` the packed keys and queries, ``kblock``, ``gw`` its cache blocking), each block
     against the maxima of the blocks before (:func:`fused_inputs`), folded in by :func:`absorb_block`.
+    ``bias``: ``(0, 0)`` for none, else the float32 bias of the keys x these queries (rows of unit stride;
+    ``fnaddr`` then the kernel variant with a bias tile, whose thresholds are kept finite: a ``-inf`` score
+    is never a hit, it only adds the clamped weight).
     Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
     of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
+    nb = len(A) - 3  # the index of the hit count; the bias arguments follow it
+    lo = np.float32(-np.finfo(np.float32).max)
     for a in range(b0, n, step):
         b = min(a + step, n)
         if not fused_inputs(smax, tauc, cnt, thr, acc, bmax):
             return a
+        if bias.shape[0] > 0:
+            for r in range(thr.shape[0]):
+                if thr[r] < lo:
+                    thr[r] = lo
+            A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
+            A[nb + 2] = bias.strides[0]
         screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
         if nh < 0:
@@ -427,3 +438,69 @@ def core_keys(core, ncore):
             out[p] = core[r, t]
             p += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def bias_table(b, out, cnt, absmax):
+    """One pass over a bias ``b`` (``(n_q, n_k)`` float64, any strides): its transpose rounded to float32 into
+    ``out`` (``(n_k, n_q)``, keys x queries as the screen lays out its scores; ``-inf`` stays ``-inf``;
+    skipped if ``out`` has no rows), per query the number of entries above ``-inf`` (``cnt``) and the largest
+    ``|b|`` among them (``absmax``, 0 if none).  Returns 0, or 1 on a NaN, 2 on ``+inf`` (then the outputs
+    are incomplete).  The queries go sixteen at a time (sixteen read streams, 64-byte writes)."""
+    nq, nk = b.shape
+    if out.shape[0] == 0:
+        return bias_stats(b, cnt, absmax)
+    for r in range(nq):
+        cnt[r] = 0
+        absmax[r] = 0.0
+    for r0 in range(0, nq, 16):
+        r1 = min(r0 + 16, nq)
+        for j in range(nk):
+            for r in range(r0, r1):
+                x = b[r, j]
+                if x > -np.inf:
+                    if x == np.inf:
+                        return 2
+                    cnt[r] += 1
+                    ax = abs(x)
+                    if ax > absmax[r]:
+                        absmax[r] = ax
+                elif x != x:
+                    return 1
+                out[j, r] = np.float32(x)
+    return 0
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+def _row_stats(row):
+    """``(entries above -inf, largest |x| among them, any NaN or +inf)`` of one row (vectorised: NaN and
+    infinities are told apart by comparisons that fastmath leaves alone, on the bits)."""
+    c = 0
+    hi = np.uint64(0)
+    bad = np.uint64(0)
+    u = row.view(np.uint64)
+    inf = np.uint64(0x7FF0000000000000)
+    for j in range(row.shape[0]):  # integers only: the bits of |x| order as the values (x not NaN)
+        x = u[j]
+        ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
+        fin = ab < inf
+        bad |= np.uint64((ab > inf) | (x == inf))  # NaN, +inf
+        c += np.int64(fin)
+        hi = max(hi, ab if fin else np.uint64(0))
+    return c, np.array([hi]).view(np.float64)[0], bad != 0
+
+
+@njit(cache=True, nogil=True)
+def bias_stats(b, cnt, absmax):
+    """:func:`bias_table` without the table: one pass over the rows of ``b`` (``(n_q, n_k)`` float64).  Returns
+    0, or 1 if some entry is NaN or ``+inf`` (which of the two, the caller tells)."""
+    for r in range(b.shape[0]):
+        if b.strides[1] == 8:
+            c, hi, bad = _row_stats(b[r])
+        else:
+            c, hi, bad = _row_stats(np.ascontiguousarray(b[r]))
+        cnt[r] = c
+        absmax[r] = hi
+        if bad:
+            return 1
+    return 0

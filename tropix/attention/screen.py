@@ -311,9 +311,10 @@ class _Gemm:
             return np.matmul(self.k32[b0:b1], qp, out=out)
         return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
 
-    def fused(self):
-        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel."""
-        return None if self.bf16 is None else _FusedScreen(self)
+    def fused(self, bias=None):
+        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel;
+        ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile)."""
+        return None if self.bf16 is None else _FusedScreen(self, bias)
 
     def __call__(self, rr):
         """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
@@ -330,8 +331,9 @@ class _FusedScreen:
     :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
     (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
-    def __init__(self, gemm):
+    def __init__(self, gemm, bias=None):
         self.gemm = gemm
+        self.bias = bias  # (keys, queries) float32, rows of unit stride, or None
         self.hk = self.hq = self.hv = None
         self.thr = self.acc = self.bmax = None
 
@@ -345,7 +347,7 @@ class _FusedScreen:
         from . import _screen_numba
 
         g, bf = self.gemm, self.gemm.bf16
-        fn = bf._compile_screen()
+        fn = bf._compile_screen(self.bias is not None)
         c_n = len(smax)
         if fn is None or c_n == 0:
             return b0
@@ -364,7 +366,8 @@ class _FusedScreen:
         # (a hit buffer of exactly `room`: whether a block overflows does not depend on the calls before)
         return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
                                               self.acc, self.bmax, self.hk[:room], self.hq[:room],
-                                              self.hv[:room], cap, smax, cidx, cval, cnt, dun))
+                                              self.hv[:room], cap, smax, cidx, cval, cnt, dun,
+                                              _NO_BIAS if self.bias is None else self.bias))
 
     def maxima(self, qp, b0, n, out) -> bool:
         """The exact maxima per query of the screening scores of keys ``b0 .. n-1`` into ``out`` (float32), by
@@ -394,6 +397,8 @@ class _FusedScreen:
             return f0
         return self.run(qp, f0, f1, f1 - f0, tauc, cap, smax, cidx, cval, cnt, dun)
 
+
+_NO_BIAS = np.zeros((0, 0), dtype=np.float32)
 
 FIRST_PROBE = 128  # keys whose scores tell a crowded first block (see _crowded)
 CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the first block is not fused
@@ -508,6 +513,11 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     # (see the first block below), and the cores never hold a hidden key
     causal = H.extra is not None and getattr(H, "causal_only", False)
     masked = H.extra is not None and not causal
+    # a bias alone (no mask, not causal) is screened on float32 scores plus its float32 rounding, through the
+    # fused kernel's variant with a bias tile (see _bias_table); other extra terms take the masked path
+    table = _bias_table(H) if (masked and kern is not None) else None
+    biased = table is not None
+    masked = masked and not biased
     keys, counts = [], []
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
@@ -518,12 +528,17 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
             # a finite extra term is a bias entry (masks only add -inf), so |b| <= H.bmax
             e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + H.bmax) * (1 + 1e-6)
+        if biased:
+            e = _bias_error(e, H.qn[rr] * H.kmax, H.bmax)
+            btile = _bias_columns(table, rr)
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
             # clamped at 0: a budget beta > 8 n (eps near 2) would make the margin negative (nothing collected)
             tau = np.where(bsl > 0, np.maximum(np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 0.0), 1e300) + 2 * e
         nfin = np.zeros(c_n, dtype=np.int64) if masked else np.full(c_n, n, dtype=np.int64)
+        if biased:  # the keys each query sees (the scan counts none: -inf keys are never collected)
+            nfin = np.ascontiguousarray(H.bias_nfin[rr], dtype=np.int64)
         cidx = np.empty((c_n, cap), dtype=np.int32 if n < 2**31 else np.int64)
         cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
         cnt = np.zeros(c_n, dtype=np.int64)
@@ -547,7 +562,9 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
         qp = gemm.queries(rr)
         buf = _score_buffer(max(first, step) + (c_n if causal else 0), c_n)
-        fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
+        fused = None
+        if use_kernel and not masked and kern is not None:
+            fused = gemm.fused(btile) if biased else gemm.fused()
         if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
             step = max(step, FUSED_KEYS)
         # the first block [f0, f1), then the other keys [0, f0) and [f1, n_c)
@@ -569,6 +586,8 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
+            elif biased:  # the fused kernel's scores: fl32(s + fl32(b))
+                Sb += btile[b0:b1]
             elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
@@ -615,7 +634,12 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         Zr, Dr, VDr = np.zeros(c_n), np.zeros(c_n), np.zeros(c_n)
         sp = np.zeros(c_n, dtype=np.int64)
         smax64 = smax.astype(np.float64)
-        if finish is not None and not masked:
+        if biased:
+            from ._rescore_numba import finish_rows_by_key_bias
+
+            finish_rows_by_key_bias(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl,
+                                    bool(threshold), o, Zr, Dr, VDr, sp, H.bias2d)
+        elif finish is not None and not masked:
             finish(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl, bool(threshold),
                    o, Zr, Dr, VDr, sp)
         else:
@@ -648,6 +672,41 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     kept = _RowKept(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), offsets)
     evals = int(offsets[-1])
     return out, bound, support, kept, evals
+
+
+def _bias_table(H):
+    """The bias of a head whose only extra term is a bias (no mask, not causal) as a float32 ``(n_k, n_q)``
+    table, keys x queries as the screen lays out its scores (each entry rounded to nearest, ``-inf`` kept),
+    built once per head (:func:`tropix.attention._screen_numba.bias_table`); None for other heads, and for
+    biases beyond ``_F32_LIMIT`` (float32 would overflow: the masked path)."""
+    b = getattr(H, "bias2d", None)
+    if b is None or not getattr(H, "bias_only", False) or not H.bmax <= _F32_LIMIT:
+        return None
+    T = getattr(H, "bias_t32", None)
+    if T is None:
+        from ._screen_numba import bias_table
+
+        T = np.empty((H.n_k, H.n_q), dtype=np.float32)
+        cnt, am = np.empty(H.n_q, dtype=np.int64), np.empty(H.n_q)
+        bias_table(np.broadcast_to(b, (H.n_q, H.n_k)), T, cnt, am)
+        H.bias_t32 = T
+    return T
+
+
+def _bias_columns(table, rr):
+    """The columns ``rr`` of the bias table (a view when they are consecutive)."""
+    r0 = int(rr[0])
+    if len(rr) and int(rr[-1]) - r0 + 1 == len(rr) and np.all(np.diff(rr) == 1):
+        return table[:, r0:r0 + len(rr)]
+    return np.ascontiguousarray(table[:, rr])
+
+
+def _bias_error(e, qk, bmax):
+    """The screening error with a bias (see the module docstring, "Biases"): the fused kernel's score
+    ``σ = fl32(s̃ + fl32(b))`` against the float64 score ``fl64(ŝ + b)`` of the rescoring, for screening
+    error ``e`` of ``s̃``, ``qk = |q| max|k|`` and ``bmax`` the largest finite ``|b|``."""
+    u32, u64 = unit_roundoff(np.float32), unit_roundoff(np.float64)
+    return e + ((u32 + u64) * (qk + 2 * e + 2 * bmax) + u32 * bmax) * (1 + 1e-6) + 2.0**-124
 
 
 def _padding(H):
