@@ -1253,9 +1253,78 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
     a("bad:")
     a("  ret i64 -2")
     a("}")
+    if bias:
+        L.append(_bias_tile_ir())
     a("attributes #0 = { nounwind }")
     a("!0 = distinct !{!0, !1}")
     a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    return "\n".join(L)
+
+
+def _bias_tile_ir() -> str:
+    """``i64 bias_tile(A)``, ``A = (B, ldb, nq, nk, O, ldo)`` (int64: addresses, byte strides): the float32
+    ``B[r, j]`` (``r < nq``, ``j < nk``, rows ``ldb`` bytes apart, unit column stride) transposed into
+    ``O[j, r]`` (rows ``ldo`` bytes apart), for ``nq`` and ``nk`` multiples of 16: per 16 x 16 tile, sixteen
+    loads, four rounds of two-source shuffles (block size 8, 4, 2, 1: the recursive block transpose),
+    sixteen stores.  (The screen's bias tile of a block of keys, built in the L2 cache right before the fused
+    kernel reads it, from the bias rows rounded to float32 in a staging buffer whose row stride is not a
+    power of two: sixteen rows 2^k bytes apart would share their cache sets.)"""
+    L = ["define i64 @bias_tile(ptr %A) #0 {", "entry:"]
+    a = L.append
+    for i, nm in enumerate(("B", "ldb", "nq", "nk", "O", "ldo")):
+        a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {i}")
+        a(f"  %{nm}.i = load i64, ptr %{nm}.a, align 8")
+    a("  %B = inttoptr i64 %B.i to ptr")
+    a("  %O = inttoptr i64 %O.i to ptr")
+    a("  br label %rh")
+    a("rh:")
+    a("  %r = phi i64 [ 0, %entry ], [ %rn, %rl ]")
+    a("  %rc = icmp ult i64 %r, %nq.i")
+    a("  br i1 %rc, label %rb, label %exit")
+    a("rb:")
+    a("  %rbo = mul i64 %r, %ldb.i")
+    a("  %Br = getelementptr i8, ptr %B, i64 %rbo")
+    a("  %ro = shl i64 %r, 2")
+    a("  %Or = getelementptr i8, ptr %O, i64 %ro")
+    a("  br label %jh")
+    a("jh:")
+    a("  %j = phi i64 [ 0, %rb ], [ %jn, %jb ]")
+    a("  %jc = icmp ult i64 %j, %nk.i")
+    a("  br i1 %jc, label %jb, label %rl")
+    a("jb:")
+    a("  %jo4 = shl i64 %j, 2")
+    a("  %Bj = getelementptr i8, ptr %Br, i64 %jo4")
+    x = []
+    for i in range(16):
+        a(f"  %lo{i} = mul i64 %ldb.i, {i}")
+        a(f"  %lp{i} = getelementptr i8, ptr %Bj, i64 %lo{i}")
+        a(f"  %x0_{i} = load <16 x float>, ptr %lp{i}, align 4")
+        x.append(f"%x0_{i}")
+    for st, h in enumerate((8, 4, 2, 1)):
+        lo = "<" + ", ".join(f"i32 {e if not e & h else e - h + 16}" for e in range(16)) + ">"
+        hi = "<" + ", ".join(f"i32 {e + h if not e & h else e + 16}" for e in range(16)) + ">"
+        y = list(x)
+        for i in range(16):
+            if i & h:
+                continue
+            a(f"  %x{st + 1}_{i} = shufflevector <16 x float> {x[i]}, <16 x float> {x[i + h]}, <16 x i32> {lo}")
+            a(f"  %x{st + 1}_{i + h} = shufflevector <16 x float> {x[i]}, <16 x float> {x[i + h]}, <16 x i32> {hi}")
+            y[i], y[i + h] = f"%x{st + 1}_{i}", f"%x{st + 1}_{i + h}"
+        x = y
+    a("  %jo = mul i64 %j, %ldo.i")
+    a("  %Oj = getelementptr i8, ptr %Or, i64 %jo")
+    for i in range(16):
+        a(f"  %so{i} = mul i64 %ldo.i, {i}")
+        a(f"  %sp{i} = getelementptr i8, ptr %Oj, i64 %so{i}")
+        a(f"  store <16 x float> {x[i]}, ptr %sp{i}, align 4")
+    a("  %jn = add i64 %j, 16")
+    a("  br label %jh")
+    a("rl:")
+    a("  %rn = add i64 %r, 16")
+    a("  br label %rh")
+    a("exit:")
+    a("  ret i64 0")
+    a("}")
     return "\n".join(L)
 
 
@@ -1293,6 +1362,8 @@ def _compile_screen(bias: bool = False):
             if key not in _state:
                 try:
                     fn, _state["engine_" + key] = _build_screen(bias=bias)
+                    if bias:  # the transposer of bias tiles, in the same module
+                        _state["bias_tile"] = _state["engine_" + key].get_function_address("bias_tile")
                 except Exception:  # noqa: BLE001 - any compile failure means: not available
                     fn = None
                 _state[key] = fn

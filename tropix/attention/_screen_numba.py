@@ -394,14 +394,16 @@ def fused_inputs(smax, tauc, cnt, thr, acc, bmax):
 
 @njit(cache=True, nogil=True)
 def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, acc, bmax, hk, hq, hv, cap,
-                 smax, cidx, cval, cnt, dun, bias):
+                 smax, cidx, cval, cnt, dun, bias, bsrc, tileaddr, T, stg):
     """Screen the keys ``b0 .. n-1`` in blocks of ``step`` with the fused bfloat16 kernel at address ``fnaddr``
     (:func:`tropix.attention._bf16.screen_block`'s compiled ``bf16_screen``; ``A`` its int64 argument array,
     ``kbits`` / ``qbits`` the packed keys and queries, ``kblock``, ``gw`` its cache blocking), each block
     against the maxima of the blocks before (:func:`fused_inputs`), folded in by :func:`absorb_block`.
     ``bias``: ``(0, 0)`` for none, else the float32 bias of the keys x these queries (rows of unit stride;
     ``fnaddr`` then the kernel variant with a bias tile, whose thresholds are kept finite: a ``-inf`` score
-    is never a hit, it only adds the clamped weight).
+    is never a hit, it only adds the clamped weight); or, when ``bsrc`` (float64, these queries x the keys)
+    has rows, a buffer of at least ``step`` rows that :func:`bias_block` fills block by block from ``bsrc``
+    (``tileaddr``, ``T``, ``stg`` its transposer, argument array and staging buffer).
     Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
     of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
     nb = len(A) - 3  # the index of the hit count; the bias arguments follow it
@@ -414,7 +416,11 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
             for r in range(thr.shape[0]):
                 if thr[r] < lo:
                     thr[r] = lo
-            A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
+            if bsrc.shape[0] > 0:  # the block's tile, in the L2 cache
+                bias_block(tileaddr, T, bsrc, a, b, stg, bias)
+                A[nb + 1] = bias.ctypes.data
+            else:
+                A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
             A[nb + 2] = bias.strides[0]
         screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
@@ -504,3 +510,33 @@ def bias_stats(b, cnt, absmax):
         if bad:
             return 1
     return 0
+
+
+@njit(cache=True, nogil=True)
+def bias_block(fnaddr, T, src, b0, b1, stg, out):
+    """The float32 bias tile of keys ``b0 .. b1-1``: ``out[j, r] = fl32(src[r, b0 + j])`` (``src`` float64
+    ``(queries, keys)``, unit column stride; ``out`` ``(>= b1 - b0, queries)``), ``-inf`` kept.  The rows are
+    rounded into the staging buffer ``stg`` (``(queries, >= b1 - b0)``, float32, a row stride that is not a
+    power of two), then transposed sixteen by sixteen by the compiled ``bias_tile`` at ``fnaddr`` (``T``
+    its int64 argument array, 6 entries); the edges (fewer than sixteen queries or keys) here."""
+    nq = src.shape[0]
+    nk = b1 - b0
+    for r in range(nq):
+        s = src[r, b0:b1]  # (slices from 0: the conversion loop vectorises)
+        g = stg[r, :nk]
+        for j in range(nk):
+            g[j] = np.float32(s[j])
+    nq16 = nq - nq % 16
+    nk16 = nk - nk % 16
+    if nq16 > 0 and nk16 > 0:
+        T[0] = stg.ctypes.data
+        T[1] = stg.strides[0]
+        T[2] = nq16
+        T[3] = nk16
+        T[4] = out.ctypes.data
+        T[5] = out.strides[0]
+        _call_address(fnaddr, T.ctypes.data)
+    for j in range(nk):
+        r0 = nq16 if j < nk16 else 0
+        for r in range(r0, nq):
+            out[j, r] = stg[r, j]

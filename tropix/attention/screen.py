@@ -333,7 +333,10 @@ class _FusedScreen:
 
     def __init__(self, gemm, bias=None):
         self.gemm = gemm
-        self.bias = bias  # (keys, queries) float32, rows of unit stride, or None
+        # the bias: a (keys, queries) float32 table (rows of unit stride), or float64 (queries, keys) rows
+        # whose tiles are made block by block (_screen_numba.bias_block), or None
+        self.bias = bias
+        self.bbuf = self.stg = None
         self.hk = self.hq = self.hv = None
         self.thr = self.acc = self.bmax = None
 
@@ -363,11 +366,21 @@ class _FusedScreen:
         gw = max(w, bf.GROUP_BYTES // (4 * max(dp, 1)) // w * w)
         A = bf._screen_buffer()[0]
         addr = ctypes.cast(fn, ctypes.c_void_p).value
+        bias, bsrc, taddr, T, stg = _NO_BIAS, _NO_SRC, 0, _NO_T, _NO_BIAS
+        if self.bias is not None and self.bias.dtype == np.float64:  # tiles made block by block
+            bsrc, taddr, T = self.bias, bf._state["bias_tile"], np.zeros(6, np.int64)
+            w = min(step, n - b0)
+            if self.bbuf is None or self.bbuf.shape[0] < w:
+                self.bbuf = _score_buffer(w, c_n)
+                self.stg = np.empty((c_n, w + 16), np.float32)  # (a row stride that is no power of two)
+            bias, stg = self.bbuf, self.stg
+        elif self.bias is not None:
+            bias = self.bias
         # (a hit buffer of exactly `room`: whether a block overflows does not depend on the calls before)
         return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
                                               self.acc, self.bmax, self.hk[:room], self.hq[:room],
                                               self.hv[:room], cap, smax, cidx, cval, cnt, dun,
-                                              _NO_BIAS if self.bias is None else self.bias))
+                                              bias, bsrc, taddr, T, stg))
 
     def maxima(self, qp, b0, n, out) -> bool:
         """The exact maxima per query of the screening scores of keys ``b0 .. n-1`` into ``out`` (float32), by
@@ -399,6 +412,8 @@ class _FusedScreen:
 
 
 _NO_BIAS = np.zeros((0, 0), dtype=np.float32)
+_NO_SRC = np.zeros((0, 0))
+_NO_T = np.zeros(6, dtype=np.int64)
 
 FIRST_PROBE = 128  # keys whose scores tell a crowded first block (see _crowded)
 CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the first block is not fused
@@ -530,7 +545,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + H.bmax) * (1 + 1e-6)
         if biased:
             e = _bias_error(e, H.qn[rr] * H.kmax, H.bmax)
-            btile = _bias_columns(table, rr)
+            btile = _bias_columns(table, rr, H)
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
@@ -587,7 +602,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
             elif biased:  # the fused kernel's scores: fl32(s + fl32(b))
-                Sb += btile[b0:b1]
+                Sb += btile[b0:b1] if btile.dtype == np.float32 else btile[:, b0:b1].T.astype(np.float32)
             elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
@@ -674,6 +689,16 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     return out, bound, support, kept, evals
 
 
+def _bias_source(H) -> bool:
+    """Whether the screen takes the bias tiles of head ``H`` from its float64 rows block by block (a full
+    ``(n_q, n_k)`` bias of unit column stride, the bias-tile transposer compiled) rather than from a table."""
+    b = H.bias2d
+    if b.shape != (H.n_q, H.n_k) or b.strides[1] != 8:
+        return False
+    from . import _bf16
+    return "bias_tile" in _bf16._state or (_bf16._compile_screen(True) is not None and "bias_tile" in _bf16._state)
+
+
 def _bias_table(H):
     """The bias of a head whose only extra term is a bias (no mask, not causal) as a float32 ``(n_k, n_q)``
     table, keys x queries as the screen lays out its scores (each entry rounded to nearest, ``-inf`` kept),
@@ -682,6 +707,8 @@ def _bias_table(H):
     b = getattr(H, "bias2d", None)
     if b is None or not getattr(H, "bias_only", False) or not H.bmax <= _F32_LIMIT:
         return None
+    if _bias_source(H):
+        return b  # (float64: _bias_columns takes the rows)
     T = getattr(H, "bias_t32", None)
     if T is None:
         from ._screen_numba import bias_table
@@ -693,12 +720,14 @@ def _bias_table(H):
     return T
 
 
-def _bias_columns(table, rr):
-    """The columns ``rr`` of the bias table (a view when they are consecutive)."""
+def _bias_columns(table, rr, H):
+    """The bias of the queries ``rr``: columns of the float32 table (keys x queries) or rows of the float64
+    bias (queries x keys, :func:`_bias_source`); views when ``rr`` are consecutive."""
     r0 = int(rr[0])
-    if len(rr) and int(rr[-1]) - r0 + 1 == len(rr) and np.all(np.diff(rr) == 1):
-        return table[:, r0:r0 + len(rr)]
-    return np.ascontiguousarray(table[:, rr])
+    run = int(rr[-1]) - r0 + 1 == len(rr) and bool(np.all(np.diff(rr) == 1))
+    if table.dtype == np.float64:
+        return table[r0:r0 + len(rr)] if run else np.ascontiguousarray(table[rr])
+    return table[:, r0:r0 + len(rr)] if run else np.ascontiguousarray(table[:, rr])
 
 
 def _bias_error(e, qk, bmax):
