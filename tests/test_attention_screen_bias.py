@@ -236,3 +236,55 @@ def test_auto_with_bias_is_certified_and_screens_peaked_heads(T):
         assert r.method == "screened"
     else:
         assert r.method == "dense"
+
+
+def test_bias_stats32_rounds_and_counts():
+    from tropix.attention._inputs import _bias_stats32
+
+    rng = np.random.default_rng(9)
+    b = rng.normal(size=(40, 3000)) * 10.0 ** rng.integers(-300, 30, size=(40, 3000))
+    b[rng.random(b.shape) < 0.2] = -np.inf
+    b[3] = -np.inf
+    (cnt, am), b32 = _bias_stats32(b)
+    assert b32.shape == b.shape and b32.strides[0] == 4 * (3000 + 16)
+    assert np.array_equal(b32, b.astype(F32))
+    assert np.array_equal(cnt, np.isfinite(b).sum(axis=1))
+    assert np.array_equal(am, np.where(np.isfinite(b), np.abs(b), 0).max(axis=1))
+    for bad in (np.nan, np.inf):
+        c = b.copy()
+        c[7, 2999] = bad
+        assert _bias_stats32(c) == (None, None)
+
+
+@needs_bf16
+@pytest.mark.parametrize("mode", ["float32 rows", "float64 rows", "table"])
+def test_screen_rows_bias_modes(mode):
+    """The three sources of the bias tiles (validation's float32 copy, the float64 rows rounded per block, a
+    float32 table for broadcast biases) give certified results, and the same cores for the same bias."""
+    from tropix.attention import screen as S
+    from tropix.attention._inputs import prepare
+
+    rng = np.random.default_rng(10)
+    q, k, v = _peaked(rng, 4096, 64, 32, 0.25)
+    b = rng.normal(size=(64, 4096))
+    b[rng.random(b.shape) < 0.3] = -np.inf
+    bb = b[:1] if mode == "table" else b
+    P = prepare(q, k, v, None, bb, None, False, pack_bias=mode == "float32 rows")
+    H = S._ScreenHead(P, (P.q, P.k, P.v), ())
+    T = S._bias_table(H)
+    assert T is not None
+    if mode == "table":
+        assert T.shape == (4096, 64) and T is H.bias_t32
+    else:
+        assert T.dtype == (np.float32 if mode == "float32 rows" else np.float64) and T.shape == (64, 4096)
+    out, bound, support, kept, evals = S.screen_rows(H, 1e-3, np.arange(64))
+    ref = np.asarray(dense(q, k, v, bias=bb))
+    err = np.linalg.norm(out - ref, axis=1)
+    ok = np.isfinite(bound)
+    assert ok.sum() >= 48
+    assert np.all(err[ok] <= bound[ok] + 1e-12)
+    if mode == "float64 rows":  # the same screening scores as from the float32 copy: the same cores
+        P2 = prepare(q, k, v, None, b, None, False, pack_bias=True)
+        H2 = S._ScreenHead(P2, (P2.q, P2.k, P2.v), ())
+        kept2 = S.screen_rows(H2, 1e-3, np.arange(64))[3]
+        assert np.array_equal(kept.keys, kept2.keys) and np.array_equal(kept.offsets, kept2.offsets)

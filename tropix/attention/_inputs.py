@@ -50,6 +50,7 @@ class Prepared:
     kbf16: Any = None  # k packed for the bfloat16 screen (a _bf16.BF16Keys with resmax), when asked and done
     bias_cnt: Any = None  # per row of the bias (shape bias.shape[:-1] padded to batch + 2 dims): entries above
     bias_absmax: Any = None  # -inf and their largest |b|, when validation computed them on the way (NumPy)
+    bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32 (row stride not a power of two), when asked
 
 
 def _to_float(x, xp, name):
@@ -78,13 +79,14 @@ def _broadcasts_to(shape, full):
 
 
 def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
-            hash_keys=False, pack_bf16=False) -> Prepared:
+            hash_keys=False, pack_bf16=False, pack_bias=False) -> Prepared:
     """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
 
     ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
     pass (a prebuilt key tree checks it).  ``pack_bf16``: also the keys packed for the bfloat16 screen with
     their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
-    (not with ``hash_keys``)."""
+    (not with ``hash_keys``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
+    rounded to float32 (``bias32``, for the screen's bias tiles), in the pass that validates it."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -147,7 +149,11 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             check_no_nan(bias, "bias")
             raise ShapeError(f"{fname}: bias of shape {_shape(bias)} does not broadcast to the scores {full}")
         # large NumPy float64 biases: validation and the row statistics in one compiled pass
-        bstats = _bias_stats(bias, len(batch) + 2) if _fused_bias(bias) else None
+        b32 = None
+        if pack_bias and _fused_bias(bias) and _shape(bias) == (n_q, n_k) and bias.flags.c_contiguous:
+            bstats, b32 = _bias_stats32(bias)
+        else:
+            bstats = _bias_stats(bias, len(batch) + 2) if _fused_bias(bias) else None
         if bstats is None:
             check_no_nan(bias, "bias")
             if bool(xp.any(bias == float("inf"))):
@@ -164,7 +170,22 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats)
+                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None)
+
+
+def _bias_stats32(b):
+    """``((count, absmax), bias32)`` of a C-contiguous 2-D float64 bias (:func:`_bias_stats` and the float32
+    copy, in one pass: :func:`tropix.attention._screen_numba.bias_stats32`), or ``(None, None)`` if it holds a
+    NaN or ``+inf``.  The copy's rows are 16 entries longer than needed: sixteen rows whose stride is a power
+    of two would share their cache sets when the screen transposes them."""
+    from ._screen_numba import bias_stats32
+
+    n, m = b.shape
+    out = np.empty((n, m + 16), dtype=np.float32)
+    cnt, absmax = np.empty(n, dtype=np.int64), np.empty(n)
+    if bias_stats32(b, out, cnt, absmax):
+        return None, None
+    return (cnt, absmax), out[:, :m]
 
 
 def _fused_bias(b) -> bool:

@@ -477,10 +477,10 @@ def bias_table(b, out, cnt, absmax):
     return 0
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+@njit(cache=True, nogil=True)
 def _row_stats(row):
-    """``(entries above -inf, largest |x| among them, any NaN or +inf)`` of one row (vectorised: NaN and
-    infinities are told apart by comparisons that fastmath leaves alone, on the bits)."""
+    """``(entries above -inf, largest |x| among them, any NaN or +inf)`` of one row, on the bits (integer
+    operations only: the loop vectorises)."""
     c = 0
     hi = np.uint64(0)
     bad = np.uint64(0)
@@ -518,19 +518,27 @@ def bias_block(fnaddr, T, src, b0, b1, stg, out):
     ``(queries, keys)``, unit column stride; ``out`` ``(>= b1 - b0, queries)``), ``-inf`` kept.  The rows are
     rounded into the staging buffer ``stg`` (``(queries, >= b1 - b0)``, float32, a row stride that is not a
     power of two), then transposed sixteen by sixteen by the compiled ``bias_tile`` at ``fnaddr`` (``T``
-    its int64 argument array, 6 entries); the edges (fewer than sixteen queries or keys) here."""
+    its int64 argument array, 6 entries); the edges (fewer than sixteen queries or keys) here.  A float32
+    ``src`` (validation's rounded copy, :func:`bias_stats32`) is transposed directly: ``stg`` then has no
+    rows."""
     nq = src.shape[0]
     nk = b1 - b0
-    for r in range(nq):
-        s = src[r, b0:b1]  # (slices from 0: the conversion loop vectorises)
-        g = stg[r, :nk]
-        for j in range(nk):
-            g[j] = np.float32(s[j])
+    staged = stg.shape[0] > 0
+    if staged:
+        for r in range(nq):
+            s = src[r, b0:b1]  # (slices from 0: the conversion loop vectorises)
+            g = stg[r, :nk]
+            for j in range(nk):
+                g[j] = np.float32(s[j])
     nq16 = nq - nq % 16
     nk16 = nk - nk % 16
     if nq16 > 0 and nk16 > 0:
-        T[0] = stg.ctypes.data
-        T[1] = stg.strides[0]
+        if staged:
+            T[0] = stg.ctypes.data
+            T[1] = stg.strides[0]
+        else:  # float32 rows already (validation's copy, a row stride that is no power of two)
+            T[0] = src.ctypes.data + b0 * src.itemsize
+            T[1] = src.strides[0]
         T[2] = nq16
         T[3] = nk16
         T[4] = out.ctypes.data
@@ -539,4 +547,38 @@ def bias_block(fnaddr, T, src, b0, b1, stg, out):
     for j in range(nk):
         r0 = nq16 if j < nk16 else 0
         for r in range(r0, nq):
-            out[j, r] = stg[r, j]
+            out[j, r] = stg[r, j] if staged else np.float32(src[r, b0 + j])
+
+
+@njit(cache=True, nogil=True)
+def bias_stats32(b, out, cnt, absmax):
+    """:func:`bias_stats` plus the bias rounded to float32 into ``out[:, :n_k]`` (``out`` C-contiguous, rows
+    at least ``n_k`` long; ``-inf`` kept), row by row (each row is read from memory once, then again from the
+    cache).  Returns 0, or 1 on a NaN or ``+inf`` (then the outputs are incomplete)."""
+    m = b.shape[1]
+    for r in range(b.shape[0]):
+        c, hi, bad = _row_stats32(b[r], out[r, :m])
+        cnt[r] = c
+        absmax[r] = hi
+        if bad:
+            return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _row_stats32(row, o):
+    """:func:`_row_stats` and ``o = fl32(row)`` in the same loop."""
+    c = 0
+    hi = np.uint64(0)
+    bad = np.uint64(0)
+    u = row.view(np.uint64)
+    inf = np.uint64(0x7FF0000000000000)
+    for j in range(row.shape[0]):
+        x = u[j]
+        o[j] = np.float32(row[j])
+        ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
+        fin = ab < inf
+        bad |= np.uint64((ab > inf) | (x == inf))
+        c += np.int64(fin)
+        hi = max(hi, ab if fin else np.uint64(0))
+    return c, np.array([hi]).view(np.float64)[0], bad != 0

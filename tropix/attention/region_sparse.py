@@ -201,6 +201,8 @@ class _HeadData:
             self.bias2d, cnt, am = _head_bias(P, hidx)
             self.bmax = float(am.max()) if am.size else 0.0
             self.bias_nfin = np.broadcast_to(cnt * (self.n_k if self.bias2d.shape[1] == 1 else 1), (self.n_q,))
+        # the bias rounded to float32 by validation (a 2-D bias, the same for every head), for the screen
+        self.bias32 = P.bias32 if (P.bias is not None and P.bias32 is not None and P.bias.ndim == 2) else None
         self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale,
                                   d_v=v.shape[1])
         # the float64 output is returned in the input's dtype: every bound (all add rho) covers that rounding

@@ -53,8 +53,27 @@ as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only
 costs no extra term either: a chunk of queries only looks at the keys up to its last query; its first block
 holds the diagonal part (hidden keys set to ``-inf``: neither collected nor counted, so no core holds one)
 and the keys just before it, which every query of the chunk sees; all keys before those go through the
-fused kernel.  Other masks and biases add the extra term to every block of screening scores and rescore the
-cores in NumPy (no fused kernel): correct and certified, but slower than dense attention on large inputs."""
+fused kernel.  Other masks, and a bias together with a mask or a causal term, add the extra term to every
+block of screening scores and rescore the cores in NumPy (no fused kernel): correct and certified, but slower
+than dense attention on large inputs.
+
+Biases.  A bias alone (any shape broadcasting to ``(n_q, n_k)``, ``-inf`` entries allowed, no mask, not
+causal; finite entries up to ``_F32_LIMIT``) is screened on the fused path: the screening score is
+``σ = fl32(s̃ + β)``, ``β = fl32(b)`` (rounded to nearest; ``-inf`` stays ``-inf``), added by the kernel
+variant with a bias tile (:func:`tropix.attention._bf16.screen_block` with ``bias=``; the tile of each block
+of keys is rounded and transposed into the L2 cache right before it, :func:`tropix.attention._screen_numba.bias_block`) and by
+the unfused blocks in NumPy, the same float32 sum.  The rescoring adds the exact float64 ``b`` to each exact
+core score (:func:`tropix.attention._rescore_numba.finish_rows_by_key_bias`), ``x̂ = fl64(ŝ + b)``.  With
+``u = 2^-24``, ``u' = 2^-53``, ``e`` the bound on ``|s̃ - ŝ|`` and ``B`` the head's largest finite ``|b|``:
+``|σ - x̂| <= |σ - (s̃ + β)| + |β - b| + |s̃ - ŝ| + |ŝ + b - x̂|
+<= u |s̃ + β| + (u B + t) + e + u' |ŝ + b|``, with ``|s̃ + β| <= |q| max|k| + 2e + (1 + u) B`` and
+``|ŝ + b| <= |q| max|k| + e + B``; ``t = 2^-124`` covers the underflow of ``β`` and of the sum (also with
+denormals flushed): :func:`_bias_error`, used as ``e`` by every step above.  A ``-inf`` score is never
+collected (the kernel's thresholds are kept finite) and is counted at the clamped weight ``2^-126``, an upper
+bound of its weight 0; each query's number of finite keys (``nfin``, from validation's row statistics) tells
+the rescoring when the core holds every key the query sees (then nothing is left out).  Validation reads a
+large float64 bias once (NaN / ``+inf`` check, per-row count and largest ``|b|``:
+:func:`tropix.attention._screen_numba.bias_stats`)."""
 
 from __future__ import annotations
 
@@ -311,10 +330,11 @@ class _Gemm:
             return np.matmul(self.k32[b0:b1], qp, out=out)
         return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
 
-    def fused(self, bias=None):
+    def fused(self, bias=None, rows=False):
         """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel;
-        ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile)."""
-        return None if self.bf16 is None else _FusedScreen(self, bias)
+        ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile), or
+        with ``rows`` the bias of the chunk's queries x the keys (float64 or float32), tiled block by block."""
+        return None if self.bf16 is None else _FusedScreen(self, bias, rows)
 
     def __call__(self, rr):
         """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
@@ -331,8 +351,9 @@ class _FusedScreen:
     :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
     (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
-    def __init__(self, gemm, bias=None):
+    def __init__(self, gemm, bias=None, rows=False):
         self.gemm = gemm
+        self.rows = rows
         # the bias: a (keys, queries) float32 table (rows of unit stride), or float64 (queries, keys) rows
         # whose tiles are made block by block (_screen_numba.bias_block), or None
         self.bias = bias
@@ -367,12 +388,13 @@ class _FusedScreen:
         A = bf._screen_buffer()[0]
         addr = ctypes.cast(fn, ctypes.c_void_p).value
         bias, bsrc, taddr, T, stg = _NO_BIAS, _NO_SRC, 0, _NO_T, _NO_BIAS
-        if self.bias is not None and self.bias.dtype == np.float64:  # tiles made block by block
+        if self.bias is not None and self.rows:  # tiles made block by block
             bsrc, taddr, T = self.bias, bf._state["bias_tile"], np.zeros(6, np.int64)
             w = min(step, n - b0)
             if self.bbuf is None or self.bbuf.shape[0] < w:
                 self.bbuf = _score_buffer(w, c_n)
-                self.stg = np.empty((c_n, w + 16), np.float32)  # (a row stride that is no power of two)
+                # float64 rows are rounded into a staging buffer first (a row stride that is no power of two)
+                self.stg = np.empty((c_n, w + 16) if bsrc.dtype == np.float64 else (0, 0), np.float32)
             bias, stg = self.bbuf, self.stg
         elif self.bias is not None:
             bias = self.bias
@@ -546,6 +568,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         if biased:
             e = _bias_error(e, H.qn[rr] * H.kmax, H.bmax)
             btile = _bias_columns(table, rr, H)
+            tiles = None if table is getattr(H, "bias_t32", None) else btile  # (rows: tiles made per block)
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
@@ -579,7 +602,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         buf = _score_buffer(max(first, step) + (c_n if causal else 0), c_n)
         fused = None
         if use_kernel and not masked and kern is not None:
-            fused = gemm.fused(btile) if biased else gemm.fused()
+            fused = (gemm.fused(btile, tiles is not None) if biased else gemm.fused())
         if fused is not None:  # its scores are never stored: the blocks only pace the reference maxima
             step = max(step, FUSED_KEYS)
         # the first block [f0, f1), then the other keys [0, f0) and [f1, n_c)
@@ -602,7 +625,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
             elif biased:  # the fused kernel's scores: fl32(s + fl32(b))
-                Sb += btile[b0:b1] if btile.dtype == np.float32 else btile[:, b0:b1].T.astype(np.float32)
+                Sb += btile[b0:b1] if tiles is None else btile[:, b0:b1].T.astype(np.float32)
             elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
@@ -707,8 +730,9 @@ def _bias_table(H):
     b = getattr(H, "bias2d", None)
     if b is None or not getattr(H, "bias_only", False) or not H.bmax <= _F32_LIMIT:
         return None
-    if _bias_source(H):
-        return b  # (float64: _bias_columns takes the rows)
+    if _bias_source(H):  # the rows (queries x keys): _bias_columns takes them, the tiles are made per block
+        b32 = getattr(H, "bias32", None)
+        return b32 if b32 is not None and b32.shape == (H.n_q, H.n_k) else b
     T = getattr(H, "bias_t32", None)
     if T is None:
         from ._screen_numba import bias_table
@@ -721,11 +745,12 @@ def _bias_table(H):
 
 
 def _bias_columns(table, rr, H):
-    """The bias of the queries ``rr``: columns of the float32 table (keys x queries) or rows of the float64
-    bias (queries x keys, :func:`_bias_source`); views when ``rr`` are consecutive."""
+    """The bias of the queries ``rr``: columns of the float32 table (keys x queries) or rows of the bias
+    (queries x keys, float64 or validation's float32 copy: :func:`_bias_source`); views when ``rr`` are
+    consecutive."""
     r0 = int(rr[0])
     run = int(rr[-1]) - r0 + 1 == len(rr) and bool(np.all(np.diff(rr) == 1))
-    if table.dtype == np.float64:
+    if table.shape == (H.n_q, H.n_k) and table is not getattr(H, "bias_t32", None):
         return table[r0:r0 + len(rr)] if run else np.ascontiguousarray(table[rr])
     return table[:, r0:r0 + len(rr)] if run else np.ascontiguousarray(table[:, rr])
 
@@ -847,7 +872,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     (True, True)
     """
     _check_precision(precision)
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision))
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision),
+                pack_bias=mask is None and not causal and _packs_bf16(q, k, precision))
     eps = check_eps(eps, "screened")
 
     def fn(arrays, hidx, tree):
