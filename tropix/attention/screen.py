@@ -734,7 +734,11 @@ def _bias_table(H):
         b32 = getattr(H, "bias32", None)
         return b32 if b32 is not None and b32.shape == (H.n_q, H.n_k) else b
     T = getattr(H, "bias_t32", None)
-    if T is None:
+    if T is None and 1 in b.shape:  # a bias per key or per query: the table is that vector repeated
+        with np.errstate(over="ignore"):
+            T = np.ascontiguousarray(np.broadcast_to(b.T.astype(np.float32), (H.n_k, H.n_q)))
+        H.bias_t32 = T
+    elif T is None:
         from ._screen_numba import bias_table
 
         T = np.empty((H.n_k, H.n_q), dtype=np.float32)
