@@ -936,7 +936,7 @@ def _splat(ty: str, val: str) -> str:
     return "<" + ", ".join(f"{ty} {val}" for _ in range(16)) + ">"
 
 
-def _stile_ir(mr: int, nv: int) -> str:
+def _stile_ir(mr: int, nv: int, bias: bool = False) -> str:
     """One register tile of ``mr`` keys x ``nv`` 16-query vectors, then its screening epilogue.
 
     ``i1 stile(K, ldk, Q, ldq, dp, MR, TH, AC, BM, mask, jk, rq, HK, HQ, HV, cntp, cap)``: ``MR/TH/AC/BM``
@@ -952,14 +952,37 @@ def _stile_ir(mr: int, nv: int) -> str:
     VDPBF16PS of the tile (a sign-bit epilogue without compares, 17 such operations per vector, was slower);
     mask logic and mask-to-GPR moves are free.  Per score vector: the block maximum, the difference to
     ``mref``, one FMA, the conversion and integer clamp of the weight, the hit compare, the masked addition;
-    a slot store only in tiles with a hit."""
+    a slot store only in tiles with a hit.
+
+    ``bias``: the variant of :func:`screen_block` with an additive bias tile (two more parameters, ``BT`` the
+    float32 bias of the tile's first key and first query, ``ldb`` the bytes from one key's row to the next):
+    each score vector becomes ``fl32(s + b)`` (one VADDPS, the bias vector read from memory) before anything
+    else looks at it."""
+    extra = ", ptr %BT, i64 %ldb" if bias else ""
     L = [f"define internal i1 @stile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, i64 %dp, ptr %MR, ptr %TH, "
-         "ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap) #0 {",
+         f"ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap{extra}) #0 {{",
          "entry:"]
     a = L.append
     _dot_loop_ir(a, mr, nv, "epi")
     a("epi:")
     a("  %lm = bitcast i16 %mask to <16 x i1>")
+    last = nv - 1
+
+    def sv(m, v):  # the score vector of key m, query vector v (after the bias)
+        return f"%sb{m}_{v}" if bias else f"%n{m}_{v}"
+
+    if bias:
+        for m in range(mr):
+            a(f"  %bo{m} = mul i64 %ldb, {m}")
+            a(f"  %br{m} = getelementptr i8, ptr %BT, i64 %bo{m}")
+            for v in range(nv):
+                a(f"  %ba{m}_{v} = getelementptr i8, ptr %br{m}, i64 {64 * v}")
+                if v < last:
+                    a(f"  %bv{m}_{v} = load <16 x float>, ptr %ba{m}_{v}, align 4")
+                else:
+                    a(f"  %bv{m}_{v} = call <16 x float> @llvm.masked.load.v16f32.p0(ptr align 4 %ba{m}_{v}, "
+                      "<16 x i1> %lm, <16 x float> zeroinitializer)")
+                a(f"  %sb{m}_{v} = fadd <16 x float> %n{m}_{v}, %bv{m}_{v}")
     C, BIAS = (_splat("float", _f32_hex(x)) for x in (_EXP_C, _EXP_BIAS))
     ILO = _splat("i32", str(int(_EXP_LO + _EXP_BIAS)))
     ONES = _splat("i1", "true")
@@ -967,7 +990,6 @@ def _stile_ir(mr: int, nv: int) -> str:
     a("  %rqv = insertelement <16 x i32> poison, i32 %rq, i64 0")
     a("  %rqs = shufflevector <16 x i32> %rqv, <16 x i32> poison, <16 x i32> zeroinitializer")
     a(f"  %qi0 = add <16 x i32> %rqs, {iota}")
-    last = nv - 1
     for v in range(nv):  # the state of the 16 queries of vector v
         for nm, ptr in (("mr", "%MR"), ("th", "%TH"), ("ac", "%AC"), ("bm", "%BM")):
             a(f"  %{nm}p{v} = getelementptr i8, ptr {ptr}, i64 {64 * v}")
@@ -977,7 +999,7 @@ def _stile_ir(mr: int, nv: int) -> str:
                 a(f"  %{nm}{v}_0 = call <16 x float> @llvm.masked.load.v16f32.p0(ptr align 4 %{nm}p{v}, "
                   "<16 x i1> %lm, <16 x float> zeroinitializer)")
         for m in range(mr):
-            s = f"%n{m}_{v}"
+            s = sv(m, v)
             t = f"{m}_{v}"
             a(f"  %bm{v}_{m + 1} = call <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float> {s}, "
               f"<16 x float> %bm{v}_{m}, i32 4)")
@@ -1042,7 +1064,7 @@ def _stile_ir(mr: int, nv: int) -> str:
     a("fpre:")
     for i, (m, v) in enumerate(order):
         a(f"  %sp{m}_{v} = getelementptr <16 x float>, ptr %slots, i64 {i}")
-        a(f"  store <16 x float> %n{m}_{v}, ptr %sp{m}_{v}, align 64")
+        a(f"  store <16 x float> {sv(m, v)}, ptr %sp{m}_{v}, align 64")
     for w in range(nw):
         a(f"  %wp{w} = getelementptr i64, ptr %words, i64 {w}")
         a(f"  store i64 {words[w]}, ptr %wp{w}, align 8")
@@ -1126,7 +1148,7 @@ _SCREEN_ARGS = (("K", "ptr"), ("n", "i64"), ("ldk", "i64"), ("Q", "ptr"), ("nq",
                 ("HK", "ptr"), ("HQ", "ptr"), ("HV", "ptr"), ("cap", "i64"))
 
 
-def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
+def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str, bias: bool = False) -> list:
     """As :func:`_panels_ir` for the screening tiles: one ``stile_{mr}_*`` call per panel of ``16 nv``
     queries from ``%g0`` to ``%gend`` at key row ``jvar``; a failed call (too many hits) goes to ``%fail``."""
     w = 16 * nv
@@ -1142,13 +1164,19 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     for nm in ("MR", "TH", "AC", "BM"):
         a(f"  %{tag}{nm} = getelementptr i8, ptr %{nm}, i64 %{tag}roff")
     a(f"  %{tag}r32 = trunc i64 %{tag}r0 to i32")
+    bargs = ""
+    if bias:  # the bias tile of key row jvar (of the call's keys) and the panel's first query
+        a(f"  %{tag}bj = mul i64 {jvar}, %ldb")
+        a(f"  %{tag}bk = add i64 %{tag}bj, %{tag}roff")
+        a(f"  %{tag}BT = getelementptr i8, ptr %BB, i64 %{tag}bk")
+        bargs = f", ptr %{tag}BT, i64 %ldb"
     cases = " ".join(f"i64 {v}, label %{tag}v{v}" for v in range(1, nv))
     a(f"  switch i64 %{tag}nvec, label %{tag}v{nv} [ {cases} ]")
     for v in range(1, nv + 1):
         a(f"{tag}v{v}:")
         a(f"  %{tag}ok{v} = call i1 @stile_{mr}_{v}(ptr %{tag}K, i64 %ldk, ptr %{tag}Q, i64 %ldq, i64 %dp, "
           f"ptr %{tag}MR, ptr %{tag}TH, ptr %{tag}AC, ptr %{tag}BM, i16 %{tag}mask, i32 %{tag}j32, "
-          f"i32 %{tag}r32, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap)")
+          f"i32 %{tag}r32, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap{bargs})")
         a(f"  br i1 %{tag}ok{v}, label %{tag}rl, label %fail")
     a(f"{tag}rl:")
     a(f"  %{tag}r0n = add i64 %{tag}r0, {w}")
@@ -1156,7 +1184,7 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str) -> list:
     return L
 
 
-def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
+def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False) -> str:
     """The module of :func:`screen_block`: screening tiles for (mr, 1..nv) and (1, 1..nv) and the driver
 
     ``i64 bf16_screen(K, n, ldk, Q, nq, ldq, dp, kblock, gw, X, ldx, kind, d, MR, TH, AC, BM, joff, HK, HQ,
@@ -1177,9 +1205,9 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
          "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
     L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_stile_ir(mr, v))
+        L.append(_stile_ir(mr, v, bias))
         if mr > 1:
-            L.append(_stile_ir(1, v))
+            L.append(_stile_ir(1, v, bias))
     a = L.append
     a("define i64 @bf16_screen(ptr %A) #0 {")
     a("entry:")
@@ -1192,6 +1220,12 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
             a(f"  %{nm} = load i64, ptr %{nm}.a, align 8")
     a(f"  %cntp = getelementptr i64, ptr %A, i64 {len(_SCREEN_ARGS)}")
     a("  store i64 0, ptr %cntp, align 8")
+    if bias:  # after the hit count: the bias (float32, keys x queries) and its row stride in bytes
+        for i, nm in enumerate(("BB", "ldb")):
+            a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {len(_SCREEN_ARGS) + 1 + i}")
+            a(f"  %{nm}.i = load i64, ptr %{nm}.a, align 8")
+        a("  %BB = inttoptr i64 %BB.i to ptr")
+        a("  %ldb = add i64 %ldb.i, 0")
     a("  br label %vh")
     a("vh:")  # the operands' promise: mref finite, thr <= mref (else -2, nothing done)
     a("  %vr = phi i64 [ 0, %entry ], [ %vrn, %vb ]")
@@ -1211,7 +1245,7 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
     a("vb:")
     a("  %vrn = add i64 %vr, 1")
     a("  br label %vh")
-    _loops_ir(L, mr, nv, _spanels_ir, "vh")
+    _loops_ir(L, mr, nv, (lambda *x: _spanels_ir(*x, bias=True)) if bias else _spanels_ir, "vh")
     a("exit:")
     a("  %cnt = load i64, ptr %cntp, align 8")
     a("  ret i64 %cnt")
@@ -1220,19 +1254,89 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL) -> str:
     a("bad:")
     a("  ret i64 -2")
     a("}")
+    if bias:
+        L.append(_bias_tile_ir())
     a("attributes #0 = { nounwind }")
     a("!0 = distinct !{!0, !1}")
     a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
     return "\n".join(L)
 
 
-def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL):
-    """Compile the screening kernel for the host CPU; returns ``(ctypes function, engine)``."""
+def _bias_tile_ir() -> str:
+    """``i64 bias_tile(A)``, ``A = (B, ldb, nq, nk, O, ldo)`` (int64: addresses, byte strides): the float32
+    ``B[r, j]`` (``r < nq``, ``j < nk``, rows ``ldb`` bytes apart, unit column stride) transposed into
+    ``O[j, r]`` (rows ``ldo`` bytes apart), for ``nq`` and ``nk`` multiples of 16: per 16 x 16 tile, sixteen
+    loads, four rounds of two-source shuffles (block size 8, 4, 2, 1: the recursive block transpose),
+    sixteen stores.  (The screen's bias tile of a block of keys, built in the L2 cache right before the fused
+    kernel reads it, from the bias rows rounded to float32 in a staging buffer whose row stride is not a
+    power of two: sixteen rows 2^k bytes apart would share their cache sets.)"""
+    L = ["define i64 @bias_tile(ptr %A) #0 {", "entry:"]
+    a = L.append
+    for i, nm in enumerate(("B", "ldb", "nq", "nk", "O", "ldo")):
+        a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {i}")
+        a(f"  %{nm}.i = load i64, ptr %{nm}.a, align 8")
+    a("  %B = inttoptr i64 %B.i to ptr")
+    a("  %O = inttoptr i64 %O.i to ptr")
+    a("  br label %rh")
+    a("rh:")
+    a("  %r = phi i64 [ 0, %entry ], [ %rn, %rl ]")
+    a("  %rc = icmp ult i64 %r, %nq.i")
+    a("  br i1 %rc, label %rb, label %exit")
+    a("rb:")
+    a("  %rbo = mul i64 %r, %ldb.i")
+    a("  %Br = getelementptr i8, ptr %B, i64 %rbo")
+    a("  %ro = shl i64 %r, 2")
+    a("  %Or = getelementptr i8, ptr %O, i64 %ro")
+    a("  br label %jh")
+    a("jh:")
+    a("  %j = phi i64 [ 0, %rb ], [ %jn, %jb ]")
+    a("  %jc = icmp ult i64 %j, %nk.i")
+    a("  br i1 %jc, label %jb, label %rl")
+    a("jb:")
+    a("  %jo4 = shl i64 %j, 2")
+    a("  %Bj = getelementptr i8, ptr %Br, i64 %jo4")
+    x = []
+    for i in range(16):
+        a(f"  %lo{i} = mul i64 %ldb.i, {i}")
+        a(f"  %lp{i} = getelementptr i8, ptr %Bj, i64 %lo{i}")
+        a(f"  %x0_{i} = load <16 x float>, ptr %lp{i}, align 4")
+        x.append(f"%x0_{i}")
+    for st, h in enumerate((8, 4, 2, 1)):
+        lo = "<" + ", ".join(f"i32 {e if not e & h else e - h + 16}" for e in range(16)) + ">"
+        hi = "<" + ", ".join(f"i32 {e + h if not e & h else e + 16}" for e in range(16)) + ">"
+        y = list(x)
+        for i in range(16):
+            if i & h:
+                continue
+            a(f"  %x{st + 1}_{i} = shufflevector <16 x float> {x[i]}, <16 x float> {x[i + h]}, <16 x i32> {lo}")
+            a(f"  %x{st + 1}_{i + h} = shufflevector <16 x float> {x[i]}, <16 x float> {x[i + h]}, <16 x i32> {hi}")
+            y[i], y[i + h] = f"%x{st + 1}_{i}", f"%x{st + 1}_{i + h}"
+        x = y
+    a("  %jo = mul i64 %j, %ldo.i")
+    a("  %Oj = getelementptr i8, ptr %Or, i64 %jo")
+    for i in range(16):
+        a(f"  %so{i} = mul i64 %ldo.i, {i}")
+        a(f"  %sp{i} = getelementptr i8, ptr %Oj, i64 %so{i}")
+        a(f"  store <16 x float> {x[i]}, ptr %sp{i}, align 4")
+    a("  %jn = add i64 %j, 16")
+    a("  br label %jh")
+    a("rl:")
+    a("  %rn = add i64 %r, 16")
+    a("  br label %rh")
+    a("exit:")
+    a("  ret i64 0")
+    a("}")
+    return "\n".join(L)
+
+
+def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False):
+    """Compile the screening kernel (with ``bias``: its variant with a bias tile) for the host CPU; returns
+    ``(ctypes function, engine)``."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll))
+    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, bias))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -1246,24 +1350,28 @@ def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL):
     return proto(addr), engine
 
 
-def _compile_screen():
-    """The ctypes function of ``bf16_screen`` (compiled once per process), or None where not available."""
+def _compile_screen(bias: bool = False):
+    """The ctypes function of ``bf16_screen`` (compiled once per process; ``bias``: its variant with a bias
+    tile, :func:`_screen_ir`), or None where not available."""
+    key = "screen_bias" if bias else "screen"
     with _lock:
-        if "screen" in _state:
-            return _state["screen"]
+        if key in _state:
+            return _state[key]
     fn = None
     if _compile() is not None:
         with _lock:
-            if "screen" not in _state:
+            if key not in _state:
                 try:
-                    fn, _state["engine_screen"] = _build_screen()
+                    fn, _state["engine_" + key] = _build_screen(bias=bias)
+                    if bias:  # the transposer of bias tiles, in the same module
+                        _state["bias_tile"] = _state["engine_" + key].get_function_address("bias_tile")
                 except Exception:  # noqa: BLE001 - any compile failure means: not available
                     fn = None
-                _state["screen"] = fn
-            return _state["screen"]
+                _state[key] = fn
+            return _state[key]
     with _lock:
-        _state.setdefault("screen", None)
-        return _state["screen"]
+        _state.setdefault(key, None)
+        return _state[key]
 
 
 _F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
@@ -1274,7 +1382,7 @@ def _screen_buffer() -> tuple:
     """This thread's argument array of ``bf16_screen`` and its address."""
     buf = getattr(_local, "screen_args", None)
     if buf is None:
-        A = np.zeros(len(_SCREEN_ARGS) + 1, dtype=np.int64)
+        A = np.zeros(len(_SCREEN_ARGS) + 3, dtype=np.int64)  # the arguments, the hit count, the bias (BB, ldb)
         buf = _local.screen_args = (A, A.ctypes.data)
     return buf
 
@@ -1290,7 +1398,7 @@ def _vec(x, name: str, m: int, dtype, writeable: bool) -> None:
 
 
 def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, joff: int = 0,
-                 kblock: int = KBLOCK) -> int:
+                 kblock: int = KBLOCK, bias=None) -> int:
     """Screen a block of keys against packed queries without storing the scores (fused GEMM and scan).
 
     For every key ``j`` of ``kb`` and query ``r < m``, with ``s = S[j, r]`` exactly the float32 value that
@@ -1335,6 +1443,10 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
         Added to the key indices written to ``hit_key`` (the block's first key in the head).
     kblock : int
         Keys per cache block of the kernel (tuning only).
+    bias : (n, m) float32, optional
+        An additive term per (key, query) (rows of unit stride; ``-inf`` allowed): the kernel variant built
+        for it screens ``s = fl32(S[j, r] + bias[j, r])`` instead (one float32 addition, before the maximum,
+        the compare and the weight; ``-inf + S`` is ``-inf``, never a hit if ``thr`` is finite).
 
     Returns
     -------
@@ -1379,15 +1491,16 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
     >>> bmax.tolist()
     [3.0, 6.0]
     """
-    fn = _state.get("screen") or _compile_screen()
+    b = bias is not None
+    fn = _state.get("screen_bias" if b else "screen") or _compile_screen(b)
     if fn is None:
         raise UnsupportedCPUError("bfloat16 screening needs a CPU with AVX512-F and AVX512-BF16 "
                                   "(and llvmlite); check available() first")
-    return _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff, kblock)
+    return _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff, kblock, bias=bias)
 
 
 def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff=0, kblock=KBLOCK,
-                 nv: int = _NV) -> int:
+                 nv: int = _NV, bias=None) -> int:
     """:func:`screen_block` with the compiled kernel ``fn`` (also used by the benchmark)."""
     if kblock < 1:
         raise ShapeError(f"screen_block: kblock must be positive, got {kblock}")
@@ -1415,6 +1528,9 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
     joff = int(joff)
     if joff < 0 or n + joff > 2**31 - 1:
         raise ShapeError(f"screen_block: key indices joff .. joff + n = {joff} .. {joff + n} must fit int32")
+    if bias is not None and not (isinstance(bias, np.ndarray) and bias.dtype == _F32 and bias.shape == (n, m)
+                                 and (m <= 1 or bias.strides[1] == 4) and (n <= 1 or bias.strides[0] > 0)):
+        raise ShapeError(f"screen_block: bias must be an ({n}, {m}) float32 array with rows of unit stride")
     if m == 0:
         return 0
     kbits, qbits = pk.bits, pq.bits
@@ -1422,6 +1538,8 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
         if not (np.isfinite(mref).all() and (thr <= mref).all()):
             raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
         S = np.zeros((n, m), dtype=np.float32)
+        if bias is not None:
+            S = S + bias
         return _screen_numpy(S, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff)
     if kbits.strides[1] != 2:
         kbits = np.ascontiguousarray(kbits)
@@ -1441,6 +1559,9 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
         args = _state["screen_args"] = _nb().screen_args
     args(A, kbits, qbits, mref, thr, acc, bmax, hit_key, hit_query, hit_val, n, int(kblock), gw, xa, ldx, kind, d,
          joff)
+    if bias is not None:  # (the variant's two extra arguments, after the hit count)
+        A[len(_SCREEN_ARGS) + 1] = bias.ctypes.data
+        A[len(_SCREEN_ARGS) + 2] = bias.strides[0] if n > 1 else 4 * m
     rc = fn(addr)
     if rc == -2:
         raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")

@@ -48,6 +48,9 @@ class Prepared:
     vnorm: Any = None
     khash: Any = None  # key_hash(k), when validation computed it on the way
     kbf16: Any = None  # k packed for the bfloat16 screen (a _bf16.BF16Keys with resmax), when asked and done
+    bias_cnt: Any = None  # per row of the bias (shape bias.shape[:-1] padded to batch + 2 dims): entries above
+    bias_absmax: Any = None  # -inf and their largest |b|, when validation computed them on the way (NumPy)
+    bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32 (row stride not a power of two), when asked
 
 
 def _to_float(x, xp, name):
@@ -76,13 +79,14 @@ def _broadcasts_to(shape, full):
 
 
 def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
-            hash_keys=False, pack_bf16=False) -> Prepared:
+            hash_keys=False, pack_bf16=False, pack_bias=False) -> Prepared:
     """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
 
     ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
     pass (a prebuilt key tree checks it).  ``pack_bf16``: also the keys packed for the bfloat16 screen with
     their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
-    (not with ``hash_keys``)."""
+    (not with ``hash_keys``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
+    rounded to float32 (``bias32``, for the screen's bias tiles), in the pass that validates it."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -138,15 +142,25 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             raise ArgumentTypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
         if not _broadcasts_to(_shape(mask), full):
             raise ShapeError(f"{fname}: mask of shape {_shape(mask)} does not broadcast to the scores {full}")
+    bstats = (None, None)
     if bias is not None:
         bias = _to_float(bias, xp, "bias")
-        check_no_nan(bias, "bias")
         if not _broadcasts_to(_shape(bias), full):
+            check_no_nan(bias, "bias")
             raise ShapeError(f"{fname}: bias of shape {_shape(bias)} does not broadcast to the scores {full}")
-        if bool(xp.any(bias == float("inf"))):
-            raise ConventionError(
-                f"{fname}: bias contains +inf; additive attention biases live in max-plus, where -inf masks a key"
-            )
+        # large NumPy float64 biases: validation and the row statistics in one compiled pass
+        b32 = None
+        if pack_bias and _fused_bias(bias) and _shape(bias) == (n_q, n_k) and bias.flags.c_contiguous:
+            bstats, b32 = _bias_stats32(bias)
+        else:
+            bstats = _bias_stats(bias, len(batch) + 2) if _fused_bias(bias) else None
+        if bstats is None:
+            check_no_nan(bias, "bias")
+            if bool(xp.any(bias == float("inf"))):
+                raise ConventionError(
+                    f"{fname}: bias contains +inf; additive attention biases live in max-plus, where -inf masks a key"
+                )
+            bstats = (None, None)
     if scale is None:
         scale = 1.0 / math.sqrt(d)
     else:
@@ -156,7 +170,42 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"), khash, kbf16)
+                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None)
+
+
+def _bias_stats32(b):
+    """``((count, absmax), bias32)`` of a C-contiguous 2-D float64 bias (:func:`_bias_stats` and the float32
+    copy, in one pass: :func:`tropix.attention._screen_numba.bias_stats32`), or ``(None, None)`` if it holds a
+    NaN or ``+inf``.  The copy's rows are 16 entries longer than needed: sixteen rows whose stride is a power
+    of two would share their cache sets when the screen transposes them."""
+    from ._screen_numba import bias_stats32
+
+    n, m = b.shape
+    out = np.empty((n, m + 16), dtype=np.float32)
+    cnt, absmax = np.empty(n, dtype=np.int64), np.empty(n)
+    if bias_stats32(b, out, cnt, absmax):
+        return None, None
+    return (cnt, absmax), out[:, :m]
+
+
+def _fused_bias(b) -> bool:
+    """Whether :func:`prepare` validates the bias ``b`` in one compiled pass that also gives its row statistics
+    (a NumPy float64 array of at least 2^16 entries)."""
+    return isinstance(b, np.ndarray) and b.dtype == np.float64 and b.ndim >= 1 and b.size >= 2**16
+
+
+def _bias_stats(b, nd):
+    """``(count, absmax)`` per row of ``b`` (as :func:`bias_row_stats`) from one pass that also validates it, or
+    None if ``b`` holds a NaN or ``+inf`` (the caller then raises the usual error)."""
+    from ._screen_numba import bias_stats
+
+    b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+    flat = b.reshape(-1, b.shape[-1]) if b.flags.c_contiguous else np.ascontiguousarray(b).reshape(-1, b.shape[-1])
+    cnt = np.empty(flat.shape[0], dtype=np.int64)
+    absmax = np.empty(flat.shape[0])
+    if bias_stats(flat, cnt, absmax):
+        return None
+    return cnt.reshape(b.shape[:-1]), absmax.reshape(b.shape[:-1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -260,6 +309,8 @@ def bias_row_stats(P: Prepared):
     bias (:func:`tropix.attention._kernels_numba.bias_rows`).  ``P.bias`` must not be None."""
     from ._kernels_numba import bias_rows
 
+    if P.bias_cnt is not None:
+        return P.bias_cnt, P.bias_absmax
     nd = len(P.batch_shape) + 2
     b = np.ascontiguousarray(np.asarray(to_numpy(P.bias), dtype=np.float64))
     b = b.reshape((1,) * (nd - b.ndim) + b.shape)

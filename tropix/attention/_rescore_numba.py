@@ -29,7 +29,7 @@ from numba import njit
 
 from ._kernels_numba import _key_threshold, _prefetch_row, _write_row
 
-__all__ = ["finish_rows_by_key", "pair_count"]
+__all__ = ["finish_rows_by_key", "finish_rows_by_key_bias", "pair_count"]
 
 _AHEAD = 16  # keys fetched ahead in the key passes
 DENSE_KEYS = 0.45
@@ -204,6 +204,41 @@ def _pass_values(v, vn, ukeys, ustart, nu, prow, sw, theta, acc, za, kc, x, vd, 
 @njit(cache=True, nogil=True)
 def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
                        out, Z, D, VD, support):
+    """See :func:`_finish_by_key` (no bias)."""
+    _finish_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
+                   out, Z, D, VD, support, np.zeros((1, 1)), False)
+
+
+@njit(cache=True, nogil=True)
+def finish_rows_by_key_bias(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
+                            out, Z, D, VD, support, bias):
+    """:func:`finish_rows_by_key` with an additive bias: the score of query ``r`` and key ``j`` is
+    ``qs[rows[r]] . k[j] + bias[rows[r], j]`` in float64 (``bias`` 2-D, a dimension of length 1 broadcast)."""
+    _finish_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
+                   out, Z, D, VD, support, bias, True)
+
+
+@njit(cache=True, nogil=True)
+def _add_bias(bias, rows, ukeys, ustart, nu, prow, sw, m):
+    """``sw[p] += bias[rows[r], j]`` for every pair ``p`` (row ``r = prow[p]``, key ``j``) and the rows' maxima
+    ``m`` of the sums."""
+    for r in range(m.shape[0]):
+        m[r] = -np.inf
+    r1 = bias.shape[0] > 1
+    j1 = bias.shape[1] > 1
+    for i in range(nu):
+        j = ukeys[i] if j1 else 0
+        for p in range(ustart[i], ustart[i + 1]):
+            r = prow[p]
+            s = sw[p] + bias[rows[r] if r1 else 0, j]
+            sw[p] = s
+            if s > m[r]:
+                m[r] = s
+
+
+@njit(cache=True, nogil=True)
+def _finish_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, threshold,
+                   out, Z, D, VD, support, bias, hasb):
     """Exact softmax over the core keys of each query, computed key by key; the same contract as
     :func:`tropix.attention._screen_numba.finish_rows`.
 
@@ -234,6 +269,8 @@ def finish_rows_by_key(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, 
     m = np.full(nr, -np.inf)
     sw = np.empty(npairs)
     _pass_scores(qg, k, ukeys, ustart, nu, prow, sw, m, nu >= DENSE_KEYS * n)
+    if hasb:
+        _add_bias(bias, rows, ukeys, ustart, nu, prow, sw, m)
     # the weights exp(s - m) and the masses
     z = np.zeros(nr)
     for p in range(npairs):

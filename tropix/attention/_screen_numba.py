@@ -394,17 +394,34 @@ def fused_inputs(smax, tauc, cnt, thr, acc, bmax):
 
 @njit(cache=True, nogil=True)
 def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, acc, bmax, hk, hq, hv, cap,
-                 smax, cidx, cval, cnt, dun):
+                 smax, cidx, cval, cnt, dun, bias, bsrc, tileaddr, T, stg):
     """Screen the keys ``b0 .. n-1`` in blocks of ``step`` with the fused bfloat16 kernel at address ``fnaddr``
     (:func:`tropix.attention._bf16.screen_block`'s compiled ``bf16_screen``; ``A`` its int64 argument array,
     ``kbits`` / ``qbits`` the packed keys and queries, ``kblock``, ``gw`` its cache blocking), each block
     against the maxima of the blocks before (:func:`fused_inputs`), folded in by :func:`absorb_block`.
+    ``bias``: ``(0, 0)`` for none, else the float32 bias of the keys x these queries (rows of unit stride;
+    ``fnaddr`` then the kernel variant with a bias tile, whose thresholds are kept finite: a ``-inf`` score
+    is never a hit, it only adds the clamped weight); or, when ``bsrc`` (float64, these queries x the keys)
+    has rows, a buffer of at least ``step`` rows that :func:`bias_block` fills block by block from ``bsrc``
+    (``tileaddr``, ``T``, ``stg`` its transposer, argument array and staging buffer).
     Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
     of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
+    nb = len(A) - 3  # the index of the hit count; the bias arguments follow it
+    lo = np.float32(-np.finfo(np.float32).max)
     for a in range(b0, n, step):
         b = min(a + step, n)
         if not fused_inputs(smax, tauc, cnt, thr, acc, bmax):
             return a
+        if bias.shape[0] > 0:
+            for r in range(thr.shape[0]):
+                if thr[r] < lo:
+                    thr[r] = lo
+            if bsrc.shape[0] > 0:  # the block's tile, in the L2 cache
+                bias_block(tileaddr, T, bsrc, a, b, stg, bias)
+                A[nb + 1] = bias.ctypes.data
+            else:
+                A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
+            A[nb + 2] = bias.strides[0]
         screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
         if nh < 0:
@@ -494,3 +511,141 @@ def row_bounds(out, Z, D, VD, ncore, rho, bound):
             bound[r] = np.inf
         else:
             bound[r] = f * (1 + 1e-9) + rho[r]
+
+
+@njit(cache=True, nogil=True)
+def bias_table(b, out, cnt, absmax):
+    """One pass over a bias ``b`` (``(n_q, n_k)`` float64, any strides): its transpose rounded to float32 into
+    ``out`` (``(n_k, n_q)``, keys x queries as the screen lays out its scores; ``-inf`` stays ``-inf``;
+    skipped if ``out`` has no rows), per query the number of entries above ``-inf`` (``cnt``) and the largest
+    ``|b|`` among them (``absmax``, 0 if none).  Returns 0, or 1 on a NaN, 2 on ``+inf`` (then the outputs
+    are incomplete).  The queries go sixteen at a time (sixteen read streams, 64-byte writes)."""
+    nq, nk = b.shape
+    if out.shape[0] == 0:
+        return bias_stats(b, cnt, absmax)
+    for r in range(nq):
+        cnt[r] = 0
+        absmax[r] = 0.0
+    for r0 in range(0, nq, 16):
+        r1 = min(r0 + 16, nq)
+        for j in range(nk):
+            for r in range(r0, r1):
+                x = b[r, j]
+                if x > -np.inf:
+                    if x == np.inf:
+                        return 2
+                    cnt[r] += 1
+                    ax = abs(x)
+                    if ax > absmax[r]:
+                        absmax[r] = ax
+                elif x != x:
+                    return 1
+                out[j, r] = np.float32(x)
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _row_stats(row):
+    """``(entries above -inf, largest |x| among them, any NaN or +inf)`` of one row, on the bits (integer
+    operations only: the loop vectorises)."""
+    c = 0
+    hi = np.uint64(0)
+    bad = np.uint64(0)
+    u = row.view(np.uint64)
+    inf = np.uint64(0x7FF0000000000000)
+    for j in range(row.shape[0]):  # integers only: the bits of |x| order as the values (x not NaN)
+        x = u[j]
+        ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
+        fin = ab < inf
+        bad |= np.uint64((ab > inf) | (x == inf))  # NaN, +inf
+        c += np.int64(fin)
+        hi = max(hi, ab if fin else np.uint64(0))
+    return c, np.array([hi]).view(np.float64)[0], bad != 0
+
+
+@njit(cache=True, nogil=True)
+def bias_stats(b, cnt, absmax):
+    """:func:`bias_table` without the table: one pass over the rows of ``b`` (``(n_q, n_k)`` float64).  Returns
+    0, or 1 if some entry is NaN or ``+inf`` (which of the two, the caller tells)."""
+    for r in range(b.shape[0]):
+        if b.strides[1] == 8:
+            c, hi, bad = _row_stats(b[r])
+        else:
+            c, hi, bad = _row_stats(np.ascontiguousarray(b[r]))
+        cnt[r] = c
+        absmax[r] = hi
+        if bad:
+            return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def bias_block(fnaddr, T, src, b0, b1, stg, out):
+    """The float32 bias tile of keys ``b0 .. b1-1``: ``out[j, r] = fl32(src[r, b0 + j])`` (``src`` float64
+    ``(queries, keys)``, unit column stride; ``out`` ``(>= b1 - b0, queries)``), ``-inf`` kept.  The rows are
+    rounded into the staging buffer ``stg`` (``(queries, >= b1 - b0)``, float32, a row stride that is not a
+    power of two), then transposed sixteen by sixteen by the compiled ``bias_tile`` at ``fnaddr`` (``T``
+    its int64 argument array, 6 entries); the edges (fewer than sixteen queries or keys) here.  A float32
+    ``src`` (validation's rounded copy, :func:`bias_stats32`) is transposed directly: ``stg`` then has no
+    rows."""
+    nq = src.shape[0]
+    nk = b1 - b0
+    staged = stg.shape[0] > 0
+    if staged:
+        for r in range(nq):
+            s = src[r, b0:b1]  # (slices from 0: the conversion loop vectorises)
+            g = stg[r, :nk]
+            for j in range(nk):
+                g[j] = np.float32(s[j])
+    nq16 = nq - nq % 16
+    nk16 = nk - nk % 16
+    if nq16 > 0 and nk16 > 0:
+        if staged:
+            T[0] = stg.ctypes.data
+            T[1] = stg.strides[0]
+        else:  # float32 rows already (validation's copy, a row stride that is no power of two)
+            T[0] = src.ctypes.data + b0 * src.itemsize
+            T[1] = src.strides[0]
+        T[2] = nq16
+        T[3] = nk16
+        T[4] = out.ctypes.data
+        T[5] = out.strides[0]
+        _call_address(fnaddr, T.ctypes.data)
+    for j in range(nk):
+        r0 = nq16 if j < nk16 else 0
+        for r in range(r0, nq):
+            out[j, r] = stg[r, j] if staged else np.float32(src[r, b0 + j])
+
+
+@njit(cache=True, nogil=True)
+def bias_stats32(b, out, cnt, absmax):
+    """:func:`bias_stats` plus the bias rounded to float32 into ``out[:, :n_k]`` (``out`` C-contiguous, rows
+    at least ``n_k`` long; ``-inf`` kept), row by row (each row is read from memory once, then again from the
+    cache).  Returns 0, or 1 on a NaN or ``+inf`` (then the outputs are incomplete)."""
+    m = b.shape[1]
+    for r in range(b.shape[0]):
+        c, hi, bad = _row_stats32(b[r], out[r, :m])
+        cnt[r] = c
+        absmax[r] = hi
+        if bad:
+            return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _row_stats32(row, o):
+    """:func:`_row_stats` and ``o = fl32(row)`` in the same loop."""
+    c = 0
+    hi = np.uint64(0)
+    bad = np.uint64(0)
+    u = row.view(np.uint64)
+    inf = np.uint64(0x7FF0000000000000)
+    for j in range(row.shape[0]):
+        x = u[j]
+        o[j] = np.float32(row[j])
+        ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
+        fin = ab < inf
+        bad |= np.uint64((ab > inf) | (x == inf))
+        c += np.int64(fin)
+        hi = max(hi, ab if fin else np.uint64(0))
+    return c, np.array([hi]).view(np.float64)[0], bad != 0

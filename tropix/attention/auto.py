@@ -26,7 +26,9 @@
    benchmark inputs (2048-16384 keys): the estimate is within about 0.1 of the screen's measured cost
    relative to dense (the key sample errs towards dense), and costs 0.2 ms or so at 4096 keys.  A
    key-padding mask (estimated on each head's visible keys) or a causal term alone is screened on the
-   screen's unmasked path; a bias or a query-dependent mask goes dense (decision 2);
+   screen's unmasked path; a bias alone (no mask, not causal) is estimated with the sampled queries' bias
+   (plus ``BIAS_COST`` per query) and screened on the fused path with a bias tile if it pays; a
+   query-dependent mask, or a bias with a mask or causal term, goes dense (decision 2);
 3. (many queries, no prebuilt tree) a sample of ``sample`` keys estimates, for a sample of ``sample``
    queries, the fraction of keys within the margin ``τ = log(n_k / β)`` of the sampled maximum (an
    over-estimate of the τ-active fraction, since the sampled maximum is at most the true one); if the median
@@ -103,7 +105,10 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     >>> r.method, int(r.counters["decision"])
     ('dense', 0)
     """
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto", hash_keys=tree is not None)
+    # a query-dependent bias alone: validation also rounds it to float32 for the screen (decision 5)
+    pack_bias = (mask is None and not causal and isinstance(bias, np.ndarray) and bias.ndim == 2
+                 and bias.shape[0] > 1 and isinstance(q, np.ndarray) and q.ndim == 2)
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto", hash_keys=tree is not None, pack_bias=pack_bias)
     eps = check_eps(eps, "auto")
     if tree is not None and len(P.batch_shape):
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
@@ -152,7 +157,12 @@ relative to the a-priori :func:`~tropix.attention._bf16.error_bound`, as :func:`
 (measured 0.46-0.48 on Gaussian keys and queries at d = 32-64)."""
 
 
-def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75, n_k=None) -> float:
+BIAS_COST = 0.1
+"""With a query-dependent bias the screen costs about this much more per query, in dense rows (the bias read
+and rounded to float32 tiles, its rows gathered for the rescoring: measured 0.06-0.1 at 16384 keys)."""
+
+
+def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75, n_k=None, bias=None) -> float:
     """Estimated cost of screening ``n_rows`` queries of a head, in dense-row units, from the exact float64
     scores of a sample of them (scaled queries ``qs``, with rounding bounds ``rho``) with every key ``k``
     (largest norms ``kmax`` of the keys and ``vmax`` of the values).
@@ -200,10 +210,14 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
     nb = int(min(math.ceil(float(tau.max()) / width) + 2, 4096))  # bands of width `width` below the maximum;
     # the last one holds every key beyond the widest margin (the screen counts each at most at its weight)
     # -s / width, in one GEMM (finite: |q| max|k| <= _F32_LIMIT); then per row its core and collected keys
-    core, collected = _core_sizes((qs * (-1.0 / width)) @ k.T, nb, width, e, share * beta,
+    if bias is None:
+        B = (qs * (-1.0 / width)) @ k.T
+    else:  # (the bias of these queries and keys; -inf, a masked key, as a far one: an estimate)
+        B = (qs @ k.T + np.maximum(bias, -1e30)) * (-1.0 / width)
+    core, collected = _core_sizes(B, nb, width, e, share * beta,
                                   np.minimum((tau0 / width).astype(np.int64), nb - 1))
     per_row = np.where(collected * (n / ns) > max(n // 4, 64), GIVEUP_COST, KEY_COST * core / ns)
-    return _screen_fixed_cost(n, d) + float(per_row.mean())
+    return _screen_fixed_cost(n, d) + (0.0 if bias is None else BIAS_COST) + float(per_row.mean())
 
 
 def _estimate_keys(n_k: int) -> int:
@@ -316,7 +330,8 @@ def _screen_or_dense(P, eps, check, max_work):
     extra term, a key-padding mask, a causal term alone: :func:`_screen_unmasked`), else dense."""
     from .screen import _ScreenHead
 
-    if not _screen_unmasked(P):  # the screen's masked path costs more than dense attention
+    biased = _screen_biased(P)
+    if not (_screen_unmasked(P) or biased):  # the screen's masked path costs more than dense attention
         return _dense_result(P, eps, check, 2)
     q = np.asarray(to_numpy(P.q), dtype=np.float64)
     k = np.asarray(to_numpy(P.k), dtype=np.float64)
@@ -331,21 +346,31 @@ def _screen_or_dense(P, eps, check, max_work):
     for h in hs:
         ko = extra_numpy(P, h)[1] if P.mask is not None else None
         kv.append(k[h] if ko is None else k[h][ko > -np.inf])
+    bv = [None] * len(hs)  # with a bias alone: each head's bias of the sampled queries (all keys)
+    if biased:
+        b = np.asarray(to_numpy(P.bias))
+        b = b.reshape((1,) * (len(P.batch_shape) + 2 - b.ndim) + b.shape)
+        for i, h in enumerate(hs):
+            bh = b[tuple(0 if b.shape[t] == 1 else h[t] for t in range(len(h)))]
+            bv[i] = np.asarray(np.broadcast_to(bh, (P.n_q, P.n_k))[rows], dtype=np.float64)
     # flat scores (the usual case of real heads: every sampled query given up by the screen) are told from a
     # few keys first, at a fraction of the cost of the estimate; only up to 2 * SCREEN_KBLOCK keys, where
     # that cost matters (beyond, the estimate costs a few percent of dense attention at most, and a sample
     # of 1/32 of the keys misses the top cluster of a query too often: 64 keys of 16384, in 40 % of queries)
-    for qs, kh in zip(qsr, kv):
+    for qs, kh, bh in zip(qsr, kv, bv):
         n_v = len(kh)
         if not 0 < n_v <= 2 * SCREEN_KBLOCK:
             continue
         ee = eps * (1 - 1e-9)
         tau = math.log(n_v * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
-        S = qs @ kh[_key_sample(n_v, max(FLAT_KEYS, n_v // 32))].T
+        fk = _key_sample(n_v, max(FLAT_KEYS, n_v // 32))
+        S = qs @ kh[fk].T
+        if bh is not None:
+            S = S + bh[:, fk]
         near = np.count_nonzero(S >= S.max(axis=1, keepdims=True) - tau, axis=1)
         if np.sort(near)[len(near) // 2] > 0.5 * S.shape[1]:
             return _dense_result(P, eps, check, 2)
-    for h, qs, kh in zip(hs, qsr, kv):
+    for h, qs, kh, bh in zip(hs, qsr, kv, bv):
         n_v = len(kh)
         if n_v == 0:  # every key masked: nothing to screen
             continue
@@ -355,7 +380,8 @@ def _screen_or_dense(P, eps, check, max_work):
         ks = kh if len(est_keys) == n_v else kh[est_keys]
         # (the rounding floor is left out of the budget: far below any eps worth pruning for, and a row whose
         # budget it exhausts is computed densely by the screen)
-        if not _screen_estimate(qs, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=n_v) <= 7 * max_work:
+        bs = None if bh is None else (bh if len(est_keys) == n_v else bh[:, est_keys])
+        if not _screen_estimate(qs, ks, kmax, vmax, 0.0, eps, P.n_q, n_k=n_v, bias=bs) <= 7 * max_work:
             return _dense_result(P, eps, check, 2)
     return _screened_all(P, eps, check, {h: _ScreenHead(P, (q[h], k[h], v[h]), h) for h in hs})
 
@@ -369,6 +395,12 @@ def _key_only_extra(P) -> bool:
     """No extra term, or one that depends on the key only (a key-padding mask, a per-key bias): the compiled
     block walk (:func:`~tropix.attention.region_sparse._fast_rows`) takes it."""
     return not P.causal and all(x is None or _query_dim(x, P) == 1 for x in (P.mask, P.bias))
+
+
+def _screen_biased(P) -> bool:
+    """The extra term is a bias alone (no mask, not causal): the screen's fused path with a bias tile
+    (:func:`tropix.attention.screen._bias_table`)."""
+    return P.bias is not None and P.mask is None and not P.causal
 
 
 def _screen_unmasked(P) -> bool:

@@ -164,6 +164,23 @@ def _roundoff_tiny(name: str) -> tuple:
         return 2.0**-8, 2.0**-126
 
 
+def _head_bias(P: Prepared, hidx):
+    """The bias of head ``hidx`` as a 2-D float64 array ``(1 or n_q, 1 or n_k)`` and its row statistics
+    ``(count of entries above -inf, largest |b| among them)`` per row (validation's when it computed them)."""
+    nd = len(P.batch_shape) + 2
+    b = np.asarray(to_numpy(P.bias), dtype=np.float64)
+    b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+    idx = tuple(0 if b.shape[t] == 1 else hidx[t] for t in range(len(hidx)))
+    b2 = b[idx]
+    if P.bias_cnt is not None:
+        return b2, P.bias_cnt[idx], P.bias_absmax[idx]
+    from ._screen_numba import bias_stats
+
+    cnt, am = np.empty(b2.shape[0], dtype=np.int64), np.empty(b2.shape[0])
+    bias_stats(b2, cnt, am)
+    return b2, cnt, am
+
+
 class _HeadData:
     """NumPy data of one head: scaled queries, keys, values, extra term, norms, rounding bound."""
 
@@ -175,6 +192,7 @@ class _HeadData:
         self.extra, self.key_only = extra_numpy(P, hidx)
         self.causal = P.causal
         self.causal_only = P.causal and P.mask is None and P.bias is None  # the extra term is the causal mask
+        self.bias_only = P.bias is not None and P.mask is None and not P.causal  # the extra term is a bias
         one = hidx == () or P.batch_shape == ()  # the norms validation computed are those of this head
         self.vn = P.vnorm if (one and P.vnorm is not None) else _rownorm(v)
         self.kbf16 = P.kbf16 if one else None  # the keys packed for the bfloat16 screen by validation
@@ -183,12 +201,16 @@ class _HeadData:
         if kmax is None and self.n_k:
             kmax = float((P.knorm if (one and P.knorm is not None) else _rownorm(k)).max())
         self.kmax = kmax or 0.0
+        self.bias2d = self.bias_nfin = None
+        self.bmax = 0.0
         if P.bias is not None:
-            b = np.asarray(to_numpy(P.bias), dtype=np.float64)
-            b = np.where(np.isfinite(b), np.abs(b), 0.0)
-            self.bmax = float(b.max()) if b.size else 0.0
-        else:
-            self.bmax = 0.0
+            # this head's bias (2-D, (1 or n_q, 1 or n_k)), its largest finite |b| and, per query, the keys it
+            # leaves visible, from validation's row statistics or one compiled pass over the head's bias
+            self.bias2d, cnt, am = _head_bias(P, hidx)
+            self.bmax = float(am.max()) if am.size else 0.0
+            self.bias_nfin = np.broadcast_to(cnt * (self.n_k if self.bias2d.shape[1] == 1 else 1), (self.n_q,))
+        # the bias rounded to float32 by validation (a 2-D bias, the same for every head), for the screen
+        self.bias32 = P.bias32 if (P.bias is not None and P.bias32 is not None and P.bias.ndim == 2) else None
         self.rho = rounding_bound(_rownorm(q), self.kmax, self.bmax, self.n_k, self.d, self.vmax, P.scale,
                                   d_v=v.shape[1])
         # the float64 output is returned in the input's dtype: every bound (all add rho) covers that rounding

@@ -53,8 +53,27 @@ as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only
 costs no extra term either: a chunk of queries only looks at the keys up to its last query; its first block
 holds the diagonal part (hidden keys set to ``-inf``: neither collected nor counted, so no core holds one)
 and the keys just before it, which every query of the chunk sees; all keys before those go through the
-fused kernel.  Other masks and biases add the extra term to every block of screening scores and rescore the
-cores in NumPy (no fused kernel): correct and certified, but slower than dense attention on large inputs."""
+fused kernel.  Other masks, and a bias together with a mask or a causal term, add the extra term to every
+block of screening scores and rescore the cores in NumPy (no fused kernel): correct and certified, but slower
+than dense attention on large inputs.
+
+Biases.  A bias alone (any shape broadcasting to ``(n_q, n_k)``, ``-inf`` entries allowed, no mask, not
+causal; finite entries up to ``_F32_LIMIT``) is screened on the fused path: the screening score is
+``σ = fl32(s̃ + β)``, ``β = fl32(b)`` (rounded to nearest; ``-inf`` stays ``-inf``), added by the kernel
+variant with a bias tile (:func:`tropix.attention._bf16.screen_block` with ``bias=``; the tile of each block
+of keys is rounded and transposed into the L2 cache right before it, :func:`tropix.attention._screen_numba.bias_block`) and by
+the unfused blocks in NumPy, the same float32 sum.  The rescoring adds the exact float64 ``b`` to each exact
+core score (:func:`tropix.attention._rescore_numba.finish_rows_by_key_bias`), ``x̂ = fl64(ŝ + b)``.  With
+``u = 2^-24``, ``u' = 2^-53``, ``e`` the bound on ``|s̃ - ŝ|`` and ``B`` the head's largest finite ``|b|``:
+``|σ - x̂| <= |σ - (s̃ + β)| + |β - b| + |s̃ - ŝ| + |ŝ + b - x̂|
+<= u |s̃ + β| + (u B + t) + e + u' |ŝ + b|``, with ``|s̃ + β| <= |q| max|k| + 2e + (1 + u) B`` and
+``|ŝ + b| <= |q| max|k| + e + B``; ``t = 2^-124`` covers the underflow of ``β`` and of the sum (also with
+denormals flushed): :func:`_bias_error`, used as ``e`` by every step above.  A ``-inf`` score is never
+collected (the kernel's thresholds are kept finite) and is counted at the clamped weight ``2^-126``, an upper
+bound of its weight 0; each query's number of finite keys (``nfin``, from validation's row statistics) tells
+the rescoring when the core holds every key the query sees (then nothing is left out).  Validation reads a
+large float64 bias once (NaN / ``+inf`` check, per-row count and largest ``|b|``:
+:func:`tropix.attention._screen_numba.bias_stats`)."""
 
 from __future__ import annotations
 
@@ -337,9 +356,11 @@ class _Gemm:
             return np.matmul(self.k32[b0:b1], qp, out=out)
         return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
 
-    def fused(self):
-        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel."""
-        return None if self.bf16 is None else _FusedScreen(self)
+    def fused(self, bias=None, rows=False):
+        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel;
+        ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile), or
+        with ``rows`` the bias of the chunk's queries x the keys (float64 or float32), tiled block by block."""
+        return None if self.bf16 is None else _FusedScreen(self, bias, rows)
 
     def __call__(self, rr):
         """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
@@ -356,8 +377,13 @@ class _FusedScreen:
     :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
     (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
-    def __init__(self, gemm):
+    def __init__(self, gemm, bias=None, rows=False):
         self.gemm = gemm
+        self.rows = rows
+        # the bias: a (keys, queries) float32 table (rows of unit stride), or float64 (queries, keys) rows
+        # whose tiles are made block by block (_screen_numba.bias_block), or None
+        self.bias = bias
+        self.bbuf = self.stg = None
         self.hk = self.hq = self.hv = None
         self.thr = self.acc = self.bmax = None
 
@@ -371,7 +397,7 @@ class _FusedScreen:
         from . import _screen_numba
 
         g, bf = self.gemm, self.gemm.bf16
-        fn = bf._compile_screen()
+        fn = bf._compile_screen(self.bias is not None)
         c_n = len(smax)
         if fn is None or c_n == 0:
             return b0
@@ -387,10 +413,22 @@ class _FusedScreen:
         gw = max(w, bf.GROUP_BYTES // (4 * max(dp, 1)) // w * w)
         A = bf._screen_buffer()[0]
         addr = ctypes.cast(fn, ctypes.c_void_p).value
+        bias, bsrc, taddr, T, stg = _NO_BIAS, _NO_SRC, 0, _NO_T, _NO_BIAS
+        if self.bias is not None and self.rows:  # tiles made block by block
+            bsrc, taddr, T = self.bias, bf._state["bias_tile"], np.zeros(6, np.int64)
+            w = min(step, n - b0)
+            if self.bbuf is None or self.bbuf.shape[0] < w:
+                self.bbuf = _score_buffer(w, c_n)
+                # float64 rows are rounded into a staging buffer first (a row stride that is no power of two)
+                self.stg = np.empty((c_n, w + 16) if bsrc.dtype == np.float64 else (0, 0), np.float32)
+            bias, stg = self.bbuf, self.stg
+        elif self.bias is not None:
+            bias = self.bias
         # (a hit buffer of exactly `room`: whether a block overflows does not depend on the calls before)
         return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
                                               self.acc, self.bmax, self.hk[:room], self.hq[:room],
-                                              self.hv[:room], cap, smax, cidx, cval, cnt, dun))
+                                              self.hv[:room], cap, smax, cidx, cval, cnt, dun,
+                                              bias, bsrc, taddr, T, stg))
 
     def maxima(self, qp, b0, n, out) -> bool:
         """The exact maxima per query of the screening scores of keys ``b0 .. n-1`` into ``out`` (float32), by
@@ -420,6 +458,10 @@ class _FusedScreen:
             return f0
         return self.run(qp, f0, f1, f1 - f0, tauc, cap, smax, cidx, cval, cnt, dun)
 
+
+_NO_BIAS = np.zeros((0, 0), dtype=np.float32)
+_NO_SRC = np.zeros((0, 0))
+_NO_T = np.zeros(6, dtype=np.int64)
 
 FIRST_PROBE = 128  # keys whose scores tell a crowded first block (see _crowded)
 CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the first block is not fused
@@ -543,6 +585,11 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     # (see the first block below), and the cores never hold a hidden key
     causal = H.extra is not None and getattr(H, "causal_only", False)
     masked = H.extra is not None and not causal
+    # a bias alone (no mask, not causal) is screened on float32 scores plus its float32 rounding, through the
+    # fused kernel's variant with a bias tile (see _bias_table); other extra terms take the masked path
+    table = _bias_table(H) if (masked and kern is not None) else None
+    biased = table is not None
+    masked = masked and not biased
     keys, counts = [], []
     for a in range(0, nr, qchunk):
         rr = rows[a:a + qchunk]
@@ -553,12 +600,18 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             # the float64 addition of the extra term errs by at most u64 |s̃ + b| <= u64 (|q| kmax + e + |b|);
             # a finite extra term is a bias entry (masks only add -inf), so |b| <= H.bmax
             e = e + 2 * u64 * (H.qn[rr] * H.kmax + e + H.bmax) * (1 + 1e-6)
+        if biased:
+            e = _bias_error(e, H.qn[rr] * H.kmax, H.bmax)
+            btile = _bias_columns(table, rr, H)
+            tiles = None if table is getattr(H, "bias_t32", None) else btile  # (rows: tiles made per block)
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
             # clamped at 0: a budget beta > 8 n (eps near 2) would make the margin negative (nothing collected)
             tau = np.where(bsl > 0, np.maximum(np.log(8.0 * nfull / np.where(bsl > 0, bsl, 1.0)), 0.0), 1e300) + 2 * e
         nfin = np.zeros(c_n, dtype=np.int64) if masked else np.full(c_n, n, dtype=np.int64)
+        if biased:  # the keys each query sees (the scan counts none: -inf keys are never collected)
+            nfin = np.ascontiguousarray(H.bias_nfin[rr], dtype=np.int64)
         cidx = np.empty((c_n, cap), dtype=np.int32 if n < 2**31 else np.int64)
         cval = np.empty((c_n, cap), dtype=np.float64 if masked else np.float32)
         cnt = np.zeros(c_n, dtype=np.int64)
@@ -580,7 +633,9 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         tauc = tau0.copy()
         step = int(min(max(BLOCK_SCORES // max(c_n, 1), 256), kblock))  # keys per block (L2-resident scores)
         qp = gemm.queries(rr)
-        fused = gemm.fused() if (use_kernel and not masked and kern is not None) else None
+        fused = None
+        if use_kernel and not masked and kern is not None:
+            fused = (gemm.fused(btile, tiles is not None) if biased else gemm.fused())
         # a small first block; unfused, the whole of a small head (its scores are stored once anyway), while the
         # fused kernel screens the first block in two passes (see _FusedScreen.first)
         first = min(n, kblock if (n <= 2 * kblock and fused is None) else max(kblock // FIRST_DIV, 256))
@@ -606,6 +661,8 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             Sb = gemm.block(qp, b0, b1, buf[:b1 - b0])
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
+            elif biased:  # the fused kernel's scores: fl32(s + fl32(b))
+                Sb += btile[b0:b1] if tiles is None else btile[:, b0:b1].T.astype(np.float32)
             elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
@@ -652,7 +709,12 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         Zr, Dr, VDr = np.zeros(c_n), np.zeros(c_n), np.zeros(c_n)
         sp = np.zeros(c_n, dtype=np.int64)
         smax64 = smax.astype(np.float64)
-        if finish is not None and not masked:
+        if biased:
+            from ._rescore_numba import finish_rows_by_key_bias
+
+            finish_rows_by_key_bias(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl,
+                                    bool(threshold), o, Zr, Dr, VDr, sp, H.bias2d)
+        elif finish is not None and not masked:
             finish(rr, H.qs, H.k, H.v, H.vn, core, ncore, smax64, dtil, H.vmax, nfin, bsl, bool(threshold),
                    o, Zr, Dr, VDr, sp)
         else:
@@ -684,6 +746,61 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     kept = _RowKept(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), offsets)
     evals = int(offsets[-1])
     return out, bound, support, kept, evals
+
+
+def _bias_source(H) -> bool:
+    """Whether the screen takes the bias tiles of head ``H`` from its float64 rows block by block (a full
+    ``(n_q, n_k)`` bias of unit column stride, the bias-tile transposer compiled) rather than from a table."""
+    b = H.bias2d
+    if b.shape != (H.n_q, H.n_k) or b.strides[1] != 8:
+        return False
+    from . import _bf16
+    return "bias_tile" in _bf16._state or (_bf16._compile_screen(True) is not None and "bias_tile" in _bf16._state)
+
+
+def _bias_table(H):
+    """The bias of a head whose only extra term is a bias (no mask, not causal) as a float32 ``(n_k, n_q)``
+    table, keys x queries as the screen lays out its scores (each entry rounded to nearest, ``-inf`` kept),
+    built once per head (:func:`tropix.attention._screen_numba.bias_table`); None for other heads, and for
+    biases beyond ``_F32_LIMIT`` (float32 would overflow: the masked path)."""
+    b = getattr(H, "bias2d", None)
+    if b is None or not getattr(H, "bias_only", False) or not H.bmax <= _F32_LIMIT:
+        return None
+    if _bias_source(H):  # the rows (queries x keys): _bias_columns takes them, the tiles are made per block
+        b32 = getattr(H, "bias32", None)
+        return b32 if b32 is not None and b32.shape == (H.n_q, H.n_k) else b
+    T = getattr(H, "bias_t32", None)
+    if T is None and 1 in b.shape:  # a bias per key or per query: the table is that vector repeated
+        with np.errstate(over="ignore"):
+            T = np.ascontiguousarray(np.broadcast_to(b.T.astype(np.float32), (H.n_k, H.n_q)))
+        H.bias_t32 = T
+    elif T is None:
+        from ._screen_numba import bias_table
+
+        T = np.empty((H.n_k, H.n_q), dtype=np.float32)
+        cnt, am = np.empty(H.n_q, dtype=np.int64), np.empty(H.n_q)
+        bias_table(np.broadcast_to(b, (H.n_q, H.n_k)), T, cnt, am)
+        H.bias_t32 = T
+    return T
+
+
+def _bias_columns(table, rr, H):
+    """The bias of the queries ``rr``: columns of the float32 table (keys x queries) or rows of the bias
+    (queries x keys, float64 or validation's float32 copy: :func:`_bias_source`); views when ``rr`` are
+    consecutive."""
+    r0 = int(rr[0])
+    run = int(rr[-1]) - r0 + 1 == len(rr) and bool(np.all(np.diff(rr) == 1))
+    if table.shape == (H.n_q, H.n_k) and table is not getattr(H, "bias_t32", None):
+        return table[r0:r0 + len(rr)] if run else np.ascontiguousarray(table[rr])
+    return table[:, r0:r0 + len(rr)] if run else np.ascontiguousarray(table[:, rr])
+
+
+def _bias_error(e, qk, bmax):
+    """The screening error with a bias (see the module docstring, "Biases"): the fused kernel's score
+    ``σ = fl32(s̃ + fl32(b))`` against the float64 score ``fl64(ŝ + b)`` of the rescoring, for screening
+    error ``e`` of ``s̃``, ``qk = |q| max|k|`` and ``bmax`` the largest finite ``|b|``."""
+    u32, u64 = unit_roundoff(np.float32), unit_roundoff(np.float64)
+    return e + ((u32 + u64) * (qk + 2 * e + 2 * bmax) + u32 * bmax) * (1 + 1e-6) + 2.0**-124
 
 
 def _padding(H):
@@ -795,7 +912,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     (True, True)
     """
     _check_precision(precision)
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision))
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision),
+                pack_bias=mask is None and not causal and _packs_bf16(q, k, precision))
     eps = check_eps(eps, "screened")
 
     def fn(arrays, hidx, tree):
