@@ -148,6 +148,15 @@ def test_conversions_attention_tn_models(tmp_path):
         dense("abc", K, V)
     with raises(ArgumentTypeError, TypeError, "mask must be boolean"):
         dense(Q, K, V, mask=np.ones((3, 5)))
+    for not_bool in (3, [1, 0, 1, 1, 1], [[1.0] * 5] * 3, "abc"):  # ints in a list were once taken as bools
+        with raises(ArgumentTypeError, TypeError, "mask must be boolean"):
+            dense(Q, K, V, mask=not_bool)
+    with raises(ShapeError, ValueError, "mask is a ragged nested list"):
+        dense(Q, K, V, mask=[[True] * 5, [True]])
+    # a nested list of bools (or one bool) is a mask
+    sel = [True, False, True, True, False]
+    np.testing.assert_allclose(dense(Q, K, V, mask=sel), dense(Q, K, V, mask=np.array(sel)), rtol=0, atol=0)
+    np.testing.assert_allclose(dense(Q, K, V, mask=False), np.zeros((Q.shape[0], V.shape[1])))
     r = AttentionResult(output=np.zeros((1, 1)), bound=np.zeros(1), eps=0.0, vmax=np.zeros(()), support=np.ones(1),
                         method="dense")
     with raises(DomainError, ValueError, "does not record kept keys"):

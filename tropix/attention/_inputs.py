@@ -135,9 +135,11 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     batch = _shape(q)[:-2]
     full = batch + (n_q, n_k)
     if mask is not None:
-        mask = asarray(mask, name="mask") if not is_array(mask) else mask
-        if isinstance(mask, np.ndarray) and mask.dtype == object:
-            mask = mask.astype(bool)
+        if not is_array(mask):  # a nested list of bools (or a bool): NumPy's bool array (ints are not masks)
+            try:
+                mask = np.asarray(mask)
+            except ValueError as err:
+                raise ShapeError(f"{fname}: mask is a ragged nested list") from err
         if not xp.isdtype(mask.dtype, "bool"):
             raise ArgumentTypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
         if not _broadcasts_to(_shape(mask), full):
