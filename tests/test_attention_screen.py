@@ -609,6 +609,24 @@ def test_first_block_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
 
 
 @needs_bf16
+@needs_bf16
+def test_crowded_probe_stops_only_the_flat_rows(monkeypatch):
+    # 70 flat rows and 30 peaked ones: the probe is crowded, the flat rows stop at once and are computed
+    # densely, the peaked ones are screened as usual (small supports); certified either way
+    from tropix.attention import screen as S
+
+    q, k, v = _peaked_iid(5, n=11000, nq=30)
+    q = np.concatenate([0.01 * np.random.default_rng(6).normal(size=(70, q.shape[1])), q])
+    seen = []
+    real = S._crowded
+    monkeypatch.setattr(S, "_crowded", lambda *a: seen.append(real(*a)) or seen[-1])
+    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    _check(r, q, k, v, 1e-3)
+    assert len(seen) == 1 and seen[0] is not None
+    assert np.all(r.support[:70] == len(k)) and np.all(r.support[70:] < len(k) // 20)
+    assert r.counters["dense_fallback_rows"] == 70
+
+
 def test_crowded_first_block_is_scanned_unfused(monkeypatch):
     # flat scores (every key near each query's maximum): the probe of the first block's first keys sees it and
     # the block is scanned unfused (no maxima pass and no collection pass that would overflow); peaked scores
@@ -623,13 +641,17 @@ def test_crowded_first_block_is_scanned_unfused(monkeypatch):
     real = S._crowded
     monkeypatch.setattr(S, "_crowded", lambda *a: seen.append(real(*a)) or seen[-1])
     r = screened(flat, k, v, eps=1e-3, precision="bf16", check=True)
-    assert seen == [True] and not any(c[0] == 0 for c in calls)  # no fused run started at the first key
+    # crowded: per query the probe keys near its maximum (all 128 here), no fused run started at the first key
+    assert len(seen) == 1 and seen[0] is not None and np.all(seen[0] == 128)
+    assert not any(c[0] == 0 for c in calls)
     _check(r, flat, k, v, 1e-3)
-    monkeypatch.setattr(S, "FIRST_FUSED", False)
+    assert r.counters["dense_fallback_rows"] == 100  # every row stopped (at the probe) and was computed densely
+    monkeypatch.setattr(S, "FIRST_FUSED", False)  # (no probe: the rows stop after the first block instead)
     ref = screened(flat, k, v, eps=1e-3, precision="bf16", check=True)
+    assert ref.counters["dense_fallback_rows"] == 100
     assert np.array_equal(to_np(r.output), to_np(ref.output)) and np.array_equal(r.bound, ref.bound)
     monkeypatch.setattr(S, "FIRST_FUSED", True)
     q, k2, v2 = _peaked_iid(4, n=11000, nq=100)
     seen.clear()
     _check(screened(q, k2, v2, eps=1e-3, precision="bf16", check=True), q, k2, v2, 1e-3)
-    assert seen == [False]
+    assert seen == [None]

@@ -447,20 +447,23 @@ def core_keys(core, ncore):
 
 
 @njit(cache=True, nogil=True)
-def crowded_pairs(S, tau):
+def crowded_pairs(S, tau, near=None):
     """Number of (key, query) pairs of the scores ``S`` (keys x queries) within ``tau[r]`` of their query's
-    maximum over ``S``: ``S[j, r] >= max(S[:, r]) - tau[r]`` in ``S``'s precision (see ``screen._crowded``)."""
+    maximum over ``S``: ``S[j, r] >= max(S[:, r]) - tau[r]`` in ``S``'s precision (see ``screen._crowded``);
+    with ``near`` also their number per query."""
     nr = S.shape[1]
     thr = np.empty(nr, dtype=S.dtype)
     col_maxima(S, thr)
     for r in range(nr):
         thr[r] = thr[r] - S.dtype.type(tau[r])
-    c = 0
+    cr = np.zeros(nr, dtype=np.int64)
     for j in range(S.shape[0]):
         for r in range(nr):
             if S[j, r] >= thr[r]:
-                c += 1
-    return c
+                cr[r] += 1
+    if near is not None:
+        near[:] = cr
+    return cr.sum()
 
 
 @njit(cache=True, nogil=True)

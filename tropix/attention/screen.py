@@ -467,16 +467,23 @@ FIRST_PROBE = 128  # keys whose scores tell a crowded first block (see _crowded)
 CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the first block is not fused
 
 
-def _crowded(block_scores, f0, f1, tau0) -> bool:
+def _crowded(block_scores, f0, f1, tau0, floor):
     """Whether the first ``FIRST_PROBE`` keys of the first block ``f0 .. f1-1`` have more than ``CROWDED`` of
     their (key, query) pairs within ``tau0`` of each query's maximum over them (flat or clustered scores): the
     fused collection pass would then emit hits for a large share of the block (slow) or overflow its hit
-    buffer (wasted), so the block is scanned unfused.  A lower maximum than the block's only over-counts."""
+    buffer (wasted), so the block is scanned unfused.  A lower maximum than the block's only over-counts.
+    Returns None if not crowded, else per query the number of those keys within ``floor`` (the smallest
+    collection margin) of its maximum over them, from which a row of flat scores is told before the first
+    block is scanned (a heuristic, as is the plan's: a row that stops is computed densely)."""
     from ._screen_numba import crowded_pairs
 
     p1 = min(f0 + FIRST_PROBE, f1)
     S = block_scores(f0, p1)
-    return crowded_pairs(S, tau0) > CROWDED * S.size
+    if not crowded_pairs(S, tau0) > CROWDED * S.size:
+        return None
+    near = np.empty(S.shape[1], dtype=np.int64)
+    crowded_pairs(S, floor, near)
+    return near
 
 
 def _check_precision(precision):
@@ -668,9 +675,13 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             return Sb
 
         g0 = f0  # the first key of the first block not screened yet
-        if fused is not None and not causal and FIRST_FUSED and not _crowded(block_scores, f0, f1, tau0):
-            g0 = fused.first(qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun)
-        if g0 < f1:  # (the fused kernel refused a block: the rest of the first block unfused)
+        if fused is not None and not causal and FIRST_FUSED:
+            near = _crowded(block_scores, f0, f1, tau0, floor)
+            if near is None:
+                g0 = fused.first(qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun)
+            else:  # flat scores: a row whose probe extrapolates to more keys than the abort limit stops here
+                cnt[near * (n_c / min(FIRST_PROBE, f1 - f0)) > limit * EST_SLACK] = -1
+        if g0 < f1 and (cnt >= 0).any():  # (the fused kernel refused a block: the rest of the first block unfused)
             Sb = block_scores(g0, f1)
             advance(Sb, smax, dun)
             scan(Sb, 0, f1 - g0, g0, tauc, cap, masked, smax, nfin, cidx, cval, cnt, dun)
