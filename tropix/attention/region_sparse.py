@@ -507,13 +507,21 @@ def _dense_rows(H: _HeadData, rows):
     :func:`tropix.attention.dense`): ``(output, support)``; a query that sees no key gets output 0."""
     n = H.n_k
     block = n if len(rows) * n <= 2**22 else 2048
+    rows = np.asarray(rows, dtype=np.int64)
     qb = H.qs[rows]
     idx = np.arange(n)
     m = l = acc = None
     vis = np.zeros(len(rows), dtype=np.int64)
+    # a bias alone or a term of the key only: added block by block from its rows (slices, no fancy indexing of
+    # the whole term), the visible keys counted from validation's row statistics
+    direct = _direct_extra(H, rows)
+    if direct is not None:
+        extra_block, vis = direct
     for a in range(0, n, block):
         S = qb @ H.k[a:a + block].T
-        if H.extra is not None:
+        if direct is not None:
+            S += extra_block(a, min(a + block, n))
+        elif H.extra is not None:
             S += H.extra_rows(rows, idx[a:a + block])
             vis += np.isfinite(S).sum(axis=1)
         mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
@@ -532,6 +540,28 @@ def _dense_rows(H: _HeadData, rows):
     o = acc / np.where(l > 0, l, 1.0)[:, None]
     o[~np.isfinite(m)] = 0.0
     return o, (vis if H.extra is not None else np.full(len(rows), n, dtype=np.int64))
+
+
+def _direct_extra(H: _HeadData, rows):
+    """For :func:`_dense_rows`: ``(extra_block(a, b), visible)`` when the head's extra term is a bias alone or
+    depends on the key only (``extra_block`` the term of the queries ``rows`` and keys ``a .. b-1``, a view or
+    a copy of that block only, broadcasting to it; ``visible`` the keys each query sees), else None."""
+    b = getattr(H, "bias2d", None)
+    nr = len(rows)
+    if b is not None and getattr(H, "bias_only", False) and getattr(H, "bias_nfin", None) is not None:
+        vis = np.asarray(H.bias_nfin)[rows].astype(np.int64)
+        if b.shape[0] == 1 or nr == 0:
+            return (lambda a, c: b[:, a:c] if b.shape[1] != 1 else b[:1]), vis
+        r0 = int(rows[0])
+        if int(rows[-1]) - r0 + 1 == nr and bool(np.all(np.diff(rows) == 1)):  # consecutive rows: views
+            br = b[r0:r0 + nr]
+            return (lambda a, c: br[:, a:c] if br.shape[1] != 1 else br), vis
+        return (lambda a, c: b[rows, a:c] if b.shape[1] != 1 else b[rows]), vis
+    ko = getattr(H, "key_only", None)
+    if H.extra is not None and ko is not None and not H.causal:
+        vis = np.full(nr, int(np.count_nonzero(ko > -np.inf)), dtype=np.int64)
+        return (lambda a, c: ko[a:c]), vis
+    return None
 
 
 def _screen_flagged(H: _Head, eps, out, bound, support, kept, threshold=True, rows=None):
