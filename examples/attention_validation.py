@@ -114,6 +114,12 @@ def synthetic() -> None:
     check_certified("gaussian T=0.1", q, kg, v, 1e-3)
     kg2, vg2 = rng.normal(size=(9000, d)), rng.normal(size=(9000, 4))  # enough keys for auto to screen
     check_certified("gaussian T=0.1 n=9000", q, kg2, vg2, 1e-3)
+    # a query-dependent additive bias on enough keys for the screen's fused bfloat16 path with a bias tile:
+    # ALiBi-like (the score falls with the distance between positions), keys beyond a window masked by -inf
+    pos_q, pos_k = np.linspace(0, 8999, 64).round(), np.arange(9000.0)
+    alibi = -0.002 * np.abs(pos_q[:, None] - pos_k[None, :])
+    alibi[np.abs(pos_q[:, None] - pos_k[None, :]) > 6000] = -np.inf
+    check_certified("gaussian T=0.1 n=9000 + ALiBi bias", q, kg2, vg2, 1e-3, bias=alibi)
     qm = rng.normal(size=(40, 8)) * 3
     km, vm = np.round(rng.normal(size=(500, 8))), rng.normal(size=(500, 2))  # many ties
     mask = rng.random((40, 500)) > 0.5

@@ -468,9 +468,10 @@ def test_fused_inputs_rows_given_up_are_hit_only_above_their_maximum():
     tauc = np.full(64, 150.0)  # raw scores q . k, standard deviation about 57
     cnt = np.zeros(64, dtype=np.int64)
     cnt[::2] = -1
-    thr, acc, bmax = (np.empty(64, np.float32) for _ in range(3))
-    assert fused_inputs(smax, tauc, cnt, thr, acc, bmax)
+    thr, acc, bmax, mref = (np.empty(64, np.float32) for _ in range(4))
+    assert fused_inputs(smax, tauc, cnt, thr, acc, bmax, mref)
     assert np.array_equal(thr[::2], smax[::2]) and np.all(thr[1::2] <= smax[1::2] - 149.9)
+    assert np.array_equal(mref, smax)
     hk, hq = np.empty(4096 * 64, np.int32), np.empty(4096 * 64, np.int32)
     hv = np.empty(4096 * 64, np.float32)
     rest = _bf16.BF16Keys(pk.bits[1024:], pk.d)
@@ -480,6 +481,60 @@ def test_fused_inputs_rows_given_up_are_hit_only_above_their_maximum():
     assert np.array_equal(per_row[::2], above[::2])  # given up: exactly the keys at or above the maximum
     assert np.array_equal(per_row[1::2], (S[1024:] >= thr).sum(axis=0)[1::2])
     assert per_row[1::2].sum() > 10 * max(per_row[::2].sum(), 1)
+
+
+def test_fused_inputs_rows_without_a_finite_maximum():
+    # a query that has seen only -inf scores (every key so far hidden) gets the finite reference and threshold
+    # -FLT_MAX: each finite score of the next block is a hit; a query no longer tracked gets no hits
+    from tropix.attention._screen_numba import fused_inputs
+
+    lo = -np.finfo(np.float32).max
+    smax = np.array([-np.inf, -np.inf, 3.0], np.float32)
+    cnt = np.array([0, -1, 0])
+    thr, acc, bmax, mref = (np.empty(3, np.float32) for _ in range(4))
+    assert fused_inputs(smax, np.full(3, 2.0), cnt, thr, acc, bmax, mref)
+    assert list(mref) == [lo, lo, 3.0] and list(thr) == [lo, -lo, 1.0]
+    assert not fused_inputs(np.array([np.inf], np.float32), np.zeros(1), np.zeros(1, np.int64), thr[:1], acc[:1],
+                            bmax[:1], mref[:1])
+
+
+@needs_bf16
+def test_windowed_bias_keeps_the_fused_path(monkeypatch):
+    # a sliding-window bias (-inf far from each query's position): queries whose window starts late see only
+    # -inf in the first blocks; the fused kernel screens those blocks too (no unfused block after the first)
+    from tropix.attention import screen as S
+
+    rng = np.random.default_rng(8)
+    n, d = 9000, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 3))
+    q = rng.normal(size=(128, d)) * 10  # peaked scores
+    pq, pk = np.linspace(0, n - 1, 128).round(), np.arange(float(n))
+    bias = -0.002 * np.abs(pq[:, None] - pk[None, :])
+    bias[np.abs(pq[:, None] - pk[None, :]) > 3000] = -np.inf
+    unfused = []
+    real = S._Gemm.block
+    monkeypatch.setattr(S._Gemm, "block", lambda self, qp, b0, b1, out: unfused.append((b0, b1)) or
+                        real(self, qp, b0, b1, out))
+    r = screened(q, k, v, eps=1e-3, bias=bias, precision="bf16", check=True)
+    _check(r, q, k, v, 1e-3, bias=bias)
+    assert all(b1 <= S.FIRST_PROBE or b0 < 1024 for b0, b1 in unfused), unfused  # only the probe / first block
+    # (a query entering its window collects every finite key of that block: now and then one overflows its cap)
+    assert r.counters["dense_fallback_rows"] <= 2 and np.median(r.support) < 200
+
+
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def test_padding_like_bias_with_dense_rows(precision):
+    # regression (found by fuzzing): a per-key bias of 0 and -inf is screened as the head of its visible keys;
+    # the rows computed densely there must not add the whole head's bias to the visible keys' scores
+    if precision == "bf16" and not _bf16.available():
+        precision = "float32"
+    rng = np.random.default_rng(12)
+    q, k, v = rng.normal(size=(296, 64)), rng.normal(size=(4250, 64)), rng.normal(size=(4250, 2))
+    b = np.zeros((1, 4250))
+    b[0, rng.random(4250) < 0.87] = -np.inf
+    r = screened(q, k, v, eps=0.1, bias=b, precision=precision, check=True)
+    _check(r, q, k, v, 0.1, bias=b)
+    assert r.counters["dense_fallback_rows"] > 0 and np.all(r.support == np.isfinite(b).sum())
 
 
 def _weights(s, m):

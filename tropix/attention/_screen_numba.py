@@ -373,20 +373,30 @@ def absorb_block(nh, hit_key, hit_query, hit_val, acc, bmax, nkeys, cap, smax, c
 
 
 @njit(cache=True, nogil=True)
-def fused_inputs(smax, tauc, cnt, thr, acc, bmax):
-    """The per-query inputs of a fused block screen: collection thresholds ``thr = smax - tauc`` rounded down to
-    float32 (never above ``smax``: ``tauc >= 0``; ``smax`` itself for a query no longer tracked, ``cnt < 0``:
-    it is hit only by keys above its maximum, and its hits are ignored), zero counted weights ``acc``, block maxima ``bmax = -inf``.
-    False if a maximum is not finite (the fused kernel needs finite references)."""
+def fused_inputs(smax, tauc, cnt, thr, acc, bmax, mref):
+    """The per-query inputs of a fused block screen: the reference maxima ``mref`` (``smax``) and collection
+    thresholds ``thr = smax - tauc`` rounded down to float32 (never above ``smax``: ``tauc >= 0``; ``smax``
+    itself for a query no longer tracked, ``cnt < 0``: it is hit only by keys above its maximum, and its hits
+    are ignored), zero counted weights ``acc``, block maxima ``bmax = -inf``.  A query that has seen no finite
+    score yet (``smax = -inf``: every key so far hidden by ``-inf`` terms) gets the finite reference and
+    threshold ``-FLT_MAX``: every finite score of the block is a hit (collected, as the unfused scan collects
+    the keys near the block's maximum), a ``-inf`` one is counted at the clamped weight (an upper bound of 0).
+    False if a maximum is ``+inf`` (never, for screening scores)."""
+    lo = np.float32(-np.finfo(np.float32).max)
     for r in range(smax.shape[0]):
         m = smax[r]
-        if not (m > -np.inf and m < np.inf):
+        if not m < np.inf:
             return False
-        if cnt[r] < 0:
-            thr[r] = m
+        if not m > -np.inf:
+            mref[r] = lo
+            thr[r] = lo if cnt[r] >= 0 else -lo  # (a query no longer tracked: no hits)
         else:
-            t = _down(np.float64(m) - tauc[r], thr)
-            thr[r] = t if t < m else m
+            mref[r] = m
+            if cnt[r] < 0:
+                thr[r] = m
+            else:
+                t = _down(np.float64(m) - tauc[r], thr)
+                thr[r] = t if t < m else m
         acc[r] = 0.0
         bmax[r] = -np.inf
     return True
@@ -405,12 +415,14 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
     has rows, a buffer of at least ``step`` rows that :func:`bias_block` fills block by block from ``bsrc``
     (``tileaddr``, ``T``, ``stg`` its transposer, argument array and staging buffer).
     Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
-    of that block was folded in; the caller screens it the unfused way) or whose maxima were not finite."""
+    of that block was folded in; the caller screens it the unfused way).  A query with no finite maximum yet
+    is screened against the reference ``-FLT_MAX`` (:func:`fused_inputs`)."""
     nb = len(A) - 3  # the index of the hit count; the bias arguments follow it
     lo = np.float32(-np.finfo(np.float32).max)
+    mref = np.empty(smax.shape[0], dtype=np.float32)
     for a in range(b0, n, step):
         b = min(a + step, n)
-        if not fused_inputs(smax, tauc, cnt, thr, acc, bmax):
+        if not fused_inputs(smax, tauc, cnt, thr, acc, bmax, mref):
             return a
         if bias.shape[0] > 0:
             for r in range(thr.shape[0]):
@@ -422,7 +434,7 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
             else:
                 A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
             A[nb + 2] = bias.strides[0]
-        screen_args(A, kbits[a:b], qbits, smax, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
+        screen_args(A, kbits[a:b], qbits, mref, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
         if nh < 0:
             return a
@@ -448,22 +460,27 @@ def core_keys(core, ncore):
 
 @njit(cache=True, nogil=True)
 def crowded_pairs(S, tau, near=None):
-    """Number of (key, query) pairs of the scores ``S`` (keys x queries) within ``tau[r]`` of their query's
-    maximum over ``S``: ``S[j, r] >= max(S[:, r]) - tau[r]`` in ``S``'s precision (see ``screen._crowded``);
-    with ``near`` also their number per query."""
+    """``(near, finite)``: the number of finite (key, query) pairs of the scores ``S`` (keys x queries) within
+    ``tau[r]`` of their query's maximum over ``S`` (``S[j, r] >= max(S[:, r]) - tau[r]`` in ``S``'s precision;
+    see ``screen._crowded``) and of all finite pairs; with ``near`` also the first count per query.  A ``-inf``
+    score (a key hidden from the query) is neither."""
     nr = S.shape[1]
     thr = np.empty(nr, dtype=S.dtype)
     col_maxima(S, thr)
     for r in range(nr):
         thr[r] = thr[r] - S.dtype.type(tau[r])
     cr = np.zeros(nr, dtype=np.int64)
+    fin = 0
     for j in range(S.shape[0]):
         for r in range(nr):
-            if S[j, r] >= thr[r]:
-                cr[r] += 1
+            x = S[j, r]
+            if x > -np.inf:
+                fin += 1
+                if x >= thr[r]:
+                    cr[r] += 1
     if near is not None:
         near[:] = cr
-    return cr.sum()
+    return cr.sum(), fin
 
 
 @njit(cache=True, nogil=True)

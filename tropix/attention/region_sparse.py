@@ -546,6 +546,8 @@ def _direct_extra(H: _HeadData, rows):
     """For :func:`_dense_rows`: ``(extra_block(a, b), visible)`` when the head's extra term is a bias alone or
     depends on the key only (``extra_block`` the term of the queries ``rows`` and keys ``a .. b-1``, a view or
     a copy of that block only, broadcasting to it; ``visible`` the keys each query sees), else None."""
+    if H.extra is None:  # (no term: e.g. the head of the visible keys of a padding-like bias, which keeps the
+        return None      # whole head's bias2d attributes)
     b = getattr(H, "bias2d", None)
     nr = len(rows)
     if b is not None and getattr(H, "bias_only", False) and getattr(H, "bias_nfin", None) is not None:

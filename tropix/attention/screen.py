@@ -469,7 +469,7 @@ CROWDED = 0.5  # share of (key, query) pairs near the maxima above which the fir
 
 def _crowded(block_scores, f0, f1, tau0, floor):
     """Whether the first ``FIRST_PROBE`` keys of the first block ``f0 .. f1-1`` have more than ``CROWDED`` of
-    their (key, query) pairs within ``tau0`` of each query's maximum over them (flat or clustered scores): the
+    their finite (key, query) pairs within ``tau0`` of each query's maximum over them (flat or clustered scores): the
     fused collection pass would then emit hits for a large share of the block (slow) or overflow its hit
     buffer (wasted), so the block is scanned unfused.  A lower maximum than the block's only over-counts.
     Returns None if not crowded, else per query the number of those keys within ``floor`` (the smallest
@@ -479,7 +479,8 @@ def _crowded(block_scores, f0, f1, tau0, floor):
 
     p1 = min(f0 + FIRST_PROBE, f1)
     S = block_scores(f0, p1)
-    if not crowded_pairs(S, tau0) > CROWDED * S.size:
+    near, finite = crowded_pairs(S, tau0)
+    if not near > CROWDED * finite:  # (pairs hidden by a -inf bias count as neither)
         return None
     near = np.empty(S.shape[1], dtype=np.int64)
     crowded_pairs(S, floor, near)
