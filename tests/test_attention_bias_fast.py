@@ -67,3 +67,120 @@ def test_screened_flat_biased_heads_fall_back_densely(shape):
     assert r.counters["dense_fallback_rows"] > 60
     ref = np.asarray(dense(q, k, v, bias=b))
     assert np.all(np.linalg.norm(np.asarray(r.output) - ref, axis=1) <= r.bound + 1e-12)
+
+
+def _blocked_ref(b):
+    """The query-blocked float32 layout by NumPy: [g, j, t] = fl32(b[16 g + t, j]), missing queries 0."""
+    nq, nk = b.shape
+    full = np.zeros(((nq + 15) // 16 * 16, nk), F32)
+    full[:nq] = b.astype(F32)
+    return full.reshape(-1, 16, nk).transpose(0, 2, 1)
+
+
+@needs_bf16
+@pytest.mark.parametrize("nq, nk", [(37, 3000), (256, 1000), (16, 15), (5, 1), (17, 16384 + 40)])
+def test_blocked_bias_validation(nq, nk):
+    """Validation's one pass: the float32 copy blocked by 16 queries (bit for bit, -inf kept, 64-byte
+    aligned, several row pieces when n_k exceeds the staging), the per-row counts and largest |b|; a NaN or
+    +inf anywhere gives (None, None)."""
+    from tropix.attention._inputs import _bias_stats_blocked
+
+    rng = np.random.default_rng(nq * nk)
+    b = rng.normal(size=(nq, nk)) * 10.0 ** rng.integers(-300, 30, size=(nq, nk))
+    b[rng.random(b.shape) < 0.2] = -np.inf
+    b[nq // 2] = -np.inf
+    (cnt, am), out = _bias_stats_blocked(b)
+    assert out.shape == ((nq + 15) // 16, nk, 16) and out.ctypes.data % 64 == 0
+    assert np.array_equal(out, _blocked_ref(b))
+    assert np.array_equal(cnt, np.isfinite(b).sum(axis=1))
+    assert np.array_equal(am, np.where(np.isfinite(b), np.abs(b), 0).max(axis=1))
+    for bad in (np.nan, np.inf):
+        c = b.copy()
+        c[nq - 1, nk - 1] = bad
+        assert _bias_stats_blocked(c) == (None, None)
+
+
+@needs_bf16
+@pytest.mark.parametrize("seed", range(4))
+def test_kernel_reads_blocked_bias_bit_for_bit(seed):
+    """The kernel variant on the query-blocked bias == on the keys x queries table == the NumPy scan of
+    fl32(S + bias): same hits, maxima and (within the float32 summation bound) counted weights; odd query
+    counts (the last group partly empty)."""
+    from tropix.attention import _bf16
+    from tropix.attention._bf16 import pack_keys, pack_queries, scores, screen_block
+
+    rng = np.random.default_rng(seed)
+    n, m, d = [(300, 70, 64), (1024, 256, 32), (37, 5, 7), (161, 33, 16)][seed]
+    k, q = rng.normal(size=(n, d)), 3 * rng.normal(size=(m, d))
+    pk, pq = pack_keys(k), pack_queries(q)
+    S = scores(pk, pq)
+    table = rng.normal(scale=2.0, size=(n, m)).astype(F32)
+    table[rng.random((n, m)) < 0.2] = -np.inf
+    blocked = np.ascontiguousarray(_blocked_ref(table.T))
+    assert np.array_equal(_bf16.blocked_bias_table(blocked, m), table)
+    Sb = (S + table).astype(F32)
+    mref = np.maximum(np.where(np.isfinite(Sb), Sb, -np.inf).max(axis=0), -10).astype(F32)
+    thr = np.maximum(mref - 3.0, -np.finfo(F32).max).astype(F32)
+    res = []
+    for bias in (blocked, table, None):
+        a, mx = np.zeros(m, F32), np.full(m, -np.inf, F32)
+        h = (np.empty(n * m, np.int32), np.empty(n * m, np.int32), np.empty(n * m, F32))
+        if bias is None:
+            c = _bf16._screen_numpy(Sb, mref, thr, a, mx, *h, 3)
+        else:
+            c = screen_block(pk, pq, mref, thr, a, mx, *h, joff=3, bias=bias)
+        res.append((sorted(zip(*(x[:c].tolist() for x in h))), mx, a))
+    (h1, m1, a1), (h2, m2, a2), (h3, m3, a3) = res
+    assert len(h1) > 0 and h1 == h2 == h3
+    assert np.array_equal(m1, m3) and np.array_equal(m2, m3)
+    assert np.array_equal(a1, a2)
+    assert np.all(np.abs(a1.astype(float) - a3) <= a3 * n * 2.0**-23 + 1e-38)
+
+
+@needs_bf16
+@pytest.mark.parametrize("qchunk", [None, 48, 40])
+def test_screen_rows_blocked_bias_chunks(qchunk):
+    """Chunks of queries read their groups of the blocked copy (aligned starts) or the float64 rows (other
+    starts): the same screening scores, so the same cores as from the float64 rows, and certified."""
+    from tropix.attention import screen as S
+
+    rng = np.random.default_rng(11)
+    nq = 131
+    nc = 64
+    C = rng.normal(size=(nc, 32))
+    k = C[rng.integers(0, nc, 4096)] + 0.05 * rng.normal(size=(4096, 32))
+    q = (C[rng.integers(0, nc, nq)] + 0.05 * rng.normal(size=(nq, 32))) / 0.25
+    v = rng.normal(size=(4096, 4))
+    b = rng.normal(size=(nq, 4096))
+    b[rng.random(b.shape) < 0.2] = -np.inf
+    b[7] = -np.inf
+    kept = []
+    for pack in (True, False):
+        P = prepare(q, k, v, None, b, None, False, pack_bias=pack)
+        H = S._ScreenHead(P, (P.q, P.k, P.v), ())
+        assert (S._bias_table(H).ndim == 3) == pack
+        out, bound, support, kp, evals = S._screen_rows(
+            S._visible_keys_only(H)[0], 1e-3, np.arange(nq), threshold=True, cap=None, qchunk=qchunk, kblock=4096,
+            width=0.25, share=0.75, use_kernel=True, abort=1.0, precision="auto")
+        ref = np.asarray(dense(q, k, v, bias=b))
+        ok = np.isfinite(bound)
+        assert ok.sum() >= 100
+        assert np.all(np.linalg.norm(out - ref, axis=1)[ok] <= bound[ok] + 1e-12)
+        kept.append(kp)
+    assert np.array_equal(kept[0].keys, kept[1].keys) and np.array_equal(kept[0].offsets, kept[1].offsets)
+
+
+@needs_bf16
+@pytest.mark.parametrize("shape", [(131, 4096), (1, 4096), (131, 1)])
+def test_screened_peaked_biases_certified(shape):
+    """screened with full, per-key and per-query biases (-inf entries) on peaked scores: check=True."""
+    rng = np.random.default_rng(shape[0] + shape[1])
+    C = rng.normal(size=(64, 32))
+    k = C[rng.integers(0, 64, 4096)] + 0.05 * rng.normal(size=(4096, 32))
+    q = (C[rng.integers(0, 64, 131)] + 0.05 * rng.normal(size=(131, 32))) / 0.25
+    v = rng.normal(size=(4096, 4))
+    b = _bias(rng, shape, 0.1)
+    r = screened(q, k, v, bias=b, check=True)
+    assert r.counters["dense_fallback_rows"] < 30
+    ref = np.asarray(dense(q, k, v, bias=b))
+    assert np.all(np.linalg.norm(np.asarray(r.output) - ref, axis=1) <= r.bound + 1e-12)

@@ -276,7 +276,9 @@ def test_screen_rows_bias_modes(mode):
     if mode == "table":
         assert T.shape == (4096, 64) and T is H.bias_t32
     else:
-        assert T.dtype == (np.float32 if mode == "float32 rows" else np.float64) and T.shape == (64, 4096)
+        assert T.dtype == (np.float32 if mode == "float32 rows" else np.float64)
+        # validation's float32 copy is blocked by 16 queries (the layout the fused kernel reads)
+        assert T.shape == ((4, 4096, 16) if mode == "float32 rows" else (64, 4096))
     out, bound, support, kept, evals = S.screen_rows(H, 1e-3, np.arange(64))
     ref = np.asarray(dense(q, k, v, bias=bb))
     err = np.linalg.norm(out - ref, axis=1)

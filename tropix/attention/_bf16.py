@@ -922,6 +922,7 @@ def _bound(qnorm, knorm, d, fname, qres=None, kres=None):
 # as float32 bit patterns so that this module needs no numba import to build the kernel.
 
 _SMR = 5  # keys per register tile of the screening kernel (5 x 4 vectors: room for the epilogue's registers)
+BIAS_AHEAD = 10  # the bias variant prefetches the bias vectors of the keys this many rows ahead (two tiles)
 _EXP_C = np.float32(1.4426950408889634 * (1.0 - 2.0**-20) * 2.0**23)
 _EXP_LO = np.float32(-126.0 * 2.0**23)
 _EXP_BIAS = np.float32(127 * 2**23 + 256)
@@ -954,11 +955,12 @@ def _stile_ir(mr: int, nv: int, bias: bool = False) -> str:
     ``mref``, one FMA, the conversion and integer clamp of the weight, the hit compare, the masked addition;
     a slot store only in tiles with a hit.
 
-    ``bias``: the variant of :func:`screen_block` with an additive bias tile (two more parameters, ``BT`` the
-    float32 bias of the tile's first key and first query, ``ldb`` the bytes from one key's row to the next):
-    each score vector becomes ``fl32(s + b)`` (one VADDPS, the bias vector read from memory) before anything
-    else looks at it."""
-    extra = ", ptr %BT, i64 %ldb" if bias else ""
+    ``bias``: the variant of :func:`screen_block` with an additive bias tile (three more parameters, ``BT``
+    the float32 bias of the tile's first key and first query, ``ldb`` the bytes from one key's bias vectors
+    to the next, ``ldg`` from one 16-query vector of a key to the next: 64 for a keys x queries table, the
+    bytes between groups of 16 queries for validation's query-blocked layout): each score vector becomes
+    ``fl32(s + b)`` (one VADDPS, the bias vector read from memory) before anything else looks at it."""
+    extra = ", ptr %BT, i64 %ldb, i64 %ldg" if bias else ""
     L = [f"define internal i1 @stile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, i64 %dp, ptr %MR, ptr %TH, "
          f"ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap{extra}) #0 {{",
          "entry:"]
@@ -972,11 +974,19 @@ def _stile_ir(mr: int, nv: int, bias: bool = False) -> str:
         return f"%sb{m}_{v}" if bias else f"%n{m}_{v}"
 
     if bias:
+        for v in range(1, nv):
+            a(f"  %bgv{v} = mul i64 %ldg, {v}")
+        # the bias vectors of the keys BIAS_AHEAD rows on, into the cache ahead of their tile (a hint: the
+        # loads of a bias streamed from memory otherwise stall the tile's epilogue)
+        a(f"  %bpf = mul i64 %ldb, {BIAS_AHEAD}")
         for m in range(mr):
             a(f"  %bo{m} = mul i64 %ldb, {m}")
             a(f"  %br{m} = getelementptr i8, ptr %BT, i64 %bo{m}")
             for v in range(nv):
-                a(f"  %ba{m}_{v} = getelementptr i8, ptr %br{m}, i64 {64 * v}")
+                a(f"  %ba{m}_{v} = getelementptr i8, ptr %br{m}, i64 {f'%bgv{v}' if v else 0}")
+                if BIAS_AHEAD:
+                    a(f"  %bp{m}_{v} = getelementptr i8, ptr %ba{m}_{v}, i64 %bpf")
+                    a(f"  call void @llvm.prefetch.p0(ptr %bp{m}_{v}, i32 0, i32 3, i32 1)")
                 if v < last:
                     a(f"  %bv{m}_{v} = load <16 x float>, ptr %ba{m}_{v}, align 4")
                 else:
@@ -1167,9 +1177,11 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str, bias: bool = 
     bargs = ""
     if bias:  # the bias tile of key row jvar (of the call's keys) and the panel's first query
         a(f"  %{tag}bj = mul i64 {jvar}, %ldb")
-        a(f"  %{tag}bk = add i64 %{tag}bj, %{tag}roff")
+        a(f"  %{tag}bq = lshr i64 %{tag}r0, 4")  # the panel's first group of 16 queries (r0 a multiple of 16)
+        a(f"  %{tag}bg = mul i64 %{tag}bq, %ldg")
+        a(f"  %{tag}bk = add i64 %{tag}bj, %{tag}bg")
         a(f"  %{tag}BT = getelementptr i8, ptr %BB, i64 %{tag}bk")
-        bargs = f", ptr %{tag}BT, i64 %ldb"
+        bargs = f", ptr %{tag}BT, i64 %ldb, i64 %ldg"
     cases = " ".join(f"i64 {v}, label %{tag}v{v}" for v in range(1, nv))
     a(f"  switch i64 %{tag}nvec, label %{tag}v{nv} [ {cases} ]")
     for v in range(1, nv + 1):
@@ -1203,6 +1215,8 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
          "declare float @llvm.fabs.f32(float)",
          "declare <16 x i32> @llvm.smax.v16i32(<16 x i32>, <16 x i32>)",
          "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
+    if bias:
+        L.append("declare void @llvm.prefetch.p0(ptr, i32, i32, i32)")
     L.append(_convert_ir())
     for v in range(1, nv + 1):
         L.append(_stile_ir(mr, v, bias))
@@ -1220,12 +1234,13 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
             a(f"  %{nm} = load i64, ptr %{nm}.a, align 8")
     a(f"  %cntp = getelementptr i64, ptr %A, i64 {len(_SCREEN_ARGS)}")
     a("  store i64 0, ptr %cntp, align 8")
-    if bias:  # after the hit count: the bias (float32, keys x queries) and its row stride in bytes
-        for i, nm in enumerate(("BB", "ldb")):
+    if bias:  # after the hit count: the bias (float32), its key stride and its 16-query group stride in bytes
+        for i, nm in enumerate(("BB", "ldb", "ldg")):
             a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {len(_SCREEN_ARGS) + 1 + i}")
             a(f"  %{nm}.i = load i64, ptr %{nm}.a, align 8")
         a("  %BB = inttoptr i64 %BB.i to ptr")
         a("  %ldb = add i64 %ldb.i, 0")
+        a("  %ldg = add i64 %ldg.i, 0")
     a("  br label %vh")
     a("vh:")  # the operands' promise: mref finite, thr <= mref (else -2, nothing done)
     a("  %vr = phi i64 [ 0, %entry ], [ %vrn, %vb ]")
@@ -1256,21 +1271,26 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
     a("}")
     if bias:
         L.append(_bias_tile_ir())
+        L.append(_bias_tile_ir(nt=True))
     a("attributes #0 = { nounwind }")
     a("!0 = distinct !{!0, !1}")
     a(f'!1 = !{{!"llvm.loop.unroll.count", i32 {unroll}}}')
+    if bias:
+        a("!2 = !{i32 1}")
     return "\n".join(L)
 
 
-def _bias_tile_ir() -> str:
+def _bias_tile_ir(nt: bool = False) -> str:
     """``i64 bias_tile(A)``, ``A = (B, ldb, nq, nk, O, ldo)`` (int64: addresses, byte strides): the float32
     ``B[r, j]`` (``r < nq``, ``j < nk``, rows ``ldb`` bytes apart, unit column stride) transposed into
     ``O[j, r]`` (rows ``ldo`` bytes apart), for ``nq`` and ``nk`` multiples of 16: per 16 x 16 tile, sixteen
     loads, four rounds of two-source shuffles (block size 8, 4, 2, 1: the recursive block transpose),
     sixteen stores.  (The screen's bias tile of a block of keys, built in the L2 cache right before the fused
     kernel reads it, from the bias rows rounded to float32 in a staging buffer whose row stride is not a
-    power of two: sixteen rows 2^k bytes apart would share their cache sets.)"""
-    L = ["define i64 @bias_tile(ptr %A) #0 {", "entry:"]
+    power of two: sixteen rows 2^k bytes apart would share their cache sets.)  ``nt``: ``bias_tile_nt``, with
+    non-temporal stores (``O`` and ``ldo`` multiples of 64 bytes: validation's query-blocked copy, written
+    past the caches)."""
+    L = [f"define i64 @bias_tile{'_nt' if nt else ''}(ptr %A) #0 {{", "entry:"]
     a = L.append
     for i, nm in enumerate(("B", "ldb", "nq", "nk", "O", "ldo")):
         a(f"  %{nm}.a = getelementptr i64, ptr %A, i64 {i}")
@@ -1317,7 +1337,8 @@ def _bias_tile_ir() -> str:
     for i in range(16):
         a(f"  %so{i} = mul i64 %ldo.i, {i}")
         a(f"  %sp{i} = getelementptr i8, ptr %Oj, i64 %so{i}")
-        a(f"  store <16 x float> {x[i]}, ptr %sp{i}, align 4")
+        a(f"  store <16 x float> {x[i]}, ptr %sp{i}, align 64, !nontemporal !2" if nt else
+          f"  store <16 x float> {x[i]}, ptr %sp{i}, align 4")
     a("  %jn = add i64 %j, 16")
     a("  br label %jh")
     a("rl:")
@@ -1365,6 +1386,7 @@ def _compile_screen(bias: bool = False):
                     fn, _state["engine_" + key] = _build_screen(bias=bias)
                     if bias:  # the transposer of bias tiles, in the same module
                         _state["bias_tile"] = _state["engine_" + key].get_function_address("bias_tile")
+                        _state["bias_tile_nt"] = _state["engine_" + key].get_function_address("bias_tile_nt")
                 except Exception:  # noqa: BLE001 - any compile failure means: not available
                     fn = None
                 _state[key] = fn
@@ -1382,7 +1404,7 @@ def _screen_buffer() -> tuple:
     """This thread's argument array of ``bf16_screen`` and its address."""
     buf = getattr(_local, "screen_args", None)
     if buf is None:
-        A = np.zeros(len(_SCREEN_ARGS) + 3, dtype=np.int64)  # the arguments, the hit count, the bias (BB, ldb)
+        A = np.zeros(len(_SCREEN_ARGS) + 4, dtype=np.int64)  # the arguments, the hit count, the bias (BB, ldb, ldg)
         buf = _local.screen_args = (A, A.ctypes.data)
     return buf
 
@@ -1528,9 +1550,9 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
     joff = int(joff)
     if joff < 0 or n + joff > 2**31 - 1:
         raise ShapeError(f"screen_block: key indices joff .. joff + n = {joff} .. {joff + n} must fit int32")
-    if bias is not None and not (isinstance(bias, np.ndarray) and bias.dtype == _F32 and bias.shape == (n, m)
-                                 and (m <= 1 or bias.strides[1] == 4) and (n <= 1 or bias.strides[0] > 0)):
-        raise ShapeError(f"screen_block: bias must be an ({n}, {m}) float32 array with rows of unit stride")
+    if bias is not None and not (_bias_table_ok(bias, n, m) or _bias_blocked_ok(bias, n, m)):
+        raise ShapeError(f"screen_block: bias must be an ({n}, {m}) float32 array with rows of unit stride, or "
+                         f"a ({(m + 15) // 16}, {n}, 16) float32 array of 16-query groups (64-byte key rows)")
     if m == 0:
         return 0
     kbits, qbits = pk.bits, pq.bits
@@ -1539,7 +1561,7 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
             raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
         S = np.zeros((n, m), dtype=np.float32)
         if bias is not None:
-            S = S + bias
+            S = S + (bias if bias.ndim == 2 else blocked_bias_table(bias, m))
         return _screen_numpy(S, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff)
     if kbits.strides[1] != 2:
         kbits = np.ascontiguousarray(kbits)
@@ -1559,13 +1581,47 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
         args = _state["screen_args"] = _nb().screen_args
     args(A, kbits, qbits, mref, thr, acc, bmax, hit_key, hit_query, hit_val, n, int(kblock), gw, xa, ldx, kind, d,
          joff)
-    if bias is not None:  # (the variant's two extra arguments, after the hit count)
+    if bias is not None:  # (the variant's three extra arguments, after the hit count)
         A[len(_SCREEN_ARGS) + 1] = bias.ctypes.data
-        A[len(_SCREEN_ARGS) + 2] = bias.strides[0] if n > 1 else 4 * m
+        if bias.ndim == 2:  # keys x queries: the next 16 queries of a key 64 bytes on
+            A[len(_SCREEN_ARGS) + 2] = bias.strides[0] if n > 1 else 4 * m
+            A[len(_SCREEN_ARGS) + 3] = 64
+        else:  # groups of 16 queries, keys x 16 in each
+            A[len(_SCREEN_ARGS) + 2] = 64
+            A[len(_SCREEN_ARGS) + 3] = bias.strides[0] if bias.shape[0] > 1 else 64 * n
     rc = fn(addr)
     if rc == -2:
         raise ShapeError("screen_block: mref must be finite and thr <= mref (no NaN)")
     return int(rc)
+
+
+def _bias_table_ok(b, n: int, m: int) -> bool:
+    """Whether ``b`` is an ``(n, m)`` float32 bias table (keys x queries) with rows of unit stride."""
+    return (isinstance(b, np.ndarray) and b.dtype == _F32 and b.shape == (n, m) and (m <= 1 or b.strides[1] == 4)
+            and (n <= 1 or b.strides[0] > 0))
+
+
+def _bias_blocked_ok(b, n: int, m: int) -> bool:
+    """Whether ``b`` is the query-blocked float32 bias of ``n`` keys and ``m`` queries: shape
+    ``((m + 15) // 16, n, 16)``, the 16 queries of a group and key contiguous (one aligned 64-byte vector when
+    the array is 64-byte aligned), keys 64 bytes apart."""
+    return (isinstance(b, np.ndarray) and b.dtype == _F32 and b.shape == ((m + 15) // 16, n, 16)
+            and b.strides[2] == 4 and (n <= 1 or b.strides[1] == 64) and (b.shape[0] <= 1 or b.strides[0] > 0))
+
+
+def blocked_bias_table(b, m: int) -> np.ndarray:
+    """The ``(n, m)`` keys x queries table of a query-blocked bias ``b`` (``(groups, n, 16)``: entry
+    ``[r // 16, j, r % 16]`` is the bias of key ``j`` and query ``r``), a copy.
+
+    Examples
+    --------
+    >>> b = np.arange(2 * 3 * 16, dtype=np.float32).reshape(2, 3, 16)
+    >>> t = blocked_bias_table(b, 20)
+    >>> t.shape, float(t[1, 17]) == float(b[1, 1, 1])
+    ((3, 20), True)
+    """
+    g, n, _ = b.shape
+    return np.ascontiguousarray(b.transpose(1, 0, 2).reshape(n, 16 * g)[:, :m])
 
 
 def _weights_numpy(s, mref) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
 from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+
+_local = threading.local()
 
 __all__ = ["Prepared", "prepare", "check_eps", "block_extra", "extra_numpy", "visible_counts", "key_hash"]
 
@@ -50,7 +53,8 @@ class Prepared:
     kbf16: Any = None  # k packed for the bfloat16 screen (a _bf16.BF16Keys with resmax), when asked and done
     bias_cnt: Any = None  # per row of the bias (shape bias.shape[:-1] padded to batch + 2 dims): entries above
     bias_absmax: Any = None  # -inf and their largest |b|, when validation computed them on the way (NumPy)
-    bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32 (row stride not a power of two), when asked
+    bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32, blocked by 16 queries ((n_q + 15) // 16,
+    # n_k, 16) for the fused screen (or (n_q, n_k) rows without its compiled transposer), when asked
 
 
 def _to_float(x, xp, name):
@@ -86,7 +90,8 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     pass (a prebuilt key tree checks it).  ``pack_bf16``: also the keys packed for the bfloat16 screen with
     their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
     (not with ``hash_keys``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
-    rounded to float32 (``bias32``, for the screen's bias tiles), in the pass that validates it."""
+    rounded to float32 (``bias32``) in the pass that validates it, blocked by 16 queries as the fused screen
+    reads it (:func:`_bias_stats_blocked`)."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -153,7 +158,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         # large NumPy float64 biases: validation and the row statistics in one compiled pass
         b32 = None
         if pack_bias and _fused_bias(bias) and _shape(bias) == (n_q, n_k) and bias.flags.c_contiguous:
-            bstats, b32 = _bias_stats32(bias)
+            bstats, b32 = _bias_stats_blocked(bias)
         else:
             bstats = _bias_stats(bias, len(batch) + 2) if _fused_bias(bias) else None
         if bstats is None:
@@ -173,6 +178,40 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
                     norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None)
+
+
+_BIAS_CHUNK = 16384  # keys per row piece of the blocked validation pass (16 x 16384 float32 staged: 1 MiB)
+
+
+def _bias_stats_blocked(b):
+    """``((count, absmax), bias32)`` of a C-contiguous 2-D float64 bias, ``bias32`` its float32 rounding
+    blocked by 16 queries (``((n_q + 15) // 16, n_k, 16)``, 64-byte aligned: the layout the fused screen's
+    bias variant reads, :func:`tropix.attention._screen_numba.bias_stats_blocked`), in one pass; ``(None,
+    None)`` if it holds a NaN or ``+inf``.  Without the compiled transposer: :func:`_bias_stats32`."""
+    from . import _bf16
+
+    if "bias_tile" not in _bf16._state:
+        _bf16._compile_screen(True)
+    if "bias_tile" not in _bf16._state:  # (no compiled kernel on this CPU)
+        return _bias_stats32(b)
+    from ._screen_numba import bias_stats_blocked
+
+    n, m = b.shape
+    out = _bf16._aligned_empty(((n + 15) // 16, m, 16), np.float32)
+    cnt, absmax = np.empty(n, dtype=np.int64), np.empty(n)
+    stg = _bias_staging()
+    if bias_stats_blocked(b, out, cnt, absmax, _bf16._state["bias_tile_nt"], np.zeros(6, np.int64), stg):
+        return None, None
+    return (cnt, absmax), out
+
+
+def _bias_staging():
+    """This thread's staging buffer of :func:`_bias_stats_blocked` (``(16, _BIAS_CHUNK + 16)`` float32: a row
+    stride that is no power of two; reused, as it stays in the L2 cache between calls)."""
+    stg = getattr(_local, "bias_staging", None)
+    if stg is None:
+        stg = _local.bias_staging = np.empty((16, _BIAS_CHUNK + 16), np.float32)
+    return stg
 
 
 def _bias_stats32(b):

@@ -232,8 +232,7 @@ def _add_bias(bias, rows, ukeys, ustart, nu, prow, sw, m):
             r = prow[p]
             s = sw[p] + bias[rows[r] if r1 else 0, j]
             sw[p] = s
-            if s > m[r]:
-                m[r] = s
+            m[r] = max(m[r], s)  # (no branch on the loaded value: the scattered loads overlap)
 
 
 @njit(cache=True, nogil=True)

@@ -404,20 +404,22 @@ def fused_inputs(smax, tauc, cnt, thr, acc, bmax, mref):
 
 @njit(cache=True, nogil=True)
 def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, acc, bmax, hk, hq, hv, cap,
-                 smax, cidx, cval, cnt, dun, bias, bsrc, tileaddr, T, stg):
+                 smax, cidx, cval, cnt, dun, bias, bsrc, tileaddr, T, stg, ldg=64):
     """Screen the keys ``b0 .. n-1`` in blocks of ``step`` with the fused bfloat16 kernel at address ``fnaddr``
     (:func:`tropix.attention._bf16.screen_block`'s compiled ``bf16_screen``; ``A`` its int64 argument array,
     ``kbits`` / ``qbits`` the packed keys and queries, ``kblock``, ``gw`` its cache blocking), each block
     against the maxima of the blocks before (:func:`fused_inputs`), folded in by :func:`absorb_block`.
     ``bias``: ``(0, 0)`` for none, else the float32 bias of the keys x these queries (rows of unit stride;
     ``fnaddr`` then the kernel variant with a bias tile, whose thresholds are kept finite: a ``-inf`` score
-    is never a hit, it only adds the clamped weight); or, when ``bsrc`` (float64, these queries x the keys)
-    has rows, a buffer of at least ``step`` rows that :func:`bias_block` fills block by block from ``bsrc``
-    (``tileaddr``, ``T``, ``stg`` its transposer, argument array and staging buffer).
+    is never a hit, it only adds the clamped weight); ``ldg`` the bytes from one group of 16 queries to the
+    next (64 for such a table; validation's query-blocked bias, :func:`bias_stats_blocked`, is passed as the
+    ``(keys, 16)`` rows of its first group with ``ldg`` its group stride); or, when ``bsrc`` (float64, these
+    queries x the keys) has rows, a buffer of at least ``step`` rows that :func:`bias_block` fills block by
+    block from ``bsrc`` (``tileaddr``, ``T``, ``stg`` its transposer, argument array and staging buffer).
     Returns the first key not screened: ``n``, or the start of a block whose hits overflowed ``hk`` (nothing
     of that block was folded in; the caller screens it the unfused way).  A query with no finite maximum yet
     is screened against the reference ``-FLT_MAX`` (:func:`fused_inputs`)."""
-    nb = len(A) - 3  # the index of the hit count; the bias arguments follow it
+    nb = len(A) - 4  # the index of the hit count; the bias arguments follow it
     lo = np.float32(-np.finfo(np.float32).max)
     mref = np.empty(smax.shape[0], dtype=np.float32)
     for a in range(b0, n, step):
@@ -434,6 +436,7 @@ def fused_blocks(fnaddr, A, kbits, qbits, b0, n, step, kblock, gw, tauc, thr, ac
             else:
                 A[nb + 1] = bias.ctypes.data + a * bias.strides[0]
             A[nb + 2] = bias.strides[0]
+            A[nb + 3] = ldg
         screen_args(A, kbits[a:b], qbits, mref, thr, acc, bmax, hk, hq, hv, b - a, kblock, gw, 0, 0, 0, 0, a)
         nh = _call_address(fnaddr, A.ctypes.data)
         if nh < 0:
@@ -669,3 +672,49 @@ def _row_stats32(row, o):
         c += np.int64(fin)
         hi = max(hi, ab if fin else np.uint64(0))
     return c, np.array([hi]).view(np.float64)[0], bad != 0
+
+
+@njit(cache=True, nogil=True)
+def bias_stats_blocked(b, out, cnt, absmax, fnaddr, T, stg):
+    """:func:`bias_stats` plus the bias rounded to float32 in the layout the fused kernel reads: blocked by 16
+    queries, ``out[g, j, t] = fl32(b[16 g + t, j])`` (``out`` ``((n_q + 15) // 16, n_k, 16)``, keys 64 bytes
+    apart: a score vector's bias is one aligned 64-byte load from a sequential stream; the lanes of missing
+    queries of the last group are 0; ``-inf`` kept).  ``b`` is C-contiguous.  Per group and chunk of
+    ``stg.shape[1] - 16`` keys, the sixteen row pieces are validated and rounded into the staging buffer
+    ``stg`` (``(16, chunk + 16)`` float32, in the L1/L2 cache), which the compiled ``bias_tile`` at ``fnaddr``
+    (``T`` its int64 argument array, 6 entries) transposes into ``out``; the last keys of a chunk (fewer
+    than sixteen) here.  Returns 0, or 1 on a NaN or ``+inf`` (then the outputs are incomplete)."""
+    nq, nk = b.shape
+    kc = stg.shape[1] - 16
+    for r in range(nq):
+        cnt[r] = 0
+        absmax[r] = 0.0
+    for g in range(out.shape[0]):
+        r0 = 16 * g
+        nr = min(16, nq - r0)
+        for c0 in range(0, nk, kc):
+            c1 = min(c0 + kc, nk)
+            w = c1 - c0
+            for t in range(16):
+                if t < nr:
+                    c, hi, bad = _row_stats32(b[r0 + t, c0:c1], stg[t, :w])
+                    if bad:
+                        return 1
+                    cnt[r0 + t] += c
+                    if hi > absmax[r0 + t]:
+                        absmax[r0 + t] = hi
+                else:
+                    stg[t, :w] = 0.0
+            w16 = w - w % 16
+            if w16 > 0:
+                T[0] = stg.ctypes.data
+                T[1] = stg.strides[0]
+                T[2] = 16
+                T[3] = w16
+                T[4] = out.ctypes.data + g * out.strides[0] + c0 * out.strides[1]
+                T[5] = out.strides[1]
+                _call_address(fnaddr, T.ctypes.data)
+            for j in range(w16, w):
+                for t in range(16):
+                    out[g, c0 + j, t] = stg[t, j]
+    return 0

@@ -413,7 +413,7 @@ class _FusedScreen:
         gw = max(w, bf.GROUP_BYTES // (4 * max(dp, 1)) // w * w)
         A = bf._screen_buffer()[0]
         addr = ctypes.cast(fn, ctypes.c_void_p).value
-        bias, bsrc, taddr, T, stg = _NO_BIAS, _NO_SRC, 0, _NO_T, _NO_BIAS
+        bias, bsrc, taddr, T, stg, ldg = _NO_BIAS, _NO_SRC, 0, _NO_T, _NO_BIAS, 64
         if self.bias is not None and self.rows:  # tiles made block by block
             bsrc, taddr, T = self.bias, bf._state["bias_tile"], np.zeros(6, np.int64)
             w = min(step, n - b0)
@@ -422,13 +422,15 @@ class _FusedScreen:
                 # float64 rows are rounded into a staging buffer first (a row stride that is no power of two)
                 self.stg = np.empty((c_n, w + 16) if bsrc.dtype == np.float64 else (0, 0), np.float32)
             bias, stg = self.bbuf, self.stg
+        elif self.bias is not None and self.bias.ndim == 3:  # blocked by 16 queries: the rows of the first group
+            bias, ldg = self.bias[0], (self.bias.strides[0] if self.bias.shape[0] > 1 else 0)
         elif self.bias is not None:
             bias = self.bias
         # (a hit buffer of exactly `room`: whether a block overflows does not depend on the calls before)
         return int(_screen_numba.fused_blocks(addr, A, kbits, qbits, b0, n, step, bf.KBLOCK, gw, tauc, self.thr,
                                               self.acc, self.bmax, self.hk[:room], self.hq[:room],
                                               self.hv[:room], cap, smax, cidx, cval, cnt, dun,
-                                              bias, bsrc, taddr, T, stg))
+                                              bias, bsrc, taddr, T, stg, ldg))
 
     def maxima(self, qp, b0, n, out) -> bool:
         """The exact maxima per query of the screening scores of keys ``b0 .. n-1`` into ``out`` (float32), by
@@ -611,7 +613,9 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
         if biased:
             e = _bias_error(e, H.qn[rr] * H.kmax, H.bmax)
             btile = _bias_columns(table, rr, H)
-            tiles = None if table is getattr(H, "bias_t32", None) else btile  # (rows: tiles made per block)
+            # validation's query-blocked float32 copy and the (keys, queries) tables are read by the kernel as
+            # they are; bias rows (queries x keys) are tiled block by block
+            tiles = None if (btile.ndim == 3 or table is getattr(H, "bias_t32", None)) else btile
         bsl = np.ascontiguousarray(beta[sl])
         nfull = np.full(c_n, float(n))
         with np.errstate(divide="ignore"):
@@ -670,7 +674,12 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             if masked:
                 Sb = Sb.astype(np.float64) + H.extra(rr, np.arange(b0, b1)).T
             elif biased:  # the fused kernel's scores: fl32(s + fl32(b))
-                Sb += btile[b0:b1] if tiles is None else btile[:, b0:b1].T.astype(np.float32)
+                if tiles is not None:
+                    Sb += btile[:, b0:b1].T.astype(np.float32)
+                elif btile.ndim == 3:  # groups of 16 queries
+                    Sb += _bf16_mod().blocked_bias_table(btile[:, b0:b1], c_n)
+                else:
+                    Sb += btile[b0:b1]
             elif causal and b1 - 1 > rmin:  # some key of the block hidden from some query
                 Sb[np.arange(b0, b1)[:, None] > rr[None, :]] = -np.inf
             return Sb
@@ -779,8 +788,9 @@ def _bias_table(H):
     if b is None or not getattr(H, "bias_only", False) or not H.bmax <= _F32_LIMIT:
         return None
     if _bias_source(H):  # the rows (queries x keys): _bias_columns takes them, the tiles are made per block
-        b32 = getattr(H, "bias32", None)
-        return b32 if b32 is not None and b32.shape == (H.n_q, H.n_k) else b
+        b32 = getattr(H, "bias32", None)  # validation's float32 copy: blocked by 16 queries, or rows
+        ok = b32 is not None and b32.shape in (((H.n_q + 15) // 16, H.n_k, 16), (H.n_q, H.n_k))
+        return b32 if ok else b
     T = getattr(H, "bias_t32", None)
     if T is None and 1 in b.shape:  # a bias per key or per query: the table is that vector repeated
         with np.errstate(over="ignore"):
@@ -796,12 +806,22 @@ def _bias_table(H):
     return T
 
 
+def _bf16_mod():
+    from . import _bf16
+    return _bf16
+
+
 def _bias_columns(table, rr, H):
-    """The bias of the queries ``rr``: columns of the float32 table (keys x queries) or rows of the bias
-    (queries x keys, float64 or validation's float32 copy: :func:`_bias_source`); views when ``rr`` are
+    """The bias of the queries ``rr``: columns of the float32 table (keys x queries), the groups of 16 queries
+    of validation's query-blocked float32 copy (``rr`` consecutive from a multiple of 16), or rows of the bias
+    (queries x keys, float64 or validation's float32 rows: :func:`_bias_source`); views when ``rr`` are
     consecutive."""
     r0 = int(rr[0])
     run = int(rr[-1]) - r0 + 1 == len(rr) and bool(np.all(np.diff(rr) == 1))
+    if table.ndim == 3:
+        if run and r0 % 16 == 0:
+            return table[r0 // 16:(r0 + len(rr) + 15) // 16]
+        table = H.bias2d  # (other queries: their float64 rows, tiled block by block)
     if table.shape == (H.n_q, H.n_k) and table is not getattr(H, "bias_t32", None):
         return table[r0:r0 + len(rr)] if run else np.ascontiguousarray(table[rr])
     return table[:, r0:r0 + len(rr)] if run else np.ascontiguousarray(table[:, rr])
