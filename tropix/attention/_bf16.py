@@ -1465,10 +1465,12 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
         Added to the key indices written to ``hit_key`` (the block's first key in the head).
     kblock : int
         Keys per cache block of the kernel (tuning only).
-    bias : (n, m) float32, optional
-        An additive term per (key, query) (rows of unit stride; ``-inf`` allowed): the kernel variant built
-        for it screens ``s = fl32(S[j, r] + bias[j, r])`` instead (one float32 addition, before the maximum,
-        the compare and the weight; ``-inf + S`` is ``-inf``, never a hit if ``thr`` is finite).
+    bias : (n, m) or ((m + 15) // 16, n, 16) float32, optional
+        An additive term per (key, query) (rows of unit stride; ``-inf`` allowed), as a keys x queries table
+        or blocked by 16 queries (``bias[r // 16, j, r % 16]``, keys 64 bytes apart: validation's layout,
+        :func:`blocked_bias_table` gives the table): the kernel variant built for it screens
+        ``s = fl32(S[j, r] + bias[j, r])`` instead (one float32 addition, before the maximum, the compare and
+        the weight; ``-inf + S`` is ``-inf``, never a hit if ``thr`` is finite).
 
     Returns
     -------

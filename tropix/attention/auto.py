@@ -27,7 +27,7 @@
    relative to dense (the key sample errs towards dense), and costs 0.2 ms or so at 4096 keys.  A
    key-padding mask (estimated on each head's visible keys) or a causal term alone is screened on the
    screen's unmasked path; a bias alone (no mask, not causal) is estimated with the sampled queries' bias
-   (plus ``BIAS_COST`` per query) and screened on the fused path with a bias tile if it pays; a
+   (plus ``BIAS_COST`` per query) and screened on the fused path (the bias read by the kernel) if it pays; a
    query-dependent mask, or a bias with a mask or causal term, goes dense (decision 2);
 3. (many queries, no prebuilt tree) a sample of ``sample`` keys estimates, for a sample of ``sample``
    queries, the fraction of keys within the margin ``τ = log(n_k / β)`` of the sampled maximum (an
@@ -159,7 +159,8 @@ relative to the a-priori :func:`~tropix.attention._bf16.error_bound`, as :func:`
 
 BIAS_COST = 0.1
 """With a query-dependent bias the screen costs about this much more per query, in dense rows (the bias read
-and rounded to float32 tiles, its rows gathered for the rescoring: measured 0.06-0.1 at 16384 keys)."""
+and rounded to float32 by validation, blocked by 16 queries, read again by the fused kernel, its rows gathered
+for the rescoring: measured 0.06-0.1 at 16384 keys, about 0.1 with the blocked copy)."""
 
 
 def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75, n_k=None, bias=None) -> float:

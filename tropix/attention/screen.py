@@ -60,9 +60,14 @@ than dense attention on large inputs.
 Biases.  A bias alone (any shape broadcasting to ``(n_q, n_k)``, ``-inf`` entries allowed, no mask, not
 causal; finite entries up to ``_F32_LIMIT``) is screened on the fused path: the screening score is
 ``σ = fl32(s̃ + β)``, ``β = fl32(b)`` (rounded to nearest; ``-inf`` stays ``-inf``), added by the kernel
-variant with a bias tile (:func:`tropix.attention._bf16.screen_block` with ``bias=``; the tile of each block
-of keys is rounded and transposed into the L2 cache right before it, :func:`tropix.attention._screen_numba.bias_block`) and by
-the unfused blocks in NumPy, the same float32 sum.  The rescoring adds the exact float64 ``b`` to each exact
+variant with a bias (:func:`tropix.attention._bf16.screen_block` with ``bias=``, which prefetches the bias
+of the keys ten rows ahead) and by the unfused blocks in NumPy, the same float32 sum.  A full ``(n_q, n_k)``
+NumPy bias is rounded by validation into a copy blocked by 16 queries (per group of 16 queries, keys x 16
+float32: a score vector's bias is one aligned 64-byte load from a sequential stream,
+:func:`tropix.attention._screen_numba.bias_stats_blocked`); chunks of queries that do not start at a
+multiple of 16, and biases validation did not copy, get their tile per block of keys, rounded and transposed
+into the L2 cache right before it (:func:`tropix.attention._screen_numba.bias_block`); a bias per key or per
+query is a ``(n_k, n_q)`` table, that vector repeated.  The rescoring adds the exact float64 ``b`` to each exact
 core score (:func:`tropix.attention._rescore_numba.finish_rows_by_key_bias`), ``x̂ = fl64(ŝ + b)``.  With
 ``u = 2^-24``, ``u' = 2^-53``, ``e`` the bound on ``|s̃ - ŝ|`` and ``B`` the head's largest finite ``|b|``:
 ``|σ - x̂| <= |σ - (s̃ + β)| + |β - b| + |s̃ - ŝ| + |ŝ + b - x̂|
@@ -73,7 +78,11 @@ collected (the kernel's thresholds are kept finite) and is counted at the clampe
 bound of its weight 0; each query's number of finite keys (``nfin``, from validation's row statistics) tells
 the rescoring when the core holds every key the query sees (then nothing is left out).  Validation reads a
 large float64 bias once (NaN / ``+inf`` check, per-row count and largest ``|b|``:
-:func:`tropix.attention._screen_numba.bias_stats`)."""
+:func:`tropix.attention._screen_numba.bias_stats`, or with the blocked copy ``bias_stats_blocked``: sixteen
+whole rows rounded into an L2-resident staging buffer, then transposed 16 x 16 with non-temporal stores; a
+read of sixteen rows side by side, or in short pieces, costs about twice a sequential read here).  Rows that
+stop (flat scores) are computed densely with the bias rows added block by block
+(:func:`tropix.attention.region_sparse._dense_rows`: slices, no gather)."""
 
 from __future__ import annotations
 
@@ -380,8 +389,9 @@ class _FusedScreen:
     def __init__(self, gemm, bias=None, rows=False):
         self.gemm = gemm
         self.rows = rows
-        # the bias: a (keys, queries) float32 table (rows of unit stride), or float64 (queries, keys) rows
-        # whose tiles are made block by block (_screen_numba.bias_block), or None
+        # the bias: a (keys, queries) float32 table (rows of unit stride), validation's copy blocked by 16
+        # queries ((groups, keys, 16) float32), or float64 / float32 (queries, keys) rows whose tiles are made
+        # block by block (_screen_numba.bias_block), or None
         self.bias = bias
         self.bbuf = self.stg = None
         self.hk = self.hq = self.hv = None
