@@ -679,7 +679,8 @@ def bias_stats_blocked(b, out, cnt, absmax, fnaddr, T, stg):
     """:func:`bias_stats` plus the bias rounded to float32 in the layout the fused kernel reads: blocked by 16
     queries, ``out[g, j, t] = fl32(b[16 g + t, j])`` (``out`` ``((n_q + 15) // 16, n_k, 16)``, keys 64 bytes
     apart: a score vector's bias is one aligned 64-byte load from a sequential stream; the lanes of missing
-    queries of the last group are 0; ``-inf`` kept).  ``b`` is C-contiguous.  Per group and chunk of
+    queries of the last group are 0; ``-inf`` kept; ``out`` 64-byte aligned: ``fnaddr`` may be the transposer
+    with non-temporal stores, ``bias_tile_nt``).  ``b`` is C-contiguous.  Per group and chunk of
     ``stg.shape[1] - 16`` keys, the sixteen row pieces are validated and rounded into the staging buffer
     ``stg`` (``(16, chunk + 16)`` float32, in the L1/L2 cache), which the compiled ``bias_tile`` at ``fnaddr``
     (``T`` its int64 argument array, 6 entries) transposes into ``out``; the last keys of a chunk (fewer
