@@ -74,3 +74,14 @@ def round_fraction(f: Fraction, bits: int) -> Fraction:
         e += 1
     quantum = Fraction(2) ** (e - bits + 1)
     return round(f / quantum) * quantum
+
+
+def _bf16_available() -> bool:
+    from tropix.attention import _bf16
+
+    return _bf16.available()
+
+
+# A hardware gate like the GPU marker: the fused bfloat16 kernels need AVX512-BF16 (this project's CI machine has
+# it, so these tests run there); elsewhere the kernels do not exist and tropix takes its float32 path.
+needs_bf16 = pytest.mark.skipif(not _bf16_available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")

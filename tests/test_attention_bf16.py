@@ -26,10 +26,9 @@ from tropix.attention._bf16 import (
     scores,
     to_bf16,
 )
-from conftest import round_fraction
+from conftest import round_fraction, needs_bf16
 from tropix.errors import ShapeError
 
-needs_bf16 = pytest.mark.skipif(not available(), reason="CPU without AVX512-BF16")
 
 T = 2.0**-126
 U = 2.0**-24

@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import round_fraction
+from conftest import round_fraction, needs_bf16
 from tropix.attention import _bf16, _screen_numba
 from tropix.attention._bf16 import BF16Keys, available, pack_keys, pack_queries, scores, screen_block
 from tropix.errors import ShapeError, UnsupportedCPUError
 
-needs_bf16 = pytest.mark.skipif(not available(), reason="CPU without AVX512-BF16")
 
 F32 = np.float32
 

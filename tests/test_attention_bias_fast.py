@@ -11,8 +11,8 @@ from tropix.attention import dense, screened
 from tropix.attention._bf16 import available
 from tropix.attention._inputs import prepare
 from tropix.attention.region_sparse import _dense_rows, _HeadData
+from conftest import needs_bf16
 
-needs_bf16 = pytest.mark.skipif(not available(), reason="CPU without AVX512-BF16")
 F32 = np.float32
 
 

@@ -16,7 +16,7 @@ from tropix.attention import _bf16
 from tropix.attention.screen import BF16_MIN_KEYS, _ScreenHead, _screen_gemm, screen_error, screen_rows
 from tropix.errors import BoundViolationError, NaNError, OptionError, ShapeError, ToleranceError
 
-from conftest import to_np
+from conftest import to_np, needs_bf16
 
 
 def _check(res, q, k, v, eps, **kw):
@@ -389,7 +389,6 @@ def test_bad_input():
         screened(q, k, v, mask=np.ones((2, 10), dtype=bool))
 
 
-needs_bf16 = pytest.mark.skipif(not _bf16.available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")
 
 
 def _spy_fused(monkeypatch):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from tropix.attention import _bf16, _screen_numba, auto, dense, screened
 from tropix.attention._bf16 import available, pack_keys, pack_queries, scores, screen_block
 from tropix.errors import ConventionError, NaNError, ShapeError
+from conftest import needs_bf16
 
-needs_bf16 = pytest.mark.skipif(not available(), reason="CPU without AVX512-BF16")
 F32 = np.float32
 
 
