@@ -20,6 +20,7 @@ Conventions (documented here once, relied on everywhere):
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from fractions import Fraction
@@ -47,6 +48,8 @@ _INF = float("inf")
 
 def is_array(x: Any) -> bool:
     """True if ``x`` is an array of a supported array library (not a list or a scalar)."""
+    if type(x) is np.ndarray:  # (the common case, without array_api_compat's checks)
+        return True
     return array_api_compat.is_array_api_obj(x) and not isinstance(x, (numbers.Number,))
 
 
@@ -64,9 +67,11 @@ def namespace(*arrays: Any):
     >>> namespace(np.ones(2), 3.0).__name__
     'array_api_compat.numpy'
     """
+    if arrays and all(type(a) is np.ndarray for a in arrays):  # (the common case: NumPy arrays only)
+        return _numpy_namespace()
     arrs = [a for a in arrays if is_array(a)]
     if not arrs:
-        return array_api_compat.array_namespace(np.empty(0))
+        return _numpy_namespace()
     try:
         return array_api_compat.array_namespace(*arrs)
     except TypeError as err:
@@ -74,6 +79,12 @@ def namespace(*arrays: Any):
         raise BackendMismatchError(
             f"arrays from different libraries were mixed: {', '.join(kinds)}; convert them to one library"
         ) from err
+
+
+@functools.lru_cache(maxsize=1)
+def _numpy_namespace():
+    """array_api_compat's NumPy namespace (looked up once)."""
+    return array_api_compat.array_namespace(np.empty(0))
 
 
 def _scalar_kind(v: Any) -> str:

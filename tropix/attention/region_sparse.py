@@ -121,12 +121,12 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     output = from_numpy(out.astype(np.float64), P.q)
     if not isinstance(output, np.ndarray):
         output = P.xp.astype(output, odt) if output.dtype != odt else output
-    elif output.dtype != np.dtype(str(odt)):
-        output = output.astype(np.dtype(str(odt)))
+    elif output.dtype != _np_dtype(odt):
+        output = output.astype(_np_dtype(odt))
     slack = np.zeros(batch + (P.n_q,))
     for hidx, rho in zip(np.ndindex(*batch) if batch else [()], rhos):
         slack[hidx] = rho  # the rounding bound of dense evaluation of this head
-    if str(P.q.dtype).split(".")[-1] != "float64":
+    if not _is_float64(P.q.dtype):
         # the reference of check/verify (dense attention in the input's narrower dtype) errs by its own rounding
         # bound (the rounding of the float64 output to that dtype is in every head's rho, see _HeadData)
         slack = np.maximum(slack, dense_rounding_bound(P))
@@ -143,13 +143,25 @@ def _out_dtype(P: Prepared):
     return P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype)
 
 
+def _np_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of a NumPy, torch or array-API dtype (by its name)."""
+    return dtype if isinstance(dtype, np.dtype) else np.dtype(str(dtype).split(".")[-1])
+
+
+def _is_float64(dtype) -> bool:
+    """Whether a NumPy, torch or array-API dtype is float64."""
+    if isinstance(dtype, np.dtype):
+        return dtype == np.float64
+    return str(dtype).split(".")[-1] == "float64"
+
+
 def _cast_floor(dtype, vmax: float, d_v: int) -> float:
     """Bound on ``|fl(o) - o|_2`` when a float64 output row (``|o| <= vmax``, up to rounding) is rounded to the
     input's narrower floating ``dtype`` (0 for float64): each entry errs by at most ``u |o_c| + u tiny``
     (``tiny`` the smallest normal number; subnormal spacing ``2 u tiny``)."""
-    name = str(dtype).split(".")[-1]  # float32, torch.float32, array_api_strict.float32
-    if name == "float64":
+    if _is_float64(dtype):
         return 0.0
+    name = str(dtype).split(".")[-1]  # float32, torch.float32, array_api_strict.float32
     u, tiny = _roundoff_tiny(name)
     return (u * vmax * (1 + 1e-9) + u * tiny * np.sqrt(d_v)) * (1 + 1e-6)
 
