@@ -216,15 +216,15 @@ def _bias_staging():
 
 def _bias_stats32(b):
     """``((count, absmax), bias32)`` of a C-contiguous 2-D float64 bias (:func:`_bias_stats` and the float32
-    copy, in one pass: :func:`tropix.attention._screen_numba.bias_stats32`), or ``(None, None)`` if it holds a
+    copy, in one pass: :func:`tropix.attention._screen_numba.bias_stats` with ``out``), or ``(None, None)`` if it holds a
     NaN or ``+inf``.  The copy's rows are 16 entries longer than needed: sixteen rows whose stride is a power
     of two would share their cache sets when the screen transposes them."""
-    from ._screen_numba import bias_stats32
+    from ._screen_numba import bias_stats
 
     n, m = b.shape
     out = np.empty((n, m + 16), dtype=np.float32)
     cnt, absmax = np.empty(n, dtype=np.int64), np.empty(n)
-    if bias_stats32(b, out, cnt, absmax):
+    if bias_stats(b, cnt, absmax, out):
         return None, None
     return (cnt, absmax), out[:, :m]
 

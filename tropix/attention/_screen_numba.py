@@ -568,9 +568,10 @@ def bias_table(b, out, cnt, absmax):
 
 
 @njit(cache=True, nogil=True)
-def _row_stats(row):
+def _row_stats(row, o=None):
     """``(entries above -inf, largest |x| among them, any NaN or +inf)`` of one row, on the bits (integer
-    operations only: the loop vectorises)."""
+    operations only: the loop vectorises); given ``o`` (float32, the row's length), also ``o = fl32(row)`` in
+    the same loop (``-inf`` kept).  (``o`` None: numba compiles the loop without the copy.)"""
     c = 0
     hi = np.uint64(0)
     bad = np.uint64(0)
@@ -578,6 +579,8 @@ def _row_stats(row):
     inf = np.uint64(0x7FF0000000000000)
     for j in range(row.shape[0]):  # integers only: the bits of |x| order as the values (x not NaN)
         x = u[j]
+        if o is not None:
+            o[j] = np.float32(row[j])
         ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
         fin = ab < inf
         bad |= np.uint64((ab > inf) | (x == inf))  # NaN, +inf
@@ -587,11 +590,17 @@ def _row_stats(row):
 
 
 @njit(cache=True, nogil=True)
-def bias_stats(b, cnt, absmax):
-    """:func:`bias_table` without the table: one pass over the rows of ``b`` (``(n_q, n_k)`` float64).  Returns
-    0, or 1 if some entry is NaN or ``+inf`` (which of the two, the caller tells)."""
+def bias_stats(b, cnt, absmax, out=None):
+    """:func:`bias_table` without the table: one pass over the rows of ``b`` (``(n_q, n_k)`` float64).  Given
+    ``out`` (C-contiguous float32, rows at least ``n_k`` long; ``b`` then C-contiguous), also the bias rounded
+    to float32 into ``out[:, :n_k]`` (``-inf`` kept), row by row (each row is read from memory once, then
+    again from the cache).  Returns 0, or 1 if some entry is NaN or ``+inf`` (which of the two, the caller
+    tells; the outputs are then incomplete)."""
+    m = b.shape[1]
     for r in range(b.shape[0]):
-        if b.strides[1] == 8:
+        if out is not None:
+            c, hi, bad = _row_stats(b[r], out[r, :m])
+        elif b.strides[1] == 8:
             c, hi, bad = _row_stats(b[r])
         else:
             c, hi, bad = _row_stats(np.ascontiguousarray(b[r]))
@@ -609,7 +618,7 @@ def bias_block(fnaddr, T, src, b0, b1, stg, out):
     rounded into the staging buffer ``stg`` (``(queries, >= b1 - b0)``, float32, a row stride that is not a
     power of two), then transposed sixteen by sixteen by the compiled ``bias_tile`` at ``fnaddr`` (``T``
     its int64 argument array, 6 entries); the edges (fewer than sixteen queries or keys) here.  A float32
-    ``src`` (validation's rounded copy, :func:`bias_stats32`) is transposed directly: ``stg`` then has no
+    ``src`` (validation's rounded copy, :func:`bias_stats` with ``out``) is transposed directly: ``stg`` then has no
     rows."""
     nq = src.shape[0]
     nk = b1 - b0
@@ -641,40 +650,6 @@ def bias_block(fnaddr, T, src, b0, b1, stg, out):
 
 
 @njit(cache=True, nogil=True)
-def bias_stats32(b, out, cnt, absmax):
-    """:func:`bias_stats` plus the bias rounded to float32 into ``out[:, :n_k]`` (``out`` C-contiguous, rows
-    at least ``n_k`` long; ``-inf`` kept), row by row (each row is read from memory once, then again from the
-    cache).  Returns 0, or 1 on a NaN or ``+inf`` (then the outputs are incomplete)."""
-    m = b.shape[1]
-    for r in range(b.shape[0]):
-        c, hi, bad = _row_stats32(b[r], out[r, :m])
-        cnt[r] = c
-        absmax[r] = hi
-        if bad:
-            return 1
-    return 0
-
-
-@njit(cache=True, nogil=True)
-def _row_stats32(row, o):
-    """:func:`_row_stats` and ``o = fl32(row)`` in the same loop."""
-    c = 0
-    hi = np.uint64(0)
-    bad = np.uint64(0)
-    u = row.view(np.uint64)
-    inf = np.uint64(0x7FF0000000000000)
-    for j in range(row.shape[0]):
-        x = u[j]
-        o[j] = np.float32(row[j])
-        ab = x & np.uint64(0x7FFFFFFFFFFFFFFF)
-        fin = ab < inf
-        bad |= np.uint64((ab > inf) | (x == inf))
-        c += np.int64(fin)
-        hi = max(hi, ab if fin else np.uint64(0))
-    return c, np.array([hi]).view(np.float64)[0], bad != 0
-
-
-@njit(cache=True, nogil=True)
 def bias_stats_blocked(b, out, cnt, absmax, fnaddr, T, stg):
     """:func:`bias_stats` plus the bias rounded to float32 in the layout the fused kernel reads: blocked by 16
     queries, ``out[g, j, t] = fl32(b[16 g + t, j])`` (``out`` ``((n_q + 15) // 16, n_k, 16)``, keys 64 bytes
@@ -698,7 +673,7 @@ def bias_stats_blocked(b, out, cnt, absmax, fnaddr, T, stg):
             w = c1 - c0
             for t in range(16):
                 if t < nr:
-                    c, hi, bad = _row_stats32(b[r0 + t, c0:c1], stg[t, :w])
+                    c, hi, bad = _row_stats(b[r0 + t, c0:c1], stg[t, :w])
                     if bad:
                         return 1
                     cnt[r0 + t] += c
