@@ -195,12 +195,37 @@ def test_auto_screens_peaked_scores_that_defeat_block_bounds():
     q = rng.normal(size=(256, d)) * 10  # peaked, but i.i.d. keys defeat block bounds
     r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
     assert r.method == "region_sparse" and r.counters["decision"] == 6
-    assert r.counters["screened_rows"] > 128 and r.counters["dense_fallback_rows"] < 64
+    # nearly every sampled query defeats the bounds: every query is screened, none walked
+    assert r.counters["screened_rows"] == 256 and r.counters["dense_fallback_rows"] < 64
     assert np.median(r.support) < 200  # the certified support is small although the blocks could not show it
     _check(r, q, k, v, 1e-3)
     r2 = auto(q, k, v, eps=1e-3, check=True)  # without a tree: screened directly (few queries)
     assert r2.method == "screened" and r2.counters["decision"] == 5
     _check(r2, q, k, v, 1e-3)
+
+
+def test_auto_screens_only_the_capped_queries_below_the_screen_all_share(monkeypatch):
+    """Decision 6 with fewer capped sampled queries than SCREEN_ALL_SHARE: the others are walked, and only the
+    queries the walk gives up on are screened (forced here by a share above 1)."""
+    A = importlib.import_module("tropix.attention.auto")  # (the package exports the function auto)
+
+    rng = np.random.default_rng(9)
+    n, d = 16384, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 2))
+    q = rng.normal(size=(256, d)) * 10
+    tree = build_key_tree(k)
+    monkeypatch.setattr(A, "SCREEN_ALL_SHARE", 1.5)
+    r = auto(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r.method == "region_sparse" and r.counters["decision"] == 6
+    assert 0 < r.counters["screened_rows"] <= 256
+    _check(r, q, k, v, 1e-3)
+    monkeypatch.setattr(A, "SCREEN_ALL_SHARE", 0.5)
+    r_all = auto(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r_all.counters["screened_rows"] == 256
+    _check(r_all, q, k, v, 1e-3)
+    # the two paths certify the same dense rows: they differ by at most the sum of their bounds
+    gap = np.linalg.norm(r.output - r_all.output, axis=-1)
+    assert np.all(gap <= r.bound + r_all.bound + 2 * r.reference_slack)
 
 
 def test_auto_small_problems_go_dense_at_once():

@@ -42,7 +42,10 @@
    ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
    ``SCREEN_ROW_COST`` dense rows plus ``KEY_COST`` dense scores per key it rescores, a failed one as a
    dense row more: :mod:`tropix.attention.screen`); if the estimate is still above: dense;
-   else the other queries follow, with the capped ones screened if that was needed (decision 6).
+   else the other queries follow, with the capped ones screened if that was needed (decision 6); when at
+   least ``SCREEN_ALL_SHARE`` (half) of the sample was capped, the other queries are all screened without a
+   block walk (keys with no geometry the tree can use, e.g. i.i.d. Gaussian keys, defeat the walk of nearly
+   every query).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it: at most about
@@ -61,8 +64,8 @@ from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound
 from .dense import _dense, _rownorm, dense_rounding_bound
 from ._inputs import Prepared, bias_row_stats, check_eps, extra_numpy, prepare, visible_counts
-from .region_sparse import (_execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head, _plan,
-                            _RowKept, _run_per_head, _screen_flagged)
+from .region_sparse import (_SCREEN_CAP, _execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head,
+                            _plan, _RowKept, _run_per_head, _screen_flagged)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -545,10 +548,16 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
             # many queries defeat the block bounds: does screening certify them cheaply?  (Asked of at most
             # SCREEN_SAMPLE of them: the answer must cost a small part of dense attention.)
             probe = flagged[:SCREEN_SAMPLE]
+            if capped >= SCREEN_ALL_SHARE * len(samp):  # every query will likely be screened: the keys packed
+                _pack_keys(H)  # now serve the probe's screen too (the bfloat16 GEMM, no float32 copy)
             spart, scost = _screen_sample(H, eps, probe)
             est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
             if est <= 7 * max_work:
                 screen = True
+                # most sampled queries defeat the block bounds (no geometry the tree can use, e.g. i.i.d.
+                # keys): every query but the probe is screened at once below, without a walk
+                if capped >= SCREEN_ALL_SHARE * len(samp):
+                    return _screen_all(H, probe, spart, part[4], len(samp))
                 if len(flagged) > len(probe):  # the other capped sample queries are screened as well
                     from .screen import screen_rows
 
@@ -581,11 +590,44 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     "dense_fallback_rows": nfb, "screened_rows": nsc, "decision": 6 if screen else 4, "_rho": H.rho}
         return out, bound, support, kept, counters, H.vmax, "region_sparse"
 
+    def _screen_all(H, probe, spart, walk_evals, walked):
+        # the probe's screened rows as they are, every other query screened in one call (the sampled walk's
+        # rows too: their results are replaced, their work counted)
+        from .screen import screen_rows
+
+        rest = np.setdiff1d(np.arange(H.n_q), probe)
+        o, b, sp, kp, ev = screen_rows(H, eps, rest, cap=_SCREEN_CAP(H.n_k))
+        out = np.zeros((H.n_q, H.v.shape[1]))
+        bound = np.zeros(H.n_q)
+        support = np.zeros(H.n_q, dtype=np.int64)
+        out[probe], bound[probe], support[probe] = spart[0], spart[1], spart[2]
+        out[rest], bound[rest], support[rest] = o, b, sp
+        kept = _RowKept.join(spart[3], kp)
+        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
+        nb = len(H.tree.rep[-1])
+        counters = {"score_evals": walk_evals + spart[4] + ev + nfb * H.n_k, "bound_evals": walked * nb,
+                    "dense_fallback_rows": nfb, "screened_rows": H.n_q, "decision": 6, "_rho": H.rho}
+        return out, bound, support, kept, counters, H.vmax, "region_sparse"
+
     try:
         return _run_per_head(P, eps, "auto", check, tree, fn)
     except _Fallback:
         return _dense_result(P, eps, check, decision["code"])
 
+
+def _pack_keys(H):
+    """The head's keys packed for the bfloat16 screen (kept on ``H``), if the CPU has the kernel and the head
+    enough keys for it (:func:`tropix.attention.screen._screen_gemm`)."""
+    from . import _bf16
+    from .screen import BF16_MIN_KEYS
+
+    if getattr(H, "kbf16", None) is None and H.n_k >= BF16_MIN_KEYS and _bf16.available():
+        H.kbf16 = _bf16.pack_keys(H.k, residual=True)
+
+
+SCREEN_ALL_SHARE = 0.5
+"""When at least this share of the sampled queries defeats the block bounds and screening them pays (decision
+6), every other query is screened too, without a block walk."""
 
 KERNEL_KEY_COST = 6.0
 """A key scored by the compiled kernel costs about this many dense (BLAS) score evaluations."""

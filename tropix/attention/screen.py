@@ -345,12 +345,18 @@ class _Gemm:
 
     def __init__(self, H, err, bf16=None):
         self.H, self.err, self.bf16 = H, err, bf16
+        # the keys in float32 or packed in bfloat16 (by validation, prepare's pack_bf16, or here), kept on the
+        # head for its other screens (auto screens a sample of queries, then the others)
         if bf16 is None:
-            self.k32 = H.k.astype(np.float32)
-        else:  # packed by validation (prepare's pack_bf16) or here
+            k32 = getattr(H, "k32", None)
+            if k32 is None:
+                k32 = H.k32 = H.k.astype(np.float32)
+            self.k32 = k32
+        else:
             pk = getattr(H, "kbf16", None)
-            ok = pk is not None and pk.n == H.n_k and pk.d == H.d
-            self.pk = pk if ok else bf16.pack_keys(H.k, residual=True)
+            if not (pk is not None and pk.n == H.n_k and pk.d == H.d):
+                pk = H.kbf16 = bf16.pack_keys(H.k, residual=True)
+            self.pk = pk
 
     def queries(self, rr):
         """The scaled queries ``rr`` in the form :meth:`block` takes."""
@@ -506,8 +512,8 @@ def _check_precision(precision):
 
 def _screen_gemm(H, rows, precision, use_kernel):
     """The screening GEMM: bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16) where the CPU has it, the head
-    has at least ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened and its error bound stays below
-    ``BF16_MAX_ERROR`` (``precision="auto"``),
+    has at least ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened (or its keys are packed
+    already) and its error bound stays below ``BF16_MAX_ERROR`` (``precision="auto"``),
     else a float32 ``sgemm`` (its error bound :func:`screen_error`).  ``precision`` may force ``"bf16"`` or
     ``"float32"``."""
     _check_precision(precision)
@@ -515,7 +521,9 @@ def _screen_gemm(H, rows, precision, use_kernel):
     qmax = float(qn.max(initial=0.0))
     if precision != "float32" and use_kernel:
         from . import _bf16
-        if _bf16.available() and (precision == "bf16" or (H.n_k >= BF16_MIN_KEYS and len(rows) >= BF16_MIN_ROWS)):
+        packed = getattr(H, "kbf16", None) is not None  # (then a few queries pay too)
+        if _bf16.available() and (precision == "bf16" or (H.n_k >= BF16_MIN_KEYS
+                                                          and (len(rows) >= BF16_MIN_ROWS or packed))):
             # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the bfloat16 GEMM's bound plus the float64 evaluation of ŝ
             u64 = unit_roundoff(np.float64)
             g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
