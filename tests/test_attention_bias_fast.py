@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from tropix.attention import dense, screened
-from tropix.attention._bf16 import available
 from tropix.attention._inputs import prepare
 from tropix.attention.region_sparse import _dense_rows, _HeadData
 from conftest import needs_bf16
@@ -98,43 +97,6 @@ def test_blocked_bias_validation(nq, nk):
         c = b.copy()
         c[nq - 1, nk - 1] = bad
         assert _bias_stats_blocked(c) == (None, None)
-
-
-@needs_bf16
-@pytest.mark.parametrize("seed", range(4))
-def test_kernel_reads_blocked_bias_bit_for_bit(seed):
-    """The kernel variant on the query-blocked bias == on the keys x queries table == the NumPy scan of
-    fl32(S + bias): same hits, maxima and (within the float32 summation bound) counted weights; odd query
-    counts (the last group partly empty)."""
-    from tropix.attention import _bf16
-    from tropix.attention._bf16 import pack_keys, pack_queries, scores, screen_block
-
-    rng = np.random.default_rng(seed)
-    n, m, d = [(300, 70, 64), (1024, 256, 32), (37, 5, 7), (161, 33, 16)][seed]
-    k, q = rng.normal(size=(n, d)), 3 * rng.normal(size=(m, d))
-    pk, pq = pack_keys(k), pack_queries(q)
-    S = scores(pk, pq)
-    table = rng.normal(scale=2.0, size=(n, m)).astype(F32)
-    table[rng.random((n, m)) < 0.2] = -np.inf
-    blocked = np.ascontiguousarray(_blocked_ref(table.T))
-    assert np.array_equal(_bf16.blocked_bias_table(blocked, m), table)
-    Sb = (S + table).astype(F32)
-    mref = np.maximum(np.where(np.isfinite(Sb), Sb, -np.inf).max(axis=0), -10).astype(F32)
-    thr = np.maximum(mref - 3.0, -np.finfo(F32).max).astype(F32)
-    res = []
-    for bias in (blocked, table, None):
-        a, mx = np.zeros(m, F32), np.full(m, -np.inf, F32)
-        h = (np.empty(n * m, np.int32), np.empty(n * m, np.int32), np.empty(n * m, F32))
-        if bias is None:
-            c = _bf16._screen_numpy(Sb, mref, thr, a, mx, *h, 3)
-        else:
-            c = screen_block(pk, pq, mref, thr, a, mx, *h, joff=3, bias=bias)
-        res.append((sorted(zip(*(x[:c].tolist() for x in h))), mx, a))
-    (h1, m1, a1), (h2, m2, a2), (h3, m3, a3) = res
-    assert len(h1) > 0 and h1 == h2 == h3
-    assert np.array_equal(m1, m3) and np.array_equal(m2, m3)
-    assert np.array_equal(a1, a2)
-    assert np.all(np.abs(a1.astype(float) - a3) <= a3 * n * 2.0**-23 + 1e-38)
 
 
 @needs_bf16
