@@ -215,3 +215,59 @@ def test_rows_the_walk_gives_up_are_screened_with_a_padding_mask(extra):
         assert r.counters["screened_rows"] > 20 and r.counters["dense_fallback_rows"] < 5
     else:
         assert r.counters.get("screened_rows", 0) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 700), d=st.integers(1, 9), nq=st.integers(1, 40),
+       temp=st.sampled_from([0.05, 0.3, 1.0, 5.0]), eps=st.sampled_from([0.0, 1e-6, 1e-3, 0.1, 0.9]),
+       leaf=st.sampled_from([1, 4, 16, 64]), no_cap=st.booleans())
+def test_causal_fast_and_generic_paths_both_certified(seed, n, d, nq, temp, eps, leaf, no_cap):
+    """A causal mask alone on the compiled path (query i sees the keys j <= i: hidden keys score -inf, wholly
+    hidden leaves carry no mass) against the generic path and dense attention; more queries than keys too."""
+    rng = np.random.default_rng(seed)
+    k = _clustered(n, d, max(1, n // 20), 0.1, rng)
+    q = k[rng.integers(0, n, nq)] / temp + 0.05 * rng.normal(size=(nq, d))
+    v = rng.normal(size=(n, 2))
+    calls = []
+    mp = pytest.MonkeyPatch()
+    orig = rs_mod.region_sparse_fast
+    mp.setattr(rs_mod, "region_sparse_fast", lambda *a, **kw: calls.append(kw.get("causal")) or orig(*a, **kw))
+    if no_cap:
+        mp.setattr(rs_mod, "_default_cap", lambda n_k: n_k)
+        mp.setattr(rs_mod, "_default_cand_cap", lambda n_k: n_k)
+    try:
+        r_fast = region_sparse(q, k, v, eps=eps, leaf=leaf, causal=True)
+    finally:
+        mp.undo()
+    assert all(calls)  # whenever the compiled path runs, it is told the mask is causal
+    if eps > 0 and n >= 4 * leaf:
+        assert calls
+    _generic(mp)
+    try:
+        r_gen = region_sparse(q, k, v, eps=eps, leaf=leaf, causal=True)
+    finally:
+        mp.undo()
+    vmax = np.linalg.norm(v, axis=1).max()
+    for r in (r_fast, r_gen):
+        _errors(r, q, k, v, causal=True)
+        assert np.all((r.bound <= eps * vmax * (1 + 1e-12)) | (r.bound <= 4 * r.reference_slack + 1e-300))
+        assert np.all(r.support <= np.minimum(np.arange(nq) + 1, n))  # never a hidden key
+    diff = np.linalg.norm(np.asarray(r_fast.output) - np.asarray(r_gen.output), axis=1)
+    assert np.all(diff <= r_fast.bound + r_gen.bound + 2 * r_fast.reference_slack)
+
+
+def test_causal_dense_rows_in_chunks():
+    """The dense fallback rows with a causal mask go in sorted chunks, each over the keys up to its last
+    query: the same rows as dense attention, in the caller's order."""
+    from tropix.attention._inputs import prepare
+
+    rng = np.random.default_rng(4)
+    n, nq = 900, 700
+    q, k, v = rng.normal(size=(nq, 8)), rng.normal(size=(n, 8)), rng.normal(size=(n, 3))
+    P = prepare(q, k, v, causal=True)
+    H = rs_mod._HeadData(P, (P.q, P.k, P.v), ())
+    rows = rng.permutation(nq)[:600]  # more than CAUSAL_ROWS, unsorted
+    out, sup = rs_mod._dense_rows(H, rows)
+    ref = dense(q, k, v, causal=True)[rows]
+    assert np.allclose(out, ref, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(sup, np.minimum(rows + 1, n))

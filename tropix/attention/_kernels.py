@@ -33,7 +33,7 @@ def kernel_available() -> bool:
 
 
 def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None,
-                       cand_cap=None, ext=None):
+                       cand_cap=None, ext=None, causal=False):
     """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
 
     Parameters
@@ -62,6 +62,9 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
     ext : float64 array ``(n,)``, optional
         A key-only extra term in tree order (a key-padding mask as ``-inf``, or a per-key bias), added to
         every exact score; ``U`` must already include it (default: none).
+    causal : bool
+        Query ``i`` (``rows[r] = i``) sees the keys of original index ``<= i`` only (the causal mask, top-left
+        aligned); ``U`` must be ``-inf`` on the blocks it hides wholly (default: every key visible).
 
     Returns
     -------
@@ -86,5 +89,6 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
          np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(first2, dtype=np.int64),
          np.ascontiguousarray(beta, dtype=np.float64), bool(threshold), int(len(kp) if cap is None else cap),
          int(len(kp) if cand_cap is None else cand_cap),
-         res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"])
+         res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"],
+         np.ascontiguousarray(rows, dtype=np.int64) if causal else np.full(nr, len(kp), dtype=np.int64))
     return res

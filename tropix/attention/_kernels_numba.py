@@ -89,12 +89,13 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
-def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m):
+def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim):
     """Exact scores of the keys ``j0 .. j1-1`` (tree order), plus their key-only extra term ``ext`` (zeros
-    without one; ``-inf`` masks a key), appended to ``sbuf``/``pbuf`` from ``ns``; returns the new length and
-    ``max(m, scores)``."""
+    without one; ``-inf`` masks a key), appended to ``sbuf``/``pbuf`` from ``ns``; a key whose original index
+    ``perm[j]`` exceeds ``lim`` is hidden (score ``-inf``: the causal mask of query ``lim``).  Returns the new
+    length and ``max(m, scores)``."""
     for j in range(j0, j1):
-        s = _dot(q, kp[j], d) + ext[j]
+        s = -np.inf if perm[j] > lim else _dot(q, kp[j], d) + ext[j]
         sbuf[ns] = s
         pbuf[ns] = j
         ns += 1
@@ -139,8 +140,9 @@ def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
 
 @njit(cache=True, nogil=True)
 def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
-                out, Z, D, VD, support, nkeys, kept_blocks, kept_n):
-    """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones.
+                out, Z, D, VD, support, nkeys, kept_blocks, kept_n, lim):
+    """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones; the keys
+    of original index above ``lim[r]`` are hidden from it (a causal mask; ``lim[r] >= n_k``: none).
 
     Writes ``out[r]``, ``Z[r]`` (kept mass), ``D[r]`` (bound on the dropped mass), ``VD[r]`` (max |v| of
     dropped keys), ``support[r]``, ``nkeys[r]`` (computed keys) and the computed blocks
@@ -185,7 +187,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
+            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r])
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
@@ -254,7 +256,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             kept_blocks[r, nkb] = b
             nkb += 1
             t0 = ns
-            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m)
+            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r])
             if mb > m:
                 z *= np.exp(m - mb)
                 m = mb

@@ -21,9 +21,10 @@ Algorithm (no dense score matrix is formed).
    bounded for pruned blocks) plus the rounding bound is reported per row; a row whose bound would exceed
    ``eps * max|v|`` (it cannot happen with exact arithmetic, but is checked) is recomputed densely.
 
-Compiled path.  For NumPy float input without mask, bias or causal term, or with one that depends on the
+Compiled path.  For NumPy float input without mask, bias or causal term, with one that depends on the
 key only (a key-padding mask, a per-key bias: added to every exact score, its largest value per leaf to the
-leaf bounds), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`): the blocks are visited in decreasing bounded mass
+leaf bounds), or with a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys all come
+after it has bound ``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`): the blocks are visited in decreasing bounded mass
 ``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the block of largest ``U`` and of the best-scoring
 centre's block) and computed exactly until the rest is at most half the budget times the computed mass;
 the other half drops computed keys of negligible weight.  A query that would compute more than
@@ -516,10 +517,21 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
 
 def _dense_rows(H: _HeadData, rows):
     """Dense attention of the queries ``rows`` (streamed over key blocks with the online softmax, like
-    :func:`tropix.attention.dense`): ``(output, support)``; a query that sees no key gets output 0."""
-    n = H.n_k
-    block = n if len(rows) * n <= 2**22 else 2048
+    :func:`tropix.attention.dense`): ``(output, support)``; a query that sees no key gets output 0.  With a
+    causal term the rows go in chunks of ``CAUSAL_ROWS`` consecutive ones (in increasing order), each over
+    the keys up to its last query only (the others are hidden from all of it)."""
     rows = np.asarray(rows, dtype=np.int64)
+    causal = getattr(H, "causal", False)
+    if causal and len(rows) > CAUSAL_ROWS:
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), H.v.shape[1]))
+        sup = np.empty(len(rows), dtype=np.int64)
+        for a in range(0, len(rows), CAUSAL_ROWS):
+            sel = order[a:a + CAUSAL_ROWS]
+            out[sel], sup[sel] = _dense_rows(H, rows[sel])
+        return out, sup
+    n = min(H.n_k, int(rows.max()) + 1) if (causal and len(rows)) else H.n_k
+    block = n if len(rows) * n <= 2**22 else 2048
     qb = H.qs[rows]
     idx = np.arange(n)
     m = l = acc = None
@@ -530,28 +542,32 @@ def _dense_rows(H: _HeadData, rows):
     if direct is not None:
         extra_block, vis = direct
     for a in range(0, n, block):
-        S = qb @ H.k[a:a + block].T
+        S = qb @ H.k[a:min(a + block, n)].T
         if direct is not None:
             S += extra_block(a, min(a + block, n))
         elif H.extra is not None:
-            S += H.extra_rows(rows, idx[a:a + block])
+            S += H.extra_rows(rows, idx[a:min(a + block, n)])
             vis += np.isfinite(S).sum(axis=1)
         mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
         ms = np.where(np.isfinite(mn), mn, 0.0)
         S -= ms[:, None]
         np.exp(S, out=S)
         if m is None:
-            l, acc = S.sum(axis=1), S @ H.v[a:a + block]
+            l, acc = S.sum(axis=1), S @ H.v[a:min(a + block, n)]
         else:
             with np.errstate(invalid="ignore"):
                 alpha = np.where(np.isfinite(m), np.exp(m - ms), 0.0)
             l = l * alpha + S.sum(axis=1)
             acc *= alpha[:, None]
-            acc += S @ H.v[a:a + block]
+            acc += S @ H.v[a:min(a + block, n)]
         m = mn
     o = acc / np.where(l > 0, l, 1.0)[:, None]
     o[~np.isfinite(m)] = 0.0
-    return o, (vis if H.extra is not None else np.full(len(rows), n, dtype=np.int64))
+    return o, (vis if H.extra is not None else np.full(len(rows), H.n_k, dtype=np.int64))
+
+
+CAUSAL_ROWS = 256
+"""Rows per chunk of :func:`_dense_rows` with a causal term."""
 
 
 def _direct_extra(H: _HeadData, rows):
@@ -601,9 +617,9 @@ _SCREEN_CAP = lambda n: max(n // 4, 64)  # noqa: E731  candidates above which a 
 
 
 def _fast_applicable(H: _Head) -> bool:
-    """The compiled kernel covers float scores without an extra term, or with one that depends on the key
-    only (a key-padding mask, a per-key bias; not causal)."""
-    key_only = H.extra is None or (H.key_only is not None and not H.causal)
+    """The compiled kernel covers float scores without an extra term, with one that depends on the key
+    only (a key-padding mask, a per-key bias; not causal), or with the causal mask alone."""
+    key_only = H.extra is None or (H.key_only is not None and not H.causal) or H.causal_only
     return key_only and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
 
 
@@ -631,19 +647,23 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     qs = H.qs[rows]
     U, qc = score_bounds(t, L, qs, centers=True)
     ext = None
-    if H.extra is not None:  # a key-only term (_fast_applicable): its largest value per leaf raises U
+    if H.extra is not None and not H.causal_only:  # a key-only term: its largest value per leaf raises U
         ext = np.ascontiguousarray(H.key_only[t.perm], dtype=np.float64)
         top = np.maximum.reduceat(ext, t.starts[L])
         with np.errstate(invalid="ignore"):
             U = np.nextafter(U + top[None, :], np.inf)  # (rounded up: still an upper bound)
         U[:, top == -np.inf] = -np.inf  # a leaf whose keys are all masked carries no mass
         qc = qc + top[None, :]
+    if H.causal_only:  # a leaf whose keys all come after the query carries no mass for it
+        hidden = np.minimum.reduceat(t.perm, t.starts[L])[None, :] > np.asarray(rows)[:, None]
+        U = np.where(hidden, -np.inf, U)
+        qc = np.where(hidden, -np.inf, qc)
     first2 = np.stack([np.argmax(U, axis=1), np.argmax(qc, axis=1)], axis=1)
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
                              np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap,
-                             _default_cand_cap(H.n_k) if cap is None else None, ext=ext)
+                             _default_cand_cap(H.n_k) if cap is None else None, ext=ext, causal=H.causal_only)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
