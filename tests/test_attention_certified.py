@@ -194,8 +194,8 @@ def test_auto_screens_peaked_scores_that_defeat_block_bounds():
     k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 2))
     q = rng.normal(size=(256, d)) * 10  # peaked, but i.i.d. keys defeat block bounds
     r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
-    assert r.method == "region_sparse" and r.counters["decision"] == 6
     # nearly every sampled query defeats the bounds: every query is screened, none walked
+    assert r.method == "screened" and r.counters["decision"] == 6
     assert r.counters["screened_rows"] == 256 and r.counters["dense_fallback_rows"] < 64
     assert np.median(r.support) < 200  # the certified support is small although the blocks could not show it
     _check(r, q, k, v, 1e-3)
@@ -221,7 +221,7 @@ def test_auto_screens_only_the_capped_queries_below_the_screen_all_share(monkeyp
     _check(r, q, k, v, 1e-3)
     monkeypatch.setattr(A, "SCREEN_ALL_SHARE", 0.5)
     r_all = auto(q, k, v, eps=1e-3, tree=tree, check=True)
-    assert r_all.counters["screened_rows"] == 256
+    assert r_all.method == "screened" and r_all.counters["screened_rows"] == 256
     _check(r_all, q, k, v, 1e-3)
     # the two paths certify the same dense rows: they differ by at most the sum of their bounds
     gap = np.linalg.norm(r.output - r_all.output, axis=-1)

@@ -98,7 +98,8 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
         queries and no tree (or a tree over few keys), and screening would not pay (flat scores, the estimate
         of step 2 above ``7 * max_work``, or a mask/bias/causal term), 3 dense: planned work too large,
         4 region-sparse, 5 screened: few queries and no tree (or a tree over few keys), 6 region-sparse with
-        the rows the block bounds cannot decide screened).
+        the rows the block bounds cannot decide screened, or ``"screened"`` when half the walked sample was
+        such rows and every query was screened).
 
     Examples
     --------
@@ -609,7 +610,7 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
         nb = len(H.tree.rep[-1])
         counters = {"score_evals": walk_evals + spart[4] + ev + nfb * H.n_k, "bound_evals": walked * nb,
                     "dense_fallback_rows": nfb, "screened_rows": H.n_q, "decision": 6, "_rho": H.rho}
-        return out, bound, support, kept, counters, H.vmax, "region_sparse"
+        return out, bound, support, kept, counters, H.vmax, "screened"  # (every query was screened)
 
     try:
         return _run_per_head(P, eps, "auto", check, tree, fn)
