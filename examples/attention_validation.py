@@ -128,6 +128,11 @@ def synthetic() -> None:
     bias[::5] = -np.inf
     check_certified("ties+mask+bias", qm, km, vm, 1e-3, mask=mask, bias=bias)
     check_certified("causal", qm, km, vm, 1e-2, causal=True)
+    # causal self-attention over clustered positions with a prebuilt tree: region_sparse's compiled walk with
+    # the causal mask (hidden keys score -inf, leaves wholly after a query carry no mass)
+    ks = clustered(2000, d, 64, rng)
+    check_certified("clustered T=0.25 causal self-attention n=2000", ks / 0.25, ks, rng.normal(size=(2000, 4)),
+                    1e-3, causal=True, tree=build_key_tree(ks))
     qb, kb, vb = rng.normal(size=(2, 2, 16, 8)) * 4, rng.normal(size=(2, 2, 300, 8)), rng.normal(size=(2, 2, 300, 4))
     check_certified("batched heads", qb, kb, vb, 1e-3)
     # TT-compressed projections
