@@ -224,3 +224,31 @@ def test_descent_with_query_groups_agrees_with_dense_within_the_bound(case, monk
         else:
             continue  # the leaves
         assert ctr[key] == sum(ctr.get(f"{lvl}_{p}", 0) for p in parts)
+
+
+@pytest.mark.parametrize("nq", [1, 37, 300, 700])
+def test_causal_node_bounds_from_positions_equal_the_materialised_term(nq):
+    """A causal mask alone: the node-wise maxima / minima of the term at every level, and each query's
+    reference leaf, computed from the keys' positions equal those of the materialised (n_q, n) term."""
+    from tropix.attention._inputs import prepare
+
+    rng = np.random.default_rng(nq)
+    n, d = 500, 6
+    q, k, v = rng.normal(size=(nq, d)) * 3, rng.normal(size=(n, d)), rng.normal(size=(n, 2))
+    P = prepare(q, k, v, causal=True)
+    H = hmod._Head(P, (P.q, P.k, P.v), (), build_key_tree(k, 16), 16)
+    ext = hmod._Extra(H)
+    assert ext.causal and ext.full is None and ext.query_dependent
+    full = H.extra(np.arange(nq), H.tree.perm)
+    for lvl in range(H.tree.depth):
+        st = H.tree.starts[lvl]
+        ub, lb = ext.level(lvl)
+        assert np.array_equal(ub, np.maximum.reduceat(full, st, axis=1))
+        assert np.array_equal(lb, np.minimum.reduceat(full, st, axis=1))
+    rows = np.arange(nq)
+    nb = len(H.tree.starts[-1])
+    U, qc = rng.normal(size=(nq, nb)), rng.normal(size=(nq, nb))
+    got = hmod._reference(H, rows, U, qc, None, use_kernel=False)
+    want = hmod._reference(H, rows, U, qc, full, use_kernel=False)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)

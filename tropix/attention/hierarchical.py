@@ -247,7 +247,7 @@ def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
     on the query's maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the
     softmax mass relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf``
     where both candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it
-    is not key-only).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
+    is not key-only; None with a causal mask alone, which the keys' positions give).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
     does the same (``use_kernel=False``: NumPy).
     """
     t = H.tree
@@ -274,7 +274,12 @@ def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
         S = np.matmul(H.kp[pos], qs[sel][:, :, None])[:, :, 0]
         if H.extra is not None:
             ri = rows[sel]
-            S = S + (H.key_only[t.perm[pos]] if H.key_only is not None else np.take_along_axis(full[ri], pos, axis=1))
+            if H.key_only is not None:
+                S = S + H.key_only[t.perm[pos]]
+            elif full is not None:
+                S = S + np.take_along_axis(full[ri], pos, axis=1)
+            else:  # a causal mask alone (the caller passes no full term): keys after the query are hidden
+                S = np.where(t.perm[pos] <= ri[:, None], S, -np.inf)
         S = np.where(valid, S, -np.inf)
         mb = S.max(axis=1)
         fin = np.isfinite(mb)
@@ -303,7 +308,12 @@ class _Extra:
         t = H.tree
         self.ko = H.key_only[t.perm] if (H.extra is not None and H.key_only is not None) else None
         self.full = self.inv = None
-        if H.extra is not None and H.key_only is None:
+        # (the term depends on the query: per-query descent, no query groups)
+        self.query_dependent = H.extra is not None and H.key_only is None
+        # a causal mask alone: a node's term is 0 for a query at or after its first key, -inf before (its
+        # maximum), 0 at or after its last key (its minimum), from the keys' positions, without the term
+        self.causal = self.query_dependent and bool(getattr(H, "causal_only", False))
+        if self.query_dependent and not self.causal:
             self.full = H.extra(np.arange(H.n_q), t.perm)  # (n_q, n) in tree order
             self.inv = np.empty(t.n, dtype=np.int64)
             self.inv[t.perm] = np.arange(t.n)
@@ -317,7 +327,12 @@ class _Extra:
             Lf = t.depth - 1
             st = t.starts[lvl]  # levels tile [0, n) with increasing starts
             ax = 0 if self.ko is not None else 1
-            if lvl == Lf or self.ko is not None:
+            if self.causal:
+                qi = np.arange(self.H.n_q)[:, None]
+                first, last = np.minimum.reduceat(t.perm, st), np.maximum.reduceat(t.perm, st)
+                self.cache[lvl] = (np.where(first[None, :] <= qi, 0.0, -np.inf),
+                                   np.where(last[None, :] <= qi, 0.0, -np.inf))
+            elif lvl == Lf or self.ko is not None:
                 x = self.ko if self.ko is not None else self.full
                 self.cache[lvl] = (np.maximum.reduceat(x, st, axis=ax), np.minimum.reduceat(x, st, axis=ax))
             else:
@@ -700,7 +715,7 @@ def _descent_rows(H, ext, rows, qc, m_lo, zb, best, beta_p, beta_a, levels, qgro
     bp, ba = beta_p[rows] * z, beta_a[rows] * z  # budgets of pruned mass and far-field weight error
     # 3. coarse-to-fine descent over the key tree, query groups first where the query hierarchy pays
     qgroups = None
-    if qgroup > 1 and ext.full is None and nr >= _GROUP_MIN_ROWS:
+    if qgroup > 1 and not ext.query_dependent and nr >= _GROUP_MIN_ROWS:
         qgroups = _query_groups_by_tree(t, bl, levels, qgroup)
     acc = _Acc(H, nr, ml, H.vn[t.perm])
     pi, pl, U, Lo = _descend(H, ext, rows, ml, bl, qc, bp, ba, levels, qgroups, aggregate, acc)
