@@ -545,72 +545,64 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
         part = _fast_rows(H, eps, True, samp)
         capped = int(np.count_nonzero(~np.isfinite(part[1])))
         est = (capped * H.n_k + KERNEL_KEY_COST * part[4]) / (len(samp) * H.n_k)
-        screen = False
+        screen = screen_all = False
         flagged = samp[~np.isfinite(part[1])]
+        done = samp  # the queries with a result in `part`
         if est > 7 * max_work and capped and not _flat_rows(H, flagged, eps):
             # many queries defeat the block bounds: does screening certify them cheaply?  (Asked of at most
-            # SCREEN_SAMPLE of them: the answer must cost a small part of dense attention.)
+            # SCREEN_SAMPLE of them: the answer must cost a small part of dense attention.)  When most sampled
+            # queries defeat them (no geometry the tree can use, e.g. i.i.d. keys), every query will likely be
+            # screened: the keys packed now serve the probe's screen too (bfloat16, no float32 copy)
             probe = flagged[:SCREEN_SAMPLE]
-            if capped >= SCREEN_ALL_SHARE * len(samp):  # every query will likely be screened: the keys packed
-                _pack_keys(H)  # now serve the probe's screen too (the bfloat16 GEMM, no float32 copy)
+            screen_all = capped >= SCREEN_ALL_SHARE * len(samp)
+            if screen_all:
+                _pack_keys(H)
             spart, scost = _screen_sample(H, eps, probe)
             est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
             if est <= 7 * max_work:
                 screen = True
-                # most sampled queries defeat the block bounds (no geometry the tree can use, e.g. i.i.d.
-                # keys): every query but the probe is screened at once below, without a walk
-                if capped >= SCREEN_ALL_SHARE * len(samp):
-                    return _screen_all(H, probe, spart, part[4], len(samp))
-                if len(flagged) > len(probe):  # the other capped sample queries are screened as well
-                    from .screen import screen_rows
+                if screen_all:  # every query but the probe is screened below, without a walk (the sampled
+                    # walk's rows too: their results are replaced, their work counted)
+                    done, part = probe, spart[:4] + (part[4] + spart[4],)
+                else:
+                    if len(flagged) > len(probe):  # the other capped sample queries are screened as well
+                        from .screen import screen_rows
 
-                    more = screen_rows(H, eps, flagged[len(probe):])
-                    spart = tuple(np.concatenate([a, b]) for a, b in zip(spart[:3], more[:3])) + (
-                        _RowKept.join(spart[3], more[3]), spart[4] + more[4])
-                pos = np.searchsorted(samp, flagged)
-                part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
-                part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
+                        more = screen_rows(H, eps, flagged[len(probe):])
+                        spart = tuple(np.concatenate([a, b]) for a, b in zip(spart[:3], more[:3])) + (
+                            _RowKept.join(spart[3], more[3]), spart[4] + more[4])
+                    pos = np.searchsorted(samp, flagged)
+                    part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
+                    part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
         if est > 7 * max_work:
             decision["code"] = 3
             raise _Fallback
+        screen_all = screen and screen_all
         out = np.zeros((H.n_q, H.v.shape[1]))
         bound = np.zeros(H.n_q)
         support = np.zeros(H.n_q, dtype=np.int64)
-        out[samp], bound[samp], support[samp] = part[0], part[1], part[2]
+        out[done], bound[done], support[done] = part[0], part[1], part[2]
         kept, evals = part[3], part[4]
-        nsc = len(flagged) if screen else 0
-        if len(samp) < H.n_q:
-            rest = np.setdiff1d(np.arange(H.n_q), samp)
-            o, b, sp, kp, ev = _fast_rows(H, eps, True, rest)
-            if screen:
-                n2, kp, sev = _screen_flagged(H, eps, o, b, sp, kp, rows=rest)
-                nsc, ev = nsc + n2, ev + sev
+        nsc = len(done) if screen_all else (len(flagged) if screen else 0)
+        if len(done) < H.n_q:
+            rest = np.setdiff1d(np.arange(H.n_q), done)
+            if screen_all:
+                from .screen import screen_rows
+
+                o, b, sp, kp, ev = screen_rows(H, eps, rest, cap=_SCREEN_CAP(H.n_k))
+                nsc += len(rest)
+            else:
+                o, b, sp, kp, ev = _fast_rows(H, eps, True, rest)
+                if screen:
+                    n2, kp, sev = _screen_flagged(H, eps, o, b, sp, kp, rows=rest)
+                    nsc, ev = nsc + n2, ev + sev
             out[rest], bound[rest], support[rest] = o, b, sp
             kept, evals = _RowKept.join(kept, kp), evals + ev
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         nb = len(H.tree.rep[-1])
-        counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": H.n_q * nb,
+        counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": (len(samp) if screen_all else H.n_q) * nb,
                     "dense_fallback_rows": nfb, "screened_rows": nsc, "decision": 6 if screen else 4, "_rho": H.rho}
-        return out, bound, support, kept, counters, H.vmax, "region_sparse"
-
-    def _screen_all(H, probe, spart, walk_evals, walked):
-        # the probe's screened rows as they are, every other query screened in one call (the sampled walk's
-        # rows too: their results are replaced, their work counted)
-        from .screen import screen_rows
-
-        rest = np.setdiff1d(np.arange(H.n_q), probe)
-        o, b, sp, kp, ev = screen_rows(H, eps, rest, cap=_SCREEN_CAP(H.n_k))
-        out = np.zeros((H.n_q, H.v.shape[1]))
-        bound = np.zeros(H.n_q)
-        support = np.zeros(H.n_q, dtype=np.int64)
-        out[probe], bound[probe], support[probe] = spart[0], spart[1], spart[2]
-        out[rest], bound[rest], support[rest] = o, b, sp
-        kept = _RowKept.join(spart[3], kp)
-        nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
-        nb = len(H.tree.rep[-1])
-        counters = {"score_evals": walk_evals + spart[4] + ev + nfb * H.n_k, "bound_evals": walked * nb,
-                    "dense_fallback_rows": nfb, "screened_rows": H.n_q, "decision": 6, "_rho": H.rho}
-        return out, bound, support, kept, counters, H.vmax, "screened"  # (every query was screened)
+        return out, bound, support, kept, counters, H.vmax, "screened" if screen_all else "region_sparse"
 
     try:
         return _run_per_head(P, eps, "auto", check, tree, fn)
