@@ -247,8 +247,9 @@ def _reference(H: _Head, rows, U, qc, full=None, use_kernel=True):
     on the query's maximum score) and ``z = sum_j exp(s_j - m_lo)`` over that leaf (a lower bound on the
     softmax mass relative to ``exp(m_lo)``, as that leaf is always computed exactly).  ``m_lo = -inf``
     where both candidates are fully masked.  ``full``: the extra term of all queries in tree order (when it
-    is not key-only; None with a causal mask alone, which the keys' positions give).  Without extra term the compiled :func:`~tropix.attention._hier_kernels.leaf_reference`
-    does the same (``use_kernel=False``: NumPy).
+    is not key-only; None with a causal mask alone, which the keys' positions give).  Without extra term the
+    compiled :func:`~tropix.attention._hier_kernels.leaf_reference` does the same (``use_kernel=False``:
+    NumPy).
     """
     t = H.tree
     st, ct = t.starts[-1], t.count[-1]

@@ -24,10 +24,10 @@ Algorithm (no dense score matrix is formed).
 Compiled path.  For NumPy float input without mask, bias or causal term, with one that depends on the
 key only (a key-padding mask, a per-key bias: added to every exact score, its largest value per leaf to the
 leaf bounds), or with a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys all come
-after it has bound ``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`): the blocks are visited in decreasing bounded mass
-``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the block of largest ``U`` and of the best-scoring
-centre's block) and computed exactly until the rest is at most half the budget times the computed mass;
-the other half drops computed keys of negligible weight.  A query that would compute more than
+after it has bound ``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`):
+the blocks are visited in decreasing bounded mass ``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the
+block of largest ``U`` and of the best-scoring centre's block) and computed exactly until the rest is at most
+half the budget times the computed mass; the other half drops computed keys of negligible weight.  A query that would compute more than
 ``max(n/32, 128)`` keys stops and is done densely (a BLAS row is cheaper than a long scalar walk).  The
 certificate is the same as in step 5.
 """
