@@ -32,7 +32,9 @@ gauss`` (causal self-attention, 4096 queries and keys, T = 0.1); sdpa gets the s
 Goals (issue #5): auto never above 1.15x dense; >= 5x faster than dense at n = 16384 wherever the
 certified support is <= 1% of the keys.  The "goal" column checks both (``auto<=1.15``; ``5x`` judged on
 the best certified sparse path with a prebuilt tree, wherever ``min sup`` <= 1%: a method that gives up on
-a sparse input cannot hide the case by reporting a large support).
+a sparse input cannot hide the case by reporting a large support).  ``min sup`` is the median query's; where
+the mean query needs more than 1% (a tail of queries needing many keys), the goal is still judged and the
+mean is printed next to it.
 
 Usage: ``python benchmarks/bench_attention.py [--quick] [--full] [--real N] [--masked] [--sizes N,N]
 [--threads N]``.
@@ -246,7 +248,9 @@ def run_case(label, q, k, v, scale, reps, kw=None):
     goal.append("auto<=1.15" + ("" if t_auto <= 1.15 * t_dense else " FAIL"))
     goal.append("auto+T<=1.15" + ("" if t_autoT <= 1.15 * t_dense else " FAIL"))
     if n == 16384 and sup_min <= 0.01:
-        goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL"))
+        # (judged on the median query; a tail of queries that need many keys is flagged, not excused)
+        goal.append("5x" + ("" if t_dense / best_sparse >= 5 else " FAIL")
+                    + (f" (mean sup {100 * sup_mean:.1f}%)" if sup_mean > 0.01 else ""))
     line = (f"{label:<14s} {n:>6d} {t_dense * 1e3:8.1f} {t_sdpa / t_dense:6.2f} {t_auto / t_dense:6.2f} "
             f"{t_tree / t_dense:6.2f} {t_autoT / t_dense:6.2f} {t_reg / t_dense:6.2f} {t_hier / t_dense:6.2f} "
             f"{t_scr / t_dense:6.2f} {r_autoT.method[:6]:>7s} {sup_min:8.4f} {sup_mean:8.4f} {sup:8.4f} {r_reg.relative_bound.max():9.2e} {rows[2][2]:8.2f} {rows[3][2]:8.2f}"
