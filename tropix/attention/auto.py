@@ -614,10 +614,10 @@ def _pack_keys(H):
     """The head's keys packed for the bfloat16 screen (kept on ``H``), if the CPU has the kernel and the head
     enough keys for it (:func:`tropix.attention.screen._screen_gemm`)."""
     from . import _bf16
-    from .screen import BF16_MIN_KEYS
+    from .screen import BF16_MIN_KEYS, head_packed_keys
 
-    if getattr(H, "kbf16", None) is None and H.n_k >= BF16_MIN_KEYS and _bf16.available():
-        H.kbf16 = _bf16.pack_keys(H.k, residual=True)
+    if H.n_k >= BF16_MIN_KEYS and _bf16.available():
+        head_packed_keys(H, _bf16)
 
 
 SCREEN_ALL_SHARE = 0.5

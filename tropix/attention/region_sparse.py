@@ -41,7 +41,7 @@ import numpy as np
 from .._array import from_numpy, to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense, _rownorm, dense_rounding_bound
+from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
 from ._inputs import Prepared, check_eps, extra_numpy, prepare
 from .keytree import build_key_tree, score_bounds
 from ._kernels import kernel_available, region_sparse_fast
@@ -142,11 +142,6 @@ def _out_dtype(P: Prepared):
     """dtype of the output: that of ``q``, ``k`` and ``v`` promoted (as dense attention returns; float32 ``q``
     and ``k`` with float64 values of 1e300 must not be rounded to float32)."""
     return P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype)
-
-
-def _np_dtype(dtype) -> np.dtype:
-    """The NumPy dtype of a NumPy, torch or array-API dtype (by its name)."""
-    return dtype if isinstance(dtype, np.dtype) else np.dtype(str(dtype).split(".")[-1])
 
 
 def _is_float64(dtype) -> bool:

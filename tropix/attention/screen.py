@@ -339,6 +339,16 @@ BF16_MIN_ROWS = 32  # fewer queries: the float32 sgemm (packing all keys would n
 BF16_MAX_ERROR = 2.0  # a larger bfloat16 screening error widens the margins more than the faster GEMM saves
 
 
+def head_packed_keys(H, bf16):
+    """The keys of head ``H`` packed for the bfloat16 screen with their rounding errors (``bf16`` the
+    :mod:`tropix.attention._bf16` module): validation's packing or an earlier screen's, kept on ``H``
+    (``H.kbf16``), else packed now and kept."""
+    pk = getattr(H, "kbf16", None)
+    if not (pk is not None and pk.n == H.n_k and pk.d == H.d):
+        pk = H.kbf16 = bf16.pack_keys(H.k, residual=True)
+    return pk
+
+
 class _Gemm:
     """The screening GEMM of one head: ``gemm(rows)`` gives the ``(keys, queries)`` float32 scores of the
     scaled queries ``rows``; ``err`` is the per-query bound on their error against the float64 scores."""
@@ -353,10 +363,7 @@ class _Gemm:
                 k32 = H.k32 = H.k.astype(np.float32)
             self.k32 = k32
         else:
-            pk = getattr(H, "kbf16", None)
-            if not (pk is not None and pk.n == H.n_k and pk.d == H.d):
-                pk = H.kbf16 = bf16.pack_keys(H.k, residual=True)
-            self.pk = pk
+            self.pk = head_packed_keys(H, bf16)
 
     def queries(self, rr):
         """The scaled queries ``rr`` in the form :meth:`block` takes."""
