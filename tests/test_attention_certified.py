@@ -228,6 +228,36 @@ def test_auto_screens_only_the_capped_queries_below_the_screen_all_share(monkeyp
     assert np.all(gap <= r.bound + r_all.bound + 2 * r.reference_slack)
 
 
+def test_auto_screens_every_query_when_the_walk_gives_up_on_a_costly_share(monkeypatch):
+    """Decision 6 below the screen-all share: clustered keys at a moderate temperature in 32 dimensions, where
+    the walk gives up on about a quarter of the queries (each then costs a walk and a dense row).  The probe
+    prices the screen of the capped and the other sampled queries; it is cheaper, so every query is screened.
+    With the preference at 0 the walk is kept (the probe thrown away); both certify every row."""
+    A = importlib.import_module("tropix.attention.auto")
+
+    rng = np.random.default_rng(0)
+    n, d = 16384, 32
+    C = rng.normal(size=(n // 64, d))
+    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, len(C), 256)] + 0.05 * rng.normal(size=(256, d))) / 0.25
+    v = rng.normal(size=(n, 2))
+    tree = build_key_tree(k)
+    scale = 1 / np.sqrt(d)
+    seen = []
+    monkeypatch.setattr(A, "_screen_sample", lambda *a, f=A._screen_sample: seen.append(f(*a)) or seen[-1])
+    r = auto(q, k, v, eps=1e-3, scale=scale, tree=tree, check=True)
+    assert len(seen) == 1 and len(seen[0][0][1]) > A.SCREEN_SAMPLE  # the probe's vector was filled
+    assert r.method == "screened" and r.counters["decision"] == 6 and r.counters["screened_rows"] == 256
+    _check(r, q, k, v, 1e-3, scale=scale)
+    monkeypatch.setattr(A, "SCREEN_PREFERENCE", 0.0)
+    r_walk = auto(q, k, v, eps=1e-3, scale=scale, tree=tree, check=True)
+    assert r_walk.method == "region_sparse" and r_walk.counters["screened_rows"] == 0
+    assert r_walk.counters["dense_fallback_rows"] > r.counters["dense_fallback_rows"]
+    _check(r_walk, q, k, v, 1e-3, scale=scale)
+    gap = np.linalg.norm(r.output - r_walk.output, axis=-1)
+    assert np.all(gap <= r.bound + r_walk.bound + 2 * r.reference_slack)
+
+
 def test_auto_small_problems_go_dense_at_once():
     """Little work (n_q n_k (d + d_v) < min_work): the statistics would cost too large a part of it."""
     rng = np.random.default_rng(9)

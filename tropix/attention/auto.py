@@ -46,7 +46,14 @@
    else the other queries follow, with the capped ones screened if that was needed (decision 6); when at
    least ``SCREEN_ALL_SHARE`` (half) of the sample was capped, the other queries are all screened without a
    block walk (keys with no geometry the tree can use, e.g. i.i.d. Gaussian keys, defeat the walk of nearly
-   every query).
+   every query; the probe's vector of 16 queries is filled with other queries, screened with it).
+   When the estimate is within ``7 * max_work`` but the walk gives up on enough sampled queries that
+   :func:`_walk_estimate` (a capped query costing ``WALK_CAPPED_COST`` = 1.5 dense rows: its walk and a dense
+   row computed on its own) reaches ``SCREEN_CONSIDER`` (0.3) of dense, the capped sample queries and the
+   other sampled ones are screened together (one vector of 16), and if the screen's estimate over the sample
+   is at most ``SCREEN_PREFERENCE`` (0.8) of the walk's, every query is screened (decision 6, method
+   ``"screened"``; measured on clustered keys at T = 0.25, d = 32, 16384 keys, where the walk gives up on 70
+   of 256 queries: 0.57 -> 0.43 of dense).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it: at most about
@@ -432,18 +439,36 @@ SCREEN_SAMPLE = 4
 """Capped sample queries screened to decide whether screening the capped queries pays (decision 6)."""
 
 
-def _screen_sample(H, eps, rows):
-    """Screen the queries ``rows`` of head ``H``; return the part and its estimated cost per query in dense-row
-    units: a certified row costs the screen (``SCREEN_ROW_COST``) plus its rescored keys (``KEY_COST`` dense
-    scores each), a row the screen gives up on a dense row more."""
+def _screen_sample(H, eps, rows, fill=()):
+    """Screen the queries ``rows`` of head ``H``, and ``fill`` after them; return the part and the estimated
+    cost per query of ``rows`` and of ``fill`` (0 if empty) in dense-row units: a certified row costs the
+    screen (``SCREEN_ROW_COST``) plus its rescored keys (``KEY_COST`` dense scores each), a row the screen
+    gives up on a dense row more."""
     from .screen import KEY_COST, SCREEN_ROW_COST, screen_rows
 
-    part = screen_rows(H, eps, rows)
+    part = screen_rows(H, eps, np.concatenate([rows, fill]).astype(np.int64))
     ok = np.isfinite(part[1])
     per_row = np.diff(part[3].offsets)  # keys rescored per row (0 for rows given up)
-    cost = (SCREEN_ROW_COST * len(rows) + KEY_COST * per_row[ok].sum() / max(H.n_k, 1)
-            + (~ok).sum()) / max(len(rows), 1)
-    return part, cost
+    cost = [(SCREEN_ROW_COST * (b - a) + KEY_COST * per_row[a:b][ok[a:b]].sum() / max(H.n_k, 1)
+             + (~ok[a:b]).sum()) / max(b - a, 1) for a, b in ((0, len(rows)), (len(rows), len(ok)))]
+    return part, cost[0], cost[1]
+
+
+def _walk_estimate(capped, evals, n_sample, n_k):
+    """The cost of the compiled block walk relative to dense, from a sample of ``n_sample`` walked queries:
+    ``capped`` of them given up (``WALK_CAPPED_COST`` dense rows each), ``evals`` keys computed by the kernel
+    (``KERNEL_KEY_COST`` dense scores each)."""
+    return (WALK_CAPPED_COST * capped * n_k + KERNEL_KEY_COST * evals) / (n_sample * n_k)
+
+
+WALK_CAPPED_COST = 1.5
+"""A query the block walk gives up on costs its walk up to the cap and a dense row computed on its own (a
+few rows at a time cost 1.1-1.6 dense rows each, measured at 16384 keys)."""
+SCREEN_CONSIDER = 0.3
+"""Decision 6 also asks the screen when the walk, estimated by :func:`_walk_estimate`, would cost at least
+this part of dense attention, ..."""
+SCREEN_PREFERENCE = 0.8
+"""... and screens every query when the screen's estimate is at most this part of the walk's."""
 
 
 def _screened_all(P, eps, check, heads):
@@ -555,15 +580,19 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
             # screened: the keys packed now serve the probe's screen too (bfloat16, no float32 copy)
             probe = flagged[:SCREEN_SAMPLE]
             screen_all = capped >= SCREEN_ALL_SHARE * len(samp)
+            fill = np.zeros(0, dtype=np.int64)
             if screen_all:
                 _pack_keys(H)
-            spart, scost = _screen_sample(H, eps, probe)
+                # the kernel screens queries in vectors of 16: other queries fill the probe's (screened now
+                # rather than with the rest)
+                fill = np.setdiff1d(np.arange(H.n_q), probe)[:-len(probe) % 16]
+            spart, scost, _ = _screen_sample(H, eps, probe, fill)
             est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
             if est <= 7 * max_work:
                 screen = True
                 if screen_all:  # every query but the probe is screened below, without a walk (the sampled
                     # walk's rows too: their results are replaced, their work counted)
-                    done, part = probe, spart[:4] + (part[4] + spart[4],)
+                    done, part = np.concatenate([probe, fill]), spart[:4] + (part[4] + spart[4],)
                 else:
                     if len(flagged) > len(probe):  # the other capped sample queries are screened as well
                         from .screen import screen_rows
@@ -574,6 +603,19 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     pos = np.searchsorted(samp, flagged)
                     part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                     part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
+        elif capped and len(samp) < H.n_q and _walk_estimate(capped, part[4], len(samp), H.n_k) >= SCREEN_CONSIDER:
+            # the walk would pay, but it gives up on enough queries (each then costs a walk and a dense row)
+            # that screening every query may cost less: the capped sample queries and the others, filling the
+            # probe's vector of 16, are screened, and the cheaper way is taken (the probe's rows kept if it is
+            # the screen).  (No flatness test: the capped queries are the hard ones, the probe prices them.)
+            _pack_keys(H)
+            probe = flagged[:SCREEN_SAMPLE]
+            fill = samp[np.isfinite(part[1])][:-len(probe) % 16]
+            spart, scost, fcost = _screen_sample(H, eps, probe, fill)
+            walk = _walk_estimate(capped, part[4], len(samp), H.n_k)
+            if (capped * scost + (len(samp) - capped) * fcost) / len(samp) <= SCREEN_PREFERENCE * walk:
+                screen = screen_all = True
+                done, part = np.concatenate([probe, fill]), spart[:4] + (part[4] + spart[4],)
         if est > 7 * max_work:
             decision["code"] = 3
             raise _Fallback
