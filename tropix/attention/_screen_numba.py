@@ -348,7 +348,9 @@ def absorb_block(nh, hit_key, hit_query, hit_val, acc, bmax, nkeys, cap, smax, c
     score) are collected (a query overflowing ``cap`` stops being tracked, ``cnt = -1``), the block's counted
     weights ``acc`` (relative to ``smax``, float32 sums of ``nkeys`` terms: the factor ``1 + nkeys 2^-23``
     bounds their rounding) are added to ``dun``, and then the maxima advance to ``bmax`` with ``dun`` rescaled
-    as in :func:`advance_maxima`."""
+    as in :func:`advance_maxima`.  A query no longer tracked keeps its maximum up to date (nothing else): by
+    it the screen tells a query stopped against a maximum far below its own
+    (:data:`tropix.attention.screen.MISS_GAP`)."""
     for t in range(nh):
         r = hit_query[t]
         c = cnt[r]
@@ -363,6 +365,8 @@ def absorb_block(nh, hit_key, hit_query, hit_val, acc, bmax, nkeys, cap, smax, c
     grow = 1.0 + nkeys * 2.0**-23
     for r in range(smax.shape[0]):
         if cnt[r] < 0:
+            if bmax[r] > smax[r]:
+                smax[r] = bmax[r]
             continue
         dun[r] += np.float64(acc[r]) * grow
         old = smax[r]

@@ -51,7 +51,7 @@
    :func:`_walk_estimate` (a capped query costing ``WALK_CAPPED_COST`` = 1.5 dense rows: its walk and a dense
    row computed on its own) reaches ``SCREEN_CONSIDER`` (0.3) of dense, the capped sample queries and the
    other sampled ones are screened together (one vector of 16), and if the screen's estimate over the sample
-   is at most ``SCREEN_PREFERENCE`` (0.8) of the walk's, every query is screened (decision 6, method
+   is at most ``SCREEN_PREFERENCE`` (0.9) of the walk's, every query is screened (decision 6, method
    ``"screened"``; measured on clustered keys at T = 0.25, d = 32, 16384 keys, where the walk gives up on 70
    of 256 queries: 0.57 -> 0.43 of dense).
 
@@ -467,8 +467,9 @@ few rows at a time cost 1.1-1.6 dense rows each, measured at 16384 keys)."""
 SCREEN_CONSIDER = 0.3
 """Decision 6 also asks the screen when the walk, estimated by :func:`_walk_estimate`, would cost at least
 this part of dense attention, ..."""
-SCREEN_PREFERENCE = 0.8
-"""... and screens every query when the screen's estimate is at most this part of the walk's."""
+SCREEN_PREFERENCE = 0.9
+"""... if the screen's fixed cost (:func:`_screen_fixed_cost`) is at most this part of it, and screens every
+query when the screen's estimate is at most this part of the walk's."""
 
 
 def _screened_all(P, eps, check, heads):
@@ -603,7 +604,9 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     pos = np.searchsorted(samp, flagged)
                     part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                     part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
-        elif capped and len(samp) < H.n_q and _walk_estimate(capped, part[4], len(samp), H.n_k) >= SCREEN_CONSIDER:
+        elif capped and len(samp) < H.n_q and _walk_estimate(capped, part[4], len(samp), H.n_k) >= SCREEN_CONSIDER \
+                and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * _walk_estimate(capped, part[4], len(samp),
+                                                                                         H.n_k):
             # the walk would pay, but it gives up on enough queries (each then costs a walk and a dense row)
             # that screening every query may cost less: the capped sample queries and the others, filling the
             # probe's vector of 16, are screened, and the cheaper way is taken (the probe's rows kept if it is
@@ -613,7 +616,11 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
             fill = samp[np.isfinite(part[1])][:-len(probe) % 16]
             spart, scost, fcost = _screen_sample(H, eps, probe, fill)
             walk = _walk_estimate(capped, part[4], len(samp), H.n_k)
-            if (capped * scost + (len(samp) - capped) * fcost) / len(samp) <= SCREEN_PREFERENCE * walk:
+            from .screen import SCREEN_ROW_COST
+
+            # (the screen's fixed part per query for this size in place of _screen_sample's SCREEN_ROW_COST)
+            per_query = (capped * scost + (len(samp) - capped) * fcost) / len(samp) - SCREEN_ROW_COST
+            if per_query + _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
                 screen = screen_all = True
                 done, part = np.concatenate([probe, fill]), spart[:4] + (part[4] + spart[4],)
         if est > 7 * max_work:
