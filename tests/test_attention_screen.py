@@ -726,10 +726,11 @@ def test_rows_stopped_against_a_maximum_far_below_their_own_are_screened_again(s
     q = (C[rng.integers(0, len(C), 128)] + 0.05 * rng.normal(size=(128, d))) / 0.25
     v = rng.normal(size=(n, 3))
     calls = []
-    monkeypatch.setattr(S, "_screen_rows", lambda *a, f=S._screen_rows, **kw: calls.append(kw) or f(*a, **kw))
+    monkeypatch.setattr(S, "_screen_rows", lambda *a, f=S._screen_rows, **kw: calls.append((a, kw)) or f(*a, **kw))
     r = screened(q, k, v, eps=1e-3, check=True)
     _check(r, q, k, v, 1e-3)
-    assert sum(kw.get("hint") is not None for kw in calls) == 1
+    again = [len(a[2]) for a, kw in calls if kw.get("hint") is not None]
+    assert len(again) == 1 and r.counters["screen_evals"] == (128 + again[0]) * n  # (twice for those rows)
     monkeypatch.setattr(S, "MISS_GAP", np.inf)  # no second screen
     r0 = screened(q, k, v, eps=1e-3, check=True)
     _check(r0, q, k, v, 1e-3)

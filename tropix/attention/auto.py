@@ -480,7 +480,8 @@ def _screened_all(P, eps, check, heads):
         H = heads[hidx]
         out, bound, support, kept, evals = screen_rows(H, eps, np.arange(H.n_q))
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
-        counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
+        counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": 0,
+                    "screen_evals": (H.n_q + getattr(H, "rescreened", 0)) * H.n_k,
                     "dense_fallback_rows": nfb, "_rho": H.rho,
                     "decision": 5 if not any(hidx) else 0}  # (counters are summed over the heads)
         return out, bound, support, kept, counters, H.vmax, "screened"

@@ -711,7 +711,8 @@ def _region_head_fn(P, eps, leaf, group, threshold, screen=False):
                 (0, kept, 0)
             nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
             counters = {"score_evals": evals + sevals + nfb * H.n_k, "bound_evals": H.n_q * len(H.tree.rep[-1]),
-                        "screen_evals": nsc * H.n_k, "screened_rows": nsc, "dense_fallback_rows": nfb,
+                        "screen_evals": (nsc + getattr(H, "rescreened", 0)) * H.n_k, "screened_rows": nsc,
+                        "dense_fallback_rows": nfb,
                         "_rho": H.rho}
             return out, bound, support, kept, counters, H.vmax, "region_sparse"
         keep, U, m_lo, best, beta = _plan(H, eps)

@@ -621,6 +621,7 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         c[pos] = np.diff(k2.offsets)
         keys = np.insert(kept.keys, np.repeat(kept.offsets[pos], np.diff(k2.offsets)), k2.keys)
         kept, evals = _RowKept(kept.rows, keys, np.concatenate([[0], np.cumsum(c)]).astype(np.int64)), evals + e2
+        H.rescreened = getattr(H, "rescreened", 0) + len(mr)  # (the callers count their screening scores)
     return out, bound, support, _kept_in(kept, idx), evals
 
 
@@ -1047,7 +1048,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
         out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap,
                                                        precision=precision)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
-        counters = {"score_evals": evals + nfb * H.n_k, "screen_evals": H.n_q * H.n_k, "bound_evals": 0,
+        counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": 0,
+                    "screen_evals": (H.n_q + getattr(H, "rescreened", 0)) * H.n_k,
                     "dense_fallback_rows": nfb, "_rho": H.rho}
         return out, bound, support, _kept_in(kept, idx), counters, H.vmax, "screened"
 
