@@ -754,3 +754,40 @@ def test_absorb_block_keeps_the_maximum_of_a_row_no_longer_tracked():
     assert list(smax) == [5.0, 5.0] and list(cnt) == [-1, 1] and cidx[1, 0] == 8
     assert dun[0] == 2.0  # not tracked: its mass is left alone
     assert np.isclose(dun[1], (2.0 + 0.5 * (1 + 16 * 2.0**-23)) * np.exp(-4.0), rtol=1e-12)
+
+
+@needs_bf16
+@pytest.mark.parametrize("kind", ["none", "padding", "key bias", "bias", "causal"])
+@pytest.mark.parametrize("size", [4, 16])
+def test_second_screen_with_extra_terms_is_certified(kind, size):
+    """The second screen of rows stopped against a low maximum, with each extra term the fused path takes:
+    certified, and no worse than without it (a row screened again never loses its certificate)."""
+    from tropix.attention import screen as S
+
+    rng = np.random.default_rng(size)
+    n, d, nq = 8192, 16, 96
+    C = rng.normal(size=(n // size, d))
+    k = C[rng.integers(0, len(C), n)] + 0.02 * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, len(C), nq)] + 0.02 * rng.normal(size=(nq, d))) / 0.2
+    v = rng.normal(size=(n, 2))
+    kw = {}
+    if kind == "padding":
+        kw["mask"] = rng.random(n) > 0.2
+    elif kind == "key bias":
+        kw["bias"] = np.where(rng.random(n) > 0.9, -np.inf, rng.normal(size=n))[None, :]
+    elif kind == "bias":
+        kw["bias"] = rng.normal(size=(nq, n))
+    elif kind == "causal":  # self-attention: as many queries as keys
+        n = nq = 4096
+        k, v = k[:n], v[:n]
+        q = (C[rng.integers(0, len(C), n)] + 0.02 * rng.normal(size=(n, d))) / 0.2
+        kw["causal"] = True
+    r = screened(q, k, v, eps=1e-3, check=True, **kw)
+    _check(r, q, k, v, 1e-3, **kw)
+    old = S.MISS_GAP
+    try:
+        S.MISS_GAP = np.inf
+        r0 = screened(q, k, v, eps=1e-3, **kw)
+    finally:
+        S.MISS_GAP = old
+    assert r.counters["dense_fallback_rows"] <= r0.counters["dense_fallback_rows"]
