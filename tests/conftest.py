@@ -85,3 +85,12 @@ def _bf16_available() -> bool:
 # A hardware gate like the GPU marker: the fused bfloat16 kernels need AVX512-BF16 (this project's CI machine has
 # it, so these tests run there); elsewhere the kernels do not exist and tropix takes its float32 path.
 needs_bf16 = pytest.mark.skipif(not _bf16_available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")
+
+
+def clustered_qk(rng, n, d, size, nq, temp, spread=0.05):
+    """``n`` keys in ``n // size`` tight clusters (Gaussian centres, offsets of scale ``spread``) and ``nq``
+    queries near random centres, divided by the temperature ``temp``: ``(q, k, centres)``."""
+    C = rng.normal(size=(n // size, d))
+    k = C[rng.integers(0, len(C), n)] + spread * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, len(C), nq)] + spread * rng.normal(size=(nq, d))) / temp
+    return q, k, C

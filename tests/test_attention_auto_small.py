@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from tropix.attention import auto, dense
 
+from conftest import clustered_qk
+
 AM = sys.modules["tropix.attention.auto"]
 
 
@@ -205,9 +207,7 @@ def test_small_clusters_among_many_keys_are_not_taken_for_flat():
     when 128 sampled keys decided flatness at every size)."""
     rng = np.random.default_rng(11)
     n, d = 16384, 64
-    C = rng.normal(size=(n // 64, d))
-    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
-    q = (C[rng.integers(0, len(C), 256)] + 0.05 * rng.normal(size=(256, d))) / 0.25
+    q, k, _ = clustered_qk(rng, n, d, 64, 256, 0.25)
     v = rng.normal(size=(n, 16))
     r = auto(q, k, v, eps=1e-3, check=True)
     assert r.method == "screened" and r.counters["decision"] == 5

@@ -16,7 +16,7 @@ from tropix.attention.bounds import rounding_bound, truncation_bound
 from tropix.attention.keytree import score_bounds
 from tropix.errors import BoundViolationError
 
-from conftest import to_np
+from conftest import clustered_qk, to_np
 
 rs_mod = importlib.import_module("tropix.attention.region_sparse")
 auto_mod = importlib.import_module("tropix.attention.auto")
@@ -237,9 +237,7 @@ def test_auto_screens_every_query_when_the_walk_gives_up_on_a_costly_share(monke
 
     rng = np.random.default_rng(0)
     n, d = 16384, 32
-    C = rng.normal(size=(n // 64, d))
-    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
-    q = (C[rng.integers(0, len(C), 256)] + 0.05 * rng.normal(size=(256, d))) / 0.25
+    q, k, _ = clustered_qk(rng, n, d, 64, 256, 0.25)
     v = rng.normal(size=(n, 2))
     tree = build_key_tree(k)
     scale = 1 / np.sqrt(d)

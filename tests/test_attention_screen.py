@@ -16,7 +16,7 @@ from tropix.attention import _bf16
 from tropix.attention.screen import BF16_MIN_KEYS, _ScreenHead, _screen_gemm, screen_error, screen_rows
 from tropix.errors import BoundViolationError, NaNError, OptionError, ShapeError, ToleranceError
 
-from conftest import to_np, needs_bf16
+from conftest import clustered_qk, needs_bf16, to_np
 
 
 def _check(res, q, k, v, eps, **kw):
@@ -721,9 +721,7 @@ def test_rows_stopped_against_a_maximum_far_below_their_own_are_screened_again(s
 
     rng = np.random.default_rng(seed)
     n, d = 8192, 32
-    C = rng.normal(size=(n // 8, d))
-    k = C[rng.integers(0, len(C), n)] + 0.05 * rng.normal(size=(n, d))
-    q = (C[rng.integers(0, len(C), 128)] + 0.05 * rng.normal(size=(128, d))) / 0.25
+    q, k, _ = clustered_qk(rng, n, d, 8, 128, 0.25)
     v = rng.normal(size=(n, 3))
     calls = []
     monkeypatch.setattr(S, "_screen_rows", lambda *a, f=S._screen_rows, **kw: calls.append((a, kw)) or f(*a, **kw))
@@ -766,9 +764,7 @@ def test_second_screen_with_extra_terms_is_certified(kind, size):
 
     rng = np.random.default_rng(size)
     n, d, nq = 8192, 16, 96
-    C = rng.normal(size=(n // size, d))
-    k = C[rng.integers(0, len(C), n)] + 0.02 * rng.normal(size=(n, d))
-    q = (C[rng.integers(0, len(C), nq)] + 0.02 * rng.normal(size=(nq, d))) / 0.2
+    q, k, C = clustered_qk(rng, n, d, size, nq, 0.2, spread=0.02)
     v = rng.normal(size=(n, 2))
     kw = {}
     if kind == "padding":
