@@ -53,7 +53,7 @@
    other sampled ones are screened together (one vector of 16), and if the screen's estimate over the sample
    is at most ``SCREEN_PREFERENCE`` (0.9) of the walk's, every query is screened (decision 6, method
    ``"screened"``; measured on clustered keys at T = 0.25, d = 32, 16384 keys, where the walk gives up on 70
-   of 256 queries: 0.57 -> 0.43 of dense).
+   of 256 queries: 0.57 -> 0.43-0.51 of dense).
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it: at most about
@@ -605,20 +605,18 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     pos = np.searchsorted(samp, flagged)
                     part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                     part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
-        elif capped and len(samp) < H.n_q and _walk_estimate(capped, part[4], len(samp), H.n_k) >= SCREEN_CONSIDER \
-                and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * _walk_estimate(capped, part[4], len(samp),
-                                                                                         H.n_k):
+        elif capped and len(samp) < H.n_q and (walk := _walk_estimate(capped, part[4], len(samp), H.n_k)) \
+                >= SCREEN_CONSIDER and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
             # the walk would pay, but it gives up on enough queries (each then costs a walk and a dense row)
             # that screening every query may cost less: the capped sample queries and the others, filling the
             # probe's vector of 16, are screened, and the cheaper way is taken (the probe's rows kept if it is
             # the screen).  (No flatness test: the capped queries are the hard ones, the probe prices them.)
+            from .screen import SCREEN_ROW_COST
+
             _pack_keys(H)
             probe = flagged[:SCREEN_SAMPLE]
             fill = samp[np.isfinite(part[1])][:-len(probe) % 16]
             spart, scost, fcost = _screen_sample(H, eps, probe, fill)
-            walk = _walk_estimate(capped, part[4], len(samp), H.n_k)
-            from .screen import SCREEN_ROW_COST
-
             # (the screen's fixed part per query for this size in place of _screen_sample's SCREEN_ROW_COST)
             per_query = (capped * scost + (len(samp) - capped) * fcost) / len(samp) - SCREEN_ROW_COST
             if per_query + _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
