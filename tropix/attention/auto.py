@@ -474,14 +474,14 @@ query when the screen's estimate is at most this part of the walk's."""
 
 def _screened_all(P, eps, check, heads):
     """Screened evaluation of every head (decision 5); ``heads`` maps a head index to its prepared data."""
-    from .screen import screen_rows
+    from .screen import screen_evals, screen_rows
 
     def fn(arrays, hidx, tree):
         H = heads[hidx]
         out, bound, support, kept, evals = screen_rows(H, eps, np.arange(H.n_q))
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": 0,
-                    "screen_evals": (H.n_q + getattr(H, "rescreened", 0)) * H.n_k,
+                    "screen_evals": screen_evals(H, H.n_q),
                     "dense_fallback_rows": nfb, "_rho": H.rho,
                     "decision": 5 if not any(hidx) else 0}  # (counters are summed over the heads)
         return out, bound, support, kept, counters, H.vmax, "screened"

@@ -709,9 +709,11 @@ def _region_head_fn(P, eps, leaf, group, threshold, screen=False):
             out, bound, support, kept, evals = _fast_rows(H, eps, threshold, rows)
             nsc, kept, sevals = _screen_flagged(H, eps, out, bound, support, kept, threshold) if screen else \
                 (0, kept, 0)
+            from .screen import screen_evals  # (screen imports this module)
+
             nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
             counters = {"score_evals": evals + sevals + nfb * H.n_k, "bound_evals": H.n_q * len(H.tree.rep[-1]),
-                        "screen_evals": (nsc + getattr(H, "rescreened", 0)) * H.n_k, "screened_rows": nsc,
+                        "screen_evals": screen_evals(H, nsc), "screened_rows": nsc,
                         "dense_fallback_rows": nfb,
                         "_rho": H.rho}
             return out, bound, support, kept, counters, H.vmax, "region_sparse"

@@ -621,8 +621,14 @@ def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4
         c[pos] = np.diff(k2.offsets)
         keys = np.insert(kept.keys, np.repeat(kept.offsets[pos], np.diff(k2.offsets)), k2.keys)
         kept, evals = _RowKept(kept.rows, keys, np.concatenate([[0], np.cumsum(c)]).astype(np.int64)), evals + e2
-        H.rescreened = getattr(H, "rescreened", 0) + len(mr)  # (the callers count their screening scores)
+        H.rescreened = getattr(H, "rescreened", 0) + len(mr)  # (for screen_evals)
     return out, bound, support, _kept_in(kept, idx), evals
+
+
+def screen_evals(H, n_rows: int) -> int:
+    """The screening scores of ``n_rows`` queries of head ``H`` screened by :func:`screen_rows`: every key per
+    query, twice for the queries screened again (see :data:`MISS_GAP`)."""
+    return (n_rows + getattr(H, "rescreened", 0)) * H.n_k
 
 
 MISS_GAP = 2.0
@@ -771,10 +777,11 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
             if crowd is None:
                 g0 = fused.first(qp, f0, f1, tauc, cap, smax, cidx, cval, cnt, dun)
             else:  # flat scores: a row whose probe extrapolates to more keys than the abort limit stops here
-                stop = crowd[0] * (n_c / min(FIRST_PROBE, f1 - f0)) > limit * EST_SLACK
+                near, pmax, pscores = crowd
+                stop = near * (n_c / min(FIRST_PROBE, f1 - f0)) > limit * EST_SLACK
                 cnt[stop] = -1
-                qref = np.where(stop, crowd[1], np.inf).astype(smax.dtype)  # (stopped against the probe's maxima)
-                sample = crowd[2], stop  # (the keys that told it)
+                qref = np.where(stop, pmax, np.inf).astype(smax.dtype)  # (stopped against the probe's maxima)
+                sample = pscores, stop  # (the keys that told it)
         if g0 < f1 and (cnt >= 0).any():  # (the fused kernel refused a block: the rest of the first block unfused)
             Sb = block_scores(g0, f1)
             advance(Sb, smax, dun)
@@ -1049,7 +1056,7 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
                                                        precision=precision)
         nfb, kept = _fallback_rows(H, eps, out, bound, support, kept)
         counters = {"score_evals": evals + nfb * H.n_k, "bound_evals": 0,
-                    "screen_evals": (H.n_q + getattr(H, "rescreened", 0)) * H.n_k,
+                    "screen_evals": screen_evals(H, H.n_q),
                     "dense_fallback_rows": nfb, "_rho": H.rho}
         return out, bound, support, _kept_in(kept, idx), counters, H.vmax, "screened"
 
