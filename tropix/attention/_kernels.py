@@ -33,7 +33,7 @@ def kernel_available() -> bool:
 
 
 def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None,
-                       cand_cap=None, ext=None, causal=False):
+                       cand_cap=None, ext=None, causal=False, bias=None, btop=None):
     """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
 
     Parameters
@@ -62,6 +62,12 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
     ext : float64 array ``(n,)``, optional
         A key-only extra term in tree order (a key-padding mask as ``-inf``, or a per-key bias), added to
         every exact score; ``U`` must already include it (default: none).
+    bias : float64 array ``(n_q or 1, n)``, optional
+        An additive bias in original key order (row ``i`` for query ``i``; one row: the same for every query),
+        added to every exact score; ``U`` must not include it (default: none).
+    btop : float64 array ``(len(rows),)``, optional
+        With ``bias``: an upper bound of each row's bias (its largest finite ``|b|``, say).  A block's bound
+        adds it, or the largest bias over the block's keys when that first bound is too loose to drop it.
     causal : bool
         Query ``i`` (``rows[r] = i``) sees the keys of original index ``<= i`` only (the causal mask, top-left
         aligned); ``U`` must be ``-inf`` on the blocks it hides wholly (default: every key visible).
@@ -90,5 +96,7 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
          np.ascontiguousarray(beta, dtype=np.float64), bool(threshold), int(len(kp) if cap is None else cap),
          int(len(kp) if cand_cap is None else cand_cap),
          res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"],
-         np.ascontiguousarray(rows, dtype=np.int64) if causal else np.full(nr, len(kp), dtype=np.int64))
+         np.ascontiguousarray(rows, dtype=np.int64) if causal else np.full(nr, len(kp), dtype=np.int64),
+         np.zeros((1, 1)) if bias is None else np.ascontiguousarray(bias, dtype=np.float64), bias is not None,
+         np.zeros(nr) if btop is None else np.ascontiguousarray(btop, dtype=np.float64))
     return res

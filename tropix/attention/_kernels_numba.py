@@ -89,13 +89,15 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
-def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim):
+def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim, brow, hasb):
     """Exact scores of the keys ``j0 .. j1-1`` (tree order), plus their key-only extra term ``ext`` (zeros
-    without one; ``-inf`` masks a key), appended to ``sbuf``/``pbuf`` from ``ns``; a key whose original index
-    ``perm[j]`` exceeds ``lim`` is hidden (score ``-inf``: the causal mask of query ``lim``).  Returns the new
-    length and ``max(m, scores)``."""
+    without one; ``-inf`` masks a key) and, with ``hasb``, the query's bias row ``brow`` (original key order),
+    appended to ``sbuf``/``pbuf`` from ``ns``; a key whose original index ``perm[j]`` exceeds ``lim`` is
+    hidden (score ``-inf``: the causal mask of query ``lim``).  Returns the new length and ``max(m, scores)``."""
     for j in range(j0, j1):
         s = -np.inf if perm[j] > lim else _dot(q, kp[j], d) + ext[j]
+        if hasb:
+            s += brow[perm[j]]
         sbuf[ns] = s
         pbuf[ns] = j
         ns += 1
@@ -140,9 +142,13 @@ def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
 
 @njit(cache=True, nogil=True)
 def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
-                out, Z, D, VD, support, nkeys, kept_blocks, kept_n, lim):
+                out, Z, D, VD, support, nkeys, kept_blocks, kept_n, lim, bias, hasb, btop):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones; the keys
-    of original index above ``lim[r]`` are hidden from it (a causal mask; ``lim[r] >= n_k``: none).
+    of original index above ``lim[r]`` are hidden from it (a causal mask; ``lim[r] >= n_k``: none).  With
+    ``hasb`` the bias ``bias[rows[r]]`` (``(n_q, n_k)``, original key order; one row: the same for every
+    query) is added to every exact score; ``U`` then bounds the scores without it, and a block's bound adds
+    ``btop[r]`` (at least the row's largest bias) or, when that leaves the block too heavy to drop at once,
+    the largest bias over the block's own keys.
 
     Writes ``out[r]``, ``Z[r]`` (kept mass), ``D[r]`` (bound on the dropped mass), ``VD[r]`` (max |v| of
     dropped keys), ``support[r]``, ``nkeys[r]`` (computed keys) and the computed blocks
@@ -176,6 +182,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
         i = rows[r]
         stamp = r + 1
         q = qs[i]
+        brow = bias[i if bias.shape[0] > 1 else 0]
         ns = 0
         nkb = 0
         m = -np.inf
@@ -187,7 +194,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r])
+            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb)
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
@@ -213,7 +220,19 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             u = U[r, b]
             if u == -np.inf:
                 continue
-            w = ct[b] * np.exp(u - m0)
+            if hasb:  # the row's largest bias first; the block's own only if needed
+                w = ct[b] * np.exp(np.nextafter(u + btop[r], np.inf) - m0)
+                if w > cut:
+                    ub = -np.inf
+                    for j in range(st[b], st[b] + ct[b]):
+                        x = brow[perm[j]]
+                        if x > ub:
+                            ub = x
+                    if ub == -np.inf:  # every key of the block masked by the bias: no mass
+                        continue
+                    w = ct[b] * np.exp(np.nextafter(u + ub, np.inf) - m0)
+            else:
+                w = ct[b] * np.exp(u - m0)
             if w <= cut:
                 dsmall += w
                 if vleaf[b] > vd:
@@ -256,7 +275,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             kept_blocks[r, nkb] = b
             nkb += 1
             t0 = ns
-            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r])
+            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb)
             if mb > m:
                 z *= np.exp(m - mb)
                 m = mb

@@ -23,8 +23,11 @@ Algorithm (no dense score matrix is formed).
 
 Compiled path.  For NumPy float input without mask, bias or causal term, with one that depends on the
 key only (a key-padding mask, a per-key bias: added to every exact score, its largest value per leaf to the
-leaf bounds), or with a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys all come
-after it has bound ``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`):
+leaf bounds), with a bias alone that depends on the query and the key (``(n_q, n_k)``: each query's row is
+added to its exact scores; a leaf's bound adds the row's largest ``|b|`` from validation, or, where that is
+too loose to drop the leaf at once, the largest bias over the leaf's own keys, gathered from the row), or with
+a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys all come after it has bound
+``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`):
 the blocks are visited in decreasing bounded mass ``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the
 block of largest ``U`` and of the best-scoring centre's block) and computed exactly until the rest is at most
 half the budget times the computed mass; the other half drops computed keys of negligible weight.  A query that would compute more than
@@ -215,6 +218,7 @@ class _HeadData:
             # this head's bias (2-D, (1 or n_q, 1 or n_k)), its largest finite |b| and, per query, the keys it
             # leaves visible, from validation's row statistics or one compiled pass over the head's bias
             self.bias2d, cnt, am = _head_bias(P, hidx)
+            self.bias_absmax = am
             self.bmax = float(am.max()) if am.size else 0.0
             self.bias_nfin = np.broadcast_to(cnt * (self.n_k if self.bias2d.shape[1] == 1 else 1), (self.n_q,))
         # the bias rounded to float32 by validation (a 2-D bias, the same for every head), for the screen
@@ -615,7 +619,13 @@ def _fast_applicable(H: _Head) -> bool:
     """The compiled kernel covers float scores without an extra term, with one that depends on the key
     only (a key-padding mask, a per-key bias; not causal), or with the causal mask alone."""
     key_only = H.extra is None or (H.key_only is not None and not H.causal) or H.causal_only
-    return key_only and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+    return (key_only or _query_bias(H)) and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+
+
+def _query_bias(H: _HeadData) -> bool:
+    """The head's extra term is a bias alone that depends on the query and the key (``(n_q, n_k)``)."""
+    b = H.bias2d
+    return H.bias_only and b is not None and b.shape[0] > 1 and b.shape[1] > 1
 
 
 def _default_cap(n_k: int) -> int:
@@ -642,7 +652,11 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     qs = H.qs[rows]
     U, qc = score_bounds(t, L, qs, centers=True)
     ext = None
-    if H.extra is not None and not H.causal_only:  # a key-only term: its largest value per leaf raises U
+    bias = btop = None
+    if _query_bias(H):  # a bias of query and key: the kernel adds it to U (the row's or the block's largest)
+        bias = H.bias2d
+        btop = np.asarray(H.bias_absmax, dtype=np.float64)[np.asarray(rows)]
+    elif H.extra is not None and not H.causal_only:  # a key-only term: its largest value per leaf raises U
         ext = np.ascontiguousarray(H.key_only[t.perm], dtype=np.float64)
         top = np.maximum.reduceat(ext, t.starts[L])
         with np.errstate(invalid="ignore"):
@@ -658,7 +672,8 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
                              np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap,
-                             _default_cand_cap(H.n_k) if cap is None else None, ext=ext, causal=H.causal_only)
+                             _default_cand_cap(H.n_k) if cap is None else None, ext=ext, causal=H.causal_only,
+                             bias=bias, btop=btop)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
