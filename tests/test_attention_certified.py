@@ -256,6 +256,22 @@ def test_auto_screens_every_query_when_the_walk_gives_up_on_a_costly_share(monke
     assert np.all(gap <= r.bound + r_walk.bound + 2 * r.reference_slack)
 
 
+def test_auto_flat_keys_with_a_tree_go_dense_without_pricing_a_screen(monkeypatch):
+    """Flat scores (clustered keys at T = 1) with a prebuilt tree: the walked sample is over the budget and its
+    capped queries are flat, so auto goes dense (decision 3) without screening a probe (the screen-or-walk
+    pricing is for a walk that would pay)."""
+    A = importlib.import_module("tropix.attention.auto")
+
+    rng = np.random.default_rng(1)
+    n, d = 8192, 32
+    q, k, _ = clustered_qk(rng, n, d, 64, 256, 1.0)
+    v = rng.normal(size=(n, 2))
+    seen = []
+    monkeypatch.setattr(A, "_screen_sample", lambda *a, f=A._screen_sample: seen.append(f(*a)) or seen[-1])
+    r = auto(q, k, v, eps=1e-3, scale=1 / np.sqrt(d), tree=build_key_tree(k), check=True)
+    assert r.method == "dense" and r.counters["decision"] == 3
+    assert seen == []
+
 def test_auto_small_problems_go_dense_at_once():
     """Little work (n_q n_k (d + d_v) < min_work): the statistics would cost too large a part of it."""
     rng = np.random.default_rng(9)

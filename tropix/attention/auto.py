@@ -605,8 +605,8 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     pos = np.searchsorted(samp, flagged)
                     part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                     part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
-        elif capped and len(samp) < H.n_q and (walk := _walk_estimate(capped, part[4], len(samp), H.n_k)) \
-                >= SCREEN_CONSIDER and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
+        elif est <= 7 * max_work and capped and len(samp) < H.n_q and \
+                (walk := _walk_estimate(capped, part[4], len(samp), H.n_k)) >= SCREEN_CONSIDER and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
             # the walk would pay, but it gives up on enough queries (each then costs a walk and a dense row)
             # that screening every query may cost less: the capped sample queries and the others, filling the
             # probe's vector of 16, are screened, and the cheaper way is taken (the probe's rows kept if it is
