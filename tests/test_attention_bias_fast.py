@@ -146,3 +146,33 @@ def test_screened_peaked_biases_certified(shape):
     assert r.counters["dense_fallback_rows"] < 30
     ref = np.asarray(dense(q, k, v, bias=b))
     assert np.all(np.linalg.norm(np.asarray(r.output) - ref, axis=1) <= r.bound + 1e-12)
+
+
+@pytest.mark.parametrize("bshape", [None, (30, 50), (1, 50), (30, 1)])
+@pytest.mark.parametrize("mshape", [None, (30, 50), (50,)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_extra_term_rows_and_columns(bshape, mshape, causal):
+    """The extra term of a head for any rows and columns (runs of consecutive indices are sliced, the others
+    gathered) equals the broadcast bias plus -inf where masked or hidden, as a fresh array."""
+    from tropix.attention._inputs import extra_numpy
+
+    rng = np.random.default_rng(5)
+    q, k, v = rng.normal(size=(30, 4)), rng.normal(size=(50, 4)), rng.normal(size=(50, 2))
+    b = None if bshape is None else _bias(rng, bshape, 0.1)
+    m = None if mshape is None else rng.random(mshape) < 0.7
+    P = prepare(q, k, v, m, b, None, causal)
+    f, _ = extra_numpy(P, ())
+    if f is None:
+        assert b is None and m is None and not causal
+        return
+    full = np.zeros((30, 50)) + (0 if b is None else np.broadcast_to(b, (30, 50)))
+    if m is not None:
+        full[~np.broadcast_to(m, (30, 50))] = -np.inf
+    if causal:
+        full[np.arange(50)[None, :] > np.arange(30)[:, None]] = -np.inf
+    for rows in (np.arange(30), np.arange(4, 9), np.array([29, 3, 3, 0]), np.array([], dtype=np.int64)):
+        for cols in (np.arange(50), np.arange(10, 40), rng.permutation(50), np.array([7])):
+            E = f(rows, cols)
+            assert np.array_equal(E, full[rows][:, cols])
+            E[...] = 7.0  # (a fresh array: the head's term is unchanged)
+            assert np.array_equal(f(rows, cols), full[rows][:, cols])

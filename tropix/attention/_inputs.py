@@ -435,12 +435,18 @@ def extra_numpy(P: Prepared, b_index: tuple):
         return None, None
 
     def f(rows, cols):
-        E = np.zeros((len(rows), len(cols)))
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        shape = (len(rows), len(cols))
+        E = None
         if bias is not None:
-            E += bias[rows if bias.shape[0] != 1 else np.zeros_like(rows)][:, cols if bias.shape[1] != 1 else np.zeros_like(cols)]
+            E = _gather2(bias, rows, cols, shape, np.float64)
         if mask is not None:
-            mm = mask[rows if mask.shape[0] != 1 else np.zeros_like(rows)][:, cols if mask.shape[1] != 1 else np.zeros_like(cols)]
-            E[~np.broadcast_to(mm, E.shape)] = -np.inf
+            mm = _gather2(mask, rows, cols, shape, bool)
+            if E is None:
+                E = np.zeros(shape)
+            E[~mm] = -np.inf
+        if E is None:
+            E = np.zeros(shape)
         if causal:
             E[cols[None, :] > rows[:, None]] = -np.inf
         return E
@@ -453,3 +459,34 @@ def extra_numpy(P: Prepared, b_index: tuple):
         if mask is not None:
             key_only = np.where(np.broadcast_to(mask[0], (P.n_k,)), key_only, -np.inf)
     return f, key_only
+
+
+def _as_slice(idx):
+    """``idx`` (an integer array) as the slice it enumerates when it is a run of consecutive indices, else None."""
+    n = len(idx)
+    if n == 0:
+        return slice(0, 0)
+    a = int(idx[0])
+    if int(idx[-1]) - a != n - 1 or (n > 2 and not bool(np.all(np.diff(idx) == 1))):
+        return None
+    return slice(a, a + n)
+
+
+def _gather2(x, rows, cols, shape, dtype):
+    """``x[rows][:, cols]`` of a 2-D ``x`` whose dimensions of length 1 broadcast, as a fresh ``shape`` array of
+    ``dtype``: runs of consecutive indices are sliced, a full gather is one pass (``np.take`` along the keys
+    of sliced rows, else one fancy index of both)."""
+    rsel = slice(0, 1) if x.shape[0] == 1 else (_as_slice(rows) or rows)
+    csel = slice(0, 1) if x.shape[1] == 1 else (_as_slice(cols) or cols)
+    if isinstance(rsel, slice) and isinstance(csel, slice):
+        sub = x[rsel, csel]
+    elif isinstance(rsel, slice):
+        sub = np.take(x[rsel], csel, axis=1)
+    elif isinstance(csel, slice):
+        sub = x[rsel, csel]
+    else:
+        sub = x[rsel[:, None], csel[None, :]]
+    view = isinstance(rsel, slice) and isinstance(csel, slice)  # (the other ways gather a copy)
+    if not view and sub.shape == shape and sub.dtype == dtype:
+        return sub
+    return np.array(np.broadcast_to(sub, shape), dtype=dtype)
