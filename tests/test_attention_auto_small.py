@@ -16,8 +16,8 @@ from conftest import clustered_qk
 AM = sys.modules["tropix.attention.auto"]
 
 
-def _errors(r, q, k, v, scale=None):
-    ref = dense(q, k, v, scale=scale)
+def _errors(r, q, k, v, scale=None, mask=None):
+    ref = dense(q, k, v, scale=scale, mask=mask)
     return np.linalg.norm(np.asarray(r.output, dtype=np.float64) - np.asarray(ref, dtype=np.float64), axis=-1)
 
 
@@ -76,7 +76,11 @@ def test_mask_and_heads():
     rng = np.random.default_rng(5)
     q, k, v = _peaked(4096, 32, rng)
     mask = rng.random((256, 4096)) < 0.9
-    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)  # a query-dependent mask: the screen's slow path, dense
+    # a query-dependent mask: made one bias (-inf where masked), screened on the fused path with a bias
+    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5
+    assert np.all(_errors(r, q, k, v, mask=mask) <= r.bound + r.reference_slack)
+    r = auto(0.01 * q, k, v, eps=1e-3, mask=mask, check=True)  # the same mask on flat scores: dense
     assert r.method == "dense" and r.counters["decision"] == 2
     qb = np.stack([q, 0.01 * q])  # head 0 peaked, head 1 flat: the flat head decides (dense)
     kb, vb = np.stack([k, k]), np.stack([v, v])

@@ -458,6 +458,7 @@ def extra_numpy(P: Prepared, b_index: tuple):
             key_only = key_only + np.broadcast_to(bias[0], (P.n_k,))
         if mask is not None:
             key_only = np.where(np.broadcast_to(mask[0], (P.n_k,)), key_only, -np.inf)
+    f.mask2d, f.bias2d = mask, bias  # (this head's terms, 2-D, broadcasting: for compiled consumers)
     return f, key_only
 
 

@@ -616,6 +616,33 @@ def bias_stats(b, cnt, absmax, out=None):
 
 
 @njit(cache=True, nogil=True)
+def mask_bias(mask, bias, hasb, out, cnt, absmax):
+    """A mask (``True``: the key takes part) and an optional bias (``hasb``) as one additive term: ``out[r, j] =
+    bias[r, j]`` where ``mask[r, j]``, else ``-inf`` (``(n_q, n_k)``; ``mask`` and ``bias`` 2-D, a dimension of
+    length 1 broadcast), with per row the finite entries ``cnt[r]`` and their largest ``|b|``, ``absmax[r]``.
+    One pass."""
+    nq, nk = out.shape
+    mr, mc = mask.shape[0] > 1, mask.shape[1] > 1
+    br, bc = bias.shape[0] > 1, bias.shape[1] > 1
+    for r in range(nq):
+        mrow = mask[r if mr else 0]
+        brow = bias[r if br else 0]
+        orow = out[r]
+        c = 0
+        hi = 0.0
+        for j in range(nk):
+            x = (brow[j if bc else 0] if hasb else 0.0) if mrow[j if mc else 0] else -np.inf
+            orow[j] = x
+            if x > -np.inf:
+                c += 1
+                a = abs(x)
+                if a > hi:
+                    hi = a
+        cnt[r] = c
+        absmax[r] = hi
+
+
+@njit(cache=True, nogil=True)
 def bias_block(fnaddr, T, src, b0, b1, stg, out):
     """The float32 bias tile of keys ``b0 .. b1-1``: ``out[j, r] = fl32(src[r, b0 + j])`` (``src`` float64
     ``(queries, keys)``, unit column stride; ``out`` ``(>= b1 - b0, queries)``), ``-inf`` kept.  The rows are

@@ -37,6 +37,7 @@ certificate is the same as in step 5.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import numpy as np
@@ -45,7 +46,7 @@ from .._array import from_numpy, to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
-from ._inputs import Prepared, check_eps, extra_numpy, prepare
+from ._inputs import _gather2, Prepared, check_eps, extra_numpy, prepare
 from .keytree import build_key_tree, score_bounds
 from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
@@ -628,6 +629,42 @@ def _query_bias(H: _HeadData) -> bool:
     return H.bias_only and b is not None and b.shape[0] > 1 and b.shape[1] > 1
 
 
+def _mask_as_bias(H: _HeadData) -> _HeadData:
+    """A head whose extra term has a mask (not a key-padding mask alone) and is not causal as the head of one
+    bias, ``-inf`` where masked (the mask's own bias, if any, elsewhere), made in one compiled pass that also
+    counts each query's visible keys (:func:`._screen_numba.mask_bias`; ``(1, n_k)`` when neither term depends on the query): a mask of
+    query and key then takes the compiled walk with a bias (:func:`_query_bias`) and the screen's fused path
+    with a bias, instead of their generic and masked paths.  Norms, ``bmax`` and the rounding bound stay
+    those of the head.  Other heads, and every head without numba, are returned as they are."""
+    f = H.extra
+    m = getattr(f, "mask2d", None)
+    if m is None or H.causal or H.n_q == 0 or H.n_k == 0:
+        return H
+    b = f.bias2d
+    if b is None and m.shape[0] == 1:  # a key-padding mask alone: the screen takes the head of the visible keys
+        return H
+    try:
+        from ._screen_numba import mask_bias
+    except ImportError:  # pragma: no cover - numba missing: the generic paths
+        return H
+    rows = H.n_q if (m.shape[0] > 1 or (b is not None and b.shape[0] > 1)) else 1
+    out = np.empty((rows, H.n_k))
+    cnt, am = np.empty(rows, dtype=np.int64), np.empty(rows)
+    mask_bias(m, np.zeros((1, 1)) if b is None else b, b is not None, out, cnt, am)
+    G = copy.copy(H)
+    G.bias2d, G.bias_absmax, G.bias_only, G.bias32 = out, am, True, None
+    G.bias_nfin = np.broadcast_to(cnt, (H.n_q,))
+    G.key_only = out[0].copy() if rows == 1 else None
+    G.full_extra = None
+
+    def extra(r, c):
+        r, c = np.asarray(r), np.asarray(c)
+        return _gather2(out, r, c, (len(r), len(c)), np.float64)
+
+    G.extra = extra
+    return G
+
+
 def _default_cap(n_k: int) -> int:
     """Keys a query may compute in the kernel before it is done densely (one BLAS row beats a long scalar walk)."""
     return max(n_k // 32, 128)
@@ -719,6 +756,8 @@ class _RowKept:
 def _region_head_fn(P, eps, leaf, group, threshold, screen=False):
     def fn(arrays, hidx, tree):
         H = _Head(P, arrays, hidx, tree, leaf)
+        if not _fast_applicable(H):
+            H = _mask_as_bias(H)
         if _fast_applicable(H):
             rows = np.arange(H.n_q)
             out, bound, support, kept, evals = _fast_rows(H, eps, threshold, rows)

@@ -57,9 +57,13 @@ as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only
 costs no extra term either: a chunk of queries only looks at the keys up to its last query; its first block
 holds the diagonal part (hidden keys set to ``-inf``: neither collected nor counted, so no core holds one)
 and the keys just before it, which every query of the chunk sees; all keys before those go through the
-fused kernel.  Other masks, and a bias together with a mask or a causal term, add the extra term to every
-block of screening scores and rescore the cores in NumPy (no fused kernel): correct and certified, but slower
-than dense attention on large inputs.
+fused kernel.  Any other mask without a causal term (one that depends on the query, or a key-padding mask
+together with a bias) is first made one bias with it, ``-inf`` where masked, in one compiled pass
+(:func:`tropix.attention.region_sparse._mask_as_bias`), and screened as a bias alone (below): a random mask of
+query and key on clustered keys at T = 0.25, 16384 keys, measured 0.26 of dense (0.96 on the masked path),
+with a bias 0.40-0.44 (0.96).  A causal term together with a mask or a bias adds the extra term to every
+block of screening scores and rescores the cores in NumPy (the masked path, no fused kernel): correct and
+certified, but often about as slow as dense attention.
 
 Biases.  A bias alone (any shape broadcasting to ``(n_q, n_k)``, ``-inf`` entries allowed, no mask, not
 causal; finite entries up to ``_F32_LIMIT``) is screened on the fused path: the screening score is
@@ -101,7 +105,7 @@ from ..errors import OptionError
 from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
 from ._inputs import check_eps, prepare
-from .region_sparse import _fallback_rows, _HeadData, _RowKept, _run_per_head
+from .region_sparse import _fallback_rows, _HeadData, _mask_as_bias, _RowKept, _run_per_head
 from .result import AttentionResult
 
 __all__ = ["screened", "screen_error"]
@@ -1051,6 +1055,7 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     def fn(arrays, hidx, tree):
         H = _ScreenHead(P, arrays, hidx)
         H, idx = _visible_keys_only(H)
+        H = _mask_as_bias(H)  # (a mask left: it depends on the query)
         rows = np.arange(H.n_q)
         out, bound, support, kept, evals = screen_rows(H, eps, rows, threshold=threshold, cap=cap,
                                                        precision=precision)
