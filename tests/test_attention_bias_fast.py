@@ -176,3 +176,40 @@ def test_extra_term_rows_and_columns(bshape, mshape, causal):
             assert np.array_equal(E, full[rows][:, cols])
             E[...] = 7.0  # (a fresh array: the head's term is unchanged)
             assert np.array_equal(f(rows, cols), full[rows][:, cols])
+
+
+@pytest.mark.parametrize("kind", ["qmask", "pad+bias", "causal", "causal+mask", "all masked"])
+def test_dense_masked_blocks_compiled_equal_numpy(kind, monkeypatch):
+    """Dense attention with hidden pairs: the compiled blocks (hidden pairs left out of the maxima, their
+    weights set to 0 after exp) give the same bits as the NumPy blocks (-inf in the scores); rows that see no
+    key give 0."""
+    D = __import__("tropix.attention.dense", fromlist=["_masked_kernels"])
+    rng = np.random.default_rng(len(kind))
+    nq, nk = 70, 3000
+    q, k, v = 3 * rng.normal(size=(nq, 8)), rng.normal(size=(nk, 8)), rng.normal(size=(nk, 3))
+    kw = {"qmask": {"mask": rng.random((nq, nk)) < 0.6},
+          "pad+bias": {"mask": rng.random(nk) < 0.5, "bias": _bias(rng, (nq, nk), 0.1)},
+          "causal": {"causal": True},
+          "causal+mask": {"causal": True, "mask": rng.random((nq, 1)) < 0.8},
+          "all masked": {"mask": np.zeros((nq, nk), dtype=bool)}}[kind]
+    fast = np.asarray(dense(q, k, v, **kw))
+    monkeypatch.setattr(D, "_masked_kernels", lambda: None)
+    slow = np.asarray(dense(q, k, v, **kw))
+    assert np.array_equal(fast, slow)
+    if kind == "all masked":
+        assert np.all(fast == 0)
+
+
+def test_visible_row_max_and_set_where():
+    from tropix.attention._kernels_numba import set_where, visible_row_max
+
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=(9, 40))
+    hid = rng.random((9, 40)) < 0.7
+    hid[3] = True
+    out = np.empty(9)
+    visible_row_max(s, np.broadcast_to(hid, s.shape), out)
+    assert np.array_equal(out, np.where(hid, -np.inf, s).max(axis=1))
+    t = s.copy()
+    set_where(t, hid, -1.0)
+    assert np.array_equal(t, np.where(hid, -1.0, s))

@@ -344,6 +344,25 @@ def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
     return E
 
 
+def add_block_extra_numpy(P: Prepared, qs: slice, ks: slice, s, set_hidden: bool = True):
+    """:func:`block_extra` added in place to the NumPy scores ``s`` of the block ``[qs, ks]`` (shape
+    ``batch + (len(qs), len(ks))``): the bias added, and (``set_hidden``) the pairs a mask or the causal term
+    hides set to ``-inf``.  Returns those hidden pairs (boolean, broadcasting to ``s``), or None when there are
+    none."""
+    nd = len(P.batch_shape) + 2
+    if P.bias is not None:
+        s += _slice_last2(_pad(P.bias, np, nd), qs, ks)
+    hidden = None
+    if P.mask is not None:
+        hidden = ~_slice_last2(_pad(P.mask, np, nd), qs, ks)
+    if P.causal and ks.stop - 1 > qs.start:  # (a block wholly on or below the diagonal is all visible)
+        after = np.arange(ks.start, ks.stop)[None, :] > np.arange(qs.start, qs.stop)[:, None]
+        hidden = after if hidden is None else hidden | after
+    if hidden is not None and set_hidden:
+        np.copyto(s, -np.inf, where=hidden)
+    return hidden
+
+
 def bias_row_stats(P: Prepared):
     """``(count, absmax)`` per row of the bias as given (shape ``bias.shape[:-1]`` padded to ``batch + 2``
     dimensions): its entries above ``-inf`` and the largest ``|b|`` among them (0 if none), one pass over the

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._array import to_numpy
 from .bounds import rounding_bound
-from ._inputs import Prepared, bias_row_stats, block_extra, prepare
+from ._inputs import Prepared, add_block_extra_numpy, bias_row_stats, block_extra, prepare
 
 __all__ = ["dense", "dense_rounding_bound"]
 
@@ -119,6 +119,13 @@ def _dense(P: Prepared, block: int | None = None):
     return xp.concat(outs, axis=-2)
 
 
+def _masked_kernels():
+    """The compiled helpers of masked dense blocks (``visible_row_max``, ``set_where``), or None."""
+    from .._compiled import compiled
+
+    return compiled("tropix.attention._kernels_numba")
+
+
 def _key_stop(P: Prepared, qs: slice) -> int:
     """Keys past this one are masked for every query of ``qs``: with ``causal`` (top-left aligned: query ``i``
     sees keys ``j <= i``) the key blocks beyond the last query of the block are skipped.  At least one key
@@ -140,14 +147,26 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
         for ks0 in range(0, stop, block):
             ks = slice(ks0, min(stop, ks0 + block))
             s = np.matmul(qb, kT[..., :, ks])
-            E = block_extra(P, qs, ks, s.dtype)
-            if E is not None:
-                s += E
-            bmax = s.max(axis=-1)
+            # the pairs a mask or the causal term hides: -inf in the scores, or, with the compiled kernels and
+            # one head, left out of the maxima and sent through exp as -1, their weight then set to 0 (NumPy's
+            # exp takes a slow path, 3-4x, on vectors holding -inf; np.copyto with where= costs as much again)
+            kern = _masked_kernels() if s.ndim == 2 else None
+            hidden = add_block_extra_numpy(P, qs, ks, s, set_hidden=kern is None)
+            if hidden is not None and kern is not None:
+                hidden = np.broadcast_to(hidden, s.shape)
+                bmax = np.empty(s.shape[0])
+                kern.visible_row_max(s, hidden, bmax)
+            else:
+                hidden = None
+                bmax = s.max(axis=-1)
             m_new = bmax if m is None else np.maximum(m, bmax)
             m_safe = np.where(np.isfinite(m_new), m_new, 0.0)
             s -= m_safe[..., None]
+            if hidden is not None:
+                kern.set_where(s, hidden, -1.0)
             np.exp(s, out=s)
+            if hidden is not None:
+                kern.set_where(s, hidden, 0.0)
             if m is None:
                 l = s.sum(axis=-1)
                 acc = np.matmul(s, v[..., ks, :])
