@@ -447,3 +447,18 @@ def set_where(s, where, value):
         for j in range(s.shape[1]):
             if where[r, j]:
                 s[r, j] = value
+
+
+@njit(cache=True, nogil=True)
+def neginf_to(s, value, hid):
+    """The ``-inf`` entries of ``s`` (2-D) replaced by ``value`` in place, their positions in ``hid`` (boolean,
+    the same shape); returns whether there was any."""
+    anyh = False
+    for r in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            h = s[r, j] == -np.inf
+            hid[r, j] = h
+            if h:
+                s[r, j] = value
+                anyh = True
+    return anyh

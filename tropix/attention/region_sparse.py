@@ -43,6 +43,7 @@ from functools import lru_cache
 import numpy as np
 
 from .._array import from_numpy, to_numpy
+from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
@@ -541,6 +542,7 @@ def _dense_rows(H: _HeadData, rows):
     direct = _direct_extra(H, rows)
     if direct is not None:
         extra_block, vis = direct
+    kern = compiled("tropix.attention._kernels_numba")
     for a in range(0, n, block):
         S = qb @ H.k[a:min(a + block, n)].T
         if direct is not None:
@@ -551,7 +553,14 @@ def _dense_rows(H: _HeadData, rows):
         mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
         ms = np.where(np.isfinite(mn), mn, 0.0)
         S -= ms[:, None]
+        hid = None
+        if (direct is not None or H.extra is not None) and kern is not None:  # -inf (hidden) entries go through
+            hid = np.empty(S.shape, dtype=bool)  # exp as -1, then weigh 0 (NumPy's exp is 3-4x slower on -inf)
+            if not kern.neginf_to(S, -1.0, hid):
+                hid = None
         np.exp(S, out=S)
+        if hid is not None:
+            kern.set_where(S, hid, 0.0)
         if m is None:
             l, acc = S.sum(axis=1), S @ H.v[a:min(a + block, n)]
         else:
