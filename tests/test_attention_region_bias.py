@@ -134,3 +134,44 @@ def test_query_masks_take_the_bias_paths(method, with_bias, monkeypatch):
     r0 = run()
     gap = np.linalg.norm(out - np.asarray(r0.output), axis=1)
     assert np.all(gap <= r.bound + r0.bound + 2 * r.reference_slack)
+
+
+def test_region_skips_the_walk_when_the_sample_shows_no_geometry(monkeypatch):
+    """i.i.d. keys in 32 dimensions: the block bounds leave nearly every key a candidate, so after the sample
+    of HOPELESS_SAMPLE queries every other query is computed densely without its bounds or walk (bound_evals
+    counts the sample only).  Certified, and within the sum of the bounds of walking every query."""
+    rng = np.random.default_rng(8)
+    q, k, v = 10 * rng.normal(size=(300, 32)), rng.normal(size=(4000, 32)), rng.normal(size=(4000, 2))
+    tree = build_key_tree(k)
+    leaves = len(tree.rep[-1])
+    r = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r.counters["bound_evals"] == R_MOD.HOPELESS_SAMPLE * leaves
+    assert r.counters["dense_fallback_rows"] >= 300 - R_MOD.HOPELESS_SAMPLE
+    monkeypatch.setattr(R_MOD, "HOPELESS_SHARE", 2.0)  # never: every query walks
+    r_all = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r_all.counters["bound_evals"] == 300 * leaves
+    gap = np.linalg.norm(np.asarray(r.output) - np.asarray(r_all.output), axis=1)
+    assert np.all(gap <= r.bound + r_all.bound + 2 * r.reference_slack)
+    # clustered keys: the sample walks, so does every query (the same result as walking them all at once)
+    rng, q, k, v, b = _case(9, temp=0.05, nq=200)
+    tree = build_key_tree(k)
+    monkeypatch.setattr(R_MOD, "HOPELESS_SHARE", 0.9)
+    r = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r.counters["bound_evals"] == 200 * len(tree.rep[-1])
+
+
+@pytest.mark.parametrize("rows", [np.arange(0, 300), np.arange(40, 70), np.array([299, 5, 150, 0, 77])])
+def test_dense_rows_causal_alone_compiled(rows):
+    """The causal mask alone in the dense rows of region_sparse (compiled: only the keys after each query
+    hidden, no term array): equal to dense causal attention of those rows; a query sees its position + 1
+    keys."""
+    from tropix.attention._inputs import prepare
+    from tropix.attention.region_sparse import _dense_rows, _HeadData
+
+    rng = np.random.default_rng(10)
+    q, k, v = 3 * rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), rng.normal(size=(300, 2))
+    P = prepare(q, k, v, None, None, None, True)
+    H = _HeadData(P, (P.q, P.k, P.v), ())
+    o, sup = _dense_rows(H, rows)
+    assert np.allclose(o, np.asarray(dense(q, k, v, causal=True))[rows], rtol=0, atol=1e-12)
+    assert np.array_equal(sup, rows + 1)

@@ -462,3 +462,12 @@ def neginf_to(s, value, hid):
                 s[r, j] = value
                 anyh = True
     return anyh
+
+
+@njit(cache=True, nogil=True)
+def hide_after(s, rows, a):
+    """The causal mask on a block of scores: ``s[r, j] = -inf`` where key ``a + j`` comes after query
+    ``rows[r]`` (``s`` 2-D: the queries ``rows`` by the keys ``a, a + 1, ...``)."""
+    for r in range(s.shape[0]):
+        for j in range(max(rows[r] + 1 - a, 0), s.shape[1]):
+            s[r, j] = -np.inf
