@@ -326,14 +326,21 @@ def bias_rows(b, cnt, absmax):
         c = 0
         hi = 0.0
         for j in range(m):
-            x = b[i, j]
-            if x > -np.inf:
-                c += 1
-                a = abs(x)
-                if a > hi:
-                    hi = a
+            c, hi = visible_stat(b[i, j], c, hi)
         cnt[i] = c
         absmax[i] = hi
+
+
+@njit(inline="always")
+def visible_stat(x, c, hi):
+    """One entry of a bias row into its statistics: the count ``c`` of entries above ``-inf`` and their largest
+    ``|x|``, ``hi``."""
+    if x > -np.inf:
+        c += 1
+        a = abs(x)
+        if a > hi:
+            hi = a
+    return c, hi
 
 
 @njit(cache=True, nogil=True)

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from ._bf16_numba import screen_args
-from ._kernels_numba import _call_address, _dot, _key_threshold, _prefetch_row, _take_key, _write_row
+from ._kernels_numba import _call_address, _dot, _key_threshold, _prefetch_row, _take_key, _write_row, visible_stat
 
 
 @njit(cache=True, nogil=True)
@@ -633,11 +633,7 @@ def mask_bias(mask, bias, hasb, out, cnt, absmax):
         for j in range(nk):
             x = (brow[j if bc else 0] if hasb else 0.0) if mrow[j if mc else 0] else -np.inf
             orow[j] = x
-            if x > -np.inf:
-                c += 1
-                a = abs(x)
-                if a > hi:
-                    hi = a
+            c, hi = visible_stat(x, c, hi)
         cnt[r] = c
         absmax[r] = hi
 
