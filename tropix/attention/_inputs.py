@@ -324,19 +324,10 @@ def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
     The result broadcasts to ``batch + (len(qs), len(ks))``.
     """
     xp = P.xp
-    nd = len(P.batch_shape) + 2
-    E = None
-    if P.bias is not None:
-        E = _slice_last2(_pad(P.bias, xp, nd), qs, ks)
-        E = xp.astype(E, dtype) if E.dtype != dtype else E
-    keep = None
-    if P.mask is not None:
-        keep = _slice_last2(_pad(P.mask, xp, nd), qs, ks)
-    if P.causal and ks.stop - 1 > qs.start:  # (a block wholly on or below the diagonal is all visible)
-        i = xp.arange(qs.start, qs.stop)
-        j = xp.arange(ks.start, ks.stop)
-        c = xp.reshape(j, (1, -1)) <= xp.reshape(i, (-1, 1))
-        keep = c if keep is None else xp.logical_and(keep, c)
+    E = _block_bias(P, qs, ks, xp)
+    if E is not None and E.dtype != dtype:
+        E = xp.astype(E, dtype)
+    keep = _block_keep(P, qs, ks, xp)
     if keep is not None:
         ninf = xp.asarray(-math.inf, dtype=dtype)
         zero = xp.asarray(0.0, dtype=dtype)
@@ -344,21 +335,40 @@ def block_extra(P: Prepared, qs: slice, ks: slice, dtype):
     return E
 
 
+def _block_bias(P: Prepared, qs: slice, ks: slice, xp):
+    """The bias of the block ``[qs, ks]`` (a view, broadcasting), or None."""
+    if P.bias is None:
+        return None
+    return _slice_last2(_pad(P.bias, xp, len(P.batch_shape) + 2), qs, ks)
+
+
+def _block_keep(P: Prepared, qs: slice, ks: slice, xp):
+    """The pairs of the block ``[qs, ks]`` that neither the mask nor the causal term hides (boolean,
+    broadcasting), or None when every pair is visible."""
+    keep = None
+    if P.mask is not None:
+        keep = _slice_last2(_pad(P.mask, xp, len(P.batch_shape) + 2), qs, ks)
+    if P.causal and ks.stop - 1 > qs.start:  # (a block wholly on or below the diagonal is all visible)
+        i = xp.arange(qs.start, qs.stop)
+        j = xp.arange(ks.start, ks.stop)
+        c = xp.reshape(j, (1, -1)) <= xp.reshape(i, (-1, 1))
+        keep = c if keep is None else xp.logical_and(keep, c)
+    return keep
+
+
 def add_block_extra_numpy(P: Prepared, qs: slice, ks: slice, s, set_hidden: bool = True):
     """:func:`block_extra` added in place to the NumPy scores ``s`` of the block ``[qs, ks]`` (shape
     ``batch + (len(qs), len(ks))``): the bias added, and (``set_hidden``) the pairs a mask or the causal term
     hides set to ``-inf``.  Returns those hidden pairs (boolean, broadcasting to ``s``), or None when there are
     none."""
-    nd = len(P.batch_shape) + 2
-    if P.bias is not None:
-        s += _slice_last2(_pad(P.bias, np, nd), qs, ks)
-    hidden = None
-    if P.mask is not None:
-        hidden = ~_slice_last2(_pad(P.mask, np, nd), qs, ks)
-    if P.causal and ks.stop - 1 > qs.start:  # (a block wholly on or below the diagonal is all visible)
-        after = np.arange(ks.start, ks.stop)[None, :] > np.arange(qs.start, qs.stop)[:, None]
-        hidden = after if hidden is None else hidden | after
-    if hidden is not None and set_hidden:
+    b = _block_bias(P, qs, ks, np)
+    if b is not None:
+        s += b
+    keep = _block_keep(P, qs, ks, np)
+    if keep is None:
+        return None
+    hidden = ~keep
+    if set_hidden:
         np.copyto(s, -np.inf, where=hidden)
     return hidden
 

@@ -139,6 +139,10 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
     n_q = P.n_q
     kT = np.swapaxes(k, -1, -2)
     out = np.empty(P.batch_shape + (n_q, P.d_v), dtype=np.result_type(q, k, v))
+    # the pairs a mask or the causal term hides: -inf in the scores, or, with the compiled kernels and one head,
+    # left out of the maxima and sent through exp as -1, their weight then set to 0 (NumPy's exp takes a slow
+    # path, 3-4x, on vectors holding -inf; np.copyto with where= costs as much again)
+    kern = _masked_kernels() if not P.batch_shape else None
     for qs0 in range(0, n_q, qblock):
         qs = slice(qs0, min(n_q, qs0 + qblock))
         qb = q[..., qs, :] * P.scale
@@ -147,10 +151,6 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
         for ks0 in range(0, stop, block):
             ks = slice(ks0, min(stop, ks0 + block))
             s = np.matmul(qb, kT[..., :, ks])
-            # the pairs a mask or the causal term hides: -inf in the scores, or, with the compiled kernels and
-            # one head, left out of the maxima and sent through exp as -1, their weight then set to 0 (NumPy's
-            # exp takes a slow path, 3-4x, on vectors holding -inf; np.copyto with where= costs as much again)
-            kern = _masked_kernels() if s.ndim == 2 else None
             hidden = add_block_extra_numpy(P, qs, ks, s, set_hidden=kern is None)
             if hidden is not None and kern is not None:
                 hidden = np.broadcast_to(hidden, s.shape)
