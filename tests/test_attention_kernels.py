@@ -271,3 +271,53 @@ def test_causal_dense_rows_in_chunks():
     ref = dense(q, k, v, causal=True)[rows]
     assert np.allclose(out, ref, rtol=1e-12, atol=1e-12)
     assert np.array_equal(sup, np.minimum(rows + 1, n))
+
+
+def test_exp_upper_bounds_exp_within_the_chord():
+    """The far blocks' weight bound: never below exp(x) (the margin covers the float64 roundings: checked at
+    and beside every power of two, where the chord touches 2^y, and on a dense grid), at most 6.15 % above it
+    while exp does not underflow, and 2^-1022 at most where it does."""
+    from numba import njit
+
+    from tropix.attention._kernels_numba import exp_upper
+
+    @njit
+    def bound(xs):
+        out = np.empty_like(xs)
+        for i in range(xs.size):
+            out[i] = exp_upper(xs[i])
+        return out
+
+    ln2 = np.log(2.0)
+    at_powers = np.arange(-1021, 1) * ln2
+    near = np.concatenate([at_powers, np.nextafter(at_powers, -np.inf), np.nextafter(at_powers, np.inf)])
+    xs = np.concatenate([near, -np.geomspace(1e-15, 708, 400_001), np.linspace(-40.0, 0.0, 200_001)])
+    xs = xs[xs <= 0]
+    w, e = bound(xs), np.exp(xs)
+    assert np.all(w >= e * (1 + 1e-12))
+    normal = e > 2.0**-1000
+    assert np.max(w[normal] / e[normal]) < 1.0615
+    deep = bound(np.array([-709.0, -745.0, -1e5, -1e300, -np.inf]))
+    assert np.all(deep >= 2.0**-1022) and np.all(deep <= 2.0**-1022 * (1 + 1e-9))
+
+
+def test_far_block_bound_keeps_the_walk_certified():
+    """Clustered keys at T = 0.25: most blocks lie far below the first blocks' maximum (exponent below FAR)
+    and are weighed by exp_upper; every row the walk certifies is within its bound (check=True), which stays
+    within the request, and the median query keeps few keys."""
+    from tropix.attention._kernels_numba import FAR
+
+    rng = np.random.default_rng(11)
+    nc, d = 64, 32
+    C = rng.normal(size=(nc, d))
+    k = C[rng.integers(0, nc, 4096)] + 0.05 * rng.normal(size=(4096, d))
+    q = (C[rng.integers(0, nc, 64)] + 0.05 * rng.normal(size=(64, d))) / 0.25
+    v = rng.normal(size=(4096, d))
+    tree = build_key_tree(k)
+    s = (q / np.sqrt(d)) @ k.T
+    far = s.max(axis=1, keepdims=True) + FAR
+    leaf_max = np.maximum.reduceat(s[:, tree.perm], tree.starts[-1], axis=1)
+    assert np.mean(leaf_max < far) > 0.5  # (most blocks are far: the bound is what weighs them)
+    r = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert np.all(r.bound <= 1e-3 * r.vmax)
+    assert np.median(r.support) < 0.05 * 4096

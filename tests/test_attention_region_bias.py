@@ -104,9 +104,10 @@ def test_mask_bias_kernel_matches_numpy(mshape, bshape):
 @pytest.mark.parametrize("method", ["screened", "region"])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_query_masks_take_the_bias_paths(method, with_bias, monkeypatch):
-    """A mask of query and key (with or without a bias) becomes one bias, -inf where masked: the screen's
-    fused path with a bias and the compiled walk take it.  Certified, sparse, and within the sum of the bounds
-    of the masked / generic paths it replaces (forced by turning the conversion off)."""
+    """A mask of query and key with a bias (and, for the screen, without one) becomes one bias, -inf where
+    masked: the screen's fused path with a bias and the compiled walk take it; the compiled walk takes a mask
+    alone as it is (a hidden key scores -inf).  Certified, sparse, and within the sum of the bounds of the
+    masked / generic paths they replace (forced by turning the conversion and the native mask off)."""
     from tropix.attention import screened
 
     rng, q, k, v, b = _case(4, temp=0.05)
@@ -123,15 +124,25 @@ def test_query_masks_take_the_bias_paths(method, with_bias, monkeypatch):
     monkeypatch.setattr(R_MOD, "_mask_as_bias", lambda H: calls.append(1) or orig(H))
     S_MOD = __import__("tropix.attention.screen", fromlist=["_mask_as_bias"])
     monkeypatch.setattr(S_MOD, "_mask_as_bias", R_MOD._mask_as_bias)
+    native = []
+    orig_fast = R_MOD.region_sparse_fast
+    monkeypatch.setattr(R_MOD, "region_sparse_fast", lambda *a, **kw: native.append(kw.get("mask") is not None)
+                        or orig_fast(*a, **kw))
     r = run()
-    assert calls
+    if method == "region" and not with_bias:
+        assert not calls and native and all(native)  # the mask itself, not a bias made of it
+    else:
+        assert calls
     out = np.asarray(r.output)
     assert np.all(out[3] == 0) and r.support[3] == 0
     assert np.allclose(out[5], v[11], atol=1e-12) and r.support[5] == 1
     assert r.counters["score_evals"] < 0.25 * q.shape[0] * k.shape[0]
     monkeypatch.setattr(R_MOD, "_mask_as_bias", lambda H: H)
     monkeypatch.setattr(S_MOD, "_mask_as_bias", lambda H: H)
+    monkeypatch.setattr(R_MOD, "_query_mask", lambda H: None)
     r0 = run()
+    if method == "region" and not with_bias:  # (the generic walk plans whole groups: more scores)
+        assert r0.counters["score_evals"] > r.counters["score_evals"]
     gap = np.linalg.norm(out - np.asarray(r0.output), axis=1)
     assert np.all(gap <= r.bound + r0.bound + 2 * r.reference_slack)
 
@@ -175,3 +186,28 @@ def test_dense_rows_causal_alone_compiled(rows):
     o, sup = _dense_rows(H, rows)
     assert np.allclose(o, np.asarray(dense(q, k, v, causal=True))[rows], rtol=0, atol=1e-12)
     assert np.array_equal(sup, rows + 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), density=st.sampled_from([0.02, 0.3, 0.9, 1.0]),
+       temp=st.sampled_from([1.0, 0.1, 0.02]), eps=st.sampled_from([0.0, 1e-6, 1e-3, 0.1]),
+       threshold=st.booleans())
+def test_region_native_query_mask_hypothesis(seed, density, temp, eps, threshold):
+    """A mask of query and key alone, taken by the compiled walk as it is: certified (check=True) for any
+    density, eps and temperature; a row that sees no key gives 0 and keeps none, a row that sees one key gives
+    its value; a hidden key is never kept (with or without the key-level threshold); the output agrees with
+    the same mask as a -inf bias on the same walk within the sum of the bounds."""
+    rng, q, k, v, _ = _case(seed, n=1500, nq=40, temp=temp)
+    m = rng.random((40, 1500)) < density
+    m[0] = False
+    m[1] = False
+    m[1, int(rng.integers(0, 1500))] = True
+    tree = build_key_tree(k)
+    r = region_sparse(q, k, v, eps=eps, tree=tree, check=True, mask=m, threshold=threshold)
+    out = np.asarray(r.output)
+    assert np.all(out[0] == 0) and r.support[0] == 0
+    assert np.allclose(out[1], v[np.flatnonzero(m[1])[0]], atol=1e-12) and r.support[1] == 1
+    assert np.all(r.support <= m.sum(axis=1))
+    rb = region_sparse(q, k, v, eps=eps, tree=tree, bias=np.where(m, 0.0, -np.inf), threshold=threshold)
+    gap = np.linalg.norm(out - np.asarray(rb.output), axis=1)
+    assert np.all(gap <= r.bound + rb.bound + 2 * r.reference_slack)

@@ -238,3 +238,43 @@ def test_blocked_preprocessing_of_large_key_sets(monkeypatch, case):
     np.testing.assert_allclose(y1 * sign, y0, rtol=1e-9, atol=1e-9 * max(np.abs(y0).max(), 1e-300))
     t = build_key_tree(k, leaf=64)
     check_invariants(t, k, 64, exact=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), d=st.sampled_from([1, 3, 16, 64]), n=st.integers(1, 600),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]), ties=st.booleans())
+def test_upper_bounds_first_bound_every_key_exactly(seed, d, n, scale, ties):
+    """The compiled bounds of every node (one product for the box bound, one pass for the rest): above the
+    exact score of every key of the node (rational arithmetic), within rounding of score_bounds, and the
+    first-largest bound and centre score per query as np.argmax gives them; keys with ties (repeated rows)
+    included."""
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(n, d)) * scale
+    if ties:
+        k[n // 2:] = k[: n - n // 2]
+    qs = rng.normal(size=(7, d)) * 3
+    t = build_key_tree(k, leaf=16)
+    exact = [[sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(qi, kj)) for kj in k] for qi in qs]
+    for lvl in {0, t.depth // 2, t.depth - 1}:
+        up, first, qc = kt.upper_bounds_first(t, lvl, qs)
+        ref, qc_ref = kt.score_bounds(t, lvl, qs, centers=True)
+        assert np.allclose(up, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+        assert np.allclose(qc, qc_ref, rtol=1e-12, atol=1e-12 * np.abs(qc_ref).max())
+        assert np.array_equal(first[:, 0], np.argmax(up, axis=1))
+        assert np.array_equal(first[:, 1], np.argmax(qc, axis=1))
+        for b, (s0, c) in enumerate(zip(t.starts[lvl], t.count[lvl])):
+            for i in range(len(qs)):
+                top = max(exact[i][j] for j in t.perm[s0:s0 + c])
+                assert Fraction(float(up[i, b])) >= top
+
+
+def test_upper_bounds_first_without_numba_is_score_bounds(monkeypatch):
+    """Without the compiled kernels the bounds are score_bounds' and the maxima np.argmax's."""
+    rng = np.random.default_rng(3)
+    k, qs = rng.normal(size=(300, 8)), rng.normal(size=(5, 8))
+    t = build_key_tree(k, leaf=16)
+    monkeypatch.setattr(kt, "_load", lambda: None)
+    up, first, qc = kt.upper_bounds_first(t, t.depth - 1, qs)
+    ref, qc_ref = kt.score_bounds(t, t.depth - 1, qs, centers=True)
+    assert np.array_equal(up, ref) and np.array_equal(qc, qc_ref)
+    assert np.array_equal(first, np.stack([np.argmax(ref, axis=1), np.argmax(qc_ref, axis=1)], axis=1))

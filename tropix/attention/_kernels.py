@@ -33,7 +33,7 @@ def kernel_available() -> bool:
 
 
 def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, beta, threshold=True, cap=None,
-                       cand_cap=None, ext=None, causal=False, bias=None, btop=None):
+                       cand_cap=None, ext=None, causal=False, bias=None, btop=None, mask=None):
     """Run the compiled region-sparse kernel for the queries ``rows``; ``None`` if numba is missing.
 
     Parameters
@@ -68,6 +68,9 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
     btop : float64 array ``(len(rows),)``, optional
         With ``bias``: an upper bound of each row's bias (its largest finite ``|b|``, say).  A block's bound
         adds it, or the largest bias over the block's keys when that first bound is too loose to drop it.
+    mask : bool array ``(n_q or 1, n)``, optional
+        Keys a query sees (``True``), in original key order (row ``i`` for query ``i``; one row: the same for
+        every query); the others are hidden.  ``U`` may bound all keys (default: every key visible).
     causal : bool
         Query ``i`` (``rows[r] = i``) sees the keys of original index ``<= i`` only (the causal mask, top-left
         aligned); ``U`` must be ``-inf`` on the blocks it hides wholly (default: every key visible).
@@ -98,5 +101,7 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
          res["out"], res["Z"], res["D"], res["VD"], res["support"], res["nkeys"], res["kept_blocks"], res["kept_n"],
          np.ascontiguousarray(rows, dtype=np.int64) if causal else np.full(nr, len(kp), dtype=np.int64),
          np.zeros((1, 1)) if bias is None else np.ascontiguousarray(bias, dtype=np.float64), bias is not None,
-         np.zeros(nr) if btop is None else np.ascontiguousarray(btop, dtype=np.float64))
+         np.zeros(nr) if btop is None else np.ascontiguousarray(btop, dtype=np.float64),
+         np.ones((1, 1), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_),
+         mask is not None)
     return res

@@ -89,13 +89,15 @@ def _dot(a, b, d):
 
 
 @njit(cache=True, nogil=True)
-def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim, brow, hasb):
+def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim, brow, hasb, mrow, hasm):
     """Exact scores of the keys ``j0 .. j1-1`` (tree order), plus their key-only extra term ``ext`` (zeros
     without one; ``-inf`` masks a key) and, with ``hasb``, the query's bias row ``brow`` (original key order),
     appended to ``sbuf``/``pbuf`` from ``ns``; a key whose original index ``perm[j]`` exceeds ``lim`` is
-    hidden (score ``-inf``: the causal mask of query ``lim``).  Returns the new length and ``max(m, scores)``."""
+    hidden (score ``-inf``: the causal mask of query ``lim``), and with ``hasm`` a key the query's mask row
+    ``mrow`` (original key order, boolean) leaves out.  Returns the new length and ``max(m, scores)``."""
     for j in range(j0, j1):
-        s = -np.inf if perm[j] > lim else _dot(q, kp[j], d) + ext[j]
+        hidden = perm[j] > lim or (hasm and not mrow[perm[j]])
+        s = -np.inf if hidden else _dot(q, kp[j], d) + ext[j]
         if hasb:
             s += brow[perm[j]]
         sbuf[ns] = s
@@ -104,6 +106,28 @@ def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim, brow, hasb
         if s > m:
             m = s
     return ns, m
+
+
+FAR = -16.0
+"""Below this exponent :func:`region_rows` weighs a block by :func:`exp_upper` rather than ``exp`` (a leaf of
+a few dozen keys there carries at most about 1e-5 of the first block's mass: it is dropped or stays a far
+candidate, and a bound within 6.2 % of its mass changes neither)."""
+_L2E_DOWN = 1.4426950408889634 * (1.0 - 2.0**-40)  # log2(e) rounded well down: y below is never too small
+_EXP_BITS_BIAS = 1023.0 * 2.0**52 + 2.0**20  # the exponent bias plus a margin (2^-32 in log2) for rounding
+
+
+@njit(inline="always")
+def exp_upper(x):
+    """An upper bound of ``exp(x)`` for ``x <= 0``, at most 6.2 % above it (and about 2^-1022 for ``x`` below
+    -708, where ``exp`` underflows), in a few instructions instead of a libm call: with ``y = x log2(e)``
+    (rounded up), the float64 of bits ``trunc(2^52 (y + 1023))`` is ``2^e (1 + f)`` for ``y = e + f``,
+    ``0 <= f < 1``, the chord of the convex ``2^y`` between the powers of two, never below it.  The
+    rounding of the float64 products and the truncation move the bits by at most a few thousand units
+    (2^-40 of an exponent); the margin of 2^20 units and the constant rounded down cover them."""
+    y = x * _L2E_DOWN
+    if y < -1022.0:
+        y = -1022.0
+    return np.int64(y * 4503599627370496.0 + _EXP_BITS_BIAS).view(np.float64)
 
 
 @njit(cache=True, nogil=True)
@@ -142,13 +166,16 @@ def _write_row(r, acc, za, dd, vd, cnt, out, Z, D, VD, support):
 
 @njit(cache=True, nogil=True)
 def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, threshold, cap, cand_cap,
-                out, Z, D, VD, support, nkeys, kept_blocks, kept_n, lim, bias, hasb, btop):
+                out, Z, D, VD, support, nkeys, kept_blocks, kept_n, lim, bias, hasb, btop, mask, hasm):
     """Per query ``rows[r]``: walk the blocks by bounded mass, exact softmax over the computed ones; the keys
     of original index above ``lim[r]`` are hidden from it (a causal mask; ``lim[r] >= n_k``: none).  With
     ``hasb`` the bias ``bias[rows[r]]`` (``(n_q, n_k)``, original key order; one row: the same for every
     query) is added to every exact score; ``U`` then bounds the scores without it, and a block's bound adds
     ``btop[r]`` (at least the row's largest bias) or, when that leaves the block too heavy to drop at once,
-    the largest bias over the block's own keys.
+    the largest bias over the block's own keys.  With ``hasm`` the boolean ``mask[rows[r]]`` (``(n_q, n_k)``,
+    original key order; one row: the same for every query) hides the keys it leaves out (``U`` bounds the
+    visible keys as it bounds all: a mask only removes mass).  A hidden key (score ``-inf``) carries no
+    mass: it is neither kept nor dropped.
 
     Writes ``out[r]``, ``Z[r]`` (kept mass), ``D[r]`` (bound on the dropped mass), ``VD[r]`` (max |v| of
     dropped keys), ``support[r]``, ``nkeys[r]`` (computed keys) and the computed blocks
@@ -183,6 +210,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
         stamp = r + 1
         q = qs[i]
         brow = bias[i if bias.shape[0] > 1 else 0]
+        mrow = mask[i if mask.shape[0] > 1 else 0]
         ns = 0
         nkb = 0
         m = -np.inf
@@ -194,13 +222,14 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             mark[b] = stamp
             kept_blocks[r, nkb] = b
             nkb += 1
-            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb)
+            ns, m = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb, mrow, hasm)
         if not np.isfinite(m):
             Z[r] = -1.0
             nkeys[r] = ns
             kept_n[r] = nkb
             continue
         for t in range(ns):
+            _prefetch_row(v, perm[pbuf[t]])  # (the values of these keys are summed last: fetched meanwhile)
             wbuf[t] = np.exp(sbuf[t] - m)
         bstart[0] = 0
         bstart[1] = ns
@@ -221,7 +250,8 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             if u == -np.inf:
                 continue
             if hasb:  # the row's largest bias first; the block's own only if needed
-                w = ct[b] * np.exp(np.nextafter(u + btop[r], np.inf) - m0)
+                x = np.nextafter(u + btop[r], np.inf) - m0
+                w = ct[b] * (exp_upper(x) if x < FAR else np.exp(x))
                 if w > cut:
                     ub = -np.inf
                     for j in range(st[b], st[b] + ct[b]):
@@ -232,7 +262,8 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
                         continue
                     w = ct[b] * np.exp(np.nextafter(u + ub, np.inf) - m0)
             else:
-                w = ct[b] * np.exp(u - m0)
+                x = u - m0
+                w = ct[b] * (exp_upper(x) if x < FAR else np.exp(x))
             if w <= cut:
                 dsmall += w
                 if vleaf[b] > vd:
@@ -275,7 +306,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             kept_blocks[r, nkb] = b
             nkb += 1
             t0 = ns
-            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb)
+            ns, mb = _score_block(q, kp, ext, st[b], st[b] + ct[b], d, sbuf, pbuf, ns, m, perm, lim[r], brow, hasb, mrow, hasm)
             if mb > m:
                 z *= np.exp(m - mb)
                 m = mb
@@ -309,6 +340,8 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
         for g in range(nseg):
             same = bmax[g] == m  # then wbuf holds exactly exp(s - m)
             for t in range(bstart[g], bstart[g + 1]):
+                if sbuf[t] == -np.inf:  # hidden: no mass, and its value plays no part
+                    continue
                 w = wbuf[t] if same else np.exp(sbuf[t] - m)
                 za, cnt, x, vd = _take_key(w, perm[pbuf[t]], theta, v, vn, acc, za, cnt, x, vd)
         _write_row(r, acc, za, dd + x, vd, cnt, out, Z, D, VD, support)

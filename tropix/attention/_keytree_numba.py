@@ -423,3 +423,33 @@ def geometry(k, perm, f_st, f_ct, f_par, ptr, kp, cen, rad, lo, hi, rep):
         for b in range(p0, c0):
             rad[b] *= grow
     return kmax
+
+
+@njit(cache=True, nogil=True)
+def upper_first(qc, box, qn, rad, slack, up, first):
+    """The upper bounds of :func:`tropix.attention.keytree.upper_bounds_first` from its products, in one
+    pass: ``up[i, b] = min(qc[i, b] + qn[i] rad[b], box[i, b]) + slack[i]`` (the ball bound and the box
+    bound ``qs . mid + |qs| . half``), and per query the first largest ``up`` and the first largest ``qc``
+    (``first[i] = (argmax up[i], argmax qc[i])``, as ``np.argmax``)."""
+    g, nb = qc.shape
+    for i in range(g):
+        a = qn[i]
+        s = slack[i]
+        bu = 0
+        bc = 0
+        mu = -np.inf
+        mc = -np.inf
+        for b in range(nb):
+            x = qc[i, b] + a * rad[b]
+            y = box[i, b]
+            u = (x if x <= y else y) + s
+            up[i, b] = u
+            if u > mu:
+                mu = u
+                bu = b
+            c = qc[i, b]
+            if c > mc:
+                mc = c
+                bc = b
+        first[i, 0] = bu
+        first[i, 1] = bc

@@ -75,6 +75,33 @@ class KeyTree:
             return False
         return (key_hash(k) if khash is None else khash) == self.fingerprint
 
+    def box(self, level: int):
+        """``(mid, half)``: the centres and half-widths of the bounding boxes of ``level``'s nodes (computed
+        once per tree and level; read-only)."""
+        boxes = self.__dict__.setdefault("_boxes", {})  # (a frozen dataclass: a cache beside its fields)
+        if level not in boxes:
+            lo, hi = self.lo[level], self.hi[level]
+            mid, half = (lo + hi) * 0.5, (hi - lo) * 0.5
+            mid.setflags(write=False)
+            half.setflags(write=False)
+            boxes[level] = (mid, half)
+        return boxes[level]
+
+    def bound_operands(self, level: int):
+        """``(cT, boxT)``: the centres of ``level``'s nodes transposed, ``(d, nodes)``, and their boxes as one
+        ``(2 d, nodes)`` operand, the centres of the boxes over their half-widths, so that
+        ``[qs, |qs|] @ boxT`` is ``qs . mid + |qs| . half`` in one product (computed once per tree and level;
+        C-contiguous, read-only)."""
+        ops = self.__dict__.setdefault("_operands", {})
+        if level not in ops:
+            mid, half = self.box(level)
+            cT = np.ascontiguousarray(self.center[level].T)
+            boxT = np.ascontiguousarray(np.concatenate([mid, half], axis=1).T)
+            cT.setflags(write=False)
+            boxT.setflags(write=False)
+            ops[level] = (cT, boxT)
+        return ops[level]
+
     @property
     def depth(self) -> int:
         """Number of levels."""
@@ -324,14 +351,11 @@ def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: b
     sel = slice(None) if nodes is None else nodes
     c = tree.center[level][sel]
     r = tree.radius[level][sel]
-    lo = tree.lo[level][sel]
-    hi = tree.hi[level][sel]
-    mid = (lo + hi) * 0.5
-    half = (hi - lo) * 0.5
+    mid, half = tree.box(level)
+    if nodes is not None:
+        mid, half = mid[sel], half[sel]
     qn = _rownorm(qs)
-    d = qs.shape[1]
-    u = 2.0**-53
-    slack = (16.0 * (d + 4) * u * (tree.kmax + 1e-300) + 1e-300) * qn[:, None] * 4.0
+    slack = _slack(tree, qs, qn)[:, None]
     qc = qs @ c.T
     qm = qs @ mid.T
     aq = np.abs(qs) @ half.T
@@ -342,3 +366,31 @@ def score_bounds(tree: KeyTree, level: int, qs: np.ndarray, nodes=None, lower: b
         return up
     low = np.maximum(qc - qn[:, None] * r[None, :], qm - aq) - slack
     return up, low
+
+
+def _slack(tree: KeyTree, qs: np.ndarray, qn: np.ndarray) -> np.ndarray:
+    """Per query the rounding slack of :func:`score_bounds` (the float64 products and sums of its bounds)."""
+    u = 2.0**-53
+    return (16.0 * (qs.shape[1] + 4) * u * (tree.kmax + 1e-300) + 1e-300) * qn * 4.0
+
+
+def upper_bounds_first(tree: KeyTree, level: int, qs: np.ndarray):
+    """``(up, first, qc)``: the upper bounds of :func:`score_bounds` over every node of ``level`` (the same
+    values) and, per query, the node of the largest bound and the node whose centre scores best
+    (``first[i] = (argmax up[i], argmax qc[i])``, ``qc = qs @ centres.T``).  The box bound's two products
+    are one (:meth:`KeyTree.bound_operands`: a sum of ``2 d`` terms instead of two of ``d`` and their sum,
+    whose rounding the same slack covers: at most ``2 d u |qs|_1 max|k|`` either way), and the element-wise
+    part and both maxima take one compiled pass (:func:`tropix.attention._keytree_numba.upper_first`;
+    without numba :func:`score_bounds` and NumPy)."""
+    kern = _load()
+    if kern is None:
+        up, qc = score_bounds(tree, level, qs, centers=True)
+        return up, np.stack([np.argmax(up, axis=1), np.argmax(qc, axis=1)], axis=1), qc
+    cT, boxT = tree.bound_operands(level)
+    qn = _rownorm(qs)
+    qc = qs @ cT
+    box = np.concatenate([qs, np.abs(qs)], axis=1) @ boxT
+    up = np.empty_like(qc)
+    first = np.empty((qs.shape[0], 2), dtype=np.int64)
+    kern.upper_first(qc, box, qn, tree.radius[level], _slack(tree, qs, qn), up, first)
+    return up, first, qc

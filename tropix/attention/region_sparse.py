@@ -25,9 +25,12 @@ Compiled path.  For NumPy float input without mask, bias or causal term, with on
 key only (a key-padding mask, a per-key bias: added to every exact score, its largest value per leaf to the
 leaf bounds), with a bias alone that depends on the query and the key (``(n_q, n_k)``: each query's row is
 added to its exact scores; a leaf's bound adds the row's largest ``|b|`` from validation, or, where that is
-too loose to drop the leaf at once, the largest bias over the leaf's own keys, gathered from the row), or with
-a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys all come after it has bound
-``-inf``), steps 1-4 run per query in one numba pass (:mod:`tropix.attention._kernels`):
+too loose to drop the leaf at once, the largest bias over the leaf's own keys, gathered from the row), with
+a mask alone that depends on the query and the key (a key the query's row hides scores ``-inf``; the leaf
+bounds stay those of all keys, since a mask only removes mass: read as it is, not made a ``(n_q, n_k)``
+float64 bias first), or with a causal mask alone (a key after the query scores ``-inf``; a leaf whose keys
+all come after it has bound ``-inf``), steps 1-4 run per query in one numba pass
+(:mod:`tropix.attention._kernels`):
 the blocks are visited in decreasing bounded mass ``n_b exp(U_b - m0)`` (``m0`` the exact maximum of the
 block of largest ``U`` and of the best-scoring centre's block) and computed exactly until the rest is at most
 half the budget times the computed mass; the other half drops computed keys of negligible weight.  A query that would compute more than
@@ -53,7 +56,7 @@ from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
 from ._inputs import _gather2, Prepared, check_eps, extra_numpy, prepare
-from .keytree import build_key_tree, score_bounds
+from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
 
@@ -643,7 +646,19 @@ def _fast_applicable(H: _Head) -> bool:
     """The compiled kernel covers float scores without an extra term, with one that depends on the key
     only (a key-padding mask, a per-key bias; not causal), or with the causal mask alone."""
     key_only = H.extra is None or (H.key_only is not None and not H.causal) or H.causal_only
-    return (key_only or _query_bias(H)) and H.n_q > 0 and len(H.tree.starts[-1]) > 1 and kernel_available()
+    return (key_only or _query_bias(H) or _query_mask(H) is not None) and H.n_q > 0 and \
+        len(H.tree.starts[-1]) > 1 and kernel_available()
+
+
+def _query_mask(H: _HeadData):
+    """The head's extra term as a boolean ``(n_q, n_k)`` mask when it is a mask alone (no bias, not causal)
+    that depends on the query and the key, else None: the compiled walk takes it as it is (a hidden key
+    scores ``-inf``; the block bounds stay those of all keys)."""
+    f = H.extra
+    m = getattr(f, "mask2d", None)
+    if m is None or H.causal or f.bias2d is not None or m.shape[0] == 1 or m.shape[1] == 1:
+        return None
+    return m
 
 
 def _query_bias(H: _HeadData) -> bool:
@@ -710,13 +725,14 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
     t = H.tree
     L = t.depth - 1
     qs = H.qs[rows]
-    U, qc = score_bounds(t, L, qs, centers=True)
+    U, first2, qc = upper_bounds_first(t, L, qs)
     ext = None
     bias = btop = None
+    mask = _query_mask(H)
     if _query_bias(H):  # a bias of query and key: the kernel adds it to U (the row's or the block's largest)
         bias = H.bias2d
         btop = np.asarray(H.bias_absmax, dtype=np.float64)[np.asarray(rows)]
-    elif H.extra is not None and not H.causal_only:  # a key-only term: its largest value per leaf raises U
+    elif H.extra is not None and not H.causal_only and mask is None:  # a key-only term: its largest value per leaf raises U
         ext = np.ascontiguousarray(H.key_only[t.perm], dtype=np.float64)
         top = np.maximum.reduceat(ext, t.starts[L])
         with np.errstate(invalid="ignore"):
@@ -727,13 +743,14 @@ def _fast_rows(H: _Head, eps, threshold, rows, cap=None):
         hidden = np.minimum.reduceat(t.perm, t.starts[L])[None, :] > np.asarray(rows)[:, None]
         U = np.where(hidden, -np.inf, U)
         qc = np.where(hidden, -np.inf, qc)
-    first2 = np.stack([np.argmax(U, axis=1), np.argmax(qc, axis=1)], axis=1)
+    if ext is not None or H.causal_only:  # (the maxima of the bounds changed)
+        first2 = np.stack([np.argmax(U, axis=1), np.argmax(qc, axis=1)], axis=1)
     rho_rel = H.rho[rows] / H.vmax if H.vmax > 0 else np.zeros(len(rows))
     beta = pruning_budget(eps, rho_rel) if H.vmax > 0 else np.zeros(len(rows))
     res = region_sparse_fast(rows, H.qs, H.kp, H.v, t.perm, H.vn, t.starts[L], t.count[L], U, first2,
                              np.broadcast_to(beta, (len(rows),)), threshold, _default_cap(H.n_k) if cap is None else cap,
                              _default_cand_cap(H.n_k) if cap is None else None, ext=ext, causal=H.causal_only,
-                             bias=bias, btop=btop)
+                             bias=bias, btop=btop, mask=mask)
     out, Z = res["out"], res["Z"]
     bad = Z < 0
     onorm = _rownorm(out)
