@@ -261,3 +261,60 @@ def test_causal_counts_only_the_keys_up_to_the_last_query():
     r = auto(q, k, v, eps=1e-3, causal=True, check=True)
     assert r.method == "dense" and r.counters["decision"] == 0
     _check_bound(r, q, k, v, causal=True)
+
+
+def test_query_mask_with_a_tree_takes_the_walk():
+    """A mask of query and key alone with a prebuilt tree: the compiled walk reads it (decision 4), certified,
+    a row that sees no key gives 0; on flat scores the walk's sample defeats the bounds and the screen is not
+    priced (its masked path costs about dense): dense (decision 3).  Without a tree: the screen (decision 5)."""
+    from tropix.attention import build_key_tree
+
+    rng = np.random.default_rng(21)
+    C = rng.normal(size=(128, 64))
+    k = C[rng.integers(0, 128, 8192)] + 0.05 * rng.normal(size=(8192, 64))
+    q = (C[rng.integers(0, 128, 512)] + 0.05 * rng.normal(size=(512, 64))) / 0.25
+    v = rng.normal(size=(8192, 4))
+    mask = rng.random((512, 8192)) < 0.9
+    mask[7] = False
+    tree = build_key_tree(k)
+    r = auto(q, k, v, eps=1e-3, tree=tree, mask=mask, check=True)
+    assert r.method == "region_sparse" and r.counters["decision"] == 4
+    assert np.all(np.asarray(r.output)[7] == 0) and r.support[7] == 0
+    assert r.counters["score_evals"] < 0.02 * 512 * 8192
+    assert np.all(_errors(r, q, k, v, mask=mask) <= r.bound + r.reference_slack)
+    r = auto(0.001 * q, k, v, eps=1e-3, tree=tree, mask=mask, check=True)
+    assert r.method == "dense" and r.counters["decision"] == 3
+    r = auto(q, k, v, eps=1e-3, mask=mask, check=True)
+    assert r.method == "screened" and r.counters["decision"] == 5
+
+
+def test_query_mask_walk_prices_the_screen_on_the_probe_rows_only(monkeypatch):
+    """With a tree, a mask of query and key and a walk that gives up on many queries (clustered keys with a tail
+    of queries that need thousands of keys; the pricing forced), auto prices the screen on the probe's rows: their bias is made
+    from the mask, not every query's (mask_bias_rows, not mask_bias), and the result is certified whichever
+    way it goes."""
+    from tropix.attention import build_key_tree
+    import tropix.attention._screen_numba as SN
+
+    rng = np.random.default_rng(21)
+    n, d = 8192, 32
+    C = rng.normal(size=(n // 64, d))
+    k = C[rng.integers(0, n // 64, n)] + 0.05 * rng.normal(size=(n, d))
+    q = (C[rng.integers(0, n // 64, 512)] + 0.05 * rng.normal(size=(512, d))) / 0.25
+    v = rng.normal(size=(n, 4))
+    mask = rng.random((512, n)) < 0.9
+    tree = build_key_tree(k)
+    A = sys.modules["tropix.attention.auto"]
+    monkeypatch.setattr(A, "SCREEN_CONSIDER", 0.0)  # (the screen is priced whenever some sampled query stops)
+    monkeypatch.setattr(A, "SCREEN_PREFERENCE", 100.0)
+    made = []
+    orig = SN.mask_bias_rows
+    monkeypatch.setattr(SN, "mask_bias_rows", lambda m, b, hb, rows, *a: made.append(len(rows)) or orig(m, b, hb, rows, *a))
+    whole = []
+    orig_all = SN.mask_bias
+    monkeypatch.setattr(SN, "mask_bias", lambda *a: whole.append(1) or orig_all(*a))
+    r = auto(q, k, v, eps=1e-3, tree=tree, mask=mask, check=True)
+    assert r.counters["decision"] in (4, 6)
+    assert made and made[0] < 512 and not whole
+    if r.counters["decision"] == 4:  # (the screen lost: no other rows made)
+        assert sum(made) < 512

@@ -35,7 +35,7 @@ def _prefetch_row(typingctx, arr, j):
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
         line = context.get_constant(types.intp, 64)
-        itemsize = context.get_constant(types.intp, aryty.dtype.bitwidth // 8)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(aryty.dtype)))
         nbytes = builder.mul(builder.extract_value(ary.shape, 1), itemsize)
         nlines = builder.udiv(builder.add(nbytes, context.get_constant(types.intp, 63)), line)
         with cgutils.for_range(builder, nlines) as loop:
@@ -211,6 +211,11 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
         q = qs[i]
         brow = bias[i if bias.shape[0] > 1 else 0]
         mrow = mask[i if mask.shape[0] > 1 else 0]
+        if r + 1 < rows.shape[0]:  # the next query's bias or mask row, read at random below: streamed in now
+            if hasb and bias.shape[0] > 1:
+                _prefetch_row(bias, rows[r + 1])
+            if hasm and mask.shape[0] > 1:
+                _prefetch_row(mask, rows[r + 1])
         ns = 0
         nkb = 0
         m = -np.inf

@@ -621,21 +621,32 @@ def mask_bias(mask, bias, hasb, out, cnt, absmax):
     bias[r, j]`` where ``mask[r, j]``, else ``-inf`` (``(n_q, n_k)``; ``mask`` and ``bias`` 2-D, a dimension of
     length 1 broadcast), with per row the finite entries ``cnt[r]`` and their largest ``|b|``, ``absmax[r]``.
     One pass."""
-    nq, nk = out.shape
-    mr, mc = mask.shape[0] > 1, mask.shape[1] > 1
-    br, bc = bias.shape[0] > 1, bias.shape[1] > 1
-    for r in range(nq):
-        mrow = mask[r if mr else 0]
-        brow = bias[r if br else 0]
-        orow = out[r]
-        c = 0
-        hi = 0.0
-        for j in range(nk):
-            x = (brow[j if bc else 0] if hasb else 0.0) if mrow[j if mc else 0] else -np.inf
-            orow[j] = x
-            c, hi = visible_stat(x, c, hi)
-        cnt[r] = c
-        absmax[r] = hi
+    for r in range(out.shape[0]):
+        _mask_bias_row(mask, bias, hasb, r, out, cnt, absmax)
+
+
+@njit(cache=True, nogil=True)
+def mask_bias_rows(mask, bias, hasb, rows, out, cnt, absmax):
+    """:func:`mask_bias` for the rows ``rows`` only (the others of ``out``, ``cnt``, ``absmax`` untouched)."""
+    for r in rows:
+        _mask_bias_row(mask, bias, hasb, r, out, cnt, absmax)
+
+
+@njit(inline="always")
+def _mask_bias_row(mask, bias, hasb, r, out, cnt, absmax):
+    """Row ``r`` of :func:`mask_bias`."""
+    mrow = mask[r if mask.shape[0] > 1 else 0]
+    brow = bias[r if bias.shape[0] > 1 else 0]
+    mc, bc = mask.shape[1] > 1, bias.shape[1] > 1
+    orow = out[r]
+    c = 0
+    hi = 0.0
+    for j in range(out.shape[1]):
+        x = (brow[j if bc else 0] if hasb else 0.0) if mrow[j if mc else 0] else -np.inf
+        orow[j] = x
+        c, hi = visible_stat(x, c, hi)
+    cnt[r] = c
+    absmax[r] = hi
 
 
 @njit(cache=True, nogil=True)

@@ -9,9 +9,11 @@
 2. few queries (``n_q < min_queries_for_tree``) and no prebuilt key tree (building one costs about as much
    as dense attention for a few hundred queries), or a prebuilt tree over fewer than ``4 * min_keys`` keys
    (the block walk's own sample would cost more than what follows, and pays less often), or a causal or
-   query-dependent mask or bias whatever the queries and tree (the block walk would take its generic path on
-   a query-dependent term, 3.6-8x dense measured; on a causal mask alone its compiled walk measured 0.37x
-   dense on clustered keys against the screen's 0.33x, and 1.2x on i.i.d. keys against 0.29x): screening
+   query-dependent mask or bias whatever the queries and tree (on a query-dependent bias the compiled walk
+   measured 0.42x dense against the screen's 0.32x; on a causal mask alone 0.37x dense on clustered keys
+   against the screen's 0.33x, and 1.2x on i.i.d. keys against 0.29x) -- but for a mask of query and key
+   alone with a prebuilt tree, which the compiled walk reads as it is (step 4; 0.23x dense on the
+   benchmark's clustered keys at T = 0.25, against the screen's 0.65x): screening
    (:mod:`.screen`) or dense, from ``PROBE_QUERIES`` = 8 sampled queries per head (16 above 8192 keys).
    Up to 8192 keys, their scores with ``max(FLAT_KEYS, n_k / 32)`` sampled keys first (``FLAT_KEYS`` =
    128): for the median of them half the keys within the margin of step 3 (flat scores, the usual case of
@@ -56,7 +58,9 @@
    other sampled ones are screened together (one vector of 16), and if the screen's estimate over the sample
    is at most ``SCREEN_PREFERENCE`` (0.9) of the walk's, every query is screened (decision 6, method
    ``"screened"``; measured on clustered keys at T = 0.25, d = 32, 16384 keys, where the walk gives up on 70
-   of 256 queries: 0.57 -> 0.43-0.51 of dense).
+   of 256 queries: 0.57 -> 0.43-0.51 of dense).  With a mask of query and key the screen takes the mask as
+   one bias, made for the rows it screens only (the probe's first: :func:`~tropix.attention.region_sparse.
+   _mask_as_bias` with ``rows``), and is priced ``MASK_BIAS_COST`` dense rows per query more.
 
 The statistics cost a few percent of dense attention, so on inputs where pruning does not pay ``auto`` stays
 within a small factor of dense (the benchmark ``benchmarks/bench_attention.py`` measures it: at most about
@@ -76,7 +80,7 @@ from .bounds import pruning_budget, rounding_bound
 from .dense import _dense, _rownorm, dense_rounding_bound
 from ._inputs import Prepared, bias_row_stats, check_eps, extra_numpy, prepare, visible_counts
 from .region_sparse import (_SCREEN_CAP, _execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head,
-                            _mask_as_bias, _plan, _RowKept, _run_per_head, _screen_flagged)
+                            _fill_mask_rows, _mask_as_bias, _plan, _query_mask, _RowKept, _run_per_head, _screen_flagged)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -130,11 +134,13 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     n_k = min(P.n_k, P.n_q) if P.causal else P.n_k  # (a causal mask hides the keys past the last query)
     if eps == 0 or n_k < min_keys or P.n_q == 0 or P.n_q * n_k * (P.d + P.d_v) < min_work:
         return _dense_result(P, eps, check, 0)
-    if (P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys)) or not _key_only_extra(P):
+    walk = _key_only_extra(P) or (tree is not None and _query_mask_alone(P))
+    if (P.n_q < min_queries_for_tree and (tree is None or P.n_k < 4 * min_keys)) or not walk:
         # (with a prebuilt tree but few keys, the block walk's sample costs more than the estimate of the
-        # screen, and it would not pay more often than the screen does; with a query-dependent term the
-        # block walk takes its generic path, slower than dense: 3.6-8x measured; with a causal mask alone the
-        # screen measured faster than the compiled walk)
+        # screen, and it would not pay more often than the screen does; with a query-dependent bias the
+        # screen measured faster than the compiled walk (0.32 against 0.42 of dense at 16384 keys), as with
+        # a causal mask alone; a mask of query and key alone the compiled walk reads as it is: with a
+        # prebuilt tree 0.23 of dense against the screen's 0.65)
         return _screen_or_dense(P, eps, check, max_work)
     if tree is None:
         code = _sampled_support_check(P, eps, sample, max_support)
@@ -421,6 +427,14 @@ def _key_only_extra(P) -> bool:
     return not P.causal and all(x is None or _query_dim(x, P) == 1 for x in (P.mask, P.bias))
 
 
+def _query_mask_alone(P) -> bool:
+    """The extra term is a mask alone (no bias, not causal) of query and key (neither dimension of length 1):
+    the compiled block walk reads it as it is (:func:`tropix.attention.region_sparse._query_mask`)."""
+    m = P.mask
+    return (m is not None and P.bias is None and not P.causal and m.ndim >= 2
+            and int(m.shape[-2]) > 1 and int(m.shape[-1]) > 1)
+
+
 def _screen_biased(P) -> bool:
     """The extra term is a bias alone (no mask, not causal): the screen's fused path with a bias tile
     (:func:`tropix.attention.screen._bias_table`)."""
@@ -592,6 +606,25 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
         screen = screen_all = False
         flagged = samp[~np.isfinite(part[1])]
         done = samp  # the queries with a result in `part`
+        # a mask of query and key: the screen takes it as one bias (-inf where masked), made when first
+        # screened, and pays for making it (MASK_BIAS_COST per query)
+        masked = _query_mask(H) is not None
+        extra = MASK_BIAS_COST if masked else 0.0
+        SH = []
+        made = np.zeros(H.n_q, dtype=bool)
+
+        def sh(rows):  # the head the screen takes for the queries `rows` (the mask's bias made for them)
+            if not masked:
+                return H
+            rows = np.asarray(rows, dtype=np.int64)
+            need = rows[~made[rows]]
+            if not SH:
+                SH.append(_mask_as_bias(H, need))
+            else:
+                _fill_mask_rows(SH[0], need)
+            made[need] = True
+            return SH[0]
+
         if est > 7 * max_work and capped and not _flat_rows(H, flagged, eps):
             # many queries defeat the block bounds: does screening certify them cheaply?  (Asked of at most
             # SCREEN_SAMPLE of them: the answer must cost a small part of dense attention.)  When most sampled
@@ -605,8 +638,8 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                 # the kernel screens queries in vectors of 16: other queries fill the probe's (screened now
                 # rather than with the rest)
                 fill = np.setdiff1d(np.arange(H.n_q), probe)[:-len(probe) % 16]
-            spart, scost, _ = _screen_sample(H, eps, probe, fill)
-            est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k)
+            spart, scost, _ = _screen_sample(sh(np.concatenate([probe, fill])), eps, probe, fill)
+            est = (KERNEL_KEY_COST * part[4] + scost * capped * H.n_k) / (len(samp) * H.n_k) + extra
             if est <= 7 * max_work:
                 screen = True
                 if screen_all:  # every query but the probe is screened below, without a walk (the sampled
@@ -616,14 +649,15 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
                     if len(flagged) > len(probe):  # the other capped sample queries are screened as well
                         from .screen import screen_rows
 
-                        more = screen_rows(H, eps, flagged[len(probe):])
+                        more = screen_rows(sh(flagged[len(probe):]), eps, flagged[len(probe):])
                         spart = tuple(np.concatenate([a, b]) for a, b in zip(spart[:3], more[:3])) + (
                             _RowKept.join(spart[3], more[3]), spart[4] + more[4])
                     pos = np.searchsorted(samp, flagged)
                     part[0][pos], part[1][pos], part[2][pos] = spart[0], spart[1], spart[2]
                     part = part[:3] + (_RowKept.join(spart[3], part[3]), part[4] + spart[4])
         elif est <= 7 * max_work and capped and len(samp) < H.n_q and \
-                (walk := _walk_estimate(capped, part[4], len(samp), H.n_k)) >= SCREEN_CONSIDER and _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
+                (walk := _walk_estimate(capped, part[4], len(samp), H.n_k)) >= SCREEN_CONSIDER and \
+                _screen_fixed_cost(H.n_k, H.d) + extra <= SCREEN_PREFERENCE * walk:
             # the walk would pay, but it gives up on enough queries (each then costs a walk and a dense row)
             # that screening every query may cost less: the capped sample queries and the others, filling the
             # probe's vector of 16, are screened, and the cheaper way is taken (the probe's rows kept if it is
@@ -633,10 +667,10 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
             _pack_keys(H)
             probe = flagged[:SCREEN_SAMPLE]
             fill = samp[np.isfinite(part[1])][:-len(probe) % 16]
-            spart, scost, fcost = _screen_sample(H, eps, probe, fill)
+            spart, scost, fcost = _screen_sample(sh(np.concatenate([probe, fill])), eps, probe, fill)
             # (the screen's fixed part per query for this size in place of _screen_sample's SCREEN_ROW_COST)
             per_query = (capped * scost + (len(samp) - capped) * fcost) / len(samp) - SCREEN_ROW_COST
-            if per_query + _screen_fixed_cost(H.n_k, H.d) <= SCREEN_PREFERENCE * walk:
+            if per_query + _screen_fixed_cost(H.n_k, H.d) + extra <= SCREEN_PREFERENCE * walk:
                 screen = screen_all = True
                 done, part = np.concatenate([probe, fill]), spart[:4] + (part[4] + spart[4],)
         if est > 7 * max_work:
@@ -654,12 +688,12 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
             if screen_all:
                 from .screen import screen_rows
 
-                o, b, sp, kp, ev = screen_rows(H, eps, rest, cap=_SCREEN_CAP(H.n_k))
+                o, b, sp, kp, ev = screen_rows(sh(rest), eps, rest, cap=_SCREEN_CAP(H.n_k))
                 nsc += len(rest)
             else:
                 o, b, sp, kp, ev = _fast_rows(H, eps, True, rest)
                 if screen:
-                    n2, kp, sev = _screen_flagged(H, eps, o, b, sp, kp, rows=rest)
+                    n2, kp, sev = _screen_flagged(sh(rest), eps, o, b, sp, kp, rows=rest)
                     nsc, ev = nsc + n2, ev + sev
             out[rest], bound[rest], support[rest] = o, b, sp
             kept, evals = _RowKept.join(kept, kp), evals + ev
@@ -684,6 +718,11 @@ def _pack_keys(H):
     if H.n_k >= BF16_MIN_KEYS and _bf16.available():
         head_packed_keys(H, _bf16)
 
+
+MASK_BIAS_COST = 0.15
+"""A mask of query and key costs the screen about this many dense rows per query more than none: it is made
+one float64 bias, ``-inf`` where masked (:func:`tropix.attention.region_sparse._mask_as_bias`: 6 ms for 256 x
+16384, about 0.17 of a dense row of d = 64 per query), whose rows the fused kernel and the rescoring read."""
 
 SCREEN_ALL_SHARE = 0.5
 """When at least this share of the sampled queries defeats the block bounds and screening them pays (decision

@@ -556,24 +556,39 @@ def _dense_rows(H: _HeadData, rows):
     causal_only = direct is None and getattr(H, "causal_only", False) and kern is not None
     if causal_only:
         vis = np.minimum(rows + 1, H.n_k)
+    # a mask of query and key alone, compiled: its rows as they are (no term array), hidden pairs left out of
+    # the maxima and weighed 0
+    qm = _query_mask(H) if (direct is None and kern is not None and H.extra is not None) else None
+    if qm is not None:
+        mr = qm[rows]
+        vis = np.count_nonzero(mr, axis=1).astype(np.int64)
     rmin = int(rows.min()) if len(rows) else 0
     for a in range(0, n, block):
         S = qb @ H.k[a:min(a + block, n)].T
+        hid = None
         if causal_only:
             if min(a + block, n) - 1 > rmin:
                 kern.hide_after(S, rows, a)
         elif direct is not None:
             S += extra_block(a, min(a + block, n))
+        elif qm is not None:
+            hid = ~mr[:, a:min(a + block, n)]
         elif H.extra is not None:
             S += H.extra_rows(rows, idx[a:min(a + block, n)])
             vis += np.isfinite(S).sum(axis=1)
-        mn = S.max(axis=1) if m is None else np.maximum(m, S.max(axis=1))
+        if hid is not None:
+            bm = np.empty(len(rows))
+            kern.visible_row_max(S, hid, bm)
+        else:
+            bm = S.max(axis=1)
+        mn = bm if m is None else np.maximum(m, bm)
         ms = np.where(np.isfinite(mn), mn, 0.0)
         S -= ms[:, None]
-        hid = None
-        if (direct is not None or H.extra is not None) and kern is not None:  # -inf (hidden) entries go through
-            hid = np.empty(S.shape, dtype=bool)  # exp as -1, then weigh 0 (NumPy's exp is 3-4x slower on -inf)
-            if not kern.neginf_to(S, -1.0, hid):
+        if hid is not None:
+            kern.set_where(S, hid, -1.0)
+        elif (direct is not None or H.extra is not None) and kern is not None:  # -inf (hidden) entries go
+            hid = np.empty(S.shape, dtype=bool)  # through exp as -1, then weigh 0 (NumPy's exp is 3-4x slower
+            if not kern.neginf_to(S, -1.0, hid):  # on -inf)
                 hid = None
         np.exp(S, out=S)
         if hid is not None:
@@ -667,13 +682,16 @@ def _query_bias(H: _HeadData) -> bool:
     return H.bias_only and b is not None and b.shape[0] > 1 and b.shape[1] > 1
 
 
-def _mask_as_bias(H: _HeadData) -> _HeadData:
+def _mask_as_bias(H: _HeadData, rows=None) -> _HeadData:
     """A head whose extra term has a mask (not a key-padding mask alone) and is not causal as the head of one
     bias, ``-inf`` where masked (the mask's own bias, if any, elsewhere), made in one compiled pass that also
     counts each query's visible keys (:func:`._screen_numba.mask_bias`; ``(1, n_k)`` when neither term depends on the query): a mask of
     query and key then takes the compiled walk with a bias (:func:`_query_bias`) and the screen's fused path
     with a bias, instead of their generic and masked paths.  Norms, ``bmax`` and the rounding bound stay
-    those of the head.  Other heads, and every head without numba, are returned as they are."""
+    those of the head.  Other heads, and every head without numba, are returned as they are.
+
+    ``rows``: only these queries' rows of the bias and of its statistics are made (the head serves them
+    only; :func:`_fill_mask_rows` makes more of them later), e.g. a sample the screen is priced on."""
     f = H.extra
     m = getattr(f, "mask2d", None)
     if m is None or H.causal or H.n_q == 0 or H.n_k == 0:
@@ -685,14 +703,20 @@ def _mask_as_bias(H: _HeadData) -> _HeadData:
         from ._screen_numba import mask_bias
     except ImportError:  # pragma: no cover - numba missing: the generic paths
         return H
-    rows = H.n_q if (m.shape[0] > 1 or (b is not None and b.shape[0] > 1)) else 1
-    out = np.empty((rows, H.n_k))
-    cnt, am = np.empty(rows, dtype=np.int64), np.empty(rows)
-    mask_bias(m, np.zeros((1, 1)) if b is None else b, b is not None, out, cnt, am)
+    nr = H.n_q if (m.shape[0] > 1 or (b is not None and b.shape[0] > 1)) else 1
+    out = np.empty((nr, H.n_k))
+    cnt, am = np.zeros(nr, dtype=np.int64), np.zeros(nr)
+    if rows is None or nr == 1:
+        mask_bias(m, np.zeros((1, 1)) if b is None else b, b is not None, out, cnt, am)
+    else:
+        from ._screen_numba import mask_bias_rows
+
+        mask_bias_rows(m, np.zeros((1, 1)) if b is None else b, b is not None,
+                       np.asarray(rows, dtype=np.int64), out, cnt, am)
     G = copy.copy(H)
     G.bias2d, G.bias_absmax, G.bias_only, G.bias32 = out, am, True, None
     G.bias_nfin = np.broadcast_to(cnt, (H.n_q,))
-    G.key_only = out[0].copy() if rows == 1 else None
+    G.key_only = out[0].copy() if nr == 1 else None
     G.full_extra = None
 
     def extra(r, c):
@@ -700,7 +724,20 @@ def _mask_as_bias(H: _HeadData) -> _HeadData:
         return _gather2(out, r, c, (len(r), len(c)), np.float64)
 
     G.extra = extra
+    G.mask_source = (m, b, cnt)  # (bias_nfin is a read-only view of cnt)
     return G
+
+
+def _fill_mask_rows(G: _HeadData, rows) -> None:
+    """Make the rows ``rows`` of the bias (and its statistics) of a head :func:`_mask_as_bias` made for other
+    rows only (in place; rows made already are made again, with the same values)."""
+    if G.bias2d.shape[0] == 1 or len(rows) == 0:
+        return
+    from ._screen_numba import mask_bias_rows
+
+    m, b, cnt = G.mask_source
+    mask_bias_rows(m, np.zeros((1, 1)) if b is None else b, b is not None, np.asarray(rows, dtype=np.int64),
+                   G.bias2d, cnt, G.bias_absmax)
 
 
 def _default_cap(n_k: int) -> int:
