@@ -321,3 +321,33 @@ def test_far_block_bound_keeps_the_walk_certified():
     r = region_sparse(q, k, v, eps=1e-3, tree=tree, check=True)
     assert np.all(r.bound <= 1e-3 * r.vmax)
     assert np.median(r.support) < 0.05 * 4096
+
+
+def test_take_keys_and_dot_row_match_python():
+    """The per-query key-level threshold (one call per query) against the same sums in Python, in the same
+    order (bit for bit), from a given largest dropped |v|; the indexed dot product within rounding of NumPy's."""
+    from tropix.attention._kernels_numba import _dot_row, _take_keys
+
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(50, 7))
+    vn = np.linalg.norm(v, axis=1)
+    keys = rng.integers(0, 50, 30)
+    w = rng.random(30) * np.where(rng.random(30) < 0.3, 1e-9, 1.0)
+    for theta, n, vd0 in ((0.2, 30, 0.0), (-1.0, 30, 0.5), (2.0, 30, 0.0), (0.2, 0, 3.0), (0.2, 17, 9.0)):
+        acc = np.zeros(7)
+        za, cnt, x, vd = _take_keys(w, keys, n, theta, v, vn, acc, vd0)
+        ref_acc, rza, rcnt, rx, rvd = np.zeros(7), 0.0, 0, 0.0, vd0
+        for t in range(n):
+            if w[t] > theta:
+                ref_acc += w[t] * v[keys[t]]
+                rza += w[t]
+                rcnt += 1
+            else:
+                rx += w[t]
+                rvd = max(rvd, vn[keys[t]])
+        assert np.array_equal(acc, ref_acc) and (za, cnt, x, vd) == (rza, rcnt, rx, rvd)
+    K = rng.normal(size=(9, 13))
+    a = rng.normal(size=13)
+    for j in range(9):
+        for d in (0, 1, 4, 13):
+            assert abs(_dot_row(a, K, j, d) - float(a[:d] @ K[j, :d])) <= 1e-13 * (1 + np.abs(a[:d]) @ np.abs(K[j, :d]))

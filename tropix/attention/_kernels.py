@@ -88,7 +88,8 @@ def region_sparse_fast(rows, qs, kp, v, perm, vn, starts, counts, U, first2, bet
     res = {
         "out": np.zeros((nr, v.shape[1])), "Z": np.zeros(nr), "D": np.zeros(nr), "VD": np.zeros(nr),
         "support": np.zeros(nr, dtype=np.int64), "nkeys": np.zeros(nr, dtype=np.int64),
-        "kept_blocks": np.zeros((nr, nb), dtype=np.int64), "kept_n": np.zeros(nr, dtype=np.int64),
+        # (row r's first kept_n[r] entries are written, the rest is never read)
+        "kept_blocks": np.empty((nr, nb), dtype=np.int64), "kept_n": np.zeros(nr, dtype=np.int64),
     }
     ext = np.zeros(len(kp)) if ext is None else np.ascontiguousarray(ext, dtype=np.float64)
     kern(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(qs, dtype=np.float64),

@@ -68,22 +68,24 @@ def _prefetch_at(typingctx, arr, i, t):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _dot(a, b, d):
-    # any summation order, with or without FMA, is covered by the rounding bound's gamma_{d+2}
-    # (bounds.rounding_bound), so the compiler may reassociate / vectorise this sum
+def _dot_row(a, K, j, d):
+    """``a . K[j]`` over the first ``d`` entries, indexing the 2-D ``K`` (no row view per call: 14-20 against
+    25-27 ns per key at d = 32-64, measured).  Any summation order, with or without FMA, is covered by the
+    rounding bound's gamma_{d+2} (:func:`tropix.attention.bounds.rounding_bound`), so the compiler may
+    reassociate and vectorise the sum."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     t = 0
     while t + 4 <= d:
-        s0 += a[t] * b[t]
-        s1 += a[t + 1] * b[t + 1]
-        s2 += a[t + 2] * b[t + 2]
-        s3 += a[t + 3] * b[t + 3]
+        s0 += a[t] * K[j, t]
+        s1 += a[t + 1] * K[j, t + 1]
+        s2 += a[t + 2] * K[j, t + 2]
+        s3 += a[t + 3] * K[j, t + 3]
         t += 4
     while t < d:
-        s0 += a[t] * b[t]
+        s0 += a[t] * K[j, t]
         t += 1
     return (s0 + s1) + (s2 + s3)
 
@@ -97,7 +99,7 @@ def _score_block(q, kp, ext, j0, j1, d, sbuf, pbuf, ns, m, perm, lim, brow, hasb
     ``mrow`` (original key order, boolean) leaves out.  Returns the new length and ``max(m, scores)``."""
     for j in range(j0, j1):
         hidden = perm[j] > lim or (hasm and not mrow[perm[j]])
-        s = -np.inf if hidden else _dot(q, kp[j], d) + ext[j]
+        s = -np.inf if hidden else _dot_row(q, kp, j, d) + ext[j]
         if hasb:
             s += brow[perm[j]]
         sbuf[ns] = s
@@ -131,15 +133,28 @@ def exp_upper(x):
 
 
 @njit(cache=True, nogil=True)
-def _take_key(w, j, theta, v, vn, acc, za, cnt, x, vd):
-    """Key-level threshold for key ``j`` (original order) of weight ``w``: above ``theta`` it enters the
-    output sums ``acc``/``za``/``cnt``, otherwise the dropped mass ``x`` and the largest dropped ``|v|``."""
-    if w > theta:
-        vr = v[j]
-        for e in range(acc.shape[0]):
-            acc[e] += w * vr[e]
-        return za + w, cnt + 1, x, vd
-    return za, cnt, x + w, max(vd, vn[j])
+def _take_keys(w, keys, n, theta, v, vn, acc, vd):
+    """Key-level threshold for the keys ``keys[:n]`` (original order) of weights ``w[:n]``, in order: a key of
+    weight above ``theta`` enters the output sums ``acc`` (added to), the kept mass and the kept count,
+    otherwise the dropped mass and the largest dropped ``|v|`` (from ``vd``).  Returns ``(kept mass, kept
+    count, dropped mass, largest dropped |v|)``.  One call per query: a call per key, passing the arrays,
+    cost 48-56 ns against 9-12 ns inline (measured at d_v = 64)."""
+    za = 0.0
+    cnt = 0
+    x = 0.0
+    for t in range(n):
+        wt = w[t]
+        j = keys[t]
+        if wt > theta:
+            for e in range(acc.shape[0]):
+                acc[e] += wt * v[j, e]
+            za += wt
+            cnt += 1
+        else:
+            x += wt
+            if vn[j] > vd:
+                vd = vn[j]
+    return za, cnt, x, vd
 
 
 @njit(cache=True, nogil=True)
@@ -339,16 +354,16 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
         theta = _key_threshold(threshold, bt, z, dd, max(ns, 1))
         for t in range(dv):
             acc[t] = 0.0
-        za = 0.0
-        x = 0.0
-        cnt = 0
+        nk = 0  # the weights and original indices of the visible computed keys, packed in place (nk <= t)
         for g in range(nseg):
             same = bmax[g] == m  # then wbuf holds exactly exp(s - m)
             for t in range(bstart[g], bstart[g + 1]):
                 if sbuf[t] == -np.inf:  # hidden: no mass, and its value plays no part
                     continue
-                w = wbuf[t] if same else np.exp(sbuf[t] - m)
-                za, cnt, x, vd = _take_key(w, perm[pbuf[t]], theta, v, vn, acc, za, cnt, x, vd)
+                wbuf[nk] = wbuf[t] if same else np.exp(sbuf[t] - m)
+                pbuf[nk] = perm[pbuf[t]]
+                nk += 1
+        za, cnt, x, vd = _take_keys(wbuf, pbuf, nk, theta, v, vn, acc, vd)
         _write_row(r, acc, za, dd + x, vd, cnt, out, Z, D, VD, support)
         nkeys[r] = ns
         kept_n[r] = nkb

@@ -135,7 +135,7 @@ def _score_key(qg, kj, d, p0, p1, prow, sw, m):
 @njit(inline="always")
 def _take_pairs(vj, vnj, p0, p1, prow, sw, theta, acc, za, kc, x, vd):
     """The pairs ``p0 .. p1-1`` of one key (value ``vj``, norm ``vnj``), weights ``sw``: the logic of
-    ``_take_key`` per row (a weight above ``theta[r]`` enters ``acc[r]``, ``za[r]``, ``kc[r]``, the others the
+    ``_take_keys`` per row (a weight above ``theta[r]`` enters ``acc[r]``, ``za[r]``, ``kc[r]``, the others the
     dropped mass ``x[r]`` and the largest dropped ``|v|``, ``vd[r]``)."""
     for p in range(p0, p1):
         r = prow[p]

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from ._bf16_numba import screen_args
-from ._kernels_numba import _call_address, _dot, _key_threshold, _prefetch_row, _take_key, _write_row, visible_stat
+from ._kernels_numba import _call_address, _dot_row, _key_threshold, _prefetch_row, _take_keys, _write_row, visible_stat
 
 
 @njit(cache=True, nogil=True)
@@ -316,7 +316,7 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
             if t + _AHEAD < c:  # the core keys are scattered: fetch the rows a few keys ahead
                 _prefetch_row(k, core[r, t + _AHEAD])
                 _prefetch_row(v, core[r, t + _AHEAD])
-            s = _dot(q, k[core[r, t]], d)
+            s = _dot_row(q, k, core[r, t], d)
             sbuf[t] = s
             if s > m:
                 m = s
@@ -333,11 +333,7 @@ def finish_rows(rows, qs, k, v, vn, core, ncore, smax, dtil, vmax, nfin, beta, t
         theta = _key_threshold(threshold, beta[r], z, dd, c)
         for e in range(dv):
             acc[e] = 0.0
-        za = 0.0
-        x = 0.0
-        kc = 0
-        for t in range(c):
-            za, kc, x, vd = _take_key(sbuf[t], core[r, t], theta, v, vn, acc, za, kc, x, vd)
+        za, kc, x, vd = _take_keys(sbuf, core[r], c, theta, v, vn, acc, vd)
         _write_row(r, acc, za, dd + x, vd, kc, out, Z, D, VD, support)
 
 

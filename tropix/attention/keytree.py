@@ -102,6 +102,12 @@ class KeyTree:
             ops[level] = (cT, boxT)
         return ops[level]
 
+    def median_leaf_radius(self) -> float:
+        """The median radius of the leaf balls (computed once per tree)."""
+        if "_median_leaf_radius" not in self.__dict__:
+            self.__dict__["_median_leaf_radius"] = float(np.median(self.radius[-1]))
+        return self.__dict__["_median_leaf_radius"]
+
     @property
     def depth(self) -> int:
         """Number of levels."""

@@ -850,7 +850,7 @@ def _fast_all(H: _Head, eps, threshold):
     can use, e.g. i.i.d. Gaussian keys), the others are flagged at once (infinite bound, recomputed by the
     caller) without their bounds or walk; ``walked`` counts the queries whose block bounds were computed."""
     t = H.tree
-    wide = float(np.median(t.radius[t.depth - 1])) > HOPELESS_RADIUS * t.kmax
+    wide = t.median_leaf_radius() > HOPELESS_RADIUS * t.kmax
     if H.n_q < 4 * HOPELESS_SAMPLE or not wide:
         rows = np.arange(H.n_q)
         return _fast_rows(H, eps, threshold, rows) + (H.n_q,)
