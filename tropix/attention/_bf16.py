@@ -27,7 +27,12 @@ Speed (``benchmarks/bench_bf16.py``, one thread, 16384 keys x 256 queries, EPYC 
 float64 keys and queries, rounding and packing included, 2.1x faster than the float32 ``sgemm`` (1.65 vs
 3.43 ms at d = 32, 3.02 vs 6.27 ms at d = 64); prepacked, 2.5x (the hardware peak is one VDPBF16PS per
 cycle: 2.3 ms at d = 64).  Without streaming stores 1.6x / 1.8x.  With a pass over the scores after it
-(as the screen's scan), 1.7x / 1.8x.
+(as the screen's scan), 1.7x / 1.8x.  The speed depends on the CPU: on an Intel Xeon of the Emerald Rapids
+generation (November 2026) VDPBF16PS issues once every two cycles, a quarter of the rate of VFMADD231PS
+(measured: 1.35 against 5.5 G instructions/s, 12 independent chains), so a bfloat16 product of 32 pairs
+costs what four float32 FMAs of 16 cost, and the kernel runs at 0.8-0.9x the float32 ``sgemm`` (prepacked:
+6.2 vs 5.0 ms at d = 64, 3.1 vs 2.9 ms at d = 32; torch's oneDNN bfloat16 GEMM likewise 0.74x).  There the
+screen with ``precision="float32"`` costs about as much (within 7 %).
 
 Fused screening (:func:`screen_block`).  The same tiles, each followed while its scores are still in
 registers by the screen's scan: the block maximum per query, the hits ``s >= thr`` (compressed in registers

@@ -164,12 +164,11 @@ def rownorms_pack(x, norms, b, out, res):
     topf = top.view(np.float64)
     finite = True
     for j in range(n):
-        row = x[j]
         s = 0.0
         z = 0.0
         other = False
-        for l in range(d):
-            e = row[l]
+        for l in range(d):  # (x[j, l], no row view per row)
+            e = x[j, l]
             s += e * e
             z += e * 0.0
             a = b[j, l] & _ABS64
@@ -185,10 +184,13 @@ def rownorms_pack(x, norms, b, out, res):
         else:
             r = 0.0
             for l in range(d):
-                e = abs(row[l]) - topf[l]  # exact (Sterbenz)
+                e = abs(x[j, l]) - topf[l]  # exact (Sterbenz)
                 r += e * e
             res[j] = r
-        norms[j] = finish_norm(row, d, s, z)
+        if z == 0.0 and 1e-300 <= s <= 1e300:  # (finish_norm's common case, without its call)
+            norms[j] = np.sqrt(s)
+        else:
+            norms[j] = finish_norm(x[j], d, s, z)
         if z != 0.0:  # an inf or NaN entry
             finite = False
     return finite
