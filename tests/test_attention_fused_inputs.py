@@ -119,3 +119,29 @@ def test_key_hash_numpy_formula_equals_the_kernel():
             rows = (k.view(np.uint64) * c).sum(axis=1, dtype=np.uint64)
             h = (rows * (np.arange(n, dtype=np.uint64) * np.uint64(2) + np.uint64(1))).sum(dtype=np.uint64)
         assert _finish_hash(h, k.shape) == key_hash(k)
+
+
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf])
+def test_norms_on_request_from_smaller_inputs(bad):
+    """prepare(norms=True) (auto's validation) takes the fused pass from 2^12 entries: the norms of _rownorm,
+    the same errors as the NumPy check for a non-finite entry, and auto's dense result certified with them."""
+    from tropix.attention import auto
+
+    rng = np.random.default_rng(3)
+    q, k, v = rng.normal(size=(64, 32)), rng.normal(size=(1024, 32)), rng.normal(size=(1024, 16))
+    assert not _fused_norms(k) and _fused_norms(k, 2**12) and not _fused_norms(k[:100], 2**12)
+    if bad is None:
+        P = prepare(q, k, v, norms=True)
+        np.testing.assert_allclose(P.knorm, _rownorm(k), rtol=1e-14)
+        np.testing.assert_allclose(P.vnorm, _rownorm(v), rtol=1e-14)
+        assert prepare(q, k, v).knorm is None
+        r = auto(q, k, v, eps=1e-3, check=True)
+        assert r.method == "dense"
+        return
+    k = k.copy()
+    k[100, 3] = bad
+    with pytest.raises(NaNError) as e_req:
+        prepare(q, k, v, norms=True)
+    with pytest.raises(NaNError) as e_np:
+        prepare(q, k, v)
+    assert str(e_req.value) == str(e_np.value)

@@ -83,7 +83,7 @@ def _broadcasts_to(shape, full):
 
 
 def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
-            hash_keys=False, pack_bf16=False, pack_bias=False) -> Prepared:
+            hash_keys=False, pack_bf16=False, pack_bias=False, norms: bool = False) -> Prepared:
     """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
 
     ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
@@ -91,7 +91,10 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
     (not with ``hash_keys``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
     rounded to float32 (``bias32``) in the pass that validates it, blocked by 16 queries as the fused screen
-    reads it (:func:`_bias_stats_blocked`)."""
+    reads it (:func:`_bias_stats_blocked`).  ``norms``: the row norms of NumPy float64 keys and values from
+    ``2^12`` entries on (``knorm``, ``vnorm``; from ``2^16`` they are computed anyway): the compiled pass that
+    validates them costs about what NumPy's finiteness check does, and a caller that needs the largest
+    norms (``auto``'s rounding bound) then does not read them again."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
     xp = namespace(*raw)
     q = _to_float(q, xp, "q")
@@ -115,10 +118,11 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         raise EmptyInputError(f"{fname}: there are no keys (k has shape {_shape(k)})")
     if d == 0:
         raise EmptyInputError(f"{fname}: head dimension is 0")
+    want_norms = norms
     norms = {}
     khash = kbf16 = None
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if name != "q" and _fused_norms(x):
+        if name != "q" and _fused_norms(x, 2**12 if want_norms else 2**16):
             # large single-head NumPy keys / values: validation and row norms in one pass (for the keys also
             # their fingerprint, which a prebuilt key tree checks)
             from ._kernels_numba import rownorms_finite
@@ -286,11 +290,12 @@ def key_hash(k) -> int:
     return _finish_hash(h, k.shape)
 
 
-def _fused_norms(x) -> bool:
+def _fused_norms(x, min_size: int = 2**16) -> bool:
     """Whether :func:`prepare` validates ``x`` together with its row norms (C-contiguous 2-D NumPy float64 of at
-    least 2^16 entries: below that the compiled pass does not pay for its dispatch)."""
+    least ``min_size`` entries: below 2^16 the compiled pass costs about what the finiteness check does, and
+    pays only where the norms are needed)."""
     return (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 2 and x.flags.c_contiguous
-            and x.size >= 2**16)
+            and x.size >= min_size)
 
 
 def check_eps(eps, fname):

@@ -127,7 +127,8 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     # a query-dependent bias alone: validation also rounds it to float32 for the screen (decision 5)
     pack_bias = (mask is None and not causal and isinstance(bias, np.ndarray) and bias.ndim == 2
                  and bias.shape[0] > 1 and isinstance(q, np.ndarray) and q.ndim == 2)
-    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto", hash_keys=tree is not None, pack_bias=pack_bias)
+    P = prepare(q, k, v, mask, bias, scale, causal, fname="auto", hash_keys=tree is not None, pack_bias=pack_bias,
+                norms=True)
     eps = check_eps(eps, "auto")
     if tree is not None and len(P.batch_shape):
         raise ShapeError("auto: a prebuilt tree needs 2-D keys (one head)")
