@@ -145,3 +145,16 @@ def test_norms_on_request_from_smaller_inputs(bad):
     with pytest.raises(NaNError) as e_np:
         prepare(q, k, v)
     assert str(e_req.value) == str(e_np.value)
+
+
+def test_count_last_matches_numpy():
+    """The compiled count of True entries along the last axis (visible keys per query) equals NumPy's, for
+    2-D and batched masks, strided views, and empty rows."""
+    from tropix.attention._inputs import count_last
+
+    rng = np.random.default_rng(6)
+    for shape in ((512, 8192), (3, 4, 9000), (2, 70000), (9, 0), (1, 1)):
+        m = rng.random(shape) < 0.7
+        assert np.array_equal(count_last(m), np.count_nonzero(m, axis=-1))
+    m = (rng.random((600, 300)) < 0.5)[:, ::2]
+    assert np.array_equal(count_last(m), np.count_nonzero(m, axis=-1))

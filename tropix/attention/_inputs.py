@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
+from .._compiled import compiled
 from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
 _local = threading.local()
@@ -396,6 +397,18 @@ def bias_row_stats(P: Prepared):
     return cnt.reshape(b.shape[:-1]), absmax.reshape(b.shape[:-1])
 
 
+def count_last(m: np.ndarray) -> np.ndarray:
+    """``np.count_nonzero(m, axis=-1)`` (int64) of a boolean NumPy array, compiled for large ones
+    (:func:`tropix.attention._kernels_numba.count_true`)."""
+    kern = compiled("tropix.attention._kernels_numba") if m.size >= 2**16 and m.dtype == np.bool_ else None
+    if kern is None:
+        return np.count_nonzero(m, axis=-1).astype(np.int64)
+    m2 = np.ascontiguousarray(m).reshape(-1, m.shape[-1])
+    out = np.empty(m2.shape[0], dtype=np.int64)
+    kern.count_true(m2, out)
+    return out.reshape(m.shape[:-1])
+
+
 def visible_counts(P: Prepared, bias_stats=None) -> np.ndarray:
     """Number of keys each query sees (``batch + (n_q,)`` int64): not masked, bias not ``-inf``, and with
     ``causal`` at most ``i + 1``.  ``bias_stats``: :func:`bias_row_stats` of ``P`` if already computed.
@@ -423,7 +436,7 @@ def visible_counts(P: Prepared, bias_stats=None) -> np.ndarray:
         bias = np.asarray(to_numpy(P.bias))
         bias = bias.reshape((1,) * (nd - bias.ndim) + bias.shape)
     if bias is None and causal is None:
-        cnt = np.count_nonzero(mask, axis=-1) * (P.n_k if mask.shape[-1] == 1 else 1)
+        cnt = count_last(mask) * (P.n_k if mask.shape[-1] == 1 else 1)
         return np.broadcast_to(cnt, full).astype(np.int64)
     if mask is None and causal is None:
         cnt = (bias_row_stats(P) if bias_stats is None else bias_stats)[0] * (P.n_k if bias.shape[-1] == 1 else 1)
@@ -437,7 +450,7 @@ def visible_counts(P: Prepared, bias_stats=None) -> np.ndarray:
             keep = keep & _slice_last2(mask, qs, slice(None))
         if bias is not None:
             keep = keep & (_slice_last2(bias, qs, slice(None)) > -np.inf)
-        cnt = np.count_nonzero(keep, axis=-1) * (P.n_k if keep.shape[-1] == 1 else 1)
+        cnt = count_last(keep) * (P.n_k if keep.shape[-1] == 1 else 1)
         if causal is not None:  # the visible keys beyond the diagonal are taken away again
             i = np.arange(qs.start, qs.stop)
             tri = np.arange(P.n_k)[None, :] > i[:, None]

@@ -506,6 +506,17 @@ def visible_row_max(s, hidden, out):
 
 
 @njit(cache=True, nogil=True)
+def count_true(m, out):
+    """``out[r]``: the number of ``True`` entries of row ``r`` of the 2-D boolean ``m`` (NumPy's
+    ``count_nonzero(m, axis=-1)`` casts to integers first: 4-5x slower on a 512 x 8192 mask)."""
+    for r in range(m.shape[0]):
+        c = 0
+        for j in range(m.shape[1]):
+            c += m[r, j]
+        out[r] = c
+
+
+@njit(cache=True, nogil=True)
 def set_where(s, where, value):
     """``s[where] = value`` in place (2-D, one shape; the loop NumPy's ``copyto(where=)`` takes 15x longer on)."""
     for r in range(s.shape[0]):

@@ -55,7 +55,7 @@ from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
-from ._inputs import _gather2, Prepared, check_eps, extra_numpy, prepare
+from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare
 from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
@@ -561,7 +561,7 @@ def _dense_rows(H: _HeadData, rows):
     qm = _query_mask(H) if (direct is None and kern is not None and H.extra is not None) else None
     if qm is not None:
         mr = qm[rows]
-        vis = np.count_nonzero(mr, axis=1).astype(np.int64)
+        vis = count_last(mr)
     rmin = int(rows.min()) if len(rows) else 0
     for a in range(0, n, block):
         S = qb @ H.k[a:min(a + block, n)].T
