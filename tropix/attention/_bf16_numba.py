@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels_numba import finish_norm
+from ._kernels_numba import finish_norm, plain_norm
 
 _ABS64 = np.uint64(0x7FFFFFFFFFFFFFFF)
 _INF64 = np.uint64(0x7FF0000000000000)
@@ -187,10 +187,8 @@ def rownorms_pack(x, norms, b, out, res):
                 e = abs(x[j, l]) - topf[l]  # exact (Sterbenz)
                 r += e * e
             res[j] = r
-        if z == 0.0 and 1e-300 <= s <= 1e300:  # (finish_norm's common case, without its call)
-            norms[j] = np.sqrt(s)
-        else:
-            norms[j] = finish_norm(x[j], d, s, z)
+        nv = plain_norm(s, z)
+        norms[j] = nv if nv >= 0.0 else finish_norm(x[j], d, s, z)
         if z != 0.0:  # an inf or NaN entry
             finite = False
     return finite

@@ -132,6 +132,12 @@ def exp_upper(x):
     return np.int64(y * 4503599627370496.0 + _EXP_BITS_BIAS).view(np.float64)
 
 
+@njit(inline="always")
+def block_exp(x):
+    """``exp(x)`` for a block's bounded exponent ``x``, or below ``FAR`` its upper bound :func:`exp_upper`."""
+    return exp_upper(x) if x < FAR else np.exp(x)
+
+
 @njit(cache=True, nogil=True)
 def _take_keys(w, keys, n, theta, v, vn, acc, vd):
     """Key-level threshold for the keys ``keys[:n]`` (original order) of weights ``w[:n]``, in order: a key of
@@ -270,8 +276,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
             if u == -np.inf:
                 continue
             if hasb:  # the row's largest bias first; the block's own only if needed
-                x = np.nextafter(u + btop[r], np.inf) - m0
-                w = ct[b] * (exp_upper(x) if x < FAR else np.exp(x))
+                w = ct[b] * block_exp(np.nextafter(u + btop[r], np.inf) - m0)
                 if w > cut:
                     ub = -np.inf
                     for j in range(st[b], st[b] + ct[b]):
@@ -282,8 +287,7 @@ def region_rows(rows, qs, kp, ext, v, perm, vn, st, ct, U, first2, beta, thresho
                         continue
                     w = ct[b] * np.exp(np.nextafter(u + ub, np.inf) - m0)
             else:
-                x = u - m0
-                w = ct[b] * (exp_upper(x) if x < FAR else np.exp(x))
+                w = ct[b] * block_exp(u - m0)
             if w <= cut:
                 dsmall += w
                 if vleaf[b] > vd:
@@ -440,13 +444,18 @@ def rownorms_finite(x, out, b=None, c=None, h=None):
                 hh += b[i, t] * c[t]
         if b is not None:
             h[0] += hh * np.uint64(2 * i + 1)
-        if z == 0.0 and 1e-300 <= s <= 1e300:  # (finish_norm's common case, without its call)
-            out[i] = np.sqrt(s)
-        else:
-            out[i] = finish_norm(x[i], d, s, z)
+        nv = plain_norm(s, z)
+        out[i] = nv if nv >= 0.0 else finish_norm(x[i], d, s, z)
         if z != 0.0:  # an inf or NaN entry
             finite = False
     return finite
+
+
+@njit(inline="always")
+def plain_norm(s, z):
+    """``sqrt(s)`` where :func:`finish_norm` needs no more than the sum of squares ``s`` (``z`` is 0 and ``s``
+    within ``[1e-300, 1e300]``), else -1: the common case without a call that passes the row."""
+    return np.sqrt(s) if (z == 0.0 and 1e-300 <= s <= 1e300) else -1.0
 
 
 @njit(cache=True, nogil=True, inline="always")
