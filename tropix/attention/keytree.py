@@ -75,43 +75,47 @@ class KeyTree:
             return False
         return (key_hash(k) if khash is None else khash) == self.fingerprint
 
+    def _memo(self, key, make):
+        """``make()``, computed once per tree and ``key`` (a frozen dataclass: the cache lives beside its
+        fields, in the instance dictionary)."""
+        memo = self.__dict__.setdefault("_cache", {})
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
+
     def box(self, level: int):
         """``(mid, half)``: the centres and half-widths of the bounding boxes of ``level``'s nodes (computed
         once per tree and level; read-only)."""
-        boxes = self.__dict__.setdefault("_boxes", {})  # (a frozen dataclass: a cache beside its fields)
-        if level not in boxes:
+        def make():
             lo, hi = self.lo[level], self.hi[level]
-            mid, half = (lo + hi) * 0.5, (hi - lo) * 0.5
-            mid.setflags(write=False)
-            half.setflags(write=False)
-            boxes[level] = (mid, half)
-        return boxes[level]
+            return _frozen((lo + hi) * 0.5), _frozen((hi - lo) * 0.5)
+        return self._memo(("box", level), make)
 
     def bound_operands(self, level: int):
         """``(cT, boxT)``: the centres of ``level``'s nodes transposed, ``(d, nodes)``, and their boxes as one
         ``(2 d, nodes)`` operand, the centres of the boxes over their half-widths, so that
         ``[qs, |qs|] @ boxT`` is ``qs . mid + |qs| . half`` in one product (computed once per tree and level;
         C-contiguous, read-only)."""
-        ops = self.__dict__.setdefault("_operands", {})
-        if level not in ops:
+        def make():
             mid, half = self.box(level)
-            cT = np.ascontiguousarray(self.center[level].T)
-            boxT = np.ascontiguousarray(np.concatenate([mid, half], axis=1).T)
-            cT.setflags(write=False)
-            boxT.setflags(write=False)
-            ops[level] = (cT, boxT)
-        return ops[level]
+            return (_frozen(np.ascontiguousarray(self.center[level].T)),
+                    _frozen(np.ascontiguousarray(np.concatenate([mid, half], axis=1).T)))
+        return self._memo(("operands", level), make)
 
     def median_leaf_radius(self) -> float:
         """The median radius of the leaf balls (computed once per tree)."""
-        if "_median_leaf_radius" not in self.__dict__:
-            self.__dict__["_median_leaf_radius"] = float(np.median(self.radius[-1]))
-        return self.__dict__["_median_leaf_radius"]
+        return self._memo("median_leaf_radius", lambda: float(np.median(self.radius[-1])))
 
     @property
     def depth(self) -> int:
         """Number of levels."""
         return len(self.starts)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a``, made read-only."""
+    a.setflags(write=False)
+    return a
 
 
 def build_key_tree(k, leaf: int = 64) -> KeyTree:
