@@ -87,6 +87,18 @@ def _bf16_available() -> bool:
 needs_bf16 = pytest.mark.skipif(not _bf16_available(), reason="needs a CPU with AVX512-BF16 (the fused kernel)")
 
 
+def _int8_available() -> bool:
+    from tropix.attention import _int8
+
+    return _int8.available()
+
+
+# The same for the int8 kernels (AVX512-VNNI, which this project's CI machine has).
+needs_int8 = pytest.mark.skipif(not _int8_available(), reason="needs a CPU with AVX512-VNNI (the int8 kernel)")
+# the screen's two low precisions, each behind its hardware gate
+LOW_PRECISIONS = [pytest.param("bf16", marks=needs_bf16), pytest.param("int8", marks=needs_int8)]
+
+
 def clustered_qk(rng, n, d, size, nq, temp, spread=0.05):
     """``n`` keys in ``n // size`` tight clusters (Gaussian centres, offsets of scale ``spread``) and ``nq``
     queries near random centres, divided by the temperature ``temp``: ``(q, k, centres)``."""

@@ -36,6 +36,7 @@ METHODS = {
     "screened": screened,
     "screened_f32": lambda *a, **kw: screened(*a, precision="float32", **kw),
     "screened_bf16": lambda *a, **kw: screened(*a, precision="bf16", **kw),
+    "screened_int8": lambda *a, **kw: screened(*a, precision="int8", **kw),
     "hierarchical": hierarchical,
     "hierarchical_descent": lambda *a, **kw: hierarchical(*a, leaf=4, descent=True, **kw),
     "hierarchical_leaves": lambda *a, **kw: hierarchical(*a, leaf=4, descent=False, **kw),
@@ -313,7 +314,7 @@ def test_torch_float64_and_check():
 # --------------------------------------------------------------------------------------------- multi-block paths
 
 
-@pytest.mark.parametrize("precision", ["bf16", "float32"])
+@pytest.mark.parametrize("precision", ["int8", "bf16", "float32"])
 def test_screened_multiblock(precision):
     """n = 6000 keys: a small first block, the planned margins and the count levels of the later blocks."""
     rng = np.random.default_rng(9)

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from tropix.attention import dense, screened
 from tropix.attention._inputs import prepare
-from tropix.attention import _bf16
+from tropix.attention import _bf16, _int8
 from tropix.attention.screen import BF16_MIN_KEYS, _ScreenHead, _screen_gemm, screen_error, screen_rows
 from tropix.errors import BoundViolationError, NaNError, OptionError, ShapeError, ToleranceError
 
-from conftest import clustered_qk, needs_bf16, to_np
+from conftest import LOW_PRECISIONS, clustered_qk, needs_bf16, to_np
 
 
 def _check(res, q, k, v, eps, **kw):
@@ -112,12 +112,14 @@ def test_multiblock_path_certified(seed, kblock):
 @given(st.integers(0, 10**6), st.integers(1, 300), st.sampled_from([1, 3, 16, 33]), st.sampled_from(KINDS),
        st.sampled_from([0.0, 1e-3, 0.1]), st.sampled_from([16, 64, 4096]))
 @settings(max_examples=50, deadline=None)
-def test_bf16_screen_certified(seed, n, d, kind, eps, kblock):
-    """The bfloat16 screening GEMM (forced; float32 where the CPU lacks AVX512-BF16) stays certified."""
+@pytest.mark.parametrize("low", ["bf16", "int8"])
+def test_low_precision_screen_certified(low, seed, n, d, kind, eps, kblock):
+    """The bfloat16 and int8 screening GEMMs (forced; the next precision where the CPU lacks one) stay
+    certified."""
     q, k, v = _inputs(seed, n, d, 7, kind)
     P = prepare(q, k, v, None, None, None, False)
     H = _ScreenHead(P, (q, k, v), ())
-    out, bound, support, kept, evals = screen_rows(H, eps, np.arange(7), kblock=kblock, precision="bf16")
+    out, bound, support, kept, evals = screen_rows(H, eps, np.arange(7), kblock=kblock, precision=low)
     ref = to_np(dense(q, k, v))
     err = np.linalg.norm(out - ref, axis=1)
     ok = np.isfinite(bound)
@@ -135,11 +137,14 @@ def test_bf16_screen_chosen_and_certified_on_large_peaked_input():
     H = _ScreenHead(P, (q, k, v), ())
     rows = np.arange(40)
     g = _screen_gemm(H, rows, "auto", True)
-    assert (g.bf16 is not None) == _bf16.available()
-    if _bf16.available():  # its error bound: from the actual rounding errors, about half of 2^-7 |q| max|k|
+    # int8 first, then bfloat16, where the CPU has them
+    assert g.low is (_int8 if _int8.available() else _bf16 if _bf16.available() else None)
+    if g.low is _bf16:  # its error bound: from the actual rounding errors, about half of 2^-7 |q| max|k|
         prior = _bf16.error_bound(H.qn, H.kmax, d)
         assert np.all(g.err > 2.0**-10 * H.qn * H.kmax) and np.all(g.err < 0.7 * prior)
-    for precision in ("bf16", "float32"):
+    if g.low is _int8:  # the queries' 8 bits: about 0.6 % of |q| max|k| at d = 32 (the keys' 15 bits add little)
+        assert np.all(g.err > 2.0**-10 * H.qn * H.kmax) and np.all(g.err < 0.02 * H.qn * H.kmax)
+    for precision in ("int8", "bf16", "float32"):
         r = screened(q, k, v, eps=1e-3, precision=precision, check=True)
         _check(r, q, k, v, 1e-3)
         assert np.median(r.support) < n / 20
@@ -412,18 +417,18 @@ def _peaked_iid(seed, n=6000, d=32, nq=80):
     return 10 * rng.normal(size=(nq, d)), rng.normal(size=(n, d)), rng.normal(size=(n, 5))
 
 
-@needs_bf16
+@pytest.mark.parametrize("low", LOW_PRECISIONS)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_fused_screen_agrees_with_unfused_and_is_certified(seed, monkeypatch):
+def test_fused_screen_agrees_with_unfused_and_is_certified(low, seed, monkeypatch):
     from tropix.attention import screen as S
 
     q, k, v = _peaked_iid(seed)
     calls = _spy_fused(monkeypatch)
-    fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    fused = screened(q, k, v, eps=1e-3, precision=low, check=True)
     assert calls and all(stop == n for b0, stop, n in calls)  # every later block went through the fused kernel
     monkeypatch.setattr(S._Gemm, "fused", lambda self: None)
     n_calls = len(calls)
-    plain = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    plain = screened(q, k, v, eps=1e-3, precision=low, check=True)
     assert len(calls) == n_calls  # the unfused scan throughout
     diff = np.linalg.norm(to_np(fused.output) - to_np(plain.output), axis=1)
     assert np.all(diff <= fused.bound + plain.bound + fused.reference_slack)
@@ -432,24 +437,24 @@ def test_fused_screen_agrees_with_unfused_and_is_certified(seed, monkeypatch):
     assert abs(np.median(fused.support) - np.median(plain.support)) <= 0.2 * np.median(plain.support) + 2
 
 
-@needs_bf16
-def test_fused_screen_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
+@pytest.mark.parametrize("low", LOW_PRECISIONS)
+def test_fused_screen_hit_overflow_falls_back_to_the_unfused_scan(low, monkeypatch):
     from tropix.attention import screen as S
 
     q, k, v = _peaked_iid(3)
     monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: every block overflows
     calls = _spy_fused(monkeypatch)
-    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    r = screened(q, k, v, eps=1e-3, precision=low, check=True)
     assert calls and all(stop == b0 for b0, stop, n in calls)  # each block overflowed and went the unfused way
     _check(r, q, k, v, 1e-3)
     assert np.median(r.support) < 100
 
 
-@needs_bf16
-def test_fused_screen_over_several_query_chunks():
+@pytest.mark.parametrize("low", LOW_PRECISIONS)
+def test_fused_screen_over_several_query_chunks(low):
     # 600 queries: three chunks of 256 / 256 / 88, each with its own fused pass over the keys
     q, k, v = _peaked_iid(4, n=5000, nq=600)
-    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    r = screened(q, k, v, eps=1e-3, precision=low, check=True)
     _check(r, q, k, v, 1e-3)
     assert r.counters["dense_fallback_rows"] == 0 and np.median(r.support) < 100
 
@@ -617,21 +622,21 @@ def test_fused_first_block_collects_and_counts_as_the_unfused_scan(kind, cap):
     assert tauc[0] == 0 and cn_u[0] >= 1 and du_u[1] == 0 and cn_u[1] in (f1, -1)
 
 
-@needs_bf16
+@pytest.mark.parametrize("low", LOW_PRECISIONS)
 @pytest.mark.parametrize("seed", [0, 2])
-def test_first_block_goes_through_the_fused_kernel_and_agrees_with_the_unfused_scan(seed, monkeypatch):
+def test_first_block_goes_through_the_fused_kernel_and_agrees_with_the_unfused_scan(low, seed, monkeypatch):
     from tropix.attention import screen as S
 
     q, k, v = _peaked_iid(seed, n=11000, nq=300)  # two chunks of queries, first blocks of 1024 keys
     calls = _spy_fused(monkeypatch)
-    fused = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    fused = screened(q, k, v, eps=1e-3, precision=low, check=True)
     # per chunk: the first block [0, 1024) in one fused run, then the keys after it
     starts = [c for c in calls if c[0] == 0]
     assert len(starts) == 2 and all(c == (0, 1024, 1024) for c in starts)
     assert all(stop == n for b0, stop, n in calls)
     monkeypatch.setattr(S, "FIRST_FUSED", False)
     n_calls = len(calls)
-    plain = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    plain = screened(q, k, v, eps=1e-3, precision=low, check=True)
     assert len(calls) - n_calls == 2 and all(c[0] == 1024 for c in calls[n_calls:])  # only the later blocks
     _check(fused, q, k, v, 1e-3)
     # the same candidates, so the same cores and the same float64 work; outputs within the bounds
@@ -646,17 +651,17 @@ def test_first_block_goes_through_the_fused_kernel_and_agrees_with_the_unfused_s
     assert len(calls) == n_calls  # the float32 sgemm: no fused kernel at all
 
 
-@needs_bf16
-def test_first_block_hit_overflow_falls_back_to_the_unfused_scan(monkeypatch):
+@pytest.mark.parametrize("low", LOW_PRECISIONS)
+def test_first_block_hit_overflow_falls_back_to_the_unfused_scan(low, monkeypatch):
     from tropix.attention import screen as S
 
     q, k, v = _peaked_iid(6, n=11000, nq=100)
     monkeypatch.setattr(S, "FUSED_HITS", 0)  # a 64-entry hit buffer: the first block's screen overflows
     calls = _spy_fused(monkeypatch)
-    r = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    r = screened(q, k, v, eps=1e-3, precision=low, check=True)
     assert calls[0] == (0, 0, 1024)  # refused: the first block went the unfused way
     monkeypatch.setattr(S, "FIRST_FUSED", False)
-    ref = screened(q, k, v, eps=1e-3, precision="bf16", check=True)
+    ref = screened(q, k, v, eps=1e-3, precision=low, check=True)
     # the unfused scan of the whole first block, on the maxima the first pass found: the same result
     assert np.array_equal(to_np(r.output), to_np(ref.output)) and np.array_equal(r.bound, ref.bound)
     _check(r, q, k, v, 1e-3)

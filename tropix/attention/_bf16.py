@@ -104,6 +104,7 @@ __all__ = [
     "screen_block",
 ]
 
+KIND = "bf16"  # (the screen's name of this GEMM)
 U_BF16 = 2.0**-8  # unit roundoff of bfloat16
 U_F32 = 2.0**-24  # unit roundoff of float32 (the accumulator)
 TINY = 2.0**-126  # smallest normal: DAZ/FTZ thresholds of VDPBF16PS
@@ -140,40 +141,105 @@ class BF16Queries:
 
 # --------------------------------------------------------------------------------------------- the kernel IR
 
-def _dot_loop_ir(a, mr: int, nv: int, exit_label: str) -> None:
+def _dot_loop_ir(a, mr: int, nv: int, exit_label: str, kind: str = "bf16") -> None:
     """Append (through ``a``) the dot-product loop of a register tile: ``%n{m}_{v}`` (16 floats) =
-    key ``m`` (rows ``%K + m ldk``, bfloat16 pairs broadcast) times query vector ``v`` (``%Q``, ``64 v`` bytes
-    into each packed row of ``ldq``), over ``%dp`` dimension pairs; then a branch to ``exit_label``."""
+    key ``m`` (rows ``%K + m ldk``, one 32-bit word broadcast per step) times query vector ``v`` (``%Q``,
+    ``64 v`` bytes into each packed row of ``ldq``); then a branch to ``exit_label``.
+
+    ``kind="bf16"``: ``%dp`` steps of VDPBF16PS (a word holds a dimension pair).  ``kind="i8"`` (the int8
+    kernels of :mod:`tropix.attention._int8`): ``dq = (%dp - 3) / 2`` steps of two VPDPBUSD per key and
+    vector (a word holds four dimensions: signed bytes of the key, unsigned bytes of the queries): a key row
+    holds ``dq`` words of its high codes, ``dq`` of its low codes, its float32 scale and the int32 offset
+    corrections of both, which start its two int32 accumulators; the query row after the last step holds the
+    queries' float32 scales: ``%n = fl32(fl32(float(256 acc_hi + acc_lo) * scale_k) * scale_q)``."""
+    i8 = kind == "i8"
     for m in range(mr):
         a(f"  %ko{m} = mul i64 %ldk, {m}")
         a(f"  %kr{m} = getelementptr i8, ptr %K, i64 %ko{m}")
+    steps = "%dp"
+    if i8:
+        steps = "%dq"
+        a("  %dq3 = sub i64 %dp, 3")
+        a("  %dq = lshr i64 %dq3, 1")
+        a("  %klo = shl i64 %dq, 2")  # the low codes, dq words on
+        a("  %kso = shl i64 %dq, 3")  # the scale, after both
+        for m in range(mr):
+            a(f"  %krl{m} = getelementptr i8, ptr %kr{m}, i64 %klo")
+            a(f"  %ksa{m} = getelementptr i8, ptr %kr{m}, i64 %kso")
+            a(f"  %ksf{m} = load float, ptr %ksa{m}, align 4")
+            for h, off in (("h", 4), ("l", 8)):
+                a(f"  %kca{h}{m} = getelementptr i8, ptr %ksa{m}, i64 {off}")
+                a(f"  %kci{h}{m} = load i32, ptr %kca{h}{m}, align 4")
+                a(f"  %kcv{h}{m} = insertelement <16 x i32> poison, i32 %kci{h}{m}, i64 0")
+                a(f"  %kcb{h}{m} = shufflevector <16 x i32> %kcv{h}{m}, <16 x i32> poison, "
+                  "<16 x i32> zeroinitializer")
     a("  br label %loop")
     a("loop:")
     a("  %p = phi i64 [ 0, %entry ], [ %pn, %loop ]")
     a("  %qp = phi ptr [ %Q, %entry ], [ %qpn, %loop ]")
     for m in range(mr):
         for v in range(nv):
-            a(f"  %c{m}_{v} = phi <16 x float> [ zeroinitializer, %entry ], [ %n{m}_{v}, %loop ]")
+            if i8:
+                a(f"  %c{m}_{v} = phi <16 x i32> [ %kcbh{m}, %entry ], [ %ni{m}_{v}, %loop ]")
+                a(f"  %e{m}_{v} = phi <16 x i32> [ %kcbl{m}, %entry ], [ %nl{m}_{v}, %loop ]")
+            else:
+                a(f"  %c{m}_{v} = phi <16 x float> [ zeroinitializer, %entry ], [ %n{m}_{v}, %loop ]")
     for v in range(nv):
         a(f"  %qa{v} = getelementptr i8, ptr %qp, i64 {64 * v}")
-        a(f"  %q{v} = load <32 x bfloat>, ptr %qa{v}, align 4")
+        a(f"  %q{v} = load {'<64 x i8>' if i8 else '<32 x bfloat>'}, ptr %qa{v}, align 4")
     a("  %kb = shl i64 %p, 2")
     for m in range(mr):
         a(f"  %ka{m} = getelementptr i8, ptr %kr{m}, i64 %kb")
         a(f"  %ks{m} = load i32, ptr %ka{m}, align 4")
         a(f"  %ki{m} = insertelement <16 x i32> poison, i32 %ks{m}, i64 0")
         a(f"  %kt{m} = shufflevector <16 x i32> %ki{m}, <16 x i32> poison, <16 x i32> zeroinitializer")
-        a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <32 x bfloat>")
+        if i8:
+            a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <64 x i8>")
+            a(f"  %kla{m} = getelementptr i8, ptr %krl{m}, i64 %kb")
+            a(f"  %kls{m} = load i32, ptr %kla{m}, align 4")
+            a(f"  %kli{m} = insertelement <16 x i32> poison, i32 %kls{m}, i64 0")
+            a(f"  %klt{m} = shufflevector <16 x i32> %kli{m}, <16 x i32> poison, <16 x i32> zeroinitializer")
+            a(f"  %kl{m} = bitcast <16 x i32> %klt{m} to <64 x i8>")
+        else:
+            a(f"  %k{m} = bitcast <16 x i32> %kt{m} to <32 x bfloat>")
         for v in range(nv):
-            a(f"  %n{m}_{v} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> %c{m}_{v}, "
-              f"<32 x bfloat> %k{m}, <32 x bfloat> %q{v})")
+            if i8:  # (the unsigned operand first, then the signed one)
+                a(f"  %ni{m}_{v} = call <16 x i32> @llvm.x86.avx512.vpdpbusd.512(<16 x i32> %c{m}_{v}, "
+                  f"<64 x i8> %q{v}, <64 x i8> %k{m})")
+                a(f"  %nl{m}_{v} = call <16 x i32> @llvm.x86.avx512.vpdpbusd.512(<16 x i32> %e{m}_{v}, "
+                  f"<64 x i8> %q{v}, <64 x i8> %kl{m})")
+            else:
+                a(f"  %n{m}_{v} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> %c{m}_{v}, "
+                  f"<32 x bfloat> %k{m}, <32 x bfloat> %q{v})")
     a("  %qpn = getelementptr i8, ptr %qp, i64 %ldq")
     a("  %pn = add nuw nsw i64 %p, 1")
-    a("  %more = icmp ult i64 %pn, %dp")
-    a(f"  br i1 %more, label %loop, label %{exit_label}, !llvm.loop !0")
+    a(f"  %more = icmp ult i64 %pn, {steps}")
+    if not i8:
+        a(f"  br i1 %more, label %loop, label %{exit_label}, !llvm.loop !0")
+        return
+    a("  br i1 %more, label %loop, label %scale, !llvm.loop !0")
+    a("scale:")  # %qpn is now the row of the query scales
+    for v in range(nv):
+        a(f"  %qsa{v} = getelementptr i8, ptr %qpn, i64 {64 * v}")
+        a(f"  %qs{v} = load <16 x float>, ptr %qsa{v}, align 4")
+    for m in range(mr):
+        a(f"  %ksv{m} = insertelement <16 x float> poison, float %ksf{m}, i64 0")
+        a(f"  %ksb{m} = shufflevector <16 x float> %ksv{m}, <16 x float> poison, <16 x i32> zeroinitializer")
+        for v in range(nv):
+            a(f"  %nsh{m}_{v} = shl <16 x i32> %ni{m}_{v}, {_splat('i32', '8')}")
+            a(f"  %ns{m}_{v} = add <16 x i32> %nsh{m}_{v}, %nl{m}_{v}")
+            a(f"  %nf{m}_{v} = sitofp <16 x i32> %ns{m}_{v} to <16 x float>")
+            a(f"  %nk{m}_{v} = fmul <16 x float> %nf{m}_{v}, %ksb{m}")
+            a(f"  %n{m}_{v} = fmul <16 x float> %nk{m}_{v}, %qs{v}")
+    a(f"  br label %{exit_label}")
 
 
-def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
+_DOT_DECL = {
+    "bf16": "declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
+    "i8": "declare <16 x i32> @llvm.x86.avx512.vpdpbusd.512(<16 x i32>, <64 x i8>, <64 x i8>)"}
+
+
+def _tile_ir(mr: int, nv: int, nt: bool = False, kind: str = "bf16") -> str:
     """One register tile: C[0:mr, 0:16 nv] = K[0:mr] · Q-panel, the last vector stored under ``mask``.
 
     ``nt``: the full vectors are stored non-temporally (VMOVNTPS, no read-for-ownership of the output lines);
@@ -181,7 +247,7 @@ def _tile_ir(mr: int, nv: int, nt: bool = False) -> str:
     L = [f"define internal void @tile_{mr}_{nv}(ptr %K, i64 %ldk, ptr %Q, i64 %ldq, ptr %C, i64 %ldc, "
          "i64 %dp, i16 %mask) #0 {", "entry:"]
     a = L.append
-    _dot_loop_ir(a, mr, nv, "done")
+    _dot_loop_ir(a, mr, nv, "done", kind)
     a("done:")
     a("  %mk = bitcast i16 %mask to <16 x i1>")
     last = nv - 1
@@ -371,7 +437,7 @@ exit:
 }}"""
 
 
-def _loops_ir(L: list, mr: int, nv: int, panels, pred: str) -> None:
+def _loops_ir(L: list, mr: int, nv: int, panels, pred: str, convert: bool = True) -> None:
     """Append to ``L`` the loops shared by ``bf16_gemm`` and ``bf16_screen``, entered from block ``pred``:
     blocks of ``%kblock`` keys (float keys rounded into the buffer ``%K`` by ``conv_rows``), groups of ``%gw``
     queries, tiles of ``mr`` keys then single keys, each over the panels ``panels(tag, mr, nv, jvar, after)``
@@ -388,19 +454,24 @@ def _loops_ir(L: list, mr: int, nv: int, panels, pred: str) -> None:
     a("  %bend = add i64 %b0, %bn")
     a(f"  %bmr = urem i64 %bn, {mr}")
     a("  %bfe = sub i64 %bend, %bmr")
-    a("  %fuse = icmp ne ptr %X, null")  # keys given as floats: convert this block into the buffer K
-    a("  br i1 %fuse, label %cb, label %gpre")
-    a("cb:")
-    a("  %xo = mul i64 %b0, %ldx")
-    a("  %Xb = getelementptr i8, ptr %X, i64 %xo")
-    a("  %dw = shl i64 %dp, 1")
-    a("  call void @conv_rows(ptr %Xb, i64 %ldx, i64 %kind, i64 %bn, i64 %d, i64 %dw, ptr %K, i64 %ldk)")
-    a("  %ko = mul i64 %b0, %ldk")
-    a("  %kneg = sub i64 0, %ko")
-    a("  %Kc = getelementptr i8, ptr %K, i64 %kneg")  # row j of the block at K + (j - b0) ldk
-    a("  br label %gpre")
-    a("gpre:")
-    a("  %Kb = phi ptr [ %K, %bb ], [ %Kc, %cb ]")
+    if not convert:  # (the int8 kernels: keys always packed)
+        a("  br label %gpre")
+        a("gpre:")
+        a("  %Kb = phi ptr [ %K, %bb ]")
+    else:
+        a("  %fuse = icmp ne ptr %X, null")  # keys given as floats: convert this block into the buffer K
+        a("  br i1 %fuse, label %cb, label %gpre")
+        a("cb:")
+        a("  %xo = mul i64 %b0, %ldx")
+        a("  %Xb = getelementptr i8, ptr %X, i64 %xo")
+        a("  %dw = shl i64 %dp, 1")
+        a("  call void @conv_rows(ptr %Xb, i64 %ldx, i64 %kind, i64 %bn, i64 %d, i64 %dw, ptr %K, i64 %ldk)")
+        a("  %ko = mul i64 %b0, %ldk")
+        a("  %kneg = sub i64 0, %ko")
+        a("  %Kc = getelementptr i8, ptr %K, i64 %kneg")  # row j of the block at K + (j - b0) ldk
+        a("  br label %gpre")
+        a("gpre:")
+        a("  %Kb = phi ptr [ %K, %bb ], [ %Kc, %cb ]")
     a("  br label %gh")
     a("gh:")  # groups of panels whose queries stay in L1
     a("  %g0 = phi i64 [ 0, %gpre ], [ %gend, %gl ]")
@@ -434,26 +505,27 @@ def _loops_ir(L: list, mr: int, nv: int, panels, pred: str) -> None:
     a("  br label %bh")
 
 
-def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False) -> str:
+def _gemm_ir(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False, kind: str = "bf16") -> str:
     """The module: tiles for (mr, 1..nv) and (1, 1..nv) and the driver ``bf16_gemm``.
 
     ``bf16_gemm(K, n, ldk, Q, nq, ldq, dp, C, ldc, kblock, gw)``: for each block of ``kblock`` keys (kept in
     L2), each group of ``gw`` queries (kept in L1), each tile of ``mr`` keys (single keys at the end of a
     block), each panel of ``16 nv`` queries in the group: one tile call.  Strides are in bytes; ``dp >= 1``.
+    ``kind="i8"``: the int8 tiles (:func:`_dot_loop_ir`), keys always packed (``X`` ignored).
     """
-    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
-         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
-    L.append(_convert_ir())
+    L = [_DOT_DECL[kind], "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)"]
+    if kind == "bf16":
+        L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_tile_ir(mr, v, nt))
+        L.append(_tile_ir(mr, v, nt, kind))
         if mr > 1:
-            L.append(_tile_ir(1, v, nt))
+            L.append(_tile_ir(1, v, nt, kind))
     a = L.append
     a("define void @bf16_gemm(ptr %K, i64 %n, i64 %ldk, ptr %Q, i64 %nq, i64 %ldq, i64 %dp, ptr %C, "
       "i64 %ldc, i64 %kblock, i64 %gw, ptr %X, i64 %ldx, i64 %kind, i64 %d) #0 {")
     a("entry:")
     a("  br label %bh")
-    _loops_ir(L, mr, nv, _panels_ir, "entry")
+    _loops_ir(L, mr, nv, _panels_ir, "entry", convert=kind == "bf16")
     a("exit:")
     a("  fence seq_cst")  # orders the non-temporal stores before anything after the call
     a("  ret void")
@@ -481,13 +553,13 @@ def _cpu_ok() -> bool:
         return False
 
 
-def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False):
+def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False, kind: str = "bf16"):
     """Compile the kernel for the host CPU; returns ``(ctypes function, engine)`` (keep the engine alive)."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll, nt))
+    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll, nt, kind))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -802,6 +874,11 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
     return out
 
 
+def key_rows(pk: BF16Keys, b0: int, b1: int) -> BF16Keys:
+    """The keys ``b0 .. b1-1`` of ``pk`` (a view)."""
+    return BF16Keys(pk.bits[b0:b1], pk.d, pk.resmax)
+
+
 def _check_packed(pk: BF16Keys, pq: BF16Queries) -> None:
     """Raise ShapeError unless the packed operands have the layouts the kernel reads (no out-of-bounds reads)."""
     if pk.d != pq.d:
@@ -942,7 +1019,7 @@ def _splat(ty: str, val: str) -> str:
     return "<" + ", ".join(f"{ty} {val}" for _ in range(16)) + ">"
 
 
-def _stile_ir(mr: int, nv: int, bias: bool = False) -> str:
+def _stile_ir(mr: int, nv: int, bias: bool = False, kind: str = "bf16") -> str:
     """One register tile of ``mr`` keys x ``nv`` 16-query vectors, then its screening epilogue.
 
     ``i1 stile(K, ldk, Q, ldq, dp, MR, TH, AC, BM, mask, jk, rq, HK, HQ, HV, cntp, cap)``: ``MR/TH/AC/BM``
@@ -970,7 +1047,7 @@ def _stile_ir(mr: int, nv: int, bias: bool = False) -> str:
          f"ptr %AC, ptr %BM, i16 %mask, i32 %jk, i32 %rq, ptr %HK, ptr %HQ, ptr %HV, ptr %cntp, i64 %cap{extra}) #0 {{",
          "entry:"]
     a = L.append
-    _dot_loop_ir(a, mr, nv, "epi")
+    _dot_loop_ir(a, mr, nv, "epi", kind)
     a("epi:")
     a("  %lm = bitcast i16 %mask to <16 x i1>")
     last = nv - 1
@@ -1201,13 +1278,14 @@ def _spanels_ir(tag: str, mr: int, nv: int, jvar: str, after: str, bias: bool = 
     return L
 
 
-def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False) -> str:
+def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False,
+               kind: str = "bf16") -> str:
     """The module of :func:`screen_block`: screening tiles for (mr, 1..nv) and (1, 1..nv) and the driver
 
     ``i64 bf16_screen(K, n, ldk, Q, nq, ldq, dp, kblock, gw, X, ldx, kind, d, MR, TH, AC, BM, joff, HK, HQ,
     HV, cntp, cap)``: the loops of ``bf16_gemm`` (key blocks, with the in-kernel rounding of float keys; query
     groups; tiles), returning 0, or -1 as soon as the hits would exceed ``cap``."""
-    L = ["declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)",
+    L = [_DOT_DECL[kind],
          "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, <16 x i1>)",
          "declare void @llvm.masked.store.v16i32.p0(<16 x i32>, ptr, <16 x i1>)",
          "declare <16 x float> @llvm.x86.avx512.max.ps.512(<16 x float>, <16 x float>, i32)",
@@ -1222,11 +1300,12 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
          "declare <16 x i1> @llvm.x86.avx512.mask.cmp.ps.512(<16 x float>, <16 x float>, i32, <16 x i1>, i32)"]
     if bias:
         L.append("declare void @llvm.prefetch.p0(ptr, i32, i32, i32)")
-    L.append(_convert_ir())
+    if kind == "bf16":
+        L.append(_convert_ir())
     for v in range(1, nv + 1):
-        L.append(_stile_ir(mr, v, bias))
+        L.append(_stile_ir(mr, v, bias, kind))
         if mr > 1:
-            L.append(_stile_ir(1, v, bias))
+            L.append(_stile_ir(1, v, bias, kind))
     a = L.append
     a("define i64 @bf16_screen(ptr %A) #0 {")
     a("entry:")
@@ -1265,7 +1344,8 @@ def _screen_ir(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool 
     a("vb:")
     a("  %vrn = add i64 %vr, 1")
     a("  br label %vh")
-    _loops_ir(L, mr, nv, (lambda *x: _spanels_ir(*x, bias=True)) if bias else _spanels_ir, "vh")
+    _loops_ir(L, mr, nv, (lambda *x: _spanels_ir(*x, bias=True)) if bias else _spanels_ir, "vh",
+              convert=kind == "bf16")
     a("exit:")
     a("  %cnt = load i64, ptr %cntp, align 8")
     a("  ret i64 %cnt")
@@ -1355,14 +1435,14 @@ def _bias_tile_ir(nt: bool = False) -> str:
     return "\n".join(L)
 
 
-def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False):
+def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False, kind: str = "bf16"):
     """Compile the screening kernel (with ``bias``: its variant with a bias tile) for the host CPU; returns
     ``(ctypes function, engine)``."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, bias))
+    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, bias, kind))
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -1529,12 +1609,13 @@ def screen_block(kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, *, j
 
 
 def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, joff=0, kblock=KBLOCK,
-                 nv: int = _NV, bias=None) -> int:
-    """:func:`screen_block` with the compiled kernel ``fn`` (also used by the benchmark)."""
+                 nv: int = _NV, bias=None, packed: bool = False) -> int:
+    """:func:`screen_block` with the compiled kernel ``fn`` (also used by the benchmark); ``packed``: ``kb``
+    and ``qb`` are packed operands already checked for ``fn`` (the int8 kernels of :mod:`._int8`)."""
     if kblock < 1:
         raise ShapeError(f"screen_block: kblock must be positive, got {kblock}")
-    pq = qb if isinstance(qb, BF16Queries) else pack_queries(qT=qb)
-    if isinstance(kb, BF16Keys):
+    pq = qb if (packed or isinstance(qb, BF16Queries)) else pack_queries(qT=qb)
+    if packed or isinstance(kb, BF16Keys):
         pk, x = kb, None
         n = pk.n
     else:
@@ -1544,7 +1625,8 @@ def _screen_call(fn, kb, qb, mref, thr, acc, bmax, hit_key, hit_query, hit_val, 
         n = x.shape[0]
         dp = (x.shape[1] + 1) // 2
         pk = BF16Keys(_aligned_empty((max(min(int(kblock), n), 1), 2 * dp), np.uint16), x.shape[1])
-    _check_packed(pk, pq)
+    if not packed:
+        _check_packed(pk, pq)
     m = pq.m
     _vec(mref, "mref", m, _F32, False)
     _vec(thr, "thr", m, _F32, False)

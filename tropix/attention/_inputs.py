@@ -56,6 +56,7 @@ class Prepared:
     bias_absmax: Any = None  # -inf and their largest |b|, when validation computed them on the way (NumPy)
     bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32, blocked by 16 queries ((n_q + 15) // 16,
     # n_k, 16) for the fused screen (or (n_q, n_k) rows without its compiled transposer), when asked
+    ki8: Any = None  # k packed for the int8 screen (an _int8.I8Keys with resmax), when asked and done
 
 
 def _to_float(x, xp, name):
@@ -84,13 +85,15 @@ def _broadcasts_to(shape, full):
 
 
 def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="attention",
-            hash_keys=False, pack_bf16=False, pack_bias=False, norms: bool = False) -> Prepared:
+            hash_keys=False, pack_bf16=False, pack_i8=False, pack_bias=False, norms: bool = False) -> Prepared:
     """Check and convert the inputs of an attention call; raise a specific tropix error on bad input.
 
     ``hash_keys``: also the keys' fingerprint :func:`key_hash`, on the way when validation makes its compiled
     pass (a prebuilt key tree checks it).  ``pack_bf16``: also the keys packed for the bfloat16 screen with
     their rounding errors (``kbf16``, :func:`tropix.attention._bf16_numba.rownorms_pack`), in that pass
-    (not with ``hash_keys``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
+    (not with ``hash_keys``).  ``pack_i8``: likewise the keys packed for the int8 screen with their
+    quantisation residuals (``ki8``, :func:`tropix.attention._int8_numba.rownorms_pack`; not with
+    ``pack_bf16``, and only for ``d <= _int8.MAX_D``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
     rounded to float32 (``bias32``) in the pass that validates it, blocked by 16 queries as the fused screen
     reads it (:func:`_bias_stats_blocked`).  ``norms``: the row norms of NumPy float64 keys and values from
     ``2^12`` entries on (``knorm``, ``vnorm``; from ``2^16`` they are computed anyway): the compiled pass that
@@ -121,7 +124,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         raise EmptyInputError(f"{fname}: head dimension is 0")
     want_norms = norms
     norms = {}
-    khash = kbf16 = None
+    khash = kbf16 = ki8 = None
     for name, x in (("q", q), ("k", k), ("v", v)):
         if name != "q" and _fused_norms(x, 2**12 if want_norms else 2**16):
             # large single-head NumPy keys / values: validation and row norms in one pass (for the keys also
@@ -135,6 +138,9 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             elif name == "k" and pack_bf16:
                 from ._bf16 import _packed_keys
                 ok, kbf16 = _packed_keys(x, norms[name])
+            elif name == "k" and pack_i8 and x.shape[-1] <= _I8_MAX_D:
+                from ._int8 import _packed_keys
+                ok, ki8 = _packed_keys(x, norms[name])
             else:
                 ok = rownorms_finite(x, norms[name])
         else:
@@ -182,9 +188,11 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
         if not math.isfinite(scale):
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
-                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None)
+                    norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None,
+                    ki8=ki8)
 
 
+_I8_MAX_D = 512  # (_int8.MAX_D, without importing it: validation packs no wider keys)
 _BIAS_CHUNK = 16384  # keys per row piece of the blocked validation pass (16 x 16384 float32 staged: 1 MiB)
 
 

@@ -214,9 +214,14 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
         return np.inf
     e = None  # the screening error of each row, of the GEMM the screen would use
     if n >= BF16_MIN_KEYS and n_rows >= BF16_MIN_ROWS:
-        from . import _bf16
+        from . import _bf16, _int8
+        from .screen import _int8_first
 
-        if _bf16.available():
+        if _int8_first(d, "auto"):  # the queries' quantisation residuals (the keys' 15 bits: negligible)
+            e = _int8.error_bound(qn, _int8.residual_norms(qs), kmax, 0.0, d)
+            if not float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
+                e = None
+        if e is None and _bf16.available():
             e = _bf16.error_bound(qn, kmax, d)
             if not float(e.max(initial=0.0)) <= BF16_MAX_ERROR:
                 e = None
@@ -711,13 +716,16 @@ def _planned(P, eps, check, tree, leaf, max_work, sample_queries=16):
 
 
 def _pack_keys(H):
-    """The head's keys packed for the bfloat16 screen (kept on ``H``), if the CPU has the kernel and the head
-    enough keys for it (:func:`tropix.attention.screen._screen_gemm`)."""
-    from . import _bf16
-    from .screen import BF16_MIN_KEYS, head_packed_keys
+    """The head's keys packed for the int8 or else the bfloat16 screen (kept on ``H``), if the CPU has the
+    kernel and the head enough keys for it (:func:`tropix.attention.screen._screen_gemm`)."""
+    from . import _bf16, _int8
+    from .screen import BF16_MIN_KEYS, _int8_first, head_packed_keys
 
-    if H.n_k >= BF16_MIN_KEYS and _bf16.available():
-        head_packed_keys(H, _bf16)
+    if H.n_k >= BF16_MIN_KEYS:
+        if _int8_first(H.d, "auto"):
+            head_packed_keys(H, _int8)
+        elif _bf16.available():
+            head_packed_keys(H, _bf16)
 
 
 MASK_BIAS_COST = 0.15

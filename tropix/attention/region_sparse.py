@@ -217,6 +217,7 @@ class _HeadData:
         one = hidx == () or P.batch_shape == ()  # the norms validation computed are those of this head
         self.vn = P.vnorm if (one and P.vnorm is not None) else _rownorm(v)
         self.kbf16 = P.kbf16 if one else None  # the keys packed for the bfloat16 screen by validation
+        self.ki8 = P.ki8 if one else None  # or for the int8 screen
         self.vmax = float(self.vn.max()) if self.n_k else 0.0
         self.qn = _rownorm(self.qs)
         if kmax is None and self.n_k:

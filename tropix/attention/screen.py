@@ -347,50 +347,56 @@ BF16_MIN_ROWS = 32  # fewer queries: the float32 sgemm (packing all keys would n
 BF16_MAX_ERROR = 2.0  # a larger bfloat16 screening error widens the margins more than the faster GEMM saves
 
 
-def head_packed_keys(H, bf16):
-    """The keys of head ``H`` packed for the bfloat16 screen with their rounding errors (``bf16`` the
-    :mod:`tropix.attention._bf16` module): validation's packing or an earlier screen's, kept on ``H``
-    (``H.kbf16``), else packed now and kept."""
-    pk = getattr(H, "kbf16", None)
+def head_packed_keys(H, low):
+    """The keys of head ``H`` packed for the low-precision screen ``low`` (the module
+    :mod:`tropix.attention._bf16` or :mod:`tropix.attention._int8`) with their rounding or quantisation errors:
+    validation's packing or an earlier screen's, kept on ``H`` (``H.kbf16``, ``H.ki8``), else packed now and
+    kept."""
+    attr = _PACKED[low.KIND]
+    pk = getattr(H, attr, None)
     if not (pk is not None and pk.n == H.n_k and pk.d == H.d):
-        pk = H.kbf16 = bf16.pack_keys(H.k, residual=True)
+        pk = low.pack_keys(H.k, residual=True)
+        setattr(H, attr, pk)
     return pk
+
+
+_PACKED = {"bf16": "kbf16", "int8": "ki8"}  # the head attributes of the packed keys of each screening GEMM
 
 
 class _Gemm:
     """The screening GEMM of one head: ``gemm(rows)`` gives the ``(keys, queries)`` float32 scores of the
     scaled queries ``rows``; ``err`` is the per-query bound on their error against the float64 scores."""
 
-    def __init__(self, H, err, bf16=None):
-        self.H, self.err, self.bf16 = H, err, bf16
-        # the keys in float32 or packed in bfloat16 (by validation, prepare's pack_bf16, or here), kept on the
-        # head for its other screens (auto screens a sample of queries, then the others)
-        if bf16 is None:
+    def __init__(self, H, err, low=None):
+        self.H, self.err, self.low = H, err, low
+        # the keys in float32 or packed in bfloat16 / int8 (by validation, prepare's pack_bf16, or here), kept
+        # on the head for its other screens (auto screens a sample of queries, then the others)
+        if low is None:
             k32 = getattr(H, "k32", None)
             if k32 is None:
                 k32 = H.k32 = H.k.astype(np.float32)
             self.k32 = k32
         else:
-            self.pk = head_packed_keys(H, bf16)
+            self.pk = head_packed_keys(H, low)
 
     def queries(self, rr):
         """The scaled queries ``rr`` in the form :meth:`block` takes."""
-        if self.bf16 is None:
+        if self.low is None:
             return np.ascontiguousarray(self.H.qs[rr].T, dtype=np.float32)
-        return self.bf16.pack_queries(self.H.qs[rr])
+        return self.low.pack_queries(self.H.qs[rr])
 
     def block(self, qp, b0, b1, out):
         """The ``(b1 - b0, queries)`` float32 scores of keys ``b0 .. b1-1`` with the queries ``qp``, in ``out``
         (a block small enough to stay in the L2 cache for the scans that follow)."""
-        if self.bf16 is None:  # (keys, queries): the faster sgemm layout here
+        if self.low is None:  # (keys, queries): the faster sgemm layout here
             return np.matmul(self.k32[b0:b1], qp, out=out)
-        return self.bf16.scores(self.bf16.BF16Keys(self.pk.bits[b0:b1], self.pk.d), qp, out=out, stream=False)
+        return self.low.scores(self.low.key_rows(self.pk, b0, b1), qp, out=out, stream=False)
 
     def fused(self, bias=None, rows=False):
         """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel;
         ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile), or
         with ``rows`` the bias of the chunk's queries x the keys (float64 or float32), tiled block by block."""
-        return None if self.bf16 is None else _FusedScreen(self, bias, rows)
+        return None if self.low is None else _FusedScreen(self, bias, rows)
 
     def __call__(self, rr):
         """All scores of the queries ``rr`` at once, ``(keys, queries)``."""
@@ -427,7 +433,7 @@ class _FusedScreen:
         """:meth:`run` (also the maxima pass of :meth:`maxima`, which collects nothing)."""
         from . import _screen_numba
 
-        g, bf = self.gemm, self.gemm.bf16
+        g, bf = self.gemm, self.gemm.low
         fn = bf._compile_screen(self.bias is not None)
         c_n = len(smax)
         if fn is None or c_n == 0:
@@ -541,33 +547,56 @@ def _not_flat(rows, smax, floor, sample, cnt0, cval, nfirst, n, limit):
 
 
 def _check_precision(precision):
-    if precision not in ("auto", "bf16", "float32"):
-        raise OptionError(f"screened: precision must be 'auto', 'bf16' or 'float32', got {precision!r}")
+    if precision not in ("auto", "int8", "bf16", "float32"):
+        raise OptionError(f"screened: precision must be 'auto', 'int8', 'bf16' or 'float32', got {precision!r}")
+
+
+def _int8_first(d: int, precision) -> bool:
+    """Whether the screen tries the int8 GEMM first (``precision`` "auto" or "int8", the CPU has the kernel,
+    ``d <= _int8.MAX_D``)."""
+    if precision not in ("auto", "int8"):
+        return False
+    from . import _int8
+    return d <= _int8.MAX_D and _int8.available()
 
 
 def _screen_gemm(H, rows, precision, use_kernel):
-    """The screening GEMM: bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16) where the CPU has it, the head
-    has at least ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened (or its keys are packed
-    already) and its error bound stays below ``BF16_MAX_ERROR`` (``precision="auto"``),
-    else a float32 ``sgemm`` (its error bound :func:`screen_error`).  ``precision`` may force ``"bf16"`` or
-    ``"float32"``."""
+    """The screening GEMM (``precision="auto"``): int8 (:mod:`tropix.attention._int8`, AVX512-VNNI), else
+    bfloat16 (:mod:`tropix.attention._bf16`, AVX512-BF16), where the CPU has the kernel, the head has at least
+    ``BF16_MIN_KEYS`` keys, ``BF16_MIN_ROWS`` queries are screened (or its keys are packed already) and the
+    GEMM's error bound stays below ``BF16_MAX_ERROR``; else a float32 ``sgemm`` (its error bound
+    :func:`screen_error`).  ``precision`` may force ``"int8"``, ``"bf16"`` or ``"float32"`` (a forced low
+    precision the CPU lacks falls back to the next: int8, bfloat16, float32)."""
     _check_precision(precision)
     qn = H.qn[rows]
     qmax = float(qn.max(initial=0.0))
     if precision != "float32" and use_kernel:
-        from . import _bf16
-        packed = getattr(H, "kbf16", None) is not None  # (then a few queries pay too)
-        if _bf16.available() and (precision == "bf16" or (H.n_k >= BF16_MIN_KEYS
-                                                          and (len(rows) >= BF16_MIN_ROWS or packed))):
-            # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the bfloat16 GEMM's bound plus the float64 evaluation of ŝ
-            u64 = unit_roundoff(np.float64)
-            g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
+        from . import _bf16, _int8
+        # |s̃ - ŝ| <= |s̃ - s| + |s - ŝ|: the low-precision GEMM's bound plus the float64 evaluation of ŝ
+        u64 = unit_roundoff(np.float64)
+        g64 = (H.d + 2) * u64 / (1 - (H.d + 2) * u64)
 
-            def bound(b, qn=qn):
-                return (b + g64 * qn * H.kmax) * (1 + 1e-12)
+        def bound(b, qn=qn):
+            return (b + g64 * qn * H.kmax) * (1 + 1e-12)
 
+        def enough(attr):
+            packed = getattr(H, attr, None) is not None  # (then a few queries pay too)
+            return H.n_k >= BF16_MIN_KEYS and (len(rows) >= BF16_MIN_ROWS or packed)
+
+        if _int8_first(H.d, precision) and (precision == "int8" or enough("ki8")):
+            qres = _int8.residual_norms(H.qs[rows])
+            pk = getattr(H, "ki8", None)
+            # the decision before packing the keys: their residuals taken as relatively those of the queries
+            kres = pk.resmax if pk is not None else H.kmax * float(np.max(qres / np.maximum(qn, 1e-300)))
+            if precision == "int8" or float(bound(_int8.error_bound(qn, qres, H.kmax, kres, H.d)).max(
+                    initial=0.0)) <= BF16_MAX_ERROR:
+                G = _Gemm(H, None, _int8)
+                G.err = bound(_int8.error_bound(qn, qres, H.kmax, G.pk.resmax, H.d))
+                return G
+        forced = precision == "bf16" or (precision == "int8" and not _int8_first(H.d, precision))
+        if _bf16.available() and (forced or enough("kbf16")):
             # the decision: the largest a-priori bound, that of the longest query (every term grows with |q|)
-            if precision == "bf16" or float(bound(_bf16.error_bound(qmax, H.kmax, H.d), qmax)) <= BF16_MAX_ERROR:
+            if forced or float(bound(_bf16.error_bound(qmax, H.kmax, H.d), qmax)) <= BF16_MAX_ERROR:
                 G = _Gemm(H, None, _bf16)
                 if G.pk.resmax is not None:  # the bound from the actual rounding errors: about half as large
                     # (error_bound_residual is never above error_bound)
@@ -580,15 +609,28 @@ def _screen_gemm(H, rows, precision, use_kernel):
     return _Gemm(H, screen_error(qn, H.kmax, H.kmax, qmax, H.d))
 
 
-def _packs_bf16(q, k, precision) -> bool:
-    """Whether validation should pack the keys for the bfloat16 screen (:func:`_screen_gemm` will likely take
-    it: a single head of NumPy keys large enough, the CPU has the kernel)."""
+def _fused_kernel(q, k, precision) -> bool:
+    """Whether a fused low-precision screen (int8 or bfloat16) will likely run on these inputs: a single head
+    of NumPy keys large enough, the CPU has a kernel (validation then prepares for it)."""
     if precision == "float32" or not (isinstance(q, np.ndarray) and isinstance(k, np.ndarray)):
         return False
     if q.ndim != 2 or k.ndim != 2 or k.shape[0] < BF16_MIN_KEYS or q.shape[0] < BF16_MIN_ROWS:
         return False
     from . import _bf16
-    return _bf16.available()
+    return _int8_first(k.shape[1], precision) or _bf16.available()
+
+
+def _packs_int8(q, k, precision) -> bool:
+    """Whether validation should pack the keys for the int8 screen (as :func:`_fused_kernel`, and the int8
+    GEMM is tried first)."""
+    return _fused_kernel(q, k, precision) and _int8_first(np.shape(k)[-1], precision)
+
+
+def _packs_bf16(q, k, precision) -> bool:
+    """Whether validation should pack the keys for the bfloat16 screen (:func:`_screen_gemm` will likely take
+    it: as :func:`_fused_kernel`, and the int8 GEMM is not tried first)."""
+    return (_fused_kernel(q, k, precision) and precision != "int8"
+            and not _int8_first(np.shape(k)[-1], precision))
 
 
 def screen_rows(H, eps, rows, *, threshold=True, cap=None, qchunk=None, kblock=4096, width=0.25,
@@ -965,7 +1007,7 @@ def _visible_keys_only(H):
     if getattr(H, "causal_only", False) and H.n_k > H.n_q:  # keys past the last query are hidden from all
         G = copy.copy(H)
         G.k, G.v, G.vn = H.k[:H.n_q], H.v[:H.n_q], H.vn[:H.n_q]
-        G.kbf16 = _packed_rows(H, slice(0, H.n_q))
+        _packed_rows(H, G, slice(0, H.n_q))
         G.n_k = H.n_q
         return G, None
     vis = _padding(H)
@@ -975,23 +1017,24 @@ def _visible_keys_only(H):
     G = copy.copy(H)
     if len(idx) and idx[-1] - idx[0] + 1 == len(idx):  # one run of visible keys: views
         G.k, G.v, G.vn = (x[idx[0]:idx[-1] + 1] for x in (H.k, H.v, H.vn))
-        G.kbf16 = _packed_rows(H, slice(idx[0], idx[-1] + 1))
+        _packed_rows(H, G, slice(idx[0], idx[-1] + 1))
     else:  # (np.compress: a third of the time of fancy indexing here)
         G.k, G.v, G.vn = (np.compress(vis, x, axis=0) for x in (H.k, H.v, H.vn))
-        G.kbf16 = _packed_rows(H, vis)
+        _packed_rows(H, G, vis)
     G.n_k = len(idx)
     G.extra = G.key_only = None
     return G, idx
 
 
-def _packed_rows(H, sel):
-    """The keys ``sel`` (a slice or a boolean mask) of the head's prepacked bfloat16 keys, or None; the largest
-    rounding error of all keys bounds that of these."""
-    pk = getattr(H, "kbf16", None)
-    if pk is None:
-        return None
-    bits = pk.bits[sel] if isinstance(sel, slice) else np.compress(sel, pk.bits, axis=0)
-    return type(pk)(bits, pk.d, pk.resmax)
+def _packed_rows(H, G, sel):
+    """On ``G``, the keys ``sel`` (a slice or a boolean mask) of the head's prepacked bfloat16 and int8 keys (or
+    None); the largest rounding error of all keys bounds that of these."""
+    for attr in _PACKED.values():
+        pk = getattr(H, attr, None)
+        if pk is not None:
+            pk = type(pk)(pk.bits[sel] if isinstance(sel, slice) else np.compress(sel, pk.bits, axis=0),
+                          pk.d, pk.resmax)
+        setattr(G, attr, pk)
 
 
 def _kept_in(kept, idx):
@@ -1022,13 +1065,16 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
         Also drop selected keys of negligible weight while the budget allows (smaller support).
     cap : int, optional
         Candidates per query above which the row is computed densely (default ``max(n_k // 4, 64)``).
-    precision : {"auto", "bf16", "float32"}
-        The screening GEMM.  ``"bf16"``: a bfloat16 GEMM with float32 accumulation
-        (:mod:`tropix.attention._bf16`; needs a CPU with AVX512-BF16, elsewhere ``"float32"`` is used), about
-        twice as fast as the float32 ``sgemm`` but with a screening error of up to ``2^-7 |q| max|k|`` (about
-        half of it from the actual rounding errors of the operands), which widens the margins; ``"auto"`` takes
-        it where available for at least ``BF16_MIN_KEYS`` keys and ``BF16_MIN_ROWS`` queries when that error is
-        at most ``BF16_MAX_ERROR``.  The certificate accounts for either.
+    precision : {"auto", "int8", "bf16", "float32"}
+        The screening GEMM.  ``"int8"``: every query and key quantised to int8 with its own scale, exact
+        integer products (:mod:`tropix.attention._int8`; needs a CPU with AVX512-VNNI), with a screening
+        error of about ``1.4 % |q| max|k|`` at d = 64 (from the actual quantisation residuals);
+        ``"bf16"``: a bfloat16 GEMM with float32 accumulation (:mod:`tropix.attention._bf16`; needs
+        AVX512-BF16), with an error of up to ``2^-7 |q| max|k|`` (about half of it from the actual rounding
+        errors of the operands); a forced precision the CPU lacks falls back to the next (int8, bfloat16,
+        float32).  ``"auto"`` takes int8, else bfloat16, where available for at least ``BF16_MIN_KEYS`` keys
+        and ``BF16_MIN_ROWS`` queries when the error is at most ``BF16_MAX_ERROR``; a larger error widens
+        the margins.  The certificate accounts for each.
     check : bool
         Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
 
@@ -1049,7 +1095,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     """
     _check_precision(precision)
     P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision),
-                pack_bias=mask is None and not causal and _packs_bf16(q, k, precision))
+                pack_i8=_packs_int8(q, k, precision),
+                pack_bias=mask is None and not causal and _fused_kernel(q, k, precision))
     eps = check_eps(eps, "screened")
 
     def fn(arrays, hidx, tree):

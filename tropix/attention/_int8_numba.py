@@ -1,0 +1,204 @@
+"""numba kernels of :mod:`tropix.attention._int8`: symmetric int8 quantisation and packing for the VNNI GEMM.
+
+``row_scale``: the float32 scale of one float64 row, ``s >= max|x| / 127`` (0 for a row whose entries are all
+below ``127 * 2^-118``).  The integer codes of a query are ``c = clamp(rint(x / s), -127, 127)``; the residual
+``x - s c`` is summed in float64 squares (every product ``s c`` is exact in float64, the subtraction rounds
+once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi + lo / 256)``, as rows of
+``4 dq`` signed bytes of ``hi`` then ``4 dq`` of ``lo`` (``dq = ceil(d / 4)``, zero padded), the float32
+``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
+word ``[p, r]`` holds dimensions ``4p .. 4p + 3`` of query ``r``; the last row holds the queries' float32
+scales (padding: code 0, scale 0).  ``row_residuals``: the residual sums of squares alone.
+``rownorms_pack``: validation's pass over the keys (row norms, finiteness) with their packing on the way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._kernels_numba import finish_norm, plain_norm
+
+_TINY = 2.0**-118  # a smaller scale is replaced by 0 (all codes 0): the keys' scale / 256 stays a normal float32
+_UP = (1.0 + 2.0**-20) / 127.0  # max|x| times this, rounded to float32, is at least max|x| / 127
+_ABS = np.uint64(0x7FFFFFFFFFFFFFFF)
+_INF = np.uint64(0x7FF0000000000000)  # the bits of inf: a row whose largest |x| has these bits or more is not finite
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _amax_bits(b, j):
+    """The bits of ``max_t |x[j, t]|`` from the bits ``b`` of ``x``: for non-negative floats the order of the
+    bits is the order of the values (an integer maximum, which vectorises; a float one does not here)."""
+    a = np.uint64(0)
+    for t in range(b.shape[1]):
+        y = b[j, t] & _ABS
+        a = y if y > a else a
+    return a
+
+
+@njit(cache=True, nogil=True, inline="always")
+def row_scale(b, j, tmp):
+    """The float32 scale of row ``j`` (its float64 bits ``b[j]``): at least ``max|x| / 127`` (so every code
+    fits ``[-127, 127]``), within ``2^-19`` of it; 0 if that is below ``2^-118``.  ``tmp``: a 1-element
+    uint64 scratch array, left holding the bits of ``max|x|`` (``>= _INF``: the row is not finite and the
+    scale meaningless)."""
+    tmp[0] = _amax_bits(b, j)
+    s = np.float32(tmp.view(np.float64)[0] * _UP)  # (rounding is at most 2^-24 relative: still >= max|x| / 127)
+    if not np.float64(s) >= _TINY:
+        return np.float32(0.0)
+    return s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _code(x, inv):
+    """The code of ``x`` at ``1 / scale = inv``: ``rint(x inv)`` (ties to even) clamped to ``[-127, 127]``,
+    as a float64."""
+    return np.rint(min(max(x * inv, -127.0), 127.0))
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def pack_rows(x, b, codes, words, fwords, res):
+    """Keys ``x`` (n, d) float64 (``b`` its bits as uint64) into rows of ``codes`` (n, 8 dq + 12) int8, whose
+    int32 and float32 views are ``words`` and ``fwords`` (n, 2 dq + 3; all C-contiguous: the loops vectorise):
+    two codes per entry, ``hi`` (columns ``0 .. 4 dq``) and ``lo`` (``4 dq .. 8 dq``; padding 0) with
+    ``x ≈ s (hi + lo / 256)``: ``hi`` the code of ``x``, ``lo`` that of 256 times the remainder ``x / s - hi``
+    (clamped to ``[-127, 127]`` as well); then ``fwords[j, 2 dq] = s / 256`` (float32, exact), the offset
+    corrections ``words[j, 2 dq + 1] = -128 Σ hi`` and ``words[j, 2 dq + 2] = -128 Σ lo``; and the residual
+    sums of squares ``res[j]`` of ``x - s (hi + lo / 256)`` (float64, each dequantised value exact; skipped
+    when ``res`` is empty).  Returns False if some entry is not finite (the output is then meaningless).
+    (``reassoc``: the sums in any order; ``contract``: a residual may be one fused multiply-add, rounded once
+    either way.)"""
+    n, d = x.shape
+    dq = (words.shape[1] - 3) // 2
+    lo0 = 4 * dq
+    want = res.shape[0] > 0
+    tmp = np.empty(1, np.uint64)
+    ok = True
+    for j in range(n):
+        s = row_scale(b, j, tmp)
+        ok &= tmp[0] < _INF
+        sd = np.float64(s)
+        inv = 1.0 / sd if s > 0 else 0.0
+        th = 0
+        tl = 0
+        cr = codes[j, :lo0]  # (two row views: stores through them vectorise, through codes[j, lo0 + t] not)
+        cl = codes[j, lo0:]
+        ss = 0.0
+        for t in range(d):
+            y = x[j, t] * inv
+            c = np.rint(min(max(y, -127.0), 127.0))
+            e = np.rint(min(max((y - c) * 256.0, -127.0), 127.0))
+            cr[t] = np.int8(c)
+            cl[t] = np.int8(e)
+            th += np.int64(c)
+            tl += np.int64(e)
+            r = x[j, t] - sd * (c + e * 0.00390625)  # (c + e / 256: 16 bits, times a float32: exact)
+            ss += r * r
+        for t in range(d, lo0):
+            cr[t] = 0
+            cl[t] = 0
+        fwords[j, 2 * dq] = np.float32(s * np.float32(0.00390625))
+        words[j, 2 * dq + 1] = np.int32(-128 * th)
+        words[j, 2 * dq + 2] = np.int32(-128 * tl)
+        if want:
+            res[j] = ss
+    return ok
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def pack_lanes(x, b, lanes, scale, res):
+    """Queries ``x`` (m, d) float64 (``b`` its bits) into ``lanes`` (dq, 4 mw) uint8,
+    ``lanes[t // 4, 4 r + t % 4] = code + 128`` (every other byte 128: code 0), their scales into ``scale[r]``
+    (float32; 0 for ``r >= m``) and the residual sums of squares into ``res[r]`` (float64; skipped when ``res``
+    is empty); False if some entry is not finite."""
+    m, d = x.shape
+    want = res.shape[0] > 0
+    for p in range(lanes.shape[0]):
+        for c in range(lanes.shape[1]):
+            lanes[p, c] = 128
+    for r in range(scale.shape[0]):
+        scale[r] = 0.0
+    tmp = np.empty(1, np.uint64)
+    ok = True
+    for r in range(m):
+        s = row_scale(b, r, tmp)
+        ok &= tmp[0] < _INF
+        sd = np.float64(s)
+        inv = 1.0 / sd if s > 0 else 0.0
+        ss = 0.0
+        for t in range(d):
+            c = _code(x[r, t], inv)
+            lanes[t >> 2, 4 * r + (t & 3)] = np.uint8(np.int64(c) + 128)
+            e = x[r, t] - sd * c
+            ss += e * e
+        scale[r] = s
+        if want:
+            res[r] = ss
+    return ok
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def row_residuals(x, b, res):
+    """The residual sums of squares of the rows of ``x`` (m, d) float64 (``b`` its bits) into ``res`` (as
+    :func:`pack_lanes`); False if some entry is not finite."""
+    tmp = np.empty(1, np.uint64)
+    ok = True
+    for r in range(x.shape[0]):
+        s = row_scale(b, r, tmp)
+        ok &= tmp[0] < _INF
+        sd = np.float64(s)
+        inv = 1.0 / sd if s > 0 else 0.0
+        ss = 0.0
+        for t in range(x.shape[1]):
+            e = x[r, t] - sd * _code(x[r, t], inv)
+            ss += e * e
+        res[r] = ss
+    return ok
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def rownorms_pack(x, norms, b, codes, words, fwords, res):
+    """:func:`pack_rows` (all arguments as there, ``res`` not empty) with validation's row norms on the way:
+    ``norms[j]`` as :func:`tropix.attention._kernels_numba.rownorms_finite` computes them (NaN for a row with
+    an inf or NaN entry).  Returns whether every entry is finite.  (Validation reads the keys anyway: packing
+    them in the same pass saves the screen a second one.)"""
+    n, d = x.shape
+    dq = (words.shape[1] - 3) // 2
+    lo0 = 4 * dq
+    tmp = np.empty(1, np.uint64)
+    finite = True
+    for j in range(n):
+        s = row_scale(b, j, tmp)
+        sd = np.float64(s)
+        inv = 1.0 / sd if s > 0 else 0.0
+        th = 0
+        tl = 0
+        cr = codes[j, :lo0]
+        cl = codes[j, lo0:]
+        ss = 0.0
+        sq = 0.0
+        z = 0.0
+        for t in range(d):
+            v = x[j, t]
+            sq += v * v
+            z += v * 0.0
+            y = v * inv
+            c = np.rint(min(max(y, -127.0), 127.0))
+            e = np.rint(min(max((y - c) * 256.0, -127.0), 127.0))
+            cr[t] = np.int8(c)
+            cl[t] = np.int8(e)
+            th += np.int64(c)
+            tl += np.int64(e)
+            r = v - sd * (c + e * 0.00390625)
+            ss += r * r
+        for t in range(d, lo0):
+            cr[t] = 0
+            cl[t] = 0
+        fwords[j, 2 * dq] = np.float32(s * np.float32(0.00390625))
+        words[j, 2 * dq + 1] = np.int32(-128 * th)
+        words[j, 2 * dq + 2] = np.int32(-128 * tl)
+        res[j] = ss
+        nv = plain_norm(sq, z)
+        norms[j] = nv if nv >= 0.0 else finish_norm(x[j], d, sq, z)
+        if z != 0.0 or tmp[0] >= _INF:  # an inf or NaN entry
+            finite = False
+    return finite
