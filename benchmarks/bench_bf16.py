@@ -18,7 +18,10 @@ torch's one thread are set before the libraries load.  Rows, all measured in the
 * ``... +max``: followed by a pass over the scores (the maximum per query), as the screen's scan does: the
   streamed scores are read back from memory, the others partly from cache;
 * ``torch bf16``: ``K_bf16 @ Q_bf16ᵀ`` of torch (oneDNN/AVX512-BF16), if torch imports: a reference for
-  the hardware, not a dependency.
+  the hardware, not a dependency;
+* ``int8 kernel``: the int8 scores of :mod:`tropix.attention._int8` (VPDPBUSD, prepacked: queries 8 bits,
+  keys two codes of 8 bits), where the CPU has AVX512-VNNI; ``pack K int8``: its key packing
+  (:func:`~tropix.attention._int8.pack_keys` with the residuals).
 
 A second table per ``d`` times the fused screening kernel :func:`~tropix.attention._bf16.screen_block` on
 the screen's workload: ``q, k`` i.i.d. N(0, 1), queries scaled so that the scores have standard deviation
@@ -31,7 +34,9 @@ key at 256 queries; the table says how many).  Rows, prepacked keys and queries:
 * ``screen_block``: the fused kernel, one call over all keys;
 * ``screen_block blocks``: the same, one call per block of ``--block`` keys (includes the Python overhead
   of each call);
-* ``screen_block f64``: from float64 keys (rounded inside the kernel), one call.
+* ``screen_block f64``: from float64 keys (rounded inside the kernel), one call;
+* ``int8 screen_block``: the int8 fused kernel (:func:`tropix.attention._int8.screen_block`) on the same
+  thresholds, prepacked, one call (its hits differ slightly: other scores).
 
 Repetitions are interleaved in a shuffled order per round (a shared machine's phases then hit every method);
 the table gives the best and the median time of each and the ratios of the sgemm time to them (> 1: faster
@@ -56,7 +61,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tropix.attention import _bf16  # noqa: E402
+from tropix.attention import _bf16, _int8  # noqa: E402
 
 try:
     import torch
@@ -121,6 +126,10 @@ def main(argv=None) -> int:
             "bf16 f64 +max": lambda: _bf16.scores(k64, q64T, out=out).max(axis=0),
             "bf16 no stream +max": lambda: _bf16.scores(k64, q64T, out=out, stream=False).max(axis=0),
         }
+        if _int8.available():
+            pk8, pq8 = _int8.pack_keys(k64), _int8.pack_queries(q64)
+            methods["int8 kernel"] = lambda: _int8.scores(pk8, pq8, out=out)
+            methods["pack K int8"] = lambda: _int8.pack_keys(k64)
         if torch is not None:
             kt = torch.from_numpy(k64).to(torch.bfloat16)
             qt = torch.from_numpy(q64).to(torch.bfloat16).T
@@ -201,10 +210,18 @@ def screen_table(rng, n, m, d, args) -> None:
         "screen_block blocks": fused_blocks,
         "screen_block f64": lambda: _bf16.screen_block(k64, pq, mref, thr, acc, bmax, hk, hq, hv),
     }
+    if _int8.available():
+        pk8, pq8 = _int8.pack_keys(k64), _int8.pack_queries(q64)
+
+        def fused8():
+            got["int8"] = _int8.screen_block(pk8, pq8, mref, thr, acc, bmax, hk, hq, hv)
+
+        methods["int8 screen_block"] = fused8
     times = measure(methods, args.rounds)
     base_best, base_med = min(times["scores"]), float(np.median(times["scores"]))
     print(f"\nscreening d = {d}: score std 10, thresholds mref - {args.margin:g}: {want} hits "
-          f"({want / n:.2f} per key; scan_block {got['scan']}, screen_block {got['fused']} / {got['blocks']}), "
+          f"({want / n:.2f} per key; scan_block {got['scan']}, screen_block {got['fused']} / {got['blocks']}, "
+          f"int8 {got.get('int8', '-')}), "
           f"blocks of {B} keys; ratio = time / scores time")
     print(f"{'method':<20s} {'best':>8s} {'median':>8s} {'ratio best':>11s} {'ratio median':>13s}")
     for name, ts in times.items():

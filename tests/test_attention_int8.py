@@ -251,3 +251,53 @@ def test_zero_width_and_empty():
     hk, hq, hv = np.empty(8, np.int32), np.empty(8, np.int32), np.empty(8, F32)
     assert screen_block(np.zeros((3, 0)), np.zeros((2, 0)), mref, thr, acc, bmax, hk, hq, hv) == 6
     assert np.all(bmax == 0)
+
+
+def test_prepare_packs_the_keys_for_the_int8_screen(monkeypatch):
+    from tropix.attention import _inputs, screened
+    from tropix.attention._kernels_numba import rownorms_finite
+
+    rng = np.random.default_rng(5)
+    q, k, v = 10 * rng.standard_normal((64, 32)), rng.standard_normal((4096, 32)), rng.standard_normal((4096, 8))
+    P = _inputs.prepare(q, k, v, pack_i8=True)
+    assert np.array_equal(P.ki8.bits, pack_keys(k).bits)
+    assert P.ki8.resmax == pytest.approx(pack_keys(k).resmax, rel=1e-12)
+    norms = np.empty(len(k))
+    rownorms_finite(k, norms)
+    np.testing.assert_allclose(P.knorm, norms, rtol=1e-14)  # (summed in another order)
+    assert _inputs.prepare(q, k, v).ki8 is None
+    assert _inputs.prepare(q, k, v, pack_i8=True, hash_keys=True).ki8 is None  # (a tree's pass: no packing)
+    wide = np.ones((200, MAX_D + 1))
+    assert _inputs.prepare(wide, wide, wide, pack_i8=True).ki8 is None  # too wide for the int8 kernels
+    for bad in (np.inf, np.nan):
+        kk = k.copy()
+        kk[7, 3] = bad
+        with pytest.raises(Exception, match="inf|NaN"):
+            _inputs.prepare(q, kk, v, pack_i8=True)
+    if _int8.available():  # the screen takes the packed keys: no second packing pass, the same result
+        calls = []
+        real = _int8.pack_keys
+        monkeypatch.setattr(_int8, "pack_keys", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        r = screened(q, k, v, eps=1e-3, precision="int8", check=True)
+        assert calls == [] and np.all(r.relative_bound <= 1e-3)
+        for mask in (np.arange(4096) < 3000, np.arange(4096) % 3 > 0):  # padding masks: the visible keys' rows
+            r2 = screened(q, k, v, eps=1e-3, mask=mask, check=True)
+            assert calls == [] and np.all(r2.relative_bound <= 1e-3)
+        monkeypatch.setattr(_int8, "pack_keys", real)
+        r3 = screened(q, k, v, eps=1e-3, precision="float32", check=True)
+        assert np.allclose(r.output, r3.output, atol=2e-3 * np.linalg.norm(v, axis=1).max())
+
+
+@needs_int8
+def test_screened_int8_is_certified_and_as_sparse_as_bf16():
+    from tropix.attention import screened
+
+    rng = np.random.default_rng(3)
+    n, d = 8192, 64
+    k, v = rng.standard_normal((n, d)), rng.standard_normal((n, 16))
+    q = rng.standard_normal((96, d)) / 0.1  # peaked scores on keys without geometry
+    r8 = screened(q, k, v, eps=1e-3, precision="int8", check=True)
+    r16 = screened(q, k, v, eps=1e-3, precision="float32", check=True)
+    assert np.all(r8.relative_bound <= 1e-3) and r8.counters["dense_fallback_rows"] == 0
+    # the screening error is a few times float32's, the cores hardly larger
+    assert np.mean(r8.support) <= 1.5 * np.mean(r16.support) + 8

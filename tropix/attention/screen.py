@@ -3,9 +3,11 @@
 Block bounds cannot prune keys that have no geometry to exploit (i.i.d. keys in 32 or 64 dimensions: every
 ball or box around a group of keys contains directions that score high).  Screening needs no geometry:
 
-1. every score is computed once in low precision, ``s̃ = q̂ · k̂``: a bfloat16 GEMM with float32
-   accumulation (:mod:`tropix.attention._bf16`, on CPUs with AVX512-BF16, ``precision="auto"``) or a float32
-   ``sgemm`` (``q̂``, ``k̂`` the roundings of the scaled query and the key);
+1. every score is computed once in low precision, ``s̃ = q̂ · k̂``: an int8 GEMM with exact integer
+   products (:mod:`tropix.attention._int8`, on CPUs with AVX512-VNNI: each scaled query quantised to 8 bits
+   with its own scale, each key to two codes of 8 bits), a bfloat16 GEMM with float32 accumulation
+   (:mod:`tropix.attention._bf16`, on CPUs with AVX512-BF16) or a float32 ``sgemm``, the first the CPU has
+   (``precision="auto"``; ``q̂``, ``k̂`` the quantised or rounded scaled query and key);
 2. one pass over the keys, block by block, per chunk of queries: each query keeps a running maximum ``m̃``
    and *collects* the keys with ``s̃ >= m̃ - τ_c`` (thresholds rounded down); every other key is only
    *counted*, by a float32 ``w >= exp(s̃ - m̃)`` built from the exponent bits of ``log2(e) (s̃ - m̃)``
@@ -19,8 +21,8 @@ ball or box around a group of keys contains directions that score high).  Screen
    stopped it lie near the new one: its first block then missed the keys near its maximum (tight clusters
    rarer than one per block), and it is screened again from that maximum (clustered keys at T = 0.25,
    65 536 keys: 97 of 256 queries were computed densely; now none, 84 -> 27 ms).
-   With the bfloat16 GEMM the later blocks are screened by a fused kernel
-   (:func:`tropix.attention._bf16.screen_block`) that compares, counts and collects while the scores are
+   With the int8 or bfloat16 GEMM the later blocks are screened by a fused kernel
+   (:func:`tropix.attention._bf16.screen_block`, :func:`tropix.attention._int8.screen_block`) that compares, counts and collects while the scores are
    still in registers (they are never stored), against the maxima of the blocks before; the first block too,
    in two passes (its exact maxima, then the screen against them: what the scan of its stored scores does);
 3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, and the
@@ -34,7 +36,10 @@ Certificate.  For every key the screening score differs from the float64 one the
 at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_error`: the rounding of ``q`` and
 ``k`` to float32 contributes ``(2u + u²) Σ_l |q_l k_l|``, the float32 dot product, any summation order, with
 or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation ``γ_d`` with
-``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for bfloat16, the smaller of
+``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for int8,
+:func:`tropix.attention._int8.error_bound` from the actual quantisation residuals of the query and of the keys
+(``ρ_q (max|k| + ρ_k) + |q| ρ_k`` plus the float32 scaling, about ``0.8 % |q| max|k|`` at d = 64), plus the
+float64 evaluation; for bfloat16, the smaller of
 :func:`tropix.attention._bf16.error_bound` and :func:`~tropix.attention._bf16.error_bound_residual` (from the
 actual rounding errors of the query and of the keys, which validation measures while it packs them: about half
 as large) plus the float64 evaluation. A key with ``s̃ < m̃ - t`` has ``exp(ŝ - m̃) <= exp(-t + e)``: a
@@ -587,7 +592,8 @@ def _screen_gemm(H, rows, precision, use_kernel):
             qres = _int8.residual_norms(H.qs[rows])
             pk = getattr(H, "ki8", None)
             # the decision before packing the keys: their residuals taken as relatively those of the queries
-            kres = pk.resmax if pk is not None else H.kmax * float(np.max(qres / np.maximum(qn, 1e-300)))
+            # over 256 (the keys carry two codes of 8 bits)
+            kres = pk.resmax if pk is not None else H.kmax * float(np.max(qres / np.maximum(qn, 1e-300))) / 256
             if precision == "int8" or float(bound(_int8.error_bound(qn, qres, H.kmax, kres, H.d)).max(
                     initial=0.0)) <= BF16_MAX_ERROR:
                 G = _Gemm(H, None, _int8)
