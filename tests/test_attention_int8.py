@@ -158,6 +158,16 @@ def test_error_bound_adversarial_inputs():
                 assert abs(Fraction(float(S[j, r])) - _exact_dot(k[j], q[r])) <= Fraction(float(e[j, r]))
 
 
+def test_rows_beyond_float32_quantise_to_zero_codes():
+    # a scale beyond float32 (max|x| above about 127 FLT_MAX) is replaced by 0: the residual is the whole row
+    # (never below it), and the bound infinite (such heads are never screened: |q| max|k| > 1e36 goes dense)
+    x = np.array([[1e300, 1.0, -2.0], [1.0, 0.5, 0.25]])
+    pk, pq = pack_keys(x), pack_queries(x, residual=True)
+    assert pk.resmax >= 1e300 and pq.res[0] >= 1e300 and pq.res[1] < 1e-2  # (its square overflows: inf)
+    assert not _codes(pk)[0][0].any() and _codes(pk)[1][0] == 0
+    assert error_bound(np.linalg.norm(x[1]), pq.res[1], 1.0001e300, pk.resmax, 3) == np.inf
+
+
 @needs_int8
 def test_bound_is_useful_and_keys_carry_fifteen_bits():
     rng = np.random.default_rng(0)

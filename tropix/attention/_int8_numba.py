@@ -38,12 +38,12 @@ def _amax_bits(b, j):
 @njit(cache=True, nogil=True, inline="always")
 def row_scale(b, j, tmp):
     """The float32 scale of row ``j`` (its float64 bits ``b[j]``): at least ``max|x| / 127`` (so every code
-    fits ``[-127, 127]``), within ``2^-19`` of it; 0 if that is below ``2^-118``.  ``tmp``: a 1-element
+    fits ``[-127, 127]``), within ``2^-19`` of it; 0 if that is below ``2^-118`` or beyond float32.  ``tmp``: a 1-element
     uint64 scratch array, left holding the bits of ``max|x|`` (``>= _INF``: the row is not finite and the
     scale meaningless)."""
     tmp[0] = _amax_bits(b, j)
     s = np.float32(tmp.view(np.float64)[0] * _UP)  # (rounding is at most 2^-24 relative: still >= max|x| / 127)
-    if not np.float64(s) >= _TINY:
+    if not (np.float64(s) >= _TINY and np.float64(s) < np.inf):  # (also beyond float32: the residual all of x)
         return np.float32(0.0)
     return s
 
