@@ -73,14 +73,19 @@ def test_quantisation_is_the_documented_one(n, d, seed, kind):
     s = (amax * ((1 + 2.0**-20) / 127)).astype(F32)
     s = np.where(s.astype(np.float64) >= 2.0**-118, s, F32(0))
     assert np.all(s.astype(np.float64) * 127 >= amax * (s > 0))  # every code fits
-    y = x / np.where(s > 0, s.astype(np.float64), np.inf)[:, None]
-    c = np.rint(np.clip(y, -127, 127))
+    inv = np.where(s > 0, 1.0 / np.where(s > 0, s.astype(np.float64), 1.0), 0.0)[:, None]  # (as the packers)
+    c = np.rint(np.clip(x * inv, -127, 127))
     cq, sq = _codes(pq)
     assert np.array_equal(sq, s) and np.array_equal(cq[:, :d], c) and not cq[:, d:].any()
-    lo = np.rint(np.clip((y - c) * 256, -127, 127))
+    s8 = (s.astype(np.float64) / 256).astype(F32)
+    inv8 = np.where(s > 0, 1.0 / np.where(s > 0, s8.astype(np.float64), 1.0), 0.0)[:, None]
+    z = np.rint(np.clip(x * inv8, -32512, 32512))
     ck, sk = _codes(pk)
-    assert np.array_equal(sk, (s.astype(np.float64) / 256).astype(F32))
-    assert np.array_equal(ck[:, :d], 256 * c + lo) and not ck[:, d:].any()
+    assert np.array_equal(sk, s8) and np.array_equal(ck[:, :d], z) and not ck[:, d:].any()
+    b_ = pk.bits.view(np.uint8)
+    dq = (b_.shape[1] // 4 - 3) // 2
+    hi, lo = b_.view(np.int8)[:, :d], b_.view(np.int8)[:, 4 * dq:4 * dq + d]
+    assert np.array_equal(hi, np.floor((z + 128) / 256)) and lo.min(initial=0) >= -128
     # dequantised values are exact float64 numbers; the residual bounds hold in exact arithmetic
     for packed, res in ((pk, np.full(n, pk.resmax)), (pq, pq.res)):
         deq = dequantize(packed)

@@ -2,8 +2,8 @@ r"""int8 screening scores: a VPDPBUSD (AVX512-VNNI) GEMM with a rigorous quantis
 
 Every query row ``q`` is quantised symmetrically with its own float32 scale ``s_q >= max|q| / 127`` to codes
 ``c = clamp(rint(q / s_q), -127, 127)``; every key row ``k`` to two codes per entry, ``k ≈ s_k (h + l / 256)``
-with ``h`` the code of ``k`` and ``l`` the code of 256 times what ``h`` leaves (:func:`pack_keys`,
-:func:`pack_queries`).  :func:`scores` computes (keys x queries, float32)
+with ``z = clamp(rint(256 k / s_k), ±32512)``, ``h = floor((z + 128) / 256)`` in ``[-127, 127]`` and
+``l = z - 256 h`` in ``[-128, 127]`` (:func:`pack_keys`, :func:`pack_queries`).  :func:`scores` computes (keys x queries, float32)
 
     ``S[j, r] = fl32(fl32(float(256 c_r · h_j + c_r · l_j) (s_j / 256)) s_r)``,
 
@@ -37,7 +37,8 @@ dequantised rows (exact float64 values) and ``ρ_q = |q - q̃|``, ``ρ_k = |k - 
 residuals (summed in float64 while packing, bounded upwards).  Then
 
 1. ``q̃ · k̃ - q · k = (q̃ - q) · k̃ + q · (k̃ - k)``, so ``|q̃ · k̃ - q · k| <= ρ_q (|k| + ρ_k) + |q| ρ_k``;
-2. the integer ``I = 256 c · h + c · l`` satisfies ``|I| <= 127 · 32639 d < 2^31`` (``d <= MAX_D``): no
+2. the integer ``I = 256 c · h + c · l = c · z`` satisfies ``|I| <= 127 · 32512 d < 2^31`` (``d <= MAX_D``;
+   each accumulator and ``256 acc_h`` too): no
    overflow; its conversion to float32 and the two float32 multiplications round by ``u = 2^-24`` each, and
    a product below ``t = 2^-126`` may be flushed (FTZ, or read as zero by the next one, DAZ), so
    ``|S - q̃ · k̃| <= γ_3 |q̃| |k̃| + t (1 + u)(1 + 2 s_r)`` with ``s_r <= |q| / 64``; scales below ``2^-118``
@@ -62,7 +63,7 @@ __all__ = ["I8Keys", "I8Queries", "available", "pack_keys", "pack_queries", "res
            "scores", "error_bound", "screen_block", "MAX_D"]
 
 KIND = "int8"  # (the screen's name of this GEMM)
-MAX_D = 512  # widest rows: the combined integer 127 (256 + 1) 127 d stays below 2^31
+MAX_D = 512  # widest rows: the combined integer 127 (127 * 256 + 128) d stays below 2^31
 U_F32 = 2.0**-24
 TINY = 2.0**-126
 _NV, KBLOCK, GROUP_BYTES = _bf16._NV, _bf16.KBLOCK, _bf16.GROUP_BYTES

@@ -3,7 +3,8 @@
 ``row_scale``: the float32 scale of one float64 row, ``s >= max|x| / 127`` (0 for a row whose entries are all
 below ``127 * 2^-118``).  The integer codes of a query are ``c = clamp(rint(x / s), -127, 127)``; the residual
 ``x - s c`` is summed in float64 squares (every product ``s c`` is exact in float64, the subtraction rounds
-once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi + lo / 256)``, as rows of
+once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi + lo / 256)`` (``lo`` in
+``[-128, 127]``), as rows of
 ``4 dq`` signed bytes of ``hi`` then ``4 dq`` of ``lo`` (``dq = ceil(d / 4)``, zero padded), the float32
 ``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
 word ``[p, r]`` holds dimensions ``4p .. 4p + 3`` of query ``r``; the last row holds the queries' float32
@@ -59,12 +60,12 @@ def _code(x, inv):
 def pack_rows(x, b, codes, words, fwords, res):
     """Keys ``x`` (n, d) float64 (``b`` its bits as uint64) into rows of ``codes`` (n, 8 dq + 12) int8, whose
     int32 and float32 views are ``words`` and ``fwords`` (n, 2 dq + 3; all C-contiguous: the loops vectorise):
-    two codes per entry, ``hi`` (columns ``0 .. 4 dq``) and ``lo`` (``4 dq .. 8 dq``; padding 0) with
-    ``x ≈ s (hi + lo / 256)``: ``hi`` the code of ``x``, ``lo`` that of 256 times the remainder ``x / s - hi``
-    (clamped to ``[-127, 127]`` as well); then ``fwords[j, 2 dq] = s / 256`` (float32, exact), the offset
-    corrections ``words[j, 2 dq + 1] = -128 Σ hi`` and ``words[j, 2 dq + 2] = -128 Σ lo``; and the residual
-    sums of squares ``res[j]`` of ``x - s (hi + lo / 256)`` (float64, each dequantised value exact; skipped
-    when ``res`` is empty).  Returns False if some entry is not finite (the output is then meaningless).
+    with ``s`` the row's scale, ``z = clamp(rint(256 x / s), ±32512)`` and two codes per entry, ``hi =
+    floor((z + 128) / 256)`` in ``[-127, 127]`` (columns ``0 .. 4 dq``) and ``lo = z - 256 hi`` in
+    ``[-128, 127]`` (``4 dq .. 8 dq``; padding 0), so ``x ≈ (s / 256) z``; then ``fwords[j, 2 dq] = s / 256``
+    (float32, exact), the offset corrections ``words[j, 2 dq + 1] = -128 Σ hi`` and
+    ``words[j, 2 dq + 2] = -128 Σ lo``; and the residual sums of squares ``res[j]`` of ``x - (s / 256) z``
+    (float64, each dequantised value exact; skipped when ``res`` is empty).  Returns False if some entry is not finite (the output is then meaningless).
     (``reassoc``: the sums in any order; ``contract``: a residual may be one fused multiply-add, rounded once
     either way.)"""
     n, d = x.shape
@@ -76,7 +77,8 @@ def pack_rows(x, b, codes, words, fwords, res):
     for j in range(n):
         s = row_scale(b, j, tmp)
         ok &= tmp[0] < _INF
-        sd = np.float64(s)
+        s8 = np.float32(s * np.float32(0.00390625))  # s / 256 (exact: s is at least 2^-118)
+        sd = np.float64(s8)
         inv = 1.0 / sd if s > 0 else 0.0
         th = 0
         tl = 0
@@ -84,19 +86,20 @@ def pack_rows(x, b, codes, words, fwords, res):
         cl = codes[j, lo0:]
         ss = 0.0
         for t in range(d):
-            y = x[j, t] * inv
-            c = np.rint(min(max(y, -127.0), 127.0))
-            e = np.rint(min(max((y - c) * 256.0, -127.0), 127.0))
-            cr[t] = np.int8(c)
-            cl[t] = np.int8(e)
-            th += np.int64(c)
-            tl += np.int64(e)
-            r = x[j, t] - sd * (c + e * 0.00390625)  # (c + e / 256: 16 bits, times a float32: exact)
+            z = np.rint(min(max(x[j, t] * inv, -32512.0), 32512.0))
+            zi = np.int32(z)
+            h = (zi + 128) >> 8  # floor((z + 128) / 256): in [-127, 127]
+            lo = zi - (h << 8)  # in [-128, 127]
+            cr[t] = np.int8(h)
+            cl[t] = np.int8(lo)
+            th += h
+            tl += lo
+            r = x[j, t] - sd * z  # (z below 2^15 times a float32: exact)
             ss += r * r
         for t in range(d, lo0):
             cr[t] = 0
             cl[t] = 0
-        fwords[j, 2 * dq] = np.float32(s * np.float32(0.00390625))
+        fwords[j, 2 * dq] = s8
         words[j, 2 * dq + 1] = np.int32(-128 * th)
         words[j, 2 * dq + 2] = np.int32(-128 * tl)
         if want:
@@ -168,7 +171,8 @@ def rownorms_pack(x, norms, b, codes, words, fwords, res):
     finite = True
     for j in range(n):
         s = row_scale(b, j, tmp)
-        sd = np.float64(s)
+        s8 = np.float32(s * np.float32(0.00390625))
+        sd = np.float64(s8)
         inv = 1.0 / sd if s > 0 else 0.0
         th = 0
         tl = 0
@@ -176,29 +180,30 @@ def rownorms_pack(x, norms, b, codes, words, fwords, res):
         cl = codes[j, lo0:]
         ss = 0.0
         sq = 0.0
-        z = 0.0
+        zz = 0.0
         for t in range(d):
             v = x[j, t]
             sq += v * v
-            z += v * 0.0
-            y = v * inv
-            c = np.rint(min(max(y, -127.0), 127.0))
-            e = np.rint(min(max((y - c) * 256.0, -127.0), 127.0))
-            cr[t] = np.int8(c)
-            cl[t] = np.int8(e)
-            th += np.int64(c)
-            tl += np.int64(e)
-            r = v - sd * (c + e * 0.00390625)
+            zz += v * 0.0
+            zf = np.rint(min(max(v * inv, -32512.0), 32512.0))
+            zi = np.int32(zf)
+            h = (zi + 128) >> 8
+            lo = zi - (h << 8)
+            cr[t] = np.int8(h)
+            cl[t] = np.int8(lo)
+            th += h
+            tl += lo
+            r = v - sd * zf
             ss += r * r
         for t in range(d, lo0):
             cr[t] = 0
             cl[t] = 0
-        fwords[j, 2 * dq] = np.float32(s * np.float32(0.00390625))
+        fwords[j, 2 * dq] = s8
         words[j, 2 * dq + 1] = np.int32(-128 * th)
         words[j, 2 * dq + 2] = np.int32(-128 * tl)
         res[j] = ss
-        nv = plain_norm(sq, z)
-        norms[j] = nv if nv >= 0.0 else finish_norm(x[j], d, sq, z)
-        if z != 0.0 or tmp[0] >= _INF:  # an inf or NaN entry
+        nv = plain_norm(sq, zz)
+        norms[j] = nv if nv >= 0.0 else finish_norm(x[j], d, sq, zz)
+        if zz != 0.0 or tmp[0] >= _INF:  # an inf or NaN entry
             finite = False
     return finite
