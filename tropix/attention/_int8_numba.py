@@ -163,7 +163,9 @@ def rownorms_pack(x, norms, b, codes, words, fwords, res):
     """:func:`pack_rows` (all arguments as there, ``res`` not empty) with validation's row norms on the way:
     ``norms[j]`` as :func:`tropix.attention._kernels_numba.rownorms_finite` computes them (NaN for a row with
     an inf or NaN entry).  Returns whether every entry is finite.  (Validation reads the keys anyway: packing
-    them in the same pass saves the screen a second one.)"""
+    them in the same pass saves the screen a second one.)  The loop is :func:`pack_rows`' with the norms'
+    sums: one row packer inlined into both measured 2.2 ms instead of 1.3 at 16384 x 64 (its stores no longer
+    vectorise)."""
     n, d = x.shape
     dq = (words.shape[1] - 3) // 2
     lo0 = 4 * dq
