@@ -208,8 +208,8 @@ def pack_keys(k, *, residual: bool = True) -> I8Keys:
     >>> pk = pack_keys(np.array([[1.0, -2.0, 0.5]]))
     >>> pk.bits.shape, pk.d
     ((1, 10), 3)
-    >>> dequantize(pk)  # 15 bits per entry
-    array([[ 1.00000188, -2.00000191,  0.50000094]])
+    >>> dequantize(pk)  # 15 bits per entry: z = 16256, -32512, 8128 times the scale 2 (1 + 2^-20) / 32512
+    array([[ 1.00000094, -2.00000188,  0.50000047]])
     >>> bool(0 < pk.resmax < 1e-5)
     True
     """
@@ -247,8 +247,8 @@ def pack_queries(q, *, residual: bool = False) -> I8Queries:
     >>> pq = pack_queries(np.array([[1.0, -2.0, 0.5]]))
     >>> pq.bits.shape, pq.m
     ((2, 32), 1)
-    >>> dequantize(pq)
-    array([[ 1.00787498, -2.00000191,  0.50393749]])
+    >>> dequantize(pq)  # codes 63, -127, 32 (1.0 / scale = 63.49997 rounds down)
+    array([[ 0.99212692, -2.00000188,  0.50393748]])
     """
     q = _rows64(q, "queries")
     m, d = q.shape
@@ -342,7 +342,7 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
     ...     S = scores(k, q)
     ... else:  # what the kernel computes, for the docs on other CPUs
     ...     S = (dequantize(pack_keys(k)) @ dequantize(pack_queries(q)).T).astype(np.float32)
-    >>> np.abs(S - k @ q.T).max() < 0.05
+    >>> bool(np.abs(S - k @ q.T).max() < 0.05)
     True
     """
     fn = _compile()
