@@ -51,11 +51,15 @@ other methods, plus the rounding bound of dense evaluation.  A row that overflow
 bound would exceed ``eps * max|v|``, is computed densely, so the guarantee always holds.  Assumed: IEEE
 arithmetic, no overflow (inputs with ``|q| max|k|`` above ``1e36`` are not screened but computed densely).
 
-Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): 0.20-0.21 of
-float64 dense attention at d = 32 and 64 (about 7.0 / 4.6 ms), of which the fused bfloat16 screen is about
-half (3.4 / 2.2 ms: a GEMM that must look at every key in this way caps the gain), the float64 rescoring of
-the cores 1.2 / 0.8 ms, validation with the packing of the keys 1.0 / 0.5 ms, core selection 0.3 ms and
-Python about 0.5 ms.  On flat scores the rows stop after the first block and are computed densely.
+Cost (``benchmarks/bench_attention.py``, i.i.d. keys at T = 0.1, 16 384 keys, 256 queries): with the
+bfloat16 GEMM on AMD Zen 4, 0.20-0.21 of float64 dense attention at d = 32 and 64 (about 7.0 / 4.6 ms), of
+which the fused screen is about half (3.4 / 2.2 ms: a GEMM that must look at every key in this way caps the
+gain), the float64 rescoring of the cores 1.2 / 0.8 ms, validation with the packing of the keys 1.0 / 0.5 ms,
+core selection 0.3 ms and Python about 0.5 ms.  On an Intel Xeon of the Emerald Rapids generation, where
+the bfloat16 product is slow, 0.35-0.39 with it and 0.29-0.32 with the int8 GEMM (d = 64: 8.1-8.6 ms, of
+which the fused int8 screen 3.4, validation with the packing of the keys 1.4, of the queries and values 0.4,
+the rescoring 1.2, core selection 0.3).  On flat scores the rows stop after the first block and are
+computed densely.
 
 Masks.  A key-padding mask (the same keys masked for every query of a head, no bias, not causal) is screened
 as the head of its visible keys, on the unmasked path (:func:`_visible_keys_only`).  A causal term alone
