@@ -150,6 +150,32 @@ def test_bf16_screen_chosen_and_certified_on_large_peaked_input():
         assert np.median(r.support) < n / 20
 
 
+def test_screen_gemm_cascade_int8_bf16_float32(monkeypatch):
+    """precision="auto": int8 where its bound is at most BF16_MAX_ERROR, else bfloat16 where its bound is, else
+    float32; a forced precision the CPU lacks falls back to the next."""
+    from tropix.attention import screen as S
+
+    rng = np.random.default_rng(8)
+    n, d = BF16_MIN_KEYS * 2, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 4))
+    q = 3 * rng.normal(size=(40, d))
+    H = _ScreenHead(prepare(q, k, v, None, None, None, False), (q, k, v), ())
+    rows = np.arange(40)
+    top = _int8 if _int8.available() else _bf16 if _bf16.available() else None
+    assert _screen_gemm(H, rows, "auto", True).low is top
+    if _int8.available():  # int8's bound too large: bfloat16 (if the CPU has it)
+        monkeypatch.setattr(_int8, "error_bound", lambda *a, **kw: np.full(np.shape(a[0]), 10.0))
+        assert _screen_gemm(H, rows, "auto", True).low is (_bf16 if _bf16.available() else None)
+        assert _screen_gemm(H, rows, "int8", True).low is _int8  # (forced: whatever its bound)
+        monkeypatch.undo()
+    monkeypatch.setattr(S, "BF16_MAX_ERROR", 0.0)  # every low-precision bound too large: float32
+    assert _screen_gemm(H, rows, "auto", True).low is None
+    monkeypatch.undo()
+    monkeypatch.setattr(_int8, "_state", {"fn": None, "screen": None})  # a CPU without VNNI
+    assert _screen_gemm(H, rows, "int8", True).low is (_bf16 if _bf16.available() else None)
+    assert _screen_gemm(H, rows, "float32", True).low is None
+
+
 def test_eps_zero_is_exact_with_score_gaps_wider_than_a_band():
     """Regression: with eps = 0 the margin is infinite; 0 * exp(huge) made the left-out mass NaN, the core
     lost every key below the top band and the NaN passed as a zero bound (a silent wrong answer)."""
