@@ -553,13 +553,14 @@ def _cpu_ok() -> bool:
         return False
 
 
-def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False, kind: str = "bf16"):
-    """Compile the kernel for the host CPU; returns ``(ctypes function, engine)`` (keep the engine alive)."""
+def _jit(ir: str, name: str, proto):
+    """Compile the module ``ir`` for the host CPU: ``(ctypes function `name` of type proto, engine)`` (keep the
+    engine alive: it owns the code)."""
     import llvmlite.binding as ll
 
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_gemm_ir(mr, nv, unroll, nt, kind))
+    mod = ll.parse_assembly(ir)
     mod.verify()
     tm = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
@@ -567,28 +568,67 @@ def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False
     pb.getModulePassManager().run(mod, pb)
     engine = ll.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    addr = engine.get_function_address("bf16_gemm")
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    proto = ctypes.CFUNCTYPE(None, ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64)
-    return proto(addr), engine
+    return proto(engine.get_function_address(name)), engine
+
+
+_GEMM_PROTO = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+                                      + [ctypes.c_int64] * 3 + [ctypes.c_void_p] + [ctypes.c_int64] * 3
+                                      + [ctypes.c_void_p] + [ctypes.c_int64] * 3))
+_SCREEN_PROTO = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
+
+
+def _build(mr: int = _MR, nv: int = _NV, unroll: int = _UNROLL, nt: bool = False, kind: str = "bf16"):
+    """Compile the GEMM for the host CPU; returns ``(ctypes function, engine)`` (keep the engine alive)."""
+    return _jit(_gemm_ir(mr, nv, unroll, nt, kind), "bf16_gemm", _GEMM_PROTO)
+
+
+def _cached_gemm(state: dict, lock, nt: bool, cpu_ok, build):
+    """The GEMM of a kernel family from its cache ``state`` (compiled on first use by ``build(nt)`` where
+    ``cpu_ok()``; ``nt`` only once the plain one compiled), or None (cached too)."""
+    key = "fn_nt" if nt else "fn"
+    with lock:
+        if key in state:
+            return state[key]
+        fn = None
+        if (nt and state.get("fn") is not None) or (not nt and cpu_ok()):
+            try:
+                fn, state["engine_" + key] = build(nt)  # (engines keep the code alive)
+            except Exception:  # noqa: BLE001 - any compile failure means: not available
+                fn = None
+        state[key] = fn
+        return fn
+
+
+def _cached_screen(state: dict, lock, bias: bool, gemm, build):
+    """The fused screen of a kernel family from its cache ``state`` (compiled on first use by ``build(bias)``
+    where ``gemm()`` compiled; the bias variant also brings the bias-tile transposers ``state["bias_tile"]``
+    and ``state["bias_tile_nt"]``), or None (cached too)."""
+    key = "screen_bias" if bias else "screen"
+    with lock:
+        if key in state:
+            return state[key]
+    ok = gemm() is not None
+    with lock:
+        if key not in state:
+            fn = None
+            if ok:
+                try:
+                    fn, eng = build(bias)
+                    state["engine_" + key] = eng
+                    if bias:  # the transposer of bias tiles, in the same module
+                        state["bias_tile"] = eng.get_function_address("bias_tile")
+                        state["bias_tile_nt"] = eng.get_function_address("bias_tile_nt")
+                except Exception:  # noqa: BLE001 - any compile failure means: not available
+                    fn = None
+            state[key] = fn
+        return state[key]
 
 
 def _compile(nt: bool = False):
     """The ctypes function of ``bf16_gemm`` (compiled once per process and variant), or None.
 
     ``nt``: the variant with non-temporal output stores (compiled on first use)."""
-    key = "fn_nt" if nt else "fn"
-    with _lock:
-        if key in _state:
-            return _state[key]
-        fn = None
-        if (nt and _state.get("fn") is not None) or (not nt and _cpu_ok()):
-            try:
-                fn, _state["engine_nt" if nt else "engine"] = _build(nt=nt)  # engines keep the code alive
-            except Exception:  # noqa: BLE001 - any compile failure means: not available
-                fn = None
-        _state[key] = fn
-        return fn
+    return _cached_gemm(_state, _lock, nt, _cpu_ok, lambda nt: _build(nt=nt))
 
 
 def available() -> bool:
@@ -1438,47 +1478,13 @@ def _bias_tile_ir(nt: bool = False) -> str:
 def _build_screen(mr: int = _SMR, nv: int = _NV, unroll: int = _UNROLL, bias: bool = False, kind: str = "bf16"):
     """Compile the screening kernel (with ``bias``: its variant with a bias tile) for the host CPU; returns
     ``(ctypes function, engine)``."""
-    import llvmlite.binding as ll
-
-    ll.initialize_native_target()
-    ll.initialize_native_asmprinter()
-    mod = ll.parse_assembly(_screen_ir(mr, nv, unroll, bias, kind))
-    mod.verify()
-    tm = ll.Target.from_default_triple().create_target_machine(
-        cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3)
-    pb = ll.create_pass_builder(tm, ll.create_pipeline_tuning_options(speed_level=3))
-    pb.getModulePassManager().run(mod, pb)
-    engine = ll.create_mcjit_compiler(mod, tm)
-    engine.finalize_object()
-    addr = engine.get_function_address("bf16_screen")
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    proto = ctypes.CFUNCTYPE(i64, ptr)
-    return proto(addr), engine
+    return _jit(_screen_ir(mr, nv, unroll, bias, kind), "bf16_screen", _SCREEN_PROTO)
 
 
 def _compile_screen(bias: bool = False):
     """The ctypes function of ``bf16_screen`` (compiled once per process; ``bias``: its variant with a bias
     tile, :func:`_screen_ir`), or None where not available."""
-    key = "screen_bias" if bias else "screen"
-    with _lock:
-        if key in _state:
-            return _state[key]
-    fn = None
-    if _compile() is not None:
-        with _lock:
-            if key not in _state:
-                try:
-                    fn, _state["engine_" + key] = _build_screen(bias=bias)
-                    if bias:  # the transposer of bias tiles, in the same module
-                        _state["bias_tile"] = _state["engine_" + key].get_function_address("bias_tile")
-                        _state["bias_tile_nt"] = _state["engine_" + key].get_function_address("bias_tile_nt")
-                except Exception:  # noqa: BLE001 - any compile failure means: not available
-                    fn = None
-                _state[key] = fn
-            return _state[key]
-    with _lock:
-        _state.setdefault(key, None)
-        return _state[key]
+    return _cached_screen(_state, _lock, bias, _compile, lambda bias: _build_screen(bias=bias))
 
 
 _F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)

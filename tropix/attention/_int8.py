@@ -112,46 +112,16 @@ def _cpu_ok() -> bool:
 
 
 def _compile(nt: bool = False):
-    """The ctypes function of the int8 ``bf16_gemm`` (the name of the shared driver; compiled once per process
-    and variant), or None where not available."""
-    key = "fn_nt" if nt else "fn"
-    with _lock:
-        if key in _state:
-            return _state[key]
-        fn = None
-        if (nt and _state.get("fn") is not None) or (not nt and _cpu_ok()):
-            try:
-                fn, _state["engine_" + key] = _bf16._build(mr=_I8_MR, nt=nt, kind="i8")
-            except Exception:  # noqa: BLE001 - any compile failure means: not available
-                fn = None
-        _state[key] = fn
-        return fn
+    """The ctypes function of the int8 GEMM (``bf16_gemm``, the name of the shared driver; compiled once per
+    process and variant), or None where not available."""
+    return _bf16._cached_gemm(_state, _lock, nt, _cpu_ok, lambda nt: _bf16._build(mr=_I8_MR, nt=nt, kind="i8"))
 
 
 def _compile_screen(bias: bool = False):
     """The ctypes function of the int8 screening kernel (``bias``: its variant with a bias tile, which also
     brings the bias-tile transposers ``_state["bias_tile"]``, ``_state["bias_tile_nt"]``), or None."""
-    key = "screen_bias" if bias else "screen"
-    with _lock:
-        if key in _state:
-            return _state[key]
-    fn = None
-    if _compile() is not None:
-        with _lock:
-            if key not in _state:
-                try:
-                    fn, eng = _bf16._build_screen(mr=_I8_SMR, bias=bias, kind="i8")
-                    _state["engine_" + key] = eng
-                    if bias:
-                        _state["bias_tile"] = eng.get_function_address("bias_tile")
-                        _state["bias_tile_nt"] = eng.get_function_address("bias_tile_nt")
-                except Exception:  # noqa: BLE001 - any compile failure means: not available
-                    fn = None
-                _state[key] = fn
-            return _state[key]
-    with _lock:
-        _state.setdefault(key, None)
-        return _state[key]
+    return _bf16._cached_screen(_state, _lock, bias, _compile,
+                                lambda bias: _bf16._build_screen(mr=_I8_SMR, bias=bias, kind="i8"))
 
 
 _screen_buffer = _bf16._screen_buffer  # (the same argument layout)
