@@ -897,21 +897,34 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
         pk = BF16Keys(_aligned_empty((min(int(kblock), x.shape[0]), 2 * dp), np.uint16), x.shape[1])
     _check_packed(pk, pq)
     n, m = (pk.n if x is None else x.shape[0]), pq.m
-    if out is None:
-        out = empty_scores(n, m)
-    elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n, m)
-          or (m > 1 and out.strides[1] != 4) or not out.flags.writeable):
-        raise ShapeError(f"scores: out must be a writeable float32 array of shape {(n, m)} with unit column "
-                         "stride")
+    out = _scores_out(out, n, m)
     if n == 0 or m == 0:
         return out
     if pk.bits.shape[1] == 0:
         out[...] = 0
         return out
-    if stream and out.ctypes.data % 64 == 0 and (n == 1 or out.strides[0] % 64 == 0):
+    if stream and _streams(out):
         fn = _compile(nt=True) or fn
     _call(fn, pk, pq, out, kblock, x=x)
     return out
+
+
+def _scores_out(out, n: int, m: int) -> np.ndarray:
+    """The output of :func:`scores` (and of the int8 ``scores``): ``out`` checked (a writeable float32
+    ``(n, m)`` array with unit column stride), or a new aligned one (:func:`empty_scores`)."""
+    if out is None:
+        return empty_scores(n, m)
+    if (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n, m)
+            or (m > 1 and out.strides[1] != 4) or not out.flags.writeable):
+        raise ShapeError(f"scores: out must be a writeable float32 array of shape {(n, m)} with unit column "
+                         "stride")
+    return out
+
+
+def _streams(out) -> bool:
+    """Whether non-temporal stores may write ``out``: 64-byte aligned start and rows."""
+    n = out.shape[0]
+    return out.ctypes.data % 64 == 0 and (n == 1 or out.strides[0] % 64 == 0)
 
 
 def key_rows(pk: BF16Keys, b0: int, b1: int) -> BF16Keys:

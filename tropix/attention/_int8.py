@@ -325,18 +325,13 @@ def scores(kb, qb, out=None, *, kblock: int = KBLOCK, stream: bool = True) -> np
     pq = qb if isinstance(qb, I8Queries) else pack_queries(qb)
     _check_packed(pk, pq)
     n, m = pk.n, pq.m
-    if out is None:
-        out = _bf16.empty_scores(n, m)
-    elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n, m)
-          or (m > 1 and out.strides[1] != 4) or not out.flags.writeable):
-        raise ShapeError(f"scores: out must be a writeable float32 array of shape {(n, m)} with unit column "
-                         "stride")
+    out = _bf16._scores_out(out, n, m)
     if n == 0 or m == 0:
         return out
     if pk.d == 0:
         out[...] = 0
         return out
-    if stream and out.ctypes.data % 64 == 0 and (n == 1 or out.strides[0] % 64 == 0):
+    if stream and _bf16._streams(out):
         fn = _compile(nt=True) or fn
     kbits, qbits = np.ascontiguousarray(pk.bits), np.ascontiguousarray(pq.bits)
     dp = kbits.shape[1] // 2
