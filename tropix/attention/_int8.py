@@ -3,7 +3,8 @@ r"""int8 screening scores: a VPDPBUSD (AVX512-VNNI) GEMM with a rigorous quantis
 Every query row ``q`` is quantised symmetrically with its own float32 scale ``s_q >= max|q| / 127`` to codes
 ``c = clamp(rint(q / s_q), -127, 127)``; every key row ``k`` to two codes per entry, ``k ≈ s_k (h + l / 256)``
 with ``z = clamp(rint(256 k / s_k), ±32512)``, ``h = floor((z + 128) / 256)`` in ``[-127, 127]`` and
-``l = z - 256 h`` in ``[-128, 127]`` (:func:`pack_keys`, :func:`pack_queries`).  :func:`scores` computes (keys x queries, float32)
+``l = z - 256 h`` in ``[-128, 127]`` (:func:`pack_keys`, :func:`pack_queries`).  :func:`scores` computes
+(keys x queries, float32)
 
     ``S[j, r] = fl32(fl32(float(256 c_r · h_j + c_r · l_j) (s_j / 256)) s_r)``,
 
@@ -11,9 +12,9 @@ with both integer products exact: VPDPBUSD multiplies unsigned by signed bytes a
 int32 lane, so the queries are stored as ``c + 128`` and each key's two accumulators start at its offset
 corrections ``-128 Σ h_j`` and ``-128 Σ l_j``.  The keys carry 15 bits, so their quantisation error is
 negligible and the screening error is that of the queries' 8 bits: ``ρ_q max|k|`` with ``ρ_q`` the norm of
-a query's quantisation residual (about 0.7 % of ``|q|`` at d = 64 on Gaussian rows: the bound is about
-``0.8 % |q| max|k|``, twice the bfloat16 screen's; one code per key would double it again, and the wider
-margins cost more than the second product, measured).  It is the product :mod:`tropix.attention.screen`
+a query's quantisation residual (about 0.6 % of ``|q|`` at d = 64 on Gaussian rows: the bound is about
+``0.6 % |q| max|k|``, 1.6 times the bfloat16 screen's; one code per key would more than double it, and
+the wider margins cost more than the second product, measured).  It is the product :mod:`tropix.attention.screen`
 otherwise does in bfloat16 (:mod:`tropix.attention._bf16`) or float32, and :func:`screen_block` is the
 screen's fused kernel on it.  The kernels are the LLVM IR of :mod:`tropix.attention._bf16` with the int8 dot
 loop (``kind="i8"``), compiled by ``llvmlite`` for the host CPU on first use; they run only where
@@ -37,7 +38,8 @@ dequantised rows (exact float64 values) and ``ρ_q = |q - q̃|``, ``ρ_k = |k - 
 residuals (summed in float64 while packing, bounded upwards).  Then
 
 1. ``q̃ · k̃ - q · k = (q̃ - q) · k̃ + q · (k̃ - k)``, so ``|q̃ · k̃ - q · k| <= ρ_q (|k| + ρ_k) + |q| ρ_k``;
-2. the integer ``I = 256 c · h + c · l = c · z`` satisfies ``|I| <= 127 · 32512 d < 2^31`` (``d <= MAX_D``;
+2. the integer ``I = 256 c · h + c · l = c · z`` satisfies ``|I| <= 127 · 32512 d < 2^31``
+   (``d <= MAX_D``;
    each accumulator and ``256 acc_h`` too): no
    overflow; its conversion to float32 and the two float32 multiplications round by ``u = 2^-24`` each, and
    a product below ``t = 2^-126`` may be flushed (FTZ, or read as zero by the next one, DAZ), so

@@ -6,7 +6,8 @@ below ``127 * 2^-118``).  The integer codes of a query are ``c = clamp(rint(x / 
 once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi + lo / 256)`` (``lo`` in
 ``[-128, 127]``), as rows of
 ``4 dq`` signed bytes of ``hi`` then ``4 dq`` of ``lo`` (``dq = ceil(d / 4)``, zero padded), the float32
-``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
+``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the
+kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
 word ``[p, r]`` holds dimensions ``4p .. 4p + 3`` of query ``r``; the last row holds the queries' float32
 scales (padding: code 0, scale 0).  ``row_residuals``: the residual sums of squares alone.
 ``rownorms_pack``: validation's pass over the keys (row norms, finiteness) with their packing on the way.
@@ -39,8 +40,8 @@ def _amax_bits(b, j):
 @njit(cache=True, nogil=True, inline="always")
 def row_scale(b, j, tmp):
     """The float32 scale of row ``j`` (its float64 bits ``b[j]``): at least ``max|x| / 127`` (so every code
-    fits ``[-127, 127]``), within ``2^-19`` of it; 0 if that is below ``2^-118`` or beyond float32.  ``tmp``: a 1-element
-    uint64 scratch array, left holding the bits of ``max|x|`` (``>= _INF``: the row is not finite and the
+    fits ``[-127, 127]``), within ``2^-19`` of it; 0 if that is below ``2^-118`` or beyond float32.  ``tmp``:
+    a 1-element uint64 scratch array, left holding the bits of ``max|x|`` (``>= _INF``: the row is not finite and the
     scale meaningless)."""
     tmp[0] = _amax_bits(b, j)
     s = np.float32(tmp.view(np.float64)[0] * _UP)  # (rounding is at most 2^-24 relative: still >= max|x| / 127)
@@ -65,7 +66,8 @@ def pack_rows(x, b, codes, words, fwords, res):
     ``[-128, 127]`` (``4 dq .. 8 dq``; padding 0), so ``x ≈ (s / 256) z``; then ``fwords[j, 2 dq] = s / 256``
     (float32, exact), the offset corrections ``words[j, 2 dq + 1] = -128 Σ hi`` and
     ``words[j, 2 dq + 2] = -128 Σ lo``; and the residual sums of squares ``res[j]`` of ``x - (s / 256) z``
-    (float64, each dequantised value exact; skipped when ``res`` is empty).  Returns False if some entry is not finite (the output is then meaningless).
+    (float64, each dequantised value exact; skipped when ``res`` is empty).  Returns False if some entry is
+    not finite (the output is then meaningless).
     (``reassoc``: the sums in any order; ``contract``: a residual may be one fused multiply-add, rounded once
     either way.)"""
     n, d = x.shape

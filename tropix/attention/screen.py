@@ -38,7 +38,7 @@ at most ``e_i``: for float32, ``c |q_i| max_j |k_j| + a`` (:func:`screen_error`:
 or without FMA, ``γ_d (1 + u)² Σ_l |q_l k_l|`` (Higham, Lemma 3.3 / §3.1), the float64 evaluation ``γ_d`` with
 ``u = 2^-53``; ``Σ_l |q_l k_l| <= |q| |k|``; ``a`` covers float32 underflow); for int8,
 :func:`tropix.attention._int8.error_bound` from the actual quantisation residuals of the query and of the keys
-(``ρ_q (max|k| + ρ_k) + |q| ρ_k`` plus the float32 scaling, about ``0.8 % |q| max|k|`` at d = 64), plus the
+(``ρ_q (max|k| + ρ_k) + |q| ρ_k`` plus the float32 scaling, about ``0.6 % |q| max|k|`` at d = 64), plus the
 float64 evaluation; for bfloat16, the smaller of
 :func:`tropix.attention._bf16.error_bound` and :func:`~tropix.attention._bf16.error_bound_residual` (from the
 actual rounding errors of the query and of the keys, which validation measures while it packs them: about half
