@@ -22,9 +22,10 @@ ball or box around a group of keys contains directions that score high).  Screen
    rarer than one per block), and it is screened again from that maximum (clustered keys at T = 0.25,
    65 536 keys: 97 of 256 queries were computed densely; now none, 84 -> 27 ms).
    With the int8 or bfloat16 GEMM the later blocks are screened by a fused kernel
-   (:func:`tropix.attention._bf16.screen_block`, :func:`tropix.attention._int8.screen_block`) that compares, counts and collects while the scores are
-   still in registers (they are never stored), against the maxima of the blocks before; the first block too,
-   in two passes (its exact maxima, then the screen against them: what the scan of its stored scores does);
+   (:func:`tropix.attention._bf16.screen_block`, :func:`tropix.attention._int8.screen_block`) that compares,
+   counts and collects while the scores are still in registers (they are never stored), against the maxima
+   of the blocks before; the first block too, in two passes (its exact maxima, then the screen against them:
+   what the scan of its stored scores does);
 3. at the end the collected keys are binned in bands of width ``w`` below the final maximum, and the
    smallest core of top bands whose left-out mass bound fits the budget (against the kept mass estimated
    from the screening scores) is scored again in float64, key by key in key order
@@ -402,7 +403,7 @@ class _Gemm:
         return self.low.scores(self.low.key_rows(self.pk, b0, b1), qp, out=out, stream=False)
 
     def fused(self, bias=None, rows=False):
-        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without the bfloat16 kernel;
+        """The fused screen of a later block (:meth:`_FusedScreen.__call__`), or None without a low-precision kernel;
         ``bias``: the float32 bias of the keys x the chunk's queries (the kernel variant with a bias tile), or
         with ``rows`` the bias of the chunk's queries x the keys (float64 or float32), tiled block by block."""
         return None if self.low is None else _FusedScreen(self, bias, rows)
@@ -415,11 +416,11 @@ class _Gemm:
 
 
 class _FusedScreen:
-    """Screening of blocks of keys by the kernel of :func:`tropix.attention._bf16.screen_block`: the bfloat16
-    scores are compared, counted and collected in the registers of the GEMM (never stored), against the
-    maxima of the blocks before (hits at ``s >= smax - tauc``, a superset of what the unfused scan collects
-    against the updated maxima; the others counted relative to the old maxima, then rescaled by
-    :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
+    """Screening of blocks of keys by the kernel of :func:`tropix.attention._bf16.screen_block` (or its int8
+    twin, :func:`tropix.attention._int8.screen_block`): the low-precision scores are compared, counted and
+    collected in the registers of the GEMM (never stored), against the maxima of the blocks before (hits at
+    ``s >= smax - tauc``, a superset of what the unfused scan collects against the updated maxima; the others
+    counted relative to the old maxima, then rescaled by :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
     (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
     def __init__(self, gemm, bias=None, rows=False):
