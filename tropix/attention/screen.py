@@ -420,8 +420,8 @@ class _FusedScreen:
     twin, :func:`tropix.attention._int8.screen_block`): the low-precision scores are compared, counted and
     collected in the registers of the GEMM (never stored), against the maxima of the blocks before (hits at
     ``s >= smax - tauc``, a superset of what the unfused scan collects against the updated maxima; the others
-    counted relative to the old maxima, then rescaled by :func:`~tropix.attention._screen_numba.absorb_block`).  The loop over the blocks is compiled
-    (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
+    counted relative to the old maxima, then rescaled by :func:`~tropix.attention._screen_numba.absorb_block`).
+    The loop over the blocks is compiled (:func:`~tropix.attention._screen_numba.fused_blocks`)."""
 
     def __init__(self, gemm, bias=None, rows=False):
         self.gemm = gemm
