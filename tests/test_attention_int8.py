@@ -92,7 +92,7 @@ def test_quantisation_is_the_documented_one(n, d, seed, kind):
         for r in range(n):
             exact = sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x[r], deq[r]))
             assert Fraction(float(res[r])) ** 2 >= exact
-    np.testing.assert_allclose(residual_norms(x), pq.res, rtol=1e-12)  # (summed in another order)
+    np.testing.assert_allclose(residual_norms(x), pq.res, rtol=1e-12)
 
 
 @needs_int8

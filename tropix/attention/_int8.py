@@ -242,10 +242,7 @@ def residual_norms(x) -> np.ndarray:
     >>> bool(r[0] < 1e-3), bool(r[1] < 1e-5)  # scales just above 1 and 3 / 127: codes 127, 1 and 127, 0
     (True, True)
     """
-    x = _rows64(x, "x")
-    res = np.empty(x.shape[0])
-    _finite(_nb().row_residuals(x, x.view(np.uint64), res), "x")
-    return _residual_up(res, x.shape[1])
+    return pack_queries(x, residual=True).res  # (the packing itself: the same codes and sums by construction)
 
 
 def dequantize(packed) -> np.ndarray:

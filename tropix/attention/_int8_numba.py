@@ -9,7 +9,7 @@ once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi +
 ``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the
 kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
 word ``[p, r]`` holds dimensions ``4p .. 4p + 3`` of query ``r``; the last row holds the queries' float32
-scales (padding: code 0, scale 0).  ``row_residuals``: the residual sums of squares alone.
+scales (padding: code 0, scale 0).
 ``rownorms_pack``: validation's pass over the keys (row norms, finiteness) with their packing on the way.
 """
 
@@ -138,25 +138,6 @@ def pack_lanes(x, b, lanes, scale, res):
         scale[r] = s
         if want:
             res[r] = ss
-    return ok
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def row_residuals(x, b, res):
-    """The residual sums of squares of the rows of ``x`` (m, d) float64 (``b`` its bits) into ``res`` (as
-    :func:`pack_lanes`); False if some entry is not finite."""
-    tmp = np.empty(1, np.uint64)
-    ok = True
-    for r in range(x.shape[0]):
-        s = row_scale(b, r, tmp)
-        ok &= tmp[0] < _INF
-        sd = np.float64(s)
-        inv = 1.0 / sd if s > 0 else 0.0
-        ss = 0.0
-        for t in range(x.shape[1]):
-            e = x[r, t] - sd * _code(x[r, t], inv)
-            ss += e * e
-        res[r] = ss
     return ok
 
 
