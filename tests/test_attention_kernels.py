@@ -351,3 +351,25 @@ def test_take_keys_and_dot_row_match_python():
     for j in range(9):
         for d in (0, 1, 4, 13):
             assert abs(_dot_row(a, K, j, d) - float(a[:d] @ K[j, :d])) <= 1e-13 * (1 + np.abs(a[:d]) @ np.abs(K[j, :d]))
+
+
+def test_kept_keys_of_dense_fallback_rows_are_every_key(monkeypatch):
+    # a key cap sends the queries that need more keys to the dense fallback: their group comes first (every
+    # key), then every walked row's own group, in one lazy sequence per head
+    rng = np.random.default_rng(9)
+    k = _clustered(3000, 8, 40, 0.3, rng)
+    q = k[rng.integers(0, 3000, 24)] * rng.choice([2.0, 30.0], size=(24, 1))
+    v = rng.normal(size=(3000, 2))
+    monkeypatch.setattr(rs_mod, "_default_cap", lambda n_k: 200)
+    r = region_sparse(q, k, v, eps=1e-3, check=True)
+    nfb = r.counters["dense_fallback_rows"]
+    assert 0 < nfb < 24
+    groups = list(r.kept[0])
+    assert len(groups) == len(r.kept[0]) == 1 + 24
+    dense_rows = set(groups[0][0].tolist())
+    assert len(dense_rows) == nfb and np.array_equal(groups[0][1], np.arange(3000))
+    S = q @ k.T
+    for i in range(24):
+        kk = r.kept_keys(i)
+        assert int(np.argmax(S[i])) in set(kk.tolist())
+        assert (len(kk) == 3000) == (i in dense_rows)

@@ -522,7 +522,7 @@ def _fallback_rows(H: _Head, eps, out, bound, support, kept):
         return 0, kept
     out[bad], support[bad] = _dense_rows(H, bad)
     bound[bad] = H.rho[bad]
-    return len(bad), ((bad, np.arange(H.n_k)),) + tuple(kept)  # first, so that kept_keys finds the dense rows
+    return len(bad), _Prefixed((bad, np.arange(H.n_k)), kept)  # first, so that kept_keys finds the dense rows
 
 
 def _dense_rows(H: _HeadData, rows):
@@ -829,6 +829,25 @@ class _RowKept:
         """The rows of ``a`` followed by those of ``b``."""
         return _RowKept(np.concatenate([a.rows, b.rows]), np.concatenate([a.keys, b.keys]),
                         np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]))
+
+
+class _Prefixed:
+    """The group ``first`` followed by the groups of ``rest`` (a :class:`_RowKept` or a tuple), as one lazy
+    sequence: the dense rows of :func:`_fallback_rows` before the others without a tuple of every row's group
+    (made row by row, 0.3 ms for 256 queries: 6 % of a region-sparse call on 16384 keys)."""
+
+    def __init__(self, first, rest):
+        self.first, self.rest = first, rest
+
+    def __len__(self):
+        return 1 + len(self.rest)
+
+    def __getitem__(self, r):
+        return self.first if r == 0 else self.rest[r - 1]
+
+    def __iter__(self):
+        yield self.first
+        yield from self.rest
 
 
 HOPELESS_SAMPLE = 32

@@ -115,7 +115,7 @@ from ..errors import OptionError
 from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
 from ._inputs import check_eps, prepare
-from .region_sparse import _fallback_rows, _HeadData, _mask_as_bias, _RowKept, _run_per_head
+from .region_sparse import _fallback_rows, _HeadData, _mask_as_bias, _Prefixed, _RowKept, _run_per_head
 from .result import AttentionResult
 
 __all__ = ["screened", "screen_error"]
@@ -1055,6 +1055,9 @@ def _kept_in(kept, idx):
         return kept
     if isinstance(kept, _RowKept):
         return _RowKept(kept.rows, idx[kept.keys], kept.offsets)
+    if isinstance(kept, _Prefixed):
+        r, kk = kept.first
+        return _Prefixed((r, idx[np.asarray(kk, dtype=np.int64)]), _kept_in(kept.rest, idx))
     return tuple((r, idx[np.asarray(kk, dtype=np.int64)]) for r, kk in kept)
 
 
