@@ -232,6 +232,8 @@ def test_key_padding_and_causal_inputs_are_screened():
     r = auto(qb, kb, vb, eps=1e-3, mask=pad, check=True)
     assert r.method == "screened" and r.counters["decision"] == 5
     _check_bound(r, qb, kb, vb, mask=pad)
+    r = auto(0.01 * qb, kb, vb, eps=1e-3, mask=pad, check=True)  # flat on the visible keys: dense at once
+    assert r.method == "dense" and r.counters["decision"] == 2
     qs, ks, vs = _peaked(4096, 32, rng, nq=4096)  # causal self-attention
     r = auto(qs, ks, vs, eps=1e-3, causal=True, check=True)
     assert r.method == "screened" and r.counters["decision"] == 5

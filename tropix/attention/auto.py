@@ -374,10 +374,11 @@ def _screen_or_dense(P, eps, check, max_work):
     qsr = [q[h][rows] * P.scale for h in hs]
     # the keys the screen looks at: with a key-padding mask the visible ones of each head (a causal term is
     # estimated as if absent: each query sees fewer keys, dense attention costs about as much less)
+    # (as indices: a copy of the visible keys, 6 MB at 12288 x 64, cost more than the whole estimate)
     kv = []
     for h in hs:
         ko = extra_numpy(P, h)[1] if (P.mask is not None and not masked) else None
-        kv.append(k[h] if ko is None else k[h][ko > -np.inf])
+        kv.append(None if ko is None else np.flatnonzero(ko > -np.inf))
     bv = [None] * len(hs)  # with a bias alone: each head's bias of the sampled queries (all keys)
     if masked:  # the mask and the bias of the sampled queries as one bias, -inf where masked
         for i, h in enumerate(hs):
@@ -393,27 +394,30 @@ def _screen_or_dense(P, eps, check, max_work):
     # few keys first, at a fraction of the cost of the estimate; only up to 2 * SCREEN_KBLOCK keys, where
     # that cost matters (beyond, the estimate costs a few percent of dense attention at most, and a sample
     # of 1/32 of the keys misses the top cluster of a query too often: 64 keys of 16384, in 40 % of queries)
-    for qs, kh, bh in zip(qsr, kv, bv):
-        n_v = len(kh)
+    for h, qs, kh, bh in zip(hs, qsr, kv, bv):
+        n_v = P.n_k if kh is None else len(kh)
         if not 0 < n_v <= 2 * SCREEN_KBLOCK:
             continue
         ee = eps * (1 - 1e-9)
         tau = math.log(n_v * max(2.0 - ee, 1e-300) / ee)  # the margin of _near_fraction (eps > 0 here)
         fk = _key_sample(n_v, max(FLAT_KEYS, n_v // 32))
-        S = qs @ kh[fk].T
+        S = qs @ k[h][fk if kh is None else kh[fk]].T
         if bh is not None:
             S = S + bh[:, fk]
         near = np.count_nonzero(S >= S.max(axis=1, keepdims=True) - tau, axis=1)
         if np.sort(near)[len(near) // 2] > 0.5 * S.shape[1]:
             return _dense_result(P, eps, check, 2)
     for h, qs, kh, bh in zip(hs, qsr, kv, bv):
-        n_v = len(kh)
+        n_v = P.n_k if kh is None else len(kh)
         if n_v == 0:  # every key masked: nothing to screen
             continue
         kmax = float((P.knorm if one and P.knorm is not None else _rownorm(k[h])).max())
         vmax = float((P.vnorm if one and P.vnorm is not None else _rownorm(v[h])).max())
         est_keys = _key_sample(n_v, _estimate_keys(n_v))
-        ks = kh if len(est_keys) == n_v else kh[est_keys]
+        if kh is None:
+            ks = k[h] if len(est_keys) == n_v else k[h][est_keys]
+        else:
+            ks = k[h][kh if len(est_keys) == n_v else kh[est_keys]]
         # (the rounding floor is left out of the budget: far below any eps worth pruning for, and a row whose
         # budget it exhausts is computed densely by the screen)
         bs = None if bh is None else (bh if len(est_keys) == n_v else bh[:, est_keys])
