@@ -320,3 +320,35 @@ def test_query_mask_walk_prices_the_screen_on_the_probe_rows_only(monkeypatch):
     assert made and made[0] < 512 and not whole
     if r.counters["decision"] == 4:  # (the screen lost: no other rows made)
         assert sum(made) < 512
+
+
+def test_a_key_tree_keeps_the_screens_packed_keys():
+    # i.i.d. keys with a prebuilt tree: the walk gives up, every query is screened (decision 6); the keys are
+    # packed once for the screen's GEMM and kept on the tree, which the next call with it reads
+    from tropix.attention import _bf16, _int8, build_key_tree
+
+    rng = np.random.default_rng(21)
+    q, k, v = _peaked(8192, 32, rng)
+    tree = build_key_tree(k)
+    r1 = auto(q, k, v, eps=1e-3, tree=tree, check=True)
+    assert r1.method == "screened" and r1.counters["decision"] == 6
+    packed = [key[1] for key in tree.__dict__.get("_cache", {}) if isinstance(key, tuple) and key[0] == "packed"]
+    if not packed:  # the float32 sgemm screens: nothing is packed (only on a CPU without either kernel)
+        assert not (_int8.available() or _bf16.available())
+        return
+    mod = {"int8": _int8, "bf16": _bf16}[packed[0]]
+    calls = []
+    orig = mod.pack_keys
+    mp = pytest.MonkeyPatch()
+    mp.setattr(mod, "pack_keys", lambda *a, **kw: calls.append(1) or orig(*a, **kw))
+    try:
+        r2 = auto(q, k, v, eps=1e-3, tree=tree, check=True)
+    finally:
+        mp.undo()
+    assert not calls  # the tree's packed keys were used
+    np.testing.assert_array_equal(r1.output, r2.output)
+    np.testing.assert_array_equal(r1.bound, r2.bound)
+    k2 = k.copy()
+    k2[5, 3] += 1.0  # other keys: the tree is refused before anything is screened
+    with pytest.raises(Exception, match="other keys"):
+        auto(q, k2, v, eps=1e-3, tree=tree)
