@@ -51,6 +51,12 @@ class KeyTree:
         :func:`~tropix.attention._inputs.key_hash` of the keys (to recognise them).
     keys : ndarray
         The keys in tree order (read-only).
+
+    Notes
+    -----
+    What is derived from the keys alone is computed once per tree and kept with it: the bounding boxes and
+    bound operands of each level, the median leaf radius, and the keys as the screen's low-precision GEMM
+    packs them (:func:`tropix.attention.screen.head_packed_keys`, for calls that pass the tree and screen).
     """
 
     perm: np.ndarray
