@@ -366,6 +366,9 @@ def test_kept_keys_of_dense_fallback_rows_are_every_key(monkeypatch):
     assert 0 < nfb < 24
     groups = list(r.kept[0])
     assert len(groups) == len(r.kept[0]) == 1 + 24
+    assert all(np.array_equal(r.kept[0][i][1], groups[i][1]) for i in (0, 5, -1, -25))  # indexing as a sequence
+    with pytest.raises(IndexError):
+        r.kept[0][25]
     dense_rows = set(groups[0][0].tolist())
     assert len(dense_rows) == nfb and np.array_equal(groups[0][1], np.arange(3000))
     S = q @ k.T

@@ -817,6 +817,7 @@ class _RowKept:
         return len(self.rows)
 
     def __getitem__(self, r):
+        r = r + len(self.rows) if r < 0 else r
         if not 0 <= r < len(self.rows):
             raise IndexError(r)
         return self.rows[r:r + 1], self.keys[self.offsets[r]:self.offsets[r + 1]]
@@ -843,6 +844,9 @@ class _Prefixed:
         return 1 + len(self.rest)
 
     def __getitem__(self, r):
+        r = r + len(self) if r < 0 else r
+        if not 0 <= r < len(self):
+            raise IndexError(r)
         return self.first if r == 0 else self.rest[r - 1]
 
     def __iter__(self):
