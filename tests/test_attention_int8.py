@@ -316,3 +316,53 @@ def test_screened_int8_is_certified_and_as_sparse_as_bf16():
     assert np.all(r8.relative_bound <= 1e-3) and r8.counters["dense_fallback_rows"] == 0
     # the screening error is a few times float32's, the cores hardly larger
     assert np.mean(r8.support) <= 1.5 * np.mean(r16.support) + 8
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 13), d=st.sampled_from([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 512]),
+       seed=st.integers(0, 2**31), kind=st.sampled_from(KINDS + ["huge"]))
+def test_compiled_packer_matches_the_numba_one(n, d, seed, kind):
+    # validation's packer compiled from LLVM IR (rows four at a time, then one by one): the same codes, scales
+    # and corrections bit for bit as the numba loop, the norms and residual sums up to their summation order
+    from tropix.attention import _int8_numba, _int8_pack
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) * 1e200 if kind == "huge" else _rows(kind, rng, n, d)  # (squares overflow)
+    dq = (d + 3) // 4
+    out = {}
+    for name in ("ir", "numba"):
+        codes = np.full((n, 8 * dq + 12), 0x5A, np.uint8)  # (every byte must be written)
+        norms, res = np.full(n, 7.0), np.full(n, 7.0)
+        if name == "ir":
+            ok = _int8_pack.rownorms_pack(x, norms, codes, res)
+            assert ok is not None  # it compiles here
+        else:
+            ok = _int8_numba.rownorms_pack(x, norms, x.view(np.uint64), codes.view(np.int8), codes.view(np.int32),
+                                           codes.view(np.float32), res)
+        out[name] = bool(ok), codes, norms, res
+    (ok1, c1, n1, r1), (ok2, c2, n2, r2) = out["ir"], out["numba"]
+    assert ok1 and ok2
+    assert np.array_equal(c1, c2)
+    np.testing.assert_allclose(n1, n2, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(r1, r2, rtol=1e-12, atol=1e-300)
+    if n:  # an inf or NaN anywhere is reported
+        for bad in (np.inf, -np.inf, np.nan):
+            y = x.copy()
+            y[rng.integers(n), rng.integers(d)] = bad
+            assert _int8_pack.rownorms_pack(y, np.empty(n), np.empty((n, 8 * dq + 12), np.uint8), np.empty(n)) is False
+
+
+def test_pack_keys_without_the_compiled_packer(monkeypatch):
+    from tropix.attention import _inputs, _int8_pack
+
+    rng = np.random.default_rng(9)
+    k = rng.standard_normal((300, 37))
+    pk = pack_keys(k)
+    monkeypatch.setattr(_int8_pack, "_compile", lambda: None)  # e.g. llvmlite refuses the IR: the numba loop
+    pk2 = pack_keys(k)
+    assert np.array_equal(pk.bits, pk2.bits) and pk.resmax == pytest.approx(pk2.resmax, rel=1e-12)
+    assert pack_keys(k, residual=False).resmax is None
+    q = rng.standard_normal((8, 37))
+    k2 = rng.standard_normal((4096, 37))
+    P = _inputs.prepare(q, k2, rng.standard_normal((4096, 2)), pack_i8=True)
+    assert np.array_equal(P.ki8.bits, pack_keys(k2).bits)

@@ -24,8 +24,9 @@ Speed (``benchmarks/bench_bf16.py``, one thread, 16384 keys x 256 queries, prepa
 November 2026 machine, an Intel Xeon of the Emerald Rapids generation, where VPDPBUSD issues four times as
 often as VDPBF16PS and multiplies twice as many pairs): the scores 1.9 ms at d = 64 and 1.1 ms at d = 32
 (float32 ``sgemm`` 4.7 / 3.1 ms, the bfloat16 kernel 6.3 / 3.1 ms); the fused screen 3.1 / 2.2 ms against
-7.1 / 4.0 ms for the bfloat16 one.  Packing the keys costs about 1.5 ms at d = 64 (validation does it in its
-pass over the keys).
+7.1 / 4.0 ms for the bfloat16 one.  Packing the keys costs about 0.85 ms at d = 64 (validation does it in its
+pass over the keys, compiled from LLVM IR: :mod:`tropix.attention._int8_pack`; the numba loop, its fallback,
+1.2-1.4 ms).
 
 Layout.  Keys ``(n, 2 (2 dq + 3))`` uint16: ``dq = ceil(d / 4)`` 32-bit words of four signed bytes of ``h``
 (zero padded), ``dq`` of ``l``, the float32 ``s_k / 256`` and the two int32 corrections.  Queries
@@ -59,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedCPUError
-from . import _bf16
+from . import _bf16, _int8_pack
 
 __all__ = ["I8Keys", "I8Queries", "available", "pack_keys", "pack_queries", "residual_norms", "dequantize",
            "scores", "error_bound", "screen_block", "MAX_D"]
@@ -189,23 +190,30 @@ def pack_keys(k, *, residual: bool = True) -> I8Keys:
     n, d = k.shape
     dq = (d + 3) // 4
     buf = _bf16._aligned_empty((n, 8 * dq + 12), np.uint8)
-    res = np.empty(n if residual else 0)
-    _finite(_nb().pack_rows(k, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32), buf.view(np.float32),
-                            res), "keys")
+    res = np.empty(n)
+    ok = _int8_pack.rownorms_pack(k, np.empty(n), buf, res)  # (the compiled packer: its norms unused)
+    if ok is None:
+        res = res[:n if residual else 0]
+        ok = _nb().pack_rows(k, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32), buf.view(np.float32),
+                             res)
+    _finite(ok, "keys")
     resmax = float(_residual_up(res.max(initial=0.0), d)) if residual else None
     return I8Keys(buf.view(np.uint16), d, resmax)
 
 
 def _packed_keys(k, norms):
-    """Validation's pass over the float64 keys ``k`` (n, d), ``d <= MAX_D``, with the packing on the way
-    (:func:`tropix.attention._int8_numba.rownorms_pack`): ``(finite, I8Keys with resmax)``; the row norms go to
-    ``norms``."""
+    """Validation's pass over the C-contiguous float64 keys ``k`` (n, d), ``d <= MAX_D``, with the packing on
+    the way (:func:`tropix.attention._int8_pack.rownorms_pack`, compiled from LLVM IR; where it does not
+    compile, :func:`tropix.attention._int8_numba.rownorms_pack`, the same codes): ``(finite, I8Keys with
+    resmax)``; the row norms go to ``norms``."""
     n, d = k.shape
     dq = (d + 3) // 4
     buf = _bf16._aligned_empty((n, 8 * dq + 12), np.uint8)
     res = np.empty(n)
-    ok = bool(_nb().rownorms_pack(k, norms, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32),
-                                  buf.view(np.float32), res))
+    ok = _int8_pack.rownorms_pack(k, norms, buf, res)
+    if ok is None:
+        ok = bool(_nb().rownorms_pack(k, norms, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32),
+                                      buf.view(np.float32), res))
     return ok, I8Keys(buf.view(np.uint16), d, float(_residual_up(res.max(initial=0.0), d)) if ok else None)
 
 
