@@ -368,6 +368,30 @@ def test_rounding_bound_covers_float32_dense():
     assert np.all(rb < 1e-2)  # still a useful statement about float32 attention
 
 
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**31), nq=st.integers(1, 40), n=st.integers(1, 70000), d=st.integers(1, 600),
+       dv=st.integers(1, 100), special=st.sampled_from([None, 0.0, np.inf, np.nan]),
+       which=st.sampled_from(["kmax", "vmax", "extra", "q"]), f32=st.booleans())
+def test_rounding_bound_fast_path_is_the_generic_one(seed, nq, n, d, dv, special, which, f32):
+    # scalar norms (one head) take a fast path that combines the scalar factors first: the same bound to a few
+    # ulps, and an infinite bound wherever the generic evaluation gives one (overflow, a NaN or inf norm)
+    rng = np.random.default_rng(seed)
+    qn = rng.random(nq) * 10.0 ** rng.uniform(-300, 300)
+    sc = {"kmax": float(10.0 ** rng.uniform(-300, 300)), "vmax": float(10.0 ** rng.uniform(-300, 300)),
+          "extra": float(rng.choice([0.0, 10.0 ** rng.uniform(-5, 300)]))}
+    if special is not None:
+        if which == "q":
+            qn[0] = special
+        else:
+            sc[which] = special
+    dt = np.float32 if f32 else np.float64
+    fast = rounding_bound(qn, sc["kmax"], sc["extra"], n, d, sc["vmax"], 0.3, dt, d_v=dv)
+    slow = rounding_bound(qn, np.asarray(sc["kmax"]), sc["extra"], n, d, sc["vmax"], 0.3, dt, d_v=dv)
+    assert np.array_equal(np.isinf(fast), np.isinf(slow)) and not np.isnan(fast).any()
+    fin = np.isfinite(slow)
+    np.testing.assert_allclose(fast[fin], slow[fin], rtol=1e-12, atol=0)
+
+
 def test_strict_and_torch_outputs_roundtrip():
     q, k, v = RNG.normal(size=(4, 4)), RNG.normal(size=(64, 4)), RNG.normal(size=(64, 2))
     r = region_sparse(torch.tensor(q), torch.tensor(k), torch.tensor(v), eps=1e-2)

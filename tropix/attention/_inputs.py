@@ -57,6 +57,7 @@ class Prepared:
     bias32: Any = None  # a 2-D (n_q, n_k) bias rounded to float32, blocked by 16 queries ((n_q + 15) // 16,
     # n_k, 16) for the fused screen (or (n_q, n_k) rows without its compiled transposer), when asked
     ki8: Any = None  # k packed for the int8 screen (an _int8.I8Keys with resmax), when asked and done
+    qnorm: Any = None  # row norms of q (NumPy float64), when validation computed them on the way
 
 
 def _to_float(x, xp, name):
@@ -95,8 +96,9 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     quantisation residuals (``ki8``, :func:`tropix.attention._int8_numba.rownorms_pack`; not with
     ``pack_bf16``, and only for ``d <= _int8.MAX_D``).  ``pack_bias``: also a large 2-D NumPy float64 bias of shape ``(n_q, n_k)``
     rounded to float32 (``bias32``) in the pass that validates it, blocked by 16 queries as the fused screen
-    reads it (:func:`_bias_stats_blocked`).  ``norms``: the row norms of NumPy float64 keys and values from
-    ``2^12`` entries on (``knorm``, ``vnorm``; from ``2^16`` they are computed anyway): the compiled pass that
+    reads it (:func:`_bias_stats_blocked`).  ``norms``: the row norms of NumPy float64 queries, keys and values
+    from ``2^12`` entries on (``qnorm``, ``knorm``, ``vnorm``; those of the keys and values from ``2^16`` in any
+    case): the compiled pass that
     validates them costs about what NumPy's finiteness check does, and a caller that needs the largest
     norms (``auto``'s rounding bound) then does not read them again."""
     raw = [x for x in (q, k, v, mask, bias) if is_array(x)]
@@ -126,7 +128,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     norms = {}
     khash = kbf16 = ki8 = None
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if name != "q" and _fused_norms(x, 2**12 if want_norms else 2**16):
+        if _fused_norms(x, 2**12 if want_norms else 2**16) and (name != "q" or want_norms):
             # large single-head NumPy keys / values: validation and row norms in one pass (for the keys also
             # their fingerprint, which a prebuilt key tree checks)
             from ._kernels_numba import rownorms_finite
@@ -189,7 +191,7 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
             raise ToleranceError(f"{fname}: scale must be finite, got {scale}")
     return Prepared(xp, q, k, v, mask, bias, scale, bool(causal), batch, n_q, n_k, d, d_v,
                     norms.get("k"), norms.get("v"), khash, kbf16, *bstats, b32 if bias is not None else None,
-                    ki8=ki8)
+                    ki8=ki8, qnorm=norms.get("q"))
 
 
 _I8_MAX_D = 512  # (_int8.MAX_D, without importing it: validation packs no wider keys)

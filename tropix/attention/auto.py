@@ -758,8 +758,8 @@ def _dense_bound(P: Prepared, bias_stats=None):
             or P.k.dtype != np.float64 or P.v.dtype != np.float64):
         return dense_rounding_bound(P, with_vmax=True, bias_stats=bias_stats)
     kmax, vmax = _max_norm(P.k, P.knorm), _max_norm(P.v, P.vnorm)
-    rb = rounding_bound(_rownorm(P.q), kmax, 0.0, P.n_k, P.d, vmax, P.scale, np.float64, d_v=P.d_v,
-                        out_dtype=np.float64)
+    qn = P.qnorm if P.qnorm is not None else _rownorm(P.q)
+    rb = rounding_bound(qn, kmax, 0.0, P.n_k, P.d, vmax, P.scale, np.float64, d_v=P.d_v, out_dtype=np.float64)
     return rb, np.asarray(vmax)
 
 

@@ -23,6 +23,7 @@ certified bounds hold for the computed numbers, not only in exact arithmetic.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -111,6 +112,17 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
     sub, sub_o = _subnormal(dtype), _subnormal(dtype if out_dtype is None else out_dtype)
     m = 2 * n + d + 8
     gam = m * u / max(1.0 - m * u, 1e-300)
+    if all(isinstance(x, float) for x in (kmax, extra_abs, vmax, scale)):
+        # the usual call (one head: scalar norms, a vector of query norms), the same terms with the scalars
+        # combined first: 5 operations on the vector instead of 14 (about 9 us against 16 for 256 queries;
+        # an infinite or NaN scalar gives an infinite bound as below)
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = 4.0 * (d + 4) * u + 2.0 * u
+            c2 = 2.0 * (a * extra_abs + 4.0 * u + 2.0 * (d + 4) * sub)
+            b = np.expm1(np.asarray(qnorm, dtype=np.float64) * (2.0 * a * abs(scale) * kmax) + c2)
+            b *= 2.0 * vmax
+            b += 2.0 * vmax * (3.0 * gam + m * sub) + 2.0 * m * sub_o * math.sqrt(d_v)
+        return np.where(np.isnan(b), np.inf, b)
     with np.errstate(over="ignore", invalid="ignore"):  # astronomically large scores: an infinite bound, honestly
         S = abs(scale) * np.asarray(qnorm, dtype=np.float64) * kmax + np.asarray(extra_abs, dtype=np.float64)
         sigma = 4.0 * (d + 4) * u * S + 4.0 * u + 2.0 * u * S + 2.0 * (d + 4) * sub  # score error + exp + shift
