@@ -49,10 +49,18 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
     iota16 = "<" + ", ".join(f"i64 {i}" for i in range(16)) + ">"
     rows = range(R)
 
-    def lanes_below(nm, x):  # the mask of the lanes i < x (x an i64)
-        a(f"  %{nm}v = insertelement <8 x i64> poison, i64 {x}, i64 0")
-        a(f"  %{nm}s = shufflevector <8 x i64> %{nm}v, <8 x i64> poison, <8 x i32> zeroinitializer")
-        a(f"  %{nm} = icmp slt {I8} {iota}, %{nm}s")
+    def bcast(nm, ty, n, x):  # %nm: the vector of n times x (of type ty)
+        a(f"  %{nm}v = insertelement <{n} x {ty}> poison, {ty} {x}, i64 0")
+        a(f"  %{nm} = shufflevector <{n} x {ty}> %{nm}v, <{n} x {ty}> poison, <{n} x i32> zeroinitializer")
+
+    def lanes_below(nm, x, n=8):  # %nm: the mask of the lanes i < x (x an i64)
+        bcast(f"{nm}s", "i64", n, x)
+        a(f"  %{nm} = icmp slt <{n} x i64> {iota if n == 8 else iota16}, %{nm}s")
+
+    def loop_end(c, bound, body, exit_):  # the counter %c + 1, back to body while below bound
+        a(f"  %{c}n = add i64 %{c}, 1")
+        a(f"  %{c}more = icmp ult i64 %{c}n, {bound}")
+        a(f"  br i1 %{c}more, label %{body}, label %{exit_}")
 
     for i in rows:
         a(f"  %jr{tag}{i} = add i64 %j{tag}, {i}")
@@ -64,7 +72,7 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
     a(f"  br label %amax{tag}")
     # pass 1: the largest |x| as the integer maximum of the bits with the sign cleared
     a(f"amax{tag}:")
-    a(f"  %c1{tag} = phi i64 [ 0, %{entry} ], [ %c1n{tag}, %amax{tag} ]")
+    a(f"  %c1{tag} = phi i64 [ 0, %{entry} ], [ %c1{tag}n, %amax{tag} ]")
     for i in rows:
         a(f"  %am{tag}{i} = phi {I8} [ {zd}, %{entry} ], [ %amn{tag}{i}, %amax{tag} ]")
     a(f"  %t1{tag} = shl i64 %c1{tag}, 3")
@@ -76,9 +84,7 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
           f"{I8} {zd})")
         a(f"  %a1{tag}{i} = and {I8} %b1{tag}{i}, {_splat('i64', 8, str(0x7FFFFFFFFFFFFFFF), False)}")
         a(f"  %amn{tag}{i} = call {I8} @llvm.umax.v8i64({I8} %a1{tag}{i}, {I8} %am{tag}{i})")
-    a(f"  %c1n{tag} = add i64 %c1{tag}, 1")
-    a(f"  %m1c{tag} = icmp ult i64 %c1n{tag}, %nch")
-    a(f"  br i1 %m1c{tag}, label %amax{tag}, label %scale{tag}")
+    loop_end(f"c1{tag}", "%nch", f"amax{tag}", f"scale{tag}")
     a(f"scale{tag}:")
     for i in rows:
         t = f"{tag}{i}"
@@ -97,17 +103,15 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
         a(f"  %sp{t} = fcmp ogt float %s{t}, 0.0")
         a(f"  %invr{t} = fdiv double 1.0, %sd{t}")
         a(f"  %inv{t} = select i1 %sp{t}, double %invr{t}, double 0.0")
-        a(f"  %invv{t} = insertelement <8 x double> poison, double %inv{t}, i64 0")
-        a(f"  %invs{t} = shufflevector <8 x double> %invv{t}, <8 x double> poison, <8 x i32> zeroinitializer")
-        a(f"  %sdv{t} = insertelement <8 x double> poison, double %sd{t}, i64 0")
-        a(f"  %sds{t} = shufflevector <8 x double> %sdv{t}, <8 x double> poison, <8 x i32> zeroinitializer")
+        bcast(f"invs{t}", "double", 8, f"%inv{t}")
+        bcast(f"sds{t}", "double", 8, f"%sd{t}")
         a(f"  %nsds{t} = fneg {D8} %sds{t}")
     a(f"  br label %q{tag}")
     # pass 2, 16 entries a step (two vectors of 8 doubles, their codes as one vector of 16): the codes, their
     # sums, the residuals, the squares (zero lanes beyond d: codes 0, the padding; every byte below
     # 4 dq <= 16 nch16 is written, those beyond belong to the low codes: stored under a mask)
     a(f"q{tag}:")
-    a(f"  %c2{tag} = phi i64 [ 0, %scale{tag} ], [ %c2n{tag}, %q{tag} ]")
+    a(f"  %c2{tag} = phi i64 [ 0, %scale{tag} ], [ %c2{tag}n, %q{tag} ]")
     for i in rows:
         t = f"{tag}{i}"
         for nm in ("sq", "ss"):
@@ -121,9 +125,7 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
     a(f"  %r2b{tag} = sub i64 %d, %t2b{tag}")
     lanes_below(f"m2b{tag}", f"%r2b{tag}")
     a(f"  %r3{tag} = sub i64 %lo0, %t2{tag}")
-    a(f"  %r3v{tag} = insertelement <16 x i64> poison, i64 %r3{tag}, i64 0")
-    a(f"  %r3s{tag} = shufflevector <16 x i64> %r3v{tag}, <16 x i64> poison, <16 x i32> zeroinitializer")
-    a(f"  %m3{tag} = icmp slt <16 x i64> {iota16}, %r3s{tag}")
+    lanes_below(f"m3{tag}", f"%r3{tag}", 16)
     cat = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
     for i in rows:
         t = f"{tag}{i}"
@@ -157,9 +159,7 @@ def _group_ir(a, R: int, tag: str, entry: str, nxt: str) -> None:
         a(f"  call void @llvm.masked.store.v16i8.p0(<16 x i8> %hb{t}, ptr align 1 %ph{t}, <16 x i1> %m3{tag})")
         a(f"  %pl{t} = getelementptr i8, ptr %cl{t}, i64 %t2{tag}")
         a(f"  call void @llvm.masked.store.v16i8.p0(<16 x i8> %lb{t}, ptr align 1 %pl{t}, <16 x i1> %m3{tag})")
-    a(f"  %c2n{tag} = add i64 %c2{tag}, 1")
-    a(f"  %m2c{tag} = icmp ult i64 %c2n{tag}, %nch16")
-    a(f"  br i1 %m2c{tag}, label %q{tag}, label %fin{tag}")
+    loop_end(f"c2{tag}", "%nch16", f"q{tag}", f"fin{tag}")
     a(f"fin{tag}:")
     bad = f"%bad{tag}"
     for i in rows:
