@@ -191,14 +191,20 @@ def pack_keys(k, *, residual: bool = True) -> I8Keys:
     dq = (d + 3) // 4
     buf = _bf16._aligned_empty((n, 8 * dq + 12), np.uint8)
     res = np.empty(n)
-    ok = _int8_pack.rownorms_pack(k, np.empty(n), buf, res)  # (the compiled packer: its norms unused)
-    if ok is None:
-        res = res[:n if residual else 0]
-        ok = _nb().pack_rows(k, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32), buf.view(np.float32),
-                             res)
-    _finite(ok, "keys")
+    _finite(_pack(k, np.empty(n), buf, res), "keys")  # (validation's pass: its norms unused here)
     resmax = float(_residual_up(res.max(initial=0.0), d)) if residual else None
     return I8Keys(buf.view(np.uint16), d, resmax)
+
+
+def _pack(k, norms, buf, res):
+    """Validation's pass over the C-contiguous float64 keys ``k`` into the packed rows ``buf``, ``norms`` and
+    ``res``: the compiled packer, or where it does not compile the numba loop (the same codes); whether every
+    entry is finite."""
+    ok = _int8_pack.rownorms_pack(k, norms, buf, res)
+    if ok is None:
+        ok = _nb().rownorms_pack(k, norms, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32),
+                                 buf.view(np.float32), res)
+    return bool(ok)
 
 
 def _packed_keys(k, norms):
@@ -210,10 +216,7 @@ def _packed_keys(k, norms):
     dq = (d + 3) // 4
     buf = _bf16._aligned_empty((n, 8 * dq + 12), np.uint8)
     res = np.empty(n)
-    ok = _int8_pack.rownorms_pack(k, norms, buf, res)
-    if ok is None:
-        ok = bool(_nb().rownorms_pack(k, norms, k.view(np.uint64), buf.view(np.int8), buf.view(np.int32),
-                                      buf.view(np.float32), res))
+    ok = _pack(k, norms, buf, res)
     return ok, I8Keys(buf.view(np.uint16), d, float(_residual_up(res.max(initial=0.0), d)) if ok else None)
 
 

@@ -3,14 +3,13 @@
 ``row_scale``: the float32 scale of one float64 row, ``s >= max|x| / 127`` (0 for a row whose entries are all
 below ``127 * 2^-118``).  The integer codes of a query are ``c = clamp(rint(x / s), -127, 127)``; the residual
 ``x - s c`` is summed in float64 squares (every product ``s c`` is exact in float64, the subtraction rounds
-once).  ``pack_rows``: keys ``(n, d)`` with two codes per entry, ``x ≈ s (hi + lo / 256)`` (``lo`` in
-``[-128, 127]``), as rows of
-``4 dq`` signed bytes of ``hi`` then ``4 dq`` of ``lo`` (``dq = ceil(d / 4)``, zero padded), the float32
+once).  ``rownorms_pack``: validation's pass over the keys (row norms, finiteness) packing keys ``(n, d)``
+with two codes per entry, ``x ≈ s (hi + lo / 256)`` (``lo`` in ``[-128, 127]``), as rows of ``4 dq`` signed bytes of ``hi`` then ``4 dq`` of ``lo`` (``dq = ceil(d / 4)``, zero padded), the float32
 ``s / 256`` and the int32 offset corrections ``-128 Σ hi`` and ``-128 Σ lo`` (the broadcast operand of the
 kernel).  ``pack_lanes``: queries ``(m, d)`` as ``(dq + 1, 4 mw)`` unsigned bytes ``c + 128``: the 32-bit
 word ``[p, r]`` holds dimensions ``4p .. 4p + 3`` of query ``r``; the last row holds the queries' float32
 scales (padding: code 0, scale 0).
-``rownorms_pack``: validation's pass over the keys (row norms, finiteness) with their packing on the way.
+The compiled packer of :mod:`tropix.attention._int8_pack` does what ``rownorms_pack`` does on the hot path.
 """
 
 from __future__ import annotations
@@ -58,58 +57,6 @@ def _code(x, inv):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def pack_rows(x, b, codes, words, fwords, res):
-    """Keys ``x`` (n, d) float64 (``b`` its bits as uint64) into rows of ``codes`` (n, 8 dq + 12) int8, whose
-    int32 and float32 views are ``words`` and ``fwords`` (n, 2 dq + 3; all C-contiguous: the loops vectorise):
-    with ``s`` the row's scale, ``z = clamp(rint(256 x / s), ±32512)`` and two codes per entry, ``hi =
-    floor((z + 128) / 256)`` in ``[-127, 127]`` (columns ``0 .. 4 dq``) and ``lo = z - 256 hi`` in
-    ``[-128, 127]`` (``4 dq .. 8 dq``; padding 0), so ``x ≈ (s / 256) z``; then ``fwords[j, 2 dq] = s / 256``
-    (float32, exact), the offset corrections ``words[j, 2 dq + 1] = -128 Σ hi`` and
-    ``words[j, 2 dq + 2] = -128 Σ lo``; and the residual sums of squares ``res[j]`` of ``x - (s / 256) z``
-    (float64, each dequantised value exact; skipped when ``res`` is empty).  Returns False if some entry is
-    not finite (the output is then meaningless).
-    (``reassoc``: the sums in any order; ``contract``: a residual may be one fused multiply-add, rounded once
-    either way.)"""
-    n, d = x.shape
-    dq = (words.shape[1] - 3) // 2
-    lo0 = 4 * dq
-    want = res.shape[0] > 0
-    tmp = np.empty(1, np.uint64)
-    ok = True
-    for j in range(n):
-        s = row_scale(b, j, tmp)
-        ok &= tmp[0] < _INF
-        s8 = np.float32(s * np.float32(0.00390625))  # s / 256 (exact: s is at least 2^-118)
-        sd = np.float64(s8)
-        inv = 1.0 / sd if s > 0 else 0.0
-        th = 0
-        tl = 0
-        cr = codes[j, :lo0]  # (two row views: stores through them vectorise, through codes[j, lo0 + t] not)
-        cl = codes[j, lo0:]
-        ss = 0.0
-        for t in range(d):
-            z = np.rint(min(max(x[j, t] * inv, -32512.0), 32512.0))
-            zi = np.int32(z)
-            h = (zi + 128) >> 8  # floor((z + 128) / 256): in [-127, 127]
-            lo = zi - (h << 8)  # in [-128, 127]
-            cr[t] = np.int8(h)
-            cl[t] = np.int8(lo)
-            th += h
-            tl += lo
-            r = x[j, t] - sd * z  # (z below 2^15 times a float32: exact)
-            ss += r * r
-        for t in range(d, lo0):
-            cr[t] = 0
-            cl[t] = 0
-        fwords[j, 2 * dq] = s8
-        words[j, 2 * dq + 1] = np.int32(-128 * th)
-        words[j, 2 * dq + 2] = np.int32(-128 * tl)
-        if want:
-            res[j] = ss
-    return ok
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def pack_lanes(x, b, lanes, scale, res):
     """Queries ``x`` (m, d) float64 (``b`` its bits) into ``lanes`` (dq, 4 mw) uint8,
     ``lanes[t // 4, 4 r + t % 4] = code + 128`` (every other byte 128: code 0), their scales into ``scale[r]``
@@ -143,12 +90,19 @@ def pack_lanes(x, b, lanes, scale, res):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def rownorms_pack(x, norms, b, codes, words, fwords, res):
-    """:func:`pack_rows` (all arguments as there, ``res`` not empty) with validation's row norms on the way:
-    ``norms[j]`` as :func:`tropix.attention._kernels_numba.rownorms_finite` computes them (NaN for a row with
-    an inf or NaN entry).  Returns whether every entry is finite.  (Validation reads the keys anyway: packing
-    them in the same pass saves the screen a second one.)  The loop is :func:`pack_rows`' with the norms'
-    sums: one row packer inlined into both measured 2.2 ms instead of 1.3 at 16384 x 64 (its stores no longer
-    vectorise)."""
+    """Keys ``x`` (n, d) float64 (``b`` its bits as uint64) into rows of ``codes`` (n, 8 dq + 12) int8, whose
+    int32 and float32 views are ``words`` and ``fwords`` (n, 2 dq + 3; all C-contiguous: the loops vectorise),
+    with validation's row norms on the way.  With ``s`` the row's scale, ``z = clamp(rint(256 x / s), ±32512)``
+    and two codes per entry, ``hi = floor((z + 128) / 256)`` in ``[-127, 127]`` (columns ``0 .. 4 dq``) and
+    ``lo = z - 256 hi`` in ``[-128, 127]`` (``4 dq .. 8 dq``; padding 0), so ``x ≈ (s / 256) z``; then
+    ``fwords[j, 2 dq] = s / 256`` (float32, exact), the offset corrections ``words[j, 2 dq + 1] = -128 Σ hi``
+    and ``words[j, 2 dq + 2] = -128 Σ lo``; the residual sums of squares ``res[j]`` of ``x - (s / 256) z``
+    (float64, each dequantised value exact); ``norms[j]`` as
+    :func:`tropix.attention._kernels_numba.rownorms_finite` computes them (NaN for a row with an inf or NaN
+    entry).  Returns whether every entry is finite (else the output is meaningless).  The fallback and the test
+    reference of the compiled packer :func:`tropix.attention._int8_pack.rownorms_pack` (the same codes bit for
+    bit).  (``reassoc``: the sums in any order; ``contract``: a residual may be one fused multiply-add, rounded
+    once either way.)"""
     n, d = x.shape
     dq = (words.shape[1] - 3) // 2
     lo0 = 4 * dq
