@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, to_numpy
+from .._repr import compact_repr
 from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 from ..tropical.semiring import MaxPlus, get_semiring, require_tropical
 from ._inputs import check_eps, extra_numpy, prepare
@@ -81,6 +82,7 @@ class HeadTropicality:
     sparse_temperature: np.ndarray
     eps: float
     temperature: float
+    __repr__ = compact_repr
 
     def __post_init__(self):
         for f in ("max_weight", "entropy", "effective_support", "margin", "sparse_temperature"):
@@ -629,6 +631,7 @@ class KeyGeometry:
     witnesses: dict
     cells: tuple | None
     adjacency: np.ndarray | None
+    __repr__ = compact_repr
 
 
 def key_geometry(k, bias=None, *, queries=None, adjacency: bool = False, semiring=MaxPlus) -> KeyGeometry:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._array import to_numpy
 from .._compiled import compiled
+from .._repr import compact_repr
 from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
 from ._inputs import key_hash
 from .dense import _rownorm
@@ -73,6 +74,8 @@ class KeyTree:
     leaf: int
     fingerprint: int = None
     keys: np.ndarray = None
+    _repr_fields = ("n", "depth", "leaf", "kmax", "fingerprint")
+    __repr__ = compact_repr
 
     def matches(self, k: np.ndarray, khash: int | None = None) -> bool:
         """Whether ``k`` (original order) are the keys this tree was built from: their fingerprint

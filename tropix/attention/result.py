@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import BoundViolationError, DomainError
 
 __all__ = ["AttentionResult"]
@@ -57,6 +58,13 @@ class AttentionResult:
     counters: Mapping[str, int] = field(default_factory=dict)
     kept: tuple = ()
     reference_slack: Any = None
+    _repr_fields = ("method", "output", "eps", "counters")
+    __repr__ = compact_repr
+
+    def _repr_extra(self):
+        rb, sp = self.relative_bound, self.support
+        return (("max_relative_bound", float(rb.max()) if rb.size else 0.0),
+                ("mean_support", float(sp.mean()) if sp.size else 0.0))
 
     def __post_init__(self):
         object.__setattr__(self, "bound", _frozen(self.bound))

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from .._array import from_numpy, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ShapeError, ToleranceError
 from ..tn._linalg import as_float
 from ..tropical._args import check_real
@@ -84,6 +85,7 @@ class TTProjections:
     wq: Any
     wk: Any
     wv: Any
+    __repr__ = compact_repr
 
     @property
     def errors(self) -> tuple:

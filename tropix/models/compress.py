@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._repr import compact_repr
 from ..errors import ShapeError, ToleranceError
 from .architectures import ATTN_KEYS
 from .errors import ModelNotFoundError, UnsupportedModelError
@@ -86,6 +87,7 @@ class CompressedAttention:
     rel_errors: dict = field(repr=False)
     bounds: dict = field(repr=False, default_factory=dict)
     base: object = field(repr=False, default=None)
+    __repr__ = compact_repr
 
     @property
     def param_ratio(self) -> float:

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, BoundViolationError, EmptyInputError, ShapeError, ToleranceError
 from .architectures import scale_of
 
@@ -42,6 +43,7 @@ class SequenceAttention:
     v: np.ndarray = field(repr=False)
     probs: np.ndarray = field(repr=False)
     allowed: np.ndarray = field(repr=False)
+    __repr__ = compact_repr
 
     @property
     def n(self) -> int:
@@ -66,6 +68,7 @@ class Extraction:
     sequences: tuple
     weights: dict = field(repr=False)
     max_check_error: float = 0.0
+    __repr__ = compact_repr
 
 
 def recompute_probs(q, k, allowed, scale: float) -> np.ndarray:

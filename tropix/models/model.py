@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, EmptyInputError, ShapeError
 from .architectures import ALIASES, ARCHITECTURES, ATTN_KEYS, ModelConfig, scale_of
 from .errors import ModelNotFoundError, UnsupportedModelError
@@ -162,6 +163,7 @@ class Batch:
     input_ids: Any
     attention_mask: Any
     tokens: tuple = ()
+    __repr__ = compact_repr
 
     @property
     def lengths(self) -> list[int]:
@@ -182,6 +184,7 @@ class LayerRecord:
     probs: Any
     allowed: Any
     output: Any
+    __repr__ = compact_repr
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class ForwardOutput:
     hidden: Any
     layers: tuple
     batch: Batch
+    __repr__ = compact_repr
 
 
 @dataclass(frozen=True)

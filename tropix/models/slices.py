@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import EmptyInputError, ShapeError
 
 __all__ = ["SliceCell", "plane_slice", "query_plane"]
@@ -41,6 +42,7 @@ class SliceCell:
     key: int
     vertices: np.ndarray
     area: float
+    __repr__ = compact_repr
 
 
 def _clip(poly: np.ndarray, alpha: float, beta: np.ndarray) -> np.ndarray:

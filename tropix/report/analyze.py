@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import EmptyInputError, ToleranceError
 from ..models.extraction import extract
 from ..models.headstats import head_stats
@@ -45,6 +46,7 @@ class AnalysisResult:
     layers: tuple
     paths: dict = field(default_factory=dict)
     seconds: float = 0.0
+    __repr__ = compact_repr
 
 
 def _certified_sparse(seq, layer, head, scale, eps, causal):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._repr import compact_repr
 from ..errors import EmptyInputError
 from ..models.compress import METHODS, compress, load_compressed, save_compressed, svd_at_params
 from .document import Report, Section, write_json
@@ -47,6 +48,7 @@ class CompressionRun:
     saved: Path | None
     paths: dict = field(default_factory=dict)
     seconds: float = 0.0
+    __repr__ = compact_repr
 
 
 def _reference(model, batches):

@@ -35,6 +35,7 @@ import numpy as np
 from opt_einsum import get_symbol
 
 from .._array import from_numpy, namespace, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
 from ..tropical._args import check_int
 from ._linalg import as_float, check_max_rank
@@ -65,6 +66,7 @@ class BoundaryContraction:
     value: float
     chi: int | None
     truncation_error: float
+    __repr__ = compact_repr
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +85,8 @@ class PEPS:
     """
 
     tensors: tuple
+    _repr_fields = ("shape", "phys_dims", "bond_dims")
+    __repr__ = compact_repr
 
     def __post_init__(self):
         rows = tuple(tuple(r) for r in self.tensors)

@@ -64,6 +64,7 @@ import numpy as np
 from fractions import Fraction
 
 from .._array import namespace, to_exact_scalar, to_numpy
+from .._repr import compact_repr
 from ..errors import (
     ArgumentTypeError,
     BoundViolationError,
@@ -149,6 +150,8 @@ class TensorTrain:
     cores: tuple
     error_bound: float = 0.0
     eps: float | None = None
+    _repr_fields = ("shape", "ranks", "error_bound", "eps")
+    __repr__ = compact_repr
 
     def __post_init__(self):
         cores = check_core_chain(self.cores, "tensor train", "r, n, r'")

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._array import namespace, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ShapeError
 from ..tropical._args import check_dims, check_int
 from ._linalg import (
@@ -107,6 +108,8 @@ class TTMatrix:
     cores: tuple
     error_bound: float = 0.0
     eps: float | None = None
+    _repr_fields = ("row_dims", "col_dims", "ranks", "error_bound", "eps")
+    __repr__ = compact_repr
 
     def __post_init__(self):
         cores = check_core_chain(self.cores, "TT-matrix", "r, m, n, r'")

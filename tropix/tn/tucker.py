@@ -54,6 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._array import is_array, namespace, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
 from ..tropical._args import check_dims, check_int
 from ._linalg import (
@@ -143,6 +144,8 @@ class TuckerDecomposition:
     norm: float
     shared_across: tuple = ()
     slice_error_bounds: Any = None
+    _repr_fields = ("ranks", "error_bound", "error", "norm", "shared_across")
+    __repr__ = compact_repr
 
     @property
     def ranks(self) -> tuple[int, ...]:

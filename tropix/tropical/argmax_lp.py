@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
 from ._args import check_index, check_int, check_option, check_real
 from .semiring import Semiring, get_semiring, require_tropical
@@ -398,6 +399,7 @@ class ArgmaxVertices:
     method: str
     _witness: np.ndarray = field(repr=False)
     _like: Any = field(repr=False, default=None)
+    __repr__ = compact_repr
 
     @property
     def vertices(self) -> np.ndarray:
@@ -668,6 +670,7 @@ class Adjacency:
     adjacent: bool
     witness: Any
     margin: float
+    __repr__ = compact_repr
 
 
 def are_adjacent(

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
+from .._repr import compact_repr
 from ..errors import EmptyInputError, ShapeError, SizeLimitError
 from .semiring import MaxPlus, Semiring, TropicalSemiring, require_tropical
 
@@ -380,6 +381,7 @@ class TropicalCell:
     in_polytope: bool
     bounded: bool
     interior_point: tuple = field(repr=False)
+    __repr__ = compact_repr
 
 
 def _lex_add(a, b):
@@ -505,6 +507,8 @@ class TropicalPolytope:
 
     points: Any = field(repr=False)
     semiring: TropicalSemiring = None
+    _repr_fields = ("points", "semiring")
+    __repr__ = compact_repr
 
     def __post_init__(self):
         # built directly (not by convex_hull): the same checks as convex_hull, so no invalid polytope exists

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ShapeError
 from ._args import check_real
 
@@ -80,6 +81,7 @@ class Region:
     term: int
     label: tuple
     polygon: Any
+    __repr__ = compact_repr
 
 
 def default_box(C) -> tuple:
@@ -298,6 +300,7 @@ class StableIntersection:
 
     points: tuple
     direction: tuple
+    __repr__ = compact_repr
 
     @property
     def total(self) -> int:

@@ -52,6 +52,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, to_numpy
+from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError
 from . import _hull
 from ._hull import nullspace, primitive, rref
@@ -194,6 +195,7 @@ class NormalCone:
     inequalities: tuple
     upper: bool = True
     lifted: bool = field(default=False, repr=False)
+    __repr__ = compact_repr
 
     @property
     def dim(self) -> int:
@@ -255,6 +257,7 @@ class NormalFan:
     hull_vertices: tuple
     _hull: _Hull = field(repr=False)
     _X: tuple = field(repr=False)  # the (signed, integer-scaled) lifted points
+    __repr__ = compact_repr
 
     @property
     def lifted(self) -> bool:

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import compact_repr
 from ..errors import ShapeError
 from ._hull import primitive
 from .semiring import TropicalSemiring
@@ -80,6 +81,7 @@ class HypersurfaceCell:
     rays: tuple
     dual: tuple
     weight: Any = None
+    __repr__ = compact_repr
 
     @property
     def bounded(self) -> bool:
@@ -134,6 +136,8 @@ class TropicalHypersurface:
     lineality: tuple
     cells: tuple = field(repr=False)
     _xv: tuple = field(repr=False, compare=False)  # exact vertices (Fractions) whatever the input
+    _repr_fields = ("polynomial", "f_vector", "vertices", "rays", "lineality")
+    __repr__ = compact_repr
 
     @classmethod
     def of(cls, p) -> "TropicalHypersurface":

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._array import namespace, to_numpy
+from .._repr import compact_repr
 from ..errors import FloatOverflowError, ShapeError
 from ._args import check_real
 from ._square import is_exact_array, prepare, tropical_semiring
@@ -53,6 +54,7 @@ class SolveResult:
     product: Any
     free: tuple
     tol: float
+    __repr__ = compact_repr
 
 
 def solve(A: Any, b: Any, *, semiring: Semiring | str | None = None, tol: float | None = None) -> SolveResult:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, to_numpy
+from .._repr import compact_repr
 from ..errors import ConventionError, EmptyInputError, ShapeError
 from . import _hull
 from .semiring import MaxPlus, Semiring, TropicalSemiring, check_real_dtype, get_semiring, real_array, require_tropical
@@ -189,6 +190,7 @@ class NewtonPolytope:
     volume: Any
 
     f_vector: tuple = ()
+    __repr__ = compact_repr
 
 
 def newton_polytope(points: Any) -> NewtonPolytope:
@@ -310,6 +312,7 @@ class RegularSubdivision:
     _boundary: tuple = field(repr=False, compare=False)  # (ridge index tuple, g over [A | 1])
     _faces: dict = field(repr=False, compare=False)  # dim -> tuple of faces (sorted index tuples)
     _face_cells: dict = field(repr=False, compare=False)  # face -> indices of the maximal cells containing it
+    __repr__ = compact_repr
 
     @property
     def vertices(self) -> tuple:

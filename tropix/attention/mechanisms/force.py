@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..._array import to_numpy
+from ..._repr import compact_repr
 from ...errors import ShapeError, ToleranceError
 from ...tropical._args import check_real
 from ._common import masked_softmax, prepare, safe_sqrt, sq_distances
@@ -150,6 +151,7 @@ class ForceField:
     force: np.ndarray
     magnitude: np.ndarray
     bound: float
+    __repr__ = compact_repr
 
 
 def force_field(E: Any, R: Any, *, p: float = 2.0, eps: float = 1e-3) -> ForceField:

@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..._repr import compact_repr
 from ...errors import EmptyInputError, ParseError, ShapeError, ToleranceError
 
 __all__ = [
@@ -178,6 +179,7 @@ class ListOpsSplit:
     tokens: np.ndarray
     labels: np.ndarray
     lengths: np.ndarray
+    __repr__ = compact_repr
 
 
 def generate_listops(n: int, *, seed: int = 0, min_length: int = 500, max_length: int = 2000, max_depth: int = 10,

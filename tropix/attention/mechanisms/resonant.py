@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..._array import is_array, namespace
+from ..._repr import compact_repr
 from ...errors import ArgumentTypeError, DomainError, EmptyInputError, NaNError, ShapeError, ToleranceError
 from ...tropical._args import check_int, check_real
 from ._common import masked_softmax, prepare
@@ -99,6 +100,7 @@ class SparsePrimeState:
     primes: tuple[int, ...]
     amplitudes: tuple[complex, ...]
     quaternions: tuple[tuple[float, float, float, float], ...]
+    __repr__ = compact_repr
 
     def __post_init__(self):
         for name in ("primes", "amplitudes", "quaternions"):
