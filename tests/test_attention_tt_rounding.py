@@ -269,3 +269,45 @@ def test_fully_masked_rows_and_a_single_token():
     one = tt_compressed(X[:1], X[:1], T, attention_tt_eps=0.5, weights=W, check=True)
     err1 = _exact_errors(one.output, _exact_attention(X[:1], X[:1], W))
     assert one.output.shape == (1, 8) and err1[0] <= mpmath.mpf(float(one.bound[0]))
+
+
+# -- the score-shift lemma behind the projection term (bounds.logit_shift_bound) ------------------------------
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 7), sigma=st.sampled_from([0.0, 1e-9, 1e-3, 0.3, 1.0, 4.0, 40.0]),
+       extreme=st.booleans(), spread=st.sampled_from([0.0, 1.0, 30.0]))
+def test_logit_shift_bound_holds_exactly(seed, n, sigma, extreme, spread):
+    """|Σ (p̃ - p) v| <= 2 tanh(σ/2) max|v| for every score moved by at most σ, in 50-digit arithmetic."""
+    from tropix.attention.bounds import logit_shift_bound
+
+    rng = np.random.default_rng(seed)
+    s = rng.standard_normal(n) * spread
+    delta = sigma * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if extreme else rng.uniform(-1, 1, n))
+    v = rng.standard_normal((n, 3))
+    mp = mpmath.mpf
+
+    def softmax(x):
+        e = [mpmath.exp(mp(float(t))) for t in x]
+        z = mpmath.fsum(e)
+        return [t / z for t in e]
+
+    p, pt = softmax(s), softmax(s + delta)
+    diff = [mpmath.fsum((pt[j] - p[j]) * mp(float(v[j, c])) for j in range(n)) for c in range(3)]
+    err = mpmath.sqrt(mpmath.fsum(t * t for t in diff))
+    vmax = max(mpmath.sqrt(mpmath.fsum(mp(float(x)) ** 2 for x in row)) for row in v)
+    assert err <= mp(float(logit_shift_bound(sigma))) * vmax
+
+
+@pytest.mark.parametrize("sigma", [1e-6, 0.01, 0.5, 2.0, 8.0])
+def test_logit_shift_bound_is_attained(sigma):
+    """Equality up to rounding: two keys' worth of mass, one share x = 1/(1 + e^σ) moved up by σ and the rest
+    down by σ, values +-v: the output moves by exactly 2 tanh(σ/2) |v| (and expm1(2σ) would be ~2x loose)."""
+    from tropix.attention.bounds import logit_shift_bound
+
+    sg = mpmath.mpf(sigma)
+    x = 1 / (1 + mpmath.exp(sg))  # p = (x, 1 - x); the first score up by σ, the second down by σ
+    xt = x * mpmath.exp(sg) / (x * mpmath.exp(sg) + (1 - x) * mpmath.exp(-sg))
+    moved = 2 * (xt - x)  # |Σ (p̃ - p) v| with v = (+1, -1)
+    b = float(logit_shift_bound(sigma))
+    assert moved <= b and float(moved) == pytest.approx(b, rel=1e-12)
+    if sigma < 0.1:
+        assert np.expm1(2 * sigma) > 1.9 * b

@@ -18,7 +18,8 @@ aggregation and ``V_D, |õ| <= max|v|`` this is the classical ``2 δ max|v|`` wi
 ``δ = D/(Z_S + D)``.
 
 :func:`rounding_bound` bounds the floating-point error of computing softmax attention itself, so that
-certified bounds hold for the computed numbers, not only in exact arithmetic.
+certified bounds hold for the computed numbers, not only in exact arithmetic.  :func:`logit_shift_bound`
+bounds how far the output moves when every score moves by at most ``σ``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["truncation_bound", "rounding_bound", "unit_roundoff", "pruning_budget"]
+__all__ = ["truncation_bound", "rounding_bound", "unit_roundoff", "pruning_budget", "logit_shift_bound"]
 
 
 def unit_roundoff(dtype) -> float:
@@ -129,6 +130,35 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
         b = 2.0 * np.asarray(vmax, dtype=np.float64) * (np.expm1(2.0 * sigma) + 3.0 * gam + m * sub) \
             + 2.0 * m * sub_o * np.sqrt(d_v)
     return np.where(np.isnan(b), np.inf, b)
+
+
+def logit_shift_bound(sigma):
+    """``2 tanh(σ/2)``, rounded up: if every score of a query moves by at most ``σ``, its softmax output moves by
+    at most this times ``max_j |v_j|`` (exact arithmetic on both sides; at most 2, about ``σ`` for small ``σ``).
+
+    Let ``p`` and ``p̃`` be the softmax weights of scores ``s`` and ``s̃`` with ``|s̃_j - s_j| <= σ``.  For a
+    set ``A`` of keys with ``x = p(A)``, ``p̃(A) = Σ_A p_j e^{δ_j} / Σ_j p_j e^{δ_j} <= x e^σ / (x e^σ +
+    (1 - x) e^{-σ})`` (``t / (t + u)`` grows with ``t`` and falls with ``u``), so the total variation
+    distance ``T = max_A (p̃(A) - p(A))`` is at most ``max_x x (1 - x)(e^σ - e^{-σ}) / (x e^σ + (1 - x) e^{-σ})
+    = tanh(σ/2)`` (at ``x = 1 / (1 + e^σ)``; attained by scores that move by ``±σ``).  Since ``Σ_j (p̃_j -
+    p_j) = 0``, ``Σ_j (p̃_j - p_j) v_j = T (a - b)`` with ``a, b`` convex combinations of the ``v_j``, so
+    ``|Σ_j (p̃_j - p_j) v_j| <= T · 2 max_j |v_j|``.  (The factor ``expm1(2σ)`` of bounding each weight's
+    ratio ``e^{±2σ}`` separately is twice as large for small ``σ`` and unbounded.)
+
+    Examples
+    --------
+    >>> float(logit_shift_bound(0.0)), float(logit_shift_bound(np.inf))
+    (0.0, 2.0)
+    >>> s, d = np.array([0.0, 1.0, -2.0]), np.array([0.1, -0.1, 0.1])  # every score moved by at most 0.1
+    >>> p, pt = np.exp(s) / np.exp(s).sum(), np.exp(s + d) / np.exp(s + d).sum()
+    >>> v = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    >>> bool(np.linalg.norm((pt - p) @ v) <= logit_shift_bound(0.1) * 1.0)
+    True
+    """
+    with np.errstate(invalid="ignore"):
+        t = 2.0 * np.tanh(0.5 * np.asarray(sigma, dtype=np.float64))
+        # tanh is faithful to a few ulps; sigma itself is an upper bound computed by the caller
+        return np.where(np.isnan(t), np.inf, np.minimum(t * (1.0 + 2.0**-48), 2.0))
 
 
 def pruning_budget(eps: float, rho_rel):

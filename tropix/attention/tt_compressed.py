@@ -7,8 +7,9 @@ exact weights, is bounded per query row ``i`` by
 
 * values: ``|Σ_j p_ij (v_j - ṽ_j)| <= max_j |x_j| δ_v``;
 * scores: ``|s_ij - s̃_ij| <= σ_i = |scale| (|x_i| δ_q max_j |k̃_j| + (|q̃_i| + |x_i| δ_q) max_j |x_j| δ_k)``,
-  so every softmax weight changes by a factor within ``exp(±2σ_i)`` and
-  ``|Σ_j (p_ij - p̃_ij) ṽ_j| <= expm1(2σ_i) max_j |ṽ_j|``
+  so the two softmax distributions are within total variation ``tanh(σ_i / 2)`` of each other and
+  ``|Σ_j (p_ij - p̃_ij) ṽ_j| <= 2 tanh(σ_i / 2) max_j |ṽ_j|``
+  (:func:`~tropix.attention.bounds.logit_shift_bound`, which proves it)
 
 (``|ΔW x| <= |ΔW|_2 |x| <= δ |x|``).  The floating-point rounding of the TT contractions is bounded
 rigorously by :meth:`tropix.tn.TTMatrix.rmatmat_rounding_bound` (``|q̂_i - x_i W_TT| <= e_{q,i}``, likewise
@@ -71,7 +72,7 @@ from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ShapeError, ToleranceError
 from ..tn._linalg import as_float
 from ..tropical._args import check_real
-from .bounds import rounding_bound
+from .bounds import logit_shift_bound, rounding_bound
 from .dense import _rownorm
 from .result import AttentionResult
 
@@ -261,9 +262,9 @@ def _induced(sc, xn_q, xn_k, dq, dk, dv, qn, kmax, vmax, e_q, e_k, e_v):
         # plus rounding (|q̂·k̂ - q_TT·k_TT| <= e_q |k̂| + |q_TT| e_k)
         sigma = abs(sc) * (xn_q * dq * (kmax + e_k) + (qn + e_q + xn_q * dq) * xn_k * dk
                            + e_q * kmax + (qn + e_q) * e_k)
-        # |sum_j (p_ij - p̂_ij) v̂_j| <= min(expm1(2 sigma), 2) max|v̂|  (an l1 distance of distributions is <= 2),
+        # |sum_j (p_ij - p̂_ij) v̂_j| <= 2 tanh(sigma / 2) max|v̂|  (bounds.logit_shift_bound),
         # |sum_j p_ij (v_j - v̂_j)| <= max_j |x_j| δ_v + e_v
-        out = np.minimum(np.expm1(np.minimum(2 * sigma, 50.0)), 2.0) * vmax + xn_k * dv + e_v
+        out = logit_shift_bound(sigma) * vmax + xn_k * dv + e_v
     return np.where(np.isnan(out), np.inf, out)
 
 
