@@ -34,7 +34,7 @@ import numpy as np
 __all__ = ["compact_repr", "summary", "SMALL"]
 
 SMALL = 12  # arrays of at most this many entries are shown in full
-_ITEMS = 4  # mappings of at most this many items are shown item by item
+_ITEMS = 4  # mappings of at most this many items (or of up to SMALL numbers) are shown item by item
 _WIDTH = 72  # a value whose summary is longer is cut at this many characters
 
 
@@ -97,8 +97,8 @@ def summary(x) -> str:
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return _cut(repr(x))
     if isinstance(x, Mapping):
-        if len(x) <= _ITEMS:
-            return _cut("{" + ", ".join(f"{k!r}: {summary(v)}" for k, v in x.items()) + "}")
+        if len(x) <= _ITEMS or (len(x) <= SMALL and all(isinstance(t, (Number, np.generic)) for t in x.values())):
+            return "{" + ", ".join(f"{k!r}: {summary(v)}" for k, v in x.items()) + "}"
         return f"<{type(x).__name__} of {len(x)}: {', '.join(repr(k) for k in list(x)[:_ITEMS])}, ...>"
     if isinstance(x, (tuple, list)):
         if len(x) <= 4 * SMALL:  # in full if all numbers, or if short enough

@@ -77,10 +77,11 @@ import numpy as np
 from .._array import to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound
-from .dense import _dense, _rownorm, dense_rounding_bound
+from .dense import _dense, _rownorm, as_float64, dense_rounding_bound, verify_against_dense
 from ._inputs import Prepared, bias_row_stats, check_eps, extra_numpy, prepare, visible_counts
-from .region_sparse import (_SCREEN_CAP, _execute, _fallback_rows, _fast_applicable, _fast_rows, _groups, _Head,
-                            _fill_mask_rows, _mask_as_bias, _plan, _query_mask, _RowKept, _run_per_head, _screen_flagged)
+from .region_sparse import (_SCREEN_CAP, _cast_floor, _execute, _fallback_rows, _fast_applicable, _fast_rows, _groups,
+                            _Head, _fill_mask_rows, _is_float64, _mask_as_bias, _out_dtype, _plan, _query_mask, _RowKept,
+                            _run_per_head, _screen_flagged)
 from .result import AttentionResult
 
 __all__ = ["auto"]
@@ -100,7 +101,9 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     tree : KeyTree, optional
         Prebuilt key hierarchy (2-D keys), e.g. of a key bank queried many times.
     check : bool
-        Also compute dense attention and raise BoundViolationError if an error exceeds its bound.
+        Also compute dense attention (in float64) and raise BoundViolationError if an error exceeds its bound.
+        The dense route itself evaluates inputs narrower than float64 in their own dtype when its rounding
+        bound there meets ``eps``, else in float64, rounding the output to the input's dtype once.
     min_keys, min_work, sample, max_support, min_queries_for_tree, max_work, leaf
         Decision thresholds (see the module docstring).
 
@@ -771,16 +774,27 @@ def _max_norm(x, norms):
 
 
 def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
-    out = _dense(P)
     stats = bias_row_stats(P) if P.bias is not None else None  # (one pass over the bias for both)
     rb, vmax = _dense_bound(P, stats)
+    slack = rb  # (a reference computed in the input's precision errs by this much)
+    if _is_float64(P.q.dtype) or np.all(rb <= eps * vmax[..., None]):
+        out = _dense(P)
+    else:
+        # the input's precision cannot meet the request (float32 scores of a large |q||k|, float16, bfloat16):
+        # evaluated in float64 (the inputs convert exactly) and rounded to the input's dtype once, as the other
+        # methods do; the bound is float64's plus that rounding
+        P64 = as_float64(P)
+        odt = _out_dtype(P)
+        out = P.xp.astype(_dense(P64), odt)
+        rb64, _ = _dense_bound(P64, stats)
+        rb = rb64 + _cast_floor(odt, vmax, P.d_v)[..., None]
     sup = visible_counts(P, stats)
     if P.mask is not None or P.bias is not None:  # (otherwise every query sees a key)
         rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1
     counters = {"score_evals": nh * P.n_q * P.n_k, "bound_evals": 0, "dense_fallback_rows": 0, "decision": code}
-    res = AttentionResult(out, rb, eps, vmax, sup, "dense", counters, (), rb)
+    res = AttentionResult(out, rb, eps, vmax, sup, "dense", counters, (), slack)
     if check:
-        res.verify(out)
+        verify_against_dense(res, P)
     return res
 

@@ -112,7 +112,7 @@ def rounding_bound(qnorm, kmax, extra_abs, n, d, vmax, scale, dtype=np.float64, 
     u = unit_roundoff(dtype)
     sub, sub_o = _subnormal(dtype), _subnormal(dtype if out_dtype is None else out_dtype)
     m = 2 * n + d + 8
-    gam = m * u / max(1.0 - m * u, 1e-300)
+    gam = m * u / (1.0 - m * u) if m * u < 1.0 else math.inf  # (no bound where n u reaches 1: bfloat16 sums)
     if all(isinstance(x, float) for x in (kmax, extra_abs, vmax, scale)):
         # the usual call (one head: scalar norms, a vector of query norms), the same terms with the scalars
         # combined first: 5 operations on the vector instead of 14 (about 9 us against 16 for 256 queries;

@@ -12,6 +12,8 @@ the zero vector.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .._array import to_numpy
@@ -215,10 +217,44 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False, bias_stats=None):
                                 P.batch_shape + (P.n_q,))
     else:
         extra = 0.0
-    npdt = _np_dtype(P.q.dtype)  # the scores' precision (q k^T); the output is accumulated in q, k, v promoted
-    odt = _np_dtype(P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype))
+    npdt = _precision(P.q.dtype)  # the scores' precision (q k^T); the output is accumulated in q, k, v promoted
+    odt = _precision(P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype))
     rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt, d_v=P.d_v, out_dtype=odt)
     return (rb, vmax[..., 0]) if with_vmax else rb
+
+
+def as_float64(P: Prepared) -> Prepared:
+    """``P`` with ``q``, ``k``, ``v`` and a bias converted to float64 (exactly) in their own library."""
+    xp = P.xp
+
+    def f64(x):
+        return x if x is None or str(x.dtype).split(".")[-1] == "float64" else xp.astype(x, xp.float64)
+
+    return dataclasses.replace(P, q=f64(P.q), k=f64(P.k), v=f64(P.v), bias=f64(P.bias))
+
+
+def verify_against_dense(res, P: Prepared) -> None:
+    """``check=True`` of a certified method: raise BoundViolationError if an output row of ``res`` is farther
+    from dense attention than its bound.  The reference is evaluated in float64 (narrower inputs convert
+    exactly), so its own allowance is float64's rounding bound whatever the input's precision."""
+    P64 = as_float64(P)
+    ref = _dense(P64)
+    if any(x is not y for x, y in ((P.q, P64.q), (P.k, P64.k), (P.v, P64.v), (P.bias, P64.bias))):
+        res = dataclasses.replace(res, reference_slack=dense_rounding_bound(P64))
+    res.verify(ref)
+
+
+def _precision(dt):
+    """A NumPy, torch or array-API floating dtype as :func:`~tropix.attention.bounds.rounding_bound` takes it: the
+    NumPy dtype, or the dtype's name where NumPy has none (``"bfloat16"``: 8 significand bits, never float64's
+    53)."""
+    if isinstance(dt, np.dtype):
+        return dt
+    name = str(dt).split(".")[-1]
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return name
 
 
 def _np_dtype(dt):

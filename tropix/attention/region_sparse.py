@@ -54,7 +54,7 @@ from .._array import from_numpy, to_numpy
 from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound
+from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound, verify_against_dense
 from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare
 from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
@@ -147,7 +147,7 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
     method = methods.pop() if len(methods) == 1 else name
     res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
     if check:
-        res.verify(_dense(P))
+        verify_against_dense(res, P)
     return res
 
 

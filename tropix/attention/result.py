@@ -32,7 +32,9 @@ class AttentionResult:
         Shape ``(..., n_q)``: certified bound on ``|output_i - o_i|_2`` where ``o_i`` is the exact
         (real-arithmetic) softmax attention of the given inputs.  It includes floating-point rounding.
         It is ``<= eps * vmax`` except when ``eps`` is below the rounding floor (then nothing is pruned and
-        the bound is the rounding floor).
+        the bound is the rounding floor: about ``1e-13`` relative in float64; for narrower inputs, which are
+        evaluated in float64 where their own precision could not meet the request, the rounding of the output
+        to the input's dtype, ``u`` relative).
     eps : float
         The requested tolerance (relative to the largest value vector).
     vmax : numpy.ndarray
