@@ -41,6 +41,7 @@ __all__ = [
     "to_exact_scalar",
     "check_no_nan",
     "check_nonempty",
+    "machine_eps",
 ]
 
 _INF = float("inf")
@@ -224,6 +225,29 @@ def to_numpy(x: Any) -> np.ndarray:
     if is_array(x):
         return np.from_dlpack(x)
     return asarray(x)
+
+
+def machine_eps(x: Any) -> float:
+    """Machine epsilon (``2 u``) of the floating dtype of the array ``x`` of any library: ``2^-52`` for float64,
+    ``2^-7`` for torch's bfloat16 (which :func:`to_numpy` widens to float32, so ``np.finfo`` of the NumPy copy
+    would claim float32's ``2^-23``); float64's for exact and integer arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> machine_eps(np.zeros(2)) == 2.0**-52, machine_eps(np.zeros(2, np.float16)) == 2.0**-10
+    (True, True)
+    """
+    dt = getattr(x, "dtype", None)
+    if isinstance(dt, np.dtype):
+        return float(np.finfo(dt).eps) if dt.kind == "f" else float(np.finfo(np.float64).eps)
+    name = str(dt).split(".")[-1]  # torch.float32, array_api_strict.float32, torch.bfloat16
+    if name == "bfloat16":
+        return 2.0**-7
+    try:
+        return float(np.finfo(np.dtype(name)).eps)
+    except (TypeError, ValueError):  # integer or unknown dtypes: results are float64
+        return float(np.finfo(np.float64).eps)
 
 
 def from_numpy(a: np.ndarray, like: Any):

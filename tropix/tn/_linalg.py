@@ -39,6 +39,9 @@ _EPS_MACH = float(np.finfo(np.float64).eps)
 def as_float(x: Any, name: str = "tensor"):
     """``x`` as a floating-point array of its own library (lists and exact arrays become ``float64``).
 
+    Half precision (float16, bfloat16) becomes float32, exactly: linear algebra libraries have no SVD in it,
+    so the factors are float32 and their certificates float32's.
+
     Tensor decompositions are real linear algebra: NaN and ±inf entries raise
     :class:`~tropix.errors.NaNError` (an infinite entry would make every factor NaN and the certified bound
     infinite), complex or non-numeric arrays :class:`~tropix.errors.ArgumentTypeError`.
@@ -71,6 +74,9 @@ def as_float(x: Any, name: str = "tensor"):
             raise ArgumentTypeError(f"{name} has dtype {x.dtype}; tensor decompositions take real numbers")
         if not xp.isdtype(x.dtype, "real floating"):
             x = xp.astype(x, xp.float64)
+    if str(x.dtype).split(".")[-1] in ("float16", "bfloat16"):  # (no SVD or eigh in half precision)
+        xp = namespace(x)
+        x = xp.astype(x, xp.float32)
     check_no_nan(x, name)
     check_nonempty(x, name)
     xp = namespace(x)
@@ -812,7 +818,15 @@ def unit_roundoff(x) -> Fraction:
     >>> unit_roundoff(np.ones(1)) == Fraction(1, 2**53), unit_roundoff(np.ones(1, np.float32)) == Fraction(1, 2**24)
     (True, True)
     """
-    dt = x.dtype if isinstance(x, np.ndarray) else np.asarray(to_numpy(x)).dtype
+    dt = x.dtype
+    if not isinstance(dt, np.dtype):  # torch.float32, array_api_strict.float32, ...
+        name = str(dt).split(".")[-1]
+        if name == "bfloat16":  # (no NumPy dtype; to_numpy widens it to float32: 8 significand bits, not 24)
+            return Fraction(1, 2**8)
+        try:
+            dt = np.dtype(name)
+        except TypeError:
+            dt = np.asarray(to_numpy(x)).dtype
     return _unit_roundoff_of(dt)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .._array import from_numpy, to_numpy
+from .._array import from_numpy, machine_eps, to_numpy
 from ._args import check_real
 from ._square import is_exact_array, prepare_square, to_python_scalar, tropical_semiring
 from .kleene import plus_closure
@@ -128,7 +128,7 @@ def _tolerance(A, n: int, tol):
     a = np.asarray(to_numpy(A), dtype=np.float64)
     fin = np.abs(a[np.isfinite(a)])
     scale = float(fin.max()) if fin.size else 1.0
-    eps = float(np.finfo(to_numpy(A).dtype).eps)
+    eps = machine_eps(A)
     return 64.0 * eps * n * max(1.0, scale)
 
 
@@ -195,7 +195,7 @@ def _verified(A, S: TropicalSemiring, xp, n: int, lam, star, crit) -> bool:
     a = np.asarray(to_numpy(A), dtype=np.float64)
     fin = np.abs(a[np.isfinite(a)])
     M = max(1.0, float(fin.max()) if fin.size else 1.0, abs(float(to_numpy(lam))))
-    u = float(np.finfo(to_numpy(A).dtype).eps) / 2
+    u = machine_eps(A) / 2
     return float(to_numpy(xp.max(xp.abs(res)))) <= 4 * n * n * u * M
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import namespace, to_numpy
+from .._array import machine_eps, namespace, to_numpy
 from .._repr import compact_repr
 from ..errors import FloatOverflowError, ShapeError
 from ._args import check_real
@@ -204,7 +204,7 @@ def _tolerance(A, b, tol):
         fin = np.abs(a[np.isfinite(a)])
         if fin.size:
             scale = max(scale, float(fin.max()))
-    eps = float(np.finfo(np.asarray(to_numpy(A)).dtype).eps)
+    eps = machine_eps(A)
     return 8.0 * eps * scale
 
 
