@@ -717,3 +717,22 @@ def test_bad_arguments_raise_tropix_errors(name, f):
         except Exception as err:  # noqa: BLE001 - the point of the test
             raw[label] = f"{type(err).__name__}: {err}"
     assert not raw, f"{name}: raw errors {raw}"
+
+
+def test_an_array_where_a_number_belongs_is_named_not_printed():
+    """A (50, 8) array passed as eps, a temperature or a tolerance: the message names its library, dtype and
+    shape instead of printing 400 numbers."""
+    from tropix.attention import region_sparse, tropicality
+
+    big = np.ones((50, 8))
+    q, k = np.ones((2, 8)), np.ones((3, 8))
+    cases = [
+        (lambda: region_sparse(q, k, np.ones((3, 2)), eps=big), "eps must be a number, got <numpy float64 (50, 8)>"),
+        (lambda: region_sparse(q, k, np.ones((3, 2)), eps=torch.ones(50, 8)), "got <torch float32 (50, 8)>"),
+        (lambda: tropicality(q, k, temperature=big), "got <numpy float64 (50, 8)>"),
+        (lambda: T.kleene_star(np.zeros((2, 2)), tol=big), "got <numpy float64 (50, 8)>"),
+    ]
+    for call, text in cases:
+        with pytest.raises(TropixError) as e:
+            call()
+        assert text in str(e.value) and len(str(e.value)) < 200, str(e.value)

@@ -24,6 +24,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
 from .._compiled import compiled
+from .._repr import summary
 from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
 _local = threading.local()
@@ -314,11 +315,11 @@ def check_eps(eps, fname):
     try:
         e = float(eps)
     except (TypeError, ValueError) as err:
-        raise ToleranceError(f"{fname}: eps must be a number, got {eps!r}") from err
+        raise ToleranceError(f"{fname}: eps must be a number, got {summary(eps)}") from err
     if math.isnan(e):
         raise NaNError(f"{fname}: eps is NaN")
     if e < 0 or not math.isfinite(e):
-        raise ToleranceError(f"{fname}: eps must be finite and >= 0 (0 = exact), got {eps!r}")
+        raise ToleranceError(f"{fname}: eps must be finite and >= 0 (0 = exact), got {summary(eps)}")
     return e
 
 

@@ -25,7 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, to_numpy
-from .._repr import compact_repr
+from .._repr import compact_repr, summary
 from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 from ..tropical.semiring import MaxPlus, get_semiring, require_tropical
 from ._inputs import check_eps, extra_numpy, prepare
@@ -361,7 +361,7 @@ def _check_temperature(temperature, fname):
     try:
         T = float(temperature)
     except (TypeError, ValueError) as err:
-        raise ToleranceError(f"{fname}: temperature must be a number, got {temperature!r}") from err
+        raise ToleranceError(f"{fname}: temperature must be a number, got {summary(temperature)}") from err
     if math.isnan(T):
         raise NaNError(f"{fname}: temperature is NaN")
     if not (T > 0 and math.isfinite(T)):

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import summary
 from ..errors import ArgumentTypeError, OptionError, ParseError, ShapeError, ToleranceError
 
 __all__ = ["check_int", "check_index", "check_real", "check_dims", "check_option", "check_names"]
@@ -48,6 +49,9 @@ def _is_integer(v: Any) -> bool:
 
 
 def _describe(v: Any) -> str:
+    """The value and its type, in a line: an array (or a long sequence) by its summary, not its entries."""
+    if getattr(v, "ndim", 0) or (isinstance(v, (list, tuple, dict, set, frozenset)) and len(repr(v)) > 80):
+        return summary(v)
     return f"{v!r} ({type(v).__name__})"
 
 
@@ -132,11 +136,11 @@ def check_real(
     if math.isnan(f):
         raise ToleranceError(f"{name} is NaN; it must be a real number")
     if finite and math.isinf(f):
-        raise ToleranceError(f"{name} must be finite, got {value!r}")
+        raise ToleranceError(f"{name} must be finite, got {summary(value)}")
     if minimum is not None and (value <= minimum if open_min else value < minimum):
-        raise ToleranceError(f"{name} must be {'>' if open_min else '>='} {minimum}, got {value!r}")
+        raise ToleranceError(f"{name} must be {'>' if open_min else '>='} {minimum}, got {summary(value)}")
     if maximum is not None and value > maximum:
-        raise ToleranceError(f"{name} must be <= {maximum}, got {value!r}")
+        raise ToleranceError(f"{name} must be <= {maximum}, got {summary(value)}")
     return value
 
 
@@ -181,7 +185,7 @@ def check_option(value: Any, name: str, choices: Sequence[str]) -> str:
     tropix.errors.OptionError: method must be one of 'filter', 'naive'; got 'fast'
     """
     if not isinstance(value, str) or value not in choices:
-        raise OptionError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+        raise OptionError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {summary(value)}")
     return value
 
 

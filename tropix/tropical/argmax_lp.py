@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
-from .._repr import compact_repr
+from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
 from ._args import check_index, check_int, check_option, check_real
 from .semiring import Semiring, get_semiring, require_tropical
@@ -416,7 +416,7 @@ class ArgmaxVertices:
 
 def _check_tol(tol) -> None:
     if isinstance(tol, bool) or not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 < tol < 1):
-        raise ToleranceError(f"tol must be a real number in (0, 1), got {tol!r}")
+        raise ToleranceError(f"tol must be a real number in (0, 1), got {summary(tol)}")
 
 
 def argmax_vertices(
@@ -476,7 +476,7 @@ def argmax_vertices(
     batch = check_int(batch, "batch", minimum=1)
     n_jobs = check_int(n_jobs, "n_jobs", minimum=1)
     if isinstance(scales, (str, bytes)) or not isinstance(scales, (tuple, list, np.ndarray)):
-        raise ArgumentTypeError(f"scales must be a sequence of positive numbers, got {scales!r}")
+        raise ArgumentTypeError(f"scales must be a sequence of positive numbers, got {summary(scales)}")
     for a in scales:
         check_real(a, "every entry of scales", minimum=0, open_min=True)
     D = _prepare(keys, biases, semiring)

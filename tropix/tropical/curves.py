@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._repr import compact_repr
+from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, ShapeError
 from ._args import check_real
 
@@ -40,7 +40,7 @@ __all__ = ["Region", "regions", "plot_curve", "StableIntersection", "stable_inte
 def _check_box(box) -> tuple:
     """``(xmin, ymin, xmax, ymax)``: four finite reals with ``xmin < xmax`` and ``ymin < ymax``."""
     if isinstance(box, (str, bytes)) or not isinstance(box, (tuple, list, np.ndarray)) or len(box) != 4:
-        raise ArgumentTypeError(f"box must be four numbers (xmin, ymin, xmax, ymax), got {box!r}")
+        raise ArgumentTypeError(f"box must be four numbers (xmin, ymin, xmax, ymax), got {summary(box)}")
     b = tuple(float(check_real(v, "every box coordinate")) for v in box)
     if not (b[0] < b[2] and b[1] < b[3]):
         raise ShapeError(f"box must have xmin < xmax and ymin < ymax, got {b}")

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._array import asarray, check_nonempty, is_array, is_exact, to_exact_scalar, to_numpy
+from .._repr import summary
 from ..errors import FloatOverflowError, SemiringMismatchError, ShapeError, SizeLimitError, ToleranceError
 from ._args import check_real
 from .semiring import Semiring, TropicalSemiring, get_semiring
@@ -582,7 +583,7 @@ def optimal_permutations(
     S = _tropical(semiring)
     An = _matrix(A, S, "A", square=True)
     if not isinstance(limit, int) or limit < 1:
-        raise ToleranceError(f"limit must be a positive integer, got {limit!r}")
+        raise ToleranceError(f"limit must be a positive integer, got {summary(limit)}")
     W, allowed, L, perm, u, v, feasible = _solve_exact(An, S)
     if not feasible:
         return []

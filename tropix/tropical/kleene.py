@@ -18,6 +18,7 @@ from typing import Any
 
 import math
 
+from .._repr import summary
 from ..errors import DivergenceError, ToleranceError
 from ._args import check_real
 from ._square import is_exact_array, prepare_square, to_python_scalar, tropical_semiring
@@ -56,7 +57,7 @@ def _closure(A, S: TropicalSemiring, xp, n: int, check: bool, tol: float = 0.0):
 def _check_tol(tol) -> float:
     t = float(check_real(tol, "tol", minimum=0))
     if not (t >= 0 and math.isfinite(t)):
-        raise ToleranceError(f"tol must be a finite non-negative number, got {tol!r}")
+        raise ToleranceError(f"tol must be a finite non-negative number, got {summary(tol)}")
     return t
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import summary
 from ..errors import ToleranceError
 from ._square import is_exact_array, prepare_square, tropical_semiring
 from .matmul import matmul
@@ -58,7 +59,7 @@ def matrix_power(A: Any, k: int, *, semiring: Semiring | str | None = None):
     """
     S = tropical_semiring(semiring, "matrix_power")
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise ToleranceError(f"the exponent k must be a non-negative integer, got {k!r}")
+        raise ToleranceError(f"the exponent k must be a non-negative integer, got {summary(k)}")
     k = int(k)
     if k < 0:
         raise ToleranceError(f"the exponent k must be non-negative, got {k}; tropical matrices are not invertible")

@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from .._repr import summary
 from ..errors import SizeLimitError, ToleranceError, UndecidedError
 from .determinant import _integer_weights, _matrix, _solve, _tropical, _unique_tight_matching
 from .semiring import Semiring
@@ -300,7 +301,7 @@ def _tropical_rank_search(E: _Exact, max_checks: int):
 
 def _check_limit(x, name):
     if not isinstance(x, int) or x < 1:
-        raise ToleranceError(f"{name} must be a positive integer, got {x!r}")
+        raise ToleranceError(f"{name} must be a positive integer, got {summary(x)}")
 
 
 def tropical_rank(A: Any, *, semiring: Semiring | str | None = None, max_checks: int = 200_000) -> int:
@@ -689,7 +690,7 @@ def kapranov_rank(
     3
     """
     if not isinstance(characteristic, int) or characteristic < 0:
-        raise ToleranceError(f"characteristic must be 0 or a prime, got {characteristic!r}")
+        raise ToleranceError(f"characteristic must be 0 or a prime, got {summary(characteristic)}")
     if characteristic > 1 and any(characteristic % d == 0 for d in range(2, math.isqrt(characteristic) + 1)):
         raise ToleranceError(f"characteristic must be 0 or a prime, got {characteristic}")
     if characteristic == 1:

@@ -64,6 +64,7 @@ from ..errors import (
     ShapeError,
     ToleranceError,
 )
+from ._args import _describe
 
 __all__ = [
     "Semiring",
@@ -761,7 +762,7 @@ class LogSemiring(Semiring):
 
     def __init__(self, T: float = 1.0):
         if isinstance(T, (bool, np.bool_)) or not isinstance(T, (numbers.Real, np.floating, np.integer)):
-            raise ArgumentTypeError(f"temperature T must be a real number, got {T!r} ({type(T).__name__})")
+            raise ArgumentTypeError(f"temperature T must be a real number, got {_describe(T)}")
         if isinstance(T, float) and math.isnan(T):
             raise ToleranceError("temperature T is NaN")
         if T == 0 or not math.isfinite(float(T)):

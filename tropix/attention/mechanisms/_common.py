@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..._array import check_no_nan, check_nonempty, is_array, namespace
+from ..._repr import summary
 from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 
 __all__ = [
@@ -66,7 +67,7 @@ def as_param(xp, value: Any, like, name: str):
         check_no_nan(value, name)
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise ArgumentTypeError(f"{name} must be a real number or an array, got {value!r} ({type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be a real number or an array, got {summary(value)} ({type(value).__name__})")
     v = float(value)
     if math.isnan(v):
         raise ToleranceError(f"{name} is NaN")

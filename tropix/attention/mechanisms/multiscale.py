@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
 from ._common import as_param, check_qkv, masked_softmax, position_distance, prepare
@@ -172,7 +173,7 @@ def laplace_decoder_matrix(gammas: Any, bins: Any = None, *, alpha: float = 0.1)
     if bins is None:
         bins = default_bins(T)
     if isinstance(bins, (str, bytes)) or not isinstance(bins, (list, tuple, range, np.ndarray)):
-        raise ArgumentTypeError(f"bins must be a sequence of distances, got {bins!r}")
+        raise ArgumentTypeError(f"bins must be a sequence of distances, got {summary(bins)}")
     tau = xp.asarray([float(check_real(b, "every bin", minimum=0)) for b in bins], dtype=gammas.dtype)
     if tau.shape[0] == 0:
         raise EmptyInputError("bins is empty: give at least one distance bin")

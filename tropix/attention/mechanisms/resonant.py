@@ -47,7 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..._array import is_array, namespace
-from ..._repr import compact_repr
+from ..._repr import compact_repr, summary
 from ...errors import ArgumentTypeError, DomainError, EmptyInputError, NaNError, ShapeError, ToleranceError
 from ...tropical._args import check_int, check_real
 from ._common import masked_softmax, prepare
@@ -169,7 +169,7 @@ class SparsePrimeState:
 
 def _check_weights(weights) -> tuple[float, float, float]:
     if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)) or len(weights) != 3:
-        raise ArgumentTypeError(f"weights must be three real numbers (a, b, c), got {weights!r}")
+        raise ArgumentTypeError(f"weights must be three real numbers (a, b, c), got {summary(weights)}")
     return tuple(float(check_real(w, "every weight")) for w in weights)  # type: ignore[return-value]
 
 
