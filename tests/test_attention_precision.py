@@ -125,3 +125,24 @@ def test_as_float64_converts_exactly_and_keeps_float64():
     assert P64.k is P.k and P64.v is P.v  # (already float64)
     assert np.array_equal(P64.q, P.q.astype(np.float64))
     assert math.isclose(P64.scale, P.scale)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda f: f.__name__)
+def test_bounds_never_exceed_the_trivial_one(method):
+    """Scores near 1e15 (a scale of 1/T for T -> 0): the rounding bound of the scores was 1e22 max|v|; every
+    bound is now at most |output_i| + max|v| (exact attention is a convex combination of the values)."""
+    rng = np.random.default_rng(6)
+    q, k, v = rng.normal(size=(5, 4)), rng.normal(size=(7, 4)), rng.normal(size=(7, 3))
+    for scale in (1e13, 1e15, 1e200):
+        r = method(q, k, v, eps=1e-3, scale=scale, check=True)
+        onorm = np.linalg.norm(r.output, axis=-1)
+        assert np.all(r.bound <= (onorm + r.vmax) * (1 + 2.0**-29))
+        ex = _exact(q, k, v, scale) if scale < 1e100 else None
+        if ex is not None:
+            assert np.all(np.linalg.norm(r.output - ex.astype(np.float64), axis=-1) <= r.bound)
+
+
+def test_the_cap_keeps_the_bound_of_a_non_finite_row():
+    out = np.array([[1.0, 0.0], [np.inf, 0.0], [np.nan, 1.0]])
+    r = AttentionResult(out, np.array([5.0, 5.0, 5.0]), 1e-3, np.array(1.0), np.array([1, 1, 1]), "t")
+    assert r.bound.tolist()[1:] == [5.0, 5.0] and 2.0 <= r.bound[0] < 2.0 + 1e-8

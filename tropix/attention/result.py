@@ -20,6 +20,26 @@ def _frozen(a):
     return a
 
 
+def _capped(bound, output, vmax):
+    """``min(bound, |output_i| + vmax)`` per row: exact attention is a convex combination of the values, so
+    ``|o_i| <= max_j |v_j|`` and ``|output_i - o_i| <= |output_i| + vmax`` whatever happened in between (a
+    rounding bound of scores near ``1e15`` otherwise reports ``1e22 vmax``).  Norms in float64, enlarged by
+    ``2^-30`` for their own rounding; a non-finite output row keeps its bound."""
+    bound = np.asarray(bound, dtype=np.float64)
+    try:
+        from .._array import to_numpy
+        from .dense import _rownorm
+
+        out = np.asarray(to_numpy(output), dtype=np.float64)
+        with np.errstate(all="ignore"):  # (a row holding inf or NaN: its norm is NaN, the bound stays)
+            cap = (_rownorm(out) + np.asarray(vmax, dtype=np.float64)[..., None]) * (1 + 2.0**-30)
+    except Exception:  # noqa: BLE001 - an output the norms cannot read (a test double): no cap
+        return bound
+    if cap.shape != bound.shape:
+        return bound
+    return np.where(cap < bound, cap, bound)
+
+
 @dataclass(frozen=True)
 class AttentionResult:
     """Output of a certified attention method, with what it kept and a rigorous per-row bound.
@@ -69,7 +89,7 @@ class AttentionResult:
                 ("mean_support", float(sp.mean()) if sp.size else 0.0))
 
     def __post_init__(self):
-        object.__setattr__(self, "bound", _frozen(self.bound))
+        object.__setattr__(self, "bound", _frozen(_capped(self.bound, self.output, self.vmax)))
         object.__setattr__(self, "vmax", _frozen(self.vmax))
         object.__setattr__(self, "support", _frozen(self.support))
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
