@@ -189,3 +189,31 @@ def test_tt_compressed_check_catches_wrong_weights():
     other = [w + 0.5 for w in W]  # not the weights that were compressed
     with pytest.raises(BoundViolationError):
         tt_compressed(X, X, T, weights=other, check=True)
+
+
+def test_score_slice_of_integer_arrays_is_exact():
+    """NumPy/torch integer input is exact input: products in int64 wrapped (2^64 -> 0) and float64 merged
+    exponents beyond 2^53; the polynomial must equal the one of the same numbers as Python lists."""
+    import torch
+
+    cases = [([[2**32, 0], [0, 1]], [0, 0], [2**32, 0], [0, 1]),
+             ([[2**53 + 1, 0], [2**53, 1]], [0, 0], [1, 0], [0, 1]),
+             ([[3, -2], [-1, 4], [0, 0]], [1, 1], [2, -1], [1, 3])]
+    for K, q0, u, w in cases:
+        want = score_slice(K, q0, u, w)
+        assert str(score_slice(*(np.array(x) for x in (K, q0, u, w)))) == str(want)
+        assert str(score_slice(*(torch.tensor(x) for x in (K, q0, u, w)))) == str(want)
+        assert str(score_slice(*(np.array(x) for x in (K, q0, u, w)), bias=np.array([1] * len(K)))) == \
+            str(score_slice(K, q0, u, w, bias=[1] * len(K)))
+    assert str(score_slice([[2**32, 0], [0, 1]], [0, 0], [2**32, 0], [0, 1])) == "max(y, 18446744073709551616*x)"
+    assert "1.5*x" in str(score_slice(np.array([[1.5, 0], [0, 1]]), [0, 0], [1, 0], [0, 1]))  # floats stay floats
+
+
+def test_key_geometry_copies_of_a_vertex_tie_at_its_witness():
+    K = np.array([[0.0], [1.0], [1.0]])
+    G = key_geometry(K)
+    assert G.vertices.tolist() == [0, 1, 2]
+    s = K @ G.witnesses[2]
+    assert set(np.flatnonzero(s == s.max())) == {1, 2}  # (with its copy only)
+    s0 = K @ G.witnesses[0]
+    assert np.flatnonzero(s0 == s0.max()).tolist() == [0]

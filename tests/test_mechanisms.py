@@ -516,3 +516,38 @@ def test_cores_match_references_on_random_shapes(n_q, n_k, d, seed, scale):
     if n_q == n_k:
         np.testing.assert_allclose(M.powerlaw_attention(q, k, v, alpha=1.3, beta=0.6),
                                    powerlaw_attention_reference(q, k, v, 1.3, 0.6), rtol=1e-8, atol=1e-12)
+
+
+def test_integer_inputs_keep_float_parameters():
+    """Integer q: alpha = 0.5 was cast to q's int dtype (0), so powerlaw attention silently became softmax, and
+    multiscale's gammas became 0 (a spurious ToleranceError)."""
+    rng = np.random.default_rng(0)
+    q, k = rng.integers(-2, 3, (2, 4, 3))
+    v = rng.integers(-2, 3, (4, 2))
+    got = np.asarray(M.powerlaw_attention(q, k, v, alpha=0.5, beta=1.5))
+    np.testing.assert_allclose(got, powerlaw_attention_reference(q, k, v, 0.5, 1.5), atol=1e-12)
+    np.testing.assert_allclose(got, M.powerlaw_attention(*(x.astype(float) for x in (q, k, v)), alpha=0.5, beta=1.5))
+    qs, ks, vs = np.stack([q] * 3), np.stack([k] * 3), np.stack([v] * 3)
+    got = np.asarray(M.multiscale_attention(qs, ks, vs, gammas=[0.5, 0.9, 0.99]))
+    want = M.multiscale_attention(*(x.astype(float) for x in (qs, ks, vs)), gammas=[0.5, 0.9, 0.99])
+    np.testing.assert_allclose(got, want)
+
+
+def test_grav_multiscale_masses_broadcast_over_heads_not_timescales():
+    """log_mass_k (T, n_k) with heads (H, n, d): timescale t's masses went to head t."""
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(3, 2, 5, 3))
+    lm = np.log(rng.uniform(0.1, 5, (2, 5)))
+    out = M.grav_multiscale_attention(q, k, v, log_mass_k=lm, gammas=[0.5, 0.9])
+    for h in range(2):
+        ref = grav_multiscale_attention_reference(q[h], k[h], v[h], np.exp(lm), [0.5, 0.9])
+        np.testing.assert_allclose(out[:, h], ref, atol=1e-6)
+    lm3 = np.log(rng.uniform(0.1, 5, (2, 2, 5)))  # one mass vector per timescale and head
+    out = M.grav_multiscale_attention(q, k, v, log_mass_k=lm3, gammas=[0.5, 0.9])
+    for h in range(2):
+        ref = grav_multiscale_attention_reference(q[h], k[h], v[h], np.exp(lm3[:, h]), [0.5, 0.9])
+        np.testing.assert_allclose(out[:, h], ref, atol=1e-6)
+    out3 = M.grav_multiscale_attention(q, k, v, log_mass_k=np.zeros((3, 5)), gammas=[0.5, 0.9, 0.99])
+    assert out3.shape == (3, 2, 5, 3)
+    with pytest.raises(tropix.errors.ShapeError, match="broadcasting to the heads' batch shape"):
+        M.grav_multiscale_attention(q, k, v, log_mass_k=np.zeros((3, 3, 5)), gammas=[0.5, 0.9, 0.99])

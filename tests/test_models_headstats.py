@@ -174,3 +174,16 @@ def test_keys_that_can_win_on_real_keys_against_naive_lps(minilm):
         assert np.array_equal(got, naive_can_win(K))
         assert not got[-1] and not got[-2] and not got[3]
         assert can_win_fraction(K) == got.mean()
+
+
+def test_head_stats_checks_layer_and_head(minilm):
+    """Out-of-range indices raised a raw IndexError, and -1 silently returned layer 5's numbers labelled -1."""
+    from tropix.errors import ArgumentTypeError, ShapeError
+
+    ex = extract(minilm, [TEXTS[0]])
+    for layer, head in ((6, 0), (0, 12), (-1, 0), (0, -1)):
+        with pytest.raises(ShapeError, match="out of range"):
+            head_stats(ex, layer, head)
+    with pytest.raises(ArgumentTypeError):
+        head_stats(ex, 0.5, 0)
+    assert head_stats(ex, 5, 11).layer == 5

@@ -614,12 +614,14 @@ class KeyGeometry:
     Attributes
     ----------
     vertices : numpy.ndarray
-        Indices of the keys that can be the unique argmax for some query.
+        Indices of the keys that can be the argmax for some query: a key that wins alone at some query, and
+        every exact copy of such a key (same key and bias; copies tie wherever they win, so none of them is
+        ever the *unique* argmax: :attr:`tropix.tropical.argmax_lp.ArgmaxVertices.duplicate_of` tells them).
     status : numpy.ndarray
         Per key ``"vertex"``, ``"interior"``, ``"boundary"`` or ``"undecided"`` (see
         :class:`tropix.tropical.argmax_lp.ArgmaxVertices`).
     witnesses : dict
-        Key index -> a query at which it is the unique winner.
+        Key index -> a query at which it wins: alone, or, for a key with copies, together with its copies only.
     cells : tuple of frozenset or None
         For each given query, the keys tying for the best score (its cell).
     adjacency : numpy.ndarray or None
@@ -692,16 +694,22 @@ def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):
     if K.ndim != 2 or any(v.shape != (K.shape[1],) for v in vecs):
         raise ShapeError(f"score_slice: k must be (n, d) and q0, u, w vectors of length d; got {K.shape}, "
                          f"{[v.shape for v in vecs]}")
-    q0v, uv, wv = vecs
-    E = np.empty((K.shape[0], 2), dtype=object if K.dtype == object or uv.dtype == object else np.float64)
-    E[:, 0] = K @ uv
-    E[:, 1] = K @ wv
-    c = K @ q0v
+    b = None
     if bias is not None:
         b = asarray(bias, name="bias") if not is_array(bias) else to_numpy(bias)
         if b.shape != (K.shape[0],):  # (a length-1 bias was silently broadcast to every key)
             raise ShapeError(f"score_slice: bias must have one entry per key, shape ({K.shape[0]},); got {b.shape}")
-        c = c + b
+    arrays = [K, *vecs] + ([b] if b is not None else [])
+    # exact when every input is (integer dtypes of NumPy or torch included: in int64 the products could wrap,
+    # in float64 distinct exponents beyond 2^53 merge), else float64
+    exact = all(a.dtype == object or a.dtype.kind in "iub" for a in arrays)
+    K, q0v, uv, wv = (a.astype(object) if exact else np.asarray(a, dtype=np.float64) for a in arrays[:4])
+    E = np.empty((K.shape[0], 2), dtype=object if exact else np.float64)
+    E[:, 0] = K @ uv
+    E[:, 1] = K @ wv
+    c = K @ q0v
+    if b is not None:
+        c = c + (b.astype(object) if exact else np.asarray(b, dtype=np.float64))
     return TropicalPolynomial.from_arrays(E, c, semiring=semiring, variables=("x", "y"))
 
 

@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..attention.analysis import extended_quantile, score_tropicality, softmax_weights
-from ..errors import ToleranceError
+from ..errors import ShapeError, ToleranceError
+from ..tropical._args import check_int
 
 __all__ = ["HeadStats", "head_stats", "all_head_stats"]
 
@@ -106,6 +107,12 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
     """
     if not 0 < eps < 1:
         raise ToleranceError(f"eps must be in (0, 1), got {eps}")
+    for name, x, n in (("layer", layer, extraction.n_layers), ("head", head, extraction.n_heads)):
+        # (a negative index would silently give another layer's statistics labelled with it)
+        check_int(x, name)
+        if not 0 <= x < n:
+            raise ShapeError(f"{name} {x} out of range: the extraction has {extraction.n_layers} layers and "
+                             f"{extraction.n_heads} heads")
     mw, ent, gaps, sup, supf, temps, winners, special, cell, drop, bnd, err, pca = ([] for _ in range(13))
     for seq in extraction.sequences:
         s = seq.scores(layer, head, extraction.scale)

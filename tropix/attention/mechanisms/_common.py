@@ -24,6 +24,7 @@ from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 __all__ = [
     "prepare",
     "as_param",
+    "param_dtype",
     "masked_softmax",
     "sq_distances",
     "safe_sqrt",
@@ -58,8 +59,14 @@ def prepare(*named: tuple[str, Any], optional: tuple = ()):
     return namespace(*arrays)
 
 
+def param_dtype(xp, like):
+    """The floating dtype of a parameter computed with ``like``: ``like``'s, or float64 for integer ``like``
+    (an integer dtype would truncate ``alpha = 0.5`` to 0)."""
+    return like.dtype if xp.isdtype(like.dtype, "real floating") else xp.float64
+
+
 def as_param(xp, value: Any, like, name: str):
-    """A scalar or array parameter as an array of ``like``'s dtype and device (no NaN allowed)."""
+    """A scalar or array parameter as an array of :func:`param_dtype` on ``like``'s device (no NaN allowed)."""
     if is_array(value):
         namespace(value, like)  # BackendMismatchError for a parameter of another library
         if not namespace(value).isdtype(value.dtype, ("integral", "real floating")):
@@ -71,10 +78,11 @@ def as_param(xp, value: Any, like, name: str):
     v = float(value)
     if math.isnan(v):
         raise ToleranceError(f"{name} is NaN")
+    dt = param_dtype(xp, like)
     try:
-        return xp.asarray(v, dtype=like.dtype, device=getattr(like, "device", None))
+        return xp.asarray(v, dtype=dt, device=getattr(like, "device", None))
     except TypeError:
-        return xp.asarray(v, dtype=like.dtype)
+        return xp.asarray(v, dtype=dt)
 
 
 _NO_V = object()

@@ -76,7 +76,18 @@ def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas
         raise ShapeError(f"log_mass_k must have shape (T, ..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
     base = gravitational_logits(q, k, xp.zeros(k.shape[:-1], dtype=k.dtype), eps=eps)  # −log(d² + ε)
-    lm = log_mass_k[..., None, :]
+    # the masses' batch axes (between T and n_k) line up with the heads' batch axes from the right; the
+    # timescale axis stays in front (a (T, n_k) mass with (H, n, d) heads put timescale t on head t)
+    nb, mb = base.ndim - 2, log_mass_k.ndim - 2
+    mass_batch = tuple(log_mass_k.shape[1:-1])
+    try:
+        if mb > nb:
+            raise ValueError
+        np.broadcast_shapes(mass_batch, tuple(base.shape[:-2]))
+    except ValueError:
+        raise ShapeError(f"log_mass_k must have shape (T, ..., n_k) with its middle axes broadcasting to the heads' "
+                         f"batch shape {tuple(base.shape[:-2])}; got {tuple(log_mass_k.shape)}") from None
+    lm = xp.reshape(log_mass_k, (T,) + (1,) * (nb - mb) + mass_batch + (1, int(log_mass_k.shape[-1])))
     base = base[None, ...]
     if eps == 0:  # a massless key takes no part, even at distance 0 (+inf + -inf was NaN)
         base = xp.where(lm == -math.inf, xp.zeros_like(lm), base)

@@ -31,7 +31,7 @@ import numpy as np
 from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
-from ._common import as_param, check_qkv, masked_softmax, position_distance, prepare
+from ._common import as_param, check_qkv, masked_softmax, param_dtype, position_distance, prepare
 
 __all__ = [
     "multiscale_attention",
@@ -47,13 +47,13 @@ def _log_gammas(xp, gammas, log_gammas, like, T):
         raise ArgumentTypeError("give exactly one of gammas and log_gammas")
     if gammas is not None:
         g = as_param(xp, gammas, like, "gammas") if not isinstance(gammas, (list, tuple)) else xp.asarray(
-            [float(x) for x in gammas], dtype=like.dtype)
+            [float(x) for x in gammas], dtype=param_dtype(xp, like))
         if bool(xp.any(g <= 0)) or bool(xp.any(g > 1)):
             raise ToleranceError("discounts gamma must lie in (0, 1]")
         lg = xp.log(g)
     else:
         lg = as_param(xp, log_gammas, like, "log_gammas") if not isinstance(log_gammas, (list, tuple)) else xp.asarray(
-            [float(x) for x in log_gammas], dtype=like.dtype)
+            [float(x) for x in log_gammas], dtype=param_dtype(xp, like))
         if bool(xp.any(lg > 0)):
             raise ToleranceError("log discounts must be <= 0")
     if lg.ndim != 1 or lg.shape[0] != T:
