@@ -25,6 +25,7 @@ from tropix import LogSemiring, MaxPlus, MinPlus
 from tropix.errors import (
     ConventionError,
     DivergenceError,
+    EmptyInputError,
     NaNError,
     NoInverseError,
     ParseError,
@@ -753,3 +754,82 @@ def test_matmul_of_torch_ints_beyond_int64_is_exact(S):
     best = max if S is MaxPlus else min
     expect = [[best(a[i][k] + a[j][k] for k in range(3)) for j in range(2)] for i in range(2)]
     assert [[int(x) for x in row] for row in np.asarray(C).tolist()] == expect
+
+
+# -- found by an exploratory review (session 14) --------------------------------------------------------------
+def test_exact_integers_beyond_the_float_range():
+    """Scalar operations checked every operand with float(v), which overflows for 10**400 (raw OverflowError);
+    solve, roots and hypersurfaces went through them."""
+    from tropix.tropical import TropicalPolynomial, solve
+
+    B = 10**400
+    assert MaxPlus.mul(B, -B) == 0 and MaxPlus.add(B, 1) == B and MaxPlus.power(B, 2) == 2 * B
+    assert MinPlus.add(B, 1) == 1 and MinPlus.mul(B, B) == 2 * B
+    r = solve([[B]], [B])
+    assert r.exact and list(r.x) == [0]
+    p = TropicalPolynomial({1: -B, 0: 0})  # max(0, x - B): one root at x = B
+    assert p.roots() == ((B, 1),)
+    H = p.hypersurface()
+    assert H.vertices == ((B,),) and H.f_vector == (1,)
+
+
+@pytest.mark.parametrize("text, lineality", [("max(0, x + y)", ((-1, 1),)), ("max(0, x)", ()), ("max(0, 2*x)", ()),
+                                             ("min(0, x + y, 2*x + 2*y + 1)", ((-1, 1),))])
+def test_hypersurface_of_a_segment_newton_polytope_has_no_rays(text, lineality):
+    """The endpoints of a segment are boundary ridges of its subdivision but dual to regions of the complement:
+    their directions were listed as rays ((-1, 0), (1, 0) for the line x + y = 0), used by no cell."""
+    from tropix.tropical import TropicalPolynomial
+
+    H = TropicalPolynomial.parse(text).hypersurface()
+    assert H.rays == () and H.lineality == lineality
+    assert all(c.rays == () for c in H.cells)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(-5, 5)), min_size=1, max_size=7),
+       st.sampled_from([MaxPlus, MinPlus]))
+def test_every_listed_ray_belongs_to_a_cell(terms, semiring):
+    from tropix.tropical import TropicalPolynomial
+
+    coeffs = {}
+    for a, b, c in terms:
+        coeffs[(a, b)] = c
+    H = TropicalPolynomial(coeffs, semiring=semiring).hypersurface()
+    used = {i for c in H.cells for i in c.rays}
+    assert used == set(range(len(H.rays)))
+
+
+def test_contains_validates_the_point():
+    from tropix.tropical import convex_hull
+
+    P = convex_hull([[0, 0, 0], [0, 2, 5]])
+    with pytest.raises(EmptyInputError, match="no finite coordinate"):
+        P.contains([-math.inf] * 3)  # (a raw StopIteration)
+    with pytest.raises(NaNError):
+        P.contains([0, math.nan, 0])  # (a raw ValueError)
+    with pytest.raises(ConventionError):
+        P.contains([0, math.inf, 0])
+    assert P.contains([1, 1, 4]) and not P.contains([0, 1, 1]) and not P.contains([-math.inf, 0, 3])
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch", "strict"])
+def test_matmul_with_no_rows(lib):
+    """A (0, 2) left operand: the blocked reference path concatenated an empty list."""
+    import array_api_strict as xs
+
+    from tropix.tropical import matmul
+
+    mk = {"numpy": np.zeros, "torch": torch.zeros, "strict": xs.zeros}[lib]
+    for S in (MaxPlus, MinPlus):
+        r = matmul(mk((0, 2)), mk((2, 3)), semiring=S)
+        assert tuple(r.shape) == (0, 3)
+        assert tuple(matmul(mk((2, 2)), mk((2, 0)), semiring=S).shape) == (2, 0)
+
+
+def test_polynomial_in_no_variable_has_an_empty_hypersurface():
+    from tropix.tropical import TropicalPolynomial
+
+    p = TropicalPolynomial.parse("max(0)")
+    assert p.n_vars == 0
+    H = p.hypersurface()
+    assert H.cells == () and H.vertices == () and H.rays == () and H.dim == -1

@@ -290,7 +290,7 @@ def _affine_independent_int(P: np.ndarray) -> list[int]:
     D = P[1:].astype(np.int64) - P[0].astype(np.int64) if N > 1 else np.zeros((0, dim), np.int64)
     m = int(np.max(np.abs(D))) if D.size else 0
     bound = math.factorial(dim) * max(m, 1) ** dim
-    if 2 * bound * bound >= _I64_SAFE or int(np.max(np.abs(P))) >= (1 << 31):
+    if 2 * bound * bound >= _I64_SAFE or int(np.max(np.abs(P), initial=0)) >= (1 << 31):  # (0 columns: no variable)
         D = P[1:].astype(object) - P[0].astype(object)
     chosen = [0]
     prev = 1
@@ -310,6 +310,15 @@ def _affine_independent_int(P: np.ndarray) -> list[int]:
     return chosen
 
 
+def _float_guess(a: int, b: int) -> float:
+    """``a / b`` as a float for a first guess (``b > 0``): ``±inf`` beyond the float range, where the exact
+    comparison that follows decides."""
+    try:
+        return float(Fraction(a, b))
+    except OverflowError:
+        return math.inf if a > 0 else -math.inf
+
+
 def _rotate(L: np.ndarray, M: np.ndarray):
     """Exact rotation step.  Returns (q, tie_mask) with t* = L[q] / (-M[q]), or None if no M < 0.
 
@@ -322,7 +331,7 @@ def _rotate(L: np.ndarray, M: np.ndarray):
     Mn = M[neg]
     # float guess of the maximiser, then exact confirmation (and correction if the guess was off)
     with np.errstate(all="ignore"):
-        ratio = np.array([float(Fraction(int(a), -int(b))) for a, b in zip(Ln, Mn)]) if Ln.dtype == object else (
+        ratio = np.array([_float_guess(int(a), -int(b)) for a, b in zip(Ln, Mn)]) if Ln.dtype == object else (
             Ln.astype(np.float64) / (-Mn.astype(np.float64))
         )
     q = int(np.argmax(ratio))

@@ -578,7 +578,7 @@ class TropicalPolytope:
         >>> Q.contains(x), Q.contains(x, tol=1e-12), Q.contains(V[0] + 1.0)
         (False, True, True)
         """
-        x = asarray(x, name="x") if not is_array(x) else x
+        x = _as_points(x, self.semiring, "x", ndim=1)  # (NaN, the wrong infinity, no finite coordinate: errors)
         xn = to_numpy(x)
         if tol == 0:
             V = _exact_object(to_numpy(self.points))

@@ -168,12 +168,7 @@ class TropicalHypersurface:
                 d[col] = S.sense * g[j]
             r = primitive(d)
             ridge_ray[ridge] = ray_index.setdefault(r, len(ray_index))
-        rays = tuple(sorted(ray_index, key=lambda r: ray_index[r]))
-        # renumber rays in sorted order for a canonical output
-        order = sorted(range(len(rays)), key=lambda i: rays[i])
-        new_of = {old: new for new, old in enumerate(order)}
-        rays = tuple(rays[i] for i in order)
-        ridge_ray = {r: new_of[i] for r, i in ridge_ray.items()}
+        raw = tuple(sorted(ray_index, key=lambda r: ray_index[r]))
         # faces of the subdivision contained in each boundary ridge
         face_rays: dict = {}
         if k > 0:
@@ -184,7 +179,13 @@ class TropicalHypersurface:
                     for face in _faces_of_cell(sub, ci, j):
                         if rs.issuperset(face):
                             face_rays.setdefault(face, set()).add(ridge_ray[ridge])
-        face_rays = {f: tuple(sorted(r)) for f, r in face_rays.items()}
+        # the rays of the unbounded cells only (the endpoints of a segment Newton polytope are boundary ridges
+        # too, dual to regions of the complement, not to cells: their directions are no rays of V(p)), in sorted
+        # order for a canonical output
+        used = sorted({i for r in face_rays.values() for i in r}, key=lambda i: raw[i])
+        new_of = {old: new for new, old in enumerate(used)}
+        rays = tuple(raw[i] for i in used)
+        face_rays = {f: tuple(sorted(new_of[i] for i in r)) for f, r in face_rays.items()}
         integer = p.has_integer_exponents
         E = p.exponents.tolist()
         if integer and p.exponents.dtype == object:

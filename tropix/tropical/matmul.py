@@ -250,7 +250,7 @@ def _generic_tropical_matmul(A, B, S: TropicalSemiring, xp):
         B = B.astype(object)
         reduce = np.max if S.sense == 1 else np.min
     blocks = []
-    for i0 in range(0, m, rows):
+    for i0 in range(0, max(m, 1), rows):  # (m = 0: one empty block, the (0, n) result of its library and dtype)
         i1 = min(m, i0 + rows)
         blk = xp.expand_dims(A[i0:i1, :], axis=2) + xp.expand_dims(B, axis=0)
         blocks.append(reduce(blk, axis=1))
@@ -304,7 +304,7 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     n = b.shape[1]
     rows = max(1, _BLOCK_ELEMS // max(1, k * n))
     blocks = []
-    for i0 in range(0, m, rows):
+    for i0 in range(0, max(m, 1), rows):  # (m = 0: one empty block, the (0, n) result of its library and dtype)
         i1 = min(m, i0 + rows)
         e = xp.exp((xp.expand_dims(a[i0:i1, :], axis=2) + xp.expand_dims(b, axis=0)
                     - xp.expand_dims(Ms[i0:i1, :], axis=1)) / T)  # exponents <= 0, the best one 0

@@ -360,6 +360,8 @@ class Semiring:
             raise SemiringMismatchError(f"the {what} of {self.name}.{op}, {v!r}, is complex, not a real number")
         try:
             fv = float(v)
+        except OverflowError:  # an exact int or Fraction beyond the float range: finite, a legitimate element
+            return
         except (TypeError, ValueError):
             raise SemiringMismatchError(
                 f"the {what} of {self.name}.{op}, {v!r}, is not a real number (semirings hold reals and ±inf)"
