@@ -671,3 +671,68 @@ def test_tt_svd_and_round_bounds_hold_exactly(shape, kind, seed, eps, max_rank, 
     assert _exact_sq_error(A, dense(T)) <= Fraction(T.error_bound) ** 2
     R = T.round(reps, 1)
     assert _exact_sq_error(A, dense(R)) <= Fraction(R.error_bound) ** 2
+
+
+# -- found by an exploratory review (session 14) --------------------------------------------------------------
+def test_integer_input_rounded_to_exactly_two_to_the_53():
+    """2^53 + 1 rounds (ties to even) to 2^53: the conversion term tested |f| > 2^53 and certified 0."""
+    from tropix.tn import TTMatrix, tt_svd
+
+    x = np.array([2**53 + 1, 3], dtype=np.int64)
+    tt = tt_svd(x, eps=0.5)
+    assert tt.error_bound >= abs(int(x[0]) - int(tt.cores[0][0, 0, 0])) == 1
+    W = np.array([[2**53 + 1, 0], [0, 1]], dtype=np.int64)
+    T = TTMatrix.from_dense(W, (2,), (2,), eps=0.5)
+    assert T.error_bound >= 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e200, 1e-170, 1e-300])
+def test_entanglement_entropy_does_not_depend_on_the_norm(scale):
+    """Squares of 1e200 overflowed (NaN), of 1e-170 underflowed (0)."""
+    from tropix.tn import entanglement_entropy, tt_svd
+
+    bell = np.eye(2) / np.sqrt(2) * scale
+    assert entanglement_entropy(bell, 1, base=2) == pytest.approx(1.0, rel=1e-12)
+    assert tt_svd(bell, eps=0.1).entanglement_entropy(0, base=2) == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("lib", ["torch", "strict"])
+def test_contraction_over_an_empty_index_on_every_library(lib):
+    import array_api_strict as xs
+    import torch
+
+    a = np.zeros((0,))
+    A = torch.tensor(a) if lib == "torch" else xs.asarray(a)
+    v, c = contract("i,i->", A, A, semiring=MaxPlus, count=True)
+    assert float(v) == -math.inf and float(c) == 0
+    assert hasattr(contract("i,i->", A, A, semiring=MaxPlus), "shape")  # (was a bare Python float)
+
+
+def test_tensor_train_times_unusual_scalars():
+    import torch
+
+    from tropix.tn import TensorTrain
+
+    t = TensorTrain.random((2, 3), rank=2, seed=0)
+    for c in (math.inf, np.float64(-np.inf)):
+        with pytest.raises(NaNError, match="would not be finite"):
+            t * c
+    with pytest.raises(FloatOverflowError, match=r"\(401 digits\) is beyond the float64 range"):
+        t * 10**400
+    m = t * Fraction(1, 3)  # (turned the first core into an object array, and failed on torch cores)
+    assert m.cores[0].dtype == np.float64
+    exact = np.asarray(t.to_dense(), dtype=object) * Fraction(1, 3)
+    err = math.sqrt(sum(float((Fraction(float(a)) - b) ** 2) for a, b in zip(np.asarray(m.to_dense()).ravel(), exact.ravel())))
+    assert err <= m.error_bound
+    m.round(1e-3)
+    tt = TensorTrain(tuple(torch.tensor(x) for x in t.cores)) * Fraction(1, 3)
+    assert tt.cores[0].dtype == torch.float64
+
+
+def test_schmidt_spectrum_of_a_train_names_the_cut():
+    from tropix.errors import ShapeError
+    from tropix.tn import TensorTrain, schmidt_spectrum
+
+    t = TensorTrain.random((2, 3, 2), rank=2, seed=0)
+    with pytest.raises(ShapeError, match="cut must be in 1..2 for a 3-way tensor train, got 0"):
+        schmidt_spectrum(t, 0)

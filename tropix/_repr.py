@@ -36,6 +36,7 @@ __all__ = ["compact_repr", "summary", "SMALL"]
 SMALL = 12  # arrays of at most this many entries are shown in full
 _ITEMS = 4  # mappings of at most this many items (or of up to SMALL numbers) are shown item by item
 _WIDTH = 72  # a value whose summary is longer is cut at this many characters
+_DIGITS = 12  # exact numbers of more than 3 * _DIGITS characters show this many at each end
 
 
 def _is_array(x) -> bool:
@@ -60,14 +61,23 @@ def _nested(x) -> str:
 
 def _scalar(x) -> str:
     if isinstance(x, Fraction):
-        return str(x)
+        return _digits(str(x))
     if isinstance(x, (bool, np.bool_)):
         return repr(bool(x))
     if isinstance(x, (int, np.integer)):
-        return str(int(x))
+        return _digits(str(int(x)))
     if isinstance(x, (float, np.floating)):
         return f"{float(x):.6g}"
     return repr(x)
+
+
+def _digits(s: str) -> str:
+    """An exact number's digits, the middle of a very long one elided (``10**400``: its first and last digits
+    and how many there are)."""
+    if len(s) <= 3 * _DIGITS:
+        return s
+    n = sum(ch.isdigit() for ch in s)
+    return f"{s[:_DIGITS]}...{s[-_DIGITS:]} ({n} digits)"
 
 
 def _cut(s: str) -> str:
@@ -83,8 +93,8 @@ def summary(x) -> str:
     >>> summary(np.arange(3)), summary(np.zeros((64, 64), np.float32)), summary(0.1 + 0.2)
     ('[0, 1, 2]', '<numpy float32 (64, 64)>', '0.3')
     >>> from fractions import Fraction
-    >>> summary(np.array([Fraction(1, 2), 3, float("-inf")], dtype=object))
-    '[1/2, 3, -inf]'
+    >>> summary(np.array([Fraction(1, 2), 3, float("-inf")], dtype=object)), summary(10**400)
+    ('[1/2, 3, -inf]', '100000000000...000000000000 (401 digits)')
     >>> summary(tuple(np.zeros((2, 2, 2)) for _ in range(6))), summary((1, 4, 4, 4, 4, 1))
     ('<tuple of 6: <numpy float64 (2, 2, 2)>, ...>', '(1, 4, 4, 4, 4, 1)')
     """

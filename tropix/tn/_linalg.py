@@ -350,7 +350,9 @@ def conversion_error(x: Any, A: Any):
         if floating:
             return None
         Af = np.asarray(to_numpy(A), dtype=np.float64)
-        big = np.abs(Af) > 2.0**53
+        # an integer of magnitude >= 2^53 may have been rounded (2^53 + 1 -> 2^53, ties to even: the rounded
+        # value itself is 2^53, so the test is on >=), by at most half a unit in the last place <= |f| 2^-53
+        big = np.abs(Af) >= 2.0**53
         return np.where(big, np.abs(Af) * 2.0**-53, 0.0)
     Af = np.asarray(to_numpy(A), dtype=np.float64)
     flat = np.asarray(x, dtype=object).ravel()

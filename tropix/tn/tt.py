@@ -64,7 +64,7 @@ import numpy as np
 from fractions import Fraction
 
 from .._array import namespace, to_exact_scalar, to_numpy
-from .._repr import compact_repr
+from .._repr import compact_repr, summary
 from ..errors import (
     ArgumentTypeError,
     BoundViolationError,
@@ -296,12 +296,20 @@ class TensorTrain:
                 raise ArgumentTypeError(f"the scalar must be real, got dtype {c.dtype}")
         elif isinstance(c, (bool, np.bool_)) or not isinstance(c, (numbers.Real, np.floating, np.integer)):
             raise ArgumentTypeError(f"a tensor train is multiplied by a real scalar, got {c!r} ({type(c).__name__})")
-        if math.isnan(_f(c) if hasattr(c, "shape") else float(c)):
+        try:
+            cf = _f(c) if hasattr(c, "shape") else float(c)
+        except OverflowError:  # an exact int or Fraction beyond the float range
+            raise FloatOverflowError(f"the scalar {summary(c)} is beyond the float64 range (|c| > 1.8e308); "
+                                     "tensor trains hold floating-point cores") from None
+        if math.isnan(cf):
             raise NaNError("cannot multiply a tensor train by NaN")
+        if math.isinf(cf):
+            raise NaNError(f"cannot multiply a tensor train by {cf}: its entries would not be finite (0 * inf)")
         cores = list(self.cores)
         c0 = cores[0]
-        cores[0] = c0 * c
-        cf = _f(c) if hasattr(c, "shape") else float(c)
+        # a Python scalar enters as the float cf (a Fraction would turn NumPy cores into object arrays and is no
+        # torch operand); the difference c - cf is in the bound below
+        cores[0] = c0 * (c if hasattr(c, "shape") else cf)
         try:
             cq = Fraction(to_exact_scalar(c)) if not hasattr(c, "shape") else Fraction(cf)
         except (TypeError, ValueError, OverflowError):
@@ -786,11 +794,12 @@ def _check_base(base) -> float:
 
 def _entropy(s, base: float) -> float:
     base = _check_base(base)
-    p = np.asarray(to_numpy(s), dtype=np.float64) ** 2
-    tot = p.sum()
-    if tot == 0:
+    s = np.abs(np.asarray(to_numpy(s), dtype=np.float64))
+    top = s.max(initial=0.0)
+    if not top > 0:
         return 0.0
-    p = p[p > 0] / tot
+    p = (s / top) ** 2  # (scaled first: the entropy does not depend on the norm, squares of 1e200 overflow)
+    p = p[p > 0] / p.sum()
     return float(-(p * np.log(p)).sum() / math.log(base))
 
 
@@ -964,9 +973,11 @@ def schmidt_spectrum(tensor: Any, cut: int):
     >>> schmidt_spectrum(np.eye(3).reshape(3, 3), 1)
     array([1., 1., 1.])
     """
-    if isinstance(tensor, TensorTrain):
-        return tensor.schmidt_spectrum(cut - 1)
     cut = check_int(cut, "cut")
+    if isinstance(tensor, TensorTrain):
+        if not 0 < cut < tensor.ndim:  # (checked here: the bond's message would name cut - 1)
+            raise ShapeError(f"cut must be in 1..{tensor.ndim - 1} for a {tensor.ndim}-way tensor train, got {cut}")
+        return tensor.schmidt_spectrum(cut - 1)
     A = as_float(tensor)
     xp = namespace(A)
     shape = tuple(int(s) for s in A.shape)

@@ -514,9 +514,9 @@ class TropicalSemiring(Semiring):
 
     def _empty_reduction(self, x, axis, value):
         shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
-        if shape == ():
+        if shape == () and isinstance(x, np.ndarray):  # (as NumPy's reductions: a scalar)
             return value
-        return self._full(shape, value, x)
+        return self._full(shape, value, x)  # (other libraries: a 0-d array of x's library, as their reductions)
 
     def power(self, a, k):
         """a^{⊗k} = k·a.  ``k`` may be any integer (the tropical semifield has inverses) or a rational.
