@@ -144,13 +144,14 @@ def test_sum_and_product_are_pointwise_max_and_plus(a, b, pts):
         assert (p * 2)(list(x)) == p(list(x)) + 2
 
 
-def test_mixing_semirings_or_variable_counts_is_an_error():
+def test_mixing_semirings_is_an_error_variables_are_matched_by_name():
     from tropix.errors import SemiringMismatchError
 
     with pytest.raises(SemiringMismatchError):
         TropicalPolynomial({(1,): 0}) + TropicalPolynomial({(1,): 0}, semiring=MinPlus)
-    with pytest.raises(ShapeError):
-        TropicalPolynomial({(1,): 0}) * TropicalPolynomial({(1, 1): 0})
+    # x (in x) times x + y (in x, y): 2x + y in (x, y), the variables matched by name
+    p = TropicalPolynomial({(1,): 0}) * TropicalPolynomial({(1, 1): 0})
+    assert p.variables == ("x", "y") and p == TropicalPolynomial({(2, 1): 0})
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -833,3 +833,68 @@ def test_polynomial_in_no_variable_has_an_empty_hypersurface():
     assert p.n_vars == 0
     H = p.hypersurface()
     assert H.cells == () and H.vertices == () and H.rays == () and H.dim == -1
+
+
+def test_polynomial_sum_with_the_tropical_zero_is_the_identity():
+    from tropix.tropical import TropicalPolynomial as TP
+
+    p = TP.parse("max(0, x + 1)")
+    assert p + (-math.inf) == p and (-math.inf) + p == p
+    q = TP.parse("min(0, x)")
+    assert q + math.inf == q
+
+
+def test_polynomial_arithmetic_matches_variables_by_name():
+    """Variables were combined by position: max(0, x) in (x, y) plus max(0, x) in (y, x) gave max(0, y, x)."""
+    from tropix.tropical import TropicalPolynomial as TP
+
+    a = TP.parse("max(0, x)", variables=["x", "y"])
+    b = TP.parse("max(0, x)", variables=["y", "x"])
+    assert a + b == a
+    p = TP.parse("max(0, x)") * TP.parse("max(0, y)")
+    assert p.variables == ("x", "y") and p == TP.parse("max(0, x, y, x + y)")
+    r = TP.parse("max(0, x, y)") * TP.parse("max(0, y, z)")
+    assert r.variables == ("x", "y", "z")
+    for pt in ([1.0, -2.0, 0.5], [-3.0, 4.0, 1.0], [0.0, 0.0, 0.0]):
+        x, y, z = pt
+        assert float(r(pt)) == max(0, x, y) + max(0, y, z)
+
+
+def test_univariate_factorization_at_the_tropical_zero():
+    from tropix.tropical import TropicalPolynomial as TP
+
+    p = TP.parse("max(0, x + 1, 2*x - 1)")
+    assert p.factor()(-math.inf) == p(-math.inf) == 0
+    xs = np.array([-math.inf, 0.0, 5.0])
+    np.testing.assert_array_equal(p.factor()(xs), p(xs))
+    assert TP.parse("min(0, x + 1)").factor()(math.inf) == 0
+    assert TP.parse("max(x, 2*x)").factor()(-math.inf) == -math.inf
+
+
+def test_default_box_of_a_curve_far_from_the_origin():
+    from tropix.tropical import TropicalPolynomial as TP
+    from tropix.tropical.curves import default_box, regions
+
+    c = TP.parse("max(0, x - 100000000000000000, y)")  # its vertex at (10**17, 0)
+    b = default_box(c)
+    assert b[0] < 1e17 < b[2] and b[1] < 0 < b[3]
+    assert len(regions(c)) == 3
+
+
+def test_curve_arguments_are_validated():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tropix.errors import ArgumentTypeError, ToleranceError
+    from tropix.tropical import TropicalPolynomial as TP
+    from tropix.tropical.curves import plot_curve, stable_intersection
+
+    L = TP.parse("max(0, x, y)")
+    for d, err in (((1, math.nan), ToleranceError), ((1, math.inf), ToleranceError), (("a", "b"), ArgumentTypeError),
+                   (5, ArgumentTypeError), ((1, 2, 3), ArgumentTypeError), ((0, 0), ShapeError)):
+        with pytest.raises(err):
+            stable_intersection(L, L, direction=d)
+    assert stable_intersection(L, L, direction=(2, 3)).points == (((0, 0), 1),)
+    for box, err in (((0, 0, 1), ArgumentTypeError), ("abcd", ArgumentTypeError), ((1, 1, 0, 0), ShapeError)):
+        with pytest.raises(err):
+            plot_curve(L, box=box)

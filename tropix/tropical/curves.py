@@ -91,7 +91,8 @@ def default_box(C) -> tuple:
     if V.size == 0:
         return (-1.0, -1.0, 1.0, 1.0)
     lo, hi = V.min(axis=0), V.max(axis=0)
-    m = max(1.0, 0.25 * float(np.max(hi - lo)))
+    # (and never below a millionth of the coordinates: far from the origin, 1 + 1e17 is 1e17, a box of width 0)
+    m = max(1.0, 0.25 * float(np.max(hi - lo)), 1e-6 * float(np.max(np.abs(V))))
     return (float(lo[0] - m), float(lo[1] - m), float(hi[0] + m), float(hi[1] + m))
 
 
@@ -226,7 +227,7 @@ def plot_curve(C, ax=None, *, box: tuple | None = None, show_regions: bool = Fal
     import matplotlib.pyplot as plt
 
     C = _curve(C)
-    box = default_box(C) if box is None else box
+    box = default_box(C) if box is None else _check_box(box)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     if show_regions:
@@ -369,7 +370,12 @@ def stable_intersection(C1, C2, *, direction: tuple | None = None) -> StableInte
         else:  # pragma: no cover - finitely many bad directions, the list above avoids them in practice
             raise ShapeError("could not find a generic perturbation direction")
     else:
-        v = tuple(Fraction(x) for x in direction)
+        if isinstance(direction, (str, bytes)) or not isinstance(direction, (tuple, list, np.ndarray)) \
+                or len(direction) != 2:
+            raise ArgumentTypeError(f"direction must be two real numbers (a plane direction), got {summary(direction)}")
+        v = tuple(Fraction(check_real(x, "every direction coordinate")) for x in direction)
+        if v == (0, 0):
+            raise ShapeError("direction must not be zero")
         if any(u[0] * v[1] - u[1] * v[0] == 0 for u in dirs):
             raise ShapeError(f"direction {direction} is parallel to an edge; pick a generic one")
     acc: dict = {}

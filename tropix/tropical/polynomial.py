@@ -60,6 +60,10 @@ def _exact_or_float(vals: list, what: str):
     return out, has_float
 
 
+def _is_real_scalar(v) -> bool:
+    return isinstance(v, (int, float, Fraction, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def _fmt_num(v) -> str:
     if isinstance(v, Fraction):
         return f"{v.numerator}/{v.denominator}"
@@ -391,27 +395,52 @@ class TropicalPolynomial:
         return xp.abs(vals - best) <= atol
 
     # -- algebra -----------------------------------------------------------------------------------
-    def _check_compatible(self, other: "TropicalPolynomial"):
-        check_same_semiring(self._semiring, other._semiring)
-        if self.n_vars != other.n_vars:
-            raise ShapeError(f"polynomials in {self.n_vars} and {other.n_vars} variables cannot be combined")
-
     def _coerce(self, other):
         if isinstance(other, TropicalPolynomial):
-            self._check_compatible(other)
+            check_same_semiring(self._semiring, other._semiring)
             return other
         if isinstance(other, (int, float, Fraction)) or type(other).__module__.startswith("sympy"):
             return TropicalPolynomial({(0,) * self.n_vars: other}, semiring=self._semiring, variables=self._variables)
         return NotImplemented
 
+    def _aligned(self, o: "TropicalPolynomial"):
+        """``(variables, own exponent rows, o's exponent rows)`` over the variables of both, matched by name:
+        this polynomial's in their order, then ``o``'s other ones (``max(0, x)`` and ``max(0, y)`` are in two
+        variables together; ``(x, y)`` and ``(y, x)`` are the same two)."""
+        E1 = [tuple(r) for r in self._exponents.tolist()]
+        E2 = [tuple(r) for r in o._exponents.tolist()]
+        if o._variables == self._variables:
+            return self._variables, E1, E2
+        names = list(self._variables) + [v for v in o._variables if v not in self._variables]
+        pad = (0,) * (len(names) - self.n_vars)
+        at = [names.index(v) for v in o._variables]
+        rows2 = []
+        for r in E2:
+            t = [0] * len(names)
+            for j, e in zip(at, r):
+                t[j] = e
+            rows2.append(tuple(t))
+        return tuple(names), [r + pad for r in E1], rows2
+
     def __add__(self, other):
-        """Tropical sum (⊕): union of the terms, coefficients of equal exponents combined with ⊕."""
+        """Tropical sum (⊕): union of the terms, coefficients of equal exponents combined with ⊕.
+
+        Variables are matched by name (the union of both polynomials' variables); the tropical zero is the
+        identity.
+
+        Examples
+        --------
+        >>> TropicalPolynomial.parse("max(0, x)") + TropicalPolynomial.parse("max(1, y)")
+        TropicalPolynomial('max(1, y, x)')
+        """
+        if not isinstance(other, TropicalPolynomial) and _is_real_scalar(other) and other == self._semiring.zero:
+            return self
         o = self._coerce(other)
         if o is NotImplemented:
             return o
-        exps = [tuple(r) for r in self._exponents.tolist()] + [tuple(r) for r in o._exponents.tolist()]
+        names, E1, E2 = self._aligned(o)
         coefs = self._coefficients.tolist() + o._coefficients.tolist()
-        return self._new(exps, coefs)
+        return self._new(E1 + E2, coefs, names)
 
     __radd__ = __add__
 
@@ -427,14 +456,14 @@ class TropicalPolynomial:
         o = self._coerce(other)
         if o is NotImplemented:
             return o
-        E1, E2 = self._exponents.tolist(), o._exponents.tolist()
+        names, E1, E2 = self._aligned(o)
         C1, C2 = self._coefficients.tolist(), o._coefficients.tolist()
         exps, coefs = [], []
         for e1, c1 in zip(E1, C1):
             for e2, c2 in zip(E2, C2):
                 exps.append(tuple(a + b for a, b in zip(e1, e2)))
                 coefs.append(c1 + c2)
-        return self._new(exps, coefs)
+        return self._new(exps, coefs, names)
 
     __rmul__ = __mul__
 
@@ -453,9 +482,9 @@ class TropicalPolynomial:
                 base = base * base
         return out
 
-    def _new(self, exps, coefs):
+    def _new(self, exps, coefs, variables=None):
         obj = TropicalPolynomial.__new__(TropicalPolynomial)
-        obj._init(exps, coefs, self._semiring, self._variables)
+        obj._init(exps, coefs, self._semiring, self._variables if variables is None else variables)
         return obj
 
     def __eq__(self, other) -> bool:
@@ -605,7 +634,9 @@ class UnivariateFactorization:
         op = np.maximum if self.semiring.sense == 1 else np.minimum
         if isinstance(x, (list, tuple)):
             x = asarray(x)
-        out = self.constant + self.shift * x
+        # (a shift of 0 is the exponent 0: no term, also at x = ±inf, where 0 * x would be NaN)
+        zero = np.zeros_like(x) if isinstance(x, np.ndarray) else 0
+        out = self.constant + (self.shift * x if self.shift != 0 else zero)
         for r, m in self.roots:
             out = out + m * (op(x, r) if isinstance(x, np.ndarray) else (max(x, r) if self.semiring.sense == 1 else min(x, r)))
         return out
