@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tropix._array import to_numpy
 from tropix.attention import (auto, build_key_tree, compress_projections, dense, hierarchical, region_sparse, screened,
-                              tt_compressed)
+                              tropical, tt_compressed)
 from tropix.attention.bounds import rounding_bound
 from tropix.errors import BoundViolationError
 
@@ -474,3 +474,81 @@ def test_torch_bfloat16_input_is_read_exactly_and_certified():
         if fn is not dense:
             err = np.linalg.norm(out.float().numpy() - ref, axis=-1)
             assert np.all(err <= r.bound + r.reference_slack)
+
+
+# -- found by an exploratory review (session 14) --------------------------------------------------------------
+def test_float16_dense_with_a_mask_or_causal():
+    """The compiled masked-row helpers have no float16 (numba): NotImplementedError."""
+    q, k, v = np.ones((2, 2), np.float16), np.ones((3, 2), np.float16), np.arange(3, dtype=np.float16)[:, None]
+    ref = dense(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), causal=True)
+    out = dense(q, k, v, causal=True)
+    assert out.dtype == np.float16 and np.allclose(out, ref, atol=1e-3)
+    m = np.array([True, False, True])
+    assert np.allclose(dense(q, k, v, mask=m), dense(*(x.astype(np.float64) for x in (q, k, v)), mask=m), atol=1e-3)
+    assert auto(q, k, v, eps=0.5, causal=True, check=True).output.dtype == np.float16
+
+
+@pytest.mark.parametrize("lib", ["torch", "strict"])
+def test_nested_list_mask_and_bias_with_other_libraries(lib):
+    import array_api_strict as xs
+
+    T = torch.tensor if lib == "torch" else xs.asarray
+    q, k, v = np.zeros((2, 2)), np.zeros((3, 2)), np.arange(3.0).reshape(3, 1)
+    want = dense(q, k, v, mask=[True, False, True])
+    for kw in ({"mask": [True, False, True]}, {"bias": [0.0, -math.inf, 0.0]}, {"bias": [[0.0, -math.inf, 0.0]] * 2}):
+        for f in (dense, region_sparse, auto):
+            r = f(T(q), T(k), T(v), **kw) if f is dense else f(T(q), T(k), T(v), eps=1e-3, check=True, **kw).output
+            assert np.allclose(np.asarray(to_numpy(r)), want)
+    assert np.allclose(np.asarray(to_numpy(dense(T(q), T(k), T(v), mask=True))), dense(q, k, v))
+
+
+@pytest.mark.parametrize("d", [17, 64, 129])
+def test_tropical_identical_keys_always_tie(d):
+    """Five copies of a key: a GEMM rounded the same dot product differently in a remainder column, so one copy
+    was dropped, and the average depended on the keys' strides."""
+    rng = np.random.default_rng(d)
+    for _ in range(5):
+        q = rng.normal(size=(3, d))
+        k = np.concatenate([np.repeat(rng.normal(size=(1, d)), 5, axis=0), rng.normal(size=(4, d)) - 10])
+        v = np.eye(9)
+        for kk, vv in ((k, v), (k[::-1], v[::-1]), (np.asfortranarray(k), v)):
+            out = tropical(q, kk, vv)
+            assert np.allclose(out[:, :5], np.where(out[:, :5].sum(axis=1, keepdims=True) > 0.5, 0.2, 0.0))
+        qt = torch.tensor(q[None])
+        assert torch.allclose(tropical(qt, torch.tensor(k[None]), torch.tensor(v[None]))[0], torch.tensor(tropical(q, k, v)))
+
+
+def test_fully_masked_rows_have_bound_zero_in_every_method():
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(2, 4)), rng.normal(size=(50, 4)), rng.normal(size=(50, 3))
+    mask = np.ones((2, 50), bool)
+    mask[1] = False
+    bias = np.zeros((2, 50))
+    bias[0] = -math.inf
+    for f in (region_sparse, hierarchical, screened, auto):
+        r = f(q, k, v, mask=mask, eps=1e-3, check=True)
+        assert r.bound[1] == 0 and r.bound[0] > 0 and not np.any(r.output[1])
+        assert f(q, k, v, bias=bias, eps=1e-3, check=True).bound[0] == 0
+
+
+def test_kept_keys_index_like_a_sequence():
+    from tropix.errors import ShapeError
+
+    rng = np.random.default_rng(1)
+    q, k, v = rng.normal(size=(3, 4)), rng.normal(size=(50, 4)), rng.normal(size=(50, 2))
+    r = region_sparse(q, k, v, eps=1e-3)
+    assert np.array_equal(r.kept_keys(-1), r.kept_keys(2))
+    with pytest.raises(ShapeError, match="query 7 out of range"):
+        r.kept_keys(7)
+    with pytest.raises(ShapeError):
+        r.kept_keys(-4)
+
+
+def test_tropical_exact_input_with_a_float_scale():
+    """A float scale is the exact dyadic rational it stores (0.5 raised 'needs an exact scale')."""
+    from fractions import Fraction
+
+    out = tropical([[1, 0]], [[1, 0], [0, 1]], [[1], [2]], scale=0.5)
+    assert out.dtype == object and out.tolist() == [[1]]
+    out = tropical([[1, 1]], [[1, 0], [0, 1]], [[1], [2]], scale=0.1)  # a tie at 0.1, exactly
+    assert out.tolist() == [[Fraction(3, 2)]]

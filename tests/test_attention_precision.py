@@ -146,3 +146,17 @@ def test_the_cap_keeps_the_bound_of_a_non_finite_row():
     out = np.array([[1.0, 0.0], [np.inf, 0.0], [np.nan, 1.0]])
     r = AttentionResult(out, np.array([5.0, 5.0, 5.0]), 1e-3, np.array(1.0), np.array([1, 1, 1]), "t")
     assert r.bound.tolist()[1:] == [5.0, 5.0] and 2.0 <= r.bound[0] < 2.0 + 1e-8
+
+
+@pytest.mark.parametrize("dts", [(np.float32, np.float32, np.float64), (np.float64, np.float32, np.float32),
+                                 (np.float16, np.float64, np.float64), (np.float32, np.float64, np.float16)])
+@pytest.mark.parametrize("eps", [1e-3, 1e-9])
+def test_mixed_precisions(dts, eps):
+    """q, k and v of different dtypes (float32 scores, float64 values: the float64 fallback's cast term was a
+    Python float, indexed)."""
+    q, k, v = (x.astype(dt) for x, dt in zip(_qkv(7, batch=()), dts))
+    for method in METHODS:
+        r = method(q, k, v, eps=eps, check=True)
+        assert r.output.dtype == np.result_type(*dts)
+        err = np.linalg.norm(r.output.astype(np.float64) - _exact(q, k, v, 0.25).astype(np.float64), axis=-1)
+        assert np.all(err <= r.bound)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan, is_array, namespace, to_numpy
+from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_numpy
 from .._compiled import compiled
 from .._repr import summary
 from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
@@ -61,11 +61,13 @@ class Prepared:
     qnorm: Any = None  # row norms of q (NumPy float64), when validation computed them on the way
 
 
-def _to_float(x, xp, name):
+def _to_float(x, xp, name, like=None):
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
         x = asarray(x, name=name)
         if isinstance(x, np.ndarray) and x.dtype == object:
             x = np.array([float(t) for t in x.ravel()], dtype=np.float64).reshape(x.shape)
+        if like is not None:  # (a nested-list mask or bias with torch or array-API inputs: into their library)
+            x = from_numpy(x, like)
     if not is_array(x):
         raise ArgumentTypeError(f"{name} must be an array or a nested list, not {type(x).__name__}")
     if not xp.isdtype(x.dtype, "real floating"):
@@ -154,18 +156,19 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     batch = _shape(q)[:-2]
     full = batch + (n_q, n_k)
     if mask is not None:
-        if not is_array(mask):  # a nested list of bools (or a bool): NumPy's bool array (ints are not masks)
+        if not is_array(mask):  # a nested list of bools (or a bool): a bool array of q's library (ints are not masks)
             try:
                 mask = np.asarray(mask)
             except ValueError as err:
                 raise ShapeError(f"{fname}: mask is a ragged nested list") from err
+            mask = from_numpy(mask, q)
         if not xp.isdtype(mask.dtype, "bool"):
             raise ArgumentTypeError(f"{fname}: mask must be boolean (True = key takes part), got dtype {mask.dtype}")
         if not _broadcasts_to(_shape(mask), full):
             raise ShapeError(f"{fname}: mask of shape {_shape(mask)} does not broadcast to the scores {full}")
     bstats = (None, None)
     if bias is not None:
-        bias = _to_float(bias, xp, "bias")
+        bias = _to_float(bias, xp, "bias", like=q)
         if not _broadcasts_to(_shape(bias), full):
             check_no_nan(bias, "bias")
             raise ShapeError(f"{fname}: bias of shape {_shape(bias)} does not broadcast to the scores {full}")

@@ -787,7 +787,7 @@ def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
         odt = _out_dtype(P)
         out = P.xp.astype(_dense(P64), odt)
         rb64, _ = _dense_bound(P64, stats)
-        rb = rb64 + _cast_floor(odt, vmax, P.d_v)[..., None]
+        rb = rb64 + np.asarray(_cast_floor(odt, vmax, P.d_v))[..., None]  # (0.0 for a float64 output)
     sup = visible_counts(P, stats)
     if P.mask is not None or P.bias is not None:  # (otherwise every query sees a key)
         rb = np.where(sup > 0, rb, 0.0)

@@ -144,7 +144,8 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
     # the pairs a mask or the causal term hides: -inf in the scores, or, with the compiled kernels and one head,
     # left out of the maxima and sent through exp as -1, their weight then set to 0 (NumPy's exp takes a slow
     # path, 3-4x, on vectors holding -inf; np.copyto with where= costs as much again)
-    kern = _masked_kernels() if not P.batch_shape else None
+    # (the compiled kernels take float32 and float64 scores; numba has no float16)
+    kern = _masked_kernels() if not P.batch_shape and np.result_type(q, k) in (np.float32, np.float64) else None
     for qs0 in range(0, n_q, qblock):
         qs = slice(qs0, min(n_q, qs0 + qblock))
         qb = q[..., qs, :] * P.scale

@@ -55,7 +55,7 @@ from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound, verify_against_dense
-from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare
+from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare, visible_counts
 from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
 from .result import AttentionResult
@@ -144,6 +144,11 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
         # the reference of check/verify (dense attention in the input's narrower dtype) errs by its own rounding
         # bound (the rounding of the float64 output to that dtype is in every head's rho, see _HeadData)
         slack = np.maximum(slack, dense_rounding_bound(P))
+    if P.mask is not None or P.bias is not None:  # a query that sees no key: output 0, exactly (bound 0)
+        none = (visible_counts(P) == 0) & ~np.any(out != 0, axis=-1)  # (exact attention there is 0 by definition)
+        if none.any():
+            bound = np.where(none, 0.0, bound)
+            slack = np.where(none, 0.0, slack)
     method = methods.pop() if len(methods) == 1 else name
     res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
     if check:

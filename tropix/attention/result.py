@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._repr import compact_repr
-from ..errors import BoundViolationError, DomainError
+from ..errors import BoundViolationError, DomainError, ShapeError
 
 __all__ = ["AttentionResult"]
 
@@ -108,6 +108,11 @@ class AttentionResult:
         if not self.kept:
             raise DomainError("this result does not record kept keys (dense evaluates every key)")
         shape = self.bound.shape[:-1]
+        n_q = self.bound.shape[-1]
+        i = int(i)
+        if not -n_q <= i < n_q:  # (an index past the queries answered "no key used")
+            raise ShapeError(f"query {i} out of range: the result has {n_q} queries")
+        i %= n_q
         h = int(np.ravel_multi_index(tuple(head), shape)) if shape else 0
         for qi, kj in self.kept[h]:
             if np.any(qi == i):

@@ -10,8 +10,9 @@ with ``⊕ = max`` for :data:`~tropix.MaxPlus` (the limit of ordinary attention)
 score (``-inf`` in max-plus, ``+inf`` in min-plus); a query that sees no key gets the zero vector.
 
 Exact input (integers, Fractions, sympy rationals) gives exact output (a NumPy object array of Fractions),
-including exact tie detection, even with the default irrational scale ``1/sqrt(d)``.  Float input ties only
-on exactly equal computed scores.
+including exact tie detection, even with the default irrational scale ``1/sqrt(d)`` (a float scale is taken
+as the rational number it stores).  Float input ties on exactly equal computed scores; identical keys always
+tie (their score is computed once, whatever a GEMM's rounding does in different columns).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .._array import asarray, is_array, is_exact, to_exact_scalar
+from .._array import asarray, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import ConventionError, ShapeError
 from ..tropical.semiring import MaxPlus, get_semiring
 from ._inputs import block_extra, prepare
@@ -71,7 +72,7 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
     P = prepare(q, k, v, mask, bias, scale, causal, fname="tropical")
     xp = P.xp
     dt = P.q.dtype
-    s = xp.matmul(P.q, xp.matrix_transpose(P.k)) * P.scale
+    s = _same_key_same_score(xp.matmul(P.q, xp.matrix_transpose(P.k)) * P.scale, P.k, xp)
     E = block_extra(P, slice(0, P.n_q), slice(0, P.n_k), dt)
     if sr.sense == -1:
         if E is not None:  # E holds -bias (and -inf for masked pairs): back to min-plus scores
@@ -84,6 +85,26 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
     cnt = xp.sum(w, axis=-1)
     out = xp.matmul(w, P.v) / xp.where(cnt > 0, cnt, xp.ones_like(cnt))[..., None]
     return out
+
+
+def _same_key_same_score(s, k, xp):
+    """The scores ``s`` with every key's column replaced by that of the first key equal to it: a GEMM may
+    round the same dot product differently in different columns (its remainder columns), and identical keys
+    must tie (measured: five copies of a key, one dropped, the average depending on the keys' strides)."""
+    kn = np.asarray(to_numpy(k))
+    shape = tuple(s.shape)
+    heads = np.broadcast_to(kn, shape[:-2] + kn.shape[-2:]).reshape((-1,) + kn.shape[-2:])  # (one per score head)
+    reps = []
+    for kh in heads:
+        _, first, inv = np.unique(kh, axis=0, return_index=True, return_inverse=True)
+        reps.append(first[inv.reshape(-1)])
+    if all(np.array_equal(r, np.arange(len(r))) for r in reps):
+        return s
+    if len(shape) == 2:
+        return xp.take(s, from_numpy(reps[0], s), axis=-1)
+    flat = xp.reshape(s, (-1,) + shape[-2:])
+    cols = [xp.take(flat[h, ...], from_numpy(reps[h], s), axis=-1) for h in range(flat.shape[0])]
+    return xp.reshape(xp.stack(cols, axis=0), shape)
 
 
 def _only_infs(b):
@@ -118,8 +139,10 @@ def _tropical_exact(q, k, v, mask, bias, scale, causal, sr):
         sc = Fraction(1, r) if r * r == d else None  # None: exactly 1/sqrt(d), irrational
     else:
         sc = to_exact_scalar(scale)
-        if isinstance(sc, float):
-            raise ShapeError("tropical: exact input needs an exact (rational) scale")
+        if isinstance(sc, float):  # a finite float is the exact dyadic rational it stores
+            if not math.isfinite(sc):
+                raise ShapeError(f"tropical: scale must be finite, got {sc}")
+            sc = Fraction(sc)
     batch = P.batch_shape
     nd = len(batch) + 2
     keep = np.ones(batch + (P.n_q, P.n_k), dtype=bool)
