@@ -337,7 +337,8 @@ def _bilinear(model, eps):
             r = _rank_for(s, eps)
             A, B = (Uq @ u[:, :r]) * s[:r], Uk @ vt[:r].T
             tensors[f"layer.{i}.head.{h}.qk.A"], tensors[f"layer.{i}.head.{h}.qk.B"] = _f32(A), _f32(B)
-            errs[f"layer.{i}.head.{h}.qk"] = _rel(A @ B.T, M)
+            # (of the stored float32 factors, which the model runs with)
+            errs[f"layer.{i}.head.{h}.qk"] = _rel(_f32(A).astype(np.float64) @ _f32(B).astype(np.float64).T, M)
             Wv, Wo = a["W_V"][:, c], a["W_O"][c, :]
             bO = bO + a["b_V"][c] @ Wo
             Uv, Rv = np.linalg.qr(Wv)
@@ -346,7 +347,7 @@ def _bilinear(model, eps):
             r2 = _rank_for(s, eps)
             C, D = (Uv @ u[:, :r2]) * s[:r2], Uo @ vt[:r2].T
             tensors[f"layer.{i}.head.{h}.ov.A"], tensors[f"layer.{i}.head.{h}.ov.B"] = _f32(C), _f32(D)
-            errs[f"layer.{i}.head.{h}.ov"] = _rel(C @ D.T, Wv @ Wo)
+            errs[f"layer.{i}.head.{h}.ov"] = _rel(_f32(C).astype(np.float64) @ _f32(D).astype(np.float64).T, Wv @ Wo)
             n += A.size - r + B.size - r + C.size + D.size  # bias rows of A, B are biases, not weights
         tensors[f"layer.{i}.b_O"] = _f32(bO)
     return tensors, meta, errs, n, {}
@@ -422,12 +423,54 @@ def _finish(model, method, setting, tensors, meta, errs, n, bounds) -> Compresse
     for i, a in enumerate(model.attention):
         for k in ("b_Q", "b_K", "b_V", "b_O"):
             tensors.setdefault(f"layer.{i}.{k}", _f32(_np64(a[k])))
+    if method != "bilinear":
+        errs, bounds = _stored_errors(model, reconstruct(tensors, meta), bounds)
     return CompressedAttention(method, setting, tensors, meta, int(n), model.n_attention_params, errs, bounds, model)
+
+
+def _stored_errors(model, rebuilt, bounds):
+    """Relative errors of the weights the compressed model runs with (the float32 reconstruction of the stored
+    tensors, :func:`reconstruct`), per matrix, and certified bounds on them under the keys of ``bounds`` (a
+    matrix ``layer.i.W_Q`` or a layer ``layer.i``, its four matrices together).
+
+    The bounds are the measured errors made rigorous: in float64 each difference ``fl(r - w)`` errs by at
+    most ``u |r - w|`` and a sum of ``N`` squares by ``γ_N`` (Higham), so ``sqrt(Σ fl(r - w)²) (1 + (N + 8) u)``
+    bounds the exact norm and ``sqrt(Σ w²) (1 - (N + 8) u)`` the reference's from below.  (The certificates
+    of the decompositions are for the exact products of the stored cores; the float32 rounding of the
+    reconstruction, about ``2^-24`` of the weights' norm, was outside them: measured 5.5e-8 above 5.1e-8.)"""
+    u = 2.0**-53
+    errs, out = {}, {}
+    sq: dict = {}
+    for i, (a, r) in enumerate(zip(model.attention, rebuilt)):
+        for key in _MATS:
+            w, rr = _np64(a[key]), _np64(r[key])
+            de, dw = float(np.sum(np.square(rr - w))), float(np.sum(np.square(w)))
+            errs[f"layer.{i}.{key}"] = math.sqrt(de / dw) if dw else 0.0
+            for name in (f"layer.{i}.{key}", f"layer.{i}"):
+                e0, w0, n0 = sq.get(name, (0.0, 0.0, 0))
+                sq[name] = (e0 + de, w0 + dw, n0 + w.size)
+    for name in bounds:
+        de, dw, N = sq[name]
+        g = (N + 8) * u
+        out[name] = math.sqrt(de) * (1 + g) / (math.sqrt(dw) * (1 - g)) if dw else (0.0 if de == 0 else math.inf)
+    return errs, out
 
 
 def _run(model, method: str, eps: float) -> CompressedAttention:
     tensors, meta, errs, n, bounds = _IMPL[method](model, eps)
     return _finish(model, method, f"eps {eps:g}", tensors, meta, errs, n, bounds)
+
+
+def check_setting(method: str, eps: float | None, ratio: float | None) -> None:
+    """The checks of :func:`compress` on its arguments, without compressing (ShapeError, ToleranceError)."""
+    if method not in _IMPL:
+        raise ShapeError(f"unknown compression method {method!r}; choose one of {', '.join(METHODS)}")
+    if (eps is None) == (ratio is None):
+        raise ToleranceError("give exactly one of eps and ratio")
+    if eps is not None and not 0 < eps < 1:
+        raise ToleranceError(f"eps must be in (0, 1), got {eps}")
+    if ratio is not None and not 0 < ratio <= 1:
+        raise ToleranceError(f"ratio must be in (0, 1], got {ratio}")
 
 
 def compress(model, method: str = "svd", eps: float | None = None, ratio: float | None = None) -> CompressedAttention:
@@ -449,16 +492,9 @@ def compress(model, method: str = "svd", eps: float | None = None, ratio: float 
     ShapeError
         Unknown method.
     """
-    if method not in _IMPL:
-        raise ShapeError(f"unknown compression method {method!r}; choose one of {', '.join(METHODS)}")
-    if (eps is None) == (ratio is None):
-        raise ToleranceError("give exactly one of eps and ratio")
+    check_setting(method, eps, ratio)
     if eps is not None:
-        if not 0 < eps < 1:
-            raise ToleranceError(f"eps must be in (0, 1), got {eps}")
         return _run(model, method, float(eps))
-    if not 0 < ratio <= 1:
-        raise ToleranceError(f"ratio must be in (0, 1], got {ratio}")
     lo, hi = 1e-4, 0.999  # ratio is non-increasing in eps
     best = _run(model, method, hi)
     if best.param_ratio > ratio:
@@ -483,7 +519,8 @@ def _with_setting(c: CompressedAttention, setting: str) -> CompressedAttention:
 def save_compressed(c: CompressedAttention, out_dir, base_model: str | None = None, extra: dict | None = None) -> Path:
     """Write ``attention.safetensors`` and ``manifest.json`` into ``out_dir``; returns the directory.
 
-    ``base_model`` is recorded in the manifest (the name or path :func:`load_compressed` reloads).
+    ``base_model`` is recorded in the manifest (the name or path :func:`load_compressed` reloads); by default
+    the model that was compressed (its directory, or the embedded default's name).
     """
     from safetensors.numpy import save_file
 
@@ -491,13 +528,29 @@ def save_compressed(c: CompressedAttention, out_dir, base_model: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: _f32(v) for k, v in c.tensors.items()}, str(out / "attention.safetensors"))
     manifest = {
-        "format": _FORMAT, "base_model": base_model or "all-MiniLM-L6-v2", "method": c.method, "setting": c.setting,
+        "format": _FORMAT, "base_model": base_model or _base_name(c.base), "method": c.method, "setting": c.setting,
         "meta": c.meta, "n_params": c.n_params, "n_params_original": c.n_params_original,
         "param_ratio": c.param_ratio, "rel_errors": c.rel_errors, "certified_rel_bounds": c.bounds,
         **(extra or {}),
     }
     (out / "manifest.json").write_text(json.dumps(_plain(manifest), indent=1, allow_nan=False) + "\n")
     return out
+
+
+def _base_name(base) -> str:
+    """What :func:`load_compressed` reloads for the model ``base``: the embedded default by name (its
+    directory lies inside a virtual environment), any other model by the directory or file it came from
+    (compressing ``--model mydir`` recorded the default, and reloading put the attention on the wrong model)."""
+    from .model import DEFAULT_MODEL, default_model_path
+
+    src = str(getattr(base, "source", "") or "")
+    src = src.split(" [", 1)[0]  # (a compressed model's source: its base, then what was done to it)
+    try:
+        if not src or Path(src).resolve() == default_model_path().resolve():
+            return DEFAULT_MODEL
+    except Exception:  # noqa: BLE001 - the default model missing: record the source as it is
+        pass
+    return src or DEFAULT_MODEL
 
 
 def _plain(x):

@@ -28,7 +28,7 @@ import torch
 
 from .._repr import compact_repr
 from ..errors import EmptyInputError
-from ..models.compress import METHODS, compress, load_compressed, save_compressed, svd_at_params
+from ..models.compress import METHODS, check_setting, compress, load_compressed, save_compressed, svd_at_params
 from .document import Report, Section, write_json
 from .plots import pareto
 
@@ -105,6 +105,9 @@ def compress_and_report(model, texts, out_dir, methods=None, eps: float | None =
     methods = tuple(dict.fromkeys(methods))
     settings = [("eps", eps)] if eps is not None else [("ratio", ratio)] if ratio is not None else \
         [("eps", e) for e in DEFAULT_EPS_SWEEP]
+    for method in methods:  # (before anything is written: a bad setting left an empty directory behind)
+        for kind, value in settings:
+            check_setting(method, value if kind == "eps" else None, value if kind == "ratio" else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
