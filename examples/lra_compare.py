@@ -15,7 +15,7 @@ Usage::
 
     python examples/lra_compare.py               # --small (default): every mechanism on small ListOps
     python examples/lra_compare.py --full        # the LRA ListOps configuration (days on a CPU)
-    python examples/lra_compare.py --text-data path/to/aclImdb   # adds byte-level IMDb (4000 bytes)
+    python examples/lra_compare.py --text-data path/to/aclImdb   # adds byte-level IMDb (1000 bytes; 4000 with --full)
     python examples/lra_compare.py --mechanisms softmax,tropical --epochs 2
 
 Each mechanism runs in its own subprocess so that its peak resident memory (``VmHWM``) is its own; the

@@ -736,3 +736,95 @@ def test_schmidt_spectrum_of_a_train_names_the_cut():
     t = TensorTrain.random((2, 3, 2), rank=2, seed=0)
     with pytest.raises(ShapeError, match="cut must be in 1..2 for a 3-way tensor train, got 0"):
         schmidt_spectrum(t, 0)
+
+
+def test_peps_boundary_value_beyond_exp_of_its_log_norm():
+    """The boundary contraction multiplied by exp(lognorm) alone: overflow (1e+100 true) or a silent 0
+    (1e-100 true) where the value itself is an ordinary float."""
+    from tropix.tn import PEPS
+
+    v = lambda s: np.array([s, 0.0])  # noqa: E731
+    for a, b, want in ((1e100, 1e-150, 1e100), (1e-100, 1e150, 1e-100)):
+        psi = PEPS.product_state([[v(1.0)], [v(a)], [v(a)], [v(b)]])
+        assert psi.norm_squared().value == pytest.approx(want, rel=1e-12)
+        assert psi.norm_squared(chi=4).value == pytest.approx(want, rel=1e-12)
+    with pytest.raises(FloatOverflowError), np.errstate(over="ignore"):
+        PEPS.product_state([[v(1e200)], [v(1e200)]]).norm_squared(chi=4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_check_true_does_not_false_alarm_on_float32(seed):
+    """check=True reconstructed in float32 (its own 1e-7 rounding): false BoundViolationErrors in 11-29 of
+    30 seeds; the certificates bound the exact product of the stored cores, now checked in float64."""
+    import torch
+
+    from tropix.tn import TTMatrix, tt_svd, tucker
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    W = rng.standard_normal((12, 12)).astype(np.float32)
+    tucker(A, eps=1e-3, check=True)
+    tt_svd(A, eps=0.3, check=True)
+    tt_svd(torch.tensor(A), eps=0.3, check=True)
+    TTMatrix.from_dense(W, (3, 4), (4, 3), eps=0.3, check=True)
+    TTMatrix.from_dense(W, eps=0.3, check=True)
+    tt_svd(A, eps=0.01).round(0.3, check=True)
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+def test_half_precision_cores(dt):
+    """Half-precision cores given directly: torch's tensordot refused the float32 operand, QR and SVD do not
+    exist in half precision; the cores become float32, exactly."""
+    import torch
+
+    from tropix.tn import TensorTrain, TTMatrix
+
+    tdt = getattr(torch, dt)
+    y = TTMatrix((torch.ones(1, 2, 2, 1, dtype=tdt),)).matvec(torch.ones(2, dtype=tdt))
+    assert torch.equal(y, torch.tensor([2.0, 2.0]))
+    t = TensorTrain((torch.ones(1, 2, 2, dtype=tdt), torch.ones(2, 3, 1, dtype=tdt)))
+    assert t.cores[0].dtype == torch.float32 and t.norm() == pytest.approx(24 ** 0.5, rel=1e-6)
+    assert t.round(0.1).ranks == (1, 1, 1)
+    if dt == "float16":
+        tn16 = TensorTrain((np.ones((1, 2, 2), np.float16), np.ones((2, 3, 1), np.float16)))
+        assert tn16.cores[0].dtype == np.float32 and tn16.norm() == pytest.approx(24 ** 0.5, rel=1e-6)
+
+
+def test_factorize_is_as_equal_as_possible():
+    """Greedy prime placement split 72 as 12 x 6 (9 x 8 exists); from_dense then missed the Kronecker
+    structure of a 9 x 8 product."""
+    from tropix.tn import TTMatrix, factorize
+
+    def brute(n, d):
+        best = None
+
+        def rec(m, k, cap, acc):
+            nonlocal best
+            if k == 1:
+                if m <= cap and (best is None or tuple(acc + [m]) < best):
+                    best = tuple(acc + [m])
+                return
+            for f in range(1, cap + 1):
+                if m % f == 0:
+                    rec(m // f, k - 1, f, acc + [f])
+
+        rec(n, d, n, [])
+        return best
+
+    for n in range(1, 300):
+        for d in (1, 2, 3, 4):
+            assert factorize(n, d) == brute(n, d), (n, d)
+    assert factorize(72, 2) == (9, 8) and factorize(384, 4) == (6, 4, 4, 4)
+    W = np.kron(*(np.random.default_rng(0).standard_normal((n, n)) for n in (9, 8)))
+    T = TTMatrix.from_dense(W, eps=1e-10)
+    assert T.n_params <= 145
+
+
+def test_a_float_max_rank_is_a_type_error():
+    from tropix.errors import ArgumentTypeError
+    from tropix.tn import tt_svd
+
+    with pytest.raises(ArgumentTypeError, match="max_rank must be None or an integer"):
+        tt_svd(np.ones((2, 2)), eps=0.1, max_rank=2.0)
+    with pytest.raises(TypeError):  # (the built-in it subclasses)
+        tt_svd(np.ones((2, 2)), eps=0.1, max_rank=2.0)

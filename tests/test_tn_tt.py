@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import gpu, to_np
 from tropix.errors import (
+    ArgumentTypeError,
     BackendMismatchError,
     BoundViolationError,
     EmptyInputError,
@@ -205,9 +206,11 @@ def test_bad_input():
     for eps in (0, 1, -0.1, 1.5, float("nan")):
         with pytest.raises(ToleranceError):
             tt_svd(A, eps=eps)
-    for cap in (0, -1, 1.5):
+    for cap in (0, -1):
         with pytest.raises(ToleranceError):
             tt_svd(A, eps=0.1, max_rank=cap)
+    with pytest.raises(ArgumentTypeError):  # (a float where an integer rank belongs: the guide's type error)
+        tt_svd(A, eps=0.1, max_rank=1.5)
     with pytest.raises(NaNError):
         tt_svd(np.array([[np.nan, 1.0]]))
     with pytest.raises(EmptyInputError):

@@ -227,7 +227,8 @@ def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
     if max_rank is None:
         return None
     if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)):
-        raise ToleranceError(f"{name} must be None or an integer >= 1, got {max_rank!r}")
+        # (of the wrong type, as every other integer argument: ArgumentTypeError; a value below 1: ToleranceError)
+        raise ArgumentTypeError(f"{name} must be None or an integer >= 1, got {max_rank!r}")
     if max_rank < 1:
         raise ToleranceError(f"{name} must be at least 1, got {max_rank}")
     return int(max_rank)
@@ -238,7 +239,8 @@ def check_core_chain(cores, what: str, layout: str) -> tuple:
 
     Each core must have ``len(layout)`` axes (``layout`` names them, e.g. ``"r, n, r'"``), neighbouring
     cores must agree on their shared rank (first axis of a core = last axis of the previous one), and
-    both boundary ranks must be 1.  Mixing array libraries raises BackendMismatchError.
+    both boundary ranks must be 1.  Mixing array libraries raises BackendMismatchError.  Half-precision
+    cores (float16, bfloat16) are converted to float32, exactly.
     """
     if isinstance(cores, (str, bytes)) or not hasattr(cores, "__iter__"):
         raise ArgumentTypeError(f"the cores of a {what} must be a sequence of arrays, got {type(cores).__name__}")
@@ -260,6 +262,12 @@ def check_core_chain(cores, what: str, layout: str) -> tuple:
             )
     if int(cores[0].shape[0]) != 1 or int(cores[-1].shape[-1]) != 1:
         raise ShapeError(f"the first core of a {what} must have left rank 1 and the last core right rank 1")
+    if any(str(c.dtype).split(".")[-1] in ("float16", "bfloat16") for c in cores):
+        # half precision becomes float32, exactly, as in as_float (no QR or SVD exists in it, and mixed with
+        # a float32 operand torch's tensordot refuses)
+        xp = namespace(*cores)
+        cores = tuple(xp.astype(c, xp.float32) if str(c.dtype).split(".")[-1] in ("float16", "bfloat16") else c
+                      for c in cores)
     return cores
 
 

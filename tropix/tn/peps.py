@@ -271,9 +271,17 @@ class PEPS:
         last = [xp.permute_dims(E[:, :, 0, :], (2, 0, 1)) for E in rows[-1]]  # (l, u, r)
         val = _f(B.dot(TensorTrain(tuple(last))))
         try:
-            val = val * math.exp(lognorm) if val else 0.0
+            f = math.exp(lognorm)
+            out = val * f
         except OverflowError:
-            val = math.inf
+            f = out = math.inf
+        if val and not (0.0 < f < math.inf and 0.0 < abs(out) < math.inf):
+            # exp(lognorm) alone overflowed or underflowed: in log space, where the value itself may fit
+            try:
+                out = math.copysign(math.exp(math.log(abs(val)) + lognorm), val)
+            except OverflowError:
+                out = math.inf
+        val = out if val else 0.0
         if not math.isfinite(val):
             raise FloatOverflowError(f"the boundary contraction gave {val} (the float range was exceeded); rescale "
                                      "the site tensors")

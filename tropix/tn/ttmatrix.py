@@ -23,6 +23,9 @@ True
 
 from __future__ import annotations
 
+import functools
+import math
+
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -75,17 +78,35 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
 
     Examples
     --------
-    >>> factorize(384, 4), factorize(1536, 3), factorize(7, 2)
-    ((6, 4, 4, 4), (16, 12, 8), (7, 1))
+    >>> factorize(384, 4), factorize(1536, 3), factorize(7, 2), factorize(72, 2)
+    ((6, 4, 4, 4), (16, 12, 8), (7, 1), (9, 8))
     """
     n, d = check_int(n, "n"), check_int(d, "d")
     if n < 1 or d < 1:
         raise ShapeError(f"cannot factor {n} into {d} parts")
-    groups = [1] * d
-    for p in sorted(_prime_factors(n), reverse=True):
-        i = min(range(d), key=lambda j: groups[j])
-        groups[i] *= p
-    return tuple(sorted(groups, reverse=True))
+    divisors = [1]
+    for p in _prime_factors(n):
+        divisors = sorted(set(divisors) | {x * p for x in divisors if n % (x * p) == 0})
+
+    @functools.lru_cache(maxsize=None)
+    def best(m: int, k: int, cap: int):
+        # the non-increasing split of m into k factors <= cap whose largest factor is smallest, then (the same
+        # rule on the rest) lexicographically smallest; None if there is none.  (Greedy prime placement is
+        # not optimal: it split 72 as 12 x 6, 240 as 20 x 12.)
+        if k == 1:
+            return (m,) if m <= cap else None
+        lo = max(1, math.ceil(round(m ** (1.0 / k), 9)))  # the largest factor is at least the k-th root
+        for f in divisors:
+            if f < lo or m % f:
+                continue
+            if f > cap:
+                break
+            rest = best(m // f, k - 1, f)
+            if rest is not None:
+                return (f,) + rest
+        return None
+
+    return best(n, d, n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,7 +242,7 @@ class TTMatrix:
             tt, nrm = _tt_svd(_interleave(A, rd, cd), eps, max_rank, _interleave_np(conv, rd, cd), sweep)
             out = cls._from_tt_cores(tt, rd, cd)
             if check:
-                _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, nrm, "TTMatrix.from_dense")
+                _check_bound(_dense64_error(A, out), out.error_bound, nrm, "TTMatrix.from_dense")
             return out
         if row_dims is None:
             row_dims = factorize(M, len(col_dims))
@@ -241,7 +262,7 @@ class TTMatrix:
         tt, nrm = _tt_svd(_interleave(A, row_dims, col_dims), eps, max_rank, _interleave_np(conv, row_dims, col_dims))
         out = cls._from_tt_cores(tt, row_dims, col_dims)
         if check:
-            _check_bound(_f(fro_norm(A - out.to_dense())), out.error_bound, nrm, "TTMatrix.from_dense")
+            _check_bound(_dense64_error(A, out), out.error_bound, nrm, "TTMatrix.from_dense")
         return out
 
     @classmethod
@@ -571,3 +592,9 @@ def _two_core_params(A, rd, cd, eps, max_rank) -> int:
     r, _ = truncation_rank(np.sqrt(lam), budget, max_rank)
     return r * (m1 * n1 + m2 * n2)
 
+
+def _dense64_error(A, T: "TTMatrix") -> float:
+    """``|A - T|_F`` of ``T``'s stored cores multiplied out in float64 (``check=True``: see ``tt._train64``)."""
+    from .tt import _np64
+
+    return float(np.linalg.norm(_np64(A) - np.asarray(TTMatrix(tuple(_np64(c) for c in T.cores)).to_dense())))

@@ -47,7 +47,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Sequence
 
@@ -523,7 +523,11 @@ def tucker(
                 core, factors, tail, bound, err, slices = again
     out = TuckerDecomposition(core, factors, bound, err, nrm, shared, slices)
     if check:
-        _check_bound(_f(fro_norm(A - out.to_dense())), bound, nrm, "tucker")
+        # (the stored core and factors multiplied out in float64: see tt._train64)
+        from .tt import _np64
+
+        out64 = replace(out, core=_np64(out.core), factors=tuple(None if U is None else _np64(U) for U in out.factors))
+        _check_bound(float(np.linalg.norm(_np64(A) - np.asarray(out64.to_dense()))), bound, nrm, "tucker")
     return out
 
 
