@@ -224,12 +224,19 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False, bias_stats=None):
     return (rb, vmax[..., 0]) if with_vmax else rb
 
 
+def _is_float64(dtype) -> bool:
+    """Whether a NumPy, torch or array-API dtype is float64."""
+    if isinstance(dtype, np.dtype):
+        return dtype == np.float64
+    return str(dtype).split(".")[-1] == "float64"
+
+
 def as_float64(P: Prepared) -> Prepared:
     """``P`` with ``q``, ``k``, ``v`` and a bias converted to float64 (exactly) in their own library."""
     xp = P.xp
 
     def f64(x):
-        return x if x is None or str(x.dtype).split(".")[-1] == "float64" else xp.astype(x, xp.float64)
+        return x if x is None or _is_float64(x.dtype) else xp.astype(x, xp.float64)
 
     return dataclasses.replace(P, q=f64(P.q), k=f64(P.k), v=f64(P.v), bias=f64(P.bias))
 

@@ -54,7 +54,7 @@ from .._array import from_numpy, to_numpy
 from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
-from .dense import _dense, _np_dtype, _rownorm, dense_rounding_bound, verify_against_dense
+from .dense import _dense, _is_float64, _np_dtype, _rownorm, dense_rounding_bound, verify_against_dense
 from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare, visible_counts
 from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
@@ -160,13 +160,6 @@ def _out_dtype(P: Prepared):
     """dtype of the output: that of ``q``, ``k`` and ``v`` promoted (as dense attention returns; float32 ``q``
     and ``k`` with float64 values of 1e300 must not be rounded to float32)."""
     return P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype)
-
-
-def _is_float64(dtype) -> bool:
-    """Whether a NumPy, torch or array-API dtype is float64."""
-    if isinstance(dtype, np.dtype):
-        return dtype == np.float64
-    return str(dtype).split(".")[-1] == "float64"
 
 
 def _cast_floor(dtype, vmax: float, d_v: int) -> float:
