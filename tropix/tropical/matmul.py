@@ -270,10 +270,14 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     ``A/T`` itself would overflow (small ``|T|``).
     """
     T = S.T
-    from .semiring import _as_float, _log0
+    from .semiring import _as_float, _log0, _wide_for
 
-    a = _as_float(A, xp)
-    b = _as_float(B, xp)
+    a, da = _wide_for(T, _as_float(A, xp), xp)
+    b, db = _wide_for(T, _as_float(B, xp), xp)
+    if da is not None or db is not None:  # (T beyond an operand's float range: in float64, rounded back once)
+        back = da if db is None else db if da is None else xp.result_type(da, db)
+        out = _log_matmul(xp.astype(a, xp.float64), xp.astype(b, xp.float64), S, xp)
+        return xp.astype(out, back)
     if a.shape[1] == 0:
         return S.zeros((a.shape[0], b.shape[1]), a)
     best = xp.max if T > 0 else xp.min

@@ -110,6 +110,14 @@ def _prep_pair(a: Any, b: Any, bound=None):
             check_real_dtype(x, name)
     if bound is not None:
         a, b = _widen_ints(a, b, xp, bound)
+    # an integer array of another library meeting a non-integer scalar (0.5, 3/2, -inf): widened to float64
+    # first (the scalar was cast to the array's integer dtype: min(1, 0.5) gave 0)
+    for s_, x_ in ((a, b), (b, a)):
+        if _is_scalar(s_) and not isinstance(x_, np.ndarray) and _is_int_array(x_) and not _integral_value(s_):
+            if x_ is a:
+                a = xp.astype(a, xp.float64)
+            else:
+                b = xp.astype(b, xp.float64)
     if _is_scalar(a):
         a = _scalar_like(a, b, xp)
     if _is_scalar(b):
@@ -237,6 +245,26 @@ def real_array(x: Any, name: str = "input"):
         raise SemiringMismatchError(
             f"{name} holds a value that is not a real number ({err}); semirings hold real numbers and ±inf"
         ) from None
+
+
+def _as_int64(x, xp):
+    """An integer array of a narrower dtype (int8, uint16, ...) as int64, whose bound the callers checked."""
+    if isinstance(x, np.ndarray):
+        return x.astype(np.int64) if x.dtype != object and x.dtype != np.int64 else x
+    return x if x.dtype == xp.int64 else xp.astype(x, xp.int64)
+
+
+def _integral_value(s: Any) -> bool:
+    """Whether a scalar is an integer value (a float like 2.0 included; inf and NaN not)."""
+    if isinstance(s, (bool, np.bool_, int, np.integer)):
+        return True
+    if isinstance(s, Fraction):
+        return s.denominator == 1
+    try:
+        f = float(s)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return math.isfinite(f) and f.is_integer()
 
 
 def _scalar_like(s: Any, like: Any, xp):
@@ -473,13 +501,14 @@ class TropicalSemiring(Semiring):
             self._check_scalar(a, "first operand", "mul")
             self._check_scalar(b, "second operand", "mul")
             with np.errstate(over="ignore"):
-                return _check_overflow(self, a + b, "mul", a, b)
+                return _check_overflow(self, _exact_add(a, b), "mul", a, b)
         return _checked_sum(self, a, b, xp)
 
     def sum(self, x, axis=None):
         if isinstance(x, (list, tuple)):
             x = real_array(x)
         if _is_scalar(x):
+            self._check_scalar(x, "input", "sum")
             return x
         xp = namespace(x)
         if not (isinstance(x, np.ndarray) and x.dtype == object):
@@ -497,10 +526,13 @@ class TropicalSemiring(Semiring):
         if isinstance(x, (list, tuple)):
             x = real_array(x)
         if _is_scalar(x):
+            self._check_scalar(x, "input", "prod")
             return x
         xp = namespace(x)
         if not (isinstance(x, np.ndarray) and x.dtype == object):
             check_real_dtype(x)
+        elif self.sense is not None:  # (exact input: the float checks below never see it)
+            self.validate(x, f"the input of {self.name}.prod")
         if _reduced_size(x, axis) == 0:
             return self._empty_reduction(x, axis, self.one)
         if _is_int_array(x):  # int64 sums must not wrap around: Python integers when they might
@@ -510,7 +542,10 @@ class TropicalSemiring(Semiring):
         if _is_float(x):
             with np.errstate(over="ignore", invalid="ignore"):
                 return _check_overflow(self, xp.sum(x, axis=axis), "prod", x)
-        return xp.sum(x, axis=axis)
+        try:
+            return xp.sum(x, axis=axis)
+        except OverflowError:  # an exact int beyond the float range beside an infinity
+            return np.frompyfunc(_exact_add, 2, 1).reduce(x, axis=axis)
 
     def _empty_reduction(self, x, axis, value):
         shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
@@ -570,6 +605,8 @@ class TropicalSemiring(Semiring):
             a = _object_ints(a)
         if _is_float(a) and isinstance(k, Fraction):
             k = float(k)  # float input, float output (a Fraction would make NumPy build an object array)
+        if isinstance(a, np.ndarray) and a.dtype == object:  # (exact: the float checks below never see it)
+            self.validate(a, f"the base of {self.name}.power")
         if isinstance(a, np.ndarray) and a.dtype == object and not isinstance(k, float):
             out = np.empty(a.shape, dtype=object)
             out.ravel()[:] = [v * k if isinstance(v, float) else to_exact_scalar(v * k) for v in a.ravel()]
@@ -639,6 +676,16 @@ def _size(x: Any) -> int:
     return math.prod(int(s) for s in x.shape) if is_array(x) else 1
 
 
+def _exact_add(u: Any, v: Any) -> Any:
+    """``u + v`` of exact numbers and infinities: an infinity absorbs an integer of any size (Python would
+    convert ``10**400`` to a float and overflow)."""
+    if isinstance(u, float) and math.isinf(u):
+        return u if not (isinstance(v, float) and math.isinf(v) and v != u) else math.nan
+    if isinstance(v, float) and math.isinf(v):
+        return v
+    return u + v
+
+
 def _checked_sum(S: "Semiring", a: Any, b: Any, xp, op: str = "mul"):
     """``a + b`` (a ⊗ b of the ordered semirings), raising if a float entry reached ``-S.zero``.
 
@@ -646,8 +693,15 @@ def _checked_sum(S: "Semiring", a: Any, b: Any, xp, op: str = "mul"):
     larger than the operands, else over the operands (:func:`_may_overflow`, for broadcasts).  Overflow
     toward the semiring's zero is IEEE rounding to that zero and passes silently.
     """
+    exact = [x for x in (a, b) if isinstance(x, np.ndarray) and x.dtype == object]
+    if exact and S.sense is not None:  # (exact operands: the float checks below never see them)
+        for x in exact:
+            S.validate(x, f"an operand of {S.name}.{op}")
     with np.errstate(over="ignore", invalid="ignore"):
-        out = a + b
+        try:
+            out = a + b
+        except OverflowError:  # an exact int beyond the float range beside an infinity (int + inf)
+            out = np.frompyfunc(_exact_add, 2, 1)(a, b)
     if not _is_float(out):
         return out
     if _size(out) <= _size(a) + _size(b):
@@ -797,15 +851,21 @@ class LogSemiring(Semiring):
             with np.errstate(over="ignore"):
                 d = abs(a - b)
                 return _check_overflow(self, ext + T * math.log1p(math.exp(-d / abs(T))), "add", a, b)
-        a = _as_float(a, xp)
-        b = _as_float(b, xp)
+        a, da = _wide_for(T, _as_float(a, xp), xp)
+        b, db = _wide_for(T, _as_float(b, xp), xp)
+        if (da is None) != (db is None) and not (_is_scalar(a) or _is_scalar(b)):  # (both in float64 then)
+            a, b = (xp.astype(x, xp.float64) if not _is_scalar(x) else x for x in (a, b))
         with np.errstate(over="ignore", invalid="ignore"):
             # ext + T·log1p(exp(-|a - b|/|T|)), never a/T (which overflows for small |T|); where both are the
             # zero, |a - b| is NaN and the correction is set to 0
             ext = xp.maximum(a, b) if T > 0 else xp.minimum(a, b)
             d = xp.abs(a - b)
             d = xp.where(xp.isnan(d), xp.full_like(d, _INF), d)
-            return _check_overflow(self, ext + T * xp.log1p(xp.exp(-d / abs(T))), "add", a, b)
+            out = ext + T * xp.log1p(xp.exp(-d / abs(T)))
+            back = da if db is None else db if da is None else xp.result_type(da, db)
+            if back is not None:
+                out = xp.astype(out, back)
+            return _check_overflow(self, out, "add", a, b)
 
     def mul(self, a, b):
         xp, a, b = _prep_pair(a, b)
@@ -826,12 +886,15 @@ class LogSemiring(Semiring):
             shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
             return self.zero if shape == () else self._full(shape, self.zero, x)
         T = self.T
+        x, back = _wide_for(T, x, xp)
         with np.errstate(over="ignore", invalid="ignore"):
             # m + T·log Σ exp((x - m)/T) with m the ⊕-winner: (x - m)/T ≤ 0 never overflows upward
             m = xp.max(x, axis=axis, keepdims=True) if T > 0 else xp.min(x, axis=axis, keepdims=True)
             m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
             s = xp.sum(xp.exp((x - m_safe) / T), axis=axis, keepdims=True)
             out = T * _log0(s, xp) + m_safe
+            if back is not None:
+                out = xp.astype(out, back)
         if axis is None:
             out = out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
         else:
@@ -871,6 +934,8 @@ class LogSemiring(Semiring):
                 return self.zero
             return _check_overflow(self, float(k) * float(a), "power", a)
         xp = namespace(a)
+        if k == 0:  # (a^0 = one for every a, the zero included: -inf * 0 was NaN, reported as an overflow)
+            return xp.zeros_like(_as_float(a, xp))
         if k < 0:
             _check_invertible(self, a, k)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -902,7 +967,25 @@ def _log0(s, xp):
     return xp.where(pos, xp.log(xp.where(pos, s, xp.ones_like(s))), xp.full_like(s, -_INF))
 
 
+def _wide_for(T: float, x, xp):
+    """``(x, dtype)``: ``x`` as float64 and its own floating dtype when that dtype cannot hold ``T`` as a normal
+    number (``T = 1e5`` is inf in float16, ``1e-8`` is 0: ``(x - m) / T`` is NaN and a sum silently the zero),
+    else ``(x, None)``.  The LogSemiring operations then compute in float64 and round the result back."""
+    if _is_scalar(x) or x is None:
+        return x, None
+    dt = x.dtype
+    if str(dt).split(".")[-1] == "float64":
+        return x, None
+    fi = xp.finfo(dt)
+    tiny = float(getattr(fi, "smallest_normal", None) or fi.tiny)
+    if tiny <= abs(T) <= float(fi.max):
+        return x, None
+    return xp.astype(x, xp.float64), dt
+
+
 def _as_float(x, xp):
+    if _is_scalar(x):  # (a Python or NumPy scalar beside a NumPy array: NumPy broadcasts it)
+        return float(x)
     if isinstance(x, np.ndarray):
         if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
             return x.astype(np.float64)
@@ -979,9 +1062,11 @@ class RealSemiring(Semiring):
         if isinstance(a, (list, tuple)):
             a = asarray(a)
         if _is_int_array(a) and isinstance(k, (int, np.integer)) and k >= 0:
-            bnd = _int_bound(a, namespace(a))
+            xp = namespace(a)
+            bnd = _int_bound(a, xp)
             if bnd > 1 and int(k) * math.log2(bnd) >= 62:
                 return _object_ints(a) ** int(k)
+            a = _as_int64(a, xp)  # (int8 3**5 wrapped to -13: the result needs int64, which cannot wrap here)
         return a**k
 
     def matmul(self, A, B):
@@ -997,6 +1082,7 @@ class RealSemiring(Semiring):
             inner = A.shape[-1] if len(A.shape) else 1
             if _int_bound(A, xa) * _int_bound(B, xb) * max(inner, 1) > _I64_MAX:
                 return _object_ints(A) @ _object_ints(B)
+            A, B = _as_int64(A, xa), _as_int64(B, xb)  # (int8 100 * 100 wrapped to 16)
         return A @ B
 
     @property
