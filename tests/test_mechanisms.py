@@ -551,3 +551,68 @@ def test_grav_multiscale_masses_broadcast_over_heads_not_timescales():
     assert out3.shape == (3, 2, 5, 3)
     with pytest.raises(tropix.errors.ShapeError, match="broadcasting to the heads' batch shape"):
         M.grav_multiscale_attention(q, k, v, log_mass_k=np.zeros((3, 3, 5)), gammas=[0.5, 0.9, 0.99])
+
+
+# -- found by an exploratory review (session 14) --------------------------------------------------------------
+def test_torch_integer_and_mixed_dtypes_are_promoted():
+    t = torch.tensor([[1, 0], [0, 1]])
+    want = M.softmax_attention(t.numpy(), t.numpy(), t.numpy())
+    got = M.softmax_attention(t, t, t)  # (RuntimeError: float != long int)
+    assert got.dtype == torch.float64 and np.allclose(got.numpy(), want)
+    assert M.softmax_attention(t.float(), t.float(), t.double()).dtype == torch.float64
+    assert np.allclose(M.gravitational_attention(t, t, t.double()).numpy(), M.gravitational_attention(
+        t.numpy(), t.numpy(), t.numpy().astype(float)))
+    q3 = t[None]
+    assert M.multiscale_attention(q3, q3, q3, gammas=[0.5]).dtype == torch.float64
+
+
+def test_wrapper_options_are_passed_or_refused():
+    from tropix.attention.mechanisms.modules import build_mechanism
+    from tropix.errors import OptionError
+
+    m = build_mechanism("multiscale", 8, 2, decoder="laplace", bins=[0, 2, 5], alpha=1.0)
+    assert m.decoder.bins == [0, 2, 5] and m.decoder.alpha == 1.0  # (were the defaults [0, 1, 3], 0.1)
+    m = build_mechanism("grav_multiscale", 8, 2, decoder="laplace", bins=[0, 2, 5], vocab_size=30)
+    assert m.decoder.bins == [0, 2, 5]
+    with pytest.raises(OptionError, match="unknown option.*epsilon"):
+        build_mechanism("gravitational", 8, 2, epsilon=0.5)  # (silently dropped)
+    build_mechanism("resonant", 8, 2, vocab_size=30)
+
+
+def test_listops_generator_refuses_impossible_requests():
+    from tropix.attention.mechanisms import lra_data as L
+    from tropix.errors import ArgumentTypeError, ToleranceError
+
+    with pytest.raises(ToleranceError, match="max_args must be at least 2"):
+        L.generate_listops(1, min_length=3, max_length=40, max_args=1)  # (raw ValueError)
+    with pytest.raises(ToleranceError, match="at most 1"):
+        L.generate_listops(1, min_length=3, max_length=40, max_depth=1)  # (never returned)
+    with pytest.raises(ToleranceError, match="at most 4"):
+        L.generate_listops(2, min_length=10, max_length=40, max_depth=2, max_args=2)
+    with pytest.raises(ToleranceError, match="only 400 of 500"):  # (4 operators x 100 digit pairs fit)
+        L.generate_listops(500, min_length=3, max_length=6, max_depth=3, max_args=2)
+    with pytest.raises(ArgumentTypeError):
+        L.encode_bytes(5, 8)  # (five NUL bytes)
+
+
+def test_laplace_decoder_at_alpha_zero_is_the_pseudo_inverse():
+    for g, bins in ((np.array([0.5, 0.5]), [0, 1]), (np.array([0.5, 0.9, 0.99]), [0, 1]), (np.array([0.5, 0.9]), [0, 2])):
+        P = M.laplace_decoder_matrix(g, bins, alpha=0.0)  # (raw LinAlgError where L L^T is singular)
+        L = g[:, None] ** np.array(bins, dtype=float)[None, :]
+        assert np.allclose(P, np.linalg.pinv(L))
+
+
+def test_scale_gammas_and_mask_are_validated():
+    from tropix.errors import ArgumentTypeError, BackendMismatchError, NaNError, ToleranceError
+
+    q = np.eye(2)
+    with pytest.raises(ArgumentTypeError):
+        M.multiscale_attention(q[None], q[None], q[None], gammas=[0.5], scale="a")
+    with pytest.raises(ToleranceError):
+        M.multiscale_attention(q[None], q[None], q[None], gammas=[0.5], scale=float("inf"))
+    with pytest.raises(NaNError):
+        M.softmax_attention(q, q, q, scale=np.array(np.nan))  # (all-NaN output)
+    with pytest.raises(ArgumentTypeError):
+        M.multiscale_attention(q[None], q[None], q[None], gammas=["a"])
+    with pytest.raises(BackendMismatchError):
+        M.softmax_attention(q, q, q, mask=torch.ones(2, 2, dtype=torch.bool))

@@ -19,12 +19,13 @@ import numpy as np
 
 from ..._array import check_no_nan, check_nonempty, is_array, namespace
 from ..._repr import summary
-from ...errors import ArgumentTypeError, ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, BackendMismatchError, ShapeError, ToleranceError
 
 __all__ = [
     "prepare",
     "as_param",
     "param_dtype",
+    "common_float",
     "masked_softmax",
     "sq_distances",
     "safe_sqrt",
@@ -63,6 +64,22 @@ def param_dtype(xp, like):
     """The floating dtype of a parameter computed with ``like``: ``like``'s, or float64 for integer ``like``
     (an integer dtype would truncate ``alpha = 0.5`` to 0)."""
     return like.dtype if xp.isdtype(like.dtype, "real floating") else xp.float64
+
+
+def common_float(xp, *xs):
+    """The arrays (``None`` kept) in one floating dtype: their widest floating one, float64 when none is
+    floating.  NumPy promotes mixed dtypes by itself; torch's matmul refuses ``float != long`` or
+    ``float != double``, and integer tensors have no mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [x.dtype.name for x in common_float(np, np.ones(2, np.int64), np.ones(2, np.float32))]
+    ['float32', 'float32']
+    """
+    fl = [x.dtype for x in xs if x is not None and xp.isdtype(x.dtype, "real floating")]
+    dt = xp.result_type(*fl) if fl else xp.float64
+    return tuple(x if x is None or x.dtype == dt else xp.astype(x, dt) for x in xs)
 
 
 def as_param(xp, value: Any, like, name: str):
@@ -109,6 +126,9 @@ def _bool_mask(xp, mask, shape):
         return None
     if not is_array(mask):
         raise ArgumentTypeError("mask must be a boolean array of the inputs' library")
+    if namespace(mask).__name__ != xp.__name__:  # (its dtype then compared unequal: "got dtype torch.bool")
+        raise BackendMismatchError(f"mask is a {type(mask).__module__.split('.')[0]} array but the inputs use "
+                                   f"{xp.__name__.split('.')[-1]}; convert it to the inputs' library")
     if mask.dtype != xp.bool:
         raise ArgumentTypeError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
     try:

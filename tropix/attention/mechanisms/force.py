@@ -45,7 +45,7 @@ from ..._array import to_numpy
 from ..._repr import compact_repr
 from ...errors import ShapeError, ToleranceError
 from ...tropical._args import check_real
-from ._common import masked_softmax, prepare, safe_sqrt, sq_distances
+from ._common import common_float, masked_softmax, prepare, safe_sqrt, sq_distances
 
 __all__ = ["force_attention", "force_scores", "force_field", "ForceField", "force_attention_reference"]
 
@@ -72,6 +72,7 @@ def force_scores(E: Any, R: Any, mu: Any):
     array([[[0.735759, 0.      ]]])
     """
     xp = prepare(("E", E), ("R", R), ("mu", mu))
+    E, R, mu = common_float(xp, E, R, mu)
     if E.ndim < 2 or R.ndim < 2 or E.shape[-1] != R.shape[-1]:
         raise ShapeError(f"E and R must have shape (..., n, D) with the same D; got {tuple(E.shape)}, {tuple(R.shape)}")
     if mu.ndim != 2 or mu.shape[-1] != E.shape[-1]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError
-from ._common import check_qkv, masked_softmax, prepare
+from ._common import check_qkv, common_float, masked_softmax, prepare
 from .gravitational import gravitational_logits
 from .multiscale import _log_gammas, discounted_logits
 
@@ -70,6 +70,7 @@ def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas
     ((2, 6, 2), True)
     """
     xp = prepare(("q", q), ("k", k), ("v", v), ("log_mass_k", log_mass_k))
+    q, k, v, log_mass_k = common_float(xp, q, k, v, log_mass_k)
     check_qkv(q, k, v)
     T = log_mass_k.shape[0]
     if log_mass_k.ndim < 2 or log_mass_k.shape[-1] != k.shape[-2]:

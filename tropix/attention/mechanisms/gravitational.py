@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 from ...tropical._args import check_real
-from ._common import check_qkv, masked_softmax, prepare, sq_distances
+from ._common import check_qkv, common_float, masked_softmax, prepare, sq_distances
 
 __all__ = ["gravitational_attention", "gravitational_logits", "gravitational_attention_reference"]
 
@@ -55,6 +55,7 @@ def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
     """
     check_qkv(q, k)
     xp = prepare(("q", q), ("k", k), ("log_mass_k", log_mass_k))
+    q, k, log_mass_k = common_float(xp, q, k, log_mass_k)
     check_real(eps, "eps", minimum=0)
     if not (eps >= 0) or math.isinf(eps):
         raise ToleranceError(f"eps must be >= 0 and finite, got {eps}")
@@ -98,6 +99,7 @@ def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_m
     check_qkv(q, k, v)
     xp = prepare(("q", q), ("k", k), ("v", v), ("mass_k", mass_k), ("log_mass_k", log_mass_k),
                  optional=("mass_k", "log_mass_k"))
+    q, k, v, mass_k, log_mass_k = common_float(xp, q, k, v, mass_k, log_mass_k)
     if mass_k is not None and log_mass_k is not None:
         raise ArgumentTypeError("give mass_k or log_mass_k, not both")
     if mass_k is not None:

@@ -34,7 +34,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..._repr import compact_repr
-from ...errors import EmptyInputError, ParseError, ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, EmptyInputError, ParseError, ShapeError, ToleranceError
+from ...tropical._args import check_int
 
 __all__ = [
     "OPERATORS",
@@ -196,12 +197,24 @@ def generate_listops(n: int, *, seed: int = 0, min_length: int = 500, max_length
     """
     if n < 0 or min_length >= max_length - 1:
         raise ToleranceError(f"need n >= 0 and min_length + 1 < max_length, got {n}, {min_length}, {max_length}")
+    max_depth, max_args = check_int(max_depth, "max_depth", minimum=1), check_int(max_args, "max_args", minimum=2)
+    longest = 1  # the most tokens a tree can have: a leaf at max_depth, above it 2 + max_args children
+    for _ in range(max_depth - 1):
+        longest = 2 + max_args * longest
+    if longest <= min_length:  # (the loop below would never end)
+        raise ToleranceError(f"no ListOps tree of depth <= {max_depth} with <= {max_args} arguments has more than "
+                             f"{min_length} tokens (at most {longest})")
     rng = random.Random(seed)
     seen = set(exclude)
     out: list[tuple[str, int]] = []
+    misses = 0
     while len(out) < n:
+        if misses > 200_000:  # (a window so narrow, or so few trees fit, that new distinct ones stopped coming)
+            raise ToleranceError(f"only {len(out)} of {n} distinct examples found with {min_length} < length < "
+                                 f"{max_length}, depth <= {max_depth}, <= {max_args} arguments: widen the window")
         tree = generate_tree(rng, 1, max_depth=max_depth, max_args=max_args)
         toks = tree_tokens(tree)
+        misses += 1
         if not (min_length < len(toks) < max_length):
             continue
         s = " ".join(toks)
@@ -209,6 +222,7 @@ def generate_listops(n: int, *, seed: int = 0, min_length: int = 500, max_length
             continue
         seen.add(s)
         out.append((s, listops_value(s)))
+        misses = 0
     return out
 
 
@@ -250,6 +264,8 @@ def encode_bytes(text: str | bytes, max_length: int) -> np.ndarray:
     """
     if max_length <= 0:
         raise ShapeError(f"max_length must be positive, got {max_length}")
+    if not isinstance(text, (str, bytes, bytearray, memoryview)):  # (bytes(5) is five NUL bytes)
+        raise ArgumentTypeError(f"text must be a str or bytes, got {type(text).__name__}")
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     ids = np.frombuffer(data[:max_length], dtype=np.uint8).astype(np.int64) + 1
     out = np.zeros(max_length, dtype=np.int64)

@@ -12,6 +12,7 @@ batch element, ``(H, n, n)``, for heatmaps.  The numerics are the functional cor
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -165,12 +166,13 @@ def _gamma_logits(T: int):
 class MultiScaleAttention(_Base):
     """Multi-timescale attention: T timescales with own Q, K, V and discounts ``γ_t = σ(θ_t)``."""
 
-    def __init__(self, d_model, n_heads, T: int = 3, decoder: str = "mlp", discount: str = "bias", **_):
+    def __init__(self, d_model, n_heads, T: int = 3, decoder: str = "mlp", discount: str = "bias", bins=None,
+                 alpha: float = 0.1, **_):
         super().__init__(d_model, n_heads)
         self.T, self.discount = T, discount
         self.qkv = nn.Linear(d_model, 3 * T * d_model)
         self.theta = nn.Parameter(_gamma_logits(T))
-        self.decoder = _Decoder(d_model, T, decoder)
+        self.decoder = _Decoder(d_model, T, decoder, bins, alpha)
 
     def forward(self, x, key_mask=None, tokens=None):
         B, n, D = x.shape
@@ -187,13 +189,14 @@ class MultiScaleAttention(_Base):
 class GravMultiScaleAttention(_Base):
     """Gravitational multi-timescale attention: shared Q, K, V; masses per timescale and head."""
 
-    def __init__(self, d_model, n_heads, T: int = 3, decoder: str = "mlp", eps: float = 1e-8, **_):
+    def __init__(self, d_model, n_heads, T: int = 3, decoder: str = "mlp", eps: float = 1e-8, bins=None,
+                 alpha: float = 0.1, **_):
         super().__init__(d_model, n_heads)
         self.T, self.eps = T, eps
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.mass = nn.Linear(d_model, n_heads * T)
         self.theta = nn.Parameter(_gamma_logits(T))
-        self.decoder = _Decoder(d_model, T, decoder)
+        self.decoder = _Decoder(d_model, T, decoder, bins, alpha)
 
     def forward(self, x, key_mask=None, tokens=None):
         B, n, D = x.shape
@@ -309,4 +312,12 @@ def build_mechanism(name: str, d_model: int, n_heads: int, **kwargs) -> nn.Modul
     """
     if not isinstance(name, str) or name not in MECHANISMS:
         raise OptionError(f"unknown mechanism {name!r}; choose from {', '.join(MECHANISMS)}")
+    # every wrapper takes vocab_size (a harness passes it to all; resonant uses it); any other option must be
+    # the wrapper's own (a misspelt one, epsilon= for eps=, was silently dropped)
+    own = [p for p in inspect.signature(MECHANISMS[name].__init__).parameters
+           if p not in ("self", "d_model", "n_heads", "_")]
+    unknown = sorted(set(kwargs) - set(own) - {"vocab_size"})
+    if unknown:
+        raise OptionError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(own) or 'none'}"
+                          " (and vocab_size)")
     return MECHANISMS[name](d_model, n_heads, **kwargs)

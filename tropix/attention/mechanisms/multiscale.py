@@ -31,7 +31,7 @@ import numpy as np
 from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
-from ._common import as_param, check_qkv, masked_softmax, param_dtype, position_distance, prepare
+from ._common import as_param, check_qkv, common_float, masked_softmax, param_dtype, position_distance, prepare
 
 __all__ = [
     "multiscale_attention",
@@ -47,13 +47,13 @@ def _log_gammas(xp, gammas, log_gammas, like, T):
         raise ArgumentTypeError("give exactly one of gammas and log_gammas")
     if gammas is not None:
         g = as_param(xp, gammas, like, "gammas") if not isinstance(gammas, (list, tuple)) else xp.asarray(
-            [float(x) for x in gammas], dtype=param_dtype(xp, like))
+            [float(check_real(x, "every gamma")) for x in gammas], dtype=param_dtype(xp, like))
         if bool(xp.any(g <= 0)) or bool(xp.any(g > 1)):
             raise ToleranceError("discounts gamma must lie in (0, 1]")
         lg = xp.log(g)
     else:
         lg = as_param(xp, log_gammas, like, "log_gammas") if not isinstance(log_gammas, (list, tuple)) else xp.asarray(
-            [float(x) for x in log_gammas], dtype=param_dtype(xp, like))
+            [float(check_real(x, "every log gamma")) for x in log_gammas], dtype=param_dtype(xp, like))
         if bool(xp.any(lg > 0)):
             raise ToleranceError("log discounts must be <= 0")
     if lg.ndim != 1 or lg.shape[0] != T:
@@ -131,6 +131,7 @@ def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gamm
     ((3, 5, 4), True)
     """
     xp = prepare(("q", q), ("k", k), ("v", v))
+    q, k, v = common_float(xp, q, k, v)
     check_qkv(q, k, v)
     if q.ndim < 3:
         raise ShapeError(f"q, k, v need a leading timescale axis: (T, ..., n, d); got {tuple(q.shape)}")
@@ -138,6 +139,8 @@ def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gamm
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    else:
+        scale = float(check_real(scale, "scale"))  # (a string raised NumPy's UFuncTypeError, inf gave NaN logits)
     s = (q @ xp.matrix_transpose(k)) * scale
     lg = xp.reshape(lg, (T,) + (1,) * (s.ndim - 3))
     A = masked_softmax(xp, discounted_logits(s, lg, discount=discount), mask)
@@ -180,6 +183,8 @@ def laplace_decoder_matrix(gammas: Any, bins: Any = None, *, alpha: float = 0.1)
     if bool(xp.any(gammas <= 0)) or bool(xp.any(gammas > 1)):
         raise ToleranceError("discounts gamma must lie in (0, 1]")
     L = xp.exp(_discount_power(xp, tau[None, :], xp.log(gammas)[:, None]))  # (T, B)
+    if alpha == 0:  # Σ σ_s/(σ_s² + α²) v_s u_sᵀ at α = 0: the pseudo-inverse (L Lᵀ may be singular, T > B)
+        return xp.linalg.pinv(L)
     M = L @ xp.matrix_transpose(L) + (alpha**2) * xp.eye(T, dtype=L.dtype)
     return xp.matrix_transpose(xp.linalg.solve(M, L))
 
