@@ -552,3 +552,41 @@ def test_tropical_exact_input_with_a_float_scale():
     assert out.dtype == object and out.tolist() == [[1]]
     out = tropical([[1, 1]], [[1, 0], [0, 1]], [[1], [2]], scale=0.1)  # a tie at 0.1, exactly
     assert out.tolist() == [[Fraction(3, 2)]]
+
+
+@pytest.mark.parametrize("eps", [2.0, 1e9, 1e300])
+def test_auto_with_a_huge_tolerance(eps):
+    """eps >= 2 allows any output: auto's screen estimate took log(8 n / inf) (math domain error)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    q, k, v = 3 * rng.normal(size=(64, 32)), rng.normal(size=(16384, 32)), rng.normal(size=(16384, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = auto(q, k, v, eps=eps, check=True)
+    assert np.all(r.relative_bound <= max(eps, 2.0) * (1 + 1e-6))
+
+
+def test_method_options_are_validated():
+    """A reviewer's list: cap=-1 (NumPy's negative dimension), cap='a' (int()'s ValueError), cap=2.5
+    (truncated), sample=0 (empty reduction), min_keys='a' (TypeError deep inside), max_support=-1 and
+    min_work=None (accepted), leaf=0 (clamped), descent='False' (ran the descent), tree='abc' (AttributeError)."""
+    from tropix.errors import ArgumentTypeError, ToleranceError
+
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(8, 4)), rng.normal(size=(300, 4)), rng.normal(size=(300, 2))
+    A = dict(min_keys=0, min_work=0, min_queries_for_tree=0)
+    bad = [(lambda: screened(q, k, v, cap=-1), ToleranceError), (lambda: screened(q, k, v, cap="a"), ArgumentTypeError),
+           (lambda: screened(q, k, v, cap=2.5), ArgumentTypeError), (lambda: auto(q, k, v, sample=0, **A), ToleranceError),
+           (lambda: auto(q, k, v, min_keys="a"), ArgumentTypeError), (lambda: auto(q, k, v, max_support=-1), ToleranceError),
+           (lambda: auto(q, k, v, min_work=None), ArgumentTypeError),
+           (lambda: build_key_tree(k, leaf=0), ToleranceError), (lambda: hierarchical(q, k, v, descent="False"), ArgumentTypeError),
+           (lambda: region_sparse(q, k, v, group="x"), ArgumentTypeError), (lambda: region_sparse(q, k, v, tree="abc"), ArgumentTypeError),
+           (lambda: hierarchical(q, k, v, leaf=-3), ToleranceError), (lambda: auto(q, k, v, tree=1), ArgumentTypeError)]
+    for call, err in bad:
+        with pytest.raises(err):
+            call()
+    # extreme legal values keep the guarantee
+    for r in (auto(q, k, v, sample=1, check=True, **A), screened(q, k, v, cap=1, check=True),
+              region_sparse(q, k, v, leaf=1, group=1, check=True), hierarchical(q, k, v, descent=False, check=True)):
+        assert np.all(r.relative_bound <= 1e-3)

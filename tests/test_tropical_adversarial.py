@@ -898,3 +898,19 @@ def test_curve_arguments_are_validated():
     for box, err in (((0, 0, 1), ArgumentTypeError), ("abcd", ArgumentTypeError), ((1, 1, 0, 0), ShapeError)):
         with pytest.raises(err):
             plot_curve(L, box=box)
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_projection_of_a_point_with_tropical_zero_coordinates(lib):
+    """x_j = -inf beside a finite v_ij makes lambda the zero of max-plus, which the dual (min-plus) sum refused
+    as its wrong infinity: ConventionError for the projection of a generator onto its own polytope."""
+    from tropix import MinPlus
+    from tropix.tropical import convex_hull, tropical_projection
+
+    ninf = -math.inf
+    V = [[0.0, 0.0, 0.0], [0.0, ninf, ninf]]
+    T = (lambda x: torch.tensor(x)) if lib == "torch" else np.asarray
+    assert to_np(tropical_projection(T(V), T(V[1]))).tolist() == [0.0, ninf, ninf]
+    assert convex_hull(V).distance(V[1]) == 0
+    Vm = [[0.0, 0.0, 0.0], [0.0, math.inf, math.inf]]
+    assert to_np(tropical_projection(T(Vm), T(Vm[1]), semiring=MinPlus)).tolist() == [0.0, math.inf, math.inf]

@@ -313,6 +313,23 @@ def _fused_norms(x, min_size: int = 2**16) -> bool:
             and x.size >= min_size)
 
 
+def check_tree(tree, fname: str):
+    """``tree`` is None or a :class:`~tropix.attention.keytree.KeyTree` (a string gave a raw AttributeError)."""
+    from .keytree import KeyTree
+
+    if tree is not None and not isinstance(tree, KeyTree):
+        raise ArgumentTypeError(f"{fname}: tree must be a KeyTree from build_key_tree, got {type(tree).__name__}")
+
+
+def check_count(x, name: str, fname: str, minimum: int = 1) -> int:
+    """An integer option (a key cap, a leaf size, a sample) of at least ``minimum``: ArgumentTypeError for a
+    non-integer (2.5 was truncated, "a" raised int()'s ValueError), ToleranceError below the minimum (0 and -3
+    were clamped, -1 raised NumPy's negative-dimension error)."""
+    from ..tropical._args import check_int
+
+    return check_int(x, f"{fname}: {name}", minimum=minimum)
+
+
 def check_eps(eps, fname):
     """Validate a tolerance: a finite number ``>= 0``."""
     try:

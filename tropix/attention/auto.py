@@ -78,11 +78,13 @@ from .._array import to_numpy
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound
 from .dense import _dense, _rownorm, as_float64, dense_rounding_bound, verify_against_dense
-from ._inputs import Prepared, bias_row_stats, check_eps, extra_numpy, prepare, visible_counts
+from ..tropical._args import check_real
+from ._inputs import (Prepared, bias_row_stats, check_count, check_eps, check_tree, extra_numpy, prepare,
+                      visible_counts)
 from .region_sparse import (_SCREEN_CAP, _cast_floor, _execute, _fallback_rows, _fast_applicable, _fast_rows, _groups,
                             _Head, _fill_mask_rows, _is_float64, _mask_as_bias, _out_dtype, _plan, _query_mask, _RowKept,
                             _run_per_head, _screen_flagged)
-from .result import AttentionResult
+from .result import AttentionResult, capped
 
 __all__ = ["auto"]
 
@@ -127,6 +129,14 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     >>> r.method, int(r.counters["decision"])
     ('dense', 0)
     """
+    # the decision thresholds (a string raised TypeError deep inside, sample=0 NumPy's empty-reduction error)
+    check_tree(tree, "auto")
+    min_keys, min_queries_for_tree = (check_count(x, n, "auto", minimum=0) for x, n in
+                                      ((min_keys, "min_keys"), (min_queries_for_tree, "min_queries_for_tree")))
+    sample, leaf = check_count(sample, "sample", "auto"), check_count(leaf, "leaf", "auto")
+    min_work, max_work = (float(check_real(x, f"auto: {n}", minimum=0)) for x, n in
+                          ((min_work, "min_work"), (max_work, "max_work")))
+    max_support = float(check_real(max_support, "auto: max_support", minimum=0))  # (above 1: never dense)
     # a query-dependent bias alone: validation also rounds it to float32 for the screen (decision 5)
     pack_bias = (mask is None and not causal and isinstance(bias, np.ndarray) and bias.ndim == 2
                  and bias.shape[0] > 1 and isinstance(q, np.ndarray) and q.ndim == 2)
@@ -212,7 +222,9 @@ def _screen_estimate(qs, k, kmax, vmax, rho, eps, n_rows, width=0.25, share=0.75
     if not vmax > 0 or not qmax * kmax <= _F32_LIMIT:
         return np.inf
     ee = max(float(eps) - float(np.max(rho)) / vmax, 0.0) * (1 - 1e-9)  # (pruning_budget, for a scalar)
-    beta = ee / max(2.0 - ee, 1e-300)  # the smallest budget of the rows
+    # the smallest budget of the rows (eps >= 2 allows any output: a finite huge budget, log(8 n / beta) then
+    # clamps the margins to 0 as the screen does; inf made log(0) a math domain error)
+    beta = min(ee / max(2.0 - ee, 1e-300), 1e300)
     if not beta > 0:
         return np.inf
     e = None  # the screening error of each row, of the GEMM the screen would use
@@ -793,7 +805,7 @@ def _dense_result(P: Prepared, eps, check, code) -> AttentionResult:
         rb = np.where(sup > 0, rb, 0.0)
     nh = int(np.prod(P.batch_shape)) if P.batch_shape else 1
     counters = {"score_evals": nh * P.n_q * P.n_k, "bound_evals": 0, "dense_fallback_rows": 0, "decision": code}
-    res = AttentionResult(out, rb, eps, vmax, sup, "dense", counters, (), slack)
+    res = AttentionResult(out, capped(rb, out, vmax), eps, vmax, sup, "dense", counters, (), slack)
     if check:
         verify_against_dense(res, P)
     return res

@@ -175,4 +175,5 @@ def pruning_budget(eps: float, rho_rel):
     """
     e = np.maximum(np.asarray(eps, dtype=np.float64) - np.asarray(rho_rel, dtype=np.float64), 0.0)
     e = e * (1 - 1e-9)  # margin for the rounding of this very computation
-    return np.where(e > 0, e / np.maximum(2.0 - e, 1e-300), 0.0)
+    with np.errstate(over="ignore"):  # (eps >= 2 allows any output: a budget of 1e300, never inf)
+        return np.where(e > 0, np.minimum(e / np.maximum(2.0 - e, 1e-300), 1e300), 0.0)

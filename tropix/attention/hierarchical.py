@@ -79,7 +79,8 @@ import numpy as np
 
 from .bounds import truncation_bound, pruning_budget
 from .dense import _rownorm
-from ._inputs import check_eps, prepare
+from ..errors import ArgumentTypeError
+from ._inputs import check_count, check_eps, check_tree, prepare
 from .keytree import score_bounds
 from .region_sparse import _dense_rows, _fallback_rows, _Head, _run_per_head
 from .result import AttentionResult
@@ -148,10 +149,14 @@ def hierarchical(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fal
     >>> sum(r2.counters[key] for key in coarse if int(key[5:].split("_")[0]) < Lf) > 0
     True
     """
+    check_tree(tree, "hierarchical")
+    leaf, group = check_count(leaf, "leaf", "hierarchical"), check_count(group, "group", "hierarchical")
+    if not (isinstance(descent, (bool, np.bool_)) or (isinstance(descent, str) and descent == "auto")):
+        # (descent="False" ran the descent: bool("False") is True)
+        raise ArgumentTypeError(f"hierarchical: descent must be True, False or 'auto', got {descent!r}")
     P = prepare(q, k, v, mask, bias, scale, causal, fname="hierarchical", hash_keys=tree is not None)
     eps = check_eps(eps, "hierarchical")
-    group = max(1, int(group))
-    descent = "auto" if isinstance(descent, str) and descent == "auto" else bool(descent)
+    descent = descent if isinstance(descent, str) else bool(descent)
 
     def fn(arrays, hidx, tr):
         H = _Head(P, arrays, hidx, tr, leaf)

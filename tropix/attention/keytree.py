@@ -24,7 +24,7 @@ from .._array import to_numpy
 from .._compiled import compiled
 from .._repr import compact_repr
 from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
-from ._inputs import key_hash
+from ._inputs import check_count, key_hash
 from .dense import _rownorm
 
 __all__ = ["KeyTree", "build_key_tree"]
@@ -208,7 +208,7 @@ def _prepare(k, leaf):
     n, d = k.shape
     if n == 0:
         raise EmptyInputError("build_key_tree: no keys")
-    leaf = max(1, int(leaf))
+    leaf = check_count(leaf, "leaf", "build_key_tree")
     # the split structure is scale-invariant: work with y = k - mean scaled by a power of two to entries of
     # order 1 (keys of norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to
     # the segment offsets of the sort keys of the reference build).  Centres and radii are computed from k.

@@ -55,10 +55,11 @@ from .._compiled import compiled
 from ..errors import ShapeError
 from .bounds import pruning_budget, rounding_bound, truncation_bound
 from .dense import _dense, _is_float64, _np_dtype, _rownorm, dense_rounding_bound, verify_against_dense
-from ._inputs import _gather2, Prepared, check_eps, count_last, extra_numpy, prepare, visible_counts
+from ._inputs import (_gather2, Prepared, check_count, check_eps, check_tree, count_last, extra_numpy, prepare,
+                      visible_counts)
 from .keytree import build_key_tree, score_bounds, upper_bounds_first
 from ._kernels import kernel_available, region_sparse_fast
-from .result import AttentionResult
+from .result import AttentionResult, capped
 
 __all__ = ["region_sparse"]
 
@@ -101,6 +102,8 @@ def region_sparse(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=Fa
     >>> bool(np.all(r.relative_bound <= 1e-3)), int(np.median(r.support)) < 200
     (True, True)
     """
+    check_tree(tree, "region_sparse")
+    leaf, group = check_count(leaf, "leaf", "region_sparse"), check_count(group, "group", "region_sparse")
     P = prepare(q, k, v, mask, bias, scale, causal, fname="region_sparse", hash_keys=tree is not None)
     eps = check_eps(eps, "region_sparse")
     return _run_per_head(P, eps, "region_sparse", check, tree,
@@ -150,7 +153,8 @@ def _run_per_head(P: Prepared, eps, name, check, tree, head_fn):
             bound = np.where(none, 0.0, bound)
             slack = np.where(none, 0.0, slack)
     method = methods.pop() if len(methods) == 1 else name
-    res = AttentionResult(output, bound, eps, vmax, support, method, counters, tuple(kept), slack)
+    res = AttentionResult(output, capped(bound, output, vmax), eps, vmax, support, method, counters, tuple(kept),
+                          slack)
     if check:
         verify_against_dense(res, P)
     return res

@@ -20,11 +20,12 @@ def _frozen(a):
     return a
 
 
-def _capped(bound, output, vmax):
-    """``min(bound, |output_i| + vmax)`` per row: exact attention is a convex combination of the values, so
-    ``|o_i| <= max_j |v_j|`` and ``|output_i - o_i| <= |output_i| + vmax`` whatever happened in between (a
-    rounding bound of scores near ``1e15`` otherwise reports ``1e22 vmax``).  Norms in float64, enlarged by
-    ``2^-30`` for their own rounding; a non-finite output row keeps its bound."""
+def capped(bound, output, vmax):
+    """``min(bound, |output_i| + vmax)`` per row, for a method whose exact answer is a convex combination of
+    values of norm at most ``vmax`` (the given ``v``: not ``tt_compressed``, whose exact answer mixes the
+    exact-weight values): then ``|o_i| <= vmax`` and ``|output_i - o_i| <= |output_i| + vmax`` whatever
+    happened in between (a rounding bound of scores near ``1e15`` otherwise reports ``1e22 vmax``).  Norms in
+    float64, enlarged by ``2^-30`` for their own rounding; a non-finite output row keeps its bound."""
     bound = np.asarray(bound, dtype=np.float64)
     try:
         from .._array import to_numpy
@@ -89,7 +90,7 @@ class AttentionResult:
                 ("mean_support", float(sp.mean()) if sp.size else 0.0))
 
     def __post_init__(self):
-        object.__setattr__(self, "bound", _frozen(_capped(self.bound, self.output, self.vmax)))
+        object.__setattr__(self, "bound", _frozen(self.bound))
         object.__setattr__(self, "vmax", _frozen(self.vmax))
         object.__setattr__(self, "support", _frozen(self.support))
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))

@@ -114,7 +114,7 @@ from .._compiled import compiled
 from ..errors import OptionError
 from .bounds import pruning_budget, truncation_bound, unit_roundoff
 from .dense import _rownorm
-from ._inputs import check_eps, prepare
+from ._inputs import check_count, check_eps, prepare
 from .region_sparse import _fallback_rows, _HeadData, _mask_as_bias, _Prefixed, _RowKept, _run_per_head
 from .result import AttentionResult
 
@@ -1112,6 +1112,8 @@ def screened(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, 
     (True, True)
     """
     _check_precision(precision)
+    if cap is not None:
+        cap = check_count(cap, "cap", "screened")
     P = prepare(q, k, v, mask, bias, scale, causal, fname="screened", pack_bf16=_packs_bf16(q, k, precision),
                 pack_i8=_packs_int8(q, k, precision),
                 pack_bias=mask is None and not causal and _fused_kernel(q, k, precision))

@@ -198,7 +198,9 @@ def tropical_projection(V: Any, x: Any, *, semiring: Semiring | str | None = Non
             except TypeError:
                 pass
         diff = xp.where(xp.broadcast_to(vz[None, :, :], diff.shape), dzero, diff)
-        lam = D.sum(diff, axis=2)
+        # (a plain reduction: x_j = the tropical zero beside a finite v_ij makes lam the zero of S, which is the
+        # dual semiring's wrong infinity; D.sum refused it with a ConventionError)
+        lam = xp.min(diff, axis=2) if D.sense == -1 else xp.max(diff, axis=2)
         out = S.sum(lam[:, :, None] + Vx[None, :, :], axis=1)
     return out[0, ...] if single else out
 
