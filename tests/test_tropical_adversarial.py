@@ -914,3 +914,18 @@ def test_projection_of_a_point_with_tropical_zero_coordinates(lib):
     assert convex_hull(V).distance(V[1]) == 0
     Vm = [[0.0, 0.0, 0.0], [0.0, math.inf, math.inf]]
     assert to_np(tropical_projection(T(Vm), T(Vm[1]), semiring=MinPlus)).tolist() == [0.0, math.inf, math.inf]
+
+
+def test_argmax_witness_of_a_key_the_classification_certifies():
+    """Keys 10^8 and 10^8 + 1: the single LP's margin is within its tolerance, so argmax_witness said None
+    ("cannot win") for a key that argmax_vertices certifies with a witness."""
+    from fractions import Fraction as F
+
+    from tropix.tropical import argmax_vertices, argmax_witness
+
+    K = [[0], [10**8], [10**8 + 1]]
+    w = argmax_witness(K, 2)
+    assert w is not None and bool(argmax_vertices(K).is_vertex[2])
+    s = [F(k[0]) * F(float(w[0])) for k in K]
+    assert s[2] > max(s[0], s[1])  # the witness makes key 2 the unique winner, exactly
+    assert argmax_witness([[0, 0], [2, 0], [0, 2], [1, 1]], 3) is None

@@ -599,7 +599,11 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
         qo = q @ D.M_out
         if _certify(D, j, qo):
             return from_numpy(qo, D.like)
-    return None
+    # a margin within the tolerance (a nearly flat configuration, keys 10^8 and 10^8 + 1): the full
+    # classification's certified witness, whose filter tries more directions than this one LP (None here for
+    # a key it certified)
+    R = argmax_vertices(keys, biases, semiring=semiring, tol=tol)
+    return R.witness(j) if bool(R.is_vertex[j]) and R.duplicate_of[j] == j else None
 
 
 def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | str | None = None):
