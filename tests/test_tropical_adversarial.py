@@ -929,3 +929,17 @@ def test_argmax_witness_of_a_key_the_classification_certifies():
     s = [F(k[0]) * F(float(w[0])) for k in K]
     assert s[2] > max(s[0], s[1])  # the witness makes key 2 the unique winner, exactly
     assert argmax_witness([[0, 0], [2, 0], [0, 2], [1, 1]], 3) is None
+
+
+@pytest.mark.parametrize("semiring", ["max", "min"])
+def test_argmax_vertices_where_the_float_lp_degenerates(semiring):
+    """Keys 2^53 and 2^53 + 1 (equal as floats) and a triangle 1e15 wide and 1 high: the float LP after
+    whitening called true vertices interior (documented: never the unique maximum); a coordinate direction
+    certifies them exactly."""
+    from tropix.tropical import argmax_cell, argmax_vertices
+
+    for K in ([[2**53], [2**53 + 1]], [[0, 0], [10**15, 1], [2 * 10**15, 0]], [[0, 0], [1, 1e-9], [2, 0]]):
+        R = argmax_vertices(K, semiring=semiring)
+        assert list(R.status) == ["vertex"] * len(K)
+        for j in range(len(K)):
+            assert argmax_cell(K, R.witness(j), semiring=semiring) == frozenset({j})

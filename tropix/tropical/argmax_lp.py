@@ -238,6 +238,36 @@ def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
         return bool(np.all(sc[others] + err[others] < lo))
 
 
+def _axis_candidates(D: _Data) -> dict:
+    """Key -> the coordinate directions ``±e_i`` at which it is among the float-best scores (at most 8 keys
+    per direction): the only keys a coordinate direction can certify (one pass over the scores, O(n d))."""
+    n, d = D.Kraw.shape
+    out: dict = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(d):
+            for sgn in (1.0, -1.0):
+                # (Kraw and braw carry the semiring's sign: the best score is the largest in both conventions)
+                sc = np.asarray(D.braw, dtype=np.float64) + sgn * np.asarray(D.Kraw[:, i], dtype=np.float64)
+                if not np.isfinite(sc).any():
+                    continue
+                top = np.flatnonzero(sc == np.nanmax(sc))[:8]
+                for j in top:
+                    q = np.zeros(d)
+                    q[i] = sgn
+                    out.setdefault(int(D.first[j]), []).append(q)
+    return out
+
+
+def _axis_witness(D: _Data, j: int, cand: dict):
+    """A coordinate direction at which key ``j`` wins alone, certified (exactly for exact input), or None: a
+    check before a key is called interior or boundary, which the float LP can claim where whitening or
+    rounding degenerates (keys 2^53 and 2^53 + 1; a triangle 1e15 wide and 1 high)."""
+    for q in cand.get(j, ()):
+        if _certify(D, j, q):
+            return q
+    return None
+
+
 def _exact_scores(D: _Data, q: np.ndarray) -> list:
     """Exact scores (scaled by a positive common factor) of every key at the float query q: integer arithmetic."""
     Kint = D.int_rows
@@ -504,6 +534,7 @@ def argmax_vertices(
             answers = list(ex.map(solve, todo))
     else:
         answers = map(solve, todo)
+    axis = _axis_candidates(D) if todo else {}
     for j, (t, q, s) in zip(todo, answers):
         solves += s
         margin[j] = t
@@ -513,6 +544,10 @@ def argmax_vertices(
                 status[j], W[j] = VERTEX, qo
             else:
                 status[j] = UNDECIDED  # positive LP margin, but the witness did not survive certification
+        elif (qo := _axis_witness(D, j, axis)) is not None:
+            # the float LP degenerated (keys 2^53 and 2^53 + 1, a triangle 1e15 wide and 1 high): a coordinate
+            # direction certifies what it called interior or boundary
+            status[j], W[j] = VERTEX, qo
         elif t < -tol and not D.flattened:
             status[j] = INTERIOR
         else:
