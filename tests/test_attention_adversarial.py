@@ -590,3 +590,11 @@ def test_method_options_are_validated():
     for r in (auto(q, k, v, sample=1, check=True, **A), screened(q, k, v, cap=1, check=True),
               region_sparse(q, k, v, leaf=1, group=1, check=True), hierarchical(q, k, v, descent=False, check=True)):
         assert np.all(r.relative_bound <= 1e-3)
+
+
+def test_tropical_nested_list_bias_with_torch():
+    q, k, v = torch.randn(2, 4), torch.randn(3, 4), torch.randn(3, 2)
+    bias = [[0.0, 1.0, -math.inf], [0.0, 0.0, 0.0]]
+    got = tropical(q, k, v, bias=bias)
+    want = tropical(q.numpy(), k.numpy(), v.numpy(), bias=np.array(bias))
+    assert isinstance(got, torch.Tensor) and np.allclose(got.numpy(), want)

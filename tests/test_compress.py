@@ -210,3 +210,14 @@ def test_a_bad_setting_writes_nothing(tiny_dir, tmp_path):
         with pytest.raises((ToleranceError, ShapeError)):
             compress_and_report(m, ["a text"], tmp_path / "out", **kw)
         assert not (tmp_path / "out").exists()
+
+
+def test_manifest_of_a_relative_model_directory_loads_from_anywhere(tiny_dir, tmp_path, monkeypatch):
+    """A model loaded from a relative directory was recorded as that relative path: loading the compressed
+    model from another working directory failed."""
+    monkeypatch.chdir(tiny_dir.parent)
+    m = load_model(tiny_dir.name)
+    d = save_compressed(compress(m, "svd", eps=0.3), tmp_path / "rel")
+    assert json.loads((d / "manifest.json").read_text())["base_model"] == str(tiny_dir.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert load_compressed(d).config.d_model == 48

@@ -616,3 +616,16 @@ def test_scale_gammas_and_mask_are_validated():
         M.multiscale_attention(q[None], q[None], q[None], gammas=["a"])
     with pytest.raises(BackendMismatchError):
         M.softmax_attention(q, q, q, mask=torch.ones(2, 2, dtype=torch.bool))
+
+
+def test_multiscale_array_scale_keeps_its_gradient():
+    """Today's scale validation first made every scale a float: a tensor scale lost its gradient and a
+    per-timescale array was refused (a reviewer's regression report)."""
+    q, k, v = (torch.randn(2, 4, 3, dtype=torch.float64) for _ in range(3))
+    s = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    o = M.multiscale_attention(q, k, v, gammas=[0.5, 0.9], scale=s)
+    o.sum().backward()
+    assert s.grad is not None and torch.isfinite(s.grad)
+    per = torch.tensor([[[0.5]], [[1.0]]], dtype=torch.float64)
+    o2 = M.multiscale_attention(q, k, v, gammas=[0.5, 0.9], scale=per)
+    assert torch.allclose(o2[0], M.multiscale_attention(q, k, v, gammas=[0.5, 0.9], scale=0.5)[0])

@@ -67,6 +67,9 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
         return _tropical_exact(q, k, v, mask, bias, scale, causal, sr)
     if bias is not None:
         bias = sr.validate(bias, "bias")
+        if isinstance(bias, np.ndarray) and is_array(q) and not isinstance(q, np.ndarray):
+            # (a nested-list bias with torch or array-API inputs: into their library, as dense does)
+            bias = from_numpy(np.asarray(bias, dtype=np.float64), q)
         if sr.sense == -1:  # min-plus bias: +inf masks; map to the max-plus convention of prepare
             bias = -bias
     P = prepare(q, k, v, mask, bias, scale, causal, fname="tropical")

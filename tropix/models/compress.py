@@ -550,7 +550,8 @@ def _base_name(base) -> str:
             return DEFAULT_MODEL
     except Exception:  # noqa: BLE001 - the default model missing: record the source as it is
         pass
-    return src or DEFAULT_MODEL
+    # (absolute: a relative directory would be read against the working directory of the later load)
+    return str(Path(src).resolve()) if src else DEFAULT_MODEL
 
 
 def _plain(x):

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._array import check_no_nan, is_array
 from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
@@ -139,8 +140,12 @@ def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gamm
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    else:
+    elif not is_array(scale):
         scale = float(check_real(scale, "scale"))  # (a string raised NumPy's UFuncTypeError, inf gave NaN logits)
+    else:  # an array (a per-timescale scale, a tensor with a gradient): its entries checked, kept as it is
+        check_no_nan(scale, "scale")
+        if not bool(xp.all(xp.isfinite(scale))):
+            raise ToleranceError("scale must be finite")
     s = (q @ xp.matrix_transpose(k)) * scale
     lg = xp.reshape(lg, (T,) + (1,) * (s.ndim - 3))
     A = masked_softmax(xp, discounted_logits(s, lg, discount=discount), mask)
