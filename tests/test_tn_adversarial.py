@@ -828,3 +828,15 @@ def test_a_float_max_rank_is_a_type_error():
         tt_svd(np.ones((2, 2)), eps=0.1, max_rank=2.0)
     with pytest.raises(TypeError):  # (the built-in it subclasses)
         tt_svd(np.ones((2, 2)), eps=0.1, max_rank=2.0)
+
+
+def test_factorize_on_huge_and_highly_composite_numbers():
+    """The exhaustive search raised OverflowError on 2**1100 (a float root) and ran for minutes on numbers with
+    very many divisors; it now uses an integer root and a step budget (then the greedy split)."""
+    from tropix.tn import factorize
+
+    f = factorize(2**1100, 2)
+    assert f == (2**550, 2**550)
+    n = 2**8 * 3**5 * 5**3 * 7**2 * 11 * 13 * 17 * 19 * 1000003  # (returns: the suite's timeout guards a hang)
+    g = factorize(n, 8)
+    assert math.prod(g) == n and len(g) == 8 and list(g) == sorted(g, reverse=True)

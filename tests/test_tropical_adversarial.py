@@ -943,3 +943,35 @@ def test_argmax_vertices_where_the_float_lp_degenerates(semiring):
         assert list(R.status) == ["vertex"] * len(K)
         for j in range(len(K)):
             assert argmax_cell(K, R.witness(j), semiring=semiring) == frozenset({j})
+
+
+def test_regressions_found_in_review_of_session_14():
+    """A review of this session's diff: LogSemiring's float64 fallback rounded to the narrow operand's dtype;
+    power(array, 0) skipped validation; a class passed as an argument crashed the error message; polynomial
+    equality and stable intersection still matched variables by position; prod of exact 2-D input."""
+    from tropix import LogSemiring
+    from tropix.errors import ArgumentTypeError, ConventionError, NaNError
+    from tropix.tropical import TropicalPolynomial as TP
+    from tropix.tropical._args import check_int
+    from tropix.tropical.curves import stable_intersection
+
+    S = LogSemiring(1e-8)
+    r = S.add(np.array([1.0], np.float16), np.array([1.0001], np.float64))
+    assert r.dtype == np.float64 and r.tolist() == [1.0001]
+    assert S.matmul(np.array([[1.0]], np.float16), np.array([[1e-4]], np.float64)).tolist() == [[1.0001]]
+    assert LogSemiring(1e5).add(np.array([1.0, 2.0], np.float16), np.array([3.0, 40000.0], np.float32)).dtype == np.float32
+    with pytest.raises(ConventionError):
+        LogSemiring(1.0).power(np.array([np.inf]), 0)
+    with pytest.raises(NaNError):
+        LogSemiring(1.0).power(np.array([np.nan]), 0)
+    with pytest.raises(ArgumentTypeError, match="got <class 'numpy.float64'>"):
+        check_int(np.float64, "n")
+    p, q = TP.parse("max(0, x)"), TP.parse("max(0, y)")
+    assert p != q and len({p, q}) == 2
+    assert TP.parse("max(x, 1 + y)") != TP.parse("max(1 + x, y)", variables=("y", "x"))
+    assert TP.parse("max(1 + x, y)", variables=("y", "x")) == TP.parse("max(1 + x, y)")
+    A = TP.parse("max(0, x, y)")
+    B1, B2 = TP.parse("max(1, x, 2 + y)"), TP.parse("max(1, x, 2 + y)", variables=("y", "x"))
+    assert stable_intersection(A, B1).points == stable_intersection(A, B2).points
+    X = np.array([[10**400, -math.inf], [1, 2]], dtype=object)
+    assert MaxPlus.prod(X) == -math.inf

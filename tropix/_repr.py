@@ -39,8 +39,9 @@ _WIDTH = 72  # a value whose summary is longer is cut at this many characters
 _DIGITS = 12  # exact numbers of more than 3 * _DIGITS characters show this many at each end
 
 
-def _is_array(x) -> bool:
-    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (str, bytes, Number))
+def _is_array(x) -> bool:  # (a class such as np.ndarray has shape and dtype descriptors: not an array)
+    return (hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (str, bytes, Number))
+            and not inspect.isclass(x))
 
 
 def _array(x) -> str:

@@ -84,9 +84,11 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
     n, d = check_int(n, "n"), check_int(d, "d")
     if n < 1 or d < 1:
         raise ShapeError(f"cannot factor {n} into {d} parts")
+    primes = _prime_factors(n)
     divisors = [1]
-    for p in _prime_factors(n):
+    for p in primes:
         divisors = sorted(set(divisors) | {x * p for x in divisors if n % (x * p) == 0})
+    budget = [200_000]  # search steps; past them (n with very many divisors), the greedy split below
 
     @functools.lru_cache(maxsize=None)
     def best(m: int, k: int, cap: int):
@@ -95,8 +97,11 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
         # not optimal: it split 72 as 12 x 6, 240 as 20 x 12.)
         if k == 1:
             return (m,) if m <= cap else None
-        lo = max(1, math.ceil(round(m ** (1.0 / k), 9)))  # the largest factor is at least the k-th root
+        lo = _iroot_ceil(m, k)  # the largest factor is at least the k-th root (integer: n may exceed floats)
         for f in divisors:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _Exhausted
             if f < lo or m % f:
                 continue
             if f > cap:
@@ -106,7 +111,30 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
                 return (f,) + rest
         return None
 
-    return best(n, d, n)
+    try:
+        return best(n, d, n)
+    except _Exhausted:
+        groups = [1] * d
+        for p in sorted(primes, reverse=True):
+            i = min(range(d), key=lambda j: groups[j])
+            groups[i] *= p
+        return tuple(sorted(groups, reverse=True))
+
+
+class _Exhausted(Exception):
+    """The exhaustive search of :func:`factorize` ran out of its step budget."""
+
+
+def _iroot_ceil(m: int, k: int) -> int:
+    """The smallest integer ``r >= 1`` with ``r^k >= m`` (exact for integers of any size)."""
+    lo, hi = 1, 1 << (-(-m.bit_length() // k))  # hi^k >= 2^bit_length > m
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid ** k >= m:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,7 +50,8 @@ def _is_integer(v: Any) -> bool:
 
 def _describe(v: Any) -> str:
     """The value and its type, in a line: an array (or a long sequence) by its summary, not its entries."""
-    if getattr(v, "ndim", 0) or (isinstance(v, (list, tuple, dict, set, frozenset)) and len(repr(v)) > 80):
+    if (not isinstance(v, type) and getattr(v, "ndim", 0)) or (
+            isinstance(v, (list, tuple, dict, set, frozenset)) and len(repr(v)) > 80):
         return summary(v)
     return f"{v!r} ({type(v).__name__})"
 

@@ -637,6 +637,8 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
     # a margin within the tolerance (a nearly flat configuration, keys 10^8 and 10^8 + 1): the full
     # classification's certified witness, whose filter tries more directions than this one LP (None here for
     # a key it certified)
+    if not t >= -tol:  # (clearly interior: no classification of every key, which costs an LP each)
+        return None
     R = argmax_vertices(keys, biases, semiring=semiring, tol=tol)
     return R.witness(j) if bool(R.is_vertex[j]) and R.duplicate_of[j] == j else None
 

@@ -360,6 +360,13 @@ def stable_intersection(C1, C2, *, direction: tuple | None = None) -> StableInte
 
     C1, C2 = _curve(C1), _curve(C2)
     check_same_semiring(C1.polynomial.semiring, C2.polynomial.semiring)
+    v1, v2 = C1.polynomial.variables, C2.polynomial.variables
+    if tuple(v2) == tuple(v1)[::-1] and v1 != v2:  # the same plane written (y, x): C2's coordinates swapped
+        from .polynomial import TropicalPolynomial
+
+        p2 = C2.polynomial
+        E = np.asarray(p2.exponents)[:, ::-1]
+        C2 = _curve(TropicalPolynomial.from_arrays(E, p2.coefficients, semiring=p2.semiring, variables=v1))
     e1, e2 = _edge_list(C1), _edge_list(C2)
     dirs = {e[1] for e in e1} | {e[1] for e in e2}
     if direction is None:

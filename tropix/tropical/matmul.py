@@ -275,7 +275,7 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     a, da = _wide_for(T, _as_float(A, xp), xp)
     b, db = _wide_for(T, _as_float(B, xp), xp)
     if da is not None or db is not None:  # (T beyond an operand's float range: in float64, rounded back once)
-        back = da if db is None else db if da is None else xp.result_type(da, db)
+        back = xp.result_type(_as_float(A, xp).dtype, _as_float(B, xp).dtype)  # (both operands' promoted dtype)
         out = _log_matmul(xp.astype(a, xp.float64), xp.astype(b, xp.float64), S, xp)
         return xp.astype(out, back)
     if a.shape[1] == 0:

@@ -488,18 +488,23 @@ class TropicalPolynomial:
         return obj
 
     def __eq__(self, other) -> bool:
-        """Equal as formal polynomials (same semiring, exponents and coefficients)."""
+        """Equal as formal polynomials: same semiring and the same terms, variables matched by name (as the
+        arithmetic matches them: ``max(0, x)`` and ``max(0, y)`` differ; a polynomial in ``(x, y)`` equals
+        the same one written in ``(y, x)``)."""
         if not isinstance(other, TropicalPolynomial):
             return NotImplemented
-        return (
-            self._semiring == other._semiring
-            and self._exponents.shape == other._exponents.shape
-            and self._exponents.tolist() == other._exponents.tolist()
-            and self._coefficients.tolist() == other._coefficients.tolist()
-        )
+        return self._semiring == other._semiring and self._named_terms() == other._named_terms()
 
     def __hash__(self):
-        return hash((self._semiring.name, tuple(map(tuple, self._exponents.tolist())), tuple(self._coefficients.tolist())))
+        return hash((self._semiring.name, self._named_terms()))
+
+    def _named_terms(self) -> frozenset:
+        """The terms as ``((variable, exponent) pairs with non-zero exponents, coefficient)``, order-free."""
+        names = self._variables
+        return frozenset(
+            (tuple(sorted((v, e) for v, e in zip(names, row) if e != 0)), c)
+            for row, c in zip(self._exponents.tolist(), self._coefficients.tolist())
+        )
 
     def __str__(self) -> str:
         op = "max" if self._semiring.sense == 1 else "min"

@@ -545,7 +545,7 @@ class TropicalSemiring(Semiring):
         try:
             return xp.sum(x, axis=axis)
         except OverflowError:  # an exact int beyond the float range beside an infinity
-            return np.frompyfunc(_exact_add, 2, 1).reduce(x, axis=axis)
+            return np.frompyfunc(_exact_add, 2, 1).reduce(x.ravel() if axis is None else x, axis=0 if axis is None else axis)
 
     def _empty_reduction(self, x, axis, value):
         shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
@@ -851,8 +851,10 @@ class LogSemiring(Semiring):
             with np.errstate(over="ignore"):
                 d = abs(a - b)
                 return _check_overflow(self, ext + T * math.log1p(math.exp(-d / abs(T))), "add", a, b)
-        a, da = _wide_for(T, _as_float(a, xp), xp)
-        b, db = _wide_for(T, _as_float(b, xp), xp)
+        a, b = _as_float(a, xp), _as_float(b, xp)
+        dts = [x.dtype for x in (a, b) if not _is_scalar(x)]
+        a, da = _wide_for(T, a, xp)
+        b, db = _wide_for(T, b, xp)
         if (da is None) != (db is None) and not (_is_scalar(a) or _is_scalar(b)):  # (both in float64 then)
             a, b = (xp.astype(x, xp.float64) if not _is_scalar(x) else x for x in (a, b))
         with np.errstate(over="ignore", invalid="ignore"):
@@ -862,9 +864,8 @@ class LogSemiring(Semiring):
             d = xp.abs(a - b)
             d = xp.where(xp.isnan(d), xp.full_like(d, _INF), d)
             out = ext + T * xp.log1p(xp.exp(-d / abs(T)))
-            back = da if db is None else db if da is None else xp.result_type(da, db)
-            if back is not None:
-                out = xp.astype(out, back)
+            if da is not None or db is not None:  # (back to both operands' promoted dtype, not the narrow one's)
+                out = xp.astype(out, xp.result_type(*dts))
             return _check_overflow(self, out, "add", a, b)
 
     def mul(self, a, b):
@@ -935,6 +936,7 @@ class LogSemiring(Semiring):
             return _check_overflow(self, float(k) * float(a), "power", a)
         xp = namespace(a)
         if k == 0:  # (a^0 = one for every a, the zero included: -inf * 0 was NaN, reported as an overflow)
+            self.validate(a, f"the base of {self.name}.power")
             return xp.zeros_like(_as_float(a, xp))
         if k < 0:
             _check_invertible(self, a, k)
