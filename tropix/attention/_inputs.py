@@ -315,9 +315,11 @@ def _fused_norms(x, min_size: int = 2**16) -> bool:
 
 def check_tree(tree, fname: str):
     """``tree`` is None or a :class:`~tropix.attention.keytree.KeyTree` (a string gave a raw AttributeError)."""
+    if tree is None:
+        return
     from .keytree import KeyTree
 
-    if tree is not None and not isinstance(tree, KeyTree):
+    if not isinstance(tree, KeyTree):
         raise ArgumentTypeError(f"{fname}: tree must be a KeyTree from build_key_tree, got {type(tree).__name__}")
 
 
@@ -325,6 +327,8 @@ def check_count(x, name: str, fname: str, minimum: int = 1) -> int:
     """An integer option (a key cap, a leaf size, a sample) of at least ``minimum``: ArgumentTypeError for a
     non-integer (2.5 was truncated, "a" raised int()'s ValueError), ToleranceError below the minimum (0 and -3
     were clamped, -1 raised NumPy's negative-dimension error)."""
+    if type(x) is int and x >= minimum:  # (the usual call: no message to build)
+        return x
     from ..tropical._args import check_int
 
     return check_int(x, f"{fname}: {name}", minimum=minimum)

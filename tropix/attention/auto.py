@@ -134,9 +134,9 @@ def auto(q, k, v, eps=1e-3, mask=None, bias=None, scale=None, causal=False, *, t
     min_keys, min_queries_for_tree = (check_count(x, n, "auto", minimum=0) for x, n in
                                       ((min_keys, "min_keys"), (min_queries_for_tree, "min_queries_for_tree")))
     sample, leaf = check_count(sample, "sample", "auto"), check_count(leaf, "leaf", "auto")
-    min_work, max_work = (float(check_real(x, f"auto: {n}", minimum=0)) for x, n in
-                          ((min_work, "min_work"), (max_work, "max_work")))
-    max_support = float(check_real(max_support, "auto: max_support", minimum=0))  # (above 1: never dense)
+    min_work, max_work, max_support = (  # (max_support above 1: never dense)
+        x if type(x) is float and x >= 0 else float(check_real(x, f"auto: {n}", minimum=0))
+        for x, n in ((min_work, "min_work"), (max_work, "max_work"), (max_support, "max_support")))
     # a query-dependent bias alone: validation also rounds it to float32 for the screen (decision 5)
     pack_bias = (mask is None and not causal and isinstance(bias, np.ndarray) and bias.ndim == 2
                  and bias.shape[0] > 1 and isinstance(q, np.ndarray) and q.ndim == 2)

@@ -27,6 +27,9 @@ def capped(bound, output, vmax):
     happened in between (a rounding bound of scores near ``1e15`` otherwise reports ``1e22 vmax``).  Norms in
     float64, enlarged by ``2^-30`` for their own rounding; a non-finite output row keeps its bound."""
     bound = np.asarray(bound, dtype=np.float64)
+    vm = np.asarray(vmax, dtype=np.float64)[..., None]
+    if not np.any(bound > vm):  # (the cap is at least vmax: nothing to do, and no pass over the output)
+        return bound
     try:
         from .._array import to_numpy
         from .dense import _rownorm
