@@ -20,12 +20,14 @@ import numpy as np
 from ..._array import check_no_nan, check_nonempty, is_array, namespace
 from ..._repr import summary
 from ...errors import ArgumentTypeError, BackendMismatchError, ShapeError, ToleranceError
+from ...tropical._args import check_real
 
 __all__ = [
     "prepare",
     "as_param",
     "param_dtype",
     "common_float",
+    "checked_scale",
     "masked_softmax",
     "sq_distances",
     "safe_sqrt",
@@ -80,6 +82,27 @@ def common_float(xp, *xs):
     fl = [x.dtype for x in xs if x is not None and xp.isdtype(x.dtype, "real floating")]
     dt = xp.result_type(*fl) if fl else xp.float64
     return tuple(x if x is None or x.dtype == dt else xp.astype(x, dt) for x in xs)
+
+
+def checked_scale(scale: Any, d: int):
+    """The logit scale of a mechanism: ``1/sqrt(d)`` for None, a checked float for a scalar (ToleranceError for
+    NaN or inf, ArgumentTypeError for a non-number), an array (a per-timescale scale, a tensor with a gradient)
+    checked entry by entry and kept as it is.
+
+    Examples
+    --------
+    >>> checked_scale(None, 16), checked_scale(2, 16)
+    (0.25, 2.0)
+    """
+    if scale is None:
+        return 1.0 / math.sqrt(d)
+    if not is_array(scale):
+        return float(check_real(scale, "scale"))
+    check_no_nan(scale, "scale")
+    xp = namespace(scale)
+    if not bool(xp.all(xp.isfinite(scale))):
+        raise ToleranceError("scale must be finite")
+    return scale
 
 
 def as_param(xp, value: Any, like, name: str):

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from ..._array import check_no_nan, is_array
 from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
-from ._common import as_param, check_qkv, common_float, masked_softmax, param_dtype, position_distance, prepare
+from ._common import (as_param, check_qkv, checked_scale, common_float, masked_softmax, param_dtype,
+                      position_distance, prepare)
 
 __all__ = [
     "multiscale_attention",
@@ -138,14 +138,7 @@ def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gamm
         raise ShapeError(f"q, k, v need a leading timescale axis: (T, ..., n, d); got {tuple(q.shape)}")
     T = q.shape[0]
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    elif not is_array(scale):
-        scale = float(check_real(scale, "scale"))  # (a string raised NumPy's UFuncTypeError, inf gave NaN logits)
-    else:  # an array (a per-timescale scale, a tensor with a gradient): its entries checked, kept as it is
-        check_no_nan(scale, "scale")
-        if not bool(xp.all(xp.isfinite(scale))):
-            raise ToleranceError("scale must be finite")
+    scale = checked_scale(scale, q.shape[-1])  # (a string raised NumPy's UFuncTypeError, inf gave NaN logits)
     s = (q @ xp.matrix_transpose(k)) * scale
     lg = xp.reshape(lg, (T,) + (1,) * (s.ndim - 3))
     A = masked_softmax(xp, discounted_logits(s, lg, discount=discount), mask)

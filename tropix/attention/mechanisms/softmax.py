@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._array import check_no_nan, is_array, namespace
-from ...errors import ShapeError, ToleranceError
-from ...tropical._args import check_real
-from ._common import check_qkv, common_float, masked_softmax, prepare
+from ...errors import ShapeError
+from ._common import check_qkv, checked_scale, common_float, masked_softmax, prepare
 
 __all__ = ["softmax_attention", "softmax_attention_reference"]
 
@@ -52,14 +50,7 @@ def softmax_attention(q: Any, k: Any, v: Any, *, bias: Any = None, scale: float 
     check_qkv(q, k, v)
     xp = prepare(("q", q), ("k", k), ("v", v), ("bias", bias), optional=("bias",))
     q, k, v, bias = common_float(xp, q, k, v, bias)
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    elif not is_array(scale):
-        check_real(scale, "scale")  # (ToleranceError for NaN/inf, ArgumentTypeError for a non-number)
-    else:  # a 0-d array (or a broadcastable one): the same checks on its entries (NaN gave all-NaN output)
-        check_no_nan(scale, "scale")
-        if not bool(namespace(scale).all(namespace(scale).isfinite(scale))):
-            raise ToleranceError("scale must be finite")
+    scale = checked_scale(scale, q.shape[-1])  # (an array scale of NaN gave all-NaN output)
     s = (q @ xp.matrix_transpose(k)) * scale
     if bias is not None:
         full = tuple(s.shape)
