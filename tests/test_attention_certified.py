@@ -216,6 +216,29 @@ def test_auto_screens_peaked_scores_that_defeat_block_bounds():
     _check(r2, q, k, v, 1e-3)
 
 
+def test_auto_walks_half_the_sample_when_the_bounds_give_up_on_all_of_it(monkeypatch):
+    """The block walk of decision 6 samples 16 queries in two halves: when the bounds give up on all of the
+    first 8 (i.i.d. keys), the other 8 are not walked; when some query of the first half is certified, both
+    halves are walked (clustered keys) and the results of the sampled rows are those of the walk."""
+    A = importlib.import_module("tropix.attention.auto")
+    R = importlib.import_module("tropix.attention.region_sparse")
+    walked = []
+    monkeypatch.setattr(A, "_fast_rows", lambda H, eps, th, rows, f=R._fast_rows: walked.append(len(rows))
+                        or f(H, eps, th, rows))
+    rng = np.random.default_rng(9)
+    n, d = 16384, 32
+    k, v = rng.normal(size=(n, d)), rng.normal(size=(n, 2))
+    q = rng.normal(size=(256, d)) * 10
+    r = auto(q, k, v, eps=1e-3, tree=build_key_tree(k), check=True)
+    assert walked == [8] and r.method == "screened" and r.counters["screened_rows"] == 256
+    _check(r, q, k, v, 1e-3)
+    walked.clear()
+    q, k, _ = clustered_qk(rng, n, d, 64, 256, 0.1)
+    r = auto(q, k, v, eps=1e-3, scale=1 / np.sqrt(d), tree=build_key_tree(k), check=True)
+    assert walked[:2] == [8, 8] and r.counters["decision"] in (4, 6)
+    _check(r, q, k, v, 1e-3, scale=1 / np.sqrt(d))
+
+
 def test_auto_screens_only_the_capped_queries_below_the_screen_all_share(monkeypatch):
     """Decision 6 with fewer capped sampled queries than SCREEN_ALL_SHARE: the others are walked, and only the
     queries the walk gives up on are screened (forced here by a share above 1)."""
