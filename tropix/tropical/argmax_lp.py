@@ -21,7 +21,10 @@ relaxed LP already proves "cannot win" when its optimum is negative.
 
 Certification.  A key is reported as a vertex only with a witness ``q`` verified after the LP: exactly (in
 rational arithmetic) for exact input, and for floats with the rigorous rounding bound
-``|fl(b + q·k) − (b + q·k)| ≤ γ_{d+1} (|b| + ‖q‖₂‖k‖₂)``, ``γ_m = m·u/(1 − m·u)``.  "Cannot win" rests on
+``|fl(b + q·k) − (b + q·k)| ≤ γ_{d+1} (|b| + ‖q‖₂‖k‖₂)``, ``γ_m = m·u/(1 − m·u)``; where that bound cannot tell
+(keys a few units in the last place apart) the floats' exact rational values are compared in integer
+arithmetic.  Each coordinate is scaled to its own extent before the keys are whitened, so that a set far
+wider than high (a triangle ``2·10^15`` wide and 1 high) keeps its height.  "Cannot win" rests on
 the LP optimum being below ``-tol`` (in the normalised units); keys whose optimum lies within ``±tol``
 (on a face of the hull, e.g. ties) are reported as ``"boundary"``.  Exact copies of a key (same key and
 bias) tie with it; the copies are reported like their first occurrence (``duplicate_of``).
@@ -134,6 +137,7 @@ class _Data:
     int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
     flattened: bool = False  # whitening dropped key directions of small but non-zero extent: no "interior" verdicts
     knorm: Any = None  # _scaled_norms(Kraw), for the certificates
+    cache: dict = field(default_factory=dict)  # the float data as integer rows, made when first needed
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
@@ -191,17 +195,23 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     # whitening: an affine change of the keys (preserves every answer) that makes the self-direction filter
     # effective on anisotropic keys and drops directions without variance (lower-dimensional key sets)
     sk = float(np.abs(Kc).max()) or 1.0
+    # each coordinate first scaled to its own extent (also an affine change): the covariance of a triangle
+    # 2e15 wide and 1 high had eigenvalues 1e30 apart, its height was dropped as flat and the LP called two
+    # of its edges non-adjacent; the scales are kept within 2^-900 of the largest (finite products below)
+    ext = np.abs(Kc).max(axis=0) / sk if n else np.ones(d)
+    cs = np.where(ext > 2.0**-900, ext, 1.0)  # coordinate j of Kc / sk is divided by cs[j]
     if whiten:
-        C = (Kc / sk).T @ (Kc / sk) / n
+        Ks = (Kc / sk) / cs[None, :]
+        C = Ks.T @ Ks / n
         lam, V = np.linalg.eigh(C)
         keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
-        M = V[:, keep] / np.sqrt(lam[keep])[None, :]  # d×r, in units of 1/sk
+        M = (V[:, keep] / np.sqrt(lam[keep])[None, :]) / cs[:, None]  # d×r, in units of 1/sk
         if not keep.all():
             # the dropped directions are treated as flat; if the keys extend along them beyond rounding, a
             # key may be a vertex only through them (keys (0, 0), (1, 1e-9), (2, 0): the middle one was
             # called "interior" with margin -inf), so negative LP margins then only mean "boundary"
             Vk = V[:, keep]
-            R = Kc / sk - ((Kc / sk) @ Vk) @ Vk.T
+            R = Ks - (Ks @ Vk) @ Vk.T
             flattened = bool(np.abs(R).max() > 64 * d * np.finfo(np.float64).eps)
     else:
         M = np.eye(d)
@@ -235,7 +245,15 @@ def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
         sc = D.braw + D.Kraw @ q_orig
         err = _score_err_tight(D.Kraw, D.braw, q_orig)  # one query: the matrix product costs no more
         lo = sc[j] - err[j]
-        return bool(np.all(sc[others] + err[others] < lo))
+        if bool(np.all(sc[others] + err[others] < lo)):
+            return True
+        # the rounding bound cannot tell (keys 1 and 1 + 2^-52, whose scores differ by less than it): the
+        # float data are rationals, so a query whose float scores put j ahead is checked exactly
+        plausible = np.isfinite(sc).all() and bool(np.all(sc[others] <= sc[j]))
+    if not plausible or not np.isfinite(q_orig).all():
+        return False
+    sc = _exact_scores(D, q_orig)
+    return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
 
 
 def _axis_candidates(D: _Data) -> dict:
@@ -271,6 +289,10 @@ def _axis_witness(D: _Data, j: int, cand: dict):
 def _exact_scores(D: _Data, q: np.ndarray) -> list:
     """Exact scores (scaled by a positive common factor) of every key at the float query q: integer arithmetic."""
     Kint = D.int_rows
+    if Kint is None:  # float input: its values exactly, as integers (one common power-of-two denominator)
+        Kint = D.cache.get("int_rows")
+        if Kint is None:
+            Kint = D.cache["int_rows"] = _int_rows(_exact_rows(D))
     qf = [Fraction(float(v)) for v in q]
     qd = 1
     for v in qf:
@@ -317,6 +339,9 @@ def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
             ok[r2] = hi2.max(axis=1) < sc[r2, J[r2]] - e2[np.arange(len(r2)), J[r2]]
     if D.exact_rows is not None and not D.float_exact:
         ok = np.array([bool(o) and _certify(D, int(j), Q[r]) for r, (j, o) in enumerate(zip(J, ok))], dtype=bool)
+    elif close.any():  # the rows the rounding bound cannot tell, exactly (see _certify)
+        for r in np.flatnonzero(close & ~ok):
+            ok[r] = _certify(D, int(J[r]), Q[r])
     return ok
 
 
@@ -383,7 +408,17 @@ def _equalities(D: _Data, j: int, eq: int | None):
         rows.append(np.concatenate([K[eq] - K[j], [0.0]]))
         rhs.append(b[j] - b[eq])
     if D.homogeneous:
-        rows.append(np.concatenate([K[j], [0.0]]))
+        # q·(k_j - c) = 1 with c the centroid of the other keys (not of all: keys 1 and 1 + 2^-52 have the
+        # float centroid 1, which put key 0 at it and excluded its witness q = -1): a witness of j (or of a
+        # wall of j and eq) makes q·k_j larger than q·k_i for every other key, hence than q·c
+        if "ksum" not in D.cache:  # (the sum of the keys and each key's copies, once: O(n d) per LP otherwise)
+            D.cache["ksum"] = K.sum(axis=0)
+            D.cache["copies"] = np.bincount(D.first, minlength=len(D.first))
+        tot, cnt = D.cache["ksum"], D.cache["copies"]
+        drop = [int(D.first[j])] + ([int(D.first[eq])] if eq is not None and D.first[eq] != D.first[j] else [])
+        m = len(D.first) - sum(int(cnt[i]) for i in drop)
+        c = (tot - sum(cnt[i] * K[i] for i in drop)) / m if m > 0 else np.zeros(K.shape[1])
+        rows.append(np.concatenate([K[j] - c, [0.0]]))
         rhs.append(1.0)
     if not rows:
         return None, None
@@ -620,8 +655,11 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
 
     Examples
     --------
-    >>> argmax_witness([[0, 0], [1, 0], [0, 1], [1, 1]], 3).tolist()
-    [1.0, 1.0]
+    >>> import numpy as np
+    >>> K = np.array([[0, 0], [1, 0], [0, 1], [1, 1]])
+    >>> q = argmax_witness(K, 3)
+    >>> scores = K @ q; int(np.argmax(scores)), int(np.sum(scores == scores.max()))   # key 3 alone wins
+    (3, 1)
     >>> argmax_witness([[0, 0], [2, 0], [0, 2], [1, 1]], 3) is None
     True
     """
