@@ -299,3 +299,27 @@ def test_cupy_inputs_dense_and_certified():  # pragma: no cover - needs a CUDA d
     np.testing.assert_allclose(cupy.asnumpy(out), naive(q, k, v, causal=True), atol=1e-12)
     r = region_sparse(cq, ck, cv, eps=1e-3, check=True)
     assert isinstance(r.output, cupy.ndarray)
+
+
+@pytest.mark.parametrize("dts", [("float32", "float64", "float16"), ("bfloat16", "float32", "float32"),
+                                 ("float16", "bfloat16", "float16")])
+def test_torch_inputs_of_mixed_float_dtypes_take_the_common_one(dts):
+    # torch's matmul refuses mixed dtypes: dense, auto and tropical raised a raw RuntimeError where the other
+    # methods (and NumPy) promote; every method now computes in the common dtype of q, k and v
+    from tropix.attention import screened
+
+    rng = np.random.default_rng(3)
+    arrs = [rng.normal(size=s) for s in ((8, 4), (40, 4), (40, 3))]
+    q, k, v = (torch.tensor(a).to(getattr(torch, dt)) for a, dt in zip(arrs, dts))
+    want = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    ref = dense(*(x.double().numpy() for x in (q, k, v)))  # the inputs' values, exactly, in float64
+    out = dense(q, k, v)
+    assert out.dtype == want
+    tol = 1e-2 if want in (torch.float16, torch.bfloat16) else 1e-5
+    assert np.allclose(out.double().numpy(), ref, atol=tol * np.abs(ref).max())
+    assert tropical(q, k, v).dtype == want
+    for f in (auto, region_sparse, screened, hierarchical):
+        r = f(q, k, v, eps=1e-2, check=True)
+        assert r.output.dtype == want
+        err = np.linalg.norm(r.output.double().numpy() - ref, axis=-1)
+        assert np.all(err <= np.asarray(r.bound) + r.reference_slack + 1e-12)

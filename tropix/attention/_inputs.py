@@ -109,6 +109,9 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     q = _to_float(q, xp, "q")
     k = _to_float(k, xp, "k")
     v = _to_float(v, xp, "v")
+    if not (q.dtype == k.dtype == v.dtype):  # (torch's matmul refuses mixed dtypes: the common one, as NumPy's)
+        dt = xp.result_type(q.dtype, k.dtype, v.dtype)
+        q, k, v = (x if x.dtype == dt else xp.astype(x, dt) for x in (q, k, v))
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.ndim < 2:
             raise ShapeError(f"{fname}: {name} must have shape (..., n, d), got {_shape(x)}")
