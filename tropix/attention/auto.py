@@ -43,7 +43,9 @@
    queries, gives the planned number of exact score evaluations; if it exceeds ``max_work`` times dense
    (planning and grouping cost about as much again): dense; else the plan is executed.
    With the compiled kernel (NumPy float input; no extra term or a key-only one) the sample of 16 queries is instead
-   run by the kernel itself (its results are kept): queries that hit the kernel's key cap count as dense
+   run by the kernel itself (its results are kept; half of it first, and the other half only if the kernel
+   certified one of the first 8: keys the block bounds cannot use defeat all of them): queries that hit the
+   kernel's key cap count as dense
    rows, kernel keys as ``KERNEL_KEY_COST`` dense score evaluations, and if that estimate exceeds
    ``7 * max_work`` of dense, the capped sample queries are screened instead (a screened query counted as
    ``SCREEN_ROW_COST`` dense rows plus ``KEY_COST`` dense scores per key it rescores, a failed one as a
