@@ -53,7 +53,8 @@ import numpy as np
 
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from .._repr import compact_repr
-from ..errors import EmptyInputError, ShapeError, SizeLimitError
+from ..errors import EmptyInputError, FloatOverflowError, ShapeError, SizeLimitError
+from .matmul import _object_add
 from .semiring import MaxPlus, Semiring, TropicalSemiring, require_tropical
 
 __all__ = [
@@ -152,6 +153,18 @@ def tropical_projection(V: Any, x: Any, *, semiring: Semiring | str | None = Non
     (``x_j − v_ij`` with ``v_ij`` the tropical zero does not constrain ``λ_i``).  ``x`` may be a batch
     (m×d).  The result is on the library of the inputs (torch keeps autograd); exact input gives exact output.
 
+    Integer arrays are computed on Python integers (no wrap-around), as in :func:`~tropix.tropical.matmul`:
+    integer arrays of another library (torch, ...) give an ``int64`` array of that library (and device)
+    when every result fits in ``int64``, else the exact NumPy object array; an integer array beside a float
+    array of its library is promoted to the float's dtype by that library.  Mixed exact and float NumPy
+    input is computed in ``float64``.
+
+    Raises
+    ------
+    FloatOverflowError
+        If mixed exact and float input holds an exact entry beyond the float range (it has no float64
+        value; pass all-exact input instead).
+
     Examples
     --------
     >>> tropical_projection([[0, 0, 0], [0, 2, 5]], [0, 3, 3]).tolist()
@@ -169,23 +182,32 @@ def tropical_projection(V: Any, x: Any, *, semiring: Semiring | str | None = Non
             f"x must have {V.shape[1]} coordinates like the points, got shape {tuple(int(s) for s in x.shape)}"
         )
     single = x.ndim == 1
+    like = next((a for a in (V, x) if is_array(a) and not isinstance(a, np.ndarray)), None)  # (None: NumPy)
+    V, x = _promote_ints(V, x), _promote_ints(x, V)
     # integer arrays (any library) are computed on Python ints: x_j - v_ij wrapped in int8/int64
     V, x = _python_ints(V), _python_ints(x)
     Vx, xx = V, x
     if isinstance(V, np.ndarray) and isinstance(x, np.ndarray) and (V.dtype == object) != (x.dtype == object):
         Vx, xx = V.astype(object), x.astype(object)  # exact and float numpy mix: compute on objects
         if not (is_exact(V) and is_exact(x)):
-            Vx, xx = V.astype(np.float64), x.astype(np.float64)
+            try:
+                Vx, xx = V.astype(np.float64), x.astype(np.float64)
+            except OverflowError:  # (an int beyond the float range; before, a raw OverflowError)
+                raise FloatOverflowError(
+                    "tropical_projection: mixed exact and float input is computed in float64, and an exact "
+                    "entry is beyond the float range; pass all-exact input (int/Fraction instead of floats)"
+                ) from None
     xp = namespace(Vx, xx)
     X = xp.reshape(xx, (1, xx.shape[0])) if single else xx
     D = S.dual
     vz = S.is_zero(Vx)  # (n, d)
     if isinstance(Vx, np.ndarray) and Vx.dtype == object:
         Vsafe = np.where(vz, 0, Vx)
-        diff = X[:, None, :] - Vsafe[None, :, :]
+        # (exact sums with ±inf: 10**400 + -inf converted the int to float, an OverflowError)
+        diff = _object_add(X[:, None, :], -Vsafe[None, :, :], "tropical_projection")
         diff = np.where(vz[None, :, :], D.zero, diff)
         lam = _obj_reduce(diff, D.sense, axis=2)  # (m, n)
-        terms = lam[:, :, None] + Vx[None, :, :]
+        terms = _object_add(lam[:, :, None], Vx[None, :, :], "tropical_projection")
         out = _obj_reduce(terms, S.sense, axis=1)
     else:
         zero_like = xp.zeros_like(Vx)
@@ -202,7 +224,39 @@ def tropical_projection(V: Any, x: Any, *, semiring: Semiring | str | None = Non
         # dual semiring's wrong infinity; D.sum refused it with a ConventionError)
         lam = xp.min(diff, axis=2) if D.sense == -1 else xp.max(diff, axis=2)
         out = S.sum(lam[:, :, None] + Vx[None, :, :], axis=1)
-    return out[0, ...] if single else out
+    return _in_library(out[0, ...] if single else out, like)
+
+
+def _promote_ints(a: Any, b: Any) -> Any:
+    """An integer array ``a`` beside a float array ``b`` of the same non-NumPy library, cast to ``b``'s dtype.
+
+    (The library's own promotion, as in :func:`~tropix.tropical.matmul`; before, ``a`` became a NumPy object
+    array and the mix of NumPy and torch raised BackendMismatchError.)
+    """
+    if (is_array(a) and is_array(b) and not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray)
+            and is_exact(a) and not is_exact(b)):
+        return namespace(a, b).astype(a, b.dtype)
+    return a
+
+
+_INT64 = (-(1 << 63), 1 << 63)
+
+
+def _in_library(out: Any, like: Any) -> Any:
+    """A NumPy result back in the library (and device) of ``like``, the non-NumPy input (None: NumPy input).
+
+    Exact results (object arrays of Python ints from integer input) become ``int64`` when every entry fits;
+    otherwise (beyond ``int64``, Fractions, the tropical zero among exact values) they stay exact NumPy
+    object arrays, as :func:`~tropix.tropical.matmul` does.
+    """
+    if like is None or not isinstance(out, np.ndarray):
+        return out
+    if out.dtype == object:
+        lo, hi = _INT64
+        if not all(isinstance(v, int) and lo <= v < hi for v in out.ravel()):
+            return out
+        out = out.astype(np.int64)
+    return from_numpy(out, like)
 
 
 def _obj_reduce(a: np.ndarray, sense: int, axis: int) -> np.ndarray:
@@ -566,7 +620,9 @@ class TropicalPolytope:
         With ``tol=0`` (default) the test is exact for every input: floats are taken as the exact rationals
         they represent and the projection is computed in rational arithmetic.  A point computed in floating
         point as a tropical combination is generally off by rounding; pass ``tol`` (absolute, per coordinate,
-        after the projection is computed in float64) to accept such points.
+        after the projection is computed in float64) to accept such points.  If the generators or ``x`` are
+        exact, the projection with ``tol`` is computed in rational arithmetic too (exact integers beyond
+        the float range, or beyond ``2^53``, have no faithful float64 value).
 
         Examples
         --------
@@ -582,7 +638,8 @@ class TropicalPolytope:
         """
         x = _as_points(x, self.semiring, "x", ndim=1)  # (NaN, the wrong infinity, no finite coordinate: errors)
         xn = to_numpy(x)
-        if tol == 0:
+        exact = tol == 0 or self.exact or is_exact(x)
+        if exact:
             V = _exact_object(to_numpy(self.points))
             xe = _exact_object(xn)
             p = tropical_projection(V, xe, semiring=self.semiring)
@@ -595,6 +652,8 @@ class TropicalPolytope:
         if tol == 0:
             base = next(i for i in range(len(fin)) if fin[i])
             return bool(all(p[j] - p[base] == xe[j] - xe[base] for j in np.flatnonzero(fin)))
+        if exact:  # (π(x) ≤ x coordinatewise in max-plus, ≥ in min-plus: compared without normalising)
+            return bool(all(abs(p[j] - xe[j]) <= tol for j in np.flatnonzero(fin)))
         return bool(np.all(np.abs(np.asarray(p[fin], dtype=float) - np.asarray(xn[fin], dtype=float)) <= tol))
 
     def type_of(self, x: Any) -> tuple[frozenset, ...]:
@@ -679,13 +738,29 @@ class TropicalPolytope:
         """An ASCII picture of a polytope in ``TP^2`` (d = 3) in the chart ``(x_2 − x_1, x_3 − x_1)``.
 
         ``#`` marks points of the polytope, ``o`` the grid points nearest to the generators, ``-`` the rest;
-        the vertical axis points up.  Only for d = 3 and finite generators.
+        the vertical axis points up.  Only for d = 3 and finite generators.  The chart coordinates are
+        computed exactly and rounded once, so exact generators beyond the float range are fine as long as
+        their differences are not.
+
+        Raises
+        ------
+        ShapeError
+            If ``d != 3`` or a generator has a tropical-zero coordinate.
+        FloatOverflowError
+            If a chart coordinate ``x_k − x_1`` is beyond the float range.
         """
         if self.d != 3:
             raise ShapeError(f"ascii pictures are drawn for polytopes in TP^2 (d = 3), this one has d = {self.d}")
-        P = np.array([[float(v) for v in row] for row in to_numpy(self.points)], dtype=float)
-        if not np.isfinite(P).all():
+        W = _frac_matrix(to_numpy(self.points), 1)  # (exact: float(10**400) raised a raw OverflowError)
+        if any(v is None for row in W for v in row):
             raise ShapeError("ascii pictures need finite generators")
+        try:
+            P = np.array([[float(v - row[0]) for v in row] for row in W], dtype=float)  # rows in TP: x_1 = 0
+        except OverflowError:
+            raise FloatOverflowError(
+                "ascii pictures are drawn in float coordinates, and a chart coordinate x_k - x_1 of a generator "
+                "is beyond the float range"
+            ) from None
         xs, ys = P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]
         x0, x1 = xs.min() - margin, xs.max() + margin
         y0, y1 = ys.min() - margin, ys.max() + margin

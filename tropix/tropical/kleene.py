@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import math
+from fractions import Fraction
 
 from .._repr import summary
 from ..errors import DivergenceError, ToleranceError
@@ -48,10 +49,20 @@ def _closure(A, S: TropicalSemiring, xp, n: int, check: bool, tol: float = 0.0):
                 kind = "positive" if S.sense == 1 else "negative"
                 raise DivergenceError(
                     f"the Kleene star diverges in {S.name}: node {i} lies on a closed walk of {kind} weight "
-                    f"{w} (so A^k grows without bound); subtract the best cycle mean (see "
+                    f"{_weight_text(w)} (so A^k grows without bound); subtract the best cycle mean (see "
                     f"tropix.tropical.eigenvalue) from A to normalise it"
                 )
     return D
+
+
+def _weight_text(w) -> str:
+    """``w`` for an error message; an exact value with more digits than Python turns into a string
+    (``sys.get_int_max_str_digits()``, 4300 by default) as a power of two (that raised ValueError)."""
+    try:
+        return str(w)
+    except ValueError:
+        r = Fraction(w)
+        return f"about {'-' if r < 0 else ''}2^{abs(r.numerator).bit_length() - r.denominator.bit_length()}"
 
 
 def _check_tol(tol) -> float:

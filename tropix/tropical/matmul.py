@@ -7,6 +7,7 @@ matrix product with per-row and per-column shifts (exactly the log-sum-exp trick
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from .semiring import (
     Semiring,
     TropicalSemiring,
     _check_overflow,
+    _exact_add,
     get_semiring,
     real_array,
 )
@@ -56,7 +58,9 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
         (``+inf`` in max-plus, ``-inf`` in min-plus), or a tropical-zero entry although a finite term
         exists (``-1e308 + -1e308`` in max-plus).  Ordinary products pay two reductions over the
         result (its largest and smallest entry); the operands are re-read only if the result holds the
-        tropical zero.
+        tropical zero.  Also if an exact entry beyond the float range (``10**400``) meets a finite float
+        entry: mixed exact and float input is float arithmetic.  (Beside the tropical zero ``±inf`` exact
+        entries of any size are fine: the zero absorbs them.)
     SemiringMismatchError
         If an operand holds something other than real numbers (complex, strings, ``None``).
 
@@ -245,18 +249,49 @@ def _generic_tropical_matmul(A, B, S: TropicalSemiring, xp):
         return S.zeros((m, n), A if _is_float(A, xp) else None)
     rows = max(1, _BLOCK_ELEMS // max(1, k * n))
     reduce = xp.max if S.sense == 1 else xp.min
+    add = operator.add
     if isinstance(A, np.ndarray) and (A.dtype == object or B.dtype == object):
         A = A.astype(object)
         B = B.astype(object)
         reduce = np.max if S.sense == 1 else np.min
+        add = _object_add
     blocks = []
     for i0 in range(0, max(m, 1), rows):  # (m = 0: one empty block, the (0, n) result of its library and dtype)
         i1 = min(m, i0 + rows)
-        blk = xp.expand_dims(A[i0:i1, :], axis=2) + xp.expand_dims(B, axis=0)
+        blk = add(xp.expand_dims(A[i0:i1, :], axis=2), xp.expand_dims(B, axis=0))
         blocks.append(reduce(blk, axis=1))
     if len(blocks) == 1:
         return blocks[0]
     return xp.concat(blocks, axis=0) if hasattr(xp, "concat") else np.concatenate(blocks, axis=0)
+
+
+_exact_add_ufunc = np.frompyfunc(_exact_add, 2, 1)
+
+
+def _object_add(a: np.ndarray, b: np.ndarray, op: str = "matmul") -> np.ndarray:
+    """``a + b`` of NumPy object arrays, exact, with ``±inf`` (the tropical zero) absorbing any finite entry.
+
+    Python adds an ``int``/``Fraction`` to a float by converting it to float, so ``10**400 + -inf`` raised
+    ``OverflowError`` although the tropical answer is ``-inf``.  Such blocks are redone entry by entry.
+
+    Raises
+    ------
+    FloatOverflowError
+        If an exact entry beyond the float range meets a *finite* float (mixed exact and float input is
+        float arithmetic, and that sum has no float value).
+    """
+    try:
+        return a + b
+    except OverflowError:
+        pass
+    try:
+        return _exact_add_ufunc(a, b)
+    except OverflowError:
+        raise FloatOverflowError(
+            f"{op}: an exact entry beyond the float range meets a finite float entry; mixed exact and "
+            "float input is computed in floats, where that sum has no value - pass all-exact input "
+            "(int/Fraction instead of floats) or rescale the data"
+        ) from None
 
 
 def _is_float(x, xp):

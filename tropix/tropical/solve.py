@@ -83,6 +83,9 @@ def solve(A: Any, b: Any, *, semiring: Semiring | str | None = None, tol: float 
         If ``A`` is not a matrix, ``b`` not a vector/matrix, or their row counts differ.
     EmptyInputError, NaNError, ConventionError, BackendMismatchError
         For empty input, NaN, the opposite infinity, or ``A`` and ``b`` from different libraries.
+    FloatOverflowError
+        For float input, if a principal-solution entry ``b_i − A_ij`` is finite but beyond the float range;
+        for mixed exact and float input (computed in floats), if an exact entry is beyond the float range.
 
     Examples
     --------
@@ -126,7 +129,14 @@ def solve(A: Any, b: Any, *, semiring: Semiring | str | None = None, tol: float 
 
 
 def _exact_to_float_like(x, like):
-    f = np.array([float(v) for v in x.ravel()], dtype=np.float64).reshape(x.shape)
+    """The exact operand as floats of ``like``'s library and dtype (mixed exact and float input is float)."""
+    try:
+        f = np.array([float(v) for v in x.ravel()], dtype=np.float64).reshape(x.shape)
+    except OverflowError:  # (an int/Fraction beyond the float range: before, a raw OverflowError)
+        raise FloatOverflowError(
+            "solve: mixed exact and float input is computed in floats, and an exact entry is beyond the float "
+            "range; pass both A and b exact (int/Fraction) for the exact solution, or rescale them"
+        ) from None
     if isinstance(like, np.ndarray):
         return f.astype(like.dtype)
     xp = namespace(like)
