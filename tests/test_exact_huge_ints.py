@@ -397,3 +397,35 @@ def test_determinant_huge_exact(sr):
         assert optimal_permutations(obj(A), semiring=sr) == perms
         assert optimal_permutation(obj(A), semiring=sr) in (perms or [None])
         assert is_singular(obj(A), semiring=sr) == (len(perms) != 1)
+
+
+def test_a_float_beside_a_huge_exact_entry_is_a_float_overflow_error():
+    # validation made the whole input float64 and float(10**400) raised a raw OverflowError
+    from tropix.errors import FloatOverflowError
+    from tropix.tropical import matmul as mm
+
+    with pytest.raises(FloatOverflowError, match="beyond the float range"):
+        mm([[10**400, 1.5], [0, 1]], [[0, 0], [0, 1]])
+
+
+def test_a_huge_exact_tolerance_is_accepted_and_compared_exactly():
+    from tropix.tropical import optimal_permutations
+    from tropix.tropical._args import check_real
+    from tropix.errors import ToleranceError
+
+    assert check_real(10**400, "tol", minimum=0) == 10**400
+    with pytest.raises(ToleranceError, match=">= 0"):
+        check_real(-10**400, "tol", minimum=0)
+    with pytest.raises(ToleranceError, match="<= 1"):
+        check_real(Fraction(10**400, 3), "tol", maximum=1)
+    # every permutation is within a huge tolerance of the optimum
+    assert sorted(optimal_permutations([[1, 2], [3, 4]], tol=10**400)) == [(0, 1), (1, 0)]
+
+
+def test_summaries_of_integers_beyond_pythons_string_limit():
+    from tropix._repr import summary
+
+    assert summary(10**5000) == "<an integer of about 5001 digits>"
+    assert summary(-(10**5000)).startswith("-<an integer")
+    assert summary(Fraction(10**5000 + 1, 3)).endswith("/3")
+    assert "5001 digits" in summary(np.array([10**5000, 1], dtype=object))

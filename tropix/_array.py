@@ -29,7 +29,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .errors import ArgumentTypeError, BackendMismatchError, EmptyInputError, NaNError
+from .errors import ArgumentTypeError, BackendMismatchError, EmptyInputError, FloatOverflowError, NaNError
 
 __all__ = [
     "namespace",
@@ -202,7 +202,14 @@ def asarray(x: Any, *, name: str = "input"):
     if flat.size == 0:
         return np.empty(arr.shape, dtype=np.float64)
     if "float" in kinds or "nan" in kinds:
-        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+        try:
+            return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+        except OverflowError:  # (an int or Fraction beyond the float range beside a float: was a raw error)
+            raise FloatOverflowError(
+                f"{name}: a float entry makes the whole input float64, and an exact entry is beyond the float "
+                "range; pass all-exact input (ints/Fractions, with float('-inf') / float('inf') as the "
+                "tropical zero) or rescale it"
+            ) from None
     out = np.empty(arr.shape, dtype=object)
     out.ravel()[:] = [to_exact_scalar(v) for v in flat]
     return out

@@ -60,13 +60,23 @@ def _nested(x) -> str:
     return _scalar(x)
 
 
+def _int_text(i: int) -> str:
+    """``str(i)``, or beyond Python's limit on converting integers to strings (4300 digits by default, where
+    ``str`` raises ValueError) its sign, leading digits' magnitude and number of digits."""
+    try:
+        return str(i)
+    except ValueError:
+        n = int(abs(i).bit_length() * 0.30102999566398120) + 1  # (the digits, or one more)
+        return f"{'-' if i < 0 else ''}<an integer of about {n} digits>"
+
+
 def _scalar(x) -> str:
     if isinstance(x, Fraction):
-        return _digits(str(x))
+        return _digits(_int_text(x.numerator) + ("" if x.denominator == 1 else "/" + _int_text(x.denominator)))
     if isinstance(x, (bool, np.bool_)):
         return repr(bool(x))
     if isinstance(x, (int, np.integer)):
-        return _digits(str(int(x)))
+        return _digits(_int_text(int(x)))
     if isinstance(x, (float, np.floating)):
         return f"{float(x):.6g}"
     return repr(x)
@@ -75,7 +85,7 @@ def _scalar(x) -> str:
 def _digits(s: str) -> str:
     """An exact number's digits, the middle of a very long one elided (``10**400``: its first and last digits
     and how many there are)."""
-    if len(s) <= 3 * _DIGITS:
+    if len(s) <= 3 * _DIGITS or "<" in s:
         return s
     n = sum(ch.isdigit() for ch in s)
     return f"{s[:_DIGITS]}...{s[-_DIGITS:]} ({n} digits)"

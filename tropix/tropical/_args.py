@@ -133,7 +133,10 @@ def check_real(
                 return check_real(item, name, minimum=minimum, maximum=maximum, open_min=open_min, finite=finite)
         accepted = "a real number" + (" or None" if none_ok else "")
         raise ArgumentTypeError(f"{name} must be {accepted}, got {_describe(value)}")
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an exact value beyond the float range (10**400): finite, compared exactly below
+        f = 0.0
     if math.isnan(f):
         raise ToleranceError(f"{name} is NaN; it must be a real number")
     if finite and math.isinf(f):
