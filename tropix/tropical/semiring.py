@@ -23,6 +23,11 @@ Fixed-width integers never wrap around (int8 would give ``100 + 100 = -56``): ``
 ``int64`` when every result provably fits, and compute with Python integers (a NumPy object array)
 otherwise, the rule :func:`~tropix.tropical.matmul.matmul` follows.
 
+Reductions (``sum``, ``prod``) take ``axis`` (an int, a tuple of ints or ``None``) and ``keepdims``; over empty
+axes they give the zero (``sum``) or the one (``prod``) in the input's library and floating dtype (a NumPy scalar
+for a full reduction of a NumPy array, as NumPy's own reductions).  NaN is never an element: the ordered
+semirings raise :class:`~tropix.errors.NaNError` for it, in ⊕ as in ⊗.
+
 Float results that overflow toward the illegal infinity (``1e308 ⊗ 1e308`` in max-plus would be ``+inf``,
 the min-plus zero) raise :class:`~tropix.errors.FloatOverflowError`; overflow toward the semiring's own
 zero (``-1e308 ⊗ -1e308`` in max-plus) is IEEE rounding to that zero in the elementwise operations (the
@@ -51,10 +56,11 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan, is_array, namespace, to_exact_scalar, to_numpy
+from .._array import _scalar_kind, asarray, check_no_nan, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import (
     ArgumentTypeError,
     ConventionError,
+    DomainError,
     FloatOverflowError,
     NaNError,
     NoInverseError,
@@ -90,11 +96,37 @@ def _scalar_nan(x: Any) -> bool:
     return isinstance(x, (float, np.floating)) and math.isnan(x)
 
 
-def _prep_pair(a: Any, b: Any, bound=None):
+def _check_real_scalar(v: Any, name: str) -> None:
+    """Raise :class:`~tropix.errors.SemiringMismatchError` unless the scalar ``v`` is a real number (or ±inf, NaN).
+
+    (A string, ``None`` or a complex number beside an array reached the library as it was: ``'a'`` raised a
+    raw ``UFuncTypeError``, ``1j`` made the result complex.)
+    """
+    if isinstance(v, (bool, np.bool_)):
+        return
+    try:
+        _scalar_kind(v)
+    except TypeError:
+        what = "complex" if isinstance(v, (complex, np.complexfloating)) else "not a real number"
+        raise SemiringMismatchError(
+            f"{name}, {_describe(v)}, is {what}; semirings hold real numbers and ±inf"
+        ) from None
+
+
+def _prep_pair(a: Any, b: Any, bound=None, select: bool = False, S: "Semiring | None" = None):
     """Return (xp, a, b) with lists converted, scalars left for broadcasting against arrays.
 
     ``bound(|a|max, |b|max)`` bounds ``|result|`` of the elementwise operation about to be applied; when
     given, integer operands are widened (see :func:`_widen_ints`) so that the operation cannot wrap around.
+    ``select=True`` (⊕ of the tropical semirings, whose result is one of the operands) widens integer operands
+    only where their common dtype could not hold both: an integer scalar beyond the array's dtype (``uint8``
+    with ``-1``), integer dtypes without an integer promotion (``uint64`` with ``int64`` became float64), a
+    Fraction partner (exact object arrays).  ``S`` names the semiring for the scalar checks below.
+
+    A scalar is never changed in value by the cast to an array's dtype beyond rounding: a finite scalar beyond
+    a float array's range (``1e5`` beside float16, which became ``inf``, claimed to be an operand's infinity)
+    makes the operation compute in float64; an exact scalar beyond even float64's range is rounded to ``±inf``
+    and, when that is the opposite infinity of ``S``, raises :class:`~tropix.errors.FloatOverflowError`.
     """
     if isinstance(a, (list, tuple)):
         a = real_array(a, "the first operand")
@@ -106,10 +138,14 @@ def _prep_pair(a: Any, b: Any, bound=None):
         return None, a, b
     xp = namespace(a, b)
     for x, name in ((a, "the first operand"), (b, "the second operand")):
-        if not _is_scalar(x) and not (isinstance(x, np.ndarray) and x.dtype == object):
+        if _is_scalar(x):
+            _check_real_scalar(x, name)
+        elif not (isinstance(x, np.ndarray) and x.dtype == object):
             check_real_dtype(x, name)
     if bound is not None:
         a, b = _widen_ints(a, b, xp, bound)
+    elif select:
+        a, b = _widen_select(a, b, xp)
     # an integer array of another library meeting a non-integer scalar (0.5, 3/2, -inf): widened to float64
     # first (the scalar was cast to the array's integer dtype: min(1, 0.5) gave 0)
     for s_, x_ in ((a, b), (b, a)):
@@ -118,11 +154,103 @@ def _prep_pair(a: Any, b: Any, bound=None):
                 a = xp.astype(a, xp.float64)
             else:
                 b = xp.astype(b, xp.float64)
+    # a scalar beside a float array: converted to a float the array's dtype can hold (see above)
+    for i, (s_, x_) in enumerate(((a, b), (b, a))):
+        if not (_is_scalar(s_) and _is_float(x_)):
+            continue
+        s_new, widen = _scalar_for_float(s_, x_, S)
+        if widen:
+            x_ = xp.astype(x_, xp.float64)
+        a, b = (s_new, x_) if i == 0 else (x_, s_new)
+    # an integer array and a float array in a library without mixed-kind promotion (array-api-strict raised a
+    # raw TypeError): the integers in float64, as NumPy promotes them
+    if not (_is_scalar(a) or _is_scalar(b) or isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
+        if _is_int_array(a) != _is_int_array(b):
+            try:
+                xp.result_type(a.dtype, b.dtype)
+            except TypeError:
+                a, b = (xp.astype(x, xp.float64) if _is_int_array(x) else x for x in (a, b))
+    if any(isinstance(x, np.ndarray) and x.dtype == object for x in (a, b)):
+        xp = namespace(np.empty(0))  # (integers of another library widened to Python integers: NumPy now)
     if _is_scalar(a):
         a = _scalar_like(a, b, xp)
     if _is_scalar(b):
         b = _scalar_like(b, a, xp)
     return xp, a, b
+
+
+def _scalar_for_float(s: Any, x: Any, S: "Semiring | None"):
+    """``(scalar, widen)`` for a scalar ``s`` beside the float array ``x`` (see :func:`_prep_pair`)."""
+    if isinstance(s, float):
+        f = s
+    else:
+        try:
+            f = float(s)
+        except OverflowError:  # an exact int/Fraction beyond float64: rounded to ±inf, as a float would be
+            f = _INF if s > 0 else -_INF
+            if S is not None and S.sense is not None and f == -S.zero:
+                raise FloatOverflowError(
+                    f"the exact operand {_short(s)} of {S.name} lies beyond the float range of the other operand "
+                    f"(dtype {_dtype_name(x)}), where it would be {f}, which is not an element of {S.name}; "
+                    "use exact arrays (int/Fraction) for both operands"
+                ) from None
+            return f, False
+        if not isinstance(s, (int, np.integer, np.floating)):  # Fractions, sympy rationals: as floats
+            s = f
+    if math.isfinite(f) and not _dtype_name(x) == "float64" and abs(f) > float(namespace(x).finfo(x.dtype).max):
+        return s, True
+    return s, False
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).split(".")[-1]
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else f"{r[:18]}...{r[-18:]} ({len(str(v))} characters)"
+
+
+def _fits_dtype(v: int, dtype, xp) -> bool:
+    """Whether the Python int ``v`` is a value of the integer dtype ``dtype`` (never for bool)."""
+    try:
+        ii = xp.iinfo(dtype)
+    except (TypeError, ValueError):
+        return False
+    return int(ii.min) <= v <= int(ii.max)
+
+
+def _int_promotion_exact(da, db, xp) -> bool:
+    """Whether the library promotes the integer dtypes ``da`` and ``db`` to an integer dtype."""
+    if da == db:
+        return True
+    try:
+        r = xp.result_type(da, db)
+    except Exception:  # (array-api-strict and torch refuse uint64 with int64)
+        return False
+    try:
+        return bool(xp.isdtype(r, "integral"))
+    except Exception:
+        return False
+
+
+def _widen_select(a: Any, b: Any, xp):
+    """Integer operands of ⊕ of the tropical semirings, widened only where their common dtype loses values."""
+    ia, ib = _is_int_array(a), _is_int_array(b)
+    if not (ia or ib):
+        return a, b
+    if ia and ib:
+        if _int_promotion_exact(a.dtype, b.dtype, xp):
+            return a, b
+        return _widen_ints(a, b, xp, max)
+    arr, other = (a, b) if ia else (b, a)
+    if _is_scalar(other):
+        v = to_exact_scalar(_py_int(other))
+        if isinstance(v, int) and _fits_dtype(v, arr.dtype, xp):
+            return a, b
+        if isinstance(v, (int, Fraction)):
+            return _widen_ints(a, b, xp, max)
+    return a, b  # floats, object arrays: the library's promotion (and the float64 rule of _prep_pair)
 
 
 _I64_MAX = (1 << 63) - 1
@@ -179,7 +307,7 @@ def _widen_ints(a: Any, b: Any, xp, bound):
         if is_int:
             continue
         if _is_scalar(x):
-            v = to_exact_scalar(x)
+            v = to_exact_scalar(_py_int(x))
             if isinstance(v, int):
                 ops[i], bounds[i] = v, abs(v)
             elif isinstance(v, Fraction):
@@ -311,11 +439,13 @@ class Semiring:
         raise NotImplementedError
 
     # -- reductions ----------------------------------------------------------------------------
-    def sum(self, x: Any, axis: int | None = None):
-        """⊕-reduction of ``x`` along ``axis`` (all axes if None); the empty sum is :attr:`zero`."""
+    def sum(self, x: Any, axis: int | tuple | None = None, keepdims: bool = False):
+        """⊕-reduction of ``x`` along ``axis`` (an int, a tuple of ints, or None for all axes); the empty sum is
+        :attr:`zero`, in the library and (floating) dtype of ``x``.  ``keepdims=True`` keeps the reduced axes
+        with length 1."""
         raise NotImplementedError
 
-    def prod(self, x: Any, axis: int | None = None):
+    def prod(self, x: Any, axis: int | tuple | None = None, keepdims: bool = False):
         """⊗-reduction of ``x`` along ``axis``; the empty product is :attr:`one`."""
         raise NotImplementedError
 
@@ -351,6 +481,8 @@ class Semiring:
             real_array(x, name)  # only checks that every entry is a real number (x is returned as it is)
         elif is_array(x):
             check_real_dtype(x, name)
+        else:  # (a string or None was returned as a valid element)
+            _check_real_scalar(x, name)
         check_no_nan(x, name)
         if self.sense is not None:
             self._check_convention(x, name)
@@ -471,18 +603,50 @@ class TropicalSemiring(Semiring):
 
     # elementwise
     def add(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        """a ⊕ b (max or min), elementwise with broadcasting.
+
+        Integer operands keep their (promoted) dtype; they are widened only where that dtype cannot hold both
+        operands (``uint8`` with ``-1``, ``int8`` with ``1000``, ``uint64`` with ``int64``), to ``int64`` or
+        Python integers, and to exact Fractions beside a Fraction.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MinPlus.add(np.array([200, 7], dtype=np.uint8), -1)  # uint8 cannot hold -1
+        array([-1, -1])
+        """
+        xp, a, b = _prep_pair(a, b, select=True, S=self)
         if xp is None:
             self._check_scalar(a, "first operand", "add")
             self._check_scalar(b, "second operand", "add")
             return (max if self.sense == 1 else min)(a, b)
         for x, what in ((a, "first operand"), (b, "second operand")):
             if isinstance(x, np.ndarray) and x.dtype == object:  # Python's max/min would drop a NaN silently
-                check_no_nan(x, f"the {what} of {self.name}.add")
+                self.validate(x, f"the {what} of {self.name}.add")
         out = xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
-        # the opposite infinity dominates ⊕, so it is in the result iff an operand held it
-        self._check_convention(out, "an operand of " + self.name + ".add")
+        # NaN and the opposite infinity both dominate ⊕ (maximum/minimum propagate NaN): either is in the
+        # result iff an operand held it (a NaN operand gave a NaN result silently)
+        self._check_result(out, "an operand of " + self.name + ".add")
         return out
+
+    def _check_result(self, out: Any, name: str) -> None:
+        """Raise NaNError / ConventionError if the float result ``out`` of ⊕ holds NaN / the opposite infinity.
+
+        One comparison pass: ``x < +inf`` (max-plus; ``x > -inf`` for min-plus) is false exactly for the
+        opposite infinity and NaN.
+        """
+        if _is_scalar(out) or (isinstance(out, np.ndarray) and out.dtype == object):
+            check_no_nan(out, name)
+            self._check_convention(out, name)
+            return
+        xp = namespace(out)
+        if not xp.isdtype(out.dtype, "real floating"):
+            return
+        ok = (out < _INF) if self.sense == 1 else (out > -_INF)
+        if bool(xp.all(ok)):
+            return
+        check_no_nan(out, name)
+        self._check_convention(out, name)
 
     def mul(self, a, b):
         """a ⊗ b = a + b, elementwise with broadcasting.
@@ -496,7 +660,7 @@ class TropicalSemiring(Semiring):
         >>> MaxPlus.mul(np.array([100, -3], dtype=np.int8), np.int8(100))  # int8 would wrap: 100 + 100 = -56
         array([200,  97])
         """
-        xp, a, b = _prep_pair(a, b, _sum_bound)
+        xp, a, b = _prep_pair(a, b, _sum_bound, S=self)
         if xp is None:
             self._check_scalar(a, "first operand", "mul")
             self._check_scalar(b, "second operand", "mul")
@@ -504,25 +668,45 @@ class TropicalSemiring(Semiring):
                 return _check_overflow(self, _exact_add(a, b), "mul", a, b)
         return _checked_sum(self, a, b, xp)
 
-    def sum(self, x, axis=None):
+    def sum(self, x, axis=None, keepdims=False):
+        """⊕-reduction (max or min) of ``x`` along ``axis`` (an int, a tuple or None for all axes).
+
+        The empty sum is the zero, as a NumPy scalar / an array of ``x``'s library in ``x``'s floating dtype
+        (``float64`` for integer input, which cannot hold ``±inf``); NaN raises NaNError (NumPy's and torch's
+        max propagated it silently).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MaxPlus.sum(np.zeros(0, dtype=np.float32))
+        np.float32(-inf)
+        >>> MinPlus.sum(np.array([[3, 1], [2, 5]]), axis=1, keepdims=True)
+        array([[1],
+               [2]])
+        """
         if isinstance(x, (list, tuple)):
             x = real_array(x)
         if _is_scalar(x):
             self._check_scalar(x, "input", "sum")
             return x
         xp = namespace(x)
-        if not (isinstance(x, np.ndarray) and x.dtype == object):
+        exact = isinstance(x, np.ndarray) and x.dtype == object
+        if not exact:
             check_real_dtype(x)
-        if _reduced_size(x, axis) == 0:
-            return self._empty_reduction(x, axis, self.zero)
-        if isinstance(x, np.ndarray) and x.dtype == object:  # Python's max/min would drop a NaN silently
-            check_no_nan(x, f"the input of {self.name}.sum")
-        out = xp.max(x, axis=axis) if self.sense == 1 else xp.min(x, axis=axis)
-        # the opposite infinity dominates the reduction: it is in the result iff x held it
-        self._check_convention(out, "the input of " + self.name + ".sum")
-        return out
+        axes = _axes(x, axis)
+        if _reduced_size(x, axes) == 0:
+            return _empty_reduction(x, axes, keepdims, self.zero)
+        if exact:  # (Python's max/min would drop a NaN silently and compare strings)
+            self.validate(x, f"the input of {self.name}.sum")
+        ax = _lib_axis(x, axes)
+        out = xp.max(x, axis=ax) if self.sense == 1 else xp.min(x, axis=ax)
+        # NaN and the opposite infinity dominate the reduction: either is in the result iff x held it
+        self._check_result(out, "the input of " + self.name + ".sum")
+        return _restore_dims(out, x, axes) if keepdims else out
 
-    def prod(self, x, axis=None):
+    def prod(self, x, axis=None, keepdims=False):
+        """⊗-reduction (the ordinary sum) of ``x`` along ``axis``; the empty product is the one, ``0``
+        (``int64`` for integer input, else ``x``'s floating dtype).  Integers never wrap around."""
         if isinstance(x, (list, tuple)):
             x = real_array(x)
         if _is_scalar(x):
@@ -533,25 +717,25 @@ class TropicalSemiring(Semiring):
             check_real_dtype(x)
         elif self.sense is not None:  # (exact input: the float checks below never see it)
             self.validate(x, f"the input of {self.name}.prod")
-        if _reduced_size(x, axis) == 0:
-            return self._empty_reduction(x, axis, self.one)
+        axes = _axes(x, axis)
+        n = _reduced_size(x, axes)
+        if n == 0:
+            return _empty_reduction(x, axes, keepdims, self.one)
+        ax = _lib_axis(x, axes)
         if _is_int_array(x):  # int64 sums must not wrap around: Python integers when they might
-            if _int_bound(x, xp) * _reduced_size(x, axis) > _I64_MAX:
-                return np.sum(_object_ints(x), axis=axis)
-            return xp.sum(xp.astype(x, xp.int64), axis=axis)
-        if _is_float(x):
+            if _int_bound(x, xp) * n > _I64_MAX:
+                out = np.sum(_object_ints(x), axis=ax)
+            else:
+                out = xp.sum(xp.astype(x, xp.int64), axis=ax)
+        elif _is_float(x):
             with np.errstate(over="ignore", invalid="ignore"):
-                return _check_overflow(self, xp.sum(x, axis=axis), "prod", x)
-        try:
-            return xp.sum(x, axis=axis)
-        except OverflowError:  # an exact int beyond the float range beside an infinity
-            return np.frompyfunc(_exact_add, 2, 1).reduce(x.ravel() if axis is None else x, axis=0 if axis is None else axis)
-
-    def _empty_reduction(self, x, axis, value):
-        shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
-        if shape == () and isinstance(x, np.ndarray):  # (as NumPy's reductions: a scalar)
-            return value
-        return self._full(shape, value, x)  # (other libraries: a 0-d array of x's library, as their reductions)
+                out = _check_overflow(self, xp.sum(x, axis=ax), "prod", x)
+        else:
+            try:
+                out = xp.sum(x, axis=ax)
+            except OverflowError:  # an exact int beyond the float range beside an infinity
+                out = np.frompyfunc(_exact_add, 2, 1).reduce(_fold_axes(x, axes), axis=-1)
+        return _restore_dims(out, x, axes) if keepdims else out
 
     def power(self, a, k):
         """a^{⊗k} = k·a.  ``k`` may be any integer (the tropical semifield has inverses) or a rational.
@@ -788,11 +972,118 @@ def _check_invertible(S, a, k):
         raise NoInverseError(_no_inverse_msg(S, k, f" (at index {tuple(int(i) for i in hit[0])})"))
 
 
-def _reduced_size(x, axis):
-    shape = tuple(int(s) for s in x.shape)
+def _axes(x: Any, axis: Any) -> tuple:
+    """The reduction axes of ``x`` as a sorted tuple of non-negative ints (every axis for ``None``).
+
+    An axis out of range or repeated raises :class:`~tropix.errors.ShapeError` (a raw ``IndexError`` before, or,
+    for an empty input, an axis silently taken modulo the number of dimensions); a tuple of axes is accepted
+    by every semiring (it raised ``TypeError`` in the ordered ones).
+    """
+    nd = len(x.shape)
     if axis is None:
+        return tuple(range(nd))
+    items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for ax in items:
+        if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, (int, np.integer)):
+            raise ArgumentTypeError(f"axis must be an int, a tuple of ints or None, not {_describe(axis)}")
+        ax = int(ax)
+        if not -nd <= ax < nd:
+            raise ShapeError(f"axis {ax} is out of bounds for an input with {nd} dimension(s) (shape {tuple(x.shape)})")
+        out.append(ax % nd)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"axis {axis} names an axis twice")
+    return tuple(sorted(out))
+
+
+def _lib_axis(x: Any, axes: tuple):
+    """The ``axis`` argument for the array library's own reduction over ``axes``."""
+    if len(axes) == len(x.shape):
+        return None
+    return axes[0] if len(axes) == 1 else axes
+
+
+def _real_no_inverse_msg(k, where=""):
+    return (
+        f"0{where} has no inverse in Real, so its power with the negative exponent {k} is undefined (as 1/0 is)"
+    )
+
+
+def _real_domain_msg(k):
+    return (
+        f"a negative base raised to the non-integer power {k} is not a real number (Real holds the real numbers)"
+    )
+
+
+def _reduced_size(x, axes):
+    """The number of entries each output entry of a reduction over ``axes`` (a tuple, an int or None) combines."""
+    shape = tuple(int(s) for s in x.shape)
+    if axes is None:
         return int(np.prod(shape)) if shape else 1
-    return shape[axis]
+    if not isinstance(axes, tuple):
+        axes = (axes,)
+    return math.prod(shape[i] for i in axes)
+
+
+def _reduced_shape(x: Any, axes: tuple, keepdims: bool) -> tuple:
+    if keepdims:
+        return tuple(1 if i in axes else int(s) for i, s in enumerate(x.shape))
+    return tuple(int(s) for i, s in enumerate(x.shape) if i not in axes)
+
+
+def _empty_reduction(x: Any, axes: tuple, keepdims: bool, value: Any):
+    """The value of a reduction over empty axes (``value``: the semiring's zero for ⊕, one for ⊗), in the library,
+    dtype and device of ``x`` and the shape of the reduction.
+
+    The dtype is ``x``'s when it is floating; integer and bool input give ``int64`` for a finite ``value`` (as
+    the non-empty ⊗-products of integers) and ``float64`` for an infinite one (no integer is ±inf).  A full
+    reduction of a NumPy array gives a NumPy scalar (as NumPy's reductions and the non-empty ones here), of an
+    exact object array a Python value, of any other library a 0-d array (it gave a Python float for
+    ``LogSemiring(T).sum`` of a torch tensor, and a Python int, not float32, for ``MaxPlus.prod``).
+    """
+    shape = _reduced_shape(x, axes, keepdims)
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            if shape == ():
+                return value
+            out = np.empty(shape, dtype=object)
+            out.fill(value)
+            return out
+        if x.dtype.kind == "f":
+            dt = x.dtype
+        else:
+            dt = np.dtype(np.float64) if isinstance(value, float) and math.isinf(value) else np.dtype(np.int64)
+        return dt.type(value) if shape == () else np.full(shape, value, dtype=dt)
+    xp = namespace(x)
+    if xp.isdtype(x.dtype, "real floating"):
+        dt = x.dtype
+    else:
+        dt = xp.float64 if isinstance(value, float) and math.isinf(value) else xp.int64
+    if dt == xp.int64:
+        value = int(value)
+    try:
+        return xp.full(shape, value, dtype=dt, device=getattr(x, "device", None))
+    except TypeError:
+        return xp.full(shape, value, dtype=dt)
+
+
+def _restore_dims(out: Any, x: Any, axes: tuple):
+    """The result of a reduction over ``axes`` with those axes kept as length-1 axes (``keepdims=True``)."""
+    shape = _reduced_shape(x, axes, True)
+    if is_array(out):
+        return out.reshape(shape) if isinstance(out, np.ndarray) else namespace(out).reshape(out, shape)
+    if isinstance(out, np.generic):
+        return np.reshape(out, shape)
+    arr = np.empty(shape, dtype=object)  # (a Python value: the reduction of an exact object array)
+    arr.ravel()[0] = out
+    return arr
+
+
+def _fold_axes(x: np.ndarray, axes: tuple) -> np.ndarray:
+    """``x`` with the axes ``axes`` merged into one last axis (for ufunc reductions that take one axis only)."""
+    rest = [i for i in range(x.ndim) if i not in axes]
+    y = np.transpose(x, rest + list(axes))
+    return y.reshape(tuple(x.shape[i] for i in rest) + (-1,))
 
 
 class LogSemiring(Semiring):
@@ -819,39 +1110,118 @@ class LogSemiring(Semiring):
     def __init__(self, T: float = 1.0):
         if isinstance(T, (bool, np.bool_)) or not isinstance(T, (numbers.Real, np.floating, np.integer)):
             raise ArgumentTypeError(f"temperature T must be a real number, got {_describe(T)}")
-        if isinstance(T, float) and math.isnan(T):
-            raise ToleranceError("temperature T is NaN")
-        if T == 0 or not math.isfinite(float(T)):
+        try:
+            Tf = float(T)
+        except OverflowError:  # (an exact int or Fraction beyond the float range raised a raw OverflowError)
             raise ToleranceError(
-                f"temperature T must be finite and non-zero (got {T}); T -> 0 is MaxPlus/MinPlus themselves"
+                f"temperature T must be finite and non-zero (got {_short(T)}, beyond the float range)"
+            ) from None
+        if math.isnan(Tf):
+            raise ToleranceError("temperature T is NaN")
+        if Tf == 0 or not math.isfinite(Tf):
+            extra = ", which rounds to 0.0 as a float" if Tf == 0 and T != 0 else ""
+            raise ToleranceError(
+                f"temperature T must be finite and non-zero (got {_short(T)}{extra}); "
+                "T -> 0 is MaxPlus/MinPlus themselves"
             )
-        self.T = float(T)
+        self.T = Tf
         self.sense = 1 if self.T > 0 else -1
         self.zero = -_INF if self.T > 0 else _INF
         self.one = 0.0
-        self.name = f"LogSemiring(T={self.T:g})"
+        # repr(float) is the shortest string that round-trips: distinct temperatures get distinct names (``:g``
+        # gave T = 0.1 and 0.1 + 1e-12 the same one), and get_semiring(name) rebuilds an equal semiring
+        self.name = f"LogSemiring(T={self.T!r})"
 
     @property
     def limit(self) -> TropicalSemiring:
         """The tropical semiring reached as T → 0 with the sign of T."""
         return MaxPlus if self.sense == 1 else MinPlus
 
+    # -- operands ------------------------------------------------------------------------------
+    def _to_float(self, v: Any, op: str, what: str = "operand") -> float:
+        """A scalar element as a Python float; an exact value beyond the float range is ``±inf``: the zero
+        (silently, as IEEE rounding) or the opposite infinity (:class:`~tropix.errors.FloatOverflowError`)."""
+        try:
+            return float(v)
+        except OverflowError:  # (a raw OverflowError before)
+            f = _INF if v > 0 else -_INF
+            if f == self.zero:
+                return f
+            raise FloatOverflowError(
+                f"{self.name}.{op}: the exact {what} {_short(v)} lies beyond the float range, where it would be "
+                f"{f}, which is not an element of {self.name}; its results are floats - rescale the data"
+            ) from None
+
+    def _operand(self, x: Any, what: str, op: str):
+        """A checked operand as a Python float or a floating array (integer and exact input in float64).
+
+        Non-real scalars and entries raise SemiringMismatchError (strings gave raw ValueErrors, complex arrays
+        a ComplexWarning and their real part), NaN scalars NaNError, exact values beyond the float range as in
+        :meth:`_to_float`.  Integer arrays become float64 before meeting a scalar (torch and array-api-strict
+        cast the scalar to the integer dtype: int8 with 1000 raised).
+        """
+        if isinstance(x, (list, tuple)):
+            x = real_array(x, f"the {what} of {self.name}.{op}")
+        if _is_scalar(x):
+            self._check_scalar(x, what, op)
+            return self._to_float(x, op)
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            name = f"the {what} of {self.name}.{op}"
+            x = real_array(x, name)
+            if x.dtype != object:
+                return x
+            self.validate(x, name)
+            try:
+                return x.astype(np.float64)
+            except OverflowError:
+                out = np.empty(x.shape, dtype=np.float64)
+                out.ravel()[:] = [self._to_float(v, op) for v in x.ravel()]
+                return out
+        check_real_dtype(x, f"the {what} of {self.name}.{op}")
+        return _as_float(x, namespace(x))
+
+    def _exact_operand(self, x: Any, what: str, op: str):
+        """``x`` as a checked exact scalar (int/Fraction/±inf) or exact object array, or None if it holds floats
+        (or is an array of another dtype)."""
+        if isinstance(x, (list, tuple)):
+            x = real_array(x, f"the {what} of {self.name}.{op}")
+        if _is_scalar(x):
+            self._check_scalar(x, what, op)
+            v = to_exact_scalar(_py_int(x))
+            return v if isinstance(v, (int, Fraction)) or math.isinf(v) else None
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            x = real_array(x, f"the {what} of {self.name}.{op}")
+            if x.dtype != object:
+                return None
+            self.validate(x, f"the {what} of {self.name}.{op}")
+            return x
+        return None
+
+    def _round_exact(self, r: Any, op: str, scalar_type=float):
+        """The exact result ``r`` (a scalar or an object array) rounded to float64 (see :meth:`_to_float`); a
+        scalar as ``scalar_type`` (a NumPy scalar for the full reduction of an array, as NumPy's own)."""
+        if isinstance(r, np.ndarray):
+            out = np.empty(r.shape, dtype=np.float64)
+            out.ravel()[:] = [self._to_float(v, op, "result") for v in r.ravel()]
+            return out
+        return scalar_type(self._to_float(r, op, "result"))
+
     def add(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        a = self._operand(a, "first operand", "add")
+        b = self._operand(b, "second operand", "add")
+        xp, a, b = _prep_pair(a, b, S=self)
         T = self.T
         if xp is None:
-            self._check_scalar(a, "first operand", "add")
-            self._check_scalar(b, "second operand", "add")
-            a, b = float(a), float(b)
             if a == self.zero:
                 return b
             if b == self.zero:
                 return a
             ext = max(a, b) if T > 0 else min(a, b)  # the ⊕-winner; T·log1p(…) adds at most |T|·log 2
-            with np.errstate(over="ignore"):
-                d = abs(a - b)
-                return _check_overflow(self, ext + T * math.log1p(math.exp(-d / abs(T))), "add", a, b)
-        a, b = _as_float(a, xp), _as_float(b, xp)
+            d = abs(a - b)
+            g = d / abs(T)
+            if math.isinf(d) and abs(T) > 1:  # (a - b overflowed; the scaled gap may be small: T = 1e308)
+                g = abs(a / T - b / T)
+            return _check_overflow(self, ext + T * math.log1p(math.exp(-g)), "add", a, b)
         dts = [x.dtype for x in (a, b) if not _is_scalar(x)]
         a, da = _wide_for(T, a, xp)
         b, db = _wide_for(T, b, xp)
@@ -863,56 +1233,91 @@ class LogSemiring(Semiring):
             ext = xp.maximum(a, b) if T > 0 else xp.minimum(a, b)
             d = xp.abs(a - b)
             d = xp.where(xp.isnan(d), xp.full_like(d, _INF), d)
-            out = ext + T * xp.log1p(xp.exp(-d / abs(T)))
+            g = d / abs(T)
+            if abs(T) > 1:  # where a - b overflowed, |a/T - b/T| (both zeros: NaN, set to inf)
+                g2 = xp.abs(a / T - b / T)
+                g2 = xp.where(xp.isnan(g2), xp.full_like(g2, _INF), g2)
+                g = xp.where(xp.isinf(d), g2, g)
+            out = ext + T * xp.log1p(xp.exp(-g))
             if da is not None or db is not None:  # (back to both operands' promoted dtype, not the narrow one's)
                 out = xp.astype(out, xp.result_type(*dts))
             return _check_overflow(self, out, "add", a, b)
 
     def mul(self, a, b):
-        xp, a, b = _prep_pair(a, b)
+        ea, eb = self._exact_operand(a, "first operand", "mul"), self._exact_operand(b, "second operand", "mul")
+        if ea is not None and eb is not None:  # exact input: summed exactly (the zero absorbs), rounded once
+            return self._round_exact(np.frompyfunc(_exact_add, 2, 1)(ea, eb), "mul")
+        a = self._operand(a, "first operand", "mul")
+        b = self._operand(b, "second operand", "mul")
+        xp, a, b = _prep_pair(a, b, S=self)
         if xp is None:
-            self._check_scalar(a, "first operand", "mul")
-            self._check_scalar(b, "second operand", "mul")
-            return _check_overflow(self, float(a) + float(b), "mul", a, b)
-        return _checked_sum(self, _as_float(a, xp), _as_float(b, xp), xp)
+            with np.errstate(over="ignore"):
+                return _check_overflow(self, a + b, "mul", a, b)
+        return _checked_sum(self, a, b, xp)
 
-    def sum(self, x, axis=None):
-        if isinstance(x, (list, tuple)):
-            x = asarray(x)
+    def sum(self, x, axis=None, keepdims=False):
+        """``T·log Σ exp(x/T)`` along ``axis``, computed stably; the empty sum is the zero (``∓inf``).
+
+        Results have ``x``'s floating dtype (float64 for integer and exact input); float16 and bfloat16 are
+        accumulated in float32 (a float16 sum of more than 65504 terms overflowed).  A full reduction of a
+        NumPy array is a NumPy scalar, as NumPy's own reductions.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> S = LogSemiring(0.5)
+        >>> S.sum(np.zeros(0, dtype=np.float32))
+        np.float32(-inf)
+        >>> float(S.sum(np.array([1.0, 1.0]))) == 1 + 0.5 * math.log(2)
+        True
+        """
+        x = self._operand(x, "input", "sum")
         if _is_scalar(x):
-            return float(x)
+            return x
         xp = namespace(x)
-        x = _as_float(x, xp)
-        if _reduced_size(x, axis) == 0:
-            shape = () if axis is None else tuple(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
-            return self.zero if shape == () else self._full(shape, self.zero, x)
+        axes = _axes(x, axis)
+        if _reduced_size(x, axes) == 0:
+            return _empty_reduction(x, axes, keepdims, self.zero)
         T = self.T
         x, back = _wide_for(T, x, xp)
+        if back is None and _narrow_float(x, xp):  # (Σ exp in float32: n terms of 1 overflow float16 at 65505)
+            back, x = x.dtype, xp.astype(x, xp.float32)
+        ax = _lib_axis(x, axes)
         with np.errstate(over="ignore", invalid="ignore"):
             # m + T·log Σ exp((x - m)/T) with m the ⊕-winner: (x - m)/T ≤ 0 never overflows upward
-            m = xp.max(x, axis=axis, keepdims=True) if T > 0 else xp.min(x, axis=axis, keepdims=True)
+            m = xp.max(x, axis=ax, keepdims=True) if T > 0 else xp.min(x, axis=ax, keepdims=True)
             m_safe = xp.where(xp.isinf(m), xp.zeros_like(m), m)
-            s = xp.sum(xp.exp((x - m_safe) / T), axis=axis, keepdims=True)
+            s = xp.sum(xp.exp(_scaled_gap(x, m_safe, T, xp)), axis=ax, keepdims=True)
             out = T * _log0(s, xp) + m_safe
             if back is not None:
                 out = xp.astype(out, back)
-        if axis is None:
-            out = out.reshape(()) if hasattr(out, "reshape") else xp.reshape(out, ())
-        else:
-            out = xp.squeeze(out, axis=axis)
-        return _check_overflow(self, out, "sum", x)
+        if not keepdims:
+            if len(axes) == len(x.shape):
+                out = out.reshape(()) if isinstance(out, np.ndarray) else xp.reshape(out, ())
+            else:
+                out = xp.squeeze(out, axis=axes if len(axes) > 1 else axes[0])
+        out = _check_overflow(self, out, "sum", x)
+        return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
 
-    def prod(self, x, axis=None):
-        if isinstance(x, (list, tuple)):
-            x = asarray(x)
+    def prod(self, x, axis=None, keepdims=False):
+        ex = self._exact_operand(x, "input", "prod")
+        if ex is not None and not _is_scalar(ex):  # exact input: summed exactly, rounded once
+            axes = _axes(ex, axis)
+            if _reduced_size(ex, axes) == 0:
+                return _empty_reduction(self._operand(ex, "input", "prod"), axes, keepdims, self.one)
+            out = np.frompyfunc(_exact_add, 2, 1).reduce(_fold_axes(ex, axes), axis=-1)
+            out = self._round_exact(out, "prod", np.float64)
+            return _restore_dims(out, ex, axes) if keepdims else out
+        x = self._operand(x, "input", "prod")
         if _is_scalar(x):
-            return float(x)
+            return x
         xp = namespace(x)
-        x = _as_float(x, xp)
-        if _reduced_size(x, axis) == 0:
-            return MaxPlus._empty_reduction(x, axis, self.one)
+        axes = _axes(x, axis)
+        if _reduced_size(x, axes) == 0:
+            return _empty_reduction(x, axes, keepdims, self.one)
         with np.errstate(over="ignore", invalid="ignore"):
-            return _check_overflow(self, xp.sum(x, axis=axis), "prod", x)
+            out = _check_overflow(self, xp.sum(x, axis=_lib_axis(x, axes)), "prod", x)
+        return _restore_dims(out, x, axes) if keepdims else out
 
     def power(self, a, k):
         """a^{⊗k} = k·a (floats); the zero has no inverse (negative powers of it raise NoInverseError).
@@ -929,19 +1334,26 @@ class LogSemiring(Semiring):
             self._check_scalar(a, "base", "power")
             if k == 0:
                 return self.one
-            if float(a) == self.zero and k < 0:
+            a = self._to_float(a, "power")
+            if a == self.zero and k < 0:
                 raise NoInverseError(_no_inverse_msg(self, k))
-            if float(a) == self.zero:
+            if a == self.zero:
                 return self.zero
-            return _check_overflow(self, float(k) * float(a), "power", a)
+            with np.errstate(over="ignore"):
+                return _check_overflow(self, float(k) * a, "power", a)
         xp = namespace(a)
         if k == 0:  # (a^0 = one for every a, the zero included: -inf * 0 was NaN, reported as an overflow)
             self.validate(a, f"the base of {self.name}.power")
-            return xp.zeros_like(_as_float(a, xp))
+            if _is_float(a):
+                return xp.zeros_like(a)
+            if isinstance(a, np.ndarray):  # (exact input: huge ints need no float conversion)
+                return np.zeros(a.shape)
+            return xp.zeros(a.shape, dtype=xp.float64, device=getattr(a, "device", None))
         if k < 0:
             _check_invertible(self, a, k)
+        a = self._operand(a, "base", "power")
         with np.errstate(over="ignore", invalid="ignore"):
-            return _check_overflow(self, _as_float(a, xp) * float(k), "power", a)
+            return _check_overflow(self, a * float(k), "power", a)
 
     def matmul(self, A, B):
         """``(A ⊗ B)_ij = T·log Σ_k exp((A_ik + B_kj)/T)``, computed stably (a scaled BLAS product)."""
@@ -954,6 +1366,7 @@ class LogSemiring(Semiring):
         return LogSemiring(-self.T)
 
     def __eq__(self, other):
+        # (equal exactly when the names are: repr(float) is injective on the finite non-zero floats)
         return isinstance(other, LogSemiring) and other.T == self.T
 
     def __hash__(self):
@@ -961,6 +1374,24 @@ class LogSemiring(Semiring):
 
     def __reduce__(self):
         return (LogSemiring, (self.T,))
+
+
+def _narrow_float(x: Any, xp) -> bool:
+    """A floating array narrower than float32 (float16, bfloat16)."""
+    try:
+        return int(xp.finfo(x.dtype).bits) < 32
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _scaled_gap(x, m, T: float, xp):
+    """``(x - m) / T`` elementwise; where ``x - m`` overflows and ``|T| > 1`` (``T = 1e308`` with entries ``±1e308``)
+    the quotient can be small, and is ``x/T - m/T`` (it gave ``exp(-inf) = 0``: the term was dropped)."""
+    d = x - m
+    q = d / T
+    if abs(T) <= 1:
+        return q  # (an overflowing x - m means |(x - m)/T| > 1.8e308: exp of it is 0 or the zero anyway)
+    return xp.where(xp.isinf(d) & xp.isfinite(x), x / T - m / T, q)
 
 
 def _log0(s, xp):
@@ -1007,17 +1438,35 @@ class RealSemiring(Semiring):
     idempotent = False
 
     def add(self, a, b):
-        xp, a, b = _prep_pair(a, b, _sum_bound)
+        xp, a, b = _prep_pair(a, b, _sum_bound, S=self)
+        if xp is None:
+            _check_real_scalar(a, "the first operand of Real.add")
+            _check_real_scalar(b, "the second operand of Real.add")
         return a + b
 
     def mul(self, a, b):
-        xp, a, b = _prep_pair(a, b, _product_bound)
+        xp, a, b = _prep_pair(a, b, _product_bound, S=self)
+        if xp is None:
+            _check_real_scalar(a, "the first operand of Real.mul")
+            _check_real_scalar(b, "the second operand of Real.mul")
         return a * b
 
     # Integer arrays never wrap around: like ⊗ of the tropical semirings, a result that could leave int64 is
     # computed with Python integers (a NumPy object array), exactly.
 
-    def sum(self, x, axis=None):
+    def _reduction_input(self, x, op):
+        """``x`` checked for a reduction: a real scalar (returned as it is) or an array of real entries."""
+        if isinstance(x, (list, tuple)):
+            x = asarray(x)
+        if _is_scalar(x):  # (a string or None was returned as the sum)
+            _check_real_scalar(x, f"the input of Real.{op}")
+        elif isinstance(x, np.ndarray) and x.dtype == object:
+            real_array(x, f"the input of Real.{op}")
+        else:
+            check_real_dtype(x, f"the input of Real.{op}")
+        return x
+
+    def sum(self, x, axis=None, keepdims=False):
         """Σ x along ``axis``; integer arrays are summed exactly (see the class notes).
 
         Examples
@@ -1025,16 +1474,17 @@ class RealSemiring(Semiring):
         >>> Real.sum(np.array([2**62, 2**62]))  # int64 would wrap to a negative number
         9223372036854775808
         """
-        if isinstance(x, (list, tuple)):
-            x = asarray(x)
+        x = self._reduction_input(x, "sum")
         if _is_scalar(x):
             return x
         xp = namespace(x)
-        if _is_int_array(x) and _int_bound(x, xp) * max(_reduced_size(x, axis), 1) > _I64_MAX:
-            return np.sum(_object_ints(x), axis=axis)
-        return xp.sum(x, axis=axis)
+        axes = _axes(x, axis)
+        ax = _lib_axis(x, axes)
+        if _is_int_array(x) and _int_bound(x, xp) * max(_reduced_size(x, axes), 1) > _I64_MAX:
+            return np.sum(_object_ints(x), axis=ax, keepdims=keepdims)
+        return xp.sum(x, axis=ax, keepdims=keepdims)
 
-    def prod(self, x, axis=None):
+    def prod(self, x, axis=None, keepdims=False):
         """Π x along ``axis``; integer arrays are multiplied exactly.
 
         Examples
@@ -1042,34 +1492,101 @@ class RealSemiring(Semiring):
         >>> Real.prod(np.array([2**40, 2**40]))
         1208925819614629174706176
         """
-        if isinstance(x, (list, tuple)):
-            x = asarray(x)
+        x = self._reduction_input(x, "prod")
         if _is_scalar(x):
             return x
         xp = namespace(x)
+        axes = _axes(x, axis)
+        ax = _lib_axis(x, axes)
         if _is_int_array(x):
             bnd = _int_bound(x, xp)
-            if bnd > 1 and max(_reduced_size(x, axis), 1) * math.log2(bnd) >= 62:
-                return np.prod(_object_ints(x), axis=axis)
-        return xp.prod(x, axis=axis)
+            if bnd > 1 and max(_reduced_size(x, axes), 1) * math.log2(bnd) >= 62:
+                return np.prod(_object_ints(x), axis=ax, keepdims=keepdims)
+        return xp.prod(x, axis=ax, keepdims=keepdims)
 
     def power(self, a, k):
-        """a**k; integer arrays raised to non-negative integer powers are exact.
+        """a**k; exact input (integers, Fractions) stays exact, negative integer powers included.
+
+        Raises
+        ------
+        NoInverseError
+            For a negative power of 0, which has no inverse (a raw ZeroDivisionError for scalars, NumPy's
+            "Integers to negative integer powers are not allowed" for integer arrays, ``inf`` for floats).
+        DomainError
+            For a non-integer power of a negative number (a complex result for scalars, NaN for arrays).
+        NaNError
+            For a NaN exponent.
 
         Examples
         --------
         >>> Real.power(np.array([3, -2]), 40)
         array([12157665459056928801, 1099511627776], dtype=object)
+        >>> Real.power(np.array([2, -4]), -1)
+        array([Fraction(1, 2), Fraction(-1, 4)], dtype=object)
         """
         if isinstance(a, (list, tuple)):
-            a = asarray(a)
-        if _is_int_array(a) and isinstance(k, (int, np.integer)) and k >= 0:
-            xp = namespace(a)
-            bnd = _int_bound(a, xp)
-            if bnd > 1 and int(k) * math.log2(bnd) >= 62:
-                return _object_ints(a) ** int(k)
-            a = _as_int64(a, xp)  # (int8 3**5 wrapped to -13: the result needs int64, which cannot wrap here)
-        return a**k
+            a = real_array(a, "the base of Real.power")
+        if is_array(k) or isinstance(k, (list, tuple)):  # elementwise exponents: the library's power
+            return a**k
+        _check_real_scalar(k, "the exponent of Real.power")
+        k = to_exact_scalar(k)
+        if isinstance(k, float) and math.isnan(k):
+            raise NaNError("the exponent of Real.power is NaN")
+        if isinstance(k, Fraction):  # (a non-integer rational exponent: the result is irrational in general)
+            k = float(k)
+        integral = isinstance(k, int)
+        if _is_scalar(a):
+            _check_real_scalar(a, "the base of Real.power")
+            a = _py_int(a)
+            if k == 0:
+                return self.one
+            if k < 0 and a == 0:
+                raise NoInverseError(_real_no_inverse_msg(k))
+            if not integral and a < 0:
+                raise DomainError(_real_domain_msg(k))
+            exact = isinstance(a, (int, Fraction)) or (
+                not isinstance(a, (float, np.floating)) and _scalar_kind(a) == "exact"
+            )
+            if exact and integral:
+                return to_exact_scalar(Fraction(to_exact_scalar(a)) ** k) if k < 0 else to_exact_scalar(a) ** k
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (IEEE, as the arrays)
+                if isinstance(a, np.floating):
+                    return a**k
+                return float(np.float64(float(a)) ** k)
+        xp = namespace(a)
+        if isinstance(a, np.ndarray) and a.dtype == object:
+            a = real_array(a, "the base of Real.power")  # (float64 if it holds a finite float)
+        else:
+            check_real_dtype(a, "the base of Real.power")
+        obj = isinstance(a, np.ndarray) and a.dtype == object
+        if k < 0 and bool(xp.any(a == 0)):
+            hit = np.argwhere(to_numpy(a == 0))[0]
+            raise NoInverseError(_real_no_inverse_msg(k, f" (at index {tuple(int(i) for i in hit)})"))
+        if not integral and bool(xp.any(a < 0)):
+            raise DomainError(_real_domain_msg(k))
+        if obj or (_is_int_array(a) and integral and k < 0):
+            if not integral:
+                with np.errstate(over="ignore"):
+                    return np.array([float(v) for v in np.ravel(a)], dtype=np.float64).reshape(a.shape) ** k
+            out = np.empty(a.shape, dtype=object)
+            vals = np.ravel(a) if obj else np.ravel(to_numpy(a))
+            with np.errstate(over="ignore", divide="ignore"):
+                out.ravel()[:] = [
+                    float(np.float64(v) ** k) if isinstance(v, float) else to_exact_scalar(Fraction(to_exact_scalar(v)) ** k)
+                    for v in vals
+                ]
+            return out
+        if _is_int_array(a):
+            if not integral:
+                return xp.astype(a, xp.float64) ** k
+            if k >= 0:
+                xp_ = namespace(a)
+                bnd = _int_bound(a, xp_)
+                if bnd > 1 and int(k) * math.log2(bnd) >= 62:
+                    return _object_ints(a) ** int(k)
+                a = _as_int64(a, xp_)  # (int8 3**5 wrapped to -13: the result needs int64, which cannot wrap here)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return a**k
 
     def matmul(self, A, B):
         """A @ B; integer matrices are multiplied exactly.
@@ -1134,7 +1651,11 @@ def get_semiring(s: Any) -> Semiring:
         if key in _ALIASES:
             return _ALIASES[key]
         if key.startswith("logsemiring(t=") and key.endswith(")"):
-            return LogSemiring(float(key[len("logsemiring(t=") : -1]))
+            try:
+                T = float(key[len("logsemiring(t=") : -1])
+            except ValueError:  # (a raw ValueError before)
+                raise ParseError(f"unknown semiring {s!r}: the temperature is not a number") from None
+            return LogSemiring(T)
         raise ParseError(f"unknown semiring {s!r}; use MaxPlus, MinPlus, LogSemiring(T) or Real")
     raise SemiringMismatchError(f"semiring must be a tropix Semiring or its name, not {type(s).__name__}")
 
