@@ -526,3 +526,32 @@ def test_real_power_domain():
     assert to_np(Real.power(np.array([4, 9]), Fraction(1, 2))).tolist() == [2.0, 3.0]
     assert Real.power(np.array([4, 9]), Fraction(1, 2)).dtype == np.float64  # (an object array of floats)
     assert Real.power(0, 0) == 1 and Real.power(np.array([0.0]), 0).tolist() == [1.0]
+
+
+def test_log_matmul_with_a_huge_temperature_keeps_every_term():
+    # (a - max) overflowed to -inf for entries 1e308 and -1e308 at T = 1.7e308: the term was dropped
+    # (1e308 for T log(e^{1e308/T} + e^{-1e308/T}) = 1.457e308); against mpmath and the semiring's own sum
+    import mpmath
+
+    from tropix.tropical import matmul
+
+    T = 1.7e308
+    S = LogSemiring(T)
+    A = np.array([[1e308, -1e308], [5e307, -1e308]])
+    B = np.zeros((2, 1))
+    for lib in (np, torch):
+        out = to_np(matmul(lib.asarray(A) if lib is np else torch.tensor(A), lib.asarray(B) if lib is np else torch.tensor(B), semiring=S))
+        for i in range(2):
+            ref = float(mpmath.mpf(T) * mpmath.log(sum(mpmath.exp(mpmath.mpf(x) / T) for x in A[i])))
+            assert out[i, 0] == pytest.approx(ref, rel=1e-14)
+            assert out[i, 0] == pytest.approx(float(S.sum(A[i])), rel=1e-14)
+
+
+def test_log_matmul_of_exact_entries_beyond_the_float_range_is_a_float_overflow_error():
+    from tropix.errors import FloatOverflowError
+    from tropix.tropical import matmul
+
+    A = np.array([[10**400, 0]], dtype=object)
+    B = np.array([[0], [float("-inf")]], dtype=object)
+    with pytest.raises(FloatOverflowError, match="beyond the float range"):
+        matmul(A, B, semiring=LogSemiring(1.0))

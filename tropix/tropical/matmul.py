@@ -298,6 +298,19 @@ def _is_float(x, xp):
     return not (isinstance(x, np.ndarray) and x.dtype == object) and xp.isdtype(x.dtype, "real floating")
 
 
+def _shifted(a, m, T: float, xp):
+    """``(a - m) / T``; where ``a - m`` overflows (finite entries of opposite signs near the float maximum, a
+    temperature ``|T| > 1``) ``a / T - m / T`` instead: the term was dropped (``LogSemiring(1.7e308)``: 1e308
+    for the product of ``[1e308, -1e308]`` with zeros, whose value is 1.457e308)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = (a - m) / T
+        if abs(T) > 1:
+            over = xp.isinf(d) & xp.isfinite(a) & xp.isfinite(m)
+            if bool(xp.any(over)):
+                d = xp.where(over, a / T - m / T, d)
+    return d
+
+
 def _log_matmul(A, B, S: LogSemiring, xp):
     """``T·log(exp(A/T) @ exp(B/T))`` with ⊕-winner shifts per row of A and column of B, so it never overflows.
 
@@ -320,7 +333,7 @@ def _log_matmul(A, B, S: LogSemiring, xp):
     mb = best(b, axis=0, keepdims=True)
     ma = xp.where(xp.isinf(ma), xp.zeros_like(ma), ma)
     mb = xp.where(xp.isinf(mb), xp.zeros_like(mb), mb)
-    prod = xp.exp((a - ma) / T) @ xp.exp((b - mb) / T)
+    prod = xp.exp(_shifted(a, ma, T, xp)) @ xp.exp(_shifted(b, mb, T, xp))
     out = T * _log0(prod, xp) + (ma + mb)
     # The shifts are per row and per column: when an entry's best term a_ik + b_kj lies far below
     # ma_i + mb_j (small |T|), its terms underflow (a finite entry came out as the zero: T = 1e-5 on

@@ -1417,12 +1417,18 @@ def _wide_for(T: float, x, xp):
 
 
 def _as_float(x, xp):
-    if _is_scalar(x):  # (a Python or NumPy scalar beside a NumPy array: NumPy broadcasts it)
-        return float(x)
-    if isinstance(x, np.ndarray):
-        if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
-            return x.astype(np.float64)
-        return x
+    try:
+        if _is_scalar(x):  # (a Python or NumPy scalar beside a NumPy array: NumPy broadcasts it)
+            return float(x)
+        if isinstance(x, np.ndarray):
+            if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
+                return x.astype(np.float64)
+            return x
+    except OverflowError:  # (an exact value beyond the float range: a raw OverflowError before)
+        raise FloatOverflowError(
+            "the log-semiring computes in floats, and an exact operand is beyond the float range "
+            "(it has no float value); rescale it"
+        ) from None
     if xp.isdtype(x.dtype, "real floating"):
         return x
     return xp.astype(x, xp.float64)
