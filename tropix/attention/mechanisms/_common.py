@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._array import check_no_nan, check_nonempty, is_array, namespace
+from ..._array import check_no_nan, check_nonempty, is_array, namespace, to_numpy
 from ..._repr import summary
-from ...errors import ArgumentTypeError, BackendMismatchError, ShapeError, ToleranceError
+from ...errors import ArgumentTypeError, BackendMismatchError, NaNError, ShapeError, ToleranceError
 from ...tropical._args import check_real
 
 __all__ = [
@@ -34,6 +34,12 @@ __all__ = [
     "log_softplus",
     "softplus",
     "position_distance",
+    "check_finite",
+    "max_abs",
+    "times_pow2",
+    "dot_logits",
+    "softmax_pow2",
+    "scaled_sq_distances",
 ]
 
 
@@ -142,6 +148,153 @@ def check_qkv(q, k, v=_NO_V):
     if v is not None:
         if v.ndim < 2 or v.shape[-2] != k.shape[-2]:
             raise ShapeError(f"v must have shape (..., n_k, d_v) with n_k = {k.shape[-2]}; got {tuple(v.shape)}")
+    # the leading (batch, head) axes must broadcast (a (2, n, d) q with a (3, n, d) v was NumPy's raw ValueError)
+    check_batch(("q", q), ("k", k), *((("v", v),) if v is not None else ()))
+
+
+def check_batch(*named, trailing: int = 2):
+    """ShapeError unless the leading axes (all but the last ``trailing``) of the named arrays broadcast together."""
+    shapes = [tuple(int(s) for s in a.shape[: a.ndim - trailing]) for _, a in named]
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        desc = ", ".join(f"{n} {tuple(int(s) for s in a.shape)}" for n, a in named)
+        raise ShapeError(f"the leading (batch, head) axes do not broadcast together: {desc}") from None
+
+
+def check_finite(xp, a, name: str, what: str = "attention inputs") -> float | None:
+    """NaNError for an infinite entry of the float array ``a`` (NaN was refused by :func:`prepare`): with an infinite
+    query, key or value the products ``0·inf`` and differences ``inf − inf`` give silent NaN or meaningless weights.
+    Returns ``max|a|`` (:func:`max_abs`, one pass: the scalings of :func:`dot_logits` and
+    :func:`scaled_sq_distances` take it instead of reading ``a`` again), None for a non-float ``a``."""
+    if a is None or not xp.isdtype(a.dtype, "real floating"):
+        return None
+    m = max_abs(xp, a)
+    if not math.isfinite(m):
+        bad = ~xp.isfinite(a)
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(to_numpy(bad)))[0])
+        raise NaNError(f"{name} has an infinite entry at index {idx}; {what} must be finite")
+    return m
+
+
+def max_abs(xp, a) -> float:
+    """``max|a|`` as a Python float (0.0 for an empty array)."""
+    if math.prod(int(s) for s in a.shape) == 0:
+        return 0.0
+    if hasattr(a, "detach"):  # (torch warns about float() of a tensor that requires grad)
+        a = a.detach()
+    return float(xp.max(xp.abs(a)))
+
+
+def _fmax(xp, dtype) -> float:
+    return float(xp.finfo(dtype).max)
+
+
+def pow2_exponent(m: float) -> int:
+    """The least ``e >= 0`` with ``m·2^-e <= 1`` (``m`` finite and ``>= 0``)."""
+    return math.frexp(m)[1] if m > 1 else 0
+
+
+def times_pow2(xp, x, e: int, floor: float | None = None):
+    """``x·2^e`` exactly (barring under/overflow), in steps whose factors the dtype represents.
+
+    A single factor ``2.0**e`` beyond the dtype's range is rounded to ``inf`` by torch (then ``0·2^e`` is NaN).
+    With ``floor`` (for ``x <= 0``, ``e > 0``) every partial product is clipped below at ``floor``, so the result is
+    exact wherever it is ``>= floor`` and ``floor`` elsewhere, never ``-inf``.
+    """
+    if e == 0:
+        return x
+    step = max(1, int(math.log2(_fmax(xp, x.dtype))) // 2)
+    with np.errstate(over="ignore", under="ignore"):  # (overflow to ±inf is intended; NumPy would warn)
+        while e:
+            s = max(-step, min(step, e))
+            x = x * (2.0**s)
+            if floor is not None:
+                x = xp.where(x < floor, xp.full_like(x, floor), x)
+            e -= s
+    return x
+
+
+def _frexp_scale(scale):
+    """A Python float scale as ``(mantissa, exponent)``; an array scale as ``(scale, 0)``."""
+    if is_array(scale):
+        return scale, 0
+    m, e = math.frexp(float(scale))
+    return m, e
+
+
+def dot_logits(xp, q, k, scale, mq=None, mk=None):
+    """The logits ``q kᵀ·scale`` as ``(y, e)`` with ``logits = y·2^e`` and ``y`` finite.
+
+    ``e = 0`` and ``y = (q @ kᵀ)·scale`` (the plain product) unless that product could leave the float range
+    (``max|q|·max|k|·d·|scale|`` near the dtype's maximum: float64 entries near 1e154, float16 entries near 100);
+    then ``q`` and ``k`` are divided by powers of two first, which is exact, and the exponents go to ``e``.
+    """
+    if is_array(scale):  # (a torch scale with NumPy q was a raw TypeError, a (5,) scale NumPy's broadcast ValueError)
+        namespace(scale, q)
+        logits = check_batch(("q", q), ("k", k)) + (int(q.shape[-2]), int(k.shape[-2]))
+        try:
+            np.broadcast_shapes(tuple(int(s) for s in scale.shape), logits)
+        except ValueError:
+            raise ShapeError(f"scale of shape {tuple(scale.shape)} does not broadcast to the logits {logits}") from None
+    fmax = _fmax(xp, q.dtype)
+    mq = max_abs(xp, q) if mq is None else mq  # (given by the caller's check_finite)
+    mk = max_abs(xp, k) if mk is None else mk
+    sc = max_abs(xp, scale) if is_array(scale) else abs(float(scale))
+    d = int(q.shape[-1])
+    with np.errstate(over="ignore"):
+        bound = float(np.float64(mq) * np.float64(mk) * d * max(1.0, sc))  # (q @ kᵀ is formed before the scale)
+    if bound < fmax / 8:
+        return (q @ xp.matrix_transpose(k)) * scale, 0
+    a, b = pow2_exponent(mq), pow2_exponent(mk)
+    sm, se = _frexp_scale(scale)
+    y = (times_pow2(xp, q, -a) @ xp.matrix_transpose(times_pow2(xp, k, -b))) * sm
+    return y, a + b + se
+
+
+def softmax_pow2(xp, y, e: int, bias=None, mask=None):
+    """``masked_softmax(y·2^e + bias, mask)`` without forming an overflowing ``y·2^e``.
+
+    When ``y·2^e`` fits the dtype it is formed and the ordinary softmax applies.  Otherwise each row is shifted by
+    its largest admissible ``y`` first (the softmax is invariant under a shift of a row), so the admissible logits
+    are ``(y − max)·2^e <= 0``: exact where they matter and clipped far below where their weight is 0.  Overflowed
+    logits used to become ``+inf`` and share their row equally instead of selecting the largest one.
+    """
+    if e == 0:
+        return masked_softmax(xp, y if bias is None else y + bias, mask)
+    fmax = _fmax(xp, y.dtype)
+    my = max_abs(xp, y)
+    if e < 0 or my == 0 or math.log2(my) + e < math.log2(fmax) - 3:
+        s = times_pow2(xp, y, e)
+        return masked_softmax(xp, s if bias is None else s + bias, mask)
+    shape = tuple(int(s) for s in y.shape)
+    if bias is not None:
+        shape = tuple(np.broadcast_shapes(shape, tuple(int(s) for s in bias.shape)))
+    yb = xp.broadcast_to(y, shape)
+    adm = xp.ones_like(yb, dtype=xp.bool) if mask is None else _bool_mask(xp, mask, shape)
+    if bias is not None:
+        adm = adm & (xp.broadcast_to(bias, shape) > -math.inf)
+    m = xp.max(xp.where(adm, yb, xp.full_like(yb, -math.inf)), axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    t = xp.where(adm, yb - m, xp.zeros_like(yb))
+    t = times_pow2(xp, t, e, floor=-fmax / 8)
+    return masked_softmax(xp, t if bias is None else t + bias, mask)
+
+
+def scaled_sq_distances(xp, a, b, ma=None, mb=None):
+    """``(d2, e)`` with ``‖a_i − b_j‖² = d2·4^e``: :func:`sq_distances` of ``a·2^-e`` and ``b·2^-e``.
+
+    ``e = 0`` (the plain distances) unless they could overflow: the squared distances of float64 points near
+    1e154, or of float16 points near 100, were ``inf`` — gravitational weights then came out uniform or 0.
+    """
+    m = max(max_abs(xp, a) if ma is None else ma, max_abs(xp, b) if mb is None else mb)  # (max|a|, max|b| if given)
+    d = int(a.shape[-1])
+    with np.errstate(over="ignore"):
+        bound = float(16.0 * d * np.float64(m) * np.float64(m))
+    if bound < _fmax(xp, a.dtype) / 8:
+        return sq_distances(xp, a, b), 0
+    e = pow2_exponent(m)
+    return sq_distances(xp, times_pow2(xp, a, -e), times_pow2(xp, b, -e)), e
 
 
 def _bool_mask(xp, mask, shape):

@@ -43,9 +43,10 @@ import numpy as np
 
 from ..._array import to_numpy
 from ..._repr import compact_repr
-from ...errors import ShapeError, ToleranceError
+from ...errors import FloatOverflowError, ShapeError, ToleranceError
 from ...tropical._args import check_real
-from ._common import common_float, masked_softmax, prepare, safe_sqrt, sq_distances
+from ._common import (check_batch, check_finite, common_float, masked_softmax, prepare, safe_sqrt,
+                      scaled_sq_distances, times_pow2)
 
 __all__ = ["force_attention", "force_scores", "force_field", "ForceField", "force_attention_reference"]
 
@@ -77,13 +78,22 @@ def force_scores(E: Any, R: Any, mu: Any):
         raise ShapeError(f"E and R must have shape (..., n, D) with the same D; got {tuple(E.shape)}, {tuple(R.shape)}")
     if mu.ndim != 2 or mu.shape[-1] != E.shape[-1]:
         raise ShapeError(f"mu must have shape (H, D) with D = {E.shape[-1]}; got {tuple(mu.shape)}")
+    check_batch(("E", E), ("R", R))
+    # (an infinite entry gave NaN scores: inf - inf; the largest |E| and |R| serve the distances' scaling)
+    mE, mR, _ = (check_finite(xp, a, name) for name, a in (("E", E), ("R", R), ("mu", mu)))
+    # E, R divided by 2^e when their distances could overflow (float64 near 1e154, float16 near 100: the scores
+    # were NaN or garbage); u = F/(r + δ) and e^{-r} are evaluated on the scaled points, exactly
+    d2, e = scaled_sq_distances(xp, E, R, mE, mR)
+    if e:
+        E, R = times_pow2(xp, E, -e), times_pow2(xp, R, -e)
     mt = xp.matrix_transpose(mu)
     Em = xp.matrix_transpose(E @ mt)  # (..., H, n_q)
     Rm = xp.matrix_transpose(R @ mt)  # (..., H, n_k)
-    r = safe_sqrt(xp, sq_distances(xp, E, R))[..., None, :, :]  # (..., 1, n_q, n_k)
+    r = safe_sqrt(xp, d2)[..., None, :, :]  # (..., 1, n_q, n_k), 2^-e times the distance
     num = Em[..., :, :, None] - Rm[..., :, None, :]
-    s = num / (r + _DELTA) * xp.exp(-r)
-    bound = xp.sqrt(xp.sum(mu * mu, axis=-1))[:, None, None]  # (H, 1, 1)
+    s = num / (r + math.ldexp(_DELTA, -e)) * xp.exp(-times_pow2(xp, r, e))
+    with np.errstate(over="ignore"):  # (‖μ‖ of a μ near the float maximum is inf: no clipping, as it should)
+        bound = xp.sqrt(xp.sum(mu * mu, axis=-1))[:, None, None]  # (H, 1, 1)
     return xp.minimum(xp.maximum(s, -bound), bound)
 
 
@@ -120,8 +130,11 @@ def force_attention(E: Any, R: Any, v: Any, mu: Any, *, mask: Any = None, return
     s = force_scores(E, R, mu)
     if v.ndim < 3 or v.shape[-3] != mu.shape[0] or v.shape[-2] != R.shape[-2]:
         raise ShapeError(f"v must have shape (..., H={mu.shape[0]}, n_k={R.shape[-2]}, d_v); got {tuple(v.shape)}")
+    check_batch(("scores", s), ("v", v))  # (batch axes that do not broadcast were NumPy's raw ValueError)
+    check_finite(xp, v, "v")  # (an infinite value gave NaN rows: 0·inf)
     A = masked_softmax(xp, s, mask)
-    out = A @ v
+    s_, v = common_float(xp, A, v)  # (float32 values with float64 E, R: torch's raw "expected the same dtype")
+    out = s_ @ v
     return (out, A) if return_weights else out
 
 
@@ -174,18 +187,26 @@ def force_field(E: Any, R: Any, *, p: float = 2.0, eps: float = 1e-3) -> ForceFi
         raise ToleranceError(f"eps must be positive and finite, got {eps}")
     if math.isnan(p) or p <= 0:
         raise ToleranceError(f"p must be positive, got {p}")
-    prepare(("E", E), ("R", R))
+    xp = prepare(("E", E), ("R", R))
+    check_finite(xp, E, "E")  # (an infinite point gave NaN forces: inf/inf)
+    check_finite(xp, R, "R")
     E = np.asarray(to_numpy(E), dtype=float)
     R = np.asarray(to_numpy(R), dtype=float)
     if E.ndim != 2 or R.ndim != 2 or E.shape[1] != R.shape[1]:
         raise ShapeError(f"E and R must be (n, D) matrices with the same D; got {E.shape}, {R.shape}")
-    F = E[:, None, :] - R[None, :, :]
-    r = np.linalg.norm(F, axis=-1)
-    u = F / (r[..., None] + _DELTA)
-    c = E @ R.T
-    force = u * (c / (r**p + eps))[..., None]
-    mag = np.linalg.norm(force, axis=-1)
-    bound = float(np.max(np.abs(c))) / eps if c.size else 0.0
+    with np.errstate(over="ignore", invalid="ignore"):  # (r^p = inf is fine: the force is 0)
+        F = E[:, None, :] - R[None, :, :]
+        r = np.linalg.norm(F, axis=-1)
+        u = F / (r[..., None] + _DELTA)
+        c = E @ R.T
+        force = u * (c / (r**p + eps))[..., None]
+        mag = np.linalg.norm(force, axis=-1)
+        bound = float(np.max(np.abs(c))) / eps if c.size else 0.0
+    # points this large have distances or charges E·R beyond the float range (NaN directions, inf charges, with
+    # NumPy warnings): no float result exists
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c)) and np.all(np.isfinite(force)) and math.isfinite(bound)):
+        raise FloatOverflowError("force_field: the distances or charges E·R of these points exceed the float range; "
+                                 "rescale E and R")
     return ForceField(u, r, c, force, mag, bound)
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ShapeError
-from ._common import check_qkv, common_float, masked_softmax, prepare
+from ...errors import ShapeError, ToleranceError
+from ._common import check_finite, check_qkv, common_float, masked_softmax, prepare
 from .gravitational import gravitational_logits
 from .multiscale import _log_gammas, discounted_logits
 
@@ -72,9 +72,12 @@ def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas
     xp = prepare(("q", q), ("k", k), ("v", v), ("log_mass_k", log_mass_k))
     q, k, v, log_mass_k = common_float(xp, q, k, v, log_mass_k)
     check_qkv(q, k, v)
-    T = log_mass_k.shape[0]
+    check_finite(xp, v, "v")  # (an infinite value gave NaN rows: 0·inf)
+    if bool(xp.any(log_mass_k == math.inf)):
+        raise ToleranceError("log_mass_k must be < +inf (-inf, the tropical zero, removes a key)")
     if log_mass_k.ndim < 2 or log_mass_k.shape[-1] != k.shape[-2]:
         raise ShapeError(f"log_mass_k must have shape (T, ..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
+    T = log_mass_k.shape[0]  # (read before the check above, a 0-d log_mass_k was a raw IndexError)
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
     base = gravitational_logits(q, k, xp.zeros(k.shape[:-1], dtype=k.dtype), eps=eps)  # −log(d² + ε)
     # the masses' batch axes (between T and n_k) line up with the heads' batch axes from the right; the

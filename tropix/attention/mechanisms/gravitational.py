@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 from ...tropical._args import check_real
-from ._common import check_qkv, common_float, masked_softmax, prepare, sq_distances
+from ._common import check_finite, check_qkv, common_float, masked_softmax, prepare, scaled_sq_distances
 
 __all__ = ["gravitational_attention", "gravitational_logits", "gravitational_attention_reference"]
 
@@ -59,15 +59,33 @@ def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
     check_real(eps, "eps", minimum=0)
     if not (eps >= 0) or math.isinf(eps):
         raise ToleranceError(f"eps must be >= 0 and finite, got {eps}")
-    if log_mass_k.shape[-1] != k.shape[-2]:
+    if log_mass_k.ndim < 1 or log_mass_k.shape[-1] != k.shape[-2]:
         raise ShapeError(f"log_mass_k must have shape (..., n_k={k.shape[-2]}); got {tuple(log_mass_k.shape)}")
-    d2 = sq_distances(xp, q, k)
-    if eps == 0:
-        # exact coincidences get +inf (infinite attraction); the softmax then splits among them
-        ld = xp.where(d2 > 0, xp.log(xp.where(d2 > 0, d2, xp.ones_like(d2))), xp.full_like(d2, -math.inf))
+    mq, mk = check_finite(xp, q, "q"), check_finite(xp, k, "k")
+    if bool(xp.any(log_mass_k == math.inf)):  # (+inf logits: the keys of infinite mass shared the row equally)
+        raise ToleranceError("log_mass_k must be < +inf (-inf, the tropical zero, removes a key)")
+    # ‖q_i − k_j‖² = d2·4^e: float64 points near 1e154 (float16 points near 100) had d² = inf, all logits -inf
+    d2, e = scaled_sq_distances(xp, q, k, mq, mk)
+    shift = 2 * e * math.log(2.0)  # log 4^e
+    if eps > 0 and e == 0 and float(xp.asarray(eps, dtype=d2.dtype)) > 0:
+        ld = xp.log(d2 + eps)  # (the common case: ε a positive number of the dtype, no scaling; one pass)
     else:
-        ld = xp.log(d2 + eps)
+        pos = d2 > 0
+        safe = xp.where(pos, d2, xp.ones_like(d2))
+        if eps == 0:
+            # exact coincidences get +inf (infinite attraction); the softmax then splits among them
+            ld = xp.where(pos, xp.log(safe) + shift, xp.full_like(d2, -math.inf))
+        else:
+            # log(d² + ε) = log(d2 + ε 4^-e) + log 4^e; at d² = 0 it is log ε, taken exactly: in float16 ε = 1e-8
+            # is below the smallest subnormal, d² + ε was 0 and coincident keys got +inf logits, ignoring their
+            # masses
+            ld = xp.where(pos, xp.log(safe + math.ldexp(eps, -2 * e)) + shift, xp.full_like(d2, math.log(eps)))
     lm = log_mass_k[..., None, :]
+    try:  # (masses whose batch axes do not fit the distances' were NumPy's raw broadcast ValueError)
+        np.broadcast_shapes(tuple(int(s) for s in lm.shape), tuple(int(s) for s in d2.shape))
+    except ValueError:
+        raise ShapeError(f"log_mass_k of shape {tuple(log_mass_k.shape)} does not broadcast to the keys of q, k "
+                         f"(distances {tuple(d2.shape)})") from None
     if eps == 0:  # a massless key (log m = -inf) exerts no pull, even from distance 0 (-inf - (-inf) was NaN)
         ld = xp.where(lm == -math.inf, xp.zeros_like(ld), ld)
     return lm - ld
@@ -100,11 +118,14 @@ def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_m
     xp = prepare(("q", q), ("k", k), ("v", v), ("mass_k", mass_k), ("log_mass_k", log_mass_k),
                  optional=("mass_k", "log_mass_k"))
     q, k, v, mass_k, log_mass_k = common_float(xp, q, k, v, mass_k, log_mass_k)
+    check_finite(xp, v, "v")  # (an infinite value gave NaN rows: 0·inf)
     if mass_k is not None and log_mass_k is not None:
         raise ArgumentTypeError("give mass_k or log_mass_k, not both")
     if mass_k is not None:
         if bool(xp.any(mass_k <= 0)):
             raise ToleranceError("masses must be positive (use log_mass_k for the tropical zero -inf)")
+        if not bool(xp.all(xp.isfinite(mass_k))):  # (an infinite mass gave +inf logits; several shared equally)
+            raise ToleranceError("masses must be finite")
         log_mass_k = xp.log(mass_k)
     if log_mass_k is None:
         log_mass_k = xp.zeros(k.shape[:-1], dtype=k.dtype)

@@ -31,8 +31,8 @@ import numpy as np
 from ..._repr import summary
 from ...errors import ArgumentTypeError, EmptyInputError, OptionError, ShapeError, ToleranceError
 from ...tropical._args import check_option, check_real
-from ._common import (as_param, check_qkv, checked_scale, common_float, masked_softmax, param_dtype,
-                      position_distance, prepare)
+from ._common import (as_param, check_finite, check_qkv, checked_scale, common_float, dot_logits, param_dtype,
+                      position_distance, prepare, softmax_pow2)
 
 __all__ = [
     "multiscale_attention",
@@ -63,10 +63,13 @@ def _log_gammas(xp, gammas, log_gammas, like, T):
 
 
 def _discount_power(xp, dist, lg):
-    """``γ^{|i−j|}`` as ``exp(|i−j| ln γ)``, exactly 1 on the diagonal even for ``γ → 0``."""
-    e = dist * lg
-    e = xp.where(dist == 0, xp.zeros_like(e), e)
-    return e
+    """``|i−j| ln γ`` (the log of ``γ^{|i−j|}``), exactly 0 on the diagonal even for ``γ = 0`` (``ln γ = −inf``).
+
+    The diagonal is formed from distance 1, not 0: ``0·(−inf)`` was NaN (a RuntimeWarning, and a NaN gradient
+    through the ``where``)."""
+    diag = dist == 0
+    e = xp.where(diag, xp.ones_like(dist), dist) * lg
+    return xp.where(diag, xp.zeros_like(e), e)
 
 
 def discounted_logits(s: Any, log_gamma: Any, *, discount: str = "bias"):
@@ -136,12 +139,21 @@ def multiscale_attention(q: Any, k: Any, v: Any, *, gammas: Any = None, log_gamm
     check_qkv(q, k, v)
     if q.ndim < 3:
         raise ShapeError(f"q, k, v need a leading timescale axis: (T, ..., n, d); got {tuple(q.shape)}")
+    # (an infinite entry gave NaN or meaningless weights; the largest |q| and |k| serve the logits' scaling)
+    mq, mk, _ = (check_finite(xp, a, name) for name, a in (("q", q), ("k", k), ("v", v)))
     T = q.shape[0]
     lg = _log_gammas(xp, gammas, log_gammas, q, T)
+    check_option(discount, "discount", ("bias", "logit"))
     scale = checked_scale(scale, q.shape[-1])  # (a string raised NumPy's UFuncTypeError, inf gave NaN logits)
-    s = (q @ xp.matrix_transpose(k)) * scale
-    lg = xp.reshape(lg, (T,) + (1,) * (s.ndim - 3))
-    A = masked_softmax(xp, discounted_logits(s, lg, discount=discount), mask)
+    # logits y·2^e (see dot_logits): q kᵀ beyond the float range became +inf and shared their row equally
+    y, e = dot_logits(xp, q, k, scale, mq, mk)
+    lg = xp.reshape(lg, (T,) + (1,) * (y.ndim - 3))
+    if discount == "logit":  # (y·2^e)·γ^{|i−j|} = (y·γ^{|i−j|})·2^e
+        A = softmax_pow2(xp, discounted_logits(y, lg, discount="logit"), e, None, mask)
+    else:  # y·2^e + |i−j| ln γ
+        dist = position_distance(xp, y.shape[-2], y.shape[-1], y)
+        bias = _discount_power(xp, dist, xp.reshape(lg, tuple(lg.shape) + (1, 1)))
+        A = softmax_pow2(xp, y, e, bias, mask)
     out = A @ v
     return (out, A) if return_weights else out
 
@@ -175,16 +187,41 @@ def laplace_decoder_matrix(gammas: Any, bins: Any = None, *, alpha: float = 0.1)
         bins = default_bins(T)
     if isinstance(bins, (str, bytes)) or not isinstance(bins, (list, tuple, range, np.ndarray)):
         raise ArgumentTypeError(f"bins must be a sequence of distances, got {summary(bins)}")
-    tau = xp.asarray([float(check_real(b, "every bin", minimum=0)) for b in bins], dtype=gammas.dtype)
+    # bins are capped at sqrt(max) of the dtype: beyond it γ^τ is exactly 0 for every representable γ < 1 (and 1 at
+    # γ = 1) either way, but a bin of 2^199 in float32 was inf (γ^τ = inf·0 = NaN at γ = 1), and near the float
+    # maximum the gradient τ·γ^τ overflowed (NaN gradients of σ(θ) = 1 in the torch wrapper at T = 200)
+    # (float16 / bfloat16: torch's and NumPy's solvers refuse them, a raw NotImplementedError / TypeError; the
+    # matrix is computed in float32 and rounded back)
+    dtype = gammas.dtype
+    if xp.finfo(dtype).bits < 32:
+        gammas = xp.astype(gammas, xp.float32)
+    top = math.sqrt(float(xp.finfo(gammas.dtype).max))
+    tau = xp.asarray([min(_bin_value(b), top) for b in bins], dtype=gammas.dtype)
     if tau.shape[0] == 0:
         raise EmptyInputError("bins is empty: give at least one distance bin")
     if bool(xp.any(gammas <= 0)) or bool(xp.any(gammas > 1)):
         raise ToleranceError("discounts gamma must lie in (0, 1]")
     L = xp.exp(_discount_power(xp, tau[None, :], xp.log(gammas)[:, None]))  # (T, B)
     if alpha == 0:  # Σ σ_s/(σ_s² + α²) v_s u_sᵀ at α = 0: the pseudo-inverse (L Lᵀ may be singular, T > B)
-        return xp.linalg.pinv(L)
-    M = L @ xp.matrix_transpose(L) + (alpha**2) * xp.eye(T, dtype=L.dtype)
-    return xp.matrix_transpose(xp.linalg.solve(M, L))
+        P = xp.linalg.pinv(L)
+    elif alpha > 1e100:  # Lᵀ(L Lᵀ/α² + I)⁻¹/α² (alpha**2 was a raw OverflowError, inf·I a NaN solve)
+        La = L / alpha
+        M = La @ xp.matrix_transpose(La) + xp.eye(T, dtype=L.dtype)
+        P = xp.matrix_transpose(xp.linalg.solve(M, L)) / alpha / alpha
+    else:
+        M = L @ xp.matrix_transpose(L) + (alpha**2) * xp.eye(T, dtype=L.dtype)
+        P = xp.matrix_transpose(xp.linalg.solve(M, L))
+    return P if P.dtype == dtype else xp.astype(P, dtype)
+
+
+def _bin_value(b) -> float:
+    """A distance bin as a float (``inf`` for an integer beyond the float range: ``check_real``'s ``float()`` raised
+    a raw OverflowError for ``2**1100``; it is capped with the others)."""
+    if isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)) and abs(int(b)) >= 2**1023:
+        if b < 0:
+            raise ToleranceError(f"every bin must be >= 0, got {summary(b)}")
+        return math.inf
+    return float(check_real(b, "every bin", minimum=0))
 
 
 def laplace_decoder(outputs: Any, gammas: Any, bins: Any = None, *, alpha: float = 0.1):
@@ -207,6 +244,11 @@ def laplace_decoder(outputs: Any, gammas: Any, bins: Any = None, *, alpha: float
            [[-1.]]])
     """
     xp = prepare(("outputs", outputs), ("gammas", gammas))
+    # (a 0-d gammas or outputs was a raw IndexError; an infinite output a silent NaN: inf·0 in the contraction)
+    if gammas.ndim != 1 or outputs.ndim < 1:
+        raise ShapeError(f"outputs must be (T, ...) and gammas a vector of T discounts; got shapes "
+                         f"{tuple(outputs.shape)} and {tuple(gammas.shape)}")
+    check_finite(xp, outputs, "outputs", "timescale outputs")
     if outputs.shape[0] != gammas.shape[0]:
         raise ShapeError(f"outputs has {outputs.shape[0]} timescales but {gammas.shape[0]} discounts were given")
     P = laplace_decoder_matrix(gammas, bins, alpha=alpha)

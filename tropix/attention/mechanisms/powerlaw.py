@@ -57,7 +57,8 @@ def powerlaw_bias(n_q: int, n_k: int, alpha: Any, beta: Any, *, like: Any = None
     a = xp.reshape(a, tuple(a.shape) + (1, 1))
     b = xp.reshape(b, tuple(b.shape) + (1, 1))
     dist = position_distance(xp, n_q, n_k, a)
-    return 0.0 - a * xp.log1p(b * dist)
+    with np.errstate(over="ignore"):  # (α log(1 + β|i−j|) beyond the float range is −inf: weight 0, its limit)
+        return 0.0 - a * xp.log1p(b * dist)
 
 
 def powerlaw_attention(q: Any, k: Any, v: Any, *, alpha: Any, beta: Any, mask: Any = None,

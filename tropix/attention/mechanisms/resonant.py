@@ -13,6 +13,11 @@ set ``P_i`` of at most ``k`` primes; each prime ``p ∈ P_i`` carries a complex 
 with ``(a, b, c) = (0.33, 0.33, 0.34)``, and ``Res = 0`` when ``P_i ∩ P_j = ∅``.  Attention weights are
 ``softmax_j(Res(i, j)/τ)``.
 
+**The zero quaternion.**  Quaternions are normalised to unit length; the zero quaternion has no direction and is
+kept as 0 (an orientation of nothing), so its alignment term is ``|⟨0, q⟩| = 0`` with every quaternion — the value
+of the source's formula, a plain 4-D dot product.  Every path agrees on this (the sparse states used to replace 0
+by the identity ``(1, 0, 0, 0)``, scoring ``|q_w|``, while the tensorised path scored 0 and had NaN gradients).
+
 Two paths, tested against each other:
 
 * **sparse** (:class:`SparsePrimeState`, :func:`resonance`, :func:`resonant_attend`): ``O(k)`` per pair
@@ -48,9 +53,11 @@ import numpy as np
 
 from ..._array import is_array, namespace
 from ..._repr import compact_repr, summary
-from ...errors import ArgumentTypeError, DomainError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from ...errors import (ArgumentTypeError, DomainError, EmptyInputError, NaNError, ShapeError, SizeLimitError,
+                       ToleranceError)
 from ...tropical._args import check_int, check_real
-from ._common import masked_softmax, prepare
+from ._common import (_fmax, check_batch, check_finite, common_float, max_abs, prepare, softmax_pow2,
+                      times_pow2)
 
 __all__ = [
     "SparsePrimeState",
@@ -87,15 +94,19 @@ def first_primes(n: int) -> list[int]:
 
 
 def _unit_quat(qt: Sequence[float]) -> tuple[float, float, float, float]:
-    nrm = math.sqrt(sum(x * x for x in qt))
+    """``qt/‖qt‖``; the zero quaternion stays 0 (it has no direction; it used to become the identity
+    ``(1, 0, 0, 0)``, which the tensorised path did not do).  ``hypot`` neither overflows nor underflows: a
+    quaternion of size 1e200 became 0 and one of size 1e-200 the identity."""
+    nrm = math.hypot(*(float(x) for x in qt))
     if nrm == 0:
-        return (1.0, 0.0, 0.0, 0.0)
+        return (0.0, 0.0, 0.0, 0.0)
     return tuple(float(x) / nrm for x in qt)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class SparsePrimeState:
-    """A sparse token state: distinct primes, one complex amplitude and one unit quaternion each."""
+    """A sparse token state: distinct primes, one complex amplitude and one unit quaternion each (normalised
+    here; a zero quaternion stays 0, an orientation of nothing that aligns with no quaternion)."""
 
     primes: tuple[int, ...]
     amplitudes: tuple[complex, ...]
@@ -203,7 +214,8 @@ def resonant_attend(query: SparsePrimeState, states: Sequence[SparsePrimeState],
     """Sparse resonant attention of one query over ``states``: ``(w, combined state)``.
 
     ``w_j = softmax_j(Res(query, s_j)/τ)``; the combined state accumulates ``w_j α_{j,p}`` and ``w_j q_{j,p}``
-    per prime, then normalises the amplitudes to unit ℓ2 norm and each quaternion to unit length.
+    per prime, then normalises the amplitudes to unit ℓ2 norm and each quaternion to unit length (a quaternion
+    sum that cancels to 0 stays 0).
 
     Examples
     --------
@@ -219,9 +231,10 @@ def resonant_attend(query: SparsePrimeState, states: Sequence[SparsePrimeState],
         raise ArgumentTypeError(f"query must be a SparsePrimeState, got {type(query).__name__}")
     check_real(tau, "tau", minimum=0, open_min=True)
     _check_weights(weights)
-    r = [resonance(query, s, weights) / tau for s in states]
-    top = max(r)
-    e = [math.exp(x - top) for x in r]
+    res = [resonance(query, s, weights) for s in states]
+    top = max(res)
+    # (res - top)/τ, not res/τ - top/τ: at τ = 1e-320 the quotients were inf and inf - inf gave NaN weights
+    e = [math.exp((x - top) / tau) for x in res]
     z = sum(e)
     w = [x / z for x in e]
     amp: dict[int, complex] = {}
@@ -259,9 +272,12 @@ def states_to_arrays(states: Sequence[SparsePrimeState], k: int | None = None):
     states = _check_states(states)
     k = max((len(s.primes) for s in states), default=0) if k is None else check_int(k, "k", minimum=0)
     n = len(states)
-    P = np.zeros((n, k), dtype=np.int64)
-    PH = np.zeros((n, k))
-    Q = np.zeros((n, k, 4))
+    try:
+        P = np.zeros((n, k), dtype=np.int64)
+        PH = np.zeros((n, k))
+        Q = np.zeros((n, k, 4))
+    except MemoryError:  # (was a raw MemoryError)
+        raise SizeLimitError(f"{n} states with k = {k} slots do not fit in memory") from None
     Q[..., 0] = 1.0
     for i, s in enumerate(states):
         if len(s.primes) > k:
@@ -284,7 +300,8 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
     phase_q, phase_k : float arrays ``(..., n, k)``
         Phases ``φ = arg α``.
     quat_q, quat_k : float arrays ``(..., n, k, 4)``
-        Quaternions (normalised here; a zero quaternion counts as aligned with nothing).
+        Quaternions (normalised here; a zero quaternion has alignment 0 with every quaternion, as in the sparse
+        path, and finite gradients).
     weights : (a, b, c)
 
     Examples
@@ -303,22 +320,38 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
             raise ArgumentTypeError(f"{name} must be an integer array (0 = empty slot), got dtype {P.dtype}")
     xp = prepare(("phase_q", phase_q), ("quat_q", quat_q), ("phase_k", phase_k), ("quat_k", quat_k))
     namespace(primes_q, primes_k, phase_q)  # BackendMismatchError for primes of another library
+    for name, a in (("phase_q", phase_q), ("quat_q", quat_q), ("phase_k", phase_k), ("quat_k", quat_k)):
+        if xp.isdtype(a.dtype, "bool"):  # (bool phases made the whole computation boolean: Res(i, i) = 1.28)
+            raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    # one floating dtype (integer phases, float32 phases with float64 quaternions)
+    phase_q, quat_q, phase_k, quat_k = common_float(xp, phase_q, quat_q, phase_k, quat_k)
+    for name, a in (("phase_q", phase_q), ("quat_q", quat_q), ("phase_k", phase_k), ("quat_k", quat_k)):
+        check_finite(xp, a, name, "phases and quaternions")  # (cos(inf) and inf/inf were silent NaN scores)
     for name, P, PH, Q in (("q", primes_q, phase_q, quat_q), ("k", primes_k, phase_k, quat_k)):
         if P.ndim < 2 or tuple(PH.shape) != tuple(P.shape) or tuple(Q.shape) != tuple(P.shape) + (4,):
             raise ShapeError(
                 f"states of {name}: primes and phases must be (..., n, k) and quaternions (..., n, k, 4); got "
                 f"{tuple(P.shape)}, {tuple(PH.shape)}, {tuple(Q.shape)}")
+    check_batch(("primes_q", primes_q), ("primes_k", primes_k))  # (was NumPy's raw broadcast ValueError)
     for name, P in (("q", primes_q), ("k", primes_k)):
+        xpp = namespace(P)
+        if bool(xpp.any((P != 0) & (P < 2))):  # (a negative "prime" was an empty slot, 1 a prime)
+            raise DomainError(f"primes_{name}: every slot must hold a prime >= 2, or 0 for an empty slot")
         if P.shape[-1] > 1:  # a prime repeated within a token was counted twice (Jaccard above 1)
-            xpp = namespace(P)
             Ps = xpp.sort(P, axis=-1)
             if bool(xpp.any((Ps[..., 1:] == Ps[..., :-1]) & (Ps[..., 1:] > 0))):
                 raise DomainError(f"primes_{name}: a token lists the same prime in two slots (primes must be distinct)")
     a, b, c = _check_weights(weights)
 
     def unit(Q):
-        nrm = xp.sqrt(xp.sum(Q * Q, axis=-1, keepdims=True))
-        return Q / xp.where(nrm > 0, nrm, xp.ones_like(nrm))
+        # Q/‖Q‖ computed as (Q/m)/‖Q/m‖ with m = max|Q_t|: ‖Q‖² overflowed (a quaternion of size 1e200 scored as 0)
+        # or underflowed (1e-200; float32 1e-25).  The zero quaternion stays 0, with finite gradients (the sqrt
+        # of 0 gave NaN gradients, also to the module's input)
+        m = xp.max(xp.abs(Q), axis=-1, keepdims=True)
+        pos = m > 0
+        Qs = Q / xp.where(pos, m, xp.ones_like(m))
+        sq = xp.sum(Qs * Qs, axis=-1, keepdims=True)
+        return Qs / xp.where(pos, xp.sqrt(xp.where(pos, sq, xp.ones_like(sq))), xp.ones_like(sq))
 
     Qq, Qk = unit(quat_q), unit(quat_k)
     cq, sq = xp.cos(phase_q), xp.sin(phase_q)
@@ -352,6 +385,19 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
     return xp.where(has, res, xp.zeros_like(res))
 
 
+def _over_tau(xp, s, tau):
+    """``s/τ`` as ``(y, e)`` with ``s/τ = y·2^e``: a tiny τ (1e-310) made ``s/τ`` overflow to ``+inf`` — every
+    resonating key then shared the row equally instead of the most resonant one taking it.  An array ``τ`` keeps
+    its gradient."""
+    t = float(tau.detach() if hasattr(tau, "detach") else tau) if is_array(tau) else float(tau)
+    with np.errstate(over="ignore", divide="ignore"):
+        big = np.float64(max_abs(xp, s)) / np.float64(t)
+    if big < _fmax(xp, s.dtype) / 8:
+        return s / tau, 0
+    ex = math.frexp(t)[1]
+    return s / (times_pow2(xp, tau, -ex) if is_array(tau) else math.ldexp(t, -ex)), -ex
+
+
 def resonant_attention(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, phase_k: Any, quat_k: Any,
                        v: Any, *, tau: float = 1.0, weights: Sequence[float] = DEFAULT_WEIGHTS, mask: Any = None,
                        return_weights: bool = False):
@@ -373,6 +419,9 @@ def resonant_attention(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, 
     namespace(v, s)  # BackendMismatchError for values of another library than the states
     if v.shape[-2] != s.shape[-1]:
         raise ShapeError(f"v must have shape (..., n_k={s.shape[-1]}, d_v); got {tuple(v.shape)}")
-    A = masked_softmax(xp, s / tau, mask)
+    check_batch(("scores", s), ("v", v))  # (batch axes that do not broadcast were a raw ValueError)
+    check_finite(xp, v, "v")  # (an infinite value gave NaN rows: 0·inf)
+    A = softmax_pow2(xp, *_over_tau(xp, s, tau), None, mask)
+    A, v = common_float(xp, A, v)  # (float32 values with float64 phases: torch's raw "expected the same dtype")
     out = A @ v
     return (out, A) if return_weights else out

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError
-from ._common import check_qkv, checked_scale, common_float, masked_softmax, prepare
+from ._common import check_finite, check_qkv, checked_scale, common_float, dot_logits, prepare, softmax_pow2
 
 __all__ = ["softmax_attention", "softmax_attention_reference"]
 
@@ -50,16 +50,19 @@ def softmax_attention(q: Any, k: Any, v: Any, *, bias: Any = None, scale: float 
     check_qkv(q, k, v)
     xp = prepare(("q", q), ("k", k), ("v", v), ("bias", bias), optional=("bias",))
     q, k, v, bias = common_float(xp, q, k, v, bias)
+    # (an infinite entry gave NaN or meaningless weights; the largest |q| and |k| serve the logits' scaling)
+    mq, mk, _ = (check_finite(xp, a, name) for name, a in (("q", q), ("k", k), ("v", v)))
     scale = checked_scale(scale, q.shape[-1])  # (an array scale of NaN gave all-NaN output)
-    s = (q @ xp.matrix_transpose(k)) * scale
+    # logits y·2^e: q kᵀ beyond the float range (float16 entries near 300) became +inf and shared their row
+    # equally; the exponent e keeps them exact, and the softmax then selects the largest
+    y, e = dot_logits(xp, q, k, scale, mq, mk)
     if bias is not None:
-        full = tuple(s.shape)
+        full = tuple(y.shape)
         try:
             np.broadcast_shapes(tuple(bias.shape), full)
         except ValueError:
             raise ShapeError(f"bias of shape {tuple(bias.shape)} does not broadcast to the scores {full}") from None
-        s = s + bias
-    A = masked_softmax(xp, s, mask)
+    A = softmax_pow2(xp, y, e, bias, mask)
     out = A @ v
     return (out, A) if return_weights else out
 

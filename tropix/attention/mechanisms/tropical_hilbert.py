@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConventionError, ShapeError
+from ...errors import ConventionError, FloatOverflowError, ShapeError, ToleranceError
 from ...tropical.semiring import MaxPlus, Semiring, get_semiring, require_tropical
-from ._common import _bool_mask, as_param, check_qkv, prepare
+from ._common import _bool_mask, as_param, check_qkv, common_float, max_abs, pow2_exponent, prepare, times_pow2
 
 __all__ = [
     "hilbert_distance",
@@ -87,14 +87,28 @@ def hilbert_distance(q: Any, k: Any):
     """
     xp = prepare(("q", q), ("k", k))
     check_qkv(q, k)
+    # booleans (NumPy refuses bool subtraction: a raw TypeError) and integers (int64 differences wrap around
+    # silently) are taken as floats, as by the other mechanisms
+    q, k = common_float(xp, q, k)
     _check_finite(xp, q, "q")
     _check_finite(xp, k, "k")
+    # d_H(2^e x, 2^e y) = 2^e d_H(x, y): points near the float maximum had differences inf - inf = NaN
+    m = max(max_abs(xp, q), max_abs(xp, k))
+    e = pow2_exponent(m) if m >= float(xp.finfo(q.dtype).max) / 8 else 0
+    if e:
+        q, k = times_pow2(xp, q, -e), times_pow2(xp, k, -e)
     n_q, n_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
     parts = []
     for a, b in _blocks(n_q, n_k * d, _lead(q, k)):
         diff = q[..., a:b, None, :] - k[..., None, :, :]
         parts.append(xp.max(diff, axis=-1) - xp.min(diff, axis=-1))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-2)
+    out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=-2)
+    if e:
+        out = times_pow2(xp, out, e)
+        if not bool(xp.all(xp.isfinite(out))):
+            raise FloatOverflowError(f"a Hilbert distance exceeds the {q.dtype} range (points of size {m:.3g}); "
+                                     "rescale the inputs")
+    return out
 
 
 def tropical_attention(q: Any, k: Any, v: Any, *, semiring: Semiring | str | None = None, mask: Any = None,
@@ -126,6 +140,7 @@ def tropical_attention(q: Any, k: Any, v: Any, *, semiring: Semiring | str | Non
     S_ = require_tropical(semiring if semiring is not None else MaxPlus, "tropical attention")
     xp = prepare(("q", q), ("k", k), ("v", v))
     check_qkv(q, k, v)
+    q, k, v = common_float(xp, q, k, v)  # (bool inputs were a raw TypeError; int64 differences wrapped around)
     S_.validate(v, "v")
     d = hilbert_distance(q, k)
     s = 0.0 - d if S_.sense == 1 else d
@@ -150,6 +165,12 @@ def tropicalize(x: Any, lam: Any = 0.0):
     """
     xp = prepare(("x", x))
     lam = as_param(xp, lam, x, "lam")
+    if not bool(xp.all(xp.isfinite(lam))):  # (λ = inf made every coordinate the tropical zero)
+        raise ToleranceError("lam must be finite")
+    try:  # (a λ of another shape was NumPy's raw broadcast ValueError)
+        np.broadcast_shapes(tuple(int(s) for s in lam.shape), tuple(int(s) for s in x.shape))
+    except ValueError:
+        raise ShapeError(f"lam of shape {tuple(lam.shape)} does not broadcast to x {tuple(x.shape)}") from None
     return xp.log1p(xp.where(x > 0, x, xp.zeros_like(x))) - lam
 
 
@@ -163,7 +184,14 @@ def dequantize(z: Any):
     array([ 0., -1.])
     """
     xp = prepare(("z", z))
-    return xp.expm1(z)
+    with np.errstate(over="ignore"):
+        out = xp.expm1(z)
+    # e^z − 1 of a finite z beyond log(max) (709.8 in float64, 88.7 in float32) is no float: inf was returned,
+    # e.g. by the torch wrapper for inputs near the float maximum
+    if bool(xp.any(xp.isinf(out) & xp.isfinite(z))):
+        raise FloatOverflowError(f"dequantize: exp(z) - 1 exceeds the {z.dtype} range (z up to {max_abs(xp, z):.4g}); "
+                                 "rescale the input")
+    return out
 
 
 def tropical_linear(x: Any, W: Any, *, semiring: Semiring | str | None = None):
@@ -182,6 +210,8 @@ def tropical_linear(x: Any, W: Any, *, semiring: Semiring | str | None = None):
     prepare(("x", x), ("W", W))
     S_.validate(x, "x")  # (+inf in max-plus met W's -inf and gave a silent NaN)
     S_.validate(W, "W")
+    if x.ndim < 1:  # (a 0-d x was a raw IndexError)
+        raise ShapeError(f"x must have shape (..., d_in); got a 0-d array")
     if W.ndim != 2 or W.shape[1] != x.shape[-1]:
         raise ShapeError(f"W must have shape (d_out, d_in={x.shape[-1]}); got {tuple(W.shape)}")
     return S_.sum(S_.mul(x[..., None, :], W), axis=-1)  # (⊗ is + only in the tropical and log semirings)
