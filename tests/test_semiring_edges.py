@@ -555,3 +555,49 @@ def test_log_matmul_of_exact_entries_beyond_the_float_range_is_a_float_overflow_
     B = np.array([[0], [float("-inf")]], dtype=object)
     with pytest.raises(FloatOverflowError, match="beyond the float range"):
         matmul(A, B, semiring=LogSemiring(1.0))
+
+
+def test_real_power_of_a_negative_base_to_a_whole_float_exponent():
+    # 2.0, -1.0 and np.float64(3) were taken for fractional exponents: DomainError for any negative base
+    assert Real.power(-2.0, 2.0) == 4.0 and Real.power(-3, 2.0) == 9.0
+    assert to_np(Real.power(np.array([-1.0, 2.0]), 2.0)).tolist() == [1.0, 4.0]
+    assert to_np(Real.power(np.array([-2.0, 4.0]), -1.0)).tolist() == [-0.5, 0.25]
+    assert to_np(Real.power(torch.tensor([-3.0, 2.0]), np.float64(3))).tolist() == [-27.0, 8.0]
+    with pytest.raises(DomainError):
+        Real.power(np.array([-2.0, 4.0]), 0.5)
+
+
+@pytest.mark.parametrize("S", [MaxPlus, MinPlus])
+def test_tropical_add_of_a_bool_array_and_an_integer(S):
+    # array_api_compat's iinfo(bool) raised a raw AttributeError in the integer-range check
+    f = max if S is MaxPlus else min
+    for lib in (np, torch):
+        x = lib.asarray([True, False]) if lib is np else torch.tensor([True, False])
+        for s in (0, 3, -2):
+            assert to_np(S.add(x, s)).tolist() == [f(int(v), s) for v in (True, False)]
+
+
+def test_a_losing_scalar_beyond_the_float_range_keeps_the_arrays_dtype():
+    # -1e39 beside float32 entries loses to every one of them: the result is the entries, in float32 (it
+    # became float64); beside the tropical zero it is the scalar itself, which needs float64
+    x = torch.tensor([1.0, -2.0])
+    out = MaxPlus.add(x, -1e39)
+    assert out.dtype == torch.float32 and out.tolist() == [1.0, -2.0]
+    out = MinPlus.add(np.array([1.0, -2.0], np.float16), 1e5)
+    assert out.dtype == np.float16 and out.tolist() == [1.0, -2.0]
+    out = MaxPlus.add(torch.tensor([1.0, float("-inf")]), -1e39)
+    assert out.dtype == torch.float64 and out.tolist() == [1.0, -1e39]
+    out = MaxPlus.add(torch.tensor([1.0, -2.0]), 1e39)  # (a winning scalar: float64)
+    assert out.dtype == torch.float64 and out.tolist() == [1e39, 1e39]
+
+
+def test_object_arrays_are_checked_without_a_converted_copy():
+    # the check still refuses NaN, the opposite infinity and non-numbers in object arrays
+    A = np.array([[Fraction(1, 3), 2], [float("-inf"), 5]], dtype=object)
+    assert MaxPlus.sum(A, axis=-1).tolist() == [2, 5]
+    with pytest.raises(NaNError):
+        MaxPlus.sum(np.array([1, float("nan")], dtype=object))
+    with pytest.raises(ConventionError):
+        MaxPlus.add(np.array([1, float("inf")], dtype=object), np.array([0, 0], dtype=object))
+    with pytest.raises(SemiringMismatchError):
+        MaxPlus.sum(np.array([1, "a"], dtype=object))
