@@ -601,3 +601,9 @@ def test_object_arrays_are_checked_without_a_converted_copy():
         MaxPlus.add(np.array([1, float("inf")], dtype=object), np.array([0, 0], dtype=object))
     with pytest.raises(SemiringMismatchError):
         MaxPlus.sum(np.array([1, "a"], dtype=object))
+
+
+def test_real_power_zero_of_a_float_is_a_float():
+    assert type(Real.power(2.5, 0)) is float and Real.power(2.5, 0) == 1.0
+    assert Real.power(np.float16(2.5), 0).dtype == np.float16
+    assert type(Real.power(3, 0)) is int

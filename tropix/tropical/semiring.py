@@ -1577,8 +1577,8 @@ class RealSemiring(Semiring):
         if _is_scalar(a):
             _check_real_scalar(a, "the base of Real.power")
             a = _py_int(a)
-            if k == 0:
-                return self.one
+            if k == 0:  # (a float base gives a float one, as a**0 does)
+                return a.dtype.type(1) if isinstance(a, np.floating) else (1.0 if isinstance(a, float) else self.one)
             if k < 0 and a == 0:
                 raise NoInverseError(_real_no_inverse_msg(k))
             if not whole and a < 0:
