@@ -418,3 +418,22 @@ def test_lp_regime_thin_point_sets_against_the_exact_hull(pts, sx, swap):
         assert are_adjacent(K, first[a], first[b]).adjacent
     if len(H) >= 4:  # opposite vertices of a polygon do not
         assert not are_adjacent(K, first[H[0]], first[H[2]]).adjacent
+
+
+def test_lp_regime_coordinate_extents_1e200_apart_with_biases():
+    # per-coordinate scaling made the witnesses overflow: raw OverflowError in are_adjacent, every key
+    # 'undecided'; every key reported a vertex still has a valid witness (checked exactly)
+    K = [[0, 0], [1e-40, 1e160], [2e-40, 0], [1e-40, -1e160]]
+    b = [0, 0, 1e160, 0]
+    R = argmax_vertices(K, b)
+    assert list(R.status[1:]) == ["vertex"] * 3
+    for j in R.vertices:
+        q = [Fraction(float(x)) for x in R.witness(j)]
+        sc = [sum(Fraction(x) * y for x, y in zip(k, q)) + Fraction(bb) for k, bb in zip(K, b)]
+        assert all(sc[j] > v for i, v in enumerate(sc) if i != j)
+    for i, j in itertools.combinations(range(4), 2):
+        r = are_adjacent(K, i, j, b)
+        if r.adjacent:  # (a positive answer comes with an exactly certified tie)
+            q = [Fraction(float(x)) for x in r.witness]
+            sc = [sum(Fraction(x) * y for x, y in zip(k, q)) + Fraction(bb) for k, bb in zip(K, b)]
+            assert sc[i] == sc[j] and all(sc[i] > v for t, v in enumerate(sc) if t not in (i, j))

@@ -553,3 +553,34 @@ def test_force_values_of_another_dtype_are_promoted():
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
     got = M.force_attention(_t(E), _t(R), torch.tensor(v).round().long(), _t(mu))
     assert got.dtype == torch.float64
+
+
+def test_modules_take_half_precision_activations_under_autocast():
+    # the dtype check refused bf16 activations beside float32 parameters, normal under torch.autocast
+    import torch
+
+    from tropix.attention.mechanisms import build_mechanism
+
+    for name in ("softmax", "gravitational", "powerlaw"):
+        m, lin = build_mechanism(name, 16, 2), torch.nn.Linear(16, 16)
+        x = torch.randn(2, 5, 16)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(lin(x))
+        assert y.shape == (2, 5, 16) and torch.isfinite(y.float()).all()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ref = m(lin(x).float())  # (the same module on float32 input, bf16 inside autocast)
+        assert torch.allclose(y.float(), ref.float(), atol=0.1)
+
+
+def test_resonant_learned_temperature_has_a_finite_gradient_where_tau_squared_underflows():
+    # s / exp(log τ): its backward computes s / τ², 0 in float32 for log τ near -50: a NaN gradient
+    import torch
+
+    from tropix.attention.mechanisms import build_mechanism
+
+    m = build_mechanism("resonant", 16, 2, vocab_size=50)
+    with torch.no_grad():
+        m.log_tau.fill_(-50.0)
+    x, tok = torch.randn(1, 6, 16), torch.randint(0, 50, (1, 6))
+    m(x, tokens=tok).sum().backward()
+    assert torch.isfinite(m.log_tau.grad).all()

@@ -140,7 +140,7 @@ class _Data:
     cache: dict = field(default_factory=dict)  # the float data as integer rows, made when first needed
 
 
-def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
+def _prepare(keys, biases, semiring, whiten: bool = True, coord_scale: bool = True) -> _Data:
     S = require_tropical(semiring, "an argmax region")
     like = keys if is_array(keys) else None
     K0 = keys if is_array(keys) else asarray(keys, name="keys")
@@ -200,6 +200,8 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
     # of its edges non-adjacent; the scales are kept within 2^-900 of the largest (finite products below)
     ext = np.abs(Kc).max(axis=0) / sk if n else np.ones(d)
     cs = np.where(ext > 2.0**-900, ext, 1.0)  # coordinate j of Kc / sk is divided by cs[j]
+    if not coord_scale:
+        cs = np.ones_like(cs)
     if whiten:
         Ks = (Kc / sk) / cs[None, :]
         C = Ks.T @ Ks / n
@@ -227,6 +229,10 @@ def _prepare(keys, biases, semiring, whiten: bool = True) -> _Data:
         M_out = (sb * M.T) / sk
     if biases is None and not np.isfinite(M_out).all():  # any positive multiple of a witness is one
         M_out = M.T / (float(np.abs(M).max()) or 1.0)
+    if not np.isfinite(M_out).all() and coord_scale:
+        # (coordinate extents 1e200 apart with biases: the scaled witnesses overflowed, raw OverflowErrors
+        # followed) without the per-coordinate scaling, as before it
+        return _prepare(keys, biases, semiring, whiten, coord_scale=False)
     int_rows = _int_rows(exact_rows) if exact and not float_exact else None
     return _Data(Z, bc / sb, Kf, bf, exact_rows, M_out, first, s, like, biases is None, float_exact, int_rows,
                  flattened, _scaled_norms(Kf))
@@ -412,8 +418,9 @@ def _equalities(D: _Data, j: int, eq: int | None):
         # float centroid 1, which put key 0 at it and excluded its witness q = -1): a witness of j (or of a
         # wall of j and eq) makes q·k_j larger than q·k_i for every other key, hence than q·c
         if "ksum" not in D.cache:  # (the sum of the keys and each key's copies, once: O(n d) per LP otherwise)
+            cnt = np.bincount(D.first, minlength=len(D.first))
+            D.cache["copies"] = cnt  # (before "ksum", which threads test: n_jobs > 1 read it half-made)
             D.cache["ksum"] = K.sum(axis=0)
-            D.cache["copies"] = np.bincount(D.first, minlength=len(D.first))
         tot, cnt = D.cache["ksum"], D.cache["copies"]
         drop = [int(D.first[j])] + ([int(D.first[eq])] if eq is not None and D.first[eq] != D.first[j] else [])
         m = len(D.first) - sum(int(cnt[i]) for i in drop)
@@ -825,6 +832,8 @@ def _certify_tie(D: _Data, i: int, j: int, q: np.ndarray, skip=None):
 
     Rational arithmetic on the exact values of the (float or exact) data, so a True answer is a proof.
     """
+    if not np.isfinite(q).all():  # (an overflowed witness: Fraction(inf) raised a raw OverflowError)
+        return None
     others = (D.first != D.first[i]) & (D.first != D.first[j])
     if skip is not None:
         others &= ~skip

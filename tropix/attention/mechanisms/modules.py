@@ -98,7 +98,8 @@ class _Base(nn.Module):
             raise ArgumentTypeError(f"x must be a floating tensor of embeddings, got dtype {x.dtype} (token ids go "
                                     "through an embedding; pass them as tokens=)")
         p = next(self.parameters())
-        if x.dtype != p.dtype or x.device != p.device:
+        # (under torch.autocast the activations are half precision beside float32 parameters: normal use)
+        if x.device != p.device or (x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type)):
             raise ArgumentTypeError(f"x is a {x.dtype} tensor on {x.device} but the module's parameters are {p.dtype} "
                                     f"on {p.device}; convert one of them (module.to(x.dtype) or x.to({p.dtype}))")
         B, n = int(x.shape[0]), int(x.shape[1])
@@ -372,7 +373,7 @@ class ResonantAttention(_Base):
         lt = float(self.log_tau.detach())
         my = max(max_abs(torch_xp, s), 1e-300)
         if math.log(my) - lt < math.log(_fmax(torch_xp, s.dtype) / 8):
-            return s / torch.exp(self.log_tau), 0
+            return s * torch.exp(-self.log_tau), 0  # (s / exp(log τ): NaN gradient where τ² underflows)
         e = round(-lt / math.log(2.0))
         return s * torch.exp(-self.log_tau - e * math.log(2.0)), e
 
