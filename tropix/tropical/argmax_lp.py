@@ -137,7 +137,7 @@ class _Data:
     int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
     flattened: bool = False  # whitening dropped key directions of small but non-zero extent: no "interior" verdicts
     knorm: Any = None  # _scaled_norms(Kraw), for the certificates
-    cache: dict = field(default_factory=dict)  # the float data as integer rows, made when first needed
+    cache: dict = field(default_factory=dict)  # made when first needed: integer rows of float data, key sums
 
 
 def _prepare(keys, biases, semiring, whiten: bool = True, coord_scale: bool = True) -> _Data:
