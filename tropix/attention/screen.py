@@ -383,6 +383,7 @@ class _Gemm:
 
     def __init__(self, H, err, low=None):
         self.H, self.err, self.low = H, err, low
+        self.packed = None  # (rows, their packed queries) when packed already (the int8 bound packs them)
         # the keys in float32 or packed in bfloat16 / int8 (by validation, prepare's pack_bf16, or here), kept
         # on the head for its other screens (auto screens a sample of queries, then the others)
         if low is None:
@@ -397,6 +398,8 @@ class _Gemm:
         """The scaled queries ``rr`` in the form :meth:`block` takes."""
         if self.low is None:
             return np.ascontiguousarray(self.H.qs[rr].T, dtype=np.float32)
+        if self.packed is not None and self.packed[0] is rr:
+            return self.packed[1]
         return self.low.pack_queries(self.H.qs[rr])
 
     def block(self, qp, b0, b1, out):
@@ -598,7 +601,8 @@ def _screen_gemm(H, rows, precision, use_kernel):
             return H.n_k >= BF16_MIN_KEYS and (len(rows) >= BF16_MIN_ROWS or packed)
 
         if _int8_first(H.d, precision) and (precision == "int8" or enough("ki8")):
-            qres = _int8.residual_norms(H.qs[rows])
+            pq = _int8.pack_queries(H.qs[rows], residual=True)  # (the residuals come from the packing itself)
+            qres = pq.res
             pk = getattr(H, "ki8", None)
             # the decision before packing the keys: their residuals taken as relatively those of the queries
             # over 256 (the keys carry two codes of 8 bits)
@@ -607,6 +611,7 @@ def _screen_gemm(H, rows, precision, use_kernel):
                     initial=0.0)) <= BF16_MAX_ERROR:
                 G = _Gemm(H, None, _int8)
                 G.err = bound(_int8.error_bound(qn, qres, H.kmax, G.pk.resmax, H.d))
+                G.packed = (rows, pq)
                 return G
         forced = precision == "bf16" or (precision == "int8" and not _int8_first(H.d, precision))
         if _bf16.available() and (forced or enough("kbf16")):
@@ -747,7 +752,7 @@ def _screen_rows(H, eps, rows, *, threshold, cap, qchunk, kblock, width, share, 
     masked = masked and not biased
     keys, counts = [], []
     for a in range(0, nr, qchunk):
-        rr = rows[a:a + qchunk]
+        rr = rows if (a == 0 and nr <= qchunk) else rows[a:a + qchunk]  # (the whole: its packed queries reused)
         sl = slice(a, a + len(rr))
         c_n = len(rr)
         e = err[sl].copy()
