@@ -149,6 +149,31 @@ def test_resonant_module_reads_every_integer_token_dtype():
         torch.testing.assert_close(m(x, tokens=tok.to(dt)), ref, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_key_mask_of_one_row_is_shared_by_the_batch(name):
+    """A key_mask (1, n), broadcasting over the batch, was accepted before the input checks and then refused
+    ("key_mask must have shape (batch, seq)"); it is the (B, n) mask expanded, so the outputs are identical."""
+    torch.manual_seed(0)
+    m = Mo.build_mechanism(name, 8, 2, vocab_size=20).double()
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    kw = {"tokens": torch.randint(1, 20, (3, 5))} if name == "resonant" else {}
+    km = torch.tensor([[True, True, False, True, False]])
+    got = m(x, km, **kw)
+    torch.testing.assert_close(got, m(x, km.expand(3, 5), **kw), rtol=0, atol=0)
+    torch.testing.assert_close(got, m(x, km.repeat(3, 1).contiguous(), **kw), rtol=0, atol=0)
+    assert not torch.equal(got, m(x, **kw))  # (the mask is applied)
+    torch.testing.assert_close(m(x[:1], km, **{k: t[:1] for k, t in kw.items()}), got[:1], rtol=0, atol=0)
+    for bad in (torch.ones(2, 5, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool),
+                torch.ones(3, 5, 1, dtype=torch.bool), torch.ones(1, 1, 5, dtype=torch.bool)):
+        with pytest.raises(ShapeError, match=r"key_mask must have shape \(batch, seq\) = \(3, 5\)"):
+            m(x, bad, **kw)
+    with pytest.raises(ShapeError, match=r"key_mask\[None\]"):
+        m(x, km[0], **kw)
+    if name == "resonant":  # the token ids stay one row per sequence
+        with pytest.raises(ShapeError, match="tokens must have shape"):
+            m(x, km, tokens=kw["tokens"][:1])
+
+
 # ============================================================================ resonant: the zero quaternion
 def _res_formula(P, PH, Q, weights=M.resonant.DEFAULT_WEIGHTS):
     """Res(i, j) evaluated directly in float64 from the definition: a unit quaternion q/‖q‖, and 0 for q = 0."""
@@ -410,6 +435,34 @@ def test_half_precision_matches_float64(dtype):
     np.testing.assert_allclose(A.double().numpy(), [[0.125, 0.25, 0.625]], atol=2e-3)  # ∝ masses
 
 
+def test_force_scores_of_coincident_points_in_half_precision():
+    """δ = 1e-8 rounds to 0 in float16 (and δ·2^-e in float32 / bfloat16 for points near 1e38): r + δ was 0 for an
+    emitter equal to a receptor and the score 0/0 = NaN, with NaN weights for the whole row."""
+    r = rng(12)
+    E, R, mu = r.normal(size=(4, 3)), r.normal(size=(5, 3)), r.normal(size=(2, 3))
+    E[1], E[3] = R[2], R[0]  # coincident emitter / receptor pairs
+    cases = [(torch.float16, 1.0, 4e-3), (torch.bfloat16, 1.0, 3e-2), (np.float16, 1.0, 4e-3),
+             (np.float16, 100.0, 4e-3), (torch.float32, 1e38, 1e-6), (torch.bfloat16, 1e38, 3e-2),
+             (np.float32, 1e38, 1e-6)]
+    for dt, c, tol in cases:
+        if isinstance(dt, torch.dtype):
+            args = [torch.tensor(a, dtype=dt) for a in (E * c, R * c, mu)]
+            got = M.force_scores(*args).double().numpy()
+            want = M.force_scores(*(a.double() for a in args)).numpy()  # float64 on the rounded inputs
+        else:
+            args = [a.astype(dt) for a in (E * c, R * c, mu)]
+            got = np.asarray(M.force_scores(*args), dtype=float)
+            want = M.force_scores(*(a.astype(float) for a in args))
+        assert np.isfinite(got).all(), (dt, c)
+        np.testing.assert_array_equal(got[:, [1, 3], [2, 0]], 0.0)  # u = 0/δ = 0 at F = 0
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.linalg.norm(mu, axis=-1).max(), err_msg=str(dt))
+    # the attention and its gradients are finite too (the row of a coincident pair was NaN)
+    Et, Rt, mut = (torch.tensor(a, dtype=torch.float16, requires_grad=True) for a in (E, R, mu))
+    out = M.force_attention(Et, Rt, torch.ones(2, 5, 2, dtype=torch.float16), mut)
+    out.float().sum().backward()
+    assert bool(torch.isfinite(out).all()) and all(bool(torch.isfinite(t.grad).all()) for t in (Et, Rt, mut))
+
+
 def test_infinite_inputs_raise_nan_error():
     """An infinite query, key or value gave NaN rows (0·inf, inf - inf) or meaningless weights without error."""
     q = np.ones((3, 2))
@@ -584,3 +637,33 @@ def test_resonant_learned_temperature_has_a_finite_gradient_where_tau_squared_un
     x, tok = torch.randn(1, 6, 16), torch.randint(0, 50, (1, 6))
     m(x, tokens=tok).sum().backward()
     assert torch.isfinite(m.log_tau.grad).all()
+
+
+def test_resonant_attention_tensor_tau_gradient_where_tau_squared_underflows():
+    """The backward of s/τ forms (s/τ)/τ: it overflowed where τ² underflows (float64 τ = 1e-160, float32 1e-20,
+    float16 1e-3) and gave a NaN gradient for τ (ResonantAttention's log τ was fixed, the functional form not)."""
+    P = torch.tensor([[2, 3], [2, 3], [2, 0], [5, 7]])  # Jaccard indices 1, 1/2 and 0: exact in every dtype
+    ph = torch.zeros(4, 2, dtype=torch.float64)
+    Q = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64).expand(4, 2, 4)
+    v = torch.tensor(rng(13).normal(size=(4, 3)))
+
+    def grad(t, dtype, a=None):  # weights (a, 0, 0): scores a·J, logits (a/τ)·J
+        tau = torch.tensor(t, dtype=dtype, requires_grad=True)
+        d = [x.to(dtype) for x in (ph, Q, v)]
+        o = M.resonant_attention(P, d[0], d[1], P, d[0], d[1], d[2], tau=tau, weights=(t if a is None else a, 0, 0))
+        (o.double() ** 2).sum().backward()
+        return float(tau.grad)
+
+    tau = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: M.resonant_attention(P, ph, Q, P, ph, Q, v, tau=t), (tau,))
+    assert torch.autograd.gradcheck(lambda t: M.resonant_attention(P, ph, Q, P, ph, Q, v, tau=t,
+                                                                   weights=(0.05, 0, 0)), (tau,))
+    # scores a·J with a = τ: the logits J do not depend on the scale, so dL/dτ = G/τ with G the gradient at τ = 1
+    G = grad(1.0, torch.float64)
+    for dt, k, rtol in ((torch.float16, 16, 1e-2), (torch.bfloat16, 128, 3e-2), (torch.float32, 128, 1e-6),
+                        (torch.float64, 1024, 1e-12)):
+        got = grad(2.0**-k, dt)
+        assert math.isfinite(got) and math.ldexp(got, -k) == pytest.approx(G, rel=rtol), (dt, got)
+    # a saturated softmax (one-hot rows): the gradient is 0, not NaN
+    for dt, t in ((torch.float64, 1e-160), (torch.float64, 1e-300), (torch.float32, 1e-20), (torch.float16, 1e-3)):
+        assert grad(t, dt, a=1.0) == 0.0, (dt, t)

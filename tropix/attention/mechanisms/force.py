@@ -91,10 +91,25 @@ def force_scores(E: Any, R: Any, mu: Any):
     Rm = xp.matrix_transpose(R @ mt)  # (..., H, n_k)
     r = safe_sqrt(xp, d2)[..., None, :, :]  # (..., 1, n_q, n_k), 2^-e times the distance
     num = Em[..., :, :, None] - Rm[..., :, None, :]
-    s = num / (r + math.ldexp(_DELTA, -e)) * xp.exp(-times_pow2(xp, r, e))
+    s = _over_r_delta(xp, num, r, e) * xp.exp(-times_pow2(xp, r, e))
     with np.errstate(over="ignore"):  # (‖μ‖ of a μ near the float maximum is inf: no clipping, as it should)
         bound = xp.sqrt(xp.sum(mu * mu, axis=-1))[:, None, None]  # (H, 1, 1)
     return xp.minimum(xp.maximum(s, -bound), bound)
+
+
+def _over_r_delta(xp, num, r, e: int):
+    """``num/(r + δ·2^-e)``: ``u·μ`` from ``num = F·μ`` and the distance ``r``, both scaled by ``2^-e``.
+
+    When ``δ·2^-e`` is below the dtype's smallest number (float16: ``δ = 1e-8`` always; float32 and bfloat16 for
+    points near 1e38) ``r + δ`` was 0 at coincident points and ``0/0`` a NaN score.  There ``r = 0`` is taken as
+    ``F = 0``, whose exact ``u = 0/δ = 0`` (as :func:`gravitational_logits` takes ``log ε`` at ``d² = 0``);
+    elsewhere ``δ`` is below half an ulp of ``r`` and ``r + δ = r`` in the dtype.
+    """
+    delta = math.ldexp(_DELTA, -e)
+    if float(xp.asarray(delta, dtype=r.dtype)) > 0:
+        return num / (r + delta)  # (the common case: one pass)
+    pos = r > 0
+    return xp.where(pos, num / xp.where(pos, r, xp.ones_like(r)), xp.zeros_like(num))
 
 
 def force_attention(E: Any, R: Any, v: Any, mu: Any, *, mask: Any = None, return_weights: bool = False):

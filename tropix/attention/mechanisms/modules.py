@@ -4,13 +4,14 @@ Importing this module imports torch; ``tropix.attention.mechanisms`` loads it la
 optional dependency).  Every wrapper maps ``x`` of shape ``(B, n, D)`` to ``(B, n, D)``:
 
 ``forward(x, key_mask=None, tokens=None)`` — ``x`` is a floating tensor ``(B, n, d_model)`` of the module's
-dtype and device, finite and non-empty; ``key_mask`` ``(B, n)`` (boolean) is ``True`` for real tokens (padding
-is never attended); ``tokens`` ``(B, n)`` (integer) are the token ids, used only by :class:`ResonantAttention`
-(its prime sets are hashed from the token, as in the source).  Every input and constructor argument is checked:
-bad ones raise a :mod:`tropix.errors` exception naming the argument (ShapeError, ArgumentTypeError, NaNError,
-EmptyInputError, ToleranceError, OptionError), never a raw torch error.  After a forward pass with
-``keep_weights = True`` the attribute ``last_weights`` holds the (detached) attention of the first
-batch element, ``(H, n, n)``, for heatmaps.  The numerics are the functional cores of the package.
+dtype and device, finite and non-empty; ``key_mask`` ``(B, n)`` or ``(1, n)`` (boolean, one mask for the whole
+batch) is ``True`` for real tokens (padding is never attended); ``tokens`` ``(B, n)`` (integer) are the token
+ids, used only by :class:`ResonantAttention` (its prime sets are hashed from the token, as in the source).
+Every input and constructor argument is checked: bad ones raise a :mod:`tropix.errors` exception naming the
+argument (ShapeError, ArgumentTypeError, NaNError, EmptyInputError, ToleranceError, OptionError), never a raw
+torch error.  After a forward pass with ``keep_weights = True`` the attribute ``last_weights`` holds the
+(detached) attention of the first batch element, ``(H, n, n)``, for heatmaps.  The numerics are the functional
+cores of the package.
 """
 
 from __future__ import annotations
@@ -76,8 +77,12 @@ class _Base(nn.Module):
         self.last_weights = None
 
     def forward(self, x, key_mask=None, tokens=None):
-        """``(B, n, d_model) -> (B, n, d_model)``; the inputs are checked first (see the module docstring)."""
+        """``(B, n, d_model) -> (B, n, d_model)``; the inputs are checked first (see the module docstring).
+
+        A ``key_mask`` of shape ``(1, n)`` is shared by the whole batch (expanded to ``(B, n)``, a view)."""
         self._check_inputs(x, key_mask, tokens)
+        if key_mask is not None and key_mask.shape[0] != x.shape[0]:
+            key_mask = key_mask.expand(x.shape[0], -1)
         return self._forward(x, key_mask, tokens)
 
     def _forward(self, x, key_mask, tokens):  # pragma: no cover - every wrapper defines it
@@ -116,8 +121,13 @@ class _Base(nn.Module):
             if not isinstance(t, torch.Tensor):
                 raise ArgumentTypeError(f"{name} must be a torch tensor of shape (batch, seq) = {(B, n)}, got "
                                         f"{summary(t)} ({type(t).__name__})")
-            if tuple(t.shape) != (B, n):
-                raise ShapeError(f"{name} must have shape (batch, seq) = {(B, n)} like x; got {tuple(t.shape)}")
+            # (a key_mask (1, n) broadcasting over the batch was accepted before these checks and refused by them)
+            if tuple(t.shape) != (B, n) and not (name == "key_mask" and tuple(t.shape) == (1, n)):
+                also = " or (1, seq) for the whole batch" if name == "key_mask" else ""
+                hint = (f" (add the batch axis: {name}[None])" if t.ndim == 1 and t.shape[0] == n
+                        and (name == "key_mask" or B == 1) else "")
+                raise ShapeError(f"{name} must have shape (batch, seq) = {(B, n)} like x{also}; got "
+                                 f"{tuple(t.shape)}{hint}")
             if t.device != x.device:
                 raise ArgumentTypeError(f"{name} is on {t.device} but x is on {x.device}")
         if key_mask is not None and key_mask.dtype != torch.bool:

@@ -388,12 +388,15 @@ def resonant_scores(primes_q: Any, phase_q: Any, quat_q: Any, primes_k: Any, pha
 def _over_tau(xp, s, tau):
     """``s/τ`` as ``(y, e)`` with ``s/τ = y·2^e``: a tiny τ (1e-310) made ``s/τ`` overflow to ``+inf`` — every
     resonating key then shared the row equally instead of the most resonant one taking it.  An array ``τ`` keeps
-    its gradient."""
+    its gradient: the backward of ``s/τ`` forms ``(s/τ)/τ``, which overflowed where ``τ²`` underflows (scores
+    near 1 with float64 τ below 1e-154, float32 1e-19, float16 4e-3: ``0·inf``, a NaN gradient), so such a τ is
+    scaled too."""
     t = float(tau.detach() if hasattr(tau, "detach") else tau) if is_array(tau) else float(tau)
     with np.errstate(over="ignore", divide="ignore"):
         big = np.float64(max_abs(xp, s)) / np.float64(t)
-    if big < _fmax(xp, s.dtype) / 8:
-        return s / tau, 0
+        fmax = _fmax(xp, s.dtype)
+        if big < fmax / 8 and not (is_array(tau) and big / np.float64(t) >= fmax / 8):
+            return s / tau, 0
     ex = math.frexp(t)[1]
     return s / (times_pow2(xp, tau, -ex) if is_array(tau) else math.ldexp(t, -ex)), -ex
 
