@@ -607,3 +607,42 @@ def test_real_power_zero_of_a_float_is_a_float():
     assert type(Real.power(2.5, 0)) is float and Real.power(2.5, 0) == 1.0
     assert Real.power(np.float16(2.5), 0).dtype == np.float16
     assert type(Real.power(3, 0)) is int
+
+
+@pytest.mark.parametrize("lib,dtype", [("torch", "int8"), ("torch", "uint8"), ("torch", "int32"),
+                                       ("array_api_strict", "int8"), ("array_api_strict", "uint8")])
+def test_tropical_add_of_integers_and_a_whole_float_beyond_their_dtype(lib, dtype):
+    """torch / array-api-strict cast the scalar to the array's integer dtype: MaxPlus.add(int8, 1000.0) was a raw
+    RuntimeError ("value cannot be converted to type int8 without overflow"), OverflowError for array-api-strict.
+    The result is NumPy's: the integers in float64 beside the float."""
+    vals = [1, 2, 0] if dtype == "uint8" else [1, -2, 0]
+    x = _arr(lib, vals, dtype)
+    for s in (1000.0, -1000.0, 1e30, -129.0, 256.0, 2.0**40, np.float64(-300.0), np.float32(1e20)):
+        for S in TROPICAL:
+            best = max if S is MaxPlus else min
+            for out in (S.add(x, s), S.add(s, x)):
+                ref = S.add(np.asarray(vals, dtype=dtype), s)  # NumPy's result
+                assert to_np(out).tolist() == [float(best(v, float(s))) for v in vals] == ref.tolist()
+                info = np.iinfo(dtype)
+                assert _dtype_name(out) == (dtype if info.min <= s <= info.max else "float64")
+    for S in TROPICAL:  # a whole float the dtype holds keeps it (no needless widening)
+        assert _dtype_name(S.add(x, 2.0)) == dtype
+
+
+def test_real_power_of_a_mixed_object_array_keeps_it_exact():
+    """Real.power of an object array holding a Fraction and a float gave float64 (1/3 squared became
+    0.111...): the other object-array operations keep object arrays, exact entries exact and floats floats."""
+    a = np.array([Fraction(1, 3), 0.5, 2, -INF], dtype=object)
+    assert Real.mul(a[:3], a[:3]).dtype == object  # (the operations it is consistent with)
+    for k, want in ((2, [Fraction(1, 9), 0.25, 4, INF]), (3, [Fraction(1, 27), 0.125, 8, -INF]),
+                    (0, [1, 1.0, 1, 1.0]), (-1, [3, 2.0, Fraction(1, 2), -0.0])):
+        out = Real.power(a, k)
+        assert out.dtype == object and out.tolist() == want
+        assert [type(v) for v in out] == [type(v) for v in want]
+    b = np.array([[10**400, 0.5]], dtype=object)  # (float64 conversion: a FloatOverflowError)
+    assert Real.power(b, 2).tolist() == [[10**800, 0.25]]
+    assert Real.power(np.array([Fraction(1, 4), 0.25], dtype=object), Fraction(1, 2)).tolist() == [0.5, 0.5]
+    with pytest.raises(SemiringMismatchError):
+        Real.power(np.array([Fraction(1, 3), 0.5, "a"], dtype=object), 2)
+    with pytest.raises(NoInverseError, match=r"index \(1,\)"):
+        Real.power(np.array([Fraction(1, 3), 0.0], dtype=object), -1)

@@ -152,10 +152,14 @@ def _prep_pair(a: Any, b: Any, bound=None, select: bool = False, S: "Semiring | 
         a, b = _widen_ints(a, b, xp, bound)
     elif select:
         a, b = _widen_select(a, b, xp)
-    # an integer array of another library meeting a non-integer scalar (0.5, 3/2, -inf): widened to float64
-    # first (the scalar was cast to the array's integer dtype: min(1, 0.5) gave 0)
+    # an integer array of another library meeting a non-integer scalar (0.5, 3/2, -inf), or an integral float
+    # its dtype cannot hold (1000.0 beside int8: torch's raw "cannot be converted ... without overflow"):
+    # widened to float64 first, as NumPy promotes it (the scalar was cast to the array's integer dtype: min(1,
+    # 0.5) gave 0)
     for s_, x_ in ((a, b), (b, a)):
-        if _is_scalar(s_) and not isinstance(x_, np.ndarray) and _is_int_array(x_) and not _integral_value(s_):
+        if _is_scalar(s_) and not isinstance(x_, np.ndarray) and _is_int_array(x_) and (
+                not _integral_value(s_) or isinstance(s_, (float, np.floating))
+                and not _fits_dtype(int(s_), x_.dtype, xp)):
             if x_ is a:
                 a = xp.astype(a, xp.float64)
             else:
@@ -386,6 +390,26 @@ def real_array(x: Any, name: str = "input"):
         raise SemiringMismatchError(
             f"{name} holds a value that is not a real number ({err}); semirings hold real numbers and ±inf"
         ) from None
+
+
+def _object_reals(x: np.ndarray, name: str) -> np.ndarray:
+    """The object array ``x`` with its entries checked and normalised, still an object array.
+
+    Exact entries become ints / Fractions (sympy numbers included) and floats stay floats, as the other object
+    array operations keep them (:func:`real_array` makes the whole array float64 when it holds a finite float:
+    ``Real.power`` of ``[Fraction(1, 3), 0.5]`` lost the exact 1/9).  A non-real entry raises
+    :class:`~tropix.errors.SemiringMismatchError`.
+    """
+    if x.size == 0:
+        return real_array(x, name)  # (empty input is float64, as asarray makes it)
+    out = np.empty(x.shape, dtype=object)
+    try:
+        out.ravel()[:] = [to_exact_scalar(v) for v in x.ravel()]
+    except TypeError as err:
+        raise SemiringMismatchError(
+            f"{name} holds a value that is not a real number ({err}); semirings hold real numbers and ±inf"
+        ) from None
+    return out
 
 
 def _as_int64(x, xp):
@@ -635,7 +659,8 @@ class TropicalSemiring(Semiring):
 
         Integer operands keep their (promoted) dtype; they are widened only where that dtype cannot hold both
         operands (``uint8`` with ``-1``, ``int8`` with ``1000``, ``uint64`` with ``int64``), to ``int64`` or
-        Python integers, and to exact Fractions beside a Fraction.
+        Python integers, to exact Fractions beside a Fraction, and to ``float64`` beside a float they cannot
+        hold (``int8`` with ``1000.0`` or ``0.5``, as NumPy promotes them).
 
         Examples
         --------
@@ -1594,7 +1619,7 @@ class RealSemiring(Semiring):
                 return float(np.float64(float(a)) ** k)
         xp = namespace(a)
         if isinstance(a, np.ndarray) and a.dtype == object:
-            a = real_array(a, "the base of Real.power")  # (float64 if it holds a finite float)
+            a = _object_reals(a, "the base of Real.power")
         else:
             check_real_dtype(a, "the base of Real.power")
         obj = isinstance(a, np.ndarray) and a.dtype == object
