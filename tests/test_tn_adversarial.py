@@ -840,3 +840,34 @@ def test_factorize_on_huge_and_highly_composite_numbers():
     n = 2**8 * 3**5 * 5**3 * 7**2 * 11 * 13 * 17 * 19 * 1000003  # (returns: the suite's timeout guards a hang)
     g = factorize(n, 8)
     assert math.prod(g) == n and len(g) == 8 and list(g) == sorted(g, reverse=True)
+
+
+def test_regression_float32_subnormal_tensor_is_scaled_without_overflow():
+    """A float32 tensor whose entries are all subnormal (``max |A| < 2^-126``) was scaled up by ``2^130`` with a
+    float64 scalar that float32 cannot hold: ``inf`` entries, ``tt_svd`` returned rank 2 for a rank-1 matrix with
+    ``error_bound=inf``, ``tucker`` a norm of ``inf`` and ``TTMatrix.from_dense`` a raw ``LinAlgError``."""
+    from tropix.tn import TTMatrix, tt_svd, tucker
+
+    A = np.full((4, 4), 1e-40, dtype=np.float32)
+    A64 = A.astype(np.float64)
+    norm = float(np.linalg.norm(A64))
+    tt = tt_svd(A, eps=0.1)
+    assert tt.ranks == (1, 1, 1)
+    dense = np.asarray(tt.cores[0], np.float64).reshape(4, 1) @ np.asarray(tt.cores[1], np.float64).reshape(1, 4)
+    assert np.linalg.norm(dense - A64) <= tt.error_bound <= 0.1 * norm
+    dec = tucker(A, eps=0.1)
+    assert dec.ranks == (1, 1) and math.isclose(dec.norm, norm, rel_tol=1e-6) and dec.error_bound <= 0.1 * norm
+    T = TTMatrix.from_dense(A, eps=0.1)
+    assert max(T.ranks) == 1 and T.error_bound <= 0.1 * norm
+
+
+def test_regression_float32_train_norm_of_tiny_and_huge_values():
+    """``TensorTrain.norm`` squared float32 entries of 1e-25 (0 in float32) and 1e25 (inf): the norm of a train of
+    such entries was 0.0 or inf; the power-of-two rescaling of ``fro_norm`` only started at 2^±400 (float64's)."""
+    from tropix.tn import TensorTrain
+
+    t = TensorTrain.random((3, 4, 5), rank=2, seed=0)
+    for s in (1e-25, 1e25):
+        t32 = TensorTrain(tuple(np.asarray(c * (s if k == 0 else 1.0), dtype=np.float32) for k, c in enumerate(t.cores)))
+        exact = float(np.linalg.norm(np.asarray(t32.to_dense(), dtype=np.float64)))
+        assert math.isclose(t32.norm(), exact, rel_tol=1e-5), (s, t32.norm(), exact)

@@ -120,6 +120,23 @@ def qr(x):
     return Q, R
 
 
+def pow2_range(x) -> tuple[int, int]:
+    """``(lo, hi)``: ``2^k`` is a normal number of ``x``'s floating dtype exactly for ``lo ≤ k ≤ hi``
+    (``(-1022, 1023)`` for float64 and for anything that is not a floating array, ``(-126, 127)`` for float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pow2_range(np.zeros(1)), pow2_range(np.zeros(1, np.float32))
+    ((-1022, 1023), (-126, 127))
+    """
+    try:
+        fi = namespace(x).finfo(x.dtype)
+        return int(np.frexp(float(fi.smallest_normal))[1]) - 1, int(np.frexp(float(fi.max))[1]) - 1
+    except (TypeError, ValueError, AttributeError):
+        return -1022, 1023
+
+
 def fro_norm(x) -> Any:
     """Frobenius norm of an array of any shape (a 0-d array of the input's library).
 
@@ -135,7 +152,9 @@ def fro_norm(x) -> Any:
     """
     xp = namespace(x)
     m = float(to_numpy(xp.max(xp.abs(x)))) if math.prod(int(s) for s in x.shape) else 0.0
-    if not 0.0 < m < math.inf or 2.0**-400 <= m <= 2.0**400:
+    hi = pow2_range(x)[1]
+    q = 400 if hi >= 1023 else hi // 3  # float32: squares of 1e-25 underflowed to a norm of 0, of 1e25 overflowed
+    if not 0.0 < m < math.inf or 2.0**-q <= m <= 2.0**q:
         return xp.sqrt(xp.sum(x * x))
     e = int(np.frexp(m)[1])
     h = e // 2

@@ -86,6 +86,7 @@ from ._linalg import (
     inv_one_minus_up,
     ldexp_up,
     prefix_norms,
+    pow2_range,
     prod_up,
     suffix_norms,
     spectral_up,
@@ -887,14 +888,19 @@ def tt_svd(tensor: Any, eps: float = _DEFAULT_EPS, max_rank: int | None = None, 
 
 
 def _pow2_scale(x, e: int):
-    """``x · 2^e``: one multiplication when ``2.0 ** e`` is a normal float, else two exact steps (a single
-    ``2.0 ** e`` overflows for ``|e| > 1023``)."""
+    """``x · 2^e`` by multiplications with powers of two that are normal numbers of ``x``'s dtype (one when
+    ``2^e`` is): ``2.0 ** e`` overflows for ``|e| > 1023`` in float64 and is cast to ``inf`` or ``0`` for
+    ``|e| > 126`` in float32 (a float32 tensor of subnormal entries, scaled up by ``2^130``, became ``inf``)."""
     if e == 0:
         return x
-    if -1022 <= e <= 1023:
-        return x * 2.0**e
-    h = e // 2
-    return (x * 2.0**h) * 2.0 ** (e - h)
+    lo, hi = pow2_range(x)
+    steps = []
+    while e:
+        steps.append(max(lo, min(hi, e)))
+        e -= steps[-1]
+    for step in reversed(steps):  # the remainder first: scaling down, only the last step can round (subnormals)
+        x = x * 2.0**step
+    return x
 
 
 def _tt_sweep(A, eps: float, max_rank: int | None, reserve: float = 0.0):
