@@ -221,3 +221,21 @@ def test_manifest_of_a_relative_model_directory_loads_from_anywhere(tiny_dir, tm
     assert json.loads((d / "manifest.json").read_text())["base_model"] == str(tiny_dir.resolve())
     monkeypatch.chdir(tmp_path)
     assert load_compressed(d).config.d_model == 48
+
+
+def test_regression_settings_of_the_wrong_type_raise_tropix_errors(tiny_dir):
+    """``eps="0.5"``, ``ratio=[0.5]``, ``method=["svd"]`` and ``svd_at_params(m, nan / None / "x")`` were raw
+    TypeError / ValueError tracebacks (from ``0 < eps``, ``method in dict`` and ``int(n_params // ...)``)."""
+    from tropix.errors import ArgumentTypeError, TropixError
+
+    m = load_model(tiny_dir)
+    with pytest.raises(ArgumentTypeError, match="eps must be a real number"):
+        compress(m, "svd", eps="0.5")
+    with pytest.raises(ArgumentTypeError, match="ratio must be a real number"):
+        compress(m, "svd", ratio=[0.5])
+    with pytest.raises(ArgumentTypeError, match="method must be a string"):
+        compress(m, ["svd"], eps=0.5)
+    for bad in (float("nan"), None, "x", -1):
+        with pytest.raises(TropixError, match="n_params"):
+            svd_at_params(m, bad)
+    assert svd_at_params(m, 0).setting == "rank 0" and svd_at_params(m, 1e9).setting == "rank 48"

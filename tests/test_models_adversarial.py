@@ -346,3 +346,18 @@ def test_non_string_texts(tiny_bert):
         with pytest.raises(ArgumentTypeError, match="must be strings"):
             m.encode(texts)
     assert [s.n for s in extract(m, ["\x00\x01\ufffe weird", ""]).sequences][1] == 2
+
+
+def test_regression_extraction_arguments_of_the_wrong_type(tiny_bert):
+    """``extract(batch_size=2.5 / "8" / None)``, ``extract(tol="x")`` and ``head_weights(0.5, 0)`` were raw
+    TypeErrors; ``head_weights(True, 0)`` silently returned layer 1."""
+    m = load_model(tiny_bert)
+    for bs in (2.5, "8", None):
+        with pytest.raises(ArgumentTypeError, match="batch_size"):
+            extract(m, ["a text"], batch_size=bs)
+    with pytest.raises(ArgumentTypeError, match="tol"):
+        extract(m, ["a text"], tol="x")
+    for layer in (0.5, True):
+        with pytest.raises(ArgumentTypeError, match="layer"):
+            m.head_weights(layer, 0)
+    assert m.head_weights(1, 1)["W_Q"].shape == (8, 4)

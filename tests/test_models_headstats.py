@@ -187,3 +187,47 @@ def test_head_stats_checks_layer_and_head(minilm):
     with pytest.raises(ArgumentTypeError):
         head_stats(ex, 0.5, 0)
     assert head_stats(ex, 5, 11).layer == 5
+
+
+def _one_head_extraction(q, k, v, allowed, scale=0.5):
+    from tropix.models.extraction import Extraction, SequenceAttention
+
+    n = k.shape[0]
+    seq = SequenceAttention(tuple("x" * n), q[None, None], k[None, None], v[None, None], np.zeros((1, 1, n, n)),
+                            allowed)
+    return Extraction("synthetic", "bert", 1, 1, k.shape[1], scale, (seq,), {}, 0.0)
+
+
+def test_regression_sparse_bound_is_never_negative_nor_below_the_measured_error():
+    """With every key kept, the dropped mass was ``1 - Σ p`` (−2.2e-16 by rounding): ``sparse_bound_max`` was
+    −4.4e-16, below the measured ``sparse_error_max`` 3.4e-17 (which is exactly 0 when nothing is dropped)."""
+    rng = np.random.default_rng(1)
+    n, dh = 3, 2
+    allowed = np.zeros((n, n), bool)
+    allowed[0] = True  # one query, every key kept at eps = 1e-9
+    for _ in range(200):
+        q, k, v = ((rng.standard_normal((n, dh)) * s).astype(np.float32) for s in (0.1, 1.0, 1.0))
+        st = head_stats(_one_head_extraction(q, k, v, allowed), 0, 0, eps=1e-9)
+        assert st.dropped_mass_max == st.sparse_bound_max == st.sparse_error_max == 0.0
+
+
+def test_sparse_bound_holds_where_it_is_tight():
+    """Two keys with opposite values: ``‖o − o_S‖ = 2δ·max‖v‖`` exactly; the measured error stays below the bound."""
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        q, k = (rng.standard_normal((2, 3)).astype(np.float32) for _ in range(2))
+        v1 = rng.standard_normal(3).astype(np.float32)
+        st = head_stats(_one_head_extraction(q, k, np.stack([v1, -v1]), np.ones((2, 2), bool), 1.0), 0, 0, eps=0.3)
+        assert 0 <= st.sparse_error_max <= st.sparse_bound_max
+        if st.dropped_mass_max > 0:
+            assert st.sparse_error_max >= 0.999 * st.sparse_bound_max
+
+
+def test_head_stats_eps_of_the_wrong_type():
+    """``eps="0.1"`` or ``None`` was a raw TypeError from ``0 < eps``."""
+    from tropix.errors import ArgumentTypeError
+
+    ex = _one_head_extraction(*(np.ones((2, 2), np.float32) for _ in range(3)), np.ones((2, 2), bool))
+    for eps in ("0.1", None):
+        with pytest.raises(ArgumentTypeError, match="eps"):
+            head_stats(ex, 0, 0, eps=eps)

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 
 from .._repr import compact_repr
-from ..errors import ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, ShapeError, ToleranceError
+from ..tropical._args import check_real
 from .architectures import ATTN_KEYS
 from .errors import ModelNotFoundError, UnsupportedModelError
 
@@ -193,7 +194,8 @@ def _svd(model, eps):
 
 
 def svd_at_params(model, n_params: int):
-    """Truncated SVD with one rank for every W_Q, W_K, W_V, W_O, the largest whose parameters fit in ``n_params``.
+    """Truncated SVD with one rank for every W_Q, W_K, W_V, W_O, the largest whose parameters fit in ``n_params``
+    (a real number ≥ 0, else :class:`~tropix.errors.ToleranceError` or :class:`~tropix.errors.ArgumentTypeError`).
 
     Examples
     --------
@@ -202,6 +204,7 @@ def svd_at_params(model, n_params: int):
     >>> c.n_params, c.setting
     (184320, 'rank 10')
     """
+    n_params = check_real(n_params, "n_params", minimum=0)  # (NaN, None, "x": raw ValueError / TypeError)
     L, H, dh, layers = _layers(model)
     d = model.config.d_model
     r = max(0, min(d, int(n_params // (L * 4 * 2 * d))))
@@ -462,11 +465,17 @@ def _run(model, method: str, eps: float) -> CompressedAttention:
 
 
 def check_setting(method: str, eps: float | None, ratio: float | None) -> None:
-    """The checks of :func:`compress` on its arguments, without compressing (ShapeError, ToleranceError)."""
+    """The checks of :func:`compress` on its arguments, without compressing (ShapeError, ToleranceError,
+    ArgumentTypeError for a method that is not a string or an ``eps``/``ratio`` that is not a real number: they
+    were raw TypeErrors from ``in`` and ``<``)."""
+    if not isinstance(method, str):
+        raise ArgumentTypeError(f"method must be a string, one of {', '.join(METHODS)}; got {type(method).__name__}")
     if method not in _IMPL:
         raise ShapeError(f"unknown compression method {method!r}; choose one of {', '.join(METHODS)}")
     if (eps is None) == (ratio is None):
         raise ToleranceError("give exactly one of eps and ratio")
+    check_real(eps, "eps", none_ok=True)
+    check_real(ratio, "ratio", none_ok=True)
     if eps is not None and not 0 < eps < 1:
         raise ToleranceError(f"eps must be in (0, 1), got {eps}")
     if ratio is not None and not 0 < ratio <= 1:
@@ -491,6 +500,8 @@ def compress(model, method: str = "svd", eps: float | None = None, ratio: float 
         ``eps`` outside (0, 1), ``ratio`` outside (0, 1], or both/neither given.
     ShapeError
         Unknown method.
+    ArgumentTypeError
+        A method that is not a string, or ``eps``/``ratio`` that is not a real number.
     """
     check_setting(method, eps, ratio)
     if eps is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._repr import compact_repr
 from ..errors import ArgumentTypeError, BoundViolationError, EmptyInputError, ShapeError, ToleranceError
+from ..tropical._args import check_int, check_real
 from .architectures import scale_of
 
 __all__ = ["SequenceAttention", "Extraction", "extract", "recompute_probs", "check_probs"]
@@ -110,7 +111,7 @@ def check_probs(q, k, probs, allowed, scale: float, tol: float = 1e-5, where: st
     ...
     tropix.errors.BoundViolationError: extraction check failed: layer 0 head 0: softmax(QK^T/sqrt(d) + mask) from the extracted Q, K differs from the model's attention probabilities by 0.1 > 1e-05
     """
-    if not (tol > 0):
+    if not (check_real(tol, "tol") > 0):
         raise ToleranceError(f"tol must be positive, got {tol}")
     re = recompute_probs(q, k, allowed, scale)
     err = np.abs(re - np.asarray(probs, dtype=np.float64))
@@ -176,8 +177,10 @@ def extract(model, texts: Sequence[str], max_length: int | None = None, batch_si
         raise ArgumentTypeError(f"extract: texts must be strings, got a {type(bad).__name__}")
     if not texts or all(not t.strip() for t in texts):
         raise EmptyInputError("no text to extract attention from")
-    if batch_size < 1:
+    if check_int(batch_size, "batch_size") < 1:  # (2.5, "8", None: raw TypeErrors)
         raise ShapeError(f"batch_size must be at least 1, got {batch_size}")
+    if not (check_real(tol, "tol") > 0):
+        raise ToleranceError(f"tol must be positive, got {tol}")
     cfg = model.config
     scale = scale_of(cfg)
     seqs, worst = [], 0.0

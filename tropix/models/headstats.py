@@ -41,7 +41,7 @@ import numpy as np
 
 from ..attention.analysis import extended_quantile, score_tropicality, softmax_weights
 from ..errors import ShapeError, ToleranceError
-from ..tropical._args import check_int
+from ..tropical._args import check_int, check_real
 
 __all__ = ["HeadStats", "head_stats", "all_head_stats"]
 
@@ -94,6 +94,21 @@ def _pca_agreement(q, k, allowed, dim=8):
     return np.argmax(sp, -1) == np.argmax(st, -1)
 
 
+def _sparse_difference(p, keep, v):
+    """``(δ, o − o_S, v)`` per query: the dropped mass ``δ`` of the weights ``p`` outside ``keep`` and the change
+    of the output ``o = p·v`` when only the kept weights are used, renormalised (``o_S``), as
+    ``o − o_S = p_drop·v − δ/(1 − δ)·p_keep·v`` (``p`` normalised to sum 1 first).
+
+    Both are exactly 0 when nothing is dropped.  (``δ = 1 − Σ p_keep`` and ``p·v − p_keep·v/Σ p_keep`` made
+    δ = -2.2e-16 and a "certified" bound of -4.4e-16 below a measured error of 3.4e-17.)
+    """
+    v = np.asarray(v, dtype=np.float64)
+    tot = p.sum(-1, keepdims=True)
+    pk, pd = np.where(keep, p, 0.0) / tot, np.where(keep, 0.0, p) / tot
+    delta = pd.sum(-1)
+    return delta, pd @ v - (delta / (1.0 - delta))[:, None] * (pk @ v), v
+
+
 def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStats:
     """Statistics of one head pooled over every text of an :class:`~tropix.models.extraction.Extraction`.
 
@@ -105,7 +120,7 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
     >>> 0 < st.mean_max_weight <= 1 and st.support_mean >= 1
     True
     """
-    if not 0 < eps < 1:
+    if not 0 < check_real(eps, "eps") < 1:  # (a string or None was a raw TypeError from the comparison)
         raise ToleranceError(f"eps must be in (0, 1), got {eps}")
     for name, x, n in (("layer", layer, extraction.n_layers), ("head", head, extraction.n_heads)):
         # (a negative index would silently give another layer's statistics labelled with it)
@@ -137,15 +152,12 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
         order = np.argsort(-p, axis=-1)
         keep = np.zeros_like(p, dtype=bool)
         np.put_along_axis(keep, order, np.arange(p.shape[-1])[None, :] < k_eff[:, None], axis=-1)
-        ps = np.where(keep, p, 0.0)
-        delta = 1.0 - ps.sum(-1)
-        v = seq.v[layer, head].astype(np.float64)
-        o = p @ v
-        o_s = (ps / ps.sum(-1, keepdims=True)) @ v
+        delta, diff, v = _sparse_difference(p, keep, seq.v[layer, head])
         vmax = np.linalg.norm(v, axis=-1).max()
         drop.append(delta.max())
-        bnd.append(2 * delta.max() * vmax / max(vmax, 1e-300))
-        err.append(np.linalg.norm(o - o_s, axis=-1).max() / max(vmax, 1e-300))
+        # (1 + (n + dh + 8)·2^-52: the rounding of the measured error, so that it never exceeds its bound)
+        bnd.append(2 * delta.max() * vmax / max(vmax, 1e-300) * (1 + (p.shape[-1] + v.shape[-1] + 8) * 2.0**-52))
+        err.append(np.linalg.norm(diff, axis=-1).max() / max(vmax, 1e-300))
         q64 = seq.q[layer, head].astype(np.float64)[rows]
         k64 = seq.k[layer, head].astype(np.float64)
         if k64.shape[0] > 1:

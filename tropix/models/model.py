@@ -29,6 +29,7 @@ import torch
 
 from .._repr import compact_repr
 from ..errors import ArgumentTypeError, EmptyInputError, ShapeError
+from ..tropical._args import check_int
 from .architectures import ALIASES, ARCHITECTURES, ATTN_KEYS, ModelConfig, scale_of
 from .errors import ModelNotFoundError, UnsupportedModelError
 
@@ -227,6 +228,8 @@ class TransformerModel:
         }
 
     def _check_layer_head(self, layer, head=0):
+        check_int(layer, "layer")  # (1.5 was a raw TypeError from indexing, True silently layer 1)
+        check_int(head, "head")
         if not (0 <= layer < self.config.n_layers and 0 <= head < self.config.n_heads):
             raise ShapeError(
                 f"layer {layer}, head {head} out of range: the model has {self.config.n_layers} layers and "
