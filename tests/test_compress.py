@@ -239,3 +239,23 @@ def test_regression_settings_of_the_wrong_type_raise_tropix_errors(tiny_dir):
         with pytest.raises(TropixError, match="n_params"):
             svd_at_params(m, bad)
     assert svd_at_params(m, 0).setting == "rank 0" and svd_at_params(m, 1e9).setting == "rank 48"
+
+
+@pytest.mark.parametrize("method", ["bilinear", "tt-heads", "tucker"])
+def test_heads_compressed_under_one_split_do_not_load_onto_another(tiny_dir, tmp_path, method):
+    """A per-head compression of the 4-head tiny model loaded onto a model of the same width and layers split
+    into 6 heads ran without error (only layers and width were compared)."""
+    from transformers import BertConfig, BertModel
+
+    from tropix.errors import UnsupportedModelError
+
+    m = load_model(tiny_dir)
+    d = save_compressed(compress(m, method, eps=0.1), tmp_path / method)
+    other = tmp_path / "six-heads"
+    torch.manual_seed(1)
+    BertModel(BertConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=6, intermediate_size=96,
+                         vocab_size=30522, max_position_embeddings=64)).save_pretrained(other, safe_serialization=True)
+    shutil.copy(tiny_dir / "tokenizer.json", other / "tokenizer.json")
+    with pytest.raises(UnsupportedModelError, match="6 x 8"):
+        load_compressed(d, base=load_model(other))
+    assert load_compressed(d, base=m).config.n_heads == 4  # (the model it came from still loads)

@@ -618,6 +618,12 @@ def load_compressed(path, base=None):
     if meta.get("layers") != base.config.n_layers or meta.get("d_model") != base.config.d_model:
         raise UnsupportedModelError(f"{p} was compressed from a model with {meta.get('layers')} layers of width "
                                     f"{meta.get('d_model')}, not {base.config.n_layers} x {base.config.d_model}")
+    # the per-head methods (tucker, tt-heads, bilinear) store heads of the compressed model's split: loaded onto
+    # a model of the same width split into other heads, they would run as weights of other heads, silently
+    split = (meta.get("heads"), meta.get("head_dim"))
+    if split != (None, None) and split != (base.config.n_heads, base.config.head_dim):
+        raise UnsupportedModelError(f"{p} was compressed from a model of {split[0]} heads of width {split[1]}, not "
+                                    f"{base.config.n_heads} x {base.config.head_dim}")
     from safetensors import SafetensorError
 
     try:
