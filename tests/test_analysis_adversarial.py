@@ -713,3 +713,55 @@ def test_resonant_scores_reject_repeated_primes_in_a_token():
     # empty slots (0) may repeat
     S = M.resonant_scores(np.array([[2, 0], [3, 0]]), ph, Q, np.array([[2, 0], [5, 0]]), ph, Q)
     np.testing.assert_allclose(S, [[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_integer_scores_beyond_2_53_are_not_false_ties():
+    """Regression: int64 scores were rounded to float64, so [[2**60 + 1, 2**60]] was an exact tie (margin 0, T_eps 0,
+    weights 1/2) although the lists of Python ints gave margin 1; the same array as exact ints is the reference."""
+    s = np.array([[2**60 + 1, 2**60, -(2**60)]])
+    ref = score_tropicality(s.astype(object), eps=0.05)
+    for x in (s, torch.tensor(s)):
+        m = score_margin(x)
+        assert np.asarray(m).dtype == np.float64 and np.asarray(m).tolist() == [1.0]
+        assert np.asarray(sparsity_temperature(x, 0.05)).tolist() == pytest.approx(ref.sparse_temperature.tolist())
+        assert ref.sparse_temperature[0] == pytest.approx(1 / math.log(19), rel=1e-13)
+        w = np.asarray(softmax_weights(x))
+        np.testing.assert_allclose(w, [[1 / (1 + math.e**-1), 1 / (1 + math.e), 0.0]], rtol=1e-14)
+    h = score_tropicality(s, eps=0.05)
+    for f in ("max_weight", "entropy", "effective_support", "margin", "sparse_temperature"):
+        np.testing.assert_allclose(getattr(h, f), getattr(ref, f), rtol=1e-14)
+    assert score_margin(np.array([[3, 1]])).tolist() == [2.0]  # small integer arrays: unchanged
+
+
+def test_overflowing_scores_raise_float_overflow_error():
+    """Regression: scale * q.k beyond float64 became +inf (NaN max weight and margin, support 0) or -inf (a visible
+    key silently masked; two such keys made the query 'see no key')."""
+    from tropix.errors import FloatOverflowError
+
+    for k in ([[1e200], [1.0]], [[-1e200], [-1e200]]):
+        with pytest.raises(FloatOverflowError):
+            tropicality([[1e200]], k, scale=1.0)
+        with pytest.raises(FloatOverflowError):
+            attention_entanglement([[1e200]], k, scale=1.0)
+    h = tropicality([[1.0]], [[1.0], [2.0]], bias=[[-np.inf, 0.0]], scale=1.0)  # a -inf bias still masks
+    assert h.margin.tolist() == [math.inf]
+
+
+def test_entanglement_dims_must_be_integer_sequences():
+    """Regression: row/col dims (2.5, 3.2), whose product is 8, or a bare int, were raw TypeErrors from the reshape."""
+    from tropix.errors import ArgumentTypeError
+
+    q, k = np.ones((4, 2)), np.ones((8, 2))
+    with pytest.raises(ArgumentTypeError):
+        attention_entanglement(q, k, row_dims=(2, 2), col_dims=(2.5, 3.2))
+    with pytest.raises(ShapeError):
+        attention_entanglement(q, k, row_dims=4, col_dims=(8,))
+    assert attention_entanglement(q, k, row_dims=[np.int64(4)], col_dims=(2, 4))["dims"] == (4, 2, 4)
+
+
+def test_score_slice_rejects_infinite_plane_vectors():
+    """Regression: an inf in q0 (or k) gave "coefficients contains NaN" (from inf * 0) and a RuntimeWarning."""
+    for args in (([[1.0, 0]], [0, np.inf], [1, 0], [0, 1]), (np.array([[np.inf, 0]]), [0, 0], [1, 0], [0, 1])):
+        with pytest.raises(NaNError, match="must be finite"):
+            score_slice(*args)
+    assert str(score_slice([[10**400, 0], [0, 1]], [0, 0], [1, 0], [0, 1])).startswith("max(y, ")  # exact: no check

@@ -99,3 +99,9 @@ def test_analyze_causal_gpt2_model(tmp_path):
     for row in data["heads"]:
         assert row["sparse_error_max"] <= row["sparse_bound_max"] + 1e-12
         assert row["rs_error_max"] <= row["rs_bound_max"]
+
+
+def test_text_that_is_a_directory(tmp_path, capsys):
+    """Regression: --text DIR said "text file DIR does not exist"."""
+    assert main(["analyze", "--text", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "is a directory, not a text file" in capsys.readouterr().err

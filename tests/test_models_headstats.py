@@ -231,3 +231,29 @@ def test_head_stats_eps_of_the_wrong_type():
     for eps in ("0.1", None):
         with pytest.raises(ArgumentTypeError, match="eps"):
             head_stats(ex, 0, 0, eps=eps)
+
+
+def test_report_layer_profile_is_drawn_at_the_analysed_layers(tiny_gpt2, tmp_path, monkeypatch):
+    """Regression: the layer-by-layer figure put its points at x = 0, 1, ... whatever layers were analysed (heads of
+    layer 1 only were drawn as layer 0)."""
+    import matplotlib.pyplot as plt
+
+    from tropix.report import plots
+
+    figs = []
+    monkeypatch.setattr(plt, "close", figs.append)
+    plots.layer_profile({"a": ([1.0, 2.0], None)}, "t", tmp_path / "l.png", layers=[0, 2])
+    assert figs[0].axes[0].lines[0].get_xdata().tolist() == [0, 2]
+    seen = {}
+    real = plots.layer_profile
+    monkeypatch.setattr("tropix.report.analyze.layer_profile", lambda *a, **kw: seen.update(kw) or real(*a, **kw))
+    analyze(tiny_gpt2, TEXTS[:1], tmp_path / "r", heads=[(1, 0)])
+    assert seen["layers"] == [1]
+
+
+def test_analyze_rejects_a_non_numeric_eps(minilm, tmp_path):
+    """Regression: analyze(..., eps="0.1") was a raw TypeError from the comparison."""
+    from tropix.errors import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError):
+        analyze(minilm, TEXTS, tmp_path, eps="0.1")

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, to_numpy
 from .._repr import compact_repr, summary
-from ..errors import ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
+from ..errors import ConventionError, EmptyInputError, FloatOverflowError, NaNError, ShapeError, ToleranceError
 from ..tropical.semiring import MaxPlus, get_semiring, require_tropical
 from ._inputs import check_eps, extra_numpy, prepare
 
@@ -112,15 +112,22 @@ class HeadTropicality:
         }
 
 
-def _score_rows(P, h=()):
-    """Yield (row slice, dense scores) of one head in blocks of queries (NumPy float64)."""
+def _score_rows(P, h=(), fname="tropicality"):
+    """Yield (row slice, dense scores) of one head in blocks of queries (NumPy float64).
+
+    Raises :class:`~tropix.errors.FloatOverflowError` when ``scale * q.k`` leaves the float64 range (a ``+inf``
+    score gave NaN weights and margins; a ``-inf`` one silently masked a visible key)."""
     q = np.asarray(to_numpy(P.q), dtype=np.float64)[h]
     k = np.asarray(to_numpy(P.k), dtype=np.float64)[h]
     f, _ = extra_numpy(P, h)
     step = max(1, 2**22 // max(P.n_k, 1))
     for s in range(0, P.n_q, step):
         rows = np.arange(s, min(P.n_q, s + step))
-        S = (q[rows] * P.scale) @ k.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            S = (q[rows] * P.scale) @ k.T
+        if not np.all(np.isfinite(S)):
+            raise FloatOverflowError(f"{fname}: the scores scale * q.k overflow float64 (|score| > 1.8e308); "
+                                     "rescale q or k")
         if f is not None:
             S = S + f(rows, np.arange(P.n_k))
         yield rows, S
@@ -129,6 +136,7 @@ def _score_rows(P, h=()):
 # ------------------------------------------------------------------------------------------- row statistics
 _TINY = 5e-324  # a positive exact gap that underflows in float64 stays positive
 _HUGE = float(np.finfo(np.float64).max)
+_EXACT_INT = 2**53  # integer scores beyond this are not all representable in float64
 
 
 def _signed_rows(scores, semiring, fname):
@@ -142,7 +150,9 @@ def _signed_rows(scores, semiring, fname):
         raise ShapeError(f"{fname}: scores must have at least one axis (the keys), got a scalar")
     if a.shape[-1] == 0:
         raise EmptyInputError(f"{fname}: there are no keys (scores have shape {a.shape})")
-    if a.dtype != object:
+    if a.dtype.kind in "iu" and a.size and (a.max() > _EXACT_INT or a.min() < -_EXACT_INT):
+        a = a.astype(object)  # exact: in float64, [[2**60 + 1, 2**60]] was an exact tie (margin 0, T_eps 0)
+    elif a.dtype != object:
         a = np.asarray(a, dtype=np.float64)
     lead = a.shape[:-1]
     a = a.reshape(-1, a.shape[-1])
@@ -456,7 +466,8 @@ def score_margin(scores, *, semiring=MaxPlus):
 
     Best is the ⊕-best: the largest score in max-plus, the smallest in min-plus (where the margin is
     ``s_(2) - s_(1)``); masked keys (the tropical zero) are not visible.  ``inf`` with exactly one visible key,
-    ``nan`` with none.  Exact input gives exact margins (an object array).
+    ``nan`` with none.  Exact input gives exact margins (an object array); integer arrays give float64 margins
+    computed exactly (then rounded), also beyond ``2**53``.
 
     Examples
     --------
@@ -467,7 +478,10 @@ def score_margin(scores, *, semiring=MaxPlus):
     """
     a, lead, like = _signed_rows(scores, semiring, "score_margin")
     G, vis, _ = _gaps(a)
-    return _out(_margins(a, G, vis), lead, like)
+    mar = _margins(a, G, vis)
+    if mar.dtype == object and is_array(like) and to_numpy(like).dtype != object:  # an integer array: float64 out
+        mar = np.array([_float_margin(v) for v in mar], dtype=np.float64)
+    return _out(mar, lead, like)
 
 
 def sparsity_temperature(scores, eps: float, *, semiring=MaxPlus):
@@ -694,6 +708,9 @@ def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):
     if K.ndim != 2 or any(v.shape != (K.shape[1],) for v in vecs):
         raise ShapeError(f"score_slice: k must be (n, d) and q0, u, w vectors of length d; got {K.shape}, "
                          f"{[v.shape for v in vecs]}")
+    for x, n in zip((K, *vecs), ("k", "q0", "u", "w")):
+        if not all(math.isfinite(v) for v in x.ravel() if isinstance(v, float)):  # (was "coefficients contains NaN")
+            raise NaNError(f"score_slice: {n} must be finite, got {summary(x)}")
     b = None
     if bias is not None:
         b = asarray(bias, name="bias") if not is_array(bias) else to_numpy(bias)
@@ -762,14 +779,14 @@ def attention_entanglement(q, k, mask=None, bias=None, scale=None, causal=False,
     if P.batch_shape:
         raise ShapeError("attention_entanglement takes one head (2-D q and k)")
     A = np.zeros((P.n_q, P.n_k))
-    for rows, S in _score_rows(P):
+    for rows, S in _score_rows(P, fname="attention_entanglement"):
         m = S.max(axis=1)
         m = np.where(np.isfinite(m), m, 0.0)
         W = np.exp(S - m[:, None])
         Z = W.sum(axis=1)
         A[rows] = W / np.where(Z > 0, Z, 1.0)[:, None]
-    rd = tuple(row_dims) if row_dims is not None else _dims(P.n_q, factorize)
-    cd = tuple(col_dims) if col_dims is not None else _dims(P.n_k, factorize)
+    rd = _check_dims(row_dims, "row_dims") if row_dims is not None else _dims(P.n_q, factorize)
+    cd = _check_dims(col_dims, "col_dims") if col_dims is not None else _dims(P.n_k, factorize)
     if any(int(x) < 1 for x in rd + cd) or int(np.prod(rd)) != P.n_q or int(np.prod(cd)) != P.n_k:
         raise ShapeError(f"row_dims {rd} / col_dims {cd} do not multiply to the matrix shape {(P.n_q, P.n_k)}")
     T = A.reshape(rd + cd)
@@ -790,6 +807,16 @@ def _dummy_values(k):
     if is_array(k) and getattr(k, "ndim", 0) >= 2:
         return k[..., :1]
     return np.zeros((_n_keys(k), 1))
+
+
+def _check_dims(dims, name):
+    """``dims`` as a tuple of Python ints (non-integer modes such as ``(2.5, 3.2)``, whose product matched, and a bare
+    int were raw TypeErrors from the reshape)."""
+    from ..tropical._args import check_int
+
+    if np.ndim(dims) != 1:
+        raise ShapeError(f"attention_entanglement: {name} must be a sequence of mode sizes, got {summary(dims)}")
+    return tuple(check_int(x, name) for x in dims)
 
 
 def _dims(n, factorize):

@@ -79,6 +79,8 @@ def read_texts(path: str | Path, n_texts: int | None = None, max_chars: int = 12
     if n_texts is not None and n_texts < 1:  # (0 silently meant "all passages")
         raise ShapeError(f"n_texts must be at least 1, got {n_texts}")
     p = Path(path).expanduser()
+    if p.is_dir():  # (was "text file DIR does not exist")
+        raise IsADirectoryError(f"{p} is a directory, not a text file")
     if not p.is_file():
         raise FileNotFoundError(f"text file {p} does not exist")
     try:

@@ -30,6 +30,7 @@ from ..models.extraction import extract
 from ..models.headstats import head_stats
 from ..models.slices import plane_slice, query_plane
 from ..models.winners import can_win_fraction
+from ..tropical._args import check_real
 from .document import Report, Section, write_json
 from .plots import heatmap, layer_profile, slice_grid
 
@@ -108,7 +109,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
     progress : callable, optional
         ``progress(stage, total)`` returns a callable ``tick(n_done)`` (the CLI passes progress bars).
     """
-    if not 0 < eps < 1:
+    if not 0 < check_real(eps, "eps") < 1:  # (a string or None was a raw TypeError from the comparison)
         raise ToleranceError(f"eps must be in (0, 1), got {eps}")
     texts = list(texts)
     if not texts:
@@ -171,7 +172,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
         figures.append(layer_profile({
             "T_eps (10th pct over queries)": ([r["T_eps_p10"] for r in tab], None),
             "median score margin": ([r["margin"] for r in tab], None),
-        }, "layer by layer (median over heads)", out / "layers.png", log=True))
+        }, "layer by layer (median over heads)", out / "layers.png", log=True, layers=[r["layer"] for r in tab]))
         n_rows = max(r for r, _ in panels) + 1
         n_cols = max(c for _, c in panels) + 1
         figures.append(slice_grid(panels, n_rows, n_cols, _WINDOW,

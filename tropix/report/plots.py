@@ -50,12 +50,14 @@ def heatmap(values, title: str, path, cbar_label: str = "", log: bool = False, f
     return Path(path)
 
 
-def layer_profile(series: dict, title: str, path, ylabel: str = "", log: bool = False):
-    """Lines over layers: ``series`` maps a label to ``(median per layer, (low, high) per layer)``."""
+def layer_profile(series: dict, title: str, path, ylabel: str = "", log: bool = False, layers=None):
+    """Lines over layers: ``series`` maps a label to ``(median per layer, (low, high) per layer)``; ``layers`` are
+    the layer numbers of the entries (default ``0, 1, ...``; a report of layers 0 and 2 was drawn at 0 and 1)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label, (mid, band) in series.items():
-        x = np.arange(len(mid))
+        x = np.arange(len(mid)) if layers is None else np.asarray(layers)
+        ax.set_xticks(x)
         ax.plot(x, mid, marker="o", label=label)
         if band is not None:
             ax.fill_between(x, band[0], band[1], alpha=0.2)
