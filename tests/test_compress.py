@@ -259,3 +259,26 @@ def test_heads_compressed_under_one_split_do_not_load_onto_another(tiny_dir, tmp
     with pytest.raises(UnsupportedModelError, match="6 x 8"):
         load_compressed(d, base=load_model(other))
     assert load_compressed(d, base=m).config.n_heads == 4  # (the model it came from still loads)
+
+
+def test_report_places_the_svd_baseline_at_its_own_parameter_ratio(tiny_dir, tmp_path, monkeypatch):
+    """The Pareto plot's "svd at equal parameters" points were drawn at the compressed method's parameter
+    ratio; the SVD baseline keeps the largest rank that fits, often well below that budget."""
+    import tropix.report.compress_report as cr
+
+    m = load_model(tiny_dir)
+    drawn = {}
+    real_pareto = cr.pareto
+
+    def spy(points, *args, **kwargs):
+        drawn.update(points)
+        return real_pareto(points, *args, **kwargs)
+
+    monkeypatch.setattr(cr, "pareto", spy)
+    run = cr.compress_and_report(m, ["a short text", "another one"], tmp_path / "out", methods=["tt"], eps=0.3)
+    for r in run.rows:
+        base = svd_at_params(m, r["n_params"])
+        assert r["svd_param_ratio_at_equal_params"] == base.param_ratio <= r["param_ratio"]
+    assert drawn["svd at equal parameters"] == sorted({(r["svd_param_ratio_at_equal_params"],
+                                                        r["svd_cosine_at_equal_params"]) for r in run.rows})
+    assert any(r["svd_param_ratio_at_equal_params"] < r["param_ratio"] for r in run.rows)
