@@ -257,3 +257,16 @@ def test_analyze_rejects_a_non_numeric_eps(minilm, tmp_path):
 
     with pytest.raises(ArgumentTypeError):
         analyze(minilm, TEXTS, tmp_path, eps="0.1")
+
+
+def test_analyze_checks_heads_before_writing_anything(minilm, tmp_path):
+    """Regression: heads=[0] was a raw TypeError, and a head out of range was refused only after extraction,
+    with the output directory already made."""
+    from tropix.errors import ArgumentTypeError, ShapeError
+
+    for heads, err in (([0], ShapeError), ([(0, 12)], ShapeError), ([(6, 0)], ShapeError), ([(-1, 0)], ShapeError),
+                       ([(0.5, 0)], ArgumentTypeError), ([(0, 0, 1)], ShapeError)):
+        out = tmp_path / "never"
+        with pytest.raises(err):
+            analyze(minilm, TEXTS, out, heads=heads)
+        assert not out.exists()
