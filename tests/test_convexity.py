@@ -319,3 +319,23 @@ def test_float_membership_exact_and_with_tolerance(n, d, seed):
         z = x.copy()
         z[0] = z[0] + 100.0 * semiring.sense
         assert not P.contains(z)
+
+
+def test_contains_and_ascii_check_their_options():
+    # a string tol failed deep in NumPy (UFuncTypeError), a negative or NaN tol silently answered False;
+    # ascii(width="a") raised a raw TypeError and width=0 a misleading ShapeError about x
+    from tropix.errors import ArgumentTypeError, ToleranceError
+
+    P = convex_hull([[0, 0, 0], [0, 1, 2]])
+    with pytest.raises(ArgumentTypeError):
+        P.contains([0, 1, 1], tol="a")
+    for bad in (-1, float("nan")):
+        with pytest.raises(ToleranceError):
+            P.contains([0, 1, 1], tol=bad)
+    assert P.contains([0, 1, 1], tol=0.5) is False and P.contains([0, 1, 2], tol=0.5) is True
+    with pytest.raises(ArgumentTypeError):
+        P.ascii(width="a")
+    for kw in ({"width": 0}, {"height": -1}, {"margin": 0}):
+        with pytest.raises(ToleranceError):
+            P.ascii(**kw)
+    assert P.ascii(width=3, height=3).count("\n") == 2

@@ -382,3 +382,13 @@ def test_collinear_exponents_plot_and_regions():
     R = H.regions(box=(-3, -3, 3, 3))
     assert [r.label for r in R] == [(0, 0), (1, 1), (2, 2)]
     assert abs(sum(r.polygon.area for r in R) - 36) < 1e-9
+
+
+def test_edges_of_a_curve_of_parallel_lines():
+    # a Newton segment: maximal cells are lines (one representative vertex, no ray); edges() raised IndexError
+    E = TropicalPolynomial.parse("max(0, x)", variables=("x", "y")).hypersurface().edges()
+    assert E == (((0, 0), None, (0, 1), 1),)
+    H = TropicalPolynomial.parse("max(0, x + y, 2*x + 2*y + 1)").hypersurface()
+    assert H.edges() == (((Fraction(-1, 2), 0), None, H.lineality[0], 2),)
+    H = TropicalPolynomial.parse("max(0, x + y, 2*x + 2*y - 1)").hypersurface()
+    assert sorted(e[0] for e in H.edges()) == [(0, 0), (1, 0)] and all(e[1] is None for e in H.edges())

@@ -299,3 +299,22 @@ def test_multivariate_tropicalisation_coefficients():
     f = 12 * x**2 + sympy.Rational(3, 8) * x * y - 7
     T = TropicalPolynomial.tropicalize(f, 2)
     assert T.terms() == {(2, 0): 2, (1, 1): -3, (0, 0): 0}
+
+
+@pytest.mark.parametrize("semiring", [MaxPlus, MinPlus])
+def test_str_parses_back_with_a_negative_first_exponent(semiring):
+    # the coefficient was joined to a leading "-x" by "+": '1 + -x' is no valid linear form, so the printed
+    # polynomial (and its repr) did not parse back
+    for terms in ({(-1,): 1, (0,): 2}, {(-2, 1): Fraction(-3, 2), (1, 1): 0}, {(-1, -1): 3, (0, 1): 1}):
+        p = TropicalPolynomial(terms, semiring=semiring)
+        assert "+ -" not in str(p)
+        assert TropicalPolynomial.parse(str(p), semiring=semiring) == p
+    assert str(TropicalPolynomial({(-1,): 1, (0,): 2})) == "max(1 - x, 2)"
+
+
+def test_polynomial_in_no_variables_evaluates_exactly():
+    # the point () came in as an empty float64 array, so an exact constant evaluated to a float
+    p = TropicalPolynomial({(): Fraction(1, 3)})
+    assert p([]) == Fraction(1, 3) and isinstance(p([]), Fraction)
+    assert list(p(np.zeros((2, 0)))) == [Fraction(1, 3)] * 2
+    assert isinstance(TropicalPolynomial({(): 0.5})([]), float)

@@ -54,6 +54,7 @@ import numpy as np
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from .._repr import compact_repr
 from ..errors import EmptyInputError, FloatOverflowError, ShapeError, SizeLimitError
+from ._args import check_int, check_real
 from .matmul import _object_add
 from .semiring import MaxPlus, Semiring, TropicalSemiring, require_tropical
 
@@ -636,6 +637,7 @@ class TropicalPolytope:
         >>> Q.contains(x), Q.contains(x, tol=1e-12), Q.contains(V[0] + 1.0)
         (False, True, True)
         """
+        check_real(tol, "tol", minimum=0)  # (a string tol raised a raw NumPy error, a negative or NaN one gave False)
         x = _as_points(x, self.semiring, "x", ndim=1)  # (NaN, the wrong infinity, no finite coordinate: errors)
         xn = to_numpy(x)
         exact = tol == 0 or self.exact or is_exact(x)
@@ -748,7 +750,12 @@ class TropicalPolytope:
             If ``d != 3`` or a generator has a tropical-zero coordinate.
         FloatOverflowError
             If a chart coordinate ``x_k − x_1`` is beyond the float range.
+        ArgumentTypeError, ToleranceError
+            If ``width`` or ``height`` is not a positive integer, or ``margin`` not a positive real.
         """
+        check_int(width, "width", minimum=1)
+        check_int(height, "height", minimum=1)
+        check_real(margin, "margin", minimum=0, open_min=True)
         if self.d != 3:
             raise ShapeError(f"ascii pictures are drawn for polytopes in TP^2 (d = 3), this one has d = {self.d}")
         W = _frac_matrix(to_numpy(self.points), 1)  # (exact: float(10**400) raised a raw OverflowError)

@@ -360,14 +360,18 @@ class TropicalHypersurface:
     def edges(self) -> tuple:
         """For a plane curve: ``(start, end, direction, weight)`` per maximal cell, exact.
 
-        ``end`` is None for a ray; ``direction`` is the primitive integer direction from ``start``.
+        ``end`` is None for a ray; ``direction`` is the primitive integer direction from ``start``.  A curve
+        whose Newton polygon is a segment consists of parallel lines: each is ``(point, None, direction,
+        weight)`` with ``direction`` the lineality vector (the line extends both ways, see :attr:`lineality`).
         """
         if self.ambient_dim != 2:
             raise ShapeError("edges() is for plane curves; use cells for hypersurfaces")
         X = self._xv
         out = []
         for c in self.maximal_cells:
-            if c.rays:
+            if self.lineality:  # a line through its representative point (it has one vertex, no ray)
+                out.append((X[c.vertices[0]], None, self.lineality[0], c.weight))
+            elif c.rays:
                 start = X[c.vertices[0]] if c.vertices else None
                 out.append((start, None, self.rays[c.rays[0]], c.weight))
             else:

@@ -310,7 +310,8 @@ class TropicalPolynomial:
         if x.ndim == 0 or x.shape[-1] != n:
             raise ShapeError(f"points must have {n} coordinates in the last axis, got shape {tuple(x.shape)}")
         xp = namespace(x)
-        exact_x = isinstance(x, np.ndarray) and (x.dtype == object or np.issubdtype(x.dtype, np.integer))
+        # (the point () of a polynomial in no variables holds no float, whatever the dtype of [])
+        exact_x = isinstance(x, np.ndarray) and (x.dtype == object or np.issubdtype(x.dtype, np.integer) or n == 0)
         if exact_x and self.is_exact:
             E = self._exponents.astype(object)
             xo = x.astype(object)
@@ -524,8 +525,9 @@ class TropicalPolynomial:
             if not lin:
                 parts.append(_fmt_num(c))
             else:
-                body = " + ".join(lin).replace("+ -", "- ")
-                parts.append(body if c == 0 else f"{_fmt_num(c)} + {body}")
+                body = " + ".join(lin)
+                # "+ -" after the coefficient too: "1 + -x" does not parse back, "1 - x" does
+                parts.append((body if c == 0 else f"{_fmt_num(c)} + {body}").replace("+ -", "- "))
         return f"{op}({', '.join(parts)})"
 
     def __repr__(self) -> str:

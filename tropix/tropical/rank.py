@@ -668,8 +668,9 @@ def kapranov_rank(
 
     1. ``t = b``, ``t = k`` or ``t`` equal to the number of distinct non-zero columns (or rows) up to adding
        a constant (the bounds meet; any characteristic);
-    2. ``A`` takes exactly two values and its larger values (max orientation) form the point-line
-       incidence of the Fano plane up to permutations/transposition, with ``t = 3``: the cocircuit matrix of
+    2. ``A`` takes exactly two values and its worse values (the smaller in max-plus, the larger in min-plus)
+       form the point-line incidence of the Fano plane up to permutations/transposition (the better value on
+       the cocircuits, the complements of the lines), with ``t = 3``: the cocircuit matrix of
        the Fano matroid, Kapranov rank 3 in characteristic 2 and 4 otherwise (DSS: the Fano matroid
        is representable only in characteristic 2);
     3. characteristic 0, all entries finite, and the r×r minors form a tropical basis for ``r = t + 1``,
