@@ -765,3 +765,25 @@ def test_score_slice_rejects_infinite_plane_vectors():
         with pytest.raises(NaNError, match="must be finite"):
             score_slice(*args)
     assert str(score_slice([[10**400, 0], [0, 1]], [0, 0], [1, 0], [0, 1])).startswith("max(y, ")  # exact: no check
+
+
+def test_key_geometry_queries_must_be_rows_of_the_keys_width():
+    """Regression: one query given as a flat vector said "got shape ()" from deep inside argmax_cell."""
+    from tropix.attention.analysis import key_geometry
+    from tropix.errors import ShapeError
+
+    k = [[0, 0], [1, 0], [0, 1]]
+    for bad in ([1, 2], [[1, 2, 3]], [[[1, 2]]]):
+        with pytest.raises(ShapeError, match="queries must be"):
+            key_geometry(k, queries=bad)
+    assert [sorted(c) for c in key_geometry(k, queries=[[1, 2]]).cells] == [[2]]
+
+
+def test_a_boolean_temperature_is_refused():
+    """Regression: temperature=True ran as T = 1 (float(True))."""
+    from tropix.attention.analysis import score_tropicality, softmax_weights
+    from tropix.errors import ToleranceError
+
+    for f in (lambda: softmax_weights([1.0, 2.0], True), lambda: score_tropicality([[1.0, 2.0]], temperature=True)):
+        with pytest.raises(ToleranceError, match="temperature must be a number"):
+            f()

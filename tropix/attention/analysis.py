@@ -368,6 +368,8 @@ def _check_open_eps(eps, fname):
 
 
 def _check_temperature(temperature, fname):
+    if isinstance(temperature, (bool, np.bool_)):  # (float(True) is 1.0: a flag passed by mistake ran as T = 1)
+        raise ToleranceError(f"{fname}: temperature must be a number, got {temperature!r}")
     try:
         T = float(temperature)
     except (TypeError, ValueError) as err:
@@ -672,6 +674,9 @@ def key_geometry(k, bias=None, *, queries=None, adjacency: bool = False, semirin
     cells = None
     if queries is not None:
         Q = to_numpy(queries) if is_array(queries) else asarray(queries, name="queries")
+        if Q.ndim != 2 or Q.shape[1] != np.shape(to_numpy(k) if is_array(k) else np.asarray(k, dtype=object))[-1]:
+            raise ShapeError(f"key_geometry: queries must be (m, d) like the keys' rows, got shape {tuple(Q.shape)} "
+                             f"(one query q: queries=[q])")
         cells = tuple(argmax_cell(k, Q[i], bias, semiring=sr) for i in range(len(Q)))
     adj = None
     if adjacency:
