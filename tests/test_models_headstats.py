@@ -270,3 +270,20 @@ def test_analyze_checks_heads_before_writing_anything(minilm, tmp_path):
         with pytest.raises(err):
             analyze(minilm, TEXTS, out, heads=heads)
         assert not out.exists()
+
+
+def test_region_sparse_support_fraction_is_over_the_keys_each_query_sees(tiny_gpt2):
+    """Regression: the report's rs_support_fraction divided by all keys while support_fraction divides by the
+    keys each query sees; on a causal model query i sees i + 1 of them."""
+    from tropix.attention import region_sparse
+    from tropix.report.analyze import _certified_sparse
+
+    ex = extract(tiny_gpt2, TEXTS[:1])
+    seq = ex.sequences[0]
+    got = _certified_sparse(seq, 1, 2, ex.scale, 0.05, True)["rs_support_fraction"]
+    q, k, v = (np.asarray(t[1, 2], dtype=np.float64) for t in (seq.q, seq.k, seq.v))
+    res = region_sparse(q, k, v, eps=0.05, scale=ex.scale, causal=True)
+    want = np.mean([res.support[i] / (i + 1) for i in range(q.shape[0])])
+    assert got == pytest.approx(want, rel=1e-12)
+    assert 0 < got <= 1
+    assert got > np.mean(res.support) / k.shape[0]  # (the old fraction: below it for any causal head)
