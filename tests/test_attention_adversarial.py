@@ -598,3 +598,39 @@ def test_tropical_nested_list_bias_with_torch():
     got = tropical(q, k, v, bias=bias)
     want = tropical(q.numpy(), k.numpy(), v.numpy(), bias=np.array(bias))
     assert isinstance(got, torch.Tensor) and np.allclose(got.numpy(), want)
+
+
+def test_tropical_rows_whose_scores_overflow_are_exact():
+    """Regression: finite q and k whose scores overflow the float range: q = [[-1e200]], k = [[1e200], [2e200]]
+    gave the output of a row that sees no key (both scores -inf), q = [[1e200]] a raw ConventionError (+inf is
+    no element of max-plus); float16 scores overflow at 65504.  The rows are recomputed from the exact scores
+    of the floats' values, and agree with the exact path on the same numbers."""
+    from fractions import Fraction
+
+    from tropix.attention import tropical
+
+    v = np.array([[1.0], [0.0]])
+    assert tropical(np.array([[1e200]]), np.array([[1e200], [1.0]]), v).tolist() == [[1.0]]
+    assert tropical(np.array([[-1e200]]), np.array([[1e200], [2e200]]), v).tolist() == [[1.0]]
+    assert tropical(np.array([[-1e200]]), np.array([[1e200], [2e200]]), v, semiring="min").tolist() == [[0.0]]
+    t16 = tropical(*(torch.tensor(x, dtype=torch.float16) for x in ([[300.0]], [[300.0], [301.0]], [[1.0], [0.0]])))
+    assert t16.dtype == torch.float16 and t16.tolist() == [[0.0]]
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        q = rng.normal(size=(3, 4)) * 10.0 ** rng.integers(100, 160, size=(3, 1))
+        k = rng.normal(size=(5, 4)) * 10.0 ** rng.integers(100, 160, size=(5, 1))
+        k[3] = k[1]  # a tie
+        v = rng.normal(size=(5, 2))
+        kw = {}
+        if trial % 3 == 1:
+            kw["bias"] = np.where(rng.random((3, 5)) < 0.2, -np.inf, rng.normal(size=(3, 5)) * 1e300)
+        if trial % 3 == 2:
+            kw["mask"] = rng.random((3, 5)) < 0.7
+        sr = "min" if trial % 2 else "max"
+        if sr == "min" and "bias" in kw:
+            kw["bias"] = -kw["bias"]
+        got = tropical(q, k, v, scale=0.5, semiring=sr, **kw)
+        F = np.vectorize(lambda x: Fraction(x) if math.isfinite(x) else float(x), otypes=[object])
+        kwx = {n: (F(b) if n == "bias" else b) for n, b in kw.items()}
+        want = tropical(F(q), F(k), F(v), scale=Fraction(1, 2), semiring=sr, **kwx)
+        np.testing.assert_allclose(got, want.astype(float), rtol=1e-15, atol=0)

@@ -12,7 +12,9 @@ score (``-inf`` in max-plus, ``+inf`` in min-plus); a query that sees no key get
 Exact input (integers, Fractions, sympy rationals) gives exact output (a NumPy object array of Fractions),
 including exact tie detection, even with the default irrational scale ``1/sqrt(d)`` (a float scale is taken
 as the rational number it stores).  Float input ties on exactly equal computed scores; identical keys always
-tie (their score is computed once, whatever a GEMM's rounding does in different columns).
+tie (their score is computed once, whatever a GEMM's rounding does in different columns).  A row with a score
+beyond the float range (finite ``q`` and ``k``, ``|scale q.k| > 1.8e308``, or 65504 in float16) is decided on
+the exact scores of the floats' values instead, its tied values averaged in the input's dtype.
 """
 
 from __future__ import annotations
@@ -75,7 +77,13 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
     P = prepare(q, k, v, mask, bias, scale, causal, fname="tropical")
     xp = P.xp
     dt = P.q.dtype
-    s = _same_key_same_score(xp.matmul(P.q, xp.matrix_transpose(P.k)) * P.scale, P.k, xp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = _same_key_same_score(xp.matmul(P.q, xp.matrix_transpose(P.k)) * P.scale, P.k, xp)
+    # rows with a score beyond the dtype's range (q and k are finite): the overflowed scores order nothing;
+    # they are recomputed exactly below (0 meanwhile: an infinite score is no element of the semiring)
+    over = xp.logical_not(xp.all(xp.isfinite(s), axis=-1))
+    if bool(xp.any(over)):
+        s = xp.where(over[..., None], xp.zeros_like(s), s)
     E = block_extra(P, slice(0, P.n_q), slice(0, P.n_k), dt)
     if sr.sense == -1:
         if E is not None:  # E holds -bias (and -inf for masked pairs): back to min-plus scores
@@ -87,7 +95,52 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
     w = xp.astype(tie, dt)
     cnt = xp.sum(w, axis=-1)
     out = xp.matmul(w, P.v) / xp.where(cnt > 0, cnt, xp.ones_like(cnt))[..., None]
+    if bool(xp.any(over)):
+        out = _overflowed_rows(P, E, over, out, sr)
     return out
+
+
+def _int_rows(x: np.ndarray):
+    """``(X, t)`` with ``X`` the object array of Python ints ``x * 2**t`` (exact; one ``t`` for all of ``x``)."""
+    ratios = [float(a).as_integer_ratio() for a in x.ravel()]
+    t = max((den.bit_length() - 1 for _, den in ratios), default=0)
+    X = np.empty(x.shape, dtype=object)
+    X.ravel()[:] = [num << (t - (den.bit_length() - 1)) for num, den in ratios]
+    return X, t
+
+
+def _overflowed_rows(P, E, over, out, sr):
+    """``out`` with the rows ``over`` (a score ``scale * q.k`` beyond the float range, from finite ``q`` and
+    ``k``: ``+inf``/``-inf`` ties or a row that looked fully masked) recomputed from the exact scores of the
+    floats' rational values: the best keys and their ties are exact there, their values averaged in the
+    input's dtype.  (``q = [[-1e200]]``, ``k = [[1e200], [2e200]]`` gave the output of a row that sees no
+    key.)"""
+    xp = P.xp
+    batch = tuple(P.batch_shape)
+    qn = np.broadcast_to(np.asarray(to_numpy(P.q), dtype=np.float64), batch + (P.n_q, P.d))
+    kn = np.broadcast_to(np.asarray(to_numpy(P.k), dtype=np.float64), batch + (P.n_k, P.d))
+    vn = np.broadcast_to(np.asarray(to_numpy(P.v), dtype=np.float64), batch + (P.n_k, P.d_v))
+    En = None if E is None else np.broadcast_to(np.asarray(to_numpy(E), dtype=np.float64), batch + (P.n_q, P.n_k))
+    sc = Fraction(float(P.scale))
+    res = np.array(to_numpy(out), dtype=np.float64, copy=True).reshape(batch + (P.n_q, P.d_v))
+    K = {}
+    for idx in map(tuple, np.argwhere(np.asarray(to_numpy(over)))):
+        h, i = idx[:-1], idx[-1]
+        if h not in K:
+            K[h] = _int_rows(kn[h])
+        Ki, tk = K[h]
+        Qi, tq = _int_rows(qn[h + (i,)])
+        dots = Ki.dot(Qi)  # exact Python ints: (q.k) 2**(tq + tk)
+        e = En[h + (i,)] if En is not None else np.zeros(P.n_k)
+        vis = [j for j in range(P.n_k) if math.isfinite(e[j])]  # (-inf: masked; min-plus E holds -bias)
+        score = {j: Fraction(int(dots[j]), 1 << (tq + tk)) * sc + sr.sense * Fraction(float(e[j])) for j in vis}
+        if not score:
+            res[idx] = 0.0
+            continue
+        best = max(score.values()) if sr.sense == 1 else min(score.values())
+        ties = [j for j in vis if score[j] == best]
+        res[idx] = vn[h][ties].mean(axis=0)
+    return from_numpy(res.astype(to_numpy(out).dtype, copy=False), out)
 
 
 def _same_key_same_score(s, k, xp):
