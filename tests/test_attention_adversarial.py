@@ -634,3 +634,25 @@ def test_tropical_rows_whose_scores_overflow_are_exact():
         kwx = {n: (F(b) if n == "bias" else b) for n, b in kw.items()}
         want = tropical(F(q), F(k), F(v), scale=Fraction(1, 2), semiring=sr, **kwx)
         np.testing.assert_allclose(got, want.astype(float), rtol=1e-15, atol=0)
+
+
+def test_dense_raises_when_scores_leave_the_float_range():
+    """Regression: finite q and k whose scores overflow gave NaN (a +inf maximum) or the zero row of a query that
+    sees no key (every score -inf) without a word; dense is the reference of every method."""
+    from tropix.errors import FloatOverflowError
+
+    v = np.array([[1.0], [0.0]])
+    for q, k in (([[1e200]], [[1e200], [1.0]]), ([[-1e200]], [[1e200], [2e200]])):
+        with pytest.raises(FloatOverflowError, match="leave the float range"):
+            dense(np.array(q), np.array(k), v, scale=1.0)
+        with pytest.raises(FloatOverflowError):
+            dense(torch.tensor(q, dtype=torch.float64), torch.tensor(k, dtype=torch.float64), torch.tensor(v), scale=1.0)
+    with pytest.raises(FloatOverflowError):  # float16 scores overflow at 65504
+        dense(*(torch.tensor(x, dtype=torch.float16) for x in ([[300.0]], [[300.0], [301.0]], [[1.0], [0.0]])), scale=1.0)
+    # what stays legitimate: a fully masked row whose scores overflow, keys whose overflowed scores lose to a
+    # finite maximum (weight 0), a huge finite bias
+    assert dense(np.array([[1e200]]), np.array([[1e200], [1e200]]), v, scale=1.0,
+                 mask=np.array([[False, False]])).tolist() == [[0.0]]
+    assert dense(np.array([[-1e200]]), np.array([[1e200], [1.0]]), v, scale=1.0).tolist() == [[0.0]]
+    assert dense(np.array([[1.0]]), np.array([[1.0], [1.0]]), v, scale=1.0,
+                 bias=np.array([[1.7e308, -np.inf]])).tolist() == [[1.0]]

@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from .._array import to_numpy
+from ..errors import FloatOverflowError
 from .bounds import rounding_bound
 from ._inputs import Prepared, add_block_extra_numpy, bias_row_stats, block_extra, prepare
 
@@ -52,6 +53,9 @@ def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int
     Raises
     ------
     ShapeError, NaNError, EmptyInputError, BackendMismatchError, ConventionError
+    FloatOverflowError
+        When scores ``scale * q.k + bias`` of finite inputs leave the float range (their softmax is beyond it
+        too; :func:`tropix.attention.tropical` decides the best keys of such scores exactly).
 
     Examples
     --------
@@ -64,10 +68,12 @@ def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int
     array([[0.]])
     """
     P = prepare(q, k, v, mask, bias, scale, causal, fname="dense")
-    return _dense(P, block)
+    return _dense(P, block, strict=True)
 
 
-def _dense(P: Prepared, block: int | None = None):
+def _dense(P: Prepared, block: int | None = None, strict: bool = False):
+    """The recurrence; ``strict``: scores beyond the float range raise (:func:`_check_no_overflow`), else their
+    rows come out NaN or zero (the certified methods then report an infinite bound)."""
     xp = P.xp
     q, k, v = P.q, P.k, P.v
     dtype = q.dtype
@@ -84,7 +90,7 @@ def _dense(P: Prepared, block: int | None = None):
     if n_q == 0:
         return xp.zeros(P.batch_shape + (0, P.d_v), dtype=dtype)
     if isinstance(q, np.ndarray):
-        return _dense_numpy(P, block, qblock)
+        return _dense_numpy(P, block, qblock, strict)
     kT = xp.matrix_transpose(k)
     outs = []
     for qs0 in range(0, n_q, qblock):
@@ -114,6 +120,8 @@ def _dense(P: Prepared, block: int | None = None):
                 l = l * alpha + xp.sum(p, axis=-1)
                 acc = acc * alpha[..., None] + xp.matmul(p, v[..., ks, :])
             m = m_new
+        if strict:
+            _check_no_overflow(P, qs, m)
         l_safe = xp.where(l > 0, l, xp.ones_like(l))
         outs.append(acc / l_safe[..., None])
     if len(outs) == 1:
@@ -135,8 +143,13 @@ def _key_stop(P: Prepared, qs: slice) -> int:
     return max(1, min(P.n_k, qs.stop)) if P.causal else P.n_k
 
 
-def _dense_numpy(P: Prepared, block: int, qblock: int):
+def _dense_numpy(P: Prepared, block: int, qblock: int, strict: bool = False):
     """The same recurrence for NumPy inputs, with in-place updates (no autograd to preserve)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # (scores beyond the float range: raised, with the cause)
+        return _dense_numpy_blocks(P, block, qblock, strict)
+
+
+def _dense_numpy_blocks(P: Prepared, block: int, qblock: int, strict: bool):
     q, k, v = P.q, P.k, P.v
     n_q = P.n_q
     kT = np.swapaxes(k, -1, -2)
@@ -179,8 +192,36 @@ def _dense_numpy(P: Prepared, block: int, qblock: int):
                 acc *= alpha[..., None]
                 acc += np.matmul(s, v[..., ks, :])
             m = m_new
+        if strict:
+            _check_no_overflow(P, qs, m)
         out[..., qs, :] = acc / np.where(l > 0, l, 1.0)[..., None]
     return out
+
+
+def _check_no_overflow(P: Prepared, qs: slice, m) -> None:
+    """Raise :class:`~tropix.errors.FloatOverflowError` when a score of the query block ``qs`` left the float
+    range (finite inputs): a row maximum ``m`` of ``+inf`` or NaN (its output was NaN), or ``-inf`` for a row that
+    sees a key (every score it sees overflowed to ``-inf``: its output was that of a row that sees no key).
+    Cheap on ordinary input (a look at the maxima); the scores of a block are recomputed only when a row's
+    maximum is ``-inf`` (a fully masked row)."""
+    mn = np.asarray(to_numpy(m), dtype=np.float64)
+    if np.isfinite(mn).all():
+        return
+    msg = ("dense: the scores scale * q.k + bias of some queries leave the float range ({}); softmax of such "
+           "scores is beyond it too: rescale q or k (tropix.attention.tropical decides their best keys exactly)")
+    if np.isnan(mn).any() or np.isposinf(mn).any():
+        raise FloatOverflowError(msg.format("+inf or NaN"))
+    stop = _key_stop(P, qs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        raw = (np.asarray(to_numpy(P.q), dtype=np.float64)[..., qs, :] * P.scale) @ np.swapaxes(
+            np.asarray(to_numpy(P.k), dtype=np.float64)[..., :stop, :], -1, -2)
+    rows = np.isneginf(mn)[..., None]
+    if np.isfinite(raw).all():
+        return  # (rows that see no key)
+    E = block_extra(P, qs, slice(0, stop), P.q.dtype)
+    vis = True if E is None else np.asarray(to_numpy(E), dtype=np.float64) != -np.inf
+    if np.any(rows & vis & ~np.isfinite(raw)):
+        raise FloatOverflowError(msg.format("-inf for every key a query sees"))
 
 
 def _rownorm(x: np.ndarray) -> np.ndarray:
