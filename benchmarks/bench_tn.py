@@ -202,7 +202,7 @@ def bench_ttmatrix():
 
                 Wt = W.reshape(rd + cd)
                 t, fac = best_time(lambda: tensor_train_matrix(Wt, rank=list(T.ranks)))
-                row("tensorly.tensor_train_matrix", t, t0, max(T.ranks), sum(f.size for f in fac.factors),
+                row("tensorly.tensor_train_matrix", t, t0, max(fac.rank), sum(f.size for f in fac.factors),
                     rel_err(tl.tt_matrix_to_tensor(fac).reshape(M, N), W), "given tropix's ranks")
             else:
                 row("tensorly.tensor_train_matrix", None, t0)

@@ -141,21 +141,25 @@ def synthetic() -> None:
     for tt_eps in (1e-6, 0.1):
         try:
             r = tt_compressed(X, X, compress_projections(*W, eps=tt_eps), weights=W, check=True)
-            report(f"tt_compressed tt_eps={tt_eps:g}", True, f"max bound {r.bound.max():.2e}  params "
-                   f"{r.counters['tt_params']}/{r.counters['dense_params']}")
+            # here too against dense attention of the exact projections (not only tt_compressed's own check)
+            err = np.linalg.norm(np.asarray(r.output) - dense(X @ W[0], X @ W[1], X @ W[2]), axis=-1)
+            report(f"tt_compressed tt_eps={tt_eps:g}", bool(np.all(err <= r.bound + r.reference_slack)),
+                   f"max err/bound {float(np.max(err / np.maximum(r.bound, 1e-300))):.3f}  max bound "
+                   f"{r.bound.max():.2e}  params {r.counters['tt_params']}/{r.counters['dense_params']}")
         except Exception as err:  # noqa: BLE001 - any failure is reported
             report(f"tt_compressed tt_eps={tt_eps:g}", False, repr(err))
 
 
 def real() -> None:
-    try:
-        from tropix.models import extract, load_model
-        from tropix.models.corpus import default_corpus
+    from tropix.models import extract, load_model
+    from tropix.models.corpus import default_corpus
 
-        ex = extract(load_model(), default_corpus(4))
-    except Exception as err:  # noqa: BLE001 - the model is optional for this script
+    try:
+        model = load_model()
+    except Exception as err:  # noqa: BLE001 - the model is optional for this script (its extraction is not)
         print(f"note: real Q/K skipped ({type(err).__name__}: {err})")
         return
+    ex = extract(model, default_corpus(4))
     for layer, head in ((0, 0), (2, 3), (5, 7)):
         q = np.concatenate([s.q[layer, head] for s in ex.sequences]).astype(np.float64)
         k = np.concatenate([s.k[layer, head] for s in ex.sequences]).astype(np.float64)

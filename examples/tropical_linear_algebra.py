@@ -83,7 +83,9 @@ for trial in range(30):
     ok_val += lam == lam_ref
     x = eigenvector(A)
     Ax = matmul(A, x)
-    ok_vec += all((a == -INF and v == -INF) or (v != -INF and a == v + lam) for a, v in zip(Ax, x)) if lam != -INF else True
+    # (the all -inf vector satisfies A ⊗ x = λ ⊗ x trivially: an eigenvector needs a finite entry)
+    ok_vec += (any(v != -INF for v in x) and all(
+        (a == -INF and v == -INF) or (v != -INF and a == v + lam) for a, v in zip(Ax, x))) if lam != -INF else True
     crit_ref = {(c[k], c[(k + 1) % len(c)]) for m, c in means if m == lam_ref for k in range(len(c))}
     ok_crit += set(critical_graph(A).edges) == crit_ref
 claim(f"eigenvalue on 30 random reducible/irreducible matrices: {ok_val}/30 exact", ok_val == 30)

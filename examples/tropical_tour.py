@@ -1,6 +1,6 @@
 """A tour of tropix's tropical algebra, as a validation script: every printed claim is checked.
 
-Run with ``make demo`` (or ``python examples/tropical_tour.py``); exits non-zero on any mismatch.
+Run with ``python examples/tropical_tour.py`` (``make test`` runs it among the fast examples); exits non-zero on any mismatch.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ failures: list[str] = []
 
 
 def check(label: str, got, want) -> None:
-    ok = bool(np.all(np.asarray(got, dtype=object) == np.asarray(want, dtype=object)))
+    g, w = np.asarray(got, dtype=object), np.asarray(want, dtype=object)
+    ok = g.shape == w.shape and bool(np.all(g == w))  # (same shape: broadcasting let an empty result pass)
     print(f"  [{'ok' if ok else 'MISMATCH'}] {label}: {got!r}")
     if not ok:
         failures.append(f"{label}: got {got!r}, expected {want!r}")
