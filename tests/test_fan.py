@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -422,7 +423,9 @@ def test_lp_regime_thin_point_sets_against_the_exact_hull(pts, sx, swap):
 
 def test_lp_regime_coordinate_extents_1e200_apart_with_biases():
     # per-coordinate scaling made the witnesses overflow: raw OverflowError in are_adjacent, every key
-    # 'undecided'; every key reported a vertex still has a valid witness (checked exactly)
+    # 'undecided'; every key reported a vertex still has a valid witness (checked exactly).  The fallback
+    # without that scaling then dropped the x direction (extent 2e-40 beside 1e160) and called the walls of
+    # key 0 with keys 1, 2, 3 absent: the exact fan has every edge but 1-3.
     K = [[0, 0], [1e-40, 1e160], [2e-40, 0], [1e-40, -1e160]]
     b = [0, 0, 1e160, 0]
     R = argmax_vertices(K, b)
@@ -431,9 +434,260 @@ def test_lp_regime_coordinate_extents_1e200_apart_with_biases():
         q = [Fraction(float(x)) for x in R.witness(j)]
         sc = [sum(Fraction(x) * y for x, y in zip(k, q)) + Fraction(bb) for k, bb in zip(K, b)]
         assert all(sc[j] > v for i, v in enumerate(sc) if i != j)
+    edges = set(normal_fan(K, b).graph.edges())
+    assert edges == {(0, 1), (0, 2), (0, 3), (1, 2), (2, 3)}
     for i, j in itertools.combinations(range(4), 2):
         r = are_adjacent(K, i, j, b)
-        if r.adjacent:  # (a positive answer comes with an exactly certified tie)
+        assert r.adjacent == ((i, j) in edges) and r.status == ("adjacent" if r.adjacent else "not adjacent")
+        if r.adjacent:  # the witness, the exact tie point rounded to floats: i and j ahead of the others
             q = [Fraction(float(x)) for x in r.witness]
             sc = [sum(Fraction(x) * y for x, y in zip(k, q)) + Fraction(bb) for k, bb in zip(K, b)]
-            assert sc[i] == sc[j] and all(sc[i] > v for t, v in enumerate(sc) if t not in (i, j))
+            assert all(min(sc[i], sc[j]) > v for t, v in enumerate(sc) if t not in (i, j))
+
+
+# ------------------------------------------------------------------ LP regime: ulps, rotated thin sets, soundness
+def _lifted_upper_hull_1d(P):
+    """Exact classification of 1-D lifted points ``(x, b)`` (Fractions, distinct x): ``"corner"`` (a vertex of
+    the upper hull), ``"edge"`` (on it, between two corners) or ``"below"``."""
+    order = sorted(range(len(P)), key=lambda i: P[i][0])
+    hull = []
+    for i in order:  # monotone chain: keep right turns only
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2), (x3, y3) = P[hull[-2]], P[hull[-1]], P[i]
+            if (x2 - x1) * (y3 - y1) - (y2 - y1) * (x3 - x1) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    out = []
+    for i, (x, y) in enumerate(P):
+        if i in hull:
+            out.append("corner")
+            continue
+        k = next(t for t in range(len(hull) - 1) if P[hull[t]][0] < x < P[hull[t + 1]][0]) if (
+            P[hull[0]][0] < x < P[hull[-1]][0]) else None
+        if k is None:
+            out.append("below")
+            continue
+        (x1, y1), (x2, y2) = P[hull[k]], P[hull[k + 1]]
+        on = y1 + (y2 - y1) * (x - x1) / (x2 - x1)
+        out.append("edge" if y == on else "below")
+    return out
+
+
+def _exact_wins(K, b, q, j):
+    """j alone has the best exact score at the float query q (the rational values of the floats)."""
+    qf = [Fraction(float(v)) for v in np.ravel(q)]
+    sc = [sum(Fraction(float(x)) * y for x, y in zip(k, qf)) + Fraction(float(0 if b is None else b[i]))
+          for i, k in enumerate(K)]
+    return all(sc[j] > v for i, v in enumerate(sc) if i != j)
+
+
+def test_lp_regime_ulp_apart_keys_with_biases_example():
+    # keys 2^20 + i·2^-32 with biases 0, -1, -3, -6: in units of the spacing the lifted points (i, b_i) have
+    # slopes -1, -2, -3, so all four are vertices; the float scores of the LP's witness for key 2 (size 2^52)
+    # ranked key 3 first, and the exact check ran only when they ranked key 2 first: "undecided"
+    K = [[2.0**20 + i * 2.0**-32] for i in range(4)]
+    b = [0.0, -1.0, -3.0, -6.0]
+    assert _lifted_upper_hull_1d([(Fraction(k[0]), Fraction(v)) for k, v in zip(K, b)]) == ["corner"] * 4
+    R = argmax_vertices(K, b)
+    assert R.status.tolist() == ["vertex"] * 4
+    for j in range(4):
+        assert _exact_wins(K, b, R.witness(j), j)
+
+
+@settings(max_examples=40)
+@given(st.integers(-60, 60), st.booleans(), st.lists(st.integers(-8, 0), min_size=2, max_size=7),
+       st.sampled_from([MaxPlus, MinPlus]))
+def test_lp_regime_ulp_apart_keys_with_biases_against_the_exact_lifted_hull(e, neg, bias, S):
+    # keys x0 + i·ulp (i = 0, 1, ...) with small integer biases: their scores at any useful witness differ
+    # by less than the float rounding bound, so the witness is checked exactly; every key is decided
+    x0 = (-1.0 if neg else 1.0) * 1.5 * 2.0**e
+    u = float(np.spacing(x0)) * (-1.0 if neg else 1.0)
+    K = [[x0 + i * u] for i in range(len(bias))]
+    b = [float(v) for v in bias]
+    s = S.sense
+    want = _lifted_upper_hull_1d([(Fraction(k[0]) * s, Fraction(v) * s) for k, v in zip(K, b)])
+    R = argmax_vertices(K, b, semiring=S)
+    for j, (st_, w) in enumerate(zip(R.status.tolist(), want)):
+        assert (st_ == "vertex") == (w == "corner"), (j, st_, w)
+        if w == "edge":
+            assert st_ == "boundary"  # (ties with its neighbours on their wall: never "interior")
+        if w == "below":
+            assert st_ in ("interior", "boundary")
+    for j in R.vertices:
+        assert unique_winner(K, b, R.witness(j).tolist(), j, s)
+
+
+def test_lp_regime_64d_keys_a_few_ulps_apart_are_all_vertices():
+    # base + (±1 ulp in 3 of the 32 coordinates): the keys lie on an ellipsoid (in units of each coordinate's
+    # spacing), so every one is a vertex; 3 of them stayed "undecided" (their float scores did not rank them
+    # first at the LP's witness, so the exact check never ran)
+    rng = np.random.default_rng(0)
+    n, d = 60, 32
+    base = rng.normal(size=d) * 1e3
+    pats = set()
+    while len(pats) < n:
+        pats.add((tuple(sorted(rng.choice(d, 3, replace=False).tolist())), tuple(rng.choice([-1, 1], 3).tolist())))
+    K = np.tile(base, (n, 1))
+    for i, (cols, signs) in enumerate(sorted(pats)):
+        for c, sg in zip(cols, signs):
+            K[i, c] = np.nextafter(base[c], sg * np.inf)
+    up, down = np.nextafter(base, np.inf) - base, base - np.nextafter(base, -np.inf)
+    assert np.array_equal(up, down)  # (one spacing per coordinate: the ellipsoid argument holds)
+    R = argmax_vertices(K)
+    assert R.status.tolist() == ["vertex"] * n
+    for j in rng.choice(n, 10, replace=False):
+        assert _exact_wins(K, None, R.witness(j), j)
+
+
+_PYTHAGOREAN = [(3, 4, 5), (5, 12, 13), (8, 15, 17), (20, 21, 29)]
+
+
+@settings(max_examples=40)
+@given(st.lists(st.tuples(st.integers(-6, 6), st.integers(-3, 3)), min_size=3, max_size=9),
+       st.sampled_from([2**40, 2**44, 1]), st.sampled_from(_PYTHAGOREAN), st.booleans())
+def test_lp_regime_rotated_thin_point_sets_against_the_exact_hull(pts, sx, abc, as_float):
+    # a set 1e12-1e15 times wider than high, rotated exactly (integer points times [[a, -b], [b, a]], a Pythagorean
+    # triple): the per-coordinate scaling only helped axis-aligned sets, whitening dropped the height, and the
+    # middle keys were called "interior" and hull neighbours non-adjacent.  Against the exact hull: vertices,
+    # no undecided key, the adjacency of every pair of hull vertices (certified both ways).
+    a, bb, _ = abc
+    P = [(x * sx * a - y * bb, x * sx * bb + y * a) for x, y in pts]
+    K = [[float(p), float(q)] for p, q in P] if as_float else [list(p) for p in P]
+    assert all(Fraction(float(v)) == v for p in P for v in p)  # (integers below 2^53: exact floats)
+    _check_against_the_exact_hull(K, [(Fraction(p), Fraction(q)) for p, q in P])
+
+
+@settings(max_examples=30)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=3, max_size=9), st.integers(-30, 50))
+def test_lp_regime_2d_keys_ulps_apart_against_the_exact_hull(pts, e):
+    # keys base + (i ulp_x, j ulp_y): in units of the spacings an integer pattern, whose hull is the exact one
+    bx, by = 1.5 * 2.0**e, -1.25 * 2.0 ** (e // 2)
+    ux, uy = float(np.spacing(bx)), float(np.spacing(abs(by)))
+    K = [[bx + i * ux, by + j * uy] for i, j in pts]
+    assert all(Fraction(k[0]) == Fraction(bx) + i * Fraction(ux) and Fraction(k[1]) == Fraction(by) + j * Fraction(uy)
+               for k, (i, j) in zip(K, pts))
+    _check_against_the_exact_hull(K, [(Fraction(x), Fraction(y)) for x, y in K])
+
+
+def _check_against_the_exact_hull(K, P):
+    """Statuses and adjacency of 2-D keys K (exact values P) against the exact hull: vertices, no undecided key,
+    interior/boundary by exact orientation tests, every pair of hull vertices adjacent iff hull neighbours."""
+    H = _exact_hull_2d(P)
+    hv = set(H)
+    R = argmax_vertices(K)
+    first = {}
+    for i, p in enumerate(P):
+        first.setdefault(p, i)
+        assert (R.status[i] == "vertex") == (p in hv), (i, p, R.status[i])
+        assert R.status[i] != "undecided"
+    if len(H) >= 3:  # the interior of the polygon, exactly: orientation tests against every edge
+        for i, p in enumerate(P):
+            if p in hv:
+                continue
+            cr = [(e2[0] - e1[0]) * (p[1] - e1[1]) - (e2[1] - e1[1]) * (p[0] - e1[0])
+                  for e1, e2 in zip(H, H[1:] + H[:1])]
+            assert R.status[i] == ("interior" if all(c > 0 for c in cr) else "boundary"), (i, p, R.status[i])
+    for u, v in itertools.combinations(H, 2):
+        r = are_adjacent(K, first[u], first[v])
+        neighbours = len(H) == 2 or abs(H.index(u) - H.index(v)) in (1, len(H) - 1)
+        assert r.adjacent == neighbours and r.status == ("adjacent" if neighbours else "not adjacent"), (u, v, r)
+
+
+@pytest.mark.parametrize("angle", [math.pi / 4, 0.3, 1e-3])
+def test_lp_regime_float_rotated_thin_triangle(angle):
+    # the triangle (0, 0), (1e15, 1), (2e15, 0) rotated in floating point: its middle key was "interior" and
+    # no two keys adjacent; the exact hull of the rotated floats has all three as vertices
+    c, s = math.cos(angle), math.sin(angle)
+    K = (np.array([[0.0, 0.0], [1e15, 1.0], [2e15, 0.0]]) @ np.array([[c, -s], [s, c]]).T).tolist()
+    assert len(_exact_hull_2d([(Fraction(x), Fraction(y)) for x, y in K])) == 3
+    R = argmax_vertices(K)
+    assert R.status.tolist() == ["vertex"] * 3
+    for j in range(3):
+        assert _exact_wins(K, None, R.witness(j), j)
+    for i, j in itertools.combinations(range(3), 2):
+        assert are_adjacent(K, i, j).status == "adjacent"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_lp_regime_sets_thin_along_several_directions_against_the_exact_fan(seed):
+    # rotated sets with extents 1e-14 .. 1 along their axes: the offsets from the kept directions' span, taken
+    # exactly, were nearly parallel to each other (thin along directions 1e-8 and 1e-14 of the width) and the
+    # LP's certificate could not be verified; they are whitened again in exact arithmetic
+    rng = np.random.default_rng(seed)
+    d, n = 5, 10
+    Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    s = 10.0 ** np.array([0, -3, -8, -11, -14])
+    K = (rng.normal(size=(n, d)) * s) @ Q.T
+    b = rng.normal(size=n) if seed % 2 else None
+    F = normal_fan(K, b)
+    R = argmax_vertices(K, b)
+    assert R.is_vertex.tolist() == [F.point_vertex[i] in F.vertices for i in range(n)]
+    assert "undecided" not in R.status.tolist()
+    for i, j in itertools.combinations(F.vertices, 2):
+        r = are_adjacent(K, i, j, b)
+        assert r.adjacent == F.graph.has_edge(i, j) and r.status != "undecided", (i, j, r)
+
+
+@pytest.mark.parametrize("gap", [2.0**-40, 1e-13, 2.0**-52])
+def test_lp_regime_negative_answers_need_a_verified_certificate(gap):
+    # keys 0, 1, 1 + gap with biases 0, 0, -1: key 2 wins for q > 1/gap, but the float LP (which drops such
+    # tiny coefficients) found margin -1 and called it "interior", and keys 1 and 2 "not adjacent".  "Cannot
+    # win" and "not adjacent" now need the LP's dual combination verified; this one is not (exactly, key 2
+    # is not key 1), so the answer is "undecided", never a wrong "cannot win"
+    K, b = [[0.0], [1.0], [1.0 + gap]], [0.0, 0.0, -1.0]
+    assert _lifted_upper_hull_1d([(Fraction(k[0]), Fraction(v)) for k, v in zip(K, b)]) == ["corner"] * 3
+    R = argmax_vertices(K, b)
+    assert R.status[2] in ("vertex", "undecided")
+    if R.status[2] == "vertex":
+        assert _exact_wins(K, b, R.witness(2), 2)
+    assert are_adjacent(K, 1, 2, b).status in ("adjacent", "undecided")
+    assert are_adjacent(K, 0, 1, b).status == "adjacent" and are_adjacent(K, 0, 2, b).status == "not adjacent"
+
+
+def test_lp_regime_exactly_flat_keys_keep_their_verdicts():
+    # keys exactly on a line (in the plane and in 5-d, integers and floats): the dropped directions are
+    # proved flat (exact integer normals), so interior keys stay "interior", with a verified certificate
+    for K in ([[0, 0], [1, 1], [2, 2], [3, 3]], [[0.0, 0], [1, 2], [2, 4], [0.5, 1]],
+              (np.outer(np.arange(6), [1, -2, 3, 0, 5]) + 7).tolist()):
+        R = argmax_vertices(K)
+        n = len(K)
+        xs = [k[0] for k in K]
+        lo, hi = int(np.argmin(xs)), int(np.argmax(xs))
+        assert [R.status[i] == "vertex" for i in range(n)] == [i in (lo, hi) for i in range(n)]
+        assert all(R.status[i] == "interior" for i in range(n) if i not in (lo, hi))
+        assert are_adjacent(K, lo, hi).status == "adjacent"
+        mid = next(i for i in range(n) if i not in (lo, hi))
+        assert are_adjacent(K, lo, mid).status == "not adjacent"
+
+
+def test_adjacency_status_of_the_square():
+    sq = [[0, 0], [1, 0], [0, 1], [1, 1]]
+    assert [are_adjacent(sq, 0, j).status for j in (1, 2, 3)] == ["adjacent", "adjacent", "not adjacent"]
+    assert [are_adjacent(sq, 0, j, [0, 0, 0, 1]).status for j in (1, 2, 3)] == ["adjacent", "adjacent", "adjacent"]
+    # equal keys with different biases never tie (a key between them on their segment left no LP at all, and
+    # the answer was "undecided")
+    assert [are_adjacent([[1.0, 2.0]] * 3, 0, j, [0, 1, 2]).status for j in (1, 2)] == ["not adjacent"] * 2
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 6), st.integers(0, 6), st.integers(0, 10**6))
+def test_exact_nullspace(d, r, seed):
+    from tropix.tropical.argmax_lp import _nullspace
+
+    rng = np.random.default_rng(seed)
+    r = min(r, d)
+    A = [[int(v) * 10 ** int(e) for v, e in zip(rng.integers(-4, 5, d), rng.integers(0, 25, d))] for _ in range(r)]
+    if r >= 2 and seed % 3 == 0:
+        A[-1] = [2 * x - 3 * y for x, y in zip(A[0], A[1])]  # (rank deficient)
+    N = _nullspace(A, d)
+    import sympy
+
+    rank = sympy.Matrix(A).rank() if r else 0
+    if rank < r:
+        assert N is None
+        return
+    assert N is not None and len(N) == d - r
+    assert all(sum(a * x for a, x in zip(row, v)) == 0 for row in A for v in N)
+    assert not N or sympy.Matrix(N).rank() == d - r

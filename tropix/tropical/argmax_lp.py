@@ -22,12 +22,21 @@ relaxed LP already proves "cannot win" when its optimum is negative.
 Certification.  A key is reported as a vertex only with a witness ``q`` verified after the LP: exactly (in
 rational arithmetic) for exact input, and for floats with the rigorous rounding bound
 ``|fl(b + q·k) − (b + q·k)| ≤ γ_{d+1} (|b| + ‖q‖₂‖k‖₂)``, ``γ_m = m·u/(1 − m·u)``; where that bound cannot tell
-(keys a few units in the last place apart) the floats' exact rational values are compared in integer
-arithmetic.  Each coordinate is scaled to its own extent before the keys are whitened, so that a set far
-wider than high (a triangle ``2·10^15`` wide and 1 high) keeps its height.  "Cannot win" rests on
-the LP optimum being below ``-tol`` (in the normalised units); keys whose optimum lies within ``±tol``
-(on a face of the hull, e.g. ties) are reported as ``"boundary"``.  Exact copies of a key (same key and
-bias) tie with it; the copies are reported like their first occurrence (``duplicate_of``).
+(keys a few units in the last place apart) the floats' exact rational values of the keys left in doubt are
+compared in integer arithmetic (unless the bound already puts another key ahead).  "Cannot win" (``"interior"``,
+``"boundary"``) and "not adjacent" are reported only with a verified certificate: the LP's dual solution is a
+convex combination of other keys that reaches key ``j`` (or the line through two keys) at least as high,
+accepted if exact weights nearby provably exist, in floating point (the normalised data are an exact affine
+image of the keys up to a bounded rounding error, and the correction is bounded by the system's smallest
+singular value) or by exact elimination on the keys' rational values when the system is small.  Otherwise
+the key is ``"undecided"``.
+
+Normalisation.  Each coordinate is scaled to its own extent, then the keys are whitened, so that a set far wider
+than high keeps its height.  Directions of (numerically) no variance are dropped; when a "cannot win" or "not
+adjacent" answer needs it, they are decided exactly: the keys are flat along them (exact integer normals of
+the span of anchor keys), or their exact offsets from that span, whitened in exact arithmetic, are appended as
+new coordinates (a thin triangle at any angle).  Exact copies of a key (same key and bias) tie with it; the
+copies are reported like their first occurrence (``duplicate_of``).
 
 Examples
 --------
@@ -43,6 +52,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -123,7 +133,7 @@ def _scaled_norms(X: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- input
 @dataclass(frozen=True)
 class _Data:
-    K: np.ndarray  # float64, signed (max-plus form), normalised
+    K: np.ndarray  # float64, signed (max-plus form), normalised: n × r (the kept directions, r ≤ d)
     b: np.ndarray
     Kraw: np.ndarray  # signed, original units (float64)
     braw: np.ndarray
@@ -135,8 +145,11 @@ class _Data:
     homogeneous: bool  # no biases: LPs normalise q·(k_j - centroid) = 1
     float_exact: bool = True  # the float64 data equal the exact data (then float certification is rigorous)
     int_rows: Any = None  # exact rows scaled to integers (object array) when float certification is not rigorous
-    flattened: bool = False  # whitening dropped key directions of small but non-zero extent: no "interior" verdicts
+    flattened: bool = False  # directions were dropped without a proof that the keys are flat along them
+    # (then _unflatten decides: flat exactly, or exact coordinates along them appended)
     knorm: Any = None  # _scaled_norms(Kraw), for the certificates
+    Kerr: Any = None  # bound on |K - K*| entrywise, K* the exact image of the exact keys (same affine map)
+    berr: Any = None  # bound on |b - b*|
     cache: dict = field(default_factory=dict)  # made when first needed: integer rows of float data, key sums
 
 
@@ -173,7 +186,6 @@ def _prepare(keys, biases, semiring, whiten: bool = True, coord_scale: bool = Tr
     Kf, bf = s * Kf, s * bf
     exact_rows = None
     float_exact = True
-    flattened = False
     if exact:
         exact_rows = [[s * _fr(v) for v in list(r) + [bb]] for r, bb in zip(Kn, bn)]
         Mf = np.concatenate([Kf, bf[:, None]], axis=1)
@@ -190,40 +202,47 @@ def _prepare(keys, biases, semiring, whiten: bool = True, coord_scale: bool = Tr
         _, inv_first = np.unique(M, axis=0, return_index=True)
         _, inverse = np.unique(M, axis=0, return_inverse=True)
         first = inv_first[np.asarray(inverse).ravel()]
+    int_rows = _int_rows(exact_rows) if exact and not float_exact else None
+    cache: dict = {}
     c = Kf.mean(axis=0)
     Kc = Kf - c
-    # whitening: an affine change of the keys (preserves every answer) that makes the self-direction filter
-    # effective on anisotropic keys and drops directions without variance (lower-dimensional key sets)
+    # the normalised keys Z are the image of the exact keys under an exact affine map (given by the float
+    # values c, sk, M, zs) up to the rounding of Kc, X, one matrix product and the division by zs: Kerr
     sk = float(np.abs(Kc).max()) or 1.0
-    # each coordinate first scaled to its own extent (also an affine change): the covariance of a triangle
-    # 2e15 wide and 1 high had eigenvalues 1e30 apart, its height was dropped as flat and the LP called two
-    # of its edges non-adjacent; the scales are kept within 2^-900 of the largest (finite products below)
-    ext = np.abs(Kc).max(axis=0) / sk if n else np.ones(d)
-    cs = np.where(ext > 2.0**-900, ext, 1.0)  # coordinate j of Kc / sk is divided by cs[j]
+    X = Kc / sk
+    # each coordinate scaled to its own extent (also an affine change): the covariance of a triangle 2e15
+    # wide and 1 high had eigenvalues 1e30 apart; the scales are kept within 2^-900 of the largest
+    ext = np.abs(X).max(axis=0) if n else np.ones(d)
+    cs = np.where(ext > 2.0**-900, ext, 1.0)  # coordinate j of X is divided by cs[j]
     if not coord_scale:
         cs = np.ones_like(cs)
+    drop = None
     if whiten:
-        Ks = (Kc / sk) / cs[None, :]
+        # whitening: an affine change of the keys (preserves every answer) that makes the self-direction filter
+        # effective on anisotropic keys; directions without variance are dropped, and kept exactly if the keys
+        # are not exactly flat along them (_unflatten)
+        Ks = X / cs[None, :]
         C = Ks.T @ Ks / n
         lam, V = np.linalg.eigh(C)
         keep = lam > lam.max() * 1e-14 if lam.max() > 0 else np.zeros_like(lam, dtype=bool)
         M = (V[:, keep] / np.sqrt(lam[keep])[None, :]) / cs[:, None]  # d×r, in units of 1/sk
         if not keep.all():
-            # the dropped directions are treated as flat; if the keys extend along them beyond rounding, a
-            # key may be a vertex only through them (keys (0, 0), (1, 1e-9), (2, 0): the middle one was
-            # called "interior" with margin -inf), so negative LP margins then only mean "boundary"
-            Vk = V[:, keep]
-            R = Ks - (Ks @ Vk) @ Vk.T
-            flattened = bool(np.abs(R).max() > 64 * d * np.finfo(np.float64).eps)
+            drop = int((~keep).sum())
     else:
         M = np.eye(d)
     # M is kept in units of 1/sk: dividing by sk = 1e-310 overflowed to inf (linprog then crashed on NaN)
-    Z = (Kc / sk) @ M
+    Z = X @ M
     zs = float(np.abs(Z).max()) if Z.size else 1.0
     zs = zs or 1.0
     Z, M = Z / zs, M / zs
+    # rounding: Kc and X (γ_2), the product X @ M (γ_d), Z / zs (u), the keys' own rounding to float64 (inexact
+    # input); a tiny absolute term for underflow
+    Xa = np.abs(X) if float_exact else np.abs(X) + np.abs(Kf) / sk
+    with np.errstate(over="ignore", under="ignore"):
+        Kerr = (_gamma(d + 3) * (Xa @ np.abs(M)) + _U * np.abs(Z)) * (1 + 4 * _gamma(d + 3)) + 2.0**-1000
     bc = bf - bf.mean()
     sb = float(np.abs(bc).max()) or 1.0
+    berr = _gamma(3) * ((np.abs(bc) if float_exact else np.abs(bc) + np.abs(bf)) / sb) + 2.0**-1000
     # b + q·k = sb * (b' + q'·z) + const  when  q = sb * M q' / sk
     with np.errstate(over="ignore"):
         M_out = (sb * M.T) / sk
@@ -233,33 +252,245 @@ def _prepare(keys, biases, semiring, whiten: bool = True, coord_scale: bool = Tr
         # (coordinate extents 1e200 apart with biases: the scaled witnesses overflowed, raw OverflowErrors
         # followed) without the per-coordinate scaling, as before it
         return _prepare(keys, biases, semiring, whiten, coord_scale=False)
-    int_rows = _int_rows(exact_rows) if exact and not float_exact else None
+    # directions dropped while more than r + 1 distinct keys exist: the reduced problem is equivalent only if the
+    # keys are exactly flat along them, which _unflatten decides when a "cannot win" or "not adjacent" answer
+    # needs it (with at most r + 1 distinct keys, every key is an anchor and nothing is off their span)
+    flattened = bool(drop) and len(np.unique(first)) > Z.shape[1] + 1
+    cache["sb"] = sb
     return _Data(Z, bc / sb, Kf, bf, exact_rows, M_out, first, s, like, biases is None, float_exact, int_rows,
-                 flattened, _scaled_norms(Kf))
+                 flattened, _scaled_norms(Kf), Kerr, berr, cache)
+
+
+_THIN_BUDGET = 4_000_000  # exact integer operations allowed for the thin directions of one key set
+
+
+def _unflatten(D: _Data) -> _Data:
+    """The problem with the directions whitening dropped decided exactly (once per key set, cached).
+
+    Whitening keeps the ``r`` directions of clear variance.  The keys are exactly flat along the others only if
+    they lie in the affine span of ``r + 1`` anchor keys (chosen by a pivoted QR of the whitened keys).  The
+    exact integer normals ``N`` of that span give each key's offset ``N (k - k_a)`` from it: all zero proves
+    the reduced problem equivalent (same data, ``flattened=False``); otherwise a set of independent offset
+    columns (exact, rounded once, each scaled to extent 1) is appended to the keys, so that a triangle
+    ``2·10^15`` wide and 1 high at any angle keeps its height (an exact affine change of coordinates,
+    injective on the keys' affine hull).  Where that costs too much, ``D`` itself (still flattened); a random
+    integer combination of the offsets may then still prove the keys not flat (``cache["thin_real"]``: exact
+    certificates on the reduced problem's supports would fail, and are not tried).
+    """
+    if not D.flattened:
+        return D
+    if "unflat" not in D.cache:
+        thin = _thin_columns(D)
+        out = D
+        if thin is not None:
+            Zy, Qy = thin
+            with np.errstate(over="ignore"):
+                Mo = D.cache["sb"] * Qy
+            if np.isfinite(Mo).all():
+                keep = {k: v for k, v in D.cache.items() if k in ("int_rows", "int_den", "sb", "thin_real")}
+                out = dataclasses.replace(
+                    D, K=np.concatenate([D.K, Zy], axis=1), M_out=np.concatenate([D.M_out, Mo], axis=0),
+                    Kerr=np.concatenate([D.Kerr, _U * np.abs(Zy) + 2.0**-1000], axis=1), flattened=False,
+                    cache=keep)
+        D.cache["unflat"] = out
+    return D.cache["unflat"]
+
+
+def _thin_columns(D: _Data):
+    """``(Zy, Qy)`` for :func:`_unflatten`, or None: ``Zy`` (n × s, s = 0 for exactly flat keys) the new
+    normalised columns, ``Qy`` (s × d) their coefficients on the original keys (a witness ``q'`` maps to
+    ``q'_y @ Qy`` times the bias scale, added to the whitened part)."""
+    Z, first = D.K, D.first
+    n, r = Z.shape
+    d = D.Kraw.shape[1]
+    reps = np.unique(first)
+    if r * r * d > _THIN_BUDGET:
+        return None
+    Kint = _int_rows_cached(D)
+    den = D.cache["int_den"]
+    m = d - r
+    bits = max(abs(int(v)).bit_length() for v in Kint[reps, :d].ravel()) or 1
+    scale = max(1, bits // 64)
+    if r * r * d * scale > _THIN_BUDGET:
+        return None
+    # anchors: the key farthest from the centroid, then a pivoted QR of the offsets from it
+    import scipy.linalg
+
+    Zr = Z[reps]
+    a0 = int(np.argmax(np.einsum("ij,ij->i", Zr, Zr)))
+    anchors = []
+    if r:
+        R, piv = scipy.linalg.qr((Zr - Zr[a0]).T, mode="r", pivoting=True)
+        if not abs(R[r - 1, r - 1]) > 1e-6:  # (the whitened keys have unit variance along every kept direction)
+            return None
+        anchors = [int(reps[p]) for p in piv[:r]]
+    base = Kint[int(reps[a0]), :d]
+    N = _nullspace([[int(x) for x in (Kint[a, :d] - base)] for a in anchors], d)
+    if N is None or len(N) != m:  # the anchors are not exactly independent: leave it undecided
+        return None
+    Nt = np.empty((d, m), dtype=object)
+    for k, v in enumerate(N):
+        Nt[:, k] = v
+    if len(reps) * d * m * scale > _THIN_BUDGET:
+        rho = np.empty(m, dtype=object)
+        rho[:] = [int(v) for v in np.random.default_rng(0).integers(1, 2**62, m)]
+        if any((Kint[reps, :d] - base).dot(Nt.dot(rho))):
+            D.cache["thin_real"] = True
+        return None
+    Y = (Kint[:, :d] - base).dot(Nt)  # n × m exact offsets (integers)
+    cols = _independent_columns(Y[reps])
+    if not cols:
+        return np.zeros((n, 0)), np.zeros((0, d))
+    P, Zy, ys = _exact_whiten(Y[:, cols], scale)
+    # z_y(k)_t = Σ_c P[c, t] N_c·(k·den - base) / ys_t: its coefficients on k are den/ys_t Σ_c P[c, t] N_c
+    NP = np.array([N[c] for c in cols], dtype=object).T.dot(P)  # d × s integers
+    Qy = np.array([[_frac_to_float(Fraction(int(NP[i, t]) * den, ys[t])) for i in range(d)]
+                   for t in range(len(cols))]).reshape(len(cols), d)
+    return Zy, Qy
+
+
+def _exact_whiten(Y: np.ndarray, scale: int, rounds: int = 6):
+    """Columns of ``Y P`` (``Y`` an n × s integer matrix of full column rank, ``P`` an integer s × s matrix
+    built here), each scaled to extent 1 and rounded once: whitened by float eigendecompositions applied in
+    exact arithmetic, round after round, until the float covariance is well conditioned.  A set thin along
+    several directions at different scales (1e-8 and 1e-14 of its width) gave offset columns nearly parallel
+    to each other.  Returns ``(P, Zy, ys)`` with ``Zy[:, t] = (Y P)[:, t] / ys[t]`` rounded."""
+    n, s = Y.shape
+    P = np.empty((s, s), dtype=object)
+    P[:] = [[int(i == j) for j in range(s)] for i in range(s)]
+    YP = Y
+    for it in range(rounds + 1):
+        ys = [max(abs(int(v)) for v in YP[:, t]) for t in range(s)]
+        Zy = np.array([[float(Fraction(int(YP[i, t]), ys[t])) for t in range(s)] for i in range(n)]).reshape(n, s)
+        if s == 1 or it == rounds or n * s * s * scale * (it + 2) > _THIN_BUDGET:
+            break
+        Zc = Zy - Zy.mean(axis=0)
+        lam, V = np.linalg.eigh(Zc.T @ Zc)
+        if lam[0] > lam[-1] * 1e-6:  # (extents within a factor 1000 along every direction)
+            break
+        W = V / np.sqrt(np.maximum(lam, lam[-1] * 1e-300))[None, :]
+        W = W / np.abs(W).max(axis=0)  # (any scale: the columns are scaled to extent 1 afterwards)
+        Wi, _ = _float_int_rows(W)  # W times a power of two, exactly
+        Dm = np.empty((s, s), dtype=object)  # the column scaling 1/ys, up to the common factor prod(ys)
+        Dm[:] = 0
+        for t in range(s):
+            Dm[t, t] = math.prod(ys) // ys[t]
+        P = P.dot(Dm).dot(Wi)
+        YP = Y.dot(P)
+    return P, Zy, ys
+
+
+def _frac_to_float(x: Fraction) -> float:
+    """``float(x)``, ±inf beyond the float range (then the caller gives up on the new columns)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _nullspace(A: list, d: int):
+    """Integer basis of ``{x : A x = 0}`` for an integer matrix ``A`` of full row rank (rows of length ``d``),
+    or None if its rank is lower: fraction-free Gauss–Jordan elimination (Bareiss; every division exact), after
+    which each pivot row reads ``det·x_p + Σ_f a_f x_f = 0``, so ``x_f = det, x_p = -a_f`` for each free ``f``."""
+    M = [list(r) for r in A]
+    rows = len(M)
+    piv_cols = []
+    prev = 1
+    k = 0
+    for col in range(d):
+        if k == rows:
+            break
+        p = next((i for i in range(k, rows) if M[i][col] != 0), None)
+        if p is None:
+            continue
+        M[k], M[p] = M[p], M[k]
+        pk = M[k]
+        a = pk[col]
+        for i in range(rows):
+            if i != k:
+                ri = M[i]
+                f = ri[col]
+                M[i] = [(a * x - f * y) // prev for x, y in zip(ri, pk)]
+        prev = a
+        piv_cols.append(col)
+        k += 1
+    if k < rows:
+        return None
+    det = prev
+    pset = set(piv_cols)
+    out = []
+    for fc in range(d):
+        if fc in pset:
+            continue
+        v = [0] * d
+        v[fc] = det
+        for i, pc in enumerate(piv_cols):
+            v[pc] = -M[i][fc] if det > 0 else M[i][fc]
+        if det < 0:
+            v[fc] = -det
+        g = 0
+        for x in v:
+            g = math.gcd(g, x)
+        out.append([x // g for x in v] if g > 1 else v)
+    return out
+
+
+def _independent_columns(Y: np.ndarray) -> list:
+    """Indices of columns of the integer matrix ``Y`` on which its row space projects injectively (pivot
+    columns of an exact row reduction)."""
+    rows = [[Fraction(int(v)) for v in r] for r in Y if any(v != 0 for v in r)]
+    m = Y.shape[1]
+    cols = []
+    rk = 0
+    for col in range(m):
+        p = next((i for i in range(rk, len(rows)) if rows[i][col] != 0), None)
+        if p is None:
+            continue
+        rows[rk], rows[p] = rows[p], rows[rk]
+        pr = rows[rk]
+        for i in range(rk + 1, len(rows)):
+            if rows[i][col] != 0:
+                f = rows[i][col] / pr[col]
+                rows[i] = [a - f * b for a, b in zip(rows[i], pr)]
+        cols.append(col)
+        rk += 1
+        if rk == len(rows):
+            break
+    return cols
 
 
 # ------------------------------------------------------------------------------------------- certification
 def _certify(D: _Data, j: int, q_orig: np.ndarray) -> bool:
-    """Rigorous check that q makes j the unique winner among keys distinct from j."""
+    """Rigorous check that q makes j the unique winner among keys distinct from j.
+
+    Float scores with the rigorous rounding bound first; where the bound cannot tell (keys a few units in the
+    last place apart, or scores of size 2^52 at a large witness) the exact scores of the keys the bound leaves
+    in doubt, in integer arithmetic.  A key the bound proves ahead of ``j`` fails the check at once, so the
+    exact work is only spent where the float comparison could not decide.
+    """
     others = D.first != D.first[j]
     if not others.any():
         return True
+    if not np.isfinite(q_orig).all():
+        return False
     if D.exact_rows is not None and not D.float_exact:
         sc = _exact_scores(D, q_orig)
         return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
     with np.errstate(over="ignore", invalid="ignore"):  # overflowed scores give NaN/inf: not certified
         sc = D.braw + D.Kraw @ q_orig
         err = _score_err_tight(D.Kraw, D.braw, q_orig)  # one query: the matrix product costs no more
-        lo = sc[j] - err[j]
-        if bool(np.all(sc[others] + err[others] < lo)):
-            return True
-        # the rounding bound cannot tell (keys 1 and 1 + 2^-52, whose scores differ by less than it): the
-        # float data are rationals, so a query whose float scores put j ahead is checked exactly
-        plausible = np.isfinite(sc).all() and bool(np.all(sc[others] <= sc[j]))
-    if not plausible or not np.isfinite(q_orig).all():
-        return False
-    sc = _exact_scores(D, q_orig)
-    return bool(all(sc[i] < sc[j] for i in np.flatnonzero(others)))
+        if not (np.isfinite(sc).all() and np.isfinite(err).all()):
+            doubt = others
+        else:
+            lo, hi = sc[j] - err[j], sc[j] + err[j]
+            if bool(np.any(sc[others] - err[others] > hi)):  # a key certainly ahead of j
+                return False
+            doubt = others & (sc + err >= lo)
+            if not doubt.any():
+                return True
+    idx = np.flatnonzero(doubt)
+    sc = _exact_scores(D, q_orig, np.append(idx, j))
+    return bool(all(v < sc[-1] for v in sc[:-1]))
 
 
 def _axis_candidates(D: _Data) -> dict:
@@ -292,13 +523,10 @@ def _axis_witness(D: _Data, j: int, cand: dict):
     return None
 
 
-def _exact_scores(D: _Data, q: np.ndarray) -> list:
-    """Exact scores (scaled by a positive common factor) of every key at the float query q: integer arithmetic."""
-    Kint = D.int_rows
-    if Kint is None:  # float input: its values exactly, as integers (one common power-of-two denominator)
-        Kint = D.cache.get("int_rows")
-        if Kint is None:
-            Kint = D.cache["int_rows"] = _int_rows(_exact_rows(D))
+def _exact_scores(D: _Data, q: np.ndarray, rows=None) -> list:
+    """Exact scores (scaled by a positive common factor) at the float query q of every key (or of ``rows``):
+    integer arithmetic."""
+    Kint = _int_rows_cached(D)
     qf = [Fraction(float(v)) for v in q]
     qd = 1
     for v in qf:
@@ -306,11 +534,34 @@ def _exact_scores(D: _Data, q: np.ndarray) -> list:
     qi = np.empty(len(qf) + 1, dtype=object)
     qi[:-1] = [int(v * qd) for v in qf]
     qi[-1] = qd
-    return list(Kint.dot(qi))
+    return list((Kint if rows is None else Kint[np.asarray(rows, dtype=int)]).dot(qi))
+
+
+def _float_int_rows(M: np.ndarray):
+    """``(M·den, den)`` for a finite float64 matrix: its exact values as Python integers over one power-of-two
+    denominator (frexp: each entry is a 53-bit integer times a power of two)."""
+    mant, ex = np.frexp(M)
+    mi = np.ldexp(mant, 53).astype(np.int64)  # exact
+    sh = ex.astype(np.int64) - 53
+    nz = mi != 0
+    low = int(sh[nz].min()) if nz.any() else 0
+    den = 2 ** max(0, -low)
+    shift = sh + max(0, -low)  # >= 0 where nz
+    out = np.empty(M.shape, dtype=object)
+    flat_m, flat_s, flat_o = mi.ravel(), shift.ravel(), out.reshape(-1)
+    for k in range(flat_m.size):
+        v = int(flat_m[k])
+        flat_o[k] = (v << int(flat_s[k])) if v else 0
+    return out, den
 
 
 def _int_rows(exact_rows: list) -> np.ndarray:
     """The exact rows times the lcm of their denominators, as an object array of Python ints."""
+    return _int_rows_den(exact_rows)[0]
+
+
+def _int_rows_den(exact_rows: list):
+    """:func:`_int_rows` and the common denominator ``den`` it multiplied by."""
     den = 1
     for r in exact_rows:
         for v in r:
@@ -318,7 +569,7 @@ def _int_rows(exact_rows: list) -> np.ndarray:
     K = np.empty((len(exact_rows), len(exact_rows[0])), dtype=object)
     for i, r in enumerate(exact_rows):
         K[i, :] = [int(v * den) for v in r]
-    return K
+    return K, den
 
 
 def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -352,10 +603,14 @@ def _certify_batch(D: _Data, J: np.ndarray, Q: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- LP
-def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds: int = 60, skip=None):
+def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds: int = 60, skip=None,
+               with_dual: bool = False):
     """max t s.t. b_j + q·k_j >= b_i + q·k_i + t (all i distinct from j [and eq]), [b_j + q·k_j = b_eq + q·k_eq].
 
-    Constraint generation on the normalised data.  Returns (t, q_normalised, n_solves).
+    Constraint generation on the normalised data.  Returns (t, q_normalised, n_solves), and with
+    ``with_dual`` the LP's dual solution ``(rows, λ, ν)`` (keys of the inequality rows, their multipliers
+    ``λ >= 0``, the multipliers of the equality rows), from which "cannot win" and "not adjacent" are
+    certified (:func:`_nonvertex`, :func:`_nonadjacent`); ``None`` for an infeasible LP.
     """
     from scipy.optimize import linprog
 
@@ -365,8 +620,19 @@ def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds:
     if skip is not None:
         excl = excl | skip
     cand = np.flatnonzero(~excl)
+
+    def out(t, q, solves, res=None, rows=None):
+        if not with_dual:
+            return t, q, solves
+        dual = None
+        if res is not None and res.status == 0:
+            nu = np.asarray(res.eqlin.marginals) if A_eq is not None else np.zeros(0)
+            dual = (np.asarray(rows), -np.asarray(res.ineqlin.marginals), nu)
+        return t, q, solves, dual
+
+    A_eq, b_eq = _equalities(D, j, eq, skip)
     if cand.size == 0:
-        return 1.0, np.zeros(d), 0
+        return out(1.0, np.zeros(d), 0)
     if active is None:
         m = min(cand.size, 2 * (d + 1))
         s0 = b[cand] + K[cand] @ K[j]
@@ -375,7 +641,6 @@ def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds:
     cobj = np.zeros(d + 1)
     cobj[-1] = -1.0
     bounds = [(None, None)] * d + [(None, 1.0)]
-    A_eq, b_eq = _equalities(D, j, eq)
     solves = 0
     t, q = -np.inf, np.zeros(d)
     for _ in range(max_rounds):
@@ -384,16 +649,16 @@ def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds:
         res = linprog(cobj, A_ub=A, b_ub=rhs, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
         solves += 1
         if res.status == 2:  # infeasible (only possible with the equality): never tied on a wall
-            return -np.inf, q, solves
+            return out(-np.inf, q, solves)
         if res.status != 0:
             break
         q, t = res.x[:d], res.x[-1]
         if t < -1e-7:  # a relaxation already proves it cannot win
-            return t, q, solves
+            return out(t, q, solves, res, active)
         viol = b[cand] + K[cand] @ q + t - (b[j] + K[j] @ q)
         bad = viol > 1e-9
         if not bad.any():
-            return t, q, solves
+            return out(t, q, solves, res, active)
         worst = cand[bad][np.argsort(-viol[bad])[: max(2 * (d + 1), 16)]]
         active = np.union1d(active, worst)
     # fall back to the full LP
@@ -401,11 +666,56 @@ def _margin_lp(D: _Data, j: int, eq: int | None = None, active=None, max_rounds:
     res = linprog(cobj, A_ub=A, b_ub=b[j] - b[cand], A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
     solves += 1
     if res.status == 2:
-        return -np.inf, q, solves
-    return float(res.x[-1]), res.x[:d], solves
+        return out(-np.inf, q, solves)
+    if res.status != 0 or res.x is None:  # (HiGHS gave up: no verdict)
+        return out(np.nan, q, solves)
+    return out(float(res.x[-1]), res.x[:d], solves, res, cand)
 
 
-def _equalities(D: _Data, j: int, eq: int | None):
+def _excluded(D: _Data, j: int, eq: int | None, skip) -> np.ndarray | None:
+    """Rows left out of the centroid of "the other keys" (copies of j and eq, keys on their segment), or None
+    for the common case (copies of j only), which uses cached sums."""
+    if eq is None and skip is None:
+        return None
+    ex = D.first == D.first[j]
+    if eq is not None:
+        ex |= D.first == D.first[eq]
+    if skip is not None:
+        ex |= skip
+    return ex
+
+
+def _centroid(D: _Data, j: int, eq: int | None = None, skip=None):
+    """Centroid ``c`` of the other keys (normalised), a bound on ``|c - c*|`` (``c*`` the exact centroid of the
+    exact normalised keys), and the number ``m`` of rows averaged (0: no other key)."""
+    K = D.K
+    n = K.shape[0]
+    ex = _excluded(D, j, eq, skip)
+    if ex is not None:
+        m = int((~ex).sum())
+        if m == 0:
+            return np.zeros(K.shape[1]), np.zeros(K.shape[1]), 0
+        Ko = K[~ex]
+        c = Ko.mean(axis=0)
+        cerr = (D.Kerr[~ex].sum(axis=0) + _gamma(n + 4) * np.abs(Ko).sum(axis=0)) / m
+        return c, cerr * (1 + 4 * _U), m
+    if "ksum" not in D.cache:  # (the sum of the keys and each key's copies, once: O(n d) per LP otherwise)
+        cnt = np.bincount(D.first, minlength=len(D.first))
+        D.cache["copies"] = cnt  # (before "ksum", which threads test: n_jobs > 1 read it half-made)
+        D.cache["abssum"] = np.abs(K).sum(axis=0)
+        D.cache["errsum"] = D.Kerr.sum(axis=0)
+        D.cache["ksum"] = K.sum(axis=0)
+    tot, cnt = D.cache["ksum"], D.cache["copies"]
+    i0 = int(D.first[j])
+    m = n - int(cnt[i0])
+    if m <= 0:
+        return np.zeros(K.shape[1]), np.zeros(K.shape[1]), 0
+    c = (tot - cnt[i0] * K[i0]) / m
+    cerr = (D.cache["errsum"] + _gamma(n + 4) * (D.cache["abssum"] + cnt[i0] * np.abs(K[i0]))) / m
+    return c, cerr * (1 + 4 * _U), m
+
+
+def _equalities(D: _Data, j: int, eq: int | None, skip=None):
     """Tie row for adjacency; without biases also q·(k_j - centroid) = 1 (the data are centred), which
     excludes the trivial query q = 0 so that interior keys get a negative margin."""
     K, b = D.K, D.b
@@ -416,20 +726,282 @@ def _equalities(D: _Data, j: int, eq: int | None):
     if D.homogeneous:
         # q·(k_j - c) = 1 with c the centroid of the other keys (not of all: keys 1 and 1 + 2^-52 have the
         # float centroid 1, which put key 0 at it and excluded its witness q = -1): a witness of j (or of a
-        # wall of j and eq) makes q·k_j larger than q·k_i for every other key, hence than q·c
-        if "ksum" not in D.cache:  # (the sum of the keys and each key's copies, once: O(n d) per LP otherwise)
-            cnt = np.bincount(D.first, minlength=len(D.first))
-            D.cache["copies"] = cnt  # (before "ksum", which threads test: n_jobs > 1 read it half-made)
-            D.cache["ksum"] = K.sum(axis=0)
-        tot, cnt = D.cache["ksum"], D.cache["copies"]
-        drop = [int(D.first[j])] + ([int(D.first[eq])] if eq is not None and D.first[eq] != D.first[j] else [])
-        m = len(D.first) - sum(int(cnt[i]) for i in drop)
-        c = (tot - sum(cnt[i] * K[i] for i in drop)) / m if m > 0 else np.zeros(K.shape[1])
+        # wall of j and eq) makes q·k_j larger than q·k_i for every other key, hence than q·c.  (Keys on the
+        # segment of j and eq are left out of c: they tie along the whole wall, and "not adjacent" is
+        # certified by a combination of the other keys that contains c.)
+        c = _centroid(D, j, eq, skip)[0]
         rows.append(np.concatenate([K[j] - c, [0.0]]))
         rhs.append(1.0)
     if not rows:
         return None, None
     return np.array(rows), np.array(rhs)
+
+
+# ------------------------------------------------------------------------------------------- "cannot win" certificates
+# "Key j cannot win alone" and "keys j and e share no wall" are certified by a convex combination of other keys:
+#     Σ w_l k_l (+ w_c c) (+ s (k_j - k_e)) = k_j,   Σ w_l (+ w_c) = 1,   w >= 0,
+#     Σ w_l b_l (+ s (b_j - b_e)) >= b_j
+# (c the centroid of the other keys, s free).  Then at every query some other key scores at least as much as j
+# (for a wall: as the point of the line through j and e that the combination reaches, where j and e tie).  The
+# weights come from the LP's dual solution; they are accepted only if exact weights nearby provably exist:
+# in floating point when the normalised data (an exact affine image of the keys up to the bounded error Kerr)
+# leave room for the correction, else by exact elimination on the keys' rational values when small enough.
+
+_EXACT_SYSTEM = 300_000  # (d + 1)·p² rational operations allowed for one exact certificate
+_EXACT_TOTAL = 3_000_000  # and for all of them in one call
+
+
+def _dual_weights(D: _Data, j: int, eq: int | None, dual):
+    """Weights ``(rows, w, w_c, s)`` of the combination read off the LP's dual solution, or None."""
+    if dual is None:
+        return None
+    rows, lam, nu = dual
+    lam = np.where(lam > 0, lam, 0.0)
+    nu_e = float(nu[0]) if eq is not None and nu.size else 0.0
+    nu_c = float(nu[-1]) if D.homogeneous and nu.size else 0.0
+    om = float(lam.sum()) + nu_c
+    if not om > 0:
+        return None
+    keep = lam > 0
+    return rows[keep], lam[keep] / om, nu_c / om, nu_e / om
+
+
+def _combination_float(D: _Data, j: int, eq: int | None, rows, w, wc, s, skip):
+    """Float certificate check.  Returns ``(ok, strict)``: ok if exact weights ``w* > 0`` exist next to ``w``
+    (for the exact images of the keys under the normalising map) with the bias inequality; strict if that
+    inequality is strict with room to spare.  Rounding of the residual, of the data (``Kerr``, ``berr``) and
+    of the SVD are bounded; the correction is ``‖r‖ / σ_min`` of the full-row-rank system."""
+    K, E, b, be = D.K, D.Kerr, D.b, D.berr
+    r = K.shape[1]
+    # columns: the keys of the combination, the centroid, the free direction k_j - k_e; a row of ones (zero
+    # for the free column) for Σ w = 1
+    P, Pe, Pb, Pbe, x, one = [K[rows]], [E[rows]], [b[rows]], [be[rows]], [w], [np.ones(len(w))]
+    if wc > 0:
+        c, ce, m = _centroid(D, j, eq, skip)
+        if m == 0:
+            return False, False
+        P += [c[None, :]]
+        Pe += [ce[None, :]]
+        Pb += [np.zeros(1)]
+        Pbe += [np.zeros(1)]
+        x += [np.array([wc])]
+        one += [np.ones(1)]
+    pos = sum(len(v) for v in x)  # (the weights that must stay positive)
+    if eq is not None:
+        g = K[j] - K[eq]
+        gb = b[j] - b[eq]
+        P += [g[None, :]]
+        Pe += [(E[j] + E[eq] + _U * np.abs(g))[None, :]]
+        Pb += [np.array([gb])]
+        Pbe += [np.array([be[j] + be[eq] + _U * abs(gb)])]
+        x += [np.array([s])]
+        one += [np.zeros(1)]
+    A = np.vstack([np.concatenate(P).T, np.concatenate(one)[None, :]])
+    Ea = np.vstack([np.concatenate(Pe).T, np.zeros((1, A.shape[1]))])
+    x = np.concatenate(x)
+    cb, cbe = Pb, Pbe
+    if not (x[:pos] > 0).all():
+        return False, False
+    y = np.append(K[j], 1.0)
+    ye = np.append(E[j], 0.0)
+    p = A.shape[1]
+    res = A @ x - y
+    rb = np.abs(res) + _gamma(p + 2) * (np.abs(A) @ np.abs(x) + np.abs(y)) + Ea @ np.abs(x) + ye
+    if wc > 0:
+        # the centroid gives every other key the weight w_c / m: correct over all of them (the smallest
+        # singular value of [k_i, 1] over all keys, computed once, less the rows left out)
+        ex = _excluded(D, j, eq, skip)
+        ex = (D.first == D.first[j]) if ex is None else ex
+        sig = _sigma_floor(D, ex)
+        if sig > 0 and wc / m > float(np.linalg.norm(rb)) * (1 + 4 * _U) / sig * (1 + 4 * _U):
+            return True, True  # (without biases: k_j inside the hull of the other keys)
+    if p < r + 1:  # (the correction needs a system of full row rank)
+        return False, False
+    delta = _correction_bound(A, Ea, rb)
+    if not np.all(x[:pos] > delta):
+        return False, False
+    if D.homogeneous:  # (biases exactly 0; a full-rank positive combination puts k_j inside the hull)
+        return True, True
+    bb = np.concatenate(cb)
+    gap = float(bb @ x - b[j])
+    bound = (delta * float(np.abs(bb).sum()) + float(np.concatenate(cbe) @ np.abs(x)) + be[j]
+             + _gamma(p + 3) * (float(np.abs(bb) @ np.abs(x)) + abs(b[j])))
+    return bool(gap - bound >= 0), bool(gap - bound > 0)
+
+
+def _sigma_floor(D: _Data, ex: np.ndarray) -> float:
+    """Lower bound on the smallest singular value of ``[k*_i, 1]`` (exact normalised keys, rows ``~ex``).
+
+    ``λ_min`` of the Gram matrix of all rows (once; its rounding and the eigensolver's error bounded), less
+    ``‖a_i‖²`` for each row left out (``λ_min(G - a aᵀ) >= λ_min(G) - ‖a‖²``), square root, less ``‖Kerr‖_F``.
+    """
+    if "gram" not in D.cache:
+        A = np.concatenate([D.K, np.ones((D.K.shape[0], 1))], axis=1)
+        G = A.T @ A
+        fro2 = float((A * A).sum())
+        lam = float(np.linalg.eigvalsh(G)[0])
+        lam -= (_gamma(A.shape[0] + 2) + 16 * A.shape[1] * _U) * fro2 * (1 + 4 * _U)
+        D.cache["rownorm2"] = np.einsum("ij,ij->i", A, A) * (1 + 4 * _gamma(A.shape[1]))
+        D.cache["gram"] = (lam, float(np.linalg.norm(D.Kerr)) * (1 + 4 * _U))
+    lam, e = D.cache["gram"]
+    lam -= float(D.cache["rownorm2"][ex].sum()) * (1 + 4 * _gamma(D.K.shape[0]))
+    return math.sqrt(lam) * (1 - 4 * _U) - e if lam > 0 else 0.0
+
+
+def _correction_bound(A: np.ndarray, Ea: np.ndarray, rb: np.ndarray) -> float:
+    """Bound on ``‖Δ‖∞`` for a solution of ``A* Δ = -r*`` (``|A* - A| <= Ea``, ``|r*| <= rb``; A has full row
+    rank), or inf.  Square systems: an approximate inverse ``R`` with ``‖I - R A*‖∞ <= α < 1`` (the product's
+    rounding and ``Ea`` bounded) gives ``‖A*^-1‖∞ <= ‖R‖∞ / (1 - α)``; otherwise ``‖r*‖₂ / σ_min`` (SVD)."""
+    m, p = A.shape
+    with np.errstate(all="ignore"):
+        if m == p:
+            try:
+                R = np.linalg.inv(A)
+            except np.linalg.LinAlgError:
+                return math.inf
+            Ra = np.abs(R)
+            C = np.abs(np.eye(m) - R @ A) + _gamma(m + 2) * (1 + Ra @ np.abs(A)) + Ra @ Ea
+            alpha = float(C.sum(axis=1).max()) * (1 + 2 * _gamma(m + 2))
+            if not alpha < 1:
+                return math.inf
+            nr = float(Ra.sum(axis=1).max()) * (1 + 2 * _gamma(m + 2))
+            return nr / (1 - alpha) * float(rb.max()) * (1 + 4 * _U)
+        sig = np.linalg.svd(A, compute_uv=False)[m - 1]
+        sig -= 8 * (m + p) * _U * np.linalg.norm(A) + np.linalg.norm(Ea)
+        if not sig > 0:
+            return math.inf
+        return float(np.linalg.norm(rb)) * (1 + 4 * _U) / sig * (1 + 4 * _U)
+
+
+def _combination_exact(D: _Data, j: int, eq: int | None, rows, wc, skip):
+    """Exact certificate check on the keys' rational values, on the support of the float weights (the
+    unique solution of the linear system there).  Returns ``(ok, strict_bias, strict_geometry)`` or None when
+    the system is too large, not of full column rank, or inconsistent."""
+    if D.cache.get("thin_real"):  # (the keys are not flat along the directions the LP did not see)
+        return None
+    Kint = _int_rows_cached(D)
+    d = Kint.shape[1] - 1
+    cols = [list(Kint[l, :d]) + [1] for l in rows]
+    bias = [Kint[l, d] for l in rows]
+    npos = len(cols)
+    if wc > 0:
+        ex = _excluded(D, j, eq, skip)
+        ex = (D.first == D.first[j]) if ex is None else ex
+        m = int((~ex).sum())
+        if m == 0:
+            return None
+        tot = Kint[~ex].sum(axis=0)
+        cols.append([Fraction(int(v), m) for v in tot[:d]] + [1])
+        bias.append(Fraction(int(tot[d]), m))
+        npos += 1
+    if eq is not None:
+        cols.append([int(a) - int(c) for a, c in zip(Kint[j, :d], Kint[eq, :d])] + [0])
+        bias.append(int(Kint[j, d]) - int(Kint[eq, d]))
+    p = len(cols)
+    cost = (d + 1) * p * p
+    spent = D.cache.get("exact_spent", 0)
+    if cost > _EXACT_SYSTEM or spent + cost > _EXACT_TOTAL:
+        return None
+    D.cache["exact_spent"] = spent + cost
+    x = _solve_exact(cols, [int(v) for v in Kint[j, :d]] + [1])
+    if x is None or any(v < 0 for v in x[:npos]):
+        return None
+    gap = sum(v * bb for v, bb in zip(x, bias)) - int(Kint[j, d])
+    if gap < 0:
+        return None
+    # inside the hull of the other keys (relative to their affine hull, which then contains k_j): a positive
+    # weight on their centroid, which gives every one of them a positive weight; or a full-dimensional simplex
+    inside = (wc > 0 and x[npos - 1] > 0) or (
+        all(v > 0 for v in x[:npos]) and npos == D.K.shape[1] + 1 and not D.flattened)
+    return True, gap > 0, inside
+
+
+def _int_rows_cached(D: _Data) -> np.ndarray:
+    """The exact rows (k..., b) as integers over one common denominator (made once for float input)."""
+    Kint = D.int_rows
+    if Kint is None:
+        Kint = D.cache.get("int_rows")
+        if Kint is None:
+            if D.exact_rows is not None:
+                Kint, den = _int_rows_den(D.exact_rows)
+            else:
+                Kint, den = _float_int_rows(np.concatenate([D.Kraw, D.braw[:, None]], axis=1))
+            D.cache["int_den"] = den  # (before "int_rows": threads test the latter)
+            D.cache["int_rows"] = Kint
+    elif "int_den" not in D.cache:
+        D.cache["int_den"] = _int_rows_den(D.exact_rows)[1]
+    return Kint
+
+
+def _solve_exact(cols: list, y: list):
+    """The unique solution ``x`` of ``Σ x_i cols[i] = y`` (exact rationals), or None (none, or not unique)."""
+    p, m = len(cols), len(y)
+    M = [[Fraction(cols[c][i]) for c in range(p)] + [Fraction(y[i])] for i in range(m)]
+    piv = []
+    rk = 0
+    for c in range(p):
+        r = next((i for i in range(rk, m) if M[i][c] != 0), None)
+        if r is None:
+            return None  # (a column dependent on the previous ones: not unique)
+        M[rk], M[r] = M[r], M[rk]
+        pr = M[rk]
+        inv = 1 / pr[c]
+        pr[:] = [v * inv for v in pr]
+        for i in range(m):
+            if i != rk and M[i][c] != 0:
+                f = M[i][c]
+                M[i] = [a - f * bb for a, bb in zip(M[i], pr)]
+        piv.append(c)
+        rk += 1
+    if any(M[i][p] != 0 for i in range(rk, m)):
+        return None  # inconsistent
+    return [M[i][p] for i in range(p)]
+
+
+def _certificate(D: _Data, j: int, eq: int | None, dual, skip=None):
+    """``(ok, strict)`` for the combination read off ``dual`` (see the comment above), or None.  strict: in
+    the bias case the bias inequality is strict (j never even ties for the maximum); without biases k_j lies
+    inside the hull of the other keys (it ties only where every key does)."""
+    wts = _dual_weights(D, j, eq, dual)
+    if wts is None:
+        return None
+    rows, w, wc, s = wts
+    if not D.flattened:
+        ok, strict = _combination_float(D, j, eq, rows, w, wc, s, skip)
+        if ok:
+            return True, strict
+    ex = _combination_exact(D, j, eq, rows, wc, skip)
+    if ex is None:
+        return None
+    ok, strict_bias, inside = ex
+    return ok, (inside if D.homogeneous else strict_bias)
+
+
+def _nonvertex(D: _Data, j: int, t: float, dual, tol: float) -> str:
+    """Status of a key the LP did not make a vertex: ``"interior"`` (certified strictly inside, LP margin below
+    ``-tol``), ``"boundary"`` (certified unable to win alone), else ``"undecided"``."""
+    if dual is None and t == -np.inf and D.homogeneous:
+        dual = (np.zeros(0, dtype=int), np.zeros(0), np.array([1.0]))  # (k_j is the centroid: w_c = 1)
+    cert = _certificate(D, j, None, dual)
+    if cert is None:
+        return UNDECIDED
+    return INTERIOR if cert[1] and t < -tol else BOUNDARY
+
+
+def _centroid_on_line(D: _Data, i: int, j: int, skip):
+    """The "dual" of the combination ``c + s (k_i - k_j) = k_i`` (``c`` the centroid of the other keys, on the
+    line through k_i and k_j), ``s`` by least squares."""
+    c = _centroid(D, i, j, skip)[0]
+    g = D.K[i] - D.K[j]
+    gg = float(g @ g)
+    s = float((D.K[i] - c) @ g) / gg if gg > 0 else 0.0
+    return np.zeros(0, dtype=int), np.zeros(0), np.array([s, 1.0])
+
+
+def _nonadjacent(D: _Data, i: int, j: int, dual, skip) -> bool:
+    """Certified: the regions of keys i and j share no wall (see the comment above)."""
+    cert = _certificate(D, i, j, dual, skip)
+    return cert is not None and cert[0]
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -445,9 +1017,13 @@ class ArgmaxVertices:
     is_vertex : numpy.ndarray of bool
         True for keys with a certified witness query (copies of such a key included).
     status : numpy.ndarray of str
-        ``"vertex"`` (certified witness), ``"interior"`` (LP margin < -tol: never the maximum alone),
-        ``"boundary"`` (LP margin within ±tol: on a face of the hull, ties at best), ``"undecided"``
-        (a positive LP margin whose witness failed certification; not seen in practice).
+        ``"vertex"`` (certified witness); ``"interior"`` (certified strictly inside: LP margin < -tol and a
+        verified combination of other keys with a strictly higher bias, or without biases one that gives
+        every other key a positive weight: never the maximum, or tied only where every key ties);
+        ``"boundary"`` (certified unable to win alone, ties possible: on a face of the hull, or a margin
+        within ±tol); ``"undecided"`` (neither a witness nor a certificate could be verified: a positive LP
+        margin whose witness did not survive certification, or a negative one whose combination did not,
+        e.g. keys 1 and 1 + 2^-40 beside key 0 with biases 0, 0, -1, where the LP drops the tiny difference).
     margin : numpy.ndarray of float
         LP optimum ``t`` in normalised units (``nan`` for keys certified by the filter, which needed no LP).
     duplicate_of : numpy.ndarray of int
@@ -517,7 +1093,8 @@ def argmax_vertices(
     method : ``"filter"`` (default) or ``"naive"``
         ``"naive"`` solves one full LP per key (the baseline of the benchmark).
     tol : float
-        LP margins in ``[-tol, tol]`` (normalised units: keys and biases scaled to max-norm 1) are "boundary".
+        LP margins in ``[-tol, tol]`` (normalised units: keys and biases scaled to max-norm 1) are "boundary"
+        (given a verified certificate).
     scales, n_random, seed, batch
         Filter parameters: scales ``α`` of the self-directions ``q = α·k_j``, number of random directions,
         their seed, and the block size of the batched score computation.
@@ -568,7 +1145,8 @@ def argmax_vertices(
         n_filtered += _filter(D, reps, status, W, done, scales, n_random, seed, batch)
     todo = [int(j) for j in reps if not done[j]]
     solves = 0
-    solve = (lambda j: _naive_lp(D, j)) if method == "naive" else (lambda j: _margin_lp(D, j))
+    solve = (lambda j: _naive_lp(D, j, with_dual=True)) if method == "naive" else (
+        lambda j: _margin_lp(D, j, with_dual=True))
     if n_jobs > 1 and len(todo) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -577,23 +1155,23 @@ def argmax_vertices(
     else:
         answers = map(solve, todo)
     axis = _axis_candidates(D) if todo else {}
-    for j, (t, q, s) in zip(todo, answers):
+    pending = []  # keys the LP did not make vertices
+    for j, (t, q, s, dual) in zip(todo, answers):
         solves += s
         margin[j] = t
-        if t > tol:
-            qo = q @ D.M_out
-            if _certify(D, j, qo):
-                status[j], W[j] = VERTEX, qo
-            else:
-                status[j] = UNDECIDED  # positive LP margin, but the witness did not survive certification
-        elif (qo := _axis_witness(D, j, axis)) is not None:
-            # the float LP degenerated (keys 2^53 and 2^53 + 1, a triangle 1e15 wide and 1 high): a coordinate
-            # direction certifies what it called interior or boundary
+        qo = q @ D.M_out if t > tol else None
+        if qo is not None and _certify(D, j, qo):
             status[j], W[j] = VERTEX, qo
-        elif t < -tol and not D.flattened:
-            status[j] = INTERIOR
+        elif (qa := _axis_witness(D, j, axis)) is not None:
+            # the float LP degenerated (keys 2^53 and 2^53 + 1) or its witness did not survive the rounding to
+            # the original units: a coordinate direction certifies the key
+            status[j], W[j] = VERTEX, qa
+        elif qo is not None:
+            status[j] = UNDECIDED  # positive LP margin, but the witness did not survive certification
         else:
-            status[j] = BOUNDARY
+            pending.append((j, t, dual))
+    if pending:
+        solves += _settle(D, pending, status, margin, W, tol, method == "naive")
     for i in range(n):
         if D.first[i] != i:
             status[i], margin[i] = status[D.first[i]], margin[D.first[i]]
@@ -603,7 +1181,34 @@ def argmax_vertices(
     )
 
 
-def _naive_lp(D: _Data, j: int):
+def _settle(D: _Data, pending: list, status, margin, W, tol: float, naive: bool) -> int:
+    """Status of the keys ``(j, t, dual)`` the LP did not make vertices: "cannot win" only with a verified
+    certificate (:func:`_nonvertex`).  On a flattened problem the dropped directions are decided first
+    (:func:`_unflatten`); keys are re-solved in the exact coordinates along them if the keys are not flat
+    there (the middle key of a thin triangle at an angle).  Returns the extra LP solves."""
+    D2 = _unflatten(D)
+    resolve = D2.K.shape[1] > D.K.shape[1]
+    solves = 0
+    for j, t, dual in pending:
+        if resolve:  # (warm start: the constraints active at the reduced problem's optimum)
+            act = dual[0] if dual is not None and len(dual[0]) else None
+            t, q, s, dual = _naive_lp(D2, j, with_dual=True) if naive else _margin_lp(D2, j, active=act,
+                                                                                       with_dual=True)
+            solves += s
+            margin[j] = t
+            if t > tol:
+                qo = q @ D2.M_out
+                if _certify(D2, j, qo):
+                    status[j], W[j] = VERTEX, qo
+                else:
+                    status[j] = UNDECIDED
+                continue
+        status[j] = _nonvertex(D2, j, t, dual, tol)
+    return solves
+
+
+def _naive_lp(D: _Data, j: int, with_dual: bool = False):
+    """One full LP for key j (the baseline of the benchmark): (t, q_normalised, 1) [, dual as in _margin_lp]."""
     from scipy.optimize import linprog
 
     K, b = D.K, D.b
@@ -615,9 +1220,14 @@ def _naive_lp(D: _Data, j: int):
     A_eq, b_eq = _equalities(D, j, None)
     res = linprog(c, A_ub=A, b_ub=b[j] - b[cand], A_eq=A_eq, b_eq=b_eq,
                   bounds=[(None, None)] * d + [(None, 1.0)], method="highs")
-    if res.status == 2:
-        return -np.inf, np.zeros(d), 1
-    return float(res.x[-1]), res.x[:d], 1
+    if res.status != 0 or res.x is None:
+        out = (-np.inf if res.status == 2 else np.nan), np.zeros(d), 1
+        return (*out, None) if with_dual else out
+    out = float(res.x[-1]), res.x[:d], 1
+    if not with_dual:
+        return out
+    nu = np.asarray(res.eqlin.marginals) if A_eq is not None else np.zeros(0)
+    return (*out, (cand, -np.asarray(res.ineqlin.marginals), nu))
 
 
 def _filter(D: _Data, reps, status, W, done, scales, n_random, seed, batch) -> int:
@@ -658,7 +1268,8 @@ def _filter(D: _Data, reps, status, W, done, scales, n_random, seed, batch) -> i
 
 
 def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring | str | None = None, tol: float = 1e-7):
-    """A certified query at which key ``j`` is the unique ⊕-winner, or ``None`` if it cannot win.
+    """A certified query at which key ``j`` is the unique ⊕-winner, or ``None`` if it cannot win (or if
+    :func:`argmax_vertices` leaves it ``"undecided"``).
 
     Examples
     --------
@@ -674,7 +1285,7 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
     D = _prepare(keys, biases, semiring)
     j = check_index(j, D.K.shape[0], "j", what="key")
     j = int(D.first[j])
-    t, q, _ = _margin_lp(D, j)
+    t, q, _, dual = _margin_lp(D, j, with_dual=True)
     if t > tol:
         qo = q @ D.M_out
         if _certify(D, j, qo):
@@ -682,8 +1293,8 @@ def argmax_witness(keys: Any, j: int, biases: Any = None, *, semiring: Semiring 
     # a margin within the tolerance (a nearly flat configuration, keys 10^8 and 10^8 + 1): the full
     # classification's certified witness, whose filter tries more directions than this one LP (None here for
     # a key it certified)
-    if not t >= -tol:  # (clearly interior: no classification of every key, which costs an LP each)
-        return None
+    if t < -tol and _nonvertex(D, j, t, dual, tol) == INTERIOR:
+        return None  # (certified interior: no classification of every key, which costs an LP each)
     R = argmax_vertices(keys, biases, semiring=semiring, tol=tol)
     return R.witness(j) if bool(R.is_vertex[j]) and R.duplicate_of[j] == j else None
 
@@ -746,16 +1357,22 @@ class Adjacency:
     Attributes
     ----------
     adjacent : bool
+        True only for a certified wall (a verified tie point, ``witness``).
     witness : array or None
         A query near which keys ``i`` and ``j`` (and their copies) tie for the ⊕-best score: the exact tie point
         (a rational point, verified in rational arithmetic) rounded to floats.
     margin : float
         LP optimum (normalised units): how far all other keys stay below the tie.
+    status : str
+        ``"adjacent"``, ``"not adjacent"`` (certified: a convex combination of other keys, verified, reaches
+        the line through the two keys at least as high) or ``"undecided"`` (neither could be verified;
+        ``adjacent`` is then False).
     """
 
     adjacent: bool
     witness: Any
     margin: float
+    status: str = "adjacent"
     __repr__ = compact_repr
 
 
@@ -766,15 +1383,17 @@ def are_adjacent(
 
     Solved as the LP ``max t`` with ``b_i + q·k_i = b_j + q·k_j ≥ b_l + q·k_l + t`` for all other keys, except
     keys whose lifted points lie on the segment between those of ``i`` and ``j`` (decided exactly): they tie
-    along the whole wall.  The
-    witness of a positive answer is checked like :func:`argmax_vertices` checks its witnesses (exactly for
-    exact input).
+    along the whole wall.  The witness of a positive answer is checked like :func:`argmax_vertices` checks its
+    witnesses (exactly for exact input); a negative answer needs the LP's dual certificate, verified (see
+    :class:`Adjacency`), else the answer is ``status="undecided"``.
 
     Examples
     --------
     >>> sq = [[0, 0], [1, 0], [0, 1], [1, 1]]
     >>> are_adjacent(sq, 0, 1).adjacent, are_adjacent(sq, 0, 3).adjacent
     (True, False)
+    >>> are_adjacent(sq, 0, 3).status
+    'not adjacent'
     """
     _check_tol(tol)
     D = _prepare(keys, biases, semiring)
@@ -783,14 +1402,33 @@ def are_adjacent(
     i, j = int(D.first[i]), int(D.first[j])
     if i == j:
         raise DomainError("are_adjacent needs two distinct keys (these are equal, with equal biases)")
+    rows = _exact_rows(D)
+    if rows[i][:-1] == rows[j][:-1]:  # equal keys, different biases: their scores never tie
+        return Adjacency(False, None, -math.inf, "not adjacent")
     on_edge = _on_segment(D, i, j)
-    t, q, _ = _margin_lp(D, i, eq=j, skip=on_edge)
-    if not t > tol:
-        return Adjacency(False, None, float(t))
-    qs = _certify_tie(D, i, j, q @ D.M_out, on_edge)
-    if qs is None:
-        return Adjacency(False, None, float(t))
-    return Adjacency(True, from_numpy(qs, D.like), float(t))
+    A = _adjacency(D, i, j, on_edge, tol)
+    if A.status != "adjacent" and D.flattened:  # decide the dropped directions, then ask again
+        D2 = _unflatten(D)
+        if D2 is not D:
+            A = _adjacency(D2, i, j, on_edge, tol)
+    return A
+
+
+def _adjacency(D: _Data, i: int, j: int, on_edge: np.ndarray, tol: float) -> Adjacency:
+    """:func:`are_adjacent` on the prepared data: the LP, then the tie's or the combination's verification."""
+    t, q, _, dual = _margin_lp(D, i, eq=j, skip=on_edge, with_dual=True)
+    if t > tol:
+        qs = _certify_tie(D, i, j, q @ D.M_out, on_edge)
+        if qs is not None:
+            return Adjacency(True, from_numpy(qs, D.like), float(t), "adjacent")
+    elif t == -np.inf and dual is None:  # an infeasible LP (keys equal but for the bias are answered before)
+        if D.homogeneous and _nonadjacent(D, i, j, _centroid_on_line(D, i, j, on_edge), on_edge):
+            # the normalisation q·(k_i - c) = 1 contradicts the tie: the centroid c of the other keys lies
+            # on the line through k_i and k_j (the diagonal of a square)
+            return Adjacency(False, None, float(t), "not adjacent")
+    elif _nonadjacent(D, i, j, dual, on_edge):
+        return Adjacency(False, None, float(t), "not adjacent")
+    return Adjacency(False, None, float(t), "undecided")
 
 
 def _exact_rows(D: _Data) -> list:
