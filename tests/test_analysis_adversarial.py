@@ -787,3 +787,22 @@ def test_a_boolean_temperature_is_refused():
     for f in (lambda: softmax_weights([1.0, 2.0], True), lambda: score_tropicality([[1.0, 2.0]], temperature=True)):
         with pytest.raises(ToleranceError, match="temperature must be a number"):
             f()
+
+
+def test_key_geometry_reports_undecided_adjacency():
+    """A pair whose adjacency argmax_lp cannot decide (a key 2**-50 off the centre of a square) read as plainly
+    not adjacent in key_geometry's boolean matrix; adjacency_undecided marks it, decided pairs keep False."""
+    from tropix.attention.analysis import key_geometry
+    from tropix.tropical.argmax_lp import are_adjacent
+
+    K = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5 + 2.0**-50]])
+    G = key_geometry(K, adjacency=True)
+    v = G.vertices.tolist()
+    for a, i in enumerate(v):
+        for b, j in enumerate(v):
+            if i < j:
+                st = are_adjacent(K, i, j).status
+                assert G.adjacency_undecided[a, b] == (st == "undecided") == G.adjacency_undecided[b, a]
+                assert G.adjacency[a, b] == (st == "adjacent")
+    square = key_geometry(K[:4], adjacency=True)
+    assert not square.adjacency_undecided.any() and square.adjacency.sum() == 8  # (four walls, both ways)

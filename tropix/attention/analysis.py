@@ -641,7 +641,11 @@ class KeyGeometry:
     cells : tuple of frozenset or None
         For each given query, the keys tying for the best score (its cell).
     adjacency : numpy.ndarray or None
-        Boolean matrix over ``vertices``: do the cells share a wall.
+        Boolean matrix over ``vertices``: do the cells share a wall (a verified one).
+    adjacency_undecided : numpy.ndarray or None
+        Boolean matrix over ``vertices``: the pairs whose adjacency neither a verified wall nor a verified
+        certificate decided (:class:`tropix.tropical.argmax_lp.Adjacency` ``status == "undecided"``; keys a few
+        units in the last place from degenerate); their ``adjacency`` entry is False, meaning "not shown".
     """
 
     vertices: np.ndarray
@@ -649,6 +653,7 @@ class KeyGeometry:
     witnesses: dict
     cells: tuple | None
     adjacency: np.ndarray | None
+    adjacency_undecided: np.ndarray | None = None
     __repr__ = compact_repr
 
 
@@ -678,18 +683,21 @@ def key_geometry(k, bias=None, *, queries=None, adjacency: bool = False, semirin
             raise ShapeError(f"key_geometry: queries must be (m, d) like the keys' rows, got shape {tuple(Q.shape)} "
                              f"(one query q: queries=[q])")
         cells = tuple(argmax_cell(k, Q[i], bias, semiring=sr) for i in range(len(Q)))
-    adj = None
+    adj = und = None
     if adjacency:
         nv = len(verts)
         adj = np.zeros((nv, nv), dtype=bool)
+        und = np.zeros((nv, nv), dtype=bool)
         first = R.duplicate_of
         for a in range(nv):
             for b in range(a + 1, nv):
                 i, j = int(verts[a]), int(verts[b])
                 if first[i] == first[j]:
                     continue  # copies of one key share their cell
-                adj[a, b] = adj[b, a] = are_adjacent(k, i, j, bias, semiring=sr).adjacent
-    return KeyGeometry(verts, R.status, wit, cells, adj)
+                A = are_adjacent(k, i, j, bias, semiring=sr)
+                adj[a, b] = adj[b, a] = A.adjacent
+                und[a, b] = und[b, a] = A.status == "undecided"
+    return KeyGeometry(verts, R.status, wit, cells, adj, und)
 
 
 def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):

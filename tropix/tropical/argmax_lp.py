@@ -1532,7 +1532,8 @@ class LPNormalFan:
         return argmax_cell(self.points, q, self.biases, semiring=self.semiring)
 
     def are_adjacent(self, i: int, j: int) -> bool:
-        """Whether the regions of keys ``i`` and ``j`` share a wall; see :func:`are_adjacent`."""
+        """Whether the regions of keys ``i`` and ``j`` share a wall (a verified one), as the exact fan's method
+        answers; False also for a pair left ``"undecided"``: :func:`are_adjacent` gives the status."""
         return are_adjacent(self.points, i, j, self.biases, semiring=self.semiring).adjacent
 
     def region(self, j: int):
