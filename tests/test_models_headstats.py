@@ -287,3 +287,19 @@ def test_region_sparse_support_fraction_is_over_the_keys_each_query_sees(tiny_gp
     assert got == pytest.approx(want, rel=1e-12)
     assert 0 < got <= 1
     assert got > np.mean(res.support) / k.shape[0]  # (the old fraction: below it for any causal head)
+
+
+def test_heatmap_cells_of_heads_not_analysed_are_blank(tmp_path, monkeypatch):
+    """Regression: a NaN cell (a head left out by heads=) was labelled "inf", in white on its white cell, and
+    a real inf (an eps-sparse temperature beyond reach) was invisible the same way."""
+    import matplotlib.pyplot as plt
+
+    from tropix.report import plots
+
+    seen = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (seen.append(fig), real_close(fig)))
+    plots.heatmap([[1.0, np.nan], [np.inf, -np.inf]], "t", tmp_path / "h.png")
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): (t.get_text(), t.get_color())
+             for t in seen[0].axes[0].texts}
+    assert texts == {(0, 0): ("1.00", "w"), (0, 1): ("", "k"), (1, 0): ("inf", "k"), (1, 1): ("-inf", "k")}

@@ -26,6 +26,14 @@ def _plt():
     return plt
 
 
+def _cell_label(x: float, fmt: str) -> str:
+    """A heatmap cell's text: the value, ``inf`` / ``-inf``, or nothing for NaN (a head not analysed; it was
+    labelled ``inf``)."""
+    if np.isnan(x):
+        return ""
+    return format(x, fmt) if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
 def heatmap(values, title: str, path, cbar_label: str = "", log: bool = False, fmt: str = ".2f"):
     """A layer × head heatmap with the value printed in each cell."""
     plt = _plt()
@@ -37,7 +45,8 @@ def heatmap(values, title: str, path, cbar_label: str = "", log: bool = False, f
     norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if log and pos.size and pos.min() < pos.max() else None
     im = ax.imshow(np.where(np.isfinite(v), v, np.nan), cmap="viridis", aspect="auto", norm=norm)
     for (i, j), x in np.ndenumerate(v):
-        ax.text(j, i, format(x, fmt) if np.isfinite(x) else "inf", ha="center", va="center", fontsize=6, color="w")
+        ax.text(j, i, _cell_label(x, fmt), ha="center", va="center", fontsize=6,
+                color="w" if np.isfinite(x) else "k")  # (a non-finite cell is left white: dark text)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_xticks(range(v.shape[1]))
