@@ -65,6 +65,7 @@ from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
 from ._args import check_index, check_int, check_option, check_real
 from .semiring import Semiring, get_semiring, require_tropical
+from .subdivision import _pivot_columns
 
 __all__ = [
     "ArgmaxVertices",
@@ -338,7 +339,7 @@ def _thin_columns(D: _Data):
             D.cache["thin_real"] = True
         return None
     Y = (Kint[:, :d] - base).dot(Nt)  # n × m exact offsets (integers)
-    cols = _independent_columns(Y[reps])
+    cols = _pivot_columns([[int(v) for v in r] for r in Y[reps]], Y.shape[1])  # (its row space, injectively)
     if not cols:
         return np.zeros((n, 0)), np.zeros((0, d))
     P, Zy, ys = _exact_whiten(Y[:, cols], scale)
@@ -433,30 +434,6 @@ def _nullspace(A: list, d: int):
             g = math.gcd(g, x)
         out.append([x // g for x in v] if g > 1 else v)
     return out
-
-
-def _independent_columns(Y: np.ndarray) -> list:
-    """Indices of columns of the integer matrix ``Y`` on which its row space projects injectively (pivot
-    columns of an exact row reduction)."""
-    rows = [[Fraction(int(v)) for v in r] for r in Y if any(v != 0 for v in r)]
-    m = Y.shape[1]
-    cols = []
-    rk = 0
-    for col in range(m):
-        p = next((i for i in range(rk, len(rows)) if rows[i][col] != 0), None)
-        if p is None:
-            continue
-        rows[rk], rows[p] = rows[p], rows[rk]
-        pr = rows[rk]
-        for i in range(rk + 1, len(rows)):
-            if rows[i][col] != 0:
-                f = rows[i][col] / pr[col]
-                rows[i] = [a - f * b for a, b in zip(rows[i], pr)]
-        cols.append(col)
-        rk += 1
-        if rk == len(rows):
-            break
-    return cols
 
 
 # ------------------------------------------------------------------------------------------- certification
