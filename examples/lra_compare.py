@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import queue
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -281,7 +282,13 @@ def run_isolated(*args):
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(args, q))
     p.start()
-    status, payload = q.get()
+    while True:  # (a child killed without reporting, by a segfault or the OOM killer, would block q.get forever)
+        try:
+            status, payload = q.get(timeout=5.0)
+            break
+        except queue.Empty:
+            if not p.is_alive() and q.empty():
+                raise RuntimeError(f"the child process died without a result (exit code {p.exitcode})") from None
     p.join()
     if status != "ok":
         raise RuntimeError(payload)
