@@ -236,7 +236,8 @@ def numpy_boundary_dp(Jh, Jv):
     return float(E.min())
 
 
-def bench_spin_glass():
+def bench_spin_glass() -> bool:
+    """The spin-glass tables; whether every method found the same ground-state energy for every size."""
     import importlib
 
     from tropix import MinPlus
@@ -245,6 +246,7 @@ def bench_spin_glass():
 
     cmod = importlib.import_module("tropix.tn.contract")
     sizes = (8, 12) if "--quick" in sys.argv else (8, 12, 16)
+    agree = True
     print("\n== ±J spin-glass ground states (tropical contraction); time ratio vs tropix ==")
     print("   (every method runs once untimed first: numba compilation/cache loading and tropix's plan cache)")
     for L in sizes:
@@ -292,9 +294,15 @@ def bench_spin_glass():
             row("sesum max_plus (own path)", ts2, t0, note=f"E0 = {es2:g}; path search {tp * 1e3:.0f} ms extra")
         else:
             row("sesum max_plus", None, t0)
+        energies = [e0, ef, ec, ea, eg0, en] + ([es, es2] if _have("sesum") else [])
         if L <= 8:
             tg, eg = timed(lambda: contract(sub, *ops, semiring=MinPlus, optimize="greedy"))
             row("tropix, opt_einsum greedy path", tg, t0, note=f"E0 = {eg:g}")
+            energies.append(eg)
+        if len({float(e) for e in energies}) != 1:  # (integer energies: every method must find the same one)
+            print(f"  MISMATCH: the ground-state energies differ: {sorted({float(e) for e in energies})}")
+            agree = False
+    return agree
 
 
 def main() -> int:
@@ -315,8 +323,7 @@ def main() -> int:
     if "--spin-glass-only" not in sys.argv:
         bench_tt_svd()
         bench_ttmatrix()
-    bench_spin_glass()
-    return 0
+    return 0 if bench_spin_glass() else 1
 
 
 if __name__ == "__main__":
