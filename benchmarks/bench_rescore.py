@@ -101,7 +101,7 @@ def run(name, q, k, v, d, target, cold=True, nrows=None):
     same = bool(np.array_equal(outs[0][4], outs[1][4]))
     print(f"{name:10s} {d:3d} {n:6d} {nr:4d} {pairs:8d} {uniq:6d} {pairs / nr:7.0f} "
           f"{times[0] * 1e3:9.3f} {times[1] * 1e3:9.3f} {times[0] / pairs * 1e9:8.1f} {times[1] / pairs * 1e9:8.1f} "
-          f"{times[0] / times[1]:6.2f}  {err:.1e} {same}")
+          f"{times[0] / times[1]:10.2f}  {err:.1e} {same}")
 
 
 def main():
@@ -127,7 +127,7 @@ def main():
         # few rows: the ordering of the pairs against the per-query walk
         small = [(f"gauss/{nr}", 64, x, 100, nr) for x in (g, g4) for nr in (1, 4, 16, 64)]
     print(f"{'instance':10s} {'d':>3s} {'n_k':>6s} {'rows':>4s} {'pairs':>8s} {'keys':>6s} {'k/row':>7s} "
-          f"{'walk ms':>9s} {'bykey ms':>9s} {'walk ns':>8s} {'bykey ns':>8s} {'ratio':>6s}  "
+          f"{'walk ms':>9s} {'bykey ms':>9s} {'walk ns':>8s} {'bykey ns':>8s} {'walk/bykey':>10s}  "
           "max rel diff, same support")
     for name, d, (q, k, v), target in cases:
         run(name, q, k, v, d, target, cold=not a.warm)
