@@ -22,7 +22,9 @@ the analysis API):
 * **certified sparse support**: keeping the effective support S and renormalising drops mass δ,
   and ‖o − o_S‖ ≤ 2δ·max‖v‖ rigorously; the true error is reported beside the bound;
 * **PCA-8 agreement**: the fraction of argmaxes that survive projecting Q and K to 8 principal
-  dimensions (the earlier informal experiment), to show how much of its "misalignment" the projection caused.
+  dimensions (the earlier informal experiment), to show how much of its "misalignment" the projection caused:
+  the scores ``(q P)·(k P)`` with ``P`` the top 8 principal directions of the pooled, centred Q and K, an
+  orthogonal projection through the origin (the part of the mean outside those directions is dropped too).
 
 Examples
 --------
@@ -85,6 +87,8 @@ class HeadStats:
 
 
 def _pca_agreement(q, k, allowed, dim=8):
+    """Per query: is the argmax of the scores projected onto the top ``dim`` principal directions of the
+    pooled, centred ``q`` and ``k`` (``(q - mu) P + mu P = q P``: through the origin) the true argmax."""
     x = np.concatenate([q, k])
     mu = x.mean(0)
     _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
