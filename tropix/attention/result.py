@@ -108,7 +108,11 @@ class AttentionResult:
             return np.where(vm > 0, self.bound / np.where(vm > 0, vm, 1), 0.0)
 
     def kept_keys(self, i: int, head: tuple = ()) -> np.ndarray:
-        """Indices of the keys evaluated exactly for query ``i`` of head ``head`` (a tuple of batch indices)."""
+        """Indices of the keys evaluated exactly for query ``i`` of head ``head`` (a tuple of batch indices).
+
+        The list may include keys a mask or the causal term hides from the query (they carry no weight): the
+        block methods (``region_sparse``, ``hierarchical``) evaluate whole leaves of keys, and a row computed
+        densely lists every key.  ``support`` counts only the keys the query sees."""
         if not self.kept:
             raise DomainError("this result does not record kept keys (dense evaluates every key)")
         shape = self.bound.shape[:-1]
