@@ -39,6 +39,7 @@ __all__ = [
     "to_numpy",
     "from_numpy",
     "to_exact_scalar",
+    "float_int_rows",
     "check_no_nan",
     "check_nonempty",
     "machine_eps",
@@ -149,6 +150,32 @@ def to_exact_scalar(v: Any):
     if kind == "inf":
         return _INF if float(v) > 0 else -_INF
     return float(v) if kind == "float" else float("nan")
+
+
+def float_int_rows(M: np.ndarray):
+    """``(M·den, den)`` for a finite float64 matrix: its exact values as Python integers over one power-of-two
+    denominator (frexp: each entry is a 53-bit integer times a power of two).
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> X, den = float_int_rows(np.array([[0.5, 3.0], [-0.25, 0.0]]))
+    >>> [[Fraction(int(x), den) for x in r] for r in X] == [[Fraction(1, 2), 3], [Fraction(-1, 4), 0]]
+    True
+    """
+    mant, ex = np.frexp(M)
+    mi = np.ldexp(mant, 53).astype(np.int64)  # exact
+    sh = ex.astype(np.int64) - 53
+    nz = mi != 0
+    low = int(sh[nz].min()) if nz.any() else 0
+    den = 2 ** max(0, -low)
+    shift = sh + max(0, -low)  # >= 0 where nz
+    out = np.empty(M.shape, dtype=object)
+    flat_m, flat_s, flat_o = mi.ravel(), shift.ravel(), out.reshape(-1)
+    for k in range(flat_m.size):
+        v = int(flat_m[k])
+        flat_o[k] = (v << int(flat_s[k])) if v else 0
+    return out, den
 
 
 def is_exact(x: Any) -> bool:

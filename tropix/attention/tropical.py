@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .._array import asarray, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
+from .._array import asarray, float_int_rows, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
 from ..errors import ConventionError, ShapeError
 from ..tropical.semiring import MaxPlus, get_semiring
 from ._inputs import block_extra, prepare
@@ -100,15 +100,6 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
     return out
 
 
-def _int_rows(x: np.ndarray):
-    """``(X, t)`` with ``X`` the object array of Python ints ``x * 2**t`` (exact; one ``t`` for all of ``x``)."""
-    ratios = [float(a).as_integer_ratio() for a in x.ravel()]
-    t = max((den.bit_length() - 1 for _, den in ratios), default=0)
-    X = np.empty(x.shape, dtype=object)
-    X.ravel()[:] = [num << (t - (den.bit_length() - 1)) for num, den in ratios]
-    return X, t
-
-
 def _overflowed_rows(P, E, over, out, sr):
     """``out`` with the rows ``over`` (a score ``scale * q.k`` beyond the float range, from finite ``q`` and
     ``k``: ``+inf``/``-inf`` ties or a row that looked fully masked) recomputed from the exact scores of the
@@ -127,13 +118,13 @@ def _overflowed_rows(P, E, over, out, sr):
     for idx in map(tuple, np.argwhere(np.asarray(to_numpy(over)))):
         h, i = idx[:-1], idx[-1]
         if h not in K:
-            K[h] = _int_rows(kn[h])
-        Ki, tk = K[h]
-        Qi, tq = _int_rows(qn[h + (i,)])
-        dots = Ki.dot(Qi)  # exact Python ints: (q.k) 2**(tq + tk)
+            K[h] = float_int_rows(kn[h])
+        Ki, dk = K[h]
+        Qi, dq = float_int_rows(qn[h + (i,)])
+        dots = Ki.dot(Qi)  # exact Python ints: (q.k) dq dk
         e = En[h + (i,)] if En is not None else np.zeros(P.n_k)
         vis = [j for j in range(P.n_k) if math.isfinite(e[j])]  # (-inf: masked; min-plus E holds -bias)
-        score = {j: Fraction(int(dots[j]), 1 << (tq + tk)) * sc + sr.sense * Fraction(float(e[j])) for j in vis}
+        score = {j: Fraction(int(dots[j]), dq * dk) * sc + sr.sense * Fraction(float(e[j])) for j in vis}
         if not score:
             res[idx] = 0.0
             continue

@@ -60,7 +60,8 @@ from typing import Any
 
 import numpy as np
 
-from .._array import asarray, check_no_nan, check_nonempty, from_numpy, is_array, is_exact, to_exact_scalar, to_numpy
+from .._array import (asarray, check_no_nan, check_nonempty, float_int_rows, from_numpy, is_array, is_exact,
+                      to_exact_scalar, to_numpy)
 from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
 from ._args import check_index, check_int, check_option, check_real
@@ -371,7 +372,7 @@ def _exact_whiten(Y: np.ndarray, scale: int, rounds: int = 6):
             break
         W = V / np.sqrt(np.maximum(lam, lam[-1] * 1e-300))[None, :]
         W = W / np.abs(W).max(axis=0)  # (any scale: the columns are scaled to extent 1 afterwards)
-        Wi, _ = _float_int_rows(W)  # W times a power of two, exactly
+        Wi, _ = float_int_rows(W)  # W times a power of two, exactly
         Dm = np.empty((s, s), dtype=object)  # the column scaling 1/ys, up to the common factor prod(ys)
         Dm[:] = 0
         for t in range(s):
@@ -512,24 +513,6 @@ def _exact_scores(D: _Data, q: np.ndarray, rows=None) -> list:
     qi[:-1] = [int(v * qd) for v in qf]
     qi[-1] = qd
     return list((Kint if rows is None else Kint[np.asarray(rows, dtype=int)]).dot(qi))
-
-
-def _float_int_rows(M: np.ndarray):
-    """``(M·den, den)`` for a finite float64 matrix: its exact values as Python integers over one power-of-two
-    denominator (frexp: each entry is a 53-bit integer times a power of two)."""
-    mant, ex = np.frexp(M)
-    mi = np.ldexp(mant, 53).astype(np.int64)  # exact
-    sh = ex.astype(np.int64) - 53
-    nz = mi != 0
-    low = int(sh[nz].min()) if nz.any() else 0
-    den = 2 ** max(0, -low)
-    shift = sh + max(0, -low)  # >= 0 where nz
-    out = np.empty(M.shape, dtype=object)
-    flat_m, flat_s, flat_o = mi.ravel(), shift.ravel(), out.reshape(-1)
-    for k in range(flat_m.size):
-        v = int(flat_m[k])
-        flat_o[k] = (v << int(flat_s[k])) if v else 0
-    return out, den
 
 
 def _int_rows(exact_rows: list) -> np.ndarray:
@@ -902,7 +885,7 @@ def _int_rows_cached(D: _Data) -> np.ndarray:
             if D.exact_rows is not None:
                 Kint, den = _int_rows_den(D.exact_rows)
             else:
-                Kint, den = _float_int_rows(np.concatenate([D.Kraw, D.braw[:, None]], axis=1))
+                Kint, den = float_int_rows(np.concatenate([D.Kraw, D.braw[:, None]], axis=1))
             D.cache["int_den"] = den  # (before "int_rows": threads test the latter)
             D.cache["int_rows"] = Kint
     elif "int_den" not in D.cache:
