@@ -30,7 +30,7 @@ from ..models.extraction import extract
 from ..models.headstats import head_stats
 from ..models.slices import plane_slice, query_plane
 from ..models.winners import can_win_fraction
-from ..tropical._args import check_int, check_real
+from ..tropical._args import check_real
 from .document import Report, Section, write_json
 from .plots import heatmap, layer_profile, slice_grid
 
@@ -99,7 +99,7 @@ def layer_table(rows) -> list[dict]:
     return out
 
 
-def _check_heads(heads, cfg) -> list:
+def _check_heads(heads, model) -> list:
     """``heads`` as a list of ``(layer, head)`` pairs of ints in range, checked before anything is extracted or
     written (``heads=[0]`` was a raw TypeError, an index out of range an error after the output directory was
     made)."""
@@ -107,11 +107,8 @@ def _check_heads(heads, cfg) -> list:
     for x in heads:
         if not (isinstance(x, (tuple, list)) and len(x) == 2):
             raise ShapeError(f"heads must be (layer, head) pairs, got {x!r}")
-        layer, head = (check_int(v, nm) for v, nm in zip(x, ("layer", "head")))
-        if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
-            raise ShapeError(f"head ({layer}, {head}) is out of range: the model has {cfg.n_layers} layers of "
-                             f"{cfg.n_heads} heads")
-        out.append((layer, head))
+        model._check_layer_head(*x)
+        out.append((int(x[0]), int(x[1])))
     return out
 
 
@@ -138,7 +135,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
     if not texts:
         raise EmptyInputError("no texts to analyse")
     cfg = model.config
-    all_heads = _check_heads(heads, cfg) if heads else [(l, h) for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
+    all_heads = _check_heads(heads, model) if heads else [(l, h) for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
