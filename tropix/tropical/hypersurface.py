@@ -262,22 +262,7 @@ class TropicalHypersurface:
         sub = self.subdivision
         if not self.polynomial.has_integer_exponents or sub.dim == 0:
             return False
-        if not sub.is_triangulation:
-            return False
-        E = [[int(v) for v in r] for r in self.polynomial.exponents.tolist()]
-        k, n = sub.dim, self.ambient_dim
-        from itertools import combinations
-
-        from .subdivision import _det
-
-        for cell in sub.cells:
-            M = [[E[i][t] - E[cell[0]][t] for t in range(n)] for i in cell[1:]]
-            g = 0
-            for cols in combinations(range(n), k):
-                g = math.gcd(g, _det([[row[c] for c in cols] for row in M]))
-            if g != 1:
-                return False
-        return True
+        return sub.is_unimodular  # (each simplex measured in the lattice of its own affine span)
 
     def is_balanced(self) -> bool:
         """Check the balancing condition at every codimension-2 cell, from the computed geometry.

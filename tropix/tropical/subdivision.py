@@ -213,7 +213,11 @@ def newton_polytope(points: Any) -> NewtonPolytope:
     verts = sorted(i for f in faces[0] for i in f)
     vol = _normalised_volume(A, verts) / Fraction(form.scale) ** k
     fv = tuple(len(faces[d]) for d in range(k))
-    facets = tuple(sorted(tuple(sorted(f)) for f in faces[k - 1]))
+    if k == 1:  # the two endpoints of a segment, each with *all* the points at it (faces[0] keeps one copy)
+        xs = [a[0] for a in A]
+        facets = tuple(sorted(tuple(i for i, x in enumerate(xs) if x == t) for t in (min(xs), max(xs))))
+    else:
+        facets = tuple(sorted(tuple(sorted(f)) for f in faces[k - 1]))
     return NewtonPolytope(pts, k, tuple(verts), facets, vol, fv)
 
 
@@ -360,8 +364,34 @@ class RegularSubdivision:
 
     @property
     def is_unimodular(self) -> bool:
-        """A triangulation all of whose simplices have normalised volume 1 (needs integer exponents)."""
-        return self.is_triangulation and all(v == 1 for v in self.cell_volumes())
+        """A triangulation all of whose simplices are unimodular lattice simplices (needs integer exponents).
+
+        Each simplex must have normalised volume 1 in the lattice ``Z^n`` restricted to its affine span: the
+        gcd of the maximal minors of its edge vectors is 1 (for a full-dimensional configuration, ``|det| = 1``).
+        Like :meth:`TropicalHypersurface.is_smooth <tropix.tropical.hypersurface.TropicalHypersurface.is_smooth>`,
+        lower-dimensional configurations are measured in their own lattice (not in the projected coordinates
+        of :meth:`cell_volumes`), and points with non-integer coordinates give False (they are no lattice
+        points).
+        """
+        if not self.is_triangulation:
+            return False
+        E = [[_to_fraction(v) for v in row] for row in self.points.tolist()]
+        if any(v.denominator != 1 for row in E for v in row):
+            return False
+        E = [[int(v) for v in row] for row in E]
+        k, n = self.dim, self.points.shape[1]
+        if k == n:
+            return all(v == 1 for v in self.cell_volumes())
+        for cell in self.cells:
+            M = [[E[i][t] - E[cell[0]][t] for t in range(n)] for i in cell[1:]]
+            g = 0
+            for cols in combinations(range(n), k):
+                g = math.gcd(g, _det([[row[c] for c in cols] for row in M]))
+                if g == 1:
+                    break
+            if g != 1:
+                return False
+        return True
 
 
 def regular_subdivision(points: Any, heights: Any, *, semiring: Semiring | str | None = None) -> RegularSubdivision:
