@@ -121,3 +121,23 @@ def test_float_eigenvector_residual_is_checked_at_the_scale_of_its_row(A, S, cri
     assert np.array_equal(np.isfinite(Ax), fin)
     np.testing.assert_allclose(Ax[fin], lam + x[fin], rtol=0, atol=1e-12)
     assert set(critical_graph(A, semiring=S).nodes()) == critical
+
+
+# ------------------------------------------------------------------------------ Kleene star tolerance
+
+
+@pytest.mark.parametrize("fn", ["kleene_star", "kleene_plus"])
+@pytest.mark.parametrize("S, w", [(MaxPlus, Fraction(1, 10**6)), (MinPlus, Fraction(-1, 10**6))])
+def test_kleene_tol_is_for_float_input_only(fn, S, w):
+    # "tol: for float input": exact input is decided exactly (before: a cycle of exact weight 1e-6 passed
+    # with tol = 1e-3 and the series was summed as if it converged)
+    import tropix.tropical as tt
+    from tropix.errors import DivergenceError
+
+    zero = S.zero
+    A = np.array([[w, 0], [0, zero]], dtype=object)
+    with pytest.raises(DivergenceError):
+        getattr(tt, fn)(A, semiring=S, tol=0.001)
+    B = np.array([[float(w), 0.0], [0.0, zero]])  # the same weights in floats: within the tolerance
+    R = getattr(tt, fn)(B, semiring=S, tol=0.001)
+    assert R.shape == (2, 2) and R.dtype == np.float64

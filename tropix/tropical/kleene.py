@@ -65,11 +65,13 @@ def _weight_text(w) -> str:
         return f"about {'-' if r < 0 else ''}2^{abs(r.numerator).bit_length() - r.denominator.bit_length()}"
 
 
-def _check_tol(tol) -> float:
+def _check_tol(tol, A=None) -> float:
+    """``tol`` checked; 0 for exact input ``A`` (the tolerance is for float input: exact input is decided
+    exactly, a closed walk of weight ``10^-6`` diverges whatever ``tol``)."""
     t = float(check_real(tol, "tol", minimum=0))
     if not (t >= 0 and math.isfinite(t)):
         raise ToleranceError(f"tol must be a finite non-negative number, got {summary(tol)}")
-    return t
+    return 0.0 if A is not None and is_exact_array(A) else t
 
 
 def _first_true(mask, xp):
@@ -94,7 +96,8 @@ def kleene_plus(A: Any, *, semiring: Semiring | str | None = None, tol: float = 
     tol : float, default 0
         For float input: closed walks better than the empty walk by at most ``tol`` (rounding noise, e.g.
         after subtracting a float eigenvalue) do not raise; the result is then the Floyd–Warshall value,
-        off by at most about ``n·tol``.  The default decides exactly.
+        off by at most about ``n·tol``.  The default decides exactly, and so does exact input whatever
+        ``tol``.
 
     Returns
     -------
@@ -119,7 +122,7 @@ def kleene_plus(A: Any, *, semiring: Semiring | str | None = None, tol: float = 
     """
     S = tropical_semiring(semiring, "kleene_plus")
     A, xp, n = prepare_square(A, S)
-    return _closure(A, S, xp, n, True, _check_tol(tol))
+    return _closure(A, S, xp, n, True, _check_tol(tol, A))
 
 
 def kleene_star(A: Any, *, semiring: Semiring | str | None = None, tol: float = 0.0):
@@ -138,7 +141,8 @@ def kleene_star(A: Any, *, semiring: Semiring | str | None = None, tol: float = 
     tol : float, default 0
         For float input: closed walks better than the empty walk by at most ``tol`` (rounding noise, e.g.
         after subtracting a float eigenvalue) do not raise; the result is then the Floyd–Warshall value,
-        off by at most about ``n·tol``.  The default decides exactly.
+        off by at most about ``n·tol``.  The default decides exactly, and so does exact input whatever
+        ``tol``.
 
     Returns
     -------
@@ -174,5 +178,5 @@ def kleene_star(A: Any, *, semiring: Semiring | str | None = None, tol: float = 
     """
     S = tropical_semiring(semiring, "kleene_star")
     A, xp, n = prepare_square(A, S)
-    P = _closure(A, S, xp, n, True, _check_tol(tol))
+    P = _closure(A, S, xp, n, True, _check_tol(tol, A))
     return S.add(S.identity(n, like=P), P)
