@@ -134,7 +134,11 @@ class TensorTrain:
         operation (``+``, ``-``, scalar ``*``, :meth:`hadamard`, :meth:`round`, the canonical forms,
         :meth:`TTMatrix.apply <tropix.tn.ttmatrix.TTMatrix.apply>`) propagates the operands' bounds and adds a
         rigorous bound on what it changes itself, floating-point rounding included, computed in TT format
-        (no dense tensor); assumptions: IEEE arithmetic, no overflow or underflow.
+        (no dense tensor); assumptions: IEEE arithmetic, no overflow (an overflowing result raises
+        :class:`~tropix.errors.FloatOverflowError` in :meth:`round` and :meth:`canonical`).  Underflow is
+        covered: :meth:`round` and :meth:`canonical` first scale every core into range by a power of two
+        (exact) and bound the rounding of the scaling back by an absolute term, products with a scalar or a
+        Hadamard product add an absolute term for products that fall below the normal range.
     eps : float or None
         The relative tolerance that was requested, if any.
 
@@ -209,12 +213,17 @@ class TensorTrain:
 
     # -- dense conversion and element access ------------------------------------------------------
     def to_dense(self):
-        """The full tensor (beware: ``∏ n_k`` entries)."""
+        """The full tensor (beware: ``∏ n_k`` entries).
+
+        The cores are contracted scaled into range by powers of two (exact, :func:`_prescale`) and the factor is
+        applied to the result, so partial products neither overflow nor underflow where the entries fit.
+        """
         xp = self.xp
-        out = self.cores[0]
-        for c in self.cores[1:]:
+        cores, E = _prescale(self.cores)
+        out = cores[0]
+        for c in cores[1:]:
             out = xp.tensordot(out, c, axes=1)
-        return xp.reshape(out, self.shape)
+        return _pow2_scale(xp.reshape(out, self.shape), E)
 
     def __getitem__(self, index) -> Any:
         """One entry ``A[i_1, …, i_d]`` computed from the cores in ``O(d r²)`` (a 0-d array)."""
@@ -284,7 +293,8 @@ class TensorTrain:
         ``error_bound`` is ``|c|·self.error_bound`` plus a rigorous bound on the rounding of the scaled core
         (``‖E_0 G_1 ⋯ G_{d−1}‖_F ≤ ‖E_0‖_F ‖G_1 ⋯ G_{d−1}‖_2``, ``|E_0| ≤ u|fl(c G_0)|/(1 − u)``, the right
         norm from a Gram sweep, :func:`~tropix.tn._linalg.suffix_norms`; 0 when the scaling is exact, e.g. by
-        ``±2^k`` without overflow or underflow) plus ``|c − fl(c)|·‖self‖_F`` when the scalar itself is not a
+        ``±2^k`` without overflow or underflow; entries below the normal range add ``η`` each, half the smallest
+        subnormal, :func:`_underflow_up`) plus ``|c − fl(c)|·‖self‖_F`` when the scalar itself is not a
         float of the cores' dtype.
         """
         if isinstance(c, TensorTrain):
@@ -327,7 +337,8 @@ class TensorTrain:
         if not exact:
             S = suffix_norms(self.cores)
             u = unit_roundoff(cores[0])
-            e0 = prod_up(fro_up(new0), _float_up_q(u), inv_one_minus_up(u))
+            e0 = _add_up(prod_up(fro_up(new0), _float_up_q(u), inv_one_minus_up(u)),
+                         _underflow_up(cores[0], (old0 != 0) & (cf != 0)))
             eb = sum_up(eb, _mul_up(e0, S[1]), _mul_up(diff, S[0]))
         return self._replace(cores, eb)
 
@@ -339,23 +350,31 @@ class TensorTrain:
 
         ``error_bound`` propagates the operands' bounds with ``‖X ∘ Y‖_F ≤ ‖X‖_F ‖Y‖_F`` (norms bounded
         rigorously by Gram sweeps) and adds a rigorous bound on the rounding of the product cores (one
-        multiplication per entry, ``|E_k| ≤ u|Ĉ_k|/(1 − u)``): telescoping,
+        multiplication per entry, ``|E_k| ≤ u|Ĉ_k|/(1 − u)`` plus ``η`` for a product below the normal range,
+        :func:`_underflow_up`): telescoping,
         ``Ĉ − C = Σ_k L_{k−1} E_k R̂_{k+1}`` with the exact prefix (``‖L^{X∘Y}‖_2 ≤ ‖L^X‖_2 ‖L^Y‖_2``, a row
         selection of a Kronecker product) and the stored suffix (``‖R̂_{k+1}‖_2 ≤ ‖R^X‖_2‖R^Y‖_2 + δ_{k+1}``,
         ``δ_k = ‖Ĉ_k‖_F δ_{k+1} + ‖E_k‖_F ‖R_{k+1}‖_2``).
         """
         self._check_other(other)
         xp = self.xp
-        cores = []
+        cores, nonzero = [], []
         for a, b in zip(self.cores, other.cores):
             ra, n, ra2 = (int(s) for s in a.shape)
             rb, _, rb2 = (int(s) for s in b.shape)
             c = xp.reshape(a, (ra, 1, n, ra2, 1)) * xp.reshape(b, (1, rb, n, 1, rb2))
             cores.append(xp.reshape(c, (ra * rb, n, ra2 * rb2)))
+            if _products_may_underflow(a, b):  # (rarely: the mask costs a pass over the product core)
+                nz = (_np(a) != 0).reshape(ra, 1, n, ra2, 1) & (_np(b) != 0).reshape(1, rb, n, 1, rb2)
+                nonzero.append(nz.reshape(ra * rb, n, ra2 * rb2))
+            else:
+                nonzero.append(None)
         Pa, Pb = prefix_norms(self.cores), prefix_norms(other.cores)
         Sa, Sb = suffix_norms(self.cores), suffix_norms(other.cores)
         u = unit_roundoff(cores[0])
-        errs = [prod_up(fro_up(c), _float_up_q(u), inv_one_minus_up(u)) for c in cores]
+        # relative rounding of every product, plus an absolute term for products below the normal range
+        errs = [_add_up(prod_up(fro_up(c), _float_up_q(u), inv_one_minus_up(u)),
+                        0.0 if nz is None else _underflow_up(c, nz)) for c, nz in zip(cores, nonzero)]
         rounding = _kron_chain_bound(cores, errs, [_mul_up(x, y) for x, y in zip(Pa, Pb)],
                                      [_mul_up(x, y) for x, y in zip(Sa, Sb)])
         ea, eb_ = self.error_bound, other.error_bound
@@ -363,22 +382,31 @@ class TensorTrain:
         return self._replace(cores, _add_up(prop, rounding))
 
     def dot(self, other: "TensorTrain"):
-        """Inner product ``⟨self, other⟩ = Σ A[i] B[i]`` by a left-to-right sweep (a 0-d array)."""
+        """Inner product ``⟨self, other⟩ = Σ A[i] B[i]`` by a left-to-right sweep (a 0-d array); on the cores
+        scaled into range by powers of two (exact, :func:`_prescale`), the factor applied to the result."""
         self._check_other(other)
         xp = self.xp
+        ca, Ea = _prescale(self.cores)
+        cb, Eb = _prescale(other.cores)
         M = None
-        for a, b in zip(self.cores, other.cores):
+        for a, b in zip(ca, cb):
             if M is None:
                 M = xp.tensordot(a[0, :, :], b[0, :, :], axes=([0], [0]))
             else:
                 T = xp.tensordot(M, a, axes=([0], [0]))  # (rb, n, ra')
                 M = xp.tensordot(T, b, axes=([0, 1], [0, 1]))
-        return xp.reshape(M, ())
+        return _pow2_scale(xp.reshape(M, ()), Ea + Eb)
 
     def norm(self) -> float:
-        """Frobenius norm, computed from the left-orthogonal form (no cancellation)."""
-        cores, _, _ = _orthogonalise(self.cores, self.ndim - 1, bound=False)
-        return _f(fro_norm(cores[-1]))
+        """Frobenius norm, computed from the left-orthogonal form (no cancellation) of the cores scaled into
+        range by powers of two (exact, :func:`_prescale`: a train of norm 1e-100 whose partial products underflow
+        had norm 0); ``inf`` beyond the float64 range."""
+        cores, E = _prescale(self.cores)
+        cores, _, _ = _orthogonalise(cores, self.ndim - 1, bound=False)
+        try:
+            return math.ldexp(_f(fro_norm(cores[-1])), E)
+        except OverflowError:
+            return math.inf
 
     # -- canonical forms ------------------------------------------------------------------------
     def left_canonical(self) -> "TensorTrain":
@@ -395,25 +423,40 @@ class TensorTrain:
 
         The Frobenius norm of the whole tensor is then the norm of ``cores[center]``.  The QR sweeps change the
         represented tensor by rounding; ``error_bound`` adds a rigorous bound on that change (see
-        :func:`_orthogonalise`), so it still bounds the distance to the tensor ``self`` approximates.
+        :func:`_orthogonalise`), so it still bounds the distance to the tensor ``self`` approximates.  The
+        sweeps run on the cores scaled into range by powers of two (exact, :func:`_prescale`); putting the
+        factor back into the centre core can round entries below the normal range, which
+        :func:`_scale_back_bound` covers.  Raises :class:`~tropix.errors.FloatOverflowError` if the centre
+        core's entries exceed the float range.
         """
         d = self.ndim
         center = check_int(center, "center")
         if not -d <= center < d:
             raise ShapeError(f"orthogonality centre {center} is out of range for {d} cores")
-        cores, bound, _ = _orthogonalise(self.cores, center % d)
+        c = center % d
+        scaled, E = _prescale(self.cores)  # in range first (exact), as in round: no underflow in the sweeps
+        cores, bound, _ = _orthogonalise(scaled, c)
         err = bound()
-        if err > 2.0**-44 * fro_up(cores[center % d]):  # not negligible against ‖self‖_F: tighter norms
+        if err > 2.0**-44 * fro_up(cores[c]):  # not negligible against ‖self‖_F: tighter norms
             err = bound(tight=True)
+        err = ldexp_up(err, E)
+        mid = cores[c]
+        cores[c] = _pow2_scale(mid, E)
+        if E > 0 and not bool(self.xp.all(self.xp.isfinite(cores[c]))):
+            raise FloatOverflowError("TensorTrain.canonical: the centre core's entries exceed the float range of "
+                                     f"its dtype ({_np_dtype(mid)}): rescale the train")
+        err = _add_up(err, _scale_back_bound(cores, mid, E, c))
         return TensorTrain(tuple(cores), _add_up(self.error_bound, err), self.eps)
 
     def schmidt_spectra(self) -> list:
         """Schmidt (singular) values across every bond ``k | k+1``, ``k = 0…d-2`` (arrays, descending).
 
-        These are the singular values of the unfolding ``A[(i_1…i_{k+1}), (i_{k+2}…i_d)]``.
+        These are the singular values of the unfolding ``A[(i_1…i_{k+1}), (i_{k+2}…i_d)]``; computed on the
+        cores scaled into range by powers of two (exact, :func:`_prescale`), the factor applied to the spectra.
         """
         xp = self.xp
-        cores, _, _ = _orthogonalise(self.cores, self.ndim - 1, bound=False)
+        cores, E = _prescale(self.cores)
+        cores, _, _ = _orthogonalise(cores, self.ndim - 1, bound=False)
         spectra = [None] * (self.ndim - 1)
         for k in range(self.ndim - 1, 0, -1):
             r, n, r2 = (int(s) for s in cores[k].shape)
@@ -422,7 +465,7 @@ class TensorTrain:
             cores[k] = xp.reshape(Vh, (q, n, r2))
             cores[k - 1] = xp.tensordot(cores[k - 1], U * xp.reshape(S, (1, q)), axes=1)
             spectra[k - 1] = S
-        return spectra
+        return [_pow2_scale(S, E) for S in spectra]
 
     def schmidt_spectrum(self, bond: int):
         """Schmidt values across bond ``bond`` (between mode ``bond`` and ``bond + 1``)."""
@@ -468,7 +511,11 @@ class TensorTrain:
           bound is the exact-arithmetic tail ``sqrt(Σ discarded²)`` up to a factor ``1 + O(u)``.
 
         Assumptions: IEEE arithmetic in the cores' dtype (the bound itself is evaluated in float64 with
-        upward-rounded scalars), no overflow or underflow.  With ``certify=True`` the dense certificate
+        upward-rounded scalars), no overflow or underflow inside the sweeps, which run on the cores scaled into
+        range by powers of two (exact, :func:`_prescale`); the factor is put back into the last core, and
+        entries that this rounds below the normal range are covered by an absolute term
+        (:func:`_scale_back_bound`: before, a train of subnormal float32 cores could exceed its bound).  A result
+        beyond the float range raises :class:`~tropix.errors.FloatOverflowError`.  With ``certify=True`` the dense certificate
         :func:`~tropix.tn._linalg.tt_distance_bound` is computed as well (``∏ n_k`` entries, SizeLimitError above
         ``2^26``) and the smaller of the two rigorous bounds is reported.  With ``check=True`` the error is
         recomputed densely and compared with its bound.
@@ -493,7 +540,10 @@ class TensorTrain:
                 f"round(certify=True) forms the dense tensor: {math.prod(self.shape)} entries exceed the 2^26 limit"
             )
         xp = self.xp
-        cores, orth_bound, nu = _orthogonalise(self.cores, 0)
+        # every core scaled by a power of two into range first (exact), so that the sweeps neither overflow nor
+        # underflow (a train of subnormal float32 cores exceeded the bound); the factor 2^E goes back at the end
+        scaled, E = _prescale(self.cores)
+        cores, orth_bound, nu = _orthogonalise(scaled, 0)
         d = len(cores)
         # the norm sits in cores[0]: scaled by a power of two (exact) so that squared singular values and the
         # budget neither overflow nor underflow; the last core is scaled back
@@ -518,13 +568,18 @@ class TensorTrain:
             steps.append((_np(Ck), _np(Uk), _np(SV), K))
             cores[k] = xp.reshape(Uk, (r, n, rk))
             cores[k + 1] = nxt
-        cores[-1] = _pow2_scale(cores[-1], e)
-        nrm = math.ldexp(nrm, e)
-        sweep_err = ldexp_up(_svd_sweep_bound(steps, nu), e) if d > 1 else 0.0
+        sweep_err = _svd_sweep_bound(steps, nu) if d > 1 else 0.0
         orth_err = orth_bound()
-        if orth_err > max(1e-2 * sweep_err, 2.0**-44 * nrm):  # the QR sweep's part matters: tighter norms
+        if orth_err > max(1e-2 * ldexp_up(sweep_err, e), 2.0**-44 * math.ldexp(nrm, e)):  # it matters: tighter norms
             orth_err = orth_bound(tight=True)
-        err = _add_up(orth_err, sweep_err)
+        err = ldexp_up(_add_up(orth_err, ldexp_up(sweep_err, e)), E)
+        last = cores[-1]
+        cores[-1] = _pow2_scale(last, e + E)
+        if e + E > 0 and not bool(xp.all(xp.isfinite(cores[-1]))):
+            raise FloatOverflowError("TensorTrain.round: the rounded train's entries exceed the float range of its "
+                                     f"dtype ({_np_dtype(last)}): rescale the train")
+        err = _add_up(err, _scale_back_bound(cores, last, e + E, d - 1))
+        nrm = ldexp_up(nrm, e + E)
         if certify:
             err = min(err, tt_distance_bound(self.cores, cores))
         out = TensorTrain(tuple(cores), _add_up(self.error_bound, err), eps)
@@ -550,9 +605,99 @@ def _is_pow2(x: float) -> bool:
     return x != 0.0 and math.isfinite(x) and math.frexp(abs(x))[0] == 0.5
 
 
+def _half_subnormal(x) -> tuple[float, float]:
+    """``(tiny, η)`` of the floating dtype of array ``x``: the smallest normal number and a float ``≥`` half the
+    smallest subnormal (``2^-126, 2^-150`` for float32; float64's ``2^-1075`` is rounded up to ``2^-1074``)."""
+    lo = pow2_range(x)[0]
+    dt = _np_dtype(x)
+    p = int(np.finfo(dt).nmant) if dt is not None and dt.kind == "f" else 52
+    return math.ldexp(1.0, lo), max(math.ldexp(1.0, lo - p - 1), 5e-324)
+
+
+def _underflow_up(new, nonzero) -> float:
+    """``≥ ‖F‖_F`` for the underflow part ``F`` of an entrywise product ``new = fl(x·y) = x·y(1 + δ) + F``:
+    ``|F_i| ≤ η`` (half the smallest subnormal, :func:`_half_subnormal`) where the exact product is nonzero
+    (``nonzero``, a boolean NumPy array shaped like ``new``) and ``|fl(x·y)|`` is not above the smallest normal
+    number, else 0 (the relative part ``|x·y·δ| ≤ u|fl(x·y)|/(1 − u)`` is bounded separately)."""
+    tiny, eta = _half_subnormal(new)
+    n = int(np.count_nonzero((np.abs(_np(new)) <= tiny) & nonzero))
+    return _mul_up(_sqrt_float_up(float(n)), eta) if n else 0.0
+
+
 def _float_up_q(q) -> float:
     """A float ``≥ q`` for a nonnegative rational."""
     return _float_up(Fraction(q))
+
+
+def _products_may_underflow(a, b) -> bool:
+    """Whether some product of a nonzero entry of ``a`` and one of ``b`` may round to ``|fl(x·y)| <=`` the
+    smallest normal number: ``min|x| · min|y|`` over the nonzero entries is not safely above it (floats only)."""
+    if not (_np(a).dtype.kind == "f" or _np(b).dtype.kind == "f"):
+        return False
+    tiny = _half_subnormal(a if _np(a).dtype.kind == "f" else b)[0]
+    A, B = np.abs(_np(a)), np.abs(_np(b))
+    A, B = A[A > 0], B[B > 0]
+    if A.size == 0 or B.size == 0:
+        return False
+    with np.errstate(under="ignore", over="ignore"):
+        return not float(A.min()) * float(B.min()) > 2.0 * tiny
+
+
+@_quiet
+def _prescale(cores) -> tuple[list, int]:
+    """The cores, each floating one scaled by a power of two to ``max |G_k| ∈ [1/2, 1)`` where that is exact
+    (checked by scaling back), and ``E`` with ``G_0 ⋯ G_{d−1} = 2^E · (product of the returned cores)``.
+
+    The cores come back as they are (``E = 0``) when no partial product can leave the range anyway: the
+    exponents ``e_k`` of the cores' largest entries and the sizes ``s_k`` satisfy
+    ``Σ |e_k| + Σ log2 s_k <= hi / 2 - 24`` (``hi`` the dtype's largest exponent; half of it, so that squares
+    of partial products stay in range too), the usual case, which then costs one reduction per core.
+    """
+    xp = namespace(*cores)
+    exps, spread, hi = [], 0.0, None
+    for c in cores:
+        if not xp.isdtype(c.dtype, "real floating"):  # (integer cores stay exact)
+            exps.append(None)
+            continue
+        size = math.prod(int(s) for s in c.shape)
+        m = _f(xp.max(xp.abs(c))) if size else 0.0
+        e = int(np.frexp(m)[1]) if 0.0 < m < math.inf else 0
+        exps.append(e)
+        spread += abs(e) + math.log2(max(size, 1))
+        hi = pow2_range(c)[1] if hi is None else hi
+    if hi is None or spread <= hi / 2 - 24:
+        return list(cores), 0
+    out, E = [], 0
+    for c, e in zip(cores, exps):
+        if e:
+            s = _pow2_scale(c, -e)
+            # scaling up (e < 0) is exact (max |s| < 1); scaling down may lose bits below the normal range
+            if e < 0 or np.array_equal(_np(_pow2_scale(s, e)), _np(c)):
+                c, E = s, E + e
+        out.append(c)
+    return out, E
+
+
+@_quiet
+def _scale_back_bound(cores, old_core, e: int, k: int) -> float:
+    """``≥ ‖TT(cores) − TT(cores with core k = 2^e·old_core)‖_F`` for ``cores[k] = fl(2^e·old_core)``
+    (:func:`_pow2_scale`).
+
+    The scaling is exact unless entries fall below the normal range, where each rounds by at most half the
+    smallest subnormal ``η`` of the dtype: ``‖E‖_F ≤ √(#inexact)·η`` for core ``k``, times
+    ``‖G_0 ⋯ G_{k−1}‖_2 ‖G_{k+1} ⋯ G_{d−1}‖_2`` (:func:`~tropix.tn._linalg.prefix_norms`,
+    :func:`~tropix.tn._linalg.suffix_norms`, only computed then).  0 when exact.
+    """
+    if e >= 0:
+        return 0.0  # scaling up: exact (overflow is checked by the caller)
+    new, old = _np(cores[k]), _np(old_core)
+    inexact = int(np.count_nonzero(np.ldexp(new, -e) != old))
+    if not inexact:
+        return 0.0
+    eta = _half_subnormal(old_core)[1]
+    left = prefix_norms(cores)[k] if k > 0 else 1.0
+    right = suffix_norms(cores)[k + 1] if k < len(cores) - 1 else 1.0
+    return prod_up(_sqrt_float_up(float(inexact)), eta, left, right)
 
 
 @_quiet
