@@ -141,3 +141,19 @@ def test_kleene_tol_is_for_float_input_only(fn, S, w):
     B = np.array([[float(w), 0.0], [0.0, zero]])  # the same weights in floats: within the tolerance
     R = getattr(tt, fn)(B, semiring=S, tol=0.001)
     assert R.shape == (2, 2) and R.dtype == np.float64
+
+
+# ------------------------------------------------------------------------------ exception types
+
+
+def test_integer_exponent_requirements_raise_domain_error():
+    # the input's shape is right; its exponents lie outside where lattice weights are defined (was ShapeError)
+    from tropix.errors import DomainError
+    from tropix.tropical.curves import stable_intersection
+
+    p = TropicalPolynomial({(Fraction(1, 2), 0): 0, (0, 1): 0, (0, 0): 0})
+    with pytest.raises(DomainError, match="integer exponents"):
+        p.hypersurface().is_balanced()
+    q = TropicalPolynomial({(1, 0): 0, (0, 1): 1, (0, 0): 0})
+    with pytest.raises(DomainError, match="integer exponents"):
+        stable_intersection(p, q)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._repr import compact_repr, summary
-from ..errors import ArgumentTypeError, ShapeError
+from ..errors import ArgumentTypeError, DomainError, ShapeError
 from ._args import check_real
 
 __all__ = ["Region", "regions", "plot_curve", "StableIntersection", "stable_intersection"]
@@ -317,7 +317,7 @@ def _edge_list(C):
     for cell in C.maximal_cells:
         w = cell.weight
         if w is None:
-            raise ShapeError("stable intersection needs integer exponents (weights)")
+            raise DomainError("stable intersection needs integer exponents (weights)")
         if C.lineality:
             out.append((X[cell.vertices[0]], tuple(C.lineality[0]), -inf, inf, w))
         elif cell.rays:

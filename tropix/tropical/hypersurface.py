@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from .._repr import compact_repr
-from ..errors import ShapeError
+from ..errors import DomainError, ShapeError
 from ._hull import primitive
 from .semiring import TropicalSemiring
 
@@ -273,7 +273,7 @@ class TropicalHypersurface:
         Needs integer exponents (weights); returns True vacuously when there are no codimension-2 cells.
         """
         if not self.polynomial.has_integer_exponents:
-            raise ShapeError("balancing needs integer exponents (weights are lattice lengths)")
+            raise DomainError("balancing needs integer exponents (weights are lattice lengths)")
         n = self.ambient_dim
         E = [[int(v) for v in r] for r in self.polynomial.exponents.tolist()]
         X = self._xv
