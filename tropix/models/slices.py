@@ -1,12 +1,14 @@
-"""Exact 2-D slices of a head's tropical hypersurface through its real queries.
+"""2-D slices of a head's tropical hypersurface through its real queries.
 
 The scores of a query ``q`` against keys ``k_j`` form the max-plus polynomial ``max_j (q·k_j)·scale``
 (a tropical polynomial with one monomial per key).  Restricting ``q`` to an affine plane
 ``q = c + a·u + b·w`` gives a tropical polynomial in two variables,
 ``max_j (γ_j + a·α_j + b·β_j)``; its tropical curve (where the maximum is attained twice) cuts the
 plane into convex polygons, the argmax cells of the keys.  :func:`plane_slice` computes those
-polygons exactly, by intersecting half-planes (clipping a window by ``s_j ≥ s_i`` for every ``i``), so
-ties and repeated keys are handled (a repeated key gets an empty cell; its twin keeps the region).
+polygons from the scores themselves (no sampling grid), by intersecting half-planes in float64 (clipping a
+window by ``s_j ≥ s_i`` for every ``i``), so ties and repeated keys are handled (a repeated key gets an
+empty cell; its twin keeps the region); cells below ``min_area`` of the window (slivers of rounding) are
+left out.
 
 The plane used by :func:`query_plane` passes through the mean query and spans the two leading
 principal directions of the queries, in units of their standard deviation, so the real queries

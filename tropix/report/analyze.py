@@ -5,7 +5,7 @@ effective support at mass ``1 − ε``, the temperature at which the head become
 occupancy (distinct argmax keys, attention-sink share), the keys that can ever win
 (:func:`tropix.models.winners.can_win_fraction`: certified LPs of :mod:`tropix.tropical.argmax_lp` over the
 keys of the longest text), certified region-sparse support with its bound next to the true error against
-dense attention, and an exact 2-D slice of the head's tropical hypersurface through its real queries.
+dense attention, and a 2-D slice of the head's tropical hypersurface through its real queries.
 
 Examples
 --------
@@ -196,7 +196,7 @@ def analyze(model, texts, out_dir, eps: float = 0.01, max_length: int | None = N
         n_rows = max(r for r, _ in panels) + 1
         n_cols = max(c for _, c in panels) + 1
         figures.append(slice_grid(panels, n_rows, n_cols, _WINDOW,
-                                  "exact 2-D slices of each head's tropical hypersurface (argmax cells of the keys; "
+                                  "2-D slices of each head's tropical hypersurface (argmax cells of the keys; "
                                   "dots: real queries projected)", out / "slices.png"))
     tab = layer_table(rows)
     report = Report(f"tropix analyze: {Path(model.source).name} ({cfg.arch}, {cfg.n_layers} layers x {cfg.n_heads} heads)")

@@ -83,7 +83,7 @@ def layer_profile(series: dict, title: str, path, ylabel: str = "", log: bool = 
 
 
 def slice_grid(panels, n_rows: int, n_cols: int, window: float, title: str, path):
-    """Small multiples of exact 2-D slices: ``panels[(row, col)] = (cells, query_xy)``."""
+    """Small multiples of 2-D slices: ``panels[(row, col)] = (cells, query_xy)``."""
     plt = _plt()
     from matplotlib.patches import Polygon
 
