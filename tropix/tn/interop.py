@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from opt_einsum import get_symbol
 
-from ..errors import ParseError
+from ..errors import ArgumentTypeError, ParseError, ShapeError
 from .contract import _parse, contract
 
 __all__ = ["to_tensornetwork", "from_tensornetwork", "contract_tensornetwork"]
@@ -55,7 +55,15 @@ def to_tensornetwork(subscripts: str, *operands: Any):
     from .._array import to_numpy
 
     terms, out = _parse(subscripts, len(operands))
-    nodes = [tn.Node(to_numpy(op), name=f"T{k}") for k, op in enumerate(operands)]
+    arrays = [np.asarray(to_numpy(op)) for op in operands]
+    size: dict[str, int] = {}
+    for k, (a, t) in enumerate(zip(arrays, terms)):  # (tensornetwork raised raw IndexError / ValueError)
+        if a.ndim != len(t):
+            raise ShapeError(f"operand {k} has {a.ndim} dimensions but its subscripts {t!r} name {len(t)}")
+        for ch, dim in zip(t, a.shape):
+            if size.setdefault(ch, int(dim)) != int(dim):
+                raise ShapeError(f"index {ch!r} has size {size[ch]} in one operand and {int(dim)} in operand {k}")
+    nodes = [tn.Node(a, name=f"T{k}") for k, a in enumerate(arrays)]
     where: dict[str, list] = {}
     for node, t in zip(nodes, terms):
         for ax, ch in enumerate(t):
@@ -89,10 +97,14 @@ def from_tensornetwork(nodes: Sequence[Any], output_edge_order: Sequence[Any] | 
     """Read a ``tensornetwork`` node graph as ``(subscripts, operands)`` for :func:`~tropix.tn.contract`.
 
     Every edge gets one index symbol; the legs of a ``CopyNode`` are merged into one (hyper)index.
-    Dangling edges are the output, in ``output_edge_order`` if given.
+    Dangling edges are the output, in ``output_edge_order`` if given (which must list each dangling edge once,
+    as for ``tensornetwork``'s contractors: :class:`~tropix.errors.ParseError` otherwise).
     """
     tn = _tn()
     nodes = list(nodes)
+    for n in nodes:
+        if not isinstance(n, tn.AbstractNode):
+            raise ArgumentTypeError(f"from_tensornetwork expects tensornetwork nodes, got {type(n).__name__}")
     parent: dict[int, int] = {}
 
     def find(x):
@@ -133,10 +145,21 @@ def from_tensornetwork(nodes: Sequence[Any], output_edge_order: Sequence[Any] | 
             t += sym(e)
         terms.append(t)
         ops.append(n.tensor)
-    if output_edge_order is None:
-        dangling = [e for n in nodes for e in n.edges if e.is_dangling()]
-    else:
-        dangling = list(output_edge_order)
+    dangling = [e for n in nodes for e in n.edges if e.is_dangling()]
+    if output_edge_order is not None:
+        # the dangling edges exactly, as tensornetwork's contractors require: an omitted one was summed over
+        # and a connected one kept as an output index, silently (a different result from tensornetwork's)
+        order = list(output_edge_order)
+        ids = {id(e) for e in dangling}
+        for e in order:
+            if id(e) not in ids:
+                raise ParseError(f"output edge {getattr(e, 'name', e)!r} is not a dangling edge of the given nodes")
+        if len({id(e) for e in order}) != len(order):
+            raise ParseError("output_edge_order lists an edge twice")
+        if len(order) != len(dangling):
+            names = [e.name for e in dangling if id(e) not in {id(x) for x in order}]
+            raise ParseError(f"output_edge_order omits the dangling edges {names}; list every dangling edge")
+        dangling = order
     out = "".join(sym(e) for e in dangling)
     return ",".join(terms) + "->" + out, ops
 

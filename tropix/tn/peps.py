@@ -7,10 +7,11 @@ the outer boundary have dimension 1.  Real-valued tensors only.
   path (:func:`~tropix.tn.contract`): exponential cost, for small grids.
 * ``chi=…`` contracts the double-layer network ``⟨ψ|O|ψ⟩`` row by row: the top row is a boundary MPS,
   every further row is applied as an MPO and the result is rounded back to bond dimension ``χ``
-  (:meth:`TensorTrain.round`).  The relative Frobenius norm discarded at each rounding is summed into
-  ``truncation_error``: a diagnostic of the approximation, not a rigorous bound on the error of the
-  scalar (which also depends on the remaining rows).  With ``χ ≥ (D²)^{⌊ncols/2⌋}`` nothing is discarded
-  and the result is exact.
+  (:meth:`TensorTrain.round`).  The ``error_bound`` of each rounding (the relative Frobenius norm discarded,
+  rounding included) is summed into ``truncation_error``: a diagnostic of the approximation, not a rigorous
+  bound on the error of the scalar (which also depends on the remaining rows).  With
+  ``χ ≥ (D²)^{⌊ncols/2⌋}`` no boundary rank is cut, only numerically zero singular values are dropped, and the
+  result is exact up to rounding (``truncation_error`` of the order of the unit roundoff when a rounding ran).
 
 Examples
 --------
@@ -34,13 +35,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from opt_einsum import get_symbol
 
-from .._array import from_numpy, namespace, to_numpy
+from .._array import from_numpy, is_array, namespace, to_numpy
 from .._repr import compact_repr
 from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
 from ..tropical._args import check_int
 from ._linalg import as_float, check_max_rank
 from .contract import contract
-from .tt import TensorTrain
+from .tt import TensorTrain, _prescale
 
 __all__ = ["PEPS", "BoundaryContraction"]
 
@@ -60,7 +61,8 @@ class BoundaryContraction:
     chi : int or None
         Boundary bond dimension used (None: exact).
     truncation_error : float
-        Sum over the boundary roundings of the relative Frobenius norm discarded (0 when exact).
+        Sum over the boundary roundings of their ``error_bound`` relative to the boundary's norm (the norm
+        discarded, rounding included; 0 when no rounding ran, e.g. exact contraction).
     """
 
     value: float
@@ -95,6 +97,11 @@ class PEPS:
         ncols = len(rows[0])
         if any(len(r) != ncols for r in rows):
             raise ShapeError("all rows of a PEPS must have the same number of sites")
+        for i, r in enumerate(rows):
+            for j, t in enumerate(r):
+                if not is_array(t):
+                    raise ArgumentTypeError(f"site ({i}, {j}) must be an array (NumPy, torch, ...) of shape "
+                                            f"(p, up, right, down, left), got {type(t).__name__}")
         namespace(*[t for r in rows for t in r])
         nrows = len(rows)
         for i, r in enumerate(rows):
@@ -238,13 +245,30 @@ class PEPS:
         nr, nc = self.shape
         xp = self.xp
         rows = [[self._site_double(i, j, ops.get((i, j))) for j in range(nc)] for i in range(nr)]
+        # The tensors of a row, and the boundary's cores after every row, are scaled by powers of two into range
+        # (exact, tt._prescale; nothing is changed unless some partial product could leave the range) and the
+        # factor 2^pow2 kept aside: the normalisation by the norm alone left the cores drifting apart (columns of
+        # scale 0.1 and 10, value 1: the boundary overflowed after 154 rows) and products of small rows underflowed
+        # (rows of 1e-160, 1e-160, 1e160, 1e160: the norm 1e-320 gave 1/nrm = inf).
+        pow2 = 0
+        for i in range(nr):
+            rows[i], e = _prescale(rows[i])
+            pow2 += e
         # top row as an MPS with physical index = merged down leg
         cores = [xp.permute_dims(E[0, ...], (2, 1, 0)) for E in rows[0]]  # (l, d, r)
         B = TensorTrain(tuple(cores))
         lognorm = 0.0
         trunc = 0.0
         if nr == 1:
-            return BoundaryContraction(_f(xp.reshape(B.to_dense(), ())), chi, 0.0)
+            val = _f(xp.reshape(B.to_dense(), ()))
+            try:
+                val = math.ldexp(val, pow2)
+            except OverflowError:
+                val = math.inf
+            if not math.isfinite(val):  # (as on the exact path and for several rows: was returned as the value)
+                raise FloatOverflowError(f"the boundary contraction gave {val} (the float range was exceeded); "
+                                         "rescale the site tensors")
+            return BoundaryContraction(val, chi, 0.0)
         for i in range(1, nr - 1):
             new = []
             for core, E in zip(B.cores, rows[i]):
@@ -253,6 +277,8 @@ class PEPS:
                 c = xp.tensordot(core, E, axes=([1], [0]))  # (a, a2, r, d, l)
                 c = xp.permute_dims(c, (0, 4, 3, 1, 2))
                 new.append(xp.reshape(c, (a * l, d, a2 * r)))
+            new, e = _prescale(new)
+            pow2 += e
             B = TensorTrain(tuple(new))
             nrm = B.norm()
             if not math.isfinite(nrm):
@@ -270,6 +296,8 @@ class PEPS:
                 B = Bt
         last = [xp.permute_dims(E[:, :, 0, :], (2, 0, 1)) for E in rows[-1]]  # (l, u, r)
         val = _f(B.dot(TensorTrain(tuple(last))))
+        if pow2:
+            lognorm += pow2 * math.log(2.0)
         try:
             f = math.exp(lognorm)
             out = val * f

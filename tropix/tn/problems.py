@@ -37,7 +37,7 @@ import numpy as np
 from opt_einsum import get_symbol
 
 from .._array import asarray, to_numpy
-from ..errors import ArgumentTypeError, ShapeError
+from ..errors import ArgumentTypeError, DomainError, ShapeError
 from ..tropical._args import check_int
 from ._linalg import as_float
 
@@ -61,9 +61,32 @@ def random_couplings(L: int, M: int | None = None, seed: int | None = None):
     return rng.choice([-1.0, 1.0], size=(L, M - 1)), rng.choice([-1.0, 1.0], size=(L - 1, M))
 
 
+_I64 = 2**63 - 1
+
+
+def _couplings(x):
+    """Couplings or fields as a NumPy array whose negation is exact: integers (any width, signed or not, and
+    booleans) become int64, or Python ints (object) beyond ``±(2^63 − 1)``; ``-J`` on the input's own dtype
+    wrapped around (uint8 200 became 56, int64 −2^63 stayed −2^63) and a bool coupling raised a raw TypeError."""
+    a = np.asarray(to_numpy(x))
+    if a.dtype.kind in "biu":
+        if a.size and (int(a.max()) > _I64 or int(a.min()) < -_I64):
+            out = np.empty(a.shape, dtype=object)
+            out.ravel()[:] = [int(v) for v in a.ravel()]
+            return out
+        return a.astype(np.int64)
+    return a
+
+
+def _spins_of(a):
+    """The spin values ``(−1, 1)`` in a dtype whose product with ``a``'s entries is exact (Python ints for an
+    object array: NumPy refused Python ints beyond int64 against an int64 vector)."""
+    return np.array([-1, 1], dtype=object if a.dtype == object else np.int64)
+
+
 def _lattice(Jh, Jv, h):
-    Jh = np.asarray(to_numpy(Jh))
-    Jv = np.asarray(to_numpy(Jv))
+    Jh = _couplings(Jh)
+    Jv = _couplings(Jv)
     if Jh.ndim != 2 or Jv.ndim != 2:
         raise ShapeError("J_h and J_v must be 2-D arrays of horizontal and vertical couplings")
     L, Mh = Jh.shape
@@ -71,7 +94,7 @@ def _lattice(Jh, Jv, h):
     if Mh != M - 1 or Lv != L - 1:
         raise ShapeError(f"J_h must have shape (L, M-1) and J_v shape (L-1, M); got {Jh.shape} and {Jv.shape}")
     if h is not None:
-        h = np.asarray(to_numpy(h))
+        h = _couplings(h)
         if h.shape != (L, M):
             raise ShapeError(f"h must have shape {(L, M)}, got {h.shape}")
     return Jh, Jv, h, L, M
@@ -93,10 +116,11 @@ def spin_glass_network(J_h: Any, J_v: Any, h: Any = None):
     -------
     subscripts, operands, path
         Spin ``(r, c)`` is the index ``get_symbol(r*M + c)``; contract with ``MinPlus`` for the ground
-        energy.  Operand dtype follows the couplings (integers stay exact).
+        energy.  Operand dtype follows the couplings; exact couplings stay exact (integers of any width
+        become int64, or Python ints beyond ``±(2^63 − 1)``; Fractions stay Fractions).
     """
     Jh, Jv, h, L, M = _lattice(J_h, J_v, h)
-    sig = np.array([-1, 1])
+    sh, sv = _spins_of(Jh), _spins_of(Jv)
     terms, ops = [], []
     ssa: list[tuple[int, int]] = []
     boundary = None
@@ -115,11 +139,11 @@ def spin_glass_network(J_h: Any, J_v: Any, h: Any = None):
         for c in range(M):
             ids = []
             if c > 0:
-                ids.append(add(sym(r, c - 1) + sym(r, c), -Jh[r, c - 1] * np.outer(sig, sig)))
+                ids.append(add(sym(r, c - 1) + sym(r, c), -Jh[r, c - 1] * np.outer(sh, sh)))
             if r > 0:
-                ids.append(add(sym(r - 1, c) + sym(r, c), -Jv[r - 1, c] * np.outer(sig, sig)))
+                ids.append(add(sym(r - 1, c) + sym(r, c), -Jv[r - 1, c] * np.outer(sv, sv)))
             if h is not None:
-                ids.append(add(sym(r, c), -h[r, c] * sig))
+                ids.append(add(sym(r, c), -h[r, c] * _spins_of(h)))
             local_steps.append(ids)
     n_in = len(terms)
     if not terms:  # a single spin without field
@@ -162,17 +186,41 @@ def _ssa_to_linear(ssa: list[tuple[int, int]], n: int) -> list[tuple[int, ...]]:
 def spin_glass_energy(spins: Any, J_h: Any, J_v: Any, h: Any = None):
     """Energy ``−Σ J σσ − Σ h σ`` of spin configurations ``spins`` (``(..., L, M)`` array of ±1).
 
+    Exact couplings and fields (all integers or Fractions) give the exact energy (a Python int or Fraction, an
+    object array for several configurations), equal to the exact minimum the network of
+    :func:`spin_glass_network` contracts to; float couplings give float64.
+
+    Raises
+    ------
+    DomainError
+        If a spin is not ±1 (the index values of an ``assignment`` are 0/1: pass ``2·x − 1``).
+
     Examples
     --------
     >>> import numpy as np
     >>> spin_glass_energy(np.ones((2, 2)), np.ones((2, 1)), np.ones((1, 2)))
     -4.0
+    >>> spin_glass_energy(np.ones((1, 2)), np.array([[2**60 + 1]]), np.zeros((0, 2), dtype=int))
+    -1152921504606846977
     """
     Jh, Jv, h, L, M = _lattice(J_h, J_v, h)
     s = as_float(spins, "spins")
     s = np.asarray(to_numpy(s), dtype=np.float64)
     if s.ndim < 2 or s.shape[-2:] != (L, M):
         raise ShapeError(f"spins must have shape (..., {L}, {M}) like the lattice, got {s.shape}")
+    if not np.all(np.abs(s) == 1):
+        raise DomainError("spins must be -1 or +1 (the index values 0/1 of an assignment map to 2·x − 1)")
+    given = [a for a in (Jh, Jv, h) if a is not None and a.size]
+    if given and all(a.dtype == object or a.dtype.kind == "i" for a in given):
+        # exact couplings: Python ints for the spins and the sums (float64 rounded 2^60 + 1 to 2^60)
+        s = s.astype(np.int64).astype(object)
+        Jh, Jv = Jh.astype(object), Jv.astype(object)
+        h = None if h is None else h.astype(object)
+        e = -(Jh * s[..., :, :-1] * s[..., :, 1:]).sum(axis=(-1, -2)) - (Jv * s[..., :-1, :] * s[..., 1:, :]).sum(
+            axis=(-1, -2))
+        if h is not None:
+            e = e - (h * s).sum(axis=(-1, -2))
+        return e[()] if isinstance(e, np.ndarray) and e.ndim == 0 else e
     e = -(Jh * s[..., :, :-1] * s[..., :, 1:]).sum(axis=(-1, -2)) - (Jv * s[..., :-1, :] * s[..., 1:, :]).sum(axis=(-1, -2))
     if h is not None:
         e = e - (h * s).sum(axis=(-1, -2))

@@ -371,9 +371,9 @@ class TensorTrain:
                 nonzero.append(None)
         Pa, Pb = prefix_norms(self.cores), prefix_norms(other.cores)
         Sa, Sb = suffix_norms(self.cores), suffix_norms(other.cores)
-        u = unit_roundoff(cores[0])
-        # relative rounding of every product, plus an absolute term for products below the normal range
-        errs = [_add_up(prod_up(fro_up(c), _float_up_q(u), inv_one_minus_up(u)),
+        # relative rounding of every product in its own core's dtype (cores may mix float32 and float64), plus
+        # an absolute term for products below the normal range
+        errs = [_add_up(prod_up(fro_up(c), _float_up_q(unit_roundoff(c)), inv_one_minus_up(unit_roundoff(c))),
                         0.0 if nz is None else _underflow_up(c, nz)) for c, nz in zip(cores, nonzero)]
         rounding = _kron_chain_bound(cores, errs, [_mul_up(x, y) for x, y in zip(Pa, Pb)],
                                      [_mul_up(x, y) for x, y in zip(Sa, Sb)])

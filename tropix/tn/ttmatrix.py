@@ -272,12 +272,15 @@ class TTMatrix:
             if check:
                 _check_bound(_dense64_error(A, out), out.error_bound, nrm, "TTMatrix.from_dense")
             return out
+        # (validated before the missing one is derived from its length; sizes < 1: ShapeError below)
+        if row_dims is not None:
+            row_dims = check_dims(row_dims, "row_dims", minimum=-2**62)
+        if col_dims is not None:
+            col_dims = check_dims(col_dims, "col_dims", minimum=-2**62)
         if row_dims is None:
             row_dims = factorize(M, len(col_dims))
         if col_dims is None:
             col_dims = factorize(N, len(row_dims))
-        row_dims = check_dims(row_dims, "row_dims", minimum=-2**62)  # (sizes < 1: ShapeError below)
-        col_dims = check_dims(col_dims, "col_dims", minimum=-2**62)
         if any(m < 1 for m in row_dims + col_dims):
             raise ShapeError(f"factors must be positive, got row_dims {row_dims} and col_dims {col_dims}")
         if int(np.prod(row_dims)) != M:
@@ -373,7 +376,7 @@ class TTMatrix:
         >>> bool(np.allclose(T.matvec(x), W @ x)), T.matmat(np.ones((6, 7))).shape
         (True, (12, 7))
         """
-        X = as_float(X, "X")
+        X = _as_batch(X)
         xp = namespace(*self.cores, X)
         M, N = self.shape
         vec = X.ndim == 1
@@ -435,7 +438,7 @@ class TTMatrix:
         >>> bool(np.all(np.abs(T32.matmat(X) - exact) <= E)), E.shape
         (True, (16, 3))
         """
-        Xf = as_float(X, "X")
+        Xf = _as_batch(X)
         M, N = self.shape
         if Xf.ndim not in (1, 2) or int(Xf.shape[0]) != N:
             raise ShapeError(f"X must have shape ({N},) or ({N}, B) for a {M}×{N} TT-matrix, got {tuple(Xf.shape)}")
@@ -467,7 +470,7 @@ class TTMatrix:
         >>> E.shape, bool(np.all(E < 1e-12))
         ((7, 6), True)
         """
-        Xf = as_float(X, "X")
+        Xf = self._check_rows(_as_batch(X))
         if Xf.ndim == 1:
             return self.transpose().matmat_rounding_bound(Xf)
         return self.transpose().matmat_rounding_bound(namespace(Xf).matrix_transpose(Xf)).T
@@ -478,13 +481,20 @@ class TTMatrix:
 
     def rmatmat(self, X: Any):
         """``X @ W`` for a dense batch ``X`` of shape ``(B, M)`` (rows are vectors, as in attention layers)."""
-        X = as_float(X, "X")
+        X = self._check_rows(_as_batch(X))
         xp = namespace(*self.cores, X)
-        if X.ndim not in (1, 2):
-            raise ShapeError(f"X must have shape ({self.shape[0]},) or (B, {self.shape[0]}), got {tuple(X.shape)}")
         if X.ndim == 1:
             return self.transpose().matmat(X)
         return xp.matrix_transpose(self.transpose().matmat(xp.matrix_transpose(X)))
+
+    def _check_rows(self, X):
+        """``X`` of :meth:`rmatmat`: shape ``(M,)`` or ``(B, M)`` (checked here, so that the error names these
+        shapes and not those of the transposed product)."""
+        M = self.shape[0]
+        if X.ndim not in (1, 2) or int(X.shape[-1]) != M:
+            raise ShapeError(f"X must have shape ({M},) or (B, {M}) for X @ W with W of shape {self.shape}, "
+                             f"got {tuple(X.shape)}")
+        return X
 
     def __matmul__(self, other: Any):
         if isinstance(other, TensorTrain):
@@ -505,7 +515,8 @@ class TTMatrix:
         ``‖R^{Wx}_k‖_2 ≤ Π_{j≥k} ‖G_j^{(m r')×(r n)}‖_2 · ‖R^x_k‖_2`` (per-core spectral norms and Gram sweeps of
         the MPS, all with their own rounding bounds; no dense tensor).  The per-core products can overestimate the
         operator's norms for deep random operators; the rounding term stays at ``u``-level times them.
-        Assumptions: IEEE arithmetic in the cores' dtype, no overflow or underflow.
+        Assumptions: IEEE arithmetic in the dtype of each product core (the promoted dtype of the two cores), no
+        overflow or underflow.
 
         Examples
         --------
@@ -556,9 +567,10 @@ class TTMatrix:
             if k < d:
                 acc = _mul_up(acc, sR[k])
             right[k] = _mul_up(acc, Sa[k])
-        u = unit_roundoff(cores[0])
+        # each product core is computed in its own (promoted) dtype: cores may mix float32 and float64
         errs = [
-            prod_up(gamma_up(int(g.shape[2]), u), fro_up(g), fro_up(a)) for g, a in zip(self.cores, mps.cores)
+            prod_up(gamma_up(int(g.shape[2]), unit_roundoff(c)), fro_up(g), fro_up(a))
+            for g, a, c in zip(self.cores, mps.cores, cores)
         ]
         rounding = _kron_chain_bound(cores, errs, left, right)
         ew, ex = self.error_bound, mps.error_bound
@@ -567,6 +579,17 @@ class TTMatrix:
         w2 = min(prod_up(*sR), suffix_norms(self.to_tt().cores)[0])  # ‖W‖_2 ≤ both
         prop = _add_up(_mul_up(ew, _add_up(Sa[0], ex)), _mul_up(w2, ex))
         return _add_up(prop, rounding)
+
+
+def _as_batch(X):
+    """``X`` of :meth:`TTMatrix.matmat` and relatives as a float array; a TT-matrix or tensor train is refused by
+    name (they have a ``shape``, so the array conversion raised a raw AttributeError on ``dtype``)."""
+    if isinstance(X, (TTMatrix, TensorTrain)):
+        raise ArgumentTypeError(
+            f"X must be a dense array, got a {type(X).__name__} (apply a TT-matrix to a TensorTrain with apply or @; "
+            "products of two TT-matrices are not implemented)"
+        )
+    return as_float(X, "X")
 
 
 def _gamma_factor(S: int, x: Fraction) -> float:
