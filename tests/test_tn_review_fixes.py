@@ -257,3 +257,15 @@ def test_to_tensornetwork_checks_shapes():
         to_tensornetwork("ij,jk->ik", np.ones((2, 3)), np.ones((2, 2)))
     with pytest.raises(ShapeError, match="3 dimensions"):
         to_tensornetwork("ij,jk->ik", np.ones((2, 3, 1)), np.ones((3, 2)))
+
+
+def test_intermediates_beyond_64_indices_raise_size_limit_error():
+    """The exact contraction of a 50 x 2 product-state PEPS builds an intermediate with 66 indices (all of size
+    1): NumPy raised a raw ValueError from a reshape; now a SizeLimitError says why, and the boundary
+    contraction, whose intermediates stay small, gives the value."""
+    from tropix.errors import SizeLimitError
+
+    p = PEPS.product_state([[[1.0, 0.0]] * 2] * 50)
+    with pytest.raises(SizeLimitError, match="66 indices"):
+        p.norm_squared()
+    assert p.norm_squared(chi=2).value == 1.0

@@ -51,6 +51,7 @@ from ..errors import (
     ParseError,
     SemiringMismatchError,
     ShapeError,
+    SizeLimitError,
 )
 from ..tropical._args import check_dims
 from ..tropical.matmul import matmul as semiring_matmul
@@ -520,6 +521,9 @@ def _sum(x, axis, xp):
     return np.sum(x, axis=axis) if isinstance(x, np.ndarray) else xp.sum(x, axis=axis)
 
 
+_MAX_NDIM = 64  # the most dimensions of a NumPy (and torch, CuPy) array
+
+
 def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
     ta, A, CA, na = a_item
     tb, B, CB, nb = b_item
@@ -530,6 +534,13 @@ def _pair(a_item, b_item, keep, S, xp, count, keep_tree, exact):
     right = [ch for ch in tb if ch not in sa]
     dims = {ch: int(n) for ch, n in zip(ta, A.shape)}
     dims.update({ch: int(n) for ch, n in zip(tb, B.shape)})
+    n_out = len(batch) + len(left) + len(right)
+    if n_out > _MAX_NDIM:  # (NumPy raised a raw ValueError in a reshape; torch and CuPy have the same limit)
+        raise SizeLimitError(
+            f"this contraction path makes an intermediate tensor with {n_out} indices, beyond the {_MAX_NDIM} "
+            "dimensions an array can have (even if they have size 1): choose a path whose intermediates keep "
+            "fewer open indices (e.g. one that follows a lattice row by row), or merge indices first"
+        )
     size_a = math.prod(int(n) for n in A.shape)
     size_b = math.prod(int(n) for n in B.shape)
     union = math.prod(dims.values())
