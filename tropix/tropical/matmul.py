@@ -21,6 +21,8 @@ from .semiring import (
     TropicalSemiring,
     _check_overflow,
     _exact_add,
+    _int_bound,
+    _promote_arrays,
     get_semiring,
     real_array,
 )
@@ -45,7 +47,9 @@ def matmul(A: Any, B: Any, *, semiring: Semiring | str | None = None):
     array
         Same library as the inputs; exact (int/object) input gives exact output.  Integer and bool
         operands never wrap around: they are widened to ``int64`` when every result provably fits,
-        and otherwise computed with Python integers (a NumPy object array).
+        and otherwise computed with Python integers (a NumPy object array).  Operands of different
+        dtypes follow the mixed-dtype rule of :mod:`~tropix.tropical.semiring` on every library
+        (``int8`` with ``float32``: float32; ``int32`` with ``float32`` or float32 with float64: float64).
 
     Raises
     ------
@@ -191,10 +195,8 @@ def _is_int(x, xp) -> bool:
 
 
 def _bound(x, xp) -> int:
-    """max |x| as a Python integer (0 for an empty array)."""
-    if int(np.prod(x.shape)) == 0:
-        return 0
-    return max(abs(int(xp.max(x))), abs(int(xp.min(x))))
+    """max |x| as a Python integer (0 for an empty array; 1 for bools, which array-api-strict cannot reduce)."""
+    return _int_bound(x, xp)
 
 
 def _no_overflow(A, B, xp):
@@ -202,9 +204,13 @@ def _no_overflow(A, B, xp):
 
     Small integer dtypes (and bools, read as 0/1) would wrap in ``A[i, k] + B[k, j]`` (int8: 100 + 100 = -56)
     or, for ordinary products, in the sums of products.  Integer operands whose results provably fit go to
-    ``int64``; otherwise NumPy object arrays of Python integers (exact, any size).  Float operands are left
-    to the library's own type promotion.
+    ``int64``; otherwise NumPy object arrays of Python integers (exact, any size).  Operands of different
+    dtypes are first brought to one by the mixed-dtype rule of :mod:`~tropix.tropical.semiring` (torch refused
+    ``A @ B`` of two dtypes, array-api-strict integers beside floats, and torch gave ``int32`` with ``float32``
+    float32 where NumPy gives float64).
     """
+    if not (_is_object(A) or _is_object(B)):
+        A, B = _promote_arrays(A, B, xp)
     ia, ib = _is_int(A, xp), _is_int(B, xp)
     if not (ia or ib):
         return A, B

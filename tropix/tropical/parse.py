@@ -18,6 +18,10 @@ variable names (``max(-inf, x)`` would otherwise read as a variable called ``inf
 coefficient is the tropical zero (``-inf`` in max-plus, ``+inf`` in min-plus) is written by leaving it
 out.  A string that does not follow the grammar raises :class:`~tropix.errors.ParseError` saying where.
 
+Untrusted text is safe to parse: nothing is evaluated, parentheses nest at most ``MAX_DEPTH`` deep, a parenthesised
+sum is raised to at most ``MAX_POWER``, and expanding products and powers stops with a ParseError past
+``MAX_TERMS`` terms or ``MAX_WORK`` term products (a few seconds), before the expansion is built.
+
 Examples
 --------
 >>> from tropix.tropical.parse import parse_polynomial
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import re
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
@@ -53,12 +58,26 @@ __all__ = ["parse_polynomial", "from_sympy", "tropicalize", "p_adic_valuation"]
 MAX_LENGTH = 100_000
 MAX_POWER = 1000
 MAX_DEPTH = 100
+MAX_TERMS = 1_000_000  # terms of an expanded product or power
+MAX_WORK = 4_000_000  # term products over all expansions of one string (a few seconds)
 
 _RESERVED = frozenset({"inf", "infinity", "nan"})  # compared in lower case
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),⊕⊗]))"
+_TOKEN = re.compile(  # (ASCII digits only: "\d" also matched other scripts' digits, "max(٣, x)" read as max(3, x))
+    r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),⊕⊗]))",
+    re.ASCII,
 )
+
+
+def _shown(text: str, pos: int | None = None) -> str:
+    """``text`` quoted for an error message: whole when short, else the part around ``pos`` (a 100000-character
+    string was repeated in full in every message)."""
+    if len(text) <= 120:
+        return repr(text)
+    lo = 0 if pos is None else max(0, min(pos - 40, len(text) - 80))
+    pre = "..." if lo > 0 else ""
+    post = "..." if lo + 80 < len(text) else ""
+    return f"{pre}{text[lo:lo + 80]!r}{post} ({len(text)} characters)"
 
 
 def _tokenize(text: str):
@@ -70,7 +89,7 @@ def _tokenize(text: str):
             continue
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ParseError(f"unexpected character {text[pos]!r} at position {pos} in {text!r}")
+            raise ParseError(f"unexpected character {text[pos]!r} at position {pos} in {_shown(text, pos)}")
         kind = m.lastgroup
         start = m.start(kind)
         if kind == "name" and m.group(kind).lower() in _RESERVED:
@@ -82,20 +101,20 @@ def _tokenize(text: str):
 
 
 def _reserved_message(word: str, pos, text: str) -> str:
-    where = f" at position {pos} in {text!r}" if pos is not None else ""
+    where = f" at position {pos} in {_shown(text, pos)}" if pos is not None else ""
     return (f"{word!r}{where} is reserved: the grammar has no infinity or NaN literal and 'inf', 'infinity', "
             "'nan' are not variable names (leave out a term whose coefficient is the tropical zero)")
 
 
 def _number(s: str):
-    if re.fullmatch(r"\d+", s):
+    if re.fullmatch(r"[0-9]+", s):
         try:
             return int(s)
         except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
             raise ParseError(f"integer literal of {len(s)} digits is too long") from None
     v = float(s)
     if not math.isfinite(v):
-        raise ParseError(f"number {s!r} is not finite")
+        raise ParseError(f"number {_shown(s)} is not finite")
     return v
 
 
@@ -109,7 +128,18 @@ class _Parser:
         self.toks = _tokenize(text)
         self.i = 0
         self.depth = 0
+        self.work = 0
         self.names: set[str] = set()
+
+    def spend(self, n: int, pos: int):
+        """Count ``n`` term products of an expansion; raise ParseError past :data:`MAX_WORK` ("(x+y+0)^1000", 14
+        characters, ran for hours: every power is expanded term by term)."""
+        self.work += n
+        if self.work > MAX_WORK:
+            raise ParseError(
+                f"expanding the products and powers of {self.text[:60]!r} (at position {pos}) needs more than "
+                f"{MAX_WORK} term products; write the polynomial out, or in max/min notation"
+            )
 
     def enter(self, pos: int):
         self.depth += 1
@@ -129,7 +159,7 @@ class _Parser:
         kind, val, pos = tok or self.peek()
         what = "end of input" if kind == "end" else repr(val)
         extra = f" (expected {expected})" if expected else ""
-        raise ParseError(f"unexpected {what} at position {pos} in {self.text!r}{extra}")
+        raise ParseError(f"unexpected {what} at position {pos} in {_shown(self.text, pos)}{extra}")
 
     def expect(self, val: str):
         t = self.take()
@@ -144,7 +174,7 @@ class _Parser:
     def name(self, tok):
         _, v, pos = tok
         if v in ("max", "min"):
-            raise ParseError(f"{v!r} at position {pos} cannot be used here in {self.text!r}")
+            raise ParseError(f"{v!r} at position {pos} cannot be used here in {_shown(self.text, pos)}")
         self.names.add(v)
         return v
 
@@ -154,7 +184,7 @@ class _Parser:
         if v not in ("max", "min"):
             self.error((k, v, pos), "'max' or 'min'")
         if op is not None and v != op:
-            raise ParseError(f"{v!r} at position {pos} inside {op!r} in {self.text!r}: mixed max and min")
+            raise ParseError(f"{v!r} at position {pos} inside {op!r} in {_shown(self.text, pos)}: mixed max and min")
         self.enter(self.expect("(")[2])
         items = []
         while True:
@@ -195,14 +225,14 @@ class _Parser:
     def coef(self):
         """number, number/number, (number/number) or (-number/number)."""
         if self.is_op("("):
-            self.enter(self.take()[2])
-            self.depth -= 1
+            self.enter(self.take()[2])  # (left only after the ')': "((((1))))" nested 3000 deep was a RecursionError)
             neg = False
             if self.is_op("-"):
                 self.take()
                 neg = True
             c = self.coef()
             self.expect(")")
+            self.depth -= 1
             return -c if neg else c
         k, v, pos = self.take()
         if k != "num":
@@ -213,7 +243,7 @@ class _Parser:
             k2, v2, p2 = self.take()
             d = _number(v2)
             if d == 0:
-                raise ParseError(f"division by zero at position {p2} in {self.text!r}")
+                raise ParseError(f"division by zero at position {p2} in {_shown(self.text, p2)}")
             c = Fraction(c, d) if isinstance(c, int) and isinstance(d, int) else c / d
             c = int(c) if isinstance(c, Fraction) and c.denominator == 1 else c
         return c
@@ -254,10 +284,13 @@ class _Parser:
                     self.take()
                 elif not (self.peek()[0] in ("num", "name") or self.is_op("(", "-")):
                     break
+            pos = self.peek()[2]
             f = self.tfactor()
-            acc = [(_addexp(e1, e2), c1 + c2) for e1, c1 in acc for e2, c2 in f]
-            if len(acc) > 1_000_000:
+            if len(acc) * len(f) > MAX_TERMS:  # (checked before the expansion is built, not after)
                 raise ParseError(f"expanding products in {self.text[:60]!r}... gives more than a million terms")
+            if len(acc) > 1 or len(f) > 1:
+                self.spend(len(acc) * len(f), pos)
+            acc = [(_addexp(e1, e2), c1 + c2) for e1, c1 in acc for e2, c2 in f]
             first = False
         return acc
 
@@ -293,13 +326,44 @@ class _Parser:
                     raise ParseError(
                         f"a parenthesised sum can only be raised to an integer power 0..{MAX_POWER} (position {p})"
                     )
-                out = [({}, 0)]
-                for _ in range(e):
-                    out = [(_addexp(e1, e2), c1 + c2) for e1, c1 in out for e2, c2 in inner]
-                    out = _merge_max_keep(out)
-                return out
+                return self.power(inner, e, p)
             return inner
         self.error(expected="a number, a variable or '('")
+
+    def power(self, inner: list, e: int, p: int) -> list:
+        """The terms of ``inner ^ e``, expanded one factor at a time with equal exponents merged as they appear.
+
+        The semiring is not known here; its ⊕ is max or min, and both survive products (max of sums = sum of
+        maxima), so the smallest and the largest coefficient per exponent carry all that matters (merging happens
+        in the polynomial with the right semiring).  Keeping every duplicate made ``(x ⊕ 0)^20`` 2^20 terms.
+        Exponents are tuples over the variables of ``inner`` here (dicts copied per product took hours for
+        ``(x+y+0)^1000``); every step is counted by :meth:`spend` and checked before it is built.
+        """
+        names = sorted({k for ex, _ in inner for k in ex})
+        vin = [(tuple(ex.get(n, 0) for n in names), c) for ex, c in inner]
+        cur: dict = {(0,) * len(names): (0, 0)}  # exponent -> (smallest, largest coefficient)
+        for _ in range(e):
+            if len(cur) * len(vin) > MAX_TERMS:  # (before the step is built: "((x + 0)^1000)^1000" built a
+                # billion terms before the size check after it)
+                raise ParseError(f"expanding a power at position {p} gives more than a million terms")
+            self.spend(len(cur) * len(vin), p)
+            nxt: dict = {}
+            for ex, (lo, hi) in cur.items():
+                for ei, ci in vin:
+                    key = tuple(map(operator.add, ex, ei))
+                    old = nxt.get(key)
+                    if old is None:
+                        nxt[key] = (lo + ci, hi + ci)
+                    else:
+                        nxt[key] = (min(old[0], lo + ci), max(old[1], hi + ci))
+            cur = nxt
+        out = []
+        for ex, (lo, hi) in cur.items():
+            d = {n: v for n, v in zip(names, ex) if v != 0}
+            out.append((d, lo))
+            if hi != lo:
+                out.append((d, hi))
+        return out
 
     def exponent(self):
         neg = False
@@ -314,29 +378,6 @@ def _addexp(e1: dict, e2: dict) -> dict:
     out = dict(e1)
     for k, v in e2.items():
         out[k] = out.get(k, 0) + v
-    return out
-
-
-def _merge_max_keep(terms):
-    """Merge equal exponents keeping their smallest and largest coefficient; bound the size.
-
-    The semiring is not known here; its ⊕ is max or min, and both survive products (max of sums = sum of
-    maxima), so the two extremes per exponent carry all that matters (merging happens in the polynomial with
-    the right semiring).  Keeping every duplicate made ``(x ⊕ 0)^20`` 2^20 terms and ``(x ⊕ 0)^1000`` a
-    ParseError, though it has 1001 terms.
-    """
-    best: dict = {}
-    for e, c in terms:
-        key = tuple(sorted((k, v) for k, v in e.items() if v != 0))
-        lo_hi = best.get(key)
-        best[key] = (e, c, c) if lo_hi is None else (lo_hi[0], min(lo_hi[1], c), max(lo_hi[2], c))
-    out = []
-    for e, lo, hi in best.values():
-        out.append((e, lo))
-        if hi != lo:
-            out.append((e, hi))
-    if len(out) > 1_000_000:
-        raise ParseError("expanding a power gives more than a million terms")
     return out
 
 

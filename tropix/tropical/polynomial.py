@@ -31,7 +31,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_exact_scalar, to_numpy
-from ..errors import ArgumentTypeError, ConventionError, DomainError, EmptyInputError, NaNError, NoInverseError, ShapeError
+from ..errors import (
+    ArgumentTypeError,
+    ConventionError,
+    DomainError,
+    EmptyInputError,
+    FloatOverflowError,
+    NaNError,
+    NoInverseError,
+    ShapeError,
+)
 from ._args import check_names, check_real
 from .semiring import MinPlus, Semiring, TropicalSemiring, check_same_semiring, require_tropical
 
@@ -58,6 +67,24 @@ def _exact_or_float(vals: list, what: str):
                 has_float = True
         out.append(s)
     return out, has_float
+
+
+def _inf_times(v, a):
+    """``v·a`` of an exact or infinite ``v`` and an exact exponent ``a``, with ``±inf·0 = 0`` (``x^{⊗0}`` is the one)
+    and ``±inf·a`` the infinity of the sign of ``a`` for an ``a`` of any size (Python turned ``10**400`` into a float
+    for ``-inf·10**400``: a raw OverflowError)."""
+    if a == 0:
+        return 0
+    if isinstance(v, float) and math.isinf(v):
+        return v if a > 0 else -v
+    return v * a
+
+
+_exact_times = np.frompyfunc(_inf_times, 2, 1)
+
+
+def _dtype_name(x) -> str:
+    return str(x.dtype).split(".")[-1]
 
 
 def _is_real_scalar(v) -> bool:
@@ -311,46 +338,83 @@ class TropicalPolynomial:
             raise ShapeError(f"points must have {n} coordinates in the last axis, got shape {tuple(x.shape)}")
         xp = namespace(x)
         # (the point () of a polynomial in no variables holds no float, whatever the dtype of [])
-        exact_x = isinstance(x, np.ndarray) and (x.dtype == object or np.issubdtype(x.dtype, np.integer) or n == 0)
-        if exact_x and self.is_exact:
+        exact_x = isinstance(x, np.ndarray) and (x.dtype == object or x.dtype.kind in "iub" or n == 0)
+        if exact_x and self.is_exact:  # (bool points too, as 0/1: they gave floats)
             E = self._exponents.astype(object)
-            xo = x.astype(object)
+            xo = x.astype(np.int64).astype(object) if x.dtype == np.bool_ else x.astype(object)
             if any(v == self._semiring.zero for v in xo.ravel()):
                 return self._at_zero(xo, E, self._coefficients.astype(object), np), np
             vals = xo @ E.T + self._coefficients.astype(object)
             return vals, np
-        E = np.array(self._exponents, dtype=np.float64)
-        C = np.array(self._coefficients, dtype=np.float64)
-        if isinstance(x, np.ndarray):
-            xf = x.astype(np.float64)
-            if np.isinf(xf).any():
-                return self._at_zero(xf, E, C, np), np
-            return xf @ E.T + C, np
-        xf = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float64)
-        Ex = xp.astype(from_numpy(E, x), xf.dtype)  # the points' dtype (float32 points with float64 E crashed)
-        Cx = xp.astype(from_numpy(C, x), xf.dtype)
-        if bool(xp.any(xp.isinf(xf))):
-            return self._at_zero(xf, Ex, Cx, xp), xp
-        return xf @ xp.permute_dims(Ex, (1, 0)) + Cx, xp
+        try:
+            E = np.array(self._exponents, dtype=np.float64)
+            C = np.array(self._coefficients, dtype=np.float64)
+            if isinstance(x, np.ndarray) and x.dtype.kind != "f":
+                x = x.astype(np.float64)
+        except OverflowError:  # (an exact exponent or point beyond the float range: a raw OverflowError)
+            raise FloatOverflowError(
+                "evaluating in floats, an exact exponent or coordinate is beyond the float range; evaluate an exact "
+                "polynomial at exact points (int/Fraction), which never overflow"
+            ) from None
+        with np.errstate(over="ignore", invalid="ignore"):
+            # in the points' floating dtype on every library (NumPy computed float32 points in float64, torch and
+            # array-api-strict in float32)
+            if isinstance(x, np.ndarray):
+                xf = x
+                Ex, Cx = E.astype(xf.dtype, copy=False), C.astype(xf.dtype, copy=False)
+                vals = self._at_zero(xf, Ex, Cx, np) if np.isinf(xf).any() else xf @ Ex.T + Cx
+            else:
+                xf = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float64)
+                Ex = xp.astype(from_numpy(E, x), xf.dtype)  # (float32 points with float64 E crashed)
+                Cx = xp.astype(from_numpy(C, x), xf.dtype)
+                if bool(xp.any(xp.isinf(xf))):
+                    vals = self._at_zero(xf, Ex, Cx, xp)
+                else:
+                    vals = xf @ xp.permute_dims(Ex, (1, 0)) + Cx
+        self._check_overflow(vals, xp)
+        return vals, xp
+
+    def _check_overflow(self, vals, xp) -> None:
+        """Raise FloatOverflowError if a float term value is NaN or the opposite infinity: the points and
+        coefficients are finite or the zero (checked), so finite values overflowed (``max(2*x)`` at ``x = 1e308`` was
+        a ConventionError claiming that max- and min-plus were mixed up)."""
+        S = self._semiring
+        bad = (vals != vals) | (vals == -S.zero)
+        if bool(xp.any(bad)):
+            hit = np.argwhere(np.asarray(to_numpy(bad)))[0]
+            raise FloatOverflowError(
+                f"evaluating the polynomial, the term c + a·x of index {int(hit[-1])} at the point of index "
+                f"{tuple(int(i) for i in hit[:-1])} overflowed the float range of {_dtype_name(vals)} to "
+                f"{-S.zero}, which is not an element of {S.name}; evaluate an exact polynomial at exact points "
+                "(int/Fraction), which never overflow, or rescale"
+            )
 
     def _at_zero(self, x, E, C, xp):
         """Term values ``c_a + a·x`` when some coordinate is the tropical zero: ``x_i^{⊗0}`` is ``one``
         (``0·(-inf)`` would be NaN), a positive power is ``zero``, a negative power has no value."""
         xe = xp.expand_dims(x, axis=-2)  # (..., 1, n)
+        zero = self._semiring.zero
         with np.errstate(invalid="ignore"):  # 0·inf = NaN is replaced at once
             if isinstance(x, np.ndarray) and x.dtype == object:
-                prod = np.where(E == 0, 0, xe * E)  # object: ±inf·a is a float infinity
-                bad = np.vectorize(lambda v: v == -self._semiring.zero, otypes=[bool])(prod) if prod.size else prod
+                prod = _exact_times(xe, E)  # object: ±inf·a is a float infinity
+                bad = np.vectorize(lambda v: v == -zero, otypes=[bool])(prod) if prod.size else prod
             else:
                 xE = xe * E
                 prod = xp.where(E == 0, xp.zeros_like(xE), xE)
-                bad = prod == -self._semiring.zero
+                # (only at the zero coordinates: elsewhere -zero is a float overflow, reported as one, not as a
+                # negative power of the zero)
+                bad = (prod == -zero) & (xe == zero)
         if bool(xp.any(bad)):
             raise NoInverseError(
                 f"a monomial with a negative exponent was evaluated at the tropical zero {self._semiring.zero} "
                 f"of {self._semiring.name}: the tropical zero has no inverse"
             )
-        return xp.sum(prod, axis=-1) + C if not (isinstance(x, np.ndarray) and x.dtype == object) else prod.sum(axis=-1) + C
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            return prod.sum(axis=-1) + C
+        # a term with a positive power of the zero is the zero, also where another factor overflowed (-inf + inf
+        # was NaN)
+        vals = xp.sum(prod, axis=-1) + C
+        return xp.where(xp.any(prod == zero, axis=-1), xp.full_like(vals, zero), vals)
 
     def __call__(self, x: Any):
         """Evaluate at points ``x``.

@@ -23,6 +23,20 @@ Fixed-width integers never wrap around (int8 would give ``100 + 100 = -56``): ``
 ``int64`` when every result provably fits, and compute with Python integers (a NumPy object array)
 otherwise, the rule :func:`~tropix.tropical.matmul.matmul` follows.
 
+Mixed dtypes follow one rule on every library (NumPy's own, where NumPy has one), in the elementwise operations
+and in :func:`~tropix.tropical.matmul.matmul` alike, so NumPy, torch and array-api-strict give the same values in
+the same dtype:
+
+* A scalar adapts to the array it meets, and a NumPy scalar counts as the Python number it holds
+  (``np.float32(2.5)`` as ``2.5``): an integer scalar keeps an integer array's dtype when that dtype holds it
+  (else the integers are widened, as above), a float scalar keeps a floating array's dtype (float64 if the scalar
+  is beyond that dtype's range), and a float scalar beside an integer or bool array makes the result ``float64``,
+  whole or not (``int8`` with ``5.0`` or ``np.float32(1000.0)``: float64, as NumPy does for a Python float).
+* Two arrays, 0-d arrays included, promote as NumPy promotes their dtypes: an integer or bool array beside a
+  floating one takes the narrowest floating dtype at least as wide as that one which holds every value of the
+  integer dtype (``int8`` with ``float32``: float32; ``int32`` with ``float32``: float64), two floating dtypes
+  give the wider one, bool beside an integer dtype that integer dtype.
+
 Reductions (``sum``, ``prod``) take ``axis`` (an int, a tuple of ints or ``None``) and ``keepdims``; over empty
 axes they give the zero (``sum``) or the one (``prod``) in the input's library and floating dtype (a NumPy scalar
 for a full reduction of a NumPy array, as NumPy's own reductions).  NaN is never an element: the ordered
@@ -148,18 +162,18 @@ def _prep_pair(a: Any, b: Any, bound=None, select: bool = False, S: "Semiring | 
             _check_real_scalar(x, name)
         elif not (isinstance(x, np.ndarray) and x.dtype == object):
             check_real_dtype(x, name)
+    a, b = _weak_scalar(a), _weak_scalar(b)
+    if not (_is_scalar(a) or _is_scalar(b) or _is_object(a) or _is_object(b)):
+        a, b = _promote_arrays(a, b, xp)  # (the mixed-dtype rule of the module docstring)
     if bound is not None:
         a, b = _widen_ints(a, b, xp, bound)
     elif select:
         a, b = _widen_select(a, b, xp)
-    # an integer array of another library meeting a non-integer scalar (0.5, 3/2, -inf), or an integral float
-    # its dtype cannot hold (1000.0 beside int8: torch's raw "cannot be converted ... without overflow"):
-    # widened to float64 first, as NumPy promotes it (the scalar was cast to the array's integer dtype: min(1,
-    # 0.5) gave 0)
+    # an integer array meeting a float scalar (0.5, 5.0, -inf) or another non-integer one: the integers in float64
+    # first, on every library, as NumPy promotes them beside a Python float (torch and array-api-strict cast the
+    # scalar to the array's integer dtype: min(1, 0.5) gave 0, int8 with 5.0 stayed int8, with 1000.0 raised)
     for s_, x_ in ((a, b), (b, a)):
-        if _is_scalar(s_) and not isinstance(x_, np.ndarray) and _is_int_array(x_) and (
-                not _integral_value(s_) or isinstance(s_, (float, np.floating))
-                and not _fits_dtype(int(s_), x_.dtype, xp)):
+        if _is_scalar(s_) and _is_int_array(x_) and (isinstance(s_, float) or not _integral_value(s_)):
             if x_ is a:
                 a = xp.astype(a, xp.float64)
             else:
@@ -177,14 +191,6 @@ def _prep_pair(a: Any, b: Any, bound=None, select: bool = False, S: "Semiring | 
         if widen:
             x_ = xp.astype(x_, xp.float64)
         a, b = (s_new, x_) if i == 0 else (x_, s_new)
-    # an integer array and a float array in a library without mixed-kind promotion (array-api-strict raised a
-    # raw TypeError): the integers in float64, as NumPy promotes them
-    if not (_is_scalar(a) or _is_scalar(b) or isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
-        if _is_int_array(a) != _is_int_array(b):
-            try:
-                xp.result_type(a.dtype, b.dtype)
-            except TypeError:
-                a, b = (xp.astype(x, xp.float64) if _is_int_array(x) else x for x in (a, b))
     if any(isinstance(x, np.ndarray) and x.dtype == object for x in (a, b)):
         xp = namespace(np.empty(0))  # (integers of another library widened to Python integers: NumPy now)
     if _is_scalar(a):
@@ -237,6 +243,84 @@ def _fits_dtype(v: int, dtype, xp) -> bool:
     return int(ii.min) <= v <= int(ii.max)
 
 
+def _is_object(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == object
+
+
+def _weak_scalar(s: Any) -> Any:
+    """A NumPy scalar as the Python number it holds, a sympy float as a Python float; anything else unchanged.
+
+    Scalars adapt to the array they meet (the mixed-dtype rule of the module docstring): NumPy promoted an
+    ``int8`` array with ``np.float32(1000.0)`` to float32 and a float32 array with ``np.float64(2.5)`` to float64,
+    where torch and array-api-strict gave float64 and float32.
+    """
+    if isinstance(s, np.generic):
+        if isinstance(s, np.bool_):
+            return bool(s)
+        if isinstance(s, np.integer):
+            return int(s)
+        if isinstance(s, np.floating):
+            return float(s)
+        return s
+    if type(s).__module__.startswith("sympy") and _scalar_kind(s) in ("float", "inf"):
+        return float(s)
+    return s
+
+
+def _float_for_int(int_dtype, float_dtype, xp):
+    """The floating dtype of an integer or bool array beside a floating array of ``float_dtype``: the narrowest of
+    ``float_dtype``, float32 and float64 at least as wide as ``float_dtype`` whose significand holds every value
+    of ``int_dtype`` (NumPy's promotion: ``int8`` with ``float32`` gives float32, ``int32`` with ``float32``
+    float64, where torch gave float32 and array-api-strict refused the pair)."""
+    if xp.isdtype(int_dtype, "bool"):
+        need = 1
+    else:
+        ii = xp.iinfo(int_dtype)
+        need = int(ii.bits) - (1 if int(ii.min) < 0 else 0)
+    width = int(xp.finfo(float_dtype).bits)
+    for dt in (float_dtype, xp.float32):
+        fi = xp.finfo(dt)
+        if int(fi.bits) >= width and round(-math.log2(float(fi.eps))) + 1 >= need:
+            return dt
+    return xp.float64
+
+
+def _promote_arrays(a: Any, b: Any, xp):
+    """Two arrays of one library (not object arrays) converted to their common dtype by the mixed-dtype rule of
+    the module docstring wherever they differ in kind or are both floating: integer or bool beside floating
+    (:func:`_float_for_int`), two floating dtypes (the wider), bool beside an integer dtype (that dtype).  Two
+    integer dtypes are left to the callers' widening.  (torch let a 0-d tensor take the other operand's dtype,
+    refused mixed dtypes in a matrix product, and array-api-strict refused mixed kinds.)"""
+    da, db = a.dtype, b.dtype
+    if da == db:
+        return a, b
+    try:
+        if not all(xp.isdtype(d, ("bool", "integral", "real floating")) for d in (da, db)):
+            return a, b  # (complex, strings: the callers' checks raise)
+    except (TypeError, ValueError):
+        return a, b
+    ia, ib = _is_int_array(a), _is_int_array(b)
+    if ia and ib:
+        ba, bb = bool(xp.isdtype(da, "bool")), bool(xp.isdtype(db, "bool"))
+        if ba == bb:
+            return a, b
+        return (xp.astype(a, db), b) if ba else (a, xp.astype(b, da))
+    if ia:
+        dt = _float_for_int(da, db, xp)
+    elif ib:
+        dt = _float_for_int(db, da, xp)
+    else:
+        dt = xp.result_type(da, db)
+    return (a if da == dt else xp.astype(a, dt)), (b if db == dt else xp.astype(b, dt))
+
+
+def _promote_pair(a: Any, b: Any):
+    """:func:`_promote_arrays` for two operands that may also be scalars, lists or object arrays (left as they are)."""
+    if is_array(a) and is_array(b) and not (_is_object(a) or _is_object(b)):
+        return _promote_arrays(a, b, namespace(a, b))
+    return a, b
+
+
 def _int_promotion_exact(da, db, xp) -> bool:
     """Whether the library promotes the integer dtypes ``da`` and ``db`` to an integer dtype."""
     if da == db:
@@ -278,6 +362,12 @@ def _py_int(v: Any) -> Any:
     return int(v) if isinstance(v, (np.integer, np.bool_, bool)) else v
 
 
+def _is_bool_array(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.dtype == np.bool_
+    return is_array(x) and namespace(x).isdtype(x.dtype, "bool")
+
+
 def _is_int_array(x: Any) -> bool:
     """An array of integer or bool dtype (not an object array)."""
     if isinstance(x, np.ndarray):
@@ -312,7 +402,7 @@ def _widen_ints(a: Any, b: Any, xp, bound):
     become ``int64`` when ``bound(max|a|, max|b|)`` (a bound on every result) fits in ``int64``, and NumPy
     object arrays of Python integers otherwise (exact, any size).  An integer array with a Fraction partner
     becomes an object array (exact); with a float scalar it becomes ``float64`` (not the scalar cast to the
-    integer dtype).  Integer arrays with float arrays are left to the library's type promotion.
+    integer dtype).  Integer arrays beside float arrays were promoted already (:func:`_promote_arrays`).
     """
     ia, ib = _is_int_array(a), _is_int_array(b)
     if not (ia or ib):
@@ -659,8 +749,8 @@ class TropicalSemiring(Semiring):
 
         Integer operands keep their (promoted) dtype; they are widened only where that dtype cannot hold both
         operands (``uint8`` with ``-1``, ``int8`` with ``1000``, ``uint64`` with ``int64``), to ``int64`` or
-        Python integers, to exact Fractions beside a Fraction, and to ``float64`` beside a float they cannot
-        hold (``int8`` with ``1000.0`` or ``0.5``, as NumPy promotes them).
+        Python integers, to exact Fractions beside a Fraction, and to ``float64`` beside a float scalar (``int8``
+        with ``0.5``, ``1000.0`` or ``5.0``, as NumPy promotes them; see the module's mixed-dtype rule).
 
         Examples
         --------
@@ -676,7 +766,10 @@ class TropicalSemiring(Semiring):
         for x, what in ((a, "first operand"), (b, "second operand")):
             if isinstance(x, np.ndarray) and x.dtype == object:  # Python's max/min would drop a NaN silently
                 self._check_object(x, f"the {what} of {self.name}.add")
-        out = xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
+        if _is_bool_array(a) and _is_bool_array(b):  # (array-api-strict has no maximum of bools: a raw TypeError)
+            out = xp.logical_or(a, b) if self.sense == 1 else xp.logical_and(a, b)
+        else:
+            out = xp.maximum(a, b) if self.sense == 1 else xp.minimum(a, b)
         # NaN and the opposite infinity both dominate ⊕ (maximum/minimum propagate NaN): either is in the
         # result iff an operand held it (a NaN operand gave a NaN result silently)
         self._check_result(out, "an operand of " + self.name + ".add")
@@ -1260,6 +1353,7 @@ class LogSemiring(Semiring):
         return scalar_type(self._to_float(r, op, "result"))
 
     def add(self, a, b):
+        a, b = _promote_pair(a, b)  # (int8 with float32 is float32 on every library: the module's dtype rule)
         a = self._operand(a, "first operand", "add")
         b = self._operand(b, "second operand", "add")
         xp, a, b = _prep_pair(a, b, S=self)
@@ -1301,6 +1395,7 @@ class LogSemiring(Semiring):
         ea, eb = self._exact_operand(a, "first operand", "mul"), self._exact_operand(b, "second operand", "mul")
         if ea is not None and eb is not None:  # exact input: summed exactly (the zero absorbs), rounded once
             return self._round_exact(np.frompyfunc(_exact_add, 2, 1)(ea, eb), "mul")
+        a, b = _promote_pair(a, b)
         a = self._operand(a, "first operand", "mul")
         b = self._operand(b, "second operand", "mul")
         xp, a, b = _prep_pair(a, b, S=self)
