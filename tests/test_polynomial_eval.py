@@ -18,6 +18,7 @@ from tropix.tropical import TropicalPolynomial
 
 INF = float("inf")
 LIBS = {"numpy": np.asarray, "torch": torch.as_tensor, "array_api_strict": array_api_strict.asarray}
+_F64 = {"numpy": np.float64, "torch": torch.float64, "array_api_strict": array_api_strict.float64}
 
 
 def _dtype_name(x):
@@ -80,3 +81,17 @@ def test_bool_points_are_exact_like_integer_points():
     out = p(np.array([[True, False], [False, True]]))
     assert out.dtype == object and out.tolist() == [1, Fraction(4, 3)]
     assert out.tolist() == p(np.array([[1, 0], [0, 1]])).tolist()
+
+
+@pytest.mark.parametrize("lib", sorted(LIBS))
+@pytest.mark.parametrize("S, x", [(MaxPlus, -1e308), (MinPlus, 1e308)])
+def test_every_term_overflowing_to_the_zero_raises(lib, S, x):
+    """max(2x) at x = -1e308 is -2e308, beyond the floats: the value was the tropical zero -inf, silently (the
+    value at a point of finite coordinates is never the zero).  A term overflowing beside a finite one loses to it
+    either way, and a zero coordinate gives the zero legitimately."""
+    p = TropicalPolynomial({(2,): 0}, semiring=S)
+    with pytest.raises(FloatOverflowError, match="every term"):
+        p(LIBS[lib]([[x]], dtype=_F64[lib]))
+    q = TropicalPolynomial({(2,): 0, (0,): 1}, semiring=S)
+    assert to_np(q(LIBS[lib]([[x]], dtype=_F64[lib]))).tolist() == [1.0]
+    assert to_np(p(LIBS[lib]([[S.zero]], dtype=_F64[lib]))).tolist() == [S.zero]

@@ -371,14 +371,27 @@ class TropicalPolynomial:
                     vals = self._at_zero(xf, Ex, Cx, xp)
                 else:
                     vals = xf @ xp.permute_dims(Ex, (1, 0)) + Cx
-        self._check_overflow(vals, xp)
+        self._check_overflow(vals, xp, xf)
         return vals, xp
 
-    def _check_overflow(self, vals, xp) -> None:
-        """Raise FloatOverflowError if a float term value is NaN or the opposite infinity: the points and
-        coefficients are finite or the zero (checked), so finite values overflowed (``max(2*x)`` at ``x = 1e308`` was
-        a ConventionError claiming that max- and min-plus were mixed up)."""
+    def _check_overflow(self, vals, xp, x) -> None:
+        """Raise FloatOverflowError if a float term value is NaN or the opposite infinity, or if every term is the
+        tropical zero at a point without a zero coordinate: the points and coefficients are finite or the zero
+        (checked), and the stored coefficients are never the zero, so finite values overflowed (``max(2*x)`` at
+        ``x = 1e308`` was a ConventionError claiming that max- and min-plus were mixed up; at ``x = -1e308`` its
+        value was the zero, silently).  A term that overflows to the zero beside a finite one is harmless: it
+        loses to it either way."""
         S = self._semiring
+        if vals.shape[-1] and x.shape[-1]:
+            gone = xp.all(vals == S.zero, axis=-1) & xp.all(x != S.zero, axis=-1)
+            if bool(xp.any(gone)):
+                hit = np.argwhere(np.asarray(to_numpy(gone)))[0]
+                raise FloatOverflowError(
+                    f"evaluating the polynomial at the point of index {tuple(int(i) for i in hit)}, every term "
+                    f"c + a·x overflowed the float range of {_dtype_name(vals)} to the tropical zero {S.zero}, which "
+                    "is not the value at a point with finite coordinates; evaluate an exact polynomial at exact "
+                    "points (int/Fraction), which never overflow, or rescale"
+                )
         bad = (vals != vals) | (vals == -S.zero)
         if bool(xp.any(bad)):
             hit = np.argwhere(np.asarray(to_numpy(bad)))[0]
