@@ -157,3 +157,17 @@ def test_matmul_of_two_dtypes_is_the_same_on_every_library(lib, da, db, shapes):
             assert np.allclose(got, ref, rtol=0, atol=8 * float(np.finfo(wd).eps) * (1 + 8))  # (entries <= 4)
         else:
             assert np.array_equal(got, ref)
+
+
+def test_zeroth_power_of_an_integer_array_stays_on_its_device():
+    """``power(int array, 0)`` made its zeros on the library's default device (array-api-strict's 'device1'
+    array came back on the CPU device)."""
+    import array_api_strict as xs
+
+    from tropix import MaxPlus, MinPlus
+
+    dev = xs.Device("device1")
+    for S in (MaxPlus, MinPlus):
+        for a in (xs.asarray([1, 2], device=dev), xs.asarray([1.0, 2.0], device=dev)):
+            for k in (0, 2):
+                assert S.power(a, k).device == dev

@@ -923,7 +923,7 @@ class TropicalSemiring(Semiring):
         xp = namespace(a)
         if k == 0:
             if _is_int_array(a):
-                return xp.zeros(a.shape, dtype=xp.int64)
+                return xp.zeros(a.shape, dtype=xp.int64, device=getattr(a, "device", None))
             return self.ones(a.shape, a)
         if k < 0:
             _check_invertible(self, a, k)
