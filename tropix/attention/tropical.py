@@ -92,28 +92,32 @@ def tropical(q, k, v, mask=None, bias=None, scale=None, causal=False, *, semirin
         s = s + E
     best = sr.sum(s, axis=-1)
     tie = xp.logical_and(s == best[..., None], xp.isfinite(s))
+    if bool(xp.any(over)):
+        # the ties of those rows from the exact scores; their values are averaged below like every row's, in the
+        # input's dtype and with the gradient (they were averaged in NumPy: a bfloat16 input gave a float32 output
+        # and the whole output lost its autograd graph)
+        tie = _overflowed_ties(P, E, over, tie, sr)
     w = xp.astype(tie, dt)
     cnt = xp.sum(w, axis=-1)
-    out = xp.matmul(w, P.v) / xp.where(cnt > 0, cnt, xp.ones_like(cnt))[..., None]
-    if bool(xp.any(over)):
-        out = _overflowed_rows(P, E, over, out, sr)
+    cnt = xp.where(cnt > 0, cnt, xp.ones_like(cnt))[..., None]
+    with np.errstate(over="ignore"):
+        out = xp.matmul(w, P.v) / cnt
+    if not bool(xp.all(xp.isfinite(out))):  # the sum of the tied values overflowed (two tied float16 values 60000
+        out = xp.where(xp.isfinite(out), out, xp.matmul(w / cnt, P.v))  # gave inf): their weights 1/count first
     return out
 
 
-def _overflowed_rows(P, E, over, out, sr):
-    """``out`` with the rows ``over`` (a score ``scale * q.k`` beyond the float range, from finite ``q`` and
-    ``k``: ``+inf``/``-inf`` ties or a row that looked fully masked) recomputed from the exact scores of the
-    floats' rational values: the best keys and their ties are exact there, their values averaged in the
-    input's dtype.  (``q = [[-1e200]]``, ``k = [[1e200], [2e200]]`` gave the output of a row that sees no
-    key.)"""
-    xp = P.xp
+def _overflowed_ties(P, E, over, tie, sr):
+    """``tie`` (the best keys of every row) with the rows ``over`` (a score ``scale * q.k`` beyond the float
+    range, from finite ``q`` and ``k``: ``+inf``/``-inf`` ties or a row that looked fully masked) recomputed from
+    the exact scores of the floats' rational values: the best keys and their ties are exact there.
+    (``q = [[-1e200]]``, ``k = [[1e200], [2e200]]`` gave the output of a row that sees no key.)"""
     batch = tuple(P.batch_shape)
     qn = np.broadcast_to(np.asarray(to_numpy(P.q), dtype=np.float64), batch + (P.n_q, P.d))
     kn = np.broadcast_to(np.asarray(to_numpy(P.k), dtype=np.float64), batch + (P.n_k, P.d))
-    vn = np.broadcast_to(np.asarray(to_numpy(P.v), dtype=np.float64), batch + (P.n_k, P.d_v))
     En = None if E is None else np.broadcast_to(np.asarray(to_numpy(E), dtype=np.float64), batch + (P.n_q, P.n_k))
     sc = Fraction(float(P.scale))
-    res = np.array(to_numpy(out), dtype=np.float64, copy=True).reshape(batch + (P.n_q, P.d_v))
+    res = np.array(np.broadcast_to(np.asarray(to_numpy(tie), dtype=bool), batch + (P.n_q, P.n_k)), copy=True)
     K = {}
     for idx in map(tuple, np.argwhere(np.asarray(to_numpy(over)))):
         h, i = idx[:-1], idx[-1]
@@ -125,13 +129,12 @@ def _overflowed_rows(P, E, over, out, sr):
         e = En[h + (i,)] if En is not None else np.zeros(P.n_k)
         vis = [j for j in range(P.n_k) if math.isfinite(e[j])]  # (-inf: masked; min-plus E holds -bias)
         score = {j: Fraction(int(dots[j]), dq * dk) * sc + sr.sense * Fraction(float(e[j])) for j in vis}
-        if not score:
-            res[idx] = 0.0
+        res[idx] = False
+        if not score:  # (no visible key: the zero row)
             continue
         best = max(score.values()) if sr.sense == 1 else min(score.values())
-        ties = [j for j in vis if score[j] == best]
-        res[idx] = vn[h][ties].mean(axis=0)
-    return from_numpy(res.astype(to_numpy(out).dtype, copy=False), out)
+        res[idx][[j for j in vis if score[j] == best]] = True
+    return from_numpy(res, tie)
 
 
 def _same_key_same_score(s, k, xp):

@@ -367,7 +367,11 @@ def sq_distances(xp, a, b):
     nb = xp.sum(b * b, axis=-1)[..., None, :]
     g = a @ xp.matrix_transpose(b)
     d2 = na + nb - 2.0 * g
-    return xp.where(d2 > 0, d2, xp.zeros_like(d2))
+    # clipped by adding the constant -min(d2, 0), keeping the gradient of the Gram formula: the where() that clipped
+    # cut it, so the Hessian 2I of ‖q - k‖² was 0 where a query coincides with a key (its d2 rounds to <= 0) and
+    # gravitational attention's second derivatives there were wrong
+    neg = xp.where(d2 < 0, 0.0 - d2, xp.zeros_like(d2))
+    return d2 + (neg.detach() if hasattr(neg, "detach") else neg)
 
 
 def safe_sqrt(xp, x, tiny: float = 1e-30):

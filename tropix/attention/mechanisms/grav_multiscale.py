@@ -33,7 +33,7 @@ import numpy as np
 
 from ...errors import ShapeError, ToleranceError
 from ._common import check_finite, check_qkv, common_float, masked_softmax, prepare
-from .gravitational import gravitational_logits
+from .gravitational import _coincident_limit, gravitational_logits
 from .multiscale import _log_gammas, discounted_logits
 
 __all__ = ["grav_multiscale_attention", "grav_multiscale_attention_reference"]
@@ -97,7 +97,10 @@ def grav_multiscale_attention(q: Any, k: Any, v: Any, *, log_mass_k: Any, gammas
         base = xp.where(lm == -math.inf, xp.zeros_like(lm), base)
     logits = base + lm
     lg = xp.reshape(lg, (T,) + (1,) * (logits.ndim - 3))
-    A = masked_softmax(xp, discounted_logits(logits, lg, discount="bias"), mask)
+    logits = discounted_logits(logits, lg, discount="bias")
+    if eps == 0:  # keys at distance 0 share in proportion to m_j γ^{|i−j|} (they shared equally)
+        logits = _coincident_limit(xp, logits, discounted_logits(xp.broadcast_to(lm, logits.shape), lg), mask)
+    A = masked_softmax(xp, logits, mask)
     out = A @ v
     return (out, A) if return_weights else out
 

@@ -18,7 +18,10 @@ materialises an ``n×n×d`` tensor), so the cost is ``O(n² d)`` time and ``O(n�
 
 **Stability.**  As ``q_i → k_j`` the weight ``g_ij`` grows to ``m^k_j/ε`` (``1e8·m``), which would overflow in
 float16 and lose the other keys in float32; the log form never forms it.  Masses enter as
-``log m = log softplus(z)``, accurate for very negative ``z``.
+``log m = log softplus(z)``, accurate for very negative ``z``.  The Gram form of ``‖q_i − k_j‖²`` has an absolute
+rounding error of about ``1e-16·(‖q_i − k̄‖² + ‖k_j − k̄‖²)`` (``k̄`` the keys' mean), which matters only for nearly
+coincident points far from ``k̄``: with ``‖q‖ ≈ 1e4`` and ``‖q_i − k_j‖ ≈ 1e-4`` the logit of the pair is off by up to
+about 2 (measured), with ``‖q‖ ≈ 1`` by ``2e-7``.
 
 **Geometric picture.**  The argmax key of a query is the cell of a multiplicatively weighted
 (Apollonius-type) Voronoi diagram of the keys: key ``j`` wins where ``‖q − k_j‖²/m_j`` is smallest.
@@ -37,7 +40,7 @@ import numpy as np
 
 from ...errors import ArgumentTypeError, ShapeError, ToleranceError
 from ...tropical._args import check_real
-from ._common import check_finite, check_qkv, common_float, masked_softmax, prepare, scaled_sq_distances
+from ._common import _bool_mask, check_finite, check_qkv, common_float, masked_softmax, prepare, scaled_sq_distances
 
 __all__ = ["gravitational_attention", "gravitational_logits", "gravitational_attention_reference"]
 
@@ -73,7 +76,8 @@ def gravitational_logits(q: Any, k: Any, log_mass_k: Any, *, eps: float = 1e-8):
         pos = d2 > 0
         safe = xp.where(pos, d2, xp.ones_like(d2))
         if eps == 0:
-            # exact coincidences get +inf (infinite attraction); the softmax then splits among them
+            # exact coincidences get +inf (infinite attraction); gravitational_attention splits among them in
+            # proportion to their masses (the limit ε -> 0)
             ld = xp.where(pos, xp.log(safe) + shift, xp.full_like(d2, -math.inf))
         else:
             # log(d² + ε) = log(d2 + ε 4^-e) + log 4^e; at d² = 0 it is log ε, taken exactly: in float16 ε = 1e-8
@@ -102,7 +106,8 @@ def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_m
     mass_k, log_mass_k : array ``(..., n_k)``
         Key masses (positive), or their logarithms (give one of the two; default all masses 1).
     eps : float, default 1e-8
-        Softening of the distance (the source's value).
+        Softening of the distance (the source's value).  With ``eps = 0`` the keys at distance 0 from a query take
+        all of its weight, shared in proportion to their masses (the limit ``ε → 0``).
     mask : bool array broadcastable to ``(..., n_q, n_k)``, optional
     return_weights : bool
 
@@ -129,9 +134,30 @@ def gravitational_attention(q: Any, k: Any, v: Any, *, mass_k: Any = None, log_m
         log_mass_k = xp.log(mass_k)
     if log_mass_k is None:
         log_mass_k = xp.zeros(k.shape[:-1], dtype=k.dtype)
-    A = masked_softmax(xp, gravitational_logits(q, k, log_mass_k, eps=eps), mask)
+    logits = gravitational_logits(q, k, log_mass_k, eps=eps)
+    if eps == 0:
+        logits = _coincident_limit(xp, logits, log_mass_k[..., None, :], mask)
+    A = masked_softmax(xp, logits, mask)
     out = A @ v
     return (out, A) if return_weights else out
+
+
+def _coincident_limit(xp, logits, finite, mask=None):
+    """The logits of the rows with ``+inf`` entries (``ε = 0``, keys at distance 0 from the query) replaced by the
+    ``finite`` part of those entries (``log m_j``, plus the discount ``|i − j| ln γ``) and ``-inf`` for the other keys.
+
+    Keys at distance 0 from one query are one point, so as ``ε → 0`` (or the query tends to it) the weights tend to
+    ``m_j/Σ m_l`` over them (times the discounts): the softmax's equal split of ``+inf`` logits ignored the masses
+    and discounts (masses 1 and 1e-6 got 1/2 each, and ``1e-300`` would still have taken half the weight).
+    """
+    if mask is not None:  # (a masked key at distance 0 takes no part)
+        logits = xp.where(_bool_mask(xp, mask, logits.shape), logits, xp.full_like(logits, -math.inf))
+    pinf = logits == math.inf
+    if not bool(xp.any(pinf)):
+        return logits
+    row = xp.any(pinf, axis=-1, keepdims=True)
+    fin = xp.broadcast_to(finite, logits.shape)
+    return xp.where(row, xp.where(pinf, fin, xp.full_like(logits, -math.inf)), logits)
 
 
 def gravitational_attention_reference(q, k, v, mass_q, mass_k, *, G=1.0, eps=1e-8, mask=None):

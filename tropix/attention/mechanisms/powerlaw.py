@@ -58,7 +58,17 @@ def powerlaw_bias(n_q: int, n_k: int, alpha: Any, beta: Any, *, like: Any = None
     b = xp.reshape(b, tuple(b.shape) + (1, 1))
     dist = position_distance(xp, n_q, n_k, a)
     with np.errstate(over="ignore"):  # (α log(1 + β|i−j|) beyond the float range is −inf: weight 0, its limit)
-        return 0.0 - a * xp.log1p(b * dist)
+        bd = b * dist
+        big = xp.isinf(bd)
+        if bool(xp.any(big)):
+            # β|i−j| beyond the float range (float16: β = 100 at distance 656) was inf: far keys got weight 0, not
+            # (β|i−j|)^-α, α = 0 gave 0·inf = NaN, and the gradient in α was NaN; there log(1 + β|i−j|) is
+            # log β + log|i−j| (the 1 is below their rounding)
+            one = xp.ones_like(bd)
+            lg = xp.where(big, xp.log(xp.where(big, b, one)) + xp.log(xp.where(big, dist, one)),
+                          xp.log1p(xp.where(big, xp.zeros_like(bd), bd)))
+            return 0.0 - a * lg
+        return 0.0 - a * xp.log1p(bd)
 
 
 def powerlaw_attention(q: Any, k: Any, v: Any, *, alpha: Any, beta: Any, mask: Any = None,
