@@ -647,8 +647,14 @@ def test_dense_raises_when_scores_leave_the_float_range():
             dense(np.array(q), np.array(k), v, scale=1.0)
         with pytest.raises(FloatOverflowError):
             dense(torch.tensor(q, dtype=torch.float64), torch.tensor(k, dtype=torch.float64), torch.tensor(v), scale=1.0)
-    with pytest.raises(FloatOverflowError):  # float16 scores overflow at 65504
-        dense(*(torch.tensor(x, dtype=torch.float16) for x in ([[300.0]], [[300.0], [301.0]], [[1.0], [0.0]])), scale=1.0)
+    # float16 inputs are computed in float32 (scores 90000 and 90300 beyond float16's 65504 raised here): the
+    # larger score's value, in float16
+    out = dense(*(torch.tensor(x, dtype=torch.float16) for x in ([[300.0]], [[300.0], [301.0]], [[1.0], [0.0]])),
+                scale=1.0)
+    assert out.dtype == torch.float16 and out.tolist() == [[0.0]]
+    with pytest.raises(FloatOverflowError):  # beyond float32 as well
+        dense(*(torch.tensor(x, dtype=torch.float16) for x in ([[60000.0]], [[60000.0], [1.0]], [[1.0], [0.0]])),
+              scale=1e30)
     # what stays legitimate: a fully masked row whose scores overflow, keys whose overflowed scores lose to a
     # finite maximum (weight 0), a huge finite bias
     assert dense(np.array([[1e200]]), np.array([[1e200], [1e200]]), v, scale=1.0,
@@ -656,3 +662,19 @@ def test_dense_raises_when_scores_leave_the_float_range():
     assert dense(np.array([[-1e200]]), np.array([[1e200], [1.0]]), v, scale=1.0).tolist() == [[0.0]]
     assert dense(np.array([[1.0]]), np.array([[1.0], [1.0]]), v, scale=1.0,
                  bias=np.array([[1.7e308, -np.inf]])).tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize("lib, dtype, big", [("numpy", np.float16, 60000.0), ("torch", torch.float16, 60000.0),
+                                             ("torch", torch.bfloat16, 3e38), ("numpy", np.float32, 3e38),
+                                             ("numpy", np.float64, 1.5e308)])
+def test_dense_sum_of_large_values_does_not_overflow(lib, dtype, big):
+    """The weighted sum of the values left the float range before its division by the weights' sum (two tied
+    float16 values 60000 gave inf); the output, a convex combination, is in range: half dtypes are computed in
+    float32 and rounded once, and a sum that still overflows is redone with the values scaled by a power of 2."""
+    conv = (lambda a: torch.tensor(a, dtype=dtype)) if lib == "torch" else (lambda a: np.asarray(a, dtype=dtype))
+    q, k, v = conv([[1.0]]), conv([[1.0], [1.0], [1.0]]), conv([[big], [big], [big / 2]])
+    out = dense(q, k, v)
+    assert out.dtype == q.dtype
+    got = float(np.asarray(out.float() if lib == "torch" else out, dtype=np.float64)[0, 0])
+    want = float(np.sum(np.asarray(v.float() if lib == "torch" else v, dtype=np.float64)[:, 0] / 3))
+    assert abs(got - want) <= 1e-2 * want

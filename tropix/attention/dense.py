@@ -13,6 +13,7 @@ the zero vector.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -48,7 +49,8 @@ def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int
     -------
     array
         Shape ``(..., n_q, d_v)``, same library and floating dtype as the inputs.  Rows that see no key
-        are zero.
+        are zero.  float16 and bfloat16 inputs are computed in float32 and rounded once (their sums of weights
+        and weighted values would leave the half range).
 
     Raises
     ------
@@ -74,6 +76,36 @@ def dense(q, k, v, mask=None, bias=None, scale=None, causal=False, *, block: int
 def _dense(P: Prepared, block: int | None = None, strict: bool = False):
     """The recurrence; ``strict``: scores beyond the float range raise (:func:`_check_no_overflow`), else their
     rows come out NaN or zero (the certified methods then report an infinite bound)."""
+    xp = P.xp
+    q, k, v = P.q, P.k, P.v
+    odt = xp.result_type(q.dtype, k.dtype, v.dtype)
+    if _is_half(odt):
+        # float16 / bfloat16: computed in float32 and rounded once (the sums of up to n_k weights and weighted
+        # values left the half range: two tied float16 values 60000 gave inf; and NumPy has no float16 GEMM), which
+        # the rounding bound of the half dtype covers (every step rounds less)
+        f32 = xp.float32
+        P32 = dataclasses.replace(P, q=xp.astype(q, f32), k=xp.astype(k, f32), v=xp.astype(v, f32),
+                                  bias=None if P.bias is None else xp.astype(P.bias, f32))
+        return xp.astype(_dense(P32, block, strict), odt)
+    out = _recurrence(P, block, strict)
+    if P.n_q and not bool(xp.all(xp.isfinite(out))) and bool(xp.all(xp.isfinite(v))):
+        # the weighted sum of values left the float range before its division by the weights' sum (values near
+        # the largest float, or many of them: the output itself, a convex combination, is in range): again with
+        # the values scaled by a power of two so that max |v| <= 1, the output scaled back
+        vmax = float(to_numpy(xp.max(xp.abs(v)))) if math.prod(v.shape) else 0.0
+        if vmax > 1.0:
+            e = math.frexp(vmax)[1]
+            out = _pow2(_recurrence(dataclasses.replace(P, v=_pow2(v, -e)), block, strict), e)
+    return out
+
+
+def _pow2(x, e: int):
+    """``x * 2^e`` in two factors that are normal numbers of float32 (exact unless the results are subnormal)."""
+    return x * 2.0 ** (e // 2) * 2.0 ** (e - e // 2)
+
+
+def _recurrence(P: Prepared, block: int | None, strict: bool):
+    """The streaming softmax recurrence of :func:`_dense` (NumPy in place, or any library)."""
     xp = P.xp
     q, k, v = P.q, P.k, P.v
     dtype = q.dtype
@@ -263,6 +295,11 @@ def dense_rounding_bound(P: Prepared, with_vmax: bool = False, bias_stats=None):
     odt = _precision(P.xp.result_type(P.q.dtype, P.k.dtype, P.v.dtype))
     rb = rounding_bound(qn, kmax, extra, P.n_k, P.d, vmax, P.scale, npdt, d_v=P.d_v, out_dtype=odt)
     return (rb, vmax[..., 0]) if with_vmax else rb
+
+
+def _is_half(dtype) -> bool:
+    """Whether a NumPy, torch or array-API dtype is float16 or bfloat16."""
+    return str(dtype).split(".")[-1] in ("float16", "bfloat16")
 
 
 def _is_float64(dtype) -> bool:
