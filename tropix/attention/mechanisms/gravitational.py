@@ -23,8 +23,9 @@ rounding error of about ``1e-16·(‖q_i − k̄‖² + ‖k_j − k̄‖²)`` (
 coincident points far from ``k̄``: with ``‖q‖ ≈ 1e4`` and ``‖q_i − k_j‖ ≈ 1e-4`` the logit of the pair is off by up to
 about 2 (measured), with ``‖q‖ ≈ 1`` by ``2e-7``.
 
-**Geometric picture.**  The argmax key of a query is the cell of a multiplicatively weighted
-(Apollonius-type) Voronoi diagram of the keys: key ``j`` wins where ``‖q − k_j‖²/m_j`` is smallest.
+**Geometric picture.**  Key ``j`` wins a query where ``(‖q − k_j‖² + ε)/m_j`` is smallest: the cells of a
+weighted Voronoi diagram of the keys (multiplicatively weighted for ``ε = 0``), whose walls are spheres (circles of
+Apollonius in the plane for ``ε = 0``), or hyperplanes between keys of equal mass.
 
 Where the source is vague: the distance exponent is a parameter ``p`` (``p = 2`` used); ``G`` and the
 query masses are kept by the source as learnable parameters although they are inert — the torch wrapper
