@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from .._array import asarray, check_no_nan, from_numpy, is_array, namespace, to_numpy
 from .._compiled import compiled
 from .._repr import summary
+from ..tropical._args import check_array_dtype
 from ..errors import ArgumentTypeError, ConventionError, EmptyInputError, NaNError, ShapeError, ToleranceError
 
 _local = threading.local()
@@ -70,6 +72,7 @@ def _to_float(x, xp, name, like=None):
             x = from_numpy(x, like)
     if not is_array(x):
         raise ArgumentTypeError(f"{name} must be an array or a nested list, not {type(x).__name__}")
+    check_array_dtype(x, name)  # (complex input was cast to float64, its imaginary part dropped without a word)
     if not xp.isdtype(x.dtype, "real floating"):
         x = xp.astype(x, xp.float64)
     return x
@@ -191,6 +194,9 @@ def prepare(q, k, v, mask=None, bias=None, scale=None, causal=False, *, fname="a
     if scale is None:
         scale = 1.0 / math.sqrt(d)
     else:
+        if isinstance(scale, (bool, np.bool_, str, bytes)) or not (
+                isinstance(scale, numbers.Real) or getattr(scale, "ndim", None) == 0):
+            raise ArgumentTypeError(f"{fname}: scale must be a real number or None, got {summary(scale)}")
         scale = float(scale)
         if math.isnan(scale):
             raise NaNError(f"{fname}: scale is NaN")

@@ -28,6 +28,7 @@ from .._array import asarray, check_no_nan, from_numpy, is_array, to_numpy
 from .._repr import compact_repr, summary
 from ..errors import ConventionError, EmptyInputError, FloatOverflowError, NaNError, ShapeError, ToleranceError
 from ..tropical.semiring import MaxPlus, get_semiring, require_tropical
+from ..tropical._args import check_array_dtype
 from ._inputs import check_eps, extra_numpy, prepare
 
 __all__ = [
@@ -716,8 +717,9 @@ def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):
     """
     from ..tropical.polynomial import TropicalPolynomial
 
-    K = asarray(k, name="k") if not is_array(k) else to_numpy(k)
-    vecs = [asarray(x, name=n) if not is_array(x) else to_numpy(x) for x, n in ((q0, "q0"), (u, "u"), (w, "w"))]
+    # (asarray also for arrays: an object array's entries are checked; complex arrays were silently made real)
+    K = to_numpy(check_array_dtype(asarray(k, name="k"), "k"))
+    vecs = [to_numpy(check_array_dtype(asarray(x, name=n), n)) for x, n in ((q0, "q0"), (u, "u"), (w, "w"))]
     if K.ndim != 2 or any(v.shape != (K.shape[1],) for v in vecs):
         raise ShapeError(f"score_slice: k must be (n, d) and q0, u, w vectors of length d; got {K.shape}, "
                          f"{[v.shape for v in vecs]}")
@@ -726,7 +728,7 @@ def score_slice(k, q0, u, w, bias=None, *, semiring=MaxPlus):
             raise NaNError(f"score_slice: {n} must be finite, got {summary(x)}")
     b = None
     if bias is not None:
-        b = asarray(bias, name="bias") if not is_array(bias) else to_numpy(bias)
+        b = to_numpy(check_array_dtype(asarray(bias, name="bias"), "bias"))
         if b.shape != (K.shape[0],):  # (a length-1 bias was silently broadcast to every key)
             raise ShapeError(f"score_slice: bias must have one entry per key, shape ({K.shape[0]},); got {b.shape}")
     arrays = [K, *vecs] + ([b] if b is not None else [])
@@ -791,6 +793,8 @@ def attention_entanglement(q, k, mask=None, bias=None, scale=None, causal=False,
     P = prepare(q, k, _dummy_values(k), mask, bias, scale, causal, fname="attention_entanglement")
     if P.batch_shape:
         raise ShapeError("attention_entanglement takes one head (2-D q and k)")
+    if P.n_q == 0:  # (was math.log(0): a raw "math domain error")
+        raise EmptyInputError(f"attention_entanglement: there are no queries (q has shape {tuple(P.q.shape)})")
     A = np.zeros((P.n_q, P.n_k))
     for rows, S in _score_rows(P, fname="attention_entanglement"):
         m = S.max(axis=1)
@@ -817,9 +821,12 @@ def _n_keys(k) -> int:
 def _dummy_values(k):
     """A ``(n_k, 1)`` stand-in for the values, in the array library of ``k`` (a NumPy array next to torch ``q``/``k``
     raised BackendMismatchError)."""
-    if is_array(k) and getattr(k, "ndim", 0) >= 2:
-        return k[..., :1]
-    return np.zeros((_n_keys(k), 1))
+    if is_array(k):  # (for 0-d and 1-d keys too: prepare() then says k has the wrong shape, not an IndexError)
+        return k[..., :1] if getattr(k, "ndim", 0) >= 1 else k
+    try:
+        return np.zeros((_n_keys(k), 1))
+    except TypeError:  # (None, a bool: prepare() says k is no array, not "object of type 'NoneType' has no len()")
+        return np.zeros((1, 1))
 
 
 def _check_dims(dims, name):

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._array import to_numpy
+from .._array import asarray, to_numpy
 from .._compiled import compiled
 from .._repr import compact_repr
 from ..errors import EmptyInputError, FloatOverflowError, NaNError, ShapeError
+from ..tropical._args import check_array_dtype
 from ._inputs import check_count, key_hash
 from .dense import _rownorm
 
@@ -202,13 +203,17 @@ _BLOCKED = 1 << 21  # keys with more entries are centred and rotated in blocks (
 
 def _prepare(k, leaf):
     """Checked float64 keys, the rotated and rescaled coordinates the split rule works on, and the leaf size."""
-    k = np.asarray(to_numpy(k), dtype=np.float64)
+    # (complex keys lost their imaginary part, strings in object arrays were parsed)
+    k = np.asarray(to_numpy(check_array_dtype(asarray(k, name="k"), "build_key_tree: k")), dtype=np.float64)
     if k.ndim != 2:
         raise ShapeError(f"build_key_tree: keys must have shape (n, d), got {k.shape}")
     n, d = k.shape
     if n == 0:
         raise EmptyInputError("build_key_tree: no keys")
-    leaf = check_count(leaf, "leaf", "build_key_tree")
+    if d == 0:  # (was NumPy's raw "zero-size array to reduction operation")
+        raise EmptyInputError("build_key_tree: the keys have dimension 0")
+    # (a leaf beyond int64 overflowed in the compiled split; any leaf >= n is one leaf)
+    leaf = min(check_count(leaf, "leaf", "build_key_tree"), 2**62)
     # the split structure is scale-invariant: work with y = k - mean scaled by a power of two to entries of
     # order 1 (keys of norm 1e160 overflowed the Gram matrix and the variances; keys of 1e-160 vanished next to
     # the segment offsets of the sort keys of the reference build).  Centres and radii are computed from k.

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -597,6 +598,8 @@ def load_compressed(path, base=None):
 
     from .model import load_model
 
+    if not isinstance(path, (str, os.PathLike)):  # (was pathlib's raw TypeError)
+        raise ArgumentTypeError(f"path must be a directory path, got {type(path).__name__}")
     p = Path(path)
     man, wts = p / "manifest.json", p / "attention.safetensors"
     if not man.is_file() or not wts.is_file():

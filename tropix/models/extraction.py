@@ -21,13 +21,14 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from .._array import asarray, check_no_nan, is_array, to_numpy
 from .._repr import compact_repr
 from ..errors import ArgumentTypeError, BoundViolationError, EmptyInputError, ShapeError, ToleranceError
-from ..tropical._args import check_int, check_real
+from ..tropical._args import check_int, check_real, check_array_dtype
 from .architectures import scale_of
 
 __all__ = ["SequenceAttention", "Extraction", "extract", "recompute_probs", "check_probs"]
@@ -72,6 +73,18 @@ class Extraction:
     __repr__ = compact_repr
 
 
+def _floats(x, name, nan_ok=False):
+    """``x`` (an array of any library or a nested list) as NumPy float64 of at least two dimensions; a specific tropix
+    error for anything else (these were raw NumPy errors, complex and string entries silently converted)."""
+    a = to_numpy(check_array_dtype(asarray(x, name=name), name))
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim < 2:
+        raise ShapeError(f"{name} must have shape (..., n, d), got {a.shape}")
+    if not nan_ok:
+        check_no_nan(a, name)
+    return a
+
+
 def recompute_probs(q, k, allowed, scale: float) -> np.ndarray:
     """softmax(q kᵀ·scale + mask) in float64 for arrays ``(..., n, d)``; rows with no allowed key are 0.
 
@@ -81,8 +94,27 @@ def recompute_probs(q, k, allowed, scale: float) -> np.ndarray:
     >>> recompute_probs(q, k, np.array([[True, True]]), 1.0).round(4)
     array([[0.7311, 0.2689]])
     """
-    q = np.asarray(q, dtype=np.float64)
-    k = np.asarray(k, dtype=np.float64)
+    q, k = _floats(q, "q"), _floats(k, "k")
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"recompute_probs: head dims differ: q has shape {q.shape}, k {k.shape}")
+    scale = float(check_real(scale, "scale"))
+    try:
+        full = np.broadcast_shapes(q.shape[:-1], k.shape[:-2] + (1,)) + (k.shape[-2],)
+    except ValueError:
+        raise ShapeError(f"recompute_probs: leading dims of q {q.shape} and k {k.shape} do not broadcast") from None
+    if is_array(allowed):
+        allowed = to_numpy(check_array_dtype(allowed, "allowed"))
+    else:  # (a nested list of bools: NumPy's bool array, not tropix's exact one of ints)
+        try:
+            allowed = np.asarray(allowed)
+        except ValueError:
+            raise ShapeError("allowed is a ragged nested list") from None
+    if allowed.dtype != np.bool_:
+        raise ArgumentTypeError(f"allowed must be a boolean mask (True = may attend), got dtype {allowed.dtype}")
+    try:
+        np.broadcast_shapes(allowed.shape, full)
+    except ValueError:
+        raise ShapeError(f"allowed of shape {allowed.shape} does not broadcast to the scores {full}") from None
     s = np.where(allowed, (q @ np.swapaxes(k, -1, -2)) * scale, -np.inf)
     m = s.max(axis=-1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
@@ -114,7 +146,10 @@ def check_probs(q, k, probs, allowed, scale: float, tol: float = 1e-5, where: st
     if not (check_real(tol, "tol") > 0):
         raise ToleranceError(f"tol must be positive, got {tol}")
     re = recompute_probs(q, k, allowed, scale)
-    err = np.abs(re - np.asarray(probs, dtype=np.float64))
+    probs = _floats(probs, "probs", nan_ok=True)  # (a NaN probability is a failed check, reported as such below)
+    if probs.shape != re.shape:
+        raise ShapeError(f"check_probs: probs has shape {probs.shape}, the recomputed probabilities {re.shape}")
+    err = np.abs(re - probs)
     worst = err.reshape(err.shape[0], err.shape[1], -1).max(axis=-1) if err.size else np.zeros(err.shape[:2])
     if not np.all(np.isfinite(worst)) or worst.max(initial=0.0) > tol:
         bad = np.argwhere(~(worst <= tol))[0]
@@ -169,8 +204,14 @@ def extract(model, texts: Sequence[str], max_length: int | None = None, batch_si
     >>> [s.n for s in ex.sequences]      # [CLS] ... [SEP]
     [3, 4]
     """
+    from .model import TransformerModel
+
+    if not isinstance(model, TransformerModel):  # (None was a raw AttributeError on .config, after the checks)
+        raise ArgumentTypeError(f"extract: model must be a TransformerModel (load_model()), got {type(model).__name__}")
     if isinstance(texts, str):
         texts = [texts]
+    if not isinstance(texts, Iterable):  # (None was a raw "object is not iterable")
+        raise ArgumentTypeError(f"extract: texts must be a sequence of strings, got {type(texts).__name__}")
     texts = [t for t in texts]
     if any(not isinstance(t, str) for t in texts):  # (None was a raw AttributeError from .strip())
         bad = next(t for t in texts if not isinstance(t, str))

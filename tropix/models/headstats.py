@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..attention.analysis import extended_quantile, score_tropicality, softmax_weights
-from ..errors import ShapeError, ToleranceError
+from ..errors import ArgumentTypeError, ShapeError, ToleranceError
 from ..tropical._args import check_int, check_real
 
 __all__ = ["HeadStats", "head_stats", "all_head_stats"]
@@ -126,6 +126,10 @@ def head_stats(extraction, layer: int, head: int, eps: float = 0.01) -> HeadStat
     """
     if not 0 < check_real(eps, "eps") < 1:  # (a string or None was a raw TypeError from the comparison)
         raise ToleranceError(f"eps must be in (0, 1), got {eps}")
+    from .extraction import Extraction
+
+    if not isinstance(extraction, Extraction):  # (None was a raw AttributeError on .n_layers)
+        raise ArgumentTypeError(f"head_stats takes an Extraction (extract()), got {type(extraction).__name__}")
     for name, x, n in (("layer", layer, extraction.n_layers), ("head", head, extraction.n_heads)):
         # (a negative index would silently give another layer's statistics labelled with it)
         check_int(x, name)

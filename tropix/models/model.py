@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -75,6 +76,8 @@ def resolve_model_path(model: str | Path | None) -> tuple[Path, Path]:
     >>> cfg.name, w.suffix
     ('config.json', '.safetensors')
     """
+    if model is not None and not isinstance(model, (str, os.PathLike)):  # (was pathlib's raw TypeError)
+        raise ArgumentTypeError(f"model must be a path or a model name (a string), got {type(model).__name__}")
     if model is None or str(model).lower() in _DEFAULT_NAMES:
         root = default_model_path()
     else:
@@ -360,6 +363,9 @@ class TransformerModel:
         return sum(int(a[k].numel()) for a in self.attention for k in ("W_Q", "W_K", "W_V", "W_O"))
 
 
+_MAX_TOKENS = 2**31 - 1
+
+
 def _check_max_length(max_length) -> int:
     """A token budget must be a positive integer (0 silently meant the default 128; a negative one was a raw
     OverflowError from the tokenizer)."""
@@ -369,6 +375,8 @@ def _check_max_length(max_length) -> int:
         n = None
     if n is None or isinstance(max_length, bool) or n < 1:
         raise ShapeError(f"max_length must be a positive number of tokens, got {max_length!r}")
+    if n > _MAX_TOKENS:  # (10**30 was a raw OverflowError from the tokenizer)
+        raise ShapeError(f"max_length must be at most {_MAX_TOKENS} tokens, got {n}")
     return n
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._array import asarray, check_no_nan, check_nonempty, is_array, namespace, to_exact_scalar, to_numpy
 from ..errors import ArgumentTypeError, FloatOverflowError, NaNError, ShapeError, ToleranceError
+from ..tropical._args import check_array_dtype
 
 __all__ = [
     "as_float",
@@ -270,6 +271,10 @@ def check_core_chain(cores, what: str, layout: str) -> tuple:
         if not is_array(c):
             raise ArgumentTypeError(f"{what} core {k} must be an array (NumPy, torch, ...), got {type(c).__name__}")
     namespace(*cores)
+    for k, c in enumerate(cores):  # (complex and string cores were accepted: tensor trains hold real numbers)
+        check_array_dtype(c, f"{what} core {k}")
+        if isinstance(c, np.ndarray) and c.dtype == object:
+            asarray(c, name=f"{what} core {k}")
     ndim = len(layout.split(","))
     for k, c in enumerate(cores):
         if c.ndim != ndim:

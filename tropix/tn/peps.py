@@ -37,8 +37,8 @@ from opt_einsum import get_symbol
 
 from .._array import from_numpy, is_array, namespace, to_numpy
 from .._repr import compact_repr
-from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
-from ..tropical._args import check_int
+from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, SizeLimitError, ToleranceError
+from ..tropical._args import check_int, check_seed
 from ._linalg import as_float, check_max_rank
 from .contract import contract
 from .tt import TensorTrain, _prescale
@@ -48,6 +48,9 @@ __all__ = ["PEPS", "BoundaryContraction"]
 
 def _f(x) -> float:
     return float(to_numpy(x))
+
+
+_MAX_RANDOM_ENTRIES = 2**31  # (16 GiB of float64)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class PEPS:
     __repr__ = compact_repr
 
     def __post_init__(self):
+        if isinstance(self.tensors, (str, bytes)) or not all(  # (a number or None was a raw "not iterable")
+                isinstance(r, Sequence) and not isinstance(r, (str, bytes))
+                for r in (self.tensors if isinstance(self.tensors, Sequence) else [None])):
+            raise ArgumentTypeError(f"the tensors of a PEPS must be a sequence of rows (sequences of site arrays), "
+                                    f"got {type(self.tensors).__name__}")
         rows = tuple(tuple(r) for r in self.tensors)
         if not rows or not rows[0]:
             raise ShapeError("a PEPS needs at least one site")
@@ -145,7 +153,10 @@ class PEPS:
         phys_dim, bond_dim = check_int(phys_dim, "phys_dim"), check_int(bond_dim, "bond_dim")
         if nrows < 1 or ncols < 1 or phys_dim < 1 or bond_dim < 1:
             raise ShapeError("nrows, ncols, phys_dim and bond_dim must be positive")
-        rng = np.random.default_rng(seed)
+        if nrows * ncols * phys_dim * bond_dim**4 > _MAX_RANDOM_ENTRIES:  # (10**30 rows looped for ever)
+            raise SizeLimitError(f"a random {nrows}x{ncols} PEPS with phys_dim {phys_dim} and bond_dim {bond_dim} "
+                                 f"would hold more than {_MAX_RANDOM_ENTRIES} numbers")
+        rng = np.random.default_rng(check_seed(seed))
         rows = []
         for i in range(nrows):
             row = []

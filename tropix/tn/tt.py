@@ -74,7 +74,7 @@ from ..errors import (
     SizeLimitError,
     ToleranceError,
 )
-from ..tropical._args import check_dims, check_int, check_real
+from ..tropical._args import check_dims, check_int, check_real, check_seed
 from ._linalg import (
     _add_up,
     _float_up,
@@ -200,7 +200,7 @@ class TensorTrain:
         rank = check_int(rank, "rank", minimum=1)
         if not shape:
             raise ShapeError("a tensor train needs at least one mode")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         d = len(shape)
         ranks = [1]
         for k in range(1, d):

@@ -34,7 +34,7 @@ import numpy as np
 
 from .._array import namespace, to_numpy
 from .._repr import compact_repr
-from ..errors import ArgumentTypeError, ShapeError
+from ..errors import ArgumentTypeError, ShapeError, SizeLimitError
 from ..tropical._args import check_dims, check_int
 from ._linalg import (
     as_float,
@@ -73,6 +73,9 @@ def _prime_factors(n: int) -> list[int]:
     return out
 
 
+_MAX_PARTS = 2**20
+
+
 def factorize(n: int, d: int) -> tuple[int, ...]:
     """Split ``n`` into ``d`` integer factors as equal as possible (largest first; 1s pad short splits).
 
@@ -84,7 +87,11 @@ def factorize(n: int, d: int) -> tuple[int, ...]:
     n, d = check_int(n, "n"), check_int(d, "d")
     if n < 1 or d < 1:
         raise ShapeError(f"cannot factor {n} into {d} parts")
+    if d > _MAX_PARTS:
+        raise SizeLimitError(f"factorize: d = {d} parts is more than the {_MAX_PARTS} this returns")
     primes = _prime_factors(n)
+    if d >= len(primes):  # (every prime its own factor, 1s after: the recursion below, d deep, overflowed the stack)
+        return tuple(sorted(primes, reverse=True)) + (1,) * (d - len(primes))
     divisors = [1]
     for p in primes:
         divisors = sorted(set(divisors) | {x * p for x in divisors if n % (x * p) == 0})

@@ -53,10 +53,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._array import is_array, namespace, to_numpy
-from .._repr import compact_repr
+from .._array import asarray, is_array, namespace, to_numpy
+from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, FloatOverflowError, ShapeError, ToleranceError
-from ..tropical._args import check_dims, check_int
+from ..tropical._args import check_array_dtype, check_dims, check_int
 from ._linalg import (
     _U64,
     _float_up,
@@ -93,6 +93,8 @@ def mode_product(T, M, mode: int):
     for name, a in (("T", T), ("M", M)):
         if not is_array(a):
             raise ArgumentTypeError(f"mode_product: {name} must be an array (NumPy, torch, ...), got {type(a).__name__}")
+    # (entries of object arrays checked: strings were raw TypeErrors from the product)
+    T, M = (asarray(a, name=n) if isinstance(a, np.ndarray) and a.dtype == object else a for a, n in ((T, "T"), (M, "M")))
     xp = namespace(T, M)
     mode = check_int(mode, "mode")
     if not 0 <= mode < T.ndim:
@@ -343,6 +345,13 @@ def tucker_residual_bound(A: Any, core: Any, factors: Sequence[Any], conversion=
     >>> round(float(b1 / s[1]), 9)                        # rank 1 in mode 0: the discarded singular value
     1.0
     """
+    # (complex data lost its imaginary part, strings in object arrays were parsed, a bare array or None as the
+    # factors was a raw TypeError from len())
+    A, core = (check_array_dtype(asarray(x, name=n), n) for x, n in ((A, "A"), (core, "core")))
+    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
+        raise ArgumentTypeError(f"factors must be a sequence of matrices (None for an identity), got {summary(factors)}")
+    factors = [None if U is None else check_array_dtype(asarray(U, name=f"factors[{m}]"), f"factors[{m}]")
+               for m, U in enumerate(factors)]
     return _certificate(A, core, factors, conversion)[0]
 
 

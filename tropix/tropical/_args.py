@@ -32,7 +32,7 @@ import numpy as np
 from .._repr import summary
 from ..errors import ArgumentTypeError, OptionError, ParseError, ShapeError, ToleranceError
 
-__all__ = ["check_int", "check_index", "check_real", "check_dims", "check_option", "check_names"]
+__all__ = ["check_int", "check_index", "check_real", "check_dims", "check_option", "check_names", "check_array_dtype", "check_seed"]
 
 _RESERVED_NAMES = frozenset({"inf", "infinity", "nan"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
@@ -225,3 +225,47 @@ def check_names(names: Any, n: int | None, what: str = "variables", *, duplicate
         raise ShapeError(f"{what}: {len(names)} names given for {n} variables")
     return names
 
+
+
+def check_array_dtype(x: Any, name: str) -> Any:
+    """Return the array ``x`` unchanged unless its dtype holds no real numbers (complex, strings, ...: they were
+    cast silently, the imaginary part dropped and strings parsed) or it is a torch tensor on the ``meta`` device
+    (no values to read: a raw ``RuntimeError`` deep inside): :class:`~tropix.errors.ArgumentTypeError`.
+    Non-arrays and object arrays pass (:func:`tropix._array.asarray` checks their entries).
+
+    Examples
+    --------
+    >>> check_array_dtype(np.array([1 + 2j]), "x")
+    Traceback (most recent call last):
+    ...
+    tropix.errors.ArgumentTypeError: x has dtype complex128; a real array (integer, float or exact) is expected
+    """
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        raise ArgumentTypeError(f"{name} is a tensor on the 'meta' device, which holds no values; pass a CPU tensor")
+    dt = getattr(x, "dtype", None)
+    if dt is None or isinstance(x, (str, bytes)):
+        return x
+    kind = dt.kind if isinstance(dt, np.dtype) else ("c" if "complex" in str(dt) else "f")
+    if kind not in "biufO":
+        raise ArgumentTypeError(f"{name} has dtype {dt}; a real array (integer, float or exact) is expected")
+    return x
+
+
+def check_seed(seed: Any, name: str = "seed"):
+    """``seed`` for :func:`numpy.random.default_rng`: ``None``, a non-negative integer (or a non-empty list of them)
+    or a NumPy ``Generator`` /
+    ``SeedSequence`` / ``BitGenerator``; else :class:`~tropix.errors.ArgumentTypeError` (a float, a string) or
+    :class:`~tropix.errors.ToleranceError` (a negative integer), not NumPy's raw errors.
+
+    Examples
+    --------
+    >>> check_seed(2.5)
+    Traceback (most recent call last):
+    ...
+    tropix.errors.ArgumentTypeError: seed must be an integer, got 2.5 (float)
+    """
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)):
+        return seed
+    if isinstance(seed, (list, tuple)) and seed:  # (NumPy's entropy sequence)
+        return [check_int(v, f"{name}[{i}]", minimum=0) for i, v in enumerate(seed)]
+    return check_int(seed, name, minimum=0)

@@ -64,7 +64,7 @@ from .._array import (asarray, check_no_nan, check_nonempty, float_int_rows, fro
                       to_exact_scalar, to_numpy)
 from .._repr import compact_repr, summary
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError, ToleranceError
-from ._args import check_index, check_int, check_option, check_real
+from ._args import check_index, check_int, check_option, check_real, check_array_dtype
 from .semiring import Semiring, get_semiring, require_tropical
 from .subdivision import _pivot_columns
 
@@ -1277,7 +1277,7 @@ def argmax_cell(keys: Any, q: Any, biases: Any = None, *, semiring: Semiring | s
     """
     D = _prepare(keys, biases, semiring, whiten=False)
     d = D.Kraw.shape[1]
-    qa = q if is_array(q) else asarray(q, name="q")
+    qa = check_array_dtype(asarray(q, name="q"), "q")  # (asarray for object arrays too: strings were parsed, complex cast)
     check_no_nan(qa, "q")  # NaN queries gave an empty winner set (float keys) or a raw ValueError (exact keys)
     qn = to_numpy(qa)
     if not all(math.isfinite(float(v)) for v in qn.ravel()):

@@ -54,7 +54,7 @@ import numpy as np
 from .._array import asarray, check_nonempty, from_numpy, is_array, is_exact, namespace, to_numpy
 from .._repr import compact_repr
 from ..errors import EmptyInputError, FloatOverflowError, ShapeError, SizeLimitError
-from ._args import check_int, check_real
+from ._args import check_int, check_real, check_array_dtype
 from .matmul import _object_add
 from .semiring import MaxPlus, Semiring, TropicalSemiring, require_tropical
 
@@ -283,8 +283,9 @@ def hilbert_distance(x: Any, y: Any):
     >>> hilbert_distance([0.0, float("-inf")], [1.0, 5.0])
     inf
     """
-    x = asarray(x, name="x") if not is_array(x) else x
-    y = asarray(y, name="y") if not is_array(y) else y
+    # (asarray for object arrays too, whose strings were parsed; complex input lost its imaginary part)
+    x = check_array_dtype(asarray(x, name="x"), "x")
+    y = check_array_dtype(asarray(y, name="y"), "y")
     from .._array import check_no_nan
 
     check_no_nan(x, "x")
@@ -637,7 +638,7 @@ class TropicalPolytope:
         >>> Q.contains(x), Q.contains(x, tol=1e-12), Q.contains(V[0] + 1.0)
         (False, True, True)
         """
-        check_real(tol, "tol", minimum=0)  # (a string tol raised a raw NumPy error, a negative or NaN one gave False)
+        tol = check_real(tol, "tol", minimum=0)  # (a 0-d tensor: its item; a string tol raised a raw NumPy error, a negative or NaN one gave False)
         x = _as_points(x, self.semiring, "x", ndim=1)  # (NaN, the wrong infinity, no finite coordinate: errors)
         xn = to_numpy(x)
         exact = tol == 0 or self.exact or is_exact(x)
@@ -753,9 +754,9 @@ class TropicalPolytope:
         ArgumentTypeError, ToleranceError
             If ``width`` or ``height`` is not a positive integer, or ``margin`` not a positive real.
         """
-        check_int(width, "width", minimum=1)
-        check_int(height, "height", minimum=1)
-        check_real(margin, "margin", minimum=0, open_min=True)
+        width = check_int(width, "width", minimum=1, maximum=10_000)  # (10**30 was NumPy's raw "Maximum allowed size")
+        height = check_int(height, "height", minimum=1, maximum=10_000)
+        margin = check_real(margin, "margin", minimum=0, open_min=True)  # (a 0-d tensor: its item, which round() takes)
         if self.d != 3:
             raise ShapeError(f"ascii pictures are drawn for polytopes in TP^2 (d = 3), this one has d = {self.d}")
         W = _frac_matrix(to_numpy(self.points), 1)  # (exact: float(10**400) raised a raw OverflowError)

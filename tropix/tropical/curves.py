@@ -230,6 +230,8 @@ def plot_curve(C, ax=None, *, box: tuple | None = None, show_regions: bool = Fal
     box = default_box(C) if box is None else _check_box(box)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
+    elif not (hasattr(ax, "plot") and hasattr(ax, "set_xlim")):  # (was a raw AttributeError while drawing)
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     if show_regions:
         names = C.polynomial.variables
         for i, r in enumerate(regions(C, box=box)):
@@ -273,6 +275,8 @@ def plot_subdivision(C, ax=None, *, color: str = "k"):
     C = _curve(C)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
+    elif not (hasattr(ax, "plot") and hasattr(ax, "set_xlim")):  # (was a raw AttributeError while drawing)
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     E = [tuple(float(v) for v in r) for r in C.polynomial.exponents.tolist()]
     for e in C.subdivision.faces(1):
         pts = sorted(E[i] for i in e)

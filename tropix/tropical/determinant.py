@@ -395,7 +395,7 @@ def _enumerate(slack: np.ndarray, budget: int, limit: int):
 def _scaled_tol(tol: Any, L: int) -> int:
     if tol is None:
         return 0
-    check_real(tol, "tol", minimum=0)
+    tol = check_real(tol, "tol", minimum=0)  # (its value: a 0-d tensor's item, which Fraction takes)
     if isinstance(tol, (float, np.floating)) and not (math.isfinite(tol) and tol >= 0):  # inf: OverflowError before
         raise ToleranceError(f"tol must be a finite non-negative number, got {tol}")
     if tol < 0:

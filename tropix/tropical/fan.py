@@ -51,12 +51,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._array import asarray, check_nonempty, is_array, to_numpy
+from .._array import asarray, check_no_nan, check_nonempty, is_array, to_numpy
 from .._repr import compact_repr
 from ..errors import ArgumentTypeError, ConventionError, DomainError, ShapeError
-from . import _hull
+from . import _args, _hull
 from ._hull import nullspace, primitive, rref
-from ._args import check_index, check_option
+from ._args import check_index, check_option, check_array_dtype
 from .semiring import Semiring, TropicalSemiring, require_tropical
 
 __all__ = ["NormalCone", "NormalFan", "normal_fan", "normal_cone"]
@@ -75,7 +75,7 @@ def _frac(v) -> Fraction:
 
 
 def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    return _args._is_integer(v)  # (a 0-d integer tensor too: it was iterated, a raw TypeError)
 
 
 def _to_int_rows(rows: list[list[Fraction]]) -> list[list[int]]:
@@ -353,7 +353,8 @@ class NormalFan:
         (frozenset({1, 2, 3}), ((1, 1),))
         """
         n = len(self._X)
-        if isinstance(face, (str, bytes)) or not (_is_int(face) or isinstance(face, Iterable)):
+        if isinstance(face, (str, bytes)) or not (_is_int(face) or isinstance(face, Iterable)) or (
+                not _is_int(face) and getattr(face, "ndim", None) == 0):  # (a 0-d float tensor was iterated)
             raise ArgumentTypeError(f"face must be a point index or an iterable of point indices, got {face!r}")
         items = [face] if _is_int(face) else list(face)
         for i in items:
@@ -374,10 +375,15 @@ class NormalFan:
         ``q`` may be exact or float (floats are used exactly); returns the cone of the face
         ``{j : b_j + q·k_j is ⊕-best}`` (``q·k_j`` without biases).
         """
-        qf = [_frac(v) for v in (q.tolist() if hasattr(q, "tolist") else q)]
         d = self.ambient_dim - (1 if self.lifted else 0)
-        if len(qf) != d:
-            raise ShapeError(f"q has {len(qf)} coordinates, the keys have {d}")
+        # (None, strings, nested or complex q were raw TypeErrors/ValueErrors from Fraction, a set was iterated)
+        qa = to_numpy(check_array_dtype(asarray(q, name="q"), "q"))
+        if qa.shape != (d,):
+            raise ShapeError(f"q must be a vector of the keys' {d} coordinates, got shape {qa.shape}")
+        check_no_nan(qa, "q")
+        if any(isinstance(v, float) and math.isinf(v) for v in qa.tolist()):
+            raise ConventionError("q must be finite: an infinite query coordinate has no winning face")
+        qf = [_frac(v) for v in qa.tolist()]
         u = qf + ([Fraction(1)] if self.lifted else [])
         vals = [_dot(u, x) for x in self._X]
         best = max(vals)

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from .._repr import compact_repr
-from ..errors import DomainError, ShapeError
+from ..errors import ArgumentTypeError, DomainError, ShapeError
 from ._hull import primitive
 from .semiring import TropicalSemiring
 
@@ -141,6 +141,10 @@ class TropicalHypersurface:
 
     @classmethod
     def of(cls, p) -> "TropicalHypersurface":
+        from .polynomial import TropicalPolynomial
+
+        if not isinstance(p, TropicalPolynomial):  # (was a raw AttributeError on .semiring)
+            raise ArgumentTypeError(f"TropicalHypersurface.of takes a TropicalPolynomial, got {type(p).__name__}")
         S: TropicalSemiring = p.semiring
         sub = p.subdivision()
         form = sub._form
@@ -232,6 +236,9 @@ class TropicalHypersurface:
 
     def cells_of_dim(self, d: int) -> tuple:
         """The cells of dimension ``d``."""
+        from ._args import check_int
+
+        d = check_int(d, "d")  # (None, "1", 1.5 or [1] silently gave no cells)
         return tuple(c for c in self.cells if c.dim == d)
 
     @property

@@ -325,7 +325,9 @@ class RegularSubdivision:
 
     def faces(self, k: int) -> tuple:
         """All ``k``-dimensional faces of the subdivision (each as the sorted indices of all its points)."""
-        return self._faces.get(k, ())
+        from ._args import check_int
+
+        return self._faces.get(check_int(k, "k"), ())  # (a list was a raw "unhashable type", "1" or 1.5 gave ())
 
     @property
     def f_vector(self) -> tuple:
