@@ -106,3 +106,30 @@ def clustered_qk(rng, n, d, size, nq, temp, spread=0.05):
     k = C[rng.integers(0, len(C), n)] + spread * rng.normal(size=(n, d))
     q = (C[rng.integers(0, len(C), nq)] + spread * rng.normal(size=(nq, d))) / temp
     return q, k, C
+
+
+def exact_fractions(a):
+    """The float64 values of ``a`` (any library) as an object array of exact Fractions."""
+    return np.vectorize(Fraction, otypes=[object])(np.asarray(to_np(a), dtype=np.float64))
+
+
+def exact_tt(cores):
+    """The tensor that stored tensor-train cores represent, exactly (flat object array of Fractions)."""
+    cs = [exact_fractions(c) for c in cores]
+    out = cs[0]
+    for c in cs[1:]:
+        out = np.tensordot(out, c, axes=1)
+    return out.reshape(-1)
+
+
+def exact_ttm(T):
+    """The dense matrix of a TT-matrix's stored cores, exactly."""
+    d = len(T.cores)
+    out = exact_tt(T.cores).reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
+    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
+    return out.transpose(perm).reshape(T.shape)
+
+
+def exact_sq(diff) -> Fraction:
+    """The exact sum of squares of an object array of Fractions."""
+    return sum((x * x for x in np.asarray(diff, dtype=object).ravel()), Fraction(0))

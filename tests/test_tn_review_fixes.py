@@ -18,32 +18,9 @@ from tropix.errors import ArgumentTypeError, DomainError, FloatOverflowError, Pa
 from tropix.tn import PEPS, TensorTrain, TTMatrix, contract
 from tropix.tn.problems import spin_glass_energy, spin_glass_network
 
-from conftest import to_np
+from conftest import exact_fractions as _frac, exact_tt as _exact_tt, exact_ttm as _exact_ttm, exact_sq as _sq
 
 HAVE_TN = importlib.util.find_spec("tensornetwork") is not None
-
-
-def _frac(a):
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(to_np(a), dtype=np.float64))
-
-
-def _exact_tt(cores):
-    cs = [_frac(c) for c in cores]
-    out = cs[0]
-    for c in cs[1:]:
-        out = np.tensordot(out, c, axes=1)
-    return out.reshape(-1)
-
-
-def _exact_ttm(T):
-    d = len(T.cores)
-    out = _exact_tt(T.cores).reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
-    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
-    return out.transpose(perm).reshape(T.shape)
-
-
-def _sq(diff) -> Fraction:
-    return sum((x * x for x in np.asarray(diff, dtype=object).ravel()), Fraction(0))
 
 
 # -- TTMatrix ------------------------------------------------------------------------------------------------

@@ -17,36 +17,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import to_np
+from conftest import to_np, exact_fractions as _frac, exact_tt as _exact_tt, exact_ttm as _exact_ttm, exact_sq as _sq
 from tropix.tn import TensorTrain, TTMatrix, tt_svd
 from tropix.tn._linalg import _right_operator_norms, conversion_error, tt_residual_bound
 
 U64 = 2.0**-53
-
-
-def _frac(a):
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(to_np(a), dtype=np.float64))
-
-
-def _exact_tt(cores):
-    """The tensor the stored cores represent, exactly (flat object array of Fractions)."""
-    cs = [_frac(c) for c in cores]
-    out = cs[0]
-    for c in cs[1:]:
-        out = np.tensordot(out, c, axes=1)
-    return out.reshape(-1)
-
-
-def _exact_ttm(T):
-    """The dense matrix of a TT-matrix's stored cores, exactly."""
-    d = len(T.cores)
-    out = _exact_tt(T.cores).reshape(tuple(x for m, n in zip(T.row_dims, T.col_dims) for x in (m, n)))
-    perm = tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2))
-    return out.transpose(perm).reshape(T.shape)
-
-
-def _sq(diff) -> Fraction:
-    return sum((x * x for x in np.asarray(diff, dtype=object).ravel()), Fraction(0))
 
 
 def _dominates(bound: float, exact_sq: Fraction) -> bool:

@@ -13,22 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import to_np
+from conftest import to_np, exact_fractions as _frac, exact_tt as _exact_tt
 from tropix._array import namespace
 from tropix.errors import FloatOverflowError
 from tropix.tn import TensorTrain
-
-
-def _frac(a):
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(to_np(a), dtype=np.float64))
-
-
-def _exact_tt(cores):
-    cs = [_frac(c) for c in cores]
-    out = cs[0]
-    for c in cs[1:]:
-        out = np.tensordot(out, c, axes=1)
-    return out.reshape(-1)
 
 
 def _sq(diff) -> Fraction:
