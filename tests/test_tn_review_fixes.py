@@ -4,7 +4,6 @@ Each test failed before its fix (see the docstrings for what went wrong)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from fractions import Fraction
@@ -20,7 +19,6 @@ from tropix.tn.problems import spin_glass_energy, spin_glass_network
 
 from conftest import exact_fractions as _frac, exact_tt as _exact_tt, exact_ttm as _exact_ttm, exact_sq as _sq
 
-HAVE_TN = importlib.util.find_spec("tensornetwork") is not None
 
 
 # -- TTMatrix ------------------------------------------------------------------------------------------------
@@ -203,7 +201,6 @@ def test_spin_glass_energy_refuses_spins_that_are_not_plus_minus_one():
 
 
 # -- tensornetwork interop -----------------------------------------------------------------------------------
-@pytest.mark.skipif(not HAVE_TN, reason="tensornetwork not installed")
 def test_output_edge_order_must_list_the_dangling_edges_once():
     """An omitted dangling edge was summed over ('ab->a') and a connected edge kept as an output index, silently,
     where tensornetwork's contractors refuse both."""
@@ -225,7 +222,6 @@ def test_output_edge_order_must_list_the_dangling_edges_once():
         from_tensornetwork([np.ones(2)])
 
 
-@pytest.mark.skipif(not HAVE_TN, reason="tensornetwork not installed")
 def test_to_tensornetwork_checks_shapes():
     """Mismatched index sizes raised tensornetwork's raw ValueError, a wrong number of dimensions IndexError."""
     from tropix.tn.interop import to_tensornetwork
