@@ -184,3 +184,20 @@ def test_factorize_parts_shortcut_matches_search():
     # the prime split with 1s is what the search returns when there are at least as many parts as prime factors
     assert N.factorize(12, 3) == (3, 2, 2) and N.factorize(30, 4) == (5, 3, 2, 1) and N.factorize(1, 2) == (1, 1)
     assert math.prod(N.factorize(2**10 * 3, 11)) == 2**10 * 3
+
+
+@pytest.mark.parametrize("name", ["tdet", "newton_polytope", "kleene_star", "eigenvalue", "tropical_rank", "matmul",
+                                  "contract", "tt_svd", "dense", "tropicality"])
+def test_meta_tensors_raise_argument_type_error(name):
+    """torch tensors on the 'meta' device have no values: they raised raw RuntimeErrors ("Tensor.item() cannot be
+    called on meta tensors") or NotImplementedError from deep inside the NaN check or the NumPy conversion."""
+    m = torch.zeros(3, 3, device="meta")
+    calls = {
+        "tdet": lambda: T.tdet(m), "newton_polytope": lambda: T.newton_polytope(torch.zeros(3, 2, device="meta")),
+        "kleene_star": lambda: T.kleene_star(m), "eigenvalue": lambda: T.eigenvalue(m),
+        "tropical_rank": lambda: T.tropical_rank(m), "matmul": lambda: T.matmul(m, m),
+        "contract": lambda: N.contract("ij,jk->ik", m, m), "tt_svd": lambda: N.tt_svd(m, eps=0.1),
+        "dense": lambda: A.dense(m, m, m), "tropicality": lambda: A.tropicality(m, m),
+    }
+    with pytest.raises(ArgumentTypeError, match="meta"):
+        calls[name]()

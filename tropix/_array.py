@@ -41,6 +41,7 @@ __all__ = [
     "to_exact_scalar",
     "float_int_rows",
     "check_no_nan",
+    "check_has_values",
     "check_nonempty",
     "machine_eps",
 ]
@@ -242,6 +243,22 @@ def asarray(x: Any, *, name: str = "input"):
     return out
 
 
+def check_has_values(x: Any, name: str = "input") -> None:
+    """Raise :class:`~tropix.errors.ArgumentTypeError` for a torch tensor on the ``meta`` device, which has a
+    shape and a dtype but no values (reading them raised a raw RuntimeError or NotImplementedError deep inside).
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_has_values(torch.zeros(2, device="meta"), "A")
+    Traceback (most recent call last):
+    ...
+    tropix.errors.ArgumentTypeError: A is a tensor on the 'meta' device, which holds no values; pass a CPU tensor
+    """
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        raise ArgumentTypeError(f"{name} is a tensor on the 'meta' device, which holds no values; pass a CPU tensor")
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """A NumPy view or copy of ``x`` (torch tensors are detached and moved to the CPU; torch ``bfloat16``,
     which NumPy lacks, becomes float32, exactly)."""
@@ -252,6 +269,7 @@ def to_numpy(x: Any) -> np.ndarray:
     if array_api_compat.is_torch_array(x):
         import torch
 
+        check_has_values(x)
         x = x.detach().cpu()
         return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if array_api_compat.is_cupy_array(x):
@@ -316,6 +334,7 @@ def check_no_nan(x: Any, name: str = "input") -> None:
     tropix.errors.NaNError: A contains NaN at index (1,); NaN is not an element of any tropical semiring
     """
     if is_array(x):
+        check_has_values(x, name)
         if isinstance(x, np.ndarray) and x.dtype == object:
             bad = [i for i, v in np.ndenumerate(x) if isinstance(v, float) and math.isnan(v)]
             if bad:

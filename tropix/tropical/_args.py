@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._array import check_has_values
 from .._repr import summary
 from ..errors import ArgumentTypeError, OptionError, ParseError, ShapeError, ToleranceError
 
@@ -240,8 +241,7 @@ def check_array_dtype(x: Any, name: str) -> Any:
     ...
     tropix.errors.ArgumentTypeError: x has dtype complex128; a real array (integer, float or exact) is expected
     """
-    if getattr(getattr(x, "device", None), "type", None) == "meta":
-        raise ArgumentTypeError(f"{name} is a tensor on the 'meta' device, which holds no values; pass a CPU tensor")
+    check_has_values(x, name)
     dt = getattr(x, "dtype", None)
     if dt is None or isinstance(x, (str, bytes)):
         return x
