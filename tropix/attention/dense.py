@@ -20,6 +20,7 @@ import numpy as np
 from .._array import to_numpy
 from ..errors import FloatOverflowError
 from .bounds import rounding_bound
+from ..tn.tt import _pow2_scale
 from ._inputs import Prepared, add_block_extra_numpy, bias_row_stats, block_extra, prepare
 
 __all__ = ["dense", "dense_rounding_bound"]
@@ -95,13 +96,8 @@ def _dense(P: Prepared, block: int | None = None, strict: bool = False):
         vmax = float(to_numpy(xp.max(xp.abs(v)))) if math.prod(v.shape) else 0.0
         if vmax > 1.0:
             e = math.frexp(vmax)[1]
-            out = _pow2(_recurrence(dataclasses.replace(P, v=_pow2(v, -e)), block, strict), e)
+            out = _pow2_scale(_recurrence(dataclasses.replace(P, v=_pow2_scale(v, -e)), block, strict), e)
     return out
-
-
-def _pow2(x, e: int):
-    """``x * 2^e`` in two factors that are normal numbers of float32 (exact unless the results are subnormal)."""
-    return x * 2.0 ** (e // 2) * 2.0 ** (e - e // 2)
 
 
 def _recurrence(P: Prepared, block: int | None, strict: bool):

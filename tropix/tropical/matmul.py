@@ -194,11 +194,6 @@ def _is_int(x, xp) -> bool:
     return xp.isdtype(x.dtype, ("integral", "bool"))
 
 
-def _bound(x, xp) -> int:
-    """max |x| as a Python integer (0 for an empty array; 1 for bools, which array-api-strict cannot reduce)."""
-    return _int_bound(x, xp)
-
-
 def _no_overflow(A, B, xp):
     """Integer and bool operands computed without wrap-around.
 
@@ -218,7 +213,7 @@ def _no_overflow(A, B, xp):
         return A, B  # integers with floats: promoted to float by the library
     if _is_object(A) or _is_object(B):
         return _to_object(A), _to_object(B)
-    ba, bb = _bound(A, xp), _bound(B, xp)
+    ba, bb = _int_bound(A, xp), _int_bound(B, xp)
     k = int(A.shape[-1]) if len(A.shape) else 1
     if max(ba + bb, ba * bb * max(k, 1)) < _INT64_HALF:
         return xp.astype(A, xp.int64), xp.astype(B, xp.int64)
